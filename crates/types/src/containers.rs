@@ -1,0 +1,305 @@
+//! The SSZ containers of §3, §10.2 and §11.2, field order exactly as the spec lists it.
+//!
+//! `uint256` is [`U256`], `Bytes20` is [`Address`], `Bytes32` is [`B256`], `Bytes65` is
+//! [`Bytes65`]. Variable lists carry the spec maximum in their type; runtime caps are checked on
+//! the byte length before decoding (see [`crate::ChainLimits`] and [`crate::WireMessage`]).
+
+use alloy_primitives::{Address, B256, U256};
+use ssz::{Decode, DecodeError, Encode};
+use ssz_derive::{Decode, Encode};
+use ssz_types::{typenum, VariableList};
+
+use crate::constants::SIGNATURE_LEN;
+
+/// Type-level maximum of a tx list, [`crate::MAX_TXLIST_BYTES`] (§3).
+pub type MaxTxListBytes = typenum::U2097152;
+/// Type-level maximum of commitments per response, [`crate::MAX_COMMITMENTS_PER_RESPONSE`] (§10.2).
+pub type MaxCommitmentsPerResponse = typenum::U256;
+
+/// A tx list: opaque compressed RLP bytes, at most [`crate::MAX_TXLIST_BYTES`] (§3).
+pub type TxList = VariableList<u8, MaxTxListBytes>;
+
+/// A 65-byte secp256k1 signature `r ‖ s ‖ v` (§4.1), `v` the recovery id 0 or 1.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Bytes65(pub [u8; SIGNATURE_LEN]);
+
+impl Bytes65 {
+    /// The `r` half of the signature.
+    pub fn r(&self) -> &[u8] {
+        &self.0[..32]
+    }
+    /// The `s` half of the signature.
+    pub fn s(&self) -> &[u8] {
+        &self.0[32..64]
+    }
+    /// The recovery byte `v`.
+    pub fn v(&self) -> u8 {
+        self.0[64]
+    }
+}
+
+impl Default for Bytes65 {
+    fn default() -> Self {
+        Self([0; SIGNATURE_LEN])
+    }
+}
+
+impl std::fmt::Debug for Bytes65 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<[u8; SIGNATURE_LEN]> for Bytes65 {
+    fn from(value: [u8; SIGNATURE_LEN]) -> Self {
+        Self(value)
+    }
+}
+
+impl Encode for Bytes65 {
+    fn is_ssz_fixed_len() -> bool {
+        true
+    }
+    fn ssz_fixed_len() -> usize {
+        SIGNATURE_LEN
+    }
+    fn ssz_append(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.0);
+    }
+    fn ssz_bytes_len(&self) -> usize {
+        SIGNATURE_LEN
+    }
+}
+
+impl Decode for Bytes65 {
+    fn is_ssz_fixed_len() -> bool {
+        true
+    }
+    fn ssz_fixed_len() -> usize {
+        SIGNATURE_LEN
+    }
+    fn from_ssz_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let array: [u8; SIGNATURE_LEN] =
+            bytes.try_into().map_err(|_| DecodeError::InvalidByteLength {
+                len: bytes.len(),
+                expected: SIGNATURE_LEN,
+            })?;
+        Ok(Self(array))
+    }
+}
+
+/// The block a preconfer commits to (§3). Its SSZ hash links children to parents (§4.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct Preconfirmation {
+    /// End of preconfirmation: the committer hands off its window (§5).
+    pub eop: bool,
+    /// L2 block number.
+    pub block_number: U256,
+    /// L2 block timestamp.
+    pub timestamp: U256,
+    /// L2 block gas limit.
+    pub gas_limit: U256,
+    /// Fee recipient of the block.
+    pub coinbase: Address,
+    /// L1 anchor block number.
+    pub anchor_block_number: U256,
+    /// `keccak256(txlist)` of the block's raw tx list; zero for a pure EOP hand-off.
+    pub raw_tx_list_hash: B256,
+    /// `keccak256(SSZ(parent Preconfirmation))`.
+    pub parent_preconfirmation_hash: B256,
+    /// End of the submission window of the slot this commitment belongs to.
+    pub submission_window_end: U256,
+    /// Prover authorisation address.
+    pub prover_auth: Address,
+    /// Proposal id.
+    pub proposal_id: U256,
+}
+
+/// A preconfirmation bound to the chain's slasher (§3); the signing preimage (§4.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct PreconfCommitment {
+    /// The committed block.
+    pub preconf: Preconfirmation,
+    /// Must equal the chain's `PRECONFER_SLASHER_ADDRESS` (§4.2).
+    pub slasher_address: Address,
+}
+
+/// A commitment with the preconfer's signature (§3); the payload of the commitments topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct SignedCommitment {
+    /// The signed commitment.
+    pub commitment: PreconfCommitment,
+    /// `r ‖ s ‖ v` over [`crate::signing_hash`].
+    pub signature: Bytes65,
+}
+
+/// A block's raw tx list as gossiped on the raw tx lists topic (§3.4, §11).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct RawTxListGossip {
+    /// `keccak256(txlist)`.
+    pub raw_tx_list_hash: B256,
+    /// The tx list bytes.
+    pub txlist: TxList,
+}
+
+/// A node's preconfirmation head, the `get_head` response (§10.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct PreconfHead {
+    /// Highest preconfirmed block number.
+    pub block_number: U256,
+    /// Submission window end of that block's commitment.
+    pub submission_window_end: U256,
+}
+
+/// Request for up to `max_count` commitments from `start_block_number` upwards (§10.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct GetCommitmentsByNumberRequest {
+    /// First block number wanted.
+    pub start_block_number: U256,
+    /// How many, at most; responders clamp to their cap.
+    pub max_count: u32,
+}
+
+/// Consecutive signed commitments, the `get_commitments_by_number` response (§10.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct GetCommitmentsByNumberResponse {
+    /// The commitments, ascending by block number.
+    pub commitments: VariableList<SignedCommitment, MaxCommitmentsPerResponse>,
+}
+
+/// Request for a raw tx list by hash (§11.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct GetRawTxListRequest {
+    /// `keccak256(txlist)` of the wanted list.
+    pub raw_tx_list_hash: B256,
+}
+
+/// A raw tx list, the `get_raw_txlist` response (§11.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct GetRawTxListResponse {
+    /// `keccak256(txlist)`.
+    pub raw_tx_list_hash: B256,
+    /// The tx list bytes; empty when the responder does not have it.
+    pub txlist: TxList,
+}
+
+impl SignedCommitment {
+    /// The committed preconfirmation.
+    pub fn preconf(&self) -> &Preconfirmation {
+        &self.commitment.preconf
+    }
+}
+
+impl RawTxListGossip {
+    /// Builds a gossip message for `txlist`, computing its hash (§3.4).
+    ///
+    /// Fails with [`crate::TypesError::ListOverCap`] above [`crate::MAX_TXLIST_BYTES`].
+    pub fn new(txlist: Vec<u8>) -> crate::Result<Self> {
+        let raw_tx_list_hash = crate::raw_tx_list_hash(&txlist);
+        Ok(Self { raw_tx_list_hash, txlist: tx_list(txlist, "RawTxListGossip")? })
+    }
+}
+
+impl GetRawTxListResponse {
+    /// Builds a response carrying `txlist`, computing its hash (§11.2).
+    pub fn new(txlist: Vec<u8>) -> crate::Result<Self> {
+        let raw_tx_list_hash = crate::raw_tx_list_hash(&txlist);
+        Ok(Self { raw_tx_list_hash, txlist: tx_list(txlist, "GetRawTxListResponse")? })
+    }
+}
+
+impl GetCommitmentsByNumberResponse {
+    /// Wraps `commitments`; fails above [`crate::MAX_COMMITMENTS_PER_RESPONSE`].
+    pub fn new(commitments: Vec<SignedCommitment>) -> crate::Result<Self> {
+        let len = commitments.len();
+        let commitments = VariableList::new(commitments).map_err(|_| {
+            crate::TypesError::ListOverCap {
+                container: "GetCommitmentsByNumberResponse",
+                len,
+                cap: crate::MAX_COMMITMENTS_PER_RESPONSE,
+            }
+        })?;
+        Ok(Self { commitments })
+    }
+}
+
+fn tx_list(bytes: Vec<u8>, container: &'static str) -> crate::Result<TxList> {
+    let len = bytes.len();
+    VariableList::new(bytes).map_err(|_| crate::TypesError::ListOverCap {
+        container,
+        len,
+        cap: crate::MAX_TXLIST_BYTES,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::*;
+
+    #[test]
+    fn fixed_sizes_match_the_spec() {
+        assert_eq!(<Preconfirmation as Encode>::ssz_fixed_len(), PRECONFIRMATION_SSZ_LEN);
+        assert_eq!(<Preconfirmation as Encode>::ssz_fixed_len(), 297);
+        assert_eq!(<PreconfCommitment as Encode>::ssz_fixed_len(), 317);
+        assert_eq!(<SignedCommitment as Encode>::ssz_fixed_len(), 382);
+        assert_eq!(<PreconfHead as Encode>::ssz_fixed_len(), 64);
+        assert_eq!(<GetCommitmentsByNumberRequest as Encode>::ssz_fixed_len(), 36);
+        assert_eq!(<GetRawTxListRequest as Encode>::ssz_fixed_len(), 32);
+        assert!(<Preconfirmation as Encode>::is_ssz_fixed_len());
+        assert!(<SignedCommitment as Encode>::is_ssz_fixed_len());
+        assert!(!<RawTxListGossip as Encode>::is_ssz_fixed_len());
+        assert!(!<GetCommitmentsByNumberResponse as Encode>::is_ssz_fixed_len());
+        assert_eq!(SignedCommitment::default().as_ssz_bytes().len(), SIGNED_COMMITMENT_SSZ_LEN);
+        assert_eq!(PreconfHead::default().as_ssz_bytes().len(), PRECONF_HEAD_SSZ_LEN);
+    }
+
+    #[test]
+    fn field_order_is_normative() {
+        // eop first, then blockNumber little-endian: byte 1 holds the low byte of the number.
+        let p = Preconfirmation {
+            eop: true,
+            block_number: U256::from(0x0102u64),
+            coinbase: Address::repeat_byte(0xcc),
+            proposal_id: U256::from(7u64),
+            ..Default::default()
+        };
+        let bytes = p.as_ssz_bytes();
+        assert_eq!(bytes[0], 1);
+        assert_eq!(&bytes[1..3], &[0x02, 0x01]);
+        // coinbase follows eop + 3 uint256.
+        assert_eq!(&bytes[97..117], &[0xcc; 20]);
+        // proposalId is last.
+        assert_eq!(bytes[265], 7);
+    }
+
+    #[test]
+    fn type_level_maxima_match_constants() {
+        assert_eq!(TxList::max_len(), MAX_TXLIST_BYTES);
+        assert_eq!(
+            VariableList::<SignedCommitment, MaxCommitmentsPerResponse>::max_len(),
+            MAX_COMMITMENTS_PER_RESPONSE
+        );
+    }
+
+    #[test]
+    fn raw_tx_list_constructor_hashes_and_caps() {
+        let g = RawTxListGossip::new(vec![1, 2, 3]).unwrap();
+        assert_eq!(g.raw_tx_list_hash, crate::raw_tx_list_hash(&[1, 2, 3]));
+        assert!(matches!(
+            RawTxListGossip::new(vec![0; MAX_TXLIST_BYTES + 1]),
+            Err(crate::TypesError::ListOverCap { .. })
+        ));
+        assert!(matches!(
+            GetCommitmentsByNumberResponse::new(vec![
+                SignedCommitment::default();
+                MAX_COMMITMENTS_PER_RESPONSE + 1
+            ]),
+            Err(crate::TypesError::ListOverCap { .. })
+        ));
+    }
+}

@@ -1,0 +1,190 @@
+//! Hashes (§3.4, §4.2) and commitment signing and recovery (§4.1).
+//!
+//! * signing hash: `keccak256(DOMAIN_PRECONF ‖ SSZ(PreconfCommitment))`
+//! * signature: secp256k1 ECDSA `r ‖ s ‖ v`, low `s`, `v ∈ {0, 1}`
+//! * signer: last 20 bytes of `keccak256(uncompressed public key without the 0x04 prefix)`
+//!
+//! Signing and recovery use libsecp256k1 (the `secp256k1` crate) through its global context.
+
+use alloy_primitives::{keccak256, Address, B256};
+use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+use secp256k1::{Message, PublicKey, SecretKey};
+use ssz::Encode;
+
+use crate::constants::{BYTES32_LEN, PRECONF_COMMITMENT_SSZ_LEN, SIGNATURE_LEN};
+use crate::containers::{Bytes65, PreconfCommitment, Preconfirmation, SignedCommitment};
+use crate::error::{Result, TypesError};
+
+/// Half the secp256k1 group order, big-endian: the largest `s` a canonical signature may carry.
+const SECP256K1_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+];
+
+/// `keccak256(SSZ(Preconfirmation))`: the value a child's `parentPreconfirmationHash` carries
+/// (§4.2). The signature is not part of it.
+pub fn preconfirmation_hash(preconf: &Preconfirmation) -> B256 {
+    keccak256(preconf.as_ssz_bytes())
+}
+
+/// `keccak256(txlist)` over exactly the bytes carried (§3.4).
+pub fn raw_tx_list_hash(txlist: &[u8]) -> B256 {
+    keccak256(txlist)
+}
+
+/// `keccak256(domain ‖ SSZ(commitment))`, the digest a preconfer signs (§4.1).
+pub fn signing_hash(domain: &B256, commitment: &PreconfCommitment) -> B256 {
+    let mut preimage = Vec::with_capacity(BYTES32_LEN + PRECONF_COMMITMENT_SSZ_LEN);
+    preimage.extend_from_slice(domain.as_slice());
+    commitment.ssz_append(&mut preimage);
+    keccak256(&preimage)
+}
+
+/// Signs `commitment` under `domain` (§4.1). libsecp256k1 always produces low `s`; `v` is the
+/// recovery id 0 or 1.
+pub fn sign(secret_key: &SecretKey, domain: &B256, commitment: PreconfCommitment) -> SignedCommitment {
+    let digest = signing_hash(domain, &commitment);
+    let signature = sign_digest(secret_key, &digest);
+    SignedCommitment { commitment, signature }
+}
+
+/// Signs a 32-byte digest, returning `r ‖ s ‖ v`.
+pub fn sign_digest(secret_key: &SecretKey, digest: &B256) -> Bytes65 {
+    let message = Message::from_digest(digest.0);
+    let (recovery_id, compact) =
+        RecoverableSignature::sign_ecdsa_recoverable(message, secret_key).serialize_compact();
+    let mut out = [0u8; SIGNATURE_LEN];
+    out[..64].copy_from_slice(&compact);
+    out[64] = u8::from(recovery_id);
+    Bytes65(out)
+}
+
+/// Recovers the signer of `signed` under `domain` (§4.1).
+///
+/// Rejects, with distinct errors: `v ∉ {0, 1}` ([`TypesError::InvalidRecoveryId`]), `s` above half
+/// the order ([`TypesError::HighS`]), and signatures that recover to no key
+/// ([`TypesError::Unrecoverable`]).
+pub fn recover_signer(domain: &B256, signed: &SignedCommitment) -> Result<Address> {
+    let digest = signing_hash(domain, &signed.commitment);
+    recover_digest(&digest, &signed.signature)
+}
+
+/// Recovers the address that signed `digest` with `signature`, with the checks of
+/// [`recover_signer`].
+pub fn recover_digest(digest: &B256, signature: &Bytes65) -> Result<Address> {
+    let v = signature.v();
+    let recovery_id = match v {
+        0 => RecoveryId::Zero,
+        1 => RecoveryId::One,
+        other => return Err(TypesError::InvalidRecoveryId(other)),
+    };
+    if signature.s() > SECP256K1_HALF_ORDER.as_slice() {
+        return Err(TypesError::HighS);
+    }
+    let recoverable = RecoverableSignature::from_compact(&signature.0[..64], recovery_id)
+        .map_err(|_| TypesError::Unrecoverable)?;
+    let public_key = recoverable
+        .recover_ecdsa(Message::from_digest(digest.0))
+        .map_err(|_| TypesError::Unrecoverable)?;
+    Ok(public_key_to_address(&public_key))
+}
+
+/// The Ethereum address of a public key (§4.1).
+pub fn public_key_to_address(public_key: &PublicKey) -> Address {
+    let uncompressed = public_key.serialize_uncompressed();
+    Address::from_slice(&keccak256(&uncompressed[1..])[12..])
+}
+
+/// The Ethereum address of a secret key's public key.
+pub fn secret_key_to_address(secret_key: &SecretKey) -> Address {
+    public_key_to_address(&PublicKey::from_secret_key(secret_key))
+}
+
+/// Parses a 32-byte secret key, rejecting zero and values at or above the group order.
+pub fn secret_key_from_bytes(bytes: [u8; 32]) -> Result<SecretKey> {
+    SecretKey::from_secret_bytes(bytes).map_err(|_| TypesError::InvalidSecretKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::U256;
+
+    fn key(byte: u8) -> SecretKey {
+        secret_key_from_bytes([byte; 32]).unwrap()
+    }
+
+    fn commitment() -> PreconfCommitment {
+        PreconfCommitment {
+            preconf: Preconfirmation {
+                block_number: U256::from(42u64),
+                timestamp: U256::from(1_700_000_000u64),
+                ..Default::default()
+            },
+            slasher_address: Address::repeat_byte(0x51),
+        }
+    }
+
+    #[test]
+    fn sign_then_recover_returns_the_signer() {
+        let domain = B256::from(crate::DEFAULT_DOMAIN_PRECONF);
+        let signed = sign(&key(1), &domain, commitment());
+        assert!(signed.signature.v() <= 1);
+        assert!(signed.signature.s() <= SECP256K1_HALF_ORDER.as_slice());
+        assert_eq!(recover_signer(&domain, &signed).unwrap(), secret_key_to_address(&key(1)));
+    }
+
+    #[test]
+    fn signing_hash_prefixes_the_domain() {
+        let domain = B256::repeat_byte(9);
+        let c = commitment();
+        let mut preimage = domain.to_vec();
+        preimage.extend(c.as_ssz_bytes());
+        assert_eq!(signing_hash(&domain, &c), keccak256(preimage));
+        assert_ne!(signing_hash(&domain, &c), signing_hash(&B256::ZERO, &c));
+    }
+
+    #[test]
+    fn another_domain_recovers_another_address() {
+        let signed = sign(&key(1), &B256::ZERO, commitment());
+        let other = recover_signer(&B256::repeat_byte(1), &signed);
+        assert_ne!(other.ok(), Some(secret_key_to_address(&key(1))));
+    }
+
+    #[test]
+    fn v_outside_zero_one_is_rejected() {
+        let mut signed = sign(&key(2), &B256::ZERO, commitment());
+        signed.signature.0[64] = 27;
+        assert_eq!(recover_signer(&B256::ZERO, &signed), Err(TypesError::InvalidRecoveryId(27)));
+    }
+
+    #[test]
+    fn high_s_is_rejected() {
+        let mut signed = sign(&key(3), &B256::ZERO, commitment());
+        // s' = n - s is the malleated twin; it would recover with the flipped v.
+        let s = U256::from_be_slice(signed.signature.s());
+        let n = U256::from_be_bytes(SECP256K1_ORDER);
+        let high = n - s;
+        signed.signature.0[32..64].copy_from_slice(&high.to_be_bytes::<32>());
+        signed.signature.0[64] ^= 1;
+        assert_eq!(recover_signer(&B256::ZERO, &signed), Err(TypesError::HighS));
+    }
+
+    #[test]
+    fn zero_signature_is_unrecoverable() {
+        let signed = SignedCommitment { commitment: commitment(), signature: Bytes65::default() };
+        assert_eq!(recover_signer(&B256::ZERO, &signed), Err(TypesError::Unrecoverable));
+    }
+
+    #[test]
+    fn invalid_secret_keys_are_refused() {
+        assert_eq!(secret_key_from_bytes([0; 32]).unwrap_err(), TypesError::InvalidSecretKey);
+        assert_eq!(secret_key_from_bytes([0xff; 32]).unwrap_err(), TypesError::InvalidSecretKey);
+    }
+
+    const SECP256K1_ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36,
+        0x41, 0x41,
+    ];
+}
