@@ -42,7 +42,11 @@ impl ChainLimits {
     pub fn validate(&self) -> Result<()> {
         let checks = [
             ("max_txlist_bytes", self.max_txlist_bytes, MAX_TXLIST_BYTES),
-            ("max_gossip_size_bytes", self.max_gossip_size_bytes, MAX_GOSSIP_SIZE_BYTES),
+            (
+                "max_gossip_size_bytes",
+                self.max_gossip_size_bytes,
+                MAX_GOSSIP_SIZE_BYTES,
+            ),
             (
                 "max_commitments_per_response",
                 self.max_commitments_per_response,
@@ -145,10 +149,16 @@ pub trait WireMessage: Encode + Decode + Sized {
     fn decode_capped(bytes: &[u8], limits: &ChainLimits) -> Result<Self> {
         let cap = Self::max_encoded_len(limits);
         if bytes.len() > cap {
-            return Err(TypesError::OverCap { container: Self::NAME, len: bytes.len(), cap });
+            return Err(TypesError::OverCap {
+                container: Self::NAME,
+                len: bytes.len(),
+                cap,
+            });
         }
-        Self::from_ssz_bytes(bytes)
-            .map_err(|e| TypesError::Ssz { container: Self::NAME, reason: format!("{e:?}") })
+        Self::from_ssz_bytes(bytes).map_err(|e| TypesError::Ssz {
+            container: Self::NAME,
+            reason: format!("{e:?}"),
+        })
     }
 
     /// The SSZ encoding.
@@ -208,29 +218,51 @@ mod tests {
         assert_eq!(l.max_response_len(ReqRespKind::GetHead), 64);
         assert_eq!(l.max_request_len(ReqRespKind::GetHead), 0);
         assert_eq!(l.max_request_len(ReqRespKind::GetCommitmentsByNumber), 36);
-        assert_eq!(l.max_response_len(ReqRespKind::GetCommitmentsByNumber), 4 + 256 * 382);
+        assert_eq!(
+            l.max_response_len(ReqRespKind::GetCommitmentsByNumber),
+            4 + 256 * 382
+        );
         assert_eq!(l.max_request_len(ReqRespKind::GetRawTxList), 32);
-        assert_eq!(l.max_response_len(ReqRespKind::GetRawTxList), 32 + 4 + MAX_TXLIST_BYTES);
+        assert_eq!(
+            l.max_response_len(ReqRespKind::GetRawTxList),
+            32 + 4 + MAX_TXLIST_BYTES
+        );
         l.validate().unwrap();
     }
 
     #[test]
     fn limits_above_protocol_max_are_refused() {
-        let l = ChainLimits { max_txlist_bytes: MAX_TXLIST_BYTES + 1, ..Default::default() };
-        assert!(matches!(l.validate(), Err(TypesError::LimitAboveProtocolMax { .. })));
+        let l = ChainLimits {
+            max_txlist_bytes: MAX_TXLIST_BYTES + 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            l.validate(),
+            Err(TypesError::LimitAboveProtocolMax { .. })
+        ));
     }
 
     #[test]
     fn runtime_cap_is_checked_on_length_before_decoding() {
-        let limits = ChainLimits { max_txlist_bytes: 10, ..Default::default() };
+        let limits = ChainLimits {
+            max_txlist_bytes: 10,
+            ..Default::default()
+        };
         let small = RawTxListGossip::new(vec![7; 10]).unwrap().to_ssz();
         assert!(RawTxListGossip::decode_capped(&small, &limits).is_ok());
         let big = RawTxListGossip::new(vec![7; 11]).unwrap().to_ssz();
         assert_eq!(
             RawTxListGossip::decode_capped(&big, &limits),
-            Err(TypesError::OverCap { container: "RawTxListGossip", len: 47, cap: 46 })
+            Err(TypesError::OverCap {
+                container: "RawTxListGossip",
+                len: 47,
+                cap: 46
+            })
         );
-        let limits = ChainLimits { max_commitments_per_response: 1, ..Default::default() };
+        let limits = ChainLimits {
+            max_commitments_per_response: 1,
+            ..Default::default()
+        };
         let two =
             GetCommitmentsByNumberResponse::new(vec![SignedCommitment::default(); 2]).unwrap();
         assert!(matches!(
@@ -249,6 +281,9 @@ mod tests {
         ));
         let mut long = bytes.clone();
         long.push(0);
-        assert!(matches!(SignedCommitment::decode_capped(&long, &l), Err(TypesError::OverCap { .. })));
+        assert!(matches!(
+            SignedCommitment::decode_capped(&long, &l),
+            Err(TypesError::OverCap { .. })
+        ));
     }
 }

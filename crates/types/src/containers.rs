@@ -84,10 +84,12 @@ impl Decode for Bytes65 {
     }
     fn from_ssz_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let array: [u8; SIGNATURE_LEN] =
-            bytes.try_into().map_err(|_| DecodeError::InvalidByteLength {
-                len: bytes.len(),
-                expected: SIGNATURE_LEN,
-            })?;
+            bytes
+                .try_into()
+                .map_err(|_| DecodeError::InvalidByteLength {
+                    len: bytes.len(),
+                    expected: SIGNATURE_LEN,
+                })?;
         Ok(Self(array))
     }
 }
@@ -200,7 +202,10 @@ impl RawTxListGossip {
     /// Fails with [`crate::TypesError::ListOverCap`] above [`crate::MAX_TXLIST_BYTES`].
     pub fn new(txlist: Vec<u8>) -> crate::Result<Self> {
         let raw_tx_list_hash = crate::raw_tx_list_hash(&txlist);
-        Ok(Self { raw_tx_list_hash, txlist: tx_list(txlist, "RawTxListGossip")? })
+        Ok(Self {
+            raw_tx_list_hash,
+            txlist: tx_list(txlist, "RawTxListGossip")?,
+        })
     }
 }
 
@@ -208,7 +213,10 @@ impl GetRawTxListResponse {
     /// Builds a response carrying `txlist`, computing its hash (§11.2).
     pub fn new(txlist: Vec<u8>) -> crate::Result<Self> {
         let raw_tx_list_hash = crate::raw_tx_list_hash(&txlist);
-        Ok(Self { raw_tx_list_hash, txlist: tx_list(txlist, "GetRawTxListResponse")? })
+        Ok(Self {
+            raw_tx_list_hash,
+            txlist: tx_list(txlist, "GetRawTxListResponse")?,
+        })
     }
 }
 
@@ -216,13 +224,12 @@ impl GetCommitmentsByNumberResponse {
     /// Wraps `commitments`; fails above [`crate::MAX_COMMITMENTS_PER_RESPONSE`].
     pub fn new(commitments: Vec<SignedCommitment>) -> crate::Result<Self> {
         let len = commitments.len();
-        let commitments = VariableList::new(commitments).map_err(|_| {
-            crate::TypesError::ListOverCap {
+        let commitments =
+            VariableList::new(commitments).map_err(|_| crate::TypesError::ListOverCap {
                 container: "GetCommitmentsByNumberResponse",
                 len,
                 cap: crate::MAX_COMMITMENTS_PER_RESPONSE,
-            }
-        })?;
+            })?;
         Ok(Self { commitments })
     }
 }
@@ -243,19 +250,31 @@ mod tests {
 
     #[test]
     fn fixed_sizes_match_the_spec() {
-        assert_eq!(<Preconfirmation as Encode>::ssz_fixed_len(), PRECONFIRMATION_SSZ_LEN);
+        assert_eq!(
+            <Preconfirmation as Encode>::ssz_fixed_len(),
+            PRECONFIRMATION_SSZ_LEN
+        );
         assert_eq!(<Preconfirmation as Encode>::ssz_fixed_len(), 297);
         assert_eq!(<PreconfCommitment as Encode>::ssz_fixed_len(), 317);
         assert_eq!(<SignedCommitment as Encode>::ssz_fixed_len(), 382);
         assert_eq!(<PreconfHead as Encode>::ssz_fixed_len(), 64);
-        assert_eq!(<GetCommitmentsByNumberRequest as Encode>::ssz_fixed_len(), 36);
+        assert_eq!(
+            <GetCommitmentsByNumberRequest as Encode>::ssz_fixed_len(),
+            36
+        );
         assert_eq!(<GetRawTxListRequest as Encode>::ssz_fixed_len(), 32);
         assert!(<Preconfirmation as Encode>::is_ssz_fixed_len());
         assert!(<SignedCommitment as Encode>::is_ssz_fixed_len());
         assert!(!<RawTxListGossip as Encode>::is_ssz_fixed_len());
         assert!(!<GetCommitmentsByNumberResponse as Encode>::is_ssz_fixed_len());
-        assert_eq!(SignedCommitment::default().as_ssz_bytes().len(), SIGNED_COMMITMENT_SSZ_LEN);
-        assert_eq!(PreconfHead::default().as_ssz_bytes().len(), PRECONF_HEAD_SSZ_LEN);
+        assert_eq!(
+            SignedCommitment::default().as_ssz_bytes().len(),
+            SIGNED_COMMITMENT_SSZ_LEN
+        );
+        assert_eq!(
+            PreconfHead::default().as_ssz_bytes().len(),
+            PRECONF_HEAD_SSZ_LEN
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub enum GossipTopicKind {
 
 impl GossipTopicKind {
     /// Both topics, in a stable order.
-    pub const ALL: [GossipTopicKind; 2] = [GossipTopicKind::Commitments, GossipTopicKind::RawTxLists];
+    pub const ALL: [GossipTopicKind; 2] =
+        [GossipTopicKind::Commitments, GossipTopicKind::RawTxLists];
 
     /// Short label for logs and metrics.
     pub fn label(self) -> &'static str {
@@ -43,8 +44,11 @@ pub enum ReqRespKind {
 
 impl ReqRespKind {
     /// All protocols, in a stable order.
-    pub const ALL: [ReqRespKind; 3] =
-        [ReqRespKind::GetHead, ReqRespKind::GetCommitmentsByNumber, ReqRespKind::GetRawTxList];
+    pub const ALL: [ReqRespKind; 3] = [
+        ReqRespKind::GetHead,
+        ReqRespKind::GetCommitmentsByNumber,
+        ReqRespKind::GetRawTxList,
+    ];
 
     /// The protocol's last path segment, also its metric label.
     pub fn label(self) -> &'static str {
@@ -88,18 +92,27 @@ mod tests {
 
     #[test]
     fn topics_follow_section_2() {
-        assert_eq!(commitments_topic(167000), "/taiko/167000/0/preconfirmationCommitments");
+        assert_eq!(
+            commitments_topic(167000),
+            "/taiko/167000/0/preconfirmationCommitments"
+        );
         assert_eq!(raw_txlists_topic(167000), "/taiko/167000/0/rawTxLists");
-        assert_eq!(GossipTopicKind::RawTxLists.topic(5), "/taiko/5/0/rawTxLists");
-        assert!(legacy_topics(1).iter().all(|t| !GossipTopicKind::ALL
+        assert_eq!(
+            GossipTopicKind::RawTxLists.topic(5),
+            "/taiko/5/0/rawTxLists"
+        );
+        assert!(legacy_topics(1)
             .iter()
-            .any(|k| k.topic(1) == *t)));
+            .all(|t| !GossipTopicKind::ALL.iter().any(|k| k.topic(1) == *t)));
         assert_eq!(legacy_topics(1)[0], "/taiko/1/0/preconfBlocks");
     }
 
     #[test]
     fn protocol_ids_follow_sections_10_and_11() {
-        assert_eq!(ReqRespKind::GetHead.protocol_id(167000), "/taiko/167000/preconf/1/get_head");
+        assert_eq!(
+            ReqRespKind::GetHead.protocol_id(167000),
+            "/taiko/167000/preconf/1/get_head"
+        );
         assert_eq!(
             ReqRespKind::GetCommitmentsByNumber.protocol_id(167000),
             "/taiko/167000/preconf/1/get_commitments_by_number"

@@ -42,10 +42,17 @@ pub fn signing_hash(domain: &B256, commitment: &PreconfCommitment) -> B256 {
 
 /// Signs `commitment` under `domain` (§4.1). libsecp256k1 always produces low `s`; `v` is the
 /// recovery id 0 or 1.
-pub fn sign(secret_key: &SecretKey, domain: &B256, commitment: PreconfCommitment) -> SignedCommitment {
+pub fn sign(
+    secret_key: &SecretKey,
+    domain: &B256,
+    commitment: PreconfCommitment,
+) -> SignedCommitment {
     let digest = signing_hash(domain, &commitment);
     let signature = sign_digest(secret_key, &digest);
-    SignedCommitment { commitment, signature }
+    SignedCommitment {
+        commitment,
+        signature,
+    }
 }
 
 /// Signs a 32-byte digest, returning `r ‖ s ‖ v`.
@@ -131,7 +138,10 @@ mod tests {
         let signed = sign(&key(1), &domain, commitment());
         assert!(signed.signature.v() <= 1);
         assert!(signed.signature.s() <= SECP256K1_HALF_ORDER.as_slice());
-        assert_eq!(recover_signer(&domain, &signed).unwrap(), secret_key_to_address(&key(1)));
+        assert_eq!(
+            recover_signer(&domain, &signed).unwrap(),
+            secret_key_to_address(&key(1))
+        );
     }
 
     #[test]
@@ -155,7 +165,10 @@ mod tests {
     fn v_outside_zero_one_is_rejected() {
         let mut signed = sign(&key(2), &B256::ZERO, commitment());
         signed.signature.0[64] = 27;
-        assert_eq!(recover_signer(&B256::ZERO, &signed), Err(TypesError::InvalidRecoveryId(27)));
+        assert_eq!(
+            recover_signer(&B256::ZERO, &signed),
+            Err(TypesError::InvalidRecoveryId(27))
+        );
     }
 
     #[test]
@@ -172,14 +185,26 @@ mod tests {
 
     #[test]
     fn zero_signature_is_unrecoverable() {
-        let signed = SignedCommitment { commitment: commitment(), signature: Bytes65::default() };
-        assert_eq!(recover_signer(&B256::ZERO, &signed), Err(TypesError::Unrecoverable));
+        let signed = SignedCommitment {
+            commitment: commitment(),
+            signature: Bytes65::default(),
+        };
+        assert_eq!(
+            recover_signer(&B256::ZERO, &signed),
+            Err(TypesError::Unrecoverable)
+        );
     }
 
     #[test]
     fn invalid_secret_keys_are_refused() {
-        assert_eq!(secret_key_from_bytes([0; 32]).unwrap_err(), TypesError::InvalidSecretKey);
-        assert_eq!(secret_key_from_bytes([0xff; 32]).unwrap_err(), TypesError::InvalidSecretKey);
+        assert_eq!(
+            secret_key_from_bytes([0; 32]).unwrap_err(),
+            TypesError::InvalidSecretKey
+        );
+        assert_eq!(
+            secret_key_from_bytes([0xff; 32]).unwrap_err(),
+            TypesError::InvalidSecretKey
+        );
     }
 
     const SECP256K1_ORDER: [u8; 32] = [
