@@ -1,0 +1,413 @@
+//! Req/resp framing (§10–§11): one request and one response per stream, each a single SSZ
+//! container behind an unsigned-varint length prefix.
+//!
+//! The prefix is read with `unsigned_varint::aio` and compared with the protocol's cap
+//! ([`ChainLimits::max_request_len`] / [`ChainLimits::max_response_len`]) *before* a single body
+//! byte is read or a buffer is allocated; an over-cap prefix fails the stream with
+//! [`CodecError::Oversize`] (libp2p then resets it).
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use preconfirmation_types::{
+    ChainLimits, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse,
+    GetRawTxListRequest, GetRawTxListResponse, PreconfHead, ReqRespKind, WireMessage,
+};
+
+use crate::error::CodecError;
+
+/// A req/resp protocol: its kind and its chain-specific id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReqRespProtocol {
+    /// Which protocol.
+    pub kind: ReqRespKind,
+    id: StreamProtocol,
+}
+
+impl ReqRespProtocol {
+    /// The protocol `kind` on `chain_id`.
+    pub fn new(kind: ReqRespKind, chain_id: u64) -> Self {
+        let id = StreamProtocol::try_from_owned(kind.protocol_id(chain_id))
+            .unwrap_or_else(|_| StreamProtocol::new("/taiko/invalid"));
+        Self { kind, id }
+    }
+
+    /// The libp2p stream protocol id.
+    pub fn stream_protocol(&self) -> StreamProtocol {
+        self.id.clone()
+    }
+}
+
+impl AsRef<str> for ReqRespProtocol {
+    fn as_ref(&self) -> &str {
+        self.id.as_ref()
+    }
+}
+
+/// A decoded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `get_head` (empty body).
+    GetHead,
+    /// `get_commitments_by_number`.
+    GetCommitmentsByNumber(GetCommitmentsByNumberRequest),
+    /// `get_raw_txlist`.
+    GetRawTxList(GetRawTxListRequest),
+}
+
+impl Request {
+    /// The protocol this request travels on.
+    pub fn kind(&self) -> ReqRespKind {
+        match self {
+            Request::GetHead => ReqRespKind::GetHead,
+            Request::GetCommitmentsByNumber(_) => ReqRespKind::GetCommitmentsByNumber,
+            Request::GetRawTxList(_) => ReqRespKind::GetRawTxList,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Request::GetHead => Vec::new(),
+            Request::GetCommitmentsByNumber(r) => r.to_ssz(),
+            Request::GetRawTxList(r) => r.to_ssz(),
+        }
+    }
+
+    fn decode(kind: ReqRespKind, body: &[u8], limits: &ChainLimits) -> Result<Self, CodecError> {
+        let de = |e: preconfirmation_types::TypesError| CodecError::Decode(e.to_string());
+        Ok(match kind {
+            ReqRespKind::GetHead => {
+                if !body.is_empty() {
+                    return Err(CodecError::Decode("get_head body must be empty".into()));
+                }
+                Request::GetHead
+            }
+            ReqRespKind::GetCommitmentsByNumber => Request::GetCommitmentsByNumber(
+                GetCommitmentsByNumberRequest::decode_capped(body, limits).map_err(de)?,
+            ),
+            ReqRespKind::GetRawTxList => {
+                Request::GetRawTxList(GetRawTxListRequest::decode_capped(body, limits).map_err(de)?)
+            }
+        })
+    }
+}
+
+/// A decoded response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// `get_head` response.
+    Head(PreconfHead),
+    /// `get_commitments_by_number` response.
+    Commitments(GetCommitmentsByNumberResponse),
+    /// `get_raw_txlist` response.
+    RawTxList(GetRawTxListResponse),
+}
+
+impl Response {
+    /// The protocol this response travels on.
+    pub fn kind(&self) -> ReqRespKind {
+        match self {
+            Response::Head(_) => ReqRespKind::GetHead,
+            Response::Commitments(_) => ReqRespKind::GetCommitmentsByNumber,
+            Response::RawTxList(_) => ReqRespKind::GetRawTxList,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Response::Head(r) => r.to_ssz(),
+            Response::Commitments(r) => r.to_ssz(),
+            Response::RawTxList(r) => r.to_ssz(),
+        }
+    }
+
+    fn decode(kind: ReqRespKind, body: &[u8], limits: &ChainLimits) -> Result<Self, CodecError> {
+        let de = |e: preconfirmation_types::TypesError| CodecError::Decode(e.to_string());
+        Ok(match kind {
+            ReqRespKind::GetHead => {
+                Response::Head(PreconfHead::decode_capped(body, limits).map_err(de)?)
+            }
+            ReqRespKind::GetCommitmentsByNumber => {
+                let r = GetCommitmentsByNumberResponse::decode_capped(body, limits).map_err(de)?;
+                if r.commitments.len() > limits.max_commitments_per_response {
+                    return Err(CodecError::Decode(format!(
+                        "{} commitments exceed the cap of {}",
+                        r.commitments.len(),
+                        limits.max_commitments_per_response
+                    )));
+                }
+                Response::Commitments(r)
+            }
+            ReqRespKind::GetRawTxList => {
+                Response::RawTxList(GetRawTxListResponse::decode_capped(body, limits).map_err(de)?)
+            }
+        })
+    }
+}
+
+/// Reads a varint length prefix and checks it against `cap` before anything else is read.
+async fn read_prefix<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> io::Result<usize> {
+    let len = unsigned_varint::aio::read_u64(&mut *io)
+        .await
+        .map_err(|e| match e {
+            unsigned_varint::io::ReadError::Io(e) => e,
+            other => CodecError::Varint(other.to_string()).into_io(),
+        })?;
+    match usize::try_from(len) {
+        Ok(n) if n <= cap => Ok(n),
+        _ => Err(CodecError::Oversize { len, cap }.into_io()),
+    }
+}
+
+/// Reads one length-prefixed frame whose length is at most `cap`.
+pub(crate) async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    cap: usize,
+) -> io::Result<Vec<u8>> {
+    let len = read_prefix(io, cap).await?;
+    // Allocation bounded by `cap`, which was checked above.
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Writes one length-prefixed frame, refusing a body above `cap`.
+pub(crate) async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    body: &[u8],
+    cap: usize,
+) -> io::Result<()> {
+    if body.len() > cap {
+        return Err(CodecError::Oversize {
+            len: body.len() as u64,
+            cap,
+        }
+        .into_io());
+    }
+    let mut prefix = unsigned_varint::encode::u64_buffer();
+    let prefix = unsigned_varint::encode::u64(body.len() as u64, &mut prefix);
+    io.write_all(prefix).await?;
+    io.write_all(body).await?;
+    io.flush().await
+}
+
+/// The `request_response::Codec` of the three protocols, enforcing the chain's caps.
+#[derive(Debug, Clone, Default)]
+pub struct PreconfCodec {
+    limits: ChainLimits,
+}
+
+impl PreconfCodec {
+    /// A codec enforcing `limits`.
+    pub fn new(limits: ChainLimits) -> Self {
+        Self { limits }
+    }
+}
+
+impl libp2p::request_response::Codec for PreconfCodec {
+    type Protocol = ReqRespProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T>(
+        &mut self,
+        protocol: &ReqRespProtocol,
+        io: &mut T,
+    ) -> io::Result<Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let body = read_frame(io, self.limits.max_request_len(protocol.kind)).await?;
+        Request::decode(protocol.kind, &body, &self.limits).map_err(CodecError::into_io)
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        protocol: &ReqRespProtocol,
+        io: &mut T,
+    ) -> io::Result<Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let body = read_frame(io, self.limits.max_response_len(protocol.kind)).await?;
+        Response::decode(protocol.kind, &body, &self.limits).map_err(CodecError::into_io)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        protocol: &ReqRespProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(
+            io,
+            &req.encode(),
+            self.limits.max_request_len(protocol.kind),
+        )
+        .await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        protocol: &ReqRespProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        if res.kind() != protocol.kind {
+            return Err(
+                CodecError::Decode("response does not match the protocol".into()).into_io(),
+            );
+        }
+        write_frame(
+            io,
+            &res.encode(),
+            self.limits.max_response_len(protocol.kind),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec;
+    use preconfirmation_types::{SignedCommitment, U256};
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
+    }
+
+    fn proto(kind: ReqRespKind) -> ReqRespProtocol {
+        ReqRespProtocol::new(kind, 167000)
+    }
+
+    #[test]
+    fn round_trips_every_protocol() {
+        let mut codec = PreconfCodec::default();
+        let reqs = [
+            Request::GetHead,
+            Request::GetCommitmentsByNumber(GetCommitmentsByNumberRequest {
+                start_block_number: U256::from(5u64),
+                max_count: 3,
+            }),
+            Request::GetRawTxList(GetRawTxListRequest::default()),
+        ];
+        for req in reqs {
+            let p = proto(req.kind());
+            let mut buf = Vec::new();
+            block_on(codec.write_request(&p, &mut buf, req.clone())).unwrap();
+            let back = block_on(codec.read_request(&p, &mut Cursor::new(buf))).unwrap();
+            assert_eq!(back, req);
+        }
+        let resps = [
+            Response::Head(PreconfHead {
+                block_number: U256::from(9u64),
+                submission_window_end: U256::from(10u64),
+            }),
+            Response::Commitments(
+                GetCommitmentsByNumberResponse::new(vec![SignedCommitment::default(); 2]).unwrap(),
+            ),
+            Response::RawTxList(GetRawTxListResponse::new(vec![1, 2, 3]).unwrap()),
+        ];
+        for res in resps {
+            let p = proto(res.kind());
+            let mut buf = Vec::new();
+            block_on(codec.write_response(&p, &mut buf, res.clone())).unwrap();
+            let back = block_on(codec.read_response(&p, &mut Cursor::new(buf))).unwrap();
+            assert_eq!(back, res);
+        }
+    }
+
+    #[test]
+    fn get_head_request_is_a_zero_prefix() {
+        let mut codec = PreconfCodec::default();
+        let mut buf = Vec::new();
+        block_on(codec.write_request(&proto(ReqRespKind::GetHead), &mut buf, Request::GetHead))
+            .unwrap();
+        assert_eq!(buf, vec![0u8]);
+    }
+
+    #[test]
+    fn over_cap_prefix_is_refused_before_reading_the_body() {
+        let mut codec = PreconfCodec::default();
+        // 4 GiB announced, no body at all: must fail with Oversize, not EOF.
+        let mut buf = unsigned_varint::encode::u64_buffer();
+        let prefix = unsigned_varint::encode::u64(4 << 30, &mut buf).to_vec();
+        for kind in ReqRespKind::ALL {
+            let err = block_on(codec.read_request(&proto(kind), &mut Cursor::new(prefix.clone())))
+                .unwrap_err();
+            assert!(matches!(
+                CodecError::from_io(&err),
+                Some(CodecError::Oversize { len, .. }) if *len == 4 << 30
+            ));
+            let err = block_on(codec.read_response(&proto(kind), &mut Cursor::new(prefix.clone())))
+                .unwrap_err();
+            assert!(matches!(
+                CodecError::from_io(&err),
+                Some(CodecError::Oversize { .. })
+            ));
+        }
+        // One byte over the get_head cap (0) is refused too.
+        let err = block_on(
+            codec.read_request(&proto(ReqRespKind::GetHead), &mut Cursor::new(vec![1u8, 0])),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            CodecError::from_io(&err),
+            Some(CodecError::Oversize { len: 1, cap: 0 })
+        ));
+    }
+
+    #[test]
+    fn runtime_caps_apply() {
+        let limits = ChainLimits {
+            max_txlist_bytes: 4,
+            ..Default::default()
+        };
+        let mut small = PreconfCodec::new(limits);
+        let mut big = PreconfCodec::default();
+        let p = proto(ReqRespKind::GetRawTxList);
+        let res = Response::RawTxList(GetRawTxListResponse::new(vec![0; 5]).unwrap());
+        let mut buf = Vec::new();
+        block_on(big.write_response(&p, &mut buf, res.clone())).unwrap();
+        let err = block_on(small.read_response(&p, &mut Cursor::new(buf))).unwrap_err();
+        assert!(matches!(
+            CodecError::from_io(&err),
+            Some(CodecError::Oversize { len: 41, cap: 40 })
+        ));
+        // And we refuse to send it.
+        let err = block_on(small.write_response(&p, &mut Vec::new(), res)).unwrap_err();
+        assert!(matches!(
+            CodecError::from_io(&err),
+            Some(CodecError::Oversize { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_bodies_and_varints_are_typed() {
+        let mut codec = PreconfCodec::default();
+        let p = proto(ReqRespKind::GetCommitmentsByNumber);
+        let err =
+            block_on(codec.read_request(&p, &mut Cursor::new(vec![3u8, 1, 2, 3]))).unwrap_err();
+        assert!(matches!(
+            CodecError::from_io(&err),
+            Some(CodecError::Decode(_))
+        ));
+        let err = block_on(codec.read_request(&p, &mut Cursor::new(vec![0xffu8; 11]))).unwrap_err();
+        assert!(matches!(
+            CodecError::from_io(&err),
+            Some(CodecError::Varint(_))
+        ));
+        // Truncated body: plain EOF.
+        let err = block_on(codec.read_request(&p, &mut Cursor::new(vec![36u8, 1]))).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}

@@ -1,0 +1,352 @@
+//! Configuration of the network layer. Every limit is a field with the default the spec or the
+//! reference implementation uses; section numbers refer to `PROTOCOL.md`.
+//!
+//! Durations are (de)serialised as integer milliseconds.
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use preconfirmation_types::{ChainLimits, TAIKO_MAINNET_CHAIN_ID};
+use serde::{Deserialize, Serialize};
+
+use crate::error::NetError;
+
+/// Serde helper: a `Duration` as integer milliseconds.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Everything the network layer needs, apart from the node's secret key (passed separately to
+/// [`crate::P2pService::start`] so it never ends up in a config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkConfig {
+    /// TCP listen address. Default `/ip4/127.0.0.1/tcp/0` (loopback, ephemeral port: fine for
+    /// tests and devnets; production nodes set e.g. `/ip4/0.0.0.0/tcp/9222`).
+    pub listen_addr: Multiaddr,
+    /// L2 chain id: names the topics (§2) and protocol ids (§10–§11).
+    pub chain_id: u64,
+    /// Per-message caps (§2, §3, §10.2); checked on the length before reading or decoding.
+    pub limits: ChainLimits,
+    /// Gossipsub mesh parameters (§7).
+    pub gossip: GossipConfig,
+    /// Peer scoring parameters and thresholds (§7.1).
+    pub scoring: ScoringConfig,
+    /// How long a banned peer is disconnected and refused (§7.1 "ban"). Default 1 h.
+    #[serde(with = "millis")]
+    pub ban_period: Duration,
+    /// How long a score must stay below [`ScoringConfig::ban_threshold`] before the peer is
+    /// banned (§7.1: "below −5 sustained for more than 30 s"). Default 30 s.
+    #[serde(with = "millis")]
+    pub ban_sustain: Duration,
+    /// Req/resp timeout, both for our outbound requests and for inbound streams (reading the
+    /// request plus waiting for the SDK's answer) (§10). Default 10 s.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+    /// Per-peer, per-protocol inbound request rate limit (§7 "per-peer rate limits on every
+    /// req/resp protocol"). Default burst 8, refilled at 8 per 10 s.
+    pub rate_limit: RateLimitConfig,
+    /// Most inbound requests of one protocol a peer may have in flight. Default 2.
+    pub max_concurrent_inbound_per_protocol: usize,
+    /// Most simultaneous libp2p streams (inbound + outbound, all req/resp protocols) per
+    /// connection; a stream beyond it is dropped before it is read. Default 16.
+    pub max_streams_per_connection: usize,
+    /// Most connected peers. Default 50.
+    pub max_peers: u32,
+    /// Discovery dials newly found peers until this many are connected. Default 50.
+    pub target_peers: u32,
+    /// Most connections per peer id (pending inbound or established). Default 1.
+    pub max_pending_inbound_per_peer: u32,
+    /// Most incoming connections still in their handshake, over all peers. Default 16.
+    pub max_pending_incoming: u32,
+    /// discv5 bootnodes as ENR strings (`enr:-…`).
+    pub bootnodes: Vec<String>,
+    /// Peers dialled at start and redialled with exponential backoff when disconnected.
+    pub static_peers: Vec<Multiaddr>,
+    /// Initial redial backoff of static peers. Default 1 s (doubles up to
+    /// [`Self::static_peer_max_backoff`]).
+    #[serde(with = "millis")]
+    pub static_peer_backoff: Duration,
+    /// Largest redial backoff of static peers. Default 60 s.
+    #[serde(with = "millis")]
+    pub static_peer_max_backoff: Duration,
+    /// Whether discv5 runs. Default true.
+    pub discovery_enabled: bool,
+    /// UDP port of discv5 on the listen IP; 0 picks a free port at start. Default 0.
+    pub discv5_port: u16,
+    /// How often discv5 runs a random lookup while below [`Self::target_peers`]. Default 30 s.
+    #[serde(with = "millis")]
+    pub discovery_interval: Duration,
+    /// Capacity of the command channel handle → driver. Default 1024.
+    pub command_channel_capacity: usize,
+    /// Capacity of the event channel driver → SDK. When full, gossip is dropped (reported
+    /// `Ignore`) and inbound requests are refused. Default 1024.
+    pub event_channel_capacity: usize,
+    /// Idle connections (no stream, no gossip) are closed after this. Default 30 s.
+    #[serde(with = "millis")]
+    pub idle_connection_timeout: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: "/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .unwrap_or_else(|_| Multiaddr::empty()),
+            chain_id: TAIKO_MAINNET_CHAIN_ID,
+            limits: ChainLimits::default(),
+            gossip: GossipConfig::default(),
+            scoring: ScoringConfig::default(),
+            ban_period: Duration::from_secs(3600),
+            ban_sustain: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            rate_limit: RateLimitConfig::default(),
+            max_concurrent_inbound_per_protocol: 2,
+            max_streams_per_connection: 16,
+            max_peers: 50,
+            target_peers: 50,
+            max_pending_inbound_per_peer: 1,
+            max_pending_incoming: 16,
+            bootnodes: Vec::new(),
+            static_peers: Vec::new(),
+            static_peer_backoff: Duration::from_secs(1),
+            static_peer_max_backoff: Duration::from_secs(60),
+            discovery_enabled: true,
+            discv5_port: 0,
+            discovery_interval: Duration::from_secs(30),
+            command_channel_capacity: 1024,
+            event_channel_capacity: 1024,
+            idle_connection_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// Checks the configuration for consistency.
+    pub fn validate(&self) -> Result<(), NetError> {
+        self.limits
+            .validate()
+            .map_err(|e| NetError::Config(e.to_string()))?;
+        let s = &self.scoring;
+        if !(s.graylist_threshold < s.publish_threshold
+            && s.publish_threshold < s.gossip_threshold
+            && s.gossip_threshold <= 0.0)
+        {
+            return Err(NetError::Config(
+                "thresholds must satisfy graylist < publish < gossip <= 0".into(),
+            ));
+        }
+        if s.app_score_min > 0.0 || s.app_score_max < 0.0 {
+            return Err(NetError::Config("app score bounds must contain 0".into()));
+        }
+        if self.command_channel_capacity == 0
+            || self.event_channel_capacity == 0
+            || self.max_concurrent_inbound_per_protocol == 0
+            || self.max_streams_per_connection == 0
+            || self.rate_limit.burst == 0
+            || self.rate_limit.period.is_zero()
+        {
+            return Err(NetError::Config(
+                "capacities, burst and rate period must be positive".into(),
+            ));
+        }
+        let g = &self.gossip;
+        if !(g.mesh_n_low <= g.mesh_n && g.mesh_n <= g.mesh_n_high) {
+            return Err(NetError::Config(
+                "gossip mesh must satisfy D_lo <= D <= D_hi".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Per-peer, per-protocol token bucket: `burst` tokens, refilled continuously at
+/// `burst / period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Bucket size (requests allowed in a burst). Default 8.
+    pub burst: u32,
+    /// Time to refill a full bucket. Default 10 s.
+    #[serde(with = "millis")]
+    pub period: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            burst: 8,
+            period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Gossipsub mesh parameters (§7); defaults are the Kona/op-node presets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GossipConfig {
+    /// Mesh degree D. Default 8.
+    pub mesh_n: usize,
+    /// D_lo. Default 6.
+    pub mesh_n_low: usize,
+    /// D_hi. Default 12.
+    pub mesh_n_high: usize,
+    /// D_lazy (peers gossiped to). Default 6.
+    pub gossip_lazy: usize,
+    /// Heartbeat interval. Default 500 ms.
+    #[serde(with = "millis")]
+    pub heartbeat_interval: Duration,
+    /// Fanout TTL. Default 24 s.
+    #[serde(with = "millis")]
+    pub fanout_ttl: Duration,
+    /// Heartbeats of message history kept. Default 12.
+    pub history_length: usize,
+    /// Heartbeats of history gossiped. Default 3.
+    pub history_gossip: usize,
+    /// Duplicate (seen) cache window (§7 "short duplicate windows"). Default 120 s.
+    #[serde(with = "millis")]
+    pub duplicate_cache_time: Duration,
+    /// Sign published messages and require signatures (`MessageAuthenticity::Signed` +
+    /// `ValidationMode::Strict`). The payload itself stays raw SSZ (§2); the signature lives in
+    /// the gossipsub envelope. Set false for `Anonymous` (op-node `StrictNoSign`) networks.
+    /// Default true.
+    pub signed_messages: bool,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        Self {
+            mesh_n: 8,
+            mesh_n_low: 6,
+            mesh_n_high: 12,
+            gossip_lazy: 6,
+            heartbeat_interval: Duration::from_millis(500),
+            fanout_ttl: Duration::from_secs(24),
+            history_length: 12,
+            history_gossip: 3,
+            duplicate_cache_time: Duration::from_secs(120),
+            signed_messages: true,
+        }
+    }
+}
+
+/// Peer scoring (§7.1): gossipsub v1.1 topic parameters, the application score the net layer
+/// keeps from the SDK's verdicts, thresholds and the ban threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScoringConfig {
+    /// Topic weight of both topics. Default 1.0.
+    pub topic_weight: f64,
+    /// invalidMessageDeliveries weight (negative; §7.1 magnitude 2.0). Default −2.0.
+    pub invalid_message_deliveries_weight: f64,
+    /// invalidMessageDeliveries decay. Default 0.99.
+    pub invalid_message_deliveries_decay: f64,
+    /// firstMessageDeliveries weight. Default 0.5.
+    pub first_message_deliveries_weight: f64,
+    /// firstMessageDeliveries decay. Default 0.999.
+    pub first_message_deliveries_decay: f64,
+    /// firstMessageDeliveries cap. Default 20.
+    pub first_message_deliveries_cap: f64,
+    /// timeInMesh weight (not fixed by §7.1); default 1/3600 so a full hour adds +1.
+    pub time_in_mesh_weight: f64,
+    /// timeInMesh quantum. Default 1 s.
+    #[serde(with = "millis")]
+    pub time_in_mesh_quantum: Duration,
+    /// timeInMesh cap in quanta. Default 3600.
+    pub time_in_mesh_cap: f64,
+    /// App-specific score weight. Default 1.0.
+    pub app_specific_weight: f64,
+    /// App-score penalty per validation failure / misbehaviour. Default 1.0.
+    pub app_penalty: f64,
+    /// Most penalties counted per peer per [`Self::app_penalty_window`]. Default 4.
+    pub app_max_penalties_per_window: u32,
+    /// Window of the penalty cap. Default 10 s.
+    #[serde(with = "millis")]
+    pub app_penalty_window: Duration,
+    /// App-score reward per accepted message. Default 0.05.
+    pub app_reward: f64,
+    /// App-score multiplicative decay applied per [`Self::app_decay_interval`]. Default 0.9.
+    pub app_decay: f64,
+    /// Decay interval of the app score. Default 10 s.
+    #[serde(with = "millis")]
+    pub app_decay_interval: Duration,
+    /// Lower clamp of the app score. Default −10.
+    pub app_score_min: f64,
+    /// Upper clamp of the app score (the reward cap). Default +10.
+    pub app_score_max: f64,
+    /// IP colocation weight (not in §7.1). Default 0: devnets run many nodes per IP.
+    pub ip_colocation_factor_weight: f64,
+    /// Below this, no gossip is emitted to / accepted from the peer (§7.1 "drop"). Default −1.
+    pub gossip_threshold: f64,
+    /// Below this, we neither publish to the peer nor keep it in the mesh (§7.1 "prune").
+    /// Default −2.
+    pub publish_threshold: f64,
+    /// Below this, all RPCs of the peer are ignored. Default −5.
+    pub graylist_threshold: f64,
+    /// A score below this for longer than `ban_sustain` bans the peer (§7.1). Default −5.
+    pub ban_threshold: f64,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        Self {
+            topic_weight: 1.0,
+            invalid_message_deliveries_weight: -2.0,
+            invalid_message_deliveries_decay: 0.99,
+            first_message_deliveries_weight: 0.5,
+            first_message_deliveries_decay: 0.999,
+            first_message_deliveries_cap: 20.0,
+            time_in_mesh_weight: 1.0 / 3600.0,
+            time_in_mesh_quantum: Duration::from_secs(1),
+            time_in_mesh_cap: 3600.0,
+            app_specific_weight: 1.0,
+            app_penalty: 1.0,
+            app_max_penalties_per_window: 4,
+            app_penalty_window: Duration::from_secs(10),
+            app_reward: 0.05,
+            app_decay: 0.9,
+            app_decay_interval: Duration::from_secs(10),
+            app_score_min: -10.0,
+            app_score_max: 10.0,
+            ip_colocation_factor_weight: 0.0,
+            gossip_threshold: -1.0,
+            publish_threshold: -2.0,
+            graylist_threshold: -5.0,
+            ban_threshold: -5.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip() {
+        let c = NetworkConfig::default();
+        c.validate().unwrap();
+        let json = serde_json::to_string(&c).unwrap();
+        let back: NetworkConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+        let partial: NetworkConfig = serde_json::from_str(r#"{"ban_sustain": 1500}"#).unwrap();
+        assert_eq!(partial.ban_sustain, Duration::from_millis(1500));
+        assert_eq!(partial.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_thresholds_are_refused() {
+        let mut c = NetworkConfig::default();
+        c.scoring.publish_threshold = -10.0;
+        assert!(matches!(c.validate(), Err(NetError::Config(_))));
+    }
+}

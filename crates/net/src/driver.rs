@@ -1,0 +1,774 @@
+//! The driver: one task owning the `Swarm`, running a single `tokio::select!` loop over
+//! commands from the handles, swarm events, discoveries, pending SDK answers and a tick.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use discv5::Enr;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{
+    self, InboundFailure, InboundRequestId, OutboundFailure, OutboundRequestId, ProtocolSupport,
+    ResponseChannel,
+};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{
+    allow_block_list, connection_limits, identify, noise, ping, tcp, yamux, Multiaddr, PeerId,
+    Swarm, SwarmBuilder,
+};
+use preconfirmation_types::{GossipTopicKind, ReqRespKind};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::codec::{PreconfCodec, ReqRespProtocol, Request, Response};
+use crate::config::NetworkConfig;
+use crate::discovery::{self, Discovered, DiscoveryHandle};
+use crate::error::{CodecError, NetError, RequestError};
+use crate::gossip::{build_gossipsub, Topics};
+use crate::metrics;
+use crate::peer_manager::{Admission, PeerManager};
+use crate::service::{
+    Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, Responder,
+};
+
+/// Identify protocol version string of this network.
+pub const IDENTIFY_PROTOCOL: &str = "/taiko/preconf/1.0.0";
+
+type PendingAnswer = BoxFuture<
+    'static,
+    (
+        InboundRequestId,
+        PeerId,
+        ReqRespKind,
+        ResponseChannel<Response>,
+        Option<Response>,
+    ),
+>;
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    config: NetworkConfig,
+    topics: Topics,
+    peers: PeerManager,
+    connected: HashMap<PeerId, (Direction, Multiaddr)>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    discovered: mpsc::Receiver<Discovered>,
+    discovery: Option<DiscoveryHandle>,
+    outbound:
+        HashMap<OutboundRequestId, (ReqRespKind, oneshot::Sender<Result<Response, RequestError>>)>,
+    pending_answers: FuturesUnordered<PendingAnswer>,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+fn transport_err(e: impl std::fmt::Display) -> NetError {
+    NetError::Transport(e.to_string())
+}
+
+/// Builds the swarm, starts listening and discovery, and spawns the driver.
+pub(crate) async fn spawn(
+    config: NetworkConfig,
+    keypair: Keypair,
+) -> Result<
+    (
+        mpsc::Sender<Command>,
+        PeerId,
+        Option<Enr>,
+        mpsc::Receiver<NetworkEvent>,
+    ),
+    NetError,
+> {
+    config.validate()?;
+    let local_peer_id = keypair.public().to_peer_id();
+    let topics = Topics::new(config.chain_id);
+    let gossipsub = build_gossipsub(&config, &keypair, &topics)?;
+    let reqresp = request_response::Behaviour::with_codec(
+        PreconfCodec::new(config.limits),
+        ReqRespKind::ALL.map(|k| {
+            (
+                ReqRespProtocol::new(k, config.chain_id),
+                ProtocolSupport::Full,
+            )
+        }),
+        request_response::Config::default()
+            .with_request_timeout(config.request_timeout)
+            .with_max_concurrent_streams(config.max_streams_per_connection),
+    );
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(config.max_peers))
+        .with_max_established_per_peer(Some(config.max_pending_inbound_per_peer))
+        .with_max_pending_incoming(Some(config.max_pending_incoming));
+    let behaviour = Behaviour {
+        block_list: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(limits),
+        gossipsub,
+        reqresp,
+        identify: identify::Behaviour::new(identify::Config::new(
+            IDENTIFY_PROTOCOL.into(),
+            keypair.public(),
+        )),
+        ping: ping::Behaviour::default(),
+    };
+    let idle = config.idle_connection_timeout;
+    let mut swarm = SwarmBuilder::with_existing_identity(keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(transport_err)?
+        .with_behaviour(|_| behaviour)
+        .map_err(transport_err)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+
+    swarm
+        .listen_on(config.listen_addr.clone())
+        .map_err(|e| NetError::Listen(e.to_string()))?;
+    let listen_addr = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(NetError::Listen(error.to_string()))
+                }
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(NetError::Listen(format!("listener closed: {reason:?}")))
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| NetError::Listen("no listen address within 5 s".into()))??;
+    info!(peer = %local_peer_id, addr = %listen_addr, "p2p network listening");
+
+    let (found_tx, found_rx) = mpsc::channel(256);
+    let discovery = if config.discovery_enabled {
+        let mut ip = Ipv4Addr::UNSPECIFIED;
+        let mut tcp_port = 0;
+        for p in listen_addr.iter() {
+            match p {
+                Protocol::Ip4(a) => ip = a,
+                Protocol::Tcp(port) => tcp_port = port,
+                _ => {}
+            }
+        }
+        let handle = discovery::start(
+            &keypair,
+            ip,
+            tcp_port,
+            config.discv5_port,
+            &config.bootnodes,
+            config.discovery_interval,
+            found_tx,
+        )
+        .await?;
+        info!(enr = %handle.local_enr.to_base64(), "discv5 started");
+        Some(handle)
+    } else {
+        drop(found_tx);
+        None
+    };
+    let local_enr = discovery.as_ref().map(|d| d.local_enr.clone());
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(config.command_channel_capacity);
+    let (ev_tx, ev_rx) = mpsc::channel(config.event_channel_capacity);
+    let driver = Driver {
+        swarm,
+        peers: PeerManager::new(&config, Instant::now()),
+        topics,
+        connected: HashMap::new(),
+        commands: cmd_rx,
+        events: ev_tx,
+        discovered: found_rx,
+        discovery,
+        outbound: HashMap::new(),
+        pending_answers: FuturesUnordered::new(),
+        listen_addrs: vec![listen_addr],
+        config,
+    };
+    let span = info_span!("p2p_net", peer = %local_peer_id);
+    tokio::spawn(driver.run().instrument(span));
+    Ok((cmd_tx, local_peer_id, local_enr, ev_rx))
+}
+
+impl Driver {
+    fn tick_interval(&self) -> Duration {
+        (self.config.ban_sustain / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.tick_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown_reply = loop {
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => break Some(reply),
+                    Some(cmd) => self.on_command(cmd),
+                    None => break None,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(found) = self.discovered.recv() => self.on_discovered(found),
+                Some((id, peer, kind, channel, answer)) = self.pending_answers.next(),
+                    if !self.pending_answers.is_empty() =>
+                {
+                    self.on_answer(id, peer, kind, channel, answer);
+                }
+                _ = tick.tick() => self.on_tick(),
+            }
+        };
+        if let Some(d) = self.discovery.as_mut() {
+            d.shutdown();
+        }
+        for (_, (_, reply)) in self.outbound.drain() {
+            let _ = reply.send(Err(RequestError::Shutdown));
+        }
+        info!("p2p network shut down");
+        drop(self.swarm);
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn emit(&self, event: NetworkEvent, kind: &'static str) -> bool {
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(_) => {
+                warn!(kind, "event channel full or closed, dropping event");
+                metrics::event_dropped(kind);
+                false
+            }
+        }
+    }
+
+    // ---- commands ----------------------------------------------------------------------
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { kind, data, reply } => {
+                let _ = reply.send(self.publish(kind, data));
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let kind = request.kind();
+                if self.peers.is_banned(&peer) {
+                    let _ = reply.send(Err(RequestError::Disconnected));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .reqresp
+                    .send_request(&peer, request);
+                debug!(%peer, protocol = kind.label(), "outbound request");
+                self.outbound.insert(id, (kind, reply));
+            }
+            Command::Validation {
+                message_id,
+                source,
+                verdict,
+            } => self.on_verdict(message_id, source, verdict),
+            Command::Penalize { peer, reason } => self.penalize(peer, reason),
+            Command::Dial { addr, reply } => {
+                if crate::peer_manager::peer_of(&addr).is_some_and(|p| self.peers.is_banned(&p)) {
+                    let _ = reply.send(Err(NetError::Dial("peer is banned".into())));
+                    return;
+                }
+                let res = self
+                    .swarm
+                    .dial(addr)
+                    .map_err(|e| NetError::Dial(e.to_string()));
+                let _ = reply.send(res);
+            }
+            Command::Ban { peer, duration } => self.ban(peer, duration),
+            Command::Peers { reply } => {
+                let gs = &self.swarm.behaviour().gossipsub;
+                let list = self
+                    .connected
+                    .iter()
+                    .map(|(peer, (direction, addr))| PeerSnapshot {
+                        peer_id: *peer,
+                        score: gs.peer_score(peer).unwrap_or(0.0),
+                        direction: *direction,
+                        addr: addr.clone(),
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::GossipPeers { kind, reply } => {
+                let hash = self.topics.topic(kind).hash();
+                let list = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&hash))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    fn publish(&mut self, kind: GossipTopicKind, data: Vec<u8>) -> Result<MessageId, NetError> {
+        let len = data.len();
+        let topic = self.topics.topic(kind).clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            Ok(id) => {
+                metrics::gossip_out(kind, len);
+                debug!(topic = kind.label(), len, "published");
+                Ok(id)
+            }
+            Err(PublishError::NoPeersSubscribedToTopic) | Err(PublishError::AllQueuesFull(_)) => {
+                Err(NetError::NoPeers)
+            }
+            Err(PublishError::Duplicate) => Err(NetError::Duplicate),
+            Err(PublishError::MessageTooLarge) => Err(NetError::Oversize {
+                len,
+                cap: self.config.limits.max_gossip_len(kind),
+            }),
+            Err(e) => Err(NetError::Publish(e.to_string())),
+        }
+    }
+
+    fn on_verdict(&mut self, id: MessageId, source: PeerId, verdict: GossipVerdict) {
+        let acceptance = match verdict {
+            GossipVerdict::Accept => MessageAcceptance::Accept,
+            GossipVerdict::Reject => MessageAcceptance::Reject,
+            GossipVerdict::Ignore => MessageAcceptance::Ignore,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+        match verdict {
+            GossipVerdict::Accept => {
+                let score = self.peers.reward(source, Instant::now());
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .set_application_score(&source, score);
+            }
+            GossipVerdict::Reject => self.penalize(source, "gossip_rejected"),
+            GossipVerdict::Ignore => {}
+        }
+    }
+
+    fn penalize(&mut self, peer: PeerId, reason: &'static str) {
+        metrics::rejection(reason);
+        if let Some(score) = self.peers.penalize(peer, Instant::now()) {
+            debug!(%peer, reason, app_score = score, "peer penalised");
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, score);
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, duration: Duration) {
+        let until = Instant::now() + duration;
+        warn!(%peer, ?duration, "banning peer");
+        self.peers.ban(peer, until);
+        let b = self.swarm.behaviour_mut();
+        b.block_list.block_peer(peer);
+        b.gossipsub.blacklist_peer(&peer);
+        metrics::ban();
+        self.emit(NetworkEvent::PeerBanned { peer, until }, "peer_banned");
+    }
+
+    // ---- periodic work -----------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        for (peer, score) in self.peers.decay_app_scores(now) {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, score);
+        }
+        let scores: Vec<(PeerId, f64)> = {
+            let gs = &self.swarm.behaviour().gossipsub;
+            self.connected
+                .keys()
+                .map(|p| (*p, gs.peer_score(p).unwrap_or(0.0)))
+                .collect()
+        };
+        for (_, s) in &scores {
+            metrics::peer_score(*s);
+        }
+        for peer in self.peers.peers_to_ban(scores, now) {
+            self.ban(peer, self.config.ban_period);
+        }
+        for peer in self.peers.expired_bans(now) {
+            info!(%peer, "ban expired");
+            let b = self.swarm.behaviour_mut();
+            b.block_list.unblock_peer(peer);
+            b.gossipsub.remove_blacklisted_peer(&peer);
+        }
+        for addr in self.peers.due_static_dials(now) {
+            debug!(%addr, "dialling static peer");
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, error = %e, "static dial failed");
+            }
+        }
+        if let Some(d) = &self.discovery {
+            d.want_peers.store(
+                self.peers.below_target(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn on_discovered(&mut self, found: Discovered) {
+        if found.peer == *self.swarm.local_peer_id() || !self.peers.wants_dial(&found.peer) {
+            return;
+        }
+        debug!(peer = %found.peer, addr = %found.addr, "dialling discovered peer");
+        let opts = DialOpts::peer_id(found.peer)
+            .addresses(vec![found.addr])
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => self.peers.mark_dialing(found.peer),
+            Err(e) => debug!(peer = %found.peer, error = %e, "dial failed"),
+        }
+    }
+
+    // ---- inbound answers ---------------------------------------------------------------
+
+    fn on_answer(
+        &mut self,
+        id: InboundRequestId,
+        peer: PeerId,
+        kind: ReqRespKind,
+        channel: ResponseChannel<Response>,
+        answer: Option<Response>,
+    ) {
+        match answer {
+            Some(response) => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .reqresp
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    metrics::reqresp(kind, "inbound", "stream_closed");
+                    self.peers.inbound_done(id);
+                }
+            }
+            None => {
+                debug!(%peer, protocol = kind.label(), "no answer from the SDK; closing stream");
+                metrics::reqresp(kind, "inbound", "unanswered");
+                drop(channel);
+                self.peers.inbound_done(id);
+            }
+        }
+    }
+
+    // ---- swarm events ------------------------------------------------------------------
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Reqresp(e)) => self.on_reqresp(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+            }
+            SwarmEvent::Behaviour(_) => {}
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if num_established.get() != 1 {
+                    return;
+                }
+                let direction = if endpoint.is_dialer() {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                let addr = endpoint.get_remote_address().clone();
+                info!(peer = %peer_id, %addr, ?direction, "peer connected");
+                self.peers.on_connected(peer_id, &addr);
+                self.connected.insert(peer_id, (direction, addr));
+                metrics::peers_connected(self.connected.len());
+                self.emit(
+                    NetworkEvent::PeerConnected {
+                        peer: peer_id,
+                        direction,
+                    },
+                    "peer_connected",
+                );
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established != 0 {
+                    return;
+                }
+                info!(peer = %peer_id, "peer disconnected");
+                self.peers.on_disconnected(peer_id, Instant::now());
+                self.connected.remove(&peer_id);
+                metrics::peers_connected(self.connected.len());
+                self.emit(
+                    NetworkEvent::PeerDisconnected { peer: peer_id },
+                    "peer_disconnected",
+                );
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+                self.peers.on_dial_failed(peer_id);
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                debug!(%error, "incoming connection refused or failed");
+                metrics::rejection("incoming_connection");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                if !self.listen_addrs.contains(&address) {
+                    self.listen_addrs.push(address);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let Some(kind) = self.topics.kind(&message.topic) else {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
+            return;
+        };
+        let len = message.data.len();
+        metrics::gossip_in(kind, len);
+        if len > self.config.limits.max_gossip_len(kind) {
+            debug!(peer = %propagation_source, topic = kind.label(), len, "oversized gossip");
+            self.on_verdict(message_id, propagation_source, GossipVerdict::Reject);
+            return;
+        }
+        let event = NetworkEvent::Gossip {
+            peer: propagation_source,
+            topic: kind,
+            message_id: message_id.clone(),
+            data: message.data,
+        };
+        if !self.emit(event, "gossip") {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
+        }
+    }
+
+    fn on_reqresp(&mut self, event: request_response::Event<Request, Response>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request_id,
+                        request,
+                        channel,
+                    },
+                ..
+            } => self.on_inbound_request(peer, request_id, request, channel),
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some((kind, reply)) = self.outbound.remove(&request_id) {
+                    let res = if response.kind() == kind {
+                        metrics::reqresp(kind, "outbound", "ok");
+                        Ok(response)
+                    } else {
+                        Err(RequestError::Decode("mismatched response".into()))
+                    };
+                    debug!(%peer, protocol = kind.label(), ok = res.is_ok(), "response");
+                    let _ = reply.send(res);
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let Some((kind, reply)) = self.outbound.remove(&request_id) else {
+                    return;
+                };
+                let err = match error {
+                    OutboundFailure::Timeout => RequestError::Timeout,
+                    OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
+                        RequestError::Disconnected
+                    }
+                    OutboundFailure::UnsupportedProtocols => {
+                        RequestError::Refused("protocol not supported".into())
+                    }
+                    OutboundFailure::Io(e) => match CodecError::from_io(&e) {
+                        Some(codec) => {
+                            let err = RequestError::from(codec.clone());
+                            self.penalize(peer, "bad_response");
+                            err
+                        }
+                        None => RequestError::Refused(e.to_string()),
+                    },
+                };
+                debug!(%peer, protocol = kind.label(), error = %err, "outbound request failed");
+                metrics::reqresp(kind, "outbound", outcome_label(&err));
+                let _ = reply.send(Err(err));
+            }
+            Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.peers.inbound_done(request_id);
+                if let InboundFailure::Io(e) = &error {
+                    if let Some(codec) = CodecError::from_io(e) {
+                        let reason = match codec {
+                            CodecError::Oversize { .. } => "oversize_request",
+                            _ => "malformed_request",
+                        };
+                        debug!(%peer, error = %codec, "inbound request refused");
+                        self.penalize(peer, reason);
+                        return;
+                    }
+                }
+                debug!(%peer, %error, "inbound request failed");
+            }
+            Event::ResponseSent { request_id, .. } => {
+                self.peers.inbound_done(request_id);
+            }
+        }
+    }
+
+    fn on_inbound_request(
+        &mut self,
+        peer: PeerId,
+        id: InboundRequestId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    ) {
+        let kind = request.kind();
+        let span = info_span!("inbound_request", %peer, protocol = kind.label());
+        let _enter = span.enter();
+        if self.peers.is_banned(&peer) {
+            return;
+        }
+        let admission = self.peers.admit(peer, kind, id, Instant::now());
+        if admission != Admission::Allow {
+            debug!(reason = admission.label(), "inbound request refused");
+            metrics::reqresp(kind, "inbound", admission.label());
+            drop(channel);
+            self.penalize(peer, admission.label());
+            return;
+        }
+        let timeout = self.config.request_timeout;
+        let (event, answer): (InboundRequest, BoxFuture<'static, Option<Response>>) = match request
+        {
+            Request::GetHead => {
+                let (responder, rx) = Responder::new();
+                (
+                    InboundRequest::GetHead { peer, responder },
+                    rx.map(|r| r.ok().map(Response::Head)).boxed(),
+                )
+            }
+            Request::GetCommitmentsByNumber(request) => {
+                let (responder, rx) = Responder::new();
+                (
+                    InboundRequest::GetCommitmentsByNumber {
+                        peer,
+                        request,
+                        responder,
+                    },
+                    rx.map(|r| r.ok().map(Response::Commitments)).boxed(),
+                )
+            }
+            Request::GetRawTxList(request) => {
+                let (responder, rx) = Responder::new();
+                (
+                    InboundRequest::GetRawTxList {
+                        peer,
+                        request,
+                        responder,
+                    },
+                    rx.map(|r| r.ok().map(Response::RawTxList)).boxed(),
+                )
+            }
+        };
+        if !self.emit(NetworkEvent::InboundRequest(event), "inbound_request") {
+            self.peers.inbound_done(id);
+            return;
+        }
+        metrics::reqresp(kind, "inbound", "admitted");
+        self.pending_answers.push(
+            async move {
+                let answer = tokio::time::timeout(timeout, answer).await.ok().flatten();
+                (id, peer, kind, channel, answer)
+            }
+            .boxed(),
+        );
+    }
+}
+
+fn outcome_label(e: &RequestError) -> &'static str {
+    match e {
+        RequestError::Timeout => "timeout",
+        RequestError::Refused(_) => "refused",
+        RequestError::Oversize { .. } => "oversize",
+        RequestError::Decode(_) => "decode",
+        RequestError::Disconnected => "disconnected",
+        RequestError::Shutdown => "shutdown",
+    }
+}

@@ -1,0 +1,201 @@
+//! Gossipsub set-up (§2, §7, §7.1): topics, message ids, mesh presets and peer scoring.
+
+use std::collections::HashMap;
+
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds,
+    TopicHash, TopicScoreParams, ValidationMode,
+};
+use libp2p::identity::Keypair;
+use preconfirmation_types::GossipTopicKind;
+use sha2::{Digest, Sha256};
+
+use crate::config::NetworkConfig;
+use crate::error::NetError;
+
+/// Domain prefixed to the payload in the message id (op-node/Kona style "invalid snappy"
+/// domain, since payloads are raw SSZ without snappy, §2).
+pub const MESSAGE_ID_DOMAIN: [u8; 4] = [0, 0, 0, 0];
+
+/// Message id (§7 "stable message id from payload hash"): the first 20 bytes of
+/// `sha256(0x00000000 ‖ payload)`. Each topic carries a different container type, so the
+/// payload alone identifies a message; the topic is not hashed in.
+pub fn message_id(payload: &[u8]) -> MessageId {
+    let mut h = Sha256::new();
+    h.update(MESSAGE_ID_DOMAIN);
+    h.update(payload);
+    MessageId::new(&h.finalize()[..20])
+}
+
+/// The two live topics of a chain and the way back from a topic hash to its kind.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    by_hash: HashMap<TopicHash, GossipTopicKind>,
+    commitments: IdentTopic,
+    raw_txlists: IdentTopic,
+}
+
+impl Topics {
+    /// The topics of `chain_id` (§2). Legacy topics are never built here, so never published to.
+    pub fn new(chain_id: u64) -> Self {
+        let commitments = IdentTopic::new(GossipTopicKind::Commitments.topic(chain_id));
+        let raw_txlists = IdentTopic::new(GossipTopicKind::RawTxLists.topic(chain_id));
+        let by_hash = HashMap::from([
+            (commitments.hash(), GossipTopicKind::Commitments),
+            (raw_txlists.hash(), GossipTopicKind::RawTxLists),
+        ]);
+        Self {
+            by_hash,
+            commitments,
+            raw_txlists,
+        }
+    }
+
+    /// The topic of `kind`.
+    pub fn topic(&self, kind: GossipTopicKind) -> &IdentTopic {
+        match kind {
+            GossipTopicKind::Commitments => &self.commitments,
+            GossipTopicKind::RawTxLists => &self.raw_txlists,
+        }
+    }
+
+    /// The kind of a topic hash, if it is one of ours.
+    pub fn kind(&self, hash: &TopicHash) -> Option<GossipTopicKind> {
+        self.by_hash.get(hash).copied()
+    }
+}
+
+/// Builds the gossipsub behaviour with the mesh presets, manual validation and §7.1 scoring.
+pub fn build_gossipsub(
+    config: &NetworkConfig,
+    keypair: &Keypair,
+    topics: &Topics,
+) -> Result<gossipsub::Behaviour, NetError> {
+    let g = &config.gossip;
+    let max_transmit = config.limits.max_gossip_size_bytes;
+    let mut builder = gossipsub::ConfigBuilder::default();
+    builder
+        .mesh_n(g.mesh_n)
+        .mesh_n_low(g.mesh_n_low)
+        .mesh_n_high(g.mesh_n_high)
+        .gossip_lazy(g.gossip_lazy)
+        .heartbeat_interval(g.heartbeat_interval)
+        .fanout_ttl(g.fanout_ttl)
+        .history_length(g.history_length)
+        .history_gossip(g.history_gossip)
+        .duplicate_cache_time(g.duplicate_cache_time)
+        // Gossipsub's frame cap: the largest gossip message plus room for the envelope.
+        .max_transmit_size(max_transmit + 1024)
+        // Nothing is forwarded before the SDK reports Accept; unreported messages expire.
+        .validate_messages()
+        .message_id_fn(|m: &gossipsub::Message| message_id(&m.data));
+    let (authenticity, mode) = if g.signed_messages {
+        (
+            MessageAuthenticity::Signed(keypair.clone()),
+            ValidationMode::Strict,
+        )
+    } else {
+        (MessageAuthenticity::Anonymous, ValidationMode::Anonymous)
+    };
+    builder.validation_mode(mode);
+    if g.mesh_n_low == 0 || g.mesh_n_high < g.mesh_n {
+        return Err(NetError::Config("invalid gossip mesh parameters".into()));
+    }
+    // gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
+    builder.mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
+    let gs_config = builder
+        .build()
+        .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
+    let mut behaviour = gossipsub::Behaviour::new(authenticity, gs_config)
+        .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
+    let (params, thresholds) = score_params(config, topics);
+    behaviour
+        .with_peer_score(params, thresholds)
+        .map_err(|e| NetError::Config(format!("peer scoring: {e}")))?;
+    for kind in GossipTopicKind::ALL {
+        behaviour
+            .subscribe(topics.topic(kind))
+            .map_err(|e| NetError::Config(format!("subscribe: {e}")))?;
+    }
+    Ok(behaviour)
+}
+
+/// The §7.1 score parameters and thresholds.
+pub fn score_params(
+    config: &NetworkConfig,
+    topics: &Topics,
+) -> (PeerScoreParams, PeerScoreThresholds) {
+    let s = &config.scoring;
+    let topic = TopicScoreParams {
+        topic_weight: s.topic_weight,
+        time_in_mesh_weight: s.time_in_mesh_weight,
+        time_in_mesh_quantum: s.time_in_mesh_quantum,
+        time_in_mesh_cap: s.time_in_mesh_cap,
+        first_message_deliveries_weight: s.first_message_deliveries_weight,
+        first_message_deliveries_decay: s.first_message_deliveries_decay,
+        first_message_deliveries_cap: s.first_message_deliveries_cap,
+        // Mesh delivery rates (P3, P3b) are not part of §7.1: off, so quiet meshes are fine.
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: s.invalid_message_deliveries_weight,
+        invalid_message_deliveries_decay: s.invalid_message_deliveries_decay,
+        ..TopicScoreParams::default()
+    };
+    let params = PeerScoreParams {
+        topics: GossipTopicKind::ALL
+            .iter()
+            .map(|k| (topics.topic(*k).hash(), topic.clone()))
+            .collect(),
+        app_specific_weight: s.app_specific_weight,
+        ip_colocation_factor_weight: s.ip_colocation_factor_weight,
+        ..PeerScoreParams::default()
+    };
+    let thresholds = PeerScoreThresholds {
+        gossip_threshold: s.gossip_threshold,
+        publish_threshold: s.publish_threshold,
+        graylist_threshold: s.graylist_threshold,
+        ..PeerScoreThresholds::default()
+    };
+    (params, thresholds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_is_20_bytes_of_domain_sha256() {
+        let id = message_id(b"abc");
+        assert_eq!(id.0.len(), 20);
+        let mut h = Sha256::new();
+        h.update([0u8, 0, 0, 0, b'a', b'b', b'c']);
+        assert_eq!(id.0, h.finalize()[..20].to_vec());
+        assert_ne!(message_id(b"abc"), message_id(b"abd"));
+    }
+
+    #[test]
+    fn score_params_validate_and_follow_section_7_1() {
+        let config = NetworkConfig::default();
+        let topics = Topics::new(config.chain_id);
+        let (params, thresholds) = score_params(&config, &topics);
+        params.validate().unwrap();
+        thresholds.validate().unwrap();
+        let t = params.topics.values().next().unwrap();
+        assert_eq!(t.invalid_message_deliveries_weight, -2.0);
+        assert_eq!(t.first_message_deliveries_cap, 20.0);
+        assert_eq!(thresholds.graylist_threshold, -5.0);
+        let kp = Keypair::generate_secp256k1();
+        build_gossipsub(&config, &kp, &topics).unwrap();
+    }
+
+    #[test]
+    fn topics_map_back_and_exclude_legacy() {
+        let topics = Topics::new(5);
+        for k in GossipTopicKind::ALL {
+            assert_eq!(topics.kind(&topics.topic(k).hash()), Some(k));
+        }
+        for legacy in preconfirmation_types::legacy_topics(5) {
+            assert_eq!(topics.kind(&IdentTopic::new(legacy).hash()), None);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Metrics through the `metrics` facade; every name starts with `p2p_net_`. Install any
+//! `metrics` recorder (e.g. a Prometheus exporter) in the binary to collect them.
+
+use preconfirmation_types::{GossipTopicKind, ReqRespKind};
+
+/// Connected peers (gauge).
+pub const PEERS_CONNECTED: &str = "p2p_net_peers_connected";
+/// Gossip payload bytes received, label `topic` (counter).
+pub const GOSSIP_BYTES_IN: &str = "p2p_net_gossip_bytes_in_total";
+/// Gossip payload bytes published, label `topic` (counter).
+pub const GOSSIP_BYTES_OUT: &str = "p2p_net_gossip_bytes_out_total";
+/// Gossip messages received, labels `topic` (counter).
+pub const GOSSIP_MESSAGES_IN: &str = "p2p_net_gossip_messages_in_total";
+/// Req/resp exchanges, labels `protocol`, `direction` (inbound/outbound) and `outcome`
+/// (counter).
+pub const REQRESP: &str = "p2p_net_reqresp_total";
+/// Rejected input, label `reason` (counter).
+pub const REJECTIONS: &str = "p2p_net_rejections_total";
+/// Bans issued (counter).
+pub const BANS: &str = "p2p_net_bans_total";
+/// Current total score per peer, sampled every tick (histogram).
+pub const PEER_SCORE: &str = "p2p_net_peer_score";
+/// Events dropped because the SDK's event channel was full, label `kind` (counter).
+pub const EVENTS_DROPPED: &str = "p2p_net_events_dropped_total";
+
+pub(crate) fn peers_connected(n: usize) {
+    metrics::gauge!(PEERS_CONNECTED).set(n as f64);
+}
+
+pub(crate) fn gossip_in(kind: GossipTopicKind, bytes: usize) {
+    metrics::counter!(GOSSIP_BYTES_IN, "topic" => kind.label()).increment(bytes as u64);
+    metrics::counter!(GOSSIP_MESSAGES_IN, "topic" => kind.label()).increment(1);
+}
+
+pub(crate) fn gossip_out(kind: GossipTopicKind, bytes: usize) {
+    metrics::counter!(GOSSIP_BYTES_OUT, "topic" => kind.label()).increment(bytes as u64);
+}
+
+pub(crate) fn reqresp(kind: ReqRespKind, direction: &'static str, outcome: &'static str) {
+    metrics::counter!(REQRESP, "protocol" => kind.label(), "direction" => direction, "outcome" => outcome)
+        .increment(1);
+}
+
+pub(crate) fn rejection(reason: &'static str) {
+    metrics::counter!(REJECTIONS, "reason" => reason).increment(1);
+}
+
+pub(crate) fn ban() {
+    metrics::counter!(BANS).increment(1);
+}
+
+pub(crate) fn peer_score(score: f64) {
+    metrics::histogram!(PEER_SCORE).record(score);
+}
+
+pub(crate) fn event_dropped(kind: &'static str) {
+    metrics::counter!(EVENTS_DROPPED, "kind" => kind).increment(1);
+}
