@@ -27,7 +27,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = NetworkConfig { discovery_enabled: false, ..Default::default() };
 //! let (a, mut a_events) = P2pService::start(config.clone(), None).await?;
-//! let (b, _b_events) = P2pService::start(config, None).await?;
+//! let (b, mut b_events) = P2pService::start(config, None).await?;
 //!
 //! // A's "SDK": answer get_head.
 //! tokio::spawn(async move {
@@ -40,6 +40,12 @@
 //!
 //! let addr = a.listen_addrs().await?[0].clone();
 //! b.dial(addr).await?;
+//! // Requests go to connected peers: wait until B sees A.
+//! while let Some(event) = b_events.recv().await {
+//!     if matches!(event, NetworkEvent::PeerConnected { peer, .. } if peer == a.local_peer_id()) {
+//!         break;
+//!     }
+//! }
 //! let head = b.request_head(a.local_peer_id()).await?;
 //! assert_eq!(head.block_number, U256::from(42u64));
 //! b.shutdown().await?;
