@@ -1,0 +1,572 @@
+//! End-to-end tests of the network layer over real TCP on 127.0.0.1. Every wait is bounded by
+//! `tokio::time::timeout`; nothing asserts on timing.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use preconfirmation_net::{
+    GossipVerdict, InboundRequest, NetworkConfig, NetworkEvent, NetworkEvents, P2pService,
+    RequestError,
+};
+use preconfirmation_types::{
+    GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetRawTxListRequest,
+    GetRawTxListResponse, GossipTopicKind, PreconfCommitment, PreconfHead, Preconfirmation,
+    RawTxListGossip, ReqRespKind, SignedCommitment, WireMessage, U256,
+};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn test_config() -> NetworkConfig {
+    let mut c = NetworkConfig {
+        discovery_enabled: false,
+        request_timeout: Duration::from_secs(2),
+        ban_sustain: Duration::from_secs(1),
+        ..Default::default()
+    };
+    c.gossip.heartbeat_interval = Duration::from_millis(200);
+    c
+}
+
+async fn start(config: NetworkConfig) -> (P2pService, NetworkEvents) {
+    P2pService::start(config, None).await.expect("start")
+}
+
+async fn addr(s: &P2pService) -> Multiaddr {
+    s.listen_addrs().await.expect("listen addrs")[0].clone()
+}
+
+/// Waits for the first event matching `pred`, skipping others.
+async fn wait_for(
+    events: &mut NetworkEvents,
+    mut pred: impl FnMut(&NetworkEvent) -> bool,
+) -> Option<NetworkEvent> {
+    timeout(WAIT, async {
+        while let Some(ev) = events.recv().await {
+            if pred(&ev) {
+                return Some(ev);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// `dialer` dials `target` and waits until the dialer sees the connection.
+async fn connect(dialer: &P2pService, dialer_events: &mut NetworkEvents, target: &P2pService) {
+    dialer.dial(addr(target).await).await.expect("dial");
+    let t = target.local_peer_id();
+    wait_for(dialer_events, |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == t))
+        .await
+        .expect("connected");
+}
+
+fn head() -> PreconfHead {
+    PreconfHead {
+        block_number: U256::from(77u64),
+        submission_window_end: U256::from(1234u64),
+    }
+}
+
+fn commitment(n: u64) -> SignedCommitment {
+    SignedCommitment {
+        commitment: PreconfCommitment {
+            preconf: Preconfirmation {
+                block_number: U256::from(n),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// An SDK stand-in that answers every request and gives every gossip `verdict`; gossip
+/// payloads are forwarded to the returned channel.
+fn spawn_sdk(
+    service: P2pService,
+    mut events: NetworkEvents,
+    verdict: GossipVerdict,
+) -> mpsc::Receiver<(GossipTopicKind, Vec<u8>)> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                NetworkEvent::Gossip {
+                    peer,
+                    topic,
+                    message_id,
+                    data,
+                } => {
+                    let _ = service.report_validation(message_id, peer, verdict);
+                    let _ = tx.try_send((topic, data));
+                }
+                NetworkEvent::InboundRequest(InboundRequest::GetHead { responder, .. }) => {
+                    responder.respond(head())
+                }
+                NetworkEvent::InboundRequest(InboundRequest::GetCommitmentsByNumber {
+                    request,
+                    responder,
+                    ..
+                }) => {
+                    let start: u64 = request.start_block_number.to::<u64>();
+                    let list = (start..start + u64::from(request.max_count))
+                        .map(commitment)
+                        .collect();
+                    responder.respond(GetCommitmentsByNumberResponse::new(list).expect("cap"));
+                }
+                NetworkEvent::InboundRequest(InboundRequest::GetRawTxList { responder, .. }) => {
+                    responder.respond(GetRawTxListResponse::new(vec![9; 1000]).expect("cap"))
+                }
+                _ => {}
+            }
+        }
+    });
+    rx
+}
+
+/// A served node and a connected client.
+async fn server_and_client(
+    server_cfg: NetworkConfig,
+    client_cfg: NetworkConfig,
+) -> (P2pService, P2pService, NetworkEvents) {
+    let (server, server_events) = start(server_cfg).await;
+    let (client, mut client_events) = start(client_cfg).await;
+    connect(&client, &mut client_events, &server).await;
+    spawn_sdk(server.clone(), server_events, GossipVerdict::Accept);
+    (server, client, client_events)
+}
+
+async fn wait_gossip_peers(node: &P2pService, expected: &[PeerId]) {
+    timeout(WAIT, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let mut all = true;
+            for kind in GossipTopicKind::ALL {
+                let peers = node.gossip_peers(kind).await.expect("gossip peers");
+                all &= expected.iter().all(|p| peers.contains(p));
+            }
+            if all {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("gossip subscriptions exchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_three_nodes_both_topics() {
+    let (a, a_events) = start(test_config()).await;
+    let (b, mut b_events) = start(test_config()).await;
+    let (c, mut c_events) = start(test_config()).await;
+    // Line topology B — A — C: C only gets B's messages if A forwards them after Accept.
+    connect(&b, &mut b_events, &a).await;
+    connect(&c, &mut c_events, &a).await;
+    let mut a_rx = spawn_sdk(a.clone(), a_events, GossipVerdict::Accept);
+    let _b_rx = spawn_sdk(b.clone(), b_events, GossipVerdict::Accept);
+    let mut c_rx = spawn_sdk(c.clone(), c_events, GossipVerdict::Accept);
+    wait_gossip_peers(&a, &[b.local_peer_id(), c.local_peer_id()]).await;
+    wait_gossip_peers(&b, &[a.local_peer_id()]).await;
+    wait_gossip_peers(&c, &[a.local_peer_id()]).await;
+
+    let signed = commitment(5).to_ssz();
+    let txlist = RawTxListGossip::new(vec![1, 2, 3, 4]).expect("txlist").to_ssz();
+    b.publish(GossipTopicKind::Commitments, signed.clone())
+        .await
+        .expect("publish commitment");
+    b.publish(GossipTopicKind::RawTxLists, txlist.clone())
+        .await
+        .expect("publish txlist");
+
+    for rx in [&mut a_rx, &mut c_rx] {
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let msg = timeout(WAIT, rx.recv()).await.expect("gossip in time").expect("open");
+            got.push(msg);
+        }
+        got.sort_by_key(|(k, _)| *k);
+        assert_eq!(got[0], (GossipTopicKind::Commitments, signed.clone()));
+        assert_eq!(got[1], (GossipTopicKind::RawTxLists, txlist.clone()));
+    }
+    // Over-cap payloads are refused locally.
+    assert!(b
+        .publish(GossipTopicKind::Commitments, vec![0; 383])
+        .await
+        .is_err());
+    for s in [a, b, c] {
+        s.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_head_round_trip() {
+    let (server, client, _ev) = server_and_client(test_config(), test_config()).await;
+    let got = client.request_head(server.local_peer_id()).await.expect("head");
+    assert_eq!(got, head());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_commitments_by_number_round_trip() {
+    let (server, client, _ev) = server_and_client(test_config(), test_config()).await;
+    let req = GetCommitmentsByNumberRequest {
+        start_block_number: U256::from(10u64),
+        max_count: 3,
+    };
+    let got = client
+        .request_commitments(server.local_peer_id(), req)
+        .await
+        .expect("commitments");
+    let numbers: Vec<U256> = got
+        .commitments
+        .iter()
+        .map(|c| c.preconf().block_number)
+        .collect();
+    assert_eq!(numbers, vec![U256::from(10u64), U256::from(11u64), U256::from(12u64)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_raw_txlist_round_trip() {
+    let (server, client, _ev) = server_and_client(test_config(), test_config()).await;
+    let got = client
+        .request_raw_txlist(server.local_peer_id(), GetRawTxListRequest::default())
+        .await
+        .expect("txlist");
+    assert_eq!(got, GetRawTxListResponse::new(vec![9; 1000]).expect("cap"));
+    // A server-side cap smaller than the response: the client refuses it as oversize.
+    let small = NetworkConfig {
+        limits: preconfirmation_types::ChainLimits {
+            max_txlist_bytes: 100,
+            ..Default::default()
+        },
+        ..test_config()
+    };
+    let (server2, client2, _ev2) = server_and_client(test_config(), small).await;
+    let err = client2
+        .request_raw_txlist(server2.local_peer_id(), GetRawTxListRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::Oversize { len: 1036, cap: 136 }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_flood_is_rate_limited() {
+    let mut client_cfg = test_config();
+    client_cfg.max_streams_per_connection = 64;
+    let (server, client, _ev) = server_and_client(test_config(), client_cfg).await;
+    let peer = server.local_peer_id();
+    // Sequential: never more than one in flight, so only the token bucket (burst 8) limits.
+    let mut ok = 0;
+    let mut refused = 0;
+    for _ in 0..20 {
+        match client.request_head(peer).await {
+            Ok(_) => ok += 1,
+            Err(RequestError::Refused(_)) => refused += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert!(ok >= 8, "the burst is served: {ok}");
+    assert!(refused >= 1, "the flood is refused: ok {ok}, refused {refused}");
+    // Concurrent flood on another protocol: at most 2 in flight, the rest refused, none queued.
+    let results = join_all((0..10).map(|_| {
+        client.request_raw_txlist(peer, GetRawTxListRequest::default())
+    }))
+    .await;
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(RequestError::Refused(_))))
+        .count();
+    assert!(refused >= 1, "concurrent flood refused: {results:?}");
+    assert!(results.iter().all(|r| r.is_ok() || matches!(r, Err(RequestError::Refused(_)))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_gossip_peer_is_banned() {
+    let mut receiver_cfg = test_config();
+    receiver_cfg.ban_period = Duration::from_secs(60);
+    let (receiver, receiver_events) = start(receiver_cfg).await;
+    let (bad, mut bad_events) = start(test_config()).await;
+    connect(&bad, &mut bad_events, &receiver).await;
+    let bad_id = bad.local_peer_id();
+    // The receiver's SDK rejects everything; forward its events to the test as well.
+    let (ev_tx, mut ev_rx) = mpsc::channel(256);
+    {
+        let receiver = receiver.clone();
+        let mut events = receiver_events;
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if let NetworkEvent::Gossip {
+                    peer, message_id, ..
+                } = &ev
+                {
+                    let _ = receiver.report_validation(message_id.clone(), *peer, GossipVerdict::Reject);
+                }
+                let _ = ev_tx.try_send(ev);
+            }
+        });
+    }
+    wait_gossip_peers(&bad, &[receiver.local_peer_id()]).await;
+    let publisher = {
+        let bad = bad.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            for n in 0u64.. {
+                tick.tick().await;
+                let _ = bad.publish(GossipTopicKind::Commitments, commitment(n).to_ssz()).await;
+            }
+        })
+    };
+    let banned = timeout(WAIT, async {
+        while let Some(ev) = ev_rx.recv().await {
+            if let NetworkEvent::PeerBanned { peer, .. } = ev {
+                if peer == bad_id {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await
+    .expect("banned within the bound");
+    assert!(banned);
+    publisher.abort();
+    // Disconnected, and refused when it dials again during the ban.
+    timeout(WAIT, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            if !receiver.connected_peers().await.expect("peers").contains(&bad_id) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("banned peer disconnected");
+    let _ = bad.dial(addr(&receiver).await).await;
+    let reconnected = timeout(Duration::from_secs(2), async {
+        while let Some(ev) = ev_rx.recv().await {
+            if matches!(ev, NetworkEvent::PeerConnected { peer, .. } if peer == bad_id) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(!reconnected, "a banned peer must not reconnect");
+    assert!(!receiver.connected_peers().await.expect("peers").contains(&bad_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discv5_finds_and_dials_third_node() {
+    let disc = |boot: Vec<String>| NetworkConfig {
+        discovery_enabled: true,
+        discovery_interval: Duration::from_millis(300),
+        bootnodes: boot,
+        ..test_config()
+    };
+    let (a, _a_events) = start(disc(vec![])).await;
+    let a_enr = a.local_enr().expect("enr").to_base64();
+    let (b, _b_events) = start(disc(vec![a_enr.clone()])).await;
+    let (c, mut c_events) = start(disc(vec![a_enr])).await;
+    let b_id = b.local_peer_id();
+    wait_for(&mut c_events, |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == b_id))
+        .await
+        .expect("C discovers and dials B");
+    assert!(c.connected_peers().await.expect("peers").contains(&b_id));
+    for s in [a, b, c] {
+        s.shutdown().await.expect("shutdown");
+    }
+}
+
+// ---- raw streams ------------------------------------------------------------------------
+
+/// What the raw client writes on its stream.
+#[derive(Debug, Clone, Copy)]
+enum Raw {
+    /// A 4 GiB length prefix and nothing else.
+    HugePrefix,
+    /// Nothing at all for this long.
+    Silent(Duration),
+    /// An honest `get_head` request (prefix 0).
+    GetHead,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Raw;
+    type Response = Vec<u8>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+    ) -> std::io::Result<Raw> {
+        Err(std::io::Error::other("client only"))
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        io.take(1 << 20).read_to_end(&mut buf).await?;
+        if buf.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response"));
+        }
+        Ok(buf)
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Raw,
+    ) -> std::io::Result<()> {
+        match req {
+            Raw::HugePrefix => {
+                let mut buf = unsigned_varint::encode::u64_buffer();
+                io.write_all(unsigned_varint::encode::u64(4 << 30, &mut buf)).await?;
+                io.flush().await
+            }
+            Raw::Silent(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            Raw::GetHead => {
+                io.write_all(&[0]).await?;
+                io.flush().await
+            }
+        }
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: Vec<u8>,
+    ) -> std::io::Result<()> {
+        Err(std::io::Error::other("client only"))
+    }
+}
+
+type RawSwarm = Swarm<request_response::Behaviour<RawCodec>>;
+
+async fn raw_client(server: &P2pService, kind: ReqRespKind, chain_id: u64) -> RawSwarm {
+    let protocol = StreamProtocol::try_from_owned(kind.protocol_id(chain_id)).expect("protocol");
+    let mut swarm = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .expect("tcp")
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                RawCodec,
+                [(protocol, ProtocolSupport::Outbound)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            )
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm.dial(addr(server).await).expect("dial");
+    let target = server.local_peer_id();
+    timeout(WAIT, async {
+        loop {
+            if let SwarmEvent::ConnectionEstablished { peer_id, .. } = swarm.select_next_some().await {
+                if peer_id == target {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("raw client connected");
+    swarm
+}
+
+/// Sends one raw request and drives the swarm until it resolves.
+async fn raw_request(swarm: &mut RawSwarm, peer: PeerId, req: Raw) -> Result<Vec<u8>, String> {
+    let id = swarm.behaviour_mut().send_request(&peer, req);
+    timeout(WAIT, async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { request_id, response },
+                    ..
+                }) if request_id == id => return Ok(response),
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                }) if request_id == id => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("raw request resolves")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_prefix_refused_before_allocation() {
+    let cfg = test_config();
+    let chain_id = cfg.chain_id;
+    let (server, server_events) = start(cfg).await;
+    spawn_sdk(server.clone(), server_events, GossipVerdict::Accept);
+    let server_id = server.local_peer_id();
+    let mut raw = raw_client(&server, ReqRespKind::GetRawTxList, chain_id).await;
+    let raw_id = *raw.local_peer_id();
+    // 4 GiB announced: the server refuses on the prefix and resets the stream; it never
+    // allocates or waits for the body (the codec unit tests show the Oversize error).
+    let res = raw_request(&mut raw, server_id, Raw::HugePrefix).await;
+    assert!(res.is_err(), "no response to an oversized request: {res:?}");
+    // The sender is penalised.
+    timeout(WAIT, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let peers = server.peers().await.expect("peers");
+            if peers.iter().any(|p| p.peer_id == raw_id && p.score < 0.0) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("oversize sender penalised");
+    // The server stays healthy: an honest client is served.
+    let (client, mut client_events) = start(test_config()).await;
+    connect(&client, &mut client_events, &server).await;
+    assert_eq!(client.request_head(server_id).await.expect("head"), head());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_stream_times_out() {
+    let mut cfg = test_config();
+    cfg.request_timeout = Duration::from_secs(1);
+    // One stream per connection: the honest request below only gets through if the silent
+    // stream's slot was freed by the timeout.
+    cfg.max_streams_per_connection = 1;
+    let chain_id = cfg.chain_id;
+    let (server, server_events) = start(cfg).await;
+    spawn_sdk(server.clone(), server_events, GossipVerdict::Accept);
+    let server_id = server.local_peer_id();
+    let mut raw = raw_client(&server, ReqRespKind::GetHead, chain_id).await;
+    let res = raw_request(&mut raw, server_id, Raw::Silent(Duration::from_secs(3))).await;
+    assert!(res.is_err(), "the server gave up on the silent stream: {res:?}");
+    let res = raw_request(&mut raw, server_id, Raw::GetHead).await.expect("honest request");
+    let mut expected = vec![64u8];
+    expected.extend(head().to_ssz());
+    assert_eq!(res, expected);
+}
