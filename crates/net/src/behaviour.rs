@@ -15,10 +15,29 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     /// The two topics (§2) with manual validation and §7.1 scoring.
     pub(crate) gossipsub: gossipsub::Behaviour,
-    /// The three req/resp protocols (§10–§11).
-    pub(crate) reqresp: request_response::Behaviour<PreconfCodec>,
+    /// `get_head` (§10). One behaviour per protocol, so each request negotiates its own id.
+    pub(crate) head: request_response::Behaviour<PreconfCodec>,
+    /// `get_commitments_by_number` (§10.2).
+    pub(crate) commitments: request_response::Behaviour<PreconfCodec>,
+    /// `get_raw_txlist` (§11.2).
+    pub(crate) txlist: request_response::Behaviour<PreconfCodec>,
     /// Exchange of listen addresses and protocols.
     pub(crate) identify: identify::Behaviour,
     /// Liveness.
     pub(crate) ping: ping::Behaviour,
+}
+
+impl Behaviour {
+    /// The req/resp behaviour of `kind`.
+    pub(crate) fn reqresp(
+        &mut self,
+        kind: preconfirmation_types::ReqRespKind,
+    ) -> &mut request_response::Behaviour<PreconfCodec> {
+        use preconfirmation_types::ReqRespKind;
+        match kind {
+            ReqRespKind::GetHead => &mut self.head,
+            ReqRespKind::GetCommitmentsByNumber => &mut self.commitments,
+            ReqRespKind::GetRawTxList => &mut self.txlist,
+        }
+    }
 }

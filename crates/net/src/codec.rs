@@ -156,7 +156,12 @@ async fn read_prefix<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> io:
         })?;
     match usize::try_from(len) {
         Ok(n) if n <= cap => Ok(n),
-        _ => Err(CodecError::Oversize { len, cap }.into_io()),
+        _ => {
+            // libp2p-request-response does not report `read_request` failures to the
+            // behaviour, so the peer cannot be scored here; the metric records it.
+            crate::metrics::rejection("oversize_frame");
+            Err(CodecError::Oversize { len, cap }.into_io())
+        }
     }
 }
 

@@ -58,7 +58,7 @@ pub struct NetworkConfig {
     pub rate_limit: RateLimitConfig,
     /// Most inbound requests of one protocol a peer may have in flight. Default 2.
     pub max_concurrent_inbound_per_protocol: usize,
-    /// Most simultaneous libp2p streams (inbound + outbound, all req/resp protocols) per
+    /// Most simultaneous libp2p streams (inbound + outbound) of one req/resp protocol per
     /// connection; a stream beyond it is dropped before it is read. Default 16.
     pub max_streams_per_connection: usize,
     /// Most connected peers. Default 50.

@@ -56,14 +56,14 @@ struct Driver {
     swarm: Swarm<Behaviour>,
     config: NetworkConfig,
     topics: Topics,
-    peers: PeerManager,
+    peers: PeerManager<(ReqRespKind, InboundRequestId)>,
     connected: HashMap<PeerId, (Direction, Multiaddr)>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     discovered: mpsc::Receiver<Discovered>,
     discovery: Option<DiscoveryHandle>,
     outbound:
-        HashMap<OutboundRequestId, (ReqRespKind, oneshot::Sender<Result<Response, RequestError>>)>,
+        HashMap<(ReqRespKind, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
     pending_answers: FuturesUnordered<PendingAnswer>,
     listen_addrs: Vec<Multiaddr>,
 }
@@ -89,18 +89,18 @@ pub(crate) async fn spawn(
     let local_peer_id = keypair.public().to_peer_id();
     let topics = Topics::new(config.chain_id);
     let gossipsub = build_gossipsub(&config, &keypair, &topics)?;
-    let reqresp = request_response::Behaviour::with_codec(
-        PreconfCodec::new(config.limits),
-        ReqRespKind::ALL.map(|k| {
-            (
-                ReqRespProtocol::new(k, config.chain_id),
+    let reqresp = |kind: ReqRespKind| {
+        request_response::Behaviour::with_codec(
+            PreconfCodec::new(config.limits),
+            [(
+                ReqRespProtocol::new(kind, config.chain_id),
                 ProtocolSupport::Full,
-            )
-        }),
-        request_response::Config::default()
-            .with_request_timeout(config.request_timeout)
-            .with_max_concurrent_streams(config.max_streams_per_connection),
-    );
+            )],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(config.max_streams_per_connection),
+        )
+    };
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_peers))
         .with_max_established_per_peer(Some(config.max_pending_inbound_per_peer))
@@ -109,7 +109,9 @@ pub(crate) async fn spawn(
         block_list: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
-        reqresp,
+        head: reqresp(ReqRespKind::GetHead),
+        commitments: reqresp(ReqRespKind::GetCommitmentsByNumber),
+        txlist: reqresp(ReqRespKind::GetRawTxList),
         identify: identify::Behaviour::new(identify::Config::new(
             IDENTIFY_PROTOCOL.into(),
             keypair.public(),
@@ -229,7 +231,7 @@ impl Driver {
         if let Some(d) = self.discovery.as_mut() {
             d.shutdown();
         }
-        for (_, (_, reply)) in self.outbound.drain() {
+        for (_, reply) in self.outbound.drain() {
             let _ = reply.send(Err(RequestError::Shutdown));
         }
         info!("p2p network shut down");
@@ -270,10 +272,10 @@ impl Driver {
                 let id = self
                     .swarm
                     .behaviour_mut()
-                    .reqresp
+                    .reqresp(kind)
                     .send_request(&peer, request);
                 debug!(%peer, protocol = kind.label(), "outbound request");
-                self.outbound.insert(id, (kind, reply));
+                self.outbound.insert((kind, id), reply);
             }
             Command::Validation {
                 message_id,
@@ -294,13 +296,12 @@ impl Driver {
             }
             Command::Ban { peer, duration } => self.ban(peer, duration),
             Command::Peers { reply } => {
-                let gs = &self.swarm.behaviour().gossipsub;
                 let list = self
                     .connected
                     .iter()
                     .map(|(peer, (direction, addr))| PeerSnapshot {
                         peer_id: *peer,
-                        score: gs.peer_score(peer).unwrap_or(0.0),
+                        score: self.score(peer),
                         direction: *direction,
                         addr: addr.clone(),
                     })
@@ -392,6 +393,17 @@ impl Driver {
         self.emit(NetworkEvent::PeerBanned { peer, until }, "peer_banned");
     }
 
+    /// The total score of a peer: gossipsub's (topic scores + app score) for peers speaking
+    /// gossipsub, else the app score alone (e.g. a req/resp-only peer sending bad frames).
+    fn score(&self, peer: &PeerId) -> f64 {
+        let gs = &self.swarm.behaviour().gossipsub;
+        if gs.all_peers().any(|(p, _)| p == peer) {
+            gs.peer_score(peer).unwrap_or(0.0)
+        } else {
+            self.peers.app_score(peer)
+        }
+    }
+
     // ---- periodic work -----------------------------------------------------------------
 
     fn on_tick(&mut self) {
@@ -402,13 +414,8 @@ impl Driver {
                 .gossipsub
                 .set_application_score(&peer, score);
         }
-        let scores: Vec<(PeerId, f64)> = {
-            let gs = &self.swarm.behaviour().gossipsub;
-            self.connected
-                .keys()
-                .map(|p| (*p, gs.peer_score(p).unwrap_or(0.0)))
-                .collect()
-        };
+        let scores: Vec<(PeerId, f64)> =
+            self.connected.keys().map(|p| (*p, self.score(p))).collect();
         for (_, s) in &scores {
             metrics::peer_score(*s);
         }
@@ -464,19 +471,19 @@ impl Driver {
                 if self
                     .swarm
                     .behaviour_mut()
-                    .reqresp
+                    .reqresp(kind)
                     .send_response(channel, response)
                     .is_err()
                 {
                     metrics::reqresp(kind, "inbound", "stream_closed");
-                    self.peers.inbound_done(id);
+                    self.peers.inbound_done((kind, id));
                 }
             }
             None => {
                 debug!(%peer, protocol = kind.label(), "no answer from the SDK; closing stream");
                 metrics::reqresp(kind, "inbound", "unanswered");
                 drop(channel);
-                self.peers.inbound_done(id);
+                self.peers.inbound_done((kind, id));
             }
         }
     }
@@ -486,7 +493,15 @@ impl Driver {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Reqresp(e)) => self.on_reqresp(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Head(e)) => {
+                self.on_reqresp(ReqRespKind::GetHead, e)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Commitments(e)) => {
+                self.on_reqresp(ReqRespKind::GetCommitmentsByNumber, e)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Txlist(e)) => {
+                self.on_reqresp(ReqRespKind::GetRawTxList, e)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -604,7 +619,7 @@ impl Driver {
         }
     }
 
-    fn on_reqresp(&mut self, event: request_response::Event<Request, Response>) {
+    fn on_reqresp(&mut self, kind: ReqRespKind, event: request_response::Event<Request, Response>) {
         use request_response::{Event, Message};
         match event {
             Event::Message {
@@ -626,7 +641,7 @@ impl Driver {
                     },
                 ..
             } => {
-                if let Some((kind, reply)) = self.outbound.remove(&request_id) {
+                if let Some(reply) = self.outbound.remove(&(kind, request_id)) {
                     let res = if response.kind() == kind {
                         metrics::reqresp(kind, "outbound", "ok");
                         Ok(response)
@@ -643,7 +658,7 @@ impl Driver {
                 error,
                 ..
             } => {
-                let Some((kind, reply)) = self.outbound.remove(&request_id) else {
+                let Some(reply) = self.outbound.remove(&(kind, request_id)) else {
                     return;
                 };
                 let err = match error {
@@ -673,7 +688,7 @@ impl Driver {
                 error,
                 ..
             } => {
-                self.peers.inbound_done(request_id);
+                self.peers.inbound_done((kind, request_id));
                 if let InboundFailure::Io(e) = &error {
                     if let Some(codec) = CodecError::from_io(e) {
                         let reason = match codec {
@@ -688,7 +703,7 @@ impl Driver {
                 debug!(%peer, %error, "inbound request failed");
             }
             Event::ResponseSent { request_id, .. } => {
-                self.peers.inbound_done(request_id);
+                self.peers.inbound_done((kind, request_id));
             }
         }
     }
@@ -706,7 +721,7 @@ impl Driver {
         if self.peers.is_banned(&peer) {
             return;
         }
-        let admission = self.peers.admit(peer, kind, id, Instant::now());
+        let admission = self.peers.admit(peer, kind, (kind, id), Instant::now());
         if admission != Admission::Allow {
             debug!(reason = admission.label(), "inbound request refused");
             metrics::reqresp(kind, "inbound", admission.label());
@@ -748,7 +763,7 @@ impl Driver {
             }
         };
         if !self.emit(NetworkEvent::InboundRequest(event), "inbound_request") {
-            self.peers.inbound_done(id);
+            self.peers.inbound_done((kind, id));
             return;
         }
         metrics::reqresp(kind, "inbound", "admitted");

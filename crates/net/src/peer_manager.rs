@@ -200,6 +200,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         s.value()
     }
 
+    /// The current app score of `peer` (0 when unknown).
+    pub(crate) fn app_score(&self, peer: &PeerId) -> f64 {
+        self.app.get(peer).map_or(0.0, AppScore::value)
+    }
+
     /// Decays every app score; returns the scores to push to gossipsub.
     pub(crate) fn decay_app_scores(&mut self, now: Instant) -> Vec<(PeerId, f64)> {
         let connected = &self.connected;
