@@ -489,8 +489,10 @@ mod tests {
 
     #[test]
     fn sustained_low_score_bans_after_the_sustain_time() {
-        let mut cfg = NetworkConfig::default();
-        cfg.ban_sustain = Duration::from_secs(30);
+        let cfg = NetworkConfig {
+            ban_sustain: Duration::from_secs(30),
+            ..Default::default()
+        };
         let t0 = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
         let bad = PeerId::random();
@@ -518,8 +520,10 @@ mod tests {
 
     #[test]
     fn static_peers_back_off_exponentially() {
-        let mut cfg = NetworkConfig::default();
-        cfg.static_peers = vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()];
+        let cfg = NetworkConfig {
+            static_peers: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+            ..Default::default()
+        };
         let t0 = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
         assert_eq!(pm.due_static_dials(t0).len(), 1);
