@@ -54,6 +54,12 @@ pub enum Request {
     GetCommitmentsByNumber(GetCommitmentsByNumberRequest),
     /// `get_raw_txlist`.
     GetRawTxList(GetRawTxListRequest),
+    /// An inbound request that broke the framing (over-cap prefix, bad varint, bad SSZ). Never
+    /// sent. The codec yields it instead of an error because libp2p-request-response does not
+    /// report `read_request` failures to the behaviour: this way the driver learns the peer,
+    /// penalises it and closes the stream without a response. Nothing past the bad prefix is
+    /// read.
+    Invalid(ReqRespKind, CodecError),
 }
 
 impl Request {
@@ -63,6 +69,7 @@ impl Request {
             Request::GetHead => ReqRespKind::GetHead,
             Request::GetCommitmentsByNumber(_) => ReqRespKind::GetCommitmentsByNumber,
             Request::GetRawTxList(_) => ReqRespKind::GetRawTxList,
+            Request::Invalid(kind, _) => *kind,
         }
     }
 
@@ -71,6 +78,7 @@ impl Request {
             Request::GetHead => Vec::new(),
             Request::GetCommitmentsByNumber(r) => r.to_ssz(),
             Request::GetRawTxList(r) => r.to_ssz(),
+            Request::Invalid(..) => Vec::new(),
         }
     }
 
@@ -157,8 +165,6 @@ async fn read_prefix<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> io:
     match usize::try_from(len) {
         Ok(n) if n <= cap => Ok(n),
         _ => {
-            // libp2p-request-response does not report `read_request` failures to the
-            // behaviour, so the peer cannot be scored here; the metric records it.
             crate::metrics::rejection("oversize_frame");
             Err(CodecError::Oversize { len, cap }.into_io())
         }
@@ -223,8 +229,17 @@ impl libp2p::request_response::Codec for PreconfCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let body = read_frame(io, self.limits.max_request_len(protocol.kind)).await?;
-        Request::decode(protocol.kind, &body, &self.limits).map_err(CodecError::into_io)
+        let body = match read_frame(io, self.limits.max_request_len(protocol.kind)).await {
+            Ok(body) => body,
+            Err(e) => {
+                return match CodecError::from_io(&e) {
+                    Some(codec) => Ok(Request::Invalid(protocol.kind, codec.clone())),
+                    None => Err(e),
+                }
+            }
+        };
+        Ok(Request::decode(protocol.kind, &body, &self.limits)
+            .unwrap_or_else(|e| Request::Invalid(protocol.kind, e)))
     }
 
     async fn read_response<T>(
@@ -248,6 +263,9 @@ impl libp2p::request_response::Codec for PreconfCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
+        if let Request::Invalid(_, e) = req {
+            return Err(e.into_io());
+        }
         write_frame(
             io,
             &req.encode(),
@@ -347,11 +365,13 @@ mod tests {
         let mut buf = unsigned_varint::encode::u64_buffer();
         let prefix = unsigned_varint::encode::u64(4 << 30, &mut buf).to_vec();
         for kind in ReqRespKind::ALL {
-            let err = block_on(codec.read_request(&proto(kind), &mut Cursor::new(prefix.clone())))
-                .unwrap_err();
+            // The stream carries nothing after the prefix: reading the body would be EOF, so
+            // an Oversize verdict proves the body was never read.
+            let req = block_on(codec.read_request(&proto(kind), &mut Cursor::new(prefix.clone())))
+                .unwrap();
             assert!(matches!(
-                CodecError::from_io(&err),
-                Some(CodecError::Oversize { len, .. }) if *len == 4 << 30
+                req,
+                Request::Invalid(k, CodecError::Oversize { len, .. }) if k == kind && len == 4 << 30
             ));
             let err = block_on(codec.read_response(&proto(kind), &mut Cursor::new(prefix.clone())))
                 .unwrap_err();
@@ -361,14 +381,19 @@ mod tests {
             ));
         }
         // One byte over the get_head cap (0) is refused too.
-        let err = block_on(
+        let req = block_on(
             codec.read_request(&proto(ReqRespKind::GetHead), &mut Cursor::new(vec![1u8, 0])),
         )
-        .unwrap_err();
+        .unwrap();
         assert!(matches!(
-            CodecError::from_io(&err),
-            Some(CodecError::Oversize { len: 1, cap: 0 })
+            req,
+            Request::Invalid(_, CodecError::Oversize { len: 1, cap: 0 })
         ));
+        // Invalid requests are never written.
+        assert!(
+            block_on(codec.write_request(&proto(ReqRespKind::GetHead), &mut Vec::new(), req))
+                .is_err()
+        );
     }
 
     #[test]
@@ -400,17 +425,10 @@ mod tests {
     fn malformed_bodies_and_varints_are_typed() {
         let mut codec = PreconfCodec::default();
         let p = proto(ReqRespKind::GetCommitmentsByNumber);
-        let err =
-            block_on(codec.read_request(&p, &mut Cursor::new(vec![3u8, 1, 2, 3]))).unwrap_err();
-        assert!(matches!(
-            CodecError::from_io(&err),
-            Some(CodecError::Decode(_))
-        ));
-        let err = block_on(codec.read_request(&p, &mut Cursor::new(vec![0xffu8; 11]))).unwrap_err();
-        assert!(matches!(
-            CodecError::from_io(&err),
-            Some(CodecError::Varint(_))
-        ));
+        let req = block_on(codec.read_request(&p, &mut Cursor::new(vec![3u8, 1, 2, 3]))).unwrap();
+        assert!(matches!(req, Request::Invalid(_, CodecError::Decode(_))));
+        let req = block_on(codec.read_request(&p, &mut Cursor::new(vec![0xffu8; 11]))).unwrap();
+        assert!(matches!(req, Request::Invalid(_, CodecError::Varint(_))));
         // Truncated body: plain EOF.
         let err = block_on(codec.read_request(&p, &mut Cursor::new(vec![36u8, 1]))).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);

@@ -719,6 +719,19 @@ impl Driver {
         if self.peers.is_banned(&peer) {
             return;
         }
+        if let Request::Invalid(_, error) = &request {
+            // Over-cap prefix or malformed body: nothing more is read; close the stream
+            // without a response and penalise the sender.
+            let reason = match error {
+                CodecError::Oversize { .. } => "oversize_request",
+                _ => "malformed_request",
+            };
+            debug!(%error, reason, "invalid inbound request");
+            metrics::reqresp(kind, "inbound", reason);
+            drop(channel);
+            self.penalize(peer, reason);
+            return;
+        }
         let admission = self.peers.admit(peer, kind, (kind, id), Instant::now());
         if admission != Admission::Allow {
             debug!(reason = admission.label(), "inbound request refused");
@@ -748,6 +761,7 @@ impl Driver {
                     rx.map(|r| r.ok().map(Response::Commitments)).boxed(),
                 )
             }
+            Request::Invalid(..) => return,
             Request::GetRawTxList(request) => {
                 let (responder, rx) = Responder::new();
                 (

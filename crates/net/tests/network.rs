@@ -586,10 +586,24 @@ async fn oversize_prefix_refused_before_allocation() {
     spawn_sdk(server.clone(), server_events, GossipVerdict::Accept);
     let server_id = server.local_peer_id();
     let mut raw = raw_client(&server, ReqRespKind::GetRawTxList, chain_id).await;
+    let raw_id = *raw.local_peer_id();
     // 4 GiB announced: the server refuses on the prefix and resets the stream; it never
     // allocates or waits for the body (the codec unit tests show the Oversize error).
     let res = raw_request(&mut raw, server_id, Raw::HugePrefix).await;
     assert!(res.is_err(), "no response to an oversized request: {res:?}");
+    // The sender is penalised.
+    timeout(WAIT, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let peers = server.peers().await.expect("peers");
+            if peers.iter().any(|p| p.peer_id == raw_id && p.score < 0.0) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("oversize sender penalised");
     // The server stays healthy: an honest client is served.
     let (client, mut client_events) = start(test_config()).await;
     connect(&client, &mut client_events, &server).await;
