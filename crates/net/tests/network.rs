@@ -634,3 +634,36 @@ async fn silent_stream_times_out() {
     expected.extend(head().to_ssz());
     assert_eq!(res, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_peer_is_dialled() {
+    let (a, _a_events) = start(test_config()).await;
+    let a_id = a.local_peer_id();
+    let static_addr = addr(&a).await.with(libp2p::multiaddr::Protocol::P2p(a_id));
+    let (b, mut b_events) = start(NetworkConfig {
+        static_peers: vec![static_addr],
+        ..test_config()
+    })
+    .await;
+    wait_for(
+        &mut b_events,
+        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == a_id),
+    )
+    .await
+    .expect("static peer dialled at start");
+    // After a disconnect (A bans B briefly), B redials A once the ban is over.
+    a.ban(b.local_peer_id(), Duration::from_millis(300))
+        .expect("ban");
+    wait_for(
+        &mut b_events,
+        |e| matches!(e, NetworkEvent::PeerDisconnected { peer } if *peer == a_id),
+    )
+    .await
+    .expect("disconnected by the ban");
+    wait_for(
+        &mut b_events,
+        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == a_id),
+    )
+    .await
+    .expect("static peer redialled with backoff");
+}
