@@ -15,6 +15,23 @@
 //! [`Responder`]. Every length prefix is checked against the chain's caps before anything is
 //! read ([`codec`]), every queue is bounded, and misbehaving peers are scored and banned.
 //!
+//! ## Choices worth knowing
+//!
+//! - **Message id** (§7): first 20 bytes of `sha256(0x00000000 ‖ payload)` ([`message_id`]).
+//! - **Gossip authenticity**: payloads are raw SSZ (§2); the gossipsub envelope is signed and
+//!   checked (`MessageAuthenticity::Signed` + `ValidationMode::Strict`) by default. Set
+//!   [`GossipConfig::signed_messages`] to false for `Anonymous` (op-node `StrictNoSign`) peers.
+//! - **Manual validation**: nothing is forwarded before the SDK's `Accept`; `Reject` counts an
+//!   invalid delivery (weight −2) and −1 app score (at most −4 per 10 s); `Accept` gives +0.05.
+//!   A peer whose score stays below −5 for `ban_sustain` is banned for `ban_period`.
+//! - **Req/resp** (§10–§11): one `request_response` behaviour per protocol; varint prefix
+//!   checked against the cap before any body byte is read; over-cap or malformed requests are
+//!   answered by closing the stream and penalising the sender; each peer gets a token bucket
+//!   (8 per 10 s) and 2 concurrent requests per protocol; unanswered requests time out.
+//! - **Discovery**: the ENR is signed with the libp2p key (secp256k1 by default), so its public
+//!   key gives the peer id; it advertises `ip4` + `tcp4` (libp2p) + `udp4` (discv5). Loopback
+//!   addresses are accepted (no table or packet filter).
+//!
 //! ## Example
 //!
 //! Two nodes on 127.0.0.1: B asks A for its head, A's SDK loop answers.
