@@ -11,17 +11,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NetError;
 
-/// Serde helper: a `Duration` as integer milliseconds.
-pub(crate) mod millis {
+/// Serde helper: a [`std::time::Duration`] as whole milliseconds (`#[serde(with = "millis")]`),
+/// so config files say `request_timeout = 10000`.
+pub mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes the duration as milliseconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    /// Reads milliseconds into a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }

@@ -1,0 +1,382 @@
+//! Catch-up (§10.3): bring the local chain up to the best head among peers, then go live.
+//!
+//! One round:
+//! 1. wait (bounded by `peer_wait`) for a connected peer;
+//! 2. ask up to `head_peers` peers for their head (`get_head`, concurrently);
+//! 3. page `get_commitments_by_number` from `local + 1` in pages of `page_size`, up to
+//!    `parallel_pages` pages at once spread over the peers whose head covers the page;
+//! 4. recover every signature of a page on the blocking pool with rayon, then hand the page to
+//!    the SDK core, which validates the chain link and schedule and stores it in one write;
+//! 5. fetch the tx lists the new commitments reference, by hash, from any peer that has them.
+//!
+//! A peer that answers with an empty page although it claimed a higher head, a page that does
+//! not start where asked, a bad signature, a broken parent link or a tx list that does not hash
+//! to its commitment is a liar: it is penalised (§7.1), dropped for the rest of the round and
+//! the work is retried with another peer. A round never loops on an empty page; rounds without
+//! progress give up after `max_attempts`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use libp2p::PeerId;
+use preconfirmation_net::P2pService;
+use preconfirmation_types::{
+    Address, GetCommitmentsByNumberRequest, GetRawTxListRequest, ReqRespKind, SignedCommitment,
+    TypesError, B256, U256,
+};
+use rayon::prelude::*;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::config::P2pSdkConfig;
+use crate::handlers::BatchResult;
+use crate::metrics;
+use crate::sdk::Internal;
+use crate::types::{HeadSyncStatus, SdkStatus};
+use crate::validation::check_txlist;
+
+/// What a catch-up task needs.
+pub(crate) struct CatchUpContext {
+    pub(crate) net: P2pService,
+    pub(crate) config: Arc<P2pSdkConfig>,
+    pub(crate) internal: mpsc::Sender<Internal>,
+    pub(crate) status: watch::Receiver<SdkStatus>,
+}
+
+type Page = Vec<(SignedCommitment, Result<Address, TypesError>)>;
+
+impl CatchUpContext {
+    fn local_head(&self) -> u64 {
+        self.status.borrow().head_block_number
+    }
+
+    async fn set_sync(&self, sync: HeadSyncStatus) {
+        let _ = self.internal.send(Internal::SetSync(sync)).await;
+    }
+
+    fn penalise(&self, peer: PeerId, reason: &'static str) {
+        metrics::catchup_peer_failure(reason);
+        warn!(%peer, reason, "catch-up peer misbehaved");
+        let _ = self.net.penalize_peer(peer, reason);
+    }
+}
+
+/// Runs catch-up rounds until caught up (or out of attempts), then reports `Live`.
+pub(crate) async fn run(ctx: CatchUpContext) {
+    let started = Instant::now();
+    let mut liars = HashSet::new();
+    let mut attempts = 0;
+    loop {
+        match round(&ctx, &mut liars).await {
+            RoundResult::CaughtUp => break,
+            RoundResult::NoPeers => {
+                debug!("no peers to catch up from");
+                break;
+            }
+            RoundResult::Stalled => {
+                attempts += 1;
+                if attempts >= ctx.config.catchup.max_attempts {
+                    warn!(attempts, "catch-up made no progress; going live");
+                    break;
+                }
+                tokio::time::sleep(ctx.config.catchup.retry_backoff).await;
+            }
+        }
+    }
+    info!(
+        head = ctx.local_head(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "catch-up done"
+    );
+    ctx.set_sync(HeadSyncStatus::Live).await;
+}
+
+enum RoundResult {
+    CaughtUp,
+    NoPeers,
+    Stalled,
+}
+
+async fn round(ctx: &CatchUpContext, liars: &mut HashSet<PeerId>) -> RoundResult {
+    let Some(peers) = wait_for_peers(ctx, liars).await else {
+        return RoundResult::NoPeers;
+    };
+    let local = ctx.local_head();
+    let mut candidates = best_heads(ctx, peers).await;
+    candidates.retain(|(_, head)| *head > local);
+    let Some(&(_, target)) = candidates.first() else {
+        return RoundResult::CaughtUp;
+    };
+    ctx.set_sync(HeadSyncStatus::Syncing { local, target })
+        .await;
+    info!(local, target, peers = candidates.len(), "catching up");
+    loop {
+        let local = ctx.local_head();
+        if local >= target {
+            return RoundResult::CaughtUp;
+        }
+        candidates.retain(|(p, _)| !liars.contains(p));
+        if candidates.is_empty() {
+            return RoundResult::Stalled;
+        }
+        if !batch(ctx, &candidates, liars, local, target).await {
+            // Nothing applied: drop the peers that failed (done in `batch`) and try again with
+            // the rest; if every peer failed the round stalls.
+            if candidates.iter().all(|(p, _)| liars.contains(p)) {
+                return RoundResult::Stalled;
+            }
+        }
+    }
+}
+
+/// Connected peers, waiting up to `peer_wait` for the first one.
+async fn wait_for_peers(ctx: &CatchUpContext, liars: &HashSet<PeerId>) -> Option<Vec<PeerId>> {
+    let deadline = tokio::time::Instant::now() + ctx.config.catchup.peer_wait;
+    loop {
+        let mut peers = ctx.net.peers().await.ok()?;
+        peers.retain(|p| !liars.contains(&p.peer_id));
+        if !peers.is_empty() {
+            peers.sort_by(|a, b| b.score.total_cmp(&a.score));
+            return Some(peers.into_iter().map(|p| p.peer_id).collect());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `get_head` from up to `head_peers` peers at once; (peer, head) sorted best first.
+async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u64)> {
+    let asked = peers.into_iter().take(ctx.config.catchup.head_peers);
+    let mut heads: Vec<(PeerId, u64)> = stream::iter(asked)
+        .map(|peer| async move {
+            let started = Instant::now();
+            let result = ctx.net.request_head(peer).await;
+            metrics::request_latency(ReqRespKind::GetHead, started.elapsed());
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            metrics::request(ReqRespKind::GetHead, "outbound", outcome);
+            let head = u64::try_from(result.ok()?.block_number).ok()?;
+            Some((peer, head))
+        })
+        .buffer_unordered(ctx.config.catchup.head_peers)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    heads.sort_by(|a, b| b.1.cmp(&a.1));
+    heads
+}
+
+/// Fetches up to `parallel_pages` pages from `local + 1`, applies them in order. Returns
+/// whether anything was applied.
+async fn batch(
+    ctx: &CatchUpContext,
+    candidates: &[(PeerId, u64)],
+    liars: &mut HashSet<PeerId>,
+    local: u64,
+    target: u64,
+) -> bool {
+    let page_size = ctx.config.catchup.page_size as u64;
+    let mut plan = Vec::new();
+    for i in 0..ctx.config.catchup.parallel_pages as u64 {
+        let start = local + 1 + i * page_size;
+        if start > target {
+            break;
+        }
+        let count = page_size.min(target - start + 1);
+        let able: Vec<PeerId> = candidates
+            .iter()
+            .filter(|(_, head)| *head >= start)
+            .map(|(p, _)| *p)
+            .collect();
+        let Some(peer) = able.get(i as usize % able.len().max(1)).copied() else {
+            break;
+        };
+        plan.push((peer, start, count));
+    }
+    let pages = futures::future::join_all(
+        plan.iter()
+            .map(|&(peer, start, count)| fetch_page(ctx, peer, start, count)),
+    )
+    .await;
+    let mut applied_any = false;
+    for ((peer, start, _), page) in plan.into_iter().zip(pages) {
+        let page = match page {
+            Ok(page) => page,
+            Err(reason) => {
+                metrics::catchup_peer_failure(reason);
+                debug!(%peer, reason, "page request failed");
+                liars.insert(peer);
+                break;
+            }
+        };
+        if page.is_empty() {
+            // It claimed a head at or above `start` and has nothing from there.
+            ctx.penalise(peer, "catchup_empty_page");
+            liars.insert(peer);
+            break;
+        }
+        if page[0].0.preconf().block_number != U256::from(start) {
+            ctx.penalise(peer, "catchup_wrong_start");
+            liars.insert(peer);
+            break;
+        }
+        let (reply, rx) = oneshot::channel();
+        if ctx
+            .internal
+            .send(Internal::CatchUpBatch {
+                peer,
+                items: page,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return applied_any;
+        }
+        let Ok(result) = rx.await else {
+            return applied_any;
+        };
+        let BatchResult {
+            applied,
+            failure,
+            gap,
+            missing_txlists,
+        } = result;
+        applied_any |= applied > 0;
+        fetch_txlists(ctx, candidates, liars, missing_txlists).await;
+        if failure.is_some() || gap {
+            // A bad signature, wrong signer, broken parent link or a hole in the page.
+            ctx.penalise(peer, "catchup_invalid_commitment");
+            liars.insert(peer);
+            break;
+        }
+    }
+    applied_any
+}
+
+/// One `get_commitments_by_number` page with every signature recovered (in parallel).
+async fn fetch_page(
+    ctx: &CatchUpContext,
+    peer: PeerId,
+    start: u64,
+    count: u64,
+) -> Result<Page, &'static str> {
+    let kind = ReqRespKind::GetCommitmentsByNumber;
+    let started = Instant::now();
+    let request = GetCommitmentsByNumberRequest {
+        start_block_number: U256::from(start),
+        max_count: u32::try_from(count).unwrap_or(u32::MAX),
+    };
+    let response = ctx.net.request_commitments(peer, request).await;
+    metrics::request_latency(kind, started.elapsed());
+    let response = match response {
+        Ok(r) => {
+            metrics::request(kind, "outbound", "ok");
+            r
+        }
+        Err(e) => {
+            metrics::request(kind, "outbound", "error");
+            debug!(%peer, error = %e, "get_commitments_by_number failed");
+            return Err("request_failed");
+        }
+    };
+    let commitments: Vec<SignedCommitment> = response.commitments.into();
+    if commitments.len() as u64 > count {
+        return Err("page_too_long");
+    }
+    let domain = ctx.config.chain.domain;
+    tokio::task::spawn_blocking(move || {
+        commitments
+            .into_par_iter()
+            .map(|c| {
+                let signer = preconfirmation_types::recover_signer(&domain, &c);
+                (c, signer)
+            })
+            .collect::<Page>()
+    })
+    .await
+    .map_err(|_| "verify_task_failed")
+}
+
+/// Fetches `missing` tx lists by hash from `candidates` (then any connected peer), at most
+/// `parallel_txlists` at once; a peer that serves bytes not hashing to the commitment's
+/// `rawTxListHash` is penalised and skipped.
+pub(crate) async fn fetch_txlists(
+    ctx: &CatchUpContext,
+    candidates: &[(PeerId, u64)],
+    liars: &mut HashSet<PeerId>,
+    missing: Vec<(B256, u64)>,
+) {
+    if missing.is_empty() {
+        return;
+    }
+    let mut peers: Vec<PeerId> = candidates.iter().map(|(p, _)| *p).collect();
+    if let Ok(connected) = ctx.net.connected_peers().await {
+        for p in connected {
+            if !peers.contains(&p) {
+                peers.push(p);
+            }
+        }
+    }
+    peers.retain(|p| !liars.contains(p));
+    let peers = &peers;
+    let bad: Vec<PeerId> = stream::iter(missing)
+        .map(|(hash, _)| fetch_one_txlist(ctx, peers, hash))
+        .buffer_unordered(ctx.config.catchup.parallel_txlists)
+        .flat_map(stream::iter)
+        .collect()
+        .await;
+    liars.extend(bad);
+}
+
+/// Tries `peers` in order for tx list `hash`; returns the peers that served a wrong one.
+pub(crate) async fn fetch_one_txlist(
+    ctx: &CatchUpContext,
+    peers: &[PeerId],
+    hash: B256,
+) -> Vec<PeerId> {
+    let kind = ReqRespKind::GetRawTxList;
+    let mut liars = Vec::new();
+    for &peer in peers.iter().take(ctx.config.catchup.max_attempts) {
+        let started = Instant::now();
+        let response = ctx
+            .net
+            .request_raw_txlist(
+                peer,
+                GetRawTxListRequest {
+                    raw_tx_list_hash: hash,
+                },
+            )
+            .await;
+        metrics::request_latency(kind, started.elapsed());
+        let Ok(response) = response else {
+            metrics::request(kind, "outbound", "error");
+            continue;
+        };
+        if response.txlist.is_empty() {
+            metrics::request(kind, "outbound", "not_found");
+            continue;
+        }
+        let txlist: Vec<u8> = response.txlist.into();
+        if check_txlist(&hash, &txlist, &ctx.config.chain.limits).is_err() {
+            metrics::request(kind, "outbound", "invalid");
+            ctx.penalise(peer, "catchup_bad_txlist");
+            liars.push(peer);
+            continue;
+        }
+        metrics::request(kind, "outbound", "ok");
+        let _ = ctx
+            .internal
+            .send(Internal::TxListFetched {
+                hash,
+                txlist: Bytes::from(txlist),
+            })
+            .await;
+        break;
+    }
+    liars
+}

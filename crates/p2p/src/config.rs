@@ -1,0 +1,312 @@
+//! [`P2pSdkConfig`]: every limit of the SDK, named, with a default and a serde form.
+//!
+//! Durations are integer milliseconds in config files.
+
+use std::time::Duration;
+
+use preconfirmation_net::config::millis;
+use preconfirmation_net::NetworkConfig;
+use preconfirmation_types::{
+    Address, ChainSpec, GossipTopicKind, ReqRespKind, B256, MAX_COMMITMENTS_PER_RESPONSE,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{P2pSdkError, Result};
+
+/// Configuration of a [`crate::P2pSdk`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct P2pSdkConfig {
+    /// The chain: id, signing domain, slasher and caps (§2, §3, §4.1). The network's
+    /// `chain_id` and `limits` are overwritten with these at start.
+    pub chain: ChainSpec,
+    /// The libp2p layer.
+    pub network: NetworkConfig,
+    /// Capacity of the caller → SDK command queue; a full queue returns
+    /// [`P2pSdkError::Backpressure`]. Default 1024.
+    pub command_channel_capacity: usize,
+    /// Capacity of the SDK → subscriber event queue; a subscriber that falls this far behind
+    /// loses the oldest events and is told how many ([`P2pSdkError::Lagged`]). Default 4096.
+    pub event_channel_capacity: usize,
+    /// Block rules of §4.2 item 5.
+    pub rules: BlockRules,
+    /// Buffers for commitments that cannot be validated yet (§4.2 "never reject only because
+    /// the parent is not known yet").
+    pub pending: PendingLimits,
+    /// Dedupe caches (§7).
+    pub dedupe: DedupeLimits,
+    /// Tx lists seen on gossip before any commitment references them (§6 "gossip cache").
+    pub orphan_txlists: OrphanTxListLimits,
+    /// Start-up and gap catch-up (§10.3).
+    pub catchup: CatchUpConfig,
+    /// Where the chain starts when storage is empty: the L2 block the sidecar's execution
+    /// engine is synced to (§10.3 "after the L2 execution engine is synced").
+    pub anchor: Anchor,
+    /// How often connected peers' scores are exported as `p2p_peer_score_gauge`. Default 10 s.
+    #[serde(with = "millis")]
+    pub peer_score_interval: Duration,
+}
+
+impl Default for P2pSdkConfig {
+    fn default() -> Self {
+        Self {
+            chain: ChainSpec::new(preconfirmation_types::TAIKO_MAINNET_CHAIN_ID, Address::ZERO),
+            network: NetworkConfig::default(),
+            command_channel_capacity: 1024,
+            event_channel_capacity: 4096,
+            rules: BlockRules::default(),
+            pending: PendingLimits::default(),
+            dedupe: DedupeLimits::default(),
+            orphan_txlists: OrphanTxListLimits::default(),
+            catchup: CatchUpConfig::default(),
+            anchor: Anchor::default(),
+            peer_score_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl P2pSdkConfig {
+    /// A configuration for `chain` with every other value at its default.
+    pub fn new(chain: ChainSpec) -> Self {
+        Self {
+            chain,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the network configuration (builder style).
+    pub fn with_network(mut self, network: NetworkConfig) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Sets the anchor used when storage is empty (builder style).
+    pub fn with_anchor(mut self, anchor: Anchor) -> Self {
+        self.anchor = anchor;
+        self
+    }
+
+    /// Gossip topic of `kind` on the configured chain (§2).
+    pub fn topic(&self, kind: GossipTopicKind) -> String {
+        self.chain.topic(kind)
+    }
+
+    /// Req/resp protocol id of `kind` on the configured chain (§10–§11).
+    pub fn protocol_id(&self, kind: ReqRespKind) -> String {
+        self.chain.protocol_id(kind)
+    }
+
+    /// The network configuration with the chain's id and caps applied.
+    pub fn effective_network(&self) -> NetworkConfig {
+        let mut network = self.network.clone();
+        network.chain_id = self.chain.chain_id;
+        network.limits = self.chain.limits;
+        network
+    }
+
+    /// Checks every value; the error names the offending key.
+    pub fn validate(&self) -> Result<()> {
+        self.chain.limits.validate()?;
+        self.effective_network().validate()?;
+        let positive = [
+            ("command_channel_capacity", self.command_channel_capacity),
+            ("event_channel_capacity", self.event_channel_capacity),
+            ("pending.max_count", self.pending.max_count),
+            ("pending.max_bytes", self.pending.max_bytes),
+            ("dedupe.seen_messages", self.dedupe.seen_messages),
+            ("dedupe.slot_signers", self.dedupe.slot_signers),
+            ("catchup.head_peers", self.catchup.head_peers),
+            ("catchup.page_size", self.catchup.page_size),
+            ("catchup.parallel_pages", self.catchup.parallel_pages),
+            ("catchup.max_attempts", self.catchup.max_attempts),
+            ("catchup.parallel_txlists", self.catchup.parallel_txlists),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(P2pSdkError::Config(format!("{key} must be positive")));
+            }
+        }
+        if self.catchup.page_size > self.chain.limits.max_commitments_per_response {
+            return Err(P2pSdkError::Config(format!(
+                "catchup.page_size = {} exceeds chain.limits.max_commitments_per_response = {}",
+                self.catchup.page_size, self.chain.limits.max_commitments_per_response
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Block parameter rules (§4.2 item 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlockRules {
+    /// Largest gas limit a block may commit to. Default 240 000 000.
+    pub max_gas_limit: u64,
+    /// How far a block's timestamp may lie ahead of the local clock. Default 12 s.
+    #[serde(with = "millis")]
+    pub max_future_drift: Duration,
+    /// Whether a block's timestamp must not be below its parent's. Default true.
+    pub monotonic_timestamps: bool,
+}
+
+impl Default for BlockRules {
+    fn default() -> Self {
+        Self {
+            max_gas_limit: 240_000_000,
+            max_future_drift: Duration::from_secs(12),
+            monotonic_timestamps: true,
+        }
+    }
+}
+
+/// Caps of the pending buffers (unknown parent, unknown schedule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingLimits {
+    /// Most buffered commitments over both buffers; the oldest is evicted first. Default 4096.
+    pub max_count: usize,
+    /// Most buffered bytes (SSZ size of the commitments). Default 4 MiB.
+    pub max_bytes: usize,
+    /// Buffered commitments older than this are dropped. Default 120 s.
+    #[serde(with = "millis")]
+    pub max_age: Duration,
+    /// A commitment more than this many blocks above the head is not buffered (catch-up fetches
+    /// the range instead). Default 1024.
+    pub max_blocks_ahead: u64,
+}
+
+impl Default for PendingLimits {
+    fn default() -> Self {
+        Self {
+            max_count: 4096,
+            max_bytes: 4 * 1024 * 1024,
+            max_age: Duration::from_secs(120),
+            max_blocks_ahead: 1024,
+        }
+    }
+}
+
+/// Sizes of the dedupe caches (§7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DedupeLimits {
+    /// Message ids remembered (own and received). Default 65 536.
+    pub seen_messages: usize,
+    /// `(slot, signer)` and EOP records remembered for equivocation checks. Default 16 384.
+    pub slot_signers: usize,
+}
+
+impl Default for DedupeLimits {
+    fn default() -> Self {
+        Self {
+            seen_messages: 65_536,
+            slot_signers: 16_384,
+        }
+    }
+}
+
+/// Caps of the cache of tx lists not yet referenced by an accepted commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OrphanTxListLimits {
+    /// Most cached tx lists. Default 256.
+    pub max_count: usize,
+    /// Most cached bytes. Default 64 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for OrphanTxListLimits {
+    fn default() -> Self {
+        Self {
+            max_count: 256,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Catch-up (§10.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CatchUpConfig {
+    /// Whether catch-up runs at start, on reconnect and on gaps. Default true.
+    pub enabled: bool,
+    /// How many peers are asked for their head. Default 4.
+    pub head_peers: usize,
+    /// `maxCount` of each `get_commitments_by_number` page; at most the chain's cap.
+    /// Default 256 (§10.2 `MAX_COMMITMENTS_PER_RESPONSE`).
+    pub page_size: usize,
+    /// Pages in flight at once, spread over the best peers. Default 4.
+    pub parallel_pages: usize,
+    /// Tx list requests in flight at once. Default 8.
+    pub parallel_txlists: usize,
+    /// Attempts per page or tx list before the round gives up. Default 5.
+    pub max_attempts: usize,
+    /// How long catch-up waits for a first peer before going live without one. Default 5 s.
+    #[serde(with = "millis")]
+    pub peer_wait: Duration,
+    /// Pause before retrying a round that could not finish. Default 1 s.
+    #[serde(with = "millis")]
+    pub retry_backoff: Duration,
+}
+
+impl Default for CatchUpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            head_peers: 4,
+            page_size: MAX_COMMITMENTS_PER_RESPONSE,
+            parallel_pages: 4,
+            parallel_txlists: 8,
+            max_attempts: 5,
+            peer_wait: Duration::from_secs(5),
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The trusted starting point when storage is empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Anchor {
+    /// Block number the local chain is synced to; commitments start at `block_number + 1`.
+    pub block_number: u64,
+    /// `preconfirmation_hash` of that block if known; when `None`, the first commitment's
+    /// parent hash is taken on trust (its signature and schedule are still checked).
+    pub preconfirmation_hash: Option<B256>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        P2pSdkConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_capacity_names_the_key() {
+        let config = P2pSdkConfig {
+            command_channel_capacity: 0,
+            ..Default::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("command_channel_capacity"), "{err}");
+    }
+
+    #[test]
+    fn page_size_above_cap_is_refused() {
+        let mut config = P2pSdkConfig::default();
+        config.chain.limits.max_commitments_per_response = 16;
+        config.catchup.page_size = 17;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let config = P2pSdkConfig::default();
+        let json = serde_json::to_string(&config).unwrap();
+        let back: P2pSdkConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config);
+    }
+}

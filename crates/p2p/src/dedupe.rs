@@ -1,0 +1,132 @@
+//! Bounded memory of what was seen (§7 dedupe): a FIFO-evicting set and map.
+//!
+//! Both evict the oldest insertion once `capacity` is exceeded, so a flood of distinct keys can
+//! never grow them without bound.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
+
+/// A set that forgets its oldest member beyond `capacity`.
+#[derive(Debug)]
+pub struct BoundedSet<K> {
+    members: HashSet<K>,
+    order: VecDeque<K>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash + Clone> BoundedSet<K> {
+    /// An empty set holding at most `capacity` (at least 1) keys.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            members: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Inserts `key`; returns `false` if it was already present.
+    pub fn insert(&mut self, key: K) -> bool {
+        if !self.members.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.members.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Whether `key` is remembered.
+    pub fn contains(&self, key: &K) -> bool {
+        self.members.contains(key)
+    }
+
+    /// Number of remembered keys.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// A map that forgets its oldest entry beyond `capacity`.
+#[derive(Debug)]
+pub struct BoundedMap<K, V> {
+    entries: HashMap<K, V>,
+    order: VecDeque<K>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
+    /// An empty map holding at most `capacity` (at least 1) entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Inserts `value` under `key` unless present; returns the value already there.
+    pub fn insert_if_absent(&mut self, key: K, value: V) -> Option<&V> {
+        if self.entries.contains_key(&key) {
+            return self.entries.get(&key);
+        }
+        self.entries.insert(key.clone(), value);
+        self.order.push_back(key);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+        None
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.entries.get(key)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_forgets_oldest() {
+        let mut set = BoundedSet::new(2);
+        assert!(set.insert(1));
+        assert!(!set.insert(1));
+        assert!(set.insert(2));
+        assert!(set.insert(3));
+        assert!(!set.contains(&1));
+        assert!(set.contains(&2) && set.contains(&3));
+        assert_eq!(set.len(), 2);
+    }
+
+    #[test]
+    fn map_keeps_first_value_and_forgets_oldest() {
+        let mut map = BoundedMap::new(2);
+        assert!(map.insert_if_absent("a", 1).is_none());
+        assert_eq!(map.insert_if_absent("a", 2), Some(&1));
+        map.insert_if_absent("b", 2);
+        map.insert_if_absent("c", 3);
+        assert!(map.get(&"a").is_none());
+        assert_eq!(map.len(), 2);
+    }
+}

@@ -1,0 +1,647 @@
+//! What the SDK does with each input: gossip, locally published messages, catch-up batches,
+//! fetched tx lists ([`Core`]); and how inbound requests are answered from storage
+//! ([`serve_inbound`]).
+//!
+//! [`Core`] is synchronous and owns the [`ChainState`]; the SDK's manager task is its only
+//! caller, so there is exactly one writer. Work that needs the network (fetching a tx list,
+//! filling a gap) comes back as [`Effect`]s for the manager to run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use libp2p::PeerId;
+use preconfirmation_net::{GossipVerdict, InboundRequest};
+use preconfirmation_types::{
+    Address, ChainLimits, GetCommitmentsByNumberResponse, GetRawTxListResponse, GossipTopicKind,
+    PreconfHead, ReqRespKind, SignedCommitment, TypesError, B256, U256,
+};
+use tokio::sync::{broadcast, watch};
+use tracing::{debug, info_span, trace, warn};
+
+use crate::config::P2pSdkConfig;
+use crate::error::{P2pSdkError, Result};
+use crate::metrics;
+use crate::pending::PendingEntry;
+use crate::state::ChainState;
+use crate::storage::SdkStorage;
+use crate::types::{
+    CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, SdkEvent, SdkStatus,
+};
+use crate::validation::{
+    unix_now, validate_raw_txlist, AcceptedCommitment, ChainView, PendingReason, RejectReason,
+    ValidationOutcome, Validator,
+};
+
+/// Network work the manager runs on [`Core`]'s behalf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// An accepted commitment's tx list is missing: fetch it (after a grace period for gossip).
+    FetchTxList {
+        hash: B256,
+        block_number: u64,
+        hint: Option<PeerId>,
+    },
+    /// A commitment arrived above `head + 1`: blocks in between are missing.
+    Gap { peer: Option<PeerId> },
+}
+
+/// Result of applying a catch-up page.
+#[derive(Debug, Default)]
+pub(crate) struct BatchResult {
+    /// Commitments accepted.
+    pub applied: usize,
+    /// The first commitment that failed validation, if any (the page is abandoned there).
+    pub failure: Option<RejectReason>,
+    /// The page did not connect to the head (starts above it, or has a gap).
+    pub gap: bool,
+    /// Tx lists the accepted commitments reference and this node lacks.
+    pub missing_txlists: Vec<(B256, u64)>,
+}
+
+/// The single-writer core of the SDK.
+pub(crate) struct Core {
+    config: Arc<P2pSdkConfig>,
+    validator: Validator,
+    state: ChainState,
+    storage: Arc<dyn SdkStorage>,
+    events: broadcast::Sender<SdkEvent>,
+    status: watch::Sender<SdkStatus>,
+    sync: HeadSyncStatus,
+    effects: Vec<Effect>,
+}
+
+impl Core {
+    /// A core starting from `storage`'s head, or from the configured anchor when it is empty.
+    pub(crate) fn new(
+        config: Arc<P2pSdkConfig>,
+        validator: Validator,
+        storage: Arc<dyn SdkStorage>,
+        events: broadcast::Sender<SdkEvent>,
+        status: watch::Sender<SdkStatus>,
+    ) -> Result<Self> {
+        let mut state = ChainState::new(&config);
+        if let Some(head) = storage.head()? {
+            if !state.set_head_from(&head) {
+                return Err(P2pSdkError::Storage(crate::StorageError::Corrupt(
+                    "stored head block number above u64".into(),
+                )));
+            }
+        }
+        let core = Self {
+            config,
+            validator,
+            state,
+            storage,
+            events,
+            status,
+            sync: HeadSyncStatus::Idle,
+            effects: Vec::new(),
+        };
+        core.publish_status();
+        Ok(core)
+    }
+
+    pub(crate) fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
+    pub(crate) fn head(&self) -> u64 {
+        self.state.head().block_number
+    }
+
+    /// Validates a commitment this node wants to publish, without side effects.
+    pub(crate) fn check_local(
+        &self,
+        signed: &SignedCommitment,
+        signer: std::result::Result<Address, TypesError>,
+    ) -> ValidationOutcome {
+        self.validator
+            .validate_commitment(signed, signer, &self.state, unix_now())
+    }
+
+    pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    pub(crate) fn emit(&self, event: SdkEvent) {
+        // A send error only means nobody is subscribed.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn set_sync(&mut self, sync: HeadSyncStatus) {
+        if self.sync != sync {
+            self.sync = sync;
+            self.emit(SdkEvent::HeadSync(sync));
+            self.publish_status();
+        }
+    }
+
+    pub(crate) fn status(&self) -> SdkStatus {
+        let head = self.state.head();
+        SdkStatus {
+            head_block_number: head.block_number,
+            head_hash: head.preconfirmation_hash,
+            head_window_end: self.state.preconf_head().submission_window_end,
+            sync: self.sync,
+            pending_parent: self.state.pending.count(PendingReason::ParentUnknown),
+            pending_schedule: self.state.pending.count(PendingReason::ScheduleUnknown),
+            orphan_txlists: self.state.orphans.len(),
+            missing_txlists: self.state.awaited_len(),
+        }
+    }
+
+    pub(crate) fn publish_status(&self) {
+        let status = self.status();
+        metrics::pending(status.pending_parent, status.pending_schedule);
+        metrics::head(status.head_block_number);
+        self.status.send_replace(status);
+    }
+
+    /// Whether `id` was seen; records it either way.
+    pub(crate) fn see(&mut self, id: MessageId) -> bool {
+        let fresh = self.state.seen.insert(id);
+        metrics::cache("seen_message", !fresh);
+        !fresh
+    }
+
+    // ---------------------------------------------------------------- gossip
+
+    /// A gossiped `SignedCommitment` from `peer` (§4, §5).
+    pub(crate) fn on_gossip_commitment(&mut self, peer: PeerId, data: &[u8]) -> GossipVerdict {
+        let topic = GossipTopicKind::Commitments;
+        if self.see(MessageId::new(topic, data)) {
+            metrics::gossip_received(topic, RejectReason::Duplicate.label());
+            return GossipVerdict::Ignore;
+        }
+        let signed = match self.validator.decode_commitment(data) {
+            Ok(signed) => signed,
+            Err(reason) => {
+                metrics::gossip_received(topic, reason.label());
+                metrics::validation_failure(reason.label());
+                return GossipVerdict::Reject;
+            }
+        };
+        let signer = self.validator.recover_signer(&signed);
+        let outcome = self.process_commitment(signed, signer, CommitmentSource::Gossip(peer));
+        metrics::gossip_received(topic, outcome.label());
+        verdict(&outcome)
+    }
+
+    /// A gossiped `RawTxListGossip` from `peer` (§3.4).
+    pub(crate) fn on_gossip_txlist(&mut self, peer: PeerId, data: &[u8]) -> GossipVerdict {
+        let topic = GossipTopicKind::RawTxLists;
+        let msg = match validate_raw_txlist(data, &self.config.chain.limits) {
+            Ok(msg) => msg,
+            Err(reason) => {
+                metrics::gossip_received(topic, reason.label());
+                metrics::validation_failure(reason.label());
+                return if reason.penalises_sender() {
+                    GossipVerdict::Reject
+                } else {
+                    GossipVerdict::Ignore
+                };
+            }
+        };
+        let hash = msg.raw_tx_list_hash;
+        let _span = info_span!("txlist", %peer, %hash).entered();
+        if self.have_txlist(&hash) {
+            metrics::gossip_received(topic, RejectReason::Duplicate.label());
+            return GossipVerdict::Ignore;
+        }
+        let txlist = Bytes::from(Vec::<u8>::from(msg.txlist));
+        match self.add_txlist(hash, txlist) {
+            Ok(()) => {
+                metrics::gossip_received(topic, "accept");
+                GossipVerdict::Accept
+            }
+            Err(e) => {
+                warn!(error = %e, "storing a tx list failed");
+                metrics::gossip_received(topic, "storage_error");
+                GossipVerdict::Ignore
+            }
+        }
+    }
+
+    fn have_txlist(&self, hash: &B256) -> bool {
+        let cached = self.state.orphans.contains(hash);
+        metrics::cache("txlist_orphan", cached);
+        cached || matches!(self.storage.txlist(hash), Ok(Some(_)))
+    }
+
+    /// Stores a verified tx list: into storage if an accepted commitment awaits it, else into
+    /// the orphan cache. Emits [`SdkEvent::RawTxList`].
+    pub(crate) fn add_txlist(&mut self, hash: B256, txlist: Bytes) -> Result<()> {
+        let block_number = self.state.take_awaiting(&hash);
+        match block_number {
+            Some(number) => self.storage.put_txlist(hash, number, txlist.clone())?,
+            None => self.state.orphans.insert(hash, txlist.clone()),
+        }
+        self.emit(SdkEvent::RawTxList {
+            hash,
+            block_number,
+            txlist,
+        });
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Whether tx list `hash` is still wanted by an accepted commitment.
+    pub(crate) fn is_awaited(&self, hash: &B256) -> bool {
+        self.state.is_awaited(hash)
+    }
+
+    /// Missing tx lists (hash, block number).
+    pub(crate) fn awaited(&self) -> Vec<(B256, u64)> {
+        self.state.awaited()
+    }
+
+    // ---------------------------------------------------------------- commitments
+
+    /// Validates `signed` and acts on the outcome: store and emit on accept (draining pending
+    /// children), buffer on pending, report evidence on equivocation.
+    pub(crate) fn process_commitment(
+        &mut self,
+        signed: SignedCommitment,
+        signer: std::result::Result<Address, TypesError>,
+        source: CommitmentSource,
+    ) -> ValidationOutcome {
+        let number = signed.preconf().block_number;
+        let _span = info_span!("commitment", ?source, block = %number).entered();
+        let outcome =
+            self.validator
+                .validate_commitment(&signed, signer.clone(), &self.state, unix_now());
+        trace!(outcome = outcome.label(), "validated");
+        match &outcome {
+            ValidationOutcome::Accept(accepted) => {
+                if let Err(e) = self.accept_chain(vec![(signed, *accepted, source)]) {
+                    warn!(error = %e, "storing an accepted commitment failed");
+                    return ValidationOutcome::Reject {
+                        reason: RejectReason::Stale {
+                            number: accepted.block_number,
+                            head: self.head(),
+                        },
+                        penalise: false,
+                    };
+                }
+            }
+            ValidationOutcome::Reject { reason, .. } => {
+                self.on_reject(&signed, signer.ok(), reason);
+            }
+            ValidationOutcome::Pending(reason) => {
+                if let (Ok(signer), Ok(number)) = (signer, u64::try_from(number)) {
+                    let peer = match source {
+                        CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => Some(p),
+                        CommitmentSource::Local => None,
+                    };
+                    let evicted = self
+                        .state
+                        .pending
+                        .insert(PendingEntry::new(signed, signer, number, peer, *reason));
+                    metrics::pending_evicted(evicted);
+                    if *reason == PendingReason::ParentUnknown {
+                        self.effects.push(Effect::Gap { peer });
+                    }
+                    self.publish_status();
+                }
+            }
+        }
+        outcome
+    }
+
+    fn on_reject(
+        &mut self,
+        second: &SignedCommitment,
+        signer: Option<Address>,
+        reason: &RejectReason,
+    ) {
+        metrics::validation_failure(reason.label());
+        debug!(reason = %reason, "commitment rejected");
+        let (kind, first) = match reason {
+            RejectReason::Equivocation { kind, first } => (
+                match kind {
+                    crate::validation::EquivocationKind::SameSlot => EvidenceKind::SameSlot,
+                    crate::validation::EquivocationKind::SameBlockNumber => {
+                        EvidenceKind::SameBlockNumber
+                    }
+                },
+                first,
+            ),
+            RejectReason::CommitAfterEop { eop } => (EvidenceKind::CommitAfterEop, eop),
+            _ => return,
+        };
+        let Some(signer) = signer else { return };
+        metrics::equivocation(kind.label());
+        warn!(kind = kind.label(), %signer, "slashing evidence");
+        self.emit(SdkEvent::Equivocation {
+            kind,
+            signer,
+            first: first.clone(),
+            second: Box::new(second.clone()),
+        });
+    }
+
+    /// Applies accepted commitments (and any pending children they unlock) to the state,
+    /// stores them in one atomic write, then emits events. On a storage failure the state is
+    /// rebuilt from storage, so memory never runs ahead of disk.
+    fn accept_chain(
+        &mut self,
+        mut accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
+    ) -> Result<()> {
+        for (c, a, _) in &accepted {
+            self.state.apply(c, a);
+        }
+        self.drain_pending(&mut accepted);
+        let commitments: Vec<SignedCommitment> =
+            accepted.iter().map(|(c, _, _)| c.clone()).collect();
+        if let Err(e) = self.storage.put_commitments(&commitments) {
+            self.reload_from_storage();
+            return Err(e.into());
+        }
+        for (commitment, accepted, source) in accepted {
+            self.after_store(commitment, accepted, source);
+        }
+        let head = self.state.preconf_head();
+        if let Some(hash) = self.state.head().preconfirmation_hash {
+            self.emit(SdkEvent::HeadChanged { head, hash });
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    fn drain_pending(
+        &mut self,
+        accepted: &mut Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
+    ) {
+        loop {
+            let next = self.head() + 1;
+            let entries = self.state.pending.take_number(next);
+            if entries.is_empty() {
+                return;
+            }
+            let mut progressed = false;
+            for entry in entries {
+                let outcome = self.validator.validate_commitment(
+                    &entry.commitment,
+                    Ok(entry.signer),
+                    &self.state,
+                    unix_now(),
+                );
+                let source = entry
+                    .source
+                    .map(CommitmentSource::Gossip)
+                    .unwrap_or(CommitmentSource::Local);
+                match outcome {
+                    ValidationOutcome::Accept(a) => {
+                        self.state.apply(&entry.commitment, &a);
+                        accepted.push((entry.commitment, a, source));
+                        progressed = true;
+                    }
+                    ValidationOutcome::Reject { reason, .. } => {
+                        self.on_reject(&entry.commitment, Some(entry.signer), &reason);
+                    }
+                    ValidationOutcome::Pending(reason) => {
+                        let mut entry = entry;
+                        entry.reason = reason;
+                        self.state.pending.insert(entry);
+                    }
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn after_store(
+        &mut self,
+        commitment: SignedCommitment,
+        accepted: AcceptedCommitment,
+        source: CommitmentSource,
+    ) {
+        let hash = commitment.preconf().raw_tx_list_hash;
+        let number = accepted.block_number;
+        let available = if hash == B256::ZERO {
+            true
+        } else if matches!(self.storage.txlist(&hash), Ok(Some(_))) {
+            metrics::cache("txlist_storage", true);
+            true
+        } else if let Some(txlist) = self.state.orphans.take(&hash) {
+            metrics::cache("txlist_orphan", true);
+            match self.storage.put_txlist(hash, number, txlist) {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(error = %e, "storing a tx list failed");
+                    false
+                }
+            }
+        } else {
+            metrics::cache("txlist_storage", false);
+            false
+        };
+        if !available {
+            self.state.await_txlist(hash, number);
+            let hint = match source {
+                CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => Some(p),
+                CommitmentSource::Local => None,
+            };
+            if !matches!(source, CommitmentSource::CatchUp(_)) {
+                self.effects.push(Effect::FetchTxList {
+                    hash,
+                    block_number: number,
+                    hint,
+                });
+            }
+        }
+        self.emit(SdkEvent::Commitment {
+            commitment,
+            signer: accepted.signer,
+            source,
+            txlist_available: available,
+        });
+    }
+
+    fn reload_from_storage(&mut self) {
+        let mut state = ChainState::new(&self.config);
+        if let Ok(Some(head)) = self.storage.head() {
+            state.set_head_from(&head);
+        }
+        self.state = state;
+    }
+
+    /// Applies a catch-up page from `peer`: commitments in ascending order with their
+    /// recovered signers. Stops at the first invalid one.
+    pub(crate) fn on_catchup_batch(
+        &mut self,
+        peer: PeerId,
+        items: Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
+    ) -> BatchResult {
+        let mut result = BatchResult::default();
+        let mut accepted = Vec::new();
+        let source = CommitmentSource::CatchUp(peer);
+        for (signed, signer) in items {
+            let outcome = self.validator.validate_commitment(
+                &signed,
+                signer.clone(),
+                &self.state,
+                unix_now(),
+            );
+            match outcome {
+                ValidationOutcome::Accept(a) => {
+                    self.state.apply(&signed, &a);
+                    accepted.push((signed, a, source));
+                }
+                // Already have it (e.g. also arrived on gossip): fine, keep going.
+                ValidationOutcome::Reject {
+                    reason: RejectReason::Duplicate | RejectReason::Stale { .. },
+                    ..
+                } => {}
+                ValidationOutcome::Reject { reason, .. } => {
+                    self.on_reject(&signed, signer.ok(), &reason);
+                    result.failure = Some(reason);
+                    break;
+                }
+                ValidationOutcome::Pending(PendingReason::ParentUnknown) => {
+                    result.gap = true;
+                    break;
+                }
+                ValidationOutcome::Pending(PendingReason::ScheduleUnknown) => {
+                    if let Ok(signer) = signer {
+                        if let Ok(number) = u64::try_from(signed.preconf().block_number) {
+                            self.state.pending.insert(PendingEntry::new(
+                                signed,
+                                signer,
+                                number,
+                                Some(peer),
+                                PendingReason::ScheduleUnknown,
+                            ));
+                        }
+                    }
+                    result.gap = true;
+                    break;
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return result;
+        }
+        result.applied = accepted.len();
+        metrics::catchup_commitments(accepted.len());
+        if let Err(e) = self.accept_chain(accepted) {
+            warn!(error = %e, "storing a catch-up page failed");
+            result.applied = 0;
+            result.gap = true;
+        }
+        result.missing_txlists = self.state.awaited();
+        result
+    }
+
+    /// Re-validates every commitment waiting for its schedule (call after the lookahead
+    /// learned more).
+    pub(crate) fn retry_schedule_pending(&mut self) {
+        let entries = self
+            .state
+            .pending
+            .take_reason(PendingReason::ScheduleUnknown);
+        for entry in entries {
+            let source = entry
+                .source
+                .map(CommitmentSource::Gossip)
+                .unwrap_or(CommitmentSource::Local);
+            self.process_commitment(entry.commitment, Ok(entry.signer), source);
+        }
+    }
+
+    /// Periodic upkeep: sweep the pending buffer.
+    pub(crate) fn tick(&mut self) {
+        let swept = self.state.pending.sweep(self.head(), Instant::now());
+        if swept > 0 {
+            debug!(swept, "pending commitments swept");
+        }
+        self.publish_status();
+    }
+}
+
+fn verdict(outcome: &ValidationOutcome) -> GossipVerdict {
+    match outcome {
+        ValidationOutcome::Accept(_) => GossipVerdict::Accept,
+        ValidationOutcome::Reject { penalise: true, .. } => GossipVerdict::Reject,
+        _ => GossipVerdict::Ignore,
+    }
+}
+
+/// Answers an inbound request from `storage` (§10–§11); `head` is the local head. Runs on its
+/// own task so a slow disk never stalls the SDK or the network driver.
+pub(crate) fn serve_inbound(
+    request: InboundRequest,
+    storage: &dyn SdkStorage,
+    head: PreconfHead,
+    limits: &ChainLimits,
+) {
+    match request {
+        InboundRequest::GetHead { responder, .. } => {
+            metrics::request(ReqRespKind::GetHead, "inbound", "served");
+            responder.respond(head);
+        }
+        InboundRequest::GetCommitmentsByNumber {
+            peer,
+            request,
+            responder,
+        } => {
+            let kind = ReqRespKind::GetCommitmentsByNumber;
+            let max = (request.max_count as usize).min(limits.max_commitments_per_response);
+            let commitments = match u64::try_from(request.start_block_number) {
+                Ok(start) => storage.commitments_from(start, max).unwrap_or_else(|e| {
+                    warn!(%peer, error = %e, "reading commitments failed");
+                    Vec::new()
+                }),
+                Err(_) => Vec::new(),
+            };
+            let outcome = if commitments.is_empty() {
+                "empty"
+            } else {
+                "served"
+            };
+            metrics::request(kind, "inbound", outcome);
+            match GetCommitmentsByNumberResponse::new(commitments) {
+                Ok(response) => responder.respond(response),
+                Err(e) => warn!(%peer, error = %e, "response above the cap"),
+            }
+        }
+        InboundRequest::GetRawTxList {
+            peer,
+            request,
+            responder,
+        } => {
+            let kind = ReqRespKind::GetRawTxList;
+            let hash = request.raw_tx_list_hash;
+            let found = storage.txlist(&hash).ok().flatten();
+            let response = found
+                .and_then(|bytes| GetRawTxListResponse::new(bytes.to_vec()).ok())
+                // §11: verify the hash before serving.
+                .filter(|r| r.raw_tx_list_hash == hash);
+            match response {
+                Some(r) => {
+                    metrics::request(kind, "inbound", "served");
+                    responder.respond(r);
+                }
+                None => {
+                    metrics::request(kind, "inbound", "not_found");
+                    trace!(%peer, %hash, "tx list not found");
+                    responder.respond(GetRawTxListResponse {
+                        raw_tx_list_hash: hash,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// `PreconfHead` with `U256` block number from a status snapshot.
+pub(crate) fn head_of(status: &SdkStatus) -> PreconfHead {
+    PreconfHead {
+        block_number: U256::from(status.head_block_number),
+        submission_window_end: status.head_window_end,
+    }
+}

@@ -1,0 +1,120 @@
+//! Metric names (the plan's Task 13) and the helpers that record them where things happen.
+//!
+//! The SDK records through the `metrics` facade; install any recorder (e.g.
+//! `metrics-exporter-prometheus`, as `preconf-node` does) to export them.
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `p2p_gossip_received_total` | counter | `topic`, `outcome` (`accept`, `pending`, reject reason) |
+//! | `p2p_gossip_publish_total` | counter | `topic`, `outcome` (`ok`, `no_peers`, `error`, `invalid`) |
+//! | `p2p_reqresp_requests_total` | counter | `protocol`, `direction`, `outcome` |
+//! | `p2p_reqresp_latency_seconds` | histogram | `protocol` |
+//! | `p2p_cache_hits_total` | counter | `kind` |
+//! | `p2p_cache_misses_total` | counter | `kind` |
+//! | `p2p_validation_failures_total` | counter | `reason` |
+//! | `p2p_peer_score_gauge` | gauge | `peer` |
+//! | `p2p_backpressure_total` | counter | `queue` |
+//! | `p2p_pending_commitments` | gauge | `reason` |
+//! | `p2p_pending_evicted_total` | counter | — |
+//! | `p2p_equivocations_total` | counter | `kind` |
+//! | `p2p_head_block_number` | gauge | — |
+//! | `p2p_catchup_commitments_total` | counter | — |
+//! | `p2p_catchup_peer_failures_total` | counter | `reason` |
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use preconfirmation_types::{GossipTopicKind, ReqRespKind};
+
+/// `p2p_gossip_received_total`.
+pub const GOSSIP_RECEIVED: &str = "p2p_gossip_received_total";
+/// `p2p_gossip_publish_total`.
+pub const GOSSIP_PUBLISH: &str = "p2p_gossip_publish_total";
+/// `p2p_reqresp_requests_total`.
+pub const REQRESP_REQUESTS: &str = "p2p_reqresp_requests_total";
+/// `p2p_reqresp_latency_seconds`.
+pub const REQRESP_LATENCY: &str = "p2p_reqresp_latency_seconds";
+/// `p2p_cache_hits_total`.
+pub const CACHE_HITS: &str = "p2p_cache_hits_total";
+/// `p2p_cache_misses_total`.
+pub const CACHE_MISSES: &str = "p2p_cache_misses_total";
+/// `p2p_validation_failures_total`.
+pub const VALIDATION_FAILURES: &str = "p2p_validation_failures_total";
+/// `p2p_peer_score_gauge`.
+pub const PEER_SCORE: &str = "p2p_peer_score_gauge";
+/// `p2p_backpressure_total`.
+pub const BACKPRESSURE: &str = "p2p_backpressure_total";
+/// `p2p_pending_commitments`.
+pub const PENDING: &str = "p2p_pending_commitments";
+/// `p2p_pending_evicted_total`.
+pub const PENDING_EVICTED: &str = "p2p_pending_evicted_total";
+/// `p2p_equivocations_total`.
+pub const EQUIVOCATIONS: &str = "p2p_equivocations_total";
+/// `p2p_head_block_number`.
+pub const HEAD_BLOCK: &str = "p2p_head_block_number";
+/// `p2p_catchup_commitments_total`.
+pub const CATCHUP_COMMITMENTS: &str = "p2p_catchup_commitments_total";
+/// `p2p_catchup_peer_failures_total`.
+pub const CATCHUP_PEER_FAILURES: &str = "p2p_catchup_peer_failures_total";
+
+pub(crate) fn gossip_received(topic: GossipTopicKind, outcome: &'static str) {
+    counter!(GOSSIP_RECEIVED, "topic" => topic.label(), "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn gossip_published(topic: GossipTopicKind, outcome: &'static str) {
+    counter!(GOSSIP_PUBLISH, "topic" => topic.label(), "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn request(kind: ReqRespKind, direction: &'static str, outcome: &'static str) {
+    counter!(REQRESP_REQUESTS, "protocol" => kind.label(), "direction" => direction, "outcome" => outcome)
+        .increment(1);
+}
+
+pub(crate) fn request_latency(kind: ReqRespKind, elapsed: Duration) {
+    histogram!(REQRESP_LATENCY, "protocol" => kind.label()).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn cache(kind: &'static str, hit: bool) {
+    if hit {
+        counter!(CACHE_HITS, "kind" => kind).increment(1);
+    } else {
+        counter!(CACHE_MISSES, "kind" => kind).increment(1);
+    }
+}
+
+pub(crate) fn validation_failure(reason: &'static str) {
+    counter!(VALIDATION_FAILURES, "reason" => reason).increment(1);
+}
+
+pub(crate) fn peer_score(peer: String, score: f64) {
+    gauge!(PEER_SCORE, "peer" => peer).set(score);
+}
+
+pub(crate) fn backpressure(queue: &'static str) {
+    counter!(BACKPRESSURE, "queue" => queue).increment(1);
+}
+
+pub(crate) fn pending(parent: usize, schedule: usize) {
+    gauge!(PENDING, "reason" => "parent_unknown").set(parent as f64);
+    gauge!(PENDING, "reason" => "schedule_unknown").set(schedule as f64);
+}
+
+pub(crate) fn pending_evicted(count: usize) {
+    counter!(PENDING_EVICTED).increment(count as u64);
+}
+
+pub(crate) fn equivocation(kind: &'static str) {
+    counter!(EQUIVOCATIONS, "kind" => kind).increment(1);
+}
+
+pub(crate) fn head(block_number: u64) {
+    gauge!(HEAD_BLOCK).set(block_number as f64);
+}
+
+pub(crate) fn catchup_commitments(count: usize) {
+    counter!(CATCHUP_COMMITMENTS).increment(count as u64);
+}
+
+pub(crate) fn catchup_peer_failure(reason: &'static str) {
+    counter!(CATCHUP_PEER_FAILURES, "reason" => reason).increment(1);
+}

@@ -1,0 +1,302 @@
+//! Buffers for commitments that cannot be validated yet (§4.2): unknown parent and unknown
+//! schedule.
+//!
+//! One buffer holds both kinds, bounded by count *and* bytes ([`PendingLimits`]); the oldest
+//! entry is evicted first. Entries are swept once the head passes their block number or once
+//! they are older than `max_age`. Unknown-parent entries are drained by block number when the
+//! head reaches their parent; unknown-schedule entries are all retried when the schedule changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use preconfirmation_types::{Address, SignedCommitment, SIGNED_COMMITMENT_SSZ_LEN};
+
+use crate::config::PendingLimits;
+use crate::validation::PendingReason;
+
+/// Bytes one entry is accounted for: the SSZ size plus bookkeeping.
+pub const PENDING_ENTRY_BYTES: usize = SIGNED_COMMITMENT_SSZ_LEN + 128;
+
+/// A buffered commitment.
+#[derive(Debug, Clone)]
+pub struct PendingEntry {
+    /// The commitment.
+    pub commitment: SignedCommitment,
+    /// Its recovered signer.
+    pub signer: Address,
+    /// Its block number.
+    pub block_number: u64,
+    /// The peer it came from (`None` when local).
+    pub source: Option<PeerId>,
+    /// Why it waits.
+    pub reason: PendingReason,
+    inserted: Instant,
+}
+
+impl PendingEntry {
+    /// A new entry, stamped now.
+    pub fn new(
+        commitment: SignedCommitment,
+        signer: Address,
+        block_number: u64,
+        source: Option<PeerId>,
+        reason: PendingReason,
+    ) -> Self {
+        Self {
+            commitment,
+            signer,
+            block_number,
+            source,
+            reason,
+            inserted: Instant::now(),
+        }
+    }
+}
+
+/// The pending buffer.
+#[derive(Debug)]
+pub struct PendingBuffer {
+    limits: PendingLimits,
+    next_seq: u64,
+    /// Insertion order (oldest first) → entry.
+    entries: BTreeMap<u64, PendingEntry>,
+    /// (block number, seq) index for draining and sweeping by number.
+    by_number: BTreeSet<(u64, u64)>,
+    evicted: u64,
+}
+
+impl PendingBuffer {
+    /// An empty buffer under `limits`.
+    pub fn new(limits: PendingLimits) -> Self {
+        Self {
+            limits,
+            next_seq: 0,
+            entries: BTreeMap::new(),
+            by_number: BTreeSet::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Buffers `entry` (an identical commitment already buffered is not added twice); evicts
+    /// the oldest entries while over a cap. Returns how many were evicted.
+    pub fn insert(&mut self, entry: PendingEntry) -> usize {
+        let duplicate = self
+            .by_number
+            .range((entry.block_number, 0)..=(entry.block_number, u64::MAX))
+            .any(|(_, seq)| {
+                self.entries
+                    .get(seq)
+                    .is_some_and(|e| e.commitment == entry.commitment)
+            });
+        if duplicate {
+            return 0;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_number.insert((entry.block_number, seq));
+        self.entries.insert(seq, entry);
+        let mut evicted = 0;
+        while self.entries.len() > self.limits.max_count || self.bytes() > self.limits.max_bytes {
+            let Some((seq, old)) = self.entries.pop_first() else {
+                break;
+            };
+            self.by_number.remove(&(old.block_number, seq));
+            evicted += 1;
+        }
+        self.evicted += evicted as u64;
+        evicted
+    }
+
+    /// Removes and returns the entries for `block_number` (oldest first).
+    pub fn take_number(&mut self, block_number: u64) -> Vec<PendingEntry> {
+        let seqs: Vec<(u64, u64)> = self
+            .by_number
+            .range((block_number, 0)..=(block_number, u64::MAX))
+            .copied()
+            .collect();
+        seqs.into_iter()
+            .filter_map(|key| {
+                self.by_number.remove(&key);
+                self.entries.remove(&key.1)
+            })
+            .collect()
+    }
+
+    /// Removes and returns every entry waiting for `reason`, in block order.
+    pub fn take_reason(&mut self, reason: PendingReason) -> Vec<PendingEntry> {
+        let keys: Vec<(u64, u64)> = self
+            .by_number
+            .iter()
+            .filter(|(_, seq)| self.entries.get(seq).is_some_and(|e| e.reason == reason))
+            .copied()
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                self.by_number.remove(&key);
+                self.entries.remove(&key.1)
+            })
+            .collect()
+    }
+
+    /// Drops entries at or below `head` and entries older than `max_age` (relative to `now`).
+    /// Returns how many went.
+    pub fn sweep(&mut self, head: u64, now: Instant) -> usize {
+        let max_age = self.limits.max_age;
+        let doomed: Vec<(u64, u64)> = self
+            .by_number
+            .iter()
+            .filter(|(number, seq)| {
+                *number <= head
+                    || self
+                        .entries
+                        .get(seq)
+                        .is_some_and(|e| now.saturating_duration_since(e.inserted) > max_age)
+            })
+            .copied()
+            .collect();
+        for key in &doomed {
+            self.by_number.remove(key);
+            self.entries.remove(&key.1);
+        }
+        doomed.len()
+    }
+
+    /// Lowest buffered block number.
+    pub fn lowest_number(&self) -> Option<u64> {
+        self.by_number.first().map(|(n, _)| *n)
+    }
+
+    /// Number of buffered entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of entries waiting for `reason`.
+    pub fn count(&self, reason: PendingReason) -> usize {
+        self.entries.values().filter(|e| e.reason == reason).count()
+    }
+
+    /// Accounted bytes.
+    pub fn bytes(&self) -> usize {
+        self.entries.len() * PENDING_ENTRY_BYTES
+    }
+
+    /// Entries evicted by the caps so far.
+    pub fn evicted_total(&self) -> u64 {
+        self.evicted
+    }
+
+    /// The maximum age.
+    pub fn max_age(&self) -> Duration {
+        self.limits.max_age
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use preconfirmation_types::U256;
+
+    use super::*;
+
+    fn entry(number: u64, reason: PendingReason) -> PendingEntry {
+        let mut c = SignedCommitment::default();
+        c.commitment.preconf.block_number = U256::from(number);
+        PendingEntry::new(c, Address::ZERO, number, None, reason)
+    }
+
+    fn limits(max_count: usize, max_bytes: usize) -> PendingLimits {
+        PendingLimits {
+            max_count,
+            max_bytes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn evicts_oldest_first_by_count() {
+        let mut buf = PendingBuffer::new(limits(3, usize::MAX));
+        for n in [10, 5, 7, 9] {
+            buf.insert(entry(n, PendingReason::ParentUnknown));
+        }
+        assert_eq!(buf.len(), 3);
+        // 10 was inserted first, so it went, although it is not the lowest number.
+        assert!(buf.take_number(10).is_empty());
+        assert_eq!(buf.take_number(5).len(), 1);
+        assert_eq!(buf.evicted_total(), 1);
+    }
+
+    #[test]
+    fn evicts_by_bytes() {
+        let mut buf = PendingBuffer::new(limits(usize::MAX, PENDING_ENTRY_BYTES * 2));
+        for n in 0..5 {
+            buf.insert(entry(n, PendingReason::ParentUnknown));
+        }
+        assert_eq!(buf.len(), 2);
+        assert!(buf.bytes() <= PENDING_ENTRY_BYTES * 2);
+    }
+
+    #[test]
+    fn identical_commitment_is_buffered_once() {
+        let mut buf = PendingBuffer::new(limits(10, usize::MAX));
+        buf.insert(entry(3, PendingReason::ParentUnknown));
+        buf.insert(entry(3, PendingReason::ParentUnknown));
+        assert_eq!(buf.len(), 1);
+    }
+
+    #[test]
+    fn sweeps_by_head_and_age() {
+        let mut buf = PendingBuffer::new(PendingLimits {
+            max_age: Duration::from_secs(60),
+            ..limits(10, usize::MAX)
+        });
+        for n in 1..=4 {
+            buf.insert(entry(n, PendingReason::ParentUnknown));
+        }
+        assert_eq!(buf.sweep(2, Instant::now()), 2);
+        assert_eq!(buf.lowest_number(), Some(3));
+        let later = Instant::now() + Duration::from_secs(61);
+        assert_eq!(buf.sweep(0, later), 2);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn takes_by_reason_in_block_order() {
+        let mut buf = PendingBuffer::new(limits(10, usize::MAX));
+        buf.insert(entry(9, PendingReason::ScheduleUnknown));
+        buf.insert(entry(4, PendingReason::ParentUnknown));
+        buf.insert(entry(6, PendingReason::ScheduleUnknown));
+        let taken: Vec<u64> = buf
+            .take_reason(PendingReason::ScheduleUnknown)
+            .iter()
+            .map(|e| e.block_number)
+            .collect();
+        assert_eq!(taken, vec![6, 9]);
+        assert_eq!(buf.count(PendingReason::ParentUnknown), 1);
+    }
+
+    #[test]
+    fn flood_of_100k_stays_under_caps() {
+        let caps = PendingLimits::default();
+        let mut buf = PendingBuffer::new(caps.clone());
+        for n in 0..100_000u64 {
+            buf.insert(entry(1_000 + n, PendingReason::ParentUnknown));
+            assert!(buf.len() <= caps.max_count);
+            assert!(buf.bytes() <= caps.max_bytes);
+        }
+        assert_eq!(
+            buf.len(),
+            caps.max_count.min(caps.max_bytes / PENDING_ENTRY_BYTES)
+        );
+        assert_eq!(
+            buf.evicted_total(),
+            100_000 - buf.len() as u64,
+            "every insert beyond the cap evicted exactly one entry"
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! [`SdkStorage`]: the one store the SDK writes and inbound req/resp reads (§10–§11), so a node
+//! serves exactly what it published or accepted.
+//!
+//! Only validated data reaches storage: commitments that extend the local chain (ascending,
+//! linked by parent hash) and tx lists that an accepted commitment references. The head is the
+//! highest stored commitment. Calls are synchronous and must be short (an in-memory map or one
+//! database transaction); the SDK calls them from its own task, never from the network driver.
+//!
+//! [`MemoryStorage`] keeps everything in RAM under count and byte caps; `preconf-node` ships a
+//! crash-safe redb implementation.
+
+mod memory;
+
+pub use memory::{MemoryStorage, MemoryStorageLimits};
+
+use bytes::Bytes;
+use preconfirmation_types::{SignedCommitment, B256};
+
+use crate::error::StorageError;
+
+/// Sizes of a store, for `/status` and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StorageStats {
+    /// Stored commitments.
+    pub commitments: u64,
+    /// Stored tx lists.
+    pub txlists: u64,
+    /// Bytes of stored tx lists.
+    pub txlist_bytes: u64,
+    /// Lowest stored block number, if any.
+    pub lowest_block: Option<u64>,
+    /// Highest stored block number (the head), if any.
+    pub highest_block: Option<u64>,
+}
+
+/// Storage of accepted commitments and tx lists.
+pub trait SdkStorage: Send + Sync + 'static {
+    /// Stores `commitments` (ascending by block number, each extending the previous one or the
+    /// current head) in one atomic step. When this returns `Ok`, the data must survive a crash.
+    fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), StorageError>;
+
+    /// Stores a tx list whose hash an accepted commitment for `block_number` carries.
+    fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError>;
+
+    /// The commitment for `block_number`.
+    fn commitment_by_number(
+        &self,
+        block_number: u64,
+    ) -> Result<Option<SignedCommitment>, StorageError>;
+
+    /// The commitment whose `preconfirmation_hash` is `hash`.
+    fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError>;
+
+    /// Up to `max` consecutive commitments from `start`, stopping at the first missing number.
+    fn commitments_from(
+        &self,
+        start: u64,
+        max: usize,
+    ) -> Result<Vec<SignedCommitment>, StorageError>;
+
+    /// The tx list with `keccak256 = hash`.
+    fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError>;
+
+    /// The highest stored commitment.
+    fn head(&self) -> Result<Option<SignedCommitment>, StorageError>;
+
+    /// Deletes commitments (and their tx lists) below `block_number`; returns how many
+    /// commitments went.
+    fn prune_below(&self, block_number: u64) -> Result<u64, StorageError>;
+
+    /// Current sizes.
+    fn stats(&self) -> Result<StorageStats, StorageError>;
+}
+
+/// Block number of a commitment as `u64`; validation refuses anything larger.
+pub(crate) fn block_number_u64(commitment: &SignedCommitment) -> Option<u64> {
+    u64::try_from(commitment.preconf().block_number).ok()
+}

@@ -1,0 +1,209 @@
+//! Builders for valid (and deliberately invalid) commitment chains under a
+//! [`RotatingLookahead`], for tests, devnets and benchmarks.
+//!
+//! A [`ChainBuilder`] owns `P` deterministic preconfer keys and produces one block per slot: the
+//! elected preconfer signs it, and the last slot of each window carries an EOP with its tx list
+//! (§5 "hand-off with a tx list").
+
+use std::sync::Arc;
+
+use preconfirmation_types::reexports::secp256k1::SecretKey;
+use preconfirmation_types::{
+    preconfirmation_hash, raw_tx_list_hash, secret_key_from_bytes, secret_key_to_address, sign,
+    Address, ChainSpec, PreconfCommitment, Preconfirmation, RawTxListGossip, SignedCommitment,
+    B256, U256,
+};
+
+use crate::lookahead::{Lookahead, RotatingLookahead};
+
+/// A block as a preconfer publishes it: the tx list (absent for a pure EOP) and the commitment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// The signed commitment.
+    pub commitment: SignedCommitment,
+    /// The tx list gossip message, if the block has one.
+    pub txlist: Option<RawTxListGossip>,
+}
+
+/// Deterministic preconfer secret key number `index` (keccak of a fixed label).
+pub fn preconfer_key(index: u32) -> SecretKey {
+    let mut seed = b"preconf-p2p test preconfer key ".to_vec();
+    seed.extend_from_slice(&index.to_be_bytes());
+    let mut bytes = preconfirmation_types::reexports::alloy_primitives::keccak256(&seed).0;
+    loop {
+        if let Ok(key) = secret_key_from_bytes(bytes) {
+            return key;
+        }
+        bytes = preconfirmation_types::reexports::alloy_primitives::keccak256(bytes).0;
+    }
+}
+
+/// Produces a valid chain of signed commitments.
+#[derive(Debug)]
+pub struct ChainBuilder {
+    chain: ChainSpec,
+    keys: Vec<SecretKey>,
+    lookahead: Arc<RotatingLookahead>,
+    next_number: u64,
+    next_slot: u64,
+    parent_hash: B256,
+}
+
+impl ChainBuilder {
+    /// `preconfers` keys rotating every `slots_per_window` slots of `slot_duration` seconds from
+    /// `genesis`; the first block is number 1 in slot 0 with a zero parent hash.
+    pub fn new(
+        chain: ChainSpec,
+        preconfers: u32,
+        slots_per_window: u64,
+        genesis: u64,
+        slot_duration: u64,
+    ) -> Self {
+        let keys: Vec<SecretKey> = (0..preconfers.max(1)).map(preconfer_key).collect();
+        let signers = keys.iter().map(secret_key_to_address).collect();
+        let lookahead = RotatingLookahead::new(
+            signers,
+            slots_per_window.max(1),
+            genesis,
+            slot_duration.max(1),
+        )
+        .map(Arc::new)
+        .expect("signers are non-empty and lengths positive");
+        Self {
+            chain,
+            keys,
+            lookahead,
+            next_number: 1,
+            next_slot: 0,
+            parent_hash: B256::ZERO,
+        }
+    }
+
+    /// A builder whose genesis lies `blocks · slot_duration` seconds in the past, so that
+    /// `blocks` blocks all have timestamps before now.
+    pub fn in_the_past(
+        chain: ChainSpec,
+        preconfers: u32,
+        slots_per_window: u64,
+        blocks: u64,
+    ) -> Self {
+        let genesis = crate::validation::unix_now().saturating_sub(blocks + 1);
+        Self::new(chain, preconfers, slots_per_window, genesis, 1)
+    }
+
+    /// The schedule the chain follows; give it to the SDK.
+    pub fn lookahead(&self) -> Arc<RotatingLookahead> {
+        self.lookahead.clone()
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &ChainSpec {
+        &self.chain
+    }
+
+    /// The preconfer secret keys.
+    pub fn keys(&self) -> &[SecretKey] {
+        &self.keys
+    }
+
+    /// Number of the next block.
+    pub fn next_number(&self) -> u64 {
+        self.next_number
+    }
+
+    /// Slot of the next block.
+    pub fn next_slot(&self) -> u64 {
+        self.next_slot
+    }
+
+    /// The key of the preconfer elected for `slot`.
+    pub fn key_for_slot(&self, slot: u64) -> Option<&SecretKey> {
+        let signer = self.lookahead.signer_for_slot(slot)?;
+        self.keys
+            .iter()
+            .find(|k| secret_key_to_address(k) == signer)
+    }
+
+    /// The unsigned commitment the next block would carry, with `txlist`'s hash (zero hash and
+    /// EOP when `txlist` is `None`). EOP is set on the last slot of a window.
+    pub fn next_unsigned(&self, txlist: Option<&[u8]>) -> PreconfCommitment {
+        let slot = self.next_slot;
+        let schedule = self.lookahead.schedule_for_slot(slot);
+        let eop = txlist.is_none() || self.lookahead.is_last_slot_of_window(slot);
+        PreconfCommitment {
+            preconf: Preconfirmation {
+                eop,
+                block_number: U256::from(self.next_number),
+                timestamp: U256::from(self.lookahead.slot_start(slot)),
+                gas_limit: U256::from(30_000_000u64),
+                coinbase: schedule.map(|s| s.signer).unwrap_or_default(),
+                anchor_block_number: U256::from(1u64),
+                raw_tx_list_hash: txlist.map(raw_tx_list_hash).unwrap_or_default(),
+                parent_preconfirmation_hash: self.parent_hash,
+                submission_window_end: schedule.map(|s| s.window_end).unwrap_or_default(),
+                prover_auth: Address::ZERO,
+                proposal_id: U256::from(self.next_number),
+            },
+            slasher_address: self.chain.slasher_address,
+        }
+    }
+
+    /// Signs `commitment` with `key` under the chain's domain.
+    pub fn sign_with(&self, key: &SecretKey, commitment: PreconfCommitment) -> SignedCommitment {
+        sign(key, &self.chain.domain, commitment)
+    }
+
+    /// Signs with the key elected for the next slot.
+    pub fn sign_next(&self, commitment: PreconfCommitment) -> SignedCommitment {
+        let key = self
+            .key_for_slot(self.next_slot)
+            .or_else(|| self.keys.first())
+            .copied()
+            .unwrap_or_else(|| preconfer_key(0));
+        self.sign_with(&key, commitment)
+    }
+
+    /// Records `commitment` as the new tip and moves to the next slot.
+    pub fn advance(&mut self, commitment: &SignedCommitment) {
+        self.parent_hash = preconfirmation_hash(commitment.preconf());
+        self.next_number += 1;
+        self.next_slot += 1;
+    }
+
+    /// Skips a slot without a block (the next block keeps the same parent).
+    pub fn skip_slot(&mut self) {
+        self.next_slot += 1;
+    }
+
+    /// The next valid block with `txlist` (or a pure EOP hand-off with `None`), and advance.
+    pub fn next_block(&mut self, txlist: Option<Vec<u8>>) -> Block {
+        let unsigned = self.next_unsigned(txlist.as_deref());
+        let commitment = self.sign_next(unsigned);
+        self.advance(&commitment);
+        let txlist = txlist.and_then(|t| RawTxListGossip::new(t).ok());
+        Block { commitment, txlist }
+    }
+
+    /// `count` valid blocks, each with a distinct `txlist_bytes`-byte tx list.
+    pub fn blocks(&mut self, count: usize, txlist_bytes: usize) -> Vec<Block> {
+        (0..count)
+            .map(|_| {
+                let txlist = deterministic_txlist(self.next_number, txlist_bytes);
+                self.next_block(Some(txlist))
+            })
+            .collect()
+    }
+}
+
+/// `len` pseudo-random bytes derived from `seed` (distinct per seed).
+pub fn deterministic_txlist(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut state =
+        preconfirmation_types::reexports::alloy_primitives::keccak256(seed.to_be_bytes()).0;
+    while out.len() < len {
+        let take = (len - out.len()).min(32);
+        out.extend_from_slice(&state[..take]);
+        state = preconfirmation_types::reexports::alloy_primitives::keccak256(state).0;
+    }
+    out
+}

@@ -1,0 +1,166 @@
+//! The SDK's façade types: re-exported wire containers and the events it emits.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use libp2p::PeerId;
+use preconfirmation_types::reexports::alloy_primitives::Keccak256;
+use preconfirmation_types::GossipTopicKind;
+pub use preconfirmation_types::{
+    Address, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetRawTxListRequest,
+    GetRawTxListResponse, PreconfCommitment, PreconfHead, Preconfirmation, RawTxListGossip,
+    SignedCommitment, B256, U256,
+};
+
+/// Dedupe key of a gossip payload: `keccak256(topic label ‖ payload)` (§7 "stable message id
+/// from topic + payload hash").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub B256);
+
+impl MessageId {
+    /// The id of `payload` on `topic`.
+    pub fn new(topic: GossipTopicKind, payload: &[u8]) -> Self {
+        let mut hasher = Keccak256::new();
+        hasher.update(topic.label().as_bytes());
+        hasher.update(payload);
+        Self(hasher.finalize())
+    }
+}
+
+/// Where an accepted commitment came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitmentSource {
+    /// Published by this node.
+    Local,
+    /// Received on gossip from this peer.
+    Gossip(PeerId),
+    /// Fetched by catch-up from this peer.
+    CatchUp(PeerId),
+}
+
+/// Where the node stands relative to its peers (§10.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HeadSyncStatus {
+    /// Started, catch-up has not run yet.
+    Idle,
+    /// Catching up from `local` to `target`.
+    Syncing {
+        /// Local head.
+        local: u64,
+        /// Best head reported by peers.
+        target: u64,
+    },
+    /// Caught up; following gossip.
+    Live,
+}
+
+/// What an equivocation or hand-off violation broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// Two different commitments for the same slot by the same signer.
+    SameSlot,
+    /// Two different commitments for the same block number by the same signer.
+    SameBlockNumber,
+    /// A commitment after the signer's own EOP for the same window (§5).
+    CommitAfterEop,
+}
+
+impl EvidenceKind {
+    /// Stable metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            EvidenceKind::SameSlot => "same_slot",
+            EvidenceKind::SameBlockNumber => "same_block_number",
+            EvidenceKind::CommitAfterEop => "commit_after_eop",
+        }
+    }
+}
+
+/// What the SDK tells the sidecar.
+#[derive(Debug, Clone)]
+pub enum SdkEvent {
+    /// A commitment was validated, stored and (if from gossip) forwarded.
+    Commitment {
+        /// The commitment.
+        commitment: SignedCommitment,
+        /// Its recovered signer.
+        signer: Address,
+        /// Where it came from.
+        source: CommitmentSource,
+        /// Whether its tx list is already stored (always true for a pure EOP).
+        txlist_available: bool,
+    },
+    /// A valid tx list arrived (on gossip, by request or locally published).
+    RawTxList {
+        /// `keccak256(txlist)`.
+        hash: B256,
+        /// The block that references it, when an accepted commitment does already.
+        block_number: Option<u64>,
+        /// The bytes.
+        txlist: Bytes,
+    },
+    /// The local head moved.
+    HeadChanged {
+        /// New head.
+        head: PreconfHead,
+        /// `preconfirmation_hash` of the new head.
+        hash: B256,
+    },
+    /// Catch-up state changed.
+    HeadSync(HeadSyncStatus),
+    /// Slashing evidence: two commitments by one signer that must not both exist. The second
+    /// was not stored or forwarded.
+    Equivocation {
+        /// What rule they break.
+        kind: EvidenceKind,
+        /// Their signer.
+        signer: Address,
+        /// The commitment accepted first (or the EOP).
+        first: Box<SignedCommitment>,
+        /// The conflicting commitment.
+        second: Box<SignedCommitment>,
+    },
+    /// A peer connected.
+    PeerConnected(PeerId),
+    /// A peer disconnected.
+    PeerDisconnected(PeerId),
+    /// A peer was banned until `until`.
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+        /// End of the ban.
+        until: Instant,
+    },
+}
+
+/// A connected peer and its score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub peer_id: PeerId,
+    /// Gossipsub score (topic scores + application score).
+    pub score: f64,
+}
+
+/// A snapshot of the SDK for `/status` pages and tests.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SdkStatus {
+    /// Local head block number.
+    pub head_block_number: u64,
+    /// `preconfirmation_hash` of the head, if known.
+    pub head_hash: Option<B256>,
+    /// `submissionWindowEnd` of the head commitment (0 at the anchor).
+    pub head_window_end: U256,
+    /// Catch-up state.
+    pub sync: HeadSyncStatus,
+    /// Commitments waiting for their parent.
+    pub pending_parent: usize,
+    /// Commitments waiting for their schedule.
+    pub pending_schedule: usize,
+    /// Tx lists not yet referenced by an accepted commitment.
+    pub orphan_txlists: usize,
+    /// Accepted commitments whose tx list is still missing.
+    pub missing_txlists: usize,
+}

@@ -1,0 +1,525 @@
+//! Validation of commitments and tx lists (§4–§5, §3.4) — the only place that decides validity.
+//!
+//! [`Validator::validate_commitment`] returns a [`ValidationOutcome`]:
+//!
+//! - `Accept` — extends the local head; store it, forward it, reward the sender.
+//! - `Reject { reason, penalise }` — drop it; when `penalise`, gossipsub counts an invalid
+//!   delivery and the sender's application score drops (§7.1). Duplicates, stale blocks and
+//!   equivocations are rejects *without* penalty: the forwarding peer did nothing wrong.
+//! - `Pending(ParentUnknown | ScheduleUnknown)` — cannot be decided yet; buffer it and score
+//!   nothing (§4.2 last paragraph).
+//!
+//! Every [`RejectReason`] has a stable [`RejectReason::label`] used as a metric label.
+//!
+//! ## Order of checks
+//! Cheap field checks first (block number range, slasher, gas limit, timestamp), then the
+//! signature (recovered by the caller so catch-up can do it in parallel), then duplicates and
+//! equivocation against what this node already holds, then the schedule (signer and window
+//! end, with EOP hand-off, §5), and last the parent link (§4.2 item 4). Checking the schedule
+//! before the parent means a wrongly-signed commitment is rejected at once instead of sitting
+//! in the unknown-parent buffer.
+//!
+//! ## EOP (§5)
+//! Once the owner of a window has sent an EOP, the rest of that window belongs to the next
+//! committer per schedule: its commitments in those slots carry *its own* window end. Any later
+//! commitment by the owner for the handed-off window is [`RejectReason::CommitAfterEop`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use preconfirmation_types::{
+    raw_tx_list_hash, Address, ChainLimits, ChainSpec, RawTxListGossip, SignedCommitment,
+    TypesError, WireMessage, B256, U256,
+};
+
+use crate::config::BlockRules;
+use crate::lookahead::{Lookahead, SlotSchedule};
+
+/// Why a commitment or tx list was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    /// Not valid SSZ, or over the cap (§3).
+    #[error("malformed: {0}")]
+    Malformed(TypesError),
+    /// The signature is malleable, has a bad recovery id or does not recover (§4.1).
+    #[error("bad signature: {0}")]
+    BadSignature(TypesError),
+    /// The recovered signer is not the preconfer elected for the slot (§4.2 item 1).
+    #[error("signer {actual} is not the elected preconfer {expected}")]
+    WrongSigner {
+        /// Elected preconfer.
+        expected: Address,
+        /// Recovered signer.
+        actual: Address,
+    },
+    /// `slasherAddress` is not the chain's slasher (§4.2 item 2).
+    #[error("slasher {0} is not the chain's slasher")]
+    WrongSlasher(Address),
+    /// `submissionWindowEnd` is not the window end of the block's slot (§4.2 item 3).
+    #[error("submissionWindowEnd {actual} is not the slot's window end {expected}")]
+    WrongWindowEnd {
+        /// Window end per schedule.
+        expected: U256,
+        /// Window end in the commitment.
+        actual: U256,
+    },
+    /// `parentPreconfirmationHash` is not the hash of the local head (§4.2 item 4).
+    #[error("parent hash does not match the local head")]
+    BadParent,
+    /// `blockNumber` does not fit in 64 bits.
+    #[error("block number out of range")]
+    BlockNumberOutOfRange,
+    /// The timestamp is before the schedule's genesis or out of range.
+    #[error("timestamp outside the schedule")]
+    TimestampOutOfRange,
+    /// The timestamp is further in the future than the allowed drift (§4.2 item 5).
+    #[error("timestamp {timestamp} is ahead of the local clock ({now})")]
+    TimestampInFuture {
+        /// Block timestamp.
+        timestamp: u64,
+        /// Local clock.
+        now: u64,
+    },
+    /// The timestamp is below the parent's (§4.2 item 5).
+    #[error("timestamp is below the parent's")]
+    TimestampBeforeParent,
+    /// The gas limit is zero or above the chain's maximum (§4.2 item 5).
+    #[error("gas limit {0} is outside the chain's bounds")]
+    GasLimit(U256),
+    /// A non-EOP commitment with a zero tx-list hash (nothing to execute, §5).
+    #[error("non-EOP commitment without a tx list")]
+    MissingTxList,
+    /// The signer already sent an EOP for this window (§5); evidence of misbehaviour.
+    #[error("commitment after the signer's EOP for the same window")]
+    CommitAfterEop {
+        /// The EOP commitment that handed the window off.
+        eop: Box<SignedCommitment>,
+    },
+    /// Another valid commitment by the same signer for the same slot or block number exists.
+    #[error("equivocation ({kind:?})")]
+    Equivocation {
+        /// Same slot or same block number.
+        kind: EquivocationKind,
+        /// The commitment seen first.
+        first: Box<SignedCommitment>,
+    },
+    /// Seen before (same message, or the same block and tx list from the same signer).
+    #[error("duplicate")]
+    Duplicate,
+    /// Our own message came back.
+    #[error("own message")]
+    Own,
+    /// At or below the local head and not an equivocation: nothing to do.
+    #[error("stale: block {number} is not above the head {head}")]
+    Stale {
+        /// Block number of the commitment.
+        number: u64,
+        /// Local head.
+        head: u64,
+    },
+    /// Too far above the head to buffer; catch-up fetches the range instead.
+    #[error("block {number} is too far above the head {head} to buffer")]
+    TooFarAhead {
+        /// Block number of the commitment.
+        number: u64,
+        /// Local head.
+        head: u64,
+    },
+    /// A tx list whose bytes do not hash to its `rawTxListHash` (§3.4).
+    #[error("tx list hash mismatch")]
+    TxListHashMismatch,
+    /// A tx list above the chain's `MAX_TXLIST_BYTES` (§3.4).
+    #[error("tx list of {len} bytes exceeds the {cap}-byte cap")]
+    TxListTooLarge {
+        /// Its length.
+        len: usize,
+        /// The cap.
+        cap: usize,
+    },
+}
+
+/// Which rule an equivocation broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum EquivocationKind {
+    /// Two commitments for the same slot by the same signer.
+    SameSlot,
+    /// Two commitments for the same block number by the same signer.
+    SameBlockNumber,
+}
+
+impl RejectReason {
+    /// Stable metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RejectReason::Malformed(_) => "malformed",
+            RejectReason::BadSignature(_) => "bad_signature",
+            RejectReason::WrongSigner { .. } => "wrong_signer",
+            RejectReason::WrongSlasher(_) => "wrong_slasher",
+            RejectReason::WrongWindowEnd { .. } => "wrong_window_end",
+            RejectReason::BadParent => "bad_parent",
+            RejectReason::BlockNumberOutOfRange => "block_number_out_of_range",
+            RejectReason::TimestampOutOfRange => "timestamp_out_of_range",
+            RejectReason::TimestampInFuture { .. } => "timestamp_in_future",
+            RejectReason::TimestampBeforeParent => "timestamp_before_parent",
+            RejectReason::GasLimit(_) => "gas_limit",
+            RejectReason::MissingTxList => "missing_txlist",
+            RejectReason::CommitAfterEop { .. } => "commit_after_eop",
+            RejectReason::Equivocation { .. } => "equivocation",
+            RejectReason::Duplicate => "duplicate",
+            RejectReason::Own => "own",
+            RejectReason::Stale { .. } => "stale",
+            RejectReason::TooFarAhead { .. } => "too_far_ahead",
+            RejectReason::TxListHashMismatch => "txlist_hash_mismatch",
+            RejectReason::TxListTooLarge { .. } => "txlist_too_large",
+        }
+    }
+
+    /// Whether the peer that sent it should be penalised (§7.1). Honest peers may forward
+    /// duplicates, stale blocks and equivocations (the signer misbehaved, not the peer).
+    pub fn penalises_sender(&self) -> bool {
+        !matches!(
+            self,
+            RejectReason::Equivocation { .. }
+                | RejectReason::Duplicate
+                | RejectReason::Own
+                | RejectReason::Stale { .. }
+                | RejectReason::TooFarAhead { .. }
+        )
+    }
+}
+
+/// Why a commitment cannot be decided yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PendingReason {
+    /// Its parent is not the local head yet (it is further ahead).
+    ParentUnknown,
+    /// The schedule of its slot is not known yet.
+    ScheduleUnknown,
+}
+
+impl PendingReason {
+    /// Stable metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            PendingReason::ParentUnknown => "parent_unknown",
+            PendingReason::ScheduleUnknown => "schedule_unknown",
+        }
+    }
+}
+
+/// What validation decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationOutcome {
+    /// Valid and extends the head.
+    Accept(AcceptedCommitment),
+    /// Invalid or not wanted.
+    Reject {
+        /// Why.
+        reason: RejectReason,
+        /// Whether the sender is penalised.
+        penalise: bool,
+    },
+    /// Undecidable for now.
+    Pending(PendingReason),
+}
+
+impl ValidationOutcome {
+    fn reject(reason: RejectReason) -> Self {
+        let penalise = reason.penalises_sender();
+        ValidationOutcome::Reject { reason, penalise }
+    }
+
+    /// Metric label of the outcome: `accept`, `pending` or the reject reason.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ValidationOutcome::Accept(_) => "accept",
+            ValidationOutcome::Reject { reason, .. } => reason.label(),
+            ValidationOutcome::Pending(_) => "pending",
+        }
+    }
+}
+
+/// Facts established about an accepted commitment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedCommitment {
+    /// Recovered signer.
+    pub signer: Address,
+    /// Block number.
+    pub block_number: u64,
+    /// Slot of its timestamp.
+    pub slot: u64,
+    /// Block timestamp.
+    pub timestamp: u64,
+}
+
+/// The local head as validation sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalHead {
+    /// Head block number (the anchor when nothing is stored).
+    pub block_number: u64,
+    /// `preconfirmation_hash` of the head, `None` when the anchor's hash is unknown.
+    pub preconfirmation_hash: Option<B256>,
+    /// Timestamp of the head, if known.
+    pub timestamp: Option<u64>,
+}
+
+/// What validation needs to know about the local chain (implemented by the SDK's chain state;
+/// doubles in tests).
+pub trait ChainView {
+    /// The local head.
+    fn head(&self) -> LocalHead;
+    /// The accepted commitment at `block_number` and its signer, if still remembered.
+    fn accepted_at(&self, block_number: u64) -> Option<(SignedCommitment, Address)>;
+    /// The accepted commitment of `signer` for `slot`, if remembered.
+    fn accepted_in_slot(&self, slot: u64, signer: Address) -> Option<SignedCommitment>;
+    /// The EOP that handed off the window ending at `window_end`, if any.
+    fn eop_for_window(&self, window_end: U256) -> Option<SignedCommitment>;
+}
+
+/// Validates against a chain, its rules and a schedule.
+pub struct Validator {
+    chain: ChainSpec,
+    rules: BlockRules,
+    lookahead: std::sync::Arc<dyn Lookahead>,
+    max_blocks_ahead: u64,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("chain", &self.chain)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the unix epoch on the local clock.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+impl Validator {
+    /// A validator for `chain` under `rules` and `lookahead`; commitments more than
+    /// `max_blocks_ahead` above the head are not buffered.
+    pub fn new(
+        chain: ChainSpec,
+        rules: BlockRules,
+        lookahead: std::sync::Arc<dyn Lookahead>,
+        max_blocks_ahead: u64,
+    ) -> Self {
+        Self {
+            chain,
+            rules,
+            lookahead,
+            max_blocks_ahead,
+        }
+    }
+
+    /// The chain this validator checks against.
+    pub fn chain(&self) -> &ChainSpec {
+        &self.chain
+    }
+
+    /// The schedule.
+    pub fn lookahead(&self) -> &dyn Lookahead {
+        self.lookahead.as_ref()
+    }
+
+    /// Recovers the signer of `signed` (§4.1); the expensive step (≈ 40 µs).
+    pub fn recover_signer(&self, signed: &SignedCommitment) -> Result<Address, TypesError> {
+        preconfirmation_types::recover_signer(&self.chain.domain, signed)
+    }
+
+    /// Decodes a gossiped commitment under the chain's caps.
+    pub fn decode_commitment(&self, bytes: &[u8]) -> Result<SignedCommitment, RejectReason> {
+        SignedCommitment::decode_capped(bytes, &self.chain.limits).map_err(RejectReason::Malformed)
+    }
+
+    /// Validates `signed`, whose signature recovered to `signer` (§4.2, §5), against `view`
+    /// at local time `now` (unix seconds).
+    pub fn validate_commitment(
+        &self,
+        signed: &SignedCommitment,
+        signer: Result<Address, TypesError>,
+        view: &dyn ChainView,
+        now: u64,
+    ) -> ValidationOutcome {
+        match self.check(signed, signer, view, now) {
+            Ok(outcome) | Err(outcome) => outcome,
+        }
+    }
+
+    fn check(
+        &self,
+        signed: &SignedCommitment,
+        signer: Result<Address, TypesError>,
+        view: &dyn ChainView,
+        now: u64,
+    ) -> Result<ValidationOutcome, ValidationOutcome> {
+        use ValidationOutcome as O;
+        let preconf = signed.preconf();
+        let reject = |r| Err(O::reject(r));
+
+        // Field checks.
+        let Ok(number) = u64::try_from(preconf.block_number) else {
+            return reject(RejectReason::BlockNumberOutOfRange);
+        };
+        if signed.commitment.slasher_address != self.chain.slasher_address {
+            return reject(RejectReason::WrongSlasher(
+                signed.commitment.slasher_address,
+            ));
+        }
+        let gas_ok = u64::try_from(preconf.gas_limit)
+            .map(|g| g > 0 && g <= self.rules.max_gas_limit)
+            .unwrap_or(false);
+        if !gas_ok {
+            return reject(RejectReason::GasLimit(preconf.gas_limit));
+        }
+        let Ok(timestamp) = u64::try_from(preconf.timestamp) else {
+            return reject(RejectReason::TimestampOutOfRange);
+        };
+        if timestamp > now.saturating_add(self.rules.max_future_drift.as_secs()) {
+            return reject(RejectReason::TimestampInFuture { timestamp, now });
+        }
+        if !preconf.eop && preconf.raw_tx_list_hash == B256::ZERO {
+            return reject(RejectReason::MissingTxList);
+        }
+
+        // Signature.
+        let signer = signer.map_err(|e| O::reject(RejectReason::BadSignature(e)))?;
+        let Some(slot) = self.lookahead.slot_at(preconf.timestamp) else {
+            return reject(RejectReason::TimestampOutOfRange);
+        };
+
+        // What we already hold: duplicates, stale blocks, equivocation.
+        let head = view.head();
+        if number <= head.block_number {
+            return match view.accepted_at(number) {
+                Some((first, _)) if &first == signed => reject(RejectReason::Duplicate),
+                Some((first, first_signer)) if first_signer == signer => {
+                    if first.preconf().raw_tx_list_hash == preconf.raw_tx_list_hash
+                        && first.preconf() == preconf
+                    {
+                        // Same content, another signature (ECDSA nonce): not evidence.
+                        reject(RejectReason::Duplicate)
+                    } else {
+                        reject(RejectReason::Equivocation {
+                            kind: EquivocationKind::SameBlockNumber,
+                            first: Box::new(first),
+                        })
+                    }
+                }
+                _ => reject(RejectReason::Stale {
+                    number,
+                    head: head.block_number,
+                }),
+            };
+        }
+        if let Some(first) = view.accepted_in_slot(slot, signer) {
+            if &first != signed {
+                return reject(RejectReason::Equivocation {
+                    kind: EquivocationKind::SameSlot,
+                    first: Box::new(first),
+                });
+            }
+        }
+
+        // Schedule (§4.2 items 1 and 3) with EOP hand-off (§5).
+        let Some(schedule) = self.lookahead.schedule_for_slot(slot) else {
+            if number == head.block_number + 1 && !links_to(&head, signed) {
+                // §4.2: with the schedule unknown only the link is checked, and nothing is
+                // scored until validation can pass or fail for certain.
+                return Err(O::Reject {
+                    reason: RejectReason::BadParent,
+                    penalise: false,
+                });
+            }
+            return Err(O::Pending(PendingReason::ScheduleUnknown));
+        };
+        let expected = match view.eop_for_window(schedule.window_end) {
+            Some(eop) if schedule.signer == signer => {
+                return reject(RejectReason::CommitAfterEop { eop: Box::new(eop) });
+            }
+            Some(_) => match self
+                .lookahead
+                .schedule_for_slot(schedule.next_window_first_slot)
+            {
+                Some(next) => next,
+                None => return Err(O::Pending(PendingReason::ScheduleUnknown)),
+            },
+            None => schedule,
+        };
+        let SlotSchedule {
+            signer: expected_signer,
+            window_end,
+            ..
+        } = expected;
+        if signer != expected_signer {
+            return reject(RejectReason::WrongSigner {
+                expected: expected_signer,
+                actual: signer,
+            });
+        }
+        if preconf.submission_window_end != window_end {
+            return reject(RejectReason::WrongWindowEnd {
+                expected: window_end,
+                actual: preconf.submission_window_end,
+            });
+        }
+
+        // Parent link (§4.2 item 4).
+        if number > head.block_number + 1 {
+            if number - head.block_number > self.max_blocks_ahead {
+                return reject(RejectReason::TooFarAhead {
+                    number,
+                    head: head.block_number,
+                });
+            }
+            return Err(O::Pending(PendingReason::ParentUnknown));
+        }
+        if !links_to(&head, signed) {
+            return reject(RejectReason::BadParent);
+        }
+        if self.rules.monotonic_timestamps && head.timestamp.is_some_and(|t| timestamp < t) {
+            return reject(RejectReason::TimestampBeforeParent);
+        }
+        Ok(O::Accept(AcceptedCommitment {
+            signer,
+            block_number: number,
+            slot,
+            timestamp,
+        }))
+    }
+}
+
+fn links_to(head: &LocalHead, signed: &SignedCommitment) -> bool {
+    head.preconfirmation_hash
+        .is_none_or(|h| h == signed.preconf().parent_preconfirmation_hash)
+}
+
+/// Decodes and checks a gossiped tx list (§3.4): cap on the encoded length before decoding,
+/// cap on the list, and `keccak256(txlist) == rawTxListHash`.
+pub fn validate_raw_txlist(
+    bytes: &[u8],
+    limits: &ChainLimits,
+) -> Result<RawTxListGossip, RejectReason> {
+    let msg = RawTxListGossip::decode_capped(bytes, limits).map_err(RejectReason::Malformed)?;
+    check_txlist(&msg.raw_tx_list_hash, &msg.txlist, limits)?;
+    Ok(msg)
+}
+
+/// Checks tx list bytes against their claimed hash and the chain's cap (§3.4, §11).
+pub fn check_txlist(hash: &B256, txlist: &[u8], limits: &ChainLimits) -> Result<(), RejectReason> {
+    if txlist.len() > limits.max_txlist_bytes {
+        return Err(RejectReason::TxListTooLarge {
+            len: txlist.len(),
+            cap: limits.max_txlist_bytes,
+        });
+    }
+    if raw_tx_list_hash(txlist) != *hash {
+        return Err(RejectReason::TxListHashMismatch);
+    }
+    Ok(())
+}
