@@ -15,7 +15,7 @@
 //! the work is retried with another peer. A round never loops on an empty page; rounds without
 //! progress give up after `max_attempts`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +28,7 @@ use preconfirmation_types::{
     TypesError, B256, U256,
 };
 use rayon::prelude::*;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::P2pSdkConfig;
@@ -38,12 +38,80 @@ use crate::sdk::Internal;
 use crate::types::{HeadSyncStatus, SdkStatus};
 use crate::validation::check_txlist;
 
+/// At most `per_peer` outbound requests in flight to any one peer, shared by every task of
+/// the SDK. Peers refuse (and penalise) requests above their concurrency limit (§7), so we
+/// never send them.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerSlots {
+    slots: Arc<parking_lot::Mutex<HashMap<PeerId, Arc<Semaphore>>>>,
+    per_peer: usize,
+}
+
+impl PeerSlots {
+    pub(crate) fn new(per_peer: usize) -> Self {
+        Self {
+            slots: Arc::default(),
+            per_peer: per_peer.max(1),
+        }
+    }
+
+    /// Waits for a free request slot towards `peer`.
+    pub(crate) async fn acquire(&self, peer: PeerId) -> Option<OwnedSemaphorePermit> {
+        let semaphore = self
+            .slots
+            .lock()
+            .entry(peer)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer)))
+            .clone();
+        semaphore.acquire_owned().await.ok()
+    }
+
+    /// Forgets a disconnected peer.
+    pub(crate) fn forget(&self, peer: &PeerId) {
+        self.slots.lock().remove(peer);
+    }
+}
+
+/// Peers a catch-up run no longer uses: liars at once, others after repeated failures.
+#[derive(Debug, Default)]
+pub(crate) struct Exclusions {
+    liars: HashSet<PeerId>,
+    failures: HashMap<PeerId, usize>,
+    max_failures: usize,
+}
+
+impl Exclusions {
+    fn new(max_failures: usize) -> Self {
+        Self {
+            max_failures: max_failures.max(1),
+            ..Default::default()
+        }
+    }
+
+    fn liar(&mut self, peer: PeerId) {
+        self.liars.insert(peer);
+    }
+
+    fn failed(&mut self, peer: PeerId) {
+        *self.failures.entry(peer).or_default() += 1;
+    }
+
+    fn contains(&self, peer: &PeerId) -> bool {
+        self.liars.contains(peer)
+            || self
+                .failures
+                .get(peer)
+                .is_some_and(|n| *n >= self.max_failures)
+    }
+}
+
 /// What a catch-up task needs.
 pub(crate) struct CatchUpContext {
     pub(crate) net: P2pService,
     pub(crate) config: Arc<P2pSdkConfig>,
     pub(crate) internal: mpsc::Sender<Internal>,
     pub(crate) status: watch::Receiver<SdkStatus>,
+    pub(crate) slots: PeerSlots,
 }
 
 type Page = Vec<(SignedCommitment, Result<Address, TypesError>)>;
@@ -67,7 +135,7 @@ impl CatchUpContext {
 /// Runs catch-up rounds until caught up (or out of attempts), then reports `Live`.
 pub(crate) async fn run(ctx: CatchUpContext) {
     let started = Instant::now();
-    let mut liars = HashSet::new();
+    let mut liars = Exclusions::new(ctx.config.catchup.max_attempts);
     let mut attempts = 0;
     loop {
         match round(&ctx, &mut liars).await {
@@ -100,7 +168,7 @@ enum RoundResult {
     Stalled,
 }
 
-async fn round(ctx: &CatchUpContext, liars: &mut HashSet<PeerId>) -> RoundResult {
+async fn round(ctx: &CatchUpContext, liars: &mut Exclusions) -> RoundResult {
     let Some(peers) = wait_for_peers(ctx, liars).await else {
         return RoundResult::NoPeers;
     };
@@ -115,25 +183,24 @@ async fn round(ctx: &CatchUpContext, liars: &mut HashSet<PeerId>) -> RoundResult
     info!(local, target, peers = candidates.len(), "catching up");
     loop {
         let local = ctx.local_head();
-        if local >= target {
+        candidates.retain(|(_, head)| *head > local);
+        if local >= target || candidates.is_empty() {
             return RoundResult::CaughtUp;
         }
         candidates.retain(|(p, _)| !liars.contains(p));
         if candidates.is_empty() {
+            // Peers claim more, but every one of them failed or lied: ask again next round.
             return RoundResult::Stalled;
         }
-        if !batch(ctx, &candidates, liars, local, target).await {
-            // Nothing applied: drop the peers that failed (done in `batch`) and try again with
-            // the rest; if every peer failed the round stalls.
-            if candidates.iter().all(|(p, _)| liars.contains(p)) {
-                return RoundResult::Stalled;
-            }
+        match batch(ctx, &candidates, liars, local, target).await {
+            Batch::Progress | Batch::Failed => {}
+            Batch::NothingToAsk => return RoundResult::CaughtUp,
         }
     }
 }
 
 /// Connected peers, waiting up to `peer_wait` for the first one.
-async fn wait_for_peers(ctx: &CatchUpContext, liars: &HashSet<PeerId>) -> Option<Vec<PeerId>> {
+async fn wait_for_peers(ctx: &CatchUpContext, liars: &Exclusions) -> Option<Vec<PeerId>> {
     let deadline = tokio::time::Instant::now() + ctx.config.catchup.peer_wait;
     loop {
         let mut peers = ctx.net.peers().await.ok()?;
@@ -154,6 +221,7 @@ async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u6
     let asked = peers.into_iter().take(ctx.config.catchup.head_peers);
     let mut heads: Vec<(PeerId, u64)> = stream::iter(asked)
         .map(|peer| async move {
+            let _slot = ctx.slots.acquire(peer).await?;
             let started = Instant::now();
             let result = ctx.net.request_head(peer).await;
             metrics::request_latency(ReqRespKind::GetHead, started.elapsed());
@@ -170,15 +238,20 @@ async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u6
     heads
 }
 
-/// Fetches up to `parallel_pages` pages from `local + 1`, applies them in order. Returns
-/// whether anything was applied.
+enum Batch {
+    Progress,
+    Failed,
+    NothingToAsk,
+}
+
+/// Fetches up to `parallel_pages` pages from `local + 1`, applies them in order.
 async fn batch(
     ctx: &CatchUpContext,
     candidates: &[(PeerId, u64)],
-    liars: &mut HashSet<PeerId>,
+    liars: &mut Exclusions,
     local: u64,
     target: u64,
-) -> bool {
+) -> Batch {
     let page_size = ctx.config.catchup.page_size as u64;
     let mut plan = Vec::new();
     for i in 0..ctx.config.catchup.parallel_pages as u64 {
@@ -197,6 +270,9 @@ async fn batch(
         };
         plan.push((peer, start, count));
     }
+    if plan.is_empty() {
+        return Batch::NothingToAsk;
+    }
     let pages = futures::future::join_all(
         plan.iter()
             .map(|&(peer, start, count)| fetch_page(ctx, peer, start, count)),
@@ -209,19 +285,19 @@ async fn batch(
             Err(reason) => {
                 metrics::catchup_peer_failure(reason);
                 debug!(%peer, reason, "page request failed");
-                liars.insert(peer);
+                liars.failed(peer);
                 break;
             }
         };
         if page.is_empty() {
             // It claimed a head at or above `start` and has nothing from there.
             ctx.penalise(peer, "catchup_empty_page");
-            liars.insert(peer);
+            liars.liar(peer);
             break;
         }
         if page[0].0.preconf().block_number != U256::from(start) {
             ctx.penalise(peer, "catchup_wrong_start");
-            liars.insert(peer);
+            liars.liar(peer);
             break;
         }
         let (reply, rx) = oneshot::channel();
@@ -235,10 +311,10 @@ async fn batch(
             .await
             .is_err()
         {
-            return applied_any;
+            return Batch::Failed;
         }
         let Ok(result) = rx.await else {
-            return applied_any;
+            return Batch::Failed;
         };
         let BatchResult {
             applied,
@@ -251,11 +327,15 @@ async fn batch(
         if failure.is_some() || gap {
             // A bad signature, wrong signer, broken parent link or a hole in the page.
             ctx.penalise(peer, "catchup_invalid_commitment");
-            liars.insert(peer);
+            liars.liar(peer);
             break;
         }
     }
-    applied_any
+    if applied_any {
+        Batch::Progress
+    } else {
+        Batch::Failed
+    }
 }
 
 /// One `get_commitments_by_number` page with every signature recovered (in parallel).
@@ -266,6 +346,7 @@ async fn fetch_page(
     count: u64,
 ) -> Result<Page, &'static str> {
     let kind = ReqRespKind::GetCommitmentsByNumber;
+    let _slot = ctx.slots.acquire(peer).await.ok_or("shutdown")?;
     let started = Instant::now();
     let request = GetCommitmentsByNumberRequest {
         start_block_number: U256::from(start),
@@ -308,7 +389,7 @@ async fn fetch_page(
 pub(crate) async fn fetch_txlists(
     ctx: &CatchUpContext,
     candidates: &[(PeerId, u64)],
-    liars: &mut HashSet<PeerId>,
+    liars: &mut Exclusions,
     missing: Vec<(B256, u64)>,
 ) {
     if missing.is_empty() {
@@ -323,14 +404,23 @@ pub(crate) async fn fetch_txlists(
         }
     }
     peers.retain(|p| !liars.contains(p));
-    let peers = &peers;
-    let bad: Vec<PeerId> = stream::iter(missing)
-        .map(|(hash, _)| fetch_one_txlist(ctx, peers, hash))
+    let bad: Vec<PeerId> = stream::iter(missing.into_iter().enumerate())
+        .map(|(i, (hash, _))| {
+            // Spread the lists over the peers: each starts with a different one.
+            let mut order = peers.clone();
+            if !order.is_empty() {
+                let len = order.len();
+                order.rotate_left(i % len);
+            }
+            async move { fetch_one_txlist(ctx, &order, hash).await }
+        })
         .buffer_unordered(ctx.config.catchup.parallel_txlists)
         .flat_map(stream::iter)
         .collect()
         .await;
-    liars.extend(bad);
+    for peer in bad {
+        liars.liar(peer);
+    }
 }
 
 /// Tries `peers` in order for tx list `hash`; returns the peers that served a wrong one.
@@ -342,6 +432,9 @@ pub(crate) async fn fetch_one_txlist(
     let kind = ReqRespKind::GetRawTxList;
     let mut liars = Vec::new();
     for &peer in peers.iter().take(ctx.config.catchup.max_attempts) {
+        let Some(_slot) = ctx.slots.acquire(peer).await else {
+            break;
+        };
         let started = Instant::now();
         let response = ctx
             .net

@@ -120,6 +120,10 @@ impl P2pSdkConfig {
             ("catchup.parallel_pages", self.catchup.parallel_pages),
             ("catchup.max_attempts", self.catchup.max_attempts),
             ("catchup.parallel_txlists", self.catchup.parallel_txlists),
+            (
+                "catchup.max_requests_per_peer",
+                self.catchup.max_requests_per_peer,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -239,6 +243,10 @@ pub struct CatchUpConfig {
     pub parallel_pages: usize,
     /// Tx list requests in flight at once. Default 8.
     pub parallel_txlists: usize,
+    /// Outbound requests in flight to one peer, over all protocols. Must not exceed the
+    /// peers' `max_concurrent_inbound_per_protocol` (default 2), or they refuse and penalise.
+    /// Default 2.
+    pub max_requests_per_peer: usize,
     /// Attempts per page or tx list before the round gives up. Default 5.
     pub max_attempts: usize,
     /// How long catch-up waits for a first peer before going live without one. Default 5 s.
@@ -257,6 +265,7 @@ impl Default for CatchUpConfig {
             page_size: MAX_COMMITMENTS_PER_RESPONSE,
             parallel_pages: 4,
             parallel_txlists: 8,
+            max_requests_per_peer: 2,
             max_attempts: 5,
             peer_wait: Duration::from_secs(5),
             retry_backoff: Duration::from_secs(1),

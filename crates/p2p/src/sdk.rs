@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::catchup::{self, CatchUpContext};
+use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
 use crate::handlers::{head_of, serve_inbound, BatchResult, Core, Effect};
@@ -196,6 +196,7 @@ impl P2pSdk {
             catchup_running: false,
             catchup_rerun: false,
             txlist_permits: Arc::new(Semaphore::new(config.catchup.parallel_txlists)),
+            slots: PeerSlots::new(config.catchup.max_requests_per_peer),
             last_scores: Instant::now(),
         };
         let task = tokio::spawn(manager.run(commands_rx, internal_rx, catchup_done_rx, net_events));
@@ -458,6 +459,7 @@ struct Manager {
     catchup_rerun: bool,
     catchup_done: mpsc::Sender<()>,
     txlist_permits: Arc<Semaphore>,
+    slots: PeerSlots,
     last_scores: Instant,
     ticks: u64,
 }
@@ -704,6 +706,7 @@ impl Manager {
                 }
             }
             NetworkEvent::PeerDisconnected { peer } => {
+                self.slots.forget(&peer);
                 self.core.emit(SdkEvent::PeerDisconnected(peer))
             }
             NetworkEvent::PeerBanned { peer, until } => {
@@ -742,6 +745,7 @@ impl Manager {
             config: self.config.clone(),
             internal: self.internal_tx.clone(),
             status: self.status.clone(),
+            slots: self.slots.clone(),
         };
         let done = self.catchup_done.clone();
         tokio::spawn(async move {
@@ -757,6 +761,7 @@ impl Manager {
             config: self.config.clone(),
             internal: self.internal_tx.clone(),
             status: self.status.clone(),
+            slots: self.slots.clone(),
         };
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {

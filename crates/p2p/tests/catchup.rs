@@ -1,0 +1,192 @@
+//! Catch-up over real TCP on 127.0.0.1: a late joiner reaches the network's head with every tx
+//! list; a lying peer is penalised and the node switches to an honest one.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use p2p::testkit::ChainBuilder;
+use p2p::{HeadSyncStatus, MemoryStorage, SdkEvent};
+use preconfirmation_net::{GossipVerdict, InboundRequest, NetworkEvent};
+use preconfirmation_types::{
+    GetCommitmentsByNumberResponse, GetRawTxListResponse, PreconfHead, U256,
+};
+
+const BLOCKS: usize = 1_000;
+
+/// Three nodes follow 1 000 blocks published by A over gossip; a fourth starts afterwards,
+/// knowing only A, and catches up to the same head with every tx list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_catches_up_after_1000_commitments() {
+    let mut builder = ChainBuilder::in_the_past(chain(), 3, 8, BLOCKS as u64 + 10);
+    let blocks = builder.blocks(BLOCKS, 512);
+
+    let a = start_node(sdk_config(), &builder).await;
+    let b = start_node(sdk_config(), &builder).await;
+    let c = start_node(sdk_config(), &builder).await;
+    connect(&b.sdk, &a.sdk).await;
+    connect(&c.sdk, &a.sdk).await;
+    connect(&c.sdk, &b.sdk).await;
+    a.sdk.wait_for_gossip_peers(2, WAIT).await.expect("mesh");
+    wait_live(&b.sdk).await;
+    wait_live(&c.sdk).await;
+
+    for block in &blocks {
+        let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
+        a.sdk
+            .publish(block.commitment.clone(), txlist)
+            .await
+            .expect("publish");
+    }
+    for node in [&b, &c] {
+        wait_status(&node.sdk, |s| {
+            s.head_block_number == BLOCKS as u64 && s.missing_txlists == 0
+        })
+        .await;
+    }
+
+    // The late joiner.
+    let mut d = start_node(sdk_config(), &builder).await;
+    connect(&d.sdk, &a.sdk).await;
+    let target = wait_event(&mut d.events, |e| match e {
+        SdkEvent::HeadSync(HeadSyncStatus::Syncing { local, target }) => Some((*local, *target)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(target, (0, BLOCKS as u64));
+    let status = wait_status(&d.sdk, |s| {
+        s.head_block_number == BLOCKS as u64 && s.missing_txlists == 0
+    })
+    .await;
+    assert_eq!(
+        status.head_hash,
+        b.sdk.status().head_hash,
+        "same head as the others"
+    );
+    wait_live(&d.sdk).await;
+    for block in &blocks {
+        let n = u64::try_from(block.commitment.preconf().block_number).unwrap();
+        assert_eq!(
+            d.sdk.commitment_by_number(n).unwrap().as_ref(),
+            Some(&block.commitment)
+        );
+        let t = block.txlist.as_ref().unwrap();
+        assert_eq!(
+            d.sdk.raw_txlist(&t.raw_tx_list_hash).unwrap().as_deref(),
+            Some(&t.txlist[..]),
+            "tx list of block {n}"
+        );
+    }
+    for n in [a, b, c, d] {
+        n.sdk.shutdown().await.unwrap();
+    }
+}
+
+/// A liar claims a higher head and serves commitments with broken signatures and tx lists that
+/// do not hash right; the new node penalises it and completes from the honest peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catchup_from_lying_peer_switches_to_honest_one() {
+    const N: usize = 300;
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, N as u64 + 10);
+    let blocks = builder.blocks(N, 128);
+
+    let honest_store = Arc::new(MemoryStorage::default());
+    seed(&honest_store, &blocks);
+    let honest = start_with_storage(sdk_config(), &builder, honest_store).await;
+
+    // The liar: a bare network node answering from a tampered copy of the chain.
+    let (liar, mut liar_events) = raw_node().await;
+    let tampered: Vec<_> = blocks
+        .iter()
+        .map(|b| {
+            let mut c = b.commitment.clone();
+            c.signature.0[10] ^= 0xff;
+            c
+        })
+        .collect();
+    let liar_handle = liar.clone();
+    tokio::spawn(async move {
+        while let Some(event) = liar_events.recv().await {
+            match event {
+                NetworkEvent::InboundRequest(InboundRequest::GetHead { responder, .. }) => {
+                    responder.respond(PreconfHead {
+                        block_number: U256::from(N as u64 + 500),
+                        ..Default::default()
+                    })
+                }
+                NetworkEvent::InboundRequest(InboundRequest::GetCommitmentsByNumber {
+                    request,
+                    responder,
+                    ..
+                }) => {
+                    let start = u64::try_from(request.start_block_number).unwrap_or(0) as usize;
+                    let page: Vec<_> = tampered
+                        .iter()
+                        .skip(start.saturating_sub(1))
+                        .take(request.max_count as usize)
+                        .cloned()
+                        .collect();
+                    responder.respond(GetCommitmentsByNumberResponse::new(page).unwrap());
+                }
+                NetworkEvent::InboundRequest(InboundRequest::GetRawTxList {
+                    request,
+                    responder,
+                    ..
+                }) => {
+                    let mut wrong = GetRawTxListResponse::new(b"not it".to_vec()).unwrap();
+                    wrong.raw_tx_list_hash = request.raw_tx_list_hash;
+                    responder.respond(wrong);
+                }
+                NetworkEvent::Gossip {
+                    message_id, peer, ..
+                } => {
+                    let _ = liar_handle.report_validation(message_id, peer, GossipVerdict::Ignore);
+                }
+                _ => {}
+            }
+        }
+    });
+
+    let mut config = sdk_config();
+    config.catchup.page_size = 64;
+    let mut fresh = start_node(config, &builder).await;
+    // The liar first, so it is asked and used.
+    let liar_addr = liar.listen_addrs().await.unwrap()[0].clone();
+    fresh.sdk.dial(liar_addr).await.unwrap();
+    connect(&fresh.sdk, &honest.sdk).await;
+
+    let status = wait_status(&fresh.sdk, |s| {
+        s.head_block_number == N as u64 && s.missing_txlists == 0
+    })
+    .await;
+    assert_eq!(status.head_hash, honest.sdk.status().head_hash);
+    let t = blocks[N - 1].txlist.as_ref().unwrap();
+    assert_eq!(
+        fresh
+            .sdk
+            .raw_txlist(&t.raw_tx_list_hash)
+            .unwrap()
+            .as_deref(),
+        Some(&t.txlist[..])
+    );
+    // The liar was penalised: its score is negative, or it was banned outright.
+    let liar_id = liar.local_peer_id();
+    let peers = fresh.sdk.peers().await.unwrap();
+    let penalised = match peers.iter().find(|p| p.peer_id == liar_id) {
+        Some(info) => info.score < 0.0,
+        None => {
+            let mut banned = false;
+            while let Ok(Ok(event)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), fresh.events.recv())
+                    .await
+            {
+                banned |= matches!(event, SdkEvent::PeerBanned { peer, .. } if peer == liar_id);
+            }
+            banned
+        }
+    };
+    assert!(penalised, "the lying peer was neither penalised nor banned");
+    fresh.sdk.shutdown().await.unwrap();
+    honest.sdk.shutdown().await.unwrap();
+}

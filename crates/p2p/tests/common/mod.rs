@@ -1,0 +1,163 @@
+//! Shared helpers of the SDK's multi-node tests: real `preconfirmation-net` over TCP on
+//! 127.0.0.1, every wait bounded by a timeout.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use p2p::testkit::{Block, ChainBuilder};
+use p2p::{
+    HeadSyncStatus, MemoryStorage, P2pSdk, P2pSdkConfig, SdkEvent, SdkEvents, SdkStatus, SdkStorage,
+};
+use preconfirmation_net::{NetworkConfig, NetworkEvent, NetworkEvents, P2pService};
+use preconfirmation_types::{Address, ChainSpec};
+use tokio::time::timeout;
+
+/// Bound of every wait.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn chain() -> ChainSpec {
+    ChainSpec::new(167_001, Address::repeat_byte(0x51))
+}
+
+pub fn network_config() -> NetworkConfig {
+    let mut c = NetworkConfig {
+        discovery_enabled: false,
+        request_timeout: Duration::from_secs(3),
+        ban_sustain: Duration::from_secs(1),
+        ..Default::default()
+    };
+    c.gossip.heartbeat_interval = Duration::from_millis(200);
+    // Catch-up pages are sent quickly in tests; keep the req/resp limiter out of the way.
+    c.rate_limit.burst = 1_000;
+    c
+}
+
+pub fn sdk_config() -> P2pSdkConfig {
+    let mut config = P2pSdkConfig::new(chain()).with_network(network_config());
+    config.catchup.peer_wait = Duration::from_secs(2);
+    config.catchup.retry_backoff = Duration::from_millis(200);
+    config
+}
+
+pub struct Node {
+    pub sdk: P2pSdk,
+    pub events: SdkEvents,
+    pub storage: Arc<MemoryStorage>,
+}
+
+pub async fn start_node(config: P2pSdkConfig, builder: &ChainBuilder) -> Node {
+    start_with_storage(config, builder, Arc::new(MemoryStorage::default())).await
+}
+
+pub async fn start_with_storage(
+    config: P2pSdkConfig,
+    builder: &ChainBuilder,
+    storage: Arc<MemoryStorage>,
+) -> Node {
+    let (sdk, events) = P2pSdk::start(
+        config,
+        storage.clone() as Arc<dyn SdkStorage>,
+        builder.lookahead(),
+        None,
+    )
+    .await
+    .expect("sdk starts");
+    Node {
+        sdk,
+        events,
+        storage,
+    }
+}
+
+pub async fn connect(a: &P2pSdk, b: &P2pSdk) {
+    let addr = b.listen_addrs().await.expect("addrs")[0].clone();
+    a.dial(addr).await.expect("dial");
+}
+
+/// Waits for the first event matching `pred`.
+pub async fn wait_event<T>(
+    events: &mut SdkEvents,
+    mut pred: impl FnMut(&SdkEvent) -> Option<T>,
+) -> T {
+    timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(t) = pred(&event) {
+                        return t;
+                    }
+                }
+                Err(p2p::P2pSdkError::Lagged { .. }) => continue,
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("event within the bound")
+}
+
+/// Waits until the status satisfies `pred`.
+pub async fn wait_status(sdk: &P2pSdk, mut pred: impl FnMut(&SdkStatus) -> bool) -> SdkStatus {
+    let mut watch = sdk.watch_status();
+    timeout(WAIT, async {
+        loop {
+            let status = watch.borrow_and_update().clone();
+            if pred(&status) {
+                return status;
+            }
+            watch.changed().await.expect("sdk alive");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("status condition not met; last: {:?}", sdk.status()))
+}
+
+pub async fn wait_head(sdk: &P2pSdk, head: u64) -> SdkStatus {
+    wait_status(sdk, |s| s.head_block_number >= head).await
+}
+
+pub async fn wait_live(sdk: &P2pSdk) -> SdkStatus {
+    wait_status(sdk, |s| s.sync == HeadSyncStatus::Live).await
+}
+
+/// Stores `blocks` directly (as if accepted earlier), tx lists included.
+pub fn seed(storage: &MemoryStorage, blocks: &[Block]) {
+    let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+    storage
+        .put_commitments(&commitments)
+        .expect("seed commitments");
+    for b in blocks {
+        if let Some(t) = &b.txlist {
+            let n = u64::try_from(b.commitment.preconf().block_number).expect("u64");
+            storage
+                .put_txlist(t.raw_tx_list_hash, n, bytes::Bytes::from(t.txlist.to_vec()))
+                .expect("seed txlist");
+        }
+    }
+}
+
+/// A bare network node (no SDK) to play a misbehaving peer.
+pub async fn raw_node() -> (P2pService, NetworkEvents) {
+    let mut config = network_config();
+    config.chain_id = chain().chain_id;
+    P2pService::start(config, None)
+        .await
+        .expect("raw node starts")
+}
+
+pub async fn wait_net_event(
+    events: &mut NetworkEvents,
+    mut pred: impl FnMut(&NetworkEvent) -> bool,
+) -> NetworkEvent {
+    timeout(WAIT, async {
+        loop {
+            let ev = events.recv().await.expect("network alive");
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    })
+    .await
+    .expect("network event within the bound")
+}

@@ -1,0 +1,89 @@
+//! The plan's two-node smoke test (Task 15): publish from A, B receives and stores; then B
+//! requests head, commitments and the tx list from A.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use p2p::testkit::ChainBuilder;
+use p2p::{CommitmentSource, SdkEvent};
+use preconfirmation_types::{preconfirmation_hash, U256};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_smoke() {
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 100);
+    let a = start_node(sdk_config(), &builder).await;
+    let mut b = start_node(sdk_config(), &builder).await;
+    connect(&b.sdk, &a.sdk).await;
+    a.sdk
+        .wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("B subscribed");
+
+    let txlist = b"a compressed tx list".to_vec();
+    let block = builder.next_block(Some(txlist.clone()));
+    let receipt = a
+        .sdk
+        .publish(block.commitment.clone(), Some(txlist.clone()))
+        .await
+        .expect("publish");
+    assert!(receipt.txlist_message_id.is_some());
+
+    // B accepts the commitment from A over gossip and has its tx list.
+    let (commitment, source) = wait_event(&mut b.events, |e| match e {
+        SdkEvent::Commitment {
+            commitment, source, ..
+        } => Some((commitment.clone(), *source)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(commitment, block.commitment);
+    assert_eq!(source, CommitmentSource::Gossip(a.sdk.local_peer_id()));
+    let hash = block.commitment.preconf().raw_tx_list_hash;
+    wait_status(&b.sdk, |s| {
+        s.head_block_number == 1 && s.missing_txlists == 0
+    })
+    .await;
+    assert_eq!(
+        b.sdk.raw_txlist(&hash).unwrap().as_deref(),
+        Some(&txlist[..])
+    );
+    assert_eq!(
+        b.sdk.commitment_by_number(1).unwrap(),
+        Some(block.commitment.clone())
+    );
+    let by_hash = preconfirmation_hash(block.commitment.preconf());
+    assert_eq!(
+        b.sdk.commitment_by_hash(&by_hash).unwrap(),
+        Some(block.commitment.clone())
+    );
+
+    // A serves what it published.
+    let peer = a.sdk.local_peer_id();
+    let head = b.sdk.request_head(peer).await.expect("get_head");
+    assert_eq!(head.block_number, U256::from(1u64));
+    assert_eq!(
+        head.submission_window_end,
+        block.commitment.preconf().submission_window_end
+    );
+    let page = b
+        .sdk
+        .request_commitments(peer, 1, 10)
+        .await
+        .expect("get_commitments");
+    assert_eq!(page.commitments.to_vec(), vec![block.commitment.clone()]);
+    let fetched = b
+        .sdk
+        .request_raw_txlist(peer, hash)
+        .await
+        .expect("get_raw_txlist");
+    assert_eq!(&fetched[..], &txlist[..]);
+
+    tokio::time::timeout(Duration::from_secs(10), async {
+        b.sdk.shutdown().await.unwrap();
+        a.sdk.shutdown().await.unwrap();
+    })
+    .await
+    .expect("clean shutdown");
+}
