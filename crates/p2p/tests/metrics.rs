@@ -1,0 +1,86 @@
+//! Every metric of the plan's Task 13 is recorded where it happens: two real nodes exchange
+//! gossip and requests, a bad peer sends an invalid commitment, and the Prometheus rendering
+//! shows each name. (Its own test binary: it installs the global recorder.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use p2p::testkit::ChainBuilder;
+use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage};
+
+const NAMES: [&str; 7] = [
+    "p2p_gossip_received_total",
+    "p2p_gossip_publish_total",
+    "p2p_reqresp_requests_total",
+    "p2p_reqresp_latency_seconds",
+    "p2p_cache_hits_total",
+    "p2p_validation_failures_total",
+    "p2p_peer_score_gauge",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_metrics_are_recorded() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("first recorder");
+
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 50);
+    let mut config = sdk_config();
+    config.peer_score_interval = Duration::from_millis(200);
+    let a = start_node(config.clone(), &builder).await;
+    let b = start_node(config, &builder).await;
+    let (x, _x_events) = raw_node().await;
+    connect(&b.sdk, &a.sdk).await;
+    b.sdk
+        .dial(x.listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    a.sdk.wait_for_gossip_peers(1, WAIT).await.unwrap();
+    b.sdk.wait_for_gossip_peers(2, WAIT).await.unwrap();
+
+    let block = builder.next_block(Some(b"txs".to_vec()));
+    a.sdk
+        .publish(block.commitment, Some(b"txs".to_vec()))
+        .await
+        .unwrap();
+    wait_head(&b.sdk, 1).await;
+    b.sdk.request_head(a.sdk.local_peer_id()).await.unwrap();
+    // An invalid commitment from X: a validation failure on B.
+    x.publish(
+        GossipTopicKind::Commitments,
+        SignedCommitment::default().to_ssz(),
+    )
+    .await
+    .unwrap();
+
+    let rendered = tokio::time::timeout(WAIT, async {
+        loop {
+            let text = handle.render();
+            if NAMES.iter().all(|n| text.contains(n))
+                && text.contains("p2p_validation_failures_total{reason=")
+            {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let text = handle.render();
+        let missing: Vec<_> = NAMES.iter().filter(|n| !text.contains(*n)).collect();
+        panic!("metrics missing: {missing:?}\n{text}")
+    });
+    assert!(
+        rendered.contains(r#"p2p_gossip_received_total{topic="commitments",outcome="accept"} 1"#),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(r#"p2p_gossip_publish_total{topic="commitments",outcome="ok"} 1"#),
+        "{rendered}"
+    );
+    a.sdk.shutdown().await.unwrap();
+    b.sdk.shutdown().await.unwrap();
+}
