@@ -234,7 +234,7 @@ async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u6
         .filter_map(|x| async move { x })
         .collect()
         .await;
-    heads.sort_by(|a, b| b.1.cmp(&a.1));
+    heads.sort_by_key(|(_, head)| std::cmp::Reverse(*head));
     heads
 }
 

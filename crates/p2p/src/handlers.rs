@@ -645,3 +645,184 @@ pub(crate) fn head_of(status: &SdkStatus) -> PreconfHead {
         submission_window_end: status.head_window_end,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use preconfirmation_types::{Address, ChainSpec, WireMessage};
+
+    use super::*;
+    use crate::storage::MemoryStorage;
+    use crate::testkit::ChainBuilder;
+
+    struct Harness {
+        core: Core,
+        builder: ChainBuilder,
+        events: broadcast::Receiver<SdkEvent>,
+        storage: Arc<MemoryStorage>,
+    }
+
+    fn harness() -> Harness {
+        let chain = ChainSpec::new(167_001, Address::repeat_byte(0x51));
+        let builder = ChainBuilder::in_the_past(chain, 2, 4, 200);
+        let config = Arc::new(P2pSdkConfig::new(chain));
+        let validator = Validator::new(chain, config.rules.clone(), builder.lookahead(), 64);
+        let storage = Arc::new(MemoryStorage::default());
+        let (events_tx, events) = broadcast::channel(1024);
+        let (status, _) = watch::channel(SdkStatus {
+            head_block_number: 0,
+            head_hash: None,
+            head_window_end: U256::ZERO,
+            sync: HeadSyncStatus::Idle,
+            pending_parent: 0,
+            pending_schedule: 0,
+            orphan_txlists: 0,
+            missing_txlists: 0,
+        });
+        let core = Core::new(config, validator, storage.clone(), events_tx, status).unwrap();
+        Harness {
+            core,
+            builder,
+            events,
+            storage,
+        }
+    }
+
+    fn peer() -> PeerId {
+        PeerId::random()
+    }
+
+    #[test]
+    fn same_gossip_twice_is_ignored_the_second_time() {
+        let mut h = harness();
+        let block = h.builder.next_block(None);
+        let bytes = block.commitment.to_ssz();
+        let p = peer();
+        assert_eq!(
+            h.core.on_gossip_commitment(p, &bytes),
+            GossipVerdict::Accept
+        );
+        assert_eq!(
+            h.core.on_gossip_commitment(p, &bytes),
+            GossipVerdict::Ignore
+        );
+        assert_eq!(h.core.head(), 1);
+    }
+
+    #[test]
+    fn own_published_message_coming_back_is_ignored() {
+        let mut h = harness();
+        let block = h.builder.next_block(None);
+        let bytes = block.commitment.to_ssz();
+        // What the manager does when publishing.
+        h.core
+            .see(MessageId::new(GossipTopicKind::Commitments, &bytes));
+        assert_eq!(
+            h.core.on_gossip_commitment(peer(), &bytes),
+            GossipVerdict::Ignore
+        );
+        assert_eq!(h.core.head(), 0, "not processed again");
+    }
+
+    #[test]
+    fn children_before_parent_are_buffered_then_drained_in_order() {
+        let mut h = harness();
+        let blocks = h.builder.blocks(5, 32);
+        let p = peer();
+        // Tx lists first (as §6 publishes them), then blocks 5, 4, 3, 2 before 1.
+        for b in &blocks {
+            let t = b.txlist.as_ref().unwrap();
+            assert_eq!(
+                h.core.on_gossip_txlist(p, &t.to_ssz()),
+                GossipVerdict::Accept
+            );
+        }
+        for b in blocks[1..].iter().rev() {
+            let verdict = h.core.on_gossip_commitment(p, &b.commitment.to_ssz());
+            assert_eq!(verdict, GossipVerdict::Ignore, "pending: not scored");
+        }
+        assert_eq!(h.core.status().pending_parent, 4);
+        assert!(h
+            .core
+            .take_effects()
+            .iter()
+            .all(|e| matches!(e, Effect::Gap { .. })));
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(p, &blocks[0].commitment.to_ssz()),
+            GossipVerdict::Accept
+        );
+        assert_eq!(h.core.head(), 5);
+        assert_eq!(h.core.status().pending_parent, 0);
+        assert_eq!(
+            h.storage.stats().unwrap().txlists,
+            5,
+            "orphans moved to storage"
+        );
+        let mut order = Vec::new();
+        while let Ok(event) = h.events.try_recv() {
+            if let SdkEvent::Commitment {
+                commitment,
+                txlist_available,
+                ..
+            } = event
+            {
+                assert!(txlist_available);
+                order.push(u64::try_from(commitment.preconf().block_number).unwrap());
+            }
+        }
+        assert_eq!(order, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn missing_txlist_is_awaited_then_stored_when_it_arrives() {
+        let mut h = harness();
+        let block = h.builder.blocks(1, 64).remove(0);
+        let p = peer();
+        h.core.on_gossip_commitment(p, &block.commitment.to_ssz());
+        let hash = block.commitment.preconf().raw_tx_list_hash;
+        assert!(h.core.is_awaited(&hash));
+        assert!(h.core.take_effects().contains(&Effect::FetchTxList {
+            hash,
+            block_number: 1,
+            hint: Some(p)
+        }));
+        let t = block.txlist.unwrap();
+        h.core.on_gossip_txlist(p, &t.to_ssz());
+        assert!(!h.core.is_awaited(&hash));
+        assert!(h.storage.txlist(&hash).unwrap().is_some());
+    }
+
+    #[test]
+    fn wrong_txlist_hash_is_rejected_with_penalty() {
+        let mut h = harness();
+        let mut t = preconfirmation_types::RawTxListGossip::new(b"abc".to_vec()).unwrap();
+        t.raw_tx_list_hash = B256::repeat_byte(1);
+        assert_eq!(
+            h.core.on_gossip_txlist(peer(), &t.to_ssz()),
+            GossipVerdict::Reject
+        );
+    }
+
+    #[test]
+    fn unknown_parent_flood_stays_under_the_pending_caps() {
+        let mut h = harness();
+        let mut builder = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
+        // Valid, signed commitments far ahead of the head (parent unknown), many more than the
+        // cap; each distinct.
+        builder.skip_slot();
+        let _ = builder.blocks(2, 8);
+        let caps = P2pSdkConfig::default().pending;
+        let base = builder.next_unsigned(Some(b"x"));
+        let key = *builder.key_for_slot(builder.next_slot()).unwrap();
+        for i in 0..(caps.max_count as u64 + 500) {
+            let mut c = base.clone();
+            c.preconf.proposal_id = U256::from(i);
+            c.preconf.block_number = U256::from(3 + i % 60);
+            let signed = builder.sign_with(&key, c);
+            h.core.on_gossip_commitment(peer(), &signed.to_ssz());
+            let status = h.core.status();
+            assert!(status.pending_parent <= caps.max_count);
+        }
+        assert_eq!(h.core.status().pending_parent, caps.max_count);
+    }
+}

@@ -51,7 +51,7 @@ pub struct PublishReceipt {
 
 enum Command {
     Publish {
-        commitment: SignedCommitment,
+        commitment: Box<SignedCommitment>,
         txlist: Option<RawTxListGossip>,
         reply: oneshot::Sender<Result<PublishReceipt>>,
     },
@@ -247,7 +247,7 @@ impl P2pSdk {
         let txlist = txlist.map(RawTxListGossip::new).transpose()?;
         let (reply, rx) = oneshot::channel();
         self.command(Command::Publish {
-            commitment,
+            commitment: Box::new(commitment),
             txlist,
             reply,
         })?;
@@ -537,7 +537,7 @@ impl Manager {
                 commitment,
                 txlist,
                 reply,
-            } => self.publish(commitment, txlist, reply),
+            } => self.publish(*commitment, txlist, reply),
             Command::PublishRawTxList { txlist, reply } => {
                 let hash = txlist.raw_tx_list_hash;
                 if let Err(reason) = check_txlist(&hash, &txlist.txlist, &self.config.chain.limits)
@@ -780,7 +780,7 @@ impl Manager {
         self.core.retry_schedule_pending();
         // Retry tx lists still missing (e.g. no peer had them at first).
         self.ticks += 1;
-        if self.ticks % TXLIST_RETRY_TICKS == 0
+        if self.ticks.is_multiple_of(TXLIST_RETRY_TICKS)
             && self.txlist_permits.available_permits() == self.config.catchup.parallel_txlists
         {
             for (hash, _) in self

@@ -79,6 +79,9 @@ impl EvidenceKind {
 }
 
 /// What the SDK tells the sidecar.
+// `Commitment` is the common variant and the events travel by value through a broadcast
+// channel; boxing it would add an allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SdkEvent {
     /// A commitment was validated, stored and (if from gossip) forwarded.
