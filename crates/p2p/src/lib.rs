@@ -90,3 +90,8 @@ pub use types::{
     CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, PeerInfo, SdkEvent, SdkStatus,
 };
 pub use validation::{PendingReason, RejectReason, ValidationOutcome, Validator};
+
+/// The README's snippet compiles as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
