@@ -125,6 +125,7 @@ struct Shared {
     net: P2pService,
     storage: Arc<dyn SdkStorage>,
     config: Arc<P2pSdkConfig>,
+    slots: PeerSlots,
     task: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -184,6 +185,7 @@ impl P2pSdk {
         let (commands_tx, commands_rx) = mpsc::channel(config.command_channel_capacity);
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CHANNEL_CAPACITY);
         let (catchup_done_tx, catchup_done_rx) = mpsc::channel(1);
+        let slots = PeerSlots::new(config.catchup.max_requests_per_peer);
         let manager = Manager {
             catchup_done: catchup_done_tx,
             ticks: 0,
@@ -196,7 +198,7 @@ impl P2pSdk {
             catchup_running: false,
             catchup_rerun: false,
             txlist_permits: Arc::new(Semaphore::new(config.catchup.parallel_txlists)),
-            slots: PeerSlots::new(config.catchup.max_requests_per_peer),
+            slots: slots.clone(),
             last_scores: Instant::now(),
         };
         let task = tokio::spawn(manager.run(commands_rx, internal_rx, catchup_done_rx, net_events));
@@ -209,6 +211,7 @@ impl P2pSdk {
                 net,
                 storage,
                 config,
+                slots,
                 task: parking_lot::Mutex::new(Some(task)),
             }),
         };
@@ -278,9 +281,19 @@ impl P2pSdk {
         self.command(Command::CatchUp)
     }
 
-    /// `get_head` from `peer`.
+    /// `get_head` from `peer`. Like every request helper, it waits for one of the
+    /// `catchup.max_requests_per_peer` request slots towards that peer.
     pub async fn request_head(&self, peer: PeerId) -> Result<PreconfHead> {
+        let _slot = self.slot(peer).await?;
         timed(ReqRespKind::GetHead, self.shared.net.request_head(peer)).await
+    }
+
+    async fn slot(&self, peer: PeerId) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.shared
+            .slots
+            .acquire(peer)
+            .await
+            .ok_or(P2pSdkError::Shutdown)
     }
 
     /// `get_commitments_by_number` from `peer` (unvalidated; catch-up validates).
@@ -294,6 +307,7 @@ impl P2pSdk {
             start_block_number: U256::from(start_block_number),
             max_count,
         };
+        let _slot = self.slot(peer).await?;
         timed(
             ReqRespKind::GetCommitmentsByNumber,
             self.shared.net.request_commitments(peer, request),
@@ -306,6 +320,7 @@ impl P2pSdk {
         let request = GetRawTxListRequest {
             raw_tx_list_hash: hash,
         };
+        let _slot = self.slot(peer).await?;
         let response: GetRawTxListResponse = timed(
             ReqRespKind::GetRawTxList,
             self.shared.net.request_raw_txlist(peer, request),
