@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libp2p::Multiaddr;
-use preconfirmation_types::{ChainLimits, TAIKO_MAINNET_CHAIN_ID};
+use preconfirmation_types::{ChainLimits, ReqRespKind, TAIKO_MAINNET_CHAIN_ID};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NetError;
@@ -56,8 +56,9 @@ pub struct NetworkConfig {
     /// request plus waiting for the SDK's answer) (§10). Default 10 s.
     #[serde(with = "millis")]
     pub request_timeout: Duration,
-    /// Per-peer, per-protocol inbound request rate limit (§7 "per-peer rate limits on every
-    /// req/resp protocol"). Default burst 8, refilled at 8 per 10 s.
+    /// Per-peer inbound request rate limits, one per req/resp protocol (§7 "per-peer rate
+    /// limits on every req/resp protocol"). Defaults: `get_head` 8, `get_commitments_by_number`
+    /// 64 and `get_raw_txlist` 512 per 10 s; see [`RateLimitConfig`].
     pub rate_limit: RateLimitConfig,
     /// Most inbound requests of one protocol a peer may have in flight. Default 2.
     pub max_concurrent_inbound_per_protocol: usize,
@@ -156,12 +157,17 @@ impl NetworkConfig {
             || self.event_channel_capacity == 0
             || self.max_concurrent_inbound_per_protocol == 0
             || self.max_streams_per_connection == 0
-            || self.rate_limit.burst == 0
-            || self.rate_limit.period.is_zero()
         {
-            return Err(NetError::Config(
-                "capacities, burst and rate period must be positive".into(),
-            ));
+            return Err(NetError::Config("capacities must be positive".into()));
+        }
+        for kind in ReqRespKind::ALL {
+            let limit = self.rate_limit.get(kind);
+            if limit.burst == 0 || limit.period.is_zero() {
+                return Err(NetError::Config(format!(
+                    "rate_limit.{}: burst and period must be positive",
+                    kind.label()
+                )));
+            }
         }
         let g = &self.gossip;
         if !(g.mesh_n_low <= g.mesh_n && g.mesh_n <= g.mesh_n_high) {
@@ -173,23 +179,77 @@ impl NetworkConfig {
     }
 }
 
-/// Per-peer, per-protocol token bucket: `burst` tokens, refilled continuously at
-/// `burst / period`.
+/// One token bucket: `burst` tokens, refilled continuously at `burst / period`. A request
+/// that finds the bucket empty is refused and penalises the requester (§7, §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RateLimitConfig {
-    /// Bucket size (requests allowed in a burst). Default 8.
+pub struct RateLimit {
+    /// Bucket size: requests allowed in a burst.
     pub burst: u32,
-    /// Time to refill a full bucket. Default 10 s.
+    /// Time to refill a full bucket.
     #[serde(with = "millis")]
     pub period: Duration,
 }
 
+impl RateLimit {
+    /// `burst` requests, refilled over `period`.
+    pub const fn new(burst: u32, period: Duration) -> Self {
+        Self { burst, period }
+    }
+}
+
+/// Per-peer inbound request rate limits: one token bucket per peer and req/resp protocol
+/// (§7 "per-peer rate limits … on every req/resp protocol"). The spec fixes no figures; the
+/// defaults follow how often an honest peer needs each protocol, above all during start-up
+/// catch-up (§10.3). L2 slots are about 2 s, so the chain adds about 5 blocks per 10 s.
+///
+/// Read with `#[serde(default)]`: a config file may set any subset of the protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// `get_head`: 8 per 10 s by default. A peer asks for the head at start-up, perhaps
+    /// again to pick a catch-up source; more than one every ~1.25 s sustained is polling.
+    pub get_head: RateLimit,
+    /// `get_commitments_by_number`: 64 per 10 s by default. A page holds up to
+    /// `MAX_COMMITMENTS_PER_RESPONSE` (256) commitments, so one burst pages through 16 384
+    /// blocks and the refill (6.4 pages/s) stays far ahead of the chain, even for a peer
+    /// that pages with a small `maxCount`.
+    pub get_commitments_by_number: RateLimit,
+    /// `get_raw_txlist`: 512 per 10 s by default. A catching-up peer fetches one tx list by
+    /// hash per block it has not seen on gossip, up to 256 per commitments page: the burst
+    /// covers two full pages, and the refill (51.2/s) is about 100× the chain's block rate.
+    /// Each response is capped at `MAX_TXLIST_BYTES` (§3) and in-flight requests at
+    /// [`NetworkConfig::max_concurrent_inbound_per_protocol`].
+    pub get_raw_txlist: RateLimit,
+}
+
 impl Default for RateLimitConfig {
     fn default() -> Self {
+        let period = Duration::from_secs(10);
         Self {
-            burst: 8,
-            period: Duration::from_secs(10),
+            get_head: RateLimit::new(8, period),
+            get_commitments_by_number: RateLimit::new(64, period),
+            get_raw_txlist: RateLimit::new(512, period),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The same limit for every protocol (e.g. tests that keep the limiter out of the way).
+    pub const fn uniform(burst: u32, period: Duration) -> Self {
+        let limit = RateLimit::new(burst, period);
+        Self {
+            get_head: limit,
+            get_commitments_by_number: limit,
+            get_raw_txlist: limit,
+        }
+    }
+
+    /// The limit of protocol `kind`.
+    pub fn get(&self, kind: ReqRespKind) -> RateLimit {
+        match kind {
+            ReqRespKind::GetHead => self.get_head,
+            ReqRespKind::GetCommitmentsByNumber => self.get_commitments_by_number,
+            ReqRespKind::GetRawTxList => self.get_raw_txlist,
         }
     }
 }
@@ -344,6 +404,51 @@ mod tests {
         let partial: NetworkConfig = serde_json::from_str(r#"{"ban_sustain": 1500}"#).unwrap();
         assert_eq!(partial.ban_sustain, Duration::from_millis(1500));
         assert_eq!(partial.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn rate_limits_are_per_protocol_and_partially_configurable() {
+        let c: NetworkConfig = serde_json::from_str(
+            r#"{"rate_limit": {"get_raw_txlist": {"burst": 2000, "period": 5000}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.rate_limit.get_raw_txlist,
+            RateLimit::new(2000, Duration::from_secs(5))
+        );
+        assert_eq!(
+            c.rate_limit.get_head,
+            RateLimitConfig::default().get_head,
+            "unset protocols keep their default"
+        );
+        c.validate().unwrap();
+        let u = RateLimitConfig::uniform(1_000, Duration::from_secs(1));
+        for kind in ReqRespKind::ALL {
+            assert_eq!(u.get(kind), RateLimit::new(1_000, Duration::from_secs(1)));
+        }
+    }
+
+    #[test]
+    fn zero_rate_limits_are_refused_naming_the_key() {
+        let mut c = NetworkConfig::default();
+        c.rate_limit.get_commitments_by_number.burst = 0;
+        match c.validate() {
+            Err(NetError::Config(msg)) => {
+                assert!(
+                    msg.contains("rate_limit.get_commitments_by_number"),
+                    "{msg}"
+                )
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        let mut c = NetworkConfig::default();
+        c.rate_limit.get_raw_txlist.period = Duration::ZERO;
+        match c.validate() {
+            Err(NetError::Config(msg)) => {
+                assert!(msg.contains("rate_limit.get_raw_txlist"), "{msg}")
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -27,7 +27,10 @@
 //! - **Req/resp** (§10–§11): one `request_response` behaviour per protocol; varint prefix
 //!   checked against the cap before any body byte is read; over-cap or malformed requests are
 //!   answered by closing the stream and penalising the sender; each peer gets a token bucket
-//!   (8 per 10 s) and 2 concurrent requests per protocol; unanswered requests time out.
+//!   per protocol ([`RateLimitConfig`]; by default 8 `get_head`, 64
+//!   `get_commitments_by_number` and 512 `get_raw_txlist` per 10 s, so catch-up fits) and 2
+//!   concurrent requests per protocol; a request over either limit is refused and penalised;
+//!   unanswered requests time out.
 //! - **Discovery**: the ENR is signed with the libp2p key (secp256k1 by default), so its public
 //!   key gives the peer id; it advertises `ip4` + `tcp4` (libp2p) + `udp4` (discv5). Loopback
 //!   addresses are accepted (no table or packet filter).
@@ -83,7 +86,7 @@ pub mod metrics;
 mod peer_manager;
 mod service;
 
-pub use config::{GossipConfig, NetworkConfig, RateLimitConfig, ScoringConfig};
+pub use config::{GossipConfig, NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig};
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;
 pub use error::{CodecError, NetError, RequestError};

@@ -8,7 +8,7 @@ use libp2p::request_response::InboundRequestId;
 use libp2p::{Multiaddr, PeerId};
 use preconfirmation_types::ReqRespKind;
 
-use crate::config::{NetworkConfig, RateLimitConfig, ScoringConfig};
+use crate::config::{NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig};
 
 /// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
 #[derive(Debug, Clone)]
@@ -20,7 +20,7 @@ pub(crate) struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub(crate) fn new(cfg: RateLimitConfig, now: Instant) -> Self {
+    pub(crate) fn new(cfg: RateLimit, now: Instant) -> Self {
         let capacity = f64::from(cfg.burst);
         Self {
             tokens: capacity,
@@ -285,7 +285,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         if inflight >= self.max_concurrent {
             return Admission::TooManyConcurrent;
         }
-        let rate = self.rate_limit;
+        let rate = self.rate_limit.get(kind);
         let bucket = self
             .buckets
             .entry((peer, kind))
@@ -401,13 +401,7 @@ mod tests {
     #[test]
     fn token_bucket_bursts_then_refills() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::new(
-            RateLimitConfig {
-                burst: 8,
-                period: Duration::from_secs(10),
-            },
-            t0,
-        );
+        let mut b = TokenBucket::new(RateLimit::new(8, Duration::from_secs(10)), t0);
         assert!((0..8).all(|_| b.try_take(t0)));
         assert!(!b.try_take(t0));
         // 1.25 s refills one token.
@@ -485,6 +479,79 @@ mod tests {
             }
         }
         assert_eq!(allowed, 8, "burst of 8");
+    }
+
+    /// Admits `n` sequential requests of `kind` at `now` (each answered before the next, so
+    /// only the token bucket limits); returns how many were allowed before the first refusal.
+    fn sequential_burst(
+        pm: &mut PeerManager<u64>,
+        peer: PeerId,
+        kind: ReqRespKind,
+        next_id: &mut u64,
+        n: usize,
+        now: Instant,
+    ) -> usize {
+        let mut allowed = 0;
+        for _ in 0..n {
+            *next_id += 1;
+            match pm.admit(peer, kind, *next_id, now) {
+                Admission::Allow => {
+                    allowed += 1;
+                    pm.inbound_done(*next_id);
+                }
+                Admission::RateLimited => break,
+                Admission::TooManyConcurrent => panic!("every slot was freed"),
+            }
+        }
+        allowed
+    }
+
+    #[test]
+    fn each_protocol_has_its_own_rate_limit() {
+        let cfg = NetworkConfig::default();
+        let limits = cfg.rate_limit;
+        assert!(limits.get_raw_txlist.burst > limits.get_head.burst);
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let peer = PeerId::random();
+        let mut id = 0;
+        // A catch-up burst of tx-list fetches far beyond the get_head limit is served, up to
+        // get_raw_txlist's own burst and no further.
+        for kind in ReqRespKind::ALL {
+            let burst = limits.get(kind).burst as usize;
+            assert_eq!(
+                sequential_burst(&mut pm, peer, kind, &mut id, burst + 10, t0),
+                burst,
+                "{kind:?}"
+            );
+            id += 1;
+            assert_eq!(
+                pm.admit(peer, kind, id, t0),
+                Admission::RateLimited,
+                "{kind:?} over its own limit"
+            );
+        }
+        // Another peer's buckets are untouched.
+        let other = PeerId::random();
+        assert_eq!(
+            sequential_burst(&mut pm, other, ReqRespKind::GetRawTxList, &mut id, 600, t0),
+            limits.get_raw_txlist.burst as usize
+        );
+    }
+
+    #[test]
+    fn uniform_rate_limit_applies_to_every_protocol() {
+        let cfg = NetworkConfig {
+            rate_limit: RateLimitConfig::uniform(3, Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let peer = PeerId::random();
+        let mut id = 0;
+        for kind in ReqRespKind::ALL {
+            assert_eq!(sequential_burst(&mut pm, peer, kind, &mut id, 10, t0), 3);
+        }
     }
 
     #[test]

@@ -286,7 +286,8 @@ async fn request_flood_is_rate_limited() {
     client_cfg.max_streams_per_connection = 64;
     let (server, client, _ev) = server_and_client(test_config(), client_cfg).await;
     let peer = server.local_peer_id();
-    // Sequential: never more than one in flight, so only the token bucket (burst 8) limits.
+    // Sequential: never more than one in flight, so only the get_head token bucket (burst 8)
+    // limits.
     let mut ok = 0;
     let mut refused = 0;
     for _ in 0..20 {
@@ -313,6 +314,62 @@ async fn request_flood_is_rate_limited() {
     assert!(results
         .iter()
         .all(|r| r.is_ok() || matches!(r, Err(RequestError::Refused(_)))));
+    // Refusals carry the §7.1 penalty.
+    let client_id = client.local_peer_id();
+    let snapshot = server.peers().await.expect("peers");
+    let score = snapshot
+        .iter()
+        .find(|p| p.peer_id == client_id)
+        .map(|p| p.score);
+    assert!(
+        score.is_some_and(|s| s < 0.0),
+        "flooding client penalised: {score:?}"
+    );
+}
+
+/// The catch-up pattern of a syncing node: many `get_raw_txlist` fetches from one peer, two in
+/// flight at a time. The default `get_raw_txlist` limit serves far more than the `get_head`
+/// burst, without penalising the requester.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_txlist_burst_is_served_by_default() {
+    let (server, client, _ev) = server_and_client(test_config(), test_config()).await;
+    let peer = server.local_peer_id();
+    let defaults = NetworkConfig::default().rate_limit;
+    let per_worker = 100;
+    assert!(2 * per_worker > defaults.get_head.burst as usize);
+    assert!(2 * per_worker <= defaults.get_raw_txlist.burst as usize);
+    let worker = |client: P2pService| async move {
+        let mut errors = Vec::new();
+        for _ in 0..per_worker {
+            if let Err(e) = client
+                .request_raw_txlist(peer, GetRawTxListRequest::default())
+                .await
+            {
+                errors.push(e);
+            }
+        }
+        errors
+    };
+    let errors = timeout(
+        WAIT,
+        join_all([worker(client.clone()), worker(client.clone())]),
+    )
+    .await
+    .expect("catch-up burst in time");
+    assert!(
+        errors.iter().all(Vec::is_empty),
+        "every fetch served: {errors:?}"
+    );
+    let client_id = client.local_peer_id();
+    let snapshot = server.peers().await.expect("peers");
+    let score = snapshot
+        .iter()
+        .find(|p| p.peer_id == client_id)
+        .map(|p| p.score);
+    assert!(
+        score.is_some_and(|s| s >= 0.0),
+        "catching-up client not penalised: {score:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
