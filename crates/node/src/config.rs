@@ -1,0 +1,514 @@
+//! [`NodeConfig`]: everything `preconf-node run` needs, from three sources.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config`), command-line flags,
+//! then `PRECONF_*` environment variables. Every source is applied as dotted-key overrides on
+//! one TOML tree, which is then deserialised once; an error names the dotted key and the reason.
+//!
+//! Environment variables: the named ones in [`OVERRIDES`] (`PRECONF_DATA_DIR`, …), plus a
+//! generic form for every key, `PRECONF__SECTION__KEY` (double underscores separate the path,
+//! case-insensitive): `PRECONF__SDK__NETWORK__MAX_PEERS=80` sets `sdk.network.max_peers`.
+//!
+//! Durations are integer milliseconds. Lists given as a flag or variable are comma-separated.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use p2p::P2pSdkConfig;
+use preconfirmation_net::config::millis;
+use preconfirmation_types::Address;
+use serde::{Deserialize, Serialize};
+use toml::Value;
+
+use crate::config_docs;
+use crate::error::NodeError;
+
+/// Configuration of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Directory of the node's database (`preconf.redb`) and libp2p key (`node.key`).
+    pub data_dir: PathBuf,
+    /// Log output format: `human` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter in `RUST_LOG` syntax (`RUST_LOG` itself wins when set).
+    pub log_filter: String,
+    /// File holding this node's preconfer secp256k1 secret key as hex (mode 0600). When set,
+    /// `preconf_publishCommitment` also accepts unsigned commitments and signs them. Can also
+    /// be given as `PRECONF_PRECONFER_KEY` in the environment; never as a flag.
+    pub preconfer_key_file: Option<PathBuf>,
+    /// HTTP endpoints: `/metrics`, `/health`, `/status`.
+    pub http: HttpConfig,
+    /// JSON-RPC 2.0 over HTTP and WebSocket for sidecars.
+    pub rpc: RpcConfig,
+    /// The preconfer schedule (§4.2): who may sign which slot.
+    pub lookahead: LookaheadConfig,
+    /// Local storage retention.
+    pub storage: StorageConfig,
+    /// The P2P SDK, its network layer and every protocol limit.
+    pub sdk: P2pSdkConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./preconf-data"),
+            log_format: LogFormat::Human,
+            log_filter: "info".into(),
+            preconfer_key_file: None,
+            http: HttpConfig::default(),
+            rpc: RpcConfig::default(),
+            lookahead: LookaheadConfig::default(),
+            storage: StorageConfig::default(),
+            sdk: P2pSdkConfig::default(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Whether the HTTP server runs.
+    pub enabled: bool,
+    /// Listen address; port 0 picks a free port. Default `127.0.0.1:9464`.
+    pub addr: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// The JSON-RPC server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Whether the JSON-RPC server runs.
+    pub enabled: bool,
+    /// Listen address (HTTP and WebSocket on one port); port 0 picks a free port. Default
+    /// `127.0.0.1:8552`.
+    pub addr: SocketAddr,
+    /// Most simultaneous RPC connections. Default 64.
+    pub max_connections: u32,
+    /// Largest request body in bytes; must hold a hex-encoded tx list (2 × the tx list cap plus
+    /// the envelope). Default 5 MiB.
+    pub max_request_body_bytes: u32,
+    /// Largest response body in bytes; must hold a hex tx list too. Default 5 MiB.
+    pub max_response_body_bytes: u32,
+    /// Most subscriptions one WebSocket connection may hold. Default 16.
+    pub max_subscriptions_per_connection: u32,
+    /// Items buffered per subscription before the slow subscriber is dropped. Default 1024.
+    pub subscription_buffer: usize,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 8552)),
+            max_connections: 64,
+            max_request_body_bytes: 5 << 20,
+            max_response_body_bytes: 5 << 20,
+            max_subscriptions_per_connection: 16,
+            subscription_buffer: 1024,
+        }
+    }
+}
+
+/// A round-robin preconfer schedule: slot `s` (of `slot_duration_secs` from
+/// `genesis_timestamp`) belongs to `preconfers[(s / slots_per_window) % len]`.
+///
+/// A production sidecar bridges the on-chain lookahead through the SDK's `Lookahead` trait;
+/// the node binary takes the schedule from config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookaheadConfig {
+    /// Preconfer addresses in rotation order. Required: the node refuses to start without.
+    pub preconfers: Vec<Address>,
+    /// Slots each preconfer owns in a row. Default 4.
+    pub slots_per_window: u64,
+    /// Unix second of slot 0. Default 0.
+    pub genesis_timestamp: u64,
+    /// Slot length in seconds. Default 2.
+    pub slot_duration_secs: u64,
+}
+
+impl Default for LookaheadConfig {
+    fn default() -> Self {
+        Self {
+            preconfers: Vec::new(),
+            slots_per_window: 4,
+            genesis_timestamp: 0,
+            slot_duration_secs: 2,
+        }
+    }
+}
+
+/// Storage retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Keep this many blocks below the head; older commitments and tx lists are pruned. 0
+    /// keeps everything. Default 0.
+    pub retain_blocks: u64,
+    /// How often pruning runs. Default 60 s.
+    #[serde(with = "millis")]
+    pub prune_interval: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            retain_blocks: 0,
+            prune_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A setting that has a flag and a named environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct Override {
+    /// Dotted config key.
+    pub key: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+}
+
+/// The settings with their own flag (see `preconf-node run --help`) and environment variable.
+pub const OVERRIDES: &[Override] = &[
+    Override {
+        key: "data_dir",
+        env: "PRECONF_DATA_DIR",
+    },
+    Override {
+        key: "log_format",
+        env: "PRECONF_LOG_FORMAT",
+    },
+    Override {
+        key: "log_filter",
+        env: "PRECONF_LOG_FILTER",
+    },
+    Override {
+        key: "preconfer_key_file",
+        env: "PRECONF_PRECONFER_KEY_FILE",
+    },
+    Override {
+        key: "http.addr",
+        env: "PRECONF_HTTP_ADDR",
+    },
+    Override {
+        key: "rpc.addr",
+        env: "PRECONF_RPC_ADDR",
+    },
+    Override {
+        key: "sdk.chain.chain_id",
+        env: "PRECONF_CHAIN_ID",
+    },
+    Override {
+        key: "sdk.network.listen_addr",
+        env: "PRECONF_LISTEN_ADDR",
+    },
+    Override {
+        key: "sdk.network.static_peers",
+        env: "PRECONF_STATIC_PEERS",
+    },
+    Override {
+        key: "sdk.network.bootnodes",
+        env: "PRECONF_BOOTNODES",
+    },
+    Override {
+        key: "lookahead.preconfers",
+        env: "PRECONF_PRECONFERS",
+    },
+];
+
+/// Prefix of the generic per-key environment variables (`PRECONF__SDK__NETWORK__MAX_PEERS`).
+pub const GENERIC_ENV_PREFIX: &str = "PRECONF__";
+
+impl NodeConfig {
+    /// Loads the configuration: defaults < `file` < `flags` (dotted key, raw value) < `env`.
+    pub fn load(
+        file: Option<&Path>,
+        flags: &[(String, String)],
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, NodeError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?;
+                text.parse::<toml::Table>().map_err(|e| NodeError::Config {
+                    key: path.display().to_string(),
+                    reason: e.message().to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = Value::try_from(NodeConfig::default()).map_err(|e| NodeError::Config {
+            key: "<defaults>".into(),
+            reason: e.to_string(),
+        })?;
+        for (key, raw) in flags {
+            set_dotted(&mut tree, &defaults, key, raw)?;
+        }
+        for (key, raw) in env_overrides(env)? {
+            set_dotted(&mut tree, &defaults, &key, &raw)?;
+        }
+        config_docs::check_known_keys(&tree)?;
+        let config: NodeConfig =
+            serde_path_to_error::deserialize(Value::Table(tree)).map_err(|e| {
+                NodeError::Config {
+                    key: e.path().to_string(),
+                    reason: e.inner().to_string(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |key: &str, reason: &str| {
+            Err(NodeError::Config {
+                key: key.into(),
+                reason: reason.into(),
+            })
+        };
+        if self.lookahead.preconfers.is_empty() {
+            return bad(
+                "lookahead.preconfers",
+                "no preconfer addresses: set the schedule's addresses (rotation order)",
+            );
+        }
+        if self.lookahead.slots_per_window == 0 {
+            return bad("lookahead.slots_per_window", "must be positive");
+        }
+        if self.lookahead.slot_duration_secs == 0 {
+            return bad("lookahead.slot_duration_secs", "must be positive");
+        }
+        if self.rpc.max_connections == 0 || self.rpc.subscription_buffer == 0 {
+            return bad(
+                "rpc",
+                "max_connections and subscription_buffer must be positive",
+            );
+        }
+        let txlist_hex = 2 * self.sdk.chain.limits.max_txlist_bytes as u64 + 1024;
+        if u64::from(self.rpc.max_request_body_bytes) < txlist_hex {
+            return bad(
+                "rpc.max_request_body_bytes",
+                &format!("must hold a hex tx list of the cap: at least {txlist_hex}"),
+            );
+        }
+        if self.storage.prune_interval.is_zero() {
+            return bad("storage.prune_interval", "must be positive");
+        }
+        self.sdk.validate().map_err(|e| NodeError::Config {
+            key: "sdk".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The full default configuration as TOML with a comment above every key.
+    pub fn default_toml() -> String {
+        config_docs::commented_default()
+    }
+}
+
+/// The overrides found in `env`: named variables first, then generic ones.
+fn env_overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, NodeError> {
+    let mut named = Vec::new();
+    let mut generic = Vec::new();
+    for (name, value) in env {
+        if let Some(o) = OVERRIDES.iter().find(|o| o.env == name) {
+            named.push((o.key.to_string(), value));
+        } else if let Some(path) = name.strip_prefix(GENERIC_ENV_PREFIX) {
+            let key = path
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect::<Vec<_>>()
+                .join(".");
+            if key.is_empty() || key.split('.').any(str::is_empty) {
+                return Err(NodeError::Config {
+                    key: name,
+                    reason: "empty key segment".into(),
+                });
+            }
+            generic.push((key, value));
+        }
+    }
+    named.sort();
+    generic.sort();
+    named.extend(generic);
+    Ok(named)
+}
+
+/// Sets `key` (dotted) in `tree` to `raw`, typed like the default value at that key: strings stay
+/// strings, lists are split on commas, anything else is parsed as a TOML value.
+fn set_dotted(
+    tree: &mut toml::Table,
+    defaults: &Value,
+    key: &str,
+    raw: &str,
+) -> Result<(), NodeError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let default = parts.iter().try_fold(defaults, |v, p| v.get(p));
+    let value = typed_value(default, raw);
+    let (last, parents) = parts.split_last().ok_or_else(|| NodeError::Config {
+        key: key.into(),
+        reason: "empty key".into(),
+    })?;
+    let mut table = tree;
+    for part in parents {
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(Default::default()));
+        table = entry.as_table_mut().ok_or_else(|| NodeError::Config {
+            key: key.into(),
+            reason: format!("`{part}` is not a table"),
+        })?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn typed_value(default: Option<&Value>, raw: &str) -> Value {
+    match default {
+        Some(Value::String(_)) => Value::String(raw.to_string()),
+        Some(Value::Array(items)) => {
+            let element = items.first();
+            Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| match element {
+                        None | Some(Value::String(_)) => Value::String(s.to_string()),
+                        other => typed_value(other, s),
+                    })
+                    .collect(),
+            )
+        }
+        _ => format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| Value::String(raw.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preconfers_toml() -> &'static str {
+        "[lookahead]\npreconfers = [\"0x00000000000000000000000000000000000000aa\"]\n"
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn file_then_flag_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            &format!(
+                "{}[sdk.network]\nmax_peers = 10\ntarget_peers = 11\nmax_pending_incoming = 12\n",
+                preconfers_toml()
+            ),
+        );
+        let flags = vec![
+            ("sdk.network.target_peers".to_string(), "21".to_string()),
+            (
+                "sdk.network.max_pending_incoming".to_string(),
+                "22".to_string(),
+            ),
+        ];
+        let env = vec![
+            (
+                "PRECONF__SDK__NETWORK__MAX_PENDING_INCOMING".to_string(),
+                "32".to_string(),
+            ),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let config = NodeConfig::load(Some(&path), &flags, env).unwrap();
+        assert_eq!(config.sdk.network.max_peers, 10, "file beats default");
+        assert_eq!(config.sdk.network.target_peers, 21, "flag beats file");
+        assert_eq!(
+            config.sdk.network.max_pending_incoming, 32,
+            "env beats flag"
+        );
+    }
+
+    #[test]
+    fn named_env_and_typed_values() {
+        let env = vec![
+            ("PRECONF_HTTP_ADDR".to_string(), "127.0.0.1:1234".to_string()),
+            (
+                "PRECONF_PRECONFERS".to_string(),
+                "0x00000000000000000000000000000000000000aa, 0x00000000000000000000000000000000000000bb"
+                    .to_string(),
+            ),
+            ("PRECONF_DATA_DIR".to_string(), "/tmp/x".to_string()),
+        ];
+        let config = NodeConfig::load(None, &[], env).unwrap();
+        assert_eq!(config.http.addr, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(config.lookahead.preconfers.len(), 2);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            &format!("{}[sdk.network]\nmax_peers = \"many\"\n", preconfers_toml()),
+        );
+        let err = NodeConfig::load(Some(&path), &[], Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("sdk.network.max_peers"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            &format!("{}[sdk.network]\nmax_peer = 3\n", preconfers_toml()),
+        );
+        let err = NodeConfig::load(Some(&path), &[], Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("sdk.network.max_peer"), "{err}");
+    }
+
+    #[test]
+    fn missing_preconfers_is_a_clear_error() {
+        let err = NodeConfig::load(None, &[], Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("lookahead.preconfers"), "{err}");
+    }
+
+    #[test]
+    fn broken_toml_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[sdk\nmax = ");
+        assert!(matches!(
+            NodeConfig::load(Some(&path), &[], Vec::new()),
+            Err(NodeError::Config { .. })
+        ));
+    }
+}

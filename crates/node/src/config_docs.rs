@@ -1,0 +1,268 @@
+//! The config's documentation, taken from the doc comments of the config structs themselves so
+//! it cannot drift: `preconf-node config --print-default` prints the default TOML with each
+//! key's doc comment above it, and unknown keys in a config file are refused by name.
+//!
+//! The struct sources are compiled in; a small parser reads `pub struct Name {` blocks and
+//! their `/// doc` + `pub field: Type,` lines. A table's struct is found from its parent's field
+//! type, starting at [`NodeConfig`](crate::config::NodeConfig).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use toml::Value;
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+
+/// Sources holding every struct reachable from `NodeConfig`.
+const SOURCES: &[&str] = &[
+    include_str!("config.rs"),
+    include_str!("../../p2p/src/config.rs"),
+    include_str!("../../net/src/config.rs"),
+    include_str!("../../types/src/chain.rs"),
+];
+
+const ROOT: &str = "NodeConfig";
+
+/// One documented field.
+#[derive(Debug, Clone)]
+struct Field {
+    doc: String,
+    ty: String,
+}
+
+/// Struct name → field name → field.
+type Structs = BTreeMap<String, BTreeMap<String, Field>>;
+
+fn parse_structs() -> Structs {
+    let mut structs = Structs::new();
+    for source in SOURCES {
+        let mut current: Option<String> = None;
+        let mut doc = Vec::new();
+        for line in source.lines() {
+            let trimmed = line.trim();
+            if let Some(rest) = line.strip_prefix("pub struct ") {
+                if let Some(name) = rest.strip_suffix(" {") {
+                    current = Some(name.trim().to_string());
+                    doc.clear();
+                }
+                continue;
+            }
+            if line == "}" {
+                current = None;
+                continue;
+            }
+            let Some(name) = &current else { continue };
+            if let Some(text) = trimmed.strip_prefix("///") {
+                doc.push(text.trim().to_string());
+            } else if let Some(rest) = trimmed.strip_prefix("pub ") {
+                if let Some((field, ty)) = rest.split_once(':') {
+                    let ty = ty.trim().trim_end_matches(',').to_string();
+                    let entry = Field {
+                        doc: doc.join(" "),
+                        ty,
+                    };
+                    structs
+                        .entry(name.clone())
+                        .or_default()
+                        .insert(field.trim().to_string(), entry);
+                }
+                doc.clear();
+            } else if !trimmed.starts_with("#[") {
+                doc.clear();
+            }
+        }
+    }
+    structs
+}
+
+/// Rustdoc links and markup read poorly in TOML comments: `[`X`]` → `X`, `[text](link)` → text.
+fn plain(doc: &str) -> String {
+    let mut out = String::with_capacity(doc.len());
+    let mut rest = doc;
+    while let Some(start) = rest.find('[') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find(']') {
+            Some(end) => {
+                out.push_str(&after[..end]);
+                rest = &after[end + 1..];
+                if let Some(link) = rest.strip_prefix('(') {
+                    rest = link.find(')').map_or(link, |e| &link[e + 1..]);
+                }
+            }
+            None => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("Self::", "").replace("crate::", "")
+}
+
+fn comment(out: &mut String, doc: &str) {
+    let doc = plain(doc);
+    let mut line = String::from("#");
+    for word in doc.split_whitespace() {
+        if line.len() + word.len() > 98 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+}
+
+/// The default configuration as TOML, every key preceded by its doc comment.
+pub(crate) fn commented_default() -> String {
+    let structs = parse_structs();
+    let defaults = match Value::try_from(NodeConfig::default()) {
+        Ok(Value::Table(t)) => t,
+        _ => return String::new(),
+    };
+    let mut out = String::from(
+        "# preconf-node configuration. Every key is optional; the values below are the defaults.\n\
+         # Durations are integer milliseconds. Precedence: this file < flags < PRECONF_* env.\n",
+    );
+    write_table(&mut out, &structs, ROOT, "", &defaults);
+    out
+}
+
+fn write_table(out: &mut String, structs: &Structs, name: &str, path: &str, table: &toml::Table) {
+    let Some(fields) = structs.get(name) else {
+        return;
+    };
+    let mut subtables = Vec::new();
+    for (field, info) in fields {
+        if structs.contains_key(&info.ty) {
+            subtables.push((field, info));
+            continue;
+        }
+        out.push('\n');
+        comment(out, &info.doc);
+        match table.get(field) {
+            Some(value) => {
+                let _ = writeln!(out, "{field} = {value}");
+            }
+            None => {
+                let _ = writeln!(out, "# {field} = (unset)");
+            }
+        }
+    }
+    for (field, info) in subtables {
+        let sub_path = if path.is_empty() {
+            field.clone()
+        } else {
+            format!("{path}.{field}")
+        };
+        out.push('\n');
+        comment(out, &info.doc);
+        let _ = writeln!(out, "[{sub_path}]");
+        let empty = toml::Table::new();
+        let sub = table.get(field).and_then(Value::as_table).unwrap_or(&empty);
+        write_table(out, structs, &info.ty, &sub_path, sub);
+    }
+}
+
+/// Refuses keys no config struct has, naming the first one found.
+pub(crate) fn check_known_keys(tree: &toml::Table) -> Result<(), NodeError> {
+    let structs = parse_structs();
+    check_table(&structs, ROOT, "", tree)
+}
+
+fn check_table(
+    structs: &Structs,
+    name: &str,
+    path: &str,
+    table: &toml::Table,
+) -> Result<(), NodeError> {
+    let Some(fields) = structs.get(name) else {
+        return Ok(());
+    };
+    for (key, value) in table {
+        let full = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let Some(field) = fields.get(key) else {
+            return Err(NodeError::Config {
+                key: full,
+                reason: "unknown key".into(),
+            });
+        };
+        if let (Some(_), Value::Table(sub)) = (structs.get(&field.ty), value) {
+            check_table(structs, &field.ty, &full, sub)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of the default config, as dotted paths.
+    fn leaf_keys(table: &toml::Table, path: &str, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let full = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            match value {
+                Value::Table(t) => leaf_keys(t, &full, out),
+                _ => out.push(full),
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_key_is_documented() {
+        let structs = parse_structs();
+        let Ok(Value::Table(defaults)) = Value::try_from(NodeConfig::default()) else {
+            panic!("defaults serialise to a table")
+        };
+        let mut keys = Vec::new();
+        leaf_keys(&defaults, "", &mut keys);
+        assert!(keys.len() > 40, "expected the whole tree, got {keys:?}");
+        for key in keys {
+            let mut name = ROOT.to_string();
+            let parts: Vec<&str> = key.split('.').collect();
+            let mut field = None;
+            for part in &parts {
+                let fields = structs
+                    .get(&name)
+                    .unwrap_or_else(|| panic!("{key}: no struct {name}"));
+                let f = fields
+                    .get(*part)
+                    .unwrap_or_else(|| panic!("{key}: {name} has no {part}"));
+                name = f.ty.clone();
+                field = Some(f.clone());
+            }
+            let doc = field.map(|f| f.doc).unwrap_or_default();
+            assert!(!doc.is_empty(), "{key} has no doc comment");
+        }
+    }
+
+    #[test]
+    fn printed_default_round_trips_to_the_default() {
+        let text = commented_default();
+        assert!(text.contains("[sdk.network]"));
+        assert!(text.contains("# Most connected peers."));
+        let parsed: NodeConfig = toml::from_str(&text).unwrap();
+        assert_eq!(parsed, NodeConfig::default());
+    }
+
+    #[test]
+    fn links_are_flattened() {
+        assert_eq!(
+            plain("see [`Self::ban_threshold`] and [x](y)."),
+            "see `ban_threshold` and x."
+        );
+    }
+}

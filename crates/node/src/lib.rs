@@ -1,0 +1,49 @@
+//! `preconf-node`: the P2P SDK of the Taiko preconfirmation network as a process.
+//!
+//! ```text
+//!  sidecar (any language) ── JSON-RPC / WS ──┐        operator ── HTTP /metrics /status
+//!                                            ▼                         ▲
+//!                            ┌───────────── Node ───────────────────────┤
+//!                            │  rpc ── P2pSdk (validate, dedupe, store) ─ http
+//!                            │              │            │
+//!                            │       RedbStore (data dir) preconfirmation-net (libp2p)
+//!                            └──────────────────────────────────────────┘
+//! ```
+//!
+//! The node adds what a long-running process needs around [`p2p::P2pSdk`]: a crash-safe
+//! [`redb_store::RedbStore`] implementing the SDK's storage trait (the SDK writes it, inbound
+//! req/resp is served from it), a persistent libp2p identity, layered configuration
+//! ([`config::NodeConfig`]: defaults < TOML file < flags < `PRECONF_*` env), an HTTP server for
+//! Prometheus metrics, health and status, and a JSON-RPC server so sidecars in any language can
+//! publish and subscribe. [`devnet`] runs a whole local network in one process.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), preconf_node::NodeError> {
+//! use preconf_node::{Node, NodeConfig};
+//!
+//! let mut config = NodeConfig::default();
+//! config.data_dir = "/var/lib/preconf".into();
+//! config.lookahead.preconfers = vec!["0x00000000000000000000000000000000000000aa".parse().unwrap()];
+//! let node = Node::start(config, None).await?;
+//! println!("status at http://{:?}/status", node.http_addr());
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+mod config_docs;
+pub mod devnet;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod node;
+pub mod redb_store;
+pub mod rpc;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub use node::{Node, NodeContext};
+pub use redb_store::RedbStore;

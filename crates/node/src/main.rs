@@ -1,0 +1,204 @@
+//! The `preconf-node` command line: `run`, `devnet`, `config --print-default`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use preconf_node::config::{LogFormat, GENERIC_ENV_PREFIX, OVERRIDES};
+use preconf_node::devnet::{self, DevnetArgs};
+use preconf_node::{Node, NodeConfig, NodeError};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "preconf-node",
+    version,
+    about = "Taiko preconfirmation P2P node"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node.
+    Run(RunArgs),
+    /// Run a local multi-node network in this process and report whether it converges.
+    Devnet(DevnetArgs),
+    /// Configuration helpers.
+    Config {
+        /// Print the full default configuration as commented TOML.
+        #[arg(long)]
+        print_default: bool,
+    },
+}
+
+/// Flags of `run`. Each overrides the config file and is overridden by its `PRECONF_*`
+/// variable (see `NodeConfig` docs).
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// TOML config file.
+    #[arg(long, env = "PRECONF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (database and node key) [env PRECONF_DATA_DIR].
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// Log format [env PRECONF_LOG_FORMAT].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Log filter, `RUST_LOG` syntax [env PRECONF_LOG_FILTER].
+    #[arg(long)]
+    log_filter: Option<String>,
+    /// File with the preconfer secret key (hex, mode 0600) [env PRECONF_PRECONFER_KEY_FILE].
+    #[arg(long)]
+    preconfer_key_file: Option<String>,
+    /// HTTP address for /metrics, /health, /status [env PRECONF_HTTP_ADDR].
+    #[arg(long)]
+    http_addr: Option<String>,
+    /// JSON-RPC address [env PRECONF_RPC_ADDR].
+    #[arg(long)]
+    rpc_addr: Option<String>,
+    /// L2 chain id [env PRECONF_CHAIN_ID].
+    #[arg(long)]
+    chain_id: Option<String>,
+    /// libp2p listen multiaddr [env PRECONF_LISTEN_ADDR].
+    #[arg(long)]
+    listen_addr: Option<String>,
+    /// Static peers, comma-separated multiaddrs with /p2p/ [env PRECONF_STATIC_PEERS].
+    #[arg(long)]
+    static_peers: Option<String>,
+    /// discv5 bootnode ENRs, comma-separated [env PRECONF_BOOTNODES].
+    #[arg(long)]
+    bootnodes: Option<String>,
+    /// Preconfer addresses in rotation order, comma-separated [env PRECONF_PRECONFERS].
+    #[arg(long)]
+    preconfers: Option<String>,
+    /// Any config key: `--set sdk.network.max_peers=80` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl RunArgs {
+    /// The flags as (dotted key, raw value) overrides.
+    fn overrides(&self) -> Result<Vec<(String, String)>, NodeError> {
+        let named = [
+            ("data_dir", self.data_dir.clone()),
+            (
+                "log_format",
+                self.log_format
+                    .map(|f| format!("{f:?}").to_ascii_lowercase()),
+            ),
+            ("log_filter", self.log_filter.clone()),
+            ("preconfer_key_file", self.preconfer_key_file.clone()),
+            ("http.addr", self.http_addr.clone()),
+            ("rpc.addr", self.rpc_addr.clone()),
+            ("sdk.chain.chain_id", self.chain_id.clone()),
+            ("sdk.network.listen_addr", self.listen_addr.clone()),
+            ("sdk.network.static_peers", self.static_peers.clone()),
+            ("sdk.network.bootnodes", self.bootnodes.clone()),
+            ("lookahead.preconfers", self.preconfers.clone()),
+        ];
+        debug_assert_eq!(named.len(), OVERRIDES.len());
+        let mut out: Vec<(String, String)> = named
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
+        for pair in &self.set {
+            let (key, value) = pair.split_once('=').ok_or_else(|| NodeError::Config {
+                key: pair.clone(),
+                reason: "--set expects KEY=VALUE".into(),
+            })?;
+            out.push((key.trim().to_string(), value.to_string()));
+        }
+        Ok(out)
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn install_prometheus() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new().install_recorder().ok()
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run(args: RunArgs) -> Result<(), NodeError> {
+    let env = std::env::vars()
+        .filter(|(k, _)| k.starts_with(GENERIC_ENV_PREFIX) || OVERRIDES.iter().any(|o| o.env == k));
+    let config = NodeConfig::load(args.config.as_deref(), &args.overrides()?, env)?;
+    init_logging(config.log_format, &config.log_filter);
+    let node = Node::start(config, install_prometheus()).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Devnet(args) => {
+                init_logging(LogFormat::Human, if args.verbose { "info" } else { "warn" });
+                devnet::run(args, install_prometheus()).await
+            }
+            Command::Config { print_default } => {
+                if print_default {
+                    print!("{}", NodeConfig::default_toml());
+                } else {
+                    println!("use `preconf-node config --print-default`");
+                }
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

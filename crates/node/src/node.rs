@@ -1,0 +1,203 @@
+//! [`Node`]: one running node — storage, identity, the SDK, the HTTP and JSON-RPC servers and
+//! the pruning task — started from a [`NodeConfig`] and stopped with [`Node::shutdown`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use p2p::{P2pSdk, RotatingLookahead, SdkEvents, SdkStorage};
+use preconfirmation_types::reexports::secp256k1::SecretKey;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::identity::{load_or_create_node_key, load_preconfer_key, PRECONFER_KEY_ENV};
+use crate::redb_store::RedbStore;
+use crate::{http, rpc};
+
+/// What the HTTP and RPC servers share: the SDK handle and a few facts about the node.
+#[derive(Clone)]
+pub struct NodeContext {
+    /// The running SDK.
+    pub sdk: P2pSdk,
+    /// The node's store (the same one the SDK writes).
+    pub store: Arc<RedbStore>,
+    /// Prometheus text renderer, when this process installed the recorder.
+    pub prometheus: Option<PrometheusHandle>,
+    /// The preconfer key, when configured: lets RPC sign unsigned commitments.
+    pub preconfer: Option<Arc<SecretKey>>,
+    /// When the node started.
+    pub started: Instant,
+    /// True once the swarm listens; `/health` answers 200 only then.
+    pub ready: Arc<AtomicBool>,
+    /// The node's configuration.
+    pub config: Arc<NodeConfig>,
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("sdk", &self.sdk)
+            .field("preconfer", &self.preconfer.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    context: NodeContext,
+    events: Option<SdkEvents>,
+    http_addr: Option<SocketAddr>,
+    rpc_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens storage and identity in `config.data_dir`, starts the SDK (which starts catching
+    /// up at once) and the configured servers.
+    pub async fn start(
+        config: NodeConfig,
+        prometheus: Option<PrometheusHandle>,
+    ) -> Result<Self, NodeError> {
+        config.validate()?;
+        let store = Arc::new(RedbStore::open(&config.data_dir, config.sdk.chain.limits)?);
+        let node_key = load_or_create_node_key(&config.data_dir)?;
+        let preconfer = load_preconfer_key(
+            config.preconfer_key_file.as_deref(),
+            std::env::var(PRECONFER_KEY_ENV).ok(),
+        )?
+        .map(Arc::new);
+        let lookahead = RotatingLookahead::new(
+            config.lookahead.preconfers.clone(),
+            config.lookahead.slots_per_window,
+            config.lookahead.genesis_timestamp,
+            config.lookahead.slot_duration_secs,
+        )
+        .ok_or_else(|| NodeError::Config {
+            key: "lookahead".into(),
+            reason: "empty schedule".into(),
+        })?;
+        let storage: Arc<dyn SdkStorage> = store.clone();
+        let (sdk, events) = P2pSdk::start(
+            config.sdk.clone(),
+            storage,
+            Arc::new(lookahead),
+            Some(node_key),
+        )
+        .await?;
+        let context = NodeContext {
+            sdk: sdk.clone(),
+            store,
+            prometheus,
+            preconfer,
+            started: Instant::now(),
+            ready: Arc::new(AtomicBool::new(false)),
+            config: Arc::new(config),
+        };
+        let shutdown = CancellationToken::new();
+        let mut node = Node {
+            context: context.clone(),
+            events: Some(events),
+            http_addr: None,
+            rpc_addr: None,
+            shutdown: shutdown.clone(),
+            tasks: Vec::new(),
+        };
+        if context.config.http.enabled {
+            let (addr, task) = http::serve(context.clone(), shutdown.clone()).await?;
+            node.http_addr = Some(addr);
+            node.tasks.push(task);
+        }
+        if context.config.rpc.enabled {
+            let (addr, task) = rpc::serve(context.clone(), shutdown.clone()).await?;
+            node.rpc_addr = Some(addr);
+            node.tasks.push(task);
+        }
+        if context.config.storage.retain_blocks > 0 {
+            node.tasks
+                .push(tokio::spawn(prune_loop(context.clone(), shutdown.clone())));
+        }
+        let listen = sdk.listen_addrs().await?;
+        context.ready.store(true, Ordering::Release);
+        info!(
+            peer_id = %sdk.local_peer_id(),
+            listen = ?listen,
+            http = ?node.http_addr,
+            rpc = ?node.rpc_addr,
+            data_dir = %context.config.data_dir.display(),
+            "node started"
+        );
+        Ok(node)
+    }
+
+    /// The shared context (SDK handle, store, …).
+    pub fn context(&self) -> &NodeContext {
+        &self.context
+    }
+
+    /// The SDK handle.
+    pub fn sdk(&self) -> &P2pSdk {
+        &self.context.sdk
+    }
+
+    /// The event subscription taken at start (no event is missed); `None` once taken.
+    pub fn take_events(&mut self) -> Option<SdkEvents> {
+        self.events.take()
+    }
+
+    /// Address of the HTTP server, if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Address of the JSON-RPC server, if it runs.
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc_addr
+    }
+
+    /// Stops the servers, then the SDK (which stops the network). Every acknowledged write is
+    /// already durable (see [`RedbStore`]); dropping the store closes the database cleanly.
+    pub async fn shutdown(self) {
+        self.context.ready.store(false, Ordering::Release);
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Err(e) = self.context.sdk.shutdown().await {
+            warn!(error = %e, "SDK shutdown");
+        }
+        info!("node stopped");
+    }
+}
+
+async fn prune_loop(context: NodeContext, shutdown: CancellationToken) {
+    let retain = context.config.storage.retain_blocks;
+    let mut tick = tokio::time::interval(context.config.storage.prune_interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let head = context.sdk.head();
+        let Ok(head) = u64::try_from(head.block_number) else {
+            continue;
+        };
+        let below = head.saturating_sub(retain);
+        if below == 0 {
+            continue;
+        }
+        let store = context.store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_below(below)).await {
+            Ok(Ok(removed)) if removed > 0 => info!(below, removed, "pruned storage"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "pruning failed"),
+            Err(e) => warn!(error = %e, "pruning task failed"),
+        }
+    }
+}

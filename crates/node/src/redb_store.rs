@@ -1,0 +1,387 @@
+//! [`RedbStore`]: the crash-safe [`SdkStorage`] of the node, one redb file in the data dir.
+//!
+//! Tables: commitments by block number (SSZ), block number by `preconfirmation_hash`, tx lists
+//! by hash (with the block number they belong to), a (block number, hash) index for pruning tx
+//! lists, and counters. The head is the highest stored commitment.
+//!
+//! Every write is one redb transaction with redb's default `Durability::Immediate`: when a
+//! write returns `Ok`, it is fsynced and survives SIGKILL or power loss, and a page of
+//! commitments lands entirely or not at all. redb takes an exclusive lock on the file, so a
+//! second process on the same data dir fails with [`NodeError::DataDirLocked`].
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use p2p::{SdkStorage, StorageError, StorageStats};
+use preconfirmation_types::{
+    preconfirmation_hash, ChainLimits, SignedCommitment, WireMessage, B256,
+};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+
+use crate::error::NodeError;
+
+/// File name of the database inside the data dir.
+pub const DB_FILE: &str = "preconf.redb";
+
+/// Block number → SSZ `SignedCommitment`.
+const COMMITMENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("commitments");
+/// `preconfirmation_hash` → block number.
+const NUMBER_BY_HASH: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("number_by_hash");
+/// `raw_tx_list_hash` → (block number, tx list bytes).
+const TXLISTS: TableDefinition<'_, &[u8; 32], (u64, &[u8])> = TableDefinition::new("txlists");
+/// (block number, `raw_tx_list_hash`) → (), to prune tx lists by block without a full scan.
+const TXLISTS_BY_BLOCK: TableDefinition<'_, (u64, &[u8; 32]), ()> =
+    TableDefinition::new("txlists_by_block");
+/// Counters kept in step with the tables.
+const COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("counters");
+const TXLIST_BYTES: &str = "txlist_bytes";
+
+/// The redb-backed store.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    limits: ChainLimits,
+}
+
+fn backend(error: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend(error.to_string())
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database in `data_dir`; fails with
+    /// [`NodeError::DataDirLocked`] when another process has it open.
+    pub fn open(data_dir: &Path, limits: ChainLimits) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| NodeError::io(data_dir, e))?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen => NodeError::DataDirLocked { path: path.clone() },
+            other => NodeError::storage(other),
+        })?;
+        // Create every table up front so readers never meet a missing table.
+        let tx = db.begin_write().map_err(NodeError::storage)?;
+        {
+            tx.open_table(COMMITMENTS).map_err(NodeError::storage)?;
+            tx.open_table(NUMBER_BY_HASH).map_err(NodeError::storage)?;
+            tx.open_table(TXLISTS).map_err(NodeError::storage)?;
+            tx.open_table(TXLISTS_BY_BLOCK)
+                .map_err(NodeError::storage)?;
+            tx.open_table(COUNTERS).map_err(NodeError::storage)?;
+        }
+        tx.commit().map_err(NodeError::storage)?;
+        Ok(Self { db, path, limits })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<SignedCommitment, StorageError> {
+        SignedCommitment::decode_capped(bytes, &self.limits)
+            .map_err(|e| StorageError::Corrupt(e.to_string()))
+    }
+}
+
+fn number_of(signed: &SignedCommitment) -> Result<u64, StorageError> {
+    u64::try_from(signed.preconf().block_number)
+        .map_err(|_| StorageError::Corrupt("block number above u64".into()))
+}
+
+impl SdkStorage for RedbStore {
+    fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), StorageError> {
+        if commitments.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(backend)?;
+        {
+            let mut by_number = tx.open_table(COMMITMENTS).map_err(backend)?;
+            let mut by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
+            for signed in commitments {
+                let number = number_of(signed)?;
+                let hash = preconfirmation_hash(signed.preconf());
+                by_number
+                    .insert(number, signed.to_ssz().as_slice())
+                    .map_err(backend)?;
+                by_hash.insert(&hash.0, number).map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        {
+            let mut txlists = tx.open_table(TXLISTS).map_err(backend)?;
+            if txlists.get(&hash.0).map_err(backend)?.is_some() {
+                return Ok(());
+            }
+            txlists
+                .insert(&hash.0, (block_number, txlist.as_ref()))
+                .map_err(backend)?;
+            let mut by_block = tx.open_table(TXLISTS_BY_BLOCK).map_err(backend)?;
+            by_block
+                .insert((block_number, &hash.0), ())
+                .map_err(backend)?;
+            let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
+            let bytes = counters
+                .get(TXLIST_BYTES)
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            counters
+                .insert(TXLIST_BYTES, bytes + txlist.len() as u64)
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn commitment_by_number(
+        &self,
+        block_number: u64,
+    ) -> Result<Option<SignedCommitment>, StorageError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
+        let found = table.get(block_number).map_err(backend)?;
+        found.map(|bytes| self.decode(bytes.value())).transpose()
+    }
+
+    fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
+        let Some(number) = by_hash.get(&hash.0).map_err(backend)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
+        let found = table.get(number).map_err(backend)?;
+        found.map(|bytes| self.decode(bytes.value())).transpose()
+    }
+
+    fn commitments_from(
+        &self,
+        start: u64,
+        max: usize,
+    ) -> Result<Vec<SignedCommitment>, StorageError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
+        let max = max.min(self.limits.max_commitments_per_response.max(1) * 64);
+        let mut out = Vec::with_capacity(max.min(self.limits.max_commitments_per_response));
+        let mut expected = start;
+        for entry in table.range(start..).map_err(backend)? {
+            if out.len() >= max {
+                break;
+            }
+            let (number, bytes) = entry.map_err(backend)?;
+            if number.value() != expected {
+                break;
+            }
+            out.push(self.decode(bytes.value())?);
+            expected = expected.saturating_add(1);
+        }
+        Ok(out)
+    }
+
+    fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let table = tx.open_table(TXLISTS).map_err(backend)?;
+        let found = table.get(&hash.0).map_err(backend)?;
+        Ok(found.map(|v| Bytes::copy_from_slice(v.value().1)))
+    }
+
+    fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
+        let last = table.last().map_err(backend)?;
+        last.map(|(_, bytes)| self.decode(bytes.value()))
+            .transpose()
+    }
+
+    fn prune_below(&self, block_number: u64) -> Result<u64, StorageError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let removed;
+        {
+            let mut by_number = tx.open_table(COMMITMENTS).map_err(backend)?;
+            let mut by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
+            let mut old = Vec::new();
+            for entry in by_number.range(..block_number).map_err(backend)? {
+                let (number, bytes) = entry.map_err(backend)?;
+                let hash = preconfirmation_hash(self.decode(bytes.value())?.preconf());
+                old.push((number.value(), hash));
+            }
+            for (number, hash) in &old {
+                by_hash.remove(&hash.0).map_err(backend)?;
+                by_number.remove(number).map_err(backend)?;
+            }
+            removed = old.len() as u64;
+
+            let mut by_block = tx.open_table(TXLISTS_BY_BLOCK).map_err(backend)?;
+            let mut txlists = tx.open_table(TXLISTS).map_err(backend)?;
+            let mut old_txlists = Vec::new();
+            for entry in by_block
+                .range((0u64, &[0u8; 32])..(block_number, &[0u8; 32]))
+                .map_err(backend)?
+            {
+                let (key, _) = entry.map_err(backend)?;
+                let (number, hash) = key.value();
+                old_txlists.push((number, *hash));
+            }
+            let mut freed = 0u64;
+            for (number, hash) in &old_txlists {
+                by_block.remove((*number, hash)).map_err(backend)?;
+                if let Some(gone) = txlists.remove(hash).map_err(backend)? {
+                    freed += gone.value().1.len() as u64;
+                }
+            }
+            let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
+            let bytes = counters
+                .get(TXLIST_BYTES)
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            counters
+                .insert(TXLIST_BYTES, bytes.saturating_sub(freed))
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(removed)
+    }
+
+    fn stats(&self) -> Result<StorageStats, StorageError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let commitments = tx.open_table(COMMITMENTS).map_err(backend)?;
+        let txlists = tx.open_table(TXLISTS).map_err(backend)?;
+        let counters = tx.open_table(COUNTERS).map_err(backend)?;
+        let lowest_block = commitments
+            .first()
+            .map_err(backend)?
+            .map(|(k, _)| k.value());
+        let highest_block = commitments.last().map_err(backend)?.map(|(k, _)| k.value());
+        let txlist_bytes = counters
+            .get(TXLIST_BYTES)
+            .map_err(backend)?
+            .map_or(0, |v| v.value());
+        Ok(StorageStats {
+            commitments: commitments.len().map_err(backend)?,
+            txlists: txlists.len().map_err(backend)?,
+            txlist_bytes,
+            lowest_block,
+            highest_block,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2p::testkit::ChainBuilder;
+    use preconfirmation_types::{raw_tx_list_hash, Address, ChainSpec};
+
+    fn blocks(count: usize) -> Vec<p2p::testkit::Block> {
+        let mut chain = ChainBuilder::new(ChainSpec::new(167_001, Address::ZERO), 2, 4, 0, 1);
+        chain.blocks(count, 64)
+    }
+
+    fn open(dir: &Path) -> RedbStore {
+        RedbStore::open(dir, ChainLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn commitments_and_txlists_round_trip_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = blocks(10);
+        let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+        {
+            let store = open(dir.path());
+            store.put_commitments(&commitments).unwrap();
+            for (i, b) in blocks.iter().enumerate() {
+                let txlist = b.txlist.as_ref().unwrap().txlist.to_vec();
+                store
+                    .put_txlist(raw_tx_list_hash(&txlist), i as u64 + 1, txlist.into())
+                    .unwrap();
+            }
+        }
+        let store = open(dir.path());
+        assert_eq!(store.head().unwrap(), commitments.last().cloned());
+        assert_eq!(
+            store.commitment_by_number(3).unwrap(),
+            Some(commitments[2].clone())
+        );
+        let hash = preconfirmation_hash(commitments[4].preconf());
+        assert_eq!(
+            store.commitment_by_hash(&hash).unwrap(),
+            Some(commitments[4].clone())
+        );
+        assert_eq!(
+            store.commitments_from(2, 4).unwrap(),
+            commitments[1..5].to_vec()
+        );
+        let txlist = blocks[0].txlist.as_ref().unwrap().txlist.to_vec();
+        assert_eq!(
+            store
+                .txlist(&raw_tx_list_hash(&txlist))
+                .unwrap()
+                .unwrap()
+                .as_ref(),
+            &txlist[..]
+        );
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            (stats.commitments, stats.txlists, stats.txlist_bytes),
+            (10, 10, 640)
+        );
+        assert_eq!(
+            (stats.lowest_block, stats.highest_block),
+            (Some(1), Some(10))
+        );
+    }
+
+    #[test]
+    fn commitments_from_stops_at_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let blocks = blocks(6);
+        let some: Vec<_> = [0, 1, 2, 4, 5]
+            .iter()
+            .map(|&i| blocks[i].commitment.clone())
+            .collect();
+        store.put_commitments(&some).unwrap();
+        assert_eq!(store.commitments_from(1, 100).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn prune_removes_old_blocks_and_their_txlists() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let blocks = blocks(8);
+        let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+        store.put_commitments(&commitments).unwrap();
+        for (i, b) in blocks.iter().enumerate() {
+            let txlist = b.txlist.as_ref().unwrap().txlist.to_vec();
+            store
+                .put_txlist(raw_tx_list_hash(&txlist), i as u64 + 1, txlist.into())
+                .unwrap();
+        }
+        assert_eq!(store.prune_below(5).unwrap(), 4);
+        assert_eq!(store.commitment_by_number(4).unwrap(), None);
+        let gone = preconfirmation_hash(commitments[0].preconf());
+        assert_eq!(store.commitment_by_hash(&gone).unwrap(), None);
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            (stats.commitments, stats.txlists, stats.txlist_bytes),
+            (4, 4, 256)
+        );
+        assert_eq!(stats.lowest_block, Some(5));
+    }
+
+    #[test]
+    fn second_open_of_the_same_dir_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = open(dir.path());
+        let second = RedbStore::open(dir.path(), ChainLimits::default());
+        assert!(
+            matches!(second, Err(NodeError::DataDirLocked { .. })),
+            "{second:?}"
+        );
+    }
+}
