@@ -1,0 +1,122 @@
+//! Every metric the crate documents in `preconfirmation_net::metrics` is recorded where it
+//! happens: real nodes over TCP on 127.0.0.1 exchange gossip and a request, penalise, ban and
+//! overflow an event channel, and the Prometheus rendering shows each `p2p_net_*` name.
+//! Its own test binary: a process has one global recorder.
+
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use preconfirmation_net::{metrics as m, GossipVerdict, NetworkConfig, PeerId};
+use preconfirmation_types::{GossipTopicKind, WireMessage};
+use tokio::time::timeout;
+
+mod common;
+use common::*;
+
+/// Every name in `preconfirmation_net::metrics`.
+const NAMES: [&str; 9] = [
+    m::PEERS_CONNECTED,
+    m::GOSSIP_BYTES_IN,
+    m::GOSSIP_BYTES_OUT,
+    m::GOSSIP_MESSAGES_IN,
+    m::REQRESP,
+    m::REJECTIONS,
+    m::BANS,
+    m::PEER_SCORE,
+    m::EVENTS_DROPPED,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_metrics_are_recorded() {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder of this binary");
+
+    let (a, mut a_events) = start(test_config()).await;
+    let (b, b_events) = start(test_config()).await;
+    connect(&a, &mut a_events, &b).await;
+    let _a_rx = spawn_sdk(a.clone(), a_events, GossipVerdict::Accept);
+    let mut b_rx = spawn_sdk(b.clone(), b_events, GossipVerdict::Accept);
+    wait_gossip_peers(&a, &[b.local_peer_id()]).await;
+    wait_gossip_peers(&b, &[a.local_peer_id()]).await;
+
+    // Gossip A → B.
+    let signed = commitment(7).to_ssz();
+    a.publish(GossipTopicKind::Commitments, signed.clone())
+        .await
+        .expect("publish");
+    let got = timeout(WAIT, b_rx.recv())
+        .await
+        .expect("gossip in time")
+        .expect("open");
+    assert_eq!(got, (GossipTopicKind::Commitments, signed.clone()));
+
+    // A request B → A.
+    assert_eq!(
+        b.request_head(a.local_peer_id()).await.expect("head"),
+        head()
+    );
+
+    // A penalty and a ban.
+    b.penalize_peer(a.local_peer_id(), "metrics_test")
+        .expect("penalize");
+    b.ban(PeerId::random(), Duration::from_secs(60))
+        .expect("ban");
+
+    // A node whose SDK never reads its events (capacity 1): the first `PeerBanned` fills the
+    // channel, the second is dropped.
+    let (c, _c_events_unread) = start(NetworkConfig {
+        event_channel_capacity: 1,
+        ..test_config()
+    })
+    .await;
+    for _ in 0..2 {
+        c.ban(PeerId::random(), Duration::from_secs(60))
+            .expect("ban");
+    }
+
+    // Recorded by the drivers asynchronously (the peer score on their tick): wait until every
+    // name shows up.
+    let text = timeout(WAIT, async {
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            let text = handle.render();
+            if NAMES.iter().all(|n| text.contains(n)) {
+                return text;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let text = handle.render();
+        let missing: Vec<_> = NAMES.iter().filter(|n| !text.contains(*n)).collect();
+        panic!("metrics missing: {missing:?}\n{text}")
+    });
+
+    // Labels, and counts where only this test's single exchange can have produced them.
+    for line in [
+        r#"p2p_net_reqresp_total{protocol="get_head",direction="inbound",outcome="admitted"} 1"#,
+        r#"p2p_net_reqresp_total{protocol="get_head",direction="outbound",outcome="ok"} 1"#,
+        r#"p2p_net_rejections_total{reason="metrics_test"} 1"#,
+        r#"p2p_net_events_dropped_total{kind="peer_banned"} 1"#,
+        "p2p_net_bans_total 3",
+        &format!(
+            r#"p2p_net_gossip_bytes_out_total{{topic="commitments"}} {}"#,
+            signed.len()
+        ),
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    for prefix in [
+        r#"p2p_net_gossip_messages_in_total{topic="commitments"} "#,
+        r#"p2p_net_gossip_bytes_in_total{topic="commitments"} "#,
+        "p2p_net_peers_connected ",
+    ] {
+        assert!(text.contains(prefix), "missing `{prefix}` in\n{text}");
+    }
+
+    for s in [a, b, c] {
+        s.shutdown().await.expect("shutdown");
+    }
+}
