@@ -11,7 +11,7 @@ use libp2p::{noise, tcp, yamux, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use preconfirmation_net::{GossipVerdict, NetworkConfig, NetworkEvent, P2pService, RequestError};
 use preconfirmation_types::{
     GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListResponse, GossipTopicKind,
-    RawTxListGossip, ReqRespKind, WireMessage, U256,
+    RawTxListGossip, ReqRespKind, WireMessage, MAX_COMMITMENTS_PER_RESPONSE, U256,
 };
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -98,6 +98,34 @@ async fn get_commitments_by_number_round_trip() {
         numbers,
         vec![U256::from(10u64), U256::from(11u64), U256::from(12u64)]
     );
+}
+
+/// Extreme peer-chosen values cross the wire intact and are answered within the caps, not
+/// with a panic: a count above `MAX_COMMITMENTS_PER_RESPONSE`, a start at `u64::MAX` and a
+/// start beyond `u64`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_commitments_request_is_answered_within_the_cap() {
+    let (server, client, _ev) = server_and_client(test_config(), test_config()).await;
+    let peer = server.local_peer_id();
+    let page = |start: U256| {
+        client.request_commitments(
+            peer,
+            GetCommitmentsByNumberRequest {
+                start_block_number: start,
+                max_count: u32::MAX,
+            },
+        )
+    };
+    let capped = page(U256::from(1u64)).await.expect("capped page");
+    assert_eq!(capped.commitments.len(), MAX_COMMITMENTS_PER_RESPONSE);
+    let last = page(U256::from(u64::MAX)).await.expect("last block");
+    assert_eq!(last.commitments.len(), 1);
+    assert_eq!(
+        last.commitments[0].preconf().block_number,
+        U256::from(u64::MAX)
+    );
+    let beyond = page(U256::MAX).await.expect("beyond u64");
+    assert!(beyond.commitments.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use preconfirmation_net::{
 };
 use preconfirmation_types::{
     GetCommitmentsByNumberResponse, GetRawTxListResponse, GossipTopicKind, PreconfCommitment,
-    PreconfHead, Preconfirmation, SignedCommitment, U256,
+    PreconfHead, Preconfirmation, SignedCommitment, MAX_COMMITMENTS_PER_RESPONSE, U256,
 };
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -114,11 +114,21 @@ pub fn spawn_sdk(
                     responder,
                     ..
                 }) => {
-                    let start: u64 = request.start_block_number.to::<u64>();
-                    let list = (start..start + u64::from(request.max_count))
-                        .map(commitment)
-                        .collect();
-                    responder.respond(GetCommitmentsByNumberResponse::new(list).expect("cap"));
+                    // Peer data: the count is capped before anything is allocated, a start
+                    // beyond u64 gives an empty page, and the range stops at u64::MAX.
+                    let count = usize::try_from(request.max_count)
+                        .unwrap_or(usize::MAX)
+                        .min(MAX_COMMITMENTS_PER_RESPONSE);
+                    let list = match u64::try_from(request.start_block_number) {
+                        Ok(start) => (0..count as u64)
+                            .map_while(|i| start.checked_add(i))
+                            .map(commitment)
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    if let Ok(page) = GetCommitmentsByNumberResponse::new(list) {
+                        responder.respond(page);
+                    }
                 }
                 NetworkEvent::InboundRequest(InboundRequest::GetRawTxList {
                     responder, ..
