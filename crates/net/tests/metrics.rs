@@ -75,45 +75,54 @@ async fn documented_metrics_are_recorded() {
             .expect("ban");
     }
 
-    // Recorded by the drivers asynchronously (the peer score on their tick): wait until every
-    // name shows up.
-    let text = timeout(WAIT, async {
-        let mut poll = tokio::time::interval(Duration::from_millis(50));
-        loop {
-            poll.tick().await;
-            let text = handle.render();
-            if NAMES.iter().all(|n| text.contains(n)) {
-                return text;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        let text = handle.render();
-        let missing: Vec<_> = NAMES.iter().filter(|n| !text.contains(*n)).collect();
-        panic!("metrics missing: {missing:?}\n{text}")
-    });
-
-    // Labels, and counts where only this test's single exchange can have produced them.
-    for line in [
-        r#"p2p_net_reqresp_total{protocol="get_head",direction="inbound",outcome="admitted"} 1"#,
-        r#"p2p_net_reqresp_total{protocol="get_head",direction="outbound",outcome="ok"} 1"#,
-        r#"p2p_net_rejections_total{reason="metrics_test"} 1"#,
-        r#"p2p_net_events_dropped_total{kind="peer_banned"} 1"#,
-        "p2p_net_bans_total 3",
-        &format!(
+    // Every documented name; labels, and exact counts where only this test's single exchange
+    // can have produced them (whole lines; counters only grow, so an overshoot never matches).
+    let exact_lines = [
+        r#"p2p_net_reqresp_total{protocol="get_head",direction="inbound",outcome="admitted"} 1"#
+            .to_owned(),
+        r#"p2p_net_reqresp_total{protocol="get_head",direction="outbound",outcome="ok"} 1"#
+            .to_owned(),
+        r#"p2p_net_rejections_total{reason="metrics_test"} 1"#.to_owned(),
+        r#"p2p_net_events_dropped_total{kind="peer_banned"} 1"#.to_owned(),
+        "p2p_net_bans_total 3".to_owned(),
+        format!(
             r#"p2p_net_gossip_bytes_out_total{{topic="commitments"}} {}"#,
             signed.len()
         ),
-    ] {
-        assert!(text.contains(line), "missing `{line}` in\n{text}");
-    }
-    for prefix in [
+    ];
+    let labelled = [
         r#"p2p_net_gossip_messages_in_total{topic="commitments"} "#,
         r#"p2p_net_gossip_bytes_in_total{topic="commitments"} "#,
         "p2p_net_peers_connected ",
-    ] {
-        assert!(text.contains(prefix), "missing `{prefix}` in\n{text}");
+    ];
+    let expected: Vec<String> = NAMES
+        .iter()
+        .chain(&labelled)
+        .map(|s| s.to_string())
+        .chain(exact_lines.iter().map(|l| format!("{l}\n")))
+        .collect();
+    // The drivers record asynchronously (the peer score on their tick): wait until the
+    // rendering shows everything.
+    let missing = |text: &str| -> Vec<String> {
+        expected
+            .iter()
+            .filter(|e| !text.contains(e.as_str()))
+            .cloned()
+            .collect()
+    };
+    let done = timeout(WAIT, async {
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            if missing(&handle.render()).is_empty() {
+                return;
+            }
+        }
+    })
+    .await;
+    if done.is_err() {
+        let text = handle.render();
+        panic!("metrics missing: {:?}\n{text}", missing(&text));
     }
 
     for s in [a, b, c] {
