@@ -1,19 +1,506 @@
-//! `preconf-node devnet`: a local multi-node network in one process.
+//! `preconf-node devnet`: a whole local network in one process, the README's first command.
+//!
+//! `--nodes` real [`Node`]s on 127.0.0.1 (real libp2p over TCP, each with its own redb dir under
+//! a temp dir unless `--data-dir`), a round-robin lookahead over `--preconfers` deterministic
+//! keys, and a driver: every `--block-time-ms` the elected preconfer publishes a random tx list
+//! of `--txlist-bytes` and its signed commitment through "its" node, with an EOP on the last
+//! slot of each window. `--late-joiners` nodes start after a third of the blocks and must catch
+//! up on their own. At the end every node must hold every block and tx list ("converged").
+//!
+//! Gossip latency is publish → `SdkEvent::Commitment` from gossip at each other node, measured
+//! in this process with one clock. With `--json` the last stdout line is one JSON object
+//! ([`DevnetReport`]); the exit code is non-zero when the network did not converge.
 
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use metrics_exporter_prometheus::PrometheusHandle;
+use p2p::testkit::ChainBuilder;
+use p2p::{CommitmentSource, SdkEvent, SdkEvents};
+use parking_lot::Mutex;
+use preconfirmation_net::Multiaddr;
+use preconfirmation_types::{
+    preconfirmation_hash, secret_key_to_address, Address, ChainSpec, B256,
+};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use serde::Serialize;
+use tracing::{info, warn};
 
+use crate::config::NodeConfig;
 use crate::error::NodeError;
+use crate::node::Node;
+
+/// Chain id of devnets (not a public Taiko chain id).
+pub const DEVNET_CHAIN_ID: u64 = 167_999;
 
 /// Flags of `preconf-node devnet`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevnetArgs {
+    /// Nodes in all, late joiners included.
+    #[arg(long, default_value_t = 6)]
+    pub nodes: usize,
+    /// Preconfer keys in the rotation.
+    #[arg(long, default_value_t = 3)]
+    pub preconfers: u32,
+    /// Blocks to publish.
+    #[arg(long, default_value_t = 60)]
+    pub blocks: u64,
+    /// Time between blocks in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub block_time_ms: u64,
+    /// Nodes that start after a third of the blocks and must catch up.
+    #[arg(long, default_value_t = 1)]
+    pub late_joiners: usize,
+    /// Bytes of each random tx list.
+    #[arg(long, default_value_t = 16_384)]
+    pub txlist_bytes: usize,
+    /// Slots each preconfer owns in a row (EOP on the last one).
+    #[arg(long, default_value_t = 4)]
+    pub slots_per_window: u64,
+    /// Seed of the tx list bytes (random when absent).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep node data here instead of a temp dir that is removed at the end.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// How long to wait for convergence after the last block, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub converge_timeout_secs: u64,
+    /// Print one JSON object as the last stdout line.
+    #[arg(long)]
+    pub json: bool,
+    /// Give every node an HTTP server (`/metrics`, `/health`, `/status`) on a free port.
+    #[arg(long)]
+    pub http: bool,
     /// Log at info level (default: warnings only).
     #[arg(long)]
     pub verbose: bool,
 }
 
-/// Runs the devnet.
+impl Default for DevnetArgs {
+    fn default() -> Self {
+        Self {
+            nodes: 6,
+            preconfers: 3,
+            blocks: 60,
+            block_time_ms: 500,
+            late_joiners: 1,
+            txlist_bytes: 16_384,
+            slots_per_window: 4,
+            seed: None,
+            data_dir: None,
+            converge_timeout_secs: 30,
+            json: false,
+            http: false,
+            verbose: false,
+        }
+    }
+}
+
+/// Publish → accepted latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencyMs {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// The outcome of a devnet run; its JSON form is the `--json` line (field order as documented).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DevnetReport {
+    /// Nodes run.
+    pub nodes: usize,
+    /// Blocks published.
+    pub blocks: u64,
+    /// Every node holds every block and tx list.
+    pub converged: bool,
+    /// Head block number per node (late joiners last).
+    pub heads: Vec<u64>,
+    /// Every late joiner reached the last block.
+    pub late_joiner_caught_up: bool,
+    /// Publish → accepted over gossip, over every (block, other node) pair.
+    pub gossip_latency_ms: LatencyMs,
+    /// Commitments accepted anywhere that no preconfer published (must be 0).
+    pub invalid_accepted: u64,
+    /// Wall time of the whole run in seconds.
+    pub elapsed_s: f64,
+}
+
+/// What the event collectors record.
+#[derive(Default)]
+struct Observed {
+    /// (node, block number) → when that node accepted it over gossip.
+    gossip_accepts: HashMap<(usize, u64), Instant>,
+    /// Accepted commitments whose hash was never published.
+    invalid_accepted: u64,
+}
+
+/// A node of the devnet and its index.
+struct DevnetNode {
+    node: Node,
+    index: usize,
+}
+
+fn node_config(
+    args: &DevnetArgs,
+    base: &std::path::Path,
+    index: usize,
+    builder: &ChainBuilder,
+    peers: Vec<Multiaddr>,
+) -> NodeConfig {
+    let lookahead = builder.lookahead();
+    let mut config = NodeConfig::default();
+    config.data_dir = base.join(format!("node-{index}"));
+    config.http.enabled = args.http;
+    config.http.addr = ([127, 0, 0, 1], 0).into();
+    config.rpc.enabled = false;
+    config.lookahead.preconfers = builder.keys().iter().map(secret_key_to_address).collect();
+    config.lookahead.slots_per_window = lookahead.slots_per_window();
+    config.lookahead.genesis_timestamp = lookahead.genesis();
+    config.lookahead.slot_duration_secs = lookahead.slot_duration();
+    config.sdk.chain = *builder.chain();
+    config.sdk.anchor = Default::default();
+    let network = &mut config.sdk.network;
+    network.listen_addr = "/ip4/127.0.0.1/tcp/0"
+        .parse()
+        .unwrap_or_else(|_| Multiaddr::empty());
+    network.discovery_enabled = false;
+    network.static_peers = peers;
+    network.static_peer_backoff = Duration::from_millis(250);
+    network.gossip.heartbeat_interval = Duration::from_millis(200);
+    config.sdk.catchup.peer_wait = Duration::from_secs(2);
+    config.sdk.catchup.retry_backoff = Duration::from_millis(250);
+    config
+}
+
+async fn start_node(
+    config: NodeConfig,
+    index: usize,
+    prometheus: Option<PrometheusHandle>,
+    published: Arc<Mutex<HashSet<B256>>>,
+    observed: Arc<Mutex<Observed>>,
+) -> Result<(DevnetNode, Multiaddr), NodeError> {
+    let mut node = Node::start(config, prometheus).await?;
+    let addr = node
+        .sdk()
+        .listen_addrs()
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| NodeError::Devnet(format!("node {index} has no listen address")))?
+        .with(libp2p::multiaddr::Protocol::P2p(node.sdk().local_peer_id()));
+    if let Some(events) = node.take_events() {
+        tokio::spawn(collect(index, events, published, observed));
+    }
+    Ok((DevnetNode { node, index }, addr))
+}
+
+/// Records what node `index` accepts.
+async fn collect(
+    index: usize,
+    mut events: SdkEvents,
+    published: Arc<Mutex<HashSet<B256>>>,
+    observed: Arc<Mutex<Observed>>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(SdkEvent::Commitment {
+                commitment, source, ..
+            }) => {
+                let now = Instant::now();
+                let hash = preconfirmation_hash(commitment.preconf());
+                let known = published.lock().contains(&hash);
+                let mut observed = observed.lock();
+                if !known {
+                    observed.invalid_accepted += 1;
+                }
+                if let (CommitmentSource::Gossip(_), Ok(number)) =
+                    (source, u64::try_from(commitment.preconf().block_number))
+                {
+                    observed.gossip_accepts.insert((index, number), now);
+                }
+            }
+            Ok(_) => {}
+            Err(p2p::P2pSdkError::Lagged { .. }) => warn!(node = index, "devnet collector lagged"),
+            Err(_) => return,
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Runs a devnet and returns its report (no printing besides the progress bar when `show`).
+pub async fn run_devnet(
+    args: &DevnetArgs,
+    prometheus: Option<PrometheusHandle>,
+    show_progress: bool,
+) -> Result<DevnetReport, NodeError> {
+    let started = Instant::now();
+    if args.nodes < 2 || args.late_joiners >= args.nodes {
+        return Err(NodeError::Config {
+            key: "devnet.nodes".into(),
+            reason: "need at least 2 nodes and at least one that is not a late joiner".into(),
+        });
+    }
+    if args.blocks == 0 || args.preconfers == 0 || args.slots_per_window == 0 {
+        return Err(NodeError::Config {
+            key: "devnet".into(),
+            reason: "blocks, preconfers and slots-per-window must be positive".into(),
+        });
+    }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let temp;
+    let base = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("preconf-devnet-")
+                .tempdir()
+                .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+            temp.path().to_path_buf()
+        }
+    };
+    let chain = ChainSpec::new(DEVNET_CHAIN_ID, Address::repeat_byte(0x51));
+    let mut builder = ChainBuilder::in_the_past(
+        chain,
+        args.preconfers,
+        args.slots_per_window,
+        args.blocks + 1,
+    );
+    let published = Arc::new(Mutex::new(HashSet::new()));
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let initial = args.nodes - args.late_joiners;
+    info!(nodes = args.nodes, initial, seed, base = %base.display(), "devnet starting");
+
+    let mut nodes: Vec<DevnetNode> = Vec::with_capacity(args.nodes);
+    let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
+    for index in 0..initial {
+        // Each node dials up to three earlier nodes: a connected graph with redundancy.
+        let peers = addrs[index.saturating_sub(3)..index].to_vec();
+        let config = node_config(args, &base, index, &builder, peers);
+        let (node, addr) = start_node(
+            config,
+            index,
+            prometheus.clone(),
+            published.clone(),
+            observed.clone(),
+        )
+        .await?;
+        nodes.push(node);
+        addrs.push(addr);
+    }
+    for n in &nodes {
+        n.node
+            .sdk()
+            .wait_for_gossip_peers(1, Duration::from_secs(10))
+            .await?;
+    }
+
+    let progress = if show_progress {
+        ProgressBar::with_draw_target(Some(args.blocks), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} block {pos}/{len} [{bar:40}] {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+
+    let mut publish_times: HashMap<u64, (Instant, usize)> = HashMap::new();
+    let late_at = args.blocks / 3;
+    let mut tick = tokio::time::interval(Duration::from_millis(args.block_time_ms.max(1)));
+    let mut last_number = 0;
+    for b in 0..args.blocks {
+        tick.tick().await;
+        if b == late_at {
+            for index in initial..args.nodes {
+                let peers = addrs[..initial.min(3)].to_vec();
+                let config = node_config(args, &base, index, &builder, peers);
+                let (node, addr) = start_node(
+                    config,
+                    index,
+                    prometheus.clone(),
+                    published.clone(),
+                    observed.clone(),
+                )
+                .await?;
+                info!(node = index, "late joiner started");
+                nodes.push(node);
+                addrs.push(addr);
+            }
+        }
+        let slot = builder.next_slot();
+        let key_index = builder
+            .key_for_slot(slot)
+            .and_then(|k| builder.keys().iter().position(|x| x == k))
+            .unwrap_or(0);
+        let publisher = key_index % initial;
+        let mut txlist = vec![0u8; args.txlist_bytes];
+        rng.fill_bytes(&mut txlist);
+        let block = builder.next_block(Some(txlist.clone()));
+        let number = u64::try_from(block.commitment.preconf().block_number).unwrap_or_default();
+        published
+            .lock()
+            .insert(preconfirmation_hash(block.commitment.preconf()));
+        publish_times.insert(number, (Instant::now(), publisher));
+        if let Err(e) = nodes[publisher]
+            .node
+            .sdk()
+            .publish(block.commitment, Some(txlist))
+            .await
+        {
+            warn!(block = number, node = publisher, error = %e, "publish failed");
+        }
+        last_number = number;
+        progress.set_position(b + 1);
+        let heads: Vec<u64> = nodes
+            .iter()
+            .map(|n| n.node.sdk().status().head_block_number)
+            .collect();
+        let min = heads.iter().min().copied().unwrap_or(0);
+        progress.set_message(format!(
+            "heads min {min} max {}",
+            heads.iter().max().copied().unwrap_or(0)
+        ));
+    }
+    progress.finish_and_clear();
+
+    // Wait for every node to hold the last block and all its tx lists.
+    let deadline = Instant::now() + Duration::from_secs(args.converge_timeout_secs);
+    let converged = loop {
+        let done = nodes.iter().all(|n| {
+            let s = n.node.sdk().status();
+            s.head_block_number == last_number && s.missing_txlists == 0
+        });
+        if done || Instant::now() >= deadline {
+            break done;
+        }
+        let mut watches: Vec<_> = nodes.iter().map(|n| n.node.sdk().watch_status()).collect();
+        let changed =
+            futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        let _ = tokio::time::timeout(Duration::from_millis(200), changed).await;
+    };
+    let heads: Vec<u64> = nodes
+        .iter()
+        .map(|n| n.node.sdk().status().head_block_number)
+        .collect();
+    let late_joiner_caught_up = nodes[initial..]
+        .iter()
+        .all(|n| n.node.sdk().status().head_block_number == last_number);
+
+    let mut latencies: Vec<f64> = Vec::new();
+    let invalid_accepted;
+    {
+        let observed = observed.lock();
+        invalid_accepted = observed.invalid_accepted;
+        for (number, (at, publisher)) in &publish_times {
+            for n in &nodes {
+                if n.index == *publisher {
+                    continue;
+                }
+                if let Some(accepted) = observed.gossip_accepts.get(&(n.index, *number)) {
+                    latencies.push(accepted.saturating_duration_since(*at).as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let gossip_latency_ms = LatencyMs {
+        p50: round2(percentile(&latencies, 50.0)),
+        p99: round2(percentile(&latencies, 99.0)),
+        max: round2(latencies.last().copied().unwrap_or(0.0)),
+    };
+    for n in nodes {
+        n.node.shutdown().await;
+    }
+    Ok(DevnetReport {
+        nodes: args.nodes,
+        blocks: args.blocks,
+        converged,
+        heads,
+        late_joiner_caught_up,
+        gossip_latency_ms,
+        invalid_accepted,
+        elapsed_s: round2(started.elapsed().as_secs_f64()),
+    })
+}
+
+/// `preconf-node devnet`: runs, prints a summary table (and the JSON line with `--json`), and
+/// fails when the network did not converge.
 pub async fn run(args: DevnetArgs, prometheus: Option<PrometheusHandle>) -> Result<(), NodeError> {
-    let _ = (args, prometheus);
-    Err(NodeError::Devnet("not yet implemented".into()))
+    let show = !args.json && std::io::stderr().is_terminal();
+    if !args.json {
+        println!(
+            "devnet: {} nodes ({} late), {} preconfers, {} blocks every {} ms, {} B tx lists",
+            args.nodes,
+            args.late_joiners,
+            args.preconfers,
+            args.blocks,
+            args.block_time_ms,
+            args.txlist_bytes
+        );
+    }
+    let report = run_devnet(&args, prometheus, show).await?;
+    let table = summary_table(&report, args.nodes - args.late_joiners);
+    if args.json {
+        eprint!("{table}");
+        let line = serde_json::to_string(&report).map_err(|e| NodeError::Devnet(e.to_string()))?;
+        println!("{line}");
+    } else {
+        print!("{table}");
+    }
+    if report.converged && report.invalid_accepted == 0 {
+        Ok(())
+    } else {
+        Err(NodeError::Devnet(format!(
+            "not converged: heads {:?}, expected {} on every node",
+            report.heads, report.blocks
+        )))
+    }
+}
+
+fn summary_table(report: &DevnetReport, initial: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<8} {:<12} {:>6}", "node", "role", "head");
+    for (i, head) in report.heads.iter().enumerate() {
+        let role = if i < initial {
+            "initial"
+        } else {
+            "late joiner"
+        };
+        let _ = writeln!(out, "{:<8} {:<12} {:>6}", i, role, head);
+    }
+    let l = report.gossip_latency_ms;
+    let _ = writeln!(
+        out,
+        "converged: {}  late joiner caught up: {}  invalid accepted: {}",
+        report.converged, report.late_joiner_caught_up, report.invalid_accepted
+    );
+    let _ = writeln!(
+        out,
+        "gossip latency ms: p50 {:.2}  p99 {:.2}  max {:.2}  elapsed {:.1} s",
+        l.p50, l.p99, l.max, report.elapsed_s
+    );
+    out
 }

@@ -125,11 +125,14 @@ impl Node {
         }
         let listen = sdk.listen_addrs().await?;
         context.ready.store(true, Ordering::Release);
+        let shown =
+            |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_string(), |a| a.to_string());
         info!(
             peer_id = %sdk.local_peer_id(),
-            listen = ?listen,
-            http = ?node.http_addr,
-            rpc = ?node.rpc_addr,
+            listen = %listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            http = %shown(node.http_addr),
+            rpc = %shown(node.rpc_addr),
+            head = context.sdk.status().head_block_number,
             data_dir = %context.config.data_dir.display(),
             "node started"
         );

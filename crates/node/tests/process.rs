@@ -1,0 +1,377 @@
+//! The `preconf-node` binary as a real process: config precedence and errors, the data-dir
+//! lock, restart with the same identity and data, and SIGKILL during gossip ingest followed by a
+//! restart that loses nothing acknowledged and catches up.
+//!
+//! The publisher is an in-process node; the node under test is the release/debug binary Cargo
+//! built for this test (`CARGO_BIN_EXE_preconf-node`), logging JSON to stderr.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use p2p::testkit::ChainBuilder;
+use preconf_node::{Node, NodeConfig};
+use preconfirmation_net::Multiaddr;
+use preconfirmation_types::{secret_key_to_address, Address, ChainSpec};
+
+const WAIT: Duration = Duration::from_secs(60);
+const BIN: &str = env!("CARGO_BIN_EXE_preconf-node");
+
+fn chain() -> ChainSpec {
+    ChainSpec::new(167_001, Address::repeat_byte(0x51))
+}
+
+fn builder(blocks: u64) -> ChainBuilder {
+    ChainBuilder::in_the_past(chain(), 3, 4, blocks)
+}
+
+/// A node config for `builder`'s chain: loopback, no discovery, fast heartbeats.
+fn config(dir: &Path, builder: &ChainBuilder, peers: Vec<Multiaddr>) -> NodeConfig {
+    let lookahead = builder.lookahead();
+    let mut c = NodeConfig::default();
+    c.data_dir = dir.to_path_buf();
+    c.http.addr = ([127, 0, 0, 1], 0).into();
+    c.rpc.addr = ([127, 0, 0, 1], 0).into();
+    c.lookahead.preconfers = builder.keys().iter().map(secret_key_to_address).collect();
+    c.lookahead.slots_per_window = lookahead.slots_per_window();
+    c.lookahead.genesis_timestamp = lookahead.genesis();
+    c.lookahead.slot_duration_secs = lookahead.slot_duration();
+    c.sdk.chain = *builder.chain();
+    c.sdk.network.discovery_enabled = false;
+    c.sdk.network.static_peers = peers;
+    c.sdk.network.static_peer_backoff = Duration::from_millis(200);
+    c.sdk.network.gossip.heartbeat_interval = Duration::from_millis(200);
+    c.sdk.catchup.peer_wait = Duration::from_secs(2);
+    c.sdk.catchup.retry_backoff = Duration::from_millis(200);
+    c
+}
+
+fn write_config(path: &Path, config: &NodeConfig) {
+    std::fs::write(path, toml::to_string(config).expect("config serialises"))
+        .expect("write config");
+}
+
+/// A running `preconf-node run`.
+struct Proc {
+    child: Child,
+    http: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    /// Spawns `run --config <path>` and waits for its "node started" log line.
+    fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--log-format", "json", "--log-filter", "info"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn preconf-node");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .expect("node logs `node started` in time");
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if json["fields"]["message"] == "node started" {
+                let http = json["fields"]["http"]
+                    .as_str()
+                    .expect("http field")
+                    .parse()
+                    .expect("addr");
+                return Proc { child, http, lines };
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let body = http_get(self.http, "/status");
+        serde_json::from_str(&body).expect("status is JSON")
+    }
+
+    fn head(&self) -> u64 {
+        self.status()["head"]["block_number"]
+            .as_u64()
+            .expect("head.block_number")
+    }
+
+    /// Polls `/status` until the head is at least `number`.
+    fn wait_head(&self, number: u64) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let head = self.head();
+            if head >= number {
+                return head;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "head stuck at {head}, want {number}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sigkill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    fn sigterm(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(ok.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Drain logs so a "node stopped" line can be checked by the caller if wanted.
+                while self.lines.try_recv().is_ok() {}
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal HTTP/1.1 GET; returns the body.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    body.to_string()
+}
+
+/// An in-process publisher node with no servers.
+async fn publisher(dir: &Path, builder: &ChainBuilder) -> (Node, Multiaddr) {
+    let mut c = config(dir, builder, Vec::new());
+    c.http.enabled = false;
+    c.rpc.enabled = false;
+    let node = Node::start(c, None).await.expect("publisher starts");
+    let addr = node.sdk().listen_addrs().await.expect("addrs")[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(node.sdk().local_peer_id()));
+    (node, addr)
+}
+
+async fn publish(node: &Node, builder: &mut ChainBuilder, count: usize) {
+    for block in builder.blocks(count, 256) {
+        let txlist = block.txlist.map(|t| t.txlist.to_vec());
+        // With no peers the SDK stores and reports `NoPeers`; that is fine here.
+        let _ = node.sdk().publish(block.commitment, txlist).await;
+    }
+}
+
+#[test]
+fn print_default_is_valid_toml() {
+    let out = Command::new(BIN)
+        .args(["config", "--print-default"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let parsed: NodeConfig = toml::from_str(&text).expect("default TOML parses");
+    assert_eq!(parsed, NodeConfig::default());
+    assert!(
+        text.contains("# Most connected peers."),
+        "keys carry their doc comments"
+    );
+}
+
+#[test]
+fn bad_config_is_one_line_naming_the_key_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, "[sdk.network]\nmax_peers = \"many\"\n").expect("write");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("sdk.network.max_peers"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("PRECONF__SDK__NETWORK__MAX_PEERS", "12")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "env fixes max_peers, preconfers still missing"
+    );
+    assert!(stderr.contains("lookahead.preconfers"), "{stderr}");
+}
+
+#[test]
+fn file_flag_env_precedence_in_the_real_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let builder = builder(10);
+    let path = dir.path().join("node.toml");
+    let mut c = config(&dir.path().join("data"), &builder, Vec::new());
+    c.http.addr = "127.0.0.1:1".parse().expect("addr"); // privileged port: must be overridden
+    c.rpc.enabled = false;
+    write_config(&path, &c);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let env_addr = free.local_addr().expect("addr").to_string();
+    drop(free);
+    let node = Proc::spawn(
+        &path,
+        &["--http-addr", "127.0.0.1:2"],
+        &[("PRECONF_HTTP_ADDR", env_addr.as_str())],
+    );
+    assert_eq!(node.http.to_string(), env_addr, "env beats flag beats file");
+    assert!(node.status()["peer_id"].is_string());
+}
+
+#[test]
+fn second_process_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let builder = builder(10);
+    let path = dir.path().join("node.toml");
+    let mut c = config(&dir.path().join("data"), &builder, Vec::new());
+    c.rpc.enabled = false;
+    write_config(&path, &c);
+    let _first = Proc::spawn(&path, &[], &[]);
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert!(stderr.contains("data dir locked"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_identity_and_data_and_sigkill_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = builder(200);
+    let (publisher, publisher_addr) = publisher(&dir.path().join("publisher"), &builder).await;
+    let data = dir.path().join("node");
+    let connected = dir.path().join("connected.toml");
+    let isolated = dir.path().join("isolated.toml");
+    let mut c = config(&data, &builder, vec![publisher_addr]);
+    c.rpc.enabled = false;
+    write_config(&connected, &c);
+    c.sdk.network.static_peers.clear();
+    write_config(&isolated, &c);
+
+    // 1. Follow 20 blocks, then a graceful stop.
+    let node = Proc::spawn(&connected, &[], &[]);
+    let peer_id = node.status()["peer_id"].clone();
+    publisher
+        .sdk()
+        .wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("node joins the mesh");
+    publish(&publisher, &mut builder, 20).await;
+    let node = tokio::task::spawn_blocking(move || {
+        node.wait_head(20);
+        node
+    })
+    .await
+    .expect("join");
+    assert!(node.sigterm().success(), "SIGTERM is a clean exit");
+
+    // 2. Restart alone: same identity, same data.
+    let node = Proc::spawn(&isolated, &[], &[]);
+    assert_eq!(
+        node.status()["peer_id"],
+        peer_id,
+        "identity survives a restart"
+    );
+    assert_eq!(node.head(), 20, "data survives a restart");
+    drop(node);
+
+    // 3. Follow again and SIGKILL in the middle of gossip ingest.
+    let node = Proc::spawn(&connected, &[], &[]);
+    let sdk = publisher.sdk().clone();
+    sdk.wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("node rejoins the mesh");
+    let mut feeder_builder = builder;
+    let feeder = tokio::spawn(async move {
+        for block in feeder_builder.blocks(60, 256) {
+            let txlist = block.txlist.map(|t| t.txlist.to_vec());
+            let _ = sdk.publish(block.commitment, txlist).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        feeder_builder
+    });
+    let acknowledged = tokio::task::spawn_blocking(move || {
+        let acknowledged = node.wait_head(30);
+        node.sigkill();
+        acknowledged
+    })
+    .await
+    .expect("join");
+    let mut builder = feeder.await.expect("feeder");
+    assert_eq!(builder.next_number(), 81);
+
+    // 4. Restart alone: everything acknowledged is there.
+    let node = Proc::spawn(&isolated, &[], &[]);
+    let head_after_crash = node.head();
+    assert!(
+        head_after_crash >= acknowledged,
+        "acknowledged head {acknowledged}, after SIGKILL {head_after_crash}"
+    );
+    drop(node);
+
+    // 5. Restart connected: catches up to the publisher's head, then follows.
+    publish(&publisher, &mut builder, 5).await;
+    let node = Proc::spawn(&connected, &[], &[]);
+    let node = tokio::task::spawn_blocking(move || {
+        node.wait_head(85);
+        node
+    })
+    .await
+    .expect("join");
+    assert_eq!(node.head(), 85);
+    drop(node);
+    publisher.shutdown().await;
+}
