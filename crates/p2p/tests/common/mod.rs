@@ -9,7 +9,9 @@ use p2p::testkit::{Block, ChainBuilder};
 use p2p::{
     HeadSyncStatus, MemoryStorage, P2pSdk, P2pSdkConfig, SdkEvent, SdkEvents, SdkStatus, SdkStorage,
 };
-use preconfirmation_net::{NetworkConfig, NetworkEvent, NetworkEvents, P2pService};
+use preconfirmation_net::{
+    NetworkConfig, NetworkEvent, NetworkEvents, P2pService, RateLimitConfig,
+};
 use preconfirmation_types::{Address, ChainSpec};
 use tokio::time::timeout;
 
@@ -29,7 +31,7 @@ pub fn network_config() -> NetworkConfig {
     };
     c.gossip.heartbeat_interval = Duration::from_millis(200);
     // Catch-up pages are sent quickly in tests; keep the req/resp limiter out of the way.
-    c.rate_limit.burst = 1_000;
+    c.rate_limit = RateLimitConfig::uniform(1_000, Duration::from_secs(10));
     c
 }
 
