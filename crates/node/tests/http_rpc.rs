@@ -1,0 +1,471 @@
+//! The HTTP endpoints and the JSON-RPC server of real in-process nodes (redb data dirs,
+//! libp2p, HTTP and WebSocket on 127.0.0.1).
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use jsonrpsee::core::client::{ClientT, Error as ClientError, Subscription, SubscriptionClientT};
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use preconf_node::rpc;
+use preconfirmation_types::{
+    preconfirmation_hash, raw_tx_list_hash, recover_signer, secret_key_to_address,
+    SignedCommitment, WireMessage, B256,
+};
+use serde_json::{json, Value};
+
+fn http_client(addr: SocketAddr) -> HttpClient {
+    HttpClientBuilder::default()
+        .request_timeout(WAIT)
+        .build(format!("http://{addr}"))
+        .expect("HTTP client")
+}
+
+async fn ws_client(addr: SocketAddr) -> WsClient {
+    tokio::time::timeout(
+        WAIT,
+        WsClientBuilder::default()
+            .request_timeout(WAIT)
+            .build(format!("ws://{addr}")),
+    )
+    .await
+    .expect("WebSocket connect within the bound")
+    .expect("WebSocket client")
+}
+
+/// The JSON-RPC error code of a failed call.
+fn code_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (i32, String, Option<Value>) {
+    match result {
+        Err(ClientError::Call(e)) => (
+            e.code(),
+            e.message().to_string(),
+            e.data()
+                .map(|d| serde_json::from_str(d.get()).expect("data is JSON")),
+        ),
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+async fn next_notification(sub: &mut Subscription<Value>) -> Value {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("notification within the bound")
+        .expect("subscription open")
+        .expect("notification decodes")
+}
+
+fn rpc_addr(node: &preconf_node::Node) -> SocketAddr {
+    node.rpc_addr().expect("RPC enabled")
+}
+
+fn http_addr(node: &preconf_node::Node) -> SocketAddr {
+    node.http_addr().expect("HTTP enabled")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_status_and_metrics() {
+    let builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let addr = http_addr(&node);
+
+    let health = http_get(addr, "/health").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body, "ok");
+
+    let status = http_get(addr, "/status").await;
+    assert_eq!(status.status, 200);
+    assert!(status
+        .header("content-type")
+        .is_some_and(|v| v.starts_with("application/json")));
+    let json: Value = serde_json::from_str(&status.body).expect("status is JSON");
+    assert_eq!(
+        json["peer_id"],
+        json!(node.sdk().local_peer_id().to_string())
+    );
+    assert_eq!(json["head"]["block_number"], json!(0));
+    assert!(json["head"].get("hash").is_some());
+    assert!(json["head"].get("window_end").is_some());
+    assert_eq!(json["peers"]["count"], json!(0));
+    assert_eq!(json["storage"]["commitments"], json!(0));
+    assert_eq!(json["version"], json!(env!("CARGO_PKG_VERSION")));
+    assert!(json["sync"]["state"].is_string());
+    assert!(json["listen_addrs"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+    assert_eq!(json["preconfer"], Value::Null, "no key configured");
+
+    // The RPC answers with the same document.
+    let rpc_status: Value = http_client(rpc_addr(&node))
+        .request(rpc::STATUS, rpc_params![])
+        .await
+        .expect("preconf_status");
+    assert_eq!(rpc_status["peer_id"], json["peer_id"]);
+    assert_eq!(rpc_status["head"], json["head"]);
+
+    let metrics = http_get(addr, "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some(preconf_node::http::PROMETHEUS_CONTENT_TYPE)
+    );
+    assert!(
+        metrics.body.lines().any(|l| l.starts_with("p2p_")),
+        "no p2p_ metric in:\n{}",
+        metrics.body
+    );
+
+    let missing = http_get(addr, "/nope").await;
+    assert_eq!(missing.status, 404);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_without_recorder_is_503_and_health_follows_readiness() {
+    let builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = preconf_node::Node::start(node_config(dir.path(), &builder, Vec::new()), None)
+        .await
+        .expect("node starts");
+    let addr = http_addr(&node);
+    assert_eq!(http_get(addr, "/metrics").await.status, 503);
+    node.context()
+        .ready
+        .store(false, std::sync::atomic::Ordering::Release);
+    assert_eq!(http_get(addr, "/health").await.status, 503);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_over_rpc_reaches_the_other_node() {
+    let mut builder = builder();
+    let dir_a = tempfile::tempdir().expect("tempdir");
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let a = start(node_config(dir_a.path(), &builder, Vec::new())).await;
+    let b = start(node_config(
+        dir_b.path(),
+        &builder,
+        vec![p2p_addr(&a).await],
+    ))
+    .await;
+    a.sdk()
+        .wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("B subscribed to A's topics");
+
+    // B's sidecar subscribes over WebSocket before anything is published.
+    let ws = ws_client(rpc_addr(&b)).await;
+    let mut commitments: Subscription<Value> = ws
+        .subscribe(rpc::SUBSCRIBE, rpc_params!["commitments"], rpc::UNSUBSCRIBE)
+        .await
+        .expect("subscribe commitments");
+    let mut txlists: Subscription<Value> = ws
+        .subscribe(rpc::SUBSCRIBE, rpc_params!["rawTxLists"], rpc::UNSUBSCRIBE)
+        .await
+        .expect("subscribe rawTxLists");
+    let mut heads: Subscription<Value> = ws
+        .subscribe(rpc::SUBSCRIBE, rpc_params!["head"], rpc::UNSUBSCRIBE)
+        .await
+        .expect("subscribe head");
+
+    // A's sidecar publishes over plain HTTP.
+    let txlist = b"a compressed tx list over json-rpc".to_vec();
+    let block = builder.next_block(Some(txlist.clone()));
+    let commitment_hex = to_hex(&block.commitment.to_ssz());
+    let hash = preconfirmation_hash(block.commitment.preconf());
+    let signer = recover_signer(&chain().domain, &block.commitment).expect("signer");
+    let a_rpc = http_client(rpc_addr(&a));
+    let published: Value = a_rpc
+        .request(
+            rpc::PUBLISH_COMMITMENT,
+            rpc_params![commitment_hex.clone(), to_hex(&txlist)],
+        )
+        .await
+        .expect("publish");
+    assert_eq!(published["hash"], json!(hash));
+    assert_eq!(published["block_number"], json!(1));
+    assert_eq!(published["signer"], json!(signer));
+    assert_eq!(published["commitment"], json!(commitment_hex));
+    let head: Value = a_rpc.request(rpc::HEAD, rpc_params![]).await.expect("head");
+    assert_eq!(head["block_number"], json!(1));
+    assert_eq!(head["hash"], json!(hash));
+
+    // B delivers it to its subscribers.
+    let note = next_notification(&mut commitments).await;
+    assert_eq!(note["commitment"], json!(commitment_hex));
+    assert_eq!(note["hash"], json!(hash));
+    assert_eq!(note["block_number"], json!(1));
+    assert_eq!(note["signer"], json!(signer));
+    assert_eq!(note["source"], json!("gossip"));
+    assert_eq!(note["peer"], json!(a.sdk().local_peer_id().to_string()));
+    let txlist_hash = raw_tx_list_hash(&txlist);
+    let note = next_notification(&mut txlists).await;
+    assert_eq!(note["hash"], json!(txlist_hash));
+    assert_eq!(note["txlist"], json!(to_hex(&txlist)));
+    let note = next_notification(&mut heads).await;
+    assert_eq!(note["block_number"], json!(1));
+    assert_eq!(note["hash"], json!(hash));
+
+    // And serves it back by number, by hash, and the tx list by hash.
+    let b_rpc = http_client(rpc_addr(&b));
+    let by_number: Option<String> = b_rpc
+        .request(rpc::GET_COMMITMENT, rpc_params![1])
+        .await
+        .expect("by number");
+    assert_eq!(by_number.as_deref(), Some(commitment_hex.as_str()));
+    let by_hash: Option<String> = b_rpc
+        .request(rpc::GET_COMMITMENT, rpc_params![hash])
+        .await
+        .expect("by hash");
+    assert_eq!(by_hash.as_deref(), Some(commitment_hex.as_str()));
+    let fetched: Option<String> = b_rpc
+        .request(rpc::GET_RAW_TXLIST, rpc_params![txlist_hash])
+        .await
+        .expect("tx list");
+    assert_eq!(fetched, Some(to_hex(&txlist)));
+    let absent: Option<String> = b_rpc
+        .request(rpc::GET_COMMITMENT, rpc_params![2])
+        .await
+        .expect("absent by number");
+    assert_eq!(absent, None);
+    let absent: Option<String> = b_rpc
+        .request(rpc::GET_RAW_TXLIST, rpc_params![B256::repeat_byte(7)])
+        .await
+        .expect("absent tx list");
+    assert_eq!(absent, None);
+
+    // B's status shows A as a peer with a score.
+    let status = http_get(http_addr(&b), "/status").await;
+    let json: Value = serde_json::from_str(&status.body).expect("status is JSON");
+    assert_eq!(json["peers"]["count"], json!(1));
+    assert_eq!(
+        json["peers"]["list"][0]["peer_id"],
+        json!(a.sdk().local_peer_id().to_string())
+    );
+    assert!(json["peers"]["list"][0]["score"].is_number());
+    assert_eq!(json["storage"]["commitments"], json!(1));
+
+    drop(ws);
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_params_get_documented_codes_and_the_node_keeps_serving() {
+    let mut builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let client = http_client(rpc_addr(&node));
+    let publish = |params| {
+        let client = client.clone();
+        async move {
+            client
+                .request::<Value, _>(rpc::PUBLISH_COMMITMENT, params)
+                .await
+        }
+    };
+
+    // Bad hex, missing prefix, wrong length, garbage SSZ (eop byte 0xff is no SSZ bool).
+    let (code, ..) = code_of(publish(rpc_params!["0xzz"]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let (code, ..) = code_of(publish(rpc_params!["abcd"]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let (code, message, _) = code_of(publish(rpc_params![to_hex(&[1u8; 100])]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    assert!(message.contains("100 bytes"), "{message}");
+    let (code, ..) = code_of(publish(rpc_params![to_hex(&[0xffu8; 382])]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let (code, ..) = code_of(publish(rpc_params![to_hex(&[0xffu8; 4000])]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let (code, ..) = code_of(publish(rpc_params![]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let (code, ..) = code_of(publish(rpc_params![42]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+
+    // A valid commitment with a bad tx list hex.
+    let first = builder.next_block(Some(b"first".to_vec()));
+    let first_hex = to_hex(&first.commitment.to_ssz());
+    let (code, ..) = code_of(publish(rpc_params![first_hex.clone(), "0x0"]).await);
+    assert_eq!(code, rpc::INVALID_PARAMS);
+
+    // An unsigned commitment without a preconfer key.
+    let unsigned = first.commitment.commitment.to_ssz();
+    let (code, ..) = code_of(publish(rpc_params![to_hex(&unsigned)]).await);
+    assert_eq!(code, rpc::NO_PRECONFER_KEY);
+
+    // Valid SSZ signed by the wrong preconfer: validation rejects it with the reason.
+    let unsigned_next = builder.next_unsigned(Some(b"second"));
+    let elected = builder
+        .key_for_slot(builder.next_slot())
+        .copied()
+        .expect("elected key");
+    let other = builder
+        .keys()
+        .iter()
+        .find(|k| secret_key_to_address(k) != secret_key_to_address(&elected))
+        .copied()
+        .expect("another key");
+    let wrongly_signed = builder.sign_with(&other, unsigned_next);
+    let (code, _, data) = code_of(publish(rpc_params![to_hex(&wrongly_signed.to_ssz())]).await);
+    assert_eq!(code, rpc::VALIDATION_REJECTED);
+    assert_eq!(data, Some(json!({"reason": "wrong_signer"})));
+
+    // A commitment whose parent (block 1, never published) is unknown: pending.
+    let second = builder.next_block(Some(b"second".to_vec()));
+    let (code, _, data) = code_of(
+        publish(rpc_params![
+            to_hex(&second.commitment.to_ssz()),
+            to_hex(b"second")
+        ])
+        .await,
+    );
+    assert_eq!(code, rpc::PENDING);
+    assert_eq!(data, Some(json!({"reason": "parent_unknown"})));
+
+    // Other methods.
+    for params in [
+        rpc_params![-1],
+        rpc_params![1.5],
+        rpc_params![true],
+        rpc_params!["0x1234"],
+        rpc_params!["not hex"],
+        rpc_params![],
+    ] {
+        let (code, ..) = code_of(
+            client
+                .request::<Option<String>, _>(rpc::GET_COMMITMENT, params)
+                .await,
+        );
+        assert_eq!(code, rpc::INVALID_PARAMS);
+    }
+    let (code, ..) = code_of(
+        client
+            .request::<Option<String>, _>(rpc::GET_RAW_TXLIST, rpc_params!["0x00"])
+            .await,
+    );
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let (code, ..) = code_of(
+        client
+            .request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params!["0xgg"])
+            .await,
+    );
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let (code, ..) = code_of(
+        client
+            .request::<Value, _>("preconf_nope", rpc_params![])
+            .await,
+    );
+    assert_eq!(code, -32601);
+
+    // Unknown subscription kind over WebSocket; the connection stays usable.
+    let ws = ws_client(rpc_addr(&node)).await;
+    let (code, ..) = code_of(
+        ws.subscribe::<Value, _>(rpc::SUBSCRIBE, rpc_params!["blocks"], rpc::UNSUBSCRIBE)
+            .await,
+    );
+    assert_eq!(code, rpc::INVALID_PARAMS);
+    let mut heads: Subscription<Value> = ws
+        .subscribe(rpc::SUBSCRIBE, rpc_params!["head"], rpc::UNSUBSCRIBE)
+        .await
+        .expect("a valid subscription on the same connection");
+
+    // The node still serves: the valid block 1 is stored; with no peer it is not sent (-32012),
+    // and the error carries what the call would have returned.
+    let (code, _, data) = code_of(publish(rpc_params![first_hex.clone(), to_hex(b"first")]).await);
+    assert_eq!(code, rpc::NO_PEERS);
+    let data = data.expect("receipt in data");
+    assert_eq!(
+        data["hash"],
+        json!(preconfirmation_hash(first.commitment.preconf()))
+    );
+    assert_eq!(data["block_number"], json!(1));
+    let note = next_notification(&mut heads).await;
+    assert_eq!(note["block_number"], json!(1));
+    let stored: Option<String> = client
+        .request(rpc::GET_COMMITMENT, rpc_params![1])
+        .await
+        .expect("stored");
+    assert_eq!(stored, Some(first_hex));
+    assert_eq!(http_get(http_addr(&node), "/health").await.status, 200);
+
+    drop(ws);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_commitment_is_signed_with_the_configured_key() {
+    let builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = builder
+        .key_for_slot(builder.next_slot())
+        .copied()
+        .expect("elected key");
+    let key_file = write_key_file(dir.path(), &key);
+    let mut config = node_config(dir.path(), &builder, Vec::new());
+    config.preconfer_key_file = Some(key_file);
+    let node = start(config).await;
+    let preconfer = secret_key_to_address(&key);
+
+    let status = http_get(http_addr(&node), "/status").await;
+    let json: Value = serde_json::from_str(&status.body).expect("status is JSON");
+    assert_eq!(json["preconfer"], json!(preconfer));
+    assert!(
+        !status.body.contains(&hex::encode(key.to_secret_bytes())),
+        "the key never leaves the node"
+    );
+
+    let txlist = b"signed by the node".to_vec();
+    let unsigned = builder.next_unsigned(Some(&txlist));
+    let expected = builder.sign_with(&key, unsigned.clone());
+    let client = http_client(rpc_addr(&node));
+    // Alone, the node stores and reports that nobody heard it (-32012) with the receipt.
+    let (code, _, data) = code_of(
+        client
+            .request::<Value, _>(
+                rpc::PUBLISH_COMMITMENT,
+                rpc_params![to_hex(&unsigned.to_ssz()), to_hex(&txlist)],
+            )
+            .await,
+    );
+    assert_eq!(code, rpc::NO_PEERS);
+    let receipt = data.expect("receipt in data");
+    assert_eq!(receipt["signer"], json!(preconfer));
+    assert_eq!(receipt["commitment"], json!(to_hex(&expected.to_ssz())));
+    assert_eq!(
+        receipt["hash"],
+        json!(preconfirmation_hash(&unsigned.preconf))
+    );
+
+    let stored: Option<String> = client
+        .request(rpc::GET_COMMITMENT, rpc_params![1])
+        .await
+        .expect("stored");
+    let stored = stored.expect("commitment 1 is stored");
+    let bytes = hex::decode(stored.trim_start_matches("0x")).expect("hex");
+    let decoded =
+        SignedCommitment::decode_capped(&bytes, &chain().limits).expect("a SignedCommitment");
+    assert_eq!(decoded.commitment, unsigned);
+    assert_eq!(
+        recover_signer(&chain().domain, &decoded).expect("recovers"),
+        preconfer
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_stop_on_shutdown() {
+    let builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let http = http_addr(&node);
+    let rpc_addr = rpc_addr(&node);
+    assert_eq!(http_get(http, "/health").await.status, 200);
+    tokio::time::timeout(WAIT, node.shutdown())
+        .await
+        .expect("shutdown within the bound");
+    assert!(tokio::net::TcpStream::connect(http).await.is_err());
+    assert!(tokio::net::TcpStream::connect(rpc_addr).await.is_err());
+}
