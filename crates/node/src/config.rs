@@ -272,7 +272,14 @@ impl NodeConfig {
             serde_path_to_error::deserialize(Value::Table(tree)).map_err(|e| {
                 NodeError::Config {
                     key: e.path().to_string(),
-                    reason: e.inner().to_string(),
+                    // toml appends "in `key`" on further lines; the key is already named.
+                    reason: e
+                        .inner()
+                        .to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
                 }
             })?;
         config.validate()?;

@@ -157,8 +157,10 @@ fn node_config(
     peers: Vec<Multiaddr>,
 ) -> NodeConfig {
     let lookahead = builder.lookahead();
-    let mut config = NodeConfig::default();
-    config.data_dir = base.join(format!("node-{index}"));
+    let mut config = NodeConfig {
+        data_dir: base.join(format!("node-{index}")),
+        ..NodeConfig::default()
+    };
     config.http.enabled = args.http;
     config.http.addr = ([127, 0, 0, 1], 0).into();
     config.rpc.enabled = false;
@@ -233,6 +235,17 @@ async fn collect(
             Err(_) => return,
         }
     }
+}
+
+/// Longest a publisher waits for the parent of the block it is about to publish.
+const PARENT_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until `sdk`'s head is at least `number`; false on timeout.
+async fn wait_for_head(sdk: &p2p::P2pSdk, number: u64, limit: Duration) -> bool {
+    let mut status = sdk.watch_status();
+    let reached = status.wait_for(|s| s.head_block_number >= number);
+    let reached = matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)));
+    reached
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -359,6 +372,16 @@ pub async fn run_devnet(
         rng.fill_bytes(&mut txlist);
         let block = builder.next_block(Some(txlist.clone()));
         let number = u64::try_from(block.commitment.preconf().block_number).unwrap_or_default();
+        // A preconfer builds on its own head: wait (bounded) until the publishing node holds
+        // the parent, as a real preconfer's sidecar would before it signs the next block.
+        let publisher_sdk = nodes[publisher].node.sdk().clone();
+        if !wait_for_head(&publisher_sdk, number.saturating_sub(1), PARENT_WAIT).await {
+            warn!(
+                block = number,
+                node = publisher,
+                "publisher does not hold the parent yet"
+            );
+        }
         published
             .lock()
             .insert(preconfirmation_hash(block.commitment.preconf()));

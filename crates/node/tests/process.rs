@@ -31,8 +31,10 @@ fn builder(blocks: u64) -> ChainBuilder {
 /// A node config for `builder`'s chain: loopback, no discovery, fast heartbeats.
 fn config(dir: &Path, builder: &ChainBuilder, peers: Vec<Multiaddr>) -> NodeConfig {
     let lookahead = builder.lookahead();
-    let mut c = NodeConfig::default();
-    c.data_dir = dir.to_path_buf();
+    let mut c = NodeConfig {
+        data_dir: dir.to_path_buf(),
+        ..NodeConfig::default()
+    };
     c.http.addr = ([127, 0, 0, 1], 0).into();
     c.rpc.addr = ([127, 0, 0, 1], 0).into();
     c.lookahead.preconfers = builder.keys().iter().map(secret_key_to_address).collect();
@@ -63,6 +65,9 @@ struct Proc {
 
 impl Proc {
     /// Spawns `run --config <path>` and waits for its "node started" log line.
+    // The child is moved into `Proc`, whose `Drop` kills and reaps it; a failed spawn wait
+    // panics the test, and the test harness process exit reaps it.
+    #[allow(clippy::zombie_processes)]
     fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(BIN)
             .args(["run", "--config"])
