@@ -1,10 +1,11 @@
-//! The HTTP server: `/metrics`, `/health`, `/status`.
+//! The HTTP server: `/metrics`, `/health`, `/status` and the operator page.
 //!
 //! | path | answer |
 //! |---|---|
 //! | `GET /metrics` | Prometheus text (`text/plain; version=0.0.4`); 503 when this process has no recorder |
 //! | `GET /health` | 200 `ok` once the node listens, 503 `starting` before and while stopping |
 //! | `GET /status` | [`NodeStatus`] as JSON (the same document as the `preconf_status` RPC) |
+//! | `GET /`, `/ui/*` | the operator page and its live feed ([`crate::ui`]) |
 //!
 //! The server binds `http.addr` (port 0 picks a free port) and stops, finishing requests in
 //! flight, when the node's shutdown token is cancelled.
@@ -47,7 +48,7 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| server_error(e.to_string()))?;
-    let app = router(context);
+    let app = router(context, shutdown.clone());
     let task = tokio::spawn(
         async move {
             info!(addr = %bound, "HTTP server listening");
@@ -65,12 +66,13 @@ pub async fn serve(
 }
 
 /// The routes. New pages (an operator page at `GET /`, …) are added here.
-fn router(context: NodeContext) -> Router {
+fn router(context: NodeContext, shutdown: CancellationToken) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/status", get(status))
-        .with_state(context)
+        .with_state(context.clone())
+        .merge(crate::ui::routes(context, shutdown))
 }
 
 async fn metrics(State(context): State<NodeContext>) -> Response {

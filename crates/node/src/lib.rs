@@ -42,6 +42,7 @@ pub mod identity;
 pub mod node;
 pub mod redb_store;
 pub mod rpc;
+pub mod ui;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
