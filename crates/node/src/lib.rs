@@ -33,6 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod config;
 mod config_docs;
 pub mod devnet;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use preconf_node::bench;
 use preconf_node::config::{LogFormat, GENERIC_ENV_PREFIX, OVERRIDES};
 use preconf_node::devnet::{self, DevnetArgs};
 use preconf_node::{Node, NodeConfig, NodeError};
@@ -27,6 +28,8 @@ enum Command {
     Run(RunArgs),
     /// Run a local multi-node network in this process and report whether it converges.
     Devnet(DevnetArgs),
+    /// Benchmarks of the hot paths against this machine's limits (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Configuration helpers.
     Config {
         /// Print the full default configuration as commented TOML.
@@ -183,6 +186,10 @@ fn main() -> ExitCode {
             Command::Devnet(args) => {
                 init_logging(LogFormat::Human, if args.verbose { "info" } else { "warn" });
                 devnet::run(args, install_prometheus()).await
+            }
+            Command::Bench(args) => {
+                init_logging(LogFormat::Human, "error");
+                bench::run(args).await
             }
             Command::Config { print_default } => {
                 if print_default {

@@ -1,0 +1,420 @@
+//! `bench propagation`: publish → accepted at every other node, N SDK nodes on 127.0.0.1 over
+//! real TCP (noise, yamux, gossipsub), against N bare rust-libp2p gossipsub swarms with the
+//! same mesh parameters, topology and payload sizes, in the same run.
+//!
+//! SDK nodes run `P2pSdk` with in-memory storage (storage is not on the gossip path's critical
+//! section being measured, and N nodes in one process would otherwise share one disk). A
+//! sample is (node, message): the time from the publisher's `publish` call to that node's
+//! `SdkEvent::Commitment` (commitment rounds) or `SdkEvent::RawTxList` (tx list rounds). The
+//! baseline sample is the time to gossipsub's `Event::Message` at each bare swarm; bare
+//! swarms forward at once (no application validation) and score nobody.
+//!
+//! Topology (both networks): node `i` dials nodes `i − 1, i − 2, i − 4, i − 8, i − 16`, a
+//! connected graph with diameter O(log N).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
+use p2p::testkit::ChainBuilder;
+use p2p::{MemoryStorage, P2pSdk, P2pSdkConfig, SdkEvent};
+use parking_lot::Mutex;
+use preconfirmation_net::{GossipConfig, Keypair};
+use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
+use tokio::sync::mpsc;
+
+use super::util::{percentile, round, signed_chain};
+use super::validate::{bench_chain, PRECONFERS};
+use super::{failed, Report};
+use crate::error::NodeError;
+
+/// Longest wait for one message to reach every node.
+pub const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait for a node to see gossip peers at start-up.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time given to the meshes to settle after every node has peers (heartbeats graft).
+pub const MESH_SETTLE: Duration = Duration::from_secs(3);
+/// Pause between rounds so rounds never overlap.
+pub const ROUND_GAP: Duration = Duration::from_millis(100);
+/// Most nodes a run may start.
+pub const MAX_NODES: usize = 128;
+/// Dial offsets: node `i` dials `i − d` for each `d`.
+pub const DIAL_OFFSETS: [usize; 5] = [1, 2, 4, 8, 16];
+
+/// Arguments of `bench propagation`.
+#[derive(Debug, Clone, Args)]
+pub struct PropagationArgs {
+    /// Nodes in each network.
+    #[arg(long, default_value_t = 32)]
+    pub nodes: usize,
+    /// Commitment rounds (one commitment published per round, publishers rotate).
+    #[arg(long, default_value_t = 20)]
+    pub rounds: usize,
+    /// Tx list rounds.
+    #[arg(long, default_value_t = 5)]
+    pub txlist_rounds: usize,
+    /// Bytes of each tx list.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub txlist_bytes: usize,
+}
+
+/// Latencies in ms of the commitment and tx list samples, and samples missing at timeout.
+#[derive(Debug, Default)]
+struct Samples {
+    commitment_ms: Vec<f64>,
+    txlist_ms: Vec<f64>,
+    missing: usize,
+}
+
+/// Runs the bench.
+pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
+    if args.nodes < 2 || args.nodes > MAX_NODES || args.rounds == 0 {
+        return Err(NodeError::Config {
+            key: "bench.propagation.nodes".into(),
+            reason: format!("nodes must be in 2..={MAX_NODES} and rounds positive"),
+        });
+    }
+    let chain = bench_chain();
+    let blocks_needed = (args.rounds + args.txlist_rounds) as u64 + 1;
+    let mut builder = ChainBuilder::in_the_past(chain, PRECONFERS, 1, blocks_needed);
+    let mut blocks = signed_chain(&mut builder, args.rounds, 0);
+    blocks.extend(signed_chain(
+        &mut builder,
+        args.txlist_rounds,
+        args.txlist_bytes,
+    ));
+
+    let sdk = sdk_network(&args, chain, &builder, &blocks).await?;
+    let base = bare_network(&args, chain, &blocks).await?;
+
+    let mut c = sdk.commitment_ms;
+    let mut t = sdk.txlist_ms;
+    let mut b = base.commitment_ms;
+    let mut bt = base.txlist_ms;
+    for v in [&mut c, &mut t, &mut b, &mut bt] {
+        v.sort_by(f64::total_cmp);
+    }
+    let p99 = percentile(&c, 99.0);
+    let base_p99 = percentile(&b, 99.0);
+    let mut report = Report::default();
+    report.figure(
+        "p50_ms",
+        "commitment p50 ms",
+        round(percentile(&c, 50.0), 2),
+    );
+    report.figure("p99_ms", "commitment p99 ms (target < 50)", round(p99, 2));
+    report.figure(
+        "max_ms",
+        "commitment max ms",
+        round(c.last().copied().unwrap_or(0.0), 2),
+    );
+    report.figure(
+        "baseline_p99_ms",
+        "bare gossipsub commitment p99 ms",
+        round(base_p99, 2),
+    );
+    report.figure(
+        "ratio_p99",
+        "p99 ratio SDK / bare (target <= 1.5)",
+        round(p99 / base_p99.max(1e-3), 3),
+    );
+    report.figure(
+        "txlist_p99_ms",
+        "tx list to all p99 ms (target < 500)",
+        round(percentile(&t, 99.0), 2),
+    );
+    report.figure(
+        "baseline_txlist_p99_ms",
+        "bare gossipsub tx list p99 ms",
+        round(percentile(&bt, 99.0), 2),
+    );
+    report.figure("nodes", "nodes", args.nodes);
+    report.figure(
+        "missing",
+        "samples missing at timeout (SDK + bare)",
+        sdk.missing + base.missing,
+    );
+    report.extra("baseline_p50_ms", round(percentile(&b, 50.0), 2));
+    report.extra("txlist_bytes", args.txlist_bytes);
+    report.extra("samples", c.len());
+    report.extra("txlist_samples", t.len());
+    Ok(report)
+}
+
+type Seen = Arc<Mutex<HashMap<(usize, B256), Instant>>>;
+
+fn listen_addr() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/0"
+        .parse()
+        .unwrap_or_else(|_| Multiaddr::empty())
+}
+
+fn dial_targets(index: usize) -> impl Iterator<Item = usize> {
+    DIAL_OFFSETS
+        .iter()
+        .filter_map(move |d| index.checked_sub(*d))
+}
+
+/// Waits until `seen` holds `key` for every node but `publisher`; returns the latencies.
+async fn wait_round(
+    seen: &Seen,
+    nodes: usize,
+    publisher: usize,
+    key: B256,
+    t0: Instant,
+) -> (Vec<f64>, usize) {
+    let deadline = t0 + ROUND_TIMEOUT;
+    loop {
+        let (lat, missing) = {
+            let seen = seen.lock();
+            let mut lat = Vec::with_capacity(nodes);
+            for i in (0..nodes).filter(|i| *i != publisher) {
+                if let Some(at) = seen.get(&(i, key)) {
+                    lat.push(at.saturating_duration_since(t0).as_secs_f64() * 1e3);
+                }
+            }
+            let missing = nodes - 1 - lat.len();
+            (lat, missing)
+        };
+        if missing == 0 || Instant::now() >= deadline {
+            return (lat, missing);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn sdk_network(
+    args: &PropagationArgs,
+    chain: ChainSpec,
+    builder: &ChainBuilder,
+    blocks: &[super::util::GeneratedBlock],
+) -> Result<Samples, NodeError> {
+    let seen: Seen = Arc::default();
+    let mut nodes: Vec<P2pSdk> = Vec::with_capacity(args.nodes);
+    let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
+    let result = async {
+        for index in 0..args.nodes {
+            let mut config = P2pSdkConfig::new(chain);
+            config.network.listen_addr = listen_addr();
+            config.network.discovery_enabled = false;
+            config.catchup.enabled = false;
+            let (sdk, mut events) = P2pSdk::start(
+                config,
+                Arc::new(MemoryStorage::default()),
+                builder.lookahead(),
+                None,
+            )
+            .await?;
+            let addr = sdk
+                .listen_addrs()
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| failed("propagation", "node without listen address"))?;
+            for target in dial_targets(index) {
+                sdk.dial(addrs[target].clone()).await?;
+            }
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    let key = match events.recv().await {
+                        Ok(SdkEvent::Commitment { commitment, .. }) => {
+                            preconfirmation_types::preconfirmation_hash(commitment.preconf())
+                        }
+                        Ok(SdkEvent::RawTxList { hash, .. }) => hash,
+                        Ok(_) | Err(p2p::P2pSdkError::Lagged { .. }) => continue,
+                        Err(_) => return,
+                    };
+                    seen.lock().entry((index, key)).or_insert_with(Instant::now);
+                }
+            });
+            nodes.push(sdk);
+            addrs.push(addr);
+        }
+        for sdk in &nodes {
+            sdk.wait_for_gossip_peers(1, PEER_TIMEOUT).await?;
+        }
+        tokio::time::sleep(MESH_SETTLE).await;
+        let mut samples = Samples::default();
+        for (round, block) in blocks.iter().enumerate() {
+            let publisher = round % args.nodes;
+            let key = match &block.txlist {
+                Some(t) => preconfirmation_types::raw_tx_list_hash(t),
+                None => preconfirmation_types::preconfirmation_hash(block.commitment.preconf()),
+            };
+            let t0 = Instant::now();
+            nodes[publisher]
+                .publish(block.commitment.clone(), block.txlist.clone())
+                .await?;
+            let (lat, missing) = wait_round(&seen, args.nodes, publisher, key, t0).await;
+            // A tx list round counts once the commitment has arrived everywhere too.
+            if block.txlist.is_some() {
+                let ckey = preconfirmation_types::preconfirmation_hash(block.commitment.preconf());
+                let _ = wait_round(&seen, args.nodes, publisher, ckey, t0).await;
+                samples.txlist_ms.extend(lat);
+            } else {
+                samples.commitment_ms.extend(lat);
+            }
+            samples.missing += missing;
+            tokio::time::sleep(ROUND_GAP).await;
+        }
+        Ok::<_, NodeError>(samples)
+    }
+    .await;
+    for sdk in &nodes {
+        let _ = sdk.shutdown().await;
+    }
+    result
+}
+
+/// Commands to a bare swarm's task.
+enum BareCommand {
+    Publish(GossipTopicKind, Vec<u8>),
+    Dial(Multiaddr),
+}
+
+/// The bare gossipsub config: the SDK's mesh parameters, signed messages, the same message
+/// id and frame cap; no application validation, no scoring.
+fn bare_gossipsub(
+    g: &GossipConfig,
+    max_transmit: usize,
+    keypair: &Keypair,
+) -> Result<gossipsub::Behaviour, NodeError> {
+    let mut builder = gossipsub::ConfigBuilder::default();
+    builder
+        .mesh_n(g.mesh_n)
+        .mesh_n_low(g.mesh_n_low)
+        .mesh_n_high(g.mesh_n_high)
+        .gossip_lazy(g.gossip_lazy)
+        .heartbeat_interval(g.heartbeat_interval)
+        .fanout_ttl(g.fanout_ttl)
+        .history_length(g.history_length)
+        .history_gossip(g.history_gossip)
+        .duplicate_cache_time(g.duplicate_cache_time)
+        .max_transmit_size(max_transmit + 1024)
+        .message_id_fn(|m: &gossipsub::Message| preconfirmation_net::message_id(&m.data))
+        .validation_mode(ValidationMode::Strict)
+        .mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
+    let config = builder
+        .build()
+        .map_err(|e| failed("propagation", format!("gossipsub config: {e}")))?;
+    gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), config)
+        .map_err(|e| failed("propagation", format!("gossipsub: {e}")))
+}
+
+async fn bare_network(
+    args: &PropagationArgs,
+    chain: ChainSpec,
+    blocks: &[super::util::GeneratedBlock],
+) -> Result<Samples, NodeError> {
+    let net = P2pSdkConfig::new(chain).effective_network();
+    let topics = [
+        IdentTopic::new(GossipTopicKind::Commitments.topic(chain.chain_id)),
+        IdentTopic::new(GossipTopicKind::RawTxLists.topic(chain.chain_id)),
+    ];
+    let seen: Seen = Arc::default();
+    let mut handles = Vec::with_capacity(args.nodes);
+    let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
+    let mut tasks = Vec::with_capacity(args.nodes);
+    for index in 0..args.nodes {
+        let keypair = Keypair::generate_secp256k1();
+        let mut behaviour =
+            bare_gossipsub(&net.gossip, net.limits.max_gossip_size_bytes, &keypair)?;
+        for t in &topics {
+            behaviour
+                .subscribe(t)
+                .map_err(|e| failed("propagation", format!("subscribe: {e}")))?;
+        }
+        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| failed("propagation", e))?
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| failed("propagation", e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        swarm
+            .listen_on(listen_addr())
+            .map_err(|e| failed("propagation", e))?;
+        let addr = tokio::time::timeout(PEER_TIMEOUT, async {
+            loop {
+                if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                    return address;
+                }
+            }
+        })
+        .await
+        .map_err(|_| failed("propagation", "bare swarm did not listen"))?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<BareCommand>();
+        let seen = seen.clone();
+        let topics = topics.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    command = rx.recv() => match command {
+                        Some(BareCommand::Publish(kind, data)) => {
+                            let topic = &topics[usize::from(kind == GossipTopicKind::RawTxLists)];
+                            let _ = swarm.behaviour_mut().publish(topic.clone(), data);
+                        }
+                        Some(BareCommand::Dial(addr)) => {
+                            let _ = swarm.dial(addr);
+                        }
+                        None => return,
+                    },
+                    event = swarm.select_next_some() => {
+                        if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) = event {
+                            let at = Instant::now();
+                            let key = preconfirmation_types::reexports::alloy_primitives::keccak256(&message.data);
+                            seen.lock().entry((index, key)).or_insert(at);
+                        }
+                    }
+                }
+            }
+        }));
+        for target in dial_targets(index) {
+            let _ = tx.send(BareCommand::Dial(addrs[target].clone()));
+        }
+        handles.push(tx);
+        addrs.push(addr);
+    }
+    // Same settle time as the SDK network after its peers were up.
+    tokio::time::sleep(Duration::from_secs(1) + MESH_SETTLE).await;
+    let mut samples = Samples::default();
+    for (round, block) in blocks.iter().enumerate() {
+        let publisher = round % args.nodes;
+        let (kind, data) = match &block.txlist {
+            Some(t) => (
+                GossipTopicKind::RawTxLists,
+                RawTxListGossip::new(t.clone())
+                    .map_err(|e| failed("propagation", e))?
+                    .to_ssz(),
+            ),
+            None => (GossipTopicKind::Commitments, block.commitment.to_ssz()),
+        };
+        let key = preconfirmation_types::reexports::alloy_primitives::keccak256(&data);
+        let t0 = Instant::now();
+        let _ = handles[publisher].send(BareCommand::Publish(kind, data));
+        let (lat, missing) = wait_round(&seen, args.nodes, publisher, key, t0).await;
+        if block.txlist.is_some() {
+            samples.txlist_ms.extend(lat);
+        } else {
+            samples.commitment_ms.extend(lat);
+        }
+        samples.missing += missing;
+        tokio::time::sleep(ROUND_GAP).await;
+    }
+    drop(handles);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(samples)
+}

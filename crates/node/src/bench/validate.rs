@@ -1,0 +1,163 @@
+//! `bench validate`: the SDK's gossip validation of pre-signed commitments, one core, against
+//! bare libsecp256k1 ecrecover of the same signatures.
+//!
+//! The SDK path per message is what the SDK core does for a gossiped commitment before it
+//! stores it: message-id dedupe, capped SSZ decode, signing hash, signature recovery (low-s
+//! and v checks, ecrecover, keccak of the key), field checks, schedule (lookahead), duplicate
+//! and equivocation look-ups, parent link, and applying it as the new head. The baseline is
+//! `RecoverableSignature::from_compact` + `recover_ecdsa` on the precomputed digests: the
+//! elliptic-curve work no implementation can avoid. Both run on one thread; each is repeated
+//! [`REPEATS`] times interleaved and the best run counts, which damps noise from other load.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use p2p::state::ChainState;
+use p2p::testkit::ChainBuilder;
+use p2p::{MessageId, P2pSdkConfig, ValidationOutcome, Validator};
+use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+use preconfirmation_types::reexports::secp256k1::Message;
+use preconfirmation_types::{signing_hash, Address, ChainSpec, GossipTopicKind, WireMessage, B256};
+
+use super::util::{round, signed_chain};
+use super::{failed, Report};
+use crate::error::NodeError;
+
+/// Interleaved repetitions of each measurement; the best counts.
+pub const REPEATS: usize = 3;
+
+/// Preconfers rotating in the generated chain.
+pub const PRECONFERS: u32 = 4;
+
+/// Chain id of the bench chains.
+pub const BENCH_CHAIN_ID: u64 = 167_999;
+
+/// Arguments of `bench validate`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Pre-signed commitments validated per run.
+    #[arg(long, default_value_t = 20_000)]
+    pub count: usize,
+}
+
+/// The bench chain spec.
+pub(crate) fn bench_chain() -> ChainSpec {
+    ChainSpec::new(BENCH_CHAIN_ID, Address::repeat_byte(0x51))
+}
+
+/// Runs the bench.
+pub async fn run(args: ValidateArgs) -> Result<Report, NodeError> {
+    if args.count == 0 {
+        return Err(NodeError::Config {
+            key: "bench.validate.count".into(),
+            reason: "must be positive".into(),
+        });
+    }
+    tokio::task::spawn_blocking(move || measure(args.count))
+        .await
+        .map_err(|e| failed("validate", e))?
+}
+
+fn measure(count: usize) -> Result<Report, NodeError> {
+    let chain = bench_chain();
+    let mut builder = ChainBuilder::in_the_past(chain, PRECONFERS, 1, count as u64 + 1);
+    let blocks = signed_chain(&mut builder, count, 64);
+    let wire: Vec<Vec<u8>> = blocks.iter().map(|b| b.commitment.to_ssz()).collect();
+    let digests: Vec<(B256, [u8; 65])> = blocks
+        .iter()
+        .map(|b| {
+            (
+                signing_hash(&chain.domain, &b.commitment.commitment),
+                b.commitment.signature.0,
+            )
+        })
+        .collect();
+    let config = P2pSdkConfig::new(chain);
+    let lookahead: Arc<dyn p2p::Lookahead> = builder.lookahead();
+
+    let mut best_sdk = f64::INFINITY;
+    let mut best_base = f64::INFINITY;
+    for _ in 0..REPEATS {
+        best_base = best_base.min(baseline(&digests)?);
+        best_sdk = best_sdk.min(sdk_path(&config, lookahead.clone(), &wire)?);
+    }
+    let per_s = count as f64 / best_sdk;
+    let baseline_per_s = count as f64 / best_base;
+    let ratio = per_s / baseline_per_s;
+    let mut report = Report::default();
+    report.figure(
+        "per_s",
+        "SDK validations per second, one core",
+        round(per_s, 0),
+    );
+    report.figure(
+        "baseline_per_s",
+        "bare ecrecover per second, one core",
+        round(baseline_per_s, 0),
+    );
+    report.figure("ratio", "ratio (target >= 0.85)", round(ratio, 3));
+    report.figure("count", "commitments per run", count);
+    report.extra("sdk_us_per_msg", round(best_sdk * 1e6 / count as f64, 2));
+    report.extra(
+        "baseline_us_per_msg",
+        round(best_base * 1e6 / count as f64, 2),
+    );
+    report.extra("target_met", ratio >= 0.85);
+    Ok(report)
+}
+
+/// Seconds for bare ecrecover of every digest.
+fn baseline(digests: &[(B256, [u8; 65])]) -> Result<f64, NodeError> {
+    let started = Instant::now();
+    let mut ok = 0usize;
+    for (digest, sig) in digests {
+        let id = if sig[64] == 0 {
+            RecoveryId::Zero
+        } else {
+            RecoveryId::One
+        };
+        let recovered = RecoverableSignature::from_compact(&sig[..64], id)
+            .and_then(|s| s.recover_ecdsa(Message::from_digest(digest.0)));
+        ok += usize::from(recovered.is_ok());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if ok != digests.len() {
+        return Err(failed("validate", "baseline recovery failed"));
+    }
+    Ok(elapsed)
+}
+
+/// Seconds for the SDK path over every wire message, from a fresh state.
+fn sdk_path(
+    config: &P2pSdkConfig,
+    lookahead: Arc<dyn p2p::Lookahead>,
+    wire: &[Vec<u8>],
+) -> Result<f64, NodeError> {
+    let validator = Validator::new(
+        config.chain,
+        config.rules.clone(),
+        lookahead,
+        config.pending.max_blocks_ahead,
+    );
+    let mut state = ChainState::new(config);
+    let now = p2p::validation::unix_now();
+    let started = Instant::now();
+    for bytes in wire {
+        if !state
+            .seen
+            .insert(MessageId::new(GossipTopicKind::Commitments, bytes))
+        {
+            return Err(failed("validate", "duplicate message id"));
+        }
+        let signed = validator
+            .decode_commitment(bytes)
+            .map_err(|e| failed("validate", e))?;
+        let signer = validator.recover_signer(&signed);
+        match validator.validate_commitment(&signed, signer, &state, now) {
+            ValidationOutcome::Accept(accepted) => state.apply(&signed, &accepted),
+            other => return Err(failed("validate", format!("not accepted: {other:?}"))),
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
