@@ -3,7 +3,7 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /metrics` | Prometheus text (`text/plain; version=0.0.4`); 503 when this process has no recorder |
-//! | `GET /health` | 200 `ok` once the node listens, 503 `starting` before and while stopping |
+//! | `GET /health` | 200 `ok` once the node listens; 503 `starting` before and while stopping, 503 `storage failing: …` while store writes fail |
 //! | `GET /status` | [`NodeStatus`] as JSON (the same document as the `preconf_status` RPC) |
 //! | `GET /`, `/ui/*` | the operator page and its live feed ([`crate::ui`]) |
 //!
@@ -90,10 +90,16 @@ async fn metrics(State(context): State<NodeContext>) -> Response {
 }
 
 async fn health(State(context): State<NodeContext>) -> Response {
-    if context.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ok").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+    if !context.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response();
+    }
+    match context.storage_health.failure() {
+        None => (StatusCode::OK, "ok").into_response(),
+        Some(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage failing: {e}"),
+        )
+            .into_response(),
     }
 }
 
@@ -128,6 +134,10 @@ pub struct NodeStatus {
     pub pending: PendingStatus,
     /// Sizes of the store.
     pub storage: StorageStats,
+    /// `null` while store writes succeed, else the last write error (the node is unhealthy).
+    pub storage_error: Option<String>,
+    /// Store write failures since start.
+    pub storage_write_failures: u64,
     /// Version of `preconf-node`.
     pub version: &'static str,
     /// Seconds since the node started.
@@ -240,6 +250,8 @@ pub(crate) async fn status_json(context: &NodeContext) -> Result<NodeStatus, Nod
             missing_txlists: sdk_status.missing_txlists,
         },
         storage,
+        storage_error: context.storage_health.failure(),
+        storage_write_failures: context.storage_health.failures(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: context.started.elapsed().as_secs(),
         preconfer: context.preconfer.as_deref().map(secret_key_to_address),

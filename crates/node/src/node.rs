@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
-use p2p::{P2pSdk, RotatingLookahead, SdkEvents, SdkStorage};
+use p2p::{P2pSdk, RotatingLookahead, SdkEvents, SdkStorage, StorageError, StorageStats};
 use preconfirmation_types::reexports::secp256k1::SecretKey;
+use preconfirmation_types::{SignedCommitment, B256};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -36,7 +38,113 @@ pub struct NodeContext {
     pub ready: Arc<AtomicBool>,
     /// The node's configuration.
     pub config: Arc<NodeConfig>,
+    /// Whether the store takes writes; `/health` answers 503 while it does not.
+    pub storage_health: Arc<StorageHealth>,
 }
+
+/// Health of the store the SDK writes: the last write failure (a full disk, an I/O error),
+/// cleared by the next write that succeeds.
+///
+/// While writes fail the node keeps running: it keeps serving what it stored (reads still
+/// work), keeps answering `get_head`, and accepts nothing new — a commitment is acknowledged
+/// only once it is durable, so memory never runs ahead of disk. `/health` answers 503 and
+/// `/status` names the error. Once writes succeed again, the next commitment above the head
+/// starts a catch-up that fetches what was missed, and health returns to 200.
+#[derive(Debug, Default)]
+pub struct StorageHealth {
+    failure: parking_lot::Mutex<Option<String>>,
+    failures: std::sync::atomic::AtomicU64,
+}
+
+impl StorageHealth {
+    /// The last write error, if the last write failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    /// Write failures since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn record<T>(&self, result: &Result<T, StorageError>) {
+        let mut failure = self.failure.lock();
+        match result {
+            Ok(_) => {
+                if failure.take().is_some() {
+                    info!("storage writes succeed again");
+                }
+            }
+            Err(e) => {
+                if failure.is_none() {
+                    warn!(error = %e, "storage write failed: reporting unhealthy");
+                }
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                *failure = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// The store as the SDK sees it: every write's outcome goes to [`StorageHealth`].
+struct HealthCheckedStorage {
+    inner: Arc<dyn SdkStorage>,
+    health: Arc<StorageHealth>,
+}
+
+impl SdkStorage for HealthCheckedStorage {
+    fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), StorageError> {
+        let result = self.inner.put_commitments(commitments);
+        self.health.record(&result);
+        result
+    }
+
+    fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError> {
+        let result = self.inner.put_txlist(hash, block_number, txlist);
+        self.health.record(&result);
+        result
+    }
+
+    fn commitment_by_number(
+        &self,
+        block_number: u64,
+    ) -> Result<Option<SignedCommitment>, StorageError> {
+        self.inner.commitment_by_number(block_number)
+    }
+
+    fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError> {
+        self.inner.commitment_by_hash(hash)
+    }
+
+    fn commitments_from(
+        &self,
+        start: u64,
+        max: usize,
+    ) -> Result<Vec<SignedCommitment>, StorageError> {
+        self.inner.commitments_from(start, max)
+    }
+
+    fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
+        self.inner.txlist(hash)
+    }
+
+    fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
+        self.inner.head()
+    }
+
+    fn prune_below(&self, block_number: u64) -> Result<u64, StorageError> {
+        let result = self.inner.prune_below(block_number);
+        self.health.record(&result);
+        result
+    }
+
+    fn stats(&self) -> Result<StorageStats, StorageError> {
+        self.inner.stats()
+    }
+}
+
+/// Wraps the store before the SDK gets it (see [`Node::start_with_storage_layer`]).
+pub type StorageLayer = Box<dyn FnOnce(Arc<dyn SdkStorage>) -> Arc<dyn SdkStorage> + Send>;
 
 impl std::fmt::Debug for NodeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,6 +173,17 @@ impl Node {
         config: NodeConfig,
         prometheus: Option<PrometheusHandle>,
     ) -> Result<Self, NodeError> {
+        Self::start_with_storage_layer(config, prometheus, None).await
+    }
+
+    /// [`Node::start`] with `layer` wrapped around the redb store the SDK writes (fault
+    /// injection in tests: a full disk, failing writes). The layer sits below the node's
+    /// storage health tracking.
+    pub async fn start_with_storage_layer(
+        config: NodeConfig,
+        prometheus: Option<PrometheusHandle>,
+        layer: Option<StorageLayer>,
+    ) -> Result<Self, NodeError> {
         config.validate()?;
         let store = Arc::new(RedbStore::open(&config.data_dir, config.sdk.chain.limits)?);
         let node_key = load_or_create_node_key(&config.data_dir)?;
@@ -83,7 +202,15 @@ impl Node {
             key: "lookahead".into(),
             reason: "empty schedule".into(),
         })?;
-        let storage: Arc<dyn SdkStorage> = store.clone();
+        let mut storage: Arc<dyn SdkStorage> = store.clone();
+        if let Some(layer) = layer {
+            storage = layer(storage);
+        }
+        let storage_health = Arc::new(StorageHealth::default());
+        let storage: Arc<dyn SdkStorage> = Arc::new(HealthCheckedStorage {
+            inner: storage,
+            health: storage_health.clone(),
+        });
         let (sdk, events) = P2pSdk::start(
             config.sdk.clone(),
             storage,
@@ -99,6 +226,7 @@ impl Node {
             started: Instant::now(),
             ready: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
+            storage_health,
         };
         let shutdown = CancellationToken::new();
         let mut node = Node {
@@ -195,7 +323,7 @@ async fn prune_loop(context: NodeContext, shutdown: CancellationToken) {
         if below == 0 {
             continue;
         }
-        let store = context.store.clone();
+        let store = context.sdk.storage();
         match tokio::task::spawn_blocking(move || store.prune_below(below)).await {
             Ok(Ok(removed)) if removed > 0 => info!(below, removed, "pruned storage"),
             Ok(Ok(_)) => {}

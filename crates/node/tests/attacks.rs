@@ -1,0 +1,434 @@
+//! Hostile peers against real in-process nodes on 127.0.0.1 (see `adversary/mod.rs`). One test
+//! per attack family; each asserts that the victim never panics (it keeps answering), stays
+//! under the RSS cap, keeps serving honest peers (an honest commitment published during the
+//! attack reaches every honest node), penalises and bans the attacker where the protocol says
+//! it should, and loses no acknowledged commitment. Each prints a `RELIABILITY` line (run with
+//! `--nocapture`) that RELIABILITY.md copies.
+//!
+//! Long variants: `cargo test -p preconf-node --test attacks -- --ignored --nocapture`.
+
+mod adversary;
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adversary::*;
+use p2p::testkit::ChainBuilder;
+use p2p::{SdkEvent, SdkEvents};
+use preconfirmation_types::{
+    preconfirmation_hash, ChainSpec, GetCommitmentsByNumberRequest, ReqRespKind, SignedCommitment,
+    WireMessage, B256, U256,
+};
+
+/// A chain with 3 preconfers rotating every 4 one-second slots, 2000 slots of history so tests
+/// can publish far ahead of real time without hitting the future-drift rule.
+fn builder() -> ChainBuilder {
+    ChainBuilder::in_the_past(common::chain(), 3, 4, 2000)
+}
+
+fn chain() -> ChainSpec {
+    common::chain()
+}
+
+/// Attack tests run one at a time: each gets the machine (2 cores in CI) to itself, so its
+/// RSS and latency figures are its own.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// Publishes honest blocks from node 0 (each waited for on every honest node, latency
+/// recorded) until `done` resolves; returns its output and the latencies.
+async fn honest_traffic_until<T: Send + 'static>(
+    honest: &mut Honest,
+    done: tokio::task::JoinHandle<T>,
+) -> (T, Vec<Duration>) {
+    let mut latencies = Vec::new();
+    // At least one honest commitment during the attack, whatever happens.
+    latencies.push(honest.publish().await);
+    while !done.is_finished() {
+        latencies.push(honest.publish().await);
+        // Pacing of the honest publisher (one block per 200 ms), not synchronisation.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (done.await.expect("join"), latencies)
+}
+
+/// Spawns a wait for `attacker`'s ban on `events`, timed from now.
+fn ban_watch(mut events: SdkEvents, attacker: libp2p::PeerId) -> tokio::task::JoinHandle<Duration> {
+    let since = Instant::now();
+    tokio::spawn(async move { wait_banned(&mut events, attacker, since).await })
+}
+
+/// The victim is alive: it answers an honest peer's `get_head` with its head.
+async fn assert_serves_head(honest: &Honest, victim: usize, asker: usize) {
+    let victim_id = honest.node(victim).sdk().local_peer_id();
+    let head = tokio::time::timeout(
+        common::WAIT,
+        honest.node(asker).sdk().request_head(victim_id),
+    )
+    .await
+    .expect("get_head answered within the bound")
+    .expect("get_head answered");
+    assert_eq!(
+        head.block_number,
+        U256::from(honest.node(victim).sdk().status().head_block_number)
+    );
+}
+
+/// Garbage and malformed SSZ on every protocol the node speaks (three req/resp protocols,
+/// gossipsub, identify push, ping), plus garbage on raw TCP instead of a libp2p handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let victim = honest.node(1).sdk().local_peer_id();
+    let port = tcp_port(honest.node(1)).await;
+
+    // Below libp2p: garbage instead of multistream-select; the node closes each socket.
+    let mut tcp_closed = 0;
+    for i in 0..20u8 {
+        let junk: Vec<u8> = (0..512u16).map(|b| (b as u8) ^ i).collect();
+        tcp_closed += usize::from(raw_tcp::garbage(port, &junk).await);
+    }
+    assert_eq!(tcp_closed, 20, "every garbage TCP connection is closed");
+
+    let x = Arc::new(RawPeer::spawn(chain().chain_id));
+    x.connect(honest.node(1)).await;
+    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let attack = {
+        let (x, streams) = (x.clone(), streams.clone());
+        tokio::spawn(async move {
+            let scripts: Vec<(Proto, Vec<u8>)> = vec![
+                (Proto::GetHead, [varint(5), vec![1, 2, 3, 4, 5]].concat()),
+                (Proto::GetCommitments, [varint(3), vec![9, 9, 9]].concat()),
+                (Proto::GetCommitments, vec![0xff; 11]), // overlong varint
+                (Proto::GetRawTxList, [varint(7), vec![0xab; 7]].concat()),
+                (Proto::Meshsub, [varint(64), vec![0xee; 64]].concat()),
+                (Proto::IdentifyPush, [varint(32), vec![0x5a; 32]].concat()),
+                (Proto::Ping, vec![0x01; 5]),
+            ];
+            while x.is_connected(&victim) {
+                // One stream per script at once; a protocol that keeps its stream open does
+                // not hold up the others (each outcome waited for at most 2 s).
+                let outcomes: Vec<_> = scripts
+                    .iter()
+                    .map(|(proto, bytes)| x.send(victim, *proto, vec![Step::Write(bytes.clone())]))
+                    .collect();
+                for outcome in outcomes {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), outcome).await;
+                    streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
+    x.wait_disconnected(victim).await;
+    attack.abort();
+    assert!(
+        honest
+            .node(1)
+            .sdk()
+            .peers()
+            .await
+            .expect("peers")
+            .iter()
+            .all(|p| p.peer_id != x.peer_id),
+        "the attacker is gone"
+    );
+    assert_serves_head(&honest, 1, 2).await;
+    honest.publish().await;
+    let lost = honest.assert_nothing_lost();
+    let volume = format!(
+        "{} malformed streams over 6 protocols + 20 garbage TCP connections",
+        streams.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    report(
+        "malformed",
+        &volume,
+        Some(time_to_ban),
+        &rss,
+        &latencies,
+        lost,
+    );
+    honest.shutdown().await;
+}
+
+/// Varint length prefixes of 4 GiB, u64::MAX and cap + 1 on every req/resp protocol and on
+/// gossipsub: refused before any body byte is read (no allocation), penalised, banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_prefix_is_refused_without_allocating_then_banned() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let victim = honest.node(1).sdk().local_peer_id();
+    let limits = chain().limits;
+    let x = Arc::new(RawPeer::spawn(chain().chain_id));
+    x.connect(honest.node(1)).await;
+    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let attack = {
+        let (x, streams) = (x.clone(), streams.clone());
+        tokio::spawn(async move {
+            let mut prefixes: Vec<(Proto, u64)> = Vec::new();
+            for (proto, kind) in [
+                (Proto::GetHead, ReqRespKind::GetHead),
+                (Proto::GetCommitments, ReqRespKind::GetCommitmentsByNumber),
+                (Proto::GetRawTxList, ReqRespKind::GetRawTxList),
+            ] {
+                prefixes.push((proto, 4 << 30));
+                prefixes.push((proto, u64::MAX));
+                prefixes.push((proto, limits.max_request_len(kind) as u64 + 1));
+            }
+            prefixes.push((Proto::Meshsub, 4 << 30));
+            while x.is_connected(&victim) {
+                for (proto, len) in &prefixes {
+                    // The prefix and a few body bytes, then the stream stays open: a node that
+                    // trusted the prefix would allocate and wait for 4 GiB.
+                    let script = vec![
+                        Step::Write([varint(*len), vec![0u8; 16]].concat()),
+                        Step::Silence(Duration::from_millis(50)),
+                    ];
+                    let _ = x.exchange(victim, *proto, script).await;
+                    streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
+    x.wait_disconnected(victim).await;
+    attack.abort();
+    assert_serves_head(&honest, 1, 2).await;
+    let lost = honest.assert_nothing_lost();
+    let volume = format!(
+        "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
+        streams.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    report(
+        "oversize_prefix",
+        &volume,
+        Some(time_to_ban),
+        &rss,
+        &latencies,
+        lost,
+    );
+    honest.shutdown().await;
+}
+
+/// `get_head` requests far above the rate limit (8 per 10 s) from one peer id: the surplus is
+/// refused and penalised, the flooder banned, honest peers still get answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let victim = honest.node(1).sdk().local_peer_id();
+    let x = Arc::new(RawPeer::spawn(chain().chain_id));
+    x.connect(honest.node(1)).await;
+    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let counts = Arc::new([
+        std::sync::atomic::AtomicU64::new(0),
+        std::sync::atomic::AtomicU64::new(0),
+    ]);
+    let attack = {
+        let (x, counts) = (x.clone(), counts.clone());
+        tokio::spawn(async move {
+            while x.is_connected(&victim) {
+                // 2 in flight at once (the concurrency limit), as fast as answered.
+                let a = x.send(victim, Proto::GetHead, vec![Step::Write(varint(0))]);
+                let b = x.send(victim, Proto::GetHead, vec![Step::Write(varint(0))]);
+                for r in [a, b] {
+                    let answered = matches!(r.await, Ok(Ok(ref body)) if !body.is_empty());
+                    counts[usize::from(!answered)]
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
+    x.wait_disconnected(victim).await;
+    attack.abort();
+    let answered = counts[0].load(std::sync::atomic::Ordering::Relaxed);
+    let refused = counts[1].load(std::sync::atomic::Ordering::Relaxed);
+    assert!(refused > 0, "requests above the limit were refused");
+    assert!(
+        answered <= 8 + 2 * time_to_ban.as_secs() + 2,
+        "{answered} answered: more than the 8 per 10 s limit allows"
+    );
+    assert_serves_head(&honest, 1, 2).await;
+    let lost = honest.assert_nothing_lost();
+    let volume = format!(
+        "{} get_head requests ({answered} answered, {refused} refused)",
+        answered + refused
+    );
+    report(
+        "flood_one_id",
+        &volume,
+        Some(time_to_ban),
+        &rss,
+        &latencies,
+        lost,
+    );
+    honest.shutdown().await;
+}
+
+/// The same flood from 16 peer ids at once (each its own swarm): every one is limited on its
+/// own, penalised and banned; the honest peer's requests are still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_from_many_peer_ids_bans_each_one() {
+    const IDS: usize = 16;
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let victim = honest.node(1).sdk().local_peer_id();
+    let mut attackers = Vec::new();
+    let mut bans = Vec::new();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..IDS {
+        let x = Arc::new(RawPeer::spawn(chain().chain_id));
+        x.connect(honest.node(1)).await;
+        bans.push(ban_watch(honest.node(1).sdk().subscribe(), x.peer_id));
+        let (xc, sent) = (x.clone(), sent.clone());
+        attackers.push((
+            x,
+            tokio::spawn(async move {
+                while xc.is_connected(&victim) {
+                    let script = vec![Step::Write(
+                        [
+                            varint(36),
+                            GetCommitmentsByNumberRequest {
+                                start_block_number: U256::from(1u64),
+                                max_count: 256,
+                            }
+                            .to_ssz(),
+                        ]
+                        .concat(),
+                    )];
+                    let _ = xc.exchange(victim, Proto::GetCommitments, script).await;
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }),
+        ));
+    }
+    let all_banned = tokio::spawn(async move {
+        let mut slowest = Duration::ZERO;
+        for b in bans {
+            slowest = slowest.max(b.await.expect("join"));
+        }
+        slowest
+    });
+    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, all_banned).await;
+    for (x, task) in &attackers {
+        x.wait_disconnected(victim).await;
+        task.abort();
+    }
+    assert_serves_head(&honest, 1, 2).await;
+    let lost = honest.assert_nothing_lost();
+    let volume = format!(
+        "{} get_commitments_by_number (256 each) from {IDS} peer ids",
+        sent.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    report(
+        "flood_many_ids",
+        &volume,
+        Some(time_to_ban),
+        &rss,
+        &latencies,
+        lost,
+    );
+    honest.shutdown().await;
+}
+
+/// Gossip of commitments with bad signatures, signed by a key the schedule did not elect,
+/// naming the wrong slasher, or with a broken parent link: each rejected and penalised, the
+/// publisher banned, none stored or forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_gossip_is_rejected_penalised_then_banned() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    honest.publish().await;
+    let victim = honest.node(1).sdk().local_peer_id();
+    let x = GossipPeer::start(&chain(), None).await;
+    x.connect(honest.node(1)).await;
+    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let mut c_events = honest.node(2).sdk().subscribe();
+
+    // Four kinds of invalid commitment for the next block; made up front.
+    let next = honest.builder.next_unsigned(Some(b"evil"));
+    let rogue = preconfirmation_types::secret_key_from_bytes([7u8; 32]).expect("key");
+    let mut invalid: Vec<Vec<u8>> = Vec::new();
+    for i in 0u64..400 {
+        let mut c = next.clone();
+        c.preconf.proposal_id = U256::from(10_000 + i); // distinct payloads
+        let signed = match i % 4 {
+            0 => {
+                let mut s = honest.builder.sign_next(c);
+                s.signature.0[64] = 9; // does not recover
+                s
+            }
+            1 => honest.builder.sign_with(&rogue, c), // not the elected preconfer
+            2 => {
+                c.slasher_address = preconfirmation_types::Address::repeat_byte(0x99);
+                honest.builder.sign_next(c)
+            }
+            _ => {
+                c.preconf.parent_preconfirmation_hash = B256::repeat_byte(0x42);
+                honest.builder.sign_next(c)
+            }
+        };
+        invalid.push(signed.to_ssz());
+    }
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let attack = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            for bytes in invalid {
+                if !x.publish_commitment(bytes).await {
+                    break;
+                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            x
+        })
+    };
+    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
+    let x = attack.await.expect("join");
+    let _ = victim;
+    // Nothing invalid reached C: every commitment C accepted is an acknowledged honest one.
+    while let Ok(Ok(event)) =
+        tokio::time::timeout(Duration::from_millis(100), c_events.recv()).await
+    {
+        if let SdkEvent::Commitment { commitment, .. } = event {
+            assert!(
+                honest.acknowledged.contains(&commitment),
+                "invalid commitment forwarded"
+            );
+        }
+    }
+    drop(x);
+    assert_serves_head(&honest, 1, 2).await;
+    let lost = honest.assert_nothing_lost();
+    let volume = format!(
+        "{} invalid commitments (bad signature / wrong signer / wrong slasher / broken parent)",
+        sent.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    report(
+        "invalid_gossip",
+        &volume,
+        Some(time_to_ban),
+        &rss,
+        &latencies,
+        lost,
+    );
+    honest.shutdown().await;
+}
+
+#[allow(dead_code)]
+fn hash_of(c: &SignedCommitment) -> B256 {
+    preconfirmation_hash(c.preconf())
+}

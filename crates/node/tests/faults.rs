@@ -1,0 +1,317 @@
+//! Faults: a full disk under the redb store (injected write errors), a 3 + 3 partition of a
+//! 6-node network that heals, and SIGKILL of the real binary during catch-up. Each prints a
+//! `RELIABILITY` line (run with `--nocapture`) that RELIABILITY.md copies.
+
+mod adversary;
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adversary::*;
+use bytes::Bytes;
+use p2p::testkit::ChainBuilder;
+use p2p::{SdkStorage, StorageError, StorageStats};
+use preconf_node::node::StorageLayer;
+use preconf_node::Node;
+use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage, B256};
+
+fn builder() -> ChainBuilder {
+    ChainBuilder::in_the_past(common::chain(), 3, 4, 2000)
+}
+
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// A store whose writes fail while `full` is set, like redb on a full volume.
+struct DiskFull {
+    inner: Arc<dyn SdkStorage>,
+    full: Arc<AtomicBool>,
+}
+
+impl DiskFull {
+    fn check(&self) -> Result<(), StorageError> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(StorageError::Backend(
+                "No space left on device (os error 28)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SdkStorage for DiskFull {
+    fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.put_commitments(commitments)
+    }
+    fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.put_txlist(hash, block_number, txlist)
+    }
+    fn commitment_by_number(&self, n: u64) -> Result<Option<SignedCommitment>, StorageError> {
+        self.inner.commitment_by_number(n)
+    }
+    fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError> {
+        self.inner.commitment_by_hash(hash)
+    }
+    fn commitments_from(
+        &self,
+        start: u64,
+        max: usize,
+    ) -> Result<Vec<SignedCommitment>, StorageError> {
+        self.inner.commitments_from(start, max)
+    }
+    fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
+        self.inner.txlist(hash)
+    }
+    fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
+        self.inner.head()
+    }
+    fn prune_below(&self, n: u64) -> Result<u64, StorageError> {
+        self.check()?;
+        self.inner.prune_below(n)
+    }
+    fn stats(&self) -> Result<StorageStats, StorageError> {
+        self.inner.stats()
+    }
+}
+
+/// Waits until `/health` answers `status`; returns the body.
+async fn wait_health(node: &Node, status: u16) -> String {
+    let addr = node.http_addr().expect("http on");
+    tokio::time::timeout(common::WAIT, async {
+        loop {
+            let r = common::http_get(addr, "/health").await;
+            if r.status == status {
+                return r.body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("/health never answered {status}"))
+}
+
+/// The store of node B starts failing every write. B keeps running and serving what it has,
+/// accepts nothing it cannot store, answers 503 on `/health` and names the error on
+/// `/status`; when the disk has room again the next block makes it catch up on what it
+/// missed, and it is healthy again. Nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
+    let full = Arc::new(AtomicBool::new(false));
+    // Node B, with the faulty volume, joins A.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = attack_config(
+        dir.path(),
+        &honest.builder,
+        vec![common::p2p_addr(honest.node(0)).await],
+    );
+    let layer: StorageLayer = {
+        let full = full.clone();
+        Box::new(move |inner| Arc::new(DiskFull { inner, full }) as Arc<dyn SdkStorage>)
+    };
+    let b = Node::start_with_storage_layer(config, Some(common::prometheus()), Some(layer))
+        .await
+        .expect("B starts");
+    honest
+        .node(0)
+        .sdk()
+        .wait_for_gossip_peers(2, common::WAIT)
+        .await
+        .expect("mesh");
+    let mut latencies = Vec::new();
+    for _ in 0..5 {
+        latencies.push(honest.publish().await);
+    }
+    wait_head(&b, 5).await;
+    assert_eq!(wait_health(&b, 200).await, "ok");
+
+    // The disk fills up; three blocks go by.
+    full.store(true, Ordering::SeqCst);
+    let fault_started = Instant::now();
+    for _ in 0..3 {
+        latencies.push(honest.publish().await);
+    }
+    let body = wait_health(&b, 503).await;
+    assert!(body.starts_with("storage failing"), "{body}");
+    let status: serde_json::Value = serde_json::from_str(
+        &common::http_get(b.http_addr().expect("http"), "/status")
+            .await
+            .body,
+    )
+    .expect("status JSON");
+    assert!(status["storage_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("No space")));
+    assert_eq!(
+        status["head"]["block_number"], 5,
+        "nothing unstored is acknowledged"
+    );
+    // Still serving: A's get_head and get_commitments_by_number are answered from B's store.
+    let b_id = b.sdk().local_peer_id();
+    let head = honest
+        .node(0)
+        .sdk()
+        .request_head(b_id)
+        .await
+        .expect("get_head served");
+    assert_eq!(head.block_number, preconfirmation_types::U256::from(5u64));
+    let page = honest
+        .node(0)
+        .sdk()
+        .request_commitments(b_id, 1, 10)
+        .await
+        .expect("page served");
+    assert_eq!(page.commitments.len(), 5);
+
+    // Room again: the next block reveals the gap, B catches up and is healthy.
+    full.store(false, Ordering::SeqCst);
+    latencies.push(honest.publish().await);
+    let n = honest.builder.next_number() - 1;
+    wait_head(&b, n).await;
+    assert_eq!(wait_health(&b, 200).await, "ok");
+    let recovered = fault_started.elapsed();
+    let mut lost = honest.assert_nothing_lost();
+    for c in &honest.acknowledged {
+        let number = u64::try_from(c.preconf().block_number).expect("u64");
+        if b.sdk().commitment_by_number(number).expect("read").as_ref() != Some(c) {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "B lost a commitment");
+    println!(
+        "RELIABILITY disk_full unhealthy_to_recovered={:.1}s",
+        recovered.as_secs_f64()
+    );
+    report(
+        "disk_full",
+        "3 blocks while every write fails (ENOSPC injected under redb)",
+        None,
+        &rss,
+        &latencies,
+        lost,
+    );
+    b.shutdown().await;
+    honest.shutdown().await;
+}
+
+/// Six nodes in a full mesh split 3 + 3 (each side bans the other's peer ids for the
+/// partition: connection gating). Side 1 advances 5 blocks; side 2 is handed only the 6th, which
+/// it must buffer as pending (parent unknown) — divergent state. The bans expire, the static
+/// peers redial, side 2 catches up, drains its pending commitment, and all six agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_3_plus_3_diverges_then_heals() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(6, builder(), |_, _| {}).await;
+    let mut latencies = vec![honest.publish().await];
+    let ids: Vec<_> = honest
+        .nodes
+        .iter()
+        .map(|n| n.sdk().local_peer_id())
+        .collect();
+    let partition = Duration::from_secs(6);
+    let started = Instant::now();
+    for (i, node) in honest.nodes.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate() {
+            if (i < 3) != (j < 3) {
+                node.sdk().network().ban(*id, partition).expect("gate");
+            }
+        }
+    }
+    // Wait until the sides no longer see each other.
+    for (i, node) in honest.nodes.iter().enumerate() {
+        tokio::time::timeout(common::WAIT, async {
+            loop {
+                let peers = node.sdk().peers().await.expect("peers");
+                if peers.iter().all(|p| {
+                    let j = ids.iter().position(|id| *id == p.peer_id).unwrap_or(i);
+                    (i < 3) == (j < 3)
+                }) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("partition takes effect");
+    }
+    let before = honest.builder.next_number() - 1;
+    for _ in 0..5 {
+        latencies.push(honest.publish_from(0, &[0, 1, 2]).await);
+    }
+    // The sixth block reaches side 2 only, through a bridge peer.
+    // (With a tx list: a pure EOP mid-window would end the preconfer's window.)
+    let sixth_txlist = p2p::testkit::deterministic_txlist(before + 6, 256);
+    let sixth = honest.builder.next_block(Some(sixth_txlist.clone()));
+    let bridge = GossipPeer::start(&common::chain(), None).await;
+    bridge.connect(honest.node(3)).await;
+    assert!(bridge.publish_commitment(sixth.commitment.to_ssz()).await);
+    tokio::time::timeout(common::WAIT, async {
+        let mut status = honest.node(3).sdk().watch_status();
+        status.wait_for(|s| s.pending_parent >= 1).await.map(|_| ())
+    })
+    .await
+    .expect("side 2 buffers the orphan")
+    .expect("status");
+    for i in 3..6 {
+        assert_eq!(
+            honest.node(i).sdk().status().head_block_number,
+            before,
+            "side 2 stalled"
+        );
+    }
+    drop(bridge);
+    let _ = GossipTopicKind::Commitments;
+    // Side 1 hears of the sixth block from node 0.
+    honest
+        .node(0)
+        .sdk()
+        .publish(sixth.commitment.clone(), Some(sixth_txlist))
+        .await
+        .ok();
+    honest.acknowledged.push(sixth.commitment.clone());
+    let target = before + 6;
+    for i in 0..6 {
+        wait_head(honest.node(i), target).await;
+    }
+    // The buffered copy of the sixth block goes at the next upkeep tick (1 s) once the head
+    // has passed it.
+    for i in 0..6 {
+        let mut status = honest.node(i).sdk().watch_status();
+        tokio::time::timeout(common::WAIT, status.wait_for(|s| s.pending_parent == 0))
+            .await
+            .unwrap_or_else(|_| panic!("node {i} keeps a pending commitment"))
+            .expect("status");
+    }
+    // Healed: every node is back in a full mesh, and the next block reaches all six.
+    for node in &honest.nodes {
+        node.sdk()
+            .wait_for_gossip_peers(5, common::WAIT)
+            .await
+            .expect("mesh re-forms");
+    }
+    let healed = started.elapsed();
+    latencies.push(honest.publish().await);
+    let lost = honest.assert_nothing_lost();
+    println!(
+        "RELIABILITY partition healed_after={:.1}s",
+        healed.as_secs_f64()
+    );
+    report(
+        "partition",
+        "6 nodes split 3+3 for 6 s; 5 blocks on one side, 1 orphan on the other",
+        None,
+        &rss,
+        &latencies,
+        lost,
+    );
+    honest.shutdown().await;
+}
