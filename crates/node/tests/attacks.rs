@@ -432,3 +432,214 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
 fn hash_of(c: &SignedCommitment) -> B256 {
     preconfirmation_hash(c.preconf())
 }
+
+/// Old valid commitments replayed on gossip (after the victim's duplicate window): ignored
+/// without a penalty (an honest late relay looks the same), never accepted twice, the head
+/// does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_of_old_commitments_is_ignored() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, c| {
+        c.sdk.network.gossip.duplicate_cache_time = Duration::from_millis(500);
+    })
+    .await;
+    let mut latencies = Vec::new();
+    for _ in 0..10 {
+        latencies.push(honest.publish().await);
+    }
+    let old: Vec<Vec<u8>> = honest.acknowledged.iter().map(|c| c.to_ssz()).collect();
+    let mut events = honest.node(1).sdk().subscribe();
+    let head = honest.node(1).sdk().status().head_block_number;
+    // Four fresh peers (none has seen the originals) replay all ten each.
+    let mut replayed = 0;
+    let mut replayers = Vec::new();
+    for _ in 0..4 {
+        let x = GossipPeer::start(&chain(), None).await;
+        x.connect(honest.node(1)).await;
+        for bytes in &old {
+            replayed += usize::from(x.publish_commitment(bytes.clone()).await);
+        }
+        replayers.push(x);
+    }
+    assert!(replayed > 0);
+    for _ in 0..3 {
+        latencies.push(honest.publish().await);
+    }
+    assert_eq!(honest.node(1).sdk().status().head_block_number, head + 3);
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+    {
+        match event {
+            SdkEvent::Commitment { commitment, .. } => {
+                let n = u64::try_from(commitment.preconf().block_number).expect("u64");
+                assert!(n > head, "replayed block {n} accepted again");
+            }
+            SdkEvent::Equivocation { .. } => panic!("a replay is not equivocation"),
+            SdkEvent::PeerBanned { .. } => panic!("replaying is not penalised"),
+            _ => {}
+        }
+    }
+    let peers = honest.node(1).sdk().peers().await.expect("peers");
+    for x in &replayers {
+        assert!(
+            peers.iter().any(|p| p.peer_id == x.peer_id),
+            "replayer kept"
+        );
+    }
+    let lost = honest.assert_nothing_lost();
+    let volume = format!("{replayed} replays of 10 old commitments from 4 peer ids");
+    report("replay", &volume, None, &rss, &latencies, lost);
+    honest.shutdown().await;
+}
+
+/// A preconfer equivocates through its own peer: block n, then a different block n with the
+/// same signer. The victim keeps the first, emits evidence with both, never forwards the
+/// second; honest blocks keep flowing on top of the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocation_is_reported_and_not_forwarded() {
+    const PAIRS: usize = 8;
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let mut latencies = vec![honest.publish().await];
+    let x = GossipPeer::start(&chain(), None).await;
+    x.connect(honest.node(1)).await;
+    let mut b_events = honest.node(1).sdk().subscribe();
+    let mut c_events = honest.node(2).sdk().subscribe();
+    for i in 0..PAIRS {
+        let number = honest.builder.next_number();
+        let txlist = p2p::testkit::deterministic_txlist(number, 64);
+        let unsigned = honest.builder.next_unsigned(Some(&txlist));
+        let first = honest.builder.sign_next(unsigned.clone());
+        let mut other = unsigned;
+        other.preconf.gas_limit = U256::from(1_000_000u64 + i as u64);
+        let second = honest.builder.sign_next(other);
+        honest.builder.advance(&first);
+        // The honest copy first (from node 0, with its tx list), then X's conflicting one.
+        let _ = honest
+            .node(0)
+            .sdk()
+            .publish(first.clone(), Some(txlist))
+            .await;
+        for n in 0..3 {
+            wait_head(honest.node(n), number).await;
+        }
+        honest.acknowledged.push(first.clone());
+        assert!(x.publish_commitment(second.to_ssz()).await);
+        let (ev_first, ev_second) = tokio::time::timeout(common::WAIT, async {
+            loop {
+                if let Ok(SdkEvent::Equivocation { first, second, .. }) = b_events.recv().await {
+                    return (*first, *second);
+                }
+            }
+        })
+        .await
+        .expect("evidence within the bound");
+        assert_eq!((ev_first, ev_second), (first.clone(), second));
+        latencies.push(honest.publish().await);
+    }
+    // C (not connected to X) never saw a conflicting commitment: B did not forward them.
+    while let Ok(Ok(event)) =
+        tokio::time::timeout(Duration::from_millis(200), c_events.recv()).await
+    {
+        assert!(
+            !matches!(event, SdkEvent::Equivocation { .. }),
+            "the conflicting commitment was forwarded"
+        );
+    }
+    let lost = honest.assert_nothing_lost();
+    report(
+        "equivocation",
+        &format!("{PAIRS} conflicting pairs (same signer, same block number)"),
+        None,
+        &rss,
+        &latencies,
+        lost,
+    );
+    drop(x);
+    honest.shutdown().await;
+}
+
+/// Validly signed commitments whose parent nobody has, up to 1024 blocks ahead: buffered as
+/// pending (never penalised, §4.2) under the count cap; honest blocks keep flowing.
+async fn unknown_parent_flood(count: u64) {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let mut latencies = vec![honest.publish().await];
+    let cap = honest.node(1).sdk().config().pending.max_count;
+    let x = GossipPeer::start(&chain(), None).await;
+    x.connect(honest.node(1)).await;
+    let template = honest.builder.next_unsigned(Some(b"orphan"));
+    let key = *honest
+        .builder
+        .key_for_slot(honest.builder.next_slot())
+        .expect("elected key");
+    let head = honest.node(1).sdk().status().head_block_number;
+    let orphans: Vec<Vec<u8>> = {
+        let builder = &honest.builder;
+        (0..count)
+            .map(|i| {
+                let mut c = template.clone();
+                c.preconf.block_number = U256::from(head + 2 + i % 1000);
+                c.preconf.proposal_id = U256::from(1_000_000 + i);
+                c.preconf.parent_preconfirmation_hash = B256::repeat_byte(0x77);
+                builder.sign_with(&key, c).to_ssz()
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0u64;
+        for bytes in orphans {
+            sent += u64::from(x.publish_commitment(bytes).await);
+        }
+        (x, sent)
+    });
+    let mut max_pending = 0;
+    while !flood.is_finished() {
+        latencies.push(honest.publish().await);
+        max_pending = max_pending.max(honest.node(1).sdk().status().pending_parent);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (x, sent) = flood.await.expect("join");
+    let flood_time = started.elapsed();
+    latencies.push(honest.publish().await);
+    max_pending = max_pending.max(honest.node(1).sdk().status().pending_parent);
+    assert!(
+        max_pending <= cap,
+        "pending {max_pending} over the cap {cap}"
+    );
+    let peers = honest.node(1).sdk().peers().await.expect("peers");
+    assert!(
+        peers.iter().any(|p| p.peer_id == x.peer_id),
+        "unknown parents are not penalised"
+    );
+    let lost = honest.assert_nothing_lost();
+    println!(
+        "RELIABILITY unknown_parent_flood sent={sent} in {:.1}s max_pending={max_pending} cap={cap}",
+        flood_time.as_secs_f64()
+    );
+    report(
+        "unknown_parent_flood",
+        &format!("{sent} signed unknown-parent commitments"),
+        None,
+        &rss,
+        &latencies,
+        lost,
+    );
+    drop(x);
+    honest.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_parent_flood_short() {
+    unknown_parent_flood(5_000).await;
+}
+
+/// `cargo test -p preconf-node --test attacks unknown_parent_flood_100k -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 100 000 commitments"]
+async fn unknown_parent_flood_100k() {
+    unknown_parent_flood(100_000).await;
+}
