@@ -643,3 +643,187 @@ async fn unknown_parent_flood_short() {
 async fn unknown_parent_flood_100k() {
     unknown_parent_flood(100_000).await;
 }
+
+/// How a lying catch-up peer lies.
+#[derive(Clone, Copy, Debug)]
+enum Lie {
+    BadSignatures,
+    Gaps,
+    Fork,
+    BadTxLists,
+    EmptyForever,
+}
+
+struct LyingPeer {
+    lie: Lie,
+    chain: Vec<SignedCommitment>,
+    fork: Vec<SignedCommitment>,
+}
+
+impl Liar for LyingPeer {
+    fn head(&self) -> preconfirmation_types::PreconfHead {
+        let n = match self.lie {
+            Lie::EmptyForever => 1_000_000,
+            _ => self.chain.len() as u64,
+        };
+        preconfirmation_types::PreconfHead {
+            block_number: U256::from(n),
+            submission_window_end: U256::ZERO,
+        }
+    }
+
+    fn page(&self, start: u64, max: u32) -> Vec<SignedCommitment> {
+        let from = (start.saturating_sub(1) as usize).min(self.chain.len());
+        let to = (from + max as usize).min(self.chain.len());
+        match self.lie {
+            Lie::EmptyForever => Vec::new(),
+            Lie::BadSignatures => self.chain[from..to]
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    c.signature.0[64] = 9;
+                    c
+                })
+                .collect(),
+            Lie::Gaps => self.chain[from..to].iter().step_by(2).cloned().collect(),
+            Lie::Fork => self.fork[from.min(self.fork.len())..to.min(self.fork.len())].to_vec(),
+            Lie::BadTxLists => self.chain[from..to].to_vec(),
+        }
+    }
+
+    fn txlist(&self, _hash: B256) -> Vec<u8> {
+        b"this does not hash to anything".to_vec()
+    }
+}
+
+/// A fresh node catches up while five liars serve bad signatures, pages with gaps, a forked
+/// chain (validly signed, not attached to the anchor), tx lists that do not hash, and empty
+/// pages forever behind a head of 1 000 000. It ends with exactly the honest chain and tx
+/// lists, every liar is penalised, and the one that keeps claiming a higher head is banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
+    let mut latencies = Vec::new();
+    for _ in 0..30 {
+        latencies.push(honest.publish().await);
+    }
+    let chain_blocks = honest.acknowledged.clone();
+    // The fork: same schedule and keys, block 1 hangs off a parent nobody has.
+    let fork = {
+        let mut b = builder();
+        let mut out = Vec::new();
+        for i in 0..30u64 {
+            let mut c = b.next_unsigned(Some(&[i as u8; 8]));
+            if i == 0 {
+                c.preconf.parent_preconfirmation_hash = B256::repeat_byte(0x66);
+            }
+            let signed = b.sign_next(c);
+            b.advance(&signed);
+            out.push(signed);
+        }
+        out
+    };
+    let lies = [
+        Lie::BadSignatures,
+        Lie::Gaps,
+        Lie::Fork,
+        Lie::BadTxLists,
+        Lie::EmptyForever,
+    ];
+    let mut liars = Vec::new();
+    let mut statics = Vec::new();
+    for lie in lies {
+        let liar: Arc<dyn Liar> = Arc::new(LyingPeer {
+            lie,
+            chain: chain_blocks.clone(),
+            fork: fork.clone(),
+        });
+        let peer = GossipPeer::start(&chain(), Some(liar)).await;
+        let addr = peer.net.listen_addrs().await.expect("addrs")[0]
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(peer.peer_id));
+        statics.push(addr);
+        liars.push((lie, peer));
+    }
+    statics.push(common::p2p_addr(honest.node(0)).await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let mut config = attack_config(dir.path(), &honest.builder, statics);
+    config.sdk.catchup.head_peers = 8;
+    let v = common::start(config).await;
+    let mut v_events = v.sdk().subscribe();
+    wait_head(&v, 30).await;
+    let caught_up = started.elapsed();
+    for c in &chain_blocks {
+        let n = u64::try_from(c.preconf().block_number).expect("u64");
+        assert_eq!(
+            v.sdk().commitment_by_number(n).expect("read").as_ref(),
+            Some(c)
+        );
+    }
+    // Every tx list arrives and hashes (the bad ones were refused).
+    tokio::time::timeout(common::WAIT, async {
+        let mut status = v.sdk().watch_status();
+        status
+            .wait_for(|s| s.missing_txlists == 0)
+            .await
+            .map(|_| ())
+    })
+    .await
+    .expect("all tx lists fetched")
+    .expect("status");
+    // The empty-forever liar keeps claiming more: keep catching up until it is banned.
+    let empty = liars
+        .iter()
+        .find(|(l, _)| matches!(l, Lie::EmptyForever))
+        .map(|(_, p)| p.peer_id)
+        .expect("empty liar");
+    let ban_started = Instant::now();
+    let banned = {
+        let sdk = v.sdk().clone();
+        let mut events = v.sdk().subscribe();
+        let wait = tokio::spawn(async move { wait_banned(&mut events, empty, ban_started).await });
+        let driver = tokio::spawn(async move {
+            loop {
+                let _ = sdk.catch_up();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        let t = wait.await.expect("join");
+        driver.abort();
+        t
+    };
+    let mut penalised = 0;
+    let peers = v.sdk().peers().await.expect("peers");
+    for (lie, p) in &liars {
+        let score = peers
+            .iter()
+            .find(|i| i.peer_id == p.peer_id)
+            .map(|i| i.score);
+        println!("RELIABILITY lying_peer lie={lie:?} score={score:?}");
+        penalised += usize::from(score.is_none_or(|s| s < 0.0));
+    }
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(50), v_events.recv()).await {
+        if let SdkEvent::Commitment { commitment, .. } = e {
+            assert!(chain_blocks.contains(&commitment), "a lie was accepted");
+        }
+    }
+    assert!(penalised >= 4, "{penalised} of 5 liars penalised");
+    let lost = honest.assert_nothing_lost();
+    println!(
+        "RELIABILITY lying_peer caught_up={:.1}s",
+        caught_up.as_secs_f64()
+    );
+    report(
+        "lying_peer",
+        "5 liars (bad signatures, gaps, fork, bad tx lists, empty pages behind head 1e6) vs 1 honest, 30 blocks",
+        Some(banned),
+        &rss,
+        &latencies,
+        lost,
+    );
+    v.shutdown().await;
+    honest.shutdown().await;
+}
