@@ -74,9 +74,19 @@ pub struct DevnetArgs {
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
-    /// Give every node an HTTP server (`/metrics`, `/health`, `/status`) on a free port.
+    /// Give every node an HTTP server (`/metrics`, `/health`, `/status`, `/`) on a free port.
     #[arg(long)]
     pub http: bool,
+    /// Serve one live page for the whole devnet (heads over time, preconfer rotation, latency
+    /// histogram) on `--ui-addr`.
+    #[arg(long)]
+    pub ui: bool,
+    /// Address of the devnet page; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9470")]
+    pub ui_addr: std::net::SocketAddr,
+    /// With `--ui`, keep the page up this many seconds after the run (Ctrl-C ends it sooner).
+    #[arg(long, default_value_t = 600)]
+    pub ui_linger_secs: u64,
     /// Log at info level (default: warnings only).
     #[arg(long)]
     pub verbose: bool,
@@ -97,6 +107,9 @@ impl Default for DevnetArgs {
             converge_timeout_secs: 30,
             json: false,
             http: false,
+            ui: false,
+            ui_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9470)),
+            ui_linger_secs: 600,
             verbose: false,
         }
     }
@@ -134,19 +147,31 @@ pub struct DevnetReport {
     pub elapsed_s: f64,
 }
 
-/// What the event collectors record.
+/// Most (block, preconfer) entries kept for the UI's rotation strip.
+const ROTATION_KEPT: usize = 64;
+/// Most latency samples kept (one per block and receiving node).
+const LATENCY_SAMPLES_KEPT: usize = 1 << 20;
+
+/// What the driver and the event collectors record; the UI reads it too.
 #[derive(Default)]
-struct Observed {
-    /// (node, block number) → when that node accepted it over gossip.
-    gossip_accepts: HashMap<(usize, u64), Instant>,
+pub(crate) struct Observed {
+    /// Block number → (publish time, publishing node).
+    pub(crate) publish_times: HashMap<u64, (Instant, usize)>,
+    /// Publish → accepted over gossip, milliseconds, one per (block, other node).
+    pub(crate) latencies_ms: Vec<f64>,
     /// Accepted commitments whose hash was never published.
-    invalid_accepted: u64,
+    pub(crate) invalid_accepted: u64,
+    /// (block number, preconfer index) of the most recent blocks, oldest first.
+    pub(crate) rotation: std::collections::VecDeque<(u64, usize)>,
+    /// Every started node: index, whether it is a late joiner, its SDK handle.
+    pub(crate) nodes: Vec<(usize, bool, p2p::P2pSdk)>,
+    /// Blocks published so far.
+    pub(crate) published_blocks: u64,
 }
 
 /// A node of the devnet and its index.
 struct DevnetNode {
     node: Node,
-    index: usize,
 }
 
 fn node_config(
@@ -186,6 +211,7 @@ fn node_config(
 async fn start_node(
     config: NodeConfig,
     index: usize,
+    initial: usize,
     prometheus: Option<PrometheusHandle>,
     published: Arc<Mutex<HashSet<B256>>>,
     observed: Arc<Mutex<Observed>>,
@@ -200,9 +226,14 @@ async fn start_node(
         .ok_or_else(|| NodeError::Devnet(format!("node {index} has no listen address")))?
         .with(libp2p::multiaddr::Protocol::P2p(node.sdk().local_peer_id()));
     if let Some(events) = node.take_events() {
-        tokio::spawn(collect(index, events, published, observed));
+        tokio::spawn(collect(index, events, published, observed.clone()));
     }
-    Ok((DevnetNode { node, index }, addr))
+    let late = index >= initial;
+    observed
+        .lock()
+        .nodes
+        .push((index, late, node.sdk().clone()));
+    Ok((DevnetNode { node }, addr))
 }
 
 /// Records what node `index` accepts.
@@ -227,7 +258,14 @@ async fn collect(
                 if let (CommitmentSource::Gossip(_), Ok(number)) =
                     (source, u64::try_from(commitment.preconf().block_number))
                 {
-                    observed.gossip_accepts.insert((index, number), now);
+                    let published_at = observed.publish_times.get(&number).copied();
+                    if let Some((at, publisher)) = published_at {
+                        if publisher != index && observed.latencies_ms.len() < LATENCY_SAMPLES_KEPT
+                        {
+                            let ms = now.saturating_duration_since(at).as_secs_f64() * 1e3;
+                            observed.latencies_ms.push(ms);
+                        }
+                    }
                 }
             }
             Ok(_) => {}
@@ -303,6 +341,22 @@ pub async fn run_devnet(
     let observed = Arc::new(Mutex::new(Observed::default()));
     let initial = args.nodes - args.late_joiners;
     info!(nodes = args.nodes, initial, seed, base = %base.display(), "devnet starting");
+    let ui_shutdown = tokio_util::sync::CancellationToken::new();
+    let ui = if args.ui {
+        let (addr, task) = crate::devnet_ui::serve(
+            args.ui_addr,
+            observed.clone(),
+            args.blocks,
+            args.preconfers,
+            ui_shutdown.clone(),
+        )
+        .await?;
+        // The one line a user needs to open the page (stderr keeps `--json` stdout clean).
+        eprintln!("devnet UI: http://{addr}/");
+        Some(task)
+    } else {
+        None
+    };
 
     let mut nodes: Vec<DevnetNode> = Vec::with_capacity(args.nodes);
     let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
@@ -313,6 +367,7 @@ pub async fn run_devnet(
         let (node, addr) = start_node(
             config,
             index,
+            initial,
             prometheus.clone(),
             published.clone(),
             observed.clone(),
@@ -339,7 +394,6 @@ pub async fn run_devnet(
             .progress_chars("=> "),
     );
 
-    let mut publish_times: HashMap<u64, (Instant, usize)> = HashMap::new();
     let late_at = args.blocks / 3;
     let mut tick = tokio::time::interval(Duration::from_millis(args.block_time_ms.max(1)));
     let mut last_number = 0;
@@ -352,6 +406,7 @@ pub async fn run_devnet(
                 let (node, addr) = start_node(
                     config,
                     index,
+                    initial,
                     prometheus.clone(),
                     published.clone(),
                     observed.clone(),
@@ -385,7 +440,15 @@ pub async fn run_devnet(
         published
             .lock()
             .insert(preconfirmation_hash(block.commitment.preconf()));
-        publish_times.insert(number, (Instant::now(), publisher));
+        {
+            let mut o = observed.lock();
+            o.publish_times.insert(number, (Instant::now(), publisher));
+            if o.rotation.len() >= ROTATION_KEPT {
+                o.rotation.pop_front();
+            }
+            o.rotation.push_back((number, key_index));
+            o.published_blocks = b + 1;
+        }
         if let Err(e) = nodes[publisher]
             .node
             .sdk()
@@ -431,32 +494,17 @@ pub async fn run_devnet(
         .iter()
         .all(|n| n.node.sdk().status().head_block_number == last_number);
 
-    let mut latencies: Vec<f64> = Vec::new();
-    let invalid_accepted;
-    {
+    let (mut latencies, invalid_accepted) = {
         let observed = observed.lock();
-        invalid_accepted = observed.invalid_accepted;
-        for (number, (at, publisher)) in &publish_times {
-            for n in &nodes {
-                if n.index == *publisher {
-                    continue;
-                }
-                if let Some(accepted) = observed.gossip_accepts.get(&(n.index, *number)) {
-                    latencies.push(accepted.saturating_duration_since(*at).as_secs_f64() * 1e3);
-                }
-            }
-        }
-    }
+        (observed.latencies_ms.clone(), observed.invalid_accepted)
+    };
     latencies.sort_by(|a, b| a.total_cmp(b));
     let gossip_latency_ms = LatencyMs {
         p50: round2(percentile(&latencies, 50.0)),
         p99: round2(percentile(&latencies, 99.0)),
         max: round2(latencies.last().copied().unwrap_or(0.0)),
     };
-    for n in nodes {
-        n.node.shutdown().await;
-    }
-    Ok(DevnetReport {
+    let report = DevnetReport {
         nodes: args.nodes,
         blocks: args.blocks,
         converged,
@@ -465,7 +513,27 @@ pub async fn run_devnet(
         gossip_latency_ms,
         invalid_accepted,
         elapsed_s: round2(started.elapsed().as_secs_f64()),
-    })
+    };
+    if let Some(task) = ui {
+        if args.ui_linger_secs > 0 {
+            eprint!("{}", summary_table(&report, initial));
+            eprintln!(
+                "devnet UI stays up {} s; Ctrl-C to end",
+                args.ui_linger_secs
+            );
+            let linger = tokio::time::sleep(Duration::from_secs(args.ui_linger_secs));
+            tokio::select! {
+                _ = linger => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        ui_shutdown.cancel();
+        let _ = task.await;
+    }
+    for n in nodes {
+        n.node.shutdown().await;
+    }
+    Ok(report)
 }
 
 /// `preconf-node devnet`: runs, prints a summary table (and the JSON line with `--json`), and

@@ -37,6 +37,7 @@ pub mod bench;
 pub mod config;
 mod config_docs;
 pub mod devnet;
+mod devnet_ui;
 pub mod error;
 pub mod http;
 pub mod identity;

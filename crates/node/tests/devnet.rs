@@ -87,3 +87,107 @@ fn devnet_json_is_the_last_stdout_line() {
     assert_eq!(json["invalid_accepted"], 0);
     assert!(json["gossip_latency_ms"]["p99"].is_number());
 }
+
+/// Minimal HTTP/1.1 GET returning (status line, body).
+fn get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("response");
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn devnet_ui_serves_the_page_and_a_snapshot_that_advances() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_preconf-node"))
+        .args([
+            "devnet",
+            "--nodes",
+            "3",
+            "--preconfers",
+            "2",
+            "--blocks",
+            "30",
+        ])
+        .args([
+            "--block-time-ms",
+            "200",
+            "--txlist-bytes",
+            "256",
+            "--seed",
+            "3",
+        ])
+        .args([
+            "--ui",
+            "--ui-addr",
+            "127.0.0.1:0",
+            "--ui-linger-secs",
+            "0",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn devnet");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the devnet prints its UI address");
+        if let Some(url) = line.strip_prefix("devnet UI: http://") {
+            break url.trim_end_matches('/').to_string();
+        }
+    };
+    let (status, page) = get(&addr, "/");
+    assert!(status.contains("200"), "{status}");
+    assert!(page.contains("EventSource(\"/events\")"));
+    let published = |body: &str| -> u64 {
+        let json: serde_json::Value = serde_json::from_str(body).expect("snapshot JSON");
+        json["blocks_published"].as_u64().expect("blocks_published")
+    };
+    let (_, first) = get(&addr, "/snapshot");
+    let start = published(&first);
+    let advanced = loop {
+        let (_, body) = get(&addr, "/snapshot");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if published(&body) > start && json["nodes"].as_array().map(Vec::len) == Some(3) {
+            break json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "devnet snapshot does not advance"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(advanced["rotation"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+    assert_eq!(
+        advanced["latency_histogram"].as_array().map(Vec::len),
+        Some(11)
+    );
+    let status = child.wait().expect("devnet exits");
+    assert!(status.success(), "devnet converges with the UI on");
+}
