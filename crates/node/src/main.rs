@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use preconf_node::bench;
 use preconf_node::config::{LogFormat, GENERIC_ENV_PREFIX, OVERRIDES};
 use preconf_node::devnet::{self, DevnetArgs};
@@ -133,7 +133,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 }
 
 fn install_prometheus() -> Option<PrometheusHandle> {
-    PrometheusBuilder::new().install_recorder().ok()
+    preconf_node::telemetry::install_prometheus()
 }
 
 async fn wait_for_signal() {
