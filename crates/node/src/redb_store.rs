@@ -113,26 +113,38 @@ impl SdkStorage for RedbStore {
     }
 
     fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError> {
+        self.put_txlists(&[(hash, block_number, txlist)])
+    }
+
+    /// All of `txlists` in one durable transaction (one sync for the whole group).
+    fn put_txlists(&self, txlists: &[(B256, u64, Bytes)]) -> Result<(), StorageError> {
+        if txlists.is_empty() {
+            return Ok(());
+        }
         let tx = self.db.begin_write().map_err(backend)?;
         {
-            let mut txlists = tx.open_table(TXLISTS).map_err(backend)?;
-            if txlists.get(&hash.0).map_err(backend)?.is_some() {
-                return Ok(());
-            }
-            txlists
-                .insert(&hash.0, (block_number, txlist.as_ref()))
-                .map_err(backend)?;
+            let mut table = tx.open_table(TXLISTS).map_err(backend)?;
             let mut by_block = tx.open_table(TXLISTS_BY_BLOCK).map_err(backend)?;
-            by_block
-                .insert((block_number, &hash.0), ())
-                .map_err(backend)?;
+            let mut added = 0u64;
+            for (hash, block_number, txlist) in txlists {
+                if table.get(&hash.0).map_err(backend)?.is_some() {
+                    continue;
+                }
+                table
+                    .insert(&hash.0, (*block_number, txlist.as_ref()))
+                    .map_err(backend)?;
+                by_block
+                    .insert((*block_number, &hash.0), ())
+                    .map_err(backend)?;
+                added += txlist.len() as u64;
+            }
             let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
             let bytes = counters
                 .get(TXLIST_BYTES)
                 .map_err(backend)?
                 .map_or(0, |v| v.value());
             counters
-                .insert(TXLIST_BYTES, bytes + txlist.len() as u64)
+                .insert(TXLIST_BYTES, bytes + added)
                 .map_err(backend)?;
         }
         tx.commit().map_err(backend)

@@ -383,9 +383,14 @@ async fn fetch_page(
     .map_err(|_| "verify_task_failed")
 }
 
+/// Fetched tx lists are handed to the SDK core (and so to storage, in one write) in groups of
+/// at most this many, so a page's tx lists cost one durable write instead of one each.
+pub(crate) const TXLIST_STORE_BATCH: usize = 256;
+
 /// Fetches `missing` tx lists by hash from `candidates` (then any connected peer), at most
 /// `parallel_txlists` at once; a peer that serves bytes not hashing to the commitment's
-/// `rawTxListHash` is penalised and skipped.
+/// `rawTxListHash` is penalised and skipped. Verified lists are stored in groups of
+/// [`TXLIST_STORE_BATCH`].
 pub(crate) async fn fetch_txlists(
     ctx: &CatchUpContext,
     candidates: &[(PeerId, u64)],
@@ -404,7 +409,7 @@ pub(crate) async fn fetch_txlists(
         }
     }
     peers.retain(|p| !liars.contains(p));
-    let bad: Vec<PeerId> = stream::iter(missing.into_iter().enumerate())
+    let mut fetched = stream::iter(missing.into_iter().enumerate())
         .map(|(i, (hash, _))| {
             // Spread the lists over the peers: each starts with a different one.
             let mut order = peers.clone();
@@ -412,23 +417,53 @@ pub(crate) async fn fetch_txlists(
                 let len = order.len();
                 order.rotate_left(i % len);
             }
-            async move { fetch_one_txlist(ctx, &order, hash).await }
+            async move { (hash, fetch_txlist_from(ctx, &order, hash).await) }
         })
-        .buffer_unordered(ctx.config.catchup.parallel_txlists)
-        .flat_map(stream::iter)
-        .collect()
-        .await;
+        .buffer_unordered(ctx.config.catchup.parallel_txlists);
+    let mut bad = Vec::new();
+    let mut ready = Vec::new();
+    while let Some((hash, (txlist, wrong))) = fetched.next().await {
+        bad.extend(wrong);
+        if let Some(txlist) = txlist {
+            ready.push((hash, txlist));
+        }
+        if ready.len() >= TXLIST_STORE_BATCH {
+            let batch = std::mem::take(&mut ready);
+            let _ = ctx.internal.send(Internal::TxListsFetched(batch)).await;
+        }
+    }
+    if !ready.is_empty() {
+        let _ = ctx.internal.send(Internal::TxListsFetched(ready)).await;
+    }
     for peer in bad {
         liars.liar(peer);
     }
 }
 
-/// Tries `peers` in order for tx list `hash`; returns the peers that served a wrong one.
+/// Tries `peers` in order for tx list `hash` and hands it to the SDK core; returns the peers
+/// that served a wrong one.
 pub(crate) async fn fetch_one_txlist(
     ctx: &CatchUpContext,
     peers: &[PeerId],
     hash: B256,
 ) -> Vec<PeerId> {
+    let (txlist, liars) = fetch_txlist_from(ctx, peers, hash).await;
+    if let Some(txlist) = txlist {
+        let _ = ctx
+            .internal
+            .send(Internal::TxListFetched { hash, txlist })
+            .await;
+    }
+    liars
+}
+
+/// Tries `peers` in order for tx list `hash`: the verified bytes, if a peer had them, and
+/// the peers that served a wrong one.
+async fn fetch_txlist_from(
+    ctx: &CatchUpContext,
+    peers: &[PeerId],
+    hash: B256,
+) -> (Option<Bytes>, Vec<PeerId>) {
     let kind = ReqRespKind::GetRawTxList;
     let mut liars = Vec::new();
     for &peer in peers.iter().take(ctx.config.catchup.max_attempts) {
@@ -462,14 +497,7 @@ pub(crate) async fn fetch_one_txlist(
             continue;
         }
         metrics::request(kind, "outbound", "ok");
-        let _ = ctx
-            .internal
-            .send(Internal::TxListFetched {
-                hash,
-                txlist: Bytes::from(txlist),
-            })
-            .await;
-        break;
+        return (Some(Bytes::from(txlist)), liars);
     }
-    liars
+    (None, liars)
 }

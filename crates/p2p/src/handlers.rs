@@ -246,6 +246,37 @@ impl Core {
         Ok(())
     }
 
+    /// Stores verified tx lists fetched by catch-up: those an accepted commitment awaits go to
+    /// storage in one write, the others (no longer awaited) are dropped. Emits
+    /// [`SdkEvent::RawTxList`] for each stored one, after the write.
+    pub(crate) fn add_txlists(&mut self, txlists: Vec<(B256, Bytes)>) -> Result<()> {
+        let mut items = Vec::with_capacity(txlists.len());
+        for (hash, txlist) in txlists {
+            if let Some(number) = self.state.take_awaiting(&hash) {
+                items.push((hash, number, txlist));
+            }
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.storage.put_txlists(&items) {
+            // Not stored: still awaited, fetched again later.
+            for (hash, number, _) in &items {
+                self.state.await_txlist(*hash, *number);
+            }
+            return Err(e.into());
+        }
+        for (hash, number, txlist) in items {
+            self.emit(SdkEvent::RawTxList {
+                hash,
+                block_number: Some(number),
+                txlist,
+            });
+        }
+        self.publish_status();
+        Ok(())
+    }
+
     /// Whether tx list `hash` is still wanted by an accepted commitment.
     pub(crate) fn is_awaited(&self, hash: &B256) -> bool {
         self.state.is_awaited(hash)

@@ -77,6 +77,8 @@ pub(crate) enum Internal {
         hash: B256,
         txlist: Bytes,
     },
+    /// Verified tx lists fetched by catch-up, stored in one write.
+    TxListsFetched(Vec<(B256, Bytes)>),
     TxListDue {
         hash: B256,
         hint: Option<PeerId>,
@@ -678,6 +680,11 @@ impl Manager {
                     if let Err(e) = self.core.add_txlist(hash, txlist) {
                         warn!(error = %e, "storing a fetched tx list failed");
                     }
+                }
+            }
+            Internal::TxListsFetched(txlists) => {
+                if let Err(e) = self.core.add_txlists(txlists) {
+                    warn!(error = %e, "storing fetched tx lists failed");
                 }
             }
             Internal::TxListDue { hash, hint } => {

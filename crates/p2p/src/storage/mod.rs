@@ -42,6 +42,17 @@ pub trait SdkStorage: Send + Sync + 'static {
     /// Stores a tx list whose hash an accepted commitment for `block_number` carries.
     fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError>;
 
+    /// Stores several tx lists as [`SdkStorage::put_txlist`] does, `(hash, block number,
+    /// bytes)` each. When this returns `Ok`, all of them must survive a crash; a durable
+    /// backend should write them in one transaction (catch-up stores a page's tx lists at
+    /// once, and one sync per list would bound it by the disk's sync rate).
+    fn put_txlists(&self, txlists: &[(B256, u64, Bytes)]) -> Result<(), StorageError> {
+        for (hash, block_number, txlist) in txlists {
+            self.put_txlist(*hash, *block_number, txlist.clone())?;
+        }
+        Ok(())
+    }
+
     /// The commitment for `block_number`.
     fn commitment_by_number(
         &self,
