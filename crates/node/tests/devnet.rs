@@ -1,7 +1,11 @@
 //! `preconf-node devnet` with small sizes: in process (the report) and as the real binary (the
 //! `--json` line and the exit code).
 
+mod common;
+
 use std::process::Command;
+
+use common::http_get;
 
 use preconf_node::devnet::{run_devnet, DevnetArgs};
 
@@ -88,29 +92,8 @@ fn devnet_json_is_the_last_stdout_line() {
     assert!(json["gossip_latency_ms"]["p99"].is_number());
 }
 
-/// Minimal HTTP/1.1 GET returning (status line, body).
-fn get(addr: &str, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("response");
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
-}
-
-#[test]
-fn devnet_ui_serves_the_page_and_a_snapshot_that_advances() {
+#[tokio::test]
+async fn devnet_ui_serves_the_page_and_a_snapshot_that_advances() {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
 
@@ -152,25 +135,24 @@ fn devnet_ui_serves_the_page_and_a_snapshot_that_advances() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
+    let addr: std::net::SocketAddr = loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("the devnet prints its UI address");
         if let Some(url) = line.strip_prefix("devnet UI: http://") {
-            break url.trim_end_matches('/').to_string();
+            break url.trim_end_matches('/').parse().expect("address");
         }
     };
-    let (status, page) = get(&addr, "/");
-    assert!(status.contains("200"), "{status}");
-    assert!(page.contains("EventSource(\"/events\")"));
+    let page = http_get(addr, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("EventSource(\"/events\")"));
     let published = |body: &str| -> u64 {
         let json: serde_json::Value = serde_json::from_str(body).expect("snapshot JSON");
         json["blocks_published"].as_u64().expect("blocks_published")
     };
-    let (_, first) = get(&addr, "/snapshot");
-    let start = published(&first);
+    let start = published(&http_get(addr, "/snapshot").await.body);
     let advanced = loop {
-        let (_, body) = get(&addr, "/snapshot");
+        let body = http_get(addr, "/snapshot").await.body;
         let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         if published(&body) > start && json["nodes"].as_array().map(Vec::len) == Some(3) {
             break json;
@@ -179,7 +161,7 @@ fn devnet_ui_serves_the_page_and_a_snapshot_that_advances() {
             Instant::now() < deadline,
             "devnet snapshot does not advance"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(advanced["rotation"]
         .as_array()

@@ -5,50 +5,25 @@
 //! The publisher is an in-process node; the node under test is the release/debug binary Cargo
 //! built for this test (`CARGO_BIN_EXE_preconf-node`), logging JSON to stderr.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{chain, http_get, node_config};
 use p2p::testkit::ChainBuilder;
 use preconf_node::{Node, NodeConfig};
 use preconfirmation_net::Multiaddr;
-use preconfirmation_types::{secret_key_to_address, Address, ChainSpec};
 
 const WAIT: Duration = Duration::from_secs(60);
 const BIN: &str = env!("CARGO_BIN_EXE_preconf-node");
 
-fn chain() -> ChainSpec {
-    ChainSpec::new(167_001, Address::repeat_byte(0x51))
-}
-
 fn builder(blocks: u64) -> ChainBuilder {
     ChainBuilder::in_the_past(chain(), 3, 4, blocks)
-}
-
-/// A node config for `builder`'s chain: loopback, no discovery, fast heartbeats.
-fn config(dir: &Path, builder: &ChainBuilder, peers: Vec<Multiaddr>) -> NodeConfig {
-    let lookahead = builder.lookahead();
-    let mut c = NodeConfig {
-        data_dir: dir.to_path_buf(),
-        ..NodeConfig::default()
-    };
-    c.http.addr = ([127, 0, 0, 1], 0).into();
-    c.rpc.addr = ([127, 0, 0, 1], 0).into();
-    c.lookahead.preconfers = builder.keys().iter().map(secret_key_to_address).collect();
-    c.lookahead.slots_per_window = lookahead.slots_per_window();
-    c.lookahead.genesis_timestamp = lookahead.genesis();
-    c.lookahead.slot_duration_secs = lookahead.slot_duration();
-    c.sdk.chain = *builder.chain();
-    c.sdk.network.discovery_enabled = false;
-    c.sdk.network.static_peers = peers;
-    c.sdk.network.static_peer_backoff = Duration::from_millis(200);
-    c.sdk.network.gossip.heartbeat_interval = Duration::from_millis(200);
-    c.sdk.catchup.peer_wait = Duration::from_secs(2);
-    c.sdk.catchup.retry_backoff = Duration::from_millis(200);
-    c
 }
 
 fn write_config(path: &Path, config: &NodeConfig) {
@@ -109,22 +84,23 @@ impl Proc {
         }
     }
 
-    fn status(&self) -> serde_json::Value {
-        let body = http_get(self.http, "/status");
-        serde_json::from_str(&body).expect("status is JSON")
+    async fn status(&self) -> serde_json::Value {
+        let response = http_get(self.http, "/status").await;
+        assert_eq!(response.status, 200);
+        serde_json::from_str(&response.body).expect("status is JSON")
     }
 
-    fn head(&self) -> u64 {
-        self.status()["head"]["block_number"]
+    async fn head(&self) -> u64 {
+        self.status().await["head"]["block_number"]
             .as_u64()
             .expect("head.block_number")
     }
 
     /// Polls `/status` until the head is at least `number`.
-    fn wait_head(&self, number: u64) -> u64 {
+    async fn wait_head(&self, number: u64) -> u64 {
         let deadline = Instant::now() + WAIT;
         loop {
-            let head = self.head();
+            let head = self.head().await;
             if head >= number {
                 return head;
             }
@@ -132,7 +108,7 @@ impl Proc {
                 Instant::now() < deadline,
                 "head stuck at {head}, want {number}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -168,27 +144,9 @@ impl Drop for Proc {
     }
 }
 
-/// Minimal HTTP/1.1 GET; returns the body.
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    body.to_string()
-}
-
 /// An in-process publisher node with no servers.
 async fn publisher(dir: &Path, builder: &ChainBuilder) -> (Node, Multiaddr) {
-    let mut c = config(dir, builder, Vec::new());
+    let mut c = node_config(dir, builder, Vec::new());
     c.http.enabled = false;
     c.rpc.enabled = false;
     let node = Node::start(c, None).await.expect("publisher starts");
@@ -252,12 +210,12 @@ fn bad_config_is_one_line_naming_the_key_and_exit_2() {
     assert!(stderr.contains("lookahead.preconfers"), "{stderr}");
 }
 
-#[test]
-fn file_flag_env_precedence_in_the_real_binary() {
+#[tokio::test]
+async fn file_flag_env_precedence_in_the_real_binary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let builder = builder(10);
     let path = dir.path().join("node.toml");
-    let mut c = config(&dir.path().join("data"), &builder, Vec::new());
+    let mut c = node_config(&dir.path().join("data"), &builder, Vec::new());
     c.http.addr = "127.0.0.1:1".parse().expect("addr"); // privileged port: must be overridden
     c.rpc.enabled = false;
     write_config(&path, &c);
@@ -270,7 +228,7 @@ fn file_flag_env_precedence_in_the_real_binary() {
         &[("PRECONF_HTTP_ADDR", env_addr.as_str())],
     );
     assert_eq!(node.http.to_string(), env_addr, "env beats flag beats file");
-    assert!(node.status()["peer_id"].is_string());
+    assert!(node.status().await["peer_id"].is_string());
 }
 
 #[test]
@@ -278,7 +236,7 @@ fn second_process_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let builder = builder(10);
     let path = dir.path().join("node.toml");
-    let mut c = config(&dir.path().join("data"), &builder, Vec::new());
+    let mut c = node_config(&dir.path().join("data"), &builder, Vec::new());
     c.rpc.enabled = false;
     write_config(&path, &c);
     let _first = Proc::spawn(&path, &[], &[]);
@@ -300,7 +258,7 @@ async fn restart_keeps_identity_and_data_and_sigkill_loses_nothing_acknowledged(
     let data = dir.path().join("node");
     let connected = dir.path().join("connected.toml");
     let isolated = dir.path().join("isolated.toml");
-    let mut c = config(&data, &builder, vec![publisher_addr]);
+    let mut c = node_config(&data, &builder, vec![publisher_addr]);
     c.rpc.enabled = false;
     write_config(&connected, &c);
     c.sdk.network.static_peers.clear();
@@ -308,29 +266,24 @@ async fn restart_keeps_identity_and_data_and_sigkill_loses_nothing_acknowledged(
 
     // 1. Follow 20 blocks, then a graceful stop.
     let node = Proc::spawn(&connected, &[], &[]);
-    let peer_id = node.status()["peer_id"].clone();
+    let peer_id = node.status().await["peer_id"].clone();
     publisher
         .sdk()
         .wait_for_gossip_peers(1, WAIT)
         .await
         .expect("node joins the mesh");
     publish(&publisher, &mut builder, 20).await;
-    let node = tokio::task::spawn_blocking(move || {
-        node.wait_head(20);
-        node
-    })
-    .await
-    .expect("join");
+    node.wait_head(20).await;
     assert!(node.sigterm().success(), "SIGTERM is a clean exit");
 
     // 2. Restart alone: same identity, same data.
     let node = Proc::spawn(&isolated, &[], &[]);
     assert_eq!(
-        node.status()["peer_id"],
+        node.status().await["peer_id"],
         peer_id,
         "identity survives a restart"
     );
-    assert_eq!(node.head(), 20, "data survives a restart");
+    assert_eq!(node.head().await, 20, "data survives a restart");
     drop(node);
 
     // 3. Follow again and SIGKILL in the middle of gossip ingest.
@@ -348,19 +301,14 @@ async fn restart_keeps_identity_and_data_and_sigkill_loses_nothing_acknowledged(
         }
         feeder_builder
     });
-    let acknowledged = tokio::task::spawn_blocking(move || {
-        let acknowledged = node.wait_head(30);
-        node.sigkill();
-        acknowledged
-    })
-    .await
-    .expect("join");
+    let acknowledged = node.wait_head(30).await;
+    node.sigkill();
     let mut builder = feeder.await.expect("feeder");
     assert_eq!(builder.next_number(), 81);
 
     // 4. Restart alone: everything acknowledged is there.
     let node = Proc::spawn(&isolated, &[], &[]);
-    let head_after_crash = node.head();
+    let head_after_crash = node.head().await;
     assert!(
         head_after_crash >= acknowledged,
         "acknowledged head {acknowledged}, after SIGKILL {head_after_crash}"
@@ -370,13 +318,8 @@ async fn restart_keeps_identity_and_data_and_sigkill_loses_nothing_acknowledged(
     // 5. Restart connected: catches up to the publisher's head, then follows.
     publish(&publisher, &mut builder, 5).await;
     let node = Proc::spawn(&connected, &[], &[]);
-    let node = tokio::task::spawn_blocking(move || {
-        node.wait_head(85);
-        node
-    })
-    .await
-    .expect("join");
-    assert_eq!(node.head(), 85);
+    node.wait_head(85).await;
+    assert_eq!(node.head().await, 85);
     drop(node);
     publisher.shutdown().await;
 }
