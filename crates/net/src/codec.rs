@@ -5,8 +5,16 @@
 //! ([`ChainLimits::max_request_len`] / [`ChainLimits::max_response_len`]) *before* a single body
 //! byte is read or a buffer is allocated; an over-cap prefix fails the stream with
 //! [`CodecError::Oversize`] (libp2p then resets it).
+//!
+//! An inbound request must arrive whole within the read timeout
+//! ([`crate::NetworkConfig::request_read_timeout`]); a silent or trickling stream yields
+//! [`Request::Invalid`] with [`CodecError::ReadTimeout`] and its sender is penalised
+//! ([`SLOW_REQUEST_PENALTY_REASON`]).
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -16,6 +24,42 @@ use preconfirmation_types::{
 };
 
 use crate::error::CodecError;
+
+/// Penalty reason (metric label `p2p_net_rejections_total{reason="slow_request"}`) of an
+/// inbound stream that did not deliver its whole request within the read timeout — opened and
+/// left silent, or trickled a byte at a time (slowloris).
+///
+/// PROTOCOL.md §7 lists per-peer rate limits on every req/resp protocol and §7.1 one app-score
+/// penalty (−1, at most −4 per 10 s per peer) per validation failure, but names no penalty
+/// for a stalled request. A stalled stream holds one of the connection's
+/// `max_streams_per_connection` slots for nothing, like an over-limit request, and is not a
+/// request at all, like a malformed one: it is treated exactly like those — one §7.1 app
+/// penalty (`ScoringConfig::app_penalty`, default −1) counted against the same per-window cap,
+/// the stream closed without a response. A peer that keeps doing it crosses the ban threshold
+/// (−5) in its second penalty window and is banned `ban_sustain` later, like any other
+/// req/resp misbehaviour.
+pub const SLOW_REQUEST_PENALTY_REASON: &str = "slow_request";
+
+/// A reader that counts the bytes that went through it.
+struct Counting<'a, T> {
+    inner: &'a mut T,
+    read: u64,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counting<'_, T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let res = Pin::new(&mut *this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = &res {
+            this.read = this.read.saturating_add(*n as u64);
+        }
+        res
+    }
+}
 
 /// A req/resp protocol: its kind and its chain-specific id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,16 +247,50 @@ pub(crate) async fn write_frame<T: AsyncWrite + Unpin + Send>(
     io.flush().await
 }
 
-/// The `request_response::Codec` of the three protocols, enforcing the chain's caps.
+/// Reads one inbound request frame, giving up after `timeout` (when set and inside a tokio
+/// runtime; outside one the read is unbounded here and only libp2p's stream timeout applies).
+async fn read_request_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    cap: usize,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<u8>> {
+    let Some(timeout) = timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) else {
+        return read_frame(io, cap).await;
+    };
+    let mut counting = Counting { inner: io, read: 0 };
+    match tokio::time::timeout(timeout, read_frame(&mut counting, cap)).await {
+        Ok(res) => res,
+        Err(_) => Err(CodecError::ReadTimeout {
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            read: counting.read,
+        }
+        .into_io()),
+    }
+}
+
+/// The `request_response::Codec` of the three protocols, enforcing the chain's caps and the
+/// inbound read timeout.
 #[derive(Debug, Clone, Default)]
 pub struct PreconfCodec {
     limits: ChainLimits,
+    read_timeout: Option<Duration>,
 }
 
 impl PreconfCodec {
-    /// A codec enforcing `limits`.
+    /// A codec enforcing `limits`, with no read timeout of its own.
     pub fn new(limits: ChainLimits) -> Self {
-        Self { limits }
+        Self {
+            limits,
+            read_timeout: None,
+        }
+    }
+
+    /// Inbound requests must arrive whole within `timeout` (see
+    /// [`crate::NetworkConfig::request_read_timeout`]); a stream still incomplete then yields
+    /// [`Request::Invalid`] with [`CodecError::ReadTimeout`].
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
+        self
     }
 }
 
@@ -229,7 +307,8 @@ impl libp2p::request_response::Codec for PreconfCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let body = match read_frame(io, self.limits.max_request_len(protocol.kind)).await {
+        let cap = self.limits.max_request_len(protocol.kind);
+        let body = match read_request_frame(io, cap, self.read_timeout).await {
             Ok(body) => body,
             Err(e) => {
                 return match CodecError::from_io(&e) {
@@ -303,6 +382,8 @@ mod tests {
     use futures::io::Cursor;
     use libp2p::request_response::Codec;
     use preconfirmation_types::{SignedCommitment, U256};
+
+    use crate::error::RequestError;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         futures::executor::block_on(f)
@@ -419,6 +500,113 @@ mod tests {
             CodecError::from_io(&err),
             Some(CodecError::Oversize { .. })
         ));
+    }
+
+    /// Yields `bytes` one per `every`, then stays pending forever (never EOF): a silent
+    /// (`bytes` empty) or trickling stream.
+    struct Trickle {
+        bytes: Vec<u8>,
+        every: Duration,
+        next: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = &mut *self;
+            if this.bytes.is_empty() || buf.is_empty() {
+                return Poll::Pending;
+            }
+            let every = this.every;
+            let sleep = this
+                .next
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.next = None;
+            buf[0] = this.bytes.remove(0);
+            Poll::Ready(Ok(1))
+        }
+    }
+
+    use std::future::Future;
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_and_trickling_requests_time_out_as_invalid() {
+        let timeout = Duration::from_secs(5);
+        let mut codec = PreconfCodec::default().with_read_timeout(timeout);
+        // Silent: nothing ever arrives.
+        let p = proto(ReqRespKind::GetHead);
+        let mut silent = Trickle {
+            bytes: Vec::new(),
+            every: Duration::ZERO,
+            next: None,
+        };
+        let req = codec.read_request(&p, &mut silent).await.unwrap();
+        assert!(
+            matches!(
+                req,
+                Request::Invalid(
+                    ReqRespKind::GetHead,
+                    CodecError::ReadTimeout {
+                        timeout_ms: 5000,
+                        read: 0
+                    }
+                )
+            ),
+            "{req:?}"
+        );
+        // Trickle: a valid get_commitments_by_number request, one byte per second; 4 bytes
+        // (the prefix and 3 body bytes) arrive before the timeout, the rest never counts.
+        let p = proto(ReqRespKind::GetCommitmentsByNumber);
+        let mut bytes = Vec::new();
+        let request = Request::GetCommitmentsByNumber(GetCommitmentsByNumberRequest {
+            start_block_number: U256::from(1u64),
+            max_count: 8,
+        });
+        codec
+            .write_request(&p, &mut bytes, request.clone())
+            .await
+            .unwrap();
+        assert!(bytes.len() > 6);
+        let mut trickle = Trickle {
+            bytes: bytes.clone(),
+            every: Duration::from_secs(1),
+            next: None,
+        };
+        let req = codec.read_request(&p, &mut trickle).await.unwrap();
+        assert!(
+            matches!(
+                req,
+                Request::Invalid(_, CodecError::ReadTimeout { read: 4 | 5, .. })
+            ),
+            "{req:?}"
+        );
+        // The same bytes at once are read in time.
+        let req = codec
+            .read_request(&p, &mut Cursor::new(bytes.clone()))
+            .await
+            .unwrap();
+        assert_eq!(req, request);
+        // A trickle fast enough to finish within the timeout is an honest (if slow) request.
+        let mut quick = Trickle {
+            bytes,
+            every: Duration::from_millis(10),
+            next: None,
+        };
+        assert_eq!(codec.read_request(&p, &mut quick).await.unwrap(), request);
+        // Read timeouts map to a timeout for the requester's side.
+        assert_eq!(
+            RequestError::from(CodecError::ReadTimeout {
+                timeout_ms: 1,
+                read: 0
+            }),
+            RequestError::Timeout
+        );
     }
 
     #[test]

@@ -56,6 +56,18 @@ pub struct NetworkConfig {
     /// request plus waiting for the SDK's answer) (§10). Default 10 s.
     #[serde(with = "millis")]
     pub request_timeout: Duration,
+    /// Most time an inbound stream may take to deliver its whole request (length prefix and
+    /// body) once the stream is open. Default 5 s. A request is at most a few dozen bytes and
+    /// an honest peer writes it at once, so a stream still incomplete after this is a
+    /// slowloris (silent, or trickling a byte at a time): the codec stops reading, the stream
+    /// is closed without a response and the peer takes one §7 penalty, reason `slow_request`
+    /// (see [`crate::SLOW_REQUEST_PENALTY_REASON`]).
+    ///
+    /// The effective read timeout is `min(request_read_timeout, request_timeout / 2)`, so the
+    /// read verdict always lands before libp2p's overall [`Self::request_timeout`] of the
+    /// stream (which is not attributed to the request being unread and is not penalised).
+    #[serde(with = "millis")]
+    pub request_read_timeout: Duration,
     /// Per-peer inbound request rate limits, one per req/resp protocol (§7 "per-peer rate
     /// limits on every req/resp protocol"). Defaults: `get_head` 8, `get_commitments_by_number`
     /// 64 and `get_raw_txlist` 512 per 10 s; see [`RateLimitConfig`].
@@ -114,6 +126,7 @@ impl Default for NetworkConfig {
             ban_period: Duration::from_secs(3600),
             ban_sustain: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            request_read_timeout: Duration::from_secs(5),
             rate_limit: RateLimitConfig::default(),
             max_concurrent_inbound_per_protocol: 2,
             max_streams_per_connection: 16,
@@ -136,6 +149,12 @@ impl Default for NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// The time an inbound stream gets to deliver its whole request:
+    /// `min(request_read_timeout, request_timeout / 2)` (see [`Self::request_read_timeout`]).
+    pub fn effective_request_read_timeout(&self) -> Duration {
+        self.request_read_timeout.min(self.request_timeout / 2)
+    }
+
     /// Checks the configuration for consistency.
     pub fn validate(&self) -> Result<(), NetError> {
         self.limits
@@ -152,6 +171,11 @@ impl NetworkConfig {
         }
         if s.app_score_min > 0.0 || s.app_score_max < 0.0 {
             return Err(NetError::Config("app score bounds must contain 0".into()));
+        }
+        if self.request_read_timeout.is_zero() || self.request_timeout.is_zero() {
+            return Err(NetError::Config(
+                "request_timeout and request_read_timeout must be positive".into(),
+            ));
         }
         if self.command_channel_capacity == 0
             || self.event_channel_capacity == 0
@@ -404,6 +428,28 @@ mod tests {
         let partial: NetworkConfig = serde_json::from_str(r#"{"ban_sustain": 1500}"#).unwrap();
         assert_eq!(partial.ban_sustain, Duration::from_millis(1500));
         assert_eq!(partial.request_timeout, Duration::from_secs(10));
+        assert_eq!(partial.request_read_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn request_read_timeout_is_capped_by_half_the_request_timeout() {
+        let c = NetworkConfig::default();
+        assert_eq!(c.effective_request_read_timeout(), Duration::from_secs(5));
+        let c = NetworkConfig {
+            request_timeout: Duration::from_secs(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.effective_request_read_timeout(),
+            Duration::from_millis(1500)
+        );
+        let c: NetworkConfig = serde_json::from_str(r#"{"request_read_timeout": 2000}"#).unwrap();
+        assert_eq!(c.effective_request_read_timeout(), Duration::from_secs(2));
+        let c = NetworkConfig {
+            request_read_timeout: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(matches!(c.validate(), Err(NetError::Config(_))));
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub(crate) async fn spawn(
     let gossipsub = build_gossipsub(&config, &keypair, &topics)?;
     let reqresp = |kind: ReqRespKind| {
         request_response::Behaviour::with_codec(
-            PreconfCodec::new(config.limits),
+            PreconfCodec::new(config.limits)
+                .with_read_timeout(config.effective_request_read_timeout()),
             [(
                 ReqRespProtocol::new(kind, config.chain_id),
                 ProtocolSupport::Full,
@@ -689,10 +690,7 @@ impl Driver {
                 self.peers.inbound_done((kind, request_id));
                 if let InboundFailure::Io(e) = &error {
                     if let Some(codec) = CodecError::from_io(e) {
-                        let reason = match codec {
-                            CodecError::Oversize { .. } => "oversize_request",
-                            _ => "malformed_request",
-                        };
+                        let reason = penalty_reason(codec);
                         debug!(%peer, error = %codec, "inbound request refused");
                         self.penalize(peer, reason);
                         return;
@@ -720,12 +718,10 @@ impl Driver {
             return;
         }
         if let Request::Invalid(_, error) = &request {
-            // Over-cap prefix or malformed body: nothing more is read; close the stream
-            // without a response and penalise the sender.
-            let reason = match error {
-                CodecError::Oversize { .. } => "oversize_request",
-                _ => "malformed_request",
-            };
+            // Over-cap prefix, malformed body, or not all there within the read timeout
+            // (slowloris): nothing more is read; close the stream without a response and
+            // penalise the sender.
+            let reason = penalty_reason(error);
             debug!(%error, reason, "invalid inbound request");
             metrics::reqresp(kind, "inbound", reason);
             drop(channel);
@@ -786,6 +782,15 @@ impl Driver {
             }
             .boxed(),
         );
+    }
+}
+
+/// The penalty reason (and metric label) of an inbound request the codec refused.
+fn penalty_reason(e: &CodecError) -> &'static str {
+    match e {
+        CodecError::Oversize { .. } => "oversize_request",
+        CodecError::ReadTimeout { .. } => crate::codec::SLOW_REQUEST_PENALTY_REASON,
+        CodecError::Varint(_) | CodecError::Decode(_) => "malformed_request",
     }
 }
 

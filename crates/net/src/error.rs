@@ -91,6 +91,15 @@ pub enum CodecError {
     /// The body is not a valid SSZ encoding of the expected container.
     #[error("invalid body: {0}")]
     Decode(String),
+    /// The whole request (prefix and body) did not arrive within the read timeout
+    /// ([`crate::NetworkConfig::request_read_timeout`]): a silent or trickling stream.
+    #[error("request not fully read within {timeout_ms} ms ({read} bytes arrived)")]
+    ReadTimeout {
+        /// The read timeout in force, in milliseconds.
+        timeout_ms: u64,
+        /// Bytes that had arrived when it expired.
+        read: u64,
+    },
 }
 
 impl CodecError {
@@ -111,6 +120,7 @@ impl From<CodecError> for RequestError {
         match e {
             CodecError::Oversize { len, cap } => RequestError::Oversize { len, cap },
             CodecError::Varint(s) | CodecError::Decode(s) => RequestError::Decode(s),
+            CodecError::ReadTimeout { .. } => RequestError::Timeout,
         }
     }
 }

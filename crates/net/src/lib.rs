@@ -30,7 +30,9 @@
 //!   per protocol ([`RateLimitConfig`]; by default 8 `get_head`, 64
 //!   `get_commitments_by_number` and 512 `get_raw_txlist` per 10 s, so catch-up fits) and 2
 //!   concurrent requests per protocol; a request over either limit is refused and penalised;
-//!   unanswered requests time out.
+//!   unanswered requests time out. A stream that has not delivered its whole request within
+//!   [`NetworkConfig::request_read_timeout`] (default 5 s: silent or trickling, a slowloris)
+//!   is closed and penalised like a malformed request ([`SLOW_REQUEST_PENALTY_REASON`]).
 //! - **Discovery**: the ENR is signed with the libp2p key (secp256k1 by default), so its public
 //!   key gives the peer id; it advertises `ip4` + `tcp4` (libp2p) + `udp4` (discv5). Loopback
 //!   addresses are accepted (no table or packet filter).
@@ -86,6 +88,7 @@ pub mod metrics;
 mod peer_manager;
 mod service;
 
+pub use codec::SLOW_REQUEST_PENALTY_REASON;
 pub use config::{GossipConfig, NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig};
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;

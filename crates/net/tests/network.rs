@@ -8,7 +8,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, PeerId, StreamProtocol, Swarm, SwarmBuilder};
-use preconfirmation_net::{GossipVerdict, NetworkConfig, NetworkEvent, P2pService, RequestError};
+use preconfirmation_net::{
+    GossipVerdict, InboundRequest, NetworkConfig, NetworkEvent, P2pService, RequestError,
+};
 use preconfirmation_types::{
     GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListResponse, GossipTopicKind,
     RawTxListGossip, ReqRespKind, WireMessage, MAX_COMMITMENTS_PER_RESPONSE, U256,
@@ -371,6 +373,8 @@ enum Raw {
     Silent(Duration),
     /// An honest `get_head` request (prefix 0).
     GetHead,
+    /// A valid `get_commitments_by_number` request written one byte per this interval.
+    Trickle(Duration),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -425,6 +429,22 @@ impl request_response::Codec for RawCodec {
             Raw::GetHead => {
                 io.write_all(&[0]).await?;
                 io.flush().await
+            }
+            Raw::Trickle(every) => {
+                let body = GetCommitmentsByNumberRequest {
+                    start_block_number: U256::from(1u64),
+                    max_count: 8,
+                }
+                .to_ssz();
+                let mut buf = unsigned_varint::encode::u64_buffer();
+                let mut bytes = unsigned_varint::encode::u64(body.len() as u64, &mut buf).to_vec();
+                bytes.extend(body);
+                for b in bytes {
+                    io.write_all(&[b]).await?;
+                    io.flush().await?;
+                    tokio::time::sleep(every).await;
+                }
+                Ok(())
             }
         }
     }
@@ -561,6 +581,81 @@ async fn silent_stream_times_out() {
     let mut expected = vec![64u8];
     expected.extend(head().to_ssz());
     assert_eq!(res, expected);
+}
+
+/// Slowloris: one peer id keeps silent streams and 1-byte-per-second trickles open on
+/// `get_commitments_by_number`. Each stream still incomplete after the read timeout is closed
+/// and penalised (`slow_request`), so the peer is banned; honest peers are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_streams_are_penalised_then_banned() {
+    let mut cfg = test_config();
+    cfg.request_read_timeout = Duration::from_millis(500);
+    // A short penalty window keeps the test short: the peer reaches −5 in its second window.
+    cfg.scoring.app_penalty_window = Duration::from_secs(2);
+    cfg.ban_period = Duration::from_secs(60);
+    let chain_id = cfg.chain_id;
+    let (server, mut server_events) = start(cfg).await;
+    let server_id = server.local_peer_id();
+    // The server's "SDK": answers get_head, forwards bans.
+    let (ban_tx, mut ban_rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(ev) = server_events.recv().await {
+            match ev {
+                NetworkEvent::InboundRequest(InboundRequest::GetHead { responder, .. }) => {
+                    responder.respond(head())
+                }
+                NetworkEvent::PeerBanned { peer, .. } => {
+                    let _ = ban_tx.try_send(peer);
+                }
+                _ => {}
+            }
+        }
+    });
+    let mut raw = raw_client(&server, ReqRespKind::GetCommitmentsByNumber, chain_id).await;
+    let raw_id = *raw.local_peer_id();
+    let mut opened = 0u32;
+    // Drive the attack until the server closes the connection (the ban): 4 new streams every
+    // 250 ms (half silent for 5 s, half trickling a byte per second), whatever became of the
+    // earlier ones (the raw side only learns of a closed stream when it next writes).
+    let mut pace = tokio::time::interval(Duration::from_millis(250));
+    timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                _ = pace.tick() => {
+                    for i in 0..4 {
+                        let req = if i % 2 == 0 {
+                            Raw::Silent(Duration::from_secs(5))
+                        } else {
+                            Raw::Trickle(Duration::from_secs(1))
+                        };
+                        raw.behaviour_mut().send_request(&server_id, req);
+                        opened += 1;
+                    }
+                }
+                event = raw.select_next_some() => {
+                    if matches!(event, SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == server_id) {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the slowloris peer is disconnected within the bound");
+    let banned = timeout(WAIT, ban_rx.recv())
+        .await
+        .expect("ban event within the bound");
+    assert_eq!(banned, Some(raw_id), "the slowloris peer is the one banned");
+    assert!(opened > 4, "streams kept being opened: {opened}");
+    assert!(!server
+        .connected_peers()
+        .await
+        .expect("peers")
+        .contains(&raw_id));
+    // An honest client is still served.
+    let (client, mut client_events) = start(test_config()).await;
+    connect(&client, &mut client_events, &server).await;
+    assert_eq!(client.request_head(server_id).await.expect("head"), head());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
