@@ -255,6 +255,12 @@ pub struct CatchUpConfig {
     /// Pause before retrying a round that could not finish. Default 1 s.
     #[serde(with = "millis")]
     pub retry_backoff: Duration,
+    /// When the local head has not moved for this long, catch-up asks peers for their heads
+    /// again (§10.3), so a node that missed the last gossip message (and so sees no gap) still
+    /// fetches it. One `get_head` per asked peer per period. Zero disables. Default 12 s (six
+    /// 2 s L2 slots).
+    #[serde(with = "millis")]
+    pub stale_head_check: Duration,
 }
 
 impl Default for CatchUpConfig {
@@ -269,6 +275,7 @@ impl Default for CatchUpConfig {
             max_attempts: 5,
             peer_wait: Duration::from_secs(5),
             retry_backoff: Duration::from_secs(1),
+            stale_head_check: Duration::from_secs(12),
         }
     }
 }

@@ -191,6 +191,8 @@ impl P2pSdk {
         let manager = Manager {
             catchup_done: catchup_done_tx,
             ticks: 0,
+            last_head: (0, Instant::now()),
+            last_head_check: Instant::now(),
             core,
             net: net.clone(),
             storage: storage.clone(),
@@ -479,6 +481,10 @@ struct Manager {
     slots: PeerSlots,
     last_scores: Instant,
     ticks: u64,
+    /// The head seen at the last tick, and since when (for the stale-head check).
+    last_head: (u64, Instant),
+    /// When the stale-head check last started a catch-up round.
+    last_head_check: Instant,
 }
 
 /// Missing tx lists are requested again every this many ticks.
@@ -776,6 +782,29 @@ impl Manager {
         });
     }
 
+    /// Starts a catch-up round when the head has not moved for `stale_head_check`: without a
+    /// later block, a missed gossip message shows no gap, so only asking peers finds it.
+    fn check_stale_head(&mut self) {
+        let period = self.config.catchup.stale_head_check;
+        if !self.config.catchup.enabled || period.is_zero() {
+            return;
+        }
+        let head = self.status.borrow().head_block_number;
+        if head != self.last_head.0 {
+            self.last_head = (head, Instant::now());
+            return;
+        }
+        if self.catchup_running
+            || self.last_head.1.elapsed() < period
+            || self.last_head_check.elapsed() < period
+        {
+            return;
+        }
+        self.last_head_check = Instant::now();
+        debug!(head, "head unchanged for a while; asking peers for theirs");
+        self.start_catchup();
+    }
+
     fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>) {
         let permits = self.txlist_permits.clone();
         let ctx = CatchUpContext {
@@ -814,6 +843,7 @@ impl Manager {
                 self.spawn_txlist_fetch(hash, None);
             }
         }
+        self.check_stale_head();
         if self.last_scores.elapsed() >= self.config.peer_score_interval {
             self.last_scores = Instant::now();
             let net = self.net.clone();

@@ -1,9 +1,10 @@
 //! Catch-up over real TCP on 127.0.0.1: a late joiner reaches the network's head with every tx
-//! list; a lying peer is penalised and the node switches to an honest one.
+//! list; a lying peer is penalised and the node switches to an honest one; a stale head is re-checked.
 
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use p2p::testkit::ChainBuilder;
@@ -189,4 +190,106 @@ async fn catchup_from_lying_peer_switches_to_honest_one() {
     assert!(penalised, "the lying peer was neither penalised nor banned");
     fresh.sdk.shutdown().await.unwrap();
     honest.sdk.shutdown().await.unwrap();
+}
+
+/// A node that is live and connected but missed the last blocks' gossip (no later block shows a
+/// gap) asks its peers for their heads again once its own head has not moved for
+/// `stale_head_check`, and fetches what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_head_is_rechecked_and_missed_blocks_are_fetched() {
+    const N: usize = 5;
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, N as u64 + 10);
+    let blocks = builder.blocks(N, 64);
+
+    // A bare peer that never gossips; it serves an empty chain until `revealed` is set.
+    let (peer, mut peer_events) = raw_node().await;
+    let revealed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let heads_asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let served = blocks.clone();
+    let reveal = revealed.clone();
+    let asked = heads_asked.clone();
+    let peer_handle = peer.clone();
+    tokio::spawn(async move {
+        while let Some(event) = peer_events.recv().await {
+            let shown = if reveal.load(std::sync::atomic::Ordering::Acquire) {
+                N
+            } else {
+                0
+            };
+            match event {
+                NetworkEvent::InboundRequest(InboundRequest::GetHead { responder, .. }) => {
+                    asked.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    let head = served[..shown].last().map(|b| PreconfHead {
+                        block_number: b.commitment.preconf().block_number,
+                        submission_window_end: b.commitment.preconf().submission_window_end,
+                    });
+                    responder.respond(head.unwrap_or_default());
+                }
+                NetworkEvent::InboundRequest(InboundRequest::GetCommitmentsByNumber {
+                    request,
+                    responder,
+                    ..
+                }) => {
+                    let start = u64::try_from(request.start_block_number).unwrap_or(0) as usize;
+                    let page: Vec<_> = served[..shown]
+                        .iter()
+                        .skip(start.saturating_sub(1))
+                        .take(request.max_count as usize)
+                        .map(|b| b.commitment.clone())
+                        .collect();
+                    responder.respond(GetCommitmentsByNumberResponse::new(page).unwrap());
+                }
+                NetworkEvent::InboundRequest(InboundRequest::GetRawTxList {
+                    request,
+                    responder,
+                    ..
+                }) => {
+                    let found = served
+                        .iter()
+                        .filter_map(|b| b.txlist.as_ref())
+                        .find(|t| t.raw_tx_list_hash == request.raw_tx_list_hash);
+                    let bytes = found.map(|t| t.txlist.to_vec()).unwrap_or_default();
+                    responder.respond(GetRawTxListResponse::new(bytes).unwrap());
+                }
+                NetworkEvent::Gossip {
+                    message_id, peer, ..
+                } => {
+                    let _ = peer_handle.report_validation(message_id, peer, GossipVerdict::Ignore);
+                }
+                _ => {}
+            }
+        }
+    });
+
+    let mut config = sdk_config();
+    config.catchup.stale_head_check = Duration::from_secs(1);
+    let node = start_node(config, &builder).await;
+    node.sdk
+        .dial(peer.listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    let status = wait_live(&node.sdk).await;
+    assert_eq!(status.head_block_number, 0);
+    // Start-up catch-up and the re-run the new connection triggers each ask once; both were
+    // answered with the empty chain, so nothing else is pending when the blocks appear.
+    tokio::time::timeout(WAIT, async {
+        while heads_asked.load(std::sync::atomic::Ordering::Acquire) < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("both start-up rounds asked for the head");
+
+    // The peer now has blocks the node never received over gossip.
+    revealed.store(true, std::sync::atomic::Ordering::Release);
+    let status = wait_status(&node.sdk, |s| {
+        s.head_block_number == N as u64 && s.missing_txlists == 0
+    })
+    .await;
+    assert_eq!(
+        status.head_hash,
+        Some(preconfirmation_types::preconfirmation_hash(
+            blocks[N - 1].commitment.preconf()
+        ))
+    );
 }
