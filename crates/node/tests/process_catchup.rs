@@ -1,0 +1,294 @@
+//! SIGKILL during start-up catch-up, with the real `preconf-node` binary
+//! (`CARGO_BIN_EXE_preconf-node`, JSON logs on stderr, `/status` over HTTP).
+//!
+//! A fresh node catches up a long chain (every block with a small tx list) from an in-process
+//! serving peer; it is SIGKILLed while `/status` reports it syncing with a head strictly between
+//! its start and the target (past the first third of the chain). Restarted alone, its head is
+//! at least the last head it reported before the kill, and that head is the serving peer's
+//! commitment (nothing acknowledged lost or altered); restarted connected, it finishes catching
+//! up to the serving peer's head. Prints a
+//! `RELIABILITY` line (run with `--nocapture`).
+//!
+//! `cargo test -p preconf-node --test process_catchup -- --nocapture` (short, 3 000 blocks);
+//! `cargo test -p preconf-node --test process_catchup -- --ignored --nocapture` (20 000 blocks).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use bytes::Bytes;
+use common::{chain, http_get, node_config};
+use p2p::testkit::ChainBuilder;
+use p2p::{MemoryStorage, MemoryStorageLimits, P2pSdk, P2pSdkConfig, SdkEvents, SdkStorage};
+use preconf_node::NodeConfig;
+use preconfirmation_net::{Multiaddr, RateLimitConfig};
+use preconfirmation_types::{preconfirmation_hash, raw_tx_list_hash};
+
+const WAIT: Duration = Duration::from_secs(120);
+const BIN: &str = env!("CARGO_BIN_EXE_preconf-node");
+/// Bytes of each block's tx list (small: the test is about commitments and crash safety).
+const TXLIST_BYTES: usize = 64;
+
+fn write_config(path: &Path, config: &NodeConfig) {
+    std::fs::write(path, toml::to_string(config).expect("config serialises"))
+        .expect("write config");
+}
+
+/// A running `preconf-node run`; killed and reaped on drop.
+struct Proc {
+    child: Child,
+    http: SocketAddr,
+    // Kept so the log reader thread has somewhere to send until the process ends.
+    _lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    /// Spawns `run --config <path>` and waits for its JSON "node started" line.
+    // The child is moved into `Proc`, whose `Drop` kills and reaps it.
+    #[allow(clippy::zombie_processes)]
+    fn spawn(config: &Path) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--log-format", "json", "--log-filter", "info"])
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn preconf-node");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .expect("node logs `node started` in time");
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if json["fields"]["message"] == "node started" {
+                let http = json["fields"]["http"]
+                    .as_str()
+                    .expect("http field")
+                    .parse()
+                    .expect("addr");
+                return Proc {
+                    child,
+                    http,
+                    _lines: lines,
+                };
+            }
+        }
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        let response = http_get(self.http, "/status").await;
+        assert_eq!(response.status, 200);
+        serde_json::from_str(&response.body).expect("status is JSON")
+    }
+
+    /// The process's resident set in KiB (0 when unreadable).
+    fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn sigkill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn head_of(status: &serde_json::Value) -> u64 {
+    status["head"]["block_number"]
+        .as_u64()
+        .expect("head.block_number")
+}
+
+/// An in-process serving peer holding `blocks` commitments (each with a tx list) in memory,
+/// its per-peer rate limits raised so the catching-up node measures itself, not the server's
+/// DoS policy (as in `bench catchup`).
+async fn serving_peer(builder: &mut ChainBuilder, blocks: usize) -> (P2pSdk, SdkEvents, Multiaddr) {
+    let storage = Arc::new(MemoryStorage::new(MemoryStorageLimits {
+        max_commitments: blocks + 1,
+        max_txlists: blocks + 1,
+        max_txlist_bytes: usize::MAX / 2,
+    }));
+    let generated = builder.blocks(blocks, TXLIST_BYTES);
+    for chunk in generated.chunks(4096) {
+        let commitments: Vec<_> = chunk.iter().map(|b| b.commitment.clone()).collect();
+        storage.put_commitments(&commitments).expect("fill");
+    }
+    for (i, block) in generated.iter().enumerate() {
+        let txlist = block.txlist.as_ref().expect("every block has a tx list");
+        let bytes = txlist.txlist.to_vec();
+        storage
+            .put_txlist(raw_tx_list_hash(&bytes), i as u64 + 1, Bytes::from(bytes))
+            .expect("fill tx lists");
+    }
+    let mut config = P2pSdkConfig::new(chain());
+    config.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
+    config.network.discovery_enabled = false;
+    config.network.rate_limit = RateLimitConfig::uniform(1_000_000, Duration::from_secs(1));
+    config.catchup.enabled = false;
+    let (sdk, events) = P2pSdk::start(config, storage, builder.lookahead(), None)
+        .await
+        .expect("serving peer starts");
+    let addr = sdk.listen_addrs().await.expect("addrs")[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(sdk.local_peer_id()));
+    (sdk, events, addr)
+}
+
+async fn sigkill_during_catch_up(blocks: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::in_the_past(chain(), 3, 4, blocks as u64 + 100);
+    let (server, _server_events, server_addr) = serving_peer(&mut builder, blocks).await;
+    let target = blocks as u64;
+    assert_eq!(server.status().head_block_number, target);
+
+    let data = dir.path().join("node");
+    let connected = dir.path().join("connected.toml");
+    let isolated = dir.path().join("isolated.toml");
+    let mut c = node_config(&data, &builder, vec![server_addr]);
+    c.rpc.enabled = false;
+    write_config(&connected, &c);
+    c.sdk.network.static_peers.clear();
+    write_config(&isolated, &c);
+
+    // 1. A fresh node catches up; SIGKILL once /status shows it syncing past a third of the way.
+    let started = Instant::now();
+    let node = Proc::spawn(&connected);
+    let mut peak_rss_kib = 0;
+    let mut polls = 0u64;
+    let (last_reported, sync_seen) = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = node.status().await;
+            polls += 1;
+            peak_rss_kib = peak_rss_kib.max(node.rss_kib());
+            let head = head_of(&status);
+            let sync = &status["sync"];
+            // Mid-chain (past the first third), so pages and tx list groups are in flight.
+            if sync["state"] == "syncing" && head >= target / 3 && head < target {
+                return (head, sync.clone());
+            }
+            assert!(
+                head < target,
+                "caught up to {head} before a mid-way status was seen ({polls} polls): \
+                 use a longer chain"
+            );
+            // Poll pacing, not synchronisation: the loop waits on the status itself.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the node reports syncing mid-way within the bound");
+    let killed_after = started.elapsed();
+    node.sigkill();
+    assert_eq!(sync_seen["target"].as_u64(), Some(target), "{sync_seen}");
+
+    // 2. Restarted alone: at least the last reported head, and it is the served chain's.
+    let node = Proc::spawn(&isolated);
+    let status = node.status().await;
+    let head_after = head_of(&status);
+    assert!(
+        head_after >= last_reported,
+        "reported head {last_reported} before SIGKILL, {head_after} after restart"
+    );
+    assert!(head_after <= target);
+    let expected = server
+        .commitment_by_number(head_after)
+        .expect("server storage")
+        .expect("server holds the head");
+    assert_eq!(
+        status["head"]["hash"].as_str(),
+        Some(
+            preconfirmation_hash(expected.preconf())
+                .to_string()
+                .as_str()
+        ),
+        "the restarted head is the served commitment"
+    );
+    peak_rss_kib = peak_rss_kib.max(node.rss_kib());
+    drop(node);
+
+    // 3. Restarted connected: finishes catching up to the serving peer's head.
+    let resumed = Instant::now();
+    let node = Proc::spawn(&connected);
+    let final_status = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = node.status().await;
+            peak_rss_kib = peak_rss_kib.max(node.rss_kib());
+            if head_of(&status) >= target {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the restarted node catches up within the bound");
+    let finish = resumed.elapsed();
+    assert_eq!(head_of(&final_status), target);
+    let expected = server
+        .commitment_by_number(target)
+        .expect("server storage")
+        .expect("server holds its head");
+    assert_eq!(
+        final_status["head"]["hash"].as_str(),
+        Some(
+            preconfirmation_hash(expected.preconf())
+                .to_string()
+                .as_str()
+        ),
+    );
+    assert_eq!(final_status["storage_error"], serde_json::Value::Null);
+    let rate = (target - head_after) as f64 / finish.as_secs_f64().max(1e-9);
+    println!(
+        "RELIABILITY family=sigkill_catch_up blocks={blocks} txlist_bytes={TXLIST_BYTES} \
+         killed_after={:.1}s last_reported_head={last_reported} head_after_restart={head_after} \
+         resumed_to_{target}_in={:.1}s resume_rate_per_s={rate:.0} child_peak_rss_mib={} lost=0",
+        killed_after.as_secs_f64(),
+        finish.as_secs_f64(),
+        peak_rss_kib / 1024,
+    );
+    drop(node);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// 3 000 blocks: short enough for CI, long enough (debug build) to be caught mid-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_catch_up_loses_nothing_and_resumes() {
+    sigkill_during_catch_up(3_000).await;
+}
+
+/// 20 000 blocks (long; run with `--ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 20 000 blocks"]
+async fn sigkill_during_catch_up_long_chain() {
+    sigkill_during_catch_up(20_000).await;
+}
