@@ -37,6 +37,12 @@ pub const GOSSIP_CACHE_ALLOWANCE: usize = 64 * 1024 * 1024;
 pub const SLACK: usize = 32 * 1024 * 1024;
 /// Longest the flood's messages take to be processed after the last publish.
 pub const FLOOD_DRAIN: Duration = Duration::from_secs(3);
+/// Longest the flood may take; what was not published by then is not sent.
+pub const FLOOD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Flood messages published back to back before a [`FLOOD_PAUSE`].
+pub const FLOOD_BURST: usize = 256;
+/// Pause after each burst (caps the flood near 25 000 messages per second).
+pub const FLOOD_PAUSE: Duration = Duration::from_millis(10);
 /// Blocks above the head the flood spreads over (within `max_blocks_ahead`).
 pub const FLOOD_SPREAD: u64 = 1000;
 
@@ -123,14 +129,26 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
         let flood_start = sampler.peak();
         let started = Instant::now();
         let mut published = 0usize;
-        for data in flood {
-            if flooder
+        let mut first_error = None;
+        let deadline = started + FLOOD_TIMEOUT;
+        for (i, data) in flood.into_iter().enumerate() {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if i > 0 && i % FLOOD_BURST == 0 {
+                // Pace the flood to what one connection carries, so gossipsub's send queue
+                // to the node does not overflow (it drops the peer when it does).
+                tokio::time::sleep(FLOOD_PAUSE).await;
+            }
+            match flooder
                 .network()
                 .publish(GossipTopicKind::Commitments, data)
                 .await
-                .is_ok()
             {
-                published += 1;
+                Ok(_) => published += 1,
+                Err(e) => {
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
             }
         }
         let flood_s = started.elapsed().as_secs_f64();
@@ -147,6 +165,7 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
             flood_s,
             published,
             status,
+            first_error,
         ))
     }
     .await;
@@ -162,6 +181,7 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
         flood_s,
         published,
         status,
+        first_error,
     ) = result?;
     let catchup_cap = catchup_start as usize + budget;
     let flood_cap = flood_start as usize + budget;
@@ -213,6 +233,7 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
         status.pending_parent,
     );
     report.extra("flood_s", round(flood_s, 3));
+    report.extra("flood_first_publish_error", first_error.unwrap_or_default());
     report.extra("catchup_s", round(catchup_s, 3));
     report.extra("catchup_commitments", n);
     Ok(report)
