@@ -26,6 +26,10 @@ use crate::error::NodeError;
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "preconf.redb";
 
+/// redb's page cache. redb's own default (1 GiB) lets the cache, and so the node's RSS, grow
+/// with the chain during catch-up; reads of recent blocks fit well within this.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Block number → SSZ `SignedCommitment`.
 const COMMITMENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("commitments");
 /// `preconfirmation_hash` → block number.
@@ -57,10 +61,15 @@ impl RedbStore {
     pub fn open(data_dir: &Path, limits: ChainLimits) -> Result<Self, NodeError> {
         std::fs::create_dir_all(data_dir).map_err(|e| NodeError::io(data_dir, e))?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen => NodeError::DataDirLocked { path: path.clone() },
-            other => NodeError::storage(other),
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                DatabaseError::DatabaseAlreadyOpen => {
+                    NodeError::DataDirLocked { path: path.clone() }
+                }
+                other => NodeError::storage(other),
+            })?;
         // Create every table up front so readers never meet a missing table.
         let tx = db.begin_write().map_err(NodeError::storage)?;
         {

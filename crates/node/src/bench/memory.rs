@@ -5,7 +5,7 @@
 //! Everything the phases need (chain, flood messages, serving peers) is built before the
 //! phase's starting RSS is taken, so a phase's growth is the node's. The allowance of a phase
 //! is its starting RSS plus [`budget_bytes`]: the configured caps of every buffer a peer can
-//! fill (pending buffer, orphan tx lists, dedupe memories) plus gossipsub's caches for one
+//! fill (pending buffer, orphan tx lists, dedupe memories) and redb's page cache, plus gossipsub's caches for one
 //! heartbeat history of maximum-size commitment traffic, each at a documented per-entry
 //! overhead. `within_caps` is whether both phases' peaks stayed within their allowance.
 
@@ -60,13 +60,14 @@ pub struct MemoryArgs {
     pub txlist_bytes: usize,
 }
 
-/// The memory a node with `config` may use above its idle size, in bytes.
+/// The memory a node with `config` may use above its idle size, in bytes: the SDK's caps,
+/// redb's page cache ([`crate::redb_store::CACHE_BYTES`]), gossipsub's caches and slack.
 pub fn budget_bytes(config: &P2pSdkConfig) -> usize {
     let pending = config.pending.max_bytes + config.pending.max_count * PENDING_ENTRY_OVERHEAD;
     let orphans = config.orphan_txlists.max_bytes;
     let dedupe = config.dedupe.seen_messages * SEEN_ENTRY_BYTES
         + config.dedupe.slot_signers * ACCEPTED_ENTRY_BYTES;
-    pending + orphans + dedupe + GOSSIP_CACHE_ALLOWANCE + SLACK
+    pending + orphans + dedupe + crate::redb_store::CACHE_BYTES + GOSSIP_CACHE_ALLOWANCE + SLACK
 }
 
 /// Runs the bench.
