@@ -49,6 +49,10 @@ pub struct CatchupArgs {
     /// Longest the catch-up may take, seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_s: u64,
+    /// Requests in flight per peer (the catching-up node's `catchup.max_requests_per_peer`
+    /// and the servers' `max_concurrent_inbound_per_protocol`); the defaults (2) when absent.
+    #[arg(long)]
+    pub requests_per_peer: Option<usize>,
 }
 
 /// Runs the bench.
@@ -70,7 +74,7 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
     .map_err(|e| failed("catchup", e))?;
     let limit_per_s = ecrecover_limit(chain, &blocks).await?;
 
-    let servers = start_servers(chain, &builder, &blocks).await?;
+    let servers = start_servers(chain, &builder, &blocks, args.requests_per_peer).await?;
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-catchup-")
         .tempdir()
@@ -82,6 +86,7 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
         data_dir.path(),
         n,
         args.timeout_s,
+        args.requests_per_peer,
     )
     .await;
     for s in &servers {
@@ -102,6 +107,7 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
     report.figure("commitments", "commitments (each with a tx list)", n);
     report.extra("txlist_bytes", args.txlist_bytes);
     report.extra("peers", SERVING_PEERS);
+    report.extra("requests_per_peer", args.requests_per_peer.unwrap_or(2));
     report.extra("target_met", ratio >= 0.5);
     Ok(report)
 }
@@ -154,6 +160,7 @@ pub(crate) async fn start_servers(
     chain: ChainSpec,
     builder: &ChainBuilder,
     blocks: &[GeneratedBlock],
+    requests_per_peer: Option<usize>,
 ) -> Result<Vec<P2pSdk>, NodeError> {
     let mut servers = Vec::with_capacity(SERVING_PEERS);
     for _ in 0..SERVING_PEERS {
@@ -181,6 +188,9 @@ pub(crate) async fn start_servers(
         config.network.rate_limit =
             RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
         config.catchup.enabled = false;
+        if let Some(n) = requests_per_peer {
+            config.network.max_concurrent_inbound_per_protocol = n.max(1);
+        }
         let (sdk, _events) = P2pSdk::start(config, storage, builder.lookahead(), None).await?;
         servers.push(sdk);
     }
@@ -207,6 +217,7 @@ pub(crate) async fn catch_up(
     data_dir: &std::path::Path,
     n: usize,
     timeout_s: u64,
+    requests_per_peer: Option<usize>,
 ) -> Result<(f64, Arc<RedbStore>), NodeError> {
     let mut peers = Vec::with_capacity(servers.len());
     for s in servers {
@@ -217,6 +228,10 @@ pub(crate) async fn catch_up(
     config.network.listen_addr = listen_addr();
     config.network.discovery_enabled = false;
     config.network.static_peers = peers;
+    if let Some(n) = requests_per_peer {
+        config.catchup.max_requests_per_peer = n.max(1);
+        config.catchup.parallel_txlists = n.max(1) * SERVING_PEERS + 2;
+    }
     let started = Instant::now();
     let (sdk, _events) = P2pSdk::start(config, store.clone(), builder.lookahead(), None).await?;
     let deadline = started + Duration::from_secs(timeout_s);
