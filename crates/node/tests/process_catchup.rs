@@ -12,123 +12,21 @@
 //! `cargo test -p preconf-node --test process_catchup -- --nocapture` (short, 3 000 blocks);
 //! `cargo test -p preconf-node --test process_catchup -- --ignored --nocapture` (20 000 blocks).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 
 use bytes::Bytes;
-use common::{chain, http_get, node_config};
+use common::process::{head_of, write_config, Proc, WAIT};
+use common::{chain, node_config};
 use p2p::testkit::ChainBuilder;
 use p2p::{MemoryStorage, MemoryStorageLimits, P2pSdk, P2pSdkConfig, SdkEvents, SdkStorage};
-use preconf_node::NodeConfig;
 use preconfirmation_net::{Multiaddr, RateLimitConfig};
 use preconfirmation_types::{preconfirmation_hash, raw_tx_list_hash};
 
-const WAIT: Duration = Duration::from_secs(120);
-const BIN: &str = env!("CARGO_BIN_EXE_preconf-node");
 /// Bytes of each block's tx list (small: the test is about commitments and crash safety).
 const TXLIST_BYTES: usize = 64;
-
-fn write_config(path: &Path, config: &NodeConfig) {
-    std::fs::write(path, toml::to_string(config).expect("config serialises"))
-        .expect("write config");
-}
-
-/// A running `preconf-node run`; killed and reaped on drop.
-struct Proc {
-    child: Child,
-    http: SocketAddr,
-    // Kept so the log reader thread has somewhere to send until the process ends.
-    _lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    /// Spawns `run --config <path>` and waits for its JSON "node started" line.
-    // The child is moved into `Proc`, whose `Drop` kills and reaps it.
-    #[allow(clippy::zombie_processes)]
-    fn spawn(config: &Path) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .args(["--log-format", "json", "--log-filter", "info"])
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn preconf-node");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .expect("node logs `node started` in time");
-            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if json["fields"]["message"] == "node started" {
-                let http = json["fields"]["http"]
-                    .as_str()
-                    .expect("http field")
-                    .parse()
-                    .expect("addr");
-                return Proc {
-                    child,
-                    http,
-                    _lines: lines,
-                };
-            }
-        }
-    }
-
-    async fn status(&self) -> serde_json::Value {
-        let response = http_get(self.http, "/status").await;
-        assert_eq!(response.status, 200);
-        serde_json::from_str(&response.body).expect("status is JSON")
-    }
-
-    /// The process's resident set in KiB (0 when unreadable).
-    fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn sigkill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn head_of(status: &serde_json::Value) -> u64 {
-    status["head"]["block_number"]
-        .as_u64()
-        .expect("head.block_number")
-}
 
 /// An in-process serving peer holding `blocks` commitments (each with a tx list) in memory,
 /// its per-peer rate limits raised so the catching-up node measures itself, not the server's
@@ -183,7 +81,7 @@ async fn sigkill_during_catch_up(blocks: usize) {
 
     // 1. A fresh node catches up; SIGKILL once /status shows it syncing past a third of the way.
     let started = Instant::now();
-    let node = Proc::spawn(&connected);
+    let node = Proc::spawn(&connected, &[], &[]);
     let mut peak_rss_kib = 0;
     let mut polls = 0u64;
     let (last_reported, sync_seen) = tokio::time::timeout(WAIT, async {
@@ -213,7 +111,7 @@ async fn sigkill_during_catch_up(blocks: usize) {
     assert_eq!(sync_seen["target"].as_u64(), Some(target), "{sync_seen}");
 
     // 2. Restarted alone: at least the last reported head, and it is the served chain's.
-    let node = Proc::spawn(&isolated);
+    let node = Proc::spawn(&isolated, &[], &[]);
     let status = node.status().await;
     let head_after = head_of(&status);
     assert!(
@@ -239,7 +137,7 @@ async fn sigkill_during_catch_up(blocks: usize) {
 
     // 3. Restarted connected: finishes catching up to the serving peer's head.
     let resumed = Instant::now();
-    let node = Proc::spawn(&connected);
+    let node = Proc::spawn(&connected, &[], &[]);
     let final_status = tokio::time::timeout(WAIT, async {
         loop {
             let status = node.status().await;

@@ -3,6 +3,8 @@
 //! Every wait is bounded by [`WAIT`].
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
