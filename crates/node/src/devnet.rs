@@ -208,6 +208,38 @@ fn node_config(
     config
 }
 
+/// What every devnet node is started with.
+struct Launcher<'a> {
+    args: &'a DevnetArgs,
+    base: &'a std::path::Path,
+    initial: usize,
+    prometheus: Option<PrometheusHandle>,
+    published: Arc<Mutex<HashSet<B256>>>,
+    observed: Arc<Mutex<Observed>>,
+}
+
+impl Launcher<'_> {
+    /// Starts node `index` dialling `peers`, with an event collector; returns it and its
+    /// dialable address.
+    async fn start(
+        &self,
+        index: usize,
+        builder: &ChainBuilder,
+        peers: Vec<Multiaddr>,
+    ) -> Result<(DevnetNode, Multiaddr), NodeError> {
+        let config = node_config(self.args, self.base, index, builder, peers);
+        start_node(
+            config,
+            index,
+            self.initial,
+            self.prometheus.clone(),
+            self.published.clone(),
+            self.observed.clone(),
+        )
+        .await
+    }
+}
+
 async fn start_node(
     config: NodeConfig,
     index: usize,
@@ -358,21 +390,20 @@ pub async fn run_devnet(
         None
     };
 
+    let launcher = Launcher {
+        args,
+        base: &base,
+        initial,
+        prometheus,
+        published: published.clone(),
+        observed: observed.clone(),
+    };
     let mut nodes: Vec<DevnetNode> = Vec::with_capacity(args.nodes);
     let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
     for index in 0..initial {
         // Each node dials up to three earlier nodes: a connected graph with redundancy.
         let peers = addrs[index.saturating_sub(3)..index].to_vec();
-        let config = node_config(args, &base, index, &builder, peers);
-        let (node, addr) = start_node(
-            config,
-            index,
-            initial,
-            prometheus.clone(),
-            published.clone(),
-            observed.clone(),
-        )
-        .await?;
+        let (node, addr) = launcher.start(index, &builder, peers).await?;
         nodes.push(node);
         addrs.push(addr);
     }
@@ -402,16 +433,7 @@ pub async fn run_devnet(
         if b == late_at {
             for index in initial..args.nodes {
                 let peers = addrs[..initial.min(3)].to_vec();
-                let config = node_config(args, &base, index, &builder, peers);
-                let (node, addr) = start_node(
-                    config,
-                    index,
-                    initial,
-                    prometheus.clone(),
-                    published.clone(),
-                    observed.clone(),
-                )
-                .await?;
+                let (node, addr) = launcher.start(index, &builder, peers).await?;
                 info!(node = index, "late joiner started");
                 nodes.push(node);
                 addrs.push(addr);
