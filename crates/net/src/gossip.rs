@@ -10,7 +10,7 @@ use libp2p::identity::Keypair;
 use preconfirmation_types::GossipTopicKind;
 use sha2::{Digest, Sha256};
 
-use crate::config::NetworkConfig;
+use crate::config::{GossipConfig, NetworkConfig};
 use crate::error::NetError;
 
 /// Domain prefixed to the payload in the message id (op-node/Kona style "invalid snappy"
@@ -65,14 +65,14 @@ impl Topics {
     }
 }
 
-/// Builds the gossipsub behaviour with the mesh presets, manual validation and §7.1 scoring.
-pub fn build_gossipsub(
-    config: &NetworkConfig,
-    keypair: &Keypair,
-    topics: &Topics,
-) -> Result<gossipsub::Behaviour, NetError> {
-    let g = &config.gossip;
-    let max_transmit = config.limits.max_gossip_size_bytes;
+/// A gossipsub config builder with this crate's mesh parameters (§7), frame cap
+/// (`max_gossip_size_bytes` plus room for the envelope) and content-addressed message ids.
+/// [`build_gossipsub`] adds manual validation and scoring; benchmarks use it bare, so a
+/// baseline runs the very same mesh.
+pub fn mesh_config_builder(
+    g: &GossipConfig,
+    max_gossip_size_bytes: usize,
+) -> gossipsub::ConfigBuilder {
     let mut builder = gossipsub::ConfigBuilder::default();
     builder
         .mesh_n(g.mesh_n)
@@ -85,10 +85,23 @@ pub fn build_gossipsub(
         .history_gossip(g.history_gossip)
         .duplicate_cache_time(g.duplicate_cache_time)
         // Gossipsub's frame cap: the largest gossip message plus room for the envelope.
-        .max_transmit_size(max_transmit + 1024)
-        // Nothing is forwarded before the SDK reports Accept; unreported messages expire.
-        .validate_messages()
-        .message_id_fn(|m: &gossipsub::Message| message_id(&m.data));
+        .max_transmit_size(max_gossip_size_bytes + 1024)
+        .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
+        // gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
+        .mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
+    builder
+}
+
+/// Builds the gossipsub behaviour with the mesh presets, manual validation and §7.1 scoring.
+pub fn build_gossipsub(
+    config: &NetworkConfig,
+    keypair: &Keypair,
+    topics: &Topics,
+) -> Result<gossipsub::Behaviour, NetError> {
+    let g = &config.gossip;
+    let mut builder = mesh_config_builder(g, config.limits.max_gossip_size_bytes);
+    // Nothing is forwarded before the SDK reports Accept; unreported messages expire.
+    builder.validate_messages();
     let (authenticity, mode) = if g.signed_messages {
         (
             MessageAuthenticity::Signed(keypair.clone()),
@@ -101,8 +114,6 @@ pub fn build_gossipsub(
     if g.mesh_n_low == 0 || g.mesh_n_high < g.mesh_n {
         return Err(NetError::Config("invalid gossip mesh parameters".into()));
     }
-    // gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
-    builder.mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
     let gs_config = builder
         .build()
         .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;

@@ -285,21 +285,8 @@ fn bare_gossipsub(
     max_transmit: usize,
     keypair: &Keypair,
 ) -> Result<gossipsub::Behaviour, NodeError> {
-    let mut builder = gossipsub::ConfigBuilder::default();
-    builder
-        .mesh_n(g.mesh_n)
-        .mesh_n_low(g.mesh_n_low)
-        .mesh_n_high(g.mesh_n_high)
-        .gossip_lazy(g.gossip_lazy)
-        .heartbeat_interval(g.heartbeat_interval)
-        .fanout_ttl(g.fanout_ttl)
-        .history_length(g.history_length)
-        .history_gossip(g.history_gossip)
-        .duplicate_cache_time(g.duplicate_cache_time)
-        .max_transmit_size(max_transmit + 1024)
-        .message_id_fn(|m: &gossipsub::Message| preconfirmation_net::message_id(&m.data))
-        .validation_mode(ValidationMode::Strict)
-        .mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
+    let mut builder = preconfirmation_net::gossip::mesh_config_builder(g, max_transmit);
+    builder.validation_mode(ValidationMode::Strict);
     let config = builder
         .build()
         .map_err(|e| failed("propagation", format!("gossipsub config: {e}")))?;
