@@ -159,12 +159,7 @@ impl P2pSdk {
     ) -> Result<(P2pSdk, SdkEvents)> {
         config.validate()?;
         let config = Arc::new(config);
-        let validator = Validator::new(
-            config.chain,
-            config.rules.clone(),
-            lookahead,
-            config.pending.max_blocks_ahead,
-        );
+        let validator = Validator::from_config(&config, lookahead);
         let (events_tx, events_rx) = broadcast::channel(config.event_channel_capacity);
         let (status_tx, status_rx) = watch::channel(SdkStatus {
             head_block_number: 0,

@@ -317,6 +317,20 @@ impl Validator {
         }
     }
 
+    /// The validator a [`crate::P2pSdk`] with `config` runs: its chain, block rules and
+    /// pending horizon.
+    pub fn from_config(
+        config: &crate::P2pSdkConfig,
+        lookahead: std::sync::Arc<dyn Lookahead>,
+    ) -> Self {
+        Self::new(
+            config.chain,
+            config.rules.clone(),
+            lookahead,
+            config.pending.max_blocks_ahead,
+        )
+    }
+
     /// The chain this validator checks against.
     pub fn chain(&self) -> &ChainSpec {
         &self.chain

@@ -118,12 +118,7 @@ fn breakdown(
     lookahead: Arc<dyn p2p::Lookahead>,
     wire: &[Vec<u8>],
 ) -> Result<Vec<(&'static str, f64)>, NodeError> {
-    let validator = Validator::new(
-        config.chain,
-        config.rules.clone(),
-        lookahead,
-        config.pending.max_blocks_ahead,
-    );
+    let validator = Validator::from_config(config, lookahead);
     let mut state = ChainState::new(config);
     let now = p2p::validation::unix_now();
     let started = Instant::now();
@@ -189,12 +184,7 @@ fn sdk_path(
     lookahead: Arc<dyn p2p::Lookahead>,
     wire: &[Vec<u8>],
 ) -> Result<f64, NodeError> {
-    let validator = Validator::new(
-        config.chain,
-        config.rules.clone(),
-        lookahead,
-        config.pending.max_blocks_ahead,
-    );
+    let validator = Validator::from_config(config, lookahead);
     let mut state = ChainState::new(config);
     let now = p2p::validation::unix_now();
     let started = Instant::now();
