@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use preconfirmation_types::{
-    ChainLimits, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse,
+    ChainLimits, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetHeadRequest,
     GetRawTxListRequest, GetRawTxListResponse, PreconfHead, ReqRespKind, WireMessage,
 };
 
@@ -92,7 +92,8 @@ impl AsRef<str> for ReqRespProtocol {
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// `get_head` (empty body).
+    /// `get_head`. Sent as the 4-byte [`GetHeadRequest`] container the deployed reference
+    /// requires; read from either that or an empty body (PROTOCOL.md "get_head request").
     GetHead,
     /// `get_commitments_by_number`.
     GetCommitmentsByNumber(GetCommitmentsByNumberRequest),
@@ -119,7 +120,7 @@ impl Request {
 
     fn encode(&self) -> Vec<u8> {
         match self {
-            Request::GetHead => Vec::new(),
+            Request::GetHead => GetHeadRequest::default().to_ssz(),
             Request::GetCommitmentsByNumber(r) => r.to_ssz(),
             Request::GetRawTxList(r) => r.to_ssz(),
             Request::Invalid(..) => Vec::new(),
@@ -130,9 +131,11 @@ impl Request {
         let de = |e: preconfirmation_types::TypesError| CodecError::Decode(e.to_string());
         Ok(match kind {
             ReqRespKind::GetHead => {
-                if !body.is_empty() {
-                    return Err(CodecError::Decode("get_head body must be empty".into()));
-                }
+                GetHeadRequest::decode_either(body).map_err(|e| {
+                    CodecError::Decode(format!(
+                        "get_head body must be empty or GetHeadRequest (04000000): {e:?}"
+                    ))
+                })?;
                 Request::GetHead
             }
             ReqRespKind::GetCommitmentsByNumber => Request::GetCommitmentsByNumber(
@@ -431,12 +434,41 @@ mod tests {
     }
 
     #[test]
-    fn get_head_request_is_a_zero_prefix() {
+    fn get_head_request_is_sent_as_the_reference_container() {
         let mut codec = PreconfCodec::default();
         let mut buf = Vec::new();
         block_on(codec.write_request(&proto(ReqRespKind::GetHead), &mut buf, Request::GetHead))
             .unwrap();
-        assert_eq!(buf, vec![0u8]);
+        // Length prefix 4, then GetHeadRequest { reserved: [] }: the offset 4.
+        assert_eq!(buf, vec![4u8, 4, 0, 0, 0]);
+    }
+
+    #[test]
+    fn get_head_accepts_empty_and_container_bodies() {
+        let mut codec = PreconfCodec::default();
+        let p = proto(ReqRespKind::GetHead);
+        // The draft's empty body and the reference's 4-byte container are both a get_head.
+        for frame in [vec![0u8], vec![4u8, 4, 0, 0, 0]] {
+            let req = block_on(codec.read_request(&p, &mut Cursor::new(frame.clone()))).unwrap();
+            assert_eq!(req, Request::GetHead, "frame {frame:02x?}");
+        }
+        // Anything else inside the cap is malformed: a wrong offset, a non-empty reserved
+        // list, a short body.
+        for frame in [
+            vec![4u8, 5, 0, 0, 0],
+            vec![4u8, 0, 0, 0, 0],
+            vec![3u8, 4, 0, 0],
+            vec![1u8, 0],
+        ] {
+            let req = block_on(codec.read_request(&p, &mut Cursor::new(frame.clone()))).unwrap();
+            assert!(
+                matches!(
+                    req,
+                    Request::Invalid(ReqRespKind::GetHead, CodecError::Decode(_))
+                ),
+                "frame {frame:02x?}: {req:?}"
+            );
+        }
     }
 
     #[test]
@@ -461,14 +493,15 @@ mod tests {
                 Some(CodecError::Oversize { .. })
             ));
         }
-        // One byte over the get_head cap (0) is refused too.
-        let req = block_on(
-            codec.read_request(&proto(ReqRespKind::GetHead), &mut Cursor::new(vec![1u8, 0])),
-        )
+        // One byte over the get_head cap (4) is refused too.
+        let req = block_on(codec.read_request(
+            &proto(ReqRespKind::GetHead),
+            &mut Cursor::new(vec![5u8, 4, 0, 0, 0, 0]),
+        ))
         .unwrap();
         assert!(matches!(
             req,
-            Request::Invalid(_, CodecError::Oversize { len: 1, cap: 0 })
+            Request::Invalid(_, CodecError::Oversize { len: 5, cap: 4 })
         ));
         // Invalid requests are never written.
         assert!(

@@ -8,23 +8,16 @@ use libp2p::gossipsub::{
 };
 use libp2p::identity::Keypair;
 use preconfirmation_types::GossipTopicKind;
-use sha2::{Digest, Sha256};
 
 use crate::config::{GossipConfig, NetworkConfig};
 use crate::error::NetError;
 
-/// Domain prefixed to the payload in the message id (op-node/Kona style "invalid snappy"
-/// domain, since payloads are raw SSZ without snappy, §2).
-pub const MESSAGE_ID_DOMAIN: [u8; 4] = [0, 0, 0, 0];
-
-/// Message id (§7 "stable message id from payload hash"): the first 20 bytes of
-/// `sha256(0x00000000 ‖ payload)`. Each topic carries a different container type, so the
-/// payload alone identifies a message; the topic is not hashed in.
+/// Message id (§7 "stable message id from payload hash"), identical to the deployed
+/// reference's for every payload: [`preconfirmation_types::gossip_message_id`] (the first 20
+/// bytes of `sha256(0x01000000 ‖ decompressed)` for a payload that is valid snappy, else of
+/// `sha256(0x00000000 ‖ payload)`). The topic is not hashed in.
 pub fn message_id(payload: &[u8]) -> MessageId {
-    let mut h = Sha256::new();
-    h.update(MESSAGE_ID_DOMAIN);
-    h.update(payload);
-    MessageId::new(&h.finalize()[..20])
+    MessageId::new(&preconfirmation_types::gossip_message_id(payload))
 }
 
 /// The two live topics of a chain and the way back from a topic hash to its kind.
@@ -176,6 +169,7 @@ mod tests {
 
     #[test]
     fn message_id_is_20_bytes_of_domain_sha256() {
+        use sha2::{Digest, Sha256};
         let id = message_id(b"abc");
         assert_eq!(id.0.len(), 20);
         let mut h = Sha256::new();

@@ -17,7 +17,9 @@
 //!
 //! ## Choices worth knowing
 //!
-//! - **Message id** (§7): first 20 bytes of `sha256(0x00000000 ‖ payload)` ([`message_id`]).
+//! - **Message id** (§7): the reference's, for every payload ([`message_id`]): the first 20
+//!   bytes of `sha256(0x01000000 ‖ decompressed)` when the payload is valid snappy, else of
+//!   `sha256(0x00000000 ‖ payload)`.
 //! - **Gossip authenticity**: payloads are raw SSZ (§2); the gossipsub envelope is signed and
 //!   checked (`MessageAuthenticity::Signed` + `ValidationMode::Strict`) by default. Set
 //!   [`GossipConfig::signed_messages`] to false for `Anonymous` (op-node `StrictNoSign`) peers.

@@ -115,7 +115,7 @@ pub enum NetworkEvent {
         peer: PeerId,
         /// Topic.
         topic: GossipTopicKind,
-        /// Message id (first 20 bytes of `sha256(0x00000000 ‖ data)`).
+        /// Message id ([`crate::message_id`]).
         message_id: MessageId,
         /// Raw SSZ payload.
         data: Vec<u8>,

@@ -74,7 +74,7 @@ impl ChainLimits {
     /// Largest request body of a req/resp protocol (§10–§11).
     pub fn max_request_len(&self, kind: ReqRespKind) -> usize {
         match kind {
-            ReqRespKind::GetHead => 0,
+            ReqRespKind::GetHead => GET_HEAD_REQUEST_SSZ_LEN,
             ReqRespKind::GetCommitmentsByNumber => GET_COMMITMENTS_BY_NUMBER_REQUEST_SSZ_LEN,
             ReqRespKind::GetRawTxList => GET_RAW_TXLIST_REQUEST_SSZ_LEN,
         }
@@ -183,6 +183,7 @@ fixed_wire_message! {
     PreconfCommitment => PRECONF_COMMITMENT_SSZ_LEN,
     SignedCommitment => SIGNED_COMMITMENT_SSZ_LEN,
     PreconfHead => PRECONF_HEAD_SSZ_LEN,
+    GetHeadRequest => GET_HEAD_REQUEST_SSZ_LEN,
     GetCommitmentsByNumberRequest => GET_COMMITMENTS_BY_NUMBER_REQUEST_SSZ_LEN,
     GetRawTxListRequest => GET_RAW_TXLIST_REQUEST_SSZ_LEN,
 }
@@ -216,7 +217,7 @@ mod tests {
     fn default_caps_match_the_issue() {
         let l = ChainLimits::default();
         assert_eq!(l.max_response_len(ReqRespKind::GetHead), 64);
-        assert_eq!(l.max_request_len(ReqRespKind::GetHead), 0);
+        assert_eq!(l.max_request_len(ReqRespKind::GetHead), 4);
         assert_eq!(l.max_request_len(ReqRespKind::GetCommitmentsByNumber), 36);
         assert_eq!(
             l.max_response_len(ReqRespKind::GetCommitmentsByNumber),

@@ -37,6 +37,11 @@ pub const SIGNED_COMMITMENT_SSZ_LEN: usize = 382;
 pub const PRECONF_HEAD_SSZ_LEN: usize = 64;
 /// Fixed SSZ length of `GetCommitmentsByNumberRequest` (§10.2): uint256 + uint32.
 pub const GET_COMMITMENTS_BY_NUMBER_REQUEST_SSZ_LEN: usize = 36;
+/// SSZ length of the `GetHeadRequest` container (§10, PROTOCOL.md "get_head request"): the
+/// offset of its empty `reserved` list, `04 00 00 00`. The draft says "no request body"; the
+/// deployed reference sends (and requires) these 4 bytes, so requesters send them and
+/// responders accept them as well as an empty body.
+pub const GET_HEAD_REQUEST_SSZ_LEN: usize = SSZ_OFFSET_LEN;
 /// Fixed SSZ length of `GetRawTxListRequest` (§11.2): one Bytes32.
 pub const GET_RAW_TXLIST_REQUEST_SSZ_LEN: usize = 32;
 /// Fixed part of `RawTxListGossip` / `GetRawTxListResponse` (§3.4, §11.2): Bytes32 + offset.

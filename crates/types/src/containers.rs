@@ -157,6 +157,26 @@ pub struct PreconfHead {
     pub submission_window_end: U256,
 }
 
+/// The `get_head` request as the deployed reference encodes it (PROTOCOL.md "get_head
+/// request"): a container with one empty list, SSZ `04 00 00 00`. The draft's "no request
+/// body" (an empty frame) is accepted too; see [`GetHeadRequest::decode_either`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct GetHeadRequest {
+    /// Reserved for future fields; always empty (`List[uint8, 0]`).
+    pub reserved: VariableList<u8, typenum::U0>,
+}
+
+impl GetHeadRequest {
+    /// Decodes a `get_head` request body in either accepted form: empty (the draft) or the
+    /// 4-byte container (the reference). Anything else is an error.
+    pub fn decode_either(body: &[u8]) -> Result<Self, DecodeError> {
+        if body.is_empty() {
+            return Ok(Self::default());
+        }
+        Self::from_ssz_bytes(body)
+    }
+}
+
 /// Request for up to `max_count` commitments from `start_block_number` upwards (§10.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Encode, Decode)]
 pub struct GetCommitmentsByNumberRequest {

@@ -34,7 +34,8 @@ impl GossipTopicKind {
 /// The three req/resp protocols (§10–§11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReqRespKind {
-    /// `get_head`: empty request, [`crate::PreconfHead`] response.
+    /// `get_head`: [`crate::GetHeadRequest`] request (sent as its 4-byte SSZ; an empty body is
+    /// accepted too), [`crate::PreconfHead`] response.
     GetHead,
     /// `get_commitments_by_number`.
     GetCommitmentsByNumber,

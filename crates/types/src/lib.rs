@@ -51,6 +51,7 @@ mod constants;
 mod containers;
 mod error;
 mod ids;
+mod message_id;
 mod signing;
 
 pub use chain::{ChainLimits, ChainSpec, WireMessage};
@@ -58,6 +59,7 @@ pub use constants::*;
 pub use containers::*;
 pub use error::{Result, TypesError};
 pub use ids::*;
+pub use message_id::*;
 pub use signing::*;
 
 /// Re-exports used in the public API, so dependants need not pin the same versions.

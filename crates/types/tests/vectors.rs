@@ -214,6 +214,51 @@ fn head_and_request_vectors_round_trip() {
 }
 
 #[test]
+fn get_head_request_vectors_decode_in_both_forms() {
+    let v = load();
+    let forms = items(&v, "get_head_requests");
+    assert_eq!(forms.len(), 2);
+    for r in forms {
+        let ssz = bytes(&r["ssz"]);
+        let frame = bytes(&r["frame"]);
+        assert_eq!(frame, [vec![ssz.len() as u8], ssz.clone()].concat());
+        assert_eq!(
+            GetHeadRequest::decode_either(&ssz).unwrap(),
+            GetHeadRequest::default()
+        );
+        let sent = r["sent_by_requesters"].as_bool().unwrap();
+        assert_eq!(sent, r["form"] == "container");
+        if sent {
+            assert_eq!(ssz, vec![4, 0, 0, 0]);
+            assert_eq!(GetHeadRequest::default().to_ssz(), ssz);
+        } else {
+            assert!(ssz.is_empty());
+        }
+    }
+}
+
+#[test]
+fn message_id_vectors_match() {
+    let v = load();
+    let cases = items(&v, "message_ids");
+    assert!(cases.iter().any(|c| c["valid_snappy"] == true));
+    assert!(cases.iter().any(|c| c["valid_snappy"] == false));
+    for c in cases {
+        let payload = bytes(&c["payload"]);
+        let id = gossip_message_id(&payload);
+        assert_eq!(id.to_vec(), bytes(&c["message_id"]), "{}", c["note"]);
+        // The raw branch is checkable without a snappy decoder.
+        use sha2::{Digest, Sha256};
+        let raw = Sha256::new()
+            .chain_update(MESSAGE_DOMAIN_INVALID_SNAPPY)
+            .chain_update(&payload)
+            .finalize();
+        let is_raw = id[..] == raw[..MESSAGE_ID_LEN];
+        assert_eq!(is_raw, c["valid_snappy"] == false, "{}", c["note"]);
+    }
+}
+
+#[test]
 fn response_vectors_round_trip() {
     let v = load();
     let limits = ChainLimits::default();

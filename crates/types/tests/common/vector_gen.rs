@@ -24,10 +24,12 @@ pub struct Vectors {
     pub commitments: Vec<CommitmentVector>,
     pub raw_txlists: Vec<RawTxListVector>,
     pub heads: Vec<HeadVector>,
+    pub get_head_requests: Vec<GetHeadRequestVector>,
     pub get_commitments_by_number_requests: Vec<RequestVector>,
     pub get_commitments_by_number_responses: Vec<ResponseVector>,
     pub get_raw_txlist_responses: Vec<RawTxListResponseVector>,
     pub invalid: Vec<InvalidVector>,
+    pub message_ids: Vec<MessageIdVector>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +86,33 @@ pub struct HeadVector {
     pub block_number: String,
     pub submission_window_end: String,
     pub ssz: String,
+}
+
+/// A `get_head` request body a responder must accept (PROTOCOL.md "get_head request").
+#[derive(Serialize)]
+pub struct GetHeadRequestVector {
+    /// `container` (the reference's `GetHeadRequest`, what requesters send) or `empty` (the
+    /// draft's "no request body").
+    pub form: String,
+    /// The SSZ body.
+    pub ssz: String,
+    /// The whole frame on the stream: varint length prefix, then the body.
+    pub frame: String,
+    /// Whether a requester sends this form.
+    pub sent_by_requesters: bool,
+}
+
+/// A gossip payload and its message id (§7), as the reference's gossip library computes it.
+#[derive(Serialize)]
+pub struct MessageIdVector {
+    /// What the payload is.
+    pub note: String,
+    /// The gossip payload.
+    pub payload: String,
+    /// Whether the id took the valid-snappy branch.
+    pub valid_snappy: bool,
+    /// The 20-byte message id.
+    pub message_id: String,
 }
 
 #[derive(Serialize)]
@@ -391,6 +420,24 @@ pub fn generate() -> Vectors {
         })
         .collect();
 
+    let get_head_requests = [("container", true), ("empty", false)]
+        .into_iter()
+        .map(|(form, sent_by_requesters)| {
+            let ssz = if sent_by_requesters {
+                GetHeadRequest::default().to_ssz()
+            } else {
+                Vec::new()
+            };
+            let frame = [vec![ssz.len() as u8], ssz.clone()].concat();
+            GetHeadRequestVector {
+                form: form.into(),
+                ssz: hex0x(&ssz),
+                frame: hex0x(frame),
+                sent_by_requesters,
+            }
+        })
+        .collect();
+
     let requests = [
         (U256::from(FIRST_BLOCK), 16u32),
         (U256::ZERO, MAX_COMMITMENTS_PER_RESPONSE as u32),
@@ -454,11 +501,47 @@ pub fn generate() -> Vectors {
         commitments,
         raw_txlists,
         heads,
+        get_head_requests,
         get_commitments_by_number_requests: requests,
         get_commitments_by_number_responses: responses,
         get_raw_txlist_responses: raw_responses,
         invalid: invalid_vectors(&chain),
+        message_ids: message_id_vectors(&chain),
     }
+}
+
+/// Payloads for the message id (§7): raw SSZ (the usual case), payloads that are valid snappy,
+/// and a snappy preamble declaring more than the gossip cap.
+fn message_id_vectors(chain: &[(SecretKey, SignedCommitment)]) -> Vec<MessageIdVector> {
+    let literal_xyz = vec![3u8, 0x08, b'x', b'y', b'z'];
+    let mut huge_declared = vec![0xfe, 0xff, 0xff, 0xff, 0x0f];
+    huge_declared.extend_from_slice(&[0x08, b'x', b'y', b'z']);
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("SignedCommitment SSZ (raw)", chain[0].1.to_ssz(), false),
+        (
+            "RawTxListGossip SSZ (raw)",
+            RawTxListGossip::new(txlists()[1].clone())
+                .expect("under cap")
+                .to_ssz(),
+            false,
+        ),
+        ("one zero byte: snappy of the empty string", vec![0], true),
+        ("snappy literal 'xyz'", literal_xyz, true),
+        (
+            "snappy preamble declaring 4 GiB: above the 10 MiB cap, hashed raw",
+            huge_declared,
+            false,
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(note, payload, valid_snappy)| MessageIdVector {
+            note: note.into(),
+            message_id: hex0x(gossip_message_id(&payload)),
+            payload: hex0x(&payload),
+            valid_snappy,
+        })
+        .collect()
 }
 
 /// The file's text: pretty JSON with a trailing newline.
