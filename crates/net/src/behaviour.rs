@@ -21,6 +21,9 @@ pub(crate) struct Behaviour {
     pub(crate) commitments: request_response::Behaviour<PreconfCodec>,
     /// `get_raw_txlist` (§11.2).
     pub(crate) txlist: request_response::Behaviour<PreconfCodec>,
+    /// `get_raw_txlists` (PROTOCOL-EXT.md): this project's batched fetch; advertising it
+    /// tells peers we are not the strict reference.
+    pub(crate) txlists: request_response::Behaviour<PreconfCodec>,
     /// Exchange of listen addresses and protocols.
     pub(crate) identify: identify::Behaviour,
     /// Liveness.
@@ -38,6 +41,7 @@ impl Behaviour {
             ReqRespKind::GetHead => &mut self.head,
             ReqRespKind::GetCommitmentsByNumber => &mut self.commitments,
             ReqRespKind::GetRawTxList => &mut self.txlist,
+            ReqRespKind::GetRawTxLists => &mut self.txlists,
         }
     }
 }

@@ -20,7 +20,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use preconfirmation_types::{
     ChainLimits, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetHeadRequest,
-    GetRawTxListRequest, GetRawTxListResponse, PreconfHead, ReqRespKind, WireMessage,
+    GetRawTxListRequest, GetRawTxListResponse, GetRawTxListsRequest, GetRawTxListsResponse,
+    PreconfHead, ReqRespKind, WireMessage,
 };
 
 use crate::error::CodecError;
@@ -99,6 +100,8 @@ pub enum Request {
     GetCommitmentsByNumber(GetCommitmentsByNumberRequest),
     /// `get_raw_txlist`.
     GetRawTxList(GetRawTxListRequest),
+    /// `get_raw_txlists` (PROTOCOL-EXT.md).
+    GetRawTxLists(GetRawTxListsRequest),
     /// An inbound request that broke the framing (over-cap prefix, bad varint, bad SSZ). Never
     /// sent. The codec yields it instead of an error because libp2p-request-response does not
     /// report `read_request` failures to the behaviour: this way the driver learns the peer,
@@ -114,6 +117,7 @@ impl Request {
             Request::GetHead => ReqRespKind::GetHead,
             Request::GetCommitmentsByNumber(_) => ReqRespKind::GetCommitmentsByNumber,
             Request::GetRawTxList(_) => ReqRespKind::GetRawTxList,
+            Request::GetRawTxLists(_) => ReqRespKind::GetRawTxLists,
             Request::Invalid(kind, _) => *kind,
         }
     }
@@ -123,6 +127,7 @@ impl Request {
             Request::GetHead => GetHeadRequest::default().to_ssz(),
             Request::GetCommitmentsByNumber(r) => r.to_ssz(),
             Request::GetRawTxList(r) => r.to_ssz(),
+            Request::GetRawTxLists(r) => r.to_ssz(),
             Request::Invalid(..) => Vec::new(),
         }
     }
@@ -144,6 +149,9 @@ impl Request {
             ReqRespKind::GetRawTxList => {
                 Request::GetRawTxList(GetRawTxListRequest::decode_capped(body, limits).map_err(de)?)
             }
+            ReqRespKind::GetRawTxLists => Request::GetRawTxLists(
+                GetRawTxListsRequest::decode_capped(body, limits).map_err(de)?,
+            ),
         })
     }
 }
@@ -157,6 +165,8 @@ pub enum Response {
     Commitments(GetCommitmentsByNumberResponse),
     /// `get_raw_txlist` response.
     RawTxList(GetRawTxListResponse),
+    /// `get_raw_txlists` response (PROTOCOL-EXT.md).
+    RawTxLists(GetRawTxListsResponse),
 }
 
 impl Response {
@@ -166,6 +176,7 @@ impl Response {
             Response::Head(_) => ReqRespKind::GetHead,
             Response::Commitments(_) => ReqRespKind::GetCommitmentsByNumber,
             Response::RawTxList(_) => ReqRespKind::GetRawTxList,
+            Response::RawTxLists(_) => ReqRespKind::GetRawTxLists,
         }
     }
 
@@ -174,6 +185,7 @@ impl Response {
             Response::Head(r) => r.to_ssz(),
             Response::Commitments(r) => r.to_ssz(),
             Response::RawTxList(r) => r.to_ssz(),
+            Response::RawTxLists(r) => r.to_ssz(),
         }
     }
 
@@ -196,6 +208,21 @@ impl Response {
             }
             ReqRespKind::GetRawTxList => {
                 Response::RawTxList(GetRawTxListResponse::decode_capped(body, limits).map_err(de)?)
+            }
+            ReqRespKind::GetRawTxLists => {
+                let r = GetRawTxListsResponse::decode_capped(body, limits).map_err(de)?;
+                if let Some(long) = r
+                    .txlists
+                    .iter()
+                    .find(|t| t.txlist.len() > limits.max_txlist_bytes)
+                {
+                    return Err(CodecError::Decode(format!(
+                        "a tx list of {} bytes exceeds the cap of {}",
+                        long.txlist.len(),
+                        limits.max_txlist_bytes
+                    )));
+                }
+                Response::RawTxLists(r)
             }
         })
     }
@@ -406,6 +433,9 @@ mod tests {
                 max_count: 3,
             }),
             Request::GetRawTxList(GetRawTxListRequest::default()),
+            Request::GetRawTxLists(
+                GetRawTxListsRequest::new(vec![Default::default(); 64]).unwrap(),
+            ),
         ];
         for req in reqs {
             let p = proto(req.kind());
@@ -423,6 +453,13 @@ mod tests {
                 GetCommitmentsByNumberResponse::new(vec![SignedCommitment::default(); 2]).unwrap(),
             ),
             Response::RawTxList(GetRawTxListResponse::new(vec![1, 2, 3]).unwrap()),
+            Response::RawTxLists(
+                GetRawTxListsResponse::new(vec![
+                    GetRawTxListResponse::new(vec![1, 2, 3]).unwrap(),
+                    GetRawTxListResponse::default(),
+                ])
+                .unwrap(),
+            ),
         ];
         for res in resps {
             let p = proto(res.kind());

@@ -72,6 +72,11 @@ pub struct NetworkConfig {
     /// limits on every req/resp protocol"). Defaults: `get_head` 8, `get_commitments_by_number`
     /// 64 and `get_raw_txlist` 512 per 10 s; see [`RateLimitConfig`].
     pub rate_limit: RateLimitConfig,
+    /// Outbound pacing: what we assume of peers that do not advertise this project's
+    /// extensions (the strict reference: 8 requests per protocol per 10 s, one at a time).
+    /// Peers that do are paced by [`Self::rate_limit`] and
+    /// [`Self::max_concurrent_inbound_per_protocol`], the limits they run by default.
+    pub politeness: PolitenessConfig,
     /// Most inbound requests of one protocol a peer may have in flight. Default 2.
     pub max_concurrent_inbound_per_protocol: usize,
     /// Most simultaneous libp2p streams (inbound + outbound) of one req/resp protocol per
@@ -128,6 +133,7 @@ impl Default for NetworkConfig {
             request_timeout: Duration::from_secs(10),
             request_read_timeout: Duration::from_secs(5),
             rate_limit: RateLimitConfig::default(),
+            politeness: PolitenessConfig::default(),
             max_concurrent_inbound_per_protocol: 2,
             max_streams_per_connection: 16,
             max_peers: 50,
@@ -183,6 +189,15 @@ impl NetworkConfig {
             || self.max_streams_per_connection == 0
         {
             return Err(NetError::Config("capacities must be positive".into()));
+        }
+        let p = &self.politeness;
+        if p.strict_requests_per_window == 0
+            || p.strict_window.is_zero()
+            || p.strict_max_in_flight == 0
+        {
+            return Err(NetError::Config(
+                "politeness: strict_requests_per_window, strict_window and strict_max_in_flight must be positive".into(),
+            ));
         }
         for kind in ReqRespKind::ALL {
             let limit = self.rate_limit.get(kind);
@@ -244,6 +259,12 @@ pub struct RateLimitConfig {
     /// Each response is capped at `MAX_TXLIST_BYTES` (§3) and in-flight requests at
     /// [`NetworkConfig::max_concurrent_inbound_per_protocol`].
     pub get_raw_txlist: RateLimit,
+    /// `get_raw_txlists` (PROTOCOL-EXT.md, this project's batched fetch): 16 per 10 s by
+    /// default. One request asks for up to 64 tx lists and one response carries at most
+    /// `MAX_RAW_TXLISTS_RESPONSE_BYTES` (8 MiB), so the burst serves 1 024 tx lists — two full
+    /// commitments pages' worth, like `get_raw_txlist`'s — and the refill caps one peer's
+    /// egress from this protocol at 12.8 MiB/s.
+    pub get_raw_txlists: RateLimit,
 }
 
 impl Default for RateLimitConfig {
@@ -253,6 +274,7 @@ impl Default for RateLimitConfig {
             get_head: RateLimit::new(8, period),
             get_commitments_by_number: RateLimit::new(64, period),
             get_raw_txlist: RateLimit::new(512, period),
+            get_raw_txlists: RateLimit::new(16, period),
         }
     }
 }
@@ -265,6 +287,7 @@ impl RateLimitConfig {
             get_head: limit,
             get_commitments_by_number: limit,
             get_raw_txlist: limit,
+            get_raw_txlists: limit,
         }
     }
 
@@ -274,6 +297,40 @@ impl RateLimitConfig {
             ReqRespKind::GetHead => self.get_head,
             ReqRespKind::GetCommitmentsByNumber => self.get_commitments_by_number,
             ReqRespKind::GetRawTxList => self.get_raw_txlist,
+            ReqRespKind::GetRawTxLists => self.get_raw_txlists,
+        }
+    }
+}
+
+/// Limits assumed of a peer that does not advertise this project's extensions: the deployed
+/// reference's (PROTOCOL.md "Reference strictness").
+///
+/// Read with `#[serde(default)]`: a config file may set any subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolitenessConfig {
+    /// Requests per protocol per window we send to a strict peer. Default 8, the reference's
+    /// limit.
+    pub strict_requests_per_window: u32,
+    /// The strict peer's rate-limit window. Default 10 s, the reference's.
+    #[serde(with = "millis")]
+    pub strict_window: Duration,
+    /// Unanswered requests per protocol to a strict peer. Default 1: never a second request
+    /// before the first is answered.
+    pub strict_max_in_flight: usize,
+    /// Added to every window, so jitter between our send and the peer's receive cannot put
+    /// one request too many into its window. Default 500 ms.
+    #[serde(with = "millis")]
+    pub window_margin: Duration,
+}
+
+impl Default for PolitenessConfig {
+    fn default() -> Self {
+        Self {
+            strict_requests_per_window: 8,
+            strict_window: Duration::from_secs(10),
+            strict_max_in_flight: 1,
+            window_margin: Duration::from_millis(500),
         }
     }
 }

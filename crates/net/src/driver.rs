@@ -34,6 +34,7 @@ use crate::error::{CodecError, NetError, RequestError};
 use crate::gossip::{build_gossipsub, Topics};
 use crate::metrics;
 use crate::peer_manager::{Admission, PeerManager};
+use crate::politeness::{Held, OutboundPacer, PeerProfile};
 use crate::service::{
     Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, Responder,
 };
@@ -57,6 +58,8 @@ struct Driver {
     config: NetworkConfig,
     topics: Topics,
     peers: PeerManager<(ReqRespKind, InboundRequestId)>,
+    /// Outbound pacing per peer and protocol, by what the peer speaks.
+    pacer: OutboundPacer,
     connected: HashMap<PeerId, (Direction, Multiaddr)>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
@@ -113,6 +116,7 @@ pub(crate) async fn spawn(
         head: reqresp(ReqRespKind::GetHead),
         commitments: reqresp(ReqRespKind::GetCommitmentsByNumber),
         txlist: reqresp(ReqRespKind::GetRawTxList),
+        txlists: reqresp(ReqRespKind::GetRawTxLists),
         identify: identify::Behaviour::new(identify::Config::new(
             IDENTIFY_PROTOCOL.into(),
             keypair.public(),
@@ -188,6 +192,12 @@ pub(crate) async fn spawn(
     let driver = Driver {
         swarm,
         peers: PeerManager::new(&config, Instant::now()),
+        pacer: OutboundPacer::new(
+            config.politeness,
+            config.rate_limit,
+            config.max_concurrent_inbound_per_protocol,
+            ReqRespProtocol::new(ReqRespKind::GetRawTxLists, config.chain_id).stream_protocol(),
+        ),
         topics,
         connected: HashMap::new(),
         commands: cmd_rx,
@@ -270,6 +280,19 @@ impl Driver {
                     let _ = reply.send(Err(RequestError::Disconnected));
                     return;
                 }
+                if let Err(held) = self.pacer.admit(peer, kind, Instant::now()) {
+                    let err = match held {
+                        Held::Throttled(retry) => RequestError::Throttled(retry),
+                        Held::Unsupported => RequestError::Refused(format!(
+                            "peer does not advertise {}",
+                            kind.label()
+                        )),
+                    };
+                    debug!(%peer, protocol = kind.label(), error = %err, "outbound request held");
+                    metrics::reqresp(kind, "outbound", outcome_label(&err));
+                    let _ = reply.send(Err(err));
+                    return;
+                }
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -305,6 +328,7 @@ impl Driver {
                         score: self.score(peer),
                         direction: *direction,
                         addr: addr.clone(),
+                        extended: self.pacer.profile(peer) == PeerProfile::Extended,
                     })
                     .collect();
                 let _ = reply.send(list);
@@ -503,12 +527,16 @@ impl Driver {
             SwarmEvent::Behaviour(BehaviourEvent::Txlist(e)) => {
                 self.on_reqresp(ReqRespKind::GetRawTxList, e)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Txlists(e)) => {
+                self.on_reqresp(ReqRespKind::GetRawTxLists, e)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
                 ..
             })) => {
-                debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+                let profile = self.pacer.identified(peer_id, &info.protocols);
+                debug!(peer = %peer_id, agent = %info.agent_version, ?profile, "identified");
             }
             SwarmEvent::Behaviour(_) => {}
             SwarmEvent::ConnectionEstablished {
@@ -548,6 +576,7 @@ impl Driver {
                 }
                 info!(peer = %peer_id, "peer disconnected");
                 self.peers.on_disconnected(peer_id, Instant::now());
+                self.pacer.forget(&peer_id);
                 self.connected.remove(&peer_id);
                 metrics::peers_connected(self.connected.len());
                 self.emit(
@@ -641,6 +670,7 @@ impl Driver {
                 ..
             } => {
                 if let Some(reply) = self.outbound.remove(&(kind, request_id)) {
+                    self.pacer.done(&peer, kind);
                     let res = if response.kind() == kind {
                         metrics::reqresp(kind, "outbound", "ok");
                         Ok(response)
@@ -660,6 +690,7 @@ impl Driver {
                 let Some(reply) = self.outbound.remove(&(kind, request_id)) else {
                     return;
                 };
+                self.pacer.done(&peer, kind);
                 let err = match error {
                     OutboundFailure::Timeout => RequestError::Timeout,
                     OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
@@ -769,6 +800,17 @@ impl Driver {
                     rx.map(|r| r.ok().map(Response::RawTxList)).boxed(),
                 )
             }
+            Request::GetRawTxLists(request) => {
+                let (responder, rx) = Responder::new();
+                (
+                    InboundRequest::GetRawTxLists {
+                        peer,
+                        request,
+                        responder,
+                    },
+                    rx.map(|r| r.ok().map(Response::RawTxLists)).boxed(),
+                )
+            }
         };
         if !self.emit(NetworkEvent::InboundRequest(event), "inbound_request") {
             self.peers.inbound_done((kind, id));
@@ -802,5 +844,6 @@ fn outcome_label(e: &RequestError) -> &'static str {
         RequestError::Decode(_) => "decode",
         RequestError::Disconnected => "disconnected",
         RequestError::Shutdown => "shutdown",
+        RequestError::Throttled(_) => "throttled",
     }
 }

@@ -72,6 +72,11 @@ pub enum RequestError {
     /// The network service has shut down.
     #[error("network service is shut down")]
     Shutdown,
+    /// Not sent: the peer would refuse it now (its rate limit or concurrency, as
+    /// [`crate::politeness`] assumes them). A retry fits after the given time; or ask
+    /// another peer. Not the peer's fault.
+    #[error("held back to respect the peer's limits; retry in {0:?}")]
+    Throttled(std::time::Duration),
 }
 
 /// Framing errors of the req/resp codec, carried inside `io::Error` through libp2p.

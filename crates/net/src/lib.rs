@@ -88,14 +88,18 @@ pub mod error;
 pub mod gossip;
 pub mod metrics;
 mod peer_manager;
+pub mod politeness;
 mod service;
 
 pub use codec::SLOW_REQUEST_PENALTY_REASON;
-pub use config::{GossipConfig, NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig};
+pub use config::{
+    GossipConfig, NetworkConfig, PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
+};
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;
 pub use error::{CodecError, NetError, RequestError};
 pub use gossip::message_id;
+pub use politeness::PeerProfile;
 pub use service::{
     Direction, GossipVerdict, InboundRequest, NetworkEvent, NetworkEvents, P2pService,
     PeerSnapshot, Responder,

@@ -11,7 +11,8 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use preconfirmation_types::{
     ChainLimits, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse,
-    GetRawTxListRequest, GetRawTxListResponse, GossipTopicKind, PreconfHead,
+    GetRawTxListRequest, GetRawTxListResponse, GetRawTxListsRequest, GetRawTxListsResponse,
+    GossipTopicKind, PreconfHead,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -92,6 +93,16 @@ pub enum InboundRequest {
         /// Where to send the tx list (empty `txlist` when unknown).
         responder: Responder<GetRawTxListResponse>,
     },
+    /// `get_raw_txlists` (PROTOCOL-EXT.md): up to 64 tx lists by hash.
+    GetRawTxLists {
+        /// Requesting peer.
+        peer: PeerId,
+        /// The request.
+        request: GetRawTxListsRequest,
+        /// Where to send the answers: a prefix of the request, in order, within
+        /// `MAX_RAW_TXLISTS_RESPONSE_BYTES` (an unknown hash echoed with an empty `txlist`).
+        responder: Responder<GetRawTxListsResponse>,
+    },
 }
 
 impl InboundRequest {
@@ -100,7 +111,8 @@ impl InboundRequest {
         match self {
             InboundRequest::GetHead { peer, .. }
             | InboundRequest::GetCommitmentsByNumber { peer, .. }
-            | InboundRequest::GetRawTxList { peer, .. } => *peer,
+            | InboundRequest::GetRawTxList { peer, .. }
+            | InboundRequest::GetRawTxLists { peer, .. } => *peer,
         }
     }
 }
@@ -155,6 +167,10 @@ pub struct PeerSnapshot {
     pub direction: Direction,
     /// Remote address of the first connection.
     pub addr: Multiaddr,
+    /// Whether it advertises this project's extensions (identify): requests to it are paced
+    /// by our own rate limits. Otherwise it is treated as the strict reference
+    /// ([`crate::politeness`]).
+    pub extended: bool,
 }
 
 /// The stream of [`NetworkEvent`]s (a bounded channel from the driver).
@@ -371,6 +387,19 @@ impl P2pService {
     ) -> Result<GetRawTxListResponse, RequestError> {
         match self.request(peer, Request::GetRawTxList(request)).await? {
             Response::RawTxList(r) => Ok(r),
+            _ => Err(RequestError::Decode("mismatched response".into())),
+        }
+    }
+
+    /// `get_raw_txlists` (PROTOCOL-EXT.md). Only to peers that advertise it
+    /// ([`PeerSnapshot::extended`]); the Taiko reference does not.
+    pub async fn request_raw_txlists(
+        &self,
+        peer: PeerId,
+        request: GetRawTxListsRequest,
+    ) -> Result<GetRawTxListsResponse, RequestError> {
+        match self.request(peer, Request::GetRawTxLists(request)).await? {
+            Response::RawTxLists(r) => Ok(r),
             _ => Err(RequestError::Decode("mismatched response".into())),
         }
     }

@@ -12,61 +12,31 @@
 //! `cargo test -p preconf-node --test process_catchup -- --nocapture` (short, 3 000 blocks);
 //! `cargo test -p preconf-node --test process_catchup -- --ignored --nocapture` (20 000 blocks).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use bytes::Bytes;
 use common::process::{head_of, write_config, Proc, WAIT};
-use common::{chain, node_config};
+use common::{chain, node_config, serving_peer};
 use p2p::testkit::ChainBuilder;
-use p2p::{MemoryStorage, MemoryStorageLimits, P2pSdk, P2pSdkConfig, SdkEvents, SdkStorage};
-use preconfirmation_net::{Multiaddr, RateLimitConfig};
-use preconfirmation_types::{preconfirmation_hash, raw_tx_list_hash};
+use preconfirmation_net::RateLimitConfig;
+use preconfirmation_types::preconfirmation_hash;
 
 /// Bytes of each block's tx list (small: the test is about commitments and crash safety).
 const TXLIST_BYTES: usize = 64;
 
-/// An in-process serving peer holding `blocks` commitments (each with a tx list) in memory,
-/// its per-peer rate limits raised so the catching-up node measures itself, not the server's
-/// DoS policy (as in `bench catchup`).
-async fn serving_peer(builder: &mut ChainBuilder, blocks: usize) -> (P2pSdk, SdkEvents, Multiaddr) {
-    let storage = Arc::new(MemoryStorage::new(MemoryStorageLimits {
-        max_commitments: blocks + 1,
-        max_txlists: blocks + 1,
-        max_txlist_bytes: usize::MAX / 2,
-    }));
-    let generated = builder.blocks(blocks, TXLIST_BYTES);
-    for chunk in generated.chunks(4096) {
-        let commitments: Vec<_> = chunk.iter().map(|b| b.commitment.clone()).collect();
-        storage.put_commitments(&commitments).expect("fill");
-    }
-    for (i, block) in generated.iter().enumerate() {
-        let txlist = block.txlist.as_ref().expect("every block has a tx list");
-        let bytes = txlist.txlist.to_vec();
-        storage
-            .put_txlist(raw_tx_list_hash(&bytes), i as u64 + 1, Bytes::from(bytes))
-            .expect("fill tx lists");
-    }
-    let mut config = P2pSdkConfig::new(chain());
-    config.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
-    config.network.discovery_enabled = false;
-    config.network.rate_limit = RateLimitConfig::uniform(1_000_000, Duration::from_secs(1));
-    config.catchup.enabled = false;
-    let (sdk, events) = P2pSdk::start(config, storage, builder.lookahead(), None)
-        .await
-        .expect("serving peer starts");
-    let addr = sdk.listen_addrs().await.expect("addrs")[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(sdk.local_peer_id()));
-    (sdk, events, addr)
-}
-
 async fn sigkill_during_catch_up(blocks: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut builder = ChainBuilder::in_the_past(chain(), 3, 4, blocks as u64 + 100);
-    let (server, _server_events, server_addr) = serving_peer(&mut builder, blocks).await;
+    let generated = builder.blocks(blocks, TXLIST_BYTES);
+    // Rate limits raised so the catching-up node measures itself, not the server's DoS policy
+    // (as in `bench catchup`).
+    let (server, _server_events, server_addr) = serving_peer(
+        &builder,
+        &generated,
+        RateLimitConfig::uniform(1_000_000, Duration::from_secs(1)),
+    )
+    .await;
     let target = blocks as u64;
     assert_eq!(server.status().head_block_number, target);
 

@@ -22,7 +22,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use libp2p::PeerId;
-use preconfirmation_net::P2pService;
+use preconfirmation_net::{P2pService, RequestError};
 use preconfirmation_types::{
     Address, GetCommitmentsByNumberRequest, GetRawTxListRequest, ReqRespKind, SignedCommitment,
     TypesError, B256, U256,
@@ -132,6 +132,27 @@ impl CatchUpContext {
     }
 }
 
+/// Runs `request` again while the network layer holds it back to respect the peer's limits
+/// ([`RequestError::Throttled`]), sleeping as long as it says, for at most
+/// `catchup.max_pacing_wait` in total.
+async fn paced<T, F, Fut>(ctx: &CatchUpContext, mut request: F) -> Result<T, RequestError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RequestError>>,
+{
+    let deadline = tokio::time::Instant::now() + ctx.config.catchup.max_pacing_wait;
+    loop {
+        match request().await {
+            Err(RequestError::Throttled(retry))
+                if tokio::time::Instant::now() + retry <= deadline =>
+            {
+                tokio::time::sleep(retry).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs catch-up rounds until caught up (or out of attempts), then reports `Live`.
 pub(crate) async fn run(ctx: CatchUpContext) {
     let started = Instant::now();
@@ -223,7 +244,7 @@ async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u6
         .map(|peer| async move {
             let _slot = ctx.slots.acquire(peer).await?;
             let started = Instant::now();
-            let result = ctx.net.request_head(peer).await;
+            let result = paced(ctx, || ctx.net.request_head(peer)).await;
             metrics::request_latency(ReqRespKind::GetHead, started.elapsed());
             let outcome = if result.is_ok() { "ok" } else { "error" };
             metrics::request(ReqRespKind::GetHead, "outbound", outcome);
@@ -352,7 +373,7 @@ async fn fetch_page(
         start_block_number: U256::from(start),
         max_count: u32::try_from(count).unwrap_or(u32::MAX),
     };
-    let response = ctx.net.request_commitments(peer, request).await;
+    let response = paced(ctx, || ctx.net.request_commitments(peer, request)).await;
     metrics::request_latency(kind, started.elapsed());
     let response = match response {
         Ok(r) => {
@@ -401,22 +422,21 @@ pub(crate) async fn fetch_txlists(
         return;
     }
     let mut peers: Vec<PeerId> = candidates.iter().map(|(p, _)| *p).collect();
-    if let Ok(connected) = ctx.net.connected_peers().await {
-        for p in connected {
-            if !peers.contains(&p) {
-                peers.push(p);
-            }
+    let snapshot = ctx.net.peers().await.unwrap_or_default();
+    for p in &snapshot {
+        if !peers.contains(&p.peer_id) {
+            peers.push(p.peer_id);
         }
     }
     peers.retain(|p| !liars.contains(p));
+    let extended: HashSet<PeerId> = snapshot
+        .iter()
+        .filter(|p| p.extended)
+        .map(|p| p.peer_id)
+        .collect();
     let mut fetched = stream::iter(missing.into_iter().enumerate())
         .map(|(i, (hash, _))| {
-            // Spread the lists over the peers: each starts with a different one.
-            let mut order = peers.clone();
-            if !order.is_empty() {
-                let len = order.len();
-                order.rotate_left(i % len);
-            }
+            let order = fetch_order(&peers, &extended, i);
             async move { (hash, fetch_txlist_from(ctx, &order, hash).await) }
         })
         .buffer_unordered(ctx.config.catchup.parallel_txlists);
@@ -438,6 +458,22 @@ pub(crate) async fn fetch_txlists(
     for peer in bad {
         liars.liar(peer);
     }
+}
+
+/// The order in which the `i`-th tx list of a batch asks `peers`: peers of ours (`extended`,
+/// whose limits are 64× the strict reference's) first, then the others as a fallback; each
+/// group rotated by `i` so the lists spread over the peers.
+fn fetch_order(peers: &[PeerId], extended: &HashSet<PeerId>, i: usize) -> Vec<PeerId> {
+    let (mut ours, mut others): (Vec<PeerId>, Vec<PeerId>) =
+        peers.iter().partition(|p| extended.contains(p));
+    for group in [&mut ours, &mut others] {
+        if !group.is_empty() {
+            let len = group.len();
+            group.rotate_left(i % len);
+        }
+    }
+    ours.extend(others);
+    ours
 }
 
 /// Tries `peers` in order for tx list `hash` and hands it to the SDK core; returns the peers
@@ -466,38 +502,66 @@ async fn fetch_txlist_from(
 ) -> (Option<Bytes>, Vec<PeerId>) {
     let kind = ReqRespKind::GetRawTxList;
     let mut liars = Vec::new();
-    for &peer in peers.iter().take(ctx.config.catchup.max_attempts) {
-        let Some(_slot) = ctx.slots.acquire(peer).await else {
-            break;
-        };
-        let started = Instant::now();
-        let response = ctx
-            .net
-            .request_raw_txlist(
-                peer,
-                GetRawTxListRequest {
-                    raw_tx_list_hash: hash,
-                },
-            )
-            .await;
-        metrics::request_latency(kind, started.elapsed());
-        let Ok(response) = response else {
-            metrics::request(kind, "outbound", "error");
-            continue;
-        };
-        if response.txlist.is_empty() {
-            metrics::request(kind, "outbound", "not_found");
-            continue;
+    let deadline = tokio::time::Instant::now() + ctx.config.catchup.max_pacing_wait;
+    let mut asking: Vec<PeerId> = peers
+        .iter()
+        .take(ctx.config.catchup.max_attempts)
+        .copied()
+        .collect();
+    // Peers that held the request back (their limits) are asked again after the shortest
+    // wait, within `max_pacing_wait`; the others once.
+    while !asking.is_empty() {
+        let mut held = Vec::new();
+        let mut retry_after: Option<std::time::Duration> = None;
+        for peer in asking {
+            let Some(_slot) = ctx.slots.acquire(peer).await else {
+                return (None, liars);
+            };
+            let started = Instant::now();
+            let response = ctx
+                .net
+                .request_raw_txlist(
+                    peer,
+                    GetRawTxListRequest {
+                        raw_tx_list_hash: hash,
+                    },
+                )
+                .await;
+            let response = match response {
+                Ok(response) => response,
+                Err(RequestError::Throttled(retry)) => {
+                    retry_after = Some(retry_after.map_or(retry, |r| r.min(retry)));
+                    held.push(peer);
+                    continue;
+                }
+                Err(_) => {
+                    metrics::request_latency(kind, started.elapsed());
+                    metrics::request(kind, "outbound", "error");
+                    continue;
+                }
+            };
+            metrics::request_latency(kind, started.elapsed());
+            if response.txlist.is_empty() {
+                metrics::request(kind, "outbound", "not_found");
+                continue;
+            }
+            let txlist: Vec<u8> = response.txlist.into();
+            if check_txlist(&hash, &txlist, &ctx.config.chain.limits).is_err() {
+                metrics::request(kind, "outbound", "invalid");
+                ctx.penalise(peer, "catchup_bad_txlist");
+                liars.push(peer);
+                continue;
+            }
+            metrics::request(kind, "outbound", "ok");
+            return (Some(Bytes::from(txlist)), liars);
         }
-        let txlist: Vec<u8> = response.txlist.into();
-        if check_txlist(&hash, &txlist, &ctx.config.chain.limits).is_err() {
-            metrics::request(kind, "outbound", "invalid");
-            ctx.penalise(peer, "catchup_bad_txlist");
-            liars.push(peer);
-            continue;
+        match retry_after {
+            Some(wait) if tokio::time::Instant::now() + wait <= deadline => {
+                tokio::time::sleep(wait).await;
+            }
+            _ => break,
         }
-        metrics::request(kind, "outbound", "ok");
-        return (Some(Bytes::from(txlist)), liars);
+        asking = held;
     }
     (None, liars)
 }

@@ -261,6 +261,11 @@ pub struct CatchUpConfig {
     /// 2 s L2 slots).
     #[serde(with = "millis")]
     pub stale_head_check: Duration,
+    /// How long one page or tx-list fetch waits, in total, for peers' rate limits when the
+    /// network layer holds its requests back (`RequestError::Throttled`: the strict reference
+    /// allows 8 requests per protocol per 10 s). Default 11 s, one strict window and margin.
+    #[serde(with = "millis")]
+    pub max_pacing_wait: Duration,
 }
 
 impl Default for CatchUpConfig {
@@ -276,6 +281,7 @@ impl Default for CatchUpConfig {
             peer_wait: Duration::from_secs(5),
             retry_backoff: Duration::from_secs(1),
             stale_head_check: Duration::from_secs(12),
+            max_pacing_wait: Duration::from_secs(11),
         }
     }
 }

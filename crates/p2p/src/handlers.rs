@@ -13,8 +13,9 @@ use bytes::Bytes;
 use libp2p::PeerId;
 use preconfirmation_net::{GossipVerdict, InboundRequest};
 use preconfirmation_types::{
-    Address, ChainLimits, GetCommitmentsByNumberResponse, GetRawTxListResponse, GossipTopicKind,
-    PreconfHead, ReqRespKind, SignedCommitment, TypesError, B256, U256,
+    Address, ChainLimits, GetCommitmentsByNumberResponse, GetRawTxListResponse,
+    GetRawTxListsResponse, GossipTopicKind, PreconfHead, ReqRespKind, SignedCommitment, TypesError,
+    B256, MAX_RAW_TXLISTS_RESPONSE_BYTES, U256,
 };
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info_span, trace, warn};
@@ -646,27 +647,61 @@ pub(crate) fn serve_inbound(
         } => {
             let kind = ReqRespKind::GetRawTxList;
             let hash = request.raw_tx_list_hash;
-            let found = storage.txlist(&hash).ok().flatten();
-            let response = found
-                .and_then(|bytes| GetRawTxListResponse::new(bytes.to_vec()).ok())
-                // §11: verify the hash before serving.
-                .filter(|r| r.raw_tx_list_hash == hash);
-            match response {
-                Some(r) => {
-                    metrics::request(kind, "inbound", "served");
-                    responder.respond(r);
+            let response = stored_txlist(storage, &peer, hash);
+            let outcome = if response.txlist.is_empty() {
+                "not_found"
+            } else {
+                "served"
+            };
+            metrics::request(kind, "inbound", outcome);
+            responder.respond(response);
+        }
+        InboundRequest::GetRawTxLists {
+            peer,
+            request,
+            responder,
+        } => {
+            // PROTOCOL-EXT.md: answers in request order, stopping before the body would
+            // exceed the byte cap; a hash we do not have is echoed with an empty tx list.
+            let kind = ReqRespKind::GetRawTxLists;
+            let mut answers = Vec::new();
+            let mut body_len = GetRawTxListsResponse::encoded_len_with([]);
+            for hash in request.raw_tx_list_hashes.iter() {
+                let answer = stored_txlist(storage, &peer, *hash);
+                let entry_len = GetRawTxListsResponse::encoded_len_with([answer.txlist.len()])
+                    - GetRawTxListsResponse::encoded_len_with([]);
+                if body_len + entry_len > MAX_RAW_TXLISTS_RESPONSE_BYTES {
+                    break;
                 }
-                None => {
-                    metrics::request(kind, "inbound", "not_found");
-                    trace!(%peer, %hash, "tx list not found");
-                    responder.respond(GetRawTxListResponse {
-                        raw_tx_list_hash: hash,
-                        ..Default::default()
-                    });
-                }
+                body_len += entry_len;
+                answers.push(answer);
+            }
+            metrics::request(kind, "inbound", "served");
+            match GetRawTxListsResponse::new(answers) {
+                Ok(response) => responder.respond(response),
+                Err(e) => warn!(%peer, error = %e, "response above the cap"),
             }
         }
     }
+}
+
+/// The stored tx list `hash` as a §11.2 answer: verified against its hash before serving
+/// (§11); not found (or not matching) is the hash echoed with an empty tx list, as the
+/// reference answers.
+fn stored_txlist(storage: &dyn SdkStorage, peer: &PeerId, hash: B256) -> GetRawTxListResponse {
+    storage
+        .txlist(&hash)
+        .ok()
+        .flatten()
+        .and_then(|bytes| GetRawTxListResponse::new(bytes.to_vec()).ok())
+        .filter(|r| r.raw_tx_list_hash == hash)
+        .unwrap_or_else(|| {
+            trace!(%peer, %hash, "tx list not found");
+            GetRawTxListResponse {
+                raw_tx_list_hash: hash,
+                ..Default::default()
+            }
+        })
 }
 
 /// `PreconfHead` with `U256` block number from a status snapshot.

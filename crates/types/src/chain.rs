@@ -77,6 +77,7 @@ impl ChainLimits {
             ReqRespKind::GetHead => GET_HEAD_REQUEST_SSZ_LEN,
             ReqRespKind::GetCommitmentsByNumber => GET_COMMITMENTS_BY_NUMBER_REQUEST_SSZ_LEN,
             ReqRespKind::GetRawTxList => GET_RAW_TXLIST_REQUEST_SSZ_LEN,
+            ReqRespKind::GetRawTxLists => GET_RAW_TXLISTS_REQUEST_MAX_SSZ_LEN,
         }
     }
 
@@ -86,6 +87,7 @@ impl ChainLimits {
             ReqRespKind::GetHead => PRECONF_HEAD_SSZ_LEN,
             ReqRespKind::GetCommitmentsByNumber => self.max_commitments_response_len(),
             ReqRespKind::GetRawTxList => self.max_raw_txlist_message_len(),
+            ReqRespKind::GetRawTxLists => MAX_RAW_TXLISTS_RESPONSE_BYTES,
         }
     }
 
@@ -199,6 +201,20 @@ impl WireMessage for GetRawTxListResponse {
     const NAME: &'static str = "GetRawTxListResponse";
     fn max_encoded_len(limits: &ChainLimits) -> usize {
         limits.max_raw_txlist_message_len()
+    }
+}
+
+impl WireMessage for GetRawTxListsRequest {
+    const NAME: &'static str = "GetRawTxListsRequest";
+    fn max_encoded_len(_: &ChainLimits) -> usize {
+        GET_RAW_TXLISTS_REQUEST_MAX_SSZ_LEN
+    }
+}
+
+impl WireMessage for GetRawTxListsResponse {
+    const NAME: &'static str = "GetRawTxListsResponse";
+    fn max_encoded_len(_: &ChainLimits) -> usize {
+        MAX_RAW_TXLISTS_RESPONSE_BYTES
     }
 }
 

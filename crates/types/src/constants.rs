@@ -44,6 +44,14 @@ pub const GET_COMMITMENTS_BY_NUMBER_REQUEST_SSZ_LEN: usize = 36;
 pub const GET_HEAD_REQUEST_SSZ_LEN: usize = SSZ_OFFSET_LEN;
 /// Fixed SSZ length of `GetRawTxListRequest` (§11.2): one Bytes32.
 pub const GET_RAW_TXLIST_REQUEST_SSZ_LEN: usize = 32;
+/// Most hashes in one `get_raw_txlists` request (PROTOCOL-EXT.md).
+pub const MAX_TXLISTS_PER_REQUEST: usize = 64;
+/// Largest `get_raw_txlists` request: offset + 64 hashes (PROTOCOL-EXT.md).
+pub const GET_RAW_TXLISTS_REQUEST_MAX_SSZ_LEN: usize =
+    SSZ_OFFSET_LEN + MAX_TXLISTS_PER_REQUEST * BYTES32_LEN;
+/// Largest `get_raw_txlists` response body in bytes (PROTOCOL-EXT.md): a responder stops adding
+/// tx lists before it would exceed this; it always fits one tx list of the protocol maximum.
+pub const MAX_RAW_TXLISTS_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// Fixed part of `RawTxListGossip` / `GetRawTxListResponse` (§3.4, §11.2): Bytes32 + offset.
 pub const RAW_TXLIST_FIXED_PART_LEN: usize = BYTES32_LEN + SSZ_OFFSET_LEN;
 

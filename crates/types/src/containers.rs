@@ -13,6 +13,9 @@ use crate::constants::SIGNATURE_LEN;
 
 /// Type-level maximum of a tx list, [`crate::MAX_TXLIST_BYTES`] (§3).
 pub type MaxTxListBytes = typenum::U2097152;
+/// Type-level maximum of hashes per `get_raw_txlists` request,
+/// [`crate::MAX_TXLISTS_PER_REQUEST`] (PROTOCOL-EXT.md).
+pub type MaxTxListsPerRequest = typenum::U64;
 /// Type-level maximum of commitments per response, [`crate::MAX_COMMITMENTS_PER_RESPONSE`] (§10.2).
 pub type MaxCommitmentsPerResponse = typenum::U256;
 
@@ -209,6 +212,63 @@ pub struct GetRawTxListResponse {
     pub txlist: TxList,
 }
 
+/// Request for up to [`crate::MAX_TXLISTS_PER_REQUEST`] raw tx lists by hash (PROTOCOL-EXT.md,
+/// this project's extension; the reference asks one hash at a time with §11.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct GetRawTxListsRequest {
+    /// `keccak256(txlist)` of each wanted list.
+    pub raw_tx_list_hashes: VariableList<B256, MaxTxListsPerRequest>,
+}
+
+/// The `get_raw_txlists` response (PROTOCOL-EXT.md): one entry per requested hash, in request
+/// order, each as §11.2 answers it (a hash the responder does not have is echoed with an empty
+/// `txlist`). A responder stops before the body would exceed
+/// [`crate::MAX_RAW_TXLISTS_RESPONSE_BYTES`], so a response may answer only a prefix of the
+/// request; the requester asks again for the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct GetRawTxListsResponse {
+    /// The answers, a prefix of the request in its order.
+    pub txlists: VariableList<GetRawTxListResponse, MaxTxListsPerRequest>,
+}
+
+impl GetRawTxListsRequest {
+    /// Wraps `hashes`; fails above [`crate::MAX_TXLISTS_PER_REQUEST`].
+    pub fn new(hashes: Vec<B256>) -> crate::Result<Self> {
+        let len = hashes.len();
+        let raw_tx_list_hashes =
+            VariableList::new(hashes).map_err(|_| crate::TypesError::ListOverCap {
+                container: "GetRawTxListsRequest",
+                len,
+                cap: crate::MAX_TXLISTS_PER_REQUEST,
+            })?;
+        Ok(Self { raw_tx_list_hashes })
+    }
+}
+
+impl GetRawTxListsResponse {
+    /// Wraps `txlists`; fails above [`crate::MAX_TXLISTS_PER_REQUEST`] entries (the byte cap
+    /// is the responder's to keep, see [`GetRawTxListsResponse::encoded_len_with`]).
+    pub fn new(txlists: Vec<GetRawTxListResponse>) -> crate::Result<Self> {
+        let len = txlists.len();
+        let txlists = VariableList::new(txlists).map_err(|_| crate::TypesError::ListOverCap {
+            container: "GetRawTxListsResponse",
+            len,
+            cap: crate::MAX_TXLISTS_PER_REQUEST,
+        })?;
+        Ok(Self { txlists })
+    }
+
+    /// SSZ length of a response holding entries whose tx lists are `txlist_lens` bytes long:
+    /// the list offset, one offset per entry, and each entry's hash, offset and bytes.
+    pub fn encoded_len_with(txlist_lens: impl IntoIterator<Item = usize>) -> usize {
+        txlist_lens
+            .into_iter()
+            .fold(crate::SSZ_OFFSET_LEN, |acc, len| {
+                acc + crate::SSZ_OFFSET_LEN + crate::RAW_TXLIST_FIXED_PART_LEN + len
+            })
+    }
+}
+
 impl SignedCommitment {
     /// The committed preconfirmation.
     pub fn preconf(&self) -> &Preconfirmation {
@@ -265,6 +325,34 @@ fn tx_list(bytes: Vec<u8>, container: &'static str) -> crate::Result<TxList> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn get_raw_txlists_lengths_and_caps() {
+        let entries: Vec<GetRawTxListResponse> = [0usize, 1, 300]
+            .iter()
+            .map(|n| GetRawTxListResponse::new(vec![7; *n]).unwrap())
+            .collect();
+        let response = GetRawTxListsResponse::new(entries).unwrap();
+        assert_eq!(
+            response.as_ssz_bytes().len(),
+            GetRawTxListsResponse::encoded_len_with([0, 1, 300])
+        );
+        assert_eq!(GetRawTxListsResponse::encoded_len_with([]), 4);
+        let back = GetRawTxListsResponse::from_ssz_bytes(&response.as_ssz_bytes()).unwrap();
+        assert_eq!(back, response);
+        let full = GetRawTxListsRequest::new(vec![B256::repeat_byte(1); 64]).unwrap();
+        assert_eq!(
+            full.as_ssz_bytes().len(),
+            crate::GET_RAW_TXLISTS_REQUEST_MAX_SSZ_LEN
+        );
+        assert!(GetRawTxListsRequest::new(vec![B256::ZERO; 65]).is_err());
+        assert!(GetRawTxListsResponse::new(vec![GetRawTxListResponse::default(); 65]).is_err());
+        // The byte cap holds one tx list of the protocol maximum.
+        assert!(
+            GetRawTxListsResponse::encoded_len_with([crate::MAX_TXLIST_BYTES])
+                <= crate::MAX_RAW_TXLISTS_RESPONSE_BYTES
+        );
+    }
+
     use super::*;
     use crate::constants::*;
 

@@ -41,15 +41,33 @@ pub enum ReqRespKind {
     GetCommitmentsByNumber,
     /// `get_raw_txlist`.
     GetRawTxList,
+    /// `get_raw_txlists`: this project's batched tx-list fetch (PROTOCOL-EXT.md), up to
+    /// [`crate::MAX_TXLISTS_PER_REQUEST`] hashes per request. Not spoken by the Taiko
+    /// reference; a peer that advertises it (identify) is one of ours.
+    GetRawTxLists,
 }
 
 impl ReqRespKind {
     /// All protocols, in a stable order.
-    pub const ALL: [ReqRespKind; 3] = [
+    pub const ALL: [ReqRespKind; 4] = [
+        ReqRespKind::GetHead,
+        ReqRespKind::GetCommitmentsByNumber,
+        ReqRespKind::GetRawTxList,
+        ReqRespKind::GetRawTxLists,
+    ];
+
+    /// The protocols of the draft spec (§10–§11), which every peer speaks.
+    pub const SPEC: [ReqRespKind; 3] = [
         ReqRespKind::GetHead,
         ReqRespKind::GetCommitmentsByNumber,
         ReqRespKind::GetRawTxList,
     ];
+
+    /// Whether this is one of this project's extensions (PROTOCOL-EXT.md) rather than a §10–§11
+    /// protocol.
+    pub fn is_extension(self) -> bool {
+        !Self::SPEC.contains(&self)
+    }
 
     /// The protocol's last path segment, also its metric label.
     pub fn label(self) -> &'static str {
@@ -57,6 +75,7 @@ impl ReqRespKind {
             ReqRespKind::GetHead => "get_head",
             ReqRespKind::GetCommitmentsByNumber => "get_commitments_by_number",
             ReqRespKind::GetRawTxList => "get_raw_txlist",
+            ReqRespKind::GetRawTxLists => "get_raw_txlists",
         }
     }
 

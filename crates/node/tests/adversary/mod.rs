@@ -18,6 +18,8 @@
 //! Every wait is bounded; tests print one `RELIABILITY …` line with their measurements.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod strict;
+
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -746,6 +748,8 @@ impl GossipPeer {
                         r.raw_tx_list_hash = hash;
                         responder.respond(r);
                     }
+                    // Liars do not answer the batched extension: the stream closes unanswered.
+                    InboundRequest::GetRawTxLists { .. } => {}
                 }
             }
         });

@@ -160,3 +160,48 @@ pub fn write_key_file(dir: &Path, key: &SecretKey) -> PathBuf {
 pub fn to_hex(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
+
+/// An in-process serving peer (an SDK on in-memory storage, no catch-up of its own) holding
+/// `blocks`, each with its tx list, and answering with `rate_limit`. Returns it, its events
+/// and its dialable address.
+pub async fn serving_peer(
+    builder: &ChainBuilder,
+    blocks: &[p2p::testkit::Block],
+    rate_limit: preconfirmation_net::RateLimitConfig,
+) -> (p2p::P2pSdk, p2p::SdkEvents, Multiaddr) {
+    use p2p::SdkStorage;
+    let storage = std::sync::Arc::new(p2p::MemoryStorage::new(p2p::MemoryStorageLimits {
+        max_commitments: blocks.len() + 1,
+        max_txlists: blocks.len() + 1,
+        max_txlist_bytes: usize::MAX / 2,
+    }));
+    for chunk in blocks.chunks(4096) {
+        let commitments: Vec<_> = chunk.iter().map(|b| b.commitment.clone()).collect();
+        storage.put_commitments(&commitments).expect("fill");
+    }
+    for block in blocks {
+        let Some(txlist) = &block.txlist else {
+            continue;
+        };
+        let number = u64::try_from(block.commitment.preconf().block_number).expect("u64");
+        storage
+            .put_txlist(
+                txlist.raw_tx_list_hash,
+                number,
+                bytes::Bytes::from(txlist.txlist.to_vec()),
+            )
+            .expect("fill tx lists");
+    }
+    let mut config = p2p::P2pSdkConfig::new(*builder.chain());
+    config.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
+    config.network.discovery_enabled = false;
+    config.network.rate_limit = rate_limit;
+    config.catchup.enabled = false;
+    let (sdk, events) = p2p::P2pSdk::start(config, storage, builder.lookahead(), None)
+        .await
+        .expect("serving peer starts");
+    let addr = sdk.listen_addrs().await.expect("addrs")[0]
+        .clone()
+        .with(Protocol::P2p(sdk.local_peer_id()));
+    (sdk, events, addr)
+}

@@ -1,0 +1,123 @@
+//! Our node against peers that behave as the deployed Taiko reference (PROTOCOL.md "Reference
+//! strictness"): the strict-peer double of the adversary harness bans a peer on its first
+//! malformed, over-limit or failed exchange. A fresh node must catch up from such peers without
+//! ever being banned by one, and still fetch every tx list.
+//!
+//! `cargo test -p preconf-node --test strict_peers -- --nocapture`
+
+mod adversary;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use adversary::strict::StrictPeer;
+use adversary::*;
+use p2p::testkit::ChainBuilder;
+use preconfirmation_net::RateLimitConfig;
+
+const BLOCKS: usize = 200;
+
+/// A fresh node catches up 200 blocks from two strict peers plus one peer of ours (default
+/// limits). Its catch-up pages are small (4 commitments) so that about 50 page requests are
+/// spread over the three peers: without pacing, each strict peer would see more than 8 in
+/// 10 s and ban the node. Checks: the node reaches the head with every commitment and every tx
+/// list, no strict peer banned it or saw a malformed request (`get_head` in the 4-byte form),
+/// each strict peer was actually asked for heads and pages, and the node is still connected to
+/// both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_from_strict_peers_is_never_refused() {
+    let chain = common::chain();
+    let mut builder = ChainBuilder::in_the_past(chain, 3, 4, BLOCKS as u64 + 100);
+    let blocks = builder.blocks(BLOCKS, 512);
+    let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+    let txlists: Vec<Vec<u8>> = blocks
+        .iter()
+        .filter_map(|b| b.txlist.as_ref().map(|t| t.txlist.to_vec()))
+        .collect();
+    assert_eq!(txlists.len(), BLOCKS);
+
+    let (ours, _ours_events, ours_addr) =
+        common::serving_peer(&builder, &blocks, RateLimitConfig::default()).await;
+    let strict_a = StrictPeer::spawn(chain.chain_id, commitments.clone(), txlists.clone()).await;
+    let strict_b = StrictPeer::spawn(chain.chain_id, commitments.clone(), txlists.clone()).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = attack_config(
+        dir.path(),
+        &builder,
+        vec![ours_addr, strict_a.addr.clone(), strict_b.addr.clone()],
+    );
+    config.sdk.catchup.page_size = 4;
+    config.sdk.catchup.head_peers = 3;
+    let started = Instant::now();
+    let node = common::start(config).await;
+
+    // Every commitment and every tx list, within a bound that leaves room for two strict
+    // windows of pacing.
+    let mut status = node.sdk().watch_status();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        status
+            .wait_for(|s| s.head_block_number >= BLOCKS as u64 && s.missing_txlists == 0)
+            .await
+            .map(|_| ())
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "caught up with every tx list; status {:?}, bans {:?} {:?}",
+            *node.sdk().watch_status().borrow(),
+            strict_a.bans(),
+            strict_b.bans()
+        )
+    })
+    .expect("status");
+    let elapsed = started.elapsed();
+    for block in &blocks {
+        let number = u64::try_from(block.commitment.preconf().block_number).expect("u64");
+        assert_eq!(
+            node.sdk()
+                .commitment_by_number(number)
+                .expect("read")
+                .as_ref(),
+            Some(&block.commitment)
+        );
+        let txlist = block.txlist.as_ref().expect("tx list");
+        assert_eq!(
+            node.sdk()
+                .raw_txlist(&txlist.raw_tx_list_hash)
+                .expect("read")
+                .as_deref(),
+            Some(&txlist.txlist[..]),
+            "tx list of block {number}"
+        );
+    }
+
+    let peers = node.sdk().peers().await.expect("peers");
+    for (name, strict) in [("a", &strict_a), ("b", &strict_b)] {
+        assert_eq!(strict.bans(), Vec::new(), "strict peer {name} banned us");
+        assert!(
+            strict.served("get_head") >= 1,
+            "strict peer {name} was asked for its head"
+        );
+        assert!(
+            strict.served("get_commitments_by_number") >= 1,
+            "strict peer {name} served pages"
+        );
+        assert!(
+            peers.iter().any(|p| p.peer_id == strict.peer_id),
+            "still connected to strict peer {name}"
+        );
+        println!(
+            "RELIABILITY strict_peer {name}: get_head {} pages {} tx lists {} bans 0",
+            strict.served("get_head"),
+            strict.served("get_commitments_by_number"),
+            strict.served("get_raw_txlist")
+        );
+    }
+    println!(
+        "RELIABILITY strict_peers: {BLOCKS} blocks and tx lists from 2 strict + 1 of ours in {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    node.shutdown().await;
+    ours.shutdown().await.ok();
+}
