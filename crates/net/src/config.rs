@@ -72,10 +72,9 @@ pub struct NetworkConfig {
     /// limits on every req/resp protocol"). Defaults: `get_head` 8, `get_commitments_by_number`
     /// 64 and `get_raw_txlist` 512 per 10 s; see [`RateLimitConfig`].
     pub rate_limit: RateLimitConfig,
-    /// Outbound pacing: what we assume of peers that do not advertise this project's
-    /// extensions (the strict reference: 8 requests per protocol per 10 s, one at a time).
-    /// Peers that do are paced by [`Self::rate_limit`] and
-    /// [`Self::max_concurrent_inbound_per_protocol`], the limits they run by default.
+    /// Outbound pacing: the limits we assume of peers, so we never send a request they would
+    /// refuse — the strict reference's (8 requests per protocol per 10 s, one at a time) for
+    /// peers without this project's extensions, this project's defaults for the others.
     pub politeness: PolitenessConfig,
     /// Most inbound requests of one protocol a peer may have in flight. Default 2.
     pub max_concurrent_inbound_per_protocol: usize,
@@ -194,9 +193,14 @@ impl NetworkConfig {
         if p.strict_requests_per_window == 0
             || p.strict_window.is_zero()
             || p.strict_max_in_flight == 0
+            || p.extended_max_in_flight == 0
+            || ReqRespKind::ALL.iter().any(|k| {
+                let l = p.extended_rate_limit.get(*k);
+                l.burst == 0 || l.period.is_zero()
+            })
         {
             return Err(NetError::Config(
-                "politeness: strict_requests_per_window, strict_window and strict_max_in_flight must be positive".into(),
+                "politeness: every limit, window and in-flight count must be positive".into(),
             ));
         }
         for kind in ReqRespKind::ALL {
@@ -302,8 +306,10 @@ impl RateLimitConfig {
     }
 }
 
-/// Limits assumed of a peer that does not advertise this project's extensions: the deployed
-/// reference's (PROTOCOL.md "Reference strictness").
+/// Outbound pacing (see [`crate::politeness`]): the limits we assume of each kind of peer, so
+/// that we never send a request it would refuse. A peer that does not advertise this project's
+/// extensions is assumed to be the deployed reference (PROTOCOL.md "Reference strictness"); a
+/// peer that does is assumed to run this project's default inbound limits.
 ///
 /// Read with `#[serde(default)]`: a config file may set any subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +324,15 @@ pub struct PolitenessConfig {
     /// Unanswered requests per protocol to a strict peer. Default 1: never a second request
     /// before the first is answered.
     pub strict_max_in_flight: usize,
+    /// The inbound limits assumed of peers that advertise this project's extensions: by
+    /// default this project's own defaults ([`RateLimitConfig::default`]), which other nodes
+    /// run. Independent of this node's own `rate_limit`, so raising what we accept never
+    /// makes us ask others for more than they accept. Raise it only for a network whose
+    /// nodes all raised theirs.
+    pub extended_rate_limit: RateLimitConfig,
+    /// Unanswered requests per protocol to a peer of ours. Default 2, the default
+    /// `max_concurrent_inbound_per_protocol`.
+    pub extended_max_in_flight: usize,
     /// Added to every window, so jitter between our send and the peer's receive cannot put
     /// one request too many into its window. Default 500 ms.
     #[serde(with = "millis")]
@@ -330,6 +345,8 @@ impl Default for PolitenessConfig {
             strict_requests_per_window: 8,
             strict_window: Duration::from_secs(10),
             strict_max_in_flight: 1,
+            extended_rate_limit: RateLimitConfig::default(),
+            extended_max_in_flight: 2,
             window_margin: Duration::from_millis(500),
         }
     }

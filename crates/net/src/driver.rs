@@ -194,8 +194,6 @@ pub(crate) async fn spawn(
         peers: PeerManager::new(&config, Instant::now()),
         pacer: OutboundPacer::new(
             config.politeness,
-            config.rate_limit,
-            config.max_concurrent_inbound_per_protocol,
             ReqRespProtocol::new(ReqRespKind::GetRawTxLists, config.chain_id).stream_protocol(),
         ),
         topics,

@@ -11,8 +11,8 @@
 //!
 //! Which limits apply depends on what the peer speaks, learnt from identify's protocol list
 //! ([`PeerProfile`]): a peer that advertises this project's extension (`get_raw_txlists`,
-//! PROTOCOL-EXT.md) is one of ours and gets our own configured rate limits and concurrency;
-//! any other peer — including one not identified yet — is treated as the strict reference
+//! PROTOCOL-EXT.md) is one of ours and is paced by this project's default inbound limits
+//! ([`PolitenessConfig::extended_rate_limit`]); any other peer — including one not identified yet — is treated as the strict reference
 //! ([`PolitenessConfig`]). A sliding window of `n` sends per window is at least as strict as
 //! a token bucket or a fixed window of `n` per the same period, so this holds whichever the
 //! peer runs; the margin absorbs latency jitter between our send and its arrival.
@@ -27,12 +27,12 @@ use std::time::{Duration, Instant};
 use libp2p::{PeerId, StreamProtocol};
 use preconfirmation_types::ReqRespKind;
 
-use crate::config::{PolitenessConfig, RateLimitConfig};
+use crate::config::PolitenessConfig;
 
 /// What a peer speaks, as far as pacing is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerProfile {
-    /// Advertises this project's extensions: paced by our own rate limits.
+    /// Advertises this project's extensions: paced by this project's default limits.
     Extended,
     /// Anything else (the reference, another implementation, or not identified yet): paced
     /// as the strict reference.
@@ -57,9 +57,6 @@ struct PeerPacing {
 #[derive(Debug)]
 pub(crate) struct OutboundPacer {
     politeness: PolitenessConfig,
-    /// What we assume of extended peers: our own inbound limits (peers run the defaults).
-    extended_limits: RateLimitConfig,
-    extended_max_in_flight: usize,
     extension_protocol: StreamProtocol,
     peers: HashMap<PeerId, PeerPacing>,
 }
@@ -74,16 +71,9 @@ pub(crate) enum Held {
 }
 
 impl OutboundPacer {
-    pub(crate) fn new(
-        politeness: PolitenessConfig,
-        extended_limits: RateLimitConfig,
-        extended_max_in_flight: usize,
-        extension_protocol: StreamProtocol,
-    ) -> Self {
+    pub(crate) fn new(politeness: PolitenessConfig, extension_protocol: StreamProtocol) -> Self {
         Self {
             politeness,
-            extended_limits,
-            extended_max_in_flight: extended_max_in_flight.max(1),
             extension_protocol,
             peers: HashMap::new(),
         }
@@ -123,11 +113,11 @@ impl OutboundPacer {
                 self.politeness.strict_max_in_flight.max(1),
             ),
             PeerProfile::Extended => {
-                let limit = self.extended_limits.get(kind);
+                let limit = self.politeness.extended_rate_limit.get(kind);
                 (
                     limit.burst.max(1) as usize,
                     limit.period + margin,
-                    self.extended_max_in_flight,
+                    self.politeness.extended_max_in_flight.max(1),
                 )
             }
         }
@@ -209,12 +199,7 @@ mod tests {
     }
 
     fn pacer() -> OutboundPacer {
-        OutboundPacer::new(
-            PolitenessConfig::default(),
-            RateLimitConfig::default(),
-            2,
-            ext(),
-        )
+        OutboundPacer::new(PolitenessConfig::default(), ext())
     }
 
     #[test]
@@ -283,7 +268,7 @@ mod tests {
         p.identified(peer, &[ext()]);
         let t0 = Instant::now();
         let kind = ReqRespKind::GetRawTxList;
-        let burst = RateLimitConfig::default().get(kind).burst as usize;
+        let burst = crate::RateLimitConfig::default().get(kind).burst as usize;
         // Two in flight (our inbound concurrency), then held.
         assert_eq!(p.admit(peer, kind, t0), Ok(()));
         assert_eq!(p.admit(peer, kind, t0), Ok(()));

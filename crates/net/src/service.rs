@@ -168,7 +168,7 @@ pub struct PeerSnapshot {
     /// Remote address of the first connection.
     pub addr: Multiaddr,
     /// Whether it advertises this project's extensions (identify): requests to it are paced
-    /// by our own rate limits. Otherwise it is treated as the strict reference
+    /// by this project's default limits. Otherwise it is treated as the strict reference
     /// ([`crate::politeness`]).
     pub extended: bool,
 }

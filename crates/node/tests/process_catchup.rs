@@ -45,6 +45,9 @@ async fn sigkill_during_catch_up(blocks: usize) {
     let isolated = dir.path().join("isolated.toml");
     let mut c = node_config(&data, &builder, vec![server_addr]);
     c.rpc.enabled = false;
+    // The server's limits are raised; tell the node, or its pacing holds it to the defaults.
+    c.sdk.network.politeness.extended_rate_limit =
+        RateLimitConfig::uniform(1_000_000, Duration::from_secs(1));
     write_config(&connected, &c);
     c.sdk.network.static_peers.clear();
     write_config(&isolated, &c);

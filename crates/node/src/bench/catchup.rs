@@ -228,9 +228,14 @@ pub(crate) async fn catch_up(
     config.network.listen_addr = listen_addr();
     config.network.discovery_enabled = false;
     config.network.static_peers = peers;
+    // The servers' limits are raised (see `start_servers`); the catching-up node is told so,
+    // or its outbound pacing would hold it to the defaults every other node runs.
+    config.network.politeness.extended_rate_limit =
+        RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
     if let Some(n) = requests_per_peer {
         config.catchup.max_requests_per_peer = n.max(1);
         config.catchup.parallel_txlists = n.max(1) * SERVING_PEERS + 2;
+        config.network.politeness.extended_max_in_flight = n.max(1);
     }
     let started = Instant::now();
     let (sdk, _events) = P2pSdk::start(config, store.clone(), builder.lookahead(), None).await?;

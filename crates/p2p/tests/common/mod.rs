@@ -32,6 +32,8 @@ pub fn network_config() -> NetworkConfig {
     c.gossip.heartbeat_interval = Duration::from_millis(200);
     // Catch-up pages are sent quickly in tests; keep the req/resp limiter out of the way.
     c.rate_limit = RateLimitConfig::uniform(1_000, Duration::from_secs(10));
+    // Every node of these tests runs those limits, so each may ask the others for as much.
+    c.politeness.extended_rate_limit = c.rate_limit;
     c
 }
 
