@@ -1,8 +1,11 @@
 //! [`NodeConfig`]: everything `preconf-node run` needs, from three sources.
 //!
 //! Precedence, lowest first: built-in defaults, the TOML file (`--config`), command-line flags,
-//! then `PRECONF_*` environment variables. Every source is applied as dotted-key overrides on
-//! one TOML tree, which is then deserialised once; an error names the dotted key and the reason.
+//! then `PRECONF_*` environment variables. The tree starts as the serialised defaults; the file
+//! is merged into it table by table (a table merges key by key, any other value, arrays
+//! included, replaces), then flags and variables are applied as dotted-key overrides, and the
+//! tree is deserialised once. So any key can be set on its own, from any source, without
+//! spelling out the rest of its table. An error names the dotted key and the reason.
 //!
 //! Environment variables: the named ones in [`OVERRIDES`] (`PRECONF_DATA_DIR`, …), plus a
 //! generic form for every key, `PRECONF__SECTION__KEY` (double underscores separate the path,
@@ -247,20 +250,27 @@ impl NodeConfig {
         flags: &[(String, String)],
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, NodeError> {
-        let mut tree = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?;
-                text.parse::<toml::Table>().map_err(|e| NodeError::Config {
-                    key: path.display().to_string(),
-                    reason: e.message().to_string(),
-                })?
-            }
-            None => toml::Table::new(),
-        };
         let defaults = Value::try_from(NodeConfig::default()).map_err(|e| NodeError::Config {
             key: "<defaults>".into(),
             reason: e.to_string(),
         })?;
+        let mut tree = match &defaults {
+            Value::Table(table) => table.clone(),
+            _ => {
+                return Err(NodeError::Config {
+                    key: "<defaults>".into(),
+                    reason: "the defaults do not serialise to a table".into(),
+                })
+            }
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?;
+            let file_tree = text.parse::<toml::Table>().map_err(|e| NodeError::Config {
+                key: path.display().to_string(),
+                reason: e.message().to_string(),
+            })?;
+            merge(&mut tree, file_tree);
+        }
         for (key, raw) in flags {
             set_dotted(&mut tree, &defaults, key, raw)?;
         }
@@ -362,6 +372,25 @@ fn env_overrides(
     generic.sort();
     named.extend(generic);
     Ok(named)
+}
+
+/// Merges `over` into `base`: a table present in both merges key by key (recursively); any
+/// other value of `over`, arrays included, replaces the one in `base`. Keys only `over` has are
+/// kept, so unknown keys are still there for [`config_docs::check_known_keys`] to refuse.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match value {
+            Value::Table(over_table) => match base.get_mut(&key) {
+                Some(Value::Table(base_table)) => merge(base_table, over_table),
+                _ => {
+                    base.insert(key, Value::Table(over_table));
+                }
+            },
+            other => {
+                base.insert(key, other);
+            }
+        }
+    }
 }
 
 /// Sets `key` (dotted) in `tree` to `raw`, typed like the default value at that key: strings stay
@@ -517,5 +546,60 @@ mod tests {
             NodeConfig::load(Some(&path), &[], Vec::new()),
             Err(NodeError::Config { .. })
         ));
+    }
+
+    #[test]
+    fn file_tables_merge_and_other_values_replace() {
+        let mut base: toml::Table = "a = { x = 1, y = [1, 2], t = { z = 1 } }\nb = 1"
+            .parse()
+            .unwrap();
+        let over: toml::Table = "a = { y = [3], t = 5 }\nc = { d = 1 }".parse().unwrap();
+        merge(&mut base, over);
+        let want: toml::Table = "a = { x = 1, y = [3], t = 5 }\nb = 1\nc = { d = 1 }"
+            .parse()
+            .unwrap();
+        assert_eq!(base, want);
+    }
+
+    #[test]
+    fn unknown_key_from_a_flag_or_variable_is_refused() {
+        let flags = vec![("sdk.network.max_peer".to_string(), "3".to_string())];
+        let err = NodeConfig::load(None, &flags, Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "config: sdk.network.max_peer: unknown key");
+        let env = vec![("PRECONF__SDK__BOGUS".to_string(), "1".to_string())];
+        let err = NodeConfig::load(None, &[], env).unwrap_err();
+        assert_eq!(err.to_string(), "config: sdk.bogus: unknown key");
+    }
+
+    #[test]
+    fn a_lone_key_keeps_the_rest_of_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = write(
+            &dir,
+            &format!("{}[sdk.chain]\nchain_id = 5\n", preconfers_toml()),
+        );
+        let other = tempfile::tempdir().unwrap();
+        let full = write(&other, preconfers_toml());
+        let chain_id = || vec![("sdk.chain.chain_id".to_string(), "5".to_string())];
+        for (source, config) in [
+            ("file", NodeConfig::load(Some(&partial), &[], Vec::new())),
+            (
+                "flag",
+                NodeConfig::load(Some(&full), &chain_id(), Vec::new()),
+            ),
+            (
+                "env",
+                NodeConfig::load(
+                    Some(&full),
+                    &[],
+                    vec![("PRECONF_CHAIN_ID".to_string(), "5".to_string())],
+                ),
+            ),
+        ] {
+            let config = config.unwrap_or_else(|e| panic!("{source}: {e}"));
+            let mut want = NodeConfig::default().sdk.chain;
+            want.chain_id = 5;
+            assert_eq!(config.sdk.chain, want, "{source}");
+        }
     }
 }
