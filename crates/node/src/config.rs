@@ -403,7 +403,10 @@ fn set_dotted(
 ) -> Result<(), NodeError> {
     let parts: Vec<&str> = key.split('.').collect();
     let default = parts.iter().try_fold(defaults, |v, p| v.get(p));
-    let value = typed_value(default, raw);
+    let value = match default {
+        None if is_optional_text(key) => Value::String(raw.to_string()),
+        _ => typed_value(default, raw),
+    };
     let (last, parents) = parts.split_last().ok_or_else(|| NodeError::Config {
         key: key.into(),
         reason: "empty key".into(),
@@ -420,6 +423,27 @@ fn set_dotted(
     }
     table.insert(last.to_string(), value);
     Ok(())
+}
+
+/// Whether `key` is an `Option` of a type written as a string (a path, a hash): such a key is
+/// absent from the defaults, so it cannot be typed from them, and parsing its raw value as TOML
+/// would turn `0x00…01` or `123` into an integer.
+fn is_optional_text(key: &str) -> bool {
+    const TEXT: &[&str] = &[
+        "String",
+        "PathBuf",
+        "B256",
+        "Address",
+        "Multiaddr",
+        "SocketAddr",
+    ];
+    config_docs::field_type(key)
+        .and_then(|ty| {
+            ty.strip_prefix("Option<")
+                .and_then(|t| t.strip_suffix('>'))
+                .map(|inner| TEXT.contains(&inner))
+        })
+        .unwrap_or(false)
 }
 
 fn typed_value(default: Option<&Value>, raw: &str) -> Value {
@@ -601,5 +625,24 @@ mod tests {
             want.chain_id = 5;
             assert_eq!(config.sdk.chain, want, "{source}");
         }
+    }
+
+    #[test]
+    fn optional_text_keys_stay_strings() {
+        let hash = format!("0x{}1", "0".repeat(63));
+        let flags = vec![
+            ("sdk.anchor.preconfirmation_hash".to_string(), hash.clone()),
+            (
+                "lookahead.preconfers".to_string(),
+                "0x0000000000000000000000000000000000000011".to_string(),
+            ),
+        ];
+        let env = vec![("PRECONF_PRECONFER_KEY_FILE".to_string(), "123".to_string())];
+        let config = NodeConfig::load(None, &flags, env).unwrap();
+        assert_eq!(
+            config.sdk.anchor.preconfirmation_hash,
+            Some(hash.parse().unwrap())
+        );
+        assert_eq!(config.preconfer_key_file, Some(PathBuf::from("123")));
     }
 }

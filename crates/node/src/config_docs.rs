@@ -202,6 +202,17 @@ fn check_table(
     Ok(())
 }
 
+/// The Rust type of the field at dotted `key` as written in its struct (`Option<PathBuf>`), or
+/// `None` for a key no config struct has.
+pub(crate) fn field_type(key: &str) -> Option<String> {
+    let structs = parse_structs();
+    let mut name = ROOT.to_string();
+    for part in key.split('.') {
+        name = structs.get(&name)?.get(part)?.ty.clone();
+    }
+    Some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
