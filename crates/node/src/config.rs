@@ -645,4 +645,251 @@ mod tests {
         );
         assert_eq!(config.preconfer_key_file, Some(PathBuf::from("123")));
     }
+
+    /// Base of every case: the one key without a usable default (`validate` refuses an empty
+    /// schedule), given in the file. Digits only, so the checksummed form is the same text.
+    const BASE_PRECONFER: &str = "0x0000000000000000000000000000000000000011";
+
+    /// Keys whose new value cannot be derived from the default's type, as TOML literals: an
+    /// enum, arrays that are empty by default, and `Option`s (absent from the defaults).
+    const SPECIAL: &[(&str, &str)] = &[
+        ("log_format", r#""json""#),
+        ("preconfer_key_file", r#""/tmp/preconfer.key""#),
+        (
+            "lookahead.preconfers",
+            r#"["0x0000000000000000000000000000000000000022"]"#,
+        ),
+        ("sdk.network.static_peers", r#"["/ip4/127.0.0.1/tcp/9000"]"#),
+        ("sdk.network.bootnodes", r#"["enr:-test"]"#),
+        // Leading zeros: a raw `--set`/env value must stay a string, not become the integer 1.
+        (
+            "sdk.anchor.preconfirmation_hash",
+            r#""0x0000000000000000000000000000000000000000000000000000000000000001""#,
+        ),
+    ];
+
+    /// Keys no single override can change to a valid config, so they are not covered.
+    const NOT_ALONE: &[&str] = &[
+        // The default is the protocol maximum (higher is refused) and equals the default
+        // `sdk.catchup.page_size`, which must not exceed it (lower is refused).
+        "sdk.chain.limits.max_commitments_per_response",
+    ];
+
+    /// A valid value different from `default`, derived from its type.
+    fn new_value(key: &str, default: Option<&Value>) -> Value {
+        if let Some((_, literal)) = SPECIAL.iter().find(|(k, _)| *k == key) {
+            let mut t: toml::Table = format!("v = {literal}").parse().unwrap();
+            return t.remove("v").unwrap();
+        }
+        match default {
+            Some(Value::Boolean(b)) => Value::Boolean(!b),
+            // Down rather than up: several integers are capped at their default. 0 and 1 go up,
+            // as many must be positive. Durations are integer milliseconds.
+            Some(Value::Integer(i)) => Value::Integer(if *i > 1 { i - 1 } else { i + 1 }),
+            // Scaling keeps signs and the order of the scoring thresholds.
+            Some(Value::Float(f)) => Value::Float(if *f == 0.0 { -0.5 } else { f * 0.75 }),
+            Some(Value::String(s)) => Value::String(bump(s)),
+            other => panic!("{key}: no value derivable from {other:?}; add it to SPECIAL"),
+        }
+    }
+
+    /// `s` with its last digit incremented (ports, ids, hex), else with `x` appended (paths).
+    fn bump(s: &str) -> String {
+        let mut out = s.to_string();
+        let last = out.pop().unwrap();
+        match last.to_digit(16) {
+            Some(d) if last.is_ascii_digit() => {
+                out.push(char::from_digit((d + 1) % 10, 10).unwrap())
+            }
+            Some(d) if s.starts_with("0x") => out.push(char::from_digit((d + 1) % 16, 16).unwrap()),
+            _ => {
+                out.push(last);
+                out.push('x');
+            }
+        }
+        out
+    }
+
+    /// The raw text of `value` as a flag or variable takes it.
+    fn raw(value: &Value) -> String {
+        match value {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items.iter().map(raw).collect::<Vec<_>>().join(","),
+            other => other.to_string(),
+        }
+    }
+
+    fn lookup<'a>(tree: &'a toml::Table, key: &str) -> Option<&'a Value> {
+        let (last, parents) = key
+            .rsplit_once('.')
+            .map_or((key, None), |(p, l)| (l, Some(p)));
+        let table = match parents {
+            None => tree,
+            Some(p) => p
+                .split('.')
+                .try_fold(tree, |t, part| t.get(part)?.as_table())?,
+        };
+        table.get(last)
+    }
+
+    fn insert(tree: &mut toml::Table, key: &str, value: Value) {
+        let parts: Vec<&str> = key.split('.').collect();
+        let (last, parents) = parts.split_last().unwrap();
+        let mut table = tree;
+        for part in parents {
+            table = table
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Table(Default::default()))
+                .as_table_mut()
+                .unwrap();
+        }
+        table.insert(last.to_string(), value);
+    }
+
+    fn leaves(table: &toml::Table, path: &str, out: &mut Vec<(String, Value)>) {
+        for (key, value) in table {
+            let full = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            match value {
+                Value::Table(t) => leaves(t, &full, out),
+                v => out.push((full, v.clone())),
+            }
+        }
+    }
+
+    /// One load: source name, file, flags, environment.
+    type Case<'a> = (
+        String,
+        &'a Path,
+        Vec<(String, String)>,
+        Vec<(String, String)>,
+    );
+
+    /// Sets every leaf key on its own from every source (a file holding that key, plus
+    /// `BASE_PRECONFER` in its own table; the named flag; `--set`; the named and the generic
+    /// variable) and checks that it loads, that the key has the new value and that every other
+    /// key keeps its default. A key that cannot be covered fails the test unless it is listed,
+    /// with its reason, in `NOT_ALONE`.
+    #[test]
+    fn every_config_key_overrides_alone() {
+        let Ok(Value::Table(defaults)) = Value::try_from(NodeConfig::default()) else {
+            panic!("defaults serialise to a table")
+        };
+        let preconfers = Value::Array(vec![Value::String(BASE_PRECONFER.into())]);
+        let mut base = toml::Table::new();
+        insert(&mut base, "lookahead.preconfers", preconfers.clone());
+        let mut base_tree = defaults.clone();
+        insert(&mut base_tree, "lookahead.preconfers", preconfers);
+
+        let keys = config_docs::leaf_keys();
+        let mut default_leaves = Vec::new();
+        leaves(&defaults, "", &mut default_leaves);
+        assert!(keys.len() > 40, "expected the whole tree, got {keys:?}");
+        for (key, _) in &default_leaves {
+            assert!(
+                keys.contains(key),
+                "{key} is a default key but not documented"
+            );
+        }
+        for key in NOT_ALONE
+            .iter()
+            .chain(SPECIAL.iter().map(|(k, _)| k))
+            .chain(OVERRIDES.iter().map(|o| &o.key))
+        {
+            assert!(keys.iter().any(|k| k == key), "stale exception {key}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let base_path = write(&dir, &toml::to_string(&base).unwrap());
+        let base_path = base_path.as_path();
+        let mut covered = 0;
+        let mut loads = 0;
+        for key in &keys {
+            if NOT_ALONE.contains(&key.as_str()) {
+                continue;
+            }
+            let value = new_value(key, lookup(&defaults, key));
+            assert_ne!(
+                lookup(&base_tree, key),
+                Some(&value),
+                "{key}: value not new"
+            );
+            let mut expected = base_tree.clone();
+            insert(&mut expected, key, value.clone());
+
+            let mut file = if key == "lookahead.preconfers" {
+                toml::Table::new()
+            } else {
+                base.clone()
+            };
+            insert(&mut file, key, value.clone());
+            let file_path = dir.path().join("key.toml");
+            std::fs::write(&file_path, toml::to_string(&file).unwrap()).unwrap();
+            let file_path = file_path.as_path();
+
+            let pair = || vec![(key.clone(), raw(&value))];
+            let generic = format!(
+                "{GENERIC_ENV_PREFIX}{}",
+                key.replace('.', "__").to_uppercase()
+            );
+            let mut cases: Vec<Case<'_>> = vec![
+                ("file".into(), file_path, vec![], vec![]),
+                ("--set".into(), base_path, pair(), vec![]),
+                (
+                    generic.clone(),
+                    base_path,
+                    vec![],
+                    vec![(generic, raw(&value))],
+                ),
+            ];
+            if let Some(o) = OVERRIDES.iter().find(|o| o.key == key) {
+                // The binary turns the named flag into this very pair (main.rs `overrides`).
+                cases.push(("named flag".into(), base_path, pair(), vec![]));
+                cases.push((
+                    o.env.into(),
+                    base_path,
+                    vec![],
+                    vec![(o.env.into(), raw(&value))],
+                ));
+            }
+            for (source, path, flags, env) in cases {
+                let config = NodeConfig::load(Some(path), &flags, env)
+                    .unwrap_or_else(|e| panic!("{key} = {value} from {source}: {e}"));
+                let Ok(Value::Table(got)) = Value::try_from(&config) else {
+                    panic!("config serialises to a table")
+                };
+                assert_eq!(lookup(&got, key), Some(&value), "{key} from {source}");
+                let mut got_leaves = Vec::new();
+                leaves(&got, "", &mut got_leaves);
+                let mut want_leaves = Vec::new();
+                leaves(&expected, "", &mut want_leaves);
+                let changed: Vec<_> = got_leaves
+                    .iter()
+                    .filter(|l| !want_leaves.contains(l))
+                    .chain(want_leaves.iter().filter(|l| !got_leaves.contains(l)))
+                    .collect();
+                assert!(
+                    changed.is_empty(),
+                    "{key} from {source} changed others: {changed:?}"
+                );
+                loads += 1;
+            }
+            covered += 1;
+        }
+        assert_eq!(
+            covered,
+            keys.len() - NOT_ALONE.len(),
+            "every key but the commented exceptions is covered"
+        );
+        // file, --set and the generic variable for every key; the named flag and variable
+        // for each of OVERRIDES.
+        assert_eq!(
+            loads,
+            3 * covered + 2 * OVERRIDES.len(),
+            "every source was loaded"
+        );
+    }
 }

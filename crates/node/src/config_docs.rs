@@ -213,6 +213,32 @@ pub(crate) fn field_type(key: &str) -> Option<String> {
     Some(name)
 }
 
+/// Every leaf key of the config structs, dotted, `Option` fields included (they are absent from
+/// the serialised defaults).
+#[cfg(test)]
+pub(crate) fn leaf_keys() -> Vec<String> {
+    fn walk(structs: &Structs, name: &str, path: &str, out: &mut Vec<String>) {
+        let Some(fields) = structs.get(name) else {
+            return;
+        };
+        for (field, info) in fields {
+            let full = if path.is_empty() {
+                field.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+            if structs.contains_key(&info.ty) {
+                walk(structs, &info.ty, &full, out);
+            } else {
+                out.push(full);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&parse_structs(), ROOT, "", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
