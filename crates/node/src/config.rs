@@ -1,8 +1,11 @@
 //! [`NodeConfig`]: everything `preconf-node run` needs, from three sources.
 //!
 //! Precedence, lowest first: built-in defaults, the TOML file (`--config`), command-line flags,
-//! then `PRECONF_*` environment variables. Every source is applied as dotted-key overrides on
-//! one TOML tree, which is then deserialised once; an error names the dotted key and the reason.
+//! then `PRECONF_*` environment variables. The tree starts as the serialised defaults; the file
+//! is merged into it table by table (a table merges key by key, any other value, arrays
+//! included, replaces), then flags and variables are applied as dotted-key overrides, and the
+//! tree is deserialised once. So any key can be set on its own, from any source, without
+//! spelling out the rest of its table. An error names the dotted key and the reason.
 //!
 //! Environment variables: the named ones in [`OVERRIDES`] (`PRECONF_DATA_DIR`, …), plus a
 //! generic form for every key, `PRECONF__SECTION__KEY` (double underscores separate the path,
@@ -247,20 +250,27 @@ impl NodeConfig {
         flags: &[(String, String)],
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, NodeError> {
-        let mut tree = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?;
-                text.parse::<toml::Table>().map_err(|e| NodeError::Config {
-                    key: path.display().to_string(),
-                    reason: e.message().to_string(),
-                })?
-            }
-            None => toml::Table::new(),
-        };
         let defaults = Value::try_from(NodeConfig::default()).map_err(|e| NodeError::Config {
             key: "<defaults>".into(),
             reason: e.to_string(),
         })?;
+        let mut tree = match &defaults {
+            Value::Table(table) => table.clone(),
+            _ => {
+                return Err(NodeError::Config {
+                    key: "<defaults>".into(),
+                    reason: "the defaults do not serialise to a table".into(),
+                })
+            }
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?;
+            let file_tree = text.parse::<toml::Table>().map_err(|e| NodeError::Config {
+                key: path.display().to_string(),
+                reason: e.message().to_string(),
+            })?;
+            merge(&mut tree, file_tree);
+        }
         for (key, raw) in flags {
             set_dotted(&mut tree, &defaults, key, raw)?;
         }
@@ -364,6 +374,25 @@ fn env_overrides(
     Ok(named)
 }
 
+/// Merges `over` into `base`: a table present in both merges key by key (recursively); any
+/// other value of `over`, arrays included, replaces the one in `base`. Keys only `over` has are
+/// kept, so unknown keys are still there for [`config_docs::check_known_keys`] to refuse.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match value {
+            Value::Table(over_table) => match base.get_mut(&key) {
+                Some(Value::Table(base_table)) => merge(base_table, over_table),
+                _ => {
+                    base.insert(key, Value::Table(over_table));
+                }
+            },
+            other => {
+                base.insert(key, other);
+            }
+        }
+    }
+}
+
 /// Sets `key` (dotted) in `tree` to `raw`, typed like the default value at that key: strings stay
 /// strings, lists are split on commas, anything else is parsed as a TOML value.
 fn set_dotted(
@@ -374,7 +403,10 @@ fn set_dotted(
 ) -> Result<(), NodeError> {
     let parts: Vec<&str> = key.split('.').collect();
     let default = parts.iter().try_fold(defaults, |v, p| v.get(p));
-    let value = typed_value(default, raw);
+    let value = match default {
+        None if is_optional_text(key) => Value::String(raw.to_string()),
+        _ => typed_value(default, raw),
+    };
     let (last, parents) = parts.split_last().ok_or_else(|| NodeError::Config {
         key: key.into(),
         reason: "empty key".into(),
@@ -391,6 +423,27 @@ fn set_dotted(
     }
     table.insert(last.to_string(), value);
     Ok(())
+}
+
+/// Whether `key` is an `Option` of a type written as a string (a path, a hash): such a key is
+/// absent from the defaults, so it cannot be typed from them, and parsing its raw value as TOML
+/// would turn `0x00…01` or `123` into an integer.
+fn is_optional_text(key: &str) -> bool {
+    const TEXT: &[&str] = &[
+        "String",
+        "PathBuf",
+        "B256",
+        "Address",
+        "Multiaddr",
+        "SocketAddr",
+    ];
+    config_docs::field_type(key)
+        .and_then(|ty| {
+            ty.strip_prefix("Option<")
+                .and_then(|t| t.strip_suffix('>'))
+                .map(|inner| TEXT.contains(&inner))
+        })
+        .unwrap_or(false)
 }
 
 fn typed_value(default: Option<&Value>, raw: &str) -> Value {
@@ -517,5 +570,326 @@ mod tests {
             NodeConfig::load(Some(&path), &[], Vec::new()),
             Err(NodeError::Config { .. })
         ));
+    }
+
+    #[test]
+    fn file_tables_merge_and_other_values_replace() {
+        let mut base: toml::Table = "a = { x = 1, y = [1, 2], t = { z = 1 } }\nb = 1"
+            .parse()
+            .unwrap();
+        let over: toml::Table = "a = { y = [3], t = 5 }\nc = { d = 1 }".parse().unwrap();
+        merge(&mut base, over);
+        let want: toml::Table = "a = { x = 1, y = [3], t = 5 }\nb = 1\nc = { d = 1 }"
+            .parse()
+            .unwrap();
+        assert_eq!(base, want);
+    }
+
+    #[test]
+    fn unknown_key_from_a_flag_or_variable_is_refused() {
+        let flags = vec![("sdk.network.max_peer".to_string(), "3".to_string())];
+        let err = NodeConfig::load(None, &flags, Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "config: sdk.network.max_peer: unknown key");
+        let env = vec![("PRECONF__SDK__BOGUS".to_string(), "1".to_string())];
+        let err = NodeConfig::load(None, &[], env).unwrap_err();
+        assert_eq!(err.to_string(), "config: sdk.bogus: unknown key");
+    }
+
+    #[test]
+    fn a_lone_key_keeps_the_rest_of_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = write(
+            &dir,
+            &format!("{}[sdk.chain]\nchain_id = 5\n", preconfers_toml()),
+        );
+        let other = tempfile::tempdir().unwrap();
+        let full = write(&other, preconfers_toml());
+        let chain_id = || vec![("sdk.chain.chain_id".to_string(), "5".to_string())];
+        for (source, config) in [
+            ("file", NodeConfig::load(Some(&partial), &[], Vec::new())),
+            (
+                "flag",
+                NodeConfig::load(Some(&full), &chain_id(), Vec::new()),
+            ),
+            (
+                "env",
+                NodeConfig::load(
+                    Some(&full),
+                    &[],
+                    vec![("PRECONF_CHAIN_ID".to_string(), "5".to_string())],
+                ),
+            ),
+        ] {
+            let config = config.unwrap_or_else(|e| panic!("{source}: {e}"));
+            let mut want = NodeConfig::default().sdk.chain;
+            want.chain_id = 5;
+            assert_eq!(config.sdk.chain, want, "{source}");
+        }
+    }
+
+    #[test]
+    fn optional_text_keys_stay_strings() {
+        let hash = format!("0x{}1", "0".repeat(63));
+        let flags = vec![
+            ("sdk.anchor.preconfirmation_hash".to_string(), hash.clone()),
+            (
+                "lookahead.preconfers".to_string(),
+                "0x0000000000000000000000000000000000000011".to_string(),
+            ),
+        ];
+        let env = vec![("PRECONF_PRECONFER_KEY_FILE".to_string(), "123".to_string())];
+        let config = NodeConfig::load(None, &flags, env).unwrap();
+        assert_eq!(
+            config.sdk.anchor.preconfirmation_hash,
+            Some(hash.parse().unwrap())
+        );
+        assert_eq!(config.preconfer_key_file, Some(PathBuf::from("123")));
+    }
+
+    /// Base of every case: the one key without a usable default (`validate` refuses an empty
+    /// schedule), given in the file. Digits only, so the checksummed form is the same text.
+    const BASE_PRECONFER: &str = "0x0000000000000000000000000000000000000011";
+
+    /// Keys whose new value cannot be derived from the default's type, as TOML literals: an
+    /// enum, arrays that are empty by default, and `Option`s (absent from the defaults).
+    const SPECIAL: &[(&str, &str)] = &[
+        ("log_format", r#""json""#),
+        ("preconfer_key_file", r#""/tmp/preconfer.key""#),
+        (
+            "lookahead.preconfers",
+            r#"["0x0000000000000000000000000000000000000022"]"#,
+        ),
+        ("sdk.network.static_peers", r#"["/ip4/127.0.0.1/tcp/9000"]"#),
+        ("sdk.network.bootnodes", r#"["enr:-test"]"#),
+        // Leading zeros: a raw `--set`/env value must stay a string, not become the integer 1.
+        (
+            "sdk.anchor.preconfirmation_hash",
+            r#""0x0000000000000000000000000000000000000000000000000000000000000001""#,
+        ),
+    ];
+
+    /// Keys no single override can change to a valid config, so they are not covered.
+    const NOT_ALONE: &[&str] = &[
+        // The default is the protocol maximum (higher is refused) and equals the default
+        // `sdk.catchup.page_size`, which must not exceed it (lower is refused).
+        "sdk.chain.limits.max_commitments_per_response",
+    ];
+
+    /// A valid value different from `default`, derived from its type.
+    fn new_value(key: &str, default: Option<&Value>) -> Value {
+        if let Some((_, literal)) = SPECIAL.iter().find(|(k, _)| *k == key) {
+            let mut t: toml::Table = format!("v = {literal}").parse().unwrap();
+            return t.remove("v").unwrap();
+        }
+        match default {
+            Some(Value::Boolean(b)) => Value::Boolean(!b),
+            // Down rather than up: several integers are capped at their default. 0 and 1 go up,
+            // as many must be positive. Durations are integer milliseconds.
+            Some(Value::Integer(i)) => Value::Integer(if *i > 1 { i - 1 } else { i + 1 }),
+            // Scaling keeps signs and the order of the scoring thresholds.
+            Some(Value::Float(f)) => Value::Float(if *f == 0.0 { -0.5 } else { f * 0.75 }),
+            Some(Value::String(s)) => Value::String(bump(s)),
+            other => panic!("{key}: no value derivable from {other:?}; add it to SPECIAL"),
+        }
+    }
+
+    /// `s` with its last digit incremented (ports, ids, hex), else with `x` appended (paths).
+    fn bump(s: &str) -> String {
+        let mut out = s.to_string();
+        let last = out.pop().unwrap();
+        match last.to_digit(16) {
+            Some(d) if last.is_ascii_digit() => {
+                out.push(char::from_digit((d + 1) % 10, 10).unwrap())
+            }
+            Some(d) if s.starts_with("0x") => out.push(char::from_digit((d + 1) % 16, 16).unwrap()),
+            _ => {
+                out.push(last);
+                out.push('x');
+            }
+        }
+        out
+    }
+
+    /// The raw text of `value` as a flag or variable takes it.
+    fn raw(value: &Value) -> String {
+        match value {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items.iter().map(raw).collect::<Vec<_>>().join(","),
+            other => other.to_string(),
+        }
+    }
+
+    fn lookup<'a>(tree: &'a toml::Table, key: &str) -> Option<&'a Value> {
+        let (last, parents) = key
+            .rsplit_once('.')
+            .map_or((key, None), |(p, l)| (l, Some(p)));
+        let table = match parents {
+            None => tree,
+            Some(p) => p
+                .split('.')
+                .try_fold(tree, |t, part| t.get(part)?.as_table())?,
+        };
+        table.get(last)
+    }
+
+    fn insert(tree: &mut toml::Table, key: &str, value: Value) {
+        let parts: Vec<&str> = key.split('.').collect();
+        let (last, parents) = parts.split_last().unwrap();
+        let mut table = tree;
+        for part in parents {
+            table = table
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Table(Default::default()))
+                .as_table_mut()
+                .unwrap();
+        }
+        table.insert(last.to_string(), value);
+    }
+
+    fn leaves(table: &toml::Table, path: &str, out: &mut Vec<(String, Value)>) {
+        for (key, value) in table {
+            let full = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            match value {
+                Value::Table(t) => leaves(t, &full, out),
+                v => out.push((full, v.clone())),
+            }
+        }
+    }
+
+    /// One load: source name, file, flags, environment.
+    type Case<'a> = (
+        String,
+        &'a Path,
+        Vec<(String, String)>,
+        Vec<(String, String)>,
+    );
+
+    /// Sets every leaf key on its own from every source (a file holding that key, plus
+    /// `BASE_PRECONFER` in its own table; the named flag; `--set`; the named and the generic
+    /// variable) and checks that it loads, that the key has the new value and that every other
+    /// key keeps its default. A key that cannot be covered fails the test unless it is listed,
+    /// with its reason, in `NOT_ALONE`.
+    #[test]
+    fn every_config_key_overrides_alone() {
+        let Ok(Value::Table(defaults)) = Value::try_from(NodeConfig::default()) else {
+            panic!("defaults serialise to a table")
+        };
+        let preconfers = Value::Array(vec![Value::String(BASE_PRECONFER.into())]);
+        let mut base = toml::Table::new();
+        insert(&mut base, "lookahead.preconfers", preconfers.clone());
+        let mut base_tree = defaults.clone();
+        insert(&mut base_tree, "lookahead.preconfers", preconfers);
+
+        let keys = config_docs::leaf_keys();
+        let mut default_leaves = Vec::new();
+        leaves(&defaults, "", &mut default_leaves);
+        assert!(keys.len() > 40, "expected the whole tree, got {keys:?}");
+        for (key, _) in &default_leaves {
+            assert!(
+                keys.contains(key),
+                "{key} is a default key but not documented"
+            );
+        }
+        for key in NOT_ALONE
+            .iter()
+            .chain(SPECIAL.iter().map(|(k, _)| k))
+            .chain(OVERRIDES.iter().map(|o| &o.key))
+        {
+            assert!(keys.iter().any(|k| k == key), "stale exception {key}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let base_path = write(&dir, &toml::to_string(&base).unwrap());
+        let base_path = base_path.as_path();
+        let mut covered = 0;
+        let mut loads = 0;
+        for key in &keys {
+            if NOT_ALONE.contains(&key.as_str()) {
+                continue;
+            }
+            let value = new_value(key, lookup(&defaults, key));
+            assert_ne!(
+                lookup(&base_tree, key),
+                Some(&value),
+                "{key}: value not new"
+            );
+            let mut expected = base_tree.clone();
+            insert(&mut expected, key, value.clone());
+
+            let mut file = if key == "lookahead.preconfers" {
+                toml::Table::new()
+            } else {
+                base.clone()
+            };
+            insert(&mut file, key, value.clone());
+            let file_path = dir.path().join("key.toml");
+            std::fs::write(&file_path, toml::to_string(&file).unwrap()).unwrap();
+            let file_path = file_path.as_path();
+
+            let pair = || vec![(key.clone(), raw(&value))];
+            let generic = format!(
+                "{GENERIC_ENV_PREFIX}{}",
+                key.replace('.', "__").to_uppercase()
+            );
+            let mut cases: Vec<Case<'_>> = vec![
+                ("file".into(), file_path, vec![], vec![]),
+                ("--set".into(), base_path, pair(), vec![]),
+                (
+                    generic.clone(),
+                    base_path,
+                    vec![],
+                    vec![(generic, raw(&value))],
+                ),
+            ];
+            if let Some(o) = OVERRIDES.iter().find(|o| o.key == key) {
+                // The binary turns the named flag into this very pair (main.rs `overrides`).
+                cases.push(("named flag".into(), base_path, pair(), vec![]));
+                cases.push((
+                    o.env.into(),
+                    base_path,
+                    vec![],
+                    vec![(o.env.into(), raw(&value))],
+                ));
+            }
+            for (source, path, flags, env) in cases {
+                let config = NodeConfig::load(Some(path), &flags, env)
+                    .unwrap_or_else(|e| panic!("{key} = {value} from {source}: {e}"));
+                let Ok(Value::Table(got)) = Value::try_from(&config) else {
+                    panic!("config serialises to a table")
+                };
+                assert_eq!(lookup(&got, key), Some(&value), "{key} from {source}");
+                let mut got_leaves = Vec::new();
+                leaves(&got, "", &mut got_leaves);
+                let mut want_leaves = Vec::new();
+                leaves(&expected, "", &mut want_leaves);
+                let changed: Vec<_> = got_leaves
+                    .iter()
+                    .filter(|l| !want_leaves.contains(l))
+                    .chain(want_leaves.iter().filter(|l| !got_leaves.contains(l)))
+                    .collect();
+                assert!(
+                    changed.is_empty(),
+                    "{key} from {source} changed others: {changed:?}"
+                );
+                loads += 1;
+            }
+            covered += 1;
+        }
+        assert_eq!(
+            covered,
+            keys.len() - NOT_ALONE.len(),
+            "every key but the commented exceptions is covered"
+        );
+        // file, --set and the generic variable for every key; the named flag and variable
+        // for each of OVERRIDES.
+        assert_eq!(
+            loads,
+            3 * covered + 2 * OVERRIDES.len(),
+            "every source was loaded"
+        );
     }
 }

@@ -202,6 +202,43 @@ fn check_table(
     Ok(())
 }
 
+/// The Rust type of the field at dotted `key` as written in its struct (`Option<PathBuf>`), or
+/// `None` for a key no config struct has.
+pub(crate) fn field_type(key: &str) -> Option<String> {
+    let structs = parse_structs();
+    let mut name = ROOT.to_string();
+    for part in key.split('.') {
+        name = structs.get(&name)?.get(part)?.ty.clone();
+    }
+    Some(name)
+}
+
+/// Every leaf key of the config structs, dotted, `Option` fields included (they are absent from
+/// the serialised defaults).
+#[cfg(test)]
+pub(crate) fn leaf_keys() -> Vec<String> {
+    fn walk(structs: &Structs, name: &str, path: &str, out: &mut Vec<String>) {
+        let Some(fields) = structs.get(name) else {
+            return;
+        };
+        for (field, info) in fields {
+            let full = if path.is_empty() {
+                field.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+            if structs.contains_key(&info.ty) {
+                walk(structs, &info.ty, &full, out);
+            } else {
+                out.push(full);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&parse_structs(), ROOT, "", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,32 @@ fn bad_config_is_one_line_naming_the_key_and_exit_2() {
     assert!(stderr.contains("lookahead.preconfers"), "{stderr}");
 }
 
+/// A file that leaves `[sdk.chain]` out, `--chain-id` and one generic variable for another key
+/// of the same table: each sets its key alone, the rest of the table keeps its defaults.
+#[tokio::test]
+async fn lone_chain_keys_from_flag_and_env_start_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.toml");
+    let text = format!(
+        "data_dir = {:?}\n\
+         [http]\naddr = \"127.0.0.1:0\"\n\
+         [rpc]\nenabled = false\n\
+         [lookahead]\npreconfers = [\"0x0000000000000000000000000000000000000011\"]\n\
+         [sdk.network]\ndiscovery_enabled = false\n",
+        dir.path().join("data").display().to_string()
+    );
+    std::fs::write(&path, text).expect("write config");
+    let node = Proc::spawn(
+        &path,
+        &["--chain-id", "5"],
+        &[(
+            "PRECONF__SDK__CHAIN__SLASHER_ADDRESS",
+            "0x0000000000000000000000000000000000000051",
+        )],
+    );
+    assert!(node.status().await["peer_id"].is_string());
+}
+
 #[tokio::test]
 async fn file_flag_env_precedence_in_the_real_binary() {
     let dir = tempfile::tempdir().expect("tempdir");
