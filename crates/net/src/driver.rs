@@ -57,7 +57,7 @@ struct Driver {
     config: NetworkConfig,
     topics: Topics,
     peers: PeerManager<(ReqRespKind, InboundRequestId)>,
-    connected: HashMap<PeerId, (Direction, Multiaddr)>,
+    connected: HashMap<PeerId, Connected>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     discovered: mpsc::Receiver<Discovered>,
@@ -66,6 +66,14 @@ struct Driver {
         HashMap<(ReqRespKind, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
     pending_answers: FuturesUnordered<PendingAnswer>,
     listen_addrs: Vec<Multiaddr>,
+}
+
+/// What the driver knows of a connected peer.
+struct Connected {
+    direction: Direction,
+    addr: Multiaddr,
+    ping_rtt: Option<Duration>,
+    ping_unsupported: bool,
 }
 
 fn transport_err(e: impl std::fmt::Display) -> NetError {
@@ -300,11 +308,13 @@ impl Driver {
                 let list = self
                     .connected
                     .iter()
-                    .map(|(peer, (direction, addr))| PeerSnapshot {
+                    .map(|(peer, c)| PeerSnapshot {
                         peer_id: *peer,
                         score: self.score(peer),
-                        direction: *direction,
-                        addr: addr.clone(),
+                        direction: c.direction,
+                        addr: c.addr.clone(),
+                        ping_rtt: c.ping_rtt,
+                        ping_unsupported: c.ping_unsupported,
                     })
                     .collect();
                 let _ = reply.send(list);
@@ -510,6 +520,7 @@ impl Driver {
             })) => {
                 debug!(peer = %peer_id, agent = %info.agent_version, "identified");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(_) => {}
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -528,7 +539,15 @@ impl Driver {
                 let addr = endpoint.get_remote_address().clone();
                 info!(peer = %peer_id, %addr, ?direction, "peer connected");
                 self.peers.on_connected(peer_id, &addr);
-                self.connected.insert(peer_id, (direction, addr));
+                self.connected.insert(
+                    peer_id,
+                    Connected {
+                        direction,
+                        addr,
+                        ping_rtt: None,
+                        ping_unsupported: false,
+                    },
+                );
                 metrics::peers_connected(self.connected.len());
                 self.emit(
                     NetworkEvent::PeerConnected {
@@ -570,6 +589,33 @@ impl Driver {
                 self.listen_addrs.retain(|a| a != &address);
             }
             _ => {}
+        }
+    }
+
+    fn on_ping(&mut self, event: ping::Event) {
+        let peer = event.peer;
+        let Some(c) = self.connected.get_mut(&peer) else {
+            return;
+        };
+        match event.result {
+            Ok(rtt) => {
+                debug!(%peer, ?rtt, "ping");
+                metrics::ping_rtt(rtt);
+                c.ping_rtt = Some(rtt);
+            }
+            Err(ping::Failure::Unsupported) => {
+                debug!(%peer, "peer does not support ping; no longer pinging it");
+                metrics::ping_unsupported();
+                c.ping_unsupported = true;
+            }
+            Err(ping::Failure::Timeout) => {
+                debug!(%peer, "ping timed out");
+                metrics::ping_failure("timeout");
+            }
+            Err(e) => {
+                debug!(%peer, error = %e, "ping failed");
+                metrics::ping_failure("error");
+            }
         }
     }
 
