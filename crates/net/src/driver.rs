@@ -19,8 +19,8 @@ use libp2p::request_response::{
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{
-    allow_block_list, connection_limits, identify, noise, ping, tcp, yamux, Multiaddr, PeerId,
-    Swarm, SwarmBuilder,
+    allow_block_list, connection_limits, identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm,
+    SwarmBuilder,
 };
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +34,7 @@ use crate::error::{CodecError, NetError, RequestError};
 use crate::gossip::{build_gossipsub, Topics};
 use crate::metrics;
 use crate::peer_manager::{Admission, PeerManager};
+use crate::ping;
 use crate::service::{
     Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, Responder,
 };
@@ -125,7 +126,7 @@ pub(crate) async fn spawn(
             IDENTIFY_PROTOCOL.into(),
             keypair.public(),
         )),
-        ping: ping::Behaviour::default(),
+        ping: ping::Behaviour::new(ping::Config::from_network(&config)),
     };
     let idle = config.idle_connection_timeout;
     let mut swarm = SwarmBuilder::with_existing_identity(keypair.clone())
@@ -593,28 +594,28 @@ impl Driver {
     }
 
     fn on_ping(&mut self, event: ping::Event) {
-        let peer = event.peer;
+        let (peer, connection) = (event.peer, event.connection);
         let Some(c) = self.connected.get_mut(&peer) else {
             return;
         };
-        match event.result {
-            Ok(rtt) => {
+        match event.outcome {
+            ping::Outcome::Rtt(rtt) => {
                 debug!(%peer, ?rtt, "ping");
                 metrics::ping_rtt(rtt);
                 c.ping_rtt = Some(rtt);
             }
-            Err(ping::Failure::Unsupported) => {
-                debug!(%peer, "peer does not support ping; no longer pinging it");
+            ping::Outcome::Unsupported => {
+                info!(
+                    %peer,
+                    %connection,
+                    "peer does not support ping: no longer pinging it there, still answering its pings"
+                );
                 metrics::ping_unsupported();
                 c.ping_unsupported = true;
             }
-            Err(ping::Failure::Timeout) => {
-                debug!(%peer, "ping timed out");
-                metrics::ping_failure("timeout");
-            }
-            Err(e) => {
-                debug!(%peer, error = %e, "ping failed");
-                metrics::ping_failure("error");
+            ping::Outcome::Failure(error) => {
+                debug!(%peer, %connection, %error, "ping failed");
+                metrics::ping_failure(error.label());
             }
         }
     }

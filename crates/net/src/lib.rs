@@ -86,6 +86,7 @@ pub mod error;
 pub mod gossip;
 pub mod metrics;
 mod peer_manager;
+mod ping;
 mod service;
 
 pub use codec::SLOW_REQUEST_PENALTY_REASON;

@@ -28,7 +28,7 @@ pub const PING_RTT: &str = "p2p_net_ping_rtt_seconds";
 /// Connections whose peer refused our outbound ping protocol (counter). Such a connection
 /// is not pinged again; the peer's own pings are still answered.
 pub const PING_UNSUPPORTED: &str = "p2p_net_ping_unsupported_total";
-/// Outbound pings that failed, label `reason` (`timeout` or `error`) (counter).
+/// Outbound pings that failed, label `reason` (`timeout`, `mismatch` or `error`) (counter).
 pub const PING_FAILURES: &str = "p2p_net_ping_failures_total";
 
 pub(crate) fn peers_connected(n: usize) {
