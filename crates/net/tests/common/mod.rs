@@ -223,6 +223,16 @@ pub struct NoPingPeer {
 impl NoPingPeer {
     /// Starts the bare swarm, dials `node` and waits until the connection is up.
     pub async fn connect(node: &P2pService) -> Self {
+        Self::start(node, false).await
+    }
+
+    /// Like [`Self::connect`], but the peer accepts the node's ping streams and never answers
+    /// on them (a hung peer): the node's pings time out.
+    pub async fn connect_mute(node: &P2pService) -> Self {
+        Self::start(node, true).await
+    }
+
+    async fn start(node: &P2pService, accept_pings: bool) -> Self {
         let mut swarm = SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_tcp(
@@ -236,17 +246,35 @@ impl NoPingPeer {
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
             .build();
         let peer_id = *swarm.local_peer_id();
-        let control = swarm.behaviour().new_control();
+        let mut control = swarm.behaviour().new_control();
+        let mut incoming = match accept_pings {
+            true => Some(control.accept(PING).expect("ping not registered yet")),
+            false => None,
+        };
         swarm.dial(addr(node).await).expect("dial");
         let (tx, connections) = watch::channel(0usize);
         let task = tokio::spawn(async move {
+            // Accepted ping streams are held open, unanswered; a few are enough.
+            let mut held = Vec::new();
             loop {
-                match swarm.select_next_some().await {
-                    SwarmEvent::ConnectionEstablished { .. } => tx.send_modify(|n| *n += 1),
-                    SwarmEvent::ConnectionClosed { .. } => {
-                        tx.send_modify(|n| *n = n.saturating_sub(1))
+                tokio::select! {
+                    event = swarm.select_next_some() => match event {
+                        SwarmEvent::ConnectionEstablished { .. } => tx.send_modify(|n| *n += 1),
+                        SwarmEvent::ConnectionClosed { .. } => {
+                            tx.send_modify(|n| *n = n.saturating_sub(1))
+                        }
+                        _ => {}
+                    },
+                    Some((_, stream)) = async {
+                        match incoming.as_mut() {
+                            Some(incoming) => incoming.next().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if held.len() < 16 {
+                            held.push(stream);
+                        }
                     }
-                    _ => {}
                 }
             }
         });
