@@ -1,9 +1,10 @@
 //! The composed libp2p behaviour: bans, connection limits, gossipsub, req/resp, identify, ping.
 
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{allow_block_list, connection_limits, gossipsub, identify, ping, request_response};
+use libp2p::{allow_block_list, connection_limits, gossipsub, identify, request_response};
 
 use crate::codec::PreconfCodec;
+use crate::ping;
 
 /// All protocols of a node. Order matters for connection denial: the block list and the
 /// connection limits are consulted first.
@@ -26,7 +27,8 @@ pub(crate) struct Behaviour {
     pub(crate) txlists: request_response::Behaviour<PreconfCodec>,
     /// Exchange of listen addresses and protocols.
     pub(crate) identify: identify::Behaviour,
-    /// Liveness.
+    /// Liveness: our own `/ipfs/ping/1.0.0`, which answers the remote's pings on every
+    /// connection even after it refused ours ([`crate::ping`]).
     pub(crate) ping: ping::Behaviour,
 }
 

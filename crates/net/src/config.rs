@@ -115,6 +115,27 @@ pub struct NetworkConfig {
     /// Idle connections (no stream, no gossip) are closed after this. Default 30 s.
     #[serde(with = "millis")]
     pub idle_connection_timeout: Duration,
+    /// Time between two outbound pings (`/ipfs/ping/1.0.0`) on a connection; the first goes
+    /// out as soon as the connection is up. Default 15 s (libp2p's). A peer that refuses the
+    /// protocol is not pinged again on that connection; its own pings are still answered.
+    #[serde(with = "millis")]
+    pub ping_interval: Duration,
+    /// Most time an outbound ping may take (stream negotiation, and the 32 bytes there and
+    /// back). Default 20 s (libp2p's). A failed ping is counted and logged; it never closes
+    /// the connection.
+    #[serde(with = "millis")]
+    pub ping_timeout: Duration,
+    /// Most time an inbound ping stream may stay silent before its next ping, and may take to
+    /// accept our echo; past it the stream is closed. Default 30 s: above the 15 s interval at
+    /// which rust-libp2p peers ping on one reused stream (js-libp2p opens a stream per ping).
+    #[serde(with = "millis")]
+    pub ping_inbound_timeout: Duration,
+    /// Most inbound ping streams one peer may have open at once (over all its connections);
+    /// a stream beyond it is dropped unread. Default 2: honest peers use one at a time.
+    pub ping_max_inbound_streams_per_peer: usize,
+    /// Most inbound ping streams open at once over all peers; a stream beyond it is dropped
+    /// unread. Default 128 (at least one per peer up to [`Self::max_peers`], 50 by default).
+    pub ping_max_inbound_streams: usize,
 }
 
 impl Default for NetworkConfig {
@@ -149,6 +170,11 @@ impl Default for NetworkConfig {
             command_channel_capacity: 1024,
             event_channel_capacity: 1024,
             idle_connection_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(15),
+            ping_timeout: Duration::from_secs(20),
+            ping_inbound_timeout: Duration::from_secs(30),
+            ping_max_inbound_streams_per_peer: 2,
+            ping_max_inbound_streams: 128,
         }
     }
 }
@@ -182,10 +208,20 @@ impl NetworkConfig {
                 "request_timeout and request_read_timeout must be positive".into(),
             ));
         }
+        if self.ping_interval.is_zero()
+            || self.ping_timeout.is_zero()
+            || self.ping_inbound_timeout.is_zero()
+        {
+            return Err(NetError::Config(
+                "ping_interval, ping_timeout and ping_inbound_timeout must be positive".into(),
+            ));
+        }
         if self.command_channel_capacity == 0
             || self.event_channel_capacity == 0
             || self.max_concurrent_inbound_per_protocol == 0
             || self.max_streams_per_connection == 0
+            || self.ping_max_inbound_streams_per_peer == 0
+            || self.ping_max_inbound_streams == 0
         {
             return Err(NetError::Config("capacities must be positive".into()));
         }
@@ -568,6 +604,39 @@ mod tests {
                 assert!(msg.contains("rate_limit.get_raw_txlist"), "{msg}")
             }
             other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ping_settings_have_defaults_and_must_be_positive() {
+        let c: NetworkConfig =
+            serde_json::from_str(r#"{"ping_interval": 5000, "ping_max_inbound_streams": 8}"#)
+                .unwrap();
+        assert_eq!(c.ping_interval, Duration::from_secs(5));
+        assert_eq!(c.ping_max_inbound_streams, 8);
+        assert_eq!(c.ping_timeout, Duration::from_secs(20));
+        assert_eq!(c.ping_inbound_timeout, Duration::from_secs(30));
+        assert_eq!(c.ping_max_inbound_streams_per_peer, 2);
+        c.validate().unwrap();
+        for bad in [
+            NetworkConfig {
+                ping_interval: Duration::ZERO,
+                ..Default::default()
+            },
+            NetworkConfig {
+                ping_inbound_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+            NetworkConfig {
+                ping_max_inbound_streams_per_peer: 0,
+                ..Default::default()
+            },
+            NetworkConfig {
+                ping_max_inbound_streams: 0,
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(bad.validate(), Err(NetError::Config(_))));
         }
     }
 

@@ -19,8 +19,8 @@ use libp2p::request_response::{
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{
-    allow_block_list, connection_limits, identify, noise, ping, tcp, yamux, Multiaddr, PeerId,
-    Swarm, SwarmBuilder,
+    allow_block_list, connection_limits, identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm,
+    SwarmBuilder,
 };
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +34,7 @@ use crate::error::{CodecError, NetError, RequestError};
 use crate::gossip::{build_gossipsub, Topics};
 use crate::metrics;
 use crate::peer_manager::{Admission, PeerManager};
+use crate::ping;
 use crate::politeness::{Held, OutboundPacer, PeerProfile};
 use crate::service::{
     Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, Responder,
@@ -60,7 +61,7 @@ struct Driver {
     peers: PeerManager<(ReqRespKind, InboundRequestId)>,
     /// Outbound pacing per peer and protocol, by what the peer speaks.
     pacer: OutboundPacer,
-    connected: HashMap<PeerId, (Direction, Multiaddr)>,
+    connected: HashMap<PeerId, Connected>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     discovered: mpsc::Receiver<Discovered>,
@@ -69,6 +70,14 @@ struct Driver {
         HashMap<(ReqRespKind, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
     pending_answers: FuturesUnordered<PendingAnswer>,
     listen_addrs: Vec<Multiaddr>,
+}
+
+/// What the driver knows of a connected peer.
+struct Connected {
+    direction: Direction,
+    addr: Multiaddr,
+    ping_rtt: Option<Duration>,
+    ping_unsupported: bool,
 }
 
 fn transport_err(e: impl std::fmt::Display) -> NetError {
@@ -121,7 +130,7 @@ pub(crate) async fn spawn(
             IDENTIFY_PROTOCOL.into(),
             keypair.public(),
         )),
-        ping: ping::Behaviour::default(),
+        ping: ping::Behaviour::new(ping::Config::from_network(&config)),
     };
     let idle = config.idle_connection_timeout;
     let mut swarm = SwarmBuilder::with_existing_identity(keypair.clone())
@@ -321,11 +330,13 @@ impl Driver {
                 let list = self
                     .connected
                     .iter()
-                    .map(|(peer, (direction, addr))| PeerSnapshot {
+                    .map(|(peer, c)| PeerSnapshot {
                         peer_id: *peer,
                         score: self.score(peer),
-                        direction: *direction,
-                        addr: addr.clone(),
+                        direction: c.direction,
+                        addr: c.addr.clone(),
+                        ping_rtt: c.ping_rtt,
+                        ping_unsupported: c.ping_unsupported,
                         extended: self.pacer.profile(peer) == PeerProfile::Extended,
                     })
                     .collect();
@@ -536,6 +547,7 @@ impl Driver {
                 let profile = self.pacer.identified(peer_id, &info.protocols);
                 debug!(peer = %peer_id, agent = %info.agent_version, ?profile, "identified");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(_) => {}
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -554,7 +566,15 @@ impl Driver {
                 let addr = endpoint.get_remote_address().clone();
                 info!(peer = %peer_id, %addr, ?direction, "peer connected");
                 self.peers.on_connected(peer_id, &addr);
-                self.connected.insert(peer_id, (direction, addr));
+                self.connected.insert(
+                    peer_id,
+                    Connected {
+                        direction,
+                        addr,
+                        ping_rtt: None,
+                        ping_unsupported: false,
+                    },
+                );
                 metrics::peers_connected(self.connected.len());
                 self.emit(
                     NetworkEvent::PeerConnected {
@@ -597,6 +617,33 @@ impl Driver {
                 self.listen_addrs.retain(|a| a != &address);
             }
             _ => {}
+        }
+    }
+
+    fn on_ping(&mut self, event: ping::Event) {
+        let (peer, connection) = (event.peer, event.connection);
+        let Some(c) = self.connected.get_mut(&peer) else {
+            return;
+        };
+        match event.outcome {
+            ping::Outcome::Rtt(rtt) => {
+                debug!(%peer, ?rtt, "ping");
+                metrics::ping_rtt(rtt);
+                c.ping_rtt = Some(rtt);
+            }
+            ping::Outcome::Unsupported => {
+                info!(
+                    %peer,
+                    %connection,
+                    "peer does not support ping: no longer pinging it there, still answering its pings"
+                );
+                metrics::ping_unsupported();
+                c.ping_unsupported = true;
+            }
+            ping::Outcome::Failure(error) => {
+                debug!(%peer, %connection, %error, "ping failed");
+                metrics::ping_failure(error.label());
+            }
         }
     }
 

@@ -35,6 +35,16 @@
 //!   unanswered requests time out. A stream that has not delivered its whole request within
 //!   [`NetworkConfig::request_read_timeout`] (default 5 s: silent or trickling, a slowloris)
 //!   is closed and penalised like a malformed request ([`SLOW_REQUEST_PENALTY_REASON`]).
+//! - **Ping** (`/ipfs/ping/1.0.0`): our own behaviour, not `libp2p::ping`, whose 0.48 handler
+//!   stops answering a peer's pings once that peer has refused ours; a js-libp2p 2.x node
+//!   without `@libp2p/ping` then aborts the connection at its connection monitor's next ping
+//!   (every 10 s). Every connection echoes every inbound ping (at most
+//!   [`NetworkConfig::ping_max_inbound_streams_per_peer`] streams per peer and
+//!   [`NetworkConfig::ping_max_inbound_streams`] in all, each closed after
+//!   [`NetworkConfig::ping_inbound_timeout`] of silence) and pings on a fresh stream every
+//!   [`NetworkConfig::ping_interval`] (15 s); a connection whose peer refuses the protocol is
+//!   no longer pinged. RTTs and refusals show in [`PeerSnapshot`] and the `p2p_net_ping_*`
+//!   metrics; a failed ping never closes a connection.
 //! - **Discovery**: the ENR is signed with the libp2p key (secp256k1 by default), so its public
 //!   key gives the peer id; it advertises `ip4` + `tcp4` (libp2p) + `udp4` (discv5). Loopback
 //!   addresses are accepted (no table or packet filter).
@@ -88,6 +98,7 @@ pub mod error;
 pub mod gossip;
 pub mod metrics;
 mod peer_manager;
+mod ping;
 pub mod politeness;
 mod service;
 

@@ -23,6 +23,14 @@ pub const PEER_SCORE: &str = "p2p_net_peer_score";
 /// Events dropped because the SDK's event channel was full, label `kind` (counter).
 pub const EVENTS_DROPPED: &str = "p2p_net_events_dropped_total";
 
+/// Round-trip time of successful outbound pings, in seconds (histogram).
+pub const PING_RTT: &str = "p2p_net_ping_rtt_seconds";
+/// Connections whose peer refused our outbound ping protocol (counter). Such a connection
+/// is not pinged again; the peer's own pings are still answered.
+pub const PING_UNSUPPORTED: &str = "p2p_net_ping_unsupported_total";
+/// Outbound pings that failed, label `reason` (`timeout`, `mismatch` or `error`) (counter).
+pub const PING_FAILURES: &str = "p2p_net_ping_failures_total";
+
 pub(crate) fn peers_connected(n: usize) {
     metrics::gauge!(PEERS_CONNECTED).set(n as f64);
 }
@@ -55,4 +63,16 @@ pub(crate) fn peer_score(score: f64) {
 
 pub(crate) fn event_dropped(kind: &'static str) {
     metrics::counter!(EVENTS_DROPPED, "kind" => kind).increment(1);
+}
+
+pub(crate) fn ping_rtt(rtt: std::time::Duration) {
+    metrics::histogram!(PING_RTT).record(rtt.as_secs_f64());
+}
+
+pub(crate) fn ping_unsupported() {
+    metrics::counter!(PING_UNSUPPORTED).increment(1);
+}
+
+pub(crate) fn ping_failure(reason: &'static str) {
+    metrics::counter!(PING_FAILURES, "reason" => reason).increment(1);
 }

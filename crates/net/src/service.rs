@@ -171,6 +171,11 @@ pub struct PeerSnapshot {
     /// by this project's default limits. Otherwise it is treated as the strict reference
     /// ([`crate::politeness`]).
     pub extended: bool,
+    /// Round-trip time of the last successful outbound ping (`/ipfs/ping/1.0.0`), if any.
+    pub ping_rtt: Option<Duration>,
+    /// Whether the peer refused our outbound ping protocol on one of its connections. Such a
+    /// peer is not pinged again on that connection; its own pings are still answered.
+    pub ping_unsupported: bool,
 }
 
 /// The stream of [`NetworkEvent`]s (a bounded channel from the driver).

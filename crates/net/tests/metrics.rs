@@ -1,6 +1,7 @@
 //! Every metric the crate documents in `preconfirmation_net::metrics` is recorded where it
-//! happens: real nodes over TCP on 127.0.0.1 exchange gossip and a request, penalise, ban and
-//! overflow an event channel, and the Prometheus rendering shows each `p2p_net_*` name.
+//! happens: real nodes over TCP on 127.0.0.1 exchange gossip and a request, penalise, ban,
+//! overflow an event channel and ping (answered, refused, unanswered), and the Prometheus
+//! rendering shows each `p2p_net_*` name.
 //! Its own test binary: a process has one global recorder.
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ mod common;
 use common::*;
 
 /// Every name in `preconfirmation_net::metrics`.
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 12] = [
     m::PEERS_CONNECTED,
     m::GOSSIP_BYTES_IN,
     m::GOSSIP_BYTES_OUT,
@@ -24,6 +25,9 @@ const NAMES: [&str; 9] = [
     m::BANS,
     m::PEER_SCORE,
     m::EVENTS_DROPPED,
+    m::PING_RTT,
+    m::PING_UNSUPPORTED,
+    m::PING_FAILURES,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,6 +79,16 @@ async fn documented_metrics_are_recorded() {
             .expect("ban");
     }
 
+    // Pings: A and B time theirs (above); a peer without ping refuses A's; a peer that takes
+    // D's ping stream and never answers makes D's ping time out.
+    let _no_ping = NoPingPeer::connect(&a).await;
+    let (d, _d_events) = start(NetworkConfig {
+        ping_timeout: Duration::from_millis(300),
+        ..test_config()
+    })
+    .await;
+    let _mute = NoPingPeer::connect_mute(&d).await;
+
     // Every documented name; labels, and exact counts where only this test's single exchange
     // can have produced them (whole lines; counters only grow, so an overshoot never matches).
     let exact_lines = [
@@ -85,6 +99,7 @@ async fn documented_metrics_are_recorded() {
         r#"p2p_net_rejections_total{reason="metrics_test"} 1"#.to_owned(),
         r#"p2p_net_events_dropped_total{kind="peer_banned"} 1"#.to_owned(),
         "p2p_net_bans_total 3".to_owned(),
+        "p2p_net_ping_unsupported_total 1".to_owned(),
         format!(
             r#"p2p_net_gossip_bytes_out_total{{topic="commitments"}} {}"#,
             signed.len()
@@ -94,6 +109,8 @@ async fn documented_metrics_are_recorded() {
         r#"p2p_net_gossip_messages_in_total{topic="commitments"} "#,
         r#"p2p_net_gossip_bytes_in_total{topic="commitments"} "#,
         "p2p_net_peers_connected ",
+        r#"p2p_net_ping_failures_total{reason="timeout"} "#,
+        "p2p_net_ping_rtt_seconds_count ",
     ];
     let expected: Vec<String> = NAMES
         .iter()
@@ -125,7 +142,7 @@ async fn documented_metrics_are_recorded() {
         panic!("metrics missing: {:?}\n{text}", missing(&text));
     }
 
-    for s in [a, b, c] {
+    for s in [a, b, c, d] {
         s.shutdown().await.expect("shutdown");
     }
 }

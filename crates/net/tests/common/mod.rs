@@ -4,15 +4,19 @@
 
 use std::time::Duration;
 
-use libp2p::{Multiaddr, PeerId};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::swarm::{Stream, SwarmEvent};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
 use preconfirmation_net::{
     GossipVerdict, InboundRequest, NetworkConfig, NetworkEvent, NetworkEvents, P2pService,
+    PeerSnapshot,
 };
 use preconfirmation_types::{
     GetCommitmentsByNumberResponse, GetRawTxListResponse, GossipTopicKind, PreconfCommitment,
     PreconfHead, Preconfirmation, SignedCommitment, MAX_COMMITMENTS_PER_RESPONSE, U256,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -179,4 +183,164 @@ pub async fn score_of(node: &P2pService, peer: PeerId) -> Option<f64> {
         .into_iter()
         .find(|p| p.peer_id == peer)
         .map(|p| p.score)
+}
+
+/// Polls `node.peers()` until `peer`'s snapshot satisfies `pred`; `None` on timeout.
+pub async fn wait_peer(
+    node: &P2pService,
+    peer: PeerId,
+    mut pred: impl FnMut(&PeerSnapshot) -> bool,
+) -> Option<PeerSnapshot> {
+    timeout(WAIT, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let peers = node.peers().await.expect("peers");
+            if let Some(p) = peers.into_iter().find(|p| p.peer_id == peer && pred(p)) {
+                return p;
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// The libp2p ping protocol.
+pub const PING: StreamProtocol = StreamProtocol::new("/ipfs/ping/1.0.0");
+
+/// A bare libp2p peer (TCP, noise, yamux) with no ping service, like a js-libp2p node started
+/// without `@libp2p/ping`: it accepts no inbound protocol at all, so the node's outbound pings
+/// are refused during negotiation, while the test opens ping streams to the node through
+/// `libp2p-stream` (as js-libp2p's connection monitor does). Dropping it stops its swarm.
+pub struct NoPingPeer {
+    pub peer_id: PeerId,
+    control: libp2p_stream::Control,
+    /// Established connections of the bare swarm.
+    connections: watch::Receiver<usize>,
+    task: JoinHandle<()>,
+}
+
+impl NoPingPeer {
+    /// Starts the bare swarm, dials `node` and waits until the connection is up.
+    pub async fn connect(node: &P2pService) -> Self {
+        Self::start(node, false).await
+    }
+
+    /// Like [`Self::connect`], but the peer accepts the node's ping streams and never answers
+    /// on them (a hung peer): the node's pings time out.
+    pub async fn connect_mute(node: &P2pService) -> Self {
+        Self::start(node, true).await
+    }
+
+    async fn start(node: &P2pService, accept_pings: bool) -> Self {
+        let mut swarm = SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("tcp")
+            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .build();
+        let peer_id = *swarm.local_peer_id();
+        let mut control = swarm.behaviour().new_control();
+        let mut incoming = match accept_pings {
+            true => Some(control.accept(PING).expect("ping not registered yet")),
+            false => None,
+        };
+        swarm.dial(addr(node).await).expect("dial");
+        let (tx, connections) = watch::channel(0usize);
+        let task = tokio::spawn(async move {
+            // Accepted ping streams are held open, unanswered; a few are enough.
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    event = swarm.select_next_some() => match event {
+                        SwarmEvent::ConnectionEstablished { .. } => tx.send_modify(|n| *n += 1),
+                        SwarmEvent::ConnectionClosed { .. } => {
+                            tx.send_modify(|n| *n = n.saturating_sub(1))
+                        }
+                        _ => {}
+                    },
+                    Some((_, stream)) = async {
+                        match incoming.as_mut() {
+                            Some(incoming) => incoming.next().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if held.len() < 16 {
+                            held.push(stream);
+                        }
+                    }
+                }
+            }
+        });
+        let mut peer = Self {
+            peer_id,
+            control,
+            connections,
+            task,
+        };
+        timeout(WAIT, peer.connections.wait_for(|n| *n > 0))
+            .await
+            .expect("bare peer connected in time")
+            .expect("swarm task alive");
+        peer
+    }
+
+    /// Established connections of the bare swarm right now.
+    pub fn connections(&self) -> usize {
+        *self.connections.borrow()
+    }
+
+    /// Opens a `/ipfs/ping/1.0.0` stream to `target`.
+    pub async fn open_ping(&mut self, target: PeerId) -> Result<Stream, String> {
+        timeout(
+            Duration::from_secs(5),
+            self.control.open_stream(target, PING),
+        )
+        .await
+        .map_err(|_| "opening the ping stream timed out".to_owned())?
+        .map_err(|e| e.to_string())
+    }
+
+    /// One ping js-libp2p style: a new stream, 32 bytes out, 32 bytes back, close.
+    pub async fn ping_new_stream(
+        &mut self,
+        target: PeerId,
+        payload: [u8; 32],
+    ) -> Result<[u8; 32], String> {
+        let mut stream = self.open_ping(target).await?;
+        let echo = ping_on(&mut stream, payload).await?;
+        let _ = timeout(Duration::from_secs(5), stream.close()).await;
+        Ok(echo)
+    }
+}
+
+impl Drop for NoPingPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Writes one 32-byte ping on `stream` and reads the 32-byte answer (5 s at most).
+pub async fn ping_on(stream: &mut Stream, payload: [u8; 32]) -> Result<[u8; 32], String> {
+    timeout(Duration::from_secs(5), async {
+        stream.write_all(&payload).await?;
+        stream.flush().await?;
+        let mut echo = [0u8; 32];
+        stream.read_exact(&mut echo).await?;
+        Ok::<_, std::io::Error>(echo)
+    })
+    .await
+    .map_err(|_| "no echo within 5 s".to_owned())?
+    .map_err(|e| e.to_string())
+}
+
+/// A distinct 32-byte ping payload.
+pub fn ping_payload(i: u8) -> [u8; 32] {
+    std::array::from_fn(|j| i.wrapping_mul(31).wrapping_add(j as u8))
 }
