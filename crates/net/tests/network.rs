@@ -167,6 +167,10 @@ async fn get_raw_txlist_round_trip() {
 async fn request_flood_is_rate_limited() {
     let mut client_cfg = test_config();
     client_cfg.max_streams_per_connection = 64;
+    // A flooder: its own outbound pacing (which would hold the flood back) is out of the way.
+    client_cfg.politeness.extended_rate_limit =
+        preconfirmation_net::RateLimitConfig::uniform(1_000, Duration::from_secs(1));
+    client_cfg.politeness.extended_max_in_flight = 64;
     let (server, client, _ev) = server_and_client(test_config(), client_cfg).await;
     let peer = server.local_peer_id();
     // Sequential: never more than one in flight, so only the get_head token bucket (burst 8)

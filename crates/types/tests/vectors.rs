@@ -238,6 +238,50 @@ fn get_head_request_vectors_decode_in_both_forms() {
 }
 
 #[test]
+fn batched_txlist_vectors_round_trip() {
+    let v = load();
+    let limits = ChainLimits::default();
+    assert_eq!(
+        v["protocols"]["get_raw_txlists"],
+        ReqRespKind::GetRawTxLists.protocol_id(v["chain_id"].as_u64().unwrap())
+    );
+    for r in items(&v, "get_raw_txlists_requests") {
+        let ssz = bytes(&r["ssz"]);
+        let req = GetRawTxListsRequest::decode_capped(&ssz, &limits).unwrap();
+        let hashes: Vec<B256> = items(r, "raw_tx_list_hashes").iter().map(b256).collect();
+        assert_eq!(req.raw_tx_list_hashes.to_vec(), hashes);
+        assert_eq!(req.to_ssz(), ssz);
+        assert_eq!(ssz.len(), 4 + 32 * hashes.len());
+    }
+    let responses = items(&v, "get_raw_txlists_responses");
+    let mut not_found = 0;
+    for r in responses {
+        let ssz = bytes(&r["ssz"]);
+        let response = GetRawTxListsResponse::decode_capped(&ssz, &limits).unwrap();
+        let entries = items(r, "entries");
+        assert_eq!(response.txlists.len(), entries.len());
+        for (got, want) in response.txlists.iter().zip(entries) {
+            assert_eq!(got.raw_tx_list_hash, b256(&want["raw_tx_list_hash"]));
+            assert_eq!(got.txlist.to_vec(), bytes(&want["txlist"]));
+            assert_eq!(got.to_ssz(), bytes(&want["ssz"]));
+            if got.txlist.is_empty() && raw_tx_list_hash(&got.txlist) != got.raw_tx_list_hash {
+                not_found += 1;
+            } else {
+                assert_eq!(raw_tx_list_hash(&got.txlist), got.raw_tx_list_hash);
+            }
+        }
+        assert_eq!(response.to_ssz(), ssz);
+        assert_eq!(
+            ssz.len(),
+            GetRawTxListsResponse::encoded_len_with(
+                response.txlists.iter().map(|t| t.txlist.len())
+            )
+        );
+    }
+    assert_eq!(not_found, 1, "one not-found entry");
+}
+
+#[test]
 fn message_id_vectors_match() {
     let v = load();
     let cases = items(&v, "message_ids");

@@ -153,6 +153,11 @@ pub async fn server_and_client(
     let (client, mut client_events) = start(client_cfg).await;
     connect(&client, &mut client_events, &server).await;
     spawn_sdk(server.clone(), server_events, GossipVerdict::Accept);
+    // Until identify says otherwise, the client paces the server as the strict reference;
+    // the tests measure the server's own limits, so start once it is known as one of ours.
+    wait_peer(&client, server.local_peer_id(), |p| p.extended)
+        .await
+        .expect("identify marks the server as a peer with this project's extensions");
     (server, client, client_events)
 }
 

@@ -28,6 +28,8 @@ pub struct Vectors {
     pub get_commitments_by_number_requests: Vec<RequestVector>,
     pub get_commitments_by_number_responses: Vec<ResponseVector>,
     pub get_raw_txlist_responses: Vec<RawTxListResponseVector>,
+    pub get_raw_txlists_requests: Vec<RawTxListsRequestVector>,
+    pub get_raw_txlists_responses: Vec<RawTxListsResponseVector>,
     pub invalid: Vec<InvalidVector>,
     pub message_ids: Vec<MessageIdVector>,
 }
@@ -43,6 +45,23 @@ pub struct Protocols {
     pub get_head: String,
     pub get_commitments_by_number: String,
     pub get_raw_txlist: String,
+    /// This project's extension (PROTOCOL-EXT.md); the reference does not speak it.
+    pub get_raw_txlists: String,
+}
+
+/// A `get_raw_txlists` request (PROTOCOL-EXT.md).
+#[derive(Serialize)]
+pub struct RawTxListsRequestVector {
+    pub raw_tx_list_hashes: Vec<String>,
+    pub ssz: String,
+}
+
+/// A `get_raw_txlists` response (PROTOCOL-EXT.md): entries as `GetRawTxListResponse`, an empty
+/// `txlist` meaning "not found".
+#[derive(Serialize)]
+pub struct RawTxListsResponseVector {
+    pub entries: Vec<RawTxListResponseVector>,
+    pub ssz: String,
 }
 
 #[derive(Serialize)]
@@ -497,6 +516,7 @@ pub fn generate() -> Vectors {
             get_head: ReqRespKind::GetHead.protocol_id(CHAIN_ID),
             get_commitments_by_number: ReqRespKind::GetCommitmentsByNumber.protocol_id(CHAIN_ID),
             get_raw_txlist: ReqRespKind::GetRawTxList.protocol_id(CHAIN_ID),
+            get_raw_txlists: ReqRespKind::GetRawTxLists.protocol_id(CHAIN_ID),
         },
         commitments,
         raw_txlists,
@@ -505,9 +525,59 @@ pub fn generate() -> Vectors {
         get_commitments_by_number_requests: requests,
         get_commitments_by_number_responses: responses,
         get_raw_txlist_responses: raw_responses,
+        get_raw_txlists_requests: batched_requests(),
+        get_raw_txlists_responses: batched_responses(),
         invalid: invalid_vectors(&chain),
         message_ids: message_id_vectors(&chain),
     }
+}
+
+fn batched_requests() -> Vec<RawTxListsRequestVector> {
+    let hashes: Vec<B256> = txlists().iter().map(|t| raw_tx_list_hash(t)).collect();
+    [0usize, 1, 3]
+        .into_iter()
+        .map(|n| {
+            let wanted: Vec<B256> = hashes.iter().take(n).copied().collect();
+            RawTxListsRequestVector {
+                raw_tx_list_hashes: wanted.iter().map(hex0x).collect(),
+                ssz: hex0x(
+                    GetRawTxListsRequest::new(wanted)
+                        .expect("under cap")
+                        .to_ssz(),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn batched_responses() -> Vec<RawTxListsResponseVector> {
+    let found: Vec<GetRawTxListResponse> = txlists()
+        .into_iter()
+        .take(2)
+        .map(|t| GetRawTxListResponse::new(t).expect("under cap"))
+        .collect();
+    let not_found = GetRawTxListResponse {
+        raw_tx_list_hash: B256::repeat_byte(0xee),
+        ..Default::default()
+    };
+    [Vec::new(), found.clone(), vec![found[1].clone(), not_found]]
+        .into_iter()
+        .map(|entries| RawTxListsResponseVector {
+            entries: entries
+                .iter()
+                .map(|e| RawTxListResponseVector {
+                    raw_tx_list_hash: hex0x(e.raw_tx_list_hash),
+                    txlist: hex0x(&e.txlist[..]),
+                    ssz: hex0x(e.to_ssz()),
+                })
+                .collect(),
+            ssz: hex0x(
+                GetRawTxListsResponse::new(entries)
+                    .expect("under cap")
+                    .to_ssz(),
+            ),
+        })
+        .collect()
 }
 
 /// Payloads for the message id (§7): raw SSZ (the usual case), payloads that are valid snappy,
