@@ -162,6 +162,11 @@ pub struct PeerStatus {
     pub peer_id: String,
     /// Gossipsub score (topic scores + application score).
     pub score: f64,
+    /// `"extended"` when it advertises this project's extensions, else `"strict"`: requests
+    /// to it are then paced as to the Taiko reference (8 per protocol per 10 s).
+    pub profile: &'static str,
+    /// Round-trip time of its last answered ping, in milliseconds.
+    pub ping_rtt_ms: Option<f64>,
 }
 
 /// The local head, for [`NodeStatus`] and `preconf_head`.
@@ -223,6 +228,8 @@ pub(crate) async fn status_json(context: &NodeContext) -> Result<NodeStatus, Nod
         .map(|p| PeerStatus {
             peer_id: p.peer_id.to_string(),
             score: p.score,
+            profile: if p.extended { "extended" } else { "strict" },
+            ping_rtt_ms: p.ping_rtt.map(|d| d.as_secs_f64() * 1e3),
         })
         .collect();
     let store = context.store.clone();

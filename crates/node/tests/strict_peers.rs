@@ -118,6 +118,20 @@ async fn catch_up_from_strict_peers_is_never_refused() {
         "RELIABILITY strict_peers: {BLOCKS} blocks and tx lists from 2 strict + 1 of ours in {:.1} s",
         elapsed.as_secs_f64()
     );
+    // /status tells the strict peers from ours (identify's protocol list).
+    let status = common::http_get(node.http_addr().expect("HTTP enabled"), "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).expect("status JSON");
+    let profile_of = |peer: libp2p::PeerId| {
+        status["peers"]["list"]
+            .as_array()
+            .expect("peer list")
+            .iter()
+            .find(|p| p["peer_id"] == peer.to_string())
+            .map(|p| p["profile"].clone())
+    };
+    assert_eq!(profile_of(ours.local_peer_id()), Some("extended".into()));
+    assert_eq!(profile_of(strict_a.peer_id), Some("strict".into()));
+    assert_eq!(profile_of(strict_b.peer_id), Some("strict".into()));
     node.shutdown().await;
     ours.shutdown().await.ok();
 }

@@ -405,6 +405,8 @@ impl P2pSdk {
             .map(|p| PeerInfo {
                 peer_id: p.peer_id,
                 score: p.score,
+                extended: p.extended,
+                ping_rtt: p.ping_rtt,
             })
             .collect())
     }

@@ -1,6 +1,6 @@
 //! The SDK's façade types: re-exported wire containers and the events it emits.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libp2p::PeerId;
@@ -145,6 +145,11 @@ pub struct PeerInfo {
     pub peer_id: PeerId,
     /// Gossipsub score (topic scores + application score).
     pub score: f64,
+    /// Whether it advertises this project's extensions (identify); otherwise requests to it
+    /// are paced as to the strict Taiko reference.
+    pub extended: bool,
+    /// Round-trip time of its last answered ping.
+    pub ping_rtt: Option<Duration>,
 }
 
 /// A snapshot of the SDK for `/status` pages and tests.
