@@ -594,7 +594,7 @@ impl Driver {
                 }
                 info!(peer = %peer_id, "peer disconnected");
                 self.peers.on_disconnected(peer_id, Instant::now());
-                self.pacer.forget(&peer_id);
+                self.pacer.forget(&peer_id, Instant::now());
                 self.connected.remove(&peer_id);
                 metrics::peers_connected(self.connected.len());
                 self.emit(

@@ -51,6 +51,9 @@ struct Lane {
 struct PeerPacing {
     profile: PeerProfile,
     lanes: HashMap<ReqRespKind, Lane>,
+    /// Set when its last connection closed: kept until its windows have passed, because the
+    /// peer's own limiter remembers our requests across a reconnect.
+    disconnected_at: Option<Instant>,
 }
 
 /// Per-peer, per-protocol outbound pacing (see the module docs).
@@ -91,6 +94,7 @@ impl OutboundPacer {
             .or_insert_with(|| PeerPacing {
                 profile,
                 lanes: HashMap::new(),
+                disconnected_at: None,
             })
             .profile = profile;
         profile
@@ -135,16 +139,13 @@ impl OutboundPacer {
             return Err(Held::Unsupported);
         }
         let (per_window, window, max_in_flight) = self.limits(profile, kind);
-        let lane = self
-            .peers
-            .entry(peer)
-            .or_insert_with(|| PeerPacing {
-                profile,
-                lanes: HashMap::new(),
-            })
-            .lanes
-            .entry(kind)
-            .or_default();
+        let pacing = self.peers.entry(peer).or_insert_with(|| PeerPacing {
+            profile,
+            lanes: HashMap::new(),
+            disconnected_at: None,
+        });
+        pacing.disconnected_at = None;
+        let lane = pacing.lanes.entry(kind).or_default();
         while lane
             .sent
             .front()
@@ -177,10 +178,35 @@ impl OutboundPacer {
         }
     }
 
-    /// Forgets a disconnected peer. Its window restarts on reconnection, as the peer's own
-    /// limiter may not; a reconnect within a window is paced by in-flight limits only.
-    pub(crate) fn forget(&mut self, peer: &PeerId) {
-        self.peers.remove(peer);
+    /// `peer`'s last connection closed: nothing is in flight any more. Its send times are kept
+    /// until its windows have passed (the peer's limiter remembers them across a reconnect),
+    /// then dropped with every other such peer, so the state is bounded by the peers connected
+    /// or disconnected within the longest window. Its profile falls back to strict until
+    /// identify runs again.
+    pub(crate) fn forget(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(pacing) = self.peers.get_mut(peer) {
+            pacing.disconnected_at = Some(now);
+            pacing.profile = PeerProfile::Strict;
+            for lane in pacing.lanes.values_mut() {
+                lane.in_flight = 0;
+            }
+        }
+        let keep = self.longest_window();
+        self.peers.retain(|_, p| {
+            p.disconnected_at
+                .is_none_or(|at| now.saturating_duration_since(at) < keep)
+        });
+    }
+
+    /// The longest window any lane is paced by.
+    fn longest_window(&self) -> Duration {
+        let p = &self.politeness;
+        let extended = ReqRespKind::ALL
+            .iter()
+            .map(|k| p.extended_rate_limit.get(*k).period)
+            .max()
+            .unwrap_or_default();
+        p.strict_window.max(extended) + p.window_margin
     }
 
     /// Peers with pacing state (for tests and bounds).
@@ -280,9 +306,22 @@ mod tests {
             p.done(&peer, kind);
         }
         assert!(matches!(p.admit(peer, kind, t0), Err(Held::Throttled(_))));
-        // Forgotten on disconnect: strict again, state gone.
-        p.forget(&peer);
-        assert_eq!(p.tracked(), 0);
+        // Disconnected: strict again until identify, nothing in flight, but the sends of the
+        // current window still count (the peer's limiter remembers them).
+        p.forget(&peer, t0);
+        assert_eq!(p.tracked(), 1);
         assert_eq!(p.profile(&peer), PeerProfile::Strict);
+        assert!(matches!(p.admit(peer, kind, t0), Err(Held::Throttled(_))));
+        p.identified(peer, &[ext()]);
+        assert!(matches!(p.admit(peer, kind, t0), Err(Held::Throttled(_))));
+        // Reconnected then gone again: dropped once another disconnect finds its windows over.
+        p.forget(&peer, t0);
+        let other = PeerId::random();
+        p.admit(other, kind, t0).unwrap();
+        p.forget(&other, t0 + Duration::from_millis(10_499));
+        assert_eq!(p.tracked(), 2);
+        p.forget(&other, t0 + Duration::from_millis(10_500));
+        assert_eq!(p.tracked(), 1);
+        assert!(!p.peers.contains_key(&peer), "its windows are over");
     }
 }
