@@ -105,6 +105,14 @@ impl SdkStorage for HealthCheckedStorage {
         result
     }
 
+    /// Forwarded as one group, so the store keeps its one-transaction group write (the trait's
+    /// default would fall back to one durable write per list).
+    fn put_txlists(&self, txlists: &[(B256, u64, Bytes)]) -> Result<(), StorageError> {
+        let result = self.inner.put_txlists(txlists);
+        self.health.record(&result);
+        result
+    }
+
     fn commitment_by_number(
         &self,
         block_number: u64,
@@ -329,6 +337,90 @@ async fn prune_loop(context: NodeContext, shutdown: CancellationToken) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %e, "pruning failed"),
             Err(e) => warn!(error = %e, "pruning task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use p2p::{MemoryStorage, StorageStats};
+
+    use super::*;
+
+    /// Counts group writes and single writes reaching the inner store.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStorage,
+        groups: AtomicUsize,
+        singles: AtomicUsize,
+    }
+
+    impl SdkStorage for Counting {
+        fn put_commitments(&self, c: &[SignedCommitment]) -> Result<(), StorageError> {
+            self.inner.put_commitments(c)
+        }
+        fn put_txlist(&self, hash: B256, n: u64, txlist: Bytes) -> Result<(), StorageError> {
+            self.singles.fetch_add(1, Ordering::Relaxed);
+            self.inner.put_txlist(hash, n, txlist)
+        }
+        fn put_txlists(&self, txlists: &[(B256, u64, Bytes)]) -> Result<(), StorageError> {
+            self.groups.fetch_add(1, Ordering::Relaxed);
+            for (hash, n, txlist) in txlists {
+                self.inner.put_txlist(*hash, *n, txlist.clone())?;
+            }
+            Ok(())
+        }
+        fn commitment_by_number(&self, n: u64) -> Result<Option<SignedCommitment>, StorageError> {
+            self.inner.commitment_by_number(n)
+        }
+        fn commitment_by_hash(&self, h: &B256) -> Result<Option<SignedCommitment>, StorageError> {
+            self.inner.commitment_by_hash(h)
+        }
+        fn commitments_from(
+            &self,
+            start: u64,
+            max: usize,
+        ) -> Result<Vec<SignedCommitment>, StorageError> {
+            self.inner.commitments_from(start, max)
+        }
+        fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
+            self.inner.txlist(hash)
+        }
+        fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
+            self.inner.head()
+        }
+        fn prune_below(&self, n: u64) -> Result<u64, StorageError> {
+            self.inner.prune_below(n)
+        }
+        fn stats(&self) -> Result<StorageStats, StorageError> {
+            self.inner.stats()
+        }
+    }
+
+    #[test]
+    fn health_checked_storage_keeps_group_writes_whole() {
+        let inner = Arc::new(Counting::default());
+        let checked = HealthCheckedStorage {
+            inner: inner.clone(),
+            health: Arc::default(),
+        };
+        let group: Vec<(B256, u64, Bytes)> = (1..=3u8)
+            .map(|i| {
+                let bytes = vec![i; 8];
+                (
+                    preconfirmation_types::raw_tx_list_hash(&bytes),
+                    u64::from(i),
+                    Bytes::from(bytes),
+                )
+            })
+            .collect();
+        checked.put_txlists(&group).expect("stored");
+        assert_eq!(inner.groups.load(Ordering::Relaxed), 1);
+        assert_eq!(inner.singles.load(Ordering::Relaxed), 0);
+        for (hash, _, bytes) in &group {
+            assert_eq!(checked.txlist(hash).expect("read"), Some(bytes.clone()));
         }
     }
 }
