@@ -118,6 +118,29 @@ async fn catch_up_from_strict_peers_is_never_refused() {
         "RELIABILITY strict_peers: {BLOCKS} blocks and tx lists from 2 strict + 1 of ours in {:.1} s",
         elapsed.as_secs_f64()
     );
+    // The tx lists came from our peer in batches (`get_raw_txlists`), none one by one.
+    let metrics = common::prometheus().render();
+    let outbound = |protocol: &str, outcome: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("p2p_reqresp_requests_total{")
+                    && l.contains(&format!("protocol=\"{protocol}\""))
+                    && l.contains("direction=\"outbound\"")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        outbound("get_raw_txlists", "ok") >= 1.0,
+        "batched fetch used"
+    );
+    assert_eq!(
+        outbound("get_raw_txlist", "ok"),
+        0.0,
+        "no single fetch needed"
+    );
     // /status tells the strict peers from ours (identify's protocol list).
     let status = common::http_get(node.http_addr().expect("HTTP enabled"), "/status").await;
     let status: serde_json::Value = serde_json::from_str(&status.body).expect("status JSON");

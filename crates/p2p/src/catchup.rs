@@ -24,8 +24,9 @@ use futures::stream::{self, StreamExt};
 use libp2p::PeerId;
 use preconfirmation_net::{P2pService, RequestError};
 use preconfirmation_types::{
-    Address, GetCommitmentsByNumberRequest, GetRawTxListRequest, ReqRespKind, SignedCommitment,
-    TypesError, B256, U256,
+    Address, GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListResponse,
+    GetRawTxListsRequest, ReqRespKind, SignedCommitment, TypesError, B256, MAX_TXLISTS_PER_REQUEST,
+    U256,
 };
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -434,14 +435,35 @@ pub(crate) async fn fetch_txlists(
         .filter(|p| p.extended)
         .map(|p| p.peer_id)
         .collect();
+    let mut ready = Vec::new();
+    let mut bad = Vec::new();
+    // Peers of ours answer up to 64 hashes per request (`get_raw_txlists`, PROTOCOL-EXT.md);
+    // what they did not have (or did not fit) is asked one hash at a time, of every peer.
+    let batch_peers: Vec<PeerId> = peers
+        .iter()
+        .filter(|p| extended.contains(p))
+        .copied()
+        .collect();
+    let missing = if batch_peers.is_empty() {
+        missing
+    } else {
+        let (found, left, wrong) = fetch_batched(ctx, &batch_peers, missing).await;
+        bad.extend(wrong);
+        peers.retain(|p| !bad.contains(p));
+        for chunk in found.chunks(TXLIST_STORE_BATCH) {
+            let _ = ctx
+                .internal
+                .send(Internal::TxListsFetched(chunk.to_vec()))
+                .await;
+        }
+        left
+    };
     let mut fetched = stream::iter(missing.into_iter().enumerate())
         .map(|(i, (hash, _))| {
             let order = fetch_order(&peers, &extended, i);
             async move { (hash, fetch_txlist_from(ctx, &order, hash).await) }
         })
         .buffer_unordered(ctx.config.catchup.parallel_txlists);
-    let mut bad = Vec::new();
-    let mut ready = Vec::new();
     while let Some((hash, (txlist, wrong))) = fetched.next().await {
         bad.extend(wrong);
         if let Some(txlist) = txlist {
@@ -458,6 +480,129 @@ pub(crate) async fn fetch_txlists(
     for peer in bad {
         liars.liar(peer);
     }
+}
+
+/// What one batched fetch gave: verified tx lists, the hashes still missing, and the peers
+/// that served a wrong answer.
+type BatchedFetch = (Vec<(B256, Bytes)>, Vec<(B256, u64)>, Vec<PeerId>);
+
+/// Fetches `missing` from `peers` (all of ours) with `get_raw_txlists`, up to
+/// [`MAX_TXLISTS_PER_REQUEST`] hashes per request, requests spread over the peers. Every entry
+/// is checked on the blocking pool (keccak256 of each tx list, in parallel): a response that is
+/// not a prefix of the request in order, or a tx list that does not hash to its entry, makes
+/// the peer a liar (penalised, its whole answer dropped).
+async fn fetch_batched(
+    ctx: &CatchUpContext,
+    peers: &[PeerId],
+    missing: Vec<(B256, u64)>,
+) -> BatchedFetch {
+    let chunks: Vec<Vec<(B256, u64)>> = missing
+        .chunks(MAX_TXLISTS_PER_REQUEST)
+        .map(<[(B256, u64)]>::to_vec)
+        .collect();
+    let in_flight = (peers.len() * ctx.config.catchup.max_requests_per_peer).max(1);
+    let results: Vec<(Vec<(B256, Bytes)>, Vec<(B256, u64)>, Option<PeerId>)> =
+        stream::iter(chunks.into_iter().enumerate())
+            .map(|(i, chunk)| {
+                let peer = peers[i % peers.len()];
+                async move {
+                    match fetch_batch_from(ctx, peer, &chunk).await {
+                        Ok((found, left)) => (found, left, None),
+                        Err(BatchFailure::Lied) => (Vec::new(), chunk, Some(peer)),
+                        Err(BatchFailure::Failed) => (Vec::new(), chunk, None),
+                    }
+                }
+            })
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+    let mut found = Vec::new();
+    let mut left = Vec::new();
+    let mut wrong = Vec::new();
+    for (f, l, w) in results {
+        found.extend(f);
+        left.extend(l);
+        wrong.extend(w);
+    }
+    (found, left, wrong)
+}
+
+enum BatchFailure {
+    /// No answer (refused, timed out, disconnected): ask elsewhere.
+    Failed,
+    /// A wrong answer: penalised.
+    Lied,
+}
+
+/// One `get_raw_txlists` exchange with `peer` for `chunk`: the verified tx lists and the
+/// hashes it did not have or did not fit.
+async fn fetch_batch_from(
+    ctx: &CatchUpContext,
+    peer: PeerId,
+    chunk: &[(B256, u64)],
+) -> Result<(Vec<(B256, Bytes)>, Vec<(B256, u64)>), BatchFailure> {
+    let kind = ReqRespKind::GetRawTxLists;
+    let hashes: Vec<B256> = chunk.iter().map(|(h, _)| *h).collect();
+    let request = GetRawTxListsRequest::new(hashes).map_err(|_| BatchFailure::Failed)?;
+    let _slot = ctx.slots.acquire(peer).await.ok_or(BatchFailure::Failed)?;
+    let started = Instant::now();
+    let response = paced(ctx, || ctx.net.request_raw_txlists(peer, request.clone())).await;
+    metrics::request_latency(kind, started.elapsed());
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::request(kind, "outbound", "error");
+            debug!(%peer, error = %e, "get_raw_txlists failed");
+            return Err(BatchFailure::Failed);
+        }
+    };
+    let entries: Vec<GetRawTxListResponse> = response.txlists.into();
+    let limits = ctx.config.chain.limits;
+    let expected: Vec<B256> = chunk.iter().map(|(h, _)| *h).collect();
+    // Verify off the async runtime: one keccak256 per tx list, on every core.
+    let verified = tokio::task::spawn_blocking(move || {
+        if entries.len() > expected.len()
+            || entries
+                .iter()
+                .zip(&expected)
+                .any(|(e, want)| e.raw_tx_list_hash != *want)
+        {
+            return None;
+        }
+        entries
+            .into_par_iter()
+            .map(|e| {
+                let txlist: Vec<u8> = e.txlist.into();
+                if txlist.is_empty() {
+                    // Echoed hash, empty list: not found (§11.2 as the reference answers).
+                    return Some(None);
+                }
+                check_txlist(&e.raw_tx_list_hash, &txlist, &limits)
+                    .ok()
+                    .map(|()| Some((e.raw_tx_list_hash, Bytes::from(txlist))))
+            })
+            .collect::<Option<Vec<Option<(B256, Bytes)>>>>()
+    })
+    .await
+    .map_err(|_| BatchFailure::Failed)?;
+    let Some(answers) = verified else {
+        metrics::request(kind, "outbound", "invalid");
+        ctx.penalise(peer, "catchup_bad_txlist");
+        return Err(BatchFailure::Lied);
+    };
+    metrics::request(kind, "outbound", "ok");
+    let answered = answers.len();
+    let mut found = Vec::with_capacity(answered);
+    let mut left = Vec::new();
+    for (answer, item) in answers.into_iter().zip(chunk) {
+        match answer {
+            Some(pair) => found.push(pair),
+            None => left.push(*item),
+        }
+    }
+    // Past the prefix the response answered: ask again.
+    left.extend(chunk.iter().skip(answered).copied());
+    Ok((found, left))
 }
 
 /// The order in which the `i`-th tx list of a batch asks `peers`: peers of ours (`extended`,
