@@ -501,21 +501,20 @@ async fn fetch_batched(
         .map(<[(B256, u64)]>::to_vec)
         .collect();
     let in_flight = (peers.len() * ctx.config.catchup.max_requests_per_peer).max(1);
-    let results: Vec<(Vec<(B256, Bytes)>, Vec<(B256, u64)>, Option<PeerId>)> =
-        stream::iter(chunks.into_iter().enumerate())
-            .map(|(i, chunk)| {
-                let peer = peers[i % peers.len()];
-                async move {
-                    match fetch_batch_from(ctx, peer, &chunk).await {
-                        Ok((found, left)) => (found, left, None),
-                        Err(BatchFailure::Lied) => (Vec::new(), chunk, Some(peer)),
-                        Err(BatchFailure::Failed) => (Vec::new(), chunk, None),
-                    }
+    let results: Vec<BatchedFetch> = stream::iter(chunks.into_iter().enumerate())
+        .map(|(i, chunk)| {
+            let peer = peers[i % peers.len()];
+            async move {
+                match fetch_batch_from(ctx, peer, &chunk).await {
+                    Ok((found, left)) => (found, left, Vec::new()),
+                    Err(BatchFailure::Lied) => (Vec::new(), chunk, vec![peer]),
+                    Err(BatchFailure::Failed) => (Vec::new(), chunk, Vec::new()),
                 }
-            })
-            .buffer_unordered(in_flight)
-            .collect()
-            .await;
+            }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
     let mut found = Vec::new();
     let mut left = Vec::new();
     let mut wrong = Vec::new();
