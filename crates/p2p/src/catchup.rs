@@ -73,10 +73,12 @@ impl PeerSlots {
     }
 }
 
-/// Peers a catch-up run no longer uses: liars at once, others after repeated failures.
+/// Peers a catch-up run no longer uses: liars at once, peers that pruned the blocks we need
+/// (not penalised) at once, others after repeated failures.
 #[derive(Debug, Default)]
 pub(crate) struct Exclusions {
     liars: HashSet<PeerId>,
+    pruned: HashSet<PeerId>,
     failures: HashMap<PeerId, usize>,
     max_failures: usize,
 }
@@ -93,12 +95,19 @@ impl Exclusions {
         self.liars.insert(peer);
     }
 
+    /// `peer` no longer holds the blocks we need (it serves its head, not below): an honest
+    /// peer with a retention limit. Not asked again this run, and not penalised.
+    fn pruned(&mut self, peer: PeerId) {
+        self.pruned.insert(peer);
+    }
+
     fn failed(&mut self, peer: PeerId) {
         *self.failures.entry(peer).or_default() += 1;
     }
 
     fn contains(&self, peer: &PeerId) -> bool {
         self.liars.contains(peer)
+            || self.pruned.contains(peer)
             || self
                 .failures
                 .get(peer)
@@ -312,9 +321,21 @@ async fn batch(
             }
         };
         if page.is_empty() {
-            // It claimed a head at or above `start` and has nothing from there.
-            ctx.penalise(peer, "catchup_empty_page");
-            liars.liar(peer);
+            // It claimed a head at or above `start` and has nothing from there: either it
+            // pruned those blocks (`retain_blocks`, honest) or it lies about its head. Ask it
+            // for the head it claimed: a peer that serves it pruned, one that does not lied.
+            let claimed = candidates
+                .iter()
+                .find(|(p, _)| *p == peer)
+                .map_or(start, |(_, head)| *head);
+            if serves_block(ctx, peer, claimed).await {
+                debug!(%peer, start, claimed, "peer pruned below its head; not asked again this round");
+                metrics::catchup_peer_failure("pruned");
+                liars.pruned(peer);
+            } else {
+                ctx.penalise(peer, "catchup_empty_page");
+                liars.liar(peer);
+            }
             break;
         }
         if page[0].0.preconf().block_number != U256::from(start) {
@@ -357,6 +378,24 @@ async fn batch(
         Batch::Progress
     } else {
         Batch::Failed
+    }
+}
+
+/// Whether `peer` serves the commitment of block `number` (a one-commitment page).
+async fn serves_block(ctx: &CatchUpContext, peer: PeerId, number: u64) -> bool {
+    let Some(_slot) = ctx.slots.acquire(peer).await else {
+        return false;
+    };
+    let request = GetCommitmentsByNumberRequest {
+        start_block_number: U256::from(number),
+        max_count: 1,
+    };
+    match paced(ctx, || ctx.net.request_commitments(peer, request)).await {
+        Ok(r) => r
+            .commitments
+            .first()
+            .is_some_and(|c| c.preconf().block_number == U256::from(number)),
+        Err(_) => false,
     }
 }
 

@@ -293,3 +293,50 @@ async fn stale_head_is_rechecked_and_missed_blocks_are_fetched() {
         ))
     );
 }
+
+/// A peer that pruned old blocks (`retain_blocks`) answers an empty page for them although its
+/// head is higher: it is honest. The catching-up node asks it for its claimed head, finds it
+/// served, stops asking it for old pages without penalising it, and completes from the peer
+/// that has everything. (Without the probe the empty page counted as a lie and was penalised.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_peer_is_not_penalised() {
+    const N: usize = 200;
+    const PRUNED_BELOW: u64 = 150;
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, N as u64 + 10);
+    let blocks = builder.blocks(N, 64);
+
+    let full_store = Arc::new(MemoryStorage::default());
+    seed(&full_store, &blocks);
+    let full = start_with_storage(sdk_config(), &builder, full_store).await;
+    let pruned_store = Arc::new(MemoryStorage::default());
+    seed(&pruned_store, &blocks);
+    assert!(p2p::SdkStorage::prune_below(&*pruned_store, PRUNED_BELOW).unwrap() > 0);
+    let pruned = start_with_storage(sdk_config(), &builder, pruned_store).await;
+    assert_eq!(pruned.sdk.status().head_block_number, N as u64);
+
+    // Small pages, so the pruned peer is asked for some below 150 in the first batch.
+    let mut config = sdk_config();
+    config.catchup.page_size = 10;
+    let joiner = start_node(config, &builder).await;
+    connect(&joiner.sdk, &pruned.sdk).await;
+    connect(&joiner.sdk, &full.sdk).await;
+    wait_status(&joiner.sdk, |s| {
+        s.head_block_number == N as u64 && s.missing_txlists == 0
+    })
+    .await;
+    let score = joiner
+        .sdk
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.peer_id == pruned.sdk.local_peer_id())
+        .map(|p| p.score);
+    assert!(
+        score.is_some_and(|s| s >= 0.0),
+        "the pruned peer is connected and not penalised: {score:?}"
+    );
+    for n in [joiner, pruned, full] {
+        n.sdk.shutdown().await.unwrap();
+    }
+}
