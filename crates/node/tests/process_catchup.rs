@@ -115,7 +115,8 @@ async fn sigkill_during_catch_up(blocks: usize) {
         loop {
             let status = node.status().await;
             peak_rss_kib = peak_rss_kib.max(node.rss_kib());
-            if head_of(&status) >= target {
+            // Every commitment *and* every tx list (each block has one).
+            if head_of(&status) >= target && status["storage"]["txlists"] == target {
                 return status;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -138,14 +139,20 @@ async fn sigkill_during_catch_up(blocks: usize) {
         ),
     );
     assert_eq!(final_status["storage_error"], serde_json::Value::Null);
+    assert_eq!(final_status["storage"]["commitments"], target);
+    assert_eq!(final_status["storage"]["txlists"], target);
+    assert_eq!(final_status["pending"]["missing_txlists"], 0);
     let rate = (target - head_after) as f64 / finish.as_secs_f64().max(1e-9);
     println!(
         "RELIABILITY family=sigkill_catch_up blocks={blocks} txlist_bytes={TXLIST_BYTES} \
          killed_after={:.1}s last_reported_head={last_reported} head_after_restart={head_after} \
-         resumed_to_{target}_in={:.1}s resume_rate_per_s={rate:.0} child_peak_rss_mib={} lost=0",
+         resumed_to_{target}_in={:.1}s resume_rate_per_s={rate:.0} child_peak_rss_mib={} \
+         commitments={} txlists={}",
         killed_after.as_secs_f64(),
         finish.as_secs_f64(),
         peak_rss_kib / 1024,
+        final_status["storage"]["commitments"],
+        final_status["storage"]["txlists"],
     );
     drop(node);
     server.shutdown().await.expect("server shuts down");
@@ -162,4 +169,83 @@ async fn sigkill_during_catch_up_loses_nothing_and_resumes() {
 #[ignore = "long: 20 000 blocks"]
 async fn sigkill_during_catch_up_long_chain() {
     sigkill_during_catch_up(20_000).await;
+}
+
+/// Tx lists owed at a crash are fetched after the restart. A node catches up 50 commitments
+/// from a peer that has none of their tx lists yet, so all 50 are owed (`/status`
+/// `pending.missing_txlists`); it is SIGKILLed; the peer then gets the tx lists; the restarted
+/// node fetches every one of them (counted in its store), although its head is already the
+/// peer's and no new block arrives. Before owed tx lists were rebuilt from storage at start, the
+/// restarted node forgot them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owed_txlists_survive_sigkill() {
+    const BLOCKS: u64 = 50;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::in_the_past(chain(), 3, 4, BLOCKS + 100);
+    let generated = builder.blocks(BLOCKS as usize, TXLIST_BYTES);
+    let bare: Vec<p2p::testkit::Block> = generated
+        .iter()
+        .map(|b| p2p::testkit::Block {
+            commitment: b.commitment.clone(),
+            txlist: None,
+        })
+        .collect();
+    let (server, _server_events, server_addr) =
+        serving_peer(&builder, &bare, RateLimitConfig::default()).await;
+    let config = dir.path().join("node.toml");
+    let mut c = node_config(&dir.path().join("node"), &builder, vec![server_addr]);
+    c.rpc.enabled = false;
+    write_config(&config, &c);
+
+    let node = Proc::spawn(&config, &[], &[]);
+    let owed = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = node.status().await;
+            if head_of(&status) == BLOCKS && status["pending"]["missing_txlists"] == BLOCKS {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the node stores the commitments and owes every tx list");
+    assert_eq!(owed["storage"]["txlists"], 0);
+    node.sigkill();
+
+    // The tx lists become available; nothing else happens on the network.
+    let storage = server.storage();
+    for block in &generated {
+        let t = block.txlist.as_ref().expect("tx list");
+        let number = u64::try_from(block.commitment.preconf().block_number).expect("u64");
+        storage
+            .put_txlist(
+                t.raw_tx_list_hash,
+                number,
+                bytes::Bytes::from(t.txlist.to_vec()),
+            )
+            .expect("server stores the tx lists");
+    }
+
+    let started = Instant::now();
+    let node = Proc::spawn(&config, &[], &[]);
+    let done = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = node.status().await;
+            if status["storage"]["txlists"] == BLOCKS {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("every owed tx list is fetched after the restart");
+    assert_eq!(head_of(&done), BLOCKS);
+    assert_eq!(done["storage"]["commitments"], BLOCKS);
+    println!(
+        "RELIABILITY family=owed_txlists_sigkill owed={BLOCKS} fetched_after_restart={} in={:.1}s",
+        done["storage"]["txlists"],
+        started.elapsed().as_secs_f64()
+    );
+    drop(node);
+    server.shutdown().await.expect("server shuts down");
 }

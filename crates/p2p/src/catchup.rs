@@ -84,7 +84,7 @@ pub(crate) struct Exclusions {
 }
 
 impl Exclusions {
-    fn new(max_failures: usize) -> Self {
+    pub(crate) fn new(max_failures: usize) -> Self {
         Self {
             max_failures: max_failures.max(1),
             ..Default::default()

@@ -266,6 +266,10 @@ pub struct CatchUpConfig {
     /// allows 8 requests per protocol per 10 s). Default 11 s, one strict window and margin.
     #[serde(with = "millis")]
     pub max_pacing_wait: Duration,
+    /// At start, how many commitments below and at the head are checked for tx lists that
+    /// were owed when the node stopped (crash, storage failure, no peer had them); those are
+    /// fetched again. Default 16 384 (about 9 hours of 2 s blocks). Zero disables.
+    pub owed_txlist_scan_blocks: u64,
 }
 
 impl Default for CatchUpConfig {
@@ -282,6 +286,7 @@ impl Default for CatchUpConfig {
             retry_backoff: Duration::from_secs(1),
             stale_head_check: Duration::from_secs(12),
             max_pacing_wait: Duration::from_secs(11),
+            owed_txlist_scan_blocks: 16_384,
         }
     }
 }

@@ -18,7 +18,7 @@ use preconfirmation_types::{
     B256, MAX_RAW_TXLISTS_RESPONSE_BYTES, U256,
 };
 use tokio::sync::{broadcast, watch};
-use tracing::{debug, info_span, trace, warn};
+use tracing::{debug, info, info_span, trace, warn};
 
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
@@ -88,6 +88,14 @@ impl Core {
                     "stored head block number above u64".into(),
                 )));
             }
+        }
+        // Tx lists owed when the node last stopped are fetched again (SdkStorage::owed_txlists).
+        let owed = storage.owed_txlists(config.catchup.owed_txlist_scan_blocks)?;
+        if !owed.is_empty() {
+            info!(owed = owed.len(), "tx lists owed from before the restart");
+        }
+        for (hash, number) in owed {
+            state.await_txlist(hash, number);
         }
         let core = Self {
             config,

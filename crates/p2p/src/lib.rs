@@ -85,7 +85,7 @@ pub use config::P2pSdkConfig;
 pub use error::{P2pSdkError, Result, StorageError};
 pub use lookahead::{Lookahead, RotatingLookahead, SlotSchedule};
 pub use sdk::{P2pSdk, PublishReceipt, SdkEvents};
-pub use storage::{MemoryStorage, MemoryStorageLimits, SdkStorage, StorageStats};
+pub use storage::{MemoryStorage, MemoryStorageLimits, SdkStorage, StorageStats, OWED_SCAN_PAGE};
 pub use types::{
     CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, PeerInfo, SdkEvent, SdkStatus,
 };

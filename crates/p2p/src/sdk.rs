@@ -486,6 +486,9 @@ struct Manager {
 
 /// Missing tx lists are requested again every this many ticks.
 const TXLIST_RETRY_TICKS: u64 = 5;
+/// At most this many missing tx lists per retry: 16 batched requests to peers of ours, the
+/// rest of the awaited set waits for the next retry.
+const TXLIST_RETRY_MAX: usize = 16 * preconfirmation_types::MAX_TXLISTS_PER_REQUEST;
 
 enum Flow {
     Continue,
@@ -765,13 +768,7 @@ impl Manager {
             return;
         }
         self.catchup_running = true;
-        let ctx = CatchUpContext {
-            net: self.net.clone(),
-            config: self.config.clone(),
-            internal: self.internal_tx.clone(),
-            status: self.status.clone(),
-            slots: self.slots.clone(),
-        };
+        let ctx = self.catchup_context();
         let done = self.catchup_done.clone();
         tokio::spawn(async move {
             catchup::run(ctx).await;
@@ -802,15 +799,19 @@ impl Manager {
         self.start_catchup();
     }
 
-    fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>) {
-        let permits = self.txlist_permits.clone();
-        let ctx = CatchUpContext {
+    fn catchup_context(&self) -> CatchUpContext {
+        CatchUpContext {
             net: self.net.clone(),
             config: self.config.clone(),
             internal: self.internal_tx.clone(),
             status: self.status.clone(),
             slots: self.slots.clone(),
-        };
+        }
+    }
+
+    fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>) {
+        let permits = self.txlist_permits.clone();
+        let ctx = self.catchup_context();
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
@@ -823,6 +824,22 @@ impl Manager {
         });
     }
 
+    /// Fetches `missing` tx lists as catch-up does (batched from peers of ours, one by one
+    /// from the others), holding every tx-list fetch permit so retries never overlap each
+    /// other or the per-hash fetches.
+    fn spawn_txlist_retry(&self, missing: Vec<(B256, u64)>) {
+        let permits = self.txlist_permits.clone();
+        let all = u32::try_from(self.config.catchup.parallel_txlists).unwrap_or(u32::MAX);
+        let ctx = self.catchup_context();
+        tokio::spawn(async move {
+            let Ok(_permits) = permits.acquire_many_owned(all).await else {
+                return;
+            };
+            let mut excluded = catchup::Exclusions::new(ctx.config.catchup.max_attempts);
+            catchup::fetch_txlists(&ctx, &[], &mut excluded, missing).await;
+        });
+    }
+
     async fn on_tick(&mut self) {
         self.core.tick();
         self.core.retry_schedule_pending();
@@ -831,13 +848,10 @@ impl Manager {
         if self.ticks.is_multiple_of(TXLIST_RETRY_TICKS)
             && self.txlist_permits.available_permits() == self.config.catchup.parallel_txlists
         {
-            for (hash, _) in self
-                .core
-                .awaited()
-                .into_iter()
-                .take(self.config.catchup.parallel_txlists)
-            {
-                self.spawn_txlist_fetch(hash, None);
+            let mut missing = self.core.awaited();
+            missing.truncate(TXLIST_RETRY_MAX);
+            if !missing.is_empty() {
+                self.spawn_txlist_retry(missing);
             }
         }
         self.check_stale_head();

@@ -228,7 +228,7 @@ impl SdkStorage for MemoryStorage {
 
 #[cfg(test)]
 mod tests {
-    use preconfirmation_types::U256;
+    use preconfirmation_types::{raw_tx_list_hash, U256};
 
     use super::*;
 
@@ -236,6 +236,66 @@ mod tests {
         let mut c = SignedCommitment::default();
         c.commitment.preconf.block_number = U256::from(n);
         c
+    }
+
+    #[test]
+    fn owed_txlists_are_the_referenced_lists_not_stored() {
+        let store = MemoryStorage::default();
+        let with_txlist = |n: u64, byte: u8| {
+            let mut c = commitment(n);
+            c.commitment.preconf.raw_tx_list_hash = raw_tx_list_hash(&[byte; 4]);
+            c
+        };
+        // 1..=600: even blocks reference a tx list, odd ones are EOP-only (zero hash).
+        let chain: Vec<SignedCommitment> = (1..=600u64)
+            .map(|n| {
+                if n % 2 == 0 {
+                    with_txlist(n, n as u8)
+                } else {
+                    commitment(n)
+                }
+            })
+            .collect();
+        store.put_commitments(&chain).unwrap();
+        // Tx lists of blocks divisible by 4 are stored; those of the other even blocks are owed.
+        for n in (4..=600u64).step_by(4) {
+            store
+                .put_txlist(
+                    raw_tx_list_hash(&[n as u8; 4]),
+                    n,
+                    Bytes::from(vec![n as u8; 4]),
+                )
+                .unwrap();
+        }
+        let owed = store.owed_txlists(u64::MAX).unwrap();
+        let numbers: Vec<u64> = owed.iter().map(|(_, n)| *n).collect();
+        let expected: Vec<u64> = (1..=600u64).filter(|n| n % 4 == 2).collect();
+        assert_eq!(numbers, expected, "over more than one scan page");
+        assert!(owed
+            .iter()
+            .all(|(h, n)| *h == raw_tx_list_hash(&[*n as u8; 4])));
+        // Only the last `scan_blocks` commitments are looked at.
+        let recent = store.owed_txlists(10).unwrap();
+        assert_eq!(
+            recent.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            vec![594, 598]
+        );
+        assert!(store.owed_txlists(0).unwrap().is_empty());
+        // Pruned blocks are not scanned; an empty store owes nothing.
+        store.prune_below(590).unwrap();
+        assert_eq!(
+            store
+                .owed_txlists(u64::MAX)
+                .unwrap()
+                .iter()
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>(),
+            vec![590, 594, 598]
+        );
+        assert!(MemoryStorage::default()
+            .owed_txlists(100)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -81,7 +81,44 @@ pub trait SdkStorage: Send + Sync + 'static {
 
     /// Current sizes.
     fn stats(&self) -> Result<StorageStats, StorageError>;
+
+    /// The tx lists that stored commitments reference (non-zero `rawTxListHash`) but that are
+    /// not stored: `(hash, block number)`, looking at the `scan_blocks` commitments below and
+    /// at the head. The SDK calls it once at start, so tx lists owed when the node stopped (a
+    /// crash, a storage failure, no peer had them) are fetched after a restart.
+    ///
+    /// The default reads the commitments in pages of [`OWED_SCAN_PAGE`] and looks each hash
+    /// up; a store with an index of its own may answer faster.
+    fn owed_txlists(&self, scan_blocks: u64) -> Result<Vec<(B256, u64)>, StorageError> {
+        let Some(head) = self.head()?.as_ref().and_then(block_number_u64) else {
+            return Ok(Vec::new());
+        };
+        let lowest = self.stats()?.lowest_block.unwrap_or(head);
+        let mut next = head
+            .saturating_sub(scan_blocks.saturating_sub(1))
+            .max(lowest);
+        let mut owed = Vec::new();
+        while scan_blocks > 0 && next <= head {
+            let page = self.commitments_from(next, OWED_SCAN_PAGE)?;
+            if page.is_empty() {
+                break;
+            }
+            for commitment in &page {
+                let hash = commitment.preconf().raw_tx_list_hash;
+                if hash != B256::ZERO && self.txlist(&hash)?.is_none() {
+                    if let Some(number) = block_number_u64(commitment) {
+                        owed.push((hash, number));
+                    }
+                }
+            }
+            next = next.saturating_add(page.len() as u64);
+        }
+        Ok(owed)
+    }
 }
+
+/// Commitments read per step by [`SdkStorage::owed_txlists`]'s default.
+pub const OWED_SCAN_PAGE: usize = 256;
 
 /// Block number of a commitment as `u64`; validation refuses anything larger.
 pub(crate) fn block_number_u64(commitment: &SignedCommitment) -> Option<u64> {
