@@ -158,3 +158,80 @@ async fn catch_up_from_strict_peers_is_never_refused() {
     node.shutdown().await;
     ours.shutdown().await.ok();
 }
+
+/// Catch-up of 5 000 blocks, each with a tx list, from three peers that all run the default
+/// limits: two nodes of ours and one that speaks only the single-hash tx-list protocol (the
+/// strict-peer double, which also bans on the first over-limit request). The node completes
+/// with every commitment and tx list, no peer penalised it (both of ours score it ≥ 0) and the
+/// strict one never banned it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_5000_from_default_peers_is_never_penalised() {
+    const N: usize = 5_000;
+    let chain = common::chain();
+    let mut builder = ChainBuilder::in_the_past(chain, 3, 4, N as u64 + 100);
+    let blocks = builder.blocks(N, 64);
+    let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+    let txlists: Vec<Vec<u8>> = blocks
+        .iter()
+        .filter_map(|b| b.txlist.as_ref().map(|t| t.txlist.to_vec()))
+        .collect();
+    let (ours_a, _ea, addr_a) =
+        common::serving_peer(&builder, &blocks, RateLimitConfig::default()).await;
+    let (ours_b, _eb, addr_b) =
+        common::serving_peer(&builder, &blocks, RateLimitConfig::default()).await;
+    let single = StrictPeer::spawn(chain.chain_id, commitments, txlists).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = common::node_config(
+        dir.path(),
+        &builder,
+        vec![addr_a, addr_b, single.addr.clone()],
+    );
+    config.rpc.enabled = false;
+    let started = Instant::now();
+    let node = common::start(config).await;
+    let mut status = node.sdk().watch_status();
+    tokio::time::timeout(Duration::from_secs(180), async {
+        status
+            .wait_for(|s| s.head_block_number >= N as u64 && s.missing_txlists == 0)
+            .await
+            .map(|_| ())
+    })
+    .await
+    .expect("caught up within the bound")
+    .expect("status");
+    let elapsed = started.elapsed();
+    let stats = node.sdk().storage().stats().expect("stats");
+    assert_eq!(stats.commitments, N as u64);
+    assert_eq!(stats.txlists, N as u64, "every tx list");
+    assert_eq!(
+        single.bans(),
+        Vec::new(),
+        "the single-hash peer never banned us"
+    );
+    let me = node.sdk().local_peer_id();
+    for (name, peer) in [("a", &ours_a), ("b", &ours_b)] {
+        let score = peer
+            .peers()
+            .await
+            .expect("peers")
+            .into_iter()
+            .find(|p| p.peer_id == me)
+            .map(|p| p.score);
+        assert!(
+            score.is_some_and(|s| s >= 0.0),
+            "peer {name} did not penalise the catching-up node: {score:?}"
+        );
+    }
+    println!(
+        "RELIABILITY catch_up_defaults: {N} blocks + tx lists from 2 default peers of ours and \
+         1 single-hash peer in {:.1} s ({:.0} blocks/s); single-hash peer served {} pages, {} tx lists",
+        elapsed.as_secs_f64(),
+        N as f64 / elapsed.as_secs_f64(),
+        single.served("get_commitments_by_number"),
+        single.served("get_raw_txlist"),
+    );
+    node.shutdown().await;
+    ours_a.shutdown().await.ok();
+    ours_b.shutdown().await.ok();
+}
