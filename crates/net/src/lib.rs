@@ -35,6 +35,14 @@
 //!   unanswered requests time out. A stream that has not delivered its whole request within
 //!   [`NetworkConfig::request_read_timeout`] (default 5 s: silent or trickling, a slowloris)
 //!   is closed and penalised like a malformed request ([`SLOW_REQUEST_PENALTY_REASON`]).
+//!   `get_head` requests are sent as the reference's 4-byte `GetHeadRequest`; an empty body
+//!   is accepted too. This project's batched `get_raw_txlists` (PROTOCOL-EXT.md) is offered
+//!   beside the §10–§11 protocols.
+//! - **Outbound politeness** ([`politeness`]): no request leaves that the peer would refuse.
+//!   Identify's protocol list tells peers of ours (they list `get_raw_txlists`) from the
+//!   others, which are paced as the strict reference (8 per protocol per 10 s, one in flight)
+//!   and never sent an extension; ours are paced by this project's default limits. A held
+//!   request fails locally with [`RequestError::Throttled`] and the time a retry fits.
 //! - **Ping** (`/ipfs/ping/1.0.0`): our own behaviour, not `libp2p::ping`, whose 0.48 handler
 //!   stops answering a peer's pings once that peer has refused ours; a js-libp2p 2.x node
 //!   without `@libp2p/ping` then aborts the connection at its connection monitor's next ping
