@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-fn run_bench(args: &[&str], keys: &[&str]) {
+fn run_bench(args: &[&str], keys: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_preconf-node"))
         .arg("bench")
         .args(args)
@@ -30,6 +30,7 @@ fn run_bench(args: &[&str], keys: &[&str]) {
             "human output has machine facts"
         );
     }
+    json
 }
 
 #[test]
@@ -68,10 +69,24 @@ fn propagation_prints_its_keys() {
 
 #[test]
 fn catchup_prints_its_keys() {
-    run_bench(
-        &["catchup", "--commitments", "100", "--json"],
-        &["per_s", "limit_per_s", "ratio", "elapsed_s"],
+    let keys = [
+        "per_s",
+        "limit_per_s",
+        "ratio",
+        "elapsed_s",
+        "penalties",
+        "defaults",
+    ];
+    let raised = run_bench(&["catchup", "--commitments", "100", "--json"], &keys);
+    assert_eq!(raised["defaults"], false);
+    // Every node on default settings: completes, and nobody penalised the catching-up node.
+    let defaults = run_bench(
+        &["catchup", "--commitments", "300", "--defaults", "--json"],
+        &keys,
     );
+    assert_eq!(defaults["defaults"], true);
+    assert_eq!(defaults["penalties"], 0);
+    assert!(defaults["per_s"].as_f64().is_some_and(|v| v > 0.0));
 }
 
 #[test]

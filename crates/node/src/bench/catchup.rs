@@ -2,10 +2,11 @@
 //! chain of N commitments, each with a tx list, from 3 serving peers on 127.0.0.1; against the
 //! rate at which this machine can ecrecover on every core, measured in the same run.
 //!
-//! Serving peers hold the chain in memory and run with their per-peer request rate limits
-//! raised ([`SERVER_RATE_BURST`] per second): the default limits (§7, 64 commitment pages and
-//! 512 tx lists per 10 s per peer) would cap the run at about 150 blocks per second from 3
-//! peers and measure the servers' DoS policy instead of the catching-up node.
+//! Serving peers hold the chain in memory. By default they run with their per-peer request
+//! rate limits raised ([`SERVER_RATE_BURST`] per second, and the catching-up node is told so),
+//! which measures the catching-up node itself. With `--defaults` every node runs the default
+//! limits, as on a real network: the run then measures what the default limits allow, and
+//! reports how many serving peers penalised the catching-up node (must be 0).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,21 @@ pub struct CatchupArgs {
     /// and the servers' `max_concurrent_inbound_per_protocol`); the defaults (2) when absent.
     #[arg(long)]
     pub requests_per_peer: Option<usize>,
+    /// Every node on default settings (rate limits, concurrency, pacing) instead of serving
+    /// peers with raised limits.
+    #[arg(long)]
+    pub defaults: bool,
+}
+
+/// What a catch-up run measured.
+#[derive(Debug)]
+pub(crate) struct CatchUpOutcome {
+    /// Seconds from start until every commitment and tx list was stored.
+    pub(crate) elapsed_s: f64,
+    /// The catching-up node's store.
+    pub(crate) store: Arc<RedbStore>,
+    /// Serving peers whose score of the catching-up node was below 0 at the end.
+    pub(crate) penalties: usize,
 }
 
 /// Runs the bench.
@@ -74,7 +90,14 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
     .map_err(|e| failed("catchup", e))?;
     let limit_per_s = ecrecover_limit(chain, &blocks).await?;
 
-    let servers = start_servers(chain, &builder, &blocks, args.requests_per_peer).await?;
+    let servers = start_servers(
+        chain,
+        &builder,
+        &blocks,
+        args.requests_per_peer,
+        args.defaults,
+    )
+    .await?;
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-catchup-")
         .tempdir()
@@ -87,12 +110,17 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
         n,
         args.timeout_s,
         args.requests_per_peer,
+        args.defaults,
     )
     .await;
     for s in &servers {
         let _ = s.shutdown().await;
     }
-    let (elapsed, _stats) = outcome?;
+    let CatchUpOutcome {
+        elapsed_s: elapsed,
+        penalties,
+        ..
+    } = outcome?;
     let per_s = n as f64 / elapsed;
     let ratio = per_s / limit_per_s;
     let mut report = Report::default();
@@ -108,6 +136,12 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
     report.extra("txlist_bytes", args.txlist_bytes);
     report.extra("peers", SERVING_PEERS);
     report.extra("requests_per_peer", args.requests_per_peer.unwrap_or(2));
+    report.figure(
+        "penalties",
+        "serving peers that penalised the catching-up node (must be 0)",
+        penalties,
+    );
+    report.extra("defaults", args.defaults);
     report.extra("target_met", ratio >= 0.5);
     Ok(report)
 }
@@ -161,6 +195,7 @@ pub(crate) async fn start_servers(
     builder: &ChainBuilder,
     blocks: &[GeneratedBlock],
     requests_per_peer: Option<usize>,
+    defaults: bool,
 ) -> Result<Vec<P2pSdk>, NodeError> {
     let mut servers = Vec::with_capacity(SERVING_PEERS);
     for _ in 0..SERVING_PEERS {
@@ -185,8 +220,10 @@ pub(crate) async fn start_servers(
         let mut config = P2pSdkConfig::new(chain);
         config.network.listen_addr = listen_addr();
         config.network.discovery_enabled = false;
-        config.network.rate_limit =
-            RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
+        if !defaults {
+            config.network.rate_limit =
+                RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
+        }
         config.catchup.enabled = false;
         if let Some(n) = requests_per_peer {
             config.network.max_concurrent_inbound_per_protocol = n.max(1);
@@ -209,7 +246,8 @@ pub(crate) async fn addr_of(sdk: &P2pSdk) -> Result<Multiaddr, NodeError> {
 }
 
 /// Starts a fresh node on `data_dir` peered with `servers`; waits until it holds all `n`
-/// commitments and their tx lists. Returns the seconds from start and its storage.
+/// commitments and their tx lists.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn catch_up(
     chain: ChainSpec,
     builder: &ChainBuilder,
@@ -218,7 +256,8 @@ pub(crate) async fn catch_up(
     n: usize,
     timeout_s: u64,
     requests_per_peer: Option<usize>,
-) -> Result<(f64, Arc<RedbStore>), NodeError> {
+    defaults: bool,
+) -> Result<CatchUpOutcome, NodeError> {
     let mut peers = Vec::with_capacity(servers.len());
     for s in servers {
         peers.push(addr_of(s).await?);
@@ -228,10 +267,12 @@ pub(crate) async fn catch_up(
     config.network.listen_addr = listen_addr();
     config.network.discovery_enabled = false;
     config.network.static_peers = peers;
-    // The servers' limits are raised (see `start_servers`); the catching-up node is told so,
-    // or its outbound pacing would hold it to the defaults every other node runs.
-    config.network.politeness.extended_rate_limit =
-        RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
+    if !defaults {
+        // The servers' limits are raised (see `start_servers`); the catching-up node is told
+        // so, or its outbound pacing would hold it to the defaults every other node runs.
+        config.network.politeness.extended_rate_limit =
+            RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
+    }
     if let Some(n) = requests_per_peer {
         config.catchup.max_requests_per_peer = n.max(1);
         config.catchup.parallel_txlists = n.max(1) * SERVING_PEERS + 2;
@@ -256,6 +297,18 @@ pub(crate) async fn catch_up(
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     };
+    let me = sdk.local_peer_id();
+    let mut penalties = 0;
+    for server in servers {
+        let peers = server.peers().await.unwrap_or_default();
+        if peers.iter().any(|p| p.peer_id == me && p.score < 0.0) {
+            penalties += 1;
+        }
+    }
     let _ = sdk.shutdown().await;
-    result.map(|elapsed| (elapsed, store))
+    result.map(|elapsed_s| CatchUpOutcome {
+        elapsed_s,
+        store,
+        penalties,
+    })
 }

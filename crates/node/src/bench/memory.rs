@@ -92,7 +92,7 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
     let config = P2pSdkConfig::new(chain);
     let budget = budget_bytes(&config);
 
-    let servers = start_servers(chain, &builder, &blocks, None).await?;
+    let servers = start_servers(chain, &builder, &blocks, None, false).await?;
     drop(blocks);
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-memory-")
@@ -103,8 +103,18 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
         // Phase 1: catch-up.
         sampler.reset();
         let catchup_start = sampler.peak();
-        let (catchup_s, store) =
-            catch_up(chain, &builder, &servers, data_dir.path(), n, 900, None).await?;
+        let outcome = catch_up(
+            chain,
+            &builder,
+            &servers,
+            data_dir.path(),
+            n,
+            900,
+            None,
+            false,
+        )
+        .await?;
+        let (catchup_s, store) = (outcome.elapsed_s, outcome.store);
         let catchup_peak = sampler.peak();
         drop(store);
 
