@@ -572,6 +572,68 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn runtime_caps_admit_responses_exactly_at_the_cap() {
+        let limits = ChainLimits {
+            max_txlist_bytes: 4,
+            max_commitments_per_response: 2,
+            ..Default::default()
+        };
+        let mut small = PreconfCodec::new(limits);
+        // Written under the default caps, read under the small ones.
+        let read = |codec: &mut PreconfCodec, res: Response| {
+            let p = proto(res.kind());
+            let mut buf = Vec::new();
+            block_on(PreconfCodec::default().write_response(&p, &mut buf, res)).unwrap();
+            block_on(codec.read_response(&p, &mut Cursor::new(buf)))
+        };
+        // As many commitments as the cap: accepted.
+        let at_cap = Response::Commitments(
+            GetCommitmentsByNumberResponse::new(vec![SignedCommitment::default(); 2]).unwrap(),
+        );
+        assert_eq!(read(&mut small, at_cap.clone()).unwrap(), at_cap);
+        // One more: refused.
+        let over = Response::Commitments(
+            GetCommitmentsByNumberResponse::new(vec![SignedCommitment::default(); 3]).unwrap(),
+        );
+        assert!(read(&mut small, over).is_err());
+        // Batched tx lists: each entry may be as long as the cap, not longer.
+        let at_cap = Response::RawTxLists(
+            GetRawTxListsResponse::new(vec![
+                GetRawTxListResponse::new(vec![1; 4]).unwrap(),
+                GetRawTxListResponse::default(),
+            ])
+            .unwrap(),
+        );
+        assert_eq!(read(&mut small, at_cap.clone()).unwrap(), at_cap);
+        let over = Response::RawTxLists(
+            GetRawTxListsResponse::new(vec![
+                GetRawTxListResponse::default(),
+                GetRawTxListResponse::new(vec![1; 5]).unwrap(),
+            ])
+            .unwrap(),
+        );
+        let err = read(&mut small, over).unwrap_err();
+        assert!(matches!(
+            CodecError::from_io(&err),
+            Some(CodecError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn protocol_ids_name_the_kind_and_chain() {
+        for kind in ReqRespKind::ALL {
+            let p = ReqRespProtocol::new(kind, 167000);
+            let id = kind.protocol_id(167000);
+            assert_eq!(p.as_ref(), id);
+            assert_eq!(p.stream_protocol().as_ref(), id);
+        }
+        assert_eq!(
+            proto(ReqRespKind::GetRawTxLists).as_ref(),
+            "/taiko/167000/preconf/1/get_raw_txlists"
+        );
+    }
+
     /// Yields `bytes` one per `every`, then stays pending forever (never EOF): a silent
     /// (`bytes` empty) or trickling stream.
     struct Trickle {
@@ -616,7 +678,12 @@ mod tests {
             every: Duration::ZERO,
             next: None,
         };
-        let req = codec.read_request(&p, &mut silent).await.unwrap();
+        // The outer bound (virtual time, the clock is paused) only turns a codec that never
+        // gives up into a failure instead of a hang.
+        let req = tokio::time::timeout(timeout * 2, codec.read_request(&p, &mut silent))
+            .await
+            .expect("the codec's read timeout fires first")
+            .unwrap();
         assert!(
             matches!(
                 req,

@@ -324,4 +324,33 @@ mod tests {
         assert_eq!(p.tracked(), 1);
         assert!(!p.peers.contains_key(&peer), "its windows are over");
     }
+
+    #[test]
+    fn extended_peer_window_is_its_protocol_period_plus_margin() {
+        // A period (2 s) unlike the strict window (10 s), so only the extended limit fits.
+        let mut politeness = PolitenessConfig::default();
+        politeness.extended_rate_limit.get_raw_txlists =
+            crate::config::RateLimit::new(3, Duration::from_secs(2));
+        let mut p = OutboundPacer::new(politeness, ext());
+        let peer = PeerId::random();
+        p.identified(peer, &[ext()]);
+        let t0 = Instant::now();
+        let kind = ReqRespKind::GetRawTxLists;
+        for _ in 0..3 {
+            assert_eq!(p.admit(peer, kind, t0), Ok(()));
+            p.done(&peer, kind);
+        }
+        // The fourth waits until the first send leaves 2 s + 500 ms.
+        assert_eq!(
+            p.admit(peer, kind, t0 + Duration::from_secs(1)),
+            Err(Held::Throttled(Duration::from_millis(1_500)))
+        );
+        assert!(p
+            .admit(peer, kind, t0 + Duration::from_millis(2_499))
+            .is_err());
+        assert_eq!(
+            p.admit(peer, kind, t0 + Duration::from_millis(2_500)),
+            Ok(())
+        );
+    }
 }

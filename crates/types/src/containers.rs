@@ -357,6 +357,23 @@ mod tests {
     use crate::constants::*;
 
     #[test]
+    fn get_head_request_decodes_from_empty_or_the_reference_container() {
+        assert_eq!(GetHeadRequest::default().as_ssz_bytes(), [4, 0, 0, 0]);
+        assert_eq!(
+            GetHeadRequest::decode_either(&[]),
+            Ok(GetHeadRequest::default())
+        );
+        assert_eq!(
+            GetHeadRequest::decode_either(&[4, 0, 0, 0]),
+            Ok(GetHeadRequest::default())
+        );
+        // A wrong offset, a non-empty reserved list, a short body.
+        for body in [&[5u8, 0, 0, 0][..], &[4, 0, 0, 0, 0], &[4, 0, 0], &[0]] {
+            assert!(GetHeadRequest::decode_either(body).is_err(), "{body:02x?}");
+        }
+    }
+
+    #[test]
     fn fixed_sizes_match_the_spec() {
         assert_eq!(
             <Preconfirmation as Encode>::ssz_fixed_len(),
