@@ -526,7 +526,7 @@ pub(crate) async fn fetch_txlists(
 type BatchedFetch = (Vec<(B256, Bytes)>, Vec<(B256, u64)>, Vec<PeerId>);
 
 /// Fetches `missing` from `peers` (all of ours) with `get_raw_txlists`, up to
-/// [`MAX_TXLISTS_PER_REQUEST`] hashes per request, requests spread over the peers. Every entry
+/// [`MAX_TXLISTS_PER_REQUEST`] hashes per request, spread evenly over the peers. Every entry
 /// is checked on the blocking pool (keccak256 of each tx list, in parallel): a response that is
 /// not a prefix of the request in order, or a tx list that does not hash to its entry, makes
 /// the peer a liar (penalised, its whole answer dropped).
@@ -535,8 +535,13 @@ async fn fetch_batched(
     peers: &[PeerId],
     missing: Vec<(B256, u64)>,
 ) -> BatchedFetch {
+    // Spread over the peers: a few hashes go to several peers at once rather than all to one.
+    let per_peer = missing
+        .len()
+        .div_ceil(peers.len().max(1))
+        .clamp(1, MAX_TXLISTS_PER_REQUEST);
     let chunks: Vec<Vec<(B256, u64)>> = missing
-        .chunks(MAX_TXLISTS_PER_REQUEST)
+        .chunks(per_peer)
         .map(<[(B256, u64)]>::to_vec)
         .collect();
     let in_flight = (peers.len() * ctx.config.catchup.max_requests_per_peer).max(1);

@@ -487,6 +487,23 @@ enum RawCommand {
     },
 }
 
+/// A swarm of the harness's scripted peers: TCP (nodelay) + noise + yamux, `behaviour`, idle
+/// connections kept for 10 minutes (the tests end them).
+pub fn tcp_swarm<B: NetworkBehaviour>(key: Keypair, behaviour: B) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("transport")
+        .with_behaviour(|_| behaviour)
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+        .build()
+}
+
 /// A hostile peer on bare libp2p streams. Dropping it stops its swarm.
 pub struct RawPeer {
     pub peer_id: PeerId,
@@ -523,18 +540,7 @@ impl RawPeer {
             identify_push: rr(Proto::IdentifyPush),
             ping: rr(Proto::Ping),
         };
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("transport")
-            .with_behaviour(|_| behaviour)
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
-            .build();
+        let mut swarm = tcp_swarm(key, behaviour);
         let (commands, mut rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(HashSet::new());
         let task = tokio::spawn(async move {
@@ -748,8 +754,24 @@ impl GossipPeer {
                         r.raw_tx_list_hash = hash;
                         responder.respond(r);
                     }
-                    // Liars do not answer the batched extension: the stream closes unanswered.
-                    InboundRequest::GetRawTxLists { .. } => {}
+                    // The batched extension gets the same lie for every hash.
+                    InboundRequest::GetRawTxLists {
+                        request, responder, ..
+                    } => {
+                        let answers = request
+                            .raw_tx_list_hashes
+                            .iter()
+                            .map(|hash| {
+                                let mut r = GetRawTxListResponse::new(liar.txlist(*hash))
+                                    .unwrap_or_default();
+                                r.raw_tx_list_hash = *hash;
+                                r
+                            })
+                            .collect();
+                        if let Ok(r) = preconfirmation_types::GetRawTxListsResponse::new(answers) {
+                            responder.respond(r);
+                        }
+                    }
                 }
             }
         });

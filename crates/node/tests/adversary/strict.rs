@@ -18,10 +18,7 @@ use std::time::{Duration, Instant};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    allow_block_list, identify, identity::Keypair, noise, tcp, yamux, Multiaddr, PeerId,
-    StreamProtocol,
-};
+use libp2p::{allow_block_list, identify, identity::Keypair, Multiaddr, PeerId, StreamProtocol};
 use parking_lot::Mutex;
 use preconfirmation_types::{
     raw_tx_list_hash, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse,
@@ -251,18 +248,7 @@ impl StrictPeer {
             commitments: rr(ReqRespKind::GetCommitmentsByNumber),
             txlist: rr(ReqRespKind::GetRawTxList),
         };
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("transport")
-            .with_behaviour(|_| behaviour)
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
-            .build();
+        let mut swarm = super::tcp_swarm(key, behaviour);
         swarm
             .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("addr"))
             .expect("listen");
