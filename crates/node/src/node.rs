@@ -113,6 +113,17 @@ impl SdkStorage for HealthCheckedStorage {
         result
     }
 
+    /// Forwarded whole, so a catch-up page stays one transaction in the store.
+    fn put_page(
+        &self,
+        commitments: &[SignedCommitment],
+        txlists: &[(B256, u64, Bytes)],
+    ) -> Result<(), StorageError> {
+        let result = self.inner.put_page(commitments, txlists);
+        self.health.record(&result);
+        result
+    }
+
     fn commitment_by_number(
         &self,
         block_number: u64,
@@ -355,6 +366,7 @@ mod tests {
         inner: MemoryStorage,
         groups: AtomicUsize,
         singles: AtomicUsize,
+        pages: AtomicUsize,
     }
 
     impl SdkStorage for Counting {
@@ -371,6 +383,14 @@ mod tests {
                 self.inner.put_txlist(*hash, *n, txlist.clone())?;
             }
             Ok(())
+        }
+        fn put_page(
+            &self,
+            c: &[SignedCommitment],
+            txlists: &[(B256, u64, Bytes)],
+        ) -> Result<(), StorageError> {
+            self.pages.fetch_add(1, Ordering::Relaxed);
+            self.inner.put_page(c, txlists)
         }
         fn commitment_by_number(&self, n: u64) -> Result<Option<SignedCommitment>, StorageError> {
             self.inner.commitment_by_number(n)
@@ -422,5 +442,20 @@ mod tests {
         for (hash, _, bytes) in &group {
             assert_eq!(checked.txlist(hash).expect("read"), Some(bytes.clone()));
         }
+        // A catch-up page (commitments and tx lists) reaches the store as one page write.
+        let mut builder =
+            p2p::testkit::ChainBuilder::in_the_past(
+            preconfirmation_types::ChainSpec::new(1, preconfirmation_types::Address::ZERO),
+            1,
+            1,
+            4,
+        );
+        let blocks = builder.blocks(2, 16);
+        let commitments: Vec<SignedCommitment> =
+            blocks.iter().map(|b| b.commitment.clone()).collect();
+        checked.put_page(&commitments, &group).expect("page stored");
+        assert_eq!(inner.pages.load(Ordering::Relaxed), 1);
+        assert_eq!(inner.groups.load(Ordering::Relaxed), 1, "not split into groups");
+        assert_eq!(checked.stats().expect("stats").commitments, 2);
     }
 }

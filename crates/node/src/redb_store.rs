@@ -100,25 +100,58 @@ fn number_of(signed: &SignedCommitment) -> Result<u64, StorageError> {
         .map_err(|_| StorageError::Corrupt("block number above u64".into()))
 }
 
+/// Writes `commitments` inside `tx`.
+fn write_commitments(
+    tx: &redb::WriteTransaction,
+    commitments: &[SignedCommitment],
+) -> Result<(), StorageError> {
+    let mut by_number = tx.open_table(COMMITMENTS).map_err(backend)?;
+    let mut by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
+    for signed in commitments {
+        let number = number_of(signed)?;
+        let hash = preconfirmation_hash(signed.preconf());
+        by_number
+            .insert(number, signed.to_ssz().as_slice())
+            .map_err(backend)?;
+        by_hash.insert(&hash.0, number).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Writes `txlists` inside `tx` (skipping those already stored) and updates the byte counter.
+fn write_txlists(
+    tx: &redb::WriteTransaction,
+    txlists: &[(B256, u64, Bytes)],
+) -> Result<(), StorageError> {
+    let mut table = tx.open_table(TXLISTS).map_err(backend)?;
+    let mut by_block = tx.open_table(TXLISTS_BY_BLOCK).map_err(backend)?;
+    let mut added = 0u64;
+    for (hash, block_number, txlist) in txlists {
+        if table.get(&hash.0).map_err(backend)?.is_some() {
+            continue;
+        }
+        table
+            .insert(&hash.0, (*block_number, txlist.as_ref()))
+            .map_err(backend)?;
+        by_block
+            .insert((*block_number, &hash.0), ())
+            .map_err(backend)?;
+        added += txlist.len() as u64;
+    }
+    let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
+    let bytes = counters
+        .get(TXLIST_BYTES)
+        .map_err(backend)?
+        .map_or(0, |v| v.value());
+    counters
+        .insert(TXLIST_BYTES, bytes + added)
+        .map_err(backend)?;
+    Ok(())
+}
+
 impl SdkStorage for RedbStore {
     fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), StorageError> {
-        if commitments.is_empty() {
-            return Ok(());
-        }
-        let tx = self.db.begin_write().map_err(backend)?;
-        {
-            let mut by_number = tx.open_table(COMMITMENTS).map_err(backend)?;
-            let mut by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
-            for signed in commitments {
-                let number = number_of(signed)?;
-                let hash = preconfirmation_hash(signed.preconf());
-                by_number
-                    .insert(number, signed.to_ssz().as_slice())
-                    .map_err(backend)?;
-                by_hash.insert(&hash.0, number).map_err(backend)?;
-            }
-        }
-        tx.commit().map_err(backend)
+        self.put_page(commitments, &[])
     }
 
     fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError> {
@@ -127,34 +160,24 @@ impl SdkStorage for RedbStore {
 
     /// All of `txlists` in one durable transaction (one sync for the whole group).
     fn put_txlists(&self, txlists: &[(B256, u64, Bytes)]) -> Result<(), StorageError> {
-        if txlists.is_empty() {
+        self.put_page(&[], txlists)
+    }
+
+    /// A catch-up page's commitments and tx lists in one durable transaction.
+    fn put_page(
+        &self,
+        commitments: &[SignedCommitment],
+        txlists: &[(B256, u64, Bytes)],
+    ) -> Result<(), StorageError> {
+        if commitments.is_empty() && txlists.is_empty() {
             return Ok(());
         }
         let tx = self.db.begin_write().map_err(backend)?;
-        {
-            let mut table = tx.open_table(TXLISTS).map_err(backend)?;
-            let mut by_block = tx.open_table(TXLISTS_BY_BLOCK).map_err(backend)?;
-            let mut added = 0u64;
-            for (hash, block_number, txlist) in txlists {
-                if table.get(&hash.0).map_err(backend)?.is_some() {
-                    continue;
-                }
-                table
-                    .insert(&hash.0, (*block_number, txlist.as_ref()))
-                    .map_err(backend)?;
-                by_block
-                    .insert((*block_number, &hash.0), ())
-                    .map_err(backend)?;
-                added += txlist.len() as u64;
-            }
-            let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
-            let bytes = counters
-                .get(TXLIST_BYTES)
-                .map_err(backend)?
-                .map_or(0, |v| v.value());
-            counters
-                .insert(TXLIST_BYTES, bytes + added)
-                .map_err(backend)?;
+        if !txlists.is_empty() {
+            write_txlists(&tx, txlists)?;
+        }
+        if !commitments.is_empty() {
+            write_commitments(&tx, commitments)?;
         }
         tx.commit().map_err(backend)
     }

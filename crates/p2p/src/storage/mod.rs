@@ -53,6 +53,21 @@ pub trait SdkStorage: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Stores a catch-up page: `commitments` as [`SdkStorage::put_commitments`] does and the
+    /// tx lists they reference as [`SdkStorage::put_txlists`] does. When this returns `Ok`,
+    /// all of it must survive a crash; a durable backend should write it in one transaction
+    /// (one sync per page of up to 256 blocks). The default writes the tx lists first, then
+    /// the commitments: a crash in between leaves tx lists whose commitment is not stored
+    /// (harmless: fetched commitments find them), never commitments whose tx lists are lost.
+    fn put_page(
+        &self,
+        commitments: &[SignedCommitment],
+        txlists: &[(B256, u64, Bytes)],
+    ) -> Result<(), StorageError> {
+        self.put_txlists(txlists)?;
+        self.put_commitments(commitments)
+    }
+
     /// The commitment for `block_number`.
     fn commitment_by_number(
         &self,
