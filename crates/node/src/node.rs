@@ -443,8 +443,7 @@ mod tests {
             assert_eq!(checked.txlist(hash).expect("read"), Some(bytes.clone()));
         }
         // A catch-up page (commitments and tx lists) reaches the store as one page write.
-        let mut builder =
-            p2p::testkit::ChainBuilder::in_the_past(
+        let mut builder = p2p::testkit::ChainBuilder::in_the_past(
             preconfirmation_types::ChainSpec::new(1, preconfirmation_types::Address::ZERO),
             1,
             1,
@@ -455,7 +454,11 @@ mod tests {
             blocks.iter().map(|b| b.commitment.clone()).collect();
         checked.put_page(&commitments, &group).expect("page stored");
         assert_eq!(inner.pages.load(Ordering::Relaxed), 1);
-        assert_eq!(inner.groups.load(Ordering::Relaxed), 1, "not split into groups");
+        assert_eq!(
+            inner.groups.load(Ordering::Relaxed),
+            1,
+            "not split into groups"
+        );
         assert_eq!(checked.stats().expect("stats").commitments, 2);
     }
 }

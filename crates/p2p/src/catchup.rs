@@ -3,17 +3,25 @@
 //! One round:
 //! 1. wait (bounded by `peer_wait`) for a connected peer;
 //! 2. ask up to `head_peers` peers for their head (`get_head`, concurrently);
-//! 3. page `get_commitments_by_number` from `local + 1` in pages of `page_size`, up to
-//!    `parallel_pages` pages at once spread over the peers whose head covers the page;
-//! 4. recover every signature of a page on the blocking pool with rayon, then hand the page to
-//!    the SDK core, which validates the chain link and schedule and stores it in one write;
-//! 5. fetch the tx lists the new commitments reference, by hash, from any peer that has them.
+//! 3. run the range from `local + 1` to the best head through a pipeline of three bounded
+//!    stages, so every core and the network stay busy:
+//!    - **fetch**: up to `parallel_pages` pages of `page_size` in flight, spread over the
+//!      peers whose head covers them, each on its own task: `get_commitments_by_number`, then
+//!      at once the page's signatures recovered with rayon on the blocking pool and its tx
+//!      lists fetched in batches from peers of ours (`get_raw_txlists`, hashed on the
+//!      blocking pool too);
+//!    - **validate**: pages in order to the SDK core, which checks chain links and the
+//!      schedule and applies them to its in-memory chain (no disk wait on the manager);
+//!    - **write**: one writer task stores each page's commitments and tx lists in one durable
+//!      transaction ([`SdkStorage::put_page`]) on the blocking pool, at most
+//!      `write_queue_pages` behind; the core announces a page only once it is durable.
+//! 4. tx lists no batch peer had are fetched afterwards, one hash at a time from any peer.
 //!
-//! A peer that answers with an empty page although it claimed a higher head, a page that does
-//! not start where asked, a bad signature, a broken parent link or a tx list that does not hash
-//! to its commitment is a liar: it is penalised (§7.1), dropped for the rest of the round and
-//! the work is retried with another peer. A round never loops on an empty page; rounds without
-//! progress give up after `max_attempts`.
+//! A peer that answers with an empty page although it claimed a higher head (unless it
+//! pruned those blocks), a page that does not start where asked, a bad signature, a broken
+//! parent link or a tx list that does not hash to its commitment is a liar: it is penalised
+//! (§7.1), dropped for the rest of the run and the work is retried with another peer. A round
+//! never loops on an empty page; rounds without progress give up after `max_attempts`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,6 +29,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use libp2p::PeerId;
 use preconfirmation_net::{P2pService, RequestError};
 use preconfirmation_types::{
@@ -33,18 +42,20 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::P2pSdkConfig;
-use crate::handlers::BatchResult;
+use crate::error::StorageError;
+use crate::handlers::PageWrite;
 use crate::metrics;
 use crate::sdk::Internal;
+use crate::storage::SdkStorage;
 use crate::types::{HeadSyncStatus, SdkStatus};
 use crate::validation::check_txlist;
 
-/// At most `per_peer` outbound requests in flight to any one peer, shared by every task of
-/// the SDK. Peers refuse (and penalise) requests above their concurrency limit (§7), so we
-/// never send them.
+/// At most `per_peer` outbound requests of one protocol in flight to any one peer, shared by
+/// every task of the SDK. Peers refuse (and penalise) requests above their per-protocol
+/// concurrency limit (§7), so we never send them.
 #[derive(Debug, Clone)]
 pub(crate) struct PeerSlots {
-    slots: Arc<parking_lot::Mutex<HashMap<PeerId, Arc<Semaphore>>>>,
+    slots: Arc<parking_lot::Mutex<HashMap<(PeerId, ReqRespKind), Arc<Semaphore>>>>,
     per_peer: usize,
 }
 
@@ -56,12 +67,16 @@ impl PeerSlots {
         }
     }
 
-    /// Waits for a free request slot towards `peer`.
-    pub(crate) async fn acquire(&self, peer: PeerId) -> Option<OwnedSemaphorePermit> {
+    /// Waits for a free `kind` request slot towards `peer`.
+    pub(crate) async fn acquire(
+        &self,
+        peer: PeerId,
+        kind: ReqRespKind,
+    ) -> Option<OwnedSemaphorePermit> {
         let semaphore = self
             .slots
             .lock()
-            .entry(peer)
+            .entry((peer, kind))
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer)))
             .clone();
         semaphore.acquire_owned().await.ok()
@@ -69,7 +84,7 @@ impl PeerSlots {
 
     /// Forgets a disconnected peer.
     pub(crate) fn forget(&self, peer: &PeerId) {
-        self.slots.lock().remove(peer);
+        self.slots.lock().retain(|(p, _), _| p != peer);
     }
 }
 
@@ -116,12 +131,16 @@ impl Exclusions {
 }
 
 /// What a catch-up task needs.
+#[derive(Clone)]
 pub(crate) struct CatchUpContext {
     pub(crate) net: P2pService,
     pub(crate) config: Arc<P2pSdkConfig>,
     pub(crate) internal: mpsc::Sender<Internal>,
     pub(crate) status: watch::Receiver<SdkStatus>,
     pub(crate) slots: PeerSlots,
+    /// The SDK's storage: the write stage and fetched tx lists are written from here, on the
+    /// blocking pool, never on the manager task.
+    pub(crate) storage: Arc<dyn SdkStorage>,
 }
 
 type Page = Vec<(SignedCommitment, Result<Address, TypesError>)>;
@@ -165,6 +184,7 @@ where
 
 /// Runs catch-up rounds until caught up (or out of attempts), then reports `Live`.
 pub(crate) async fn run(ctx: CatchUpContext) {
+    let ctx = Arc::new(ctx);
     let started = Instant::now();
     let mut liars = Exclusions::new(ctx.config.catchup.max_attempts);
     let mut attempts = 0;
@@ -199,7 +219,7 @@ enum RoundResult {
     Stalled,
 }
 
-async fn round(ctx: &CatchUpContext, liars: &mut Exclusions) -> RoundResult {
+async fn round(ctx: &Arc<CatchUpContext>, liars: &mut Exclusions) -> RoundResult {
     let Some(peers) = wait_for_peers(ctx, liars).await else {
         return RoundResult::NoPeers;
     };
@@ -223,7 +243,7 @@ async fn round(ctx: &CatchUpContext, liars: &mut Exclusions) -> RoundResult {
             // Peers claim more, but every one of them failed or lied: ask again next round.
             return RoundResult::Stalled;
         }
-        match batch(ctx, &candidates, liars, local, target).await {
+        match pipeline(ctx, &candidates, liars, local, target).await {
             Batch::Progress | Batch::Failed => {}
             Batch::NothingToAsk => return RoundResult::CaughtUp,
         }
@@ -252,7 +272,7 @@ async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u6
     let asked = peers.into_iter().take(ctx.config.catchup.head_peers);
     let mut heads: Vec<(PeerId, u64)> = stream::iter(asked)
         .map(|peer| async move {
-            let _slot = ctx.slots.acquire(peer).await?;
+            let _slot = ctx.slots.acquire(peer, ReqRespKind::GetHead).await?;
             let started = Instant::now();
             let result = paced(ctx, || ctx.net.request_head(peer)).await;
             metrics::request_latency(ReqRespKind::GetHead, started.elapsed());
@@ -275,48 +295,143 @@ enum Batch {
     NothingToAsk,
 }
 
-/// Fetches up to `parallel_pages` pages from `local + 1`, applies them in order.
-async fn batch(
-    ctx: &CatchUpContext,
+/// Aborts a spawned task when dropped: pages fetched ahead of a failure are not wanted.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.poll_unpin(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Who a run asks for tx lists: every useful peer, and which of them speak the batched
+/// protocol (`get_raw_txlists`, PROTOCOL-EXT.md).
+#[derive(Debug, Clone, Default)]
+struct TxListPeers {
+    all: Vec<PeerId>,
+    extended: HashSet<PeerId>,
+}
+
+impl TxListPeers {
+    /// `candidates` first, then every other connected peer, without excluded ones.
+    async fn snapshot(
+        ctx: &CatchUpContext,
+        candidates: &[(PeerId, u64)],
+        excluded: &Exclusions,
+    ) -> Self {
+        let mut all: Vec<PeerId> = candidates.iter().map(|(p, _)| *p).collect();
+        let snapshot = ctx.net.peers().await.unwrap_or_default();
+        for p in &snapshot {
+            if !all.contains(&p.peer_id) {
+                all.push(p.peer_id);
+            }
+        }
+        all.retain(|p| !excluded.contains(p));
+        let extended = snapshot
+            .iter()
+            .filter(|p| p.extended)
+            .map(|p| p.peer_id)
+            .collect();
+        Self { all, extended }
+    }
+
+    /// The peers that answer `get_raw_txlists`.
+    fn batch_peers(&self) -> Vec<PeerId> {
+        self.all
+            .iter()
+            .filter(|p| self.extended.contains(p))
+            .copied()
+            .collect()
+    }
+}
+
+/// A page out of the fetch stage.
+struct FetchedPage {
+    peer: PeerId,
+    start: u64,
+    /// The page with recovered signers, or why it could not be had.
+    page: Result<Page, &'static str>,
+    /// Verified tx lists of the page's commitments, by hash.
+    txlists: HashMap<B256, Bytes>,
+    /// Peers that served a tx list not matching its hash (already penalised).
+    liars: Vec<PeerId>,
+}
+
+/// Runs blocks `local + 1 ..= target` through the fetch → validate → write pipeline (module
+/// docs); returns once the range is done or a page failed (the caller re-plans from the new
+/// head with the liars and failures excluded).
+async fn pipeline(
+    ctx: &Arc<CatchUpContext>,
     candidates: &[(PeerId, u64)],
-    liars: &mut Exclusions,
+    excluded: &mut Exclusions,
     local: u64,
     target: u64,
 ) -> Batch {
-    let page_size = ctx.config.catchup.page_size as u64;
+    let page_size = ctx.config.catchup.page_size.max(1) as u64;
     let mut plan = Vec::new();
-    for i in 0..ctx.config.catchup.parallel_pages as u64 {
-        let start = local + 1 + i * page_size;
-        if start > target {
-            break;
-        }
-        let count = page_size.min(target - start + 1);
+    let mut start = local + 1;
+    while start <= target {
         let able: Vec<PeerId> = candidates
             .iter()
-            .filter(|(_, head)| *head >= start)
+            .filter(|(p, head)| *head >= start && !excluded.contains(p))
             .map(|(p, _)| *p)
             .collect();
-        let Some(peer) = able.get(i as usize % able.len().max(1)).copied() else {
+        let Some(peer) = able.get(plan.len() % able.len().max(1)).copied() else {
             break;
         };
+        let count = page_size.min(target - start + 1);
         plan.push((peer, start, count));
+        start += count;
     }
     if plan.is_empty() {
         return Batch::NothingToAsk;
     }
-    let pages = futures::future::join_all(
-        plan.iter()
-            .map(|&(peer, start, count)| fetch_page(ctx, peer, start, count)),
-    )
-    .await;
-    let mut applied_any = false;
-    for ((peer, start, _), page) in plan.into_iter().zip(pages) {
+    let txlist_peers = Arc::new(TxListPeers::snapshot(ctx, candidates, excluded).await);
+    let mut pages = stream::iter(plan)
+        .map(|(peer, start, count)| {
+            AbortOnDrop(tokio::spawn(fetch_page(
+                ctx.clone(),
+                txlist_peers.clone(),
+                peer,
+                start,
+                count,
+            )))
+        })
+        .buffered(ctx.config.catchup.parallel_pages.max(1));
+    let (writes, queue) = mpsc::channel(ctx.config.catchup.write_queue_pages.max(1));
+    let writer = tokio::spawn(write_pages(ctx.clone(), queue));
+    let mut progress = false;
+    while let Some(fetched) = pages.next().await {
+        let Ok(FetchedPage {
+            peer,
+            start,
+            page,
+            txlists,
+            liars,
+        }) = fetched
+        else {
+            break;
+        };
+        for liar in liars {
+            excluded.liar(liar);
+        }
         let page = match page {
             Ok(page) => page,
             Err(reason) => {
                 metrics::catchup_peer_failure(reason);
                 debug!(%peer, reason, "page request failed");
-                liars.failed(peer);
+                excluded.failed(peer);
                 break;
             }
         };
@@ -329,61 +444,111 @@ async fn batch(
                 .find(|(p, _)| *p == peer)
                 .map_or(start, |(_, head)| *head);
             if serves_block(ctx, peer, claimed).await {
-                debug!(%peer, start, claimed, "peer pruned below its head; not asked again this round");
+                debug!(%peer, start, claimed, "peer pruned below its head; not asked again this run");
                 metrics::catchup_peer_failure("pruned");
-                liars.pruned(peer);
+                excluded.pruned(peer);
             } else {
                 ctx.penalise(peer, "catchup_empty_page");
-                liars.liar(peer);
+                excluded.liar(peer);
             }
             break;
         }
         if page[0].0.preconf().block_number != U256::from(start) {
             ctx.penalise(peer, "catchup_wrong_start");
-            liars.liar(peer);
+            excluded.liar(peer);
             break;
         }
         let (reply, rx) = oneshot::channel();
-        if ctx
-            .internal
-            .send(Internal::CatchUpBatch {
-                peer,
-                items: page,
-                reply,
-            })
-            .await
-            .is_err()
-        {
-            return Batch::Failed;
-        }
-        let Ok(result) = rx.await else {
-            return Batch::Failed;
+        let page = Internal::CatchUpPage {
+            peer,
+            items: page,
+            txlists,
+            reply,
         };
-        let BatchResult {
-            applied,
-            failure,
-            gap,
-            missing_txlists,
-        } = result;
-        applied_any |= applied > 0;
-        fetch_txlists(ctx, candidates, liars, missing_txlists).await;
-        if failure.is_some() || gap {
+        if ctx.internal.send(page).await.is_err() {
+            break;
+        }
+        let Ok((result, write)) = rx.await else {
+            break;
+        };
+        if let Some(write) = write {
+            progress = true;
+            if writes.send(write).await.is_err() {
+                // The writer stopped on a storage failure; the core rebuilt from storage.
+                break;
+            }
+        }
+        if result.failure.is_some() || result.gap {
             // A bad signature, wrong signer, broken parent link or a hole in the page.
             ctx.penalise(peer, "catchup_invalid_commitment");
-            liars.liar(peer);
+            excluded.liar(peer);
             break;
         }
     }
-    if applied_any {
+    drop(pages);
+    drop(writes);
+    let (stored, owed) = writer.await.unwrap_or_default();
+    // What no batch peer had: ask every peer, one hash at a time.
+    fetch_txlists(ctx, candidates, excluded, owed).await;
+    if progress && stored {
         Batch::Progress
     } else {
         Batch::Failed
     }
 }
 
+/// The write stage: stores each page in one durable transaction on the blocking pool, in
+/// order, and reports it to the core. Stops at the first failure (the core then drops every
+/// page not yet durable). Returns whether every write succeeded, and the tx lists the pages
+/// reference that neither came with them nor were in storage (still owed).
+async fn write_pages(
+    ctx: Arc<CatchUpContext>,
+    mut queue: mpsc::Receiver<PageWrite>,
+) -> (bool, Vec<(B256, u64)>) {
+    let mut owed = Vec::new();
+    while let Some(write) = queue.recv().await {
+        let id = write.id;
+        let storage = ctx.storage.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            storage.put_page(&write.commitments, &write.txlists)?;
+            let mut present = HashSet::new();
+            let mut missing = Vec::new();
+            for (hash, number) in write.unresolved {
+                if storage.txlist(&hash)?.is_some() {
+                    present.insert(hash);
+                } else {
+                    missing.push((hash, number));
+                }
+            }
+            Ok::<_, StorageError>((present, missing))
+        })
+        .await
+        .unwrap_or_else(|e| Err(StorageError::Backend(format!("write task failed: {e}"))));
+        let (outcome, ok) = match written {
+            Ok((present, missing)) => {
+                owed.extend(missing);
+                (Ok(present), true)
+            }
+            Err(e) => (Err(e), false),
+        };
+        let _ = ctx
+            .internal
+            .send(Internal::CatchUpStored { id, outcome })
+            .await;
+        if !ok {
+            return (false, owed);
+        }
+    }
+    (true, owed)
+}
+
 /// Whether `peer` serves the commitment of block `number` (a one-commitment page).
 async fn serves_block(ctx: &CatchUpContext, peer: PeerId, number: u64) -> bool {
-    let Some(_slot) = ctx.slots.acquire(peer).await else {
+    let Some(_slot) = ctx
+        .slots
+        .acquire(peer, ReqRespKind::GetCommitmentsByNumber)
+        .await
+    else {
         return false;
     };
     let request = GetCommitmentsByNumberRequest {
@@ -399,15 +564,81 @@ async fn serves_block(ctx: &CatchUpContext, peer: PeerId, number: u64) -> bool {
     }
 }
 
-/// One `get_commitments_by_number` page with every signature recovered (in parallel).
+/// The fetch stage for one page: `get_commitments_by_number`, then at once every signature
+/// recovered (rayon, blocking pool) and the page's tx lists that storage lacks fetched in
+/// batches from peers of ours.
 async fn fetch_page(
+    ctx: Arc<CatchUpContext>,
+    txlist_peers: Arc<TxListPeers>,
+    peer: PeerId,
+    start: u64,
+    count: u64,
+) -> FetchedPage {
+    let mut fetched = FetchedPage {
+        peer,
+        start,
+        page: Err("request_failed"),
+        txlists: HashMap::new(),
+        liars: Vec::new(),
+    };
+    let commitments = match request_page(&ctx, peer, start, count).await {
+        Ok(commitments) => commitments,
+        Err(reason) => {
+            fetched.page = Err(reason);
+            return fetched;
+        }
+    };
+    let hashes: Vec<(B256, u64)> = commitments
+        .iter()
+        .filter_map(|c| {
+            let hash = c.preconf().raw_tx_list_hash;
+            let number = u64::try_from(c.preconf().block_number).ok()?;
+            (hash != B256::ZERO).then_some((hash, number))
+        })
+        .collect();
+    let domain = ctx.config.chain.domain;
+    let recover = tokio::task::spawn_blocking(move || {
+        commitments
+            .into_par_iter()
+            .map(|c| {
+                let signer = preconfirmation_types::recover_signer(&domain, &c);
+                (c, signer)
+            })
+            .collect::<Page>()
+    });
+    let batch_peers = txlist_peers.batch_peers();
+    let txlists = async {
+        if batch_peers.is_empty() || hashes.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let storage = ctx.storage.clone();
+        let missing = tokio::task::spawn_blocking(move || {
+            hashes
+                .into_iter()
+                .filter(|(h, _)| !matches!(storage.txlist(h), Ok(Some(_))))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let (found, _left, wrong) = fetch_batched(&ctx, &batch_peers, missing).await;
+        (found, wrong)
+    };
+    let (recovered, (found, wrong)) = tokio::join!(recover, txlists);
+    fetched.page = recovered.map_err(|_| "verify_task_failed");
+    fetched.txlists = found.into_iter().collect();
+    fetched.liars = wrong;
+    fetched
+}
+
+/// One `get_commitments_by_number` page from `peer`, paced to its limits.
+async fn request_page(
     ctx: &CatchUpContext,
     peer: PeerId,
     start: u64,
     count: u64,
-) -> Result<Page, &'static str> {
+) -> Result<Vec<SignedCommitment>, &'static str> {
     let kind = ReqRespKind::GetCommitmentsByNumber;
-    let _slot = ctx.slots.acquire(peer).await.ok_or("shutdown")?;
+    let _slot = ctx.slots.acquire(peer, kind).await.ok_or("shutdown")?;
     let started = Instant::now();
     let request = GetCommitmentsByNumberRequest {
         start_block_number: U256::from(start),
@@ -430,76 +661,48 @@ async fn fetch_page(
     if commitments.len() as u64 > count {
         return Err("page_too_long");
     }
-    let domain = ctx.config.chain.domain;
-    tokio::task::spawn_blocking(move || {
-        commitments
-            .into_par_iter()
-            .map(|c| {
-                let signer = preconfirmation_types::recover_signer(&domain, &c);
-                (c, signer)
-            })
-            .collect::<Page>()
-    })
-    .await
-    .map_err(|_| "verify_task_failed")
+    Ok(commitments)
 }
 
-/// Fetched tx lists are handed to the SDK core (and so to storage, in one write) in groups of
-/// at most this many, so a page's tx lists cost one durable write instead of one each.
+/// Fetched tx lists are stored (on the blocking pool) in groups of at most this many, so a
+/// page's tx lists cost one durable write instead of one each.
 pub(crate) const TXLIST_STORE_BATCH: usize = 256;
 
-/// Fetches `missing` tx lists by hash from `candidates` (then any connected peer), at most
+/// Fetches `missing` tx lists (each referenced by a stored commitment) by hash: batched from
+/// peers of ours, then one hash at a time from `candidates` and any connected peer, at most
 /// `parallel_txlists` at once; a peer that serves bytes not hashing to the commitment's
 /// `rawTxListHash` is penalised and skipped. Verified lists are stored in groups of
-/// [`TXLIST_STORE_BATCH`].
+/// [`TXLIST_STORE_BATCH`] off the manager task, then reported to the core.
 pub(crate) async fn fetch_txlists(
     ctx: &CatchUpContext,
     candidates: &[(PeerId, u64)],
-    liars: &mut Exclusions,
+    excluded: &mut Exclusions,
     missing: Vec<(B256, u64)>,
 ) {
     if missing.is_empty() {
         return;
     }
-    let mut peers: Vec<PeerId> = candidates.iter().map(|(p, _)| *p).collect();
-    let snapshot = ctx.net.peers().await.unwrap_or_default();
-    for p in &snapshot {
-        if !peers.contains(&p.peer_id) {
-            peers.push(p.peer_id);
-        }
-    }
-    peers.retain(|p| !liars.contains(p));
-    let extended: HashSet<PeerId> = snapshot
-        .iter()
-        .filter(|p| p.extended)
-        .map(|p| p.peer_id)
-        .collect();
-    let mut ready = Vec::new();
+    let numbers: HashMap<B256, u64> = missing.iter().copied().collect();
+    let mut peers = TxListPeers::snapshot(ctx, candidates, excluded).await;
     let mut bad = Vec::new();
     // Peers of ours answer up to 64 hashes per request (`get_raw_txlists`, PROTOCOL-EXT.md);
     // what they did not have (or did not fit) is asked one hash at a time, of every peer.
-    let batch_peers: Vec<PeerId> = peers
-        .iter()
-        .filter(|p| extended.contains(p))
-        .copied()
-        .collect();
+    let batch_peers = peers.batch_peers();
     let missing = if batch_peers.is_empty() {
         missing
     } else {
         let (found, left, wrong) = fetch_batched(ctx, &batch_peers, missing).await;
         bad.extend(wrong);
-        peers.retain(|p| !bad.contains(p));
+        peers.all.retain(|p| !bad.contains(p));
         for chunk in found.chunks(TXLIST_STORE_BATCH) {
-            let _ = ctx
-                .internal
-                .send(Internal::TxListsFetched(chunk.to_vec()))
-                .await;
+            store_txlists(ctx, &numbers, chunk.to_vec()).await;
         }
         left
     };
+    let mut ready = Vec::new();
     let mut fetched = stream::iter(missing.into_iter().enumerate())
         .map(|(i, (hash, _))| {
-            let order = fetch_order(&peers, &extended, i);
+            let order = fetch_order(&peers.all, &peers.extended, i);
             async move { (hash, fetch_txlist_from(ctx, &order, hash).await) }
         })
         .buffer_unordered(ctx.config.catchup.parallel_txlists);
@@ -509,15 +712,37 @@ pub(crate) async fn fetch_txlists(
             ready.push((hash, txlist));
         }
         if ready.len() >= TXLIST_STORE_BATCH {
-            let batch = std::mem::take(&mut ready);
-            let _ = ctx.internal.send(Internal::TxListsFetched(batch)).await;
+            store_txlists(ctx, &numbers, std::mem::take(&mut ready)).await;
         }
     }
-    if !ready.is_empty() {
-        let _ = ctx.internal.send(Internal::TxListsFetched(ready)).await;
-    }
+    store_txlists(ctx, &numbers, ready).await;
     for peer in bad {
-        liars.liar(peer);
+        excluded.liar(peer);
+    }
+}
+
+/// Stores verified tx lists in one durable write on the blocking pool, then tells the core
+/// (which announces them and stops owing them). On a storage failure they stay owed.
+async fn store_txlists(
+    ctx: &CatchUpContext,
+    numbers: &HashMap<B256, u64>,
+    found: Vec<(B256, Bytes)>,
+) {
+    let items: Vec<(B256, u64, Bytes)> = found
+        .into_iter()
+        .filter_map(|(hash, bytes)| numbers.get(&hash).map(|n| (hash, *n, bytes)))
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    let storage = ctx.storage.clone();
+    let to_store = items.clone();
+    match tokio::task::spawn_blocking(move || storage.put_txlists(&to_store)).await {
+        Ok(Ok(())) => {
+            let _ = ctx.internal.send(Internal::TxListsStored(items)).await;
+        }
+        Ok(Err(e)) => warn!(error = %e, "storing fetched tx lists failed; still owed"),
+        Err(e) => warn!(error = %e, "tx-list write task failed; still owed"),
     }
 }
 
@@ -587,7 +812,11 @@ async fn fetch_batch_from(
     let kind = ReqRespKind::GetRawTxLists;
     let hashes: Vec<B256> = chunk.iter().map(|(h, _)| *h).collect();
     let request = GetRawTxListsRequest::new(hashes).map_err(|_| BatchFailure::Failed)?;
-    let _slot = ctx.slots.acquire(peer).await.ok_or(BatchFailure::Failed)?;
+    let _slot = ctx
+        .slots
+        .acquire(peer, kind)
+        .await
+        .ok_or(BatchFailure::Failed)?;
     let started = Instant::now();
     let response = paced(ctx, || ctx.net.request_raw_txlists(peer, request.clone())).await;
     metrics::request_latency(kind, started.elapsed());
@@ -702,7 +931,7 @@ async fn fetch_txlist_from(
         let mut held = Vec::new();
         let mut retry_after: Option<std::time::Duration> = None;
         for peer in asking {
-            let Some(_slot) = ctx.slots.acquire(peer).await else {
+            let Some(_slot) = ctx.slots.acquire(peer, kind).await else {
                 return (None, liars);
             };
             let started = Instant::now();

@@ -118,6 +118,7 @@ impl P2pSdkConfig {
             ("catchup.head_peers", self.catchup.head_peers),
             ("catchup.page_size", self.catchup.page_size),
             ("catchup.parallel_pages", self.catchup.parallel_pages),
+            ("catchup.write_queue_pages", self.catchup.write_queue_pages),
             ("catchup.max_attempts", self.catchup.max_attempts),
             ("catchup.parallel_txlists", self.catchup.parallel_txlists),
             (
@@ -239,12 +240,17 @@ pub struct CatchUpConfig {
     /// `maxCount` of each `get_commitments_by_number` page; at most the chain's cap.
     /// Default 256 (§10.2 `MAX_COMMITMENTS_PER_RESPONSE`).
     pub page_size: usize,
-    /// Pages in flight at once, spread over the best peers. Default 4.
+    /// Pages in the fetch stage at once (fetched, signatures recovered, tx lists fetched),
+    /// spread over the best peers. Default 4.
     pub parallel_pages: usize,
+    /// Validated pages waiting for their durable write (the write stage's queue); the fetch
+    /// stage waits when it is full, so memory stays bounded by
+    /// `parallel_pages + write_queue_pages` pages. Default 2.
+    pub write_queue_pages: usize,
     /// Tx list requests in flight at once. Default 8.
     pub parallel_txlists: usize,
-    /// Outbound requests in flight to one peer, over all protocols. Must not exceed the
-    /// peers' `max_concurrent_inbound_per_protocol` (default 2), or they refuse and penalise.
+    /// Outbound requests of one protocol in flight to one peer. Must not exceed the peers'
+    /// `max_concurrent_inbound_per_protocol` (default 2), or they refuse and penalise.
     /// Default 2.
     pub max_requests_per_peer: usize,
     /// Attempts per page or tx list before the round gives up. Default 5.
@@ -279,6 +285,7 @@ impl Default for CatchUpConfig {
             head_peers: 4,
             page_size: MAX_COMMITMENTS_PER_RESPONSE,
             parallel_pages: 4,
+            write_queue_pages: 2,
             parallel_txlists: 8,
             max_requests_per_peer: 2,
             max_attempts: 5,

@@ -47,7 +47,7 @@ pub(crate) enum Effect {
     Gap { peer: Option<PeerId> },
 }
 
-/// Result of applying a catch-up page.
+/// Result of validating a catch-up page.
 #[derive(Debug, Default)]
 pub(crate) struct BatchResult {
     /// Commitments accepted.
@@ -56,8 +56,42 @@ pub(crate) struct BatchResult {
     pub failure: Option<RejectReason>,
     /// The page did not connect to the head (starts above it, or has a gap).
     pub gap: bool,
-    /// Tx lists the accepted commitments reference and this node lacks.
-    pub missing_txlists: Vec<(B256, u64)>,
+}
+
+/// A validated catch-up page for the write stage: its commitments (and any pending children
+/// they unlocked) with the tx lists to store in the same transaction
+/// ([`SdkStorage::put_page`]). The core has applied it to its in-memory chain already; it
+/// announces it once [`Core::on_catchup_stored`] says the write is durable.
+#[derive(Debug)]
+pub(crate) struct PageWrite {
+    /// Matches the page to its [`Core::on_catchup_stored`] call.
+    pub id: u64,
+    /// Commitments, ascending.
+    pub commitments: Vec<SignedCommitment>,
+    /// `(hash, block number, bytes)` of tx lists stored with the page.
+    pub txlists: Vec<(B256, u64, Bytes)>,
+    /// Tx lists the commitments reference that are not in `txlists`: the writer looks them up
+    /// after the write (off the manager task); those storage lacks are still owed.
+    pub unresolved: Vec<(B256, u64)>,
+}
+
+/// A page applied in memory whose write is not durable yet.
+#[derive(Debug)]
+struct UnstoredPage {
+    id: u64,
+    accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
+    /// Hashes of the tx lists written with it.
+    stored_txlists: std::collections::HashSet<B256>,
+    /// The head once this page is durable.
+    head_after: DurableHead,
+}
+
+/// The head as storage holds it, while catch-up pages are applied in memory but not durable.
+#[derive(Debug, Clone, Copy)]
+struct DurableHead {
+    block_number: u64,
+    hash: Option<B256>,
+    window_end: U256,
 }
 
 /// The single-writer core of the SDK.
@@ -70,6 +104,17 @@ pub(crate) struct Core {
     status: watch::Sender<SdkStatus>,
     sync: HeadSyncStatus,
     effects: Vec<Effect>,
+    /// Catch-up pages applied in memory, oldest first, whose writes are in the write stage
+    /// (at most the pipeline's `catchup.write_queue_pages` and the one being validated).
+    unstored: std::collections::VecDeque<UnstoredPage>,
+    next_page_id: u64,
+    /// What storage holds while `unstored` is not empty; the status reports it, so a head
+    /// seen by a sidecar or served to a peer is always durable.
+    durable_head: Option<DurableHead>,
+    /// Commitments accepted (gossip, local) while catch-up pages were not durable: written
+    /// once they are, so storage never holds a block above a hole. Bounded by the chain's
+    /// block rate over a few page writes: each must extend the head.
+    deferred: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
 }
 
 impl Core {
@@ -106,6 +151,10 @@ impl Core {
             status,
             sync: HeadSyncStatus::Idle,
             effects: Vec::new(),
+            unstored: std::collections::VecDeque::new(),
+            next_page_id: 0,
+            durable_head: None,
+            deferred: Vec::new(),
         };
         core.publish_status();
         Ok(core)
@@ -117,6 +166,16 @@ impl Core {
 
     pub(crate) fn head(&self) -> u64 {
         self.state.head().block_number
+    }
+
+    /// The head of the in-memory chain (ahead of storage while catch-up pages are written).
+    fn memory_head(&self) -> DurableHead {
+        let head = self.state.head();
+        DurableHead {
+            block_number: head.block_number,
+            hash: head.preconfirmation_hash,
+            window_end: self.state.preconf_head().submission_window_end,
+        }
     }
 
     /// Validates a commitment this node wants to publish, without side effects.
@@ -147,11 +206,11 @@ impl Core {
     }
 
     pub(crate) fn status(&self) -> SdkStatus {
-        let head = self.state.head();
+        let head = self.durable_head.unwrap_or_else(|| self.memory_head());
         SdkStatus {
             head_block_number: head.block_number,
-            head_hash: head.preconfirmation_hash,
-            head_window_end: self.state.preconf_head().submission_window_end,
+            head_hash: head.hash,
+            head_window_end: head.window_end,
             sync: self.sync,
             pending_parent: self.state.pending.count(PendingReason::ParentUnknown),
             pending_schedule: self.state.pending.count(PendingReason::ScheduleUnknown),
@@ -258,24 +317,12 @@ impl Core {
     /// Stores verified tx lists fetched by catch-up: those an accepted commitment awaits go to
     /// storage in one write, the others (no longer awaited) are dropped. Emits
     /// [`SdkEvent::RawTxList`] for each stored one, after the write.
-    pub(crate) fn add_txlists(&mut self, txlists: Vec<(B256, Bytes)>) -> Result<()> {
-        let mut items = Vec::with_capacity(txlists.len());
-        for (hash, txlist) in txlists {
-            if let Some(number) = self.state.take_awaiting(&hash) {
-                items.push((hash, number, txlist));
-            }
-        }
-        if items.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.storage.put_txlists(&items) {
-            // Not stored: still awaited, fetched again later.
-            for (hash, number, _) in &items {
-                self.state.await_txlist(*hash, *number);
-            }
-            return Err(e.into());
-        }
-        for (hash, number, txlist) in items {
+    /// Tx lists a background task fetched, verified and stored durably (off the manager task):
+    /// `(hash, block number, bytes)`, each referenced by a stored commitment. No longer owed;
+    /// announced to the sidecar.
+    pub(crate) fn on_txlists_stored(&mut self, txlists: Vec<(B256, u64, Bytes)>) {
+        for (hash, number, txlist) in txlists {
+            self.state.take_awaiting(&hash);
             self.emit(SdkEvent::RawTxList {
                 hash,
                 block_number: Some(number),
@@ -283,7 +330,6 @@ impl Core {
             });
         }
         self.publish_status();
-        Ok(())
     }
 
     /// Whether tx list `hash` is still wanted by an accepted commitment.
@@ -383,7 +429,8 @@ impl Core {
 
     /// Applies accepted commitments (and any pending children they unlock) to the state,
     /// stores them in one atomic write, then emits events. On a storage failure the state is
-    /// rebuilt from storage, so memory never runs ahead of disk.
+    /// rebuilt from storage, so memory never runs ahead of disk for long. While catch-up pages
+    /// are still being written, the write waits for them (see `deferred`).
     fn accept_chain(
         &mut self,
         mut accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
@@ -392,6 +439,22 @@ impl Core {
             self.state.apply(c, a);
         }
         self.drain_pending(&mut accepted);
+        if !self.unstored.is_empty() {
+            self.deferred.extend(accepted);
+            return Ok(());
+        }
+        self.store_and_announce(accepted)
+    }
+
+    /// Writes commitments already applied to the state (one durable write), then announces
+    /// them.
+    fn store_and_announce(
+        &mut self,
+        accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
+    ) -> Result<()> {
+        if accepted.is_empty() {
+            return Ok(());
+        }
         let commitments: Vec<SignedCommitment> =
             accepted.iter().map(|(c, _, _)| c.clone()).collect();
         if let Err(e) = self.storage.put_commitments(&commitments) {
@@ -399,14 +462,23 @@ impl Core {
             return Err(e.into());
         }
         for (commitment, accepted, source) in accepted {
-            self.after_store(commitment, accepted, source);
+            let available = self.resolve_txlist(&commitment, accepted.block_number);
+            self.announce(commitment, accepted, source, available);
         }
-        let head = self.state.preconf_head();
-        if let Some(hash) = self.state.head().preconfirmation_hash {
-            self.emit(SdkEvent::HeadChanged { head, hash });
+        self.announce_head();
+        Ok(())
+    }
+
+    /// Emits the head change and publishes the status.
+    fn announce_head(&mut self) {
+        let head = self.status();
+        if let Some(hash) = head.head_hash {
+            self.emit(SdkEvent::HeadChanged {
+                head: head_of(&head),
+                hash,
+            });
         }
         self.publish_status();
-        Ok(())
     }
 
     fn drain_pending(
@@ -453,15 +525,11 @@ impl Core {
         }
     }
 
-    fn after_store(
-        &mut self,
-        commitment: SignedCommitment,
-        accepted: AcceptedCommitment,
-        source: CommitmentSource,
-    ) {
+    /// Whether the tx list of a just-stored commitment is at hand: none needed, in storage, or
+    /// waiting in the orphan cache (then stored now).
+    fn resolve_txlist(&mut self, commitment: &SignedCommitment, number: u64) -> bool {
         let hash = commitment.preconf().raw_tx_list_hash;
-        let number = accepted.block_number;
-        let available = if hash == B256::ZERO {
+        if hash == B256::ZERO {
             true
         } else if matches!(self.storage.txlist(&hash), Ok(Some(_))) {
             metrics::cache("txlist_storage", true);
@@ -478,7 +546,20 @@ impl Core {
         } else {
             metrics::cache("txlist_storage", false);
             false
-        };
+        }
+    }
+
+    /// Tells the sidecar about a durable commitment; a missing tx list is awaited (and
+    /// fetched, unless catch-up fetches it).
+    fn announce(
+        &mut self,
+        commitment: SignedCommitment,
+        accepted: AcceptedCommitment,
+        source: CommitmentSource,
+        available: bool,
+    ) {
+        let hash = commitment.preconf().raw_tx_list_hash;
+        let number = accepted.block_number;
         if !available {
             self.state.await_txlist(hash, number);
             let hint = match source {
@@ -502,6 +583,9 @@ impl Core {
     }
 
     fn reload_from_storage(&mut self) {
+        self.unstored.clear();
+        self.deferred.clear();
+        self.durable_head = None;
         let mut state = ChainState::new(&self.config);
         if let Ok(Some(head)) = self.storage.head() {
             state.set_head_from(&head);
@@ -509,15 +593,21 @@ impl Core {
         self.state = state;
     }
 
-    /// Applies a catch-up page from `peer`: commitments in ascending order with their
-    /// recovered signers. Stops at the first invalid one.
-    pub(crate) fn on_catchup_batch(
+    /// Validates a catch-up page from `peer` (commitments in ascending order with their
+    /// recovered signers; `fetched`: verified tx lists by hash) and applies it to the
+    /// in-memory chain, stopping at the first invalid one. Nothing is written here: the
+    /// returned [`PageWrite`] goes to the catch-up write stage, and the page is announced once
+    /// [`Self::on_catchup_stored`] reports it durable. So the manager never waits for a disk
+    /// while catch-up runs.
+    pub(crate) fn on_catchup_page(
         &mut self,
         peer: PeerId,
         items: Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
-    ) -> BatchResult {
+        mut fetched: std::collections::HashMap<B256, Bytes>,
+    ) -> (BatchResult, Option<PageWrite>) {
         let mut result = BatchResult::default();
         let mut accepted = Vec::new();
+        let before = self.memory_head();
         let source = CommitmentSource::CatchUp(peer);
         for (signed, signer) in items {
             let outcome = self.validator.validate_commitment(
@@ -563,17 +653,85 @@ impl Core {
             }
         }
         if accepted.is_empty() {
-            return result;
+            return (result, None);
         }
+        self.drain_pending(&mut accepted);
         result.applied = accepted.len();
         metrics::catchup_commitments(accepted.len());
-        if let Err(e) = self.accept_chain(accepted) {
-            warn!(error = %e, "storing a catch-up page failed");
-            result.applied = 0;
-            result.gap = true;
+        let mut txlists = Vec::new();
+        let mut unresolved = Vec::new();
+        for (c, a, _) in &accepted {
+            let hash = c.preconf().raw_tx_list_hash;
+            if hash == B256::ZERO {
+                continue;
+            }
+            match fetched
+                .remove(&hash)
+                .or_else(|| self.state.orphans.take(&hash))
+            {
+                Some(bytes) => txlists.push((hash, a.block_number, bytes)),
+                None => unresolved.push((hash, a.block_number)),
+            }
         }
-        result.missing_txlists = self.state.awaited();
-        result
+        if self.unstored.is_empty() {
+            self.durable_head = Some(before);
+        }
+        let id = self.next_page_id;
+        self.next_page_id = self.next_page_id.wrapping_add(1);
+        let write = PageWrite {
+            id,
+            commitments: accepted.iter().map(|(c, _, _)| c.clone()).collect(),
+            txlists,
+            unresolved,
+        };
+        self.unstored.push_back(UnstoredPage {
+            id,
+            accepted,
+            stored_txlists: write.txlists.iter().map(|(h, _, _)| *h).collect(),
+            head_after: self.memory_head(),
+        });
+        (result, Some(write))
+    }
+
+    /// The write stage stored page `id` (`Ok`: the hashes of its unresolved tx lists that
+    /// storage already held) or failed. On success the page is announced and its head becomes
+    /// the durable one; on failure every page not yet durable is dropped and the chain is
+    /// rebuilt from storage (catch-up fetches them again).
+    pub(crate) fn on_catchup_stored(
+        &mut self,
+        id: u64,
+        outcome: std::result::Result<std::collections::HashSet<B256>, crate::StorageError>,
+    ) {
+        let page = match (self.unstored.front(), &outcome) {
+            (Some(front), Ok(_)) if front.id == id => self.unstored.pop_front(),
+            _ => None,
+        };
+        let (Some(page), Ok(present)) = (page, outcome.as_ref()) else {
+            match &outcome {
+                Err(e) => warn!(error = %e, "storing a catch-up page failed"),
+                Ok(_) => warn!(id, "catch-up page stored out of order"),
+            }
+            self.reload_from_storage();
+            self.publish_status();
+            return;
+        };
+        for (commitment, accepted, source) in page.accepted {
+            let hash = commitment.preconf().raw_tx_list_hash;
+            let available = hash == B256::ZERO
+                || page.stored_txlists.contains(&hash)
+                || present.contains(&hash);
+            self.announce(commitment, accepted, source, available);
+        }
+        if self.unstored.is_empty() {
+            self.durable_head = None;
+            let deferred = std::mem::take(&mut self.deferred);
+            if let Err(e) = self.store_and_announce(deferred) {
+                warn!(error = %e, "storing commitments accepted during catch-up failed");
+            }
+        } else {
+            self.durable_head = Some(page.head_after);
+        }
+        self.announce_head();
     }
 
     /// Re-validates every commitment waiting for its schedule (call after the lookahead

@@ -6,6 +6,7 @@
 //! with `try_send`, publications and fetches run on spawned tasks, inbound requests are served
 //! on the blocking pool straight from storage.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,9 @@ use tracing::{debug, info, warn};
 
 use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
+use crate::error::StorageError;
 use crate::error::{P2pSdkError, Result};
-use crate::handlers::{head_of, serve_inbound, BatchResult, Core, Effect};
+use crate::handlers::{head_of, serve_inbound, BatchResult, Core, Effect, PageWrite};
 use crate::lookahead::Lookahead;
 use crate::metrics;
 use crate::storage::SdkStorage;
@@ -68,17 +70,26 @@ enum Command {
 
 /// Reports from the SDK's own background tasks to the manager.
 pub(crate) enum Internal {
-    CatchUpBatch {
+    /// A fetched, signature-recovered catch-up page with the verified tx lists fetched for
+    /// it: validate and apply in memory; the reply carries the write for the write stage.
+    CatchUpPage {
         peer: PeerId,
         items: Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
-        reply: oneshot::Sender<BatchResult>,
+        txlists: HashMap<B256, Bytes>,
+        reply: oneshot::Sender<(BatchResult, Option<PageWrite>)>,
+    },
+    /// The write stage's outcome for page `id`: `Ok` with the page's other referenced tx
+    /// lists that storage already held.
+    CatchUpStored {
+        id: u64,
+        outcome: std::result::Result<HashSet<B256>, StorageError>,
     },
     TxListFetched {
         hash: B256,
         txlist: Bytes,
     },
-    /// Verified tx lists fetched by catch-up, stored in one write.
-    TxListsFetched(Vec<(B256, Bytes)>),
+    /// Verified tx lists a background task already stored durably: `(hash, block, bytes)`.
+    TxListsStored(Vec<(B256, u64, Bytes)>),
     TxListDue {
         hash: B256,
         hint: Option<PeerId>,
@@ -281,16 +292,20 @@ impl P2pSdk {
     }
 
     /// `get_head` from `peer`. Like every request helper, it waits for one of the
-    /// `catchup.max_requests_per_peer` request slots towards that peer.
+    /// `catchup.max_requests_per_peer` request slots of its protocol towards that peer.
     pub async fn request_head(&self, peer: PeerId) -> Result<PreconfHead> {
-        let _slot = self.slot(peer).await?;
+        let _slot = self.slot(peer, ReqRespKind::GetHead).await?;
         timed(ReqRespKind::GetHead, self.shared.net.request_head(peer)).await
     }
 
-    async fn slot(&self, peer: PeerId) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    async fn slot(
+        &self,
+        peer: PeerId,
+        kind: ReqRespKind,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit> {
         self.shared
             .slots
-            .acquire(peer)
+            .acquire(peer, kind)
             .await
             .ok_or(P2pSdkError::Shutdown)
     }
@@ -306,7 +321,7 @@ impl P2pSdk {
             start_block_number: U256::from(start_block_number),
             max_count,
         };
-        let _slot = self.slot(peer).await?;
+        let _slot = self.slot(peer, ReqRespKind::GetCommitmentsByNumber).await?;
         timed(
             ReqRespKind::GetCommitmentsByNumber,
             self.shared.net.request_commitments(peer, request),
@@ -319,7 +334,7 @@ impl P2pSdk {
         let request = GetRawTxListRequest {
             raw_tx_list_hash: hash,
         };
-        let _slot = self.slot(peer).await?;
+        let _slot = self.slot(peer, ReqRespKind::GetRawTxList).await?;
         let response: GetRawTxListResponse = timed(
             ReqRespKind::GetRawTxList,
             self.shared.net.request_raw_txlist(peer, request),
@@ -677,10 +692,16 @@ impl Manager {
 
     fn on_internal(&mut self, report: Internal) {
         match report {
-            Internal::CatchUpBatch { peer, items, reply } => {
-                let result = self.core.on_catchup_batch(peer, items);
+            Internal::CatchUpPage {
+                peer,
+                items,
+                txlists,
+                reply,
+            } => {
+                let result = self.core.on_catchup_page(peer, items, txlists);
                 let _ = reply.send(result);
             }
+            Internal::CatchUpStored { id, outcome } => self.core.on_catchup_stored(id, outcome),
             Internal::TxListFetched { hash, txlist } => {
                 if self.core.is_awaited(&hash) {
                     if let Err(e) = self.core.add_txlist(hash, txlist) {
@@ -688,11 +709,7 @@ impl Manager {
                     }
                 }
             }
-            Internal::TxListsFetched(txlists) => {
-                if let Err(e) = self.core.add_txlists(txlists) {
-                    warn!(error = %e, "storing fetched tx lists failed");
-                }
-            }
+            Internal::TxListsStored(txlists) => self.core.on_txlists_stored(txlists),
             Internal::TxListDue { hash, hint } => {
                 if self.core.is_awaited(&hash) {
                     self.spawn_txlist_fetch(hash, hint);
@@ -806,6 +823,7 @@ impl Manager {
             internal: self.internal_tx.clone(),
             status: self.status.clone(),
             slots: self.slots.clone(),
+            storage: self.storage.clone(),
         }
     }
 
