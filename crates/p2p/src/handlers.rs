@@ -1005,6 +1005,129 @@ mod tests {
         assert_eq!(order, vec![1, 2, 3, 4, 5]);
     }
 
+    /// A catch-up page with recovered signers, and the tx lists fetched for it by hash.
+    fn catchup_page(
+        h: &Harness,
+        blocks: &[crate::testkit::Block],
+    ) -> (
+        Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
+        std::collections::HashMap<B256, Bytes>,
+    ) {
+        let items = blocks
+            .iter()
+            .map(|b| {
+                let signer = h.core.validator().recover_signer(&b.commitment);
+                (b.commitment.clone(), signer)
+            })
+            .collect();
+        let txlists = blocks
+            .iter()
+            .filter_map(|b| b.txlist.as_ref())
+            .map(|t| (t.raw_tx_list_hash, Bytes::from(t.txlist.to_vec())))
+            .collect();
+        (items, txlists)
+    }
+
+    fn commitment_events(h: &mut Harness) -> Vec<(u64, bool)> {
+        let mut seen = Vec::new();
+        while let Ok(event) = h.events.try_recv() {
+            if let SdkEvent::Commitment {
+                commitment,
+                txlist_available,
+                ..
+            } = event
+            {
+                let n = u64::try_from(commitment.preconf().block_number).unwrap();
+                seen.push((n, txlist_available));
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn catchup_page_is_announced_only_once_durable() {
+        let mut h = harness();
+        let blocks = h.builder.blocks(4, 32);
+        let (items, mut fetched) = catchup_page(&h, &blocks[..3]);
+        // Block 2's tx list was not fetched: it stays owed.
+        let owed = blocks[1].txlist.as_ref().unwrap().raw_tx_list_hash;
+        fetched.remove(&owed);
+        let (result, write) = h.core.on_catchup_page(peer(), items, fetched);
+        let write = write.expect("a page to write");
+        assert_eq!((result.applied, result.gap), (3, false));
+        assert_eq!(write.commitments.len(), 3);
+        assert_eq!(
+            write.txlists.len(),
+            2,
+            "fetched tx lists go in the same write"
+        );
+        assert_eq!(write.unresolved, vec![(owed, 2)]);
+        // Applied in memory, not written, not announced; the status shows the durable head.
+        assert_eq!(h.core.head(), 3);
+        assert_eq!(h.core.status().head_block_number, 0);
+        assert_eq!(h.storage.stats().unwrap().commitments, 0);
+        assert!(commitment_events(&mut h).is_empty());
+        // Gossip extending the in-memory head is accepted (the verdict does not wait) but its
+        // write waits for the page below it.
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(peer(), &blocks[3].commitment.to_ssz()),
+            GossipVerdict::Accept
+        );
+        assert_eq!(h.storage.stats().unwrap().commitments, 0);
+        assert!(commitment_events(&mut h).is_empty());
+        // The write stage stores the page, then reports it.
+        h.storage
+            .put_page(&write.commitments, &write.txlists)
+            .unwrap();
+        h.core
+            .on_catchup_stored(write.id, Ok(std::collections::HashSet::new()));
+        assert_eq!(
+            commitment_events(&mut h),
+            vec![(1, true), (2, false), (3, true), (4, false)]
+        );
+        assert_eq!(h.storage.stats().unwrap().commitments, 4);
+        let status = h.core.status();
+        assert_eq!(status.head_block_number, 4);
+        assert_eq!(
+            status.missing_txlists, 2,
+            "blocks 2 and 4 owe their tx lists"
+        );
+    }
+
+    #[test]
+    fn failed_catchup_write_falls_back_to_storage() {
+        let mut h = harness();
+        let blocks = h.builder.blocks(6, 32);
+        let (first, txlists) = catchup_page(&h, &blocks[..3]);
+        let (_, write) = h.core.on_catchup_page(peer(), first, txlists);
+        let first = write.expect("page");
+        h.storage
+            .put_page(&first.commitments, &first.txlists)
+            .unwrap();
+        h.core
+            .on_catchup_stored(first.id, Ok(std::collections::HashSet::new()));
+        assert_eq!(h.core.status().head_block_number, 3);
+        commitment_events(&mut h);
+        // The next page is validated, but its write fails.
+        let (second, txlists) = catchup_page(&h, &blocks[3..]);
+        let (_, write) = h.core.on_catchup_page(peer(), second, txlists);
+        let second = write.expect("page");
+        assert_eq!(h.core.head(), 6);
+        h.core.on_catchup_stored(
+            second.id,
+            Err(crate::StorageError::Backend("disk full".into())),
+        );
+        assert_eq!(h.core.head(), 3, "memory rebuilt from storage");
+        assert_eq!(h.core.status().head_block_number, 3);
+        assert!(commitment_events(&mut h).is_empty(), "nothing announced");
+        // A stale report for a page the core no longer holds changes nothing durable.
+        h.core
+            .on_catchup_stored(second.id, Ok(std::collections::HashSet::new()));
+        assert_eq!(h.core.head(), 3);
+        assert!(commitment_events(&mut h).is_empty());
+    }
+
     #[test]
     fn missing_txlist_is_awaited_then_stored_when_it_arrives() {
         let mut h = harness();
