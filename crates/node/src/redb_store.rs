@@ -138,13 +138,21 @@ fn write_txlists(
             .map_err(backend)?;
         added += txlist.len() as u64;
     }
+    adjust_txlist_bytes(tx, |bytes| bytes + added)
+}
+
+/// Rewrites the stored tx-list byte counter inside `tx`.
+fn adjust_txlist_bytes(
+    tx: &redb::WriteTransaction,
+    update: impl FnOnce(u64) -> u64,
+) -> Result<(), StorageError> {
     let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
     let bytes = counters
         .get(TXLIST_BYTES)
         .map_err(backend)?
         .map_or(0, |v| v.value());
     counters
-        .insert(TXLIST_BYTES, bytes + added)
+        .insert(TXLIST_BYTES, update(bytes))
         .map_err(backend)?;
     Ok(())
 }
@@ -278,14 +286,7 @@ impl SdkStorage for RedbStore {
                     freed += gone.value().1.len() as u64;
                 }
             }
-            let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
-            let bytes = counters
-                .get(TXLIST_BYTES)
-                .map_err(backend)?
-                .map_or(0, |v| v.value());
-            counters
-                .insert(TXLIST_BYTES, bytes.saturating_sub(freed))
-                .map_err(backend)?;
+            adjust_txlist_bytes(&tx, |bytes| bytes.saturating_sub(freed))?;
         }
         tx.commit().map_err(backend)?;
         Ok(removed)

@@ -990,19 +990,10 @@ mod tests {
             5,
             "orphans moved to storage"
         );
-        let mut order = Vec::new();
-        while let Ok(event) = h.events.try_recv() {
-            if let SdkEvent::Commitment {
-                commitment,
-                txlist_available,
-                ..
-            } = event
-            {
-                assert!(txlist_available);
-                order.push(u64::try_from(commitment.preconf().block_number).unwrap());
-            }
-        }
-        assert_eq!(order, vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            commitment_events(&mut h),
+            (1..=5).map(|n| (n, true)).collect::<Vec<_>>()
+        );
     }
 
     /// A catch-up page with recovered signers, and the tx lists fetched for it by hash.
