@@ -55,9 +55,12 @@ use crate::validation::check_txlist;
 /// concurrency limit (§7), so we never send them.
 #[derive(Debug, Clone)]
 pub(crate) struct PeerSlots {
-    slots: Arc<parking_lot::Mutex<HashMap<(PeerId, ReqRespKind), Arc<Semaphore>>>>,
+    slots: Arc<parking_lot::Mutex<SlotMap>>,
     per_peer: usize,
 }
+
+/// One semaphore per peer and protocol.
+type SlotMap = HashMap<(PeerId, ReqRespKind), Arc<Semaphore>>;
 
 impl PeerSlots {
     pub(crate) fn new(per_peer: usize) -> Self {

@@ -996,14 +996,14 @@ mod tests {
         );
     }
 
+    type RecoveredPage = Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>;
+    type TxListsByHash = std::collections::HashMap<B256, Bytes>;
+
     /// A catch-up page with recovered signers, and the tx lists fetched for it by hash.
     fn catchup_page(
         h: &Harness,
         blocks: &[crate::testkit::Block],
-    ) -> (
-        Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
-        std::collections::HashMap<B256, Bytes>,
-    ) {
+    ) -> (RecoveredPage, TxListsByHash) {
         let items = blocks
             .iter()
             .map(|b| {
