@@ -392,6 +392,14 @@ impl SdkStorage for CountingStorage {
         self.inner.put_txlists(txlists)
     }
 
+    fn put_page(
+        &self,
+        commitments: &[SignedCommitment],
+        txlists: &[(B256, u64, Bytes)],
+    ) -> Result<(), StorageError> {
+        self.inner.put_page(commitments, txlists)
+    }
+
     fn commitment_by_number(
         &self,
         block_number: u64,
