@@ -2,6 +2,7 @@
 //! the pruning task — started from a [`NodeConfig`] and stopped with [`Node::shutdown`].
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use p2p::{P2pSdk, RotatingLookahead, SdkEvents, SdkStorage, StorageError, StorageStats};
 use preconfirmation_types::reexports::secp256k1::SecretKey;
-use preconfirmation_types::{SignedCommitment, B256};
+use preconfirmation_types::{ChainLimits, SignedCommitment, B256};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -165,6 +166,41 @@ impl SdkStorage for HealthCheckedStorage {
 /// Wraps the store before the SDK gets it (see [`Node::start_with_storage_layer`]).
 pub type StorageLayer = Box<dyn FnOnce(Arc<dyn SdkStorage>) -> Arc<dyn SdkStorage> + Send>;
 
+/// A node's storage stack, as [`open_node_storage`] builds it.
+pub(crate) struct NodeStorage {
+    /// The redb store itself (its stats, status pages).
+    pub(crate) store: Arc<RedbStore>,
+    /// What the SDK gets: `store`, the optional layer, then health tracking on top.
+    pub(crate) storage: Arc<dyn SdkStorage>,
+    /// Whether writes succeed (fed by `storage`).
+    pub(crate) health: Arc<StorageHealth>,
+}
+
+/// Opens the storage stack a node runs on: the redb store in `data_dir`, `layer` (if any)
+/// around it, and [`StorageHealth`] tracking on top. [`Node::start`] and the benches both
+/// build their storage here, so a bench runs what a node runs.
+pub(crate) fn open_node_storage(
+    data_dir: &Path,
+    limits: ChainLimits,
+    layer: Option<StorageLayer>,
+) -> Result<NodeStorage, NodeError> {
+    let store = Arc::new(RedbStore::open(data_dir, limits)?);
+    let mut storage: Arc<dyn SdkStorage> = store.clone();
+    if let Some(layer) = layer {
+        storage = layer(storage);
+    }
+    let health = Arc::new(StorageHealth::default());
+    let storage: Arc<dyn SdkStorage> = Arc::new(HealthCheckedStorage {
+        inner: storage,
+        health: health.clone(),
+    });
+    Ok(NodeStorage {
+        store,
+        storage,
+        health,
+    })
+}
+
 impl std::fmt::Debug for NodeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeContext")
@@ -204,7 +240,11 @@ impl Node {
         layer: Option<StorageLayer>,
     ) -> Result<Self, NodeError> {
         config.validate()?;
-        let store = Arc::new(RedbStore::open(&config.data_dir, config.sdk.chain.limits)?);
+        let NodeStorage {
+            store,
+            storage,
+            health: storage_health,
+        } = open_node_storage(&config.data_dir, config.sdk.chain.limits, layer)?;
         let node_key = load_or_create_node_key(&config.data_dir)?;
         let preconfer = load_preconfer_key(
             config.preconfer_key_file.as_deref(),
@@ -221,15 +261,6 @@ impl Node {
             key: "lookahead".into(),
             reason: "empty schedule".into(),
         })?;
-        let mut storage: Arc<dyn SdkStorage> = store.clone();
-        if let Some(layer) = layer {
-            storage = layer(storage);
-        }
-        let storage_health = Arc::new(StorageHealth::default());
-        let storage: Arc<dyn SdkStorage> = Arc::new(HealthCheckedStorage {
-            inner: storage,
-            health: storage_health.clone(),
-        });
         let (sdk, events) = P2pSdk::start(
             config.sdk.clone(),
             storage,

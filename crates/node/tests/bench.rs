@@ -67,6 +67,56 @@ fn propagation_prints_its_keys() {
     );
 }
 
+/// The figures every catch-up run reports beyond speed: tx-list MiB/s against a bare TCP copy,
+/// and the serving peers' CPU and MiB/s out, all measured.
+fn check_catchup_figures(json: &serde_json::Value) {
+    let f = |key: &str| {
+        json[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} is a number in {json}"))
+    };
+    for key in [
+        "per_s",
+        "txlist_mib_per_s",
+        "tcp_copy_mib_per_s",
+        "tcp_ratio",
+        "server_mib_per_s_out",
+    ] {
+        assert!(f(key) > 0.0, "{key} positive in {json}");
+    }
+    let expected = f("txlist_mib_per_s") / f("tcp_copy_mib_per_s");
+    assert!(
+        (f("tcp_ratio") - expected).abs() <= expected * 0.01,
+        "tcp_ratio is txlist_mib_per_s / tcp_copy_mib_per_s in {json}"
+    );
+    assert!(f("server_cpu_share") >= 0.0, "server_cpu_share in {json}");
+    let servers = json["servers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("servers is a list in {json}"));
+    assert_eq!(servers.len(), 3, "one entry per serving peer in {json}");
+    let mut max_cpu: f64 = 0.0;
+    let mut max_out: f64 = 0.0;
+    for s in servers {
+        let cpu = s["cpu_share"].as_f64().expect("cpu_share is a number");
+        let out = s["mib_per_s_out"]
+            .as_f64()
+            .expect("mib_per_s_out is a number");
+        assert!(cpu >= 0.0 && out >= 0.0, "server figures in {json}");
+        max_cpu = max_cpu.max(cpu);
+        max_out = max_out.max(out);
+    }
+    assert_eq!(
+        f("server_cpu_share"),
+        max_cpu,
+        "the busiest server in {json}"
+    );
+    assert_eq!(
+        f("server_mib_per_s_out"),
+        max_out,
+        "the busiest server in {json}"
+    );
+}
+
 #[test]
 fn catchup_prints_its_keys() {
     let keys = [
@@ -76,9 +126,16 @@ fn catchup_prints_its_keys() {
         "elapsed_s",
         "penalties",
         "defaults",
+        "txlist_mib_per_s",
+        "tcp_copy_mib_per_s",
+        "tcp_ratio",
+        "server_cpu_share",
+        "server_mib_per_s_out",
+        "servers",
     ];
     let raised = run_bench(&["catchup", "--commitments", "100", "--json"], &keys);
     assert_eq!(raised["defaults"], false);
+    check_catchup_figures(&raised);
     // Every node on default settings: completes, and nobody penalised the catching-up node.
     let defaults = run_bench(
         &["catchup", "--commitments", "300", "--defaults", "--json"],
@@ -86,7 +143,32 @@ fn catchup_prints_its_keys() {
     );
     assert_eq!(defaults["defaults"], true);
     assert_eq!(defaults["penalties"], 0);
-    assert!(defaults["per_s"].as_f64().is_some_and(|v| v > 0.0));
+    check_catchup_figures(&defaults);
+    // Large tx lists: their bytes are what the serving peers send.
+    let large = run_bench(
+        &[
+            "catchup",
+            "--commitments",
+            "50",
+            "--txlist-bytes",
+            "65536",
+            "--json",
+        ],
+        &keys,
+    );
+    check_catchup_figures(&large);
+    let txlist_mib = 50.0 * 65536.0 / (1024.0 * 1024.0);
+    let served_mib: f64 = large["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|s| s["mib_per_s_out"].as_f64().expect("a number"))
+        .sum::<f64>()
+        * large["elapsed_s"].as_f64().expect("elapsed_s");
+    assert!(
+        served_mib >= txlist_mib * 0.95,
+        "the servers sent every tx list: {served_mib} of {txlist_mib} MiB in {large}"
+    );
 }
 
 #[test]

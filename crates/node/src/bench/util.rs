@@ -27,6 +27,58 @@ pub(crate) fn round(x: f64, digits: i32) -> f64 {
     (x * scale).round() / scale
 }
 
+/// `x` rounded to `digits` significant digits (0 stays 0), so a small figure (a ratio far
+/// below 1) does not round to 0.
+pub(crate) fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    round(x, digits - 1 - magnitude)
+}
+
+/// Clock ticks per second of the times in `/proc/<pid>/task/<tid>/stat`. `libc` is no
+/// dependency of this crate, so `sysconf(_SC_CLK_TCK)` is not asked: this assumes 100 (Linux's
+/// USER_HZ on the common architectures).
+pub(crate) const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// CPU seconds (user + system) used so far by this process's threads named `name` (or
+/// `name-…`): `/proc/self/task/<tid>/comm` picks the threads, fields 14 and 15 of their `stat`
+/// the times. 0 where `/proc` is unreadable; a thread that ended no longer counts.
+pub(crate) fn threads_cpu_s(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let prefix = format!("{name}-");
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim_end();
+        if comm != name && !comm.starts_with(&prefix) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        // Field 2 (comm, in parentheses) may hold spaces: count from after the last ')',
+        // where field 3 starts, so fields 14 and 15 are the 12th and 13th.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let field = |i: usize| {
+            rest.split_whitespace()
+                .nth(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ticks += field(11) + field(12);
+    }
+    ticks as f64 / CLOCK_TICKS_PER_S
+}
+
 /// The `p`-th percentile (nearest rank) of ascending `sorted`; 0 when empty.
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -157,5 +209,40 @@ impl Drop for RssSampler {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_sig_keeps_small_figures() {
+        assert_eq!(round_sig(0.000_123_456, 3), 0.000_123);
+        assert_eq!(round_sig(123_456.0, 3), 123_000.0);
+        assert_eq!(round_sig(0.0, 3), 0.0);
+    }
+
+    #[test]
+    fn threads_cpu_s_counts_the_named_threads_only() {
+        let spin = || {
+            let started = std::time::Instant::now();
+            let mut x = 0u64;
+            while started.elapsed() < Duration::from_millis(300) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        };
+        let before = threads_cpu_s("cpu-probe");
+        let probe = std::thread::Builder::new()
+            .name("cpu-probe".into())
+            .spawn(move || {
+                spin();
+                // Measured while the thread is still alive.
+                threads_cpu_s("cpu-probe")
+            })
+            .expect("spawn");
+        let used = probe.join().expect("probe") - before;
+        assert!((0.1..=1.0).contains(&used), "used {used} s");
+        assert_eq!(threads_cpu_s("no-such-thread"), 0.0);
     }
 }
