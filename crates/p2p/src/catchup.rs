@@ -500,8 +500,10 @@ async fn pipeline(
     }
 }
 
-/// The write stage: stores each page in one durable transaction on the blocking pool, in
-/// order, and reports it to the core. Stops at the first failure (the core then drops every
+/// The write stage: stores pages in order on the blocking pool, each write one durable
+/// transaction; pages that queued up while the previous write ran go into the next
+/// transaction together (group commit), so a slow disk costs one sync per group, not per
+/// page. Reports each page to the core. Stops at the first failure (the core then drops every
 /// page not yet durable). Returns whether every write succeeded, and the tx lists the pages
 /// reference that neither came with them nor were in storage (still owed).
 async fn write_pages(
@@ -509,40 +511,77 @@ async fn write_pages(
     mut queue: mpsc::Receiver<PageWrite>,
 ) -> (bool, Vec<(B256, u64)>) {
     let mut owed = Vec::new();
-    while let Some(write) = queue.recv().await {
-        let id = write.id;
+    let group_max = ctx.config.catchup.write_queue_pages.max(1);
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < group_max {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<u64> = group.iter().map(|w| w.id).collect();
         let storage = ctx.storage.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            storage.put_page(&write.commitments, &write.txlists)?;
-            let mut present = HashSet::new();
-            let mut missing = Vec::new();
-            for (hash, number) in write.unresolved {
-                if storage.txlist(&hash)?.is_some() {
-                    present.insert(hash);
-                } else {
-                    missing.push((hash, number));
+        let written = tokio::task::spawn_blocking(move || write_group(storage.as_ref(), group))
+            .await
+            .unwrap_or_else(|e| Err(StorageError::Backend(format!("write task failed: {e}"))));
+        match written {
+            Ok(outcomes) => {
+                for (id, (present, missing)) in ids.into_iter().zip(outcomes) {
+                    owed.extend(missing);
+                    let stored = Internal::CatchUpStored {
+                        id,
+                        outcome: Ok(present),
+                    };
+                    let _ = ctx.internal.send(stored).await;
                 }
             }
-            Ok::<_, StorageError>((present, missing))
-        })
-        .await
-        .unwrap_or_else(|e| Err(StorageError::Backend(format!("write task failed: {e}"))));
-        let (outcome, ok) = match written {
-            Ok((present, missing)) => {
-                owed.extend(missing);
-                (Ok(present), true)
+            Err(e) => {
+                let failed = Internal::CatchUpStored {
+                    id: ids.first().copied().unwrap_or_default(),
+                    outcome: Err(e),
+                };
+                let _ = ctx.internal.send(failed).await;
+                return (false, owed);
             }
-            Err(e) => (Err(e), false),
-        };
-        let _ = ctx
-            .internal
-            .send(Internal::CatchUpStored { id, outcome })
-            .await;
-        if !ok {
-            return (false, owed);
         }
     }
     (true, owed)
+}
+
+/// What the write of one page found: its unresolved tx lists that storage holds, and those
+/// still owed.
+type PageOutcome = (HashSet<B256>, Vec<(B256, u64)>);
+
+/// Writes `group` (pages in order) in one transaction, then sorts each page's unresolved tx
+/// lists into held and owed.
+fn write_group(
+    storage: &dyn SdkStorage,
+    group: Vec<PageWrite>,
+) -> Result<Vec<PageOutcome>, StorageError> {
+    let commitments: Vec<SignedCommitment> = group
+        .iter()
+        .flat_map(|w| w.commitments.iter().cloned())
+        .collect();
+    let txlists: Vec<(B256, u64, Bytes)> = group
+        .iter()
+        .flat_map(|w| w.txlists.iter().cloned())
+        .collect();
+    storage.put_page(&commitments, &txlists)?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for write in group {
+        let mut present = HashSet::new();
+        let mut missing = Vec::new();
+        for (hash, number) in write.unresolved {
+            if storage.txlist(&hash)?.is_some() {
+                present.insert(hash);
+            } else {
+                missing.push((hash, number));
+            }
+        }
+        outcomes.push((present, missing));
+    }
+    Ok(outcomes)
 }
 
 /// Whether `peer` serves the commitment of block `number` (a one-commitment page).
@@ -671,11 +710,17 @@ async fn request_page(
 /// page's tx lists cost one durable write instead of one each.
 pub(crate) const TXLIST_STORE_BATCH: usize = 256;
 
+/// ... and of at most this many bytes, so a group of large tx lists (up to 2 MiB each, §3)
+/// never piles up in memory: 32 MiB.
+pub(crate) const TXLIST_STORE_BATCH_BYTES: usize = 32 << 20;
+
 /// Fetches `missing` tx lists (each referenced by a stored commitment) by hash: batched from
 /// peers of ours, then one hash at a time from `candidates` and any connected peer, at most
 /// `parallel_txlists` at once; a peer that serves bytes not hashing to the commitment's
-/// `rawTxListHash` is penalised and skipped. Verified lists are stored in groups of
-/// [`TXLIST_STORE_BATCH`] off the manager task, then reported to the core.
+/// `rawTxListHash` is penalised and skipped. Works in waves of as many batches as may be in
+/// flight, storing each wave before the next, so memory holds one wave's responses (each
+/// capped at `MAX_RAW_TXLISTS_RESPONSE_BYTES`) however many tx lists are owed. Verified
+/// lists are stored off the manager task, then reported to the core.
 pub(crate) async fn fetch_txlists(
     ctx: &CatchUpContext,
     candidates: &[(PeerId, u64)],
@@ -694,15 +739,21 @@ pub(crate) async fn fetch_txlists(
     let missing = if batch_peers.is_empty() {
         missing
     } else {
-        let (found, left, wrong) = fetch_batched(ctx, &batch_peers, missing).await;
-        bad.extend(wrong);
-        peers.all.retain(|p| !bad.contains(p));
-        for chunk in found.chunks(TXLIST_STORE_BATCH) {
-            store_txlists(ctx, &numbers, chunk.to_vec()).await;
+        let wave = batch_peers.len()
+            * ctx.config.catchup.max_requests_per_peer.max(1)
+            * MAX_TXLISTS_PER_REQUEST;
+        let mut left = Vec::new();
+        for chunk in missing.chunks(wave) {
+            let (found, not_found, wrong) = fetch_batched(ctx, &batch_peers, chunk.to_vec()).await;
+            bad.extend(wrong);
+            left.extend(not_found);
+            store_txlists(ctx, &numbers, found).await;
         }
+        peers.all.retain(|p| !bad.contains(p));
         left
     };
     let mut ready = Vec::new();
+    let mut ready_bytes = 0;
     let mut fetched = stream::iter(missing.into_iter().enumerate())
         .map(|(i, (hash, _))| {
             let order = fetch_order(&peers.all, &peers.extended, i);
@@ -712,10 +763,12 @@ pub(crate) async fn fetch_txlists(
     while let Some((hash, (txlist, wrong))) = fetched.next().await {
         bad.extend(wrong);
         if let Some(txlist) = txlist {
+            ready_bytes += txlist.len();
             ready.push((hash, txlist));
         }
-        if ready.len() >= TXLIST_STORE_BATCH {
+        if ready.len() >= TXLIST_STORE_BATCH || ready_bytes >= TXLIST_STORE_BATCH_BYTES {
             store_txlists(ctx, &numbers, std::mem::take(&mut ready)).await;
+            ready_bytes = 0;
         }
     }
     store_txlists(ctx, &numbers, ready).await;
@@ -724,28 +777,44 @@ pub(crate) async fn fetch_txlists(
     }
 }
 
-/// Stores verified tx lists in one durable write on the blocking pool, then tells the core
-/// (which announces them and stops owing them). On a storage failure they stay owed.
+/// Stores verified tx lists on the blocking pool, one durable write per group of at most
+/// [`TXLIST_STORE_BATCH_BYTES`], and tells the core after each (which announces them and stops
+/// owing them). On a storage failure the rest stay owed.
 async fn store_txlists(
     ctx: &CatchUpContext,
     numbers: &HashMap<B256, u64>,
     found: Vec<(B256, Bytes)>,
 ) {
-    let items: Vec<(B256, u64, Bytes)> = found
+    let mut items: Vec<(B256, u64, Bytes)> = found
         .into_iter()
         .filter_map(|(hash, bytes)| numbers.get(&hash).map(|n| (hash, *n, bytes)))
         .collect();
-    if items.is_empty() {
-        return;
-    }
-    let storage = ctx.storage.clone();
-    let to_store = items.clone();
-    match tokio::task::spawn_blocking(move || storage.put_txlists(&to_store)).await {
-        Ok(Ok(())) => {
-            let _ = ctx.internal.send(Internal::TxListsStored(items)).await;
+    while !items.is_empty() {
+        let mut take = 0;
+        let mut bytes = 0;
+        while take < items.len()
+            && (take == 0 || bytes + items[take].2.len() <= TXLIST_STORE_BATCH_BYTES)
+        {
+            bytes += items[take].2.len();
+            take += 1;
         }
-        Ok(Err(e)) => warn!(error = %e, "storing fetched tx lists failed; still owed"),
-        Err(e) => warn!(error = %e, "tx-list write task failed; still owed"),
+        let rest = items.split_off(take);
+        let group = std::mem::replace(&mut items, rest);
+        let storage = ctx.storage.clone();
+        let to_store = group.clone();
+        match tokio::task::spawn_blocking(move || storage.put_txlists(&to_store)).await {
+            Ok(Ok(())) => {
+                let _ = ctx.internal.send(Internal::TxListsStored(group)).await;
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "storing fetched tx lists failed; still owed");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "tx-list write task failed; still owed");
+                return;
+            }
+        }
     }
 }
 

@@ -243,9 +243,11 @@ pub struct CatchUpConfig {
     /// Pages in the fetch stage at once (fetched, signatures recovered, tx lists fetched),
     /// spread over the best peers. Default 4.
     pub parallel_pages: usize,
-    /// Validated pages waiting for their durable write (the write stage's queue); the fetch
-    /// stage waits when it is full, so memory stays bounded by
-    /// `parallel_pages + write_queue_pages` pages. Default 2.
+    /// Validated pages waiting for their durable write (the write stage's queue, and the most
+    /// pages one transaction groups when writes fall behind); the fetch stage waits when it is
+    /// full. Memory stays bounded by `parallel_pages + write_queue_pages` pages, each with at
+    /// most `⌈page_size / 64⌉` batched tx-list responses of at most 8 MiB
+    /// (`MAX_RAW_TXLISTS_RESPONSE_BYTES`). Default 2.
     pub write_queue_pages: usize,
     /// Tx list requests in flight at once. Default 8.
     pub parallel_txlists: usize,
