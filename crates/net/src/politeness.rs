@@ -538,12 +538,15 @@ mod tests {
     /// A peer of ours with a 10 MiB byte budget per 9.5 s (10 s with the margin: 1 MiB/s),
     /// generous request limits and in-flight counts, so only the byte mirror holds back.
     fn byte_pacer(peer: PeerId) -> OutboundPacer {
-        let mut politeness = PolitenessConfig::default();
-        politeness.extended_rate_limit =
+        let mut extended_rate_limit =
             crate::RateLimitConfig::uniform(1_000, Duration::from_secs(10));
-        politeness.extended_rate_limit.response_bytes =
+        extended_rate_limit.response_bytes =
             ByteRateLimit::new(10 * MIB, Duration::from_millis(9_500));
-        politeness.extended_max_in_flight = 100;
+        let politeness = PolitenessConfig {
+            extended_rate_limit,
+            extended_max_in_flight: 100,
+            ..Default::default()
+        };
         let mut p = OutboundPacer::new(politeness, ext());
         p.identified(peer, &[ext()]);
         p
