@@ -688,6 +688,74 @@ mod tests {
     }
 
     #[test]
+    fn byte_budget_and_grace_have_defaults_and_must_be_positive() {
+        let c = NetworkConfig::default();
+        let d = c.rate_limit;
+        assert_eq!(d.get_head, RateLimit::new(8, Duration::from_secs(10)));
+        assert_eq!(
+            d.get_commitments_by_number,
+            RateLimit::new(256, Duration::from_secs(10))
+        );
+        assert_eq!(
+            d.get_raw_txlist,
+            RateLimit::new(512, Duration::from_secs(10))
+        );
+        assert_eq!(
+            d.get_raw_txlists,
+            RateLimit::new(256, Duration::from_secs(10))
+        );
+        assert_eq!(
+            d.response_bytes,
+            ByteRateLimit::new(64 * 1024 * 1024, Duration::from_secs(10))
+        );
+        assert_eq!(
+            c.politeness.extended_rate_limit, d,
+            "peers of ours run ours"
+        );
+        assert_eq!(c.rate_limit_grace, 1);
+        assert_eq!(c.rate_limit_grace_window, Duration::from_secs(10));
+        assert_eq!(c.politeness.learned_min_response_bytes, 1024 * 1024);
+        let u = RateLimitConfig::uniform(3, Duration::from_secs(2));
+        assert_eq!(
+            u.response_bytes,
+            ByteRateLimit::new(3 * 8 * 1024 * 1024, Duration::from_secs(2)),
+            "every request may carry the largest response"
+        );
+        let c: NetworkConfig = serde_json::from_str(
+            r#"{"rate_limit": {"response_bytes": {"burst_bytes": 1000, "period": 2000}},
+                "rate_limit_grace": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.rate_limit.response_bytes,
+            ByteRateLimit::new(1000, Duration::from_secs(2))
+        );
+        assert_eq!(c.rate_limit_grace, 0);
+        assert_eq!(c.rate_limit.get_head, d.get_head);
+        c.validate().unwrap();
+        let mut bad = Vec::new();
+        for f in [
+            |c: &mut NetworkConfig| c.rate_limit.response_bytes.burst_bytes = 0,
+            |c: &mut NetworkConfig| c.rate_limit.response_bytes.period = Duration::ZERO,
+            |c: &mut NetworkConfig| c.rate_limit_grace_window = Duration::ZERO,
+            |c: &mut NetworkConfig| c.politeness.extended_rate_limit.response_bytes.burst_bytes = 0,
+            |c: &mut NetworkConfig| c.politeness.learned_min_response_bytes = 0,
+        ] {
+            let mut c = NetworkConfig::default();
+            f(&mut c);
+            bad.push(c.validate());
+        }
+        assert!(
+            bad.iter().all(|r| matches!(r, Err(NetError::Config(_)))),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            &bad[0],
+            Err(NetError::Config(msg)) if msg.contains("rate_limit.response_bytes")
+        ));
+    }
+
+    #[test]
     fn zero_rate_limits_are_refused_naming_the_key() {
         let mut c = NetworkConfig::default();
         c.rate_limit.get_commitments_by_number.burst = 0;

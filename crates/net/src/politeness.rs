@@ -181,10 +181,16 @@ impl OutboundPacer {
         }
     }
 
-    /// A full copy of a peer of ours' byte budget, refilled over its period plus the margin.
+    /// How long our copy of a peer's byte budget takes to refill: its period plus the margin
+    /// (module docs).
+    fn bytes_refill_over(&self) -> Duration {
+        self.politeness.extended_rate_limit.response_bytes.period + self.politeness.window_margin
+    }
+
+    /// A full copy of a peer of ours' byte budget.
     fn fresh_bytes(&self, now: Instant) -> ByteBucket {
         let limit = self.politeness.extended_rate_limit.response_bytes;
-        ByteBucket::new(limit, limit.period + self.politeness.window_margin, now)
+        ByteBucket::new(limit, self.bytes_refill_over(), now)
     }
 
     /// Admits a request of `kind` to `peer` now whose response may be up to `max_response`
@@ -321,7 +327,7 @@ impl OutboundPacer {
     /// profile falls back to strict until identify runs again.
     pub(crate) fn forget(&mut self, peer: &PeerId, now: Instant) {
         let limit = self.politeness.extended_rate_limit.response_bytes;
-        let refill_over = limit.period + self.politeness.window_margin;
+        let refill_over = self.bytes_refill_over();
         if let Some(pacing) = self.peers.get_mut(peer) {
             pacing.disconnected_at = Some(now);
             pacing.profile = PeerProfile::Strict;
@@ -686,6 +692,18 @@ mod tests {
         assert_eq!(
             p.peers[&peer].bytes.as_ref().map(ByteBucket::capacity),
             Some(64 * MIB)
+        );
+        // …with the default refill too: 64 MiB over 10 s + 500 ms. The level kept is 1 MiB
+        // (the floor it was clamped to), so the rest comes back in 63/64 of 10.5 s.
+        let wait = p
+            .peers
+            .get_mut(&peer)
+            .and_then(|pacing| pacing.bytes.as_mut())
+            .map(|b| b.time_until(64 * MIB, t2));
+        let expected = Duration::from_secs_f64(10.5 * 63.0 / 64.0);
+        assert!(
+            wait.is_some_and(|w| w.abs_diff(expected) < Duration::from_millis(1)),
+            "{wait:?} vs {expected:?}"
         );
     }
 }
