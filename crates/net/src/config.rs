@@ -82,8 +82,8 @@ pub struct NetworkConfig {
     /// refusal in a window is free, every further one inside it is penalised as §7.1 says.
     /// 0 penalises every refusal.
     pub rate_limit_grace: u32,
-    /// The window of [`Self::rate_limit_grace`], counted from a peer's first refusal. Default
-    /// 10 s, the penalty window of the score (`scoring.app_penalty_window`).
+    /// The window of [`Self::rate_limit_grace`], counted from a peer's first refusal (§7.1).
+    /// Default 10 s, the penalty window of the score (`scoring.app_penalty_window`).
     #[serde(with = "millis")]
     pub rate_limit_grace_window: Duration,
     /// Outbound pacing: the limits we assume of peers, so we never send a request they would

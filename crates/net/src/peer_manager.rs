@@ -380,10 +380,8 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     /// refunds whatever is still reserved for it: in full if no response was sent.
     pub(crate) fn inbound_done(&mut self, id: I, now: Instant) {
         if let Some(slot) = self.inbound.remove(&id) {
-            if slot.reserved > 0 {
-                if let Some(bytes) = self.byte_buckets.get_mut(&slot.peer) {
-                    bytes.refund(slot.reserved, now);
-                }
+            if let Some(bytes) = self.byte_buckets.get_mut(&slot.peer) {
+                bytes.refund(slot.reserved, now);
             }
             let key = (slot.peer, slot.kind);
             if let Some(n) = self.inflight.get_mut(&key) {
@@ -627,6 +625,62 @@ mod tests {
         assert_eq!(allowed, 8, "burst of 8");
     }
 
+    #[test]
+    fn a_finished_request_frees_exactly_its_own_slot() {
+        let cfg = NetworkConfig::default();
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let peer = PeerId::random();
+        let k = ReqRespKind::GetHead;
+        assert_eq!(pm.admit(peer, k, 1, 64, t0), Admission::Allow);
+        assert_eq!(pm.admit(peer, k, 2, 64, t0), Admission::Allow);
+        pm.inbound_done(1, t0);
+        pm.inbound_done(1, t0);
+        pm.inbound_done(99, t0);
+        // One still in flight: one more fits, not two.
+        assert_eq!(pm.admit(peer, k, 3, 64, t0), Admission::Allow);
+        assert_eq!(pm.admit(peer, k, 4, 64, t0), Admission::TooManyConcurrent);
+        pm.inbound_done(2, t0);
+        pm.inbound_done(3, t0);
+        assert!(pm.inflight.is_empty(), "no empty entries are kept");
+    }
+
+    #[test]
+    fn a_disconnect_drops_only_that_peers_buckets() {
+        let cfg = NetworkConfig::default();
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (gone, stays) = (PeerId::random(), PeerId::random());
+        let k = ReqRespKind::GetHead;
+        let mut id = 0;
+        for peer in [gone, stays] {
+            assert_eq!(sequential_burst(&mut pm, peer, k, &mut id, 20, t0), 8);
+        }
+        pm.on_disconnected(gone, t0);
+        assert_eq!(pm.admit(gone, k, 100, 64, t0), Admission::Allow);
+        assert_eq!(pm.admit(stays, k, 101, 64, t0), Admission::RateLimited);
+    }
+
+    #[test]
+    fn a_static_peer_is_redialled_a_backoff_after_it_disconnects() {
+        let peer = PeerId::random();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
+        let cfg = NetworkConfig {
+            static_peers: vec![addr.clone()],
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        pm.on_connected(peer, &addr);
+        assert!(pm.due_static_dials(t0).is_empty(), "connected");
+        let t1 = t0 + Duration::from_secs(100);
+        pm.on_disconnected(PeerId::random(), t1);
+        assert!(pm.due_static_dials(t1 + Duration::from_secs(5)).is_empty());
+        pm.on_disconnected(peer, t1);
+        assert!(pm.due_static_dials(t1).is_empty(), "not before the backoff");
+        assert_eq!(pm.due_static_dials(t1 + Duration::from_secs(1)), vec![addr]);
+    }
+
     /// Admits `n` sequential requests of `kind` at `now` (each answered before the next, so
     /// only the token bucket limits); returns how many were allowed before the first refusal.
     fn sequential_burst(
@@ -776,6 +830,28 @@ mod tests {
         assert_eq!(pm.admit(PeerId::random(), list, 9, r, t1), Admission::Allow);
         pm.on_disconnected(peer, t1);
         assert_eq!(pm.admit(peer, list, 10, r, t1), Admission::Allow);
+    }
+
+    #[test]
+    fn admission_labels_are_the_documented_refusal_reasons() {
+        // `metrics::REQRESP` documents these outcome labels; `metrics::REFUSALS_FORGIVEN` uses
+        // them as reasons.
+        let labels = [
+            Admission::Allow,
+            Admission::RateLimited,
+            Admission::BytesExhausted,
+            Admission::TooManyConcurrent,
+        ]
+        .map(Admission::label);
+        assert_eq!(
+            labels,
+            [
+                "allow",
+                "rate_limited",
+                "bytes_exhausted",
+                "too_many_concurrent"
+            ]
+        );
     }
 
     #[test]
