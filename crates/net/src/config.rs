@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use libp2p::Multiaddr;
-use preconfirmation_types::{ChainLimits, ReqRespKind, TAIKO_MAINNET_CHAIN_ID};
+use preconfirmation_types::{
+    ChainLimits, ReqRespKind, MAX_RAW_TXLISTS_RESPONSE_BYTES, TAIKO_MAINNET_CHAIN_ID,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NetError;
@@ -68,10 +70,22 @@ pub struct NetworkConfig {
     /// stream (which is not attributed to the request being unread and is not penalised).
     #[serde(with = "millis")]
     pub request_read_timeout: Duration,
-    /// Per-peer inbound request rate limits, one per req/resp protocol (§7 "per-peer rate
-    /// limits on every req/resp protocol"). Defaults: `get_head` 8, `get_commitments_by_number`
-    /// 64 and `get_raw_txlist` 512 per 10 s; see [`RateLimitConfig`].
+    /// Per-peer inbound request rate limits, one per req/resp protocol, and a response-byte
+    /// budget shared by the data protocols (§7 "per-peer rate limits on every req/resp
+    /// protocol"). Defaults: `get_head` 8, `get_commitments_by_number` 256, `get_raw_txlist`
+    /// 512 and `get_raw_txlists` 256 per 10 s, and 64 MiB of responses per 10 s; see
+    /// [`RateLimitConfig`].
     pub rate_limit: RateLimitConfig,
+    /// Refusals (rate-limited, byte budget exhausted or too many concurrent) of one peer that
+    /// go unpenalised within [`Self::rate_limit_grace_window`] (§7, §7.1): an honest node of
+    /// another configuration may find our limits by hitting them once. Default 1: the first
+    /// refusal in a window is free, every further one inside it is penalised as §7.1 says.
+    /// 0 penalises every refusal.
+    pub rate_limit_grace: u32,
+    /// The window of [`Self::rate_limit_grace`], counted from a peer's first refusal (§7.1).
+    /// Default 10 s, the penalty window of the score (`scoring.app_penalty_window`).
+    #[serde(with = "millis")]
+    pub rate_limit_grace_window: Duration,
     /// Outbound pacing: the limits we assume of peers, so we never send a request they would
     /// refuse — the strict reference's (8 requests per protocol per 10 s, one at a time) for
     /// peers without this project's extensions, this project's defaults for the others.
@@ -153,6 +167,8 @@ impl Default for NetworkConfig {
             request_timeout: Duration::from_secs(10),
             request_read_timeout: Duration::from_secs(5),
             rate_limit: RateLimitConfig::default(),
+            rate_limit_grace: 1,
+            rate_limit_grace_window: Duration::from_secs(10),
             politeness: PolitenessConfig::default(),
             max_concurrent_inbound_per_protocol: 2,
             max_streams_per_connection: 16,
@@ -230,10 +246,12 @@ impl NetworkConfig {
             || p.strict_window.is_zero()
             || p.strict_max_in_flight == 0
             || p.extended_max_in_flight == 0
+            || p.learned_min_response_bytes == 0
             || ReqRespKind::ALL.iter().any(|k| {
                 let l = p.extended_rate_limit.get(*k);
                 l.burst == 0 || l.period.is_zero()
             })
+            || !p.extended_rate_limit.response_bytes.is_valid()
         {
             return Err(NetError::Config(
                 "politeness: every limit, window and in-flight count must be positive".into(),
@@ -248,6 +266,16 @@ impl NetworkConfig {
                 )));
             }
         }
+        if !self.rate_limit.response_bytes.is_valid() {
+            return Err(NetError::Config(
+                "rate_limit.response_bytes: burst_bytes and period must be positive".into(),
+            ));
+        }
+        if self.rate_limit_grace_window.is_zero() {
+            return Err(NetError::Config(
+                "rate_limit_grace_window must be positive".into(),
+            ));
+        }
         let g = &self.gossip;
         if !(g.mesh_n_low <= g.mesh_n && g.mesh_n <= g.mesh_n_high) {
             return Err(NetError::Config(
@@ -259,7 +287,8 @@ impl NetworkConfig {
 }
 
 /// One token bucket: `burst` tokens, refilled continuously at `burst / period`. A request
-/// that finds the bucket empty is refused and penalises the requester (§7, §7.1).
+/// that finds the bucket empty is refused and, beyond [`NetworkConfig::rate_limit_grace`],
+/// penalises the requester (§7, §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit {
     /// Bucket size: requests allowed in a burst.
@@ -276,10 +305,56 @@ impl RateLimit {
     }
 }
 
-/// Per-peer inbound request rate limits: one token bucket per peer and req/resp protocol
-/// (§7 "per-peer rate limits … on every req/resp protocol"). The spec fixes no figures; the
-/// defaults follow how often an honest peer needs each protocol, above all during start-up
-/// catch-up (§10.3). L2 slots are about 2 s, so the chain adds about 5 blocks per 10 s.
+/// A byte budget: a token bucket of `burst_bytes` bytes, refilled continuously at
+/// `burst_bytes / period` (§7). See [`crate::budget`] for how requests draw on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRateLimit {
+    /// Bucket size in bytes: response bytes allowed in a burst.
+    pub burst_bytes: u64,
+    /// Time to refill a full bucket.
+    #[serde(with = "millis")]
+    pub period: Duration,
+}
+
+impl ByteRateLimit {
+    /// `burst_bytes` bytes, refilled over `period`.
+    pub const fn new(burst_bytes: u64, period: Duration) -> Self {
+        Self {
+            burst_bytes,
+            period,
+        }
+    }
+
+    /// Whether both figures are positive.
+    pub fn is_valid(&self) -> bool {
+        self.burst_bytes > 0 && !self.period.is_zero()
+    }
+}
+
+/// Per-peer inbound limits (§7 "per-peer rate limits … on every req/resp protocol"): one
+/// request-count token bucket per peer and protocol, and one response-byte budget per peer
+/// shared by the three data protocols ([`crate::budget`]). The spec fixes no figures.
+///
+/// # Why these defaults (derived, not measured)
+///
+/// They let one catching-up peer take, from each serving node, about 25 pages of commitments
+/// and 25 batches of tx lists per second (§10.3 catch-up), and bound what that costs:
+///
+/// - **Egress**: every data response draws on [`Self::response_bytes`], 64 MiB per 10 s, so
+///   one peer at the limit takes at most 6.4 MiB/s (≈ 54 Mbit/s) sustained and 64 MiB in a
+///   burst from a serving node, whatever the mix of protocols; `get_head` adds 8 × 64 bytes
+///   per 10 s. 256 full pages per 10 s are 256 × 97 796 B ≈ 2.4 MiB/s, well inside it.
+/// - **CPU**: a page is one redb read transaction with a range read of up to 256 values
+///   (≈ 98 KB) plus their SSZ decode and re-encode: estimated 0.2–0.5 ms, so 25.6 pages/s
+///   cost ≈ 5–13 ms of CPU per second (≈ 1 % of a core). A `get_raw_txlists` batch is up to
+///   64 point reads (a read transaction each, a few µs) plus copying and keccak-checking
+///   (≈ 500 MB/s) what is served: ≈ 0.3 ms of lookups per batch, ≈ 8 ms/s at 25.6 batches/s,
+///   plus ≈ 15 ms/s for the 6.4 MiB/s the byte budget lets through. One peer at every limit
+///   thus costs a serving node ≲ 4 % of one core.
+///
+/// These figures are estimates from the code path; the measured ones (a serving node's MiB/s
+/// out and CPU under `bench catchup`) live in BENCHMARKS.md, `bench catchup`, row "serving
+/// node".
 ///
 /// Read with `#[serde(default)]`: a config file may set any subset of the protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,39 +363,54 @@ pub struct RateLimitConfig {
     /// `get_head`: 8 per 10 s by default. A peer asks for the head at start-up, perhaps
     /// again to pick a catch-up source; more than one every ~1.25 s sustained is polling.
     pub get_head: RateLimit,
-    /// `get_commitments_by_number`: 64 per 10 s by default. A page holds up to
-    /// `MAX_COMMITMENTS_PER_RESPONSE` (256) commitments, so one burst pages through 16 384
-    /// blocks and the refill (6.4 pages/s) stays far ahead of the chain, even for a peer
-    /// that pages with a small `maxCount`.
+    /// `get_commitments_by_number` (§10.2): 256 per 10 s by default, ≈ 25 pages/s sustained.
+    /// A page holds up to `MAX_COMMITMENTS_PER_RESPONSE` (256) commitments, so one burst pages
+    /// through 65 536 blocks and the refill stays far ahead of the chain (about 5 blocks per
+    /// 10 s), even for a peer that pages with a small `maxCount`. Each page also reserves
+    /// `4 + min(maxCount, 256) · 382` bytes of [`Self::response_bytes`].
     pub get_commitments_by_number: RateLimit,
-    /// `get_raw_txlist`: 512 per 10 s by default. A catching-up peer fetches one tx list by
-    /// hash per block it has not seen on gossip, up to 256 per commitments page: the burst
-    /// covers two full pages, and the refill (51.2/s) is about 100× the chain's block rate.
-    /// Each response is capped at `MAX_TXLIST_BYTES` (§3) and in-flight requests at
-    /// [`NetworkConfig::max_concurrent_inbound_per_protocol`].
+    /// `get_raw_txlist` (§11.2): 512 per 10 s by default. A catching-up peer fetches one tx
+    /// list by hash per block it has not seen on gossip, up to 256 per commitments page: the
+    /// burst covers two full pages, and the refill (51.2/s) is about 100× the chain's block
+    /// rate. Each request reserves `MAX_TXLIST_BYTES` + 36 bytes of
+    /// [`Self::response_bytes`], refunded down to what is served; in-flight requests are
+    /// capped at [`NetworkConfig::max_concurrent_inbound_per_protocol`].
     pub get_raw_txlist: RateLimit,
-    /// `get_raw_txlists` (PROTOCOL-EXT.md, this project's batched fetch): 16 per 10 s by
-    /// default. One request asks for up to 64 tx lists and one response carries at most
-    /// `MAX_RAW_TXLISTS_RESPONSE_BYTES` (8 MiB), so the burst serves 1 024 tx lists — two full
-    /// commitments pages' worth, like `get_raw_txlist`'s — and the refill caps one peer's
-    /// egress from this protocol at 12.8 MiB/s.
+    /// `get_raw_txlists` (PROTOCOL-EXT.md, this project's batched fetch): 256 per 10 s by
+    /// default, ≈ 25 batches/s. One request asks for up to 64 tx lists, so the refill serves
+    /// 1 638 tx lists per second — one page of commitments' worth every 0.16 s. A response
+    /// carries at most `MAX_RAW_TXLISTS_RESPONSE_BYTES` (8 MiB); what bounds egress is
+    /// [`Self::response_bytes`], from which each request reserves its largest response.
     pub get_raw_txlists: RateLimit,
+    /// Response bytes per peer, shared by `get_commitments_by_number`, `get_raw_txlist` and
+    /// `get_raw_txlists` (§7): 64 MiB per 10 s by default (6.4 MiB/s sustained, 64 MiB
+    /// burst). A request reserves its largest possible response at admission (clamped to
+    /// the budget) and is refused, reason `bytes_exhausted`, when the budget holds less; the
+    /// unused part is refunded when the response is sent ([`crate::budget`]). The burst holds
+    /// eight of the largest `get_raw_txlists` responses, so two in flight never wait on it.
+    pub response_bytes: ByteRateLimit,
 }
+
+/// 64 MiB: the default [`RateLimitConfig::response_bytes`] burst.
+const DEFAULT_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         let period = Duration::from_secs(10);
         Self {
             get_head: RateLimit::new(8, period),
-            get_commitments_by_number: RateLimit::new(64, period),
+            get_commitments_by_number: RateLimit::new(256, period),
             get_raw_txlist: RateLimit::new(512, period),
-            get_raw_txlists: RateLimit::new(16, period),
+            get_raw_txlists: RateLimit::new(256, period),
+            response_bytes: ByteRateLimit::new(DEFAULT_RESPONSE_BYTES, period),
         }
     }
 }
 
 impl RateLimitConfig {
-    /// The same limit for every protocol (e.g. tests that keep the limiter out of the way).
+    /// The same limit for every protocol (e.g. tests that keep the limiter out of the way),
+    /// and a byte budget that lets each of the `burst` requests carry the largest response
+    /// (`burst × MAX_RAW_TXLISTS_RESPONSE_BYTES` per `period`).
     pub const fn uniform(burst: u32, period: Duration) -> Self {
         let limit = RateLimit::new(burst, period);
         Self {
@@ -328,6 +418,10 @@ impl RateLimitConfig {
             get_commitments_by_number: limit,
             get_raw_txlist: limit,
             get_raw_txlists: limit,
+            response_bytes: ByteRateLimit::new(
+                (burst as u64).saturating_mul(MAX_RAW_TXLISTS_RESPONSE_BYTES as u64),
+                period,
+            ),
         }
     }
 
@@ -364,15 +458,23 @@ pub struct PolitenessConfig {
     /// default this project's own defaults ([`RateLimitConfig::default`]), which other nodes
     /// run. Independent of this node's own `rate_limit`, so raising what we accept never
     /// makes us ask others for more than they accept. Raise it only for a network whose
-    /// nodes all raised theirs.
+    /// nodes all raised theirs. Its `response_bytes` is mirrored too: before a data request
+    /// we reserve its largest response from our copy of the peer's byte budget, as the peer
+    /// will ([`crate::budget`]).
     pub extended_rate_limit: RateLimitConfig,
     /// Unanswered requests per protocol to a peer of ours. Default 2, the default
     /// `max_concurrent_inbound_per_protocol`.
     pub extended_max_in_flight: usize,
     /// Added to every window, so jitter between our send and the peer's receive cannot put
-    /// one request too many into its window. Default 500 ms.
+    /// one request too many into its window; our copy of a peer's byte budget refills over
+    /// its period plus this margin. Default 500 ms.
     #[serde(with = "millis")]
     pub window_margin: Duration,
+    /// Floor of a peer's byte budget as we learn it: when a peer of ours refuses a data
+    /// request our pacing admitted, we halve the budget we assume of it for the rest of the
+    /// connection, never below this (§7). Default 1 MiB (a larger reservation is clamped to
+    /// the budget, as the peer clamps it, so requests still go out, one per refill).
+    pub learned_min_response_bytes: u64,
 }
 
 impl Default for PolitenessConfig {
@@ -384,6 +486,7 @@ impl Default for PolitenessConfig {
             extended_rate_limit: RateLimitConfig::default(),
             extended_max_in_flight: 2,
             window_margin: Duration::from_millis(500),
+            learned_min_response_bytes: 1024 * 1024,
         }
     }
 }
@@ -582,6 +685,74 @@ mod tests {
         for kind in ReqRespKind::ALL {
             assert_eq!(u.get(kind), RateLimit::new(1_000, Duration::from_secs(1)));
         }
+    }
+
+    #[test]
+    fn byte_budget_and_grace_have_defaults_and_must_be_positive() {
+        let c = NetworkConfig::default();
+        let d = c.rate_limit;
+        assert_eq!(d.get_head, RateLimit::new(8, Duration::from_secs(10)));
+        assert_eq!(
+            d.get_commitments_by_number,
+            RateLimit::new(256, Duration::from_secs(10))
+        );
+        assert_eq!(
+            d.get_raw_txlist,
+            RateLimit::new(512, Duration::from_secs(10))
+        );
+        assert_eq!(
+            d.get_raw_txlists,
+            RateLimit::new(256, Duration::from_secs(10))
+        );
+        assert_eq!(
+            d.response_bytes,
+            ByteRateLimit::new(64 * 1024 * 1024, Duration::from_secs(10))
+        );
+        assert_eq!(
+            c.politeness.extended_rate_limit, d,
+            "peers of ours run ours"
+        );
+        assert_eq!(c.rate_limit_grace, 1);
+        assert_eq!(c.rate_limit_grace_window, Duration::from_secs(10));
+        assert_eq!(c.politeness.learned_min_response_bytes, 1024 * 1024);
+        let u = RateLimitConfig::uniform(3, Duration::from_secs(2));
+        assert_eq!(
+            u.response_bytes,
+            ByteRateLimit::new(3 * 8 * 1024 * 1024, Duration::from_secs(2)),
+            "every request may carry the largest response"
+        );
+        let c: NetworkConfig = serde_json::from_str(
+            r#"{"rate_limit": {"response_bytes": {"burst_bytes": 1000, "period": 2000}},
+                "rate_limit_grace": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.rate_limit.response_bytes,
+            ByteRateLimit::new(1000, Duration::from_secs(2))
+        );
+        assert_eq!(c.rate_limit_grace, 0);
+        assert_eq!(c.rate_limit.get_head, d.get_head);
+        c.validate().unwrap();
+        let mut bad = Vec::new();
+        for f in [
+            |c: &mut NetworkConfig| c.rate_limit.response_bytes.burst_bytes = 0,
+            |c: &mut NetworkConfig| c.rate_limit.response_bytes.period = Duration::ZERO,
+            |c: &mut NetworkConfig| c.rate_limit_grace_window = Duration::ZERO,
+            |c: &mut NetworkConfig| c.politeness.extended_rate_limit.response_bytes.burst_bytes = 0,
+            |c: &mut NetworkConfig| c.politeness.learned_min_response_bytes = 0,
+        ] {
+            let mut c = NetworkConfig::default();
+            f(&mut c);
+            bad.push(c.validate());
+        }
+        assert!(
+            bad.iter().all(|r| matches!(r, Err(NetError::Config(_)))),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            &bad[0],
+            Err(NetError::Config(msg)) if msg.contains("rate_limit.response_bytes")
+        ));
     }
 
     #[test]

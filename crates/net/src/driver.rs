@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::budget::{max_response_bytes, response_len};
 use crate::codec::{PreconfCodec, ReqRespProtocol, Request, Response};
 use crate::config::NetworkConfig;
 use crate::discovery::{self, Discovered, DiscoveryHandle};
@@ -66,8 +67,7 @@ struct Driver {
     events: mpsc::Sender<NetworkEvent>,
     discovered: mpsc::Receiver<Discovered>,
     discovery: Option<DiscoveryHandle>,
-    outbound:
-        HashMap<(ReqRespKind, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
+    outbound: HashMap<(ReqRespKind, OutboundRequestId), Outbound>,
     pending_answers: FuturesUnordered<PendingAnswer>,
     listen_addrs: Vec<Multiaddr>,
 }
@@ -78,6 +78,15 @@ struct Connected {
     addr: Multiaddr,
     ping_rtt: Option<Duration>,
     ping_unsupported: bool,
+    /// SSZ bytes of the responses we sent it on its current connection(s).
+    served_bytes: u64,
+}
+
+/// An outbound request awaiting its answer.
+struct Outbound {
+    reply: oneshot::Sender<Result<Response, RequestError>>,
+    /// Bytes reserved from our copy of the peer's budget ([`crate::politeness`]).
+    reserved: u64,
 }
 
 fn transport_err(e: impl std::fmt::Display) -> NetError {
@@ -249,8 +258,8 @@ impl Driver {
         if let Some(d) = self.discovery.as_mut() {
             d.shutdown();
         }
-        for (_, reply) in self.outbound.drain() {
-            let _ = reply.send(Err(RequestError::Shutdown));
+        for (_, outbound) in self.outbound.drain() {
+            let _ = outbound.reply.send(Err(RequestError::Shutdown));
         }
         info!("p2p network shut down");
         drop(self.swarm);
@@ -287,26 +296,31 @@ impl Driver {
                     let _ = reply.send(Err(RequestError::Disconnected));
                     return;
                 }
-                if let Err(held) = self.pacer.admit(peer, kind, Instant::now()) {
-                    let err = match held {
-                        Held::Throttled(retry) => RequestError::Throttled(retry),
-                        Held::Unsupported => RequestError::Refused(format!(
-                            "peer does not advertise {}",
-                            kind.label()
-                        )),
-                    };
-                    debug!(%peer, protocol = kind.label(), error = %err, "outbound request held");
-                    metrics::reqresp(kind, "outbound", outcome_label(&err));
-                    let _ = reply.send(Err(err));
-                    return;
-                }
+                let max_response = max_response_bytes(&request);
+                let reserved = match self.pacer.admit(peer, kind, max_response, Instant::now()) {
+                    Ok(reserved) => reserved,
+                    Err(held) => {
+                        let err = match held {
+                            Held::Throttled(retry) => RequestError::Throttled(retry),
+                            Held::Unsupported => RequestError::Refused(format!(
+                                "peer does not advertise {}",
+                                kind.label()
+                            )),
+                        };
+                        debug!(%peer, protocol = kind.label(), error = %err, "outbound request held");
+                        metrics::reqresp(kind, "outbound", outcome_label(&err));
+                        let _ = reply.send(Err(err));
+                        return;
+                    }
+                };
                 let id = self
                     .swarm
                     .behaviour_mut()
                     .reqresp(kind)
                     .send_request(&peer, request);
-                debug!(%peer, protocol = kind.label(), "outbound request");
-                self.outbound.insert((kind, id), reply);
+                debug!(%peer, protocol = kind.label(), reserved, "outbound request");
+                self.outbound
+                    .insert((kind, id), Outbound { reply, reserved });
             }
             Command::Validation {
                 message_id,
@@ -337,6 +351,7 @@ impl Driver {
                         addr: c.addr.clone(),
                         ping_rtt: c.ping_rtt,
                         ping_unsupported: c.ping_unsupported,
+                        served_bytes: c.served_bytes,
                         extended: self.pacer.profile(peer) == PeerProfile::Extended,
                     })
                     .collect();
@@ -500,8 +515,10 @@ impl Driver {
         channel: ResponseChannel<Response>,
         answer: Option<Response>,
     ) {
+        let now = Instant::now();
         match answer {
             Some(response) => {
+                let len = response_len(&response);
                 if self
                     .swarm
                     .behaviour_mut()
@@ -509,15 +526,24 @@ impl Driver {
                     .send_response(channel, response)
                     .is_err()
                 {
+                    // Nothing served: the reservation is refunded in full.
                     metrics::reqresp(kind, "inbound", "stream_closed");
-                    self.peers.inbound_done((kind, id));
+                    self.peers.inbound_done((kind, id), now);
+                    return;
+                }
+                // Refund the reservation down to what is sent, now rather than when libp2p
+                // reports it written: the requester refunds when it has read it, later.
+                self.peers.response_sent((kind, id), len, now);
+                metrics::response_bytes(kind, len);
+                if let Some(c) = self.connected.get_mut(&peer) {
+                    c.served_bytes = c.served_bytes.saturating_add(len);
                 }
             }
             None => {
                 debug!(%peer, protocol = kind.label(), "no answer from the SDK; closing stream");
                 metrics::reqresp(kind, "inbound", "unanswered");
                 drop(channel);
-                self.peers.inbound_done((kind, id));
+                self.peers.inbound_done((kind, id), now);
             }
         }
     }
@@ -573,6 +599,7 @@ impl Driver {
                         addr,
                         ping_rtt: None,
                         ping_unsupported: false,
+                        served_bytes: 0,
                     },
                 );
                 metrics::peers_connected(self.connected.len());
@@ -714,12 +741,17 @@ impl Driver {
                     },
                 ..
             } => {
-                if let Some(reply) = self.outbound.remove(&(kind, request_id)) {
-                    self.pacer.done(&peer, kind);
+                if let Some(Outbound { reply, reserved }) =
+                    self.outbound.remove(&(kind, request_id))
+                {
                     let res = if response.kind() == kind {
+                        let len = response_len(&response);
+                        self.pacer
+                            .answered(&peer, kind, reserved, len, Instant::now());
                         metrics::reqresp(kind, "outbound", "ok");
                         Ok(response)
                     } else {
+                        self.pacer.done(&peer, kind);
                         Err(RequestError::Decode("mismatched response".into()))
                     };
                     debug!(%peer, protocol = kind.label(), ok = res.is_ok(), "response");
@@ -732,9 +764,10 @@ impl Driver {
                 error,
                 ..
             } => {
-                let Some(reply) = self.outbound.remove(&(kind, request_id)) else {
+                let Some(Outbound { reply, .. }) = self.outbound.remove(&(kind, request_id)) else {
                     return;
                 };
+                // No refund: we do not know what the peer served.
                 self.pacer.done(&peer, kind);
                 let err = match error {
                     OutboundFailure::Timeout => RequestError::Timeout,
@@ -750,7 +783,12 @@ impl Driver {
                             self.penalize(peer, "bad_response");
                             err
                         }
-                        None => RequestError::Refused(e.to_string()),
+                        None => {
+                            // The stream closed without an answer: the peer refused a
+                            // request our pacing admitted, so it runs tighter limits.
+                            self.pacer.refused(&peer, kind, Instant::now());
+                            RequestError::Refused(e.to_string())
+                        }
                     },
                 };
                 debug!(%peer, protocol = kind.label(), error = %err, "outbound request failed");
@@ -763,7 +801,7 @@ impl Driver {
                 error,
                 ..
             } => {
-                self.peers.inbound_done((kind, request_id));
+                self.peers.inbound_done((kind, request_id), Instant::now());
                 if let InboundFailure::Io(e) = &error {
                     if let Some(codec) = CodecError::from_io(e) {
                         let reason = penalty_reason(codec);
@@ -775,7 +813,7 @@ impl Driver {
                 debug!(%peer, %error, "inbound request failed");
             }
             Event::ResponseSent { request_id, .. } => {
-                self.peers.inbound_done((kind, request_id));
+                self.peers.inbound_done((kind, request_id), Instant::now());
             }
         }
     }
@@ -804,12 +842,21 @@ impl Driver {
             self.penalize(peer, reason);
             return;
         }
-        let admission = self.peers.admit(peer, kind, (kind, id), Instant::now());
+        let now = Instant::now();
+        let max_response = max_response_bytes(&request);
+        let admission = self.peers.admit(peer, kind, (kind, id), max_response, now);
         if admission != Admission::Allow {
-            debug!(reason = admission.label(), "inbound request refused");
-            metrics::reqresp(kind, "inbound", admission.label());
+            let reason = admission.label();
+            metrics::reqresp(kind, "inbound", reason);
             drop(channel);
-            self.penalize(peer, admission.label());
+            if self.peers.refusal_penalised(peer, now) {
+                debug!(reason, "inbound request refused");
+                self.penalize(peer, reason);
+            } else {
+                // Within the grace: an honest node may be learning our limits.
+                debug!(reason, "inbound request refused, without penalty (grace)");
+                metrics::refusal_forgiven(kind, reason);
+            }
             return;
         }
         let timeout = self.config.request_timeout;
@@ -858,7 +905,7 @@ impl Driver {
             }
         };
         if !self.emit(NetworkEvent::InboundRequest(event), "inbound_request") {
-            self.peers.inbound_done((kind, id));
+            self.peers.inbound_done((kind, id), Instant::now());
             return;
         }
         metrics::reqresp(kind, "inbound", "admitted");

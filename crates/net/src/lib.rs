@@ -29,10 +29,13 @@
 //! - **Req/resp** (§10–§11): one `request_response` behaviour per protocol; varint prefix
 //!   checked against the cap before any body byte is read; over-cap or malformed requests are
 //!   answered by closing the stream and penalising the sender; each peer gets a token bucket
-//!   per protocol ([`RateLimitConfig`]; by default 8 `get_head`, 64
-//!   `get_commitments_by_number` and 512 `get_raw_txlist` per 10 s, so catch-up fits) and 2
-//!   concurrent requests per protocol; a request over either limit is refused and penalised;
-//!   unanswered requests time out. A stream that has not delivered its whole request within
+//!   per protocol ([`RateLimitConfig`]; by default 8 `get_head`, 256
+//!   `get_commitments_by_number`, 512 `get_raw_txlist` and 256 `get_raw_txlists` per 10 s, so
+//!   catch-up fits), a response-byte budget shared by the data protocols (64 MiB per 10 s;
+//!   each request reserves its largest response, the rest is refunded when it is sent:
+//!   [`budget`]) and 2 concurrent requests per protocol; a request over any limit is refused,
+//!   and penalised unless it is the peer's first refusal in 10 s
+//!   ([`NetworkConfig::rate_limit_grace`]); unanswered requests time out. A stream that has not delivered its whole request within
 //!   [`NetworkConfig::request_read_timeout`] (default 5 s: silent or trickling, a slowloris)
 //!   is closed and penalised like a malformed request ([`SLOW_REQUEST_PENALTY_REASON`]).
 //!   `get_head` requests are sent as the reference's 4-byte `GetHeadRequest`; an empty body
@@ -41,8 +44,10 @@
 //! - **Outbound politeness** ([`politeness`]): no request leaves that the peer would refuse.
 //!   Identify's protocol list tells peers of ours (they list `get_raw_txlists`) from the
 //!   others, which are paced as the strict reference (8 per protocol per 10 s, one in flight)
-//!   and never sent an extension; ours are paced by this project's default limits. A held
-//!   request fails locally with [`RequestError::Throttled`] and the time a retry fits.
+//!   and never sent an extension; ours are paced by this project's default limits, including
+//!   a mirror of their byte budget, and a refusal from one of them teaches tighter limits for
+//!   the connection. A held request fails locally with [`RequestError::Throttled`] and the
+//!   time a retry fits.
 //! - **Ping** (`/ipfs/ping/1.0.0`): our own behaviour, not `libp2p::ping`, whose 0.48 handler
 //!   stops answering a peer's pings once that peer has refused ours; a js-libp2p 2.x node
 //!   without `@libp2p/ping` then aborts the connection at its connection monitor's next ping
@@ -98,6 +103,7 @@
 #![deny(missing_docs)]
 
 mod behaviour;
+pub mod budget;
 pub mod codec;
 pub mod config;
 pub mod discovery;
@@ -112,7 +118,8 @@ mod service;
 
 pub use codec::SLOW_REQUEST_PENALTY_REASON;
 pub use config::{
-    GossipConfig, NetworkConfig, PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
+    ByteRateLimit, GossipConfig, NetworkConfig, PolitenessConfig, RateLimit, RateLimitConfig,
+    ScoringConfig,
 };
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;

@@ -12,8 +12,15 @@ pub const GOSSIP_BYTES_OUT: &str = "p2p_net_gossip_bytes_out_total";
 /// Gossip messages received, labels `topic` (counter).
 pub const GOSSIP_MESSAGES_IN: &str = "p2p_net_gossip_messages_in_total";
 /// Req/resp exchanges, labels `protocol`, `direction` (inbound/outbound) and `outcome`
-/// (counter).
+/// (counter). Inbound refusals carry their reason as the outcome: `rate_limited` (request
+/// count), `bytes_exhausted` (response-byte budget, [`crate::budget`]) or
+/// `too_many_concurrent`.
 pub const REQRESP: &str = "p2p_net_reqresp_total";
+/// SSZ bytes of the responses we sent, label `protocol` (counter).
+pub const RESPONSE_BYTES_OUT: &str = "p2p_net_reqresp_response_bytes_out_total";
+/// Inbound refusals not penalised because they fell within the peer's grace
+/// (`rate_limit_grace`), labels `protocol` and `reason` (as in [`REQRESP`]) (counter).
+pub const REFUSALS_FORGIVEN: &str = "p2p_net_reqresp_refusals_forgiven_total";
 /// Rejected input, label `reason` (counter).
 pub const REJECTIONS: &str = "p2p_net_rejections_total";
 /// Bans issued (counter).
@@ -46,6 +53,15 @@ pub(crate) fn gossip_out(kind: GossipTopicKind, bytes: usize) {
 
 pub(crate) fn reqresp(kind: ReqRespKind, direction: &'static str, outcome: &'static str) {
     metrics::counter!(REQRESP, "protocol" => kind.label(), "direction" => direction, "outcome" => outcome)
+        .increment(1);
+}
+
+pub(crate) fn response_bytes(kind: ReqRespKind, bytes: u64) {
+    metrics::counter!(RESPONSE_BYTES_OUT, "protocol" => kind.label()).increment(bytes);
+}
+
+pub(crate) fn refusal_forgiven(kind: ReqRespKind, reason: &'static str) {
+    metrics::counter!(REFUSALS_FORGIVEN, "protocol" => kind.label(), "reason" => reason)
         .increment(1);
 }
 

@@ -1,5 +1,13 @@
 //! Peer bookkeeping: application scores from the SDK's verdicts (§7.1), bans, inbound
-//! req/resp rate limits and concurrency (§7), and dial targets (static peers with backoff).
+//! req/resp rate limits, response-byte budgets and concurrency (§7), the grace of a peer's
+//! first refusal, and dial targets (static peers with backoff).
+//!
+//! Inbound admission ([`PeerManager::admit`]) checks, in order: the peer's in-flight requests
+//! of the protocol, its request-count bucket of the protocol, and — for the data protocols —
+//! its response-byte bucket, from which it reserves the request's largest response
+//! ([`crate::budget`]). Nothing is taken unless everything fits. The reservation is refunded
+//! down to the response's length when the response is sent ([`PeerManager::response_sent`]),
+//! in full when none is ([`PeerManager::inbound_done`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -8,6 +16,7 @@ use libp2p::request_response::InboundRequestId;
 use libp2p::{Multiaddr, PeerId};
 use preconfirmation_types::ReqRespKind;
 
+use crate::budget::{is_byte_budgeted, ByteBucket};
 use crate::config::{NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig};
 
 /// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
@@ -30,12 +39,17 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token if there is one.
-    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
+    /// Whether a token is there (after refilling to `now`).
+    pub(crate) fn has_token(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.refill_per_sec).min(self.capacity);
-        if self.tokens >= 1.0 {
+        self.tokens >= 1.0
+    }
+
+    /// Takes one token if there is one.
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
+        if self.has_token(now) {
             self.tokens -= 1.0;
             true
         } else {
@@ -105,8 +119,10 @@ impl AppScore {
 pub(crate) enum Admission {
     /// Serve it.
     Allow,
-    /// The token bucket is empty.
+    /// The request-count token bucket is empty.
     RateLimited,
+    /// The response-byte bucket holds less than the request's largest response.
+    BytesExhausted,
     /// Too many requests of this protocol in flight from this peer.
     TooManyConcurrent,
 }
@@ -116,9 +132,26 @@ impl Admission {
         match self {
             Admission::Allow => "allow",
             Admission::RateLimited => "rate_limited",
+            Admission::BytesExhausted => "bytes_exhausted",
             Admission::TooManyConcurrent => "too_many_concurrent",
         }
     }
+}
+
+/// An admitted inbound request: whose, which protocol, and the response bytes still reserved
+/// for it.
+#[derive(Debug, Clone, Copy)]
+struct InboundSlot {
+    peer: PeerId,
+    kind: ReqRespKind,
+    reserved: u64,
+}
+
+/// A peer's refusals inside the current grace window.
+#[derive(Debug, Clone, Copy)]
+struct RefusalWindow {
+    start: Instant,
+    count: u32,
 }
 
 #[derive(Debug)]
@@ -144,8 +177,13 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     static_max_backoff: Duration,
     app: HashMap<PeerId, AppScore>,
     buckets: HashMap<(PeerId, ReqRespKind), TokenBucket>,
+    /// One response-byte bucket per peer, shared by the data protocols.
+    byte_buckets: HashMap<PeerId, ByteBucket>,
     inflight: HashMap<(PeerId, ReqRespKind), usize>,
-    inbound: HashMap<I, (PeerId, ReqRespKind)>,
+    inbound: HashMap<I, InboundSlot>,
+    grace: u32,
+    grace_window: Duration,
+    refusals: HashMap<PeerId, RefusalWindow>,
     below_since: HashMap<PeerId, Instant>,
     banned: HashMap<PeerId, Instant>,
     connected: HashSet<PeerId>,
@@ -165,8 +203,12 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             static_max_backoff: cfg.static_peer_max_backoff,
             app: HashMap::new(),
             buckets: HashMap::new(),
+            byte_buckets: HashMap::new(),
             inflight: HashMap::new(),
             inbound: HashMap::new(),
+            grace: cfg.rate_limit_grace,
+            grace_window: cfg.rate_limit_grace_window,
+            refusals: HashMap::new(),
             below_since: HashMap::new(),
             banned: HashMap::new(),
             connected: HashSet::new(),
@@ -272,13 +314,17 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 
     // ---- inbound requests ------------------------------------------------------------------
 
-    /// Admission control of an inbound request; on `Allow` the slot is taken until
-    /// [`Self::inbound_done`] is called with `id`.
+    /// Admission control of an inbound request that may get a response of up to
+    /// `max_response` bytes ([`crate::budget::max_response_bytes`]); on `Allow` the slot is
+    /// taken until [`Self::inbound_done`] is called with `id`, and for the data protocols
+    /// `max_response` (clamped to the byte bucket's capacity) is reserved until
+    /// [`Self::response_sent`] or [`Self::inbound_done`]. A refusal takes nothing.
     pub(crate) fn admit(
         &mut self,
         peer: PeerId,
         kind: ReqRespKind,
         id: I,
+        max_response: u64,
         now: Instant,
     ) -> Admission {
         let inflight = self.inflight.get(&(peer, kind)).copied().unwrap_or(0);
@@ -290,17 +336,54 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             .buckets
             .entry((peer, kind))
             .or_insert_with(|| TokenBucket::new(rate, now));
-        if !bucket.try_take(now) {
+        if !bucket.has_token(now) {
             return Admission::RateLimited;
         }
+        let mut reserved = 0;
+        if is_byte_budgeted(kind) {
+            let limit = self.rate_limit.response_bytes;
+            let bytes = self
+                .byte_buckets
+                .entry(peer)
+                .or_insert_with(|| ByteBucket::new(limit, limit.period, now));
+            reserved = bytes.clamp(max_response);
+            if !bytes.try_reserve(reserved, now) {
+                return Admission::BytesExhausted;
+            }
+        }
+        bucket.try_take(now);
         *self.inflight.entry((peer, kind)).or_insert(0) += 1;
-        self.inbound.insert(id, (peer, kind));
+        self.inbound.insert(
+            id,
+            InboundSlot {
+                peer,
+                kind,
+                reserved,
+            },
+        );
         Admission::Allow
     }
 
-    /// Frees the slot of an admitted inbound request (answered, failed or timed out).
-    pub(crate) fn inbound_done(&mut self, id: I) {
-        if let Some(key) = self.inbound.remove(&id) {
+    /// The response to `id`, `len` SSZ bytes, was handed to libp2p: refunds what was reserved
+    /// beyond `len` ([`crate::budget`]). The slot stays taken until [`Self::inbound_done`].
+    pub(crate) fn response_sent(&mut self, id: I, len: u64, now: Instant) {
+        if let Some(slot) = self.inbound.get_mut(&id) {
+            let refund = slot.reserved.saturating_sub(len);
+            slot.reserved = 0;
+            if let Some(bytes) = self.byte_buckets.get_mut(&slot.peer) {
+                bytes.refund(refund, now);
+            }
+        }
+    }
+
+    /// Frees the slot of an admitted inbound request (answered, failed or timed out) and
+    /// refunds whatever is still reserved for it: in full if no response was sent.
+    pub(crate) fn inbound_done(&mut self, id: I, now: Instant) {
+        if let Some(slot) = self.inbound.remove(&id) {
+            if let Some(bytes) = self.byte_buckets.get_mut(&slot.peer) {
+                bytes.refund(slot.reserved, now);
+            }
+            let key = (slot.peer, slot.kind);
             if let Some(n) = self.inflight.get_mut(&key) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -308,6 +391,25 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
                 }
             }
         }
+    }
+
+    /// Records a refusal of `peer` (any [`Admission`] but `Allow`) and says whether it is
+    /// penalised: the first [`NetworkConfig::rate_limit_grace`] refusals inside a
+    /// [`NetworkConfig::rate_limit_grace_window`] (counted from the first of them) are not.
+    pub(crate) fn refusal_penalised(&mut self, peer: PeerId, now: Instant) -> bool {
+        let window = self.grace_window;
+        let w = self.refusals.entry(peer).or_insert(RefusalWindow {
+            start: now,
+            count: 0,
+        });
+        if now.saturating_duration_since(w.start) >= window {
+            *w = RefusalWindow {
+                start: now,
+                count: 0,
+            };
+        }
+        w.count = w.count.saturating_add(1);
+        w.count > self.grace
     }
 
     // ---- connections and dial targets ------------------------------------------------------
@@ -330,6 +432,12 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         self.connected.remove(&peer);
         self.below_since.remove(&peer);
         self.buckets.retain(|(p, _), _| *p != peer);
+        self.byte_buckets.remove(&peer);
+        // Grace windows outlive the connection (a reconnect does not buy a fresh grace), but
+        // only until they are over: bounded by the peers refused within the last window.
+        let window = self.grace_window;
+        self.refusals
+            .retain(|_, w| now.saturating_duration_since(w.start) < window);
         for s in &mut self.statics {
             if s.peer == Some(peer) {
                 s.connected = false;
@@ -396,7 +504,34 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 
 #[cfg(test)]
 mod tests {
+    use preconfirmation_types::{
+        GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListsRequest, B256,
+    };
+
     use super::*;
+    use crate::budget::max_response_bytes;
+    use crate::codec::Request;
+
+    /// The largest request of `kind`: a full page, a tx list, a batch of 64.
+    fn largest_request(kind: ReqRespKind) -> Request {
+        match kind {
+            ReqRespKind::GetHead => Request::GetHead,
+            ReqRespKind::GetCommitmentsByNumber => {
+                Request::GetCommitmentsByNumber(GetCommitmentsByNumberRequest {
+                    max_count: 256,
+                    ..Default::default()
+                })
+            }
+            ReqRespKind::GetRawTxList => Request::GetRawTxList(GetRawTxListRequest::default()),
+            ReqRespKind::GetRawTxLists => {
+                Request::GetRawTxLists(GetRawTxListsRequest::new(vec![B256::ZERO; 64]).unwrap())
+            }
+        }
+    }
+
+    fn largest(kind: ReqRespKind) -> u64 {
+        max_response_bytes(&largest_request(kind))
+    }
 
     #[test]
     fn token_bucket_bursts_then_refills() {
@@ -457,28 +592,93 @@ mod tests {
         let peer = PeerId::random();
         let k = ReqRespKind::GetHead;
         let ids: Vec<u64> = (0..20).collect();
-        assert_eq!(pm.admit(peer, k, ids[0], t0), Admission::Allow);
-        assert_eq!(pm.admit(peer, k, ids[1], t0), Admission::Allow);
-        assert_eq!(pm.admit(peer, k, ids[2], t0), Admission::TooManyConcurrent);
+        assert_eq!(pm.admit(peer, k, ids[0], 64, t0), Admission::Allow);
+        assert_eq!(pm.admit(peer, k, ids[1], 64, t0), Admission::Allow);
+        assert_eq!(
+            pm.admit(peer, k, ids[2], 64, t0),
+            Admission::TooManyConcurrent
+        );
         // Another protocol has its own slots.
         assert_eq!(
-            pm.admit(peer, ReqRespKind::GetRawTxList, ids[3], t0),
+            pm.admit(
+                peer,
+                ReqRespKind::GetRawTxList,
+                ids[3],
+                largest(ReqRespKind::GetRawTxList),
+                t0
+            ),
             Admission::Allow
         );
         let mut allowed = 2;
         for id in &ids[4..] {
-            pm.inbound_done(ids[0]);
-            pm.inbound_done(ids[1]);
-            match pm.admit(peer, k, *id, t0) {
+            pm.inbound_done(ids[0], t0);
+            pm.inbound_done(ids[1], t0);
+            match pm.admit(peer, k, *id, 64, t0) {
                 Admission::Allow => {
                     allowed += 1;
-                    pm.inbound_done(*id);
+                    pm.inbound_done(*id, t0);
                 }
                 Admission::RateLimited => break,
-                Admission::TooManyConcurrent => panic!("slots were freed"),
+                other => panic!("slots were freed: {other:?}"),
             }
         }
         assert_eq!(allowed, 8, "burst of 8");
+    }
+
+    #[test]
+    fn a_finished_request_frees_exactly_its_own_slot() {
+        let cfg = NetworkConfig::default();
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let peer = PeerId::random();
+        let k = ReqRespKind::GetHead;
+        assert_eq!(pm.admit(peer, k, 1, 64, t0), Admission::Allow);
+        assert_eq!(pm.admit(peer, k, 2, 64, t0), Admission::Allow);
+        pm.inbound_done(1, t0);
+        pm.inbound_done(1, t0);
+        pm.inbound_done(99, t0);
+        // One still in flight: one more fits, not two.
+        assert_eq!(pm.admit(peer, k, 3, 64, t0), Admission::Allow);
+        assert_eq!(pm.admit(peer, k, 4, 64, t0), Admission::TooManyConcurrent);
+        pm.inbound_done(2, t0);
+        pm.inbound_done(3, t0);
+        assert!(pm.inflight.is_empty(), "no empty entries are kept");
+    }
+
+    #[test]
+    fn a_disconnect_drops_only_that_peers_buckets() {
+        let cfg = NetworkConfig::default();
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (gone, stays) = (PeerId::random(), PeerId::random());
+        let k = ReqRespKind::GetHead;
+        let mut id = 0;
+        for peer in [gone, stays] {
+            assert_eq!(sequential_burst(&mut pm, peer, k, &mut id, 20, t0), 8);
+        }
+        pm.on_disconnected(gone, t0);
+        assert_eq!(pm.admit(gone, k, 100, 64, t0), Admission::Allow);
+        assert_eq!(pm.admit(stays, k, 101, 64, t0), Admission::RateLimited);
+    }
+
+    #[test]
+    fn a_static_peer_is_redialled_a_backoff_after_it_disconnects() {
+        let peer = PeerId::random();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
+        let cfg = NetworkConfig {
+            static_peers: vec![addr.clone()],
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        pm.on_connected(peer, &addr);
+        assert!(pm.due_static_dials(t0).is_empty(), "connected");
+        let t1 = t0 + Duration::from_secs(100);
+        pm.on_disconnected(PeerId::random(), t1);
+        assert!(pm.due_static_dials(t1 + Duration::from_secs(5)).is_empty());
+        pm.on_disconnected(peer, t1);
+        assert!(pm.due_static_dials(t1).is_empty(), "not before the backoff");
+        assert_eq!(pm.due_static_dials(t1 + Duration::from_secs(1)), vec![addr]);
     }
 
     /// Admits `n` sequential requests of `kind` at `now` (each answered before the next, so
@@ -494,13 +694,13 @@ mod tests {
         let mut allowed = 0;
         for _ in 0..n {
             *next_id += 1;
-            match pm.admit(peer, kind, *next_id, now) {
+            match pm.admit(peer, kind, *next_id, largest(kind), now) {
                 Admission::Allow => {
                     allowed += 1;
-                    pm.inbound_done(*next_id);
+                    pm.inbound_done(*next_id, now);
                 }
                 Admission::RateLimited => break,
-                Admission::TooManyConcurrent => panic!("every slot was freed"),
+                other => panic!("every slot was freed and every reservation refunded: {other:?}"),
             }
         }
         allowed
@@ -526,7 +726,7 @@ mod tests {
             );
             id += 1;
             assert_eq!(
-                pm.admit(peer, kind, id, t0),
+                pm.admit(peer, kind, id, largest(kind), t0),
                 Admission::RateLimited,
                 "{kind:?} over its own limit"
             );
@@ -551,6 +751,140 @@ mod tests {
         let mut id = 0;
         for kind in ReqRespKind::ALL {
             assert_eq!(sequential_burst(&mut pm, peer, kind, &mut id, 10, t0), 3);
+        }
+    }
+
+    #[test]
+    fn byte_budget_reserves_the_largest_response_and_refunds_the_rest() {
+        const MIB: u64 = 1024 * 1024;
+        let mut cfg = NetworkConfig::default();
+        cfg.rate_limit.response_bytes =
+            crate::config::ByteRateLimit::new(5 * MIB, Duration::from_secs(10));
+        cfg.rate_limit.get_raw_txlists = RateLimit::new(1, Duration::from_secs(3600));
+        cfg.max_concurrent_inbound_per_protocol = 64;
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let peer = PeerId::random();
+        let list = ReqRespKind::GetRawTxList;
+        let batch = ReqRespKind::GetRawTxLists;
+        let r = largest(list);
+        // Two tx lists in flight reserve 2 × (2 MiB + 36): the 8 MiB batch, clamped to the
+        // 5 MiB budget, no longer fits.
+        assert_eq!(pm.admit(peer, list, 1, r, t0), Admission::Allow);
+        assert_eq!(pm.admit(peer, list, 2, r, t0), Admission::Allow);
+        assert_eq!(
+            pm.admit(peer, batch, 3, largest(batch), t0),
+            Admission::BytesExhausted
+        );
+        // The budget is shared: of the 1 MiB − 72 left, ten full pages (97 796 bytes each)
+        // can be reserved at once, not eleven; unanswered, they are refunded in full.
+        let page = ReqRespKind::GetCommitmentsByNumber;
+        let pages = (100..120)
+            .take_while(|id| pm.admit(peer, page, *id, largest(page), t0) == Admission::Allow)
+            .count();
+        assert_eq!(pages, 10);
+        for id in 100..110 {
+            pm.inbound_done(id, t0);
+        }
+        assert_eq!(
+            pm.admit(peer, page, 111, largest(page), t0),
+            Admission::Allow
+        );
+        pm.inbound_done(111, t0);
+        // get_head draws nothing.
+        assert_eq!(
+            pm.admit(peer, ReqRespKind::GetHead, 4, 64, t0),
+            Admission::Allow
+        );
+        // The first list is answered with 1 036 bytes: the rest of its reservation comes back,
+        // but the batch still finds less than 5 MiB.
+        pm.response_sent(1, 1036, t0);
+        pm.inbound_done(1, t0);
+        assert_eq!(
+            pm.admit(peer, batch, 5, largest(batch), t0),
+            Admission::BytesExhausted
+        );
+        // The second gets no response: refunded in full. 1 036 bytes were served, so the
+        // batch fits once they have refilled (0.5 MiB/s: 2 ms), and it finds its request
+        // token untouched by the refusals.
+        pm.inbound_done(2, t0);
+        assert_eq!(
+            pm.admit(peer, batch, 6, largest(batch), t0),
+            Admission::BytesExhausted
+        );
+        let t1 = t0 + Duration::from_millis(10);
+        assert_eq!(
+            pm.admit(peer, batch, 7, largest(batch), t1),
+            Admission::Allow
+        );
+        // Sending twice refunds once; a response longer than its reservation refunds nothing.
+        pm.response_sent(7, 5 * MIB + 1, t1);
+        pm.response_sent(7, 0, t1);
+        pm.inbound_done(7, t1);
+        assert_eq!(
+            pm.admit(peer, list, 8, r, t1),
+            Admission::BytesExhausted,
+            "the whole budget was served"
+        );
+        // Another peer has its own budget; a disconnect drops this one's.
+        assert_eq!(pm.admit(PeerId::random(), list, 9, r, t1), Admission::Allow);
+        pm.on_disconnected(peer, t1);
+        assert_eq!(pm.admit(peer, list, 10, r, t1), Admission::Allow);
+    }
+
+    #[test]
+    fn admission_labels_are_the_documented_refusal_reasons() {
+        // `metrics::REQRESP` documents these outcome labels; `metrics::REFUSALS_FORGIVEN` uses
+        // them as reasons.
+        let labels = [
+            Admission::Allow,
+            Admission::RateLimited,
+            Admission::BytesExhausted,
+            Admission::TooManyConcurrent,
+        ]
+        .map(Admission::label);
+        assert_eq!(
+            labels,
+            [
+                "allow",
+                "rate_limited",
+                "bytes_exhausted",
+                "too_many_concurrent"
+            ]
+        );
+    }
+
+    #[test]
+    fn first_refusal_in_a_window_is_not_penalised() {
+        let cfg = NetworkConfig::default();
+        assert_eq!(cfg.rate_limit_grace, 1);
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let peer = PeerId::random();
+        assert!(!pm.refusal_penalised(peer, t0), "the first is free");
+        assert!(pm.refusal_penalised(peer, t0 + Duration::from_secs(1)));
+        assert!(pm.refusal_penalised(peer, t0 + Duration::from_millis(9_999)));
+        // Another peer has its own grace.
+        assert!(!pm.refusal_penalised(PeerId::random(), t0));
+        // A reconnect inside the window buys no fresh grace.
+        pm.on_disconnected(peer, t0 + Duration::from_secs(2));
+        assert!(pm.refusal_penalised(peer, t0 + Duration::from_secs(3)));
+        // The window (10 s from the first refusal) is over: free again, once.
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(!pm.refusal_penalised(peer, t1));
+        assert!(pm.refusal_penalised(peer, t1));
+        // Disconnects forget windows that are over.
+        pm.on_disconnected(peer, t1 + Duration::from_secs(10));
+        assert!(pm.refusals.is_empty());
+
+        for (grace, expected) in [(0, [true, true, true]), (2, [false, false, true])] {
+            let cfg = NetworkConfig {
+                rate_limit_grace: grace,
+                ..Default::default()
+            };
+            let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+            let got = [0, 1, 2].map(|_| pm.refusal_penalised(peer, t0));
+            assert_eq!(got, expected, "grace {grace}");
         }
     }
 

@@ -2,20 +2,59 @@
 //!
 //! The deployed Taiko reference allows 8 requests per peer per protocol per 10 s and
 //! disconnects (and refuses) a peer after a single failed or rate-limited exchange
-//! (PROTOCOL.md "Reference strictness"). Nodes of this project refuse and penalise requests
-//! above their own limits ([`crate::RateLimitConfig`]). So every outbound request passes
-//! [`OutboundPacer::admit`] first, which keeps, per peer and protocol:
+//! (PROTOCOL.md "Reference strictness"). Nodes of this project refuse (and, beyond a grace,
+//! penalise) requests above their own limits ([`crate::RateLimitConfig`]). So every outbound
+//! request passes [`OutboundPacer::admit`] first, which keeps, per peer and protocol:
 //!
 //! - at most `max_in_flight` requests unanswered, and
-//! - at most `requests` sends inside any sliding `window + margin`.
+//! - at most `requests` sends inside any sliding `window + margin`,
+//!
+//! and, for peers of ours, a mirror of the peer's response-byte budget (below).
 //!
 //! Which limits apply depends on what the peer speaks, learnt from identify's protocol list
 //! ([`PeerProfile`]): a peer that advertises this project's extension (`get_raw_txlists`,
 //! PROTOCOL-EXT.md) is one of ours and is paced by this project's default inbound limits
-//! ([`PolitenessConfig::extended_rate_limit`]); any other peer — including one not identified yet — is treated as the strict reference
-//! ([`PolitenessConfig`]). A sliding window of `n` sends per window is at least as strict as
-//! a token bucket or a fixed window of `n` per the same period, so this holds whichever the
-//! peer runs; the margin absorbs latency jitter between our send and its arrival.
+//! ([`PolitenessConfig::extended_rate_limit`]); any other peer — including one not identified
+//! yet — is treated as the strict reference ([`PolitenessConfig`]). A sliding window of `n`
+//! sends per window is at least as strict as a token bucket or a fixed window of `n` per the
+//! same period, so this holds whichever the peer runs; the margin absorbs latency jitter
+//! between our send and its arrival.
+//!
+//! # The byte-budget mirror (peers of ours)
+//!
+//! A peer of ours reserves, at admission, the largest response of each data request from one
+//! byte bucket per requester, and refunds the unused part when it sends the response
+//! ([`crate::budget`]). The pacer keeps the same bucket per peer
+//! ([`crate::RateLimitConfig::response_bytes`] of `extended_rate_limit`): before sending it
+//! reserves the same [`crate::budget::max_response_bytes`] (clamped to the capacity, as the
+//! peer clamps it), and holds the request back with the time after which it fits; on the
+//! answer it refunds `reserved − response length`; a request that fails or times out refunds
+//! nothing (we do not know what the peer served).
+//!
+//! Why the mirror is never ahead of the peer: both buckets start full with the same capacity
+//! and refill at (at most) the same rate, and each of our reservations reaches the peer *later*
+//! (on arrival) than we make it, while each refund happens at the peer *earlier* (when it
+//! sends) than we make it (when the answer has arrived) — or never, for a failed request.
+//! Refills and refunds commute (both add, then clamp at the capacity), and every operation is
+//! monotone in the level, so a bucket whose charges come earlier and refunds later never holds
+//! more than the peer's did at the same point of the sequence. The one effect that favours us
+//! is the capacity clamp: while a reservation is on the wire our bucket may refill into room
+//! the peer's full bucket cannot use, a lead of at most the refill during the one-way latency.
+//! That is why the mirror refills over `period + window_margin` rather than `period`: it is
+//! slower by `burst / (period + margin)`, which covers latency jitter up to the margin, as it
+//! does for the count windows. The peer also drops its buckets when we disconnect, while we
+//! keep ours: after a reconnect it holds more than we assume.
+//!
+//! # Learning tighter limits
+//!
+//! A peer of ours may run other limits than the defaults we assume. When it refuses a request
+//! our pacing admitted (the stream closed without an answer: [`OutboundPacer::refused`]), we
+//! lower what we assume of it for the rest of the connection: the sends of the current window
+//! it accepted become its per-window limit of that protocol (at least 1), a data protocol's
+//! refusal halves the byte budget we assume (not below
+//! [`PolitenessConfig::learned_min_response_bytes`]), and nothing of that protocol goes to it
+//! until the window has passed. A reconnect restores the defaults (identify runs again).
+//! Strict peers are not affected: the reference disconnects after a refusal.
 //!
 //! A request the pacer holds back is not sent: the caller gets
 //! [`crate::RequestError::Throttled`] with the time after which a retry fits, and chooses
@@ -26,7 +65,9 @@ use std::time::{Duration, Instant};
 
 use libp2p::{PeerId, StreamProtocol};
 use preconfirmation_types::ReqRespKind;
+use tracing::info;
 
+use crate::budget::{is_byte_budgeted, ByteBucket};
 use crate::config::PolitenessConfig;
 
 /// What a peer speaks, as far as pacing is concerned.
@@ -45,15 +86,32 @@ struct Lane {
     in_flight: usize,
     /// Send times inside the current window, oldest first; never longer than the limit.
     sent: VecDeque<Instant>,
+    /// A per-window limit learnt from a refusal (peers of ours), for this connection.
+    learned_limit: Option<usize>,
+    /// Nothing is sent before this (set by a refusal).
+    backoff_until: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct PeerPacing {
     profile: PeerProfile,
     lanes: HashMap<ReqRespKind, Lane>,
+    /// Our copy of the peer's response-byte budget (peers of ours, data protocols).
+    bytes: Option<ByteBucket>,
     /// Set when its last connection closed: kept until its windows have passed, because the
     /// peer's own limiter remembers our requests across a reconnect.
     disconnected_at: Option<Instant>,
+}
+
+impl PeerPacing {
+    fn new(profile: PeerProfile) -> Self {
+        Self {
+            profile,
+            lanes: HashMap::new(),
+            bytes: None,
+            disconnected_at: None,
+        }
+    }
 }
 
 /// Per-peer, per-protocol outbound pacing (see the module docs).
@@ -91,11 +149,7 @@ impl OutboundPacer {
         };
         self.peers
             .entry(peer)
-            .or_insert_with(|| PeerPacing {
-                profile,
-                lanes: HashMap::new(),
-                disconnected_at: None,
-            })
+            .or_insert_with(|| PeerPacing::new(profile))
             .profile = profile;
         profile
     }
@@ -127,23 +181,40 @@ impl OutboundPacer {
         }
     }
 
-    /// Admits a request of `kind` to `peer` now (and counts it), or says why not.
+    /// How long our copy of a peer's byte budget takes to refill: its period plus the margin
+    /// (module docs).
+    fn bytes_refill_over(&self) -> Duration {
+        self.politeness.extended_rate_limit.response_bytes.period + self.politeness.window_margin
+    }
+
+    /// A full copy of a peer of ours' byte budget.
+    fn fresh_bytes(&self, now: Instant) -> ByteBucket {
+        let limit = self.politeness.extended_rate_limit.response_bytes;
+        ByteBucket::new(limit, self.bytes_refill_over(), now)
+    }
+
+    /// Admits a request of `kind` to `peer` now whose response may be up to `max_response`
+    /// bytes ([`crate::budget::max_response_bytes`]), and counts it; or says why not. Returns
+    /// the bytes reserved from the peer's budget (0 for strict peers and `get_head`), to be
+    /// passed back to [`Self::answered`].
     pub(crate) fn admit(
         &mut self,
         peer: PeerId,
         kind: ReqRespKind,
+        max_response: u64,
         now: Instant,
-    ) -> Result<(), Held> {
+    ) -> Result<u64, Held> {
         let profile = self.profile(&peer);
         if kind.is_extension() && profile == PeerProfile::Strict {
             return Err(Held::Unsupported);
         }
         let (per_window, window, max_in_flight) = self.limits(profile, kind);
-        let pacing = self.peers.entry(peer).or_insert_with(|| PeerPacing {
-            profile,
-            lanes: HashMap::new(),
-            disconnected_at: None,
-        });
+        let budgeted = profile == PeerProfile::Extended && is_byte_budgeted(kind);
+        let fresh = budgeted.then(|| self.fresh_bytes(now));
+        let pacing = self
+            .peers
+            .entry(peer)
+            .or_insert_with(|| PeerPacing::new(profile));
         pacing.disconnected_at = None;
         let lane = pacing.lanes.entry(kind).or_default();
         while lane
@@ -153,21 +224,37 @@ impl OutboundPacer {
         {
             lane.sent.pop_front();
         }
+        if let Some(until) = lane.backoff_until {
+            if now < until {
+                return Err(Held::Throttled(until - now));
+            }
+            lane.backoff_until = None;
+        }
         if lane.in_flight >= max_in_flight {
             // Retry once an answer is likely; the caller may also pick another peer.
             return Err(Held::Throttled(Duration::from_millis(50)));
         }
+        let per_window = lane.learned_limit.map_or(per_window, |l| l.min(per_window));
         if lane.sent.len() >= per_window {
             let oldest = lane.sent.front().copied().unwrap_or(now);
             let retry = window.saturating_sub(now.saturating_duration_since(oldest));
             return Err(Held::Throttled(retry.max(Duration::from_millis(1))));
         }
+        let mut reserved = 0;
+        if let Some(fresh) = fresh {
+            let bytes = pacing.bytes.get_or_insert(fresh);
+            reserved = bytes.clamp(max_response);
+            if !bytes.try_reserve(reserved, now) {
+                return Err(Held::Throttled(bytes.time_until(reserved, now)));
+            }
+        }
         lane.sent.push_back(now);
         lane.in_flight += 1;
-        Ok(())
+        Ok(reserved)
     }
 
-    /// A request of `kind` to `peer` got its answer or failed.
+    /// A request of `kind` to `peer` failed (or timed out): it is no longer in flight, and
+    /// its reservation is not refunded (we do not know what the peer served).
     pub(crate) fn done(&mut self, peer: &PeerId, kind: ReqRespKind) {
         if let Some(lane) = self
             .peers
@@ -178,17 +265,78 @@ impl OutboundPacer {
         }
     }
 
-    /// `peer`'s last connection closed: nothing is in flight any more. Its send times are kept
-    /// until its windows have passed (the peer's limiter remembers them across a reconnect),
-    /// then dropped with every other such peer, so the state is bounded by the peers connected
-    /// or disconnected within the longest window. Its profile falls back to strict until
-    /// identify runs again.
+    /// A request of `kind` to `peer` that reserved `reserved` bytes got its answer, `len` SSZ
+    /// bytes ([`crate::budget::response_len`]): no longer in flight, and `reserved − len` is
+    /// refunded, as the peer did when it sent the answer.
+    pub(crate) fn answered(
+        &mut self,
+        peer: &PeerId,
+        kind: ReqRespKind,
+        reserved: u64,
+        len: u64,
+        now: Instant,
+    ) {
+        self.done(peer, kind);
+        if let Some(bytes) = self.peers.get_mut(peer).and_then(|p| p.bytes.as_mut()) {
+            bytes.refund(reserved.saturating_sub(len), now);
+        }
+    }
+
+    /// `peer` refused a request of `kind` that we admitted (the stream closed without an
+    /// answer). Call after [`Self::done`]. For a peer of ours, learns tighter limits for the
+    /// rest of the connection (module docs): the sends of the current window it accepted
+    /// become its per-window limit (at least 1), a data protocol halves its byte budget, and
+    /// the protocol backs off until the window has passed.
+    pub(crate) fn refused(&mut self, peer: &PeerId, kind: ReqRespKind, now: Instant) {
+        if self.profile(peer) != PeerProfile::Extended {
+            return;
+        }
+        let (_, window, _) = self.limits(PeerProfile::Extended, kind);
+        let floor = self.politeness.learned_min_response_bytes;
+        let Some(pacing) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let lane = pacing.lanes.entry(kind).or_default();
+        // The refused send is the newest of the window; the others were accepted.
+        let accepted = lane.sent.len().saturating_sub(1).max(1);
+        let limit = lane.learned_limit.map_or(accepted, |l| l.min(accepted));
+        lane.learned_limit = Some(limit);
+        lane.backoff_until = Some(now + window);
+        let mut budget = None;
+        if is_byte_budgeted(kind) {
+            if let Some(bytes) = pacing.bytes.as_mut() {
+                bytes.halve(floor, now);
+                budget = Some(bytes.capacity());
+            }
+        }
+        info!(
+            %peer,
+            protocol = kind.label(),
+            per_window = limit,
+            ?window,
+            response_bytes = ?budget,
+            "peer refused a paced request: assuming tighter limits for this connection"
+        );
+    }
+
+    /// `peer`'s last connection closed: nothing is in flight any more. Its send times, byte
+    /// budget level and back-offs are kept until its windows have passed (the peer's limiter
+    /// may remember them across a reconnect), then dropped with every other such peer, so the
+    /// state is bounded by the peers connected or disconnected within the longest window.
+    /// Limits learnt from refusals are forgotten (they hold for one connection), and its
+    /// profile falls back to strict until identify runs again.
     pub(crate) fn forget(&mut self, peer: &PeerId, now: Instant) {
+        let limit = self.politeness.extended_rate_limit.response_bytes;
+        let refill_over = self.bytes_refill_over();
         if let Some(pacing) = self.peers.get_mut(peer) {
             pacing.disconnected_at = Some(now);
             pacing.profile = PeerProfile::Strict;
             for lane in pacing.lanes.values_mut() {
                 lane.in_flight = 0;
+                lane.learned_limit = None;
+            }
+            if let Some(bytes) = pacing.bytes.as_mut() {
+                bytes.restore(limit, refill_over, now);
             }
         }
         let keep = self.longest_window();
@@ -204,6 +352,7 @@ impl OutboundPacer {
         let extended = ReqRespKind::ALL
             .iter()
             .map(|k| p.extended_rate_limit.get(*k).period)
+            .chain([p.extended_rate_limit.response_bytes.period])
             .max()
             .unwrap_or_default();
         p.strict_window.max(extended) + p.window_margin
@@ -218,7 +367,16 @@ impl OutboundPacer {
 
 #[cfg(test)]
 mod tests {
+    use preconfirmation_types::{
+        GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListsRequest, B256,
+    };
+
     use super::*;
+    use crate::budget::max_response_bytes;
+    use crate::codec::Request;
+    use crate::config::{ByteRateLimit, RateLimit};
+
+    const MIB: u64 = 1024 * 1024;
 
     fn ext() -> StreamProtocol {
         StreamProtocol::new("/taiko/1/preconf/1/get_raw_txlists")
@@ -228,42 +386,67 @@ mod tests {
         OutboundPacer::new(PolitenessConfig::default(), ext())
     }
 
+    /// The largest response of `kind`'s largest request.
+    fn max(kind: ReqRespKind) -> u64 {
+        max_response_bytes(&match kind {
+            ReqRespKind::GetHead => Request::GetHead,
+            ReqRespKind::GetCommitmentsByNumber => {
+                Request::GetCommitmentsByNumber(GetCommitmentsByNumberRequest {
+                    max_count: 256,
+                    ..Default::default()
+                })
+            }
+            ReqRespKind::GetRawTxList => Request::GetRawTxList(GetRawTxListRequest::default()),
+            ReqRespKind::GetRawTxLists => {
+                Request::GetRawTxLists(GetRawTxListsRequest::new(vec![B256::ZERO; 64]).unwrap())
+            }
+        })
+    }
+
     #[test]
     fn strict_peer_gets_one_in_flight_and_eight_per_window() {
         let mut p = pacer();
         let peer = PeerId::random();
         let t0 = Instant::now();
         let kind = ReqRespKind::GetRawTxList;
-        // Not identified yet: strict. One in flight.
-        assert_eq!(p.admit(peer, kind, t0), Ok(()));
-        assert!(matches!(p.admit(peer, kind, t0), Err(Held::Throttled(_))));
+        let m = max(kind);
+        // Not identified yet: strict. One in flight; no byte budget is assumed.
+        assert_eq!(p.admit(peer, kind, m, t0), Ok(0));
+        assert!(matches!(
+            p.admit(peer, kind, m, t0),
+            Err(Held::Throttled(_))
+        ));
         // Other protocols have their own lanes.
-        assert_eq!(p.admit(peer, ReqRespKind::GetHead, t0), Ok(()));
+        assert_eq!(p.admit(peer, ReqRespKind::GetHead, 64, t0), Ok(0));
         p.done(&peer, kind);
         // Eight sends inside the window, answered one by one.
         for i in 1..8u64 {
             let t = t0 + Duration::from_millis(i);
-            assert_eq!(p.admit(peer, kind, t), Ok(()), "send {i}");
+            assert_eq!(p.admit(peer, kind, m, t), Ok(0), "send {i}");
             p.done(&peer, kind);
         }
         // The ninth waits until the first send leaves the window plus margin.
         let t = t0 + Duration::from_secs(1);
-        match p.admit(peer, kind, t) {
+        match p.admit(peer, kind, m, t) {
             Err(Held::Throttled(d)) => assert_eq!(d, Duration::from_millis(9_500)),
             other => panic!("{other:?}"),
         }
         assert!(p
-            .admit(peer, kind, t0 + Duration::from_millis(10_499))
+            .admit(peer, kind, m, t0 + Duration::from_millis(10_499))
             .is_err());
         assert_eq!(
-            p.admit(peer, kind, t0 + Duration::from_millis(10_500)),
-            Ok(())
+            p.admit(peer, kind, m, t0 + Duration::from_millis(10_500)),
+            Ok(0)
         );
         // Never more than eight inside any 10.5 s window.
         p.done(&peer, kind);
         assert!(p
-            .admit(peer, kind, t0 + Duration::from_millis(10_500))
+            .admit(peer, kind, m, t0 + Duration::from_millis(10_500))
             .is_err());
+        // A strict peer's refusal teaches nothing (the reference disconnects anyway).
+        p.refused(&peer, kind, t0 + Duration::from_millis(10_500));
+        assert!(p.peers[&peer].lanes[&kind].learned_limit.is_none());
+        assert!(p.peers[&peer].lanes[&kind].backoff_until.is_none());
     }
 
     #[test]
@@ -271,20 +454,15 @@ mod tests {
         let mut p = pacer();
         let peer = PeerId::random();
         let t0 = Instant::now();
-        assert_eq!(
-            p.admit(peer, ReqRespKind::GetRawTxLists, t0),
-            Err(Held::Unsupported)
-        );
+        let kind = ReqRespKind::GetRawTxLists;
+        assert_eq!(p.admit(peer, kind, 4, t0), Err(Held::Unsupported));
         assert_eq!(
             p.identified(peer, &[StreamProtocol::new("/ipfs/ping/1.0.0")]),
             PeerProfile::Strict
         );
-        assert_eq!(
-            p.admit(peer, ReqRespKind::GetRawTxLists, t0),
-            Err(Held::Unsupported)
-        );
+        assert_eq!(p.admit(peer, kind, 4, t0), Err(Held::Unsupported));
         assert_eq!(p.identified(peer, &[ext()]), PeerProfile::Extended);
-        assert_eq!(p.admit(peer, ReqRespKind::GetRawTxLists, t0), Ok(()));
+        assert_eq!(p.admit(peer, kind, 4, t0), Ok(4));
     }
 
     #[test]
@@ -294,30 +472,40 @@ mod tests {
         p.identified(peer, &[ext()]);
         let t0 = Instant::now();
         let kind = ReqRespKind::GetRawTxList;
+        let m = max(kind);
         let burst = crate::RateLimitConfig::default().get(kind).burst as usize;
         // Two in flight (our inbound concurrency), then held.
-        assert_eq!(p.admit(peer, kind, t0), Ok(()));
-        assert_eq!(p.admit(peer, kind, t0), Ok(()));
-        assert!(p.admit(peer, kind, t0).is_err());
-        p.done(&peer, kind);
-        p.done(&peer, kind);
+        assert_eq!(p.admit(peer, kind, m, t0), Ok(m));
+        assert_eq!(p.admit(peer, kind, m, t0), Ok(m));
+        assert!(p.admit(peer, kind, m, t0).is_err());
+        p.answered(&peer, kind, m, 1036, t0);
+        p.answered(&peer, kind, m, 1036, t0);
         for _ in 2..burst {
-            assert_eq!(p.admit(peer, kind, t0), Ok(()));
-            p.done(&peer, kind);
+            assert_eq!(p.admit(peer, kind, m, t0), Ok(m));
+            p.answered(&peer, kind, m, 0, t0);
         }
-        assert!(matches!(p.admit(peer, kind, t0), Err(Held::Throttled(_))));
+        assert!(matches!(
+            p.admit(peer, kind, m, t0),
+            Err(Held::Throttled(_))
+        ));
         // Disconnected: strict again until identify, nothing in flight, but the sends of the
         // current window still count (the peer's limiter remembers them).
         p.forget(&peer, t0);
         assert_eq!(p.tracked(), 1);
         assert_eq!(p.profile(&peer), PeerProfile::Strict);
-        assert!(matches!(p.admit(peer, kind, t0), Err(Held::Throttled(_))));
+        assert!(matches!(
+            p.admit(peer, kind, m, t0),
+            Err(Held::Throttled(_))
+        ));
         p.identified(peer, &[ext()]);
-        assert!(matches!(p.admit(peer, kind, t0), Err(Held::Throttled(_))));
+        assert!(matches!(
+            p.admit(peer, kind, m, t0),
+            Err(Held::Throttled(_))
+        ));
         // Reconnected then gone again: dropped once another disconnect finds its windows over.
         p.forget(&peer, t0);
         let other = PeerId::random();
-        p.admit(other, kind, t0).unwrap();
+        p.admit(other, kind, m, t0).unwrap();
         p.forget(&other, t0 + Duration::from_millis(10_499));
         assert_eq!(p.tracked(), 2);
         p.forget(&other, t0 + Duration::from_millis(10_500));
@@ -329,28 +517,193 @@ mod tests {
     fn extended_peer_window_is_its_protocol_period_plus_margin() {
         // A period (2 s) unlike the strict window (10 s), so only the extended limit fits.
         let mut politeness = PolitenessConfig::default();
-        politeness.extended_rate_limit.get_raw_txlists =
-            crate::config::RateLimit::new(3, Duration::from_secs(2));
+        politeness.extended_rate_limit.get_raw_txlists = RateLimit::new(3, Duration::from_secs(2));
         let mut p = OutboundPacer::new(politeness, ext());
         let peer = PeerId::random();
         p.identified(peer, &[ext()]);
         let t0 = Instant::now();
         let kind = ReqRespKind::GetRawTxLists;
         for _ in 0..3 {
-            assert_eq!(p.admit(peer, kind, t0), Ok(()));
-            p.done(&peer, kind);
+            assert_eq!(p.admit(peer, kind, 4, t0), Ok(4));
+            p.answered(&peer, kind, 4, 4, t0);
         }
         // The fourth waits until the first send leaves 2 s + 500 ms.
         assert_eq!(
-            p.admit(peer, kind, t0 + Duration::from_secs(1)),
+            p.admit(peer, kind, 4, t0 + Duration::from_secs(1)),
             Err(Held::Throttled(Duration::from_millis(1_500)))
         );
         assert!(p
-            .admit(peer, kind, t0 + Duration::from_millis(2_499))
+            .admit(peer, kind, 4, t0 + Duration::from_millis(2_499))
             .is_err());
         assert_eq!(
-            p.admit(peer, kind, t0 + Duration::from_millis(2_500)),
-            Ok(())
+            p.admit(peer, kind, 4, t0 + Duration::from_millis(2_500)),
+            Ok(4)
+        );
+    }
+
+    /// A peer of ours with a 10 MiB byte budget per 9.5 s (10 s with the margin: 1 MiB/s),
+    /// generous request limits and in-flight counts, so only the byte mirror holds back.
+    fn byte_pacer(peer: PeerId) -> OutboundPacer {
+        let mut extended_rate_limit =
+            crate::RateLimitConfig::uniform(1_000, Duration::from_secs(10));
+        extended_rate_limit.response_bytes =
+            ByteRateLimit::new(10 * MIB, Duration::from_millis(9_500));
+        let politeness = PolitenessConfig {
+            extended_rate_limit,
+            extended_max_in_flight: 100,
+            ..Default::default()
+        };
+        let mut p = OutboundPacer::new(politeness, ext());
+        p.identified(peer, &[ext()]);
+        p
+    }
+
+    #[test]
+    fn byte_budget_is_mirrored_reserved_and_refunded() {
+        let peer = PeerId::random();
+        let mut p = byte_pacer(peer);
+        let t0 = Instant::now();
+        let batch = ReqRespKind::GetRawTxLists;
+        let list = ReqRespKind::GetRawTxList;
+        let page = ReqRespKind::GetCommitmentsByNumber;
+        // One 8 MiB batch fits; the budget is shared, so a tx list (2 MiB + 36) no longer does.
+        assert_eq!(p.admit(peer, batch, max(batch), t0), Ok(8 * MIB));
+        // 36 bytes short at 1 MiB/s: a retry fits after the shortest wait, 1 ms.
+        assert_eq!(
+            p.admit(peer, list, max(list), t0),
+            Err(Held::Throttled(Duration::from_millis(1)))
+        );
+        // A page fits in the 2 MiB left; get_head draws nothing and has no budget.
+        assert_eq!(p.admit(peer, page, max(page), t0), Ok(max(page)));
+        assert_eq!(p.admit(peer, ReqRespKind::GetHead, 64, t0), Ok(0));
+        // The batch answers 1 MiB: 7 MiB come back, and the list fits.
+        p.answered(&peer, batch, 8 * MIB, MIB, t0);
+        assert_eq!(p.admit(peer, list, max(list), t0), Ok(max(list)));
+        // A failed request refunds nothing: the page's reservation stays taken.
+        p.done(&peer, page);
+        // Left: 10 − 1 − 2 − page. A second 8 MiB batch waits for the refill (1 MiB/s).
+        let left = 10 * MIB - MIB - max(list) - max(page);
+        let missing = 8 * MIB - left;
+        match p.admit(peer, batch, max(batch), t0) {
+            Err(Held::Throttled(d)) => {
+                let expected = Duration::from_secs_f64(missing as f64 / MIB as f64);
+                let diff = d.abs_diff(expected);
+                assert!(diff < Duration::from_millis(1), "{d:?} vs {expected:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let later = t0 + Duration::from_secs_f64(missing as f64 / MIB as f64 + 0.001);
+        assert_eq!(p.admit(peer, batch, max(batch), later), Ok(8 * MIB));
+    }
+
+    #[test]
+    fn reservations_are_clamped_to_the_assumed_budget() {
+        let peer = PeerId::random();
+        let mut politeness = PolitenessConfig::default();
+        politeness.extended_rate_limit.response_bytes =
+            ByteRateLimit::new(3 * MIB, Duration::from_secs(10));
+        let mut p = OutboundPacer::new(politeness, ext());
+        p.identified(peer, &[ext()]);
+        let t0 = Instant::now();
+        let batch = ReqRespKind::GetRawTxLists;
+        // The peer clamps an 8 MiB reservation to its 3 MiB budget; so do we.
+        assert_eq!(p.admit(peer, batch, max(batch), t0), Ok(3 * MIB));
+        assert!(matches!(
+            p.admit(peer, batch, 1, t0),
+            Err(Held::Throttled(_))
+        ));
+        p.answered(&peer, batch, 3 * MIB, 0, t0);
+        assert_eq!(p.admit(peer, batch, 1, t0), Ok(1));
+    }
+
+    #[test]
+    fn a_refusal_teaches_tighter_limits_for_the_connection() {
+        let mut p = pacer();
+        let peer = PeerId::random();
+        p.identified(peer, &[ext()]);
+        let t0 = Instant::now();
+        let kind = ReqRespKind::GetCommitmentsByNumber;
+        let m = max(kind);
+        // Five pages accepted, the sixth refused (the peer runs 5 per window, not 256).
+        for i in 0..6u64 {
+            assert_eq!(p.admit(peer, kind, m, t0 + Duration::from_millis(i)), Ok(m));
+            if i < 5 {
+                p.answered(&peer, kind, m, m, t0);
+            }
+        }
+        let t1 = t0 + Duration::from_millis(10);
+        p.done(&peer, kind);
+        p.refused(&peer, kind, t1);
+        // Back off until the window (10 s + 500 ms) has passed.
+        assert_eq!(
+            p.admit(peer, kind, m, t1),
+            Err(Held::Throttled(Duration::from_millis(10_500)))
+        );
+        assert_eq!(
+            p.admit(peer, kind, m, t1 + Duration::from_millis(10_000)),
+            Err(Held::Throttled(Duration::from_millis(500)))
+        );
+        // Then five per window: the refused send counts as one of the window's.
+        let t2 = t1 + Duration::from_millis(10_500);
+        for i in 0..5u64 {
+            let t = t2 + Duration::from_millis(i);
+            assert_eq!(p.admit(peer, kind, m, t), Ok(m), "send {i}");
+            p.answered(&peer, kind, m, 0, t);
+        }
+        assert!(matches!(
+            p.admit(peer, kind, m, t2 + Duration::from_millis(5)),
+            Err(Held::Throttled(_))
+        ));
+        // Other protocols keep their limits.
+        let list = ReqRespKind::GetRawTxList;
+        for _ in 0..10 {
+            assert!(p.admit(peer, list, 0, t2).is_ok());
+            p.answered(&peer, list, 0, 0, t2);
+        }
+        // The byte budget halved: 32 MiB, not 64 MiB; a get_head refusal leaves it alone.
+        assert_eq!(
+            p.peers[&peer].bytes.as_ref().map(ByteBucket::capacity),
+            Some(32 * MIB)
+        );
+        p.refused(&peer, ReqRespKind::GetHead, t2);
+        assert_eq!(
+            p.peers[&peer].bytes.as_ref().map(ByteBucket::capacity),
+            Some(32 * MIB)
+        );
+        // A second refusal halves again, never below the floor (1 MiB).
+        for _ in 0..10 {
+            p.refused(&peer, kind, t2);
+        }
+        assert_eq!(
+            p.peers[&peer].bytes.as_ref().map(ByteBucket::capacity),
+            Some(MIB)
+        );
+        // A refusal with nothing else in the window still allows one per window.
+        let lone = PeerId::random();
+        p.identified(lone, &[ext()]);
+        assert!(p.admit(lone, kind, m, t0).is_ok());
+        p.done(&lone, kind);
+        p.refused(&lone, kind, t0);
+        assert_eq!(p.peers[&lone].lanes[&kind].learned_limit, Some(1));
+        // A reconnect restores the defaults (the back-off and the budget's level stay).
+        p.forget(&peer, t2);
+        p.identified(peer, &[ext()]);
+        assert!(p.peers[&peer].lanes[&kind].learned_limit.is_none());
+        assert_eq!(
+            p.peers[&peer].bytes.as_ref().map(ByteBucket::capacity),
+            Some(64 * MIB)
+        );
+        // …with the default refill too: 64 MiB over 10 s + 500 ms. The level kept is 1 MiB
+        // (the floor it was clamped to), so the rest comes back in 63/64 of 10.5 s.
+        let wait = p
+            .peers
+            .get_mut(&peer)
+            .and_then(|pacing| pacing.bytes.as_mut())
+            .map(|b| b.time_until(64 * MIB, t2));
+        let expected = Duration::from_secs_f64(10.5 * 63.0 / 64.0);
+        assert!(
+            wait.is_some_and(|w| w.abs_diff(expected) < Duration::from_millis(1)),
+            "{wait:?} vs {expected:?}"
         );
     }
 }

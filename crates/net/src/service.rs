@@ -176,6 +176,9 @@ pub struct PeerSnapshot {
     /// Whether the peer refused our outbound ping protocol on one of its connections. Such a
     /// peer is not pinged again on that connection; its own pings are still answered.
     pub ping_unsupported: bool,
+    /// SSZ bytes of the responses we sent it (all protocols) since its current connection
+    /// opened: what it took of our egress, e.g. for a serving node's MiB/s out.
+    pub served_bytes: u64,
 }
 
 /// The stream of [`NetworkEvent`]s (a bounded channel from the driver).

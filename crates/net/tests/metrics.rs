@@ -15,12 +15,14 @@ mod common;
 use common::*;
 
 /// Every name in `preconfirmation_net::metrics`.
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 14] = [
     m::PEERS_CONNECTED,
     m::GOSSIP_BYTES_IN,
     m::GOSSIP_BYTES_OUT,
     m::GOSSIP_MESSAGES_IN,
     m::REQRESP,
+    m::RESPONSE_BYTES_OUT,
+    m::REFUSALS_FORGIVEN,
     m::REJECTIONS,
     m::BANS,
     m::PEER_SCORE,
@@ -61,6 +63,34 @@ async fn documented_metrics_are_recorded() {
         head()
     );
 
+    // Pages B → E, a server allowing one page per hour: the first is served (2 commitments,
+    // 4 + 2 · 382 bytes), the second refused and, being B's first refusal, forgiven.
+    let (e, mut e_events) = start({
+        let mut c = test_config();
+        c.rate_limit.get_commitments_by_number =
+            preconfirmation_net::RateLimit::new(1, Duration::from_secs(3600));
+        c
+    })
+    .await;
+    connect(&e, &mut e_events, &b).await;
+    wait_peer(&b, e.local_peer_id(), |_| true)
+        .await
+        .expect("B sees E");
+    let _e_rx = spawn_sdk(e.clone(), e_events, GossipVerdict::Accept);
+    let page = preconfirmation_types::GetCommitmentsByNumberRequest {
+        max_count: 2,
+        ..Default::default()
+    };
+    let served = b
+        .request_commitments(e.local_peer_id(), page)
+        .await
+        .expect("first page");
+    assert_eq!(served.commitments.len(), 2);
+    assert!(b
+        .request_commitments(e.local_peer_id(), page)
+        .await
+        .is_err());
+
     // A penalty and a ban.
     b.penalize_peer(a.local_peer_id(), "metrics_test")
         .expect("penalize");
@@ -97,6 +127,12 @@ async fn documented_metrics_are_recorded() {
         r#"p2p_net_reqresp_total{protocol="get_head",direction="outbound",outcome="ok"} 1"#
             .to_owned(),
         r#"p2p_net_rejections_total{reason="metrics_test"} 1"#.to_owned(),
+        r#"p2p_net_reqresp_response_bytes_out_total{protocol="get_commitments_by_number"} 768"#
+            .to_owned(),
+        r#"p2p_net_reqresp_total{protocol="get_commitments_by_number",direction="inbound",outcome="rate_limited"} 1"#
+            .to_owned(),
+        r#"p2p_net_reqresp_refusals_forgiven_total{protocol="get_commitments_by_number",reason="rate_limited"} 1"#
+            .to_owned(),
         r#"p2p_net_events_dropped_total{kind="peer_banned"} 1"#.to_owned(),
         "p2p_net_bans_total 3".to_owned(),
         "p2p_net_ping_unsupported_total 1".to_owned(),
@@ -142,7 +178,7 @@ async fn documented_metrics_are_recorded() {
         panic!("metrics missing: {:?}\n{text}", missing(&text));
     }
 
-    for s in [a, b, c, d] {
+    for s in [a, b, c, d, e] {
         s.shutdown().await.expect("shutdown");
     }
 }
