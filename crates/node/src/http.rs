@@ -167,6 +167,8 @@ pub struct PeerStatus {
     pub profile: &'static str,
     /// Round-trip time of its last answered ping, in milliseconds.
     pub ping_rtt_ms: Option<f64>,
+    /// Response bytes served to it on its current connection(s).
+    pub served_bytes: u64,
 }
 
 /// The local head, for [`NodeStatus`] and `preconf_head`.
@@ -230,6 +232,7 @@ pub(crate) async fn status_json(context: &NodeContext) -> Result<NodeStatus, Nod
             score: p.score,
             profile: if p.extended { "extended" } else { "strict" },
             ping_rtt_ms: p.ping_rtt.map(|d| d.as_secs_f64() * 1e3),
+            served_bytes: p.served_bytes,
         })
         .collect();
     let store = context.store.clone();

@@ -422,6 +422,7 @@ impl P2pSdk {
                 score: p.score,
                 extended: p.extended,
                 ping_rtt: p.ping_rtt,
+                served_bytes: p.served_bytes,
             })
             .collect())
     }

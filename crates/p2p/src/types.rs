@@ -150,6 +150,8 @@ pub struct PeerInfo {
     pub extended: bool,
     /// Round-trip time of its last answered ping.
     pub ping_rtt: Option<Duration>,
+    /// SSZ bytes of the responses this node served it on its current connection(s).
+    pub served_bytes: u64,
 }
 
 /// A snapshot of the SDK for `/status` pages and tests.
