@@ -7,7 +7,9 @@
 //! request passes [`OutboundPacer::admit`] first, which keeps, per peer and protocol:
 //!
 //! - at most `max_in_flight` requests unanswered, and
-//! - at most `requests` sends inside any sliding `window + margin`,
+//! - for the strict reference, at most `requests` sends inside any sliding `window + margin`;
+//!   for peers of ours, a mirror of the peer's own request token bucket (`burst` tokens,
+//!   refilled over `period + margin`),
 //!
 //! and, for peers of ours, a mirror of the peer's response-byte budget (below).
 //!
@@ -17,8 +19,13 @@
 //! ([`PolitenessConfig::extended_rate_limit`]); any other peer — including one not identified
 //! yet — is treated as the strict reference ([`PolitenessConfig`]). A sliding window of `n`
 //! sends per window is at least as strict as a token bucket or a fixed window of `n` per the
-//! same period, so this holds whichever the peer runs; the margin absorbs latency jitter
-//! between our send and its arrival.
+//! same period, so this holds whichever limiter the reference runs; the margin absorbs latency
+//! jitter between our send and its arrival. Peers of ours are known to run token buckets
+//! ([`crate::RateLimitConfig`]), so for them we mirror the bucket itself, which keeps sending
+//! at its refill rate after a burst where a sliding window would stall for a whole window:
+//! both start full, ours refills more slowly (over `period + margin`), and each send reaches
+//! the peer later than we count it, so the peer always holds at least as many tokens as we
+//! assume.
 //!
 //! # The byte-budget mirror (peers of ours)
 //!
@@ -84,8 +91,10 @@ pub enum PeerProfile {
 #[derive(Debug, Default)]
 struct Lane {
     in_flight: usize,
-    /// Send times inside the current window, oldest first; never longer than the limit.
+    /// Send times inside the current window, oldest first.
     sent: VecDeque<Instant>,
+    /// Our copy of a peer of ours' request token bucket: `(tokens, last refill)`.
+    tokens: Option<(f64, Instant)>,
     /// A per-window limit learnt from a refusal (peers of ours), for this connection.
     learned_limit: Option<usize>,
     /// Nothing is sent before this (set by a refusal).
@@ -235,7 +244,19 @@ impl OutboundPacer {
             return Err(Held::Throttled(Duration::from_millis(50)));
         }
         let per_window = lane.learned_limit.map_or(per_window, |l| l.min(per_window));
-        if lane.sent.len() >= per_window {
+        if profile == PeerProfile::Extended {
+            // The peer's token bucket, refilled over `window` (its period plus the margin).
+            let capacity = per_window as f64;
+            let rate = capacity / window.as_secs_f64().max(f64::EPSILON);
+            let (tokens, last) = lane.tokens.get_or_insert((capacity, now));
+            let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+            *tokens = (*tokens + elapsed * rate).min(capacity);
+            *last = now;
+            if *tokens < 1.0 {
+                let retry = Duration::from_secs_f64((1.0 - *tokens) / rate);
+                return Err(Held::Throttled(retry.max(Duration::from_millis(1))));
+            }
+        } else if lane.sent.len() >= per_window {
             let oldest = lane.sent.front().copied().unwrap_or(now);
             let retry = window.saturating_sub(now.saturating_duration_since(oldest));
             return Err(Held::Throttled(retry.max(Duration::from_millis(1))));
@@ -247,6 +268,9 @@ impl OutboundPacer {
             if !bytes.try_reserve(reserved, now) {
                 return Err(Held::Throttled(bytes.time_until(reserved, now)));
             }
+        }
+        if let Some((tokens, _)) = lane.tokens.as_mut() {
+            *tokens -= 1.0;
         }
         lane.sent.push_back(now);
         lane.in_flight += 1;
@@ -302,6 +326,9 @@ impl OutboundPacer {
         let limit = lane.learned_limit.map_or(accepted, |l| l.min(accepted));
         lane.learned_limit = Some(limit);
         lane.backoff_until = Some(now + window);
+        // Its bucket is empty now; after the back-off (one window) it is full again, at the
+        // learnt limit.
+        lane.tokens = Some((0.0, now));
         let mut budget = None;
         if is_byte_budgeted(kind) {
             if let Some(bytes) = pacing.bytes.as_mut() {
@@ -514,8 +541,9 @@ mod tests {
     }
 
     #[test]
-    fn extended_peer_window_is_its_protocol_period_plus_margin() {
-        // A period (2 s) unlike the strict window (10 s), so only the extended limit fits.
+    fn extended_peer_is_paced_by_its_token_bucket_refilled_over_period_plus_margin() {
+        // 3 per 2 s (unlike the strict window, so only the extended limit fits); we refill
+        // our copy over 2.5 s: a token every 833 ms, where the peer's comes every 667 ms.
         let mut politeness = PolitenessConfig::default();
         politeness.extended_rate_limit.get_raw_txlists = RateLimit::new(3, Duration::from_secs(2));
         let mut p = OutboundPacer::new(politeness, ext());
@@ -527,18 +555,31 @@ mod tests {
             assert_eq!(p.admit(peer, kind, 4, t0), Ok(4));
             p.answered(&peer, kind, 4, 4, t0);
         }
-        // The fourth waits until the first send leaves 2 s + 500 ms.
-        assert_eq!(
-            p.admit(peer, kind, 4, t0 + Duration::from_secs(1)),
-            Err(Held::Throttled(Duration::from_millis(1_500)))
-        );
+        match p.admit(peer, kind, 4, t0) {
+            Err(Held::Throttled(d)) => assert!((d.as_secs_f64() - 2.5 / 3.0).abs() < 1e-3, "{d:?}"),
+            other => panic!("{other:?}"),
+        }
         assert!(p
-            .admit(peer, kind, 4, t0 + Duration::from_millis(2_499))
+            .admit(peer, kind, 4, t0 + Duration::from_millis(830))
             .is_err());
         assert_eq!(
-            p.admit(peer, kind, 4, t0 + Duration::from_millis(2_500)),
+            p.admit(peer, kind, 4, t0 + Duration::from_millis(840)),
             Ok(4)
         );
+        p.answered(&peer, kind, 4, 4, t0 + Duration::from_millis(840));
+        // Sustained: it keeps sending at our refill rate after the burst (a sliding window
+        // would stall for whole windows), and never beyond what the peer's bucket holds.
+        let mut sent = 4.0;
+        for step in 85..=2_000u64 {
+            let t = t0 + Duration::from_millis(step * 10);
+            if p.admit(peer, kind, 4, t).is_ok() {
+                p.answered(&peer, kind, 4, 4, t);
+                sent += 1.0;
+            }
+            let elapsed = (step * 10) as f64 / 1e3;
+            assert!(sent <= 3.0 + elapsed * 1.5, "{sent} sends by {elapsed} s");
+        }
+        assert!(sent >= 3.0 + 20.0 * 1.2 - 1.0, "only {sent} sends in 20 s");
     }
 
     /// A peer of ours with a 10 MiB byte budget per 9.5 s (10 s with the margin: 1 MiB/s),

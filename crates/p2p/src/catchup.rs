@@ -607,8 +607,8 @@ async fn serves_block(ctx: &CatchUpContext, peer: PeerId, number: u64) -> bool {
 }
 
 /// The fetch stage for one page: `get_commitments_by_number`, then at once every signature
-/// recovered (rayon, blocking pool) and the page's tx lists that storage lacks fetched in
-/// batches from peers of ours.
+/// recovered (rayon, blocking pool) and the page's tx lists fetched in batches from peers of
+/// ours.
 async fn fetch_page(
     ctx: Arc<CatchUpContext>,
     txlist_peers: Arc<TxListPeers>,
@@ -653,16 +653,9 @@ async fn fetch_page(
         if batch_peers.is_empty() || hashes.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        let storage = ctx.storage.clone();
-        let missing = tokio::task::spawn_blocking(move || {
-            hashes
-                .into_iter()
-                .filter(|(h, _)| !matches!(storage.txlist(h), Ok(Some(_))))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let (found, _left, wrong) = fetch_batched(&ctx, &batch_peers, missing).await;
+        // Not looked up in storage first: behind the head a node rarely holds a tx list
+        // without its commitment, and the write skips one it already has.
+        let (found, _left, wrong) = fetch_batched(&ctx, &batch_peers, hashes).await;
         (found, wrong)
     };
     let (recovered, (found, wrong)) = tokio::join!(recover, txlists);

@@ -241,13 +241,13 @@ pub struct CatchUpConfig {
     /// Default 256 (§10.2 `MAX_COMMITMENTS_PER_RESPONSE`).
     pub page_size: usize,
     /// Pages in the fetch stage at once (fetched, signatures recovered, tx lists fetched),
-    /// spread over the best peers. Default 4.
+    /// spread over the best peers. Default 8.
     pub parallel_pages: usize,
     /// Validated pages waiting for their durable write (the write stage's queue, and the most
     /// pages one transaction groups when writes fall behind); the fetch stage waits when it is
     /// full. Memory stays bounded by `parallel_pages + write_queue_pages` pages, each with at
     /// most `⌈page_size / 64⌉` batched tx-list responses of at most 8 MiB
-    /// (`MAX_RAW_TXLISTS_RESPONSE_BYTES`). Default 2.
+    /// (`MAX_RAW_TXLISTS_RESPONSE_BYTES`). Default 4.
     pub write_queue_pages: usize,
     /// Tx list requests in flight at once. Default 8.
     pub parallel_txlists: usize,
@@ -286,8 +286,8 @@ impl Default for CatchUpConfig {
             enabled: true,
             head_peers: 4,
             page_size: MAX_COMMITMENTS_PER_RESPONSE,
-            parallel_pages: 4,
-            write_queue_pages: 2,
+            parallel_pages: 8,
+            write_queue_pages: 4,
             parallel_txlists: 8,
             max_requests_per_peer: 2,
             max_attempts: 5,
