@@ -73,7 +73,7 @@ pub struct NetworkConfig {
     /// Per-peer inbound request rate limits, one per req/resp protocol, and a response-byte
     /// budget shared by the data protocols (§7 "per-peer rate limits on every req/resp
     /// protocol"). Defaults: `get_head` 8, `get_commitments_by_number` 256, `get_raw_txlist`
-    /// 512 and `get_raw_txlists` 256 per 10 s, and 64 MiB of responses per 10 s; see
+    /// 512 and `get_raw_txlists` 512 per 10 s, and 64 MiB of responses per 10 s; see
     /// [`RateLimitConfig`].
     pub rate_limit: RateLimitConfig,
     /// Refusals (rate-limited, byte budget exhausted or too many concurrent) of one peer that
@@ -335,26 +335,25 @@ impl ByteRateLimit {
 /// request-count token bucket per peer and protocol, and one response-byte budget per peer
 /// shared by the three data protocols ([`crate::budget`]). The spec fixes no figures.
 ///
-/// # Why these defaults (derived, not measured)
+/// # Why these defaults
 ///
 /// They let one catching-up peer take, from each serving node, about 25 pages of commitments
-/// and 25 batches of tx lists per second (§10.3 catch-up), and bound what that costs:
+/// and 51 batches of tx lists per second (§10.3 catch-up), with bursts that cover a day
+/// offline (43 200 blocks of 2 s) from two peers, and bound what that costs:
 ///
 /// - **Egress**: every data response draws on [`Self::response_bytes`], 64 MiB per 10 s, so
 ///   one peer at the limit takes at most 6.4 MiB/s (≈ 54 Mbit/s) sustained and 64 MiB in a
 ///   burst from a serving node, whatever the mix of protocols; `get_head` adds 8 × 64 bytes
 ///   per 10 s. 256 full pages per 10 s are 256 × 97 796 B ≈ 2.4 MiB/s, well inside it.
-/// - **CPU**: a page is one redb read transaction with a range read of up to 256 values
-///   (≈ 98 KB) plus their SSZ decode and re-encode: estimated 0.2–0.5 ms, so 25.6 pages/s
-///   cost ≈ 5–13 ms of CPU per second (≈ 1 % of a core). A `get_raw_txlists` batch is up to
-///   64 point reads (a read transaction each, a few µs) plus copying and keccak-checking
-///   (≈ 500 MB/s) what is served: ≈ 0.3 ms of lookups per batch, ≈ 8 ms/s at 25.6 batches/s,
-///   plus ≈ 15 ms/s for the 6.4 MiB/s the byte budget lets through. One peer at every limit
-///   thus costs a serving node ≲ 4 % of one core.
-///
-/// These figures are estimates from the code path; the measured ones (a serving node's MiB/s
-/// out and CPU under `bench catchup`) live in BENCHMARKS.md, `bench catchup`, row "serving
-/// node".
+/// - **CPU** (derived from the code path): a page is one redb read transaction with a range
+///   read of up to 256 values (≈ 98 KB) plus their SSZ decode and re-encode, ≈ 0.2–0.5 ms, so
+///   25.6 pages/s cost ≈ 5–13 ms of CPU per second. A `get_raw_txlists` batch is up to 64
+///   point reads plus copying what is served: ≈ 0.3 ms per batch, ≈ 15 ms/s at 51.2
+///   batches/s, plus ≈ 15 ms/s for the 6.4 MiB/s the byte budget lets through. One peer at
+///   every limit thus costs a serving node ≲ 5 % of one core.
+/// - **Measured** (`bench catchup --defaults`, BENCHMARKS.md, serving node row): three
+///   serving nodes feeding one catching-up node at its full speed each spent 2–5 % of one
+///   core and sent 1–3 MiB/s.
 ///
 /// Read with `#[serde(default)]`: a config file may set any subset of the protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,9 +375,13 @@ pub struct RateLimitConfig {
     /// [`Self::response_bytes`], refunded down to what is served; in-flight requests are
     /// capped at [`NetworkConfig::max_concurrent_inbound_per_protocol`].
     pub get_raw_txlist: RateLimit,
-    /// `get_raw_txlists` (PROTOCOL-EXT.md, this project's batched fetch): 256 per 10 s by
-    /// default, ≈ 25 batches/s. One request asks for up to 64 tx lists, so the refill serves
-    /// 1 638 tx lists per second — one page of commitments' worth every 0.16 s. A response
+    /// `get_raw_txlists` (PROTOCOL-EXT.md, this project's batched fetch): 512 per 10 s by
+    /// default, ≈ 51 batches/s, as many as single-hash `get_raw_txlist` requests. One request
+    /// asks for up to 64 tx lists, so the burst covers 32 768 blocks (≈ 18 hours of 2 s
+    /// blocks, with the pages' 256 × 256) and the refill serves 3 277 tx lists per second from
+    /// each peer — tx lists keep pace with pages and with the recover rate of a 2-core node
+    /// catching up from 3 peers. A batch costs 64 point reads; the measured CPU of a serving
+    /// node at this pace is in BENCHMARKS.md (`bench catchup`, serving node). A response
     /// carries at most `MAX_RAW_TXLISTS_RESPONSE_BYTES` (8 MiB); what bounds egress is
     /// [`Self::response_bytes`], from which each request reserves its largest response.
     pub get_raw_txlists: RateLimit,
@@ -401,7 +404,7 @@ impl Default for RateLimitConfig {
             get_head: RateLimit::new(8, period),
             get_commitments_by_number: RateLimit::new(256, period),
             get_raw_txlist: RateLimit::new(512, period),
-            get_raw_txlists: RateLimit::new(256, period),
+            get_raw_txlists: RateLimit::new(512, period),
             response_bytes: ByteRateLimit::new(DEFAULT_RESPONSE_BYTES, period),
         }
     }
@@ -702,7 +705,7 @@ mod tests {
         );
         assert_eq!(
             d.get_raw_txlists,
-            RateLimit::new(256, Duration::from_secs(10))
+            RateLimit::new(512, Duration::from_secs(10))
         );
         assert_eq!(
             d.response_bytes,

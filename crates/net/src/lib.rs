@@ -30,7 +30,7 @@
 //!   checked against the cap before any body byte is read; over-cap or malformed requests are
 //!   answered by closing the stream and penalising the sender; each peer gets a token bucket
 //!   per protocol ([`RateLimitConfig`]; by default 8 `get_head`, 256
-//!   `get_commitments_by_number`, 512 `get_raw_txlist` and 256 `get_raw_txlists` per 10 s, so
+//!   `get_commitments_by_number`, 512 `get_raw_txlist` and 512 `get_raw_txlists` per 10 s, so
 //!   catch-up fits), a response-byte budget shared by the data protocols (64 MiB per 10 s;
 //!   each request reserves its largest response, the rest is refunded when it is sent:
 //!   [`budget`]) and 2 concurrent requests per protocol; a request over any limit is refused,
