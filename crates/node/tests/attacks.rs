@@ -275,8 +275,11 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
     honest.shutdown().await;
 }
 
-/// The same flood from 16 peer ids at once (each its own swarm): every one is limited on its
-/// own, penalised and banned; the honest peer's requests are still answered.
+/// A flood of full-page requests from 16 peer ids at once (each its own swarm), each with 3
+/// in flight — one above the concurrency limit (2 per protocol), so every attacker is refused
+/// whatever its speed on shared cores, and above the request and byte limits as fast as it
+/// gets answers: every one is limited on its own, penalised and banned; the honest peer's
+/// requests are still answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_from_many_peer_ids_bans_each_one() {
     const IDS: usize = 16;
@@ -295,20 +298,26 @@ async fn flood_from_many_peer_ids_bans_each_one() {
         attackers.push((
             x,
             tokio::spawn(async move {
+                let request = [
+                    varint(36),
+                    GetCommitmentsByNumberRequest {
+                        start_block_number: U256::from(1u64),
+                        max_count: 256,
+                    }
+                    .to_ssz(),
+                ]
+                .concat();
                 while xc.is_connected(&victim) {
-                    let script = vec![Step::Write(
-                        [
-                            varint(36),
-                            GetCommitmentsByNumberRequest {
-                                start_block_number: U256::from(1u64),
-                                max_count: 256,
-                            }
-                            .to_ssz(),
-                        ]
-                        .concat(),
-                    )];
-                    let _ = xc.exchange(victim, Proto::GetCommitments, script).await;
-                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let in_flight: Vec<_> = (0..3)
+                        .map(|_| {
+                            let script = vec![Step::Write(request.clone())];
+                            xc.send(victim, Proto::GetCommitments, script)
+                        })
+                        .collect();
+                    for r in in_flight {
+                        let _ = tokio::time::timeout(Duration::from_secs(30), r).await;
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
             }),
         ));
