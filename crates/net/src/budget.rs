@@ -176,6 +176,27 @@ impl ByteBucket {
     }
 }
 
+/// The largest request of `kind` (tests): a full page, a tx list, a batch of 64.
+#[cfg(test)]
+pub(crate) fn largest_request(kind: ReqRespKind) -> Request {
+    use preconfirmation_types::{
+        GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListsRequest, B256,
+    };
+    match kind {
+        ReqRespKind::GetHead => Request::GetHead,
+        ReqRespKind::GetCommitmentsByNumber => {
+            Request::GetCommitmentsByNumber(GetCommitmentsByNumberRequest {
+                max_count: 256,
+                ..Default::default()
+            })
+        }
+        ReqRespKind::GetRawTxList => Request::GetRawTxList(GetRawTxListRequest::default()),
+        ReqRespKind::GetRawTxLists => Request::GetRawTxLists(
+            GetRawTxListsRequest::new(vec![B256::ZERO; 64]).expect("64 hashes fit"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use preconfirmation_types::{

@@ -504,30 +504,8 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 
 #[cfg(test)]
 mod tests {
-    use preconfirmation_types::{
-        GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListsRequest, B256,
-    };
-
     use super::*;
-    use crate::budget::max_response_bytes;
-    use crate::codec::Request;
-
-    /// The largest request of `kind`: a full page, a tx list, a batch of 64.
-    fn largest_request(kind: ReqRespKind) -> Request {
-        match kind {
-            ReqRespKind::GetHead => Request::GetHead,
-            ReqRespKind::GetCommitmentsByNumber => {
-                Request::GetCommitmentsByNumber(GetCommitmentsByNumberRequest {
-                    max_count: 256,
-                    ..Default::default()
-                })
-            }
-            ReqRespKind::GetRawTxList => Request::GetRawTxList(GetRawTxListRequest::default()),
-            ReqRespKind::GetRawTxLists => {
-                Request::GetRawTxLists(GetRawTxListsRequest::new(vec![B256::ZERO; 64]).unwrap())
-            }
-        }
-    }
+    use crate::budget::{largest_request, max_response_bytes};
 
     fn largest(kind: ReqRespKind) -> u64 {
         max_response_bytes(&largest_request(kind))

@@ -394,13 +394,8 @@ impl OutboundPacer {
 
 #[cfg(test)]
 mod tests {
-    use preconfirmation_types::{
-        GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListsRequest, B256,
-    };
-
     use super::*;
-    use crate::budget::max_response_bytes;
-    use crate::codec::Request;
+    use crate::budget::{largest_request, max_response_bytes};
     use crate::config::{ByteRateLimit, RateLimit};
 
     const MIB: u64 = 1024 * 1024;
@@ -415,19 +410,7 @@ mod tests {
 
     /// The largest response of `kind`'s largest request.
     fn max(kind: ReqRespKind) -> u64 {
-        max_response_bytes(&match kind {
-            ReqRespKind::GetHead => Request::GetHead,
-            ReqRespKind::GetCommitmentsByNumber => {
-                Request::GetCommitmentsByNumber(GetCommitmentsByNumberRequest {
-                    max_count: 256,
-                    ..Default::default()
-                })
-            }
-            ReqRespKind::GetRawTxList => Request::GetRawTxList(GetRawTxListRequest::default()),
-            ReqRespKind::GetRawTxLists => {
-                Request::GetRawTxLists(GetRawTxListsRequest::new(vec![B256::ZERO; 64]).unwrap())
-            }
-        })
+        max_response_bytes(&largest_request(kind))
     }
 
     #[test]
