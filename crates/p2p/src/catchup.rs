@@ -142,8 +142,9 @@ pub(crate) struct CatchUpContext {
     pub(crate) status: watch::Receiver<SdkStatus>,
     pub(crate) slots: PeerSlots,
     /// The SDK's storage: the write stage and fetched tx lists are written from here, on the
-    /// blocking pool, never on the manager task.
-    pub(crate) storage: Arc<dyn SdkStorage>,
+    /// blocking pool, never on the manager task. Weak, so a task still winding down after the
+    /// SDK stopped never keeps the store open (a restart in the same process reopens it).
+    pub(crate) storage: std::sync::Weak<dyn SdkStorage>,
 }
 
 type Page = Vec<(SignedCommitment, Result<Address, TypesError>)>;
@@ -521,7 +522,10 @@ async fn write_pages(
             }
         }
         let ids: Vec<u64> = group.iter().map(|w| w.id).collect();
-        let storage = ctx.storage.clone();
+        let Some(storage) = ctx.storage.upgrade() else {
+            // The SDK stopped: nothing more is written.
+            return (false, owed);
+        };
         let written = tokio::task::spawn_blocking(move || write_group(storage.as_ref(), group))
             .await
             .unwrap_or_else(|e| Err(StorageError::Backend(format!("write task failed: {e}"))));
@@ -793,7 +797,9 @@ async fn store_txlists(
         }
         let rest = items.split_off(take);
         let group = std::mem::replace(&mut items, rest);
-        let storage = ctx.storage.clone();
+        let Some(storage) = ctx.storage.upgrade() else {
+            return;
+        };
         let to_store = group.clone();
         match tokio::task::spawn_blocking(move || storage.put_txlists(&to_store)).await {
             Ok(Ok(())) => {

@@ -824,7 +824,7 @@ impl Manager {
             internal: self.internal_tx.clone(),
             status: self.status.clone(),
             slots: self.slots.clone(),
-            storage: self.storage.clone(),
+            storage: Arc::downgrade(&self.storage),
         }
     }
 
