@@ -550,6 +550,14 @@ mod tests {
             Ok(4)
         );
         p.answered(&peer, kind, 4, 4, t0 + Duration::from_millis(840));
+        // The 7 ms of refill beyond that token count towards the next one.
+        match p.admit(peer, kind, 4, t0 + Duration::from_millis(840)) {
+            Err(Held::Throttled(d)) => {
+                let expected = (1.0 - 0.84 * 1.2 + 1.0) / 1.2;
+                assert!((d.as_secs_f64() - expected).abs() < 1e-3, "{d:?}");
+            }
+            other => panic!("{other:?}"),
+        }
         // Sustained: it keeps sending at our refill rate after the burst (a sliding window
         // would stall for whole windows), and never beyond what the peer's bucket holds.
         let mut sent = 4.0;
