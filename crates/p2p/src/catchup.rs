@@ -563,20 +563,21 @@ fn write_group(
     storage: &dyn SdkStorage,
     group: Vec<PageWrite>,
 ) -> Result<Vec<PageOutcome>, StorageError> {
-    let commitments: Vec<SignedCommitment> = group
-        .iter()
-        .flat_map(|w| w.commitments.iter().cloned())
-        .collect();
-    let txlists: Vec<(B256, u64, Bytes)> = group
-        .iter()
-        .flat_map(|w| w.txlists.iter().cloned())
-        .collect();
-    storage.put_page(&commitments, &txlists)?;
-    let mut outcomes = Vec::with_capacity(group.len());
+    // The pages are moved into one write, not copied.
+    let mut commitments: Vec<SignedCommitment> = Vec::new();
+    let mut txlists: Vec<(B256, u64, Bytes)> = Vec::new();
+    let mut unresolved = Vec::with_capacity(group.len());
     for write in group {
+        commitments.extend(write.commitments);
+        txlists.extend(write.txlists);
+        unresolved.push(write.unresolved);
+    }
+    storage.put_page(&commitments, &txlists)?;
+    let mut outcomes = Vec::with_capacity(unresolved.len());
+    for page in unresolved {
         let mut present = HashSet::new();
         let mut missing = Vec::new();
-        for (hash, number) in write.unresolved {
+        for (hash, number) in page {
             if storage.txlist(&hash)?.is_some() {
                 present.insert(hash);
             } else {
