@@ -747,8 +747,9 @@ async fn slowloris_streams_are_penalised_then_banned() {
     let chain_id = cfg.chain_id;
     let (server, mut server_events) = start(cfg).await;
     let server_id = server.local_peer_id();
-    // The server's "SDK": answers get_head, forwards bans.
+    // The server's "SDK": answers get_head, forwards bans and disconnects.
     let (ban_tx, mut ban_rx) = mpsc::channel(16);
+    let (gone_tx, mut gone_rx) = mpsc::channel(16);
     tokio::spawn(async move {
         while let Some(ev) = server_events.recv().await {
             match ev {
@@ -757,6 +758,9 @@ async fn slowloris_streams_are_penalised_then_banned() {
                 }
                 NetworkEvent::PeerBanned { peer, .. } => {
                     let _ = ban_tx.try_send(peer);
+                }
+                NetworkEvent::PeerDisconnected { peer } => {
+                    let _ = gone_tx.try_send(peer);
                 }
                 _ => {}
             }
@@ -798,6 +802,17 @@ async fn slowloris_streams_are_penalised_then_banned() {
         .expect("ban event within the bound");
     assert_eq!(banned, Some(raw_id), "the slowloris peer is the one banned");
     assert!(opened > 4, "streams kept being opened: {opened}");
+    // The raw side can see its connection close before the server's swarm reports its own
+    // end of it: wait for the server's disconnect event, then check its peer table.
+    timeout(WAIT, async {
+        while let Some(peer) = gone_rx.recv().await {
+            if peer == raw_id {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the server reports the slowloris peer disconnected");
     assert!(!server
         .connected_peers()
         .await
