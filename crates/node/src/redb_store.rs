@@ -1,8 +1,14 @@
 //! [`RedbStore`]: the crash-safe [`SdkStorage`] of the node, one redb file in the data dir.
 //!
-//! Tables: commitments by block number (SSZ), block number by `preconfirmation_hash`, tx lists
-//! by hash (with the block number they belong to), a (block number, hash) index for pruning tx
-//! lists, and counters. The head is the highest stored commitment.
+//! Tables: commitments by block number (SSZ), block number by `preconfirmation_hash`, tx-list
+//! bytes by (block number, hash), block number by tx-list hash, and counters. The head is the
+//! highest stored commitment.
+//!
+//! Only the two hash indexes have random keys, and their entries are 40 bytes: a write of a
+//! few thousand blocks (catch-up groups pages into one transaction) dirties each index's leaves
+//! about once, while the bulky rows (commitments, tx-list bytes) are appended in block order.
+//! Keeping tx-list bytes in a hash-keyed table instead (schema 1) cost one dirty 4 KiB page per
+//! stored tx list; files of schema 1 are migrated when opened.
 //!
 //! Every write is one redb transaction with redb's default `Durability::Immediate`: when a
 //! write returns `Ok`, it is fsynced and survives SIGKILL or power loss, and a page of
@@ -18,7 +24,7 @@ use preconfirmation_types::{
 };
 use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    TableDefinition, TableHandle,
 };
 
 use crate::error::NodeError;
@@ -34,10 +40,18 @@ pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
 const COMMITMENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("commitments");
 /// `preconfirmation_hash` → block number.
 const NUMBER_BY_HASH: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("number_by_hash");
-/// `raw_tx_list_hash` → (block number, tx list bytes).
-const TXLISTS: TableDefinition<'_, &[u8; 32], (u64, &[u8])> = TableDefinition::new("txlists");
-/// (block number, `raw_tx_list_hash`) → (), to prune tx lists by block without a full scan.
-const TXLISTS_BY_BLOCK: TableDefinition<'_, (u64, &[u8; 32]), ()> =
+/// (block number, `raw_tx_list_hash`) → tx list bytes: appended in block order, pruned by
+/// range.
+const TXLIST_BYTES_BY_BLOCK: TableDefinition<'_, (u64, &[u8; 32]), &[u8]> =
+    TableDefinition::new("txlist_bytes_by_block");
+/// `raw_tx_list_hash` → the block number its bytes are stored under.
+const TXLIST_NUMBER_BY_HASH: TableDefinition<'_, &[u8; 32], u64> =
+    TableDefinition::new("txlist_number_by_hash");
+/// Schema 1: `raw_tx_list_hash` → (block number, tx list bytes). Read only to migrate.
+const LEGACY_TXLISTS: TableDefinition<'_, &[u8; 32], (u64, &[u8])> =
+    TableDefinition::new("txlists");
+/// Schema 1: (block number, `raw_tx_list_hash`) → (). Deleted by the migration.
+const LEGACY_TXLISTS_BY_BLOCK: TableDefinition<'_, (u64, &[u8; 32]), ()> =
     TableDefinition::new("txlists_by_block");
 /// Counters kept in step with the tables.
 const COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("counters");
@@ -75,10 +89,12 @@ impl RedbStore {
         {
             tx.open_table(COMMITMENTS).map_err(NodeError::storage)?;
             tx.open_table(NUMBER_BY_HASH).map_err(NodeError::storage)?;
-            tx.open_table(TXLISTS).map_err(NodeError::storage)?;
-            tx.open_table(TXLISTS_BY_BLOCK)
+            tx.open_table(TXLIST_BYTES_BY_BLOCK)
+                .map_err(NodeError::storage)?;
+            tx.open_table(TXLIST_NUMBER_BY_HASH)
                 .map_err(NodeError::storage)?;
             tx.open_table(COUNTERS).map_err(NodeError::storage)?;
+            migrate_legacy_txlists(&tx).map_err(NodeError::storage)?;
         }
         tx.commit().map_err(NodeError::storage)?;
         Ok(Self { db, path, limits })
@@ -118,27 +134,56 @@ fn write_commitments(
     Ok(())
 }
 
-/// Writes `txlists` inside `tx` (skipping those already stored) and updates the byte counter.
+/// Writes `txlists` inside `tx` (skipping those already stored, under whichever block first
+/// brought them) and updates the byte counter.
 fn write_txlists(
     tx: &redb::WriteTransaction,
     txlists: &[(B256, u64, Bytes)],
 ) -> Result<(), StorageError> {
-    let mut table = tx.open_table(TXLISTS).map_err(backend)?;
-    let mut by_block = tx.open_table(TXLISTS_BY_BLOCK).map_err(backend)?;
+    let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
+    let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
     let mut added = 0u64;
     for (hash, block_number, txlist) in txlists {
-        if table.get(&hash.0).map_err(backend)?.is_some() {
+        // One index lookup: the insert returns the number a stored copy is filed under.
+        let earlier = numbers
+            .insert(&hash.0, *block_number)
+            .map_err(backend)?
+            .map(|v| v.value());
+        if let Some(earlier) = earlier {
+            if earlier != *block_number {
+                numbers.insert(&hash.0, earlier).map_err(backend)?;
+            }
             continue;
         }
-        table
-            .insert(&hash.0, (*block_number, txlist.as_ref()))
-            .map_err(backend)?;
-        by_block
-            .insert((*block_number, &hash.0), ())
+        bytes
+            .insert((*block_number, &hash.0), txlist.as_ref())
             .map_err(backend)?;
         added += txlist.len() as u64;
     }
     adjust_txlist_bytes(tx, |bytes| bytes + added)
+}
+
+/// Moves schema 1's tx lists (bytes keyed by hash) into the schema 2 tables inside `tx` and
+/// deletes the schema 1 tables; nothing to do for a file without them.
+fn migrate_legacy_txlists(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let legacy = tx.list_tables()?.any(|t| t.name() == LEGACY_TXLISTS.name());
+    if !legacy {
+        return Ok(());
+    }
+    {
+        let old = tx.open_table(LEGACY_TXLISTS)?;
+        let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
+        let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK)?;
+        for entry in old.iter()? {
+            let (hash, value) = entry?;
+            let (number, txlist) = value.value();
+            numbers.insert(hash.value(), number)?;
+            bytes.insert((number, hash.value()), txlist)?;
+        }
+    }
+    tx.delete_table(LEGACY_TXLISTS)?;
+    tx.delete_table(LEGACY_TXLISTS_BY_BLOCK)?;
+    Ok(())
 }
 
 /// Rewrites the stored tx-list byte counter inside `tx`.
@@ -237,9 +282,13 @@ impl SdkStorage for RedbStore {
 
     fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
         let tx = self.db.begin_read().map_err(backend)?;
-        let table = tx.open_table(TXLISTS).map_err(backend)?;
-        let found = table.get(&hash.0).map_err(backend)?;
-        Ok(found.map(|v| Bytes::copy_from_slice(v.value().1)))
+        let numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
+        let Some(number) = numbers.get(&hash.0).map_err(backend)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
+        let found = bytes.get((number, &hash.0)).map_err(backend)?;
+        Ok(found.map(|v| Bytes::copy_from_slice(v.value())))
     }
 
     fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
@@ -268,23 +317,22 @@ impl SdkStorage for RedbStore {
             }
             removed = old.len() as u64;
 
-            let mut by_block = tx.open_table(TXLISTS_BY_BLOCK).map_err(backend)?;
-            let mut txlists = tx.open_table(TXLISTS).map_err(backend)?;
+            let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
+            let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
             let mut old_txlists = Vec::new();
-            for entry in by_block
+            let mut freed = 0u64;
+            for entry in bytes
                 .range((0u64, &[0u8; 32])..(block_number, &[0u8; 32]))
                 .map_err(backend)?
             {
-                let (key, _) = entry.map_err(backend)?;
+                let (key, value) = entry.map_err(backend)?;
                 let (number, hash) = key.value();
                 old_txlists.push((number, *hash));
+                freed += value.value().len() as u64;
             }
-            let mut freed = 0u64;
             for (number, hash) in &old_txlists {
-                by_block.remove((*number, hash)).map_err(backend)?;
-                if let Some(gone) = txlists.remove(hash).map_err(backend)? {
-                    freed += gone.value().1.len() as u64;
-                }
+                bytes.remove((*number, hash)).map_err(backend)?;
+                numbers.remove(hash).map_err(backend)?;
             }
             adjust_txlist_bytes(&tx, |bytes| bytes.saturating_sub(freed))?;
         }
@@ -295,7 +343,7 @@ impl SdkStorage for RedbStore {
     fn stats(&self) -> Result<StorageStats, StorageError> {
         let tx = self.db.begin_read().map_err(backend)?;
         let commitments = tx.open_table(COMMITMENTS).map_err(backend)?;
-        let txlists = tx.open_table(TXLISTS).map_err(backend)?;
+        let txlists = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
         let counters = tx.open_table(COUNTERS).map_err(backend)?;
         let lowest_block = commitments
             .first()
@@ -417,6 +465,74 @@ mod tests {
             (4, 4, 256)
         );
         assert_eq!(stats.lowest_block, Some(5));
+    }
+
+    #[test]
+    fn schema_1_txlists_are_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = blocks(4);
+        let lists: Vec<(B256, u64, Vec<u8>)> = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let txlist = b.txlist.as_ref().unwrap().txlist.to_vec();
+                (raw_tx_list_hash(&txlist), i as u64 + 1, txlist)
+            })
+            .collect();
+        {
+            // A schema 1 file: tx-list bytes keyed by hash, an index by block.
+            let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut old = tx.open_table(LEGACY_TXLISTS).unwrap();
+                let mut by_block = tx.open_table(LEGACY_TXLISTS_BY_BLOCK).unwrap();
+                for (hash, number, txlist) in &lists {
+                    old.insert(&hash.0, (*number, txlist.as_slice())).unwrap();
+                    by_block.insert((*number, &hash.0), ()).unwrap();
+                }
+                let mut counters = tx.open_table(COUNTERS).unwrap();
+                counters.insert(TXLIST_BYTES, 4 * 64).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = open(dir.path());
+        for (hash, _, txlist) in &lists {
+            assert_eq!(store.txlist(hash).unwrap().unwrap().as_ref(), &txlist[..]);
+        }
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.txlists, stats.txlist_bytes), (4, 256));
+        let tx = store.db.begin_read().unwrap();
+        let names: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect();
+        assert!(!names
+            .iter()
+            .any(|n| n == "txlists" || n == "txlists_by_block"));
+        drop(tx);
+        // The migrated lists prune by block like new ones.
+        store.prune_below(3).unwrap();
+        assert_eq!(store.txlist(&lists[0].0).unwrap(), None);
+        assert!(store.txlist(&lists[2].0).unwrap().is_some());
+        assert_eq!(store.stats().unwrap().txlist_bytes, 128);
+    }
+
+    #[test]
+    fn a_txlist_shared_by_two_blocks_is_stored_once_under_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let txlist = Bytes::from_static(&[9u8; 32]);
+        let hash = raw_tx_list_hash(&txlist);
+        store.put_txlist(hash, 5, txlist.clone()).unwrap();
+        store.put_txlist(hash, 7, txlist.clone()).unwrap();
+        assert_eq!(store.txlist(&hash).unwrap(), Some(txlist));
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.txlists, stats.txlist_bytes), (1, 32));
+        // Filed under block 5: pruning below 6 removes it, and the index with it.
+        store.prune_below(6).unwrap();
+        assert_eq!(store.txlist(&hash).unwrap(), None);
+        assert_eq!(store.stats().unwrap().txlists, 0);
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //!      blocking pool too);
 //!    - **validate**: pages in order to the SDK core, which checks chain links and the
 //!      schedule and applies them to its in-memory chain (no disk wait on the manager);
-//!    - **write**: one writer task stores each page's commitments and tx lists in one durable
-//!      transaction ([`SdkStorage::put_page`]) on the blocking pool, at most
-//!      `write_queue_pages` behind; the core announces a page only once it is durable.
+//!    - **write**: one writer task stores pages' commitments and tx lists in durable
+//!      transactions ([`SdkStorage::put_page`]) on the blocking pool, at most
+//!      `write_queue_pages` pages and `write_queue_bytes` behind; whatever queued up during
+//!      one write goes into the next transaction (group commit), so the writer keeps up
+//!      however slow each transaction is; the core announces a page only once it is durable.
 //! 4. tx lists no batch peer had are fetched afterwards, one hash at a time from any peer.
 //!
 //! A peer that answers with an empty page although it claimed a higher head (unless it
@@ -414,6 +416,9 @@ async fn pipeline(
         })
         .buffered(ctx.config.catchup.parallel_pages.max(1));
     let (writes, queue) = mpsc::channel(ctx.config.catchup.write_queue_pages.max(1));
+    let write_budget = Arc::new(Semaphore::new(
+        write_queue_units(&ctx.config.catchup) as usize
+    ));
     let writer = tokio::spawn(write_pages(ctx.clone(), queue));
     let mut progress = false;
     while let Some(fetched) = pages.next().await {
@@ -477,7 +482,14 @@ async fn pipeline(
         };
         if let Some(write) = write {
             progress = true;
-            if writes.send(write).await.is_err() {
+            // Wait for room in the write queue's byte budget (a page larger than the whole
+            // budget goes alone, once the queue is empty).
+            let budget = write_queue_units(&ctx.config.catchup);
+            let units = write_units(write.held_bytes()).min(budget);
+            let Ok(held) = write_budget.clone().acquire_many_owned(units).await else {
+                break;
+            };
+            if writes.send((write, held)).await.is_err() {
                 // The writer stopped on a storage failure; the core rebuilt from storage.
                 break;
             }
@@ -509,17 +521,16 @@ async fn pipeline(
 /// reference that neither came with them nor were in storage (still owed).
 async fn write_pages(
     ctx: Arc<CatchUpContext>,
-    mut queue: mpsc::Receiver<PageWrite>,
+    mut queue: mpsc::Receiver<(PageWrite, OwnedSemaphorePermit)>,
 ) -> (bool, Vec<(B256, u64)>) {
     let mut owed = Vec::new();
-    let group_max = ctx.config.catchup.write_queue_pages.max(1);
-    while let Some(first) = queue.recv().await {
+    while let Some((first, held)) = queue.recv().await {
+        // Everything queued joins this transaction; the queue's bounds bound the group.
         let mut group = vec![first];
-        while group.len() < group_max {
-            match queue.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
-            }
+        let mut budget = vec![held];
+        while let Ok((next, held)) = queue.try_recv() {
+            group.push(next);
+            budget.push(held);
         }
         let ids: Vec<u64> = group.iter().map(|w| w.id).collect();
         let Some(storage) = ctx.storage.upgrade() else {
@@ -529,6 +540,8 @@ async fn write_pages(
         let written = tokio::task::spawn_blocking(move || write_group(storage.as_ref(), group))
             .await
             .unwrap_or_else(|e| Err(StorageError::Backend(format!("write task failed: {e}"))));
+        // The pages' bytes are gone (moved into the write and dropped): room for more.
+        drop(budget);
         match written {
             Ok(outcomes) => {
                 for (id, (present, missing)) in ids.into_iter().zip(outcomes) {
@@ -551,6 +564,20 @@ async fn write_pages(
         }
     }
     (true, owed)
+}
+
+/// The write queue's byte budget counts in units of this many bytes (a semaphore holds at
+/// most `u32::MAX` permits).
+const WRITE_UNIT_BYTES: usize = 1024;
+
+/// Units of `bytes`, rounded up, at least one.
+fn write_units(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(WRITE_UNIT_BYTES).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The write queue's byte budget (`catchup.write_queue_bytes`) in units, at least one.
+fn write_queue_units(config: &crate::config::CatchUpConfig) -> u32 {
+    write_units(config.write_queue_bytes)
 }
 
 /// What the write of one page found: its unresolved tx lists that storage holds, and those
@@ -1053,4 +1080,27 @@ async fn fetch_txlist_from(
         asking = held;
     }
     (None, liars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_units_round_up_and_never_reach_zero() {
+        assert_eq!(write_units(0), 1);
+        assert_eq!(write_units(1), 1);
+        assert_eq!(write_units(WRITE_UNIT_BYTES), 1);
+        assert_eq!(write_units(WRITE_UNIT_BYTES + 1), 2);
+        assert_eq!(write_units(64 << 20), 65_536);
+        assert_eq!(write_units(usize::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn the_write_budget_comes_from_the_config() {
+        let mut config = crate::config::CatchUpConfig::default();
+        assert_eq!(write_queue_units(&config), 65_536);
+        config.write_queue_bytes = 3 * WRITE_UNIT_BYTES;
+        assert_eq!(write_queue_units(&config), 3);
+    }
 }

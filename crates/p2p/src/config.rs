@@ -119,6 +119,7 @@ impl P2pSdkConfig {
             ("catchup.page_size", self.catchup.page_size),
             ("catchup.parallel_pages", self.catchup.parallel_pages),
             ("catchup.write_queue_pages", self.catchup.write_queue_pages),
+            ("catchup.write_queue_bytes", self.catchup.write_queue_bytes),
             ("catchup.max_attempts", self.catchup.max_attempts),
             ("catchup.parallel_txlists", self.catchup.parallel_txlists),
             (
@@ -243,12 +244,19 @@ pub struct CatchUpConfig {
     /// Pages in the fetch stage at once (fetched, signatures recovered, tx lists fetched),
     /// spread over the best peers. Default 8.
     pub parallel_pages: usize,
-    /// Validated pages waiting for their durable write (the write stage's queue, and the most
-    /// pages one transaction groups when writes fall behind); the fetch stage waits when it is
-    /// full. Memory stays bounded by `parallel_pages + write_queue_pages` pages, each with at
-    /// most `⌈page_size / 64⌉` batched tx-list responses of at most 8 MiB
-    /// (`MAX_RAW_TXLISTS_RESPONSE_BYTES`). Default 4.
+    /// Validated pages waiting for their durable write, at most; whatever waits when a write
+    /// ends goes into the next transaction together (group commit), so this is also the most
+    /// pages one transaction holds. A transaction costs about the same for one page as for
+    /// many (a page's random-keyed index entries touch most of the index's leaves anyway, and
+    /// one sync covers them all), so grouping is what lets the writer keep up: measured with
+    /// 256-commitment pages on redb, 11 000 commitments/s written one page per transaction,
+    /// 28 000/s sixteen at a time (BENCHMARKS.md, 2026-12-02). The fetch stage waits when the
+    /// queue is full. Default 16.
     pub write_queue_pages: usize,
+    /// Bytes those waiting pages may hold, at most (commitments at their SSZ size plus tx
+    /// lists), so a queue of pages with large tx lists stays bounded; a single page larger
+    /// than this waits for the queue to empty and is written alone. Default 64 MiB.
+    pub write_queue_bytes: usize,
     /// Tx list requests in flight at once. Default 8.
     pub parallel_txlists: usize,
     /// Outbound requests of one protocol in flight to one peer. Must not exceed the peers'
@@ -287,7 +295,8 @@ impl Default for CatchUpConfig {
             head_peers: 4,
             page_size: MAX_COMMITMENTS_PER_RESPONSE,
             parallel_pages: 8,
-            write_queue_pages: 4,
+            write_queue_pages: 16,
+            write_queue_bytes: 64 << 20,
             parallel_txlists: 8,
             max_requests_per_peer: 2,
             max_attempts: 5,

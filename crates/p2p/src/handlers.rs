@@ -15,7 +15,7 @@ use preconfirmation_net::{GossipVerdict, InboundRequest};
 use preconfirmation_types::{
     Address, ChainLimits, GetCommitmentsByNumberResponse, GetRawTxListResponse,
     GetRawTxListsResponse, GossipTopicKind, PreconfHead, ReqRespKind, SignedCommitment, TypesError,
-    B256, MAX_RAW_TXLISTS_RESPONSE_BYTES, U256,
+    B256, MAX_RAW_TXLISTS_RESPONSE_BYTES, SIGNED_COMMITMENT_SSZ_LEN, U256,
 };
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, info_span, trace, warn};
@@ -73,6 +73,15 @@ pub(crate) struct PageWrite {
     /// Tx lists the commitments reference that are not in `txlists`: the writer looks them up
     /// after the write (off the manager task); those storage lacks are still owed.
     pub unresolved: Vec<(B256, u64)>,
+}
+
+impl PageWrite {
+    /// Bytes the page holds while it waits for its write: its commitments at their SSZ size
+    /// and its tx lists.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.commitments.len() * SIGNED_COMMITMENT_SSZ_LEN
+            + self.txlists.iter().map(|(_, _, t)| t.len()).sum::<usize>()
+    }
 }
 
 /// A page applied in memory whose write is not durable yet.

@@ -47,8 +47,11 @@ async fn late_joiner_catches_up_after_1000_commitments() {
         .await;
     }
 
-    // The late joiner.
-    let mut d = start_node(sdk_config(), &builder).await;
+    // The late joiner, with a write queue of one byte: every page is larger than the whole
+    // budget and must still be written (alone) rather than wait forever.
+    let mut late = sdk_config();
+    late.catchup.write_queue_bytes = 1;
+    let mut d = start_node(late, &builder).await;
     connect(&d.sdk, &a.sdk).await;
     let target = wait_event(&mut d.events, |e| match e {
         SdkEvent::HeadSync(HeadSyncStatus::Syncing { local, target }) => Some((*local, *target)),
