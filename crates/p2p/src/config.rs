@@ -211,14 +211,27 @@ impl Default for DedupeLimits {
     }
 }
 
-/// Caps of the cache of tx lists not yet referenced by an accepted commitment.
+/// Caps of the holding area: tx lists no accepted commitment references yet (a gossiped one is
+/// held, its gossip verdict with it, until its commitment arrives — §6 publishes the tx list
+/// first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OrphanTxListLimits {
-    /// Most cached tx lists. Default 256.
+    /// Most held tx lists. Default 256.
     pub max_count: usize,
-    /// Most cached bytes. Default 64 MiB.
+    /// Most held bytes. Default 64 MiB (32 tx lists at the 2 MiB cap, §3).
     pub max_bytes: usize,
+    /// Most bytes held for one peer (the propagation source): a peer over it evicts its own
+    /// oldest lists, never another peer's. An honest peer's lists are claimed by their
+    /// commitment within milliseconds, so four lists at the 2 MiB cap is room enough.
+    /// Default 8 MiB.
+    pub max_bytes_per_peer: usize,
+    /// How long a gossiped tx list's verdict is held for its commitment before it is reported
+    /// `Ignore` (not forwarded, no penalty). Must stay below gossipsub's message-cache window
+    /// (`history_length` × `heartbeat_interval`, 12 × 500 ms by default), after which the
+    /// verdict no longer matters. Default 3 s (one and a half L2 slots).
+    #[serde(with = "millis")]
+    pub hold_verdict_for: Duration,
 }
 
 impl Default for OrphanTxListLimits {
@@ -226,6 +239,8 @@ impl Default for OrphanTxListLimits {
         Self {
             max_count: 256,
             max_bytes: 64 * 1024 * 1024,
+            max_bytes_per_peer: 8 * 1024 * 1024,
+            hold_verdict_for: Duration::from_secs(3),
         }
     }
 }

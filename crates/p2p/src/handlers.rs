@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use libp2p::PeerId;
-use preconfirmation_net::{GossipVerdict, InboundRequest};
+use preconfirmation_net::{GossipVerdict, InboundRequest, MessageId as GossipMessageId};
 use preconfirmation_types::{
     Address, ChainLimits, GetCommitmentsByNumberResponse, GetRawTxListResponse,
     GetRawTxListsResponse, GossipTopicKind, PreconfHead, ReqRespKind, SignedCommitment, TypesError,
@@ -24,7 +24,7 @@ use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
 use crate::metrics;
 use crate::pending::PendingEntry;
-use crate::state::ChainState;
+use crate::state::{ChainState, HeldVerdict};
 use crate::storage::SdkStorage;
 use crate::types::{
     CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, SdkEvent, SdkStatus,
@@ -45,6 +45,12 @@ pub(crate) enum Effect {
     },
     /// A commitment arrived above `head + 1`: blocks in between are missing.
     Gap { peer: Option<PeerId> },
+    /// A gossip verdict held back (a tx list waiting for its commitment) is now due.
+    Verdict {
+        message_id: GossipMessageId,
+        peer: PeerId,
+        verdict: GossipVerdict,
+    },
 }
 
 /// Result of validating a catch-up page.
@@ -198,6 +204,14 @@ impl Core {
     }
 
     pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
+        for (message_id, peer, verdict) in self.state.orphans.take_released() {
+            metrics::txlist_verdict_released(verdict);
+            self.effects.push(Effect::Verdict {
+                message_id,
+                peer,
+                verdict,
+            });
+        }
         std::mem::take(&mut self.effects)
     }
 
@@ -265,39 +279,63 @@ impl Core {
         verdict(&outcome)
     }
 
-    /// A gossiped `RawTxListGossip` from `peer` (§3.4).
-    pub(crate) fn on_gossip_txlist(&mut self, peer: PeerId, data: &[u8]) -> GossipVerdict {
+    /// A gossiped `RawTxListGossip` from `peer` (§3.4). A tx list is forwarded only once a
+    /// commitment references it: `Accept` when an accepted or pending commitment does;
+    /// otherwise it goes to the holding area with its verdict held (`None`), released later as
+    /// `Accept` when its commitment arrives or `Ignore` when it waited too long or was evicted.
+    pub(crate) fn on_gossip_txlist(
+        &mut self,
+        peer: PeerId,
+        message_id: GossipMessageId,
+        data: &[u8],
+    ) -> Option<GossipVerdict> {
         let topic = GossipTopicKind::RawTxLists;
         let msg = match validate_raw_txlist(data, &self.config.chain.limits) {
             Ok(msg) => msg,
             Err(reason) => {
                 metrics::gossip_received(topic, reason.label());
                 metrics::validation_failure(reason.label());
-                return if reason.penalises_sender() {
+                return Some(if reason.penalises_sender() {
                     GossipVerdict::Reject
                 } else {
                     GossipVerdict::Ignore
-                };
+                });
             }
         };
         let hash = msg.raw_tx_list_hash;
         let _span = info_span!("txlist", %peer, %hash).entered();
         if self.have_txlist(&hash) {
             metrics::gossip_received(topic, RejectReason::Duplicate.label());
-            return GossipVerdict::Ignore;
+            return Some(GossipVerdict::Ignore);
         }
         let txlist = Bytes::from(Vec::<u8>::from(msg.txlist));
-        match self.add_txlist(hash, txlist) {
-            Ok(()) => {
-                metrics::gossip_received(topic, "accept");
-                GossipVerdict::Accept
-            }
-            Err(e) => {
-                warn!(error = %e, "storing a tx list failed");
-                metrics::gossip_received(topic, "storage_error");
-                GossipVerdict::Ignore
-            }
+        if self.state.is_awaited(&hash) {
+            return Some(match self.add_txlist(hash, txlist) {
+                Ok(()) => {
+                    metrics::gossip_received(topic, "accept");
+                    GossipVerdict::Accept
+                }
+                Err(e) => {
+                    warn!(error = %e, "storing a tx list failed");
+                    metrics::gossip_received(topic, "storage_error");
+                    GossipVerdict::Ignore
+                }
+            });
         }
+        if self.state.pending.references_txlist(&hash) {
+            // Its commitment waits for a parent or the schedule: forward now, keep the bytes.
+            self.state.orphans.insert(hash, txlist, Some(peer), None);
+            metrics::gossip_received(topic, "accept");
+            return Some(GossipVerdict::Accept);
+        }
+        let held = HeldVerdict {
+            message_id,
+            peer,
+            since: Instant::now(),
+        };
+        self.state.orphans.insert(hash, txlist, Some(peer), Some(held));
+        metrics::gossip_received(topic, "held");
+        None
     }
 
     fn have_txlist(&self, hash: &B256) -> bool {
@@ -306,19 +344,21 @@ impl Core {
         cached || matches!(self.storage.txlist(hash), Ok(Some(_)))
     }
 
-    /// Stores a verified tx list: into storage if an accepted commitment awaits it, else into
-    /// the orphan cache. Emits [`SdkEvent::RawTxList`].
+    /// Stores a verified tx list: into storage if an accepted commitment awaits it (then
+    /// emits [`SdkEvent::RawTxList`]), else into the holding area (local publishes and
+    /// fetches, counted against no peer; announced with their commitment).
     pub(crate) fn add_txlist(&mut self, hash: B256, txlist: Bytes) -> Result<()> {
-        let block_number = self.state.take_awaiting(&hash);
-        match block_number {
-            Some(number) => self.storage.put_txlist(hash, number, txlist.clone())?,
-            None => self.state.orphans.insert(hash, txlist.clone()),
+        match self.state.take_awaiting(&hash) {
+            Some(number) => {
+                self.storage.put_txlist(hash, number, txlist.clone())?;
+                self.emit(SdkEvent::RawTxList {
+                    hash,
+                    block_number: Some(number),
+                    txlist,
+                });
+            }
+            None => self.state.orphans.insert(hash, txlist, None, None),
         }
-        self.emit(SdkEvent::RawTxList {
-            hash,
-            block_number,
-            txlist,
-        });
         self.publish_status();
         Ok(())
     }
@@ -384,6 +424,10 @@ impl Core {
                 self.on_reject(&signed, signer.ok(), reason);
             }
             ValidationOutcome::Pending(reason) => {
+                // A held tx list it references may be forwarded now.
+                self.state
+                    .orphans
+                    .claim(&signed.preconf().raw_tx_list_hash);
                 if let (Ok(signer), Ok(number)) = (signer, u64::try_from(number)) {
                     let peer = match source {
                         CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => Some(p),
@@ -761,7 +805,15 @@ impl Core {
 
     /// Periodic upkeep: sweep the pending buffer.
     pub(crate) fn tick(&mut self) {
-        let swept = self.state.pending.sweep(self.head(), Instant::now());
+        let now = Instant::now();
+        let expired = self
+            .state
+            .orphans
+            .expire(now, self.config.orphan_txlists.hold_verdict_for);
+        if expired > 0 {
+            debug!(expired, "held tx-list verdicts expired (ignored)");
+        }
+        let swept = self.state.pending.sweep(self.head(), now);
         if swept > 0 {
             debug!(swept, "pending commitments swept");
         }
@@ -903,9 +955,15 @@ mod tests {
     }
 
     fn harness() -> Harness {
+        harness_with(|_| {})
+    }
+
+    fn harness_with(configure: impl FnOnce(&mut P2pSdkConfig)) -> Harness {
         let chain = ChainSpec::new(167_001, Address::repeat_byte(0x51));
         let builder = ChainBuilder::in_the_past(chain, 2, 4, 200);
-        let config = Arc::new(P2pSdkConfig::new(chain));
+        let mut config = P2pSdkConfig::new(chain);
+        configure(&mut config);
+        let config = Arc::new(config);
         let validator = Validator::new(chain, config.rules.clone(), builder.lookahead(), 64);
         let storage = Arc::new(MemoryStorage::default());
         let (events_tx, events) = broadcast::channel(1024);
@@ -969,24 +1027,40 @@ mod tests {
         let mut h = harness();
         let blocks = h.builder.blocks(5, 32);
         let p = peer();
-        // Tx lists first (as §6 publishes them), then blocks 5, 4, 3, 2 before 1.
-        for b in &blocks {
+        // Tx lists first (as §6 publishes them): held, no commitment references them yet.
+        for (i, b) in blocks.iter().enumerate() {
             let t = b.txlist.as_ref().unwrap();
-            assert_eq!(
-                h.core.on_gossip_txlist(p, &t.to_ssz()),
-                GossipVerdict::Accept
-            );
+            assert_eq!(h.core.on_gossip_txlist(p, gossip_id(i), &t.to_ssz()), None);
         }
+        assert!(verdict_effects(&mut h).is_empty());
+        // Then blocks 5, 4, 3, 2 before 1.
         for b in blocks[1..].iter().rev() {
             let verdict = h.core.on_gossip_commitment(p, &b.commitment.to_ssz());
             assert_eq!(verdict, GossipVerdict::Ignore, "pending: not scored");
         }
         assert_eq!(h.core.status().pending_parent, 4);
-        assert!(h
-            .core
-            .take_effects()
+        // Pending commitments reference lists 2..5: those are forwarded now.
+        let mut effects = h.core.take_effects();
+        let released: Vec<_> = effects
             .iter()
-            .all(|e| matches!(e, Effect::Gap { .. })));
+            .filter_map(|e| match e {
+                Effect::Verdict {
+                    message_id,
+                    verdict,
+                    ..
+                } => Some((message_id.clone(), *verdict)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            released,
+            (1..5)
+                .rev()
+                .map(|i| (gossip_id(i), GossipVerdict::Accept))
+                .collect::<Vec<_>>()
+        );
+        effects.retain(|e| !matches!(e, Effect::Verdict { .. }));
+        assert!(effects.iter().all(|e| matches!(e, Effect::Gap { .. })));
         assert_eq!(
             h.core
                 .on_gossip_commitment(p, &blocks[0].commitment.to_ssz()),
@@ -998,6 +1072,10 @@ mod tests {
             h.storage.stats().unwrap().txlists,
             5,
             "orphans moved to storage"
+        );
+        assert_eq!(
+            verdict_effects(&mut h),
+            vec![(gossip_id(0), GossipVerdict::Accept)]
         );
         assert_eq!(
             commitment_events(&mut h),
@@ -1142,7 +1220,11 @@ mod tests {
             hint: Some(p)
         }));
         let t = block.txlist.unwrap();
-        h.core.on_gossip_txlist(p, &t.to_ssz());
+        assert_eq!(
+            h.core.on_gossip_txlist(p, gossip_id(0), &t.to_ssz()),
+            Some(GossipVerdict::Accept),
+            "awaited: forwarded at once"
+        );
         assert!(!h.core.is_awaited(&hash));
         assert!(h.storage.txlist(&hash).unwrap().is_some());
     }
@@ -1153,9 +1235,83 @@ mod tests {
         let mut t = preconfirmation_types::RawTxListGossip::new(b"abc".to_vec()).unwrap();
         t.raw_tx_list_hash = B256::repeat_byte(1);
         assert_eq!(
-            h.core.on_gossip_txlist(peer(), &t.to_ssz()),
-            GossipVerdict::Reject
+            h.core.on_gossip_txlist(peer(), gossip_id(0), &t.to_ssz()),
+            Some(GossipVerdict::Reject)
         );
+    }
+
+    fn gossip_id(i: usize) -> GossipMessageId {
+        GossipMessageId::new(&i.to_be_bytes())
+    }
+
+    /// The held verdicts released so far, (message id, verdict).
+    fn verdict_effects(h: &mut Harness) -> Vec<(GossipMessageId, GossipVerdict)> {
+        h.core
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Verdict {
+                    message_id,
+                    verdict,
+                    ..
+                } => Some((message_id, verdict)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unreferenced_txlist_is_held_then_ignored_never_announced() {
+        let mut h = harness_with(|c| c.orphan_txlists.hold_verdict_for = std::time::Duration::ZERO);
+        let junk = preconfirmation_types::RawTxListGossip::new(vec![7u8; 1000]).unwrap();
+        let p = peer();
+        assert_eq!(
+            h.core.on_gossip_txlist(p, gossip_id(1), &junk.to_ssz()),
+            None,
+            "held: neither forwarded nor dropped yet"
+        );
+        assert!(verdict_effects(&mut h).is_empty());
+        assert_eq!(h.core.status().orphan_txlists, 1);
+        // The same bytes again (another message id): a duplicate.
+        assert_eq!(
+            h.core.on_gossip_txlist(p, gossip_id(2), &junk.to_ssz()),
+            Some(GossipVerdict::Ignore)
+        );
+        h.core.tick();
+        assert_eq!(
+            verdict_effects(&mut h),
+            vec![(gossip_id(1), GossipVerdict::Ignore)],
+            "no commitment came: ignored, without penalty"
+        );
+        h.core.tick();
+        assert!(verdict_effects(&mut h).is_empty(), "released once");
+        assert!(
+            !std::iter::from_fn(|| h.events.try_recv().ok())
+                .any(|e| matches!(e, SdkEvent::RawTxList { .. })),
+            "an unreferenced tx list is never announced to the sidecar"
+        );
+        assert_eq!(h.storage.stats().unwrap().txlists, 0);
+    }
+
+    #[test]
+    fn held_txlist_is_forwarded_when_its_commitment_is_accepted() {
+        let mut h = harness();
+        let block = h.builder.blocks(1, 64).remove(0);
+        let t = block.txlist.as_ref().unwrap();
+        let p = peer();
+        assert_eq!(h.core.on_gossip_txlist(p, gossip_id(3), &t.to_ssz()), None);
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(p, &block.commitment.to_ssz()),
+            GossipVerdict::Accept
+        );
+        assert_eq!(
+            verdict_effects(&mut h),
+            vec![(gossip_id(3), GossipVerdict::Accept)]
+        );
+        assert!(h.storage.txlist(&t.raw_tx_list_hash).unwrap().is_some());
+        h.core.tick();
+        assert!(verdict_effects(&mut h).is_empty(), "not expired later");
     }
 
     #[test]

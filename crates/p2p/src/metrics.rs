@@ -56,6 +56,19 @@ pub const HEAD_BLOCK: &str = "p2p_head_block_number";
 pub const CATCHUP_COMMITMENTS: &str = "p2p_catchup_commitments_total";
 /// `p2p_catchup_peer_failures_total`.
 pub const CATCHUP_PEER_FAILURES: &str = "p2p_catchup_peer_failures_total";
+/// `p2p_txlist_held_verdicts_total{verdict}`: gossip verdicts of tx lists held for their
+/// commitment, by how they were released (`accept`: a commitment referenced it; `ignore`:
+/// evicted or waited too long).
+pub const TXLIST_HELD_VERDICTS: &str = "p2p_txlist_held_verdicts_total";
+
+pub(crate) fn txlist_verdict_released(verdict: preconfirmation_net::GossipVerdict) {
+    let label = match verdict {
+        preconfirmation_net::GossipVerdict::Accept => "accept",
+        preconfirmation_net::GossipVerdict::Reject => "reject",
+        preconfirmation_net::GossipVerdict::Ignore => "ignore",
+    };
+    counter!(TXLIST_HELD_VERDICTS, "verdict" => label).increment(1);
+}
 
 pub(crate) fn gossip_received(topic: GossipTopicKind, outcome: &'static str) {
     counter!(GOSSIP_RECEIVED, "topic" => topic.label(), "outcome" => outcome).increment(1);

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use preconfirmation_types::{Address, SignedCommitment, SIGNED_COMMITMENT_SSZ_LEN};
+use preconfirmation_types::{Address, SignedCommitment, B256, SIGNED_COMMITMENT_SSZ_LEN};
 
 use crate::config::PendingLimits;
 use crate::validation::PendingReason;
@@ -106,6 +106,15 @@ impl PendingBuffer {
         }
         self.evicted += evicted as u64;
         evicted
+    }
+
+    /// Whether a buffered commitment references tx list `hash` (a scan: the buffer is small).
+    pub fn references_txlist(&self, hash: &B256) -> bool {
+        *hash != B256::ZERO
+            && self
+                .entries
+                .values()
+                .any(|e| e.commitment.preconf().raw_tx_list_hash == *hash)
     }
 
     /// Removes and returns the entries for `block_number` (oldest first).

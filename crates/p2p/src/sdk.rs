@@ -729,12 +729,19 @@ impl Manager {
                 data,
             } => {
                 let verdict = match topic {
-                    GossipTopicKind::Commitments => self.core.on_gossip_commitment(peer, &data),
-                    GossipTopicKind::RawTxLists => self.core.on_gossip_txlist(peer, &data),
+                    GossipTopicKind::Commitments => {
+                        Some(self.core.on_gossip_commitment(peer, &data))
+                    }
+                    GossipTopicKind::RawTxLists => {
+                        self.core.on_gossip_txlist(peer, message_id.clone(), &data)
+                    }
                 };
-                if let Err(e) = self.net.report_validation(message_id, peer, verdict) {
-                    metrics::backpressure("network_command");
-                    debug!(error = %e, "verdict not delivered");
+                // Verdicts this message released (a held tx list its commitment references)
+                // go first, so the tx list is forwarded ahead of its commitment as §6 publishes.
+                self.run_effects();
+                // None: a tx list held for its commitment; its verdict comes as an effect.
+                if let Some(verdict) = verdict {
+                    self.report(message_id, peer, verdict);
                 }
             }
             NetworkEvent::InboundRequest(request) => {
@@ -761,9 +768,21 @@ impl Manager {
         }
     }
 
+    fn report(&self, message_id: NetMessageId, peer: PeerId, verdict: preconfirmation_net::GossipVerdict) {
+        if let Err(e) = self.net.report_validation(message_id, peer, verdict) {
+            metrics::backpressure("network_command");
+            debug!(error = %e, "verdict not delivered");
+        }
+    }
+
     fn run_effects(&mut self) {
         for effect in self.core.take_effects() {
             match effect {
+                Effect::Verdict {
+                    message_id,
+                    peer,
+                    verdict,
+                } => self.report(message_id, peer, verdict),
                 Effect::Gap { .. } => {
                     if self.config.catchup.enabled {
                         self.start_catchup();
