@@ -141,7 +141,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     );
     assert_serves_head(&honest, 1, 2).await;
     honest.publish().await;
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     let volume = format!(
         "{} malformed streams over 6 protocols + 20 garbage TCP connections",
         streams.load(std::sync::atomic::Ordering::Relaxed)
@@ -202,7 +202,7 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
     x.wait_disconnected(victim).await;
     attack.abort();
     assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     let volume = format!(
         "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
         streams.load(std::sync::atomic::Ordering::Relaxed)
@@ -259,7 +259,7 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
         "{answered} answered: more than the 8 per 10 s limit allows"
     );
     assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     let volume = format!(
         "{} get_head requests ({answered} answered, {refused} refused)",
         answered + refused
@@ -335,7 +335,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
         task.abort();
     }
     assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     let volume = format!(
         "{} get_commitments_by_number (256 each) from {IDS} peer ids",
         sent.load(std::sync::atomic::Ordering::Relaxed)
@@ -421,7 +421,7 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
     }
     drop(x);
     assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     let volume = format!(
         "{} invalid commitments (bad signature / wrong signer / wrong slasher / broken parent)",
         sent.load(std::sync::atomic::Ordering::Relaxed)
@@ -495,7 +495,7 @@ async fn replay_of_old_commitments_is_ignored() {
             "replayer kept"
         );
     }
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     let volume = format!("{replayed} replays of 10 old commitments from 4 peer ids");
     report("replay", &volume, None, &rss, &latencies, lost);
     honest.shutdown().await;
@@ -556,7 +556,7 @@ async fn equivocation_is_reported_and_not_forwarded() {
             "the conflicting commitment was forwarded"
         );
     }
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     report(
         "equivocation",
         &format!("{PAIRS} conflicting pairs (same signer, same block number)"),
@@ -624,7 +624,7 @@ async fn unknown_parent_flood(count: u64) {
         peers.iter().any(|p| p.peer_id == x.peer_id),
         "unknown parents are not penalised"
     );
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     println!(
         "RELIABILITY unknown_parent_flood sent={sent} in {:.1}s max_pending={max_pending} cap={cap}",
         flood_time.as_secs_f64()
@@ -820,7 +820,7 @@ async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
         }
     }
     assert!(penalised >= 4, "{penalised} of 5 liars penalised");
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     println!(
         "RELIABILITY lying_peer caught_up={:.1}s",
         caught_up.as_secs_f64()
@@ -834,5 +834,119 @@ async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
         lost,
     );
     v.shutdown().await;
+    honest.shutdown().await;
+}
+
+/// Junk tx lists: 8 peer ids gossip unique 64 KiB tx lists whose hash matches their bytes but
+/// that no commitment references. The victim holds each one (bytes and gossip verdict) in its
+/// per-peer-quota'd holding area and reports `Ignore` when no commitment comes: nothing is
+/// forwarded to the third node, nothing is announced, memory stays within the holding caps,
+/// and honest blocks with their tx lists keep propagating. Not banned, by design: a tx list
+/// whose commitment never comes looks the same from a slow preconfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_txlist_flood() {
+    const ATTACKERS: usize = 8;
+    const PER_ATTACKER: usize = 250;
+    const BYTES: usize = 64 * 1024;
+    let _serial = serial().await;
+    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    honest.publish().await;
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        let x = GossipPeer::start(&chain(), None).await;
+        x.connect(honest.node(1)).await;
+        attackers.push(x);
+    }
+    let baseline_kib = rss_kib();
+    let rss = RssSampler::start();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let attack = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            for (a, x) in attackers.into_iter().enumerate() {
+                let sent = sent.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..PER_ATTACKER {
+                        let mut bytes = vec![0u8; BYTES];
+                        bytes[..8].copy_from_slice(&((a * PER_ATTACKER + i) as u64).to_le_bytes());
+                        let junk = preconfirmation_types::RawTxListGossip::new(bytes)
+                            .expect("junk within the cap");
+                        if !x.publish_txlist(junk.to_ssz()).await {
+                            break;
+                        }
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // Pacing of the attacker, not synchronisation.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    x
+                }));
+            }
+            let mut done = Vec::new();
+            for t in tasks {
+                done.push(t.await.expect("join"));
+            }
+            done
+        })
+    };
+    // Watch the third node's holding area and the victim's while the attack runs.
+    let watch = {
+        let (third, victim) = (honest.node(2).sdk().clone(), honest.node(1).sdk().clone());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let (mut third_max, mut victim_max) = (0usize, 0usize);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    third_max = third_max.max(third.status().orphan_txlists);
+                    victim_max = victim_max.max(victim.status().orphan_txlists);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (third_max, victim_max)
+            })
+        };
+        (stop, handle)
+    };
+    let (attackers, latencies) = honest_traffic_until(&mut honest, attack).await;
+    watch.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (third_max, victim_max) = watch.1.await.expect("join");
+    let growth_mib = rss.peak_mib().saturating_sub(baseline_kib / 1024);
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sent >= (ATTACKERS * PER_ATTACKER / 2) as u64,
+        "the flood was sent: {sent}"
+    );
+    // At most one honest tx list in flight at a time reaches the third node's holding area
+    // (held for milliseconds until its commitment); forwarded junk would pile up there.
+    assert!(
+        third_max <= 1,
+        "junk forwarded to the third node: {third_max} held"
+    );
+    let caps = p2p::P2pSdkConfig::default().orphan_txlists;
+    assert!(
+        victim_max <= caps.max_count,
+        "holding area over its count cap"
+    );
+    let cap_mib = (caps.max_bytes >> 20) as u64;
+    assert!(
+        growth_mib <= cap_mib + 64,
+        "RSS grew {growth_mib} MiB, over the holding cap {cap_mib} MiB + 64 MiB"
+    );
+    drop(attackers);
+    assert_serves_head(&honest, 1, 2).await;
+    let lost = honest.assert_nothing_lost().await;
+    for node in &honest.nodes {
+        let stored = node.sdk().storage().stats().expect("stats").txlists;
+        assert_eq!(
+            stored as usize,
+            honest.acknowledged.len(),
+            "only honest tx lists are stored"
+        );
+    }
+    let volume = format!(
+        "{sent} unique valid-hash tx lists of 64 KiB from {ATTACKERS} peer ids; victim held at \
+         most {victim_max}, third node {third_max}; RSS growth {growth_mib} MiB"
+    );
+    report("junk_txlist_flood", &volume, None, &rss, &latencies, lost);
     honest.shutdown().await;
 }

@@ -166,7 +166,7 @@ async fn slowloris_silent_and_trickling_streams_are_penalised_then_banned() {
         U256::from(honest.node(1).sdk().status().head_block_number)
     );
     latencies.push(honest.publish().await);
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
 
     // The silent sockets: how many has the node closed by now (bounded wait each)?
     let closed = {

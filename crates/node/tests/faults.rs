@@ -178,7 +178,7 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
     wait_head(&b, n).await;
     assert_eq!(wait_health(&b, 200).await, "ok");
     let recovered = fault_started.elapsed();
-    let mut lost = honest.assert_nothing_lost();
+    let mut lost = honest.assert_nothing_lost().await;
     for c in &honest.acknowledged {
         let number = u64::try_from(c.preconf().block_number).expect("u64");
         if b.sdk().commitment_by_number(number).expect("read").as_ref() != Some(c) {
@@ -300,7 +300,7 @@ async fn partition_3_plus_3_diverges_then_heals() {
     }
     let healed = started.elapsed();
     latencies.push(honest.publish().await);
-    let lost = honest.assert_nothing_lost();
+    let lost = honest.assert_nothing_lost().await;
     println!(
         "RELIABILITY partition healed_after={:.1}s",
         healed.as_secs_f64()

@@ -333,7 +333,9 @@ impl Core {
             peer,
             since: Instant::now(),
         };
-        self.state.orphans.insert(hash, txlist, Some(peer), Some(held));
+        self.state
+            .orphans
+            .insert(hash, txlist, Some(peer), Some(held));
         metrics::gossip_received(topic, "held");
         None
     }
@@ -425,9 +427,7 @@ impl Core {
             }
             ValidationOutcome::Pending(reason) => {
                 // A held tx list it references may be forwarded now.
-                self.state
-                    .orphans
-                    .claim(&signed.preconf().raw_tx_list_hash);
+                self.state.orphans.claim(&signed.preconf().raw_tx_list_hash);
                 if let (Ok(signer), Ok(number)) = (signer, u64::try_from(number)) {
                     let peer = match source {
                         CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => Some(p),
@@ -1301,8 +1301,7 @@ mod tests {
         let p = peer();
         assert_eq!(h.core.on_gossip_txlist(p, gossip_id(3), &t.to_ssz()), None);
         assert_eq!(
-            h.core
-                .on_gossip_commitment(p, &block.commitment.to_ssz()),
+            h.core.on_gossip_commitment(p, &block.commitment.to_ssz()),
             GossipVerdict::Accept
         );
         assert_eq!(

@@ -768,7 +768,12 @@ impl Manager {
         }
     }
 
-    fn report(&self, message_id: NetMessageId, peer: PeerId, verdict: preconfirmation_net::GossipVerdict) {
+    fn report(
+        &self,
+        message_id: NetMessageId,
+        peer: PeerId,
+        verdict: preconfirmation_net::GossipVerdict,
+    ) {
         if let Err(e) = self.net.report_validation(message_id, peer, verdict) {
             metrics::backpressure("network_command");
             debug!(error = %e, "verdict not delivered");

@@ -423,11 +423,24 @@ mod tests {
     fn one_peer_evicts_only_its_own_lists() {
         let (honest, attacker) = (PeerId::random(), PeerId::random());
         let mut area = OrphanTxLists::new(100, 1_000, 300);
-        area.insert(B256::repeat_byte(1), Bytes::from(vec![0; 100]), Some(honest), held(1, honest));
+        area.insert(
+            B256::repeat_byte(1),
+            Bytes::from(vec![0; 100]),
+            Some(honest),
+            held(1, honest),
+        );
         for i in 10..20u8 {
-            area.insert(B256::repeat_byte(i), Bytes::from(vec![0; 100]), Some(attacker), held(i, attacker));
+            area.insert(
+                B256::repeat_byte(i),
+                Bytes::from(vec![0; 100]),
+                Some(attacker),
+                held(i, attacker),
+            );
         }
-        assert!(area.contains(&B256::repeat_byte(1)), "the honest list survives");
+        assert!(
+            area.contains(&B256::repeat_byte(1)),
+            "the honest list survives"
+        );
         assert_eq!(area.bytes_of(&attacker), 300);
         assert_eq!(area.bytes_of(&honest), 100);
         assert_eq!(area.peers(), 2);
@@ -437,7 +450,12 @@ mod tests {
         assert_eq!(released[0], (10, GossipVerdict::Ignore));
         assert!(released.iter().all(|(_, v)| *v == GossipVerdict::Ignore));
         // Over the quota alone: not held at all.
-        area.insert(B256::repeat_byte(30), Bytes::from(vec![0; 301]), Some(attacker), held(30, attacker));
+        area.insert(
+            B256::repeat_byte(30),
+            Bytes::from(vec![0; 301]),
+            Some(attacker),
+            held(30, attacker),
+        );
         assert!(!area.contains(&B256::repeat_byte(30)));
         assert_eq!(verdicts(&mut area), vec![(30, GossipVerdict::Ignore)]);
         // Taking a list frees its peer's quota.
@@ -452,9 +470,17 @@ mod tests {
         let mut area = OrphanTxLists::new(10, 1_000, 1_000);
         let t0 = Instant::now();
         for i in 1..=3u8 {
-            area.insert(B256::repeat_byte(i), Bytes::from(vec![0; 10]), Some(peer), held(i, peer));
+            area.insert(
+                B256::repeat_byte(i),
+                Bytes::from(vec![0; 10]),
+                Some(peer),
+                held(i, peer),
+            );
         }
-        assert!(verdicts(&mut area).is_empty(), "nothing released on arrival");
+        assert!(
+            verdicts(&mut area).is_empty(),
+            "nothing released on arrival"
+        );
         area.claim(&B256::repeat_byte(1));
         assert_eq!(verdicts(&mut area), vec![(1, GossipVerdict::Accept)]);
         assert!(area.contains(&B256::repeat_byte(1)), "a claimed list stays");
@@ -466,7 +492,10 @@ mod tests {
         assert_eq!(area.expire(t0, hold), 0);
         assert_eq!(area.expire(t0 + hold + Duration::from_secs(1), hold), 1);
         assert_eq!(verdicts(&mut area), vec![(3, GossipVerdict::Ignore)]);
-        assert!(area.contains(&B256::repeat_byte(3)), "the bytes stay under the caps");
+        assert!(
+            area.contains(&B256::repeat_byte(3)),
+            "the bytes stay under the caps"
+        );
         assert!(area.get(&B256::repeat_byte(3)).is_some());
     }
 }

@@ -36,7 +36,7 @@ use preconf_node::{Node, NodeConfig};
 use preconfirmation_net::{InboundRequest, NetworkConfig, NetworkEvent, P2pService};
 use preconfirmation_types::{
     ChainSpec, GetCommitmentsByNumberResponse, GetRawTxListResponse, PreconfHead, ReqRespKind,
-    SignedCommitment,
+    SignedCommitment, B256,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -156,9 +156,12 @@ impl Honest {
         self.publish_from(0, &all).await
     }
 
-    /// Every acknowledged commitment is stored, unchanged, on every honest node.
-    pub fn assert_nothing_lost(&self) -> usize {
-        let mut lost = 0;
+    /// Every acknowledged commitment is stored, unchanged, on every honest node, and so is its
+    /// tx list (waited for, within the bound: a tx list may still be on its way when its
+    /// commitment is). Returns the lost count, commitments and tx lists (asserted 0).
+    pub async fn assert_nothing_lost(&self) -> usize {
+        let mut lost_commitments = 0;
+        let mut lost_txlists = 0;
         for node in &self.nodes {
             for c in &self.acknowledged {
                 let number = u64::try_from(c.preconf().block_number).expect("u64");
@@ -167,12 +170,26 @@ impl Honest {
                     .commitment_by_number(number)
                     .expect("storage reads");
                 if stored.as_ref() != Some(c) {
-                    lost += 1;
+                    lost_commitments += 1;
+                }
+                let hash = c.preconf().raw_tx_list_hash;
+                if hash == B256::ZERO {
+                    continue;
+                }
+                let arrived = tokio::time::timeout(WAIT, async {
+                    while !matches!(node.sdk().raw_txlist(&hash), Ok(Some(_))) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+                .await;
+                if arrived.is_err() {
+                    lost_txlists += 1;
                 }
             }
         }
-        assert_eq!(lost, 0, "acknowledged commitments lost");
-        lost
+        assert_eq!(lost_commitments, 0, "acknowledged commitments lost");
+        assert_eq!(lost_txlists, 0, "tx lists of acknowledged commitments lost");
+        lost_commitments + lost_txlists
     }
 
     pub async fn shutdown(self) {
@@ -317,7 +334,7 @@ pub fn report(
     };
     println!(
         "RELIABILITY family={family} volume=\"{volume}\" time_to_ban={} peak_rss_mib={peak} \
-         honest_latency_ms_mean={} honest_latency_ms_max={} honest_samples={} lost={lost}",
+         honest_latency_ms_mean={} honest_latency_ms_max={} honest_samples={} lost_commitments_and_txlists={lost}",
         ban.map_or_else(|| "n/a".into(), |d| format!("{:.1}s", d.as_secs_f64())),
         mean.as_millis(),
         max.as_millis(),
@@ -800,6 +817,14 @@ impl GossipPeer {
         })
         .await
         .expect("attacker joins the victim's topic");
+    }
+
+    /// Publishes a raw payload on the tx-list topic; false once nobody takes it.
+    pub async fn publish_txlist(&self, bytes: Vec<u8>) -> bool {
+        self.net
+            .publish(preconfirmation_types::GossipTopicKind::RawTxLists, bytes)
+            .await
+            .is_ok()
     }
 
     /// Publishes a raw payload on the commitments topic; false once nobody takes it.
