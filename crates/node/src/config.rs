@@ -117,6 +117,10 @@ pub struct RpcConfig {
     pub max_subscriptions_per_connection: u32,
     /// Items buffered per subscription before the slow subscriber is dropped. Default 1024.
     pub subscription_buffer: usize,
+    /// Bytes of JSON buffered per subscription before the slow subscriber is dropped: a
+    /// `rawTxLists` notification carries its tx list in hex (up to 4 MiB), so the item count
+    /// alone would let one subscriber pin 4 GiB. Default 32 MiB (eight such notifications).
+    pub subscription_buffer_bytes: usize,
 }
 
 impl Default for RpcConfig {
@@ -129,6 +133,7 @@ impl Default for RpcConfig {
             max_response_body_bytes: 5 << 20,
             max_subscriptions_per_connection: 16,
             subscription_buffer: 1024,
+            subscription_buffer_bytes: 32 << 20,
         }
     }
 }
@@ -316,7 +321,10 @@ impl NodeConfig {
         if self.lookahead.slot_duration_secs == 0 {
             return bad("lookahead.slot_duration_secs", "must be positive");
         }
-        if self.rpc.max_connections == 0 || self.rpc.subscription_buffer == 0 {
+        if self.rpc.max_connections == 0
+            || self.rpc.subscription_buffer == 0
+            || self.rpc.subscription_buffer_bytes == 0
+        {
             return bad(
                 "rpc",
                 "max_connections and subscription_buffer must be positive",

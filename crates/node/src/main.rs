@@ -161,7 +161,10 @@ async fn run(args: RunArgs) -> Result<(), NodeError> {
         .filter(|(k, _)| k.starts_with(GENERIC_ENV_PREFIX) || OVERRIDES.iter().any(|o| o.env == k));
     let config = NodeConfig::load(args.config.as_deref(), &args.overrides()?, env)?;
     init_logging(config.log_format, &config.log_filter);
-    let node = Node::start(config, install_prometheus()).await?;
+    let mut node = Node::start(config, install_prometheus()).await?;
+    // Nobody reads the start-up subscription here (RPC subscribers take their own): a held,
+    // unread receiver would keep the SDK's whole event ring alive.
+    drop(node.take_events());
     wait_for_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await;

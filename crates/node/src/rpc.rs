@@ -33,8 +33,10 @@
 //! | `head` | [`HeadNotification`]: every head change |
 //! | `equivocations` | [`EquivocationNotification`]: slashing evidence |
 //!
-//! Each subscription has its own queue of `rpc.subscription_buffer` notifications. A
-//! subscriber that lets it fill up (or falls behind the SDK's event channel) is closed with an
+//! Each subscription has its own queue of at most `rpc.subscription_buffer` notifications and
+//! `rpc.subscription_buffer_bytes` of JSON (a `rawTxLists` notification reads its tx list
+//! from storage when it is queued; SDK events carry no tx-list bytes). A subscriber that lets
+//! it fill up (or falls behind the SDK's event channel) is closed with an
 //! error notification carrying [`BACKPRESSURE`]; the node never waits for a subscriber.
 //!
 //! # Error codes
@@ -53,6 +55,7 @@
 //! unknown method, and jsonrpsee's limits on body size and connections).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use jsonrpsee::core::SubscriptionError;
@@ -61,7 +64,7 @@ use jsonrpsee::server::{
     SubscriptionMessage,
 };
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
-use p2p::{CommitmentSource, EvidenceKind, P2pSdkError, SdkEvent, SdkEvents};
+use p2p::{CommitmentSource, EvidenceKind, P2pSdk, P2pSdkError, SdkEvent, SdkEvents};
 use preconfirmation_net::NetError;
 use preconfirmation_types::{
     preconfirmation_hash, recover_signer, sign, Address, PreconfCommitment, SignedCommitment,
@@ -544,11 +547,20 @@ async fn subscribe(
         return SubscriptionCloseResponse::None;
     };
     let buffer = state.node.config.rpc.subscription_buffer.max(1);
+    let queued = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = mpsc::channel::<Box<RawValue>>(buffer);
-    let pump = pump(kind, events, tx);
+    let queue = SubscriptionQueue {
+        sender: tx,
+        queued: queued.clone(),
+        max_bytes: state.node.config.rpc.subscription_buffer_bytes.max(1),
+    };
+    let pump = pump(kind, events, queue, state.node.sdk.clone());
     let drain = async {
         while let Some(message) = rx.recv().await {
-            if sink.send(SubscriptionMessage::from(message)).await.is_err() {
+            let len = message.get().len();
+            let sent = sink.send(SubscriptionMessage::from(message)).await;
+            queued.fetch_sub(len, Ordering::Relaxed);
+            if sent.is_err() {
                 return;
             }
         }
@@ -562,12 +574,21 @@ async fn subscribe(
     }
 }
 
+/// A subscription's queue: bounded in notifications by the channel, in bytes by `queued`.
+struct SubscriptionQueue {
+    sender: mpsc::Sender<Box<RawValue>>,
+    /// JSON bytes queued and not yet handed to the connection.
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
 /// Moves matching SDK events into the subscription's queue without ever waiting; returns the
 /// close notification when the subscriber is too slow.
 async fn pump(
     kind: Kind,
     mut events: SdkEvents,
-    queue: mpsc::Sender<Box<RawValue>>,
+    queue: SubscriptionQueue,
+    sdk: P2pSdk,
 ) -> SubscriptionCloseResponse {
     loop {
         let event = match events.recv().await {
@@ -583,10 +604,24 @@ async fn pump(
             }
             Err(_) => return SubscriptionCloseResponse::None,
         };
-        let Some(message) = notification(kind, &event) else {
+        let message = match (kind, &event) {
+            (Kind::RawTxLists, SdkEvent::RawTxList { hash, block_number }) => {
+                txlist_notification(&sdk, *hash, *block_number).await
+            }
+            _ => notification(kind, &event),
+        };
+        let Some(message) = message else {
             continue;
         };
-        match queue.try_send(message) {
+        let len = message.get().len();
+        if queue.queued.load(Ordering::Relaxed) + len > queue.max_bytes {
+            warn!(?kind, "subscriber queue over its byte cap; closing it");
+            return close_backpressure(
+                "subscription closed: its queue is full (subscriber too slow)".into(),
+            );
+        }
+        queue.queued.fetch_add(len, Ordering::Relaxed);
+        match queue.sender.try_send(message) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 warn!(?kind, "subscriber queue full; closing it");
@@ -622,7 +657,24 @@ fn source_of(source: CommitmentSource) -> (&'static str, Option<String>) {
     }
 }
 
-/// The JSON of `event` for a `kind` subscription, if it is one of its events.
+/// The `rawTxLists` notification of stored tx list `hash`, its bytes read from storage on the
+/// blocking pool (the SDK event carries none); `None` if it is gone (pruned meanwhile).
+async fn txlist_notification(sdk: &P2pSdk, hash: B256, block_number: u64) -> Option<Box<RawValue>> {
+    let storage = sdk.storage();
+    let txlist = tokio::task::spawn_blocking(move || storage.txlist(&hash))
+        .await
+        .ok()?
+        .ok()??;
+    serde_json::value::to_raw_value(&RawTxListNotification {
+        hash,
+        block_number: Some(block_number),
+        txlist: to_hex(&txlist),
+    })
+    .ok()
+}
+
+/// The JSON of `event` for a `kind` subscription, if it is one of its events (`rawTxLists`:
+/// [`txlist_notification`]).
 fn notification(kind: Kind, event: &SdkEvent) -> Option<Box<RawValue>> {
     let json = match (kind, event) {
         (
@@ -645,18 +697,6 @@ fn notification(kind: Kind, event: &SdkEvent) -> Option<Box<RawValue>> {
                 txlist_available: *txlist_available,
             })
         }
-        (
-            Kind::RawTxLists,
-            SdkEvent::RawTxList {
-                hash,
-                block_number,
-                txlist,
-            },
-        ) => serde_json::value::to_raw_value(&RawTxListNotification {
-            hash: *hash,
-            block_number: *block_number,
-            txlist: to_hex(txlist),
-        }),
         (Kind::Head, SdkEvent::HeadChanged { head, hash }) => {
             serde_json::value::to_raw_value(&HeadNotification {
                 block_number: http::u256_to_u64(head.block_number),
@@ -744,13 +784,59 @@ mod tests {
         }
     }
 
+    fn queue(items: usize, max_bytes: usize) -> (SubscriptionQueue, mpsc::Receiver<Box<RawValue>>) {
+        let (sender, unread) = mpsc::channel(items);
+        let queue = SubscriptionQueue {
+            sender,
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
+        };
+        (queue, unread)
+    }
+
+    #[tokio::test]
+    async fn a_subscription_queue_over_its_bytes_closes_the_subscription() {
+        let (sdk, mut builder) = lone_sdk(64).await;
+        let events = sdk.subscribe();
+        // Room for one commitment notification (about 1 KiB of JSON), not two.
+        let (queue, mut unread) = queue(1024, 1_500);
+        publish_blocks(&sdk, &mut builder, 2).await;
+        let close = tokio::time::timeout(WAIT, pump(Kind::Commitments, events, queue, sdk.clone()))
+            .await
+            .expect("the pump gives up instead of waiting");
+        assert_eq!(close_code(close), i64::from(BACKPRESSURE));
+        assert!(unread.try_recv().is_ok(), "the first one was queued");
+        assert!(unread.try_recv().is_err(), "the second one was not");
+        sdk.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn txlist_notifications_read_the_bytes_from_storage() {
+        let (sdk, mut builder) = lone_sdk(64).await;
+        let events = sdk.subscribe();
+        let (queue, mut unread) = queue(1024, usize::MAX);
+        publish_blocks(&sdk, &mut builder, 1).await;
+        let pump = tokio::spawn(pump(Kind::RawTxLists, events, queue, sdk.clone()));
+        let note = tokio::time::timeout(WAIT, unread.recv())
+            .await
+            .expect("a notification within the bound")
+            .expect("queued");
+        let note: serde_json::Value = serde_json::from_str(note.get()).expect("JSON");
+        assert_eq!(note["block_number"], serde_json::json!(1));
+        let hash: B256 = serde_json::from_value(note["hash"].clone()).expect("hash");
+        let stored = sdk.raw_txlist(&hash).expect("reads").expect("stored");
+        assert_eq!(note["txlist"], serde_json::json!(to_hex(&stored)));
+        pump.abort();
+        sdk.shutdown().await.expect("shutdown");
+    }
+
     #[tokio::test]
     async fn a_full_subscription_queue_closes_the_subscription() {
         let (sdk, mut builder) = lone_sdk(64).await;
         let events = sdk.subscribe();
-        let (queue, mut unread) = mpsc::channel(1);
+        let (queue, mut unread) = queue(1, usize::MAX);
         publish_blocks(&sdk, &mut builder, 2).await;
-        let close = tokio::time::timeout(WAIT, pump(Kind::Commitments, events, queue))
+        let close = tokio::time::timeout(WAIT, pump(Kind::Commitments, events, queue, sdk.clone()))
             .await
             .expect("the pump gives up instead of waiting");
         assert_eq!(close_code(close), i64::from(BACKPRESSURE));
@@ -767,9 +853,9 @@ mod tests {
         // Each block yields a tx list, a commitment and a head event: 6 events overflow 2.
         let (sdk, mut builder) = lone_sdk(2).await;
         let events = sdk.subscribe();
-        let (queue, _unread) = mpsc::channel(1024);
+        let (queue, _unread) = queue(1024, usize::MAX);
         publish_blocks(&sdk, &mut builder, 2).await;
-        let close = tokio::time::timeout(WAIT, pump(Kind::Head, events, queue))
+        let close = tokio::time::timeout(WAIT, pump(Kind::Head, events, queue, sdk.clone()))
             .await
             .expect("the pump gives up instead of waiting");
         assert_eq!(close_code(close), i64::from(BACKPRESSURE));

@@ -469,3 +469,42 @@ async fn servers_stop_on_shutdown() {
     assert!(tokio::net::TcpStream::connect(http).await.is_err());
     assert!(tokio::net::TcpStream::connect(rpc_addr).await.is_err());
 }
+
+/// A `rawTxLists` subscriber whose queue would exceed `rpc.subscription_buffer_bytes` is
+/// closed rather than left to pin megabytes of hex: here the cap (512 bytes) is smaller than
+/// one notification of a 4 KiB tx list, so the subscription ends without delivering it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_over_its_byte_cap_is_closed() {
+    let mut builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = node_config(dir.path(), &builder, Vec::new());
+    config.rpc.subscription_buffer_bytes = 512;
+    let node = start(config).await;
+    let ws = ws_client(rpc_addr(&node)).await;
+    let mut txlists: Subscription<Value> = ws
+        .subscribe(rpc::SUBSCRIBE, rpc_params!["rawTxLists"], rpc::UNSUBSCRIBE)
+        .await
+        .expect("subscribe rawTxLists");
+    let mut heads: Subscription<Value> = ws
+        .subscribe(rpc::SUBSCRIBE, rpc_params!["head"], rpc::UNSUBSCRIBE)
+        .await
+        .expect("subscribe head");
+    let block = builder.next_block(Some(vec![0x5a; 4096]));
+    let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
+    // Alone, the node stores it and reports that nobody heard it.
+    let _ = node.sdk().publish(block.commitment.clone(), txlist).await;
+    // The small head notification fits and arrives.
+    assert_eq!(
+        next_notification(&mut heads).await["block_number"],
+        json!(1)
+    );
+    // The tx-list notification does not fit: the subscription is closed instead.
+    let ended = tokio::time::timeout(WAIT, txlists.next())
+        .await
+        .expect("the subscription ends within the bound");
+    assert!(
+        !matches!(ended, Some(Ok(ref v)) if v.get("txlist").is_some()),
+        "no tx list delivered over the byte cap: {ended:?}"
+    );
+    node.shutdown().await;
+}

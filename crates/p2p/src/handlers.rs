@@ -352,11 +352,10 @@ impl Core {
     pub(crate) fn add_txlist(&mut self, hash: B256, txlist: Bytes) -> Result<()> {
         match self.state.take_awaiting(&hash) {
             Some(number) => {
-                self.storage.put_txlist(hash, number, txlist.clone())?;
+                self.storage.put_txlist(hash, number, txlist)?;
                 self.emit(SdkEvent::RawTxList {
                     hash,
-                    block_number: Some(number),
-                    txlist,
+                    block_number: number,
                 });
             }
             None => self.state.orphans.insert(hash, txlist, None, None),
@@ -372,12 +371,11 @@ impl Core {
     /// `(hash, block number, bytes)`, each referenced by a stored commitment. No longer owed;
     /// announced to the sidecar.
     pub(crate) fn on_txlists_stored(&mut self, txlists: Vec<(B256, u64, Bytes)>) {
-        for (hash, number, txlist) in txlists {
+        for (hash, number, _) in txlists {
             self.state.take_awaiting(&hash);
             self.emit(SdkEvent::RawTxList {
                 hash,
-                block_number: Some(number),
-                txlist,
+                block_number: number,
             });
         }
         self.publish_status();
@@ -590,7 +588,13 @@ impl Core {
         } else if let Some(txlist) = self.state.orphans.take(&hash) {
             metrics::cache("txlist_orphan", true);
             match self.storage.put_txlist(hash, number, txlist) {
-                Ok(()) => true,
+                Ok(()) => {
+                    self.emit(SdkEvent::RawTxList {
+                        hash,
+                        block_number: number,
+                    });
+                    true
+                }
                 Err(e) => {
                     warn!(error = %e, "storing a tx list failed");
                     false
@@ -1309,6 +1313,13 @@ mod tests {
             vec![(gossip_id(3), GossipVerdict::Accept)]
         );
         assert!(h.storage.txlist(&t.raw_tx_list_hash).unwrap().is_some());
+        assert!(
+            std::iter::from_fn(|| h.events.try_recv().ok()).any(|e| matches!(
+                e,
+                SdkEvent::RawTxList { hash, block_number: 1 } if hash == t.raw_tx_list_hash
+            )),
+            "announced once stored with its commitment"
+        );
         h.core.tick();
         assert!(verdict_effects(&mut h).is_empty(), "not expired later");
     }

@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use libp2p::PeerId;
 use preconfirmation_types::reexports::alloy_primitives::Keccak256;
 use preconfirmation_types::GossipTopicKind;
@@ -95,14 +94,16 @@ pub enum SdkEvent {
         /// Whether its tx list is already stored (always true for a pure EOP).
         txlist_available: bool,
     },
-    /// A valid tx list arrived (on gossip, by request or locally published).
+    /// A tx list referenced by an accepted commitment is now stored (it came on gossip, by
+    /// request or was published locally). The event carries no bytes — read them with
+    /// [`crate::P2pSdk::raw_txlist`] — so the event ring never holds tx-list payloads (up to
+    /// 2 MiB each) for subscribers that are slow or never read. Tx lists no commitment
+    /// references are never announced.
     RawTxList {
         /// `keccak256(txlist)`.
         hash: B256,
-        /// The block that references it, when an accepted commitment does already.
-        block_number: Option<u64>,
-        /// The bytes.
-        txlist: Bytes,
+        /// The block whose commitment references it.
+        block_number: u64,
     },
     /// The local head moved.
     HeadChanged {
