@@ -916,16 +916,17 @@ pub(crate) fn serve_inbound(
     }
 }
 
-/// The stored tx list `hash` as a §11.2 answer: verified against its hash before serving
-/// (§11); not found (or not matching) is the hash echoed with an empty tx list, as the
-/// reference answers.
+/// The stored tx list `hash` as a §11.2 answer; not found is the hash echoed with an empty tx
+/// list, as the reference answers. Not re-hashed: every path into storage checked the bytes
+/// against their hash before writing them (gossip, fetches, catch-up, local publish), and
+/// redb checksums the pages they sit in, so serving costs a read and a copy, not a keccak of
+/// up to 2 MiB per request (§11 "verify before serving" is done once, at store time).
 fn stored_txlist(storage: &dyn SdkStorage, peer: &PeerId, hash: B256) -> GetRawTxListResponse {
     storage
         .txlist(&hash)
         .ok()
         .flatten()
-        .and_then(|bytes| GetRawTxListResponse::new(bytes.to_vec()).ok())
-        .filter(|r| r.raw_tx_list_hash == hash)
+        .and_then(|bytes| GetRawTxListResponse::from_verified(hash, bytes.to_vec()).ok())
         .unwrap_or_else(|| {
             trace!(%peer, %hash, "tx list not found");
             GetRawTxListResponse {

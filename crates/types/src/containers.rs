@@ -298,6 +298,16 @@ impl GetRawTxListResponse {
             txlist: tx_list(txlist, "GetRawTxListResponse")?,
         })
     }
+
+    /// Builds a response carrying `txlist` under `raw_tx_list_hash` without hashing it: for a
+    /// responder serving bytes it verified against that hash when it stored them (§11.2), so
+    /// a 2 MiB list is not re-hashed on every request. Fails above the tx-list cap.
+    pub fn from_verified(raw_tx_list_hash: B256, txlist: Vec<u8>) -> crate::Result<Self> {
+        Ok(Self {
+            raw_tx_list_hash,
+            txlist: tx_list(txlist, "GetRawTxListResponse")?,
+        })
+    }
 }
 
 impl GetCommitmentsByNumberResponse {
@@ -325,6 +335,18 @@ fn tx_list(bytes: Vec<u8>, container: &'static str) -> crate::Result<TxList> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn from_verified_keeps_the_given_hash_and_the_cap() {
+        let hash = B256::repeat_byte(0x11);
+        let r = GetRawTxListResponse::from_verified(hash, vec![1, 2, 3]).unwrap();
+        assert_eq!(r.raw_tx_list_hash, hash, "not recomputed");
+        assert_eq!(r.txlist.to_vec(), vec![1, 2, 3]);
+        assert!(
+            GetRawTxListResponse::from_verified(hash, vec![0; crate::MAX_TXLIST_BYTES + 1])
+                .is_err()
+        );
+    }
+
     #[test]
     fn get_raw_txlists_lengths_and_caps() {
         let entries: Vec<GetRawTxListResponse> = [0usize, 1, 300]
