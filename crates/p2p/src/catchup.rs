@@ -64,6 +64,13 @@ pub(crate) struct PeerSlots {
 /// One semaphore per peer and protocol.
 type SlotMap = HashMap<(PeerId, ReqRespKind), Arc<Semaphore>>;
 
+/// When the slot map holds more entries than this, idle ones (no request in flight, nobody
+/// waiting) are dropped: entries are normally forgotten when their peer disconnects, and this
+/// bounds the map even if that event is lost (the SDK's event channel may drop under load) or
+/// many peer ids come and go. 512 is ten times the default `max_peers` × the four protocols'
+/// worth of headroom.
+const SLOT_MAP_SWEEP_LEN: usize = 512;
+
 impl PeerSlots {
     pub(crate) fn new(per_peer: usize) -> Self {
         Self {
@@ -78,18 +85,29 @@ impl PeerSlots {
         peer: PeerId,
         kind: ReqRespKind,
     ) -> Option<OwnedSemaphorePermit> {
-        let semaphore = self
-            .slots
-            .lock()
-            .entry((peer, kind))
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer)))
-            .clone();
+        let semaphore = {
+            let mut slots = self.slots.lock();
+            if slots.len() >= SLOT_MAP_SWEEP_LEN {
+                // Only the map holds an idle entry's semaphore; permits and waiters clone it.
+                slots.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            slots
+                .entry((peer, kind))
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer)))
+                .clone()
+        };
         semaphore.acquire_owned().await.ok()
     }
 
     /// Forgets a disconnected peer.
     pub(crate) fn forget(&self, peer: &PeerId) {
         self.slots.lock().retain(|(p, _), _| p != peer);
+    }
+
+    /// Entries held (peer, protocol).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.lock().len()
     }
 }
 
@@ -1085,6 +1103,28 @@ async fn fetch_txlist_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn slot_map_stays_bounded_as_peer_ids_churn_and_busy_slots_survive() {
+        let slots = PeerSlots::new(1);
+        let kind = ReqRespKind::GetRawTxLists;
+        let busy = PeerId::random();
+        let held = slots.acquire(busy, kind).await.expect("slot");
+        // 3 000 peer ids each make one request and vanish without a disconnect event.
+        for _ in 0..3_000 {
+            let permit = slots.acquire(PeerId::random(), kind).await.expect("slot");
+            drop(permit);
+        }
+        assert!(slots.len() <= SLOT_MAP_SWEEP_LEN, "{} entries", slots.len());
+        // The busy peer's slot was kept: its one request is still counted.
+        use futures::FutureExt;
+        assert!(
+            slots.acquire(busy, kind).now_or_never().is_none(),
+            "a second request to a busy peer waits"
+        );
+        drop(held);
+        assert!(slots.acquire(busy, kind).await.is_some());
+    }
 
     #[test]
     fn write_units_round_up_and_never_reach_zero() {

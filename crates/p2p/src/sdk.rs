@@ -6,7 +6,7 @@
 //! with `try_send`, publications and fetches run on spawned tasks, inbound requests are served
 //! on the blocking pool straight from storage.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use preconfirmation_types::{
     GetRawTxListResponse, GossipTopicKind, PreconfHead, RawTxListGossip, ReqRespKind,
     SignedCommitment, TypesError, WireMessage, B256, U256,
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -90,10 +90,6 @@ pub(crate) enum Internal {
     },
     /// Verified tx lists a background task already stored durably: `(hash, block, bytes)`.
     TxListsStored(Vec<(B256, u64, Bytes)>),
-    TxListDue {
-        hash: B256,
-        hint: Option<PeerId>,
-    },
     SetSync(HeadSyncStatus),
 }
 
@@ -199,6 +195,7 @@ impl P2pSdk {
             ticks: 0,
             last_head: (0, Instant::now()),
             last_head_check: Instant::now(),
+            txlist_due: VecDeque::new(),
             core,
             net: net.clone(),
             storage: storage.clone(),
@@ -498,13 +495,28 @@ struct Manager {
     last_head: (u64, Instant),
     /// When the stale-head check last started a catch-up round.
     last_head_check: Instant,
+    /// Missing tx lists to fetch once their gossip grace period ends, in due order.
+    txlist_due: VecDeque<(Instant, B256, Option<PeerId>)>,
 }
+
+/// Most missing tx lists waiting for their grace period to end; the oldest beyond it are left
+/// to the periodic retry (they stay in the awaited set), so a burst of commitments without
+/// their tx lists costs a bounded queue, not a task each.
+const TXLIST_DUE_MAX: usize = 4096;
 
 /// Missing tx lists are requested again every this many ticks.
 const TXLIST_RETRY_TICKS: u64 = 5;
 /// At most this many missing tx lists per retry: 16 batched requests to peers of ours, the
 /// rest of the awaited set waits for the next retry.
 const TXLIST_RETRY_MAX: usize = 16 * preconfirmation_types::MAX_TXLISTS_PER_REQUEST;
+
+/// Sleeps until `due`; forever when nothing is due.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 enum Flow {
     Continue,
@@ -553,6 +565,10 @@ impl Manager {
                 }
                 _ = tick.tick() => {
                     self.on_tick().await;
+                    Flow::Continue
+                }
+                () = sleep_until_due(self.txlist_due.front().map(|d| d.0)) => {
+                    self.fetch_due_txlists();
                     Flow::Continue
                 }
             };
@@ -711,11 +727,6 @@ impl Manager {
                 }
             }
             Internal::TxListsStored(txlists) => self.core.on_txlists_stored(txlists),
-            Internal::TxListDue { hash, hint } => {
-                if self.core.is_awaited(&hash) {
-                    self.spawn_txlist_fetch(hash, hint);
-                }
-            }
             Internal::SetSync(sync) => self.core.set_sync(sync),
         }
     }
@@ -794,11 +805,13 @@ impl Manager {
                     }
                 }
                 Effect::FetchTxList { hash, hint, .. } => {
-                    let internal = self.internal_tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(TXLIST_FETCH_DELAY).await;
-                        let _ = internal.send(Internal::TxListDue { hash, hint }).await;
-                    });
+                    // Due after the gossip grace period; one queue, no task per tx list.
+                    self.txlist_due
+                        .push_back((Instant::now() + TXLIST_FETCH_DELAY, hash, hint));
+                    if self.txlist_due.len() > TXLIST_DUE_MAX {
+                        // Still awaited: the periodic retry fetches it.
+                        self.txlist_due.pop_front();
+                    }
                 }
             }
         }
@@ -852,13 +865,31 @@ impl Manager {
         }
     }
 
-    fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>) {
-        let permits = self.txlist_permits.clone();
+    /// Starts fetches of the missing tx lists whose grace period ended, as many as there are
+    /// free tx-list fetch permits (`catchup.parallel_txlists`); the rest stay awaited for the
+    /// periodic retry. Never spawns a task that would only wait.
+    fn fetch_due_txlists(&mut self) {
+        let now = Instant::now();
+        while let Some(&(due, hash, hint)) = self.txlist_due.front() {
+            if due > now {
+                break;
+            }
+            self.txlist_due.pop_front();
+            if !self.core.is_awaited(&hash) {
+                continue;
+            }
+            let Ok(permit) = self.txlist_permits.clone().try_acquire_owned() else {
+                debug!(%hash, "no free tx-list fetch slot; left to the retry");
+                continue;
+            };
+            self.spawn_txlist_fetch(hash, hint, permit);
+        }
+    }
+
+    fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>, permit: OwnedSemaphorePermit) {
         let ctx = self.catchup_context();
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
-            };
+            let _permit = permit;
             let mut peers: Vec<PeerId> = hint.into_iter().collect();
             if let Ok(connected) = ctx.net.connected_peers().await {
                 peers.extend(connected.into_iter().filter(|p| Some(*p) != hint));
