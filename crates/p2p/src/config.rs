@@ -113,6 +113,10 @@ impl P2pSdkConfig {
             ("event_channel_capacity", self.event_channel_capacity),
             ("pending.max_count", self.pending.max_count),
             ("pending.max_bytes", self.pending.max_bytes),
+            (
+                "pending.max_count_per_peer",
+                self.pending.max_count_per_peer,
+            ),
             ("dedupe.seen_messages", self.dedupe.seen_messages),
             ("dedupe.slot_signers", self.dedupe.slot_signers),
             ("catchup.head_peers", self.catchup.head_peers),
@@ -179,6 +183,12 @@ pub struct PendingLimits {
     /// A commitment more than this many blocks above the head is not buffered (catch-up fetches
     /// the range instead). Default 1024.
     pub max_blocks_ahead: u64,
+    /// Most buffered commitments from one peer: over it, the peer's own oldest entry goes
+    /// (never another peer's). While a slot's schedule is unknown any key whose signature
+    /// recovers can be buffered, so without a quota one peer id could evict every honest
+    /// entry. An honest peer relays one commitment per 2 s L2 slot, so 512 is 17 minutes of
+    /// one peer's share. Default 512.
+    pub max_count_per_peer: usize,
 }
 
 impl Default for PendingLimits {
@@ -188,6 +198,7 @@ impl Default for PendingLimits {
             max_bytes: 4 * 1024 * 1024,
             max_age: Duration::from_secs(120),
             max_blocks_ahead: 1024,
+            max_count_per_peer: 512,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Buffers for commitments that cannot be validated yet (§4.2): unknown parent and unknown
 //! schedule.
 //!
-//! One buffer holds both kinds, bounded by count *and* bytes ([`PendingLimits`]); the oldest
-//! entry is evicted first. Entries are swept once the head passes their block number or once
+//! One buffer holds both kinds, bounded by count *and* bytes ([`PendingLimits`]) and by a
+//! per-peer quota: a peer over its quota evicts its own oldest entry, and when the buffer is
+//! full the oldest entry *of the peer holding the most* goes, so a flood from one peer id (or
+//! a few) never evicts another peer's entries. Entries are swept once the head passes their block number or once
 //! they are older than `max_age`. Unknown-parent entries are drained by block number when the
 //! head reaches their parent; unknown-schedule entries are all retried when the schedule changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -63,6 +65,8 @@ pub struct PendingBuffer {
     entries: BTreeMap<u64, PendingEntry>,
     /// (block number, seq) index for draining and sweeping by number.
     by_number: BTreeSet<(u64, u64)>,
+    /// Seqs by source peer (`None`: local), oldest first, for the per-peer quota.
+    by_source: HashMap<Option<PeerId>, BTreeSet<u64>>,
     evicted: u64,
 }
 
@@ -74,6 +78,7 @@ impl PendingBuffer {
             next_seq: 0,
             entries: BTreeMap::new(),
             by_number: BTreeSet::new(),
+            by_source: HashMap::new(),
             evicted: 0,
         }
     }
@@ -92,20 +97,58 @@ impl PendingBuffer {
         if duplicate {
             return 0;
         }
+        let mut evicted = 0;
+        if let Some(peer) = entry.source {
+            // Over its quota, a peer makes room among its own entries.
+            let quota = self.limits.max_count_per_peer.max(1);
+            while self.by_source.get(&Some(peer)).map_or(0, BTreeSet::len) >= quota {
+                let oldest = self
+                    .by_source
+                    .get(&Some(peer))
+                    .and_then(|seqs| seqs.first().copied());
+                match oldest {
+                    Some(seq) if self.remove_seq(seq).is_some() => evicted += 1,
+                    _ => break,
+                }
+            }
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_number.insert((entry.block_number, seq));
+        self.by_source.entry(entry.source).or_default().insert(seq);
         self.entries.insert(seq, entry);
-        let mut evicted = 0;
         while self.entries.len() > self.limits.max_count || self.bytes() > self.limits.max_bytes {
-            let Some((seq, old)) = self.entries.pop_first() else {
-                break;
-            };
-            self.by_number.remove(&(old.block_number, seq));
-            evicted += 1;
+            // The oldest entry of the source holding the most.
+            let victim = self
+                .by_source
+                .values()
+                .max_by_key(|seqs| (seqs.len(), std::cmp::Reverse(seqs.first().copied())))
+                .and_then(|seqs| seqs.first().copied());
+            match victim {
+                Some(seq) if self.remove_seq(seq).is_some() => evicted += 1,
+                _ => break,
+            }
         }
         self.evicted += evicted as u64;
         evicted
+    }
+
+    /// Removes entry `seq` from every index.
+    fn remove_seq(&mut self, seq: u64) -> Option<PendingEntry> {
+        let entry = self.entries.remove(&seq)?;
+        self.by_number.remove(&(entry.block_number, seq));
+        if let Some(seqs) = self.by_source.get_mut(&entry.source) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_source.remove(&entry.source);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Entries buffered from `peer`.
+    pub fn count_from(&self, peer: &PeerId) -> usize {
+        self.by_source.get(&Some(*peer)).map_or(0, BTreeSet::len)
     }
 
     /// Whether a buffered commitment references tx list `hash` (a scan: the buffer is small).
@@ -125,10 +168,7 @@ impl PendingBuffer {
             .copied()
             .collect();
         seqs.into_iter()
-            .filter_map(|key| {
-                self.by_number.remove(&key);
-                self.entries.remove(&key.1)
-            })
+            .filter_map(|(_, seq)| self.remove_seq(seq))
             .collect()
     }
 
@@ -141,10 +181,7 @@ impl PendingBuffer {
             .copied()
             .collect();
         keys.into_iter()
-            .filter_map(|key| {
-                self.by_number.remove(&key);
-                self.entries.remove(&key.1)
-            })
+            .filter_map(|(_, seq)| self.remove_seq(seq))
             .collect()
     }
 
@@ -164,9 +201,8 @@ impl PendingBuffer {
             })
             .copied()
             .collect();
-        for key in &doomed {
-            self.by_number.remove(key);
-            self.entries.remove(&key.1);
+        for (_, seq) in &doomed {
+            self.remove_seq(*seq);
         }
         doomed.len()
     }
@@ -238,6 +274,70 @@ mod tests {
         assert!(buf.take_number(10).is_empty());
         assert_eq!(buf.take_number(5).len(), 1);
         assert_eq!(buf.evicted_total(), 1);
+    }
+
+    fn entry_from(number: u64, peer: PeerId) -> PendingEntry {
+        let mut c = SignedCommitment::default();
+        c.commitment.preconf.block_number = U256::from(number);
+        PendingEntry::new(
+            c,
+            Address::ZERO,
+            number,
+            Some(peer),
+            PendingReason::ScheduleUnknown,
+        )
+    }
+
+    #[test]
+    fn a_flooding_peer_evicts_only_its_own_entries() {
+        let (honest, attacker) = (PeerId::random(), PeerId::random());
+        let mut buf = PendingBuffer::new(PendingLimits {
+            max_count_per_peer: 50,
+            ..limits(100, usize::MAX)
+        });
+        for n in 0..10 {
+            buf.insert(entry_from(n, honest));
+        }
+        for n in 1_000..11_000 {
+            buf.insert(entry_from(n, attacker));
+        }
+        assert_eq!(buf.count_from(&honest), 10, "the honest entries survive");
+        assert_eq!(
+            buf.count_from(&attacker),
+            50,
+            "the attacker is held to its quota"
+        );
+        // Its newest entries are the ones kept.
+        assert_eq!(buf.take_number(10_999).len(), 1);
+        assert!(buf.take_number(1_000).is_empty());
+    }
+
+    #[test]
+    fn when_full_the_heaviest_peer_loses_its_oldest() {
+        let peers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        let mut buf = PendingBuffer::new(PendingLimits {
+            max_count_per_peer: 100,
+            ..limits(10, usize::MAX)
+        });
+        // Peer 0: 2 entries; peers 1 and 2 fill the rest and keep sending.
+        buf.insert(entry_from(1, peers[0]));
+        buf.insert(entry_from(2, peers[0]));
+        for n in 0..40 {
+            buf.insert(entry_from(100 + n, peers[1 + (n as usize % 2)]));
+        }
+        assert_eq!(buf.len(), 10);
+        assert_eq!(
+            buf.count_from(&peers[0]),
+            2,
+            "the light peer keeps its entries"
+        );
+        assert_eq!(buf.count_from(&peers[1]) + buf.count_from(&peers[2]), 8);
+        // Sweeping and taking keep the per-peer index in step.
+        assert_eq!(buf.sweep(1, Instant::now()), 1);
+        assert_eq!(buf.count_from(&peers[0]), 1);
+        assert_eq!(buf.take_reason(PendingReason::ScheduleUnknown).len(), 9);
+        assert_eq!(buf.count_from(&peers[1]), 0);
+        assert!(buf.by_source.is_empty());
     }
 
     #[test]
