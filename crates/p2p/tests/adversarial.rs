@@ -179,3 +179,121 @@ async fn invalid_publisher_is_penalised_then_banned() {
     a.sdk.shutdown().await.unwrap();
     b.sdk.shutdown().await.unwrap();
 }
+
+/// A schedule-unknown flood: while the victim does not know the schedule of the next slots,
+/// four peer ids flood validly signed commitments (any key recovers) for those slots, 600
+/// each, against a pending buffer of 1 024 entries. The honest publisher's four pending blocks
+/// survive (per-peer quota, heaviest source evicted first); once the schedule is known they
+/// are accepted, and the flood is dropped. Catch-up is off on the victim so only the buffer
+/// can deliver those blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_unknown_flood() {
+    const ATTACKERS: usize = 4;
+    const PER_ATTACKER: u64 = 600;
+    let mut builder = ChainBuilder::in_the_past(chain(), 3, 4, 400);
+    let full = builder.lookahead();
+    let signers = builder
+        .keys()
+        .iter()
+        .map(preconfirmation_types::secret_key_to_address)
+        .collect();
+    // The victim knows slots 0..=7 (blocks 1..=8) only.
+    let horizon = std::sync::Arc::new(
+        p2p::RotatingLookahead::new(signers, 4, full.genesis(), full.slot_duration())
+            .expect("lookahead")
+            .with_horizon(7),
+    );
+    let mut victim_config = sdk_config();
+    victim_config.catchup.enabled = false;
+    victim_config.pending.max_count = 1_024;
+    let (victim, _victim_events) = p2p::P2pSdk::start(
+        victim_config,
+        std::sync::Arc::new(p2p::MemoryStorage::default()) as std::sync::Arc<dyn p2p::SdkStorage>,
+        horizon.clone(),
+        None,
+    )
+    .await
+    .expect("victim starts");
+    let publisher = start_node(sdk_config(), &builder).await;
+    connect(&publisher.sdk, &victim).await;
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        let (x, _events) = raw_node().await;
+        x.dial(victim.listen_addrs().await.unwrap()[0].clone())
+            .await
+            .expect("attacker dials");
+        attackers.push((x, _events));
+    }
+    victim
+        .wait_for_gossip_peers(1 + ATTACKERS, WAIT)
+        .await
+        .expect("mesh");
+    wait_live(&victim).await;
+
+    let blocks = builder.blocks(12, 32);
+    for b in &blocks[..8] {
+        let txlist = b.txlist.as_ref().map(|t| t.txlist.to_vec());
+        publisher
+            .sdk
+            .publish(b.commitment.clone(), txlist)
+            .await
+            .expect("publish");
+    }
+    wait_head(&victim, 8).await;
+    // Blocks 9..=12 lie beyond the victim's schedule: pending.
+    for b in &blocks[8..] {
+        let txlist = b.txlist.as_ref().map(|t| t.txlist.to_vec());
+        publisher
+            .sdk
+            .publish(b.commitment.clone(), txlist)
+            .await
+            .expect("publish");
+    }
+    wait_status(&victim, |s| s.pending_schedule == 4).await;
+
+    // The flood: any key's signature recovers while the schedule is unknown.
+    let rogue = preconfirmation_types::secret_key_from_bytes([9u8; 32]).expect("key");
+    let template = builder.next_unsigned(Some(b"flood"));
+    let mut sent = 0u64;
+    for (a, (x, _)) in attackers.iter().enumerate() {
+        for i in 0..PER_ATTACKER {
+            let mut c = template.clone();
+            c.preconf.block_number = U256::from(14 + i % 500);
+            c.preconf.proposal_id = U256::from(1_000_000 * (a as u64 + 1) + i);
+            let bytes = builder.sign_with(&rogue, c).to_ssz();
+            if x.publish(GossipTopicKind::Commitments, bytes).await.is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    assert!(
+        sent >= ATTACKERS as u64 * PER_ATTACKER / 2,
+        "the flood was sent: {sent}"
+    );
+    // The flood reached the buffer (it is full), the honest entries are still there.
+    let flooded = wait_status(&victim, |s| s.pending_schedule >= 1_000).await;
+    assert!(
+        flooded.pending_schedule <= 1_024,
+        "over the cap: {}",
+        flooded.pending_schedule
+    );
+
+    // The schedule becomes known: the honest blocks are accepted from the buffer.
+    horizon.extend_horizon(1_000);
+    victim.schedule_updated().expect("schedule update");
+    let status = wait_head(&victim, 12).await;
+    assert_eq!(status.head_hash, publisher.sdk.status().head_hash);
+    for b in &blocks[8..] {
+        let n = u64::try_from(b.commitment.preconf().block_number).unwrap();
+        assert_eq!(
+            victim.commitment_by_number(n).unwrap().as_ref(),
+            Some(&b.commitment)
+        );
+    }
+    println!(
+        "RELIABILITY family=schedule_unknown_flood sent={sent} pending_peak={} honest_pending_survived=4",
+        flooded.pending_schedule
+    );
+    victim.shutdown().await.unwrap();
+    publisher.sdk.shutdown().await.unwrap();
+}
