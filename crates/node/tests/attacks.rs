@@ -950,3 +950,116 @@ async fn junk_txlist_flood() {
     report("junk_txlist_flood", &volume, None, &rss, &latencies, lost);
     honest.shutdown().await;
 }
+
+/// Tx-list amplification: a 32-byte `get_raw_txlist` request for a stored 2 MiB tx list, sent
+/// by one peer id as fast as it is answered (2 in flight). What the victim sends that peer is
+/// held to its response-byte budget (`rate_limit.response_bytes`, reserved before serving),
+/// whatever the request rate; the flooder is refused, penalised and banned. The victim's
+/// budget is 8 MiB per 10 s here (default 64 MiB): a debug-build attacker on two shared cores
+/// pulls less than the default's 6.4 MiB/s refill, which it would be allowed to keep doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txlist_amplification() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let mut honest = Honest::start(3, builder(), |i, c| {
+        if i == 1 {
+            c.sdk.network.rate_limit.response_bytes =
+                preconfirmation_net::ByteRateLimit::new(8 << 20, Duration::from_secs(10));
+        }
+    })
+    .await;
+    // A block whose tx list is at the 2 MiB cap, stored on the victim.
+    let big = vec![0x42u8; preconfirmation_types::MAX_TXLIST_BYTES];
+    let block = honest.builder.next_block(Some(big));
+    let hash = block.commitment.preconf().raw_tx_list_hash;
+    let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
+    let _ = honest
+        .node(0)
+        .sdk()
+        .publish(block.commitment.clone(), txlist)
+        .await;
+    for i in 0..3 {
+        wait_head(honest.node(i), 1).await;
+    }
+    honest.acknowledged.push(block.commitment);
+    tokio::time::timeout(common::WAIT, async {
+        while !matches!(honest.node(1).sdk().raw_txlist(&hash), Ok(Some(_))) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the victim stores the 2 MiB tx list");
+
+    let budget = honest
+        .node(1)
+        .sdk()
+        .config()
+        .network
+        .rate_limit
+        .response_bytes;
+    let victim = honest.node(1).sdk().local_peer_id();
+    let x = Arc::new(RawPeer::spawn(chain().chain_id));
+    x.connect(honest.node(1)).await;
+    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let attack = {
+        let (x, received, requests) = (x.clone(), received.clone(), requests.clone());
+        tokio::spawn(async move {
+            let mut request = varint(32);
+            request.extend_from_slice(hash.as_slice());
+            while x.is_connected(&victim) {
+                let a = x.send(
+                    victim,
+                    Proto::GetRawTxList,
+                    vec![Step::Write(request.clone())],
+                );
+                let b = x.send(
+                    victim,
+                    Proto::GetRawTxList,
+                    vec![Step::Write(request.clone())],
+                );
+                for r in [a, b] {
+                    requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Ok(Ok(body)) = r.await {
+                        received.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
+    x.wait_disconnected(victim).await;
+    attack.abort();
+    let elapsed = started.elapsed().as_secs_f64();
+    let received = received.load(std::sync::atomic::Ordering::Relaxed);
+    let requests = requests.load(std::sync::atomic::Ordering::Relaxed);
+    // The most the byte budget lets out over the attack: a full bucket, its refill, and one
+    // response in flight per stream.
+    let rate = budget.burst_bytes as f64 / budget.period.as_secs_f64();
+    let allowed = budget.burst_bytes as f64 + rate * elapsed + 2.0 * (3 << 20) as f64;
+    assert!(received > 0, "some tx lists were served before the limit");
+    assert!(
+        (received as f64) <= allowed,
+        "egress {received} B over the byte budget's {allowed:.0} B in {elapsed:.1} s"
+    );
+    assert_serves_head(&honest, 1, 2).await;
+    let lost = honest.assert_nothing_lost().await;
+    let volume = format!(
+        "{requests} get_raw_txlist requests of 32 B for a 2 MiB tx list; {:.1} MiB served in \
+         {elapsed:.1} s (budget {} MiB per {} s)",
+        received as f64 / (1 << 20) as f64,
+        budget.burst_bytes >> 20,
+        budget.period.as_secs()
+    );
+    report(
+        "txlist_amplification",
+        &volume,
+        Some(time_to_ban),
+        &rss,
+        &latencies,
+        lost,
+    );
+    honest.shutdown().await;
+}
