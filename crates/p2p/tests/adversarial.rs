@@ -231,24 +231,19 @@ async fn schedule_unknown_flood() {
     wait_live(&victim).await;
 
     let blocks = builder.blocks(12, 32);
-    for b in &blocks[..8] {
-        let txlist = b.txlist.as_ref().map(|t| t.txlist.to_vec());
-        publisher
-            .sdk
-            .publish(b.commitment.clone(), txlist)
-            .await
-            .expect("publish");
-    }
+    let publish = |blocks: &[p2p::testkit::Block]| {
+        let (sdk, blocks) = (publisher.sdk.clone(), blocks.to_vec());
+        async move {
+            for b in blocks {
+                let txlist = b.txlist.as_ref().map(|t| t.txlist.to_vec());
+                sdk.publish(b.commitment, txlist).await.expect("publish");
+            }
+        }
+    };
+    publish(&blocks[..8]).await;
     wait_head(&victim, 8).await;
     // Blocks 9..=12 lie beyond the victim's schedule: pending.
-    for b in &blocks[8..] {
-        let txlist = b.txlist.as_ref().map(|t| t.txlist.to_vec());
-        publisher
-            .sdk
-            .publish(b.commitment.clone(), txlist)
-            .await
-            .expect("publish");
-    }
+    publish(&blocks[8..]).await;
     wait_status(&victim, |s| s.pending_schedule == 4).await;
 
     // The flood: any key's signature recovers while the schedule is unknown.
