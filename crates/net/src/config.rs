@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 use preconfirmation_types::{
-    ChainLimits, ReqRespKind, MAX_RAW_TXLISTS_RESPONSE_BYTES, TAIKO_MAINNET_CHAIN_ID,
+    ChainLimits, GossipTopicKind, ReqRespKind, MAX_RAW_TXLISTS_RESPONSE_BYTES, MAX_TXLIST_BYTES,
+    RAW_TXLIST_FIXED_PART_LEN, SIGNED_COMMITMENT_SSZ_LEN, TAIKO_MAINNET_CHAIN_ID,
 };
 use serde::{Deserialize, Serialize};
 
@@ -277,6 +278,19 @@ impl NetworkConfig {
             ));
         }
         let g = &self.gossip;
+        let largest = GossipTopicKind::ALL
+            .iter()
+            .map(|k| self.limits.max_gossip_len(*k))
+            .max()
+            .unwrap_or(0)
+            .saturating_add(GOSSIP_FRAMING_ALLOWANCE);
+        if g.max_transmit_size < largest {
+            return Err(NetError::Config(format!(
+                "gossip.max_transmit_size ({}) must hold the largest valid message plus framing \
+                 ({largest} bytes)",
+                g.max_transmit_size
+            )));
+        }
         if !(g.mesh_n_low <= g.mesh_n && g.mesh_n <= g.mesh_n_high) {
             return Err(NetError::Config(
                 "gossip mesh must satisfy D_lo <= D <= D_hi".into(),
@@ -494,6 +508,33 @@ impl Default for PolitenessConfig {
     }
 }
 
+/// Room for gossipsub's protobuf framing around one published payload (§2, §7), added to the
+/// largest valid payload to make the frame caps. One message on the wire is a length-prefixed
+/// `RPC { publish: [Message { from, data, seqno, topic, signature, key }] }`; its overhead is
+/// at most ≈ 300 bytes: `from` (a peer id, ≤ 2 + 42), `seqno` (2 + 8), `topic` (2 + the topic
+/// string, ≤ 2 + 70 for a 20-digit chain id), `signature` (≤ 2 + 72, secp256k1 DER), `key`
+/// (≤ 2 + 37, or none when inlined in an ed25519 peer id), the `data` and `publish` field
+/// prefixes (≤ 2 × 6) and the frame's varint length (≤ 5). 1 KiB leaves room for the odd
+/// subscription an implementation piggybacks on the same RPC, and no more.
+pub const GOSSIP_FRAMING_ALLOWANCE: usize = 1024;
+
+/// The largest valid gossip payload of the protocol (§2, §3): a `RawTxListGossip` of
+/// `MAX_TXLIST_BYTES` (2 MiB) plus its 36-byte SSZ fixed part; a `SignedCommitment` is only
+/// `SIGNED_COMMITMENT_SSZ_LEN` (382) bytes.
+pub const MAX_GOSSIP_PAYLOAD_BYTES: usize = {
+    let txlist = RAW_TXLIST_FIXED_PART_LEN + MAX_TXLIST_BYTES;
+    if txlist > SIGNED_COMMITMENT_SSZ_LEN {
+        txlist
+    } else {
+        SIGNED_COMMITMENT_SSZ_LEN
+    }
+};
+
+/// Default [`GossipConfig::max_transmit_size`]: [`MAX_GOSSIP_PAYLOAD_BYTES`] +
+/// [`GOSSIP_FRAMING_ALLOWANCE`] = 2 098 212 bytes (≈ 2 MiB + 1 KiB).
+pub const DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE: usize =
+    MAX_GOSSIP_PAYLOAD_BYTES + GOSSIP_FRAMING_ALLOWANCE;
+
 /// Gossipsub mesh parameters (§7); defaults are the Kona/op-node presets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -524,6 +565,17 @@ pub struct GossipConfig {
     /// the gossipsub envelope. Set false for `Anonymous` (op-node `StrictNoSign`) networks.
     /// Default true.
     pub signed_messages: bool,
+    /// Gossipsub's frame cap in bytes: an inbound RPC frame longer than this is refused by the
+    /// codec before it is decoded (the stream is dropped), and we never publish a larger one.
+    /// Default [`DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE`]: the largest valid message of the
+    /// protocol, a `RawTxListGossip` of `MAX_TXLIST_BYTES` + 36 bytes, plus
+    /// [`GOSSIP_FRAMING_ALLOWANCE`] — not `MAX_GOSSIP_SIZE_BYTES` (10 MiB), which no valid
+    /// message comes near. Each topic additionally gets its own cap,
+    /// `limits.max_gossip_len(topic)` + [`GOSSIP_FRAMING_ALLOWANCE`] (so 1 406 bytes for
+    /// commitments) but never above this one; a message over its topic's cap is dropped by
+    /// gossipsub as an invalid delivery (§7.1 weight −2) and never reaches the SDK. Must hold
+    /// the largest message `limits` allow plus the allowance.
+    pub max_transmit_size: usize,
 }
 
 impl Default for GossipConfig {
@@ -539,6 +591,7 @@ impl Default for GossipConfig {
             history_gossip: 3,
             duplicate_cache_time: Duration::from_secs(120),
             signed_messages: true,
+            max_transmit_size: DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE,
         }
     }
 }

@@ -310,8 +310,7 @@ async fn bare_network(
     let mut tasks = Vec::with_capacity(args.nodes);
     for index in 0..args.nodes {
         let keypair = Keypair::generate_secp256k1();
-        let mut behaviour =
-            bare_gossipsub(&net.gossip, net.limits.max_gossip_size_bytes, &keypair)?;
+        let mut behaviour = bare_gossipsub(&net.gossip, net.gossip.max_transmit_size, &keypair)?;
         for t in &topics {
             behaviour
                 .subscribe(t)
