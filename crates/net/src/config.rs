@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NetError;
 
+/// [`NetworkConfig::max_connections_per_ip`] for devnets, benchmarks and tests, where every
+/// node dials from 127.0.0.1: the per-IP cap is then no cap. Never for a public node.
+pub const LOOPBACK_MAX_CONNECTIONS_PER_IP: u32 = 1024;
+
 /// Serde helper: a [`std::time::Duration`] as whole milliseconds (`#[serde(with = "millis")]`),
 /// so config files say `request_timeout = 10000`.
 pub mod millis {
@@ -96,8 +100,26 @@ pub struct NetworkConfig {
     /// Most simultaneous libp2p streams (inbound + outbound) of one req/resp protocol per
     /// connection; a stream beyond it is dropped before it is read. Default 16.
     pub max_streams_per_connection: usize,
-    /// Most connected peers. Default 50.
+    /// Most connected peers, both directions. Default 50, the sum of the default
+    /// [`Self::max_inbound_peers`] and [`Self::max_outbound_peers`].
     pub max_peers: u32,
+    /// Most peers connected to us (inbound). Default 35. Inbound slots are the ones an
+    /// attacker can fill at will (it only has to dial us, from many peer ids); capping them
+    /// below [`Self::max_peers`] keeps [`Self::max_outbound_peers`] slots that only we fill —
+    /// static peers and peers discovery chose — so a node whose inbound slots are all taken
+    /// still dials out and is never eclipsed by inbound peers alone (§7). 35 + 15 keeps
+    /// today's 50 in all; 35 inbound leaves room for the many nodes behind NAT, which can
+    /// only dial in.
+    pub max_inbound_peers: u32,
+    /// Most peers we dialled (outbound). Default 15: about twice gossipsub's mesh degree
+    /// (D = 8), so a node can build its whole mesh from peers of its own choosing, while
+    /// leaving most slots inbound for peers that cannot be dialled.
+    pub max_outbound_peers: u32,
+    /// Most inbound connections, pending or established, from one IP address. Default 4: a
+    /// host runs a node or a few, never tens; without the cap one host minting peer ids takes
+    /// every inbound slot ([`crate::ip_limit`]). Outbound connections are not counted. Tests
+    /// running many nodes on 127.0.0.1 raise it.
+    pub max_connections_per_ip: u32,
     /// Discovery dials newly found peers until this many are connected. Default 50.
     pub target_peers: u32,
     /// Most connections per peer id (pending inbound or established). Default 1.
@@ -174,6 +196,9 @@ impl Default for NetworkConfig {
             max_concurrent_inbound_per_protocol: 2,
             max_streams_per_connection: 16,
             max_peers: 50,
+            max_inbound_peers: 35,
+            max_outbound_peers: 15,
+            max_connections_per_ip: 4,
             target_peers: 50,
             max_pending_inbound_per_peer: 1,
             max_pending_incoming: 16,
@@ -231,6 +256,18 @@ impl NetworkConfig {
         {
             return Err(NetError::Config(
                 "ping_interval, ping_timeout and ping_inbound_timeout must be positive".into(),
+            ));
+        }
+        if self.max_peers == 0
+            || self.max_inbound_peers == 0
+            || self.max_outbound_peers == 0
+            || self.max_connections_per_ip == 0
+            || self.max_pending_inbound_per_peer == 0
+        {
+            return Err(NetError::Config(
+                "max_peers, max_inbound_peers, max_outbound_peers, max_connections_per_ip and \
+                 max_pending_inbound_per_peer must be positive"
+                    .into(),
             ));
         }
         if self.command_channel_capacity == 0
@@ -864,6 +901,36 @@ mod tests {
             },
         ] {
             assert!(matches!(bad.validate(), Err(NetError::Config(_))));
+        }
+    }
+
+    #[test]
+    fn peer_slots_split_and_per_ip_cap() {
+        let c = NetworkConfig::default();
+        assert_eq!((c.max_inbound_peers, c.max_outbound_peers), (35, 15));
+        assert_eq!(c.max_inbound_peers + c.max_outbound_peers, c.max_peers);
+        assert_eq!(c.max_connections_per_ip, 4);
+        let c: NetworkConfig = serde_json::from_str(
+            r#"{"max_inbound_peers": 3, "max_outbound_peers": 2, "max_connections_per_ip": 9}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.max_inbound_peers,
+                c.max_outbound_peers,
+                c.max_connections_per_ip
+            ),
+            (3, 2, 9)
+        );
+        c.validate().unwrap();
+        for f in [
+            |c: &mut NetworkConfig| c.max_inbound_peers = 0,
+            |c: &mut NetworkConfig| c.max_outbound_peers = 0,
+            |c: &mut NetworkConfig| c.max_connections_per_ip = 0,
+        ] {
+            let mut c = NetworkConfig::default();
+            f(&mut c);
+            assert!(matches!(c.validate(), Err(NetError::Config(_))));
         }
     }
 

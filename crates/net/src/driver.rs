@@ -123,12 +123,16 @@ pub(crate) async fn spawn(
                 .with_max_concurrent_streams(config.max_streams_per_connection),
         )
     };
+    // One connection per peer (the usual case) makes these peer counts; connections per peer
+    // id are capped by `ip_limit`, whose map forgets a peer with its last connection.
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_peers))
-        .with_max_established_per_peer(Some(config.max_pending_inbound_per_peer))
+        .with_max_established_incoming(Some(config.max_inbound_peers))
+        .with_max_established_outgoing(Some(config.max_outbound_peers))
         .with_max_pending_incoming(Some(config.max_pending_incoming));
     let behaviour = Behaviour {
         block_list: allow_block_list::Behaviour::default(),
+        ip_limit: crate::ip_limit::Behaviour::new(&config),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         head: reqresp(ReqRespKind::GetHead),
@@ -591,7 +595,8 @@ impl Driver {
                 };
                 let addr = endpoint.get_remote_address().clone();
                 info!(peer = %peer_id, %addr, ?direction, "peer connected");
-                self.peers.on_connected(peer_id, &addr);
+                self.peers
+                    .on_connected(peer_id, &addr, direction == Direction::Outbound);
                 self.connected.insert(
                     peer_id,
                     Connected {

@@ -115,6 +115,7 @@ pub mod discovery;
 mod driver;
 pub mod error;
 pub mod gossip;
+pub mod ip_limit;
 pub mod metrics;
 mod peer_manager;
 mod ping;

@@ -202,6 +202,8 @@ async fn sdk_network(
             let mut config = P2pSdkConfig::new(chain);
             config.network.listen_addr = listen_addr();
             config.network.discovery_enabled = false;
+            config.network.max_connections_per_ip =
+                preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
             config.catchup.enabled = false;
             let (sdk, mut events) = P2pSdk::start(
                 config,
