@@ -38,7 +38,8 @@ use crate::peer_manager::{Admission, PeerManager};
 use crate::ping;
 use crate::politeness::{Held, OutboundPacer, PeerProfile};
 use crate::service::{
-    Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, Responder,
+    Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes,
+    Responder,
 };
 
 /// Identify protocol version string of this network.
@@ -361,6 +362,15 @@ impl Driver {
                     .collect();
                 let _ = reply.send(list);
             }
+            Command::StateSizes { reply } => {
+                let _ = reply.send(PeerStateSizes {
+                    connected: self.connected.len(),
+                    peer_manager: self.peers.tracked_entries(),
+                    pacer: self.pacer.tracked_peers(),
+                    outbound_requests: self.outbound.len(),
+                    connection_limits: self.swarm.behaviour().ip_limit.counts(),
+                });
+            }
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
             }
@@ -481,6 +491,7 @@ impl Driver {
             b.block_list.unblock_peer(peer);
             b.gossipsub.remove_blacklisted_peer(&peer);
         }
+        self.pacer.prune(now);
         for addr in self.peers.due_static_dials(now) {
             debug!(%addr, "dialling static peer");
             if let Err(e) = self.swarm.dial(addr.clone()) {

@@ -134,7 +134,7 @@ pub use gossip::message_id;
 pub use politeness::PeerProfile;
 pub use service::{
     Direction, GossipVerdict, InboundRequest, NetworkEvent, NetworkEvents, P2pService,
-    PeerSnapshot, Responder,
+    PeerSnapshot, PeerStateSizes, Responder,
 };
 
 /// Re-exports used in the public API.

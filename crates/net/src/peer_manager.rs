@@ -232,6 +232,23 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         }
     }
 
+    /// Entries in all per-peer maps (scores, buckets, budgets, in-flight counts, refusal
+    /// windows, ban timers, bans, connected, dialling): for tests that check a peer's state
+    /// goes with it.
+    pub(crate) fn tracked_entries(&self) -> usize {
+        self.app.len()
+            + self.buckets.len()
+            + self.byte_buckets.len()
+            + self.inflight.len()
+            + self.inbound.len()
+            + self.refusals.len()
+            + self.below_since.len()
+            + self.banned.len()
+            + self.connected.len()
+            + self.outbound.len()
+            + self.dialing.len()
+    }
+
     // ---- app score -------------------------------------------------------------------------
 
     /// Penalises `peer`; returns its new app score if the penalty counted.

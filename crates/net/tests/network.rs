@@ -1010,3 +1010,129 @@ async fn inbound_connections_are_capped_per_ip() {
         .await
         .is_some());
 }
+
+/// 200 distinct peer ids connect over TCP (in batches), are identified, and disconnect: every
+/// per-peer map of the victim (peer manager, pacer, connection limits, connected set) grows
+/// with them and returns to its size before them. Nothing a peer id leaves behind
+/// accumulates (§7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_peer_state_is_dropped_after_churn() {
+    const PEERS: usize = 200;
+    // Under `max_pending_incoming` (16): a batch dials at once.
+    const BATCH: usize = 10;
+    let mut victim_cfg = NetworkConfig {
+        max_connections_per_ip: preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP,
+        ..test_config()
+    };
+    // Pacing state outlives a connection by the longest rate-limit window: keep it short.
+    victim_cfg.politeness.strict_window = Duration::from_millis(100);
+    victim_cfg.politeness.window_margin = Duration::from_millis(1);
+    victim_cfg.politeness.extended_rate_limit =
+        RateLimitConfig::uniform(8, Duration::from_millis(100));
+    let (victim, mut victim_events) = start(victim_cfg).await;
+    let victim_addr = addr(&victim).await;
+    let baseline = victim.peer_state_sizes().await.expect("sizes");
+    assert_eq!(baseline.connected, 0);
+
+    let mut peak = baseline;
+    for _ in 0..PEERS / BATCH {
+        let mut swarms = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let mut swarm = SwarmBuilder::with_new_identity()
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default(),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .expect("tcp")
+                .with_behaviour(|key| {
+                    libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                        preconfirmation_net::IDENTIFY_PROTOCOL.into(),
+                        key.public(),
+                    ))
+                })
+                .expect("behaviour")
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+                .build();
+            swarm.dial(victim_addr.clone()).expect("dial");
+            // Drive each swarm until the victim has identified it (its identify answer came
+            // back to us), then keep it alive until the batch is dropped.
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(async move {
+                let mut ready = Some(ready_tx);
+                loop {
+                    if let SwarmEvent::Behaviour(libp2p::identify::Event::Received { .. }) =
+                        swarm.select_next_some().await
+                    {
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            });
+            swarms.push((task, ready_rx));
+        }
+        let mut tasks = Vec::with_capacity(BATCH);
+        for (task, ready) in swarms {
+            timeout(WAIT, ready)
+                .await
+                .expect("identified in time")
+                .expect("swarm alive");
+            tasks.push(task);
+        }
+        // The victim sees the whole batch, and has identified each peer.
+        let sizes = timeout(WAIT, async {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                let s = victim.peer_state_sizes().await.expect("sizes");
+                if s.connected == BATCH && s.pacer >= BATCH {
+                    return s;
+                }
+            }
+        })
+        .await
+        .expect("the batch is connected");
+        peak.connected = peak.connected.max(sizes.connected);
+        peak.peer_manager = peak.peer_manager.max(sizes.peer_manager);
+        peak.connection_limits.peers = peak
+            .connection_limits
+            .peers
+            .max(sizes.connection_limits.peers);
+        peak.connection_limits.ips = peak.connection_limits.ips.max(sizes.connection_limits.ips);
+        // Disconnect the batch: dropping the swarms closes their connections.
+        for task in tasks {
+            task.abort();
+        }
+        let mut gone = 0;
+        while gone < BATCH {
+            wait_for(&mut victim_events, |e| {
+                matches!(e, NetworkEvent::PeerDisconnected { .. })
+            })
+            .await
+            .expect("the batch disconnects");
+            gone += 1;
+        }
+    }
+    // Everything grew with the peers …
+    assert_eq!(peak.connected, BATCH);
+    assert!(peak.peer_manager >= BATCH, "{peak:?}");
+    assert_eq!(peak.connection_limits.peers, BATCH);
+    assert_eq!(peak.connection_limits.ips, 1);
+    // … and returns to where it was (pacing state once its short window has passed).
+    let last = timeout(WAIT, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let s = victim.peer_state_sizes().await.expect("sizes");
+            if s == baseline {
+                return s;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("per-peer state did not return to {baseline:?}"));
+    assert_eq!(last, baseline);
+    victim.shutdown().await.expect("shutdown");
+}
