@@ -4,7 +4,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{allow_block_list, connection_limits, gossipsub, identify, request_response};
 
 use crate::codec::PreconfCodec;
-use crate::ping;
+use crate::{ip_limit, ping};
 
 /// All protocols of a node. Order matters for connection denial: the block list and the
 /// connection limits are consulted first.
@@ -12,7 +12,9 @@ use crate::ping;
 pub(crate) struct Behaviour {
     /// Banned peers: connections refused, existing ones closed (§7.1).
     pub(crate) block_list: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Max peers, max connections per peer, max pending incoming.
+    /// Inbound connections per IP and connections per peer id ([`crate::ip_limit`]).
+    pub(crate) ip_limit: ip_limit::Behaviour,
+    /// Max peers in all, inbound and outbound, max pending incoming.
     pub(crate) limits: connection_limits::Behaviour,
     /// The two topics (§2) with manual validation and §7.1 scoring.
     pub(crate) gossipsub: gossipsub::Behaviour,

@@ -7,11 +7,16 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 use preconfirmation_types::{
-    ChainLimits, ReqRespKind, MAX_RAW_TXLISTS_RESPONSE_BYTES, TAIKO_MAINNET_CHAIN_ID,
+    ChainLimits, GossipTopicKind, ReqRespKind, MAX_RAW_TXLISTS_RESPONSE_BYTES, MAX_TXLIST_BYTES,
+    RAW_TXLIST_FIXED_PART_LEN, SIGNED_COMMITMENT_SSZ_LEN, TAIKO_MAINNET_CHAIN_ID,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::error::NetError;
+
+/// [`NetworkConfig::max_connections_per_ip`] for devnets, benchmarks and tests, where every
+/// node dials from 127.0.0.1: the per-IP cap is then no cap. Never for a public node.
+pub const LOOPBACK_MAX_CONNECTIONS_PER_IP: u32 = 1024;
 
 /// Serde helper: a [`std::time::Duration`] as whole milliseconds (`#[serde(with = "millis")]`),
 /// so config files say `request_timeout = 10000`.
@@ -95,8 +100,26 @@ pub struct NetworkConfig {
     /// Most simultaneous libp2p streams (inbound + outbound) of one req/resp protocol per
     /// connection; a stream beyond it is dropped before it is read. Default 16.
     pub max_streams_per_connection: usize,
-    /// Most connected peers. Default 50.
+    /// Most connected peers, both directions. Default 50, the sum of the default
+    /// [`Self::max_inbound_peers`] and [`Self::max_outbound_peers`].
     pub max_peers: u32,
+    /// Most peers connected to us (inbound). Default 35. Inbound slots are the ones an
+    /// attacker can fill at will (it only has to dial us, from many peer ids); capping them
+    /// below [`Self::max_peers`] keeps [`Self::max_outbound_peers`] slots that only we fill —
+    /// static peers and peers discovery chose — so a node whose inbound slots are all taken
+    /// still dials out and is never eclipsed by inbound peers alone (§7). 35 + 15 keeps
+    /// today's 50 in all; 35 inbound leaves room for the many nodes behind NAT, which can
+    /// only dial in.
+    pub max_inbound_peers: u32,
+    /// Most peers we dialled (outbound). Default 15: about twice gossipsub's mesh degree
+    /// (D = 8), so a node can build its whole mesh from peers of its own choosing, while
+    /// leaving most slots inbound for peers that cannot be dialled.
+    pub max_outbound_peers: u32,
+    /// Most inbound connections, pending or established, from one IP address. Default 4: a
+    /// host runs a node or a few, never tens; without the cap one host minting peer ids takes
+    /// every inbound slot ([`crate::ip_limit`]). Outbound connections are not counted. Tests
+    /// running many nodes on 127.0.0.1 raise it.
+    pub max_connections_per_ip: u32,
     /// Discovery dials newly found peers until this many are connected. Default 50.
     pub target_peers: u32,
     /// Most connections per peer id (pending inbound or established). Default 1.
@@ -173,6 +196,9 @@ impl Default for NetworkConfig {
             max_concurrent_inbound_per_protocol: 2,
             max_streams_per_connection: 16,
             max_peers: 50,
+            max_inbound_peers: 35,
+            max_outbound_peers: 15,
+            max_connections_per_ip: 4,
             target_peers: 50,
             max_pending_inbound_per_peer: 1,
             max_pending_incoming: 16,
@@ -232,6 +258,18 @@ impl NetworkConfig {
                 "ping_interval, ping_timeout and ping_inbound_timeout must be positive".into(),
             ));
         }
+        if self.max_peers == 0
+            || self.max_inbound_peers == 0
+            || self.max_outbound_peers == 0
+            || self.max_connections_per_ip == 0
+            || self.max_pending_inbound_per_peer == 0
+        {
+            return Err(NetError::Config(
+                "max_peers, max_inbound_peers, max_outbound_peers, max_connections_per_ip and \
+                 max_pending_inbound_per_peer must be positive"
+                    .into(),
+            ));
+        }
         if self.command_channel_capacity == 0
             || self.event_channel_capacity == 0
             || self.max_concurrent_inbound_per_protocol == 0
@@ -277,6 +315,19 @@ impl NetworkConfig {
             ));
         }
         let g = &self.gossip;
+        let largest = GossipTopicKind::ALL
+            .iter()
+            .map(|k| self.limits.max_gossip_len(*k))
+            .max()
+            .unwrap_or(0)
+            .saturating_add(GOSSIP_FRAMING_ALLOWANCE);
+        if g.max_transmit_size < largest {
+            return Err(NetError::Config(format!(
+                "gossip.max_transmit_size ({}) must hold the largest valid message plus framing \
+                 ({largest} bytes)",
+                g.max_transmit_size
+            )));
+        }
         if !(g.mesh_n_low <= g.mesh_n && g.mesh_n <= g.mesh_n_high) {
             return Err(NetError::Config(
                 "gossip mesh must satisfy D_lo <= D <= D_hi".into(),
@@ -494,6 +545,33 @@ impl Default for PolitenessConfig {
     }
 }
 
+/// Room for gossipsub's protobuf framing around one published payload (§2, §7), added to the
+/// largest valid payload to make the frame caps. One message on the wire is a length-prefixed
+/// `RPC { publish: [Message { from, data, seqno, topic, signature, key }] }`; its overhead is
+/// at most ≈ 300 bytes: `from` (a peer id, ≤ 2 + 42), `seqno` (2 + 8), `topic` (2 + the topic
+/// string, ≤ 2 + 70 for a 20-digit chain id), `signature` (≤ 2 + 72, secp256k1 DER), `key`
+/// (≤ 2 + 37, or none when inlined in an ed25519 peer id), the `data` and `publish` field
+/// prefixes (≤ 2 × 6) and the frame's varint length (≤ 5). 1 KiB leaves room for the odd
+/// subscription an implementation piggybacks on the same RPC, and no more.
+pub const GOSSIP_FRAMING_ALLOWANCE: usize = 1024;
+
+/// The largest valid gossip payload of the protocol (§2, §3): a `RawTxListGossip` of
+/// `MAX_TXLIST_BYTES` (2 MiB) plus its 36-byte SSZ fixed part; a `SignedCommitment` is only
+/// `SIGNED_COMMITMENT_SSZ_LEN` (382) bytes.
+pub const MAX_GOSSIP_PAYLOAD_BYTES: usize = {
+    let txlist = RAW_TXLIST_FIXED_PART_LEN + MAX_TXLIST_BYTES;
+    if txlist > SIGNED_COMMITMENT_SSZ_LEN {
+        txlist
+    } else {
+        SIGNED_COMMITMENT_SSZ_LEN
+    }
+};
+
+/// Default [`GossipConfig::max_transmit_size`]: [`MAX_GOSSIP_PAYLOAD_BYTES`] +
+/// [`GOSSIP_FRAMING_ALLOWANCE`] = 2 098 212 bytes (≈ 2 MiB + 1 KiB).
+pub const DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE: usize =
+    MAX_GOSSIP_PAYLOAD_BYTES + GOSSIP_FRAMING_ALLOWANCE;
+
 /// Gossipsub mesh parameters (§7); defaults are the Kona/op-node presets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -524,6 +602,17 @@ pub struct GossipConfig {
     /// the gossipsub envelope. Set false for `Anonymous` (op-node `StrictNoSign`) networks.
     /// Default true.
     pub signed_messages: bool,
+    /// Gossipsub's frame cap in bytes: an inbound RPC frame longer than this is refused by the
+    /// codec before it is decoded (the stream is dropped), and we never publish a larger one.
+    /// Default [`DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE`]: the largest valid message of the
+    /// protocol, a `RawTxListGossip` of `MAX_TXLIST_BYTES` + 36 bytes, plus
+    /// [`GOSSIP_FRAMING_ALLOWANCE`] — not `MAX_GOSSIP_SIZE_BYTES` (10 MiB), which no valid
+    /// message comes near. Each topic additionally gets its own cap,
+    /// `limits.max_gossip_len(topic)` + [`GOSSIP_FRAMING_ALLOWANCE`] (so 1 406 bytes for
+    /// commitments) but never above this one; a message over its topic's cap is dropped by
+    /// gossipsub as an invalid delivery (§7.1 weight −2) and never reaches the SDK. Must hold
+    /// the largest message `limits` allow plus the allowance.
+    pub max_transmit_size: usize,
 }
 
 impl Default for GossipConfig {
@@ -539,6 +628,7 @@ impl Default for GossipConfig {
             history_gossip: 3,
             duplicate_cache_time: Duration::from_secs(120),
             signed_messages: true,
+            max_transmit_size: DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE,
         }
     }
 }
@@ -811,6 +901,36 @@ mod tests {
             },
         ] {
             assert!(matches!(bad.validate(), Err(NetError::Config(_))));
+        }
+    }
+
+    #[test]
+    fn peer_slots_split_and_per_ip_cap() {
+        let c = NetworkConfig::default();
+        assert_eq!((c.max_inbound_peers, c.max_outbound_peers), (35, 15));
+        assert_eq!(c.max_inbound_peers + c.max_outbound_peers, c.max_peers);
+        assert_eq!(c.max_connections_per_ip, 4);
+        let c: NetworkConfig = serde_json::from_str(
+            r#"{"max_inbound_peers": 3, "max_outbound_peers": 2, "max_connections_per_ip": 9}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.max_inbound_peers,
+                c.max_outbound_peers,
+                c.max_connections_per_ip
+            ),
+            (3, 2, 9)
+        );
+        c.validate().unwrap();
+        for f in [
+            |c: &mut NetworkConfig| c.max_inbound_peers = 0,
+            |c: &mut NetworkConfig| c.max_outbound_peers = 0,
+            |c: &mut NetworkConfig| c.max_connections_per_ip = 0,
+        ] {
+            let mut c = NetworkConfig::default();
+            f(&mut c);
+            assert!(matches!(c.validate(), Err(NetError::Config(_))));
         }
     }
 

@@ -38,7 +38,8 @@ use crate::peer_manager::{Admission, PeerManager};
 use crate::ping;
 use crate::politeness::{Held, OutboundPacer, PeerProfile};
 use crate::service::{
-    Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, Responder,
+    Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes,
+    Responder,
 };
 
 /// Identify protocol version string of this network.
@@ -123,12 +124,16 @@ pub(crate) async fn spawn(
                 .with_max_concurrent_streams(config.max_streams_per_connection),
         )
     };
+    // One connection per peer (the usual case) makes these peer counts; connections per peer
+    // id are capped by `ip_limit`, whose map forgets a peer with its last connection.
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_peers))
-        .with_max_established_per_peer(Some(config.max_pending_inbound_per_peer))
+        .with_max_established_incoming(Some(config.max_inbound_peers))
+        .with_max_established_outgoing(Some(config.max_outbound_peers))
         .with_max_pending_incoming(Some(config.max_pending_incoming));
     let behaviour = Behaviour {
         block_list: allow_block_list::Behaviour::default(),
+        ip_limit: crate::ip_limit::Behaviour::new(&config),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         head: reqresp(ReqRespKind::GetHead),
@@ -357,6 +362,15 @@ impl Driver {
                     .collect();
                 let _ = reply.send(list);
             }
+            Command::StateSizes { reply } => {
+                let _ = reply.send(PeerStateSizes {
+                    connected: self.connected.len(),
+                    peer_manager: self.peers.tracked_entries(),
+                    pacer: self.pacer.tracked_peers(),
+                    outbound_requests: self.outbound.len(),
+                    connection_limits: self.swarm.behaviour().ip_limit.counts(),
+                });
+            }
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
             }
@@ -477,6 +491,7 @@ impl Driver {
             b.block_list.unblock_peer(peer);
             b.gossipsub.remove_blacklisted_peer(&peer);
         }
+        self.pacer.prune(now);
         for addr in self.peers.due_static_dials(now) {
             debug!(%addr, "dialling static peer");
             if let Err(e) = self.swarm.dial(addr.clone()) {
@@ -591,7 +606,8 @@ impl Driver {
                 };
                 let addr = endpoint.get_remote_address().clone();
                 info!(peer = %peer_id, %addr, ?direction, "peer connected");
-                self.peers.on_connected(peer_id, &addr);
+                self.peers
+                    .on_connected(peer_id, &addr, direction == Direction::Outbound);
                 self.connected.insert(
                     peer_id,
                     Connected {

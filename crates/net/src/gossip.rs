@@ -9,7 +9,7 @@ use libp2p::gossipsub::{
 use libp2p::identity::Keypair;
 use preconfirmation_types::GossipTopicKind;
 
-use crate::config::{GossipConfig, NetworkConfig};
+use crate::config::{GossipConfig, NetworkConfig, GOSSIP_FRAMING_ALLOWANCE};
 use crate::error::NetError;
 
 /// Message id (§7 "stable message id from payload hash"), identical to the deployed
@@ -59,13 +59,10 @@ impl Topics {
 }
 
 /// A gossipsub config builder with this crate's mesh parameters (§7), frame cap
-/// (`max_gossip_size_bytes` plus room for the envelope) and content-addressed message ids.
-/// [`build_gossipsub`] adds manual validation and scoring; benchmarks use it bare, so a
-/// baseline runs the very same mesh.
-pub fn mesh_config_builder(
-    g: &GossipConfig,
-    max_gossip_size_bytes: usize,
-) -> gossipsub::ConfigBuilder {
+/// (`max_transmit_size`, normally [`GossipConfig::max_transmit_size`]) and content-addressed
+/// message ids. [`build_gossipsub`] adds the per-topic caps, manual validation and scoring;
+/// benchmarks use it bare, so a baseline runs the very same mesh.
+pub fn mesh_config_builder(g: &GossipConfig, max_transmit_size: usize) -> gossipsub::ConfigBuilder {
     let mut builder = gossipsub::ConfigBuilder::default();
     builder
         .mesh_n(g.mesh_n)
@@ -77,12 +74,42 @@ pub fn mesh_config_builder(
         .history_length(g.history_length)
         .history_gossip(g.history_gossip)
         .duplicate_cache_time(g.duplicate_cache_time)
-        // Gossipsub's frame cap: the largest gossip message plus room for the envelope.
-        .max_transmit_size(max_gossip_size_bytes + 1024)
+        // Gossipsub's frame cap: checked on an inbound frame's length before it is decoded.
+        .max_transmit_size(max_transmit_size)
         .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
         // gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
         .mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
     builder
+}
+
+/// The gossipsub config of a node: mesh presets, the frame cap
+/// ([`GossipConfig::max_transmit_size`]), one cap per topic ([`topic_transmit_size`]), manual
+/// validation and the validation mode of [`GossipConfig::signed_messages`].
+pub fn gossipsub_config(
+    config: &NetworkConfig,
+    topics: &Topics,
+) -> Result<gossipsub::Config, NetError> {
+    let g = &config.gossip;
+    if g.mesh_n_low == 0 || g.mesh_n_high < g.mesh_n {
+        return Err(NetError::Config("invalid gossip mesh parameters".into()));
+    }
+    let mut builder = mesh_config_builder(g, g.max_transmit_size);
+    for kind in GossipTopicKind::ALL {
+        builder.max_transmit_size_for_topic(
+            topic_transmit_size(config, kind),
+            topics.topic(kind).hash(),
+        );
+    }
+    // Nothing is forwarded before the SDK reports Accept; unreported messages expire.
+    builder.validate_messages();
+    builder.validation_mode(if g.signed_messages {
+        ValidationMode::Strict
+    } else {
+        ValidationMode::Anonymous
+    });
+    builder
+        .build()
+        .map_err(|e| NetError::Config(format!("gossipsub: {e}")))
 }
 
 /// Builds the gossipsub behaviour with the mesh presets, manual validation and §7.1 scoring.
@@ -91,25 +118,12 @@ pub fn build_gossipsub(
     keypair: &Keypair,
     topics: &Topics,
 ) -> Result<gossipsub::Behaviour, NetError> {
-    let g = &config.gossip;
-    let mut builder = mesh_config_builder(g, config.limits.max_gossip_size_bytes);
-    // Nothing is forwarded before the SDK reports Accept; unreported messages expire.
-    builder.validate_messages();
-    let (authenticity, mode) = if g.signed_messages {
-        (
-            MessageAuthenticity::Signed(keypair.clone()),
-            ValidationMode::Strict,
-        )
+    let authenticity = if config.gossip.signed_messages {
+        MessageAuthenticity::Signed(keypair.clone())
     } else {
-        (MessageAuthenticity::Anonymous, ValidationMode::Anonymous)
+        MessageAuthenticity::Anonymous
     };
-    builder.validation_mode(mode);
-    if g.mesh_n_low == 0 || g.mesh_n_high < g.mesh_n {
-        return Err(NetError::Config("invalid gossip mesh parameters".into()));
-    }
-    let gs_config = builder
-        .build()
-        .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
+    let gs_config = gossipsub_config(config, topics)?;
     let mut behaviour = gossipsub::Behaviour::new(authenticity, gs_config)
         .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
     let (params, thresholds) = score_params(config, topics);
@@ -122,6 +136,18 @@ pub fn build_gossipsub(
             .map_err(|e| NetError::Config(format!("subscribe: {e}")))?;
     }
     Ok(behaviour)
+}
+
+/// The cap of one message on `kind`'s topic, envelope included: the largest valid payload
+/// (`limits.max_gossip_len`) plus [`GOSSIP_FRAMING_ALLOWANCE`], never above the frame cap. A
+/// larger message is dropped by gossipsub's codec as an invalid delivery, before it is
+/// handed to the driver.
+pub fn topic_transmit_size(config: &NetworkConfig, kind: GossipTopicKind) -> usize {
+    config
+        .limits
+        .max_gossip_len(kind)
+        .saturating_add(GOSSIP_FRAMING_ALLOWANCE)
+        .min(config.gossip.max_transmit_size)
 }
 
 /// The §7.1 score parameters and thresholds.
@@ -191,6 +217,54 @@ mod tests {
         assert_eq!(thresholds.graylist_threshold, -5.0);
         let kp = Keypair::generate_secp256k1();
         build_gossipsub(&config, &kp, &topics).unwrap();
+    }
+
+    #[test]
+    fn frame_caps_come_from_the_chain_caps() {
+        use preconfirmation_types::{
+            MAX_TXLIST_BYTES, RAW_TXLIST_FIXED_PART_LEN, SIGNED_COMMITMENT_SSZ_LEN,
+        };
+        let config = NetworkConfig::default();
+        // The largest valid message is a 2 MiB tx list and its 36-byte fixed part.
+        assert_eq!(RAW_TXLIST_FIXED_PART_LEN, 36);
+        assert_eq!(
+            config.gossip.max_transmit_size,
+            MAX_TXLIST_BYTES + RAW_TXLIST_FIXED_PART_LEN + GOSSIP_FRAMING_ALLOWANCE
+        );
+        assert_eq!(config.gossip.max_transmit_size, 2 * 1024 * 1024 + 36 + 1024);
+        assert!(config.gossip.max_transmit_size < config.limits.max_gossip_size_bytes);
+        assert_eq!(
+            topic_transmit_size(&config, GossipTopicKind::RawTxLists),
+            config.gossip.max_transmit_size
+        );
+        assert_eq!(
+            topic_transmit_size(&config, GossipTopicKind::Commitments),
+            SIGNED_COMMITMENT_SSZ_LEN + GOSSIP_FRAMING_ALLOWANCE
+        );
+        // What gossipsub is built with.
+        let topics = Topics::new(config.chain_id);
+        let built = gossipsub_config(&config, &topics).unwrap();
+        assert_eq!(built.max_transmit_size(), 2 * 1024 * 1024 + 36 + 1024);
+        for kind in GossipTopicKind::ALL {
+            assert_eq!(
+                built.max_transmit_size_for_topic(&topics.topic(kind).hash()),
+                topic_transmit_size(&config, kind)
+            );
+        }
+        build_gossipsub(&config, &Keypair::generate_ed25519(), &topics).unwrap();
+        // Smaller chain caps shrink the tx-list topic's cap with them.
+        let mut small = NetworkConfig::default();
+        small.limits.max_txlist_bytes = 1000;
+        assert_eq!(
+            topic_transmit_size(&small, GossipTopicKind::RawTxLists),
+            1036 + GOSSIP_FRAMING_ALLOWANCE
+        );
+        // A frame cap below the largest valid message is refused.
+        let mut bad = NetworkConfig::default();
+        bad.gossip.max_transmit_size -= 1;
+        assert!(
+            matches!(bad.validate(), Err(NetError::Config(m)) if m.contains("max_transmit_size"))
+        );
     }
 
     #[test]

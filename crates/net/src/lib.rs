@@ -23,6 +23,11 @@
 //! - **Gossip authenticity**: payloads are raw SSZ (§2); the gossipsub envelope is signed and
 //!   checked (`MessageAuthenticity::Signed` + `ValidationMode::Strict`) by default. Set
 //!   [`GossipConfig::signed_messages`] to false for `Anonymous` (op-node `StrictNoSign`) peers.
+//! - **Gossip size caps** (§2, §3): gossipsub refuses an inbound frame over
+//!   [`GossipConfig::max_transmit_size`] before decoding it — by default the largest valid
+//!   message (a 2 MiB tx list + 36 bytes) plus 1 KiB of framing, not the 10 MiB
+//!   `MAX_GOSSIP_SIZE_BYTES` — and drops a message over its topic's own cap (382 bytes + 1 KiB
+//!   for commitments) as an invalid delivery, so it never reaches the driver or the SDK.
 //! - **Manual validation**: nothing is forwarded before the SDK's `Accept`; `Reject` counts an
 //!   invalid delivery (weight −2) and −1 app score (at most −4 per 10 s); `Accept` gives +0.05.
 //!   A peer whose score stays below −5 for `ban_sustain` is banned for `ban_period`.
@@ -110,6 +115,7 @@ pub mod discovery;
 mod driver;
 pub mod error;
 pub mod gossip;
+pub mod ip_limit;
 pub mod metrics;
 mod peer_manager;
 mod ping;
@@ -128,7 +134,7 @@ pub use gossip::message_id;
 pub use politeness::PeerProfile;
 pub use service::{
     Direction, GossipVerdict, InboundRequest, NetworkEvent, NetworkEvents, P2pService,
-    PeerSnapshot, Responder,
+    PeerSnapshot, PeerStateSizes, Responder,
 };
 
 /// Re-exports used in the public API.

@@ -173,6 +173,7 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     max_concurrent: usize,
     ban_sustain: Duration,
     target_peers: usize,
+    max_outbound: usize,
     static_backoff: Duration,
     static_max_backoff: Duration,
     app: HashMap<PeerId, AppScore>,
@@ -187,6 +188,8 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     below_since: HashMap<PeerId, Instant>,
     banned: HashMap<PeerId, Instant>,
     connected: HashSet<PeerId>,
+    /// The connected peers we dialled (they hold outbound slots).
+    outbound: HashSet<PeerId>,
     dialing: HashSet<PeerId>,
     statics: Vec<StaticPeer>,
 }
@@ -199,6 +202,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             max_concurrent: cfg.max_concurrent_inbound_per_protocol,
             ban_sustain: cfg.ban_sustain,
             target_peers: cfg.target_peers as usize,
+            max_outbound: cfg.max_outbound_peers as usize,
             static_backoff: cfg.static_peer_backoff,
             static_max_backoff: cfg.static_peer_max_backoff,
             app: HashMap::new(),
@@ -212,6 +216,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             below_since: HashMap::new(),
             banned: HashMap::new(),
             connected: HashSet::new(),
+            outbound: HashSet::new(),
             dialing: HashSet::new(),
             statics: cfg
                 .static_peers
@@ -225,6 +230,23 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
                 })
                 .collect(),
         }
+    }
+
+    /// Entries in all per-peer maps (scores, buckets, budgets, in-flight counts, refusal
+    /// windows, ban timers, bans, connected, dialling): for tests that check a peer's state
+    /// goes with it.
+    pub(crate) fn tracked_entries(&self) -> usize {
+        self.app.len()
+            + self.buckets.len()
+            + self.byte_buckets.len()
+            + self.inflight.len()
+            + self.inbound.len()
+            + self.refusals.len()
+            + self.below_since.len()
+            + self.banned.len()
+            + self.connected.len()
+            + self.outbound.len()
+            + self.dialing.len()
     }
 
     // ---- app score -------------------------------------------------------------------------
@@ -414,8 +436,12 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 
     // ---- connections and dial targets ------------------------------------------------------
 
-    pub(crate) fn on_connected(&mut self, peer: PeerId, remote: &Multiaddr) {
+    /// `peer` connected at `remote`; `outbound` if we dialled it.
+    pub(crate) fn on_connected(&mut self, peer: PeerId, remote: &Multiaddr, outbound: bool) {
         self.connected.insert(peer);
+        if outbound {
+            self.outbound.insert(peer);
+        }
         self.dialing.remove(&peer);
         let initial = self.static_backoff;
         for s in &mut self.statics {
@@ -430,6 +456,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 
     pub(crate) fn on_disconnected(&mut self, peer: PeerId, now: Instant) {
         self.connected.remove(&peer);
+        self.outbound.remove(&peer);
         self.below_since.remove(&peer);
         self.buckets.retain(|(p, _), _| *p != peer);
         self.byte_buckets.remove(&peer);
@@ -452,16 +479,18 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         }
     }
 
-    /// Whether a discovered `peer` should be dialled now.
+    /// Whether a discovered `peer` should be dialled now: below the target and with an
+    /// outbound slot free ([`NetworkConfig::max_outbound_peers`]).
     pub(crate) fn wants_dial(&self, peer: &PeerId) -> bool {
         self.connected.len() + self.dialing.len() < self.target_peers
+            && self.outbound.len() + self.dialing.len() < self.max_outbound
             && !self.connected.contains(peer)
             && !self.dialing.contains(peer)
             && !self.banned.contains_key(peer)
     }
 
     pub(crate) fn below_target(&self) -> bool {
-        self.connected.len() < self.target_peers
+        self.connected.len() < self.target_peers && self.outbound.len() < self.max_outbound
     }
 
     pub(crate) fn mark_dialing(&mut self, peer: PeerId) {
@@ -649,7 +678,7 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
-        pm.on_connected(peer, &addr);
+        pm.on_connected(peer, &addr, true);
         assert!(pm.due_static_dials(t0).is_empty(), "connected");
         let t1 = t0 + Duration::from_secs(100);
         pm.on_disconnected(PeerId::random(), t1);

@@ -374,6 +374,21 @@ impl OutboundPacer {
     }
 
     /// The longest window any lane is paced by.
+    /// Drops the state of peers disconnected longer than the longest window ago (as
+    /// [`Self::forget`] does), so it goes even when no other peer disconnects after them.
+    pub(crate) fn prune(&mut self, now: Instant) {
+        let keep = self.longest_window();
+        self.peers.retain(|_, p| {
+            p.disconnected_at
+                .is_none_or(|at| now.saturating_duration_since(at) < keep)
+        });
+    }
+
+    /// Peers with pacing state, connected or within the longest window of their disconnect.
+    pub(crate) fn tracked_peers(&self) -> usize {
+        self.peers.len()
+    }
+
     fn longest_window(&self) -> Duration {
         let p = &self.politeness;
         let extended = ReqRespKind::ALL
@@ -383,12 +398,6 @@ impl OutboundPacer {
             .max()
             .unwrap_or_default();
         p.strict_window.max(extended) + p.window_margin
-    }
-
-    /// Peers with pacing state (for tests and bounds).
-    #[cfg(test)]
-    fn tracked(&self) -> usize {
-        self.peers.len()
     }
 }
 
@@ -501,7 +510,7 @@ mod tests {
         // Disconnected: strict again until identify, nothing in flight, but the sends of the
         // current window still count (the peer's limiter remembers them).
         p.forget(&peer, t0);
-        assert_eq!(p.tracked(), 1);
+        assert_eq!(p.tracked_peers(), 1);
         assert_eq!(p.profile(&peer), PeerProfile::Strict);
         assert!(matches!(
             p.admit(peer, kind, m, t0),
@@ -517,9 +526,9 @@ mod tests {
         let other = PeerId::random();
         p.admit(other, kind, m, t0).unwrap();
         p.forget(&other, t0 + Duration::from_millis(10_499));
-        assert_eq!(p.tracked(), 2);
+        assert_eq!(p.tracked_peers(), 2);
         p.forget(&other, t0 + Duration::from_millis(10_500));
-        assert_eq!(p.tracked(), 1);
+        assert_eq!(p.tracked_peers(), 1);
         assert!(!p.peers.contains_key(&peer), "its windows are over");
     }
 

@@ -181,6 +181,24 @@ pub struct PeerSnapshot {
     pub served_bytes: u64,
 }
 
+/// How much per-peer state the driver holds ([`P2pService::peer_state_sizes`]): every figure
+/// is bounded by the connected peers plus those disconnected within a rate-limit window, and
+/// returns to its baseline once they are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerStateSizes {
+    /// Connected peers.
+    pub connected: usize,
+    /// Entries of the peer manager's per-peer maps (scores, rate-limit buckets, byte budgets,
+    /// in-flight requests, refusal windows, bans, dial state).
+    pub peer_manager: usize,
+    /// Peers with outbound pacing state ([`crate::politeness`]).
+    pub pacer: usize,
+    /// Outbound requests awaiting an answer.
+    pub outbound_requests: usize,
+    /// Sizes of the per-IP and per-peer connection maps ([`crate::ip_limit`]).
+    pub connection_limits: crate::ip_limit::LimitCounts,
+}
+
 /// The stream of [`NetworkEvent`]s (a bounded channel from the driver).
 #[derive(Debug)]
 pub struct NetworkEvents {
@@ -233,6 +251,9 @@ pub(crate) enum Command {
     Peers {
         reply: oneshot::Sender<Vec<PeerSnapshot>>,
     },
+    StateSizes {
+        reply: oneshot::Sender<PeerStateSizes>,
+    },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
@@ -267,6 +288,7 @@ impl std::fmt::Debug for Command {
             Command::Peers { .. } => "Peers",
             Command::ListenAddrs { .. } => "ListenAddrs",
             Command::GossipPeers { .. } => "GossipPeers",
+            Command::StateSizes { .. } => "StateSizes",
             Command::Shutdown { .. } => "Shutdown",
         })
     }
@@ -446,6 +468,11 @@ impl P2pService {
     /// Connected peers with score, direction and address.
     pub async fn peers(&self) -> Result<Vec<PeerSnapshot>, NetError> {
         self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// How much per-peer state the driver holds (for tests and diagnostics).
+    pub async fn peer_state_sizes(&self) -> Result<PeerStateSizes, NetError> {
+        self.ask(|reply| Command::StateSizes { reply }).await
     }
 
     /// Ids of the connected peers.

@@ -42,7 +42,8 @@ pub struct P2pSdkConfig {
     /// Where the chain starts when storage is empty: the L2 block the sidecar's execution
     /// engine is synced to (§10.3 "after the L2 execution engine is synced").
     pub anchor: Anchor,
-    /// How often connected peers' scores are exported as `p2p_peer_score_gauge`. Default 10 s.
+    /// How often the connected peers' scores are exported as `p2p_peer_score_gauge` (their
+    /// min, median and max: three series, not one per peer). Default 10 s.
     #[serde(with = "millis")]
     pub peer_score_interval: Duration,
 }

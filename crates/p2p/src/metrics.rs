@@ -12,7 +12,7 @@
 //! | `p2p_cache_hits_total` | counter | `kind` |
 //! | `p2p_cache_misses_total` | counter | `kind` |
 //! | `p2p_validation_failures_total` | counter | `reason` |
-//! | `p2p_peer_score_gauge` | gauge | `peer` |
+//! | `p2p_peer_score_gauge` | gauge | `stat` (`min`, `median`, `max` of connected peers' scores) |
 //! | `p2p_backpressure_total` | counter | `queue` |
 //! | `p2p_pending_commitments` | gauge | `reason` |
 //! | `p2p_pending_evicted_total` | counter | — |
@@ -40,7 +40,10 @@ pub const CACHE_HITS: &str = "p2p_cache_hits_total";
 pub const CACHE_MISSES: &str = "p2p_cache_misses_total";
 /// `p2p_validation_failures_total`.
 pub const VALIDATION_FAILURES: &str = "p2p_validation_failures_total";
-/// `p2p_peer_score_gauge`.
+/// `p2p_peer_score_gauge`: the lowest, median and highest total score (§7.1) of the connected
+/// peers, label `stat` (`min`, `median`, `max`); all three 0 with no peer connected. Three
+/// series whatever the peers: a label per peer id would let every peer that ever connected
+/// add a series to the exporter for the life of the process.
 pub const PEER_SCORE: &str = "p2p_peer_score_gauge";
 /// `p2p_backpressure_total`.
 pub const BACKPRESSURE: &str = "p2p_backpressure_total";
@@ -99,8 +102,26 @@ pub(crate) fn validation_failure(reason: &'static str) {
     counter!(VALIDATION_FAILURES, "reason" => reason).increment(1);
 }
 
-pub(crate) fn peer_score(peer: String, score: f64) {
-    gauge!(PEER_SCORE, "peer" => peer).set(score);
+/// Min, median and max of `scores` (NaN sorts last); `None` when empty.
+pub(crate) fn score_stats(scores: &mut [f64]) -> Option<(f64, f64, f64)> {
+    scores.sort_by(f64::total_cmp);
+    let min = *scores.first()?;
+    let max = *scores.last()?;
+    let mid = scores.len() / 2;
+    let median = if scores.len().is_multiple_of(2) {
+        (scores.get(mid - 1)? + scores.get(mid)?) / 2.0
+    } else {
+        *scores.get(mid)?
+    };
+    Some((min, median, max))
+}
+
+/// Exports the connected peers' scores as [`PEER_SCORE`].
+pub(crate) fn peer_scores(mut scores: Vec<f64>) {
+    let (min, median, max) = score_stats(&mut scores).unwrap_or((0.0, 0.0, 0.0));
+    gauge!(PEER_SCORE, "stat" => "min").set(min);
+    gauge!(PEER_SCORE, "stat" => "median").set(median);
+    gauge!(PEER_SCORE, "stat" => "max").set(max);
 }
 
 pub(crate) fn backpressure(queue: &'static str) {
@@ -130,4 +151,20 @@ pub(crate) fn catchup_commitments(count: usize) {
 
 pub(crate) fn catchup_peer_failure(reason: &'static str) {
     counter!(CATCHUP_PEER_FAILURES, "reason" => reason).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_stats_are_min_median_max() {
+        assert_eq!(score_stats(&mut []), None);
+        assert_eq!(score_stats(&mut [3.0]), Some((3.0, 3.0, 3.0)));
+        assert_eq!(score_stats(&mut [5.0, -2.0, 1.0]), Some((-2.0, 1.0, 5.0)));
+        assert_eq!(
+            score_stats(&mut [4.0, -1.0, 0.0, 2.0]),
+            Some((-1.0, 1.0, 4.0))
+        );
+    }
 }

@@ -934,9 +934,7 @@ impl Manager {
             let net = self.net.clone();
             tokio::spawn(async move {
                 if let Ok(peers) = net.peers().await {
-                    for p in peers {
-                        metrics::peer_score(p.peer_id.to_string(), p.score);
-                    }
+                    metrics::peer_scores(peers.iter().map(|p| p.score).collect());
                 }
             });
         }

@@ -81,6 +81,22 @@ async fn plan_metrics_are_recorded() {
         rendered.contains(r#"p2p_gossip_publish_total{topic="commitments",outcome="ok"} 1"#),
         "{rendered}"
     );
+    // Peer scores are three bounded series, never one per peer id.
+    for stat in ["min", "median", "max"] {
+        assert!(
+            rendered.contains(&format!(r#"p2p_peer_score_gauge{{stat="{stat}"}}"#)),
+            "{rendered}"
+        );
+    }
+    let score_series = rendered
+        .lines()
+        .filter(|l| l.starts_with("p2p_peer_score_gauge{"))
+        .count();
+    assert_eq!(score_series, 3, "{rendered}");
+    assert!(
+        !rendered.contains("peer=\""),
+        "no metric is labelled by peer id"
+    );
     a.sdk.shutdown().await.unwrap();
     b.sdk.shutdown().await.unwrap();
 }

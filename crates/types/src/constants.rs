@@ -11,7 +11,8 @@ pub const MAX_TXLIST_BYTES: usize = 2 * 1024 * 1024;
 
 /// Largest gossip message in bytes, §2/§3 `MAX_GOSSIP_SIZE_BYTES` (reference default 10 MiB).
 ///
-/// Used as gossipsub's max transmit size.
+/// A ceiling only: no valid message comes near it (the largest, a `RawTxListGossip`, is
+/// `MAX_TXLIST_BYTES` + 36), so the network layer caps gossipsub frames at that instead.
 pub const MAX_GOSSIP_SIZE_BYTES: usize = 10 * 1024 * 1024;
 
 /// Most commitments in one `get_commitments_by_number` response, §10.2

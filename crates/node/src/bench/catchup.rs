@@ -586,6 +586,8 @@ pub(crate) async fn start_servers(
         let mut config = P2pSdkConfig::new(chain);
         config.network.listen_addr = listen_addr();
         config.network.discovery_enabled = false;
+        config.network.max_connections_per_ip =
+            preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
         if !defaults {
             config.network.rate_limit =
                 RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
@@ -635,6 +637,8 @@ pub(crate) async fn catch_up(
     let mut config = P2pSdkConfig::new(chain);
     config.network.listen_addr = listen_addr();
     config.network.discovery_enabled = false;
+    config.network.max_connections_per_ip =
+        preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
     config.network.static_peers = peers;
     if !defaults {
         // The servers' limits are raised (see `start_servers`); the catching-up node is told

@@ -125,6 +125,8 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
             .parse()
             .unwrap_or_else(|_| libp2p::Multiaddr::empty());
         node_config.network.discovery_enabled = false;
+        node_config.network.max_connections_per_ip =
+            preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
         node_config.catchup.enabled = false;
         let (victim, _events) =
             p2p::P2pSdk::start(node_config, store, builder.lookahead(), None).await?;

@@ -202,6 +202,8 @@ async fn sdk_network(
             let mut config = P2pSdkConfig::new(chain);
             config.network.listen_addr = listen_addr();
             config.network.discovery_enabled = false;
+            config.network.max_connections_per_ip =
+                preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
             config.catchup.enabled = false;
             let (sdk, mut events) = P2pSdk::start(
                 config,
@@ -310,8 +312,7 @@ async fn bare_network(
     let mut tasks = Vec::with_capacity(args.nodes);
     for index in 0..args.nodes {
         let keypair = Keypair::generate_secp256k1();
-        let mut behaviour =
-            bare_gossipsub(&net.gossip, net.limits.max_gossip_size_bytes, &keypair)?;
+        let mut behaviour = bare_gossipsub(&net.gossip, net.gossip.max_transmit_size, &keypair)?;
         for t in &topics {
             behaviour
                 .subscribe(t)

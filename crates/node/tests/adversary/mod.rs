@@ -63,6 +63,7 @@ pub fn attack_config(
 pub fn attacker_network(chain: &ChainSpec) -> NetworkConfig {
     let mut c = NetworkConfig {
         discovery_enabled: false,
+        max_connections_per_ip: preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP,
         chain_id: chain.chain_id,
         limits: chain.limits,
         request_timeout: Duration::from_secs(5),

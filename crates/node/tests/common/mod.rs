@@ -63,6 +63,8 @@ pub fn node_config(dir: &Path, builder: &ChainBuilder, peers: Vec<Multiaddr>) ->
     c.sdk.chain = *builder.chain();
     c.sdk.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
     c.sdk.network.discovery_enabled = false;
+    c.sdk.network.max_connections_per_ip =
+        preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
     c.sdk.network.static_peers = peers;
     c.sdk.network.static_peer_backoff = Duration::from_millis(200);
     c.sdk.network.gossip.heartbeat_interval = Duration::from_millis(200);
@@ -195,6 +197,8 @@ pub async fn serving_peer(
     let mut config = p2p::P2pSdkConfig::new(*builder.chain());
     config.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
     config.network.discovery_enabled = false;
+    config.network.max_connections_per_ip =
+        preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
     config.network.rate_limit = rate_limit;
     config.catchup.enabled = false;
     let (sdk, events) = p2p::P2pSdk::start(config, storage, builder.lookahead(), None)

@@ -25,6 +25,7 @@ pub fn chain() -> ChainSpec {
 pub fn network_config() -> NetworkConfig {
     let mut c = NetworkConfig {
         discovery_enabled: false,
+        max_connections_per_ip: preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP,
         request_timeout: Duration::from_secs(3),
         ban_sustain: Duration::from_secs(1),
         ..Default::default()
