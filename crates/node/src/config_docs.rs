@@ -290,7 +290,7 @@ mod tests {
     fn printed_default_round_trips_to_the_default() {
         let text = commented_default();
         assert!(text.contains("[sdk.network]"));
-        assert!(text.contains("# Most connected peers."));
+        assert!(text.contains("# Most connected peers"));
         let parsed: NodeConfig = toml::from_str(&text).unwrap();
         assert_eq!(parsed, NodeConfig::default());
     }

@@ -1063,3 +1063,22 @@ async fn txlist_amplification() {
     );
     honest.shutdown().await;
 }
+
+/// The harness's memory check is real: a zeroed 1 GiB allocation that is never touched does
+/// not show in RSS (its pages are not resident) but does show in the allocation peak every
+/// attack test asserts under the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allocation_check_sees_what_rss_cannot() {
+    let _serial = serial().await;
+    let rss = RssSampler::start();
+    let before = rss_kib();
+    let untouched = vec![0u8; 1 << 30];
+    let allocated = rss.peak_allocated_mib();
+    let resident_growth = rss_kib().saturating_sub(before) / 1024;
+    drop(std::hint::black_box(untouched));
+    assert!(allocated >= 1024, "allocation peak {allocated} MiB");
+    assert!(
+        resident_growth < 512,
+        "RSS grew {resident_growth} MiB: the pages were touched after all"
+    );
+}

@@ -13,7 +13,10 @@
 //!   measures how long an honest commitment takes to reach every honest node, and the check that
 //!   no acknowledged commitment went missing.
 //! - [`RssSampler`]: samples this process's `VmRSS` (the nodes run in-process) and reports the
-//!   peak.
+//!   peak, together with the peak of bytes *allocated* (sampled from `cap`, this test binary's
+//!   global allocator): RSS alone cannot see a zeroed allocation that is never touched
+//!   (calloc'd pages are not resident), so a node that honoured a 4 GiB length prefix with
+//!   `vec![0; n]` would pass an RSS check; it cannot pass the allocation check.
 //!
 //! Every wait is bounded; tests print one `RELIABILITY …` line with their measurements.
 #![allow(dead_code, unreachable_pub)]
@@ -261,9 +264,15 @@ pub async fn tcp_port(node: &Node) -> u16 {
 /// Samples this process's resident set every 20 ms on a thread until dropped.
 pub struct RssSampler {
     peak_kib: Arc<AtomicU64>,
+    peak_allocated: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The test binary's allocator: the system allocator, counting the bytes allocated (`cap`,
+/// no limit set). Zeroed allocations stay zeroed by the system (untouched, not resident).
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
 /// This process's `VmRSS` in KiB.
 pub fn rss_kib() -> u64 {
@@ -279,18 +288,21 @@ pub fn rss_kib() -> u64 {
 impl RssSampler {
     pub fn start() -> RssSampler {
         let peak_kib = Arc::new(AtomicU64::new(rss_kib()));
+        let peak_allocated = Arc::new(AtomicU64::new(ALLOCATOR.allocated() as u64));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (peak, stop) = (peak_kib.clone(), stop.clone());
+            let (peak, allocated, stop) = (peak_kib.clone(), peak_allocated.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                    allocated.fetch_max(ALLOCATOR.allocated() as u64, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(20));
                 }
             })
         };
         RssSampler {
             peak_kib,
+            peak_allocated,
             stop,
             thread: Some(thread),
         }
@@ -299,6 +311,14 @@ impl RssSampler {
     /// Peak so far in MiB.
     pub fn peak_mib(&self) -> u64 {
         self.peak_kib.load(Ordering::Relaxed) / 1024
+    }
+
+    /// Peak bytes allocated (touched or not) as sampled since the sampler started, in MiB.
+    pub fn peak_allocated_mib(&self) -> u64 {
+        self.peak_allocated
+            .load(Ordering::Relaxed)
+            .max(ALLOCATOR.allocated() as u64)
+            >> 20
     }
 }
 
@@ -327,6 +347,11 @@ pub fn report(
 ) {
     let peak = rss.peak_mib();
     assert!(peak < RSS_CAP_MIB, "{family}: RSS {peak} MiB over the cap");
+    let allocated = rss.peak_allocated_mib();
+    assert!(
+        allocated < RSS_CAP_MIB,
+        "{family}: {allocated} MiB allocated at the peak, over the cap (resident or not)"
+    );
     let max = honest.iter().max().copied().unwrap_or_default();
     let mean = if honest.is_empty() {
         Duration::ZERO
@@ -335,7 +360,8 @@ pub fn report(
     };
     println!(
         "RELIABILITY family={family} volume=\"{volume}\" time_to_ban={} peak_rss_mib={peak} \
-         honest_latency_ms_mean={} honest_latency_ms_max={} honest_samples={} lost_commitments_and_txlists={lost}",
+         honest_latency_ms_mean={} honest_latency_ms_max={} honest_samples={} \
+         lost_commitments_and_txlists={lost} peak_allocated_mib={allocated}",
         ban.map_or_else(|| "n/a".into(), |d| format!("{:.1}s", d.as_secs_f64())),
         mean.as_millis(),
         max.as_millis(),
