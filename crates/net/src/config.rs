@@ -105,7 +105,7 @@ pub struct NetworkConfig {
     /// Most simultaneous libp2p streams (inbound + outbound) of one req/resp protocol per
     /// connection; a stream beyond it is dropped before it is read. Default 16.
     pub max_streams_per_connection: usize,
-    /// Most connected peers, both directions. Default 50, the sum of the default
+    /// Most connected peers. Both directions; default 50, the sum of the default
     /// [`Self::max_inbound_peers`] and [`Self::max_outbound_peers`].
     pub max_peers: u32,
     /// Most peers connected to us (inbound). Default 35. Inbound slots are the ones an
