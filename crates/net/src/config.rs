@@ -91,6 +91,11 @@ pub struct NetworkConfig {
     /// Default 10 s, the penalty window of the score (`scoring.app_penalty_window`).
     #[serde(with = "millis")]
     pub rate_limit_grace_window: Duration,
+    /// Per-peer gossip limits, messages and bytes per topic (§7 "per-peer rate limits on
+    /// gossip"): a message over them is ignored (neither forwarded nor delivered to the SDK)
+    /// and, beyond [`Self::rate_limit_grace`], penalised. Defaults: 8× the honest load; see
+    /// [`GossipRateLimitConfig`].
+    pub gossip_rate_limit: GossipRateLimitConfig,
     /// Outbound pacing: the limits we assume of peers, so we never send a request they would
     /// refuse — the strict reference's (8 requests per protocol per 10 s, one at a time) for
     /// peers without this project's extensions, this project's defaults for the others.
@@ -100,7 +105,7 @@ pub struct NetworkConfig {
     /// Most simultaneous libp2p streams (inbound + outbound) of one req/resp protocol per
     /// connection; a stream beyond it is dropped before it is read. Default 16.
     pub max_streams_per_connection: usize,
-    /// Most connected peers, both directions. Default 50, the sum of the default
+    /// Most connected peers. Both directions; default 50, the sum of the default
     /// [`Self::max_inbound_peers`] and [`Self::max_outbound_peers`].
     pub max_peers: u32,
     /// Most peers connected to us (inbound). Default 35. Inbound slots are the ones an
@@ -190,6 +195,7 @@ impl Default for NetworkConfig {
             request_timeout: Duration::from_secs(10),
             request_read_timeout: Duration::from_secs(5),
             rate_limit: RateLimitConfig::default(),
+            gossip_rate_limit: GossipRateLimitConfig::default(),
             rate_limit_grace: 1,
             rate_limit_grace_window: Duration::from_secs(10),
             politeness: PolitenessConfig::default(),
@@ -300,6 +306,15 @@ impl NetworkConfig {
             if limit.burst == 0 || limit.period.is_zero() {
                 return Err(NetError::Config(format!(
                     "rate_limit.{}: burst and period must be positive",
+                    kind.label()
+                )));
+            }
+        }
+        for kind in GossipTopicKind::ALL {
+            let l = self.gossip_rate_limit.get(kind);
+            if l.messages.burst == 0 || l.messages.period.is_zero() || !l.bytes.is_valid() {
+                return Err(NetError::Config(format!(
+                    "gossip_rate_limit.{}: bursts and periods must be positive",
                     kind.label()
                 )));
             }
@@ -486,6 +501,96 @@ impl RateLimitConfig {
             ReqRespKind::GetCommitmentsByNumber => self.get_commitments_by_number,
             ReqRespKind::GetRawTxList => self.get_raw_txlist,
             ReqRespKind::GetRawTxLists => self.get_raw_txlists,
+        }
+    }
+}
+
+/// The L2 slot (§7 honest gossip load: one commitment and one tx list per slot).
+pub const L2_SLOT: Duration = Duration::from_secs(2);
+
+/// Headroom of the default gossip limits over the honest load, in burst and in rate.
+pub const GOSSIP_RATE_HEADROOM: u32 = 8;
+
+/// One topic's per-peer gossip limits: a message-count bucket and a byte bucket, each refilled
+/// continuously over its period. A message must fit both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GossipTopicLimit {
+    /// Messages per period.
+    pub messages: RateLimit,
+    /// Payload bytes per period.
+    pub bytes: ByteRateLimit,
+}
+
+impl GossipTopicLimit {
+    /// The default for messages of at most `max_len` bytes, one per [`L2_SLOT`] when honest:
+    /// [`GOSSIP_RATE_HEADROOM`] messages and as many largest messages per slot.
+    pub const fn honest_load_times_headroom(max_len: usize) -> Self {
+        Self {
+            messages: RateLimit::new(GOSSIP_RATE_HEADROOM, L2_SLOT),
+            bytes: ByteRateLimit::new(GOSSIP_RATE_HEADROOM as u64 * max_len as u64, L2_SLOT),
+        }
+    }
+}
+
+/// Per-peer gossip limits per topic (§7 "per-peer rate limits on gossip"), counted on the
+/// messages each peer delivers to us first (gossipsub drops duplicates before they are
+/// counted). The spec fixes no figures.
+///
+/// # Why these defaults
+///
+/// An honest network carries one commitment (382 bytes) and one tx list (at most
+/// `MAX_TXLIST_BYTES` + 36 bytes) per 2 s L2 slot, and a mesh peer forwards each message to
+/// us at most once, so an honest peer sends at most that. Each topic allows
+/// [`GOSSIP_RATE_HEADROOM`] (8) times it, as a burst and as a rate: 8 messages per 2 s (4/s)
+/// and 8 × 382 bytes per 2 s of commitments, 8 messages and 8 × (2 MiB + 36) ≈ 16 MiB per
+/// 2 s of tx lists. A peer over them is ignored message by message and penalised
+/// ([`NetworkConfig::rate_limit_grace`], then −1 per message, at most −4 per 10 s, §7.1), so
+/// one sustaining it is banned; what one peer can make us validate and forward is bounded by
+/// the limits, whatever it sends.
+///
+/// Read with `#[serde(default)]`: a config file may set either topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GossipRateLimitConfig {
+    /// `preconfirmationCommitments` (§2): 8 messages and 3 056 bytes per 2 s by default.
+    pub commitments: GossipTopicLimit,
+    /// `rawTxLists` (§2): 8 messages and 16 777 504 bytes per 2 s by default.
+    pub raw_txlists: GossipTopicLimit,
+}
+
+impl Default for GossipRateLimitConfig {
+    fn default() -> Self {
+        Self {
+            commitments: GossipTopicLimit::honest_load_times_headroom(SIGNED_COMMITMENT_SSZ_LEN),
+            raw_txlists: GossipTopicLimit::honest_load_times_headroom(
+                RAW_TXLIST_FIXED_PART_LEN + MAX_TXLIST_BYTES,
+            ),
+        }
+    }
+}
+
+impl GossipRateLimitConfig {
+    /// `burst` messages per `period` on every topic, and bytes for as many of the topic's
+    /// largest messages: for devnets, benchmarks and tests that produce blocks faster than
+    /// one per slot.
+    pub const fn uniform(burst: u32, period: Duration) -> Self {
+        const fn limit(burst: u32, period: Duration, max_len: usize) -> GossipTopicLimit {
+            GossipTopicLimit {
+                messages: RateLimit::new(burst, period),
+                bytes: ByteRateLimit::new((burst as u64).saturating_mul(max_len as u64), period),
+            }
+        }
+        Self {
+            commitments: limit(burst, period, SIGNED_COMMITMENT_SSZ_LEN),
+            raw_txlists: limit(burst, period, RAW_TXLIST_FIXED_PART_LEN + MAX_TXLIST_BYTES),
+        }
+    }
+
+    /// The limits of topic `kind`.
+    pub fn get(&self, kind: GossipTopicKind) -> GossipTopicLimit {
+        match kind {
+            GossipTopicKind::Commitments => self.commitments,
+            GossipTopicKind::RawTxLists => self.raw_txlists,
         }
     }
 }
@@ -902,6 +1007,30 @@ mod tests {
         ] {
             assert!(matches!(bad.validate(), Err(NetError::Config(_))));
         }
+    }
+
+    #[test]
+    fn gossip_rate_limits_are_eight_times_the_honest_load() {
+        let d = GossipRateLimitConfig::default();
+        for l in [d.commitments, d.raw_txlists] {
+            assert_eq!(l.messages, RateLimit::new(8, Duration::from_secs(2)));
+            assert_eq!(l.bytes.period, Duration::from_secs(2));
+        }
+        assert_eq!(d.commitments.bytes.burst_bytes, 8 * 382);
+        assert_eq!(d.raw_txlists.bytes.burst_bytes, 8 * (2 * 1024 * 1024 + 36));
+        let c: NetworkConfig = serde_json::from_str(
+            r#"{"gossip_rate_limit": {"raw_txlists": {"messages": {"burst": 2, "period": 1000},
+                "bytes": {"burst_bytes": 10, "period": 1000}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.gossip_rate_limit.raw_txlists.bytes.burst_bytes, 10);
+        assert_eq!(c.gossip_rate_limit.commitments, d.commitments);
+        c.validate().unwrap();
+        let mut bad = NetworkConfig::default();
+        bad.gossip_rate_limit.commitments.bytes.burst_bytes = 0;
+        assert!(
+            matches!(bad.validate(), Err(NetError::Config(m)) if m.contains("gossip_rate_limit.commitments"))
+        );
     }
 
     #[test]

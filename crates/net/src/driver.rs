@@ -34,7 +34,7 @@ use crate::discovery::{self, Discovered, DiscoveryHandle};
 use crate::error::{CodecError, NetError, RequestError};
 use crate::gossip::{build_gossipsub, Topics};
 use crate::metrics;
-use crate::peer_manager::{Admission, PeerManager};
+use crate::peer_manager::{Admission, GossipAdmission, PeerManager};
 use crate::ping;
 use crate::politeness::{Held, OutboundPacer, PeerProfile};
 use crate::service::{
@@ -715,6 +715,26 @@ impl Driver {
         if len > self.config.limits.max_gossip_len(kind) {
             debug!(peer = %propagation_source, topic = kind.label(), len, "oversized gossip");
             self.on_verdict(message_id, propagation_source, GossipVerdict::Reject);
+            return;
+        }
+        let now = Instant::now();
+        let admission = self.peers.admit_gossip(propagation_source, kind, len, now);
+        if admission != GossipAdmission::Allow {
+            // Over the peer's limits of the topic: neither delivered nor forwarded (Ignore
+            // costs no gossipsub score); beyond the grace, one §7.1 penalty.
+            metrics::gossip_rate_limited(kind, admission.label());
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
+            if self.peers.refusal_penalised(propagation_source, now) {
+                debug!(peer = %propagation_source, topic = kind.label(), len, limit = admission.label(), "gossip over the peer's rate limit");
+                self.penalize(propagation_source, "gossip_rate_limited");
+            }
             return;
         }
         let event = NetworkEvent::Gossip {

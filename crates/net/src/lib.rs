@@ -28,6 +28,10 @@
 //!   message (a 2 MiB tx list + 36 bytes) plus 1 KiB of framing, not the 10 MiB
 //!   `MAX_GOSSIP_SIZE_BYTES` — and drops a message over its topic's own cap (382 bytes + 1 KiB
 //!   for commitments) as an invalid delivery, so it never reaches the driver or the SDK.
+//! - **Per-peer gossip limits** (§7): each peer may deliver us, per topic, 8 messages and 8
+//!   largest messages' worth of bytes per 2 s slot (8× the honest load,
+//!   [`GossipRateLimitConfig`]); a message over them is ignored (not delivered, not
+//!   forwarded) and, after the first refusal in 10 s, penalised.
 //! - **Manual validation**: nothing is forwarded before the SDK's `Accept`; `Reject` counts an
 //!   invalid delivery (weight −2) and −1 app score (at most −4 per 10 s); `Accept` gives +0.05.
 //!   A peer whose score stays below −5 for `ban_sustain` is banned for `ban_period`.
@@ -124,8 +128,8 @@ mod service;
 
 pub use codec::SLOW_REQUEST_PENALTY_REASON;
 pub use config::{
-    ByteRateLimit, GossipConfig, NetworkConfig, PolitenessConfig, RateLimit, RateLimitConfig,
-    ScoringConfig,
+    ByteRateLimit, GossipConfig, GossipRateLimitConfig, GossipTopicLimit, NetworkConfig,
+    PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
 };
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;

@@ -21,6 +21,9 @@ pub const RESPONSE_BYTES_OUT: &str = "p2p_net_reqresp_response_bytes_out_total";
 /// Inbound refusals not penalised because they fell within the peer's grace
 /// (`rate_limit_grace`), labels `protocol` and `reason` (as in [`REQRESP`]) (counter).
 pub const REFUSALS_FORGIVEN: &str = "p2p_net_reqresp_refusals_forgiven_total";
+/// Gossip messages ignored because their sender was over its per-peer limits of the topic
+/// (`gossip_rate_limit`), labels `topic` and `limit` (`messages` or `bytes`) (counter).
+pub const GOSSIP_RATE_LIMITED: &str = "p2p_net_gossip_rate_limited_total";
 /// Rejected input, label `reason` (counter).
 pub const REJECTIONS: &str = "p2p_net_rejections_total";
 /// Bans issued (counter).
@@ -45,6 +48,10 @@ pub(crate) fn peers_connected(n: usize) {
 pub(crate) fn gossip_in(kind: GossipTopicKind, bytes: usize) {
     metrics::counter!(GOSSIP_BYTES_IN, "topic" => kind.label()).increment(bytes as u64);
     metrics::counter!(GOSSIP_MESSAGES_IN, "topic" => kind.label()).increment(1);
+}
+
+pub(crate) fn gossip_rate_limited(kind: GossipTopicKind, limit: &'static str) {
+    metrics::counter!(GOSSIP_RATE_LIMITED, "topic" => kind.label(), "limit" => limit).increment(1);
 }
 
 pub(crate) fn gossip_out(kind: GossipTopicKind, bytes: usize) {

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use libp2p::request_response::InboundRequestId;
 use libp2p::{Multiaddr, PeerId};
-use preconfirmation_types::ReqRespKind;
+use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
 use crate::budget::{is_byte_budgeted, ByteBucket};
-use crate::config::{NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig};
+use crate::config::{
+    GossipRateLimitConfig, NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig,
+};
 
 /// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
 #[derive(Debug, Clone)]
@@ -114,6 +116,28 @@ impl AppScore {
     }
 }
 
+/// Outcome of a gossip message's rate check ([`PeerManager::admit_gossip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GossipAdmission {
+    /// Within the peer's limits of the topic.
+    Allow,
+    /// The peer's message bucket of the topic is empty.
+    TooManyMessages,
+    /// The peer's byte bucket of the topic holds less than the message.
+    TooManyBytes,
+}
+
+impl GossipAdmission {
+    /// The metric label of a refusal.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            GossipAdmission::Allow => "allow",
+            GossipAdmission::TooManyMessages => "messages",
+            GossipAdmission::TooManyBytes => "bytes",
+        }
+    }
+}
+
 /// Outcome of an inbound request admission check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -180,6 +204,9 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     buckets: HashMap<(PeerId, ReqRespKind), TokenBucket>,
     /// One response-byte bucket per peer, shared by the data protocols.
     byte_buckets: HashMap<PeerId, ByteBucket>,
+    gossip_limits: GossipRateLimitConfig,
+    /// Per peer and topic: gossip messages and bytes.
+    gossip_buckets: HashMap<(PeerId, GossipTopicKind), (TokenBucket, ByteBucket)>,
     inflight: HashMap<(PeerId, ReqRespKind), usize>,
     inbound: HashMap<I, InboundSlot>,
     grace: u32,
@@ -208,6 +235,8 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             app: HashMap::new(),
             buckets: HashMap::new(),
             byte_buckets: HashMap::new(),
+            gossip_limits: cfg.gossip_rate_limit,
+            gossip_buckets: HashMap::new(),
             inflight: HashMap::new(),
             inbound: HashMap::new(),
             grace: cfg.rate_limit_grace,
@@ -239,6 +268,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         self.app.len()
             + self.buckets.len()
             + self.byte_buckets.len()
+            + self.gossip_buckets.len()
             + self.inflight.len()
             + self.inbound.len()
             + self.refusals.len()
@@ -332,6 +362,34 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             self.app.remove(p);
         }
         expired
+    }
+
+    // ---- gossip ----------------------------------------------------------------------------
+
+    /// Rate check of a gossip message of `len` bytes that `peer` delivered first on `kind`'s
+    /// topic: it must fit both the message and the byte bucket; only then is it counted.
+    pub(crate) fn admit_gossip(
+        &mut self,
+        peer: PeerId,
+        kind: GossipTopicKind,
+        len: usize,
+        now: Instant,
+    ) -> GossipAdmission {
+        let limit = self.gossip_limits.get(kind);
+        let (messages, bytes) = self.gossip_buckets.entry((peer, kind)).or_insert_with(|| {
+            (
+                TokenBucket::new(limit.messages, now),
+                ByteBucket::new(limit.bytes, limit.bytes.period, now),
+            )
+        });
+        if !messages.has_token(now) {
+            return GossipAdmission::TooManyMessages;
+        }
+        if !bytes.try_reserve(len as u64, now) {
+            return GossipAdmission::TooManyBytes;
+        }
+        messages.try_take(now);
+        GossipAdmission::Allow
     }
 
     // ---- inbound requests ------------------------------------------------------------------
@@ -460,6 +518,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         self.below_since.remove(&peer);
         self.buckets.retain(|(p, _), _| *p != peer);
         self.byte_buckets.remove(&peer);
+        self.gossip_buckets.retain(|(p, _), _| *p != peer);
         // Grace windows outlive the connection (a reconnect does not buy a fresh grace), but
         // only until they are over: bounded by the peers refused within the last window.
         let window = self.grace_window;
@@ -538,6 +597,50 @@ mod tests {
 
     fn largest(kind: ReqRespKind) -> u64 {
         max_response_bytes(&largest_request(kind))
+    }
+
+    #[test]
+    fn gossip_is_limited_per_peer_and_topic_in_messages_and_bytes() {
+        use crate::config::{ByteRateLimit, GossipTopicLimit};
+        let mut cfg = NetworkConfig::default();
+        cfg.gossip_rate_limit.raw_txlists = GossipTopicLimit {
+            messages: RateLimit::new(3, Duration::from_secs(10)),
+            bytes: ByteRateLimit::new(1000, Duration::from_secs(10)),
+        };
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let tx = GossipTopicKind::RawTxLists;
+        // Bytes: 600 fit, 600 more do not (and take nothing); 400 still do.
+        assert_eq!(pm.admit_gossip(a, tx, 600, t0), GossipAdmission::Allow);
+        assert_eq!(
+            pm.admit_gossip(a, tx, 600, t0),
+            GossipAdmission::TooManyBytes
+        );
+        assert_eq!(pm.admit_gossip(a, tx, 400, t0), GossipAdmission::Allow);
+        // Messages: the third is the last of the burst.
+        assert_eq!(pm.admit_gossip(a, tx, 0, t0), GossipAdmission::Allow);
+        assert_eq!(
+            pm.admit_gossip(a, tx, 0, t0),
+            GossipAdmission::TooManyMessages
+        );
+        // Another peer, another topic: their own buckets.
+        assert_eq!(pm.admit_gossip(b, tx, 1000, t0), GossipAdmission::Allow);
+        assert_eq!(
+            pm.admit_gossip(a, GossipTopicKind::Commitments, 382, t0),
+            GossipAdmission::Allow
+        );
+        // Refill: a third of the period gives back one message and a third of the bytes.
+        let later = t0 + Duration::from_millis(3_400);
+        assert_eq!(pm.admit_gossip(a, tx, 300, later), GossipAdmission::Allow);
+        assert_eq!(
+            pm.admit_gossip(a, tx, 0, later),
+            GossipAdmission::TooManyMessages
+        );
+        // A disconnect drops the peer's buckets.
+        pm.on_disconnected(a, later);
+        assert!(pm.gossip_buckets.keys().all(|(p, _)| *p == b));
+        assert_eq!(GossipAdmission::TooManyBytes.label(), "bytes");
     }
 
     #[test]

@@ -1136,3 +1136,88 @@ async fn per_peer_state_is_dropped_after_churn() {
     assert_eq!(last, baseline);
     victim.shutdown().await.expect("shutdown");
 }
+
+/// §7 attack: a peer floods valid-looking tx lists far over its per-peer byte limit of the
+/// topic. The SDK gets no more than the limit lets through (burst + refill over the elapsed
+/// time, whatever was sent), the rest is ignored, and the sustained excess costs the peer
+/// score (§7.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_byte_flood() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const MSG: usize = 16 * 1024;
+    let limit = ByteRateLimit::new(2 * MSG as u64 + 100, Duration::from_secs(10));
+    let mut victim_cfg = test_config();
+    victim_cfg.gossip_rate_limit.raw_txlists.bytes = limit;
+    let (victim, victim_events) = start(victim_cfg).await;
+    let (flooder, mut flooder_events) = start(test_config()).await;
+    let flooder_id = flooder.local_peer_id();
+    connect(&flooder, &mut flooder_events, &victim).await;
+    let mut sdk = spawn_sdk(victim.clone(), victim_events, GossipVerdict::Accept);
+    // Count every byte the SDK gets (draining the stand-in's channel so none is dropped).
+    let delivered = Arc::new(AtomicU64::new(0));
+    {
+        let delivered = delivered.clone();
+        tokio::spawn(async move {
+            while let Some((_, data)) = sdk.recv().await {
+                delivered.fetch_add(data.len() as u64, Ordering::SeqCst);
+            }
+        });
+    }
+    wait_gossip_peers(&flooder, &[victim.local_peer_id()]).await;
+
+    let start_at = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let publisher = {
+        let (flooder, sent) = (flooder.clone(), sent.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            for n in 0u64..4_000 {
+                tick.tick().await;
+                let mut body = vec![0u8; MSG];
+                body[..8].copy_from_slice(&n.to_le_bytes());
+                let msg = RawTxListGossip::new(body).expect("txlist").to_ssz();
+                let len = msg.len() as u64;
+                if flooder
+                    .publish(GossipTopicKind::RawTxLists, msg)
+                    .await
+                    .is_ok()
+                {
+                    sent.fetch_add(len, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let penalised = wait_peer(&victim, flooder_id, |p| p.score < 0.0).await;
+    assert!(
+        penalised.is_some(),
+        "a peer sustaining a flood over its gossip byte limit is penalised"
+    );
+    // Keep flooding until far more than the limit was sent (bounded).
+    timeout(WAIT, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        while sent.load(Ordering::SeqCst) < 64 * MSG as u64 {
+            tick.tick().await;
+        }
+    })
+    .await
+    .expect("the flood goes out");
+    publisher.abort();
+    // What the SDK got is bounded by the limit over the time elapsed, not by what was sent.
+    let got = delivered.load(Ordering::SeqCst);
+    let elapsed = start_at.elapsed().as_secs_f64();
+    let bound =
+        limit.burst_bytes as f64 + limit.burst_bytes as f64 / limit.period.as_secs_f64() * elapsed;
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(got >= MSG as u64, "the burst is delivered ({got} bytes)");
+    assert!(
+        (got as f64) <= bound,
+        "delivered {got} bytes in {elapsed:.1} s, over the limit's {bound:.0} (sent {sent})"
+    );
+    assert!(
+        sent > 4 * got,
+        "the flood was far over the limit (sent {sent}, got {got})"
+    );
+}

@@ -669,7 +669,7 @@ mod tests {
         ),
         ("sdk.network.static_peers", r#"["/ip4/127.0.0.1/tcp/9000"]"#),
         ("sdk.network.bootnodes", r#"["enr:-test"]"#),
-        // The default is the least valid value (the largest message plus framing): go up.
+        // Up: the default is the smallest valid frame cap (the largest message + framing).
         ("sdk.network.gossip.max_transmit_size", "2098213"),
         // Leading zeros: a raw `--set`/env value must stay a string, not become the integer 1.
         (

@@ -201,6 +201,10 @@ fn node_config(
         .unwrap_or_else(|_| Multiaddr::empty());
     network.discovery_enabled = false;
     network.max_connections_per_ip = preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
+    network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
+        100_000,
+        std::time::Duration::from_secs(1),
+    );
     network.static_peers = peers;
     network.static_peer_backoff = Duration::from_millis(250);
     network.gossip.heartbeat_interval = Duration::from_millis(200);

@@ -588,6 +588,10 @@ pub(crate) async fn start_servers(
         config.network.discovery_enabled = false;
         config.network.max_connections_per_ip =
             preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
+        config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
+            100_000,
+            std::time::Duration::from_secs(1),
+        );
         if !defaults {
             config.network.rate_limit =
                 RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
@@ -639,6 +643,10 @@ pub(crate) async fn catch_up(
     config.network.discovery_enabled = false;
     config.network.max_connections_per_ip =
         preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
+    config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
+        100_000,
+        std::time::Duration::from_secs(1),
+    );
     config.network.static_peers = peers;
     if !defaults {
         // The servers' limits are raised (see `start_servers`); the catching-up node is told

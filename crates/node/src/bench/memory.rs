@@ -127,6 +127,11 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
         node_config.network.discovery_enabled = false;
         node_config.network.max_connections_per_ip =
             preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
+        // The flood measures the buffers' caps, not the per-peer gossip limit: lifted.
+        node_config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
+            100_000,
+            std::time::Duration::from_secs(1),
+        );
         node_config.catchup.enabled = false;
         let (victim, _events) =
             p2p::P2pSdk::start(node_config, store, builder.lookahead(), None).await?;

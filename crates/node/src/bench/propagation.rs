@@ -204,6 +204,10 @@ async fn sdk_network(
             config.network.discovery_enabled = false;
             config.network.max_connections_per_ip =
                 preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
+            config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
+                100_000,
+                std::time::Duration::from_secs(1),
+            );
             config.catchup.enabled = false;
             let (sdk, mut events) = P2pSdk::start(
                 config,

@@ -65,6 +65,10 @@ pub fn node_config(dir: &Path, builder: &ChainBuilder, peers: Vec<Multiaddr>) ->
     c.sdk.network.discovery_enabled = false;
     c.sdk.network.max_connections_per_ip =
         preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
+    c.sdk.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
+        100_000,
+        std::time::Duration::from_secs(1),
+    );
     c.sdk.network.static_peers = peers;
     c.sdk.network.static_peer_backoff = Duration::from_millis(200);
     c.sdk.network.gossip.heartbeat_interval = Duration::from_millis(200);
@@ -199,6 +203,10 @@ pub async fn serving_peer(
     config.network.discovery_enabled = false;
     config.network.max_connections_per_ip =
         preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
+    config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
+        100_000,
+        std::time::Duration::from_secs(1),
+    );
     config.network.rate_limit = rate_limit;
     config.catchup.enabled = false;
     let (sdk, events) = p2p::P2pSdk::start(config, storage, builder.lookahead(), None)

@@ -26,6 +26,11 @@ pub fn network_config() -> NetworkConfig {
     let mut c = NetworkConfig {
         discovery_enabled: false,
         max_connections_per_ip: preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP,
+        // Tests publish blocks far faster than one per 2 s slot.
+        gossip_rate_limit: preconfirmation_net::GossipRateLimitConfig::uniform(
+            100_000,
+            Duration::from_secs(1),
+        ),
         request_timeout: Duration::from_secs(3),
         ban_sustain: Duration::from_secs(1),
         ..Default::default()
