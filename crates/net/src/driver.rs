@@ -411,6 +411,14 @@ impl Driver {
         }
     }
 
+    /// Tells gossipsub to drop a message without forwarding it and without scoring its sender.
+    fn ignore_gossip(&mut self, id: &MessageId, source: &PeerId) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, MessageAcceptance::Ignore);
+    }
+
     fn on_verdict(&mut self, id: MessageId, source: PeerId, verdict: GossipVerdict) {
         let acceptance = match verdict {
             GossipVerdict::Accept => MessageAcceptance::Accept,
@@ -700,14 +708,7 @@ impl Driver {
             return;
         };
         let Some(kind) = self.topics.kind(&message.topic) else {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Ignore,
-                );
+            self.ignore_gossip(&message_id, &propagation_source);
             return;
         };
         let len = message.data.len();
@@ -723,14 +724,7 @@ impl Driver {
             // Over the peer's limits of the topic: neither delivered nor forwarded (Ignore
             // costs no gossipsub score); beyond the grace, one §7.1 penalty.
             metrics::gossip_rate_limited(kind, admission.label());
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Ignore,
-                );
+            self.ignore_gossip(&message_id, &propagation_source);
             if self.peers.refusal_penalised(propagation_source, now) {
                 debug!(peer = %propagation_source, topic = kind.label(), len, limit = admission.label(), "gossip over the peer's rate limit");
                 self.penalize(propagation_source, "gossip_rate_limited");
