@@ -846,10 +846,11 @@ async fn store_txlists(
         let Some(storage) = ctx.storage.upgrade() else {
             return;
         };
-        let to_store = group.clone();
-        match tokio::task::spawn_blocking(move || storage.put_txlists(&to_store)).await {
+        // The bytes go to the write only; the core is told which lists were stored.
+        let stored: Vec<(B256, u64)> = group.iter().map(|(h, n, _)| (*h, *n)).collect();
+        match tokio::task::spawn_blocking(move || storage.put_txlists(&group)).await {
             Ok(Ok(())) => {
-                let _ = ctx.internal.send(Internal::TxListsStored(group)).await;
+                let _ = ctx.internal.send(Internal::TxListsStored(stored)).await;
             }
             Ok(Err(e)) => {
                 warn!(error = %e, "storing fetched tx lists failed; still owed");

@@ -364,14 +364,11 @@ impl Core {
         Ok(())
     }
 
-    /// Stores verified tx lists fetched by catch-up: those an accepted commitment awaits go to
-    /// storage in one write, the others (no longer awaited) are dropped. Emits
-    /// [`SdkEvent::RawTxList`] for each stored one, after the write.
     /// Tx lists a background task fetched, verified and stored durably (off the manager task):
-    /// `(hash, block number, bytes)`, each referenced by a stored commitment. No longer owed;
+    /// `(hash, block number)`, each referenced by a stored commitment. No longer owed;
     /// announced to the sidecar.
-    pub(crate) fn on_txlists_stored(&mut self, txlists: Vec<(B256, u64, Bytes)>) {
-        for (hash, number, _) in txlists {
+    pub(crate) fn on_txlists_stored(&mut self, txlists: Vec<(B256, u64)>) {
+        for (hash, number) in txlists {
             self.state.take_awaiting(&hash);
             self.emit(SdkEvent::RawTxList {
                 hash,

@@ -88,8 +88,8 @@ pub(crate) enum Internal {
         hash: B256,
         txlist: Bytes,
     },
-    /// Verified tx lists a background task already stored durably: `(hash, block, bytes)`.
-    TxListsStored(Vec<(B256, u64, Bytes)>),
+    /// Verified tx lists a background task already stored durably: `(hash, block)`.
+    TxListsStored(Vec<(B256, u64)>),
     SetSync(HeadSyncStatus),
 }
 

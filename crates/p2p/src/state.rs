@@ -128,10 +128,10 @@ impl OrphanTxLists {
             },
         );
         while self.cache.len() > self.max_count.get() || self.bytes > self.max_bytes {
-            let Some((h, _)) = self.cache.peek_lru().map(|(h, e)| (*h, e.txlist.len())) else {
+            let Some(oldest) = self.cache.peek_lru().map(|(h, _)| *h) else {
                 break;
             };
-            self.remove(&h, GossipVerdict::Ignore);
+            self.remove(&oldest, GossipVerdict::Ignore);
         }
     }
 
