@@ -365,7 +365,8 @@ impl Driver {
             Command::StateSizes { reply } => {
                 let _ = reply.send(PeerStateSizes {
                     connected: self.connected.len(),
-                    peer_manager: self.peers.tracked_entries(),
+                    peer_manager: self.peers.map_sizes().total(),
+                    peer_manager_maps: self.peers.map_sizes(),
                     pacer: self.pacer.tracked_peers(),
                     outbound_requests: self.outbound.len(),
                     connection_limits: self.swarm.behaviour().ip_limit.counts(),
@@ -499,7 +500,8 @@ impl Driver {
             b.block_list.unblock_peer(peer);
             b.gossipsub.remove_blacklisted_peer(&peer);
         }
-        self.pacer.prune(now);
+        let connected = &self.connected;
+        self.pacer.prune(now, |peer| connected.contains_key(peer));
         for addr in self.peers.due_static_dials(now) {
             debug!(%addr, "dialling static peer");
             if let Err(e) = self.swarm.dial(addr.clone()) {

@@ -187,6 +187,44 @@ struct StaticPeer {
     next_attempt: Instant,
 }
 
+/// Entries in each of the peer manager's per-peer maps ([`PeerManager::map_sizes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerManagerSizes {
+    /// App scores (kept after a disconnect until they decay to 0).
+    pub app_scores: usize,
+    /// Inbound request-rate buckets, per peer and protocol.
+    pub request_buckets: usize,
+    /// Inbound response-byte budgets.
+    pub byte_buckets: usize,
+    /// Gossip rate buckets, per peer and topic.
+    pub gossip_buckets: usize,
+    /// Inbound requests in flight (counts per peer and protocol, and one per request).
+    pub inflight: usize,
+    /// Refusal grace windows (kept until the window is over).
+    pub refusal_windows: usize,
+    /// Peers below the ban threshold, waiting out `ban_sustain`.
+    pub below_ban_threshold: usize,
+    /// Bans (kept until they expire).
+    pub banned: usize,
+    /// Connected, outbound and dialling sets.
+    pub connected: usize,
+}
+
+impl PeerManagerSizes {
+    /// Entries in all maps together.
+    pub fn total(&self) -> usize {
+        self.app_scores
+            + self.request_buckets
+            + self.byte_buckets
+            + self.gossip_buckets
+            + self.inflight
+            + self.refusal_windows
+            + self.below_ban_threshold
+            + self.banned
+            + self.connected
+    }
+}
+
 /// All per-peer state the driver keeps besides libp2p's own.
 ///
 /// `I` identifies inbound requests (libp2p's `InboundRequestId`; tests use integers).
@@ -261,22 +299,20 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         }
     }
 
-    /// Entries in all per-peer maps (scores, buckets, budgets, in-flight counts, refusal
-    /// windows, ban timers, bans, connected, dialling): for tests that check a peer's state
-    /// goes with it.
-    pub(crate) fn tracked_entries(&self) -> usize {
-        self.app.len()
-            + self.buckets.len()
-            + self.byte_buckets.len()
-            + self.gossip_buckets.len()
-            + self.inflight.len()
-            + self.inbound.len()
-            + self.refusals.len()
-            + self.below_since.len()
-            + self.banned.len()
-            + self.connected.len()
-            + self.outbound.len()
-            + self.dialing.len()
+    /// Entries in each per-peer map: for tests and operators that check a peer's state goes
+    /// with it.
+    pub(crate) fn map_sizes(&self) -> PeerManagerSizes {
+        PeerManagerSizes {
+            app_scores: self.app.len(),
+            request_buckets: self.buckets.len(),
+            byte_buckets: self.byte_buckets.len(),
+            gossip_buckets: self.gossip_buckets.len(),
+            inflight: self.inflight.len() + self.inbound.len(),
+            refusal_windows: self.refusals.len(),
+            below_ban_threshold: self.below_since.len(),
+            banned: self.banned.len(),
+            connected: self.connected.len() + self.outbound.len() + self.dialing.len(),
+        }
     }
 
     // ---- app score -------------------------------------------------------------------------

@@ -376,7 +376,18 @@ impl OutboundPacer {
     /// The longest window any lane is paced by.
     /// Drops the state of peers disconnected longer than the longest window ago (as
     /// [`Self::forget`] does), so it goes even when no other peer disconnects after them.
-    pub(crate) fn prune(&mut self, now: Instant) {
+    /// State created for a peer after its disconnect (a request or an identify answer that
+    /// raced the connection's close) has no disconnect time and would stay forever: a peer
+    /// `is_connected` denies, with nothing in flight, is treated as disconnected from `now`.
+    pub(crate) fn prune(&mut self, now: Instant, is_connected: impl Fn(&PeerId) -> bool) {
+        for (peer, pacing) in self.peers.iter_mut() {
+            if pacing.disconnected_at.is_none()
+                && !is_connected(peer)
+                && pacing.lanes.values().all(|lane| lane.in_flight == 0)
+            {
+                pacing.disconnected_at = Some(now);
+            }
+        }
         let keep = self.longest_window();
         self.peers.retain(|_, p| {
             p.disconnected_at
@@ -466,6 +477,39 @@ mod tests {
         p.refused(&peer, kind, t0 + Duration::from_millis(10_500));
         assert!(p.peers[&peer].lanes[&kind].learned_limit.is_none());
         assert!(p.peers[&peer].lanes[&kind].backoff_until.is_none());
+    }
+
+    /// State created for a peer after its connection closed (a request or an identify answer
+    /// that raced the close) never gets `forget`; the prune tick treats a peer that is not
+    /// connected as disconnected, once nothing is in flight to it, and drops it a window later.
+    #[test]
+    fn state_created_after_a_disconnect_is_pruned() {
+        let mut p = pacer();
+        let (gone, connected, dialling) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let kind = ReqRespKind::GetHead;
+        for peer in [gone, connected, dialling] {
+            assert_eq!(p.admit(peer, kind, 64, t0), Ok(0));
+        }
+        p.done(&gone, kind);
+        p.done(&connected, kind);
+        let is_connected = |peer: &PeerId| *peer == connected;
+        p.prune(t0, is_connected);
+        assert_eq!(
+            p.tracked_peers(),
+            3,
+            "kept for one window after the prune saw it gone"
+        );
+        let window = p.longest_window();
+        p.prune(t0 + window, is_connected);
+        // `gone` dropped; `connected` kept; `dialling` kept while its request is in flight.
+        assert!(!p.peers.contains_key(&gone));
+        assert!(p.peers.contains_key(&connected));
+        assert!(p.peers.contains_key(&dialling));
+        p.done(&dialling, kind);
+        p.prune(t0 + window, is_connected);
+        p.prune(t0 + window * 2, is_connected);
+        assert_eq!(p.tracked_peers(), 1);
     }
 
     #[test]

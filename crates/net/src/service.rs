@@ -191,6 +191,8 @@ pub struct PeerStateSizes {
     /// Entries of the peer manager's per-peer maps (scores, rate-limit buckets, byte budgets,
     /// in-flight requests, refusal windows, bans, dial state).
     pub peer_manager: usize,
+    /// The same, map by map.
+    pub peer_manager_maps: crate::peer_manager::PeerManagerSizes,
     /// Peers with outbound pacing state ([`crate::politeness`]).
     pub pacer: usize,
     /// Outbound requests awaiting an answer.

@@ -279,6 +279,11 @@ pub struct RssSampler {
 #[global_allocator]
 static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
+/// Bytes this test process has allocated right now (touched or not).
+pub fn allocated_bytes() -> u64 {
+    ALLOCATOR.allocated() as u64
+}
+
 /// This process's `VmRSS` in KiB.
 pub fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
