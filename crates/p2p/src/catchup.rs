@@ -12,11 +12,12 @@
 //!      blocking pool too);
 //!    - **validate**: pages in order to the SDK core, which checks chain links and the
 //!      schedule and applies them to its in-memory chain (no disk wait on the manager);
-//!    - **write**: one writer task stores pages' commitments and tx lists in durable
-//!      transactions ([`SdkStorage::put_page`]) on the blocking pool, at most
-//!      `write_queue_pages` pages and `write_queue_bytes` behind; whatever queued up during
-//!      one write goes into the next transaction (group commit), so the writer keeps up
-//!      however slow each transaction is; the core announces a page only once it is durable.
+//!    - **write**: the SDK's durable writer ([`crate::writer`], shared with gossip) stores
+//!      pages' commitments and tx lists in durable transactions ([`SdkStorage::put_page`])
+//!      on the blocking pool, at most `write_queue_pages` pages and `write_queue_bytes`
+//!      behind (the permits travel with the page); whatever queued up during one write goes
+//!      into the next transaction (group commit), so the writer keeps up however slow each
+//!      transaction is; the core announces a page only once it is durable.
 //! 4. tx lists no batch peer had are fetched afterwards, one hash at a time from any peer.
 //!
 //! A peer that answers with an empty page although it claimed a higher head (unless it
@@ -44,8 +45,6 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::P2pSdkConfig;
-use crate::error::StorageError;
-use crate::handlers::PageWrite;
 use crate::metrics;
 use crate::sdk::Internal;
 use crate::storage::SdkStorage;
@@ -433,11 +432,13 @@ async fn pipeline(
             )))
         })
         .buffered(ctx.config.catchup.parallel_pages.max(1));
-    let (writes, queue) = mpsc::channel(ctx.config.catchup.write_queue_pages.max(1));
+    // The write queue: at most `write_queue_pages` pages and `write_queue_bytes` between
+    // this stage and the end of their durable write.
+    let write_pages = Arc::new(Semaphore::new(ctx.config.catchup.write_queue_pages.max(1)));
     let write_budget = Arc::new(Semaphore::new(
         write_queue_units(&ctx.config.catchup) as usize
     ));
-    let writer = tokio::spawn(write_pages(ctx.clone(), queue));
+    let mut writes = Vec::new();
     let mut progress = false;
     while let Some(fetched) = pages.next().await {
         let Ok(FetchedPage {
@@ -485,11 +486,22 @@ async fn pipeline(
             excluded.liar(peer);
             break;
         }
+        // Room in the write queue first (a page larger than the whole byte budget goes
+        // alone, once the queue is empty).
+        let budget = write_queue_units(&ctx.config.catchup);
+        let units = write_units(page_bytes(&page, &txlists)).min(budget);
+        let (Ok(page_permit), Ok(byte_permit)) = (
+            write_pages.clone().acquire_owned().await,
+            write_budget.clone().acquire_many_owned(units).await,
+        ) else {
+            break;
+        };
         let (reply, rx) = oneshot::channel();
         let page = Internal::CatchUpPage {
             peer,
             items: page,
             txlists,
+            permits: vec![page_permit, byte_permit],
             reply,
         };
         if ctx.internal.send(page).await.is_err() {
@@ -500,17 +512,7 @@ async fn pipeline(
         };
         if let Some(write) = write {
             progress = true;
-            // Wait for room in the write queue's byte budget (a page larger than the whole
-            // budget goes alone, once the queue is empty).
-            let budget = write_queue_units(&ctx.config.catchup);
-            let units = write_units(write.held_bytes()).min(budget);
-            let Ok(held) = write_budget.clone().acquire_many_owned(units).await else {
-                break;
-            };
-            if writes.send((write, held)).await.is_err() {
-                // The writer stopped on a storage failure; the core rebuilt from storage.
-                break;
-            }
+            writes.push(write);
         }
         if result.failure.is_some() || result.gap {
             // A bad signature, wrong signer, broken parent link or a hole in the page.
@@ -520,8 +522,15 @@ async fn pipeline(
         }
     }
     drop(pages);
-    drop(writes);
-    let (stored, owed) = writer.await.unwrap_or_default();
+    // Wait for this round's writes: whether all are durable, and the tx lists still owed.
+    let mut stored = true;
+    let mut owed = Vec::new();
+    for write in writes {
+        match write.await {
+            Ok(Ok((_, missing))) => owed.extend(missing),
+            _ => stored = false,
+        }
+    }
     // What no batch peer had: ask every peer, one hash at a time.
     fetch_txlists(ctx, candidates, excluded, owed).await;
     if progress && stored {
@@ -529,59 +538,6 @@ async fn pipeline(
     } else {
         Batch::Failed
     }
-}
-
-/// The write stage: stores pages in order on the blocking pool, each write one durable
-/// transaction; pages that queued up while the previous write ran go into the next
-/// transaction together (group commit), so a slow disk costs one sync per group, not per
-/// page. Reports each page to the core. Stops at the first failure (the core then drops every
-/// page not yet durable). Returns whether every write succeeded, and the tx lists the pages
-/// reference that neither came with them nor were in storage (still owed).
-async fn write_pages(
-    ctx: Arc<CatchUpContext>,
-    mut queue: mpsc::Receiver<(PageWrite, OwnedSemaphorePermit)>,
-) -> (bool, Vec<(B256, u64)>) {
-    let mut owed = Vec::new();
-    while let Some((first, held)) = queue.recv().await {
-        // Everything queued joins this transaction; the queue's bounds bound the group.
-        let mut group = vec![first];
-        let mut budget = vec![held];
-        while let Ok((next, held)) = queue.try_recv() {
-            group.push(next);
-            budget.push(held);
-        }
-        let ids: Vec<u64> = group.iter().map(|w| w.id).collect();
-        let Some(storage) = ctx.storage.upgrade() else {
-            // The SDK stopped: nothing more is written.
-            return (false, owed);
-        };
-        let written = tokio::task::spawn_blocking(move || write_group(storage.as_ref(), group))
-            .await
-            .unwrap_or_else(|e| Err(StorageError::Backend(format!("write task failed: {e}"))));
-        // The pages' bytes are gone (moved into the write and dropped): room for more.
-        drop(budget);
-        match written {
-            Ok(outcomes) => {
-                for (id, (present, missing)) in ids.into_iter().zip(outcomes) {
-                    owed.extend(missing);
-                    let stored = Internal::CatchUpStored {
-                        id,
-                        outcome: Ok(present),
-                    };
-                    let _ = ctx.internal.send(stored).await;
-                }
-            }
-            Err(e) => {
-                let failed = Internal::CatchUpStored {
-                    id: ids.first().copied().unwrap_or_default(),
-                    outcome: Err(e),
-                };
-                let _ = ctx.internal.send(failed).await;
-                return (false, owed);
-            }
-        }
-    }
-    (true, owed)
 }
 
 /// The write queue's byte budget counts in units of this many bytes (a semaphore holds at
@@ -598,40 +554,11 @@ fn write_queue_units(config: &crate::config::CatchUpConfig) -> u32 {
     write_units(config.write_queue_bytes)
 }
 
-/// What the write of one page found: its unresolved tx lists that storage holds, and those
-/// still owed.
-type PageOutcome = (HashSet<B256>, Vec<(B256, u64)>);
-
-/// Writes `group` (pages in order) in one transaction, then sorts each page's unresolved tx
-/// lists into held and owed.
-fn write_group(
-    storage: &dyn SdkStorage,
-    group: Vec<PageWrite>,
-) -> Result<Vec<PageOutcome>, StorageError> {
-    // The pages are moved into one write, not copied.
-    let mut commitments: Vec<SignedCommitment> = Vec::new();
-    let mut txlists: Vec<(B256, u64, Bytes)> = Vec::new();
-    let mut unresolved = Vec::with_capacity(group.len());
-    for write in group {
-        commitments.extend(write.commitments);
-        txlists.extend(write.txlists);
-        unresolved.push(write.unresolved);
-    }
-    storage.put_page(&commitments, &txlists)?;
-    let mut outcomes = Vec::with_capacity(unresolved.len());
-    for page in unresolved {
-        let mut present = HashSet::new();
-        let mut missing = Vec::new();
-        for (hash, number) in page {
-            if storage.txlist(&hash)?.is_some() {
-                present.insert(hash);
-            } else {
-                missing.push((hash, number));
-            }
-        }
-        outcomes.push((present, missing));
-    }
-    Ok(outcomes)
+/// Bytes a fetched page holds until it is written: its commitments at their SSZ size and its
+/// tx lists.
+fn page_bytes(page: &Page, txlists: &HashMap<B256, Bytes>) -> usize {
+    page.len() * preconfirmation_types::SIGNED_COMMITMENT_SSZ_LEN
+        + txlists.values().map(Bytes::len).sum::<usize>()
 }
 
 /// Whether `peer` serves the commitment of block `number` (a one-commitment page).

@@ -190,6 +190,12 @@ pub struct PendingLimits {
     /// entry. An honest peer relays one commitment per 2 s L2 slot, so 512 is 17 minutes of
     /// one peer's share. Default 512.
     pub max_count_per_peer: usize,
+    /// How long a gossiped commitment's verdict is held while it is pending: `Accept` (it is
+    /// forwarded) if it validates within this time, `Ignore` (no penalty; it stays buffered
+    /// but is not forwarded) after it. Gossipsub keeps an unvalidated message for its
+    /// history window (`history_length` heartbeats) only. Default 3 000 ms.
+    #[serde(with = "millis")]
+    pub hold_verdict_for: Duration,
 }
 
 impl Default for PendingLimits {
@@ -200,6 +206,7 @@ impl Default for PendingLimits {
             max_age: Duration::from_secs(120),
             max_blocks_ahead: 1024,
             max_count_per_peer: 512,
+            hold_verdict_for: Duration::from_secs(3),
         }
     }
 }

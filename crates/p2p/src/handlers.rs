@@ -6,6 +6,7 @@
 //! caller, so there is exactly one writer. Work that needs the network (fetching a tx list,
 //! filling a gap) comes back as [`Effect`]s for the manager to run.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use preconfirmation_net::{GossipVerdict, InboundRequest, MessageId as GossipMess
 use preconfirmation_types::{
     Address, ChainLimits, GetCommitmentsByNumberResponse, GetRawTxListResponse,
     GetRawTxListsResponse, GossipTopicKind, PreconfHead, ReqRespKind, SignedCommitment, TypesError,
-    B256, MAX_RAW_TXLISTS_RESPONSE_BYTES, SIGNED_COMMITMENT_SSZ_LEN, U256,
+    B256, MAX_RAW_TXLISTS_RESPONSE_BYTES, U256,
 };
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, info_span, trace, warn};
@@ -45,6 +46,19 @@ pub(crate) enum Effect {
     },
     /// A commitment arrived above `head + 1`: blocks in between are missing.
     Gap { peer: Option<PeerId> },
+    /// Every write up to and including `id` is durable (acknowledge local publishes).
+    Durable { id: u64 },
+    /// A write failed: every write not yet durable is dropped (the core rebuilt its chain
+    /// from storage).
+    WriteFailed,
+    /// The verdict of a gossiped commitment that waited in the pending buffer is now due
+    /// (it validated, failed, or was evicted or held too long). Reported after the verdict of
+    /// the message that released it, so a parent is forwarded ahead of its children.
+    PendingVerdict {
+        message_id: GossipMessageId,
+        peer: PeerId,
+        verdict: GossipVerdict,
+    },
     /// A gossip verdict held back (a tx list waiting for its commitment) is now due.
     Verdict {
         message_id: GossipMessageId,
@@ -64,13 +78,14 @@ pub(crate) struct BatchResult {
     pub gap: bool,
 }
 
-/// A validated catch-up page for the write stage: its commitments (and any pending children
-/// they unlocked) with the tx lists to store in the same transaction
-/// ([`SdkStorage::put_page`]). The core has applied it to its in-memory chain already; it
-/// announces it once [`Core::on_catchup_stored`] says the write is durable.
+/// What the core accepted, for the durable writer ([`crate::writer`]): commitments (a gossip
+/// or local accept with the pending children it unlocked, or a catch-up page) with the tx
+/// lists to store in the same transaction ([`SdkStorage::put_page`]), or tx lists alone that
+/// accepted commitments awaited. The core has applied it to its in-memory chain already; it
+/// announces it once [`Core::on_stored`] says the write is durable.
 #[derive(Debug)]
 pub(crate) struct PageWrite {
-    /// Matches the page to its [`Core::on_catchup_stored`] call.
+    /// Matches the write to its [`Core::on_stored`] call; ascending in the order made.
     pub id: u64,
     /// Commitments, ascending.
     pub commitments: Vec<SignedCommitment>,
@@ -81,23 +96,16 @@ pub(crate) struct PageWrite {
     pub unresolved: Vec<(B256, u64)>,
 }
 
-impl PageWrite {
-    /// Bytes the page holds while it waits for its write: its commitments at their SSZ size
-    /// and its tx lists.
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.commitments.len() * SIGNED_COMMITMENT_SSZ_LEN
-            + self.txlists.iter().map(|(_, _, t)| t.len()).sum::<usize>()
-    }
-}
-
-/// A page applied in memory whose write is not durable yet.
+/// A write applied in memory that is not durable yet.
 #[derive(Debug)]
-struct UnstoredPage {
+struct UnstoredWrite {
     id: u64,
     accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
     /// Hashes of the tx lists written with it.
     stored_txlists: std::collections::HashSet<B256>,
-    /// The head once this page is durable.
+    /// Awaited tx lists written without their commitment (announced once durable).
+    late_txlists: Vec<(B256, u64)>,
+    /// The head once this write is durable.
     head_after: DurableHead,
 }
 
@@ -119,17 +127,17 @@ pub(crate) struct Core {
     status: watch::Sender<SdkStatus>,
     sync: HeadSyncStatus,
     effects: Vec<Effect>,
-    /// Catch-up pages applied in memory, oldest first, whose writes are in the write stage
-    /// (at most the pipeline's `catchup.write_queue_pages` and the one being validated).
-    unstored: std::collections::VecDeque<UnstoredPage>,
-    next_page_id: u64,
+    /// Writes applied in memory, oldest first, that the durable writer has not reported yet.
+    unstored: std::collections::VecDeque<UnstoredWrite>,
+    next_write_id: u64,
+    /// Writes made since the manager last collected them ([`Self::take_writes`]).
+    outbox: Vec<PageWrite>,
+    /// Starts anew each time the chain is rebuilt from storage after a failed write; the
+    /// writer drops queued writes of an older epoch.
+    epoch: u64,
     /// What storage holds while `unstored` is not empty; the status reports it, so a head
     /// seen by a sidecar or served to a peer is always durable.
     durable_head: Option<DurableHead>,
-    /// Commitments accepted (gossip, local) while catch-up pages were not durable: written
-    /// once they are, so storage never holds a block above a hole. Bounded by the chain's
-    /// block rate over a few page writes: each must extend the head.
-    deferred: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
 }
 
 impl Core {
@@ -167,9 +175,10 @@ impl Core {
             sync: HeadSyncStatus::Idle,
             effects: Vec::new(),
             unstored: std::collections::VecDeque::new(),
-            next_page_id: 0,
+            next_write_id: 0,
+            outbox: Vec::new(),
+            epoch: 0,
             durable_head: None,
-            deferred: Vec::new(),
         };
         core.publish_status();
         Ok(core)
@@ -207,6 +216,14 @@ impl Core {
         for (message_id, peer, verdict) in self.state.orphans.take_released() {
             metrics::txlist_verdict_released(verdict);
             self.effects.push(Effect::Verdict {
+                message_id,
+                peer,
+                verdict,
+            });
+        }
+        for (message_id, peer, verdict) in self.state.pending.take_released() {
+            metrics::pending_verdict_released(verdict);
+            self.effects.push(Effect::PendingVerdict {
                 message_id,
                 peer,
                 verdict,
@@ -258,25 +275,54 @@ impl Core {
 
     // ---------------------------------------------------------------- gossip
 
-    /// A gossiped `SignedCommitment` from `peer` (§4, §5).
-    pub(crate) fn on_gossip_commitment(&mut self, peer: PeerId, data: &[u8]) -> GossipVerdict {
+    /// A gossiped `SignedCommitment` from `peer` (§4, §5). `None`: it waits in the pending
+    /// buffer (unknown parent or schedule) with its verdict held; the verdict comes later as
+    /// an [`Effect::PendingVerdict`] — `Accept` if it validates in time, so an out-of-order
+    /// commitment is still forwarded once its parent arrives.
+    pub(crate) fn on_gossip_commitment(
+        &mut self,
+        peer: PeerId,
+        message_id: GossipMessageId,
+        data: &[u8],
+    ) -> Option<GossipVerdict> {
         let topic = GossipTopicKind::Commitments;
         if self.see(MessageId::new(topic, data)) {
             metrics::gossip_received(topic, RejectReason::Duplicate.label());
-            return GossipVerdict::Ignore;
+            return Some(GossipVerdict::Ignore);
         }
         let signed = match self.validator.decode_commitment(data) {
             Ok(signed) => signed,
             Err(reason) => {
                 metrics::gossip_received(topic, reason.label());
                 metrics::validation_failure(reason.label());
-                return GossipVerdict::Reject;
+                return Some(GossipVerdict::Reject);
             }
         };
         let signer = self.validator.recover_signer(&signed);
-        let outcome = self.process_commitment(signed, signer, CommitmentSource::Gossip(peer));
+        let held = HeldVerdict {
+            message_id,
+            peer,
+            since: Instant::now(),
+        };
+        let outcome =
+            self.process_commitment(signed, signer, CommitmentSource::Gossip(peer), Some(held));
         metrics::gossip_received(topic, outcome.label());
-        verdict(&outcome)
+        match outcome {
+            ValidationOutcome::Pending(_) => None,
+            resolved => Some(verdict(&resolved)),
+        }
+    }
+
+    /// Reports `held`'s verdict (a pending commitment's) as now due.
+    fn release_pending(&mut self, held: Option<HeldVerdict>, verdict: GossipVerdict) {
+        if let Some(h) = held {
+            metrics::pending_verdict_released(verdict);
+            self.effects.push(Effect::PendingVerdict {
+                message_id: h.message_id,
+                peer: h.peer,
+                verdict,
+            });
+        }
     }
 
     /// A gossiped `RawTxListGossip` from `peer` (§3.4). A tx list is forwarded only once a
@@ -310,17 +356,9 @@ impl Core {
         }
         let txlist = Bytes::from(Vec::<u8>::from(msg.txlist));
         if self.state.is_awaited(&hash) {
-            return Some(match self.add_txlist(hash, txlist) {
-                Ok(()) => {
-                    metrics::gossip_received(topic, "accept");
-                    GossipVerdict::Accept
-                }
-                Err(e) => {
-                    warn!(error = %e, "storing a tx list failed");
-                    metrics::gossip_received(topic, "storage_error");
-                    GossipVerdict::Ignore
-                }
-            });
+            self.add_txlist(hash, txlist);
+            metrics::gossip_received(topic, "accept");
+            return Some(GossipVerdict::Accept);
         }
         if self.state.pending.references_txlist(&hash) {
             // Its commitment waits for a parent or the schedule: forward now, keep the bytes.
@@ -346,22 +384,24 @@ impl Core {
         cached || matches!(self.storage.txlist(hash), Ok(Some(_)))
     }
 
-    /// Stores a verified tx list: into storage if an accepted commitment awaits it (then
-    /// emits [`SdkEvent::RawTxList`]), else into the holding area (local publishes and
-    /// fetches, counted against no peer; announced with their commitment).
-    pub(crate) fn add_txlist(&mut self, hash: B256, txlist: Bytes) -> Result<()> {
+    /// Takes a verified tx list: if an accepted commitment awaits it, it goes to the durable
+    /// writer (announced as [`SdkEvent::RawTxList`] once stored); else into the holding area
+    /// (local publishes and fetches, counted against no peer; stored with their commitment).
+    pub(crate) fn add_txlist(&mut self, hash: B256, txlist: Bytes) {
         match self.state.take_awaiting(&hash) {
             Some(number) => {
-                self.storage.put_txlist(hash, number, txlist)?;
-                self.emit(SdkEvent::RawTxList {
-                    hash,
-                    block_number: number,
-                });
+                let before = self.memory_head();
+                self.queue_write(
+                    Vec::new(),
+                    vec![(hash, number, txlist)],
+                    Vec::new(),
+                    vec![(hash, number)],
+                    before,
+                );
             }
             None => self.state.orphans.insert(hash, txlist, None, None),
         }
         self.publish_status();
-        Ok(())
     }
 
     /// Tx lists a background task fetched, verified and stored durably (off the manager task):
@@ -390,13 +430,16 @@ impl Core {
 
     // ---------------------------------------------------------------- commitments
 
-    /// Validates `signed` and acts on the outcome: store and emit on accept (draining pending
-    /// children), buffer on pending, report evidence on equivocation.
+    /// Validates `signed` and acts on the outcome: apply and queue the write on accept
+    /// (draining pending children), buffer on pending (with `held`, its gossip verdict, if
+    /// any: released as `Ignore` if it cannot be buffered), report evidence on equivocation.
+    /// `held` is used only when the outcome is pending: otherwise the caller reports it.
     pub(crate) fn process_commitment(
         &mut self,
         signed: SignedCommitment,
         signer: std::result::Result<Address, TypesError>,
         source: CommitmentSource,
+        held: Option<HeldVerdict>,
     ) -> ValidationOutcome {
         let number = signed.preconf().block_number;
         let _span = info_span!("commitment", ?source, block = %number).entered();
@@ -406,16 +449,7 @@ impl Core {
         trace!(outcome = outcome.label(), "validated");
         match &outcome {
             ValidationOutcome::Accept(accepted) => {
-                if let Err(e) = self.accept_chain(vec![(signed, *accepted, source)]) {
-                    warn!(error = %e, "storing an accepted commitment failed");
-                    return ValidationOutcome::Reject {
-                        reason: RejectReason::Stale {
-                            number: accepted.block_number,
-                            head: self.head(),
-                        },
-                        penalise: false,
-                    };
-                }
+                self.accept_chain(vec![(signed, *accepted, source)]);
             }
             ValidationOutcome::Reject { reason, .. } => {
                 self.on_reject(&signed, signer.ok(), reason);
@@ -428,15 +462,16 @@ impl Core {
                         CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => Some(p),
                         CommitmentSource::Local => None,
                     };
-                    let evicted = self
-                        .state
-                        .pending
-                        .insert(PendingEntry::new(signed, signer, number, peer, *reason));
+                    let mut entry = PendingEntry::new(signed, signer, number, peer, *reason);
+                    entry.held = held;
+                    let evicted = self.state.pending.insert(entry);
                     metrics::pending_evicted(evicted);
                     if *reason == PendingReason::ParentUnknown {
                         self.effects.push(Effect::Gap { peer });
                     }
                     self.publish_status();
+                } else {
+                    self.release_pending(held, GossipVerdict::Ignore);
                 }
             }
         }
@@ -475,46 +510,120 @@ impl Core {
         });
     }
 
-    /// Applies accepted commitments (and any pending children they unlock) to the state,
-    /// stores them in one atomic write, then emits events. On a storage failure the state is
-    /// rebuilt from storage, so memory never runs ahead of disk for long. While catch-up pages
-    /// are still being written, the write waits for them (see `deferred`).
+    /// Applies accepted commitments (and any pending children they unlock) to the state and
+    /// queues them for the durable writer with the tx lists the holding area has for them;
+    /// they are announced once the write is durable ([`Self::on_stored`]).
     fn accept_chain(
         &mut self,
         mut accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
-    ) -> Result<()> {
+    ) {
+        let before = self.memory_head();
         for (c, a, _) in &accepted {
             self.state.apply(c, a);
         }
         self.drain_pending(&mut accepted);
-        if !self.unstored.is_empty() {
-            self.deferred.extend(accepted);
-            return Ok(());
-        }
-        self.store_and_announce(accepted)
+        let mut txlists = Vec::new();
+        let mut unresolved = Vec::new();
+        self.collect_txlists(
+            &accepted,
+            &mut HashMap::new(),
+            &mut txlists,
+            &mut unresolved,
+        );
+        self.queue_write(accepted, txlists, unresolved, Vec::new(), before);
     }
 
-    /// Writes commitments already applied to the state (one durable write), then announces
-    /// them.
-    fn store_and_announce(
+    /// Sorts the tx lists `accepted` references into those at hand (`fetched`, else the
+    /// holding area — which releases a held gossip verdict as `Accept`) and the unresolved
+    /// ones, which are awaited from now on: one that arrives before the write is durable goes
+    /// straight to the writer.
+    fn collect_txlists(
+        &mut self,
+        accepted: &[(SignedCommitment, AcceptedCommitment, CommitmentSource)],
+        fetched: &mut HashMap<B256, Bytes>,
+        txlists: &mut Vec<(B256, u64, Bytes)>,
+        unresolved: &mut Vec<(B256, u64)>,
+    ) {
+        for (c, a, _) in accepted {
+            let hash = c.preconf().raw_tx_list_hash;
+            if hash == B256::ZERO {
+                continue;
+            }
+            match fetched
+                .remove(&hash)
+                .or_else(|| self.state.orphans.take(&hash))
+            {
+                Some(bytes) => {
+                    metrics::cache("txlist_orphan", true);
+                    txlists.push((hash, a.block_number, bytes));
+                }
+                None => {
+                    self.state.await_txlist(hash, a.block_number);
+                    unresolved.push((hash, a.block_number));
+                }
+            }
+        }
+    }
+
+    /// Records a write applied in memory (`before`: the head before it) and queues it for the
+    /// writer; returns its id.
+    fn queue_write(
         &mut self,
         accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
-    ) -> Result<()> {
-        if accepted.is_empty() {
-            return Ok(());
+        txlists: Vec<(B256, u64, Bytes)>,
+        unresolved: Vec<(B256, u64)>,
+        late_txlists: Vec<(B256, u64)>,
+        before: DurableHead,
+    ) -> u64 {
+        let write = self.make_write(accepted, txlists, unresolved, late_txlists, before);
+        let id = write.id;
+        self.outbox.push(write);
+        id
+    }
+
+    fn make_write(
+        &mut self,
+        accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
+        txlists: Vec<(B256, u64, Bytes)>,
+        unresolved: Vec<(B256, u64)>,
+        late_txlists: Vec<(B256, u64)>,
+        before: DurableHead,
+    ) -> PageWrite {
+        if self.unstored.is_empty() {
+            self.durable_head = Some(before);
         }
-        let commitments: Vec<SignedCommitment> =
-            accepted.iter().map(|(c, _, _)| c.clone()).collect();
-        if let Err(e) = self.storage.put_commitments(&commitments) {
-            self.reload_from_storage();
-            return Err(e.into());
-        }
-        for (commitment, accepted, source) in accepted {
-            let available = self.resolve_txlist(&commitment, accepted.block_number);
-            self.announce(commitment, accepted, source, available);
-        }
-        self.announce_head();
-        Ok(())
+        let id = self.next_write_id;
+        self.next_write_id = self.next_write_id.wrapping_add(1);
+        let write = PageWrite {
+            id,
+            commitments: accepted.iter().map(|(c, _, _)| c.clone()).collect(),
+            txlists,
+            unresolved,
+        };
+        self.unstored.push_back(UnstoredWrite {
+            id,
+            accepted,
+            stored_txlists: write.txlists.iter().map(|(h, _, _)| *h).collect(),
+            late_txlists,
+            head_after: self.memory_head(),
+        });
+        write
+    }
+
+    /// Writes made since the last call, in order, for the durable writer (with the core's
+    /// current [`Self::epoch`]).
+    pub(crate) fn take_writes(&mut self) -> Vec<PageWrite> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The current write epoch (see [`crate::writer`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The id of the last write made, if any is not durable yet.
+    pub(crate) fn last_unstored_write(&self) -> Option<u64> {
+        self.unstored.back().map(|w| w.id)
     }
 
     /// Emits the head change and publishes the status.
@@ -554,11 +663,18 @@ impl Core {
                 match outcome {
                     ValidationOutcome::Accept(a) => {
                         self.state.apply(&entry.commitment, &a);
+                        self.release_pending(entry.held, GossipVerdict::Accept);
                         accepted.push((entry.commitment, a, source));
                         progressed = true;
                     }
-                    ValidationOutcome::Reject { reason, .. } => {
+                    ValidationOutcome::Reject { reason, penalise } => {
                         self.on_reject(&entry.commitment, Some(entry.signer), &reason);
+                        let verdict = if penalise {
+                            GossipVerdict::Reject
+                        } else {
+                            GossipVerdict::Ignore
+                        };
+                        self.release_pending(entry.held, verdict);
                     }
                     ValidationOutcome::Pending(reason) => {
                         let mut entry = entry;
@@ -573,38 +689,9 @@ impl Core {
         }
     }
 
-    /// Whether the tx list of a just-stored commitment is at hand: none needed, in storage, or
-    /// waiting in the orphan cache (then stored now).
-    fn resolve_txlist(&mut self, commitment: &SignedCommitment, number: u64) -> bool {
-        let hash = commitment.preconf().raw_tx_list_hash;
-        if hash == B256::ZERO {
-            true
-        } else if matches!(self.storage.txlist(&hash), Ok(Some(_))) {
-            metrics::cache("txlist_storage", true);
-            true
-        } else if let Some(txlist) = self.state.orphans.take(&hash) {
-            metrics::cache("txlist_orphan", true);
-            match self.storage.put_txlist(hash, number, txlist) {
-                Ok(()) => {
-                    self.emit(SdkEvent::RawTxList {
-                        hash,
-                        block_number: number,
-                    });
-                    true
-                }
-                Err(e) => {
-                    warn!(error = %e, "storing a tx list failed");
-                    false
-                }
-            }
-        } else {
-            metrics::cache("txlist_storage", false);
-            false
-        }
-    }
-
-    /// Tells the sidecar about a durable commitment; a missing tx list is awaited (and
-    /// fetched, unless catch-up fetches it).
+    /// Tells the sidecar about a durable commitment. A missing tx list is awaited since the
+    /// commitment was accepted; it is fetched (after a grace period for gossip) unless
+    /// catch-up fetches it.
     fn announce(
         &mut self,
         commitment: SignedCommitment,
@@ -614,19 +701,19 @@ impl Core {
     ) {
         let hash = commitment.preconf().raw_tx_list_hash;
         let number = accepted.block_number;
-        if !available {
-            self.state.await_txlist(hash, number);
+        if !available
+            && self.state.is_awaited(&hash)
+            && !matches!(source, CommitmentSource::CatchUp(_))
+        {
             let hint = match source {
                 CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => Some(p),
                 CommitmentSource::Local => None,
             };
-            if !matches!(source, CommitmentSource::CatchUp(_)) {
-                self.effects.push(Effect::FetchTxList {
-                    hash,
-                    block_number: number,
-                    hint,
-                });
-            }
+            self.effects.push(Effect::FetchTxList {
+                hash,
+                block_number: number,
+                hint,
+            });
         }
         self.emit(SdkEvent::Commitment {
             commitment,
@@ -638,7 +725,8 @@ impl Core {
 
     fn reload_from_storage(&mut self) {
         self.unstored.clear();
-        self.deferred.clear();
+        self.outbox.clear();
+        self.epoch = self.epoch.wrapping_add(1);
         self.durable_head = None;
         let mut state = ChainState::new(&self.config);
         if let Ok(Some(head)) = self.storage.head() {
@@ -651,13 +739,13 @@ impl Core {
     /// recovered signers; `fetched`: verified tx lists by hash) and applies it to the
     /// in-memory chain, stopping at the first invalid one. Nothing is written here: the
     /// returned [`PageWrite`] goes to the catch-up write stage, and the page is announced once
-    /// [`Self::on_catchup_stored`] reports it durable. So the manager never waits for a disk
+    /// [`Self::on_stored`] reports it durable. So the manager never waits for a disk
     /// while catch-up runs.
     pub(crate) fn on_catchup_page(
         &mut self,
         peer: PeerId,
         items: Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
-        mut fetched: std::collections::HashMap<B256, Bytes>,
+        mut fetched: HashMap<B256, Bytes>,
     ) -> (BatchResult, Option<PageWrite>) {
         let mut result = BatchResult::default();
         let mut accepted = Vec::new();
@@ -714,77 +802,62 @@ impl Core {
         metrics::catchup_commitments(accepted.len());
         let mut txlists = Vec::new();
         let mut unresolved = Vec::new();
-        for (c, a, _) in &accepted {
-            let hash = c.preconf().raw_tx_list_hash;
-            if hash == B256::ZERO {
-                continue;
-            }
-            match fetched
-                .remove(&hash)
-                .or_else(|| self.state.orphans.take(&hash))
-            {
-                Some(bytes) => txlists.push((hash, a.block_number, bytes)),
-                None => unresolved.push((hash, a.block_number)),
-            }
-        }
-        if self.unstored.is_empty() {
-            self.durable_head = Some(before);
-        }
-        let id = self.next_page_id;
-        self.next_page_id = self.next_page_id.wrapping_add(1);
-        let write = PageWrite {
-            id,
-            commitments: accepted.iter().map(|(c, _, _)| c.clone()).collect(),
-            txlists,
-            unresolved,
-        };
-        self.unstored.push_back(UnstoredPage {
-            id,
-            accepted,
-            stored_txlists: write.txlists.iter().map(|(h, _, _)| *h).collect(),
-            head_after: self.memory_head(),
-        });
+        self.collect_txlists(&accepted, &mut fetched, &mut txlists, &mut unresolved);
+        let write = self.make_write(accepted, txlists, unresolved, Vec::new(), before);
         (result, Some(write))
     }
 
-    /// The write stage stored page `id` (`Ok`: the hashes of its unresolved tx lists that
-    /// storage already held) or failed. On success the page is announced and its head becomes
-    /// the durable one; on failure every page not yet durable is dropped and the chain is
-    /// rebuilt from storage (catch-up fetches them again).
-    pub(crate) fn on_catchup_stored(
+    /// The durable writer stored write `id` (`Ok`: the hashes of its unresolved tx lists that
+    /// storage already held) or failed. On success the write is announced and its head
+    /// becomes the durable one; on failure every write not yet durable is dropped and the
+    /// chain is rebuilt from storage (catch-up fetches what is missing again).
+    pub(crate) fn on_stored(
         &mut self,
         id: u64,
         outcome: std::result::Result<std::collections::HashSet<B256>, crate::StorageError>,
     ) {
-        let page = match (self.unstored.front(), &outcome) {
+        let write = match (self.unstored.front(), &outcome) {
             (Some(front), Ok(_)) if front.id == id => self.unstored.pop_front(),
+            // A report for a write dropped by an earlier failure.
+            (None, Ok(_)) => return,
+            (Some(front), Ok(_)) if id < front.id => return,
             _ => None,
         };
-        let (Some(page), Ok(present)) = (page, outcome.as_ref()) else {
+        let (Some(write), Ok(present)) = (write, outcome.as_ref()) else {
             match &outcome {
-                Err(e) => warn!(error = %e, "storing a catch-up page failed"),
-                Ok(_) => warn!(id, "catch-up page stored out of order"),
+                Err(e) => warn!(error = %e, "a durable write failed"),
+                Ok(_) => warn!(id, "a write was reported out of order"),
             }
             self.reload_from_storage();
+            self.effects.push(Effect::WriteFailed);
             self.publish_status();
             return;
         };
-        for (commitment, accepted, source) in page.accepted {
+        for (commitment, accepted, source) in write.accepted {
             let hash = commitment.preconf().raw_tx_list_hash;
-            let available = hash == B256::ZERO
-                || page.stored_txlists.contains(&hash)
-                || present.contains(&hash);
+            if present.contains(&hash) {
+                // Storage had it already: no longer owed.
+                self.state.take_awaiting(&hash);
+            }
+            let stored_with_it = write.stored_txlists.contains(&hash);
+            if stored_with_it && !matches!(source, CommitmentSource::CatchUp(_)) {
+                self.emit(SdkEvent::RawTxList {
+                    hash,
+                    block_number: accepted.block_number,
+                });
+            }
+            let available = hash == B256::ZERO || stored_with_it || present.contains(&hash);
             self.announce(commitment, accepted, source, available);
         }
-        if self.unstored.is_empty() {
-            self.durable_head = None;
-            let deferred = std::mem::take(&mut self.deferred);
-            if let Err(e) = self.store_and_announce(deferred) {
-                warn!(error = %e, "storing commitments accepted during catch-up failed");
-            }
-        } else {
-            self.durable_head = Some(page.head_after);
+        for (hash, block_number) in write.late_txlists {
+            self.emit(SdkEvent::RawTxList { hash, block_number });
         }
+        self.durable_head = if self.unstored.is_empty() {
+            None
+        } else {
+            Some(write.head_after)
+        };
+        self.effects.push(Effect::Durable { id });
         self.announce_head();
     }
 
@@ -800,7 +873,12 @@ impl Core {
                 .source
                 .map(CommitmentSource::Gossip)
                 .unwrap_or(CommitmentSource::Local);
-            self.process_commitment(entry.commitment, Ok(entry.signer), source);
+            let held = entry.held.clone();
+            let outcome =
+                self.process_commitment(entry.commitment, Ok(entry.signer), source, entry.held);
+            if !matches!(outcome, ValidationOutcome::Pending(_)) {
+                self.release_pending(held, verdict(&outcome));
+            }
         }
     }
 
@@ -813,6 +891,16 @@ impl Core {
             .expire(now, self.config.orphan_txlists.hold_verdict_for);
         if expired > 0 {
             debug!(expired, "held tx-list verdicts expired (ignored)");
+        }
+        let expired = self
+            .state
+            .pending
+            .expire_held(now, self.config.pending.hold_verdict_for);
+        if expired > 0 {
+            debug!(
+                expired,
+                "held pending-commitment verdicts expired (ignored)"
+            );
         }
         let swept = self.state.pending.sweep(self.head(), now);
         if swept > 0 {
@@ -992,6 +1080,18 @@ mod tests {
         PeerId::random()
     }
 
+    /// Does what the durable writer does, at once: writes everything the core queued and
+    /// reports each write stored.
+    fn flush_writes(h: &mut Harness) {
+        for write in h.core.take_writes() {
+            let id = write.id;
+            let mut outcomes = crate::writer::write_group(h.storage.as_ref(), vec![write])
+                .expect("memory storage writes");
+            let (present, _) = outcomes.pop().expect("one outcome");
+            h.core.on_stored(id, Ok(present));
+        }
+    }
+
     #[test]
     fn same_gossip_twice_is_ignored_the_second_time() {
         let mut h = harness();
@@ -999,12 +1099,12 @@ mod tests {
         let bytes = block.commitment.to_ssz();
         let p = peer();
         assert_eq!(
-            h.core.on_gossip_commitment(p, &bytes),
-            GossipVerdict::Accept
+            h.core.on_gossip_commitment(p, gossip_id(100), &bytes),
+            Some(GossipVerdict::Accept)
         );
         assert_eq!(
-            h.core.on_gossip_commitment(p, &bytes),
-            GossipVerdict::Ignore
+            h.core.on_gossip_commitment(p, gossip_id(101), &bytes),
+            Some(GossipVerdict::Ignore)
         );
         assert_eq!(h.core.head(), 1);
     }
@@ -1018,8 +1118,8 @@ mod tests {
         h.core
             .see(MessageId::new(GossipTopicKind::Commitments, &bytes));
         assert_eq!(
-            h.core.on_gossip_commitment(peer(), &bytes),
-            GossipVerdict::Ignore
+            h.core.on_gossip_commitment(peer(), gossip_id(100), &bytes),
+            Some(GossipVerdict::Ignore)
         );
         assert_eq!(h.core.head(), 0, "not processed again");
     }
@@ -1036,9 +1136,11 @@ mod tests {
         }
         assert!(verdict_effects(&mut h).is_empty());
         // Then blocks 5, 4, 3, 2 before 1.
-        for b in blocks[1..].iter().rev() {
-            let verdict = h.core.on_gossip_commitment(p, &b.commitment.to_ssz());
-            assert_eq!(verdict, GossipVerdict::Ignore, "pending: not scored");
+        for (i, b) in blocks.iter().enumerate().skip(1).rev() {
+            let verdict =
+                h.core
+                    .on_gossip_commitment(p, gossip_id(100 + i), &b.commitment.to_ssz());
+            assert_eq!(verdict, None, "pending: verdict held");
         }
         assert_eq!(h.core.status().pending_parent, 4);
         // Pending commitments reference lists 2..5: those are forwarded now.
@@ -1065,19 +1167,42 @@ mod tests {
         assert!(effects.iter().all(|e| matches!(e, Effect::Gap { .. })));
         assert_eq!(
             h.core
-                .on_gossip_commitment(p, &blocks[0].commitment.to_ssz()),
-            GossipVerdict::Accept
+                .on_gossip_commitment(p, gossip_id(100), &blocks[0].commitment.to_ssz()),
+            Some(GossipVerdict::Accept)
+        );
+        // The children validated with it: their held verdicts are released as Accept, in
+        // block order, so they are forwarded after their parent.
+        let children: Vec<_> = h
+            .core
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::PendingVerdict {
+                    message_id,
+                    verdict,
+                    ..
+                } => Some((message_id, verdict)),
+                Effect::Verdict { message_id, .. } => {
+                    assert_eq!(message_id, gossip_id(0), "block 1's tx list");
+                    None
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            children,
+            (2..=5)
+                .map(|i| (gossip_id(100 + i - 1), GossipVerdict::Accept))
+                .collect::<Vec<_>>()
         );
         assert_eq!(h.core.head(), 5);
         assert_eq!(h.core.status().pending_parent, 0);
+        assert_eq!(h.storage.stats().unwrap().txlists, 0, "not durable yet");
+        flush_writes(&mut h);
         assert_eq!(
             h.storage.stats().unwrap().txlists,
             5,
             "orphans moved to storage"
-        );
-        assert_eq!(
-            verdict_effects(&mut h),
-            vec![(gossip_id(0), GossipVerdict::Accept)]
         );
         assert_eq!(
             commitment_events(&mut h),
@@ -1151,8 +1276,8 @@ mod tests {
         // write waits for the page below it.
         assert_eq!(
             h.core
-                .on_gossip_commitment(peer(), &blocks[3].commitment.to_ssz()),
-            GossipVerdict::Accept
+                .on_gossip_commitment(peer(), gossip_id(100), &blocks[3].commitment.to_ssz()),
+            Some(GossipVerdict::Accept)
         );
         assert_eq!(h.storage.stats().unwrap().commitments, 0);
         assert!(commitment_events(&mut h).is_empty());
@@ -1160,12 +1285,23 @@ mod tests {
         h.storage
             .put_page(&write.commitments, &write.txlists)
             .unwrap();
+        let gossip_write = h.core.take_writes();
+        assert_eq!(gossip_write.len(), 1);
+        assert!(gossip_write[0].id > write.id, "queued behind the page");
         h.core
-            .on_catchup_stored(write.id, Ok(std::collections::HashSet::new()));
+            .on_stored(write.id, Ok(std::collections::HashSet::new()));
         assert_eq!(
             commitment_events(&mut h),
-            vec![(1, true), (2, false), (3, true), (4, false)]
+            vec![(1, true), (2, false), (3, true)]
         );
+        assert_eq!(h.core.status().head_block_number, 3, "durable head");
+        // Then the writer stores block 4.
+        h.storage
+            .put_page(&gossip_write[0].commitments, &gossip_write[0].txlists)
+            .unwrap();
+        h.core
+            .on_stored(gossip_write[0].id, Ok(std::collections::HashSet::new()));
+        assert_eq!(commitment_events(&mut h), vec![(4, false)]);
         assert_eq!(h.storage.stats().unwrap().commitments, 4);
         let status = h.core.status();
         assert_eq!(status.head_block_number, 4);
@@ -1186,7 +1322,7 @@ mod tests {
             .put_page(&first.commitments, &first.txlists)
             .unwrap();
         h.core
-            .on_catchup_stored(first.id, Ok(std::collections::HashSet::new()));
+            .on_stored(first.id, Ok(std::collections::HashSet::new()));
         assert_eq!(h.core.status().head_block_number, 3);
         commitment_events(&mut h);
         // The next page is validated, but its write fails.
@@ -1194,7 +1330,7 @@ mod tests {
         let (_, write) = h.core.on_catchup_page(peer(), second, txlists);
         let second = write.expect("page");
         assert_eq!(h.core.head(), 6);
-        h.core.on_catchup_stored(
+        h.core.on_stored(
             second.id,
             Err(crate::StorageError::Backend("disk full".into())),
         );
@@ -1203,7 +1339,7 @@ mod tests {
         assert!(commitment_events(&mut h).is_empty(), "nothing announced");
         // A stale report for a page the core no longer holds changes nothing durable.
         h.core
-            .on_catchup_stored(second.id, Ok(std::collections::HashSet::new()));
+            .on_stored(second.id, Ok(std::collections::HashSet::new()));
         assert_eq!(h.core.head(), 3);
         assert!(commitment_events(&mut h).is_empty());
     }
@@ -1213,9 +1349,11 @@ mod tests {
         let mut h = harness();
         let block = h.builder.blocks(1, 64).remove(0);
         let p = peer();
-        h.core.on_gossip_commitment(p, &block.commitment.to_ssz());
+        h.core
+            .on_gossip_commitment(p, gossip_id(100), &block.commitment.to_ssz());
         let hash = block.commitment.preconf().raw_tx_list_hash;
         assert!(h.core.is_awaited(&hash));
+        flush_writes(&mut h);
         assert!(h.core.take_effects().contains(&Effect::FetchTxList {
             hash,
             block_number: 1,
@@ -1228,7 +1366,19 @@ mod tests {
             "awaited: forwarded at once"
         );
         assert!(!h.core.is_awaited(&hash));
+        assert!(
+            h.storage.txlist(&hash).unwrap().is_none(),
+            "not durable yet"
+        );
+        flush_writes(&mut h);
         assert!(h.storage.txlist(&hash).unwrap().is_some());
+        assert!(
+            std::iter::from_fn(|| h.events.try_recv().ok()).any(|e| matches!(
+                e,
+                SdkEvent::RawTxList { hash: announced, block_number: 1 } if announced == hash
+            )),
+            "announced once durable"
+        );
     }
 
     #[test]
@@ -1303,13 +1453,15 @@ mod tests {
         let p = peer();
         assert_eq!(h.core.on_gossip_txlist(p, gossip_id(3), &t.to_ssz()), None);
         assert_eq!(
-            h.core.on_gossip_commitment(p, &block.commitment.to_ssz()),
-            GossipVerdict::Accept
+            h.core
+                .on_gossip_commitment(p, gossip_id(100), &block.commitment.to_ssz()),
+            Some(GossipVerdict::Accept)
         );
         assert_eq!(
             verdict_effects(&mut h),
             vec![(gossip_id(3), GossipVerdict::Accept)]
         );
+        flush_writes(&mut h);
         assert!(h.storage.txlist(&t.raw_tx_list_hash).unwrap().is_some());
         assert!(
             std::iter::from_fn(|| h.events.try_recv().ok()).any(|e| matches!(
@@ -1338,7 +1490,8 @@ mod tests {
             c.preconf.proposal_id = U256::from(i);
             c.preconf.block_number = U256::from(3 + i % 60);
             let signed = builder.sign_with(&key, c);
-            h.core.on_gossip_commitment(peer(), &signed.to_ssz());
+            h.core
+                .on_gossip_commitment(peer(), gossip_id(i as usize), &signed.to_ssz());
             let status = h.core.status();
             assert!(status.pending_parent <= caps.max_count);
         }

@@ -7,7 +7,7 @@
 //!  inbound:  peer bytes ─► net (framing, caps, gossipsub) ─NetworkEvent─► P2pSdk ─SdkEvent─► sidecar
 //!                                   ▲                                     │ validate (§4–§5), dedupe,
 //!                                   └── Accept / Reject / Ignore ─────────┘ store, buffer, catch up
-//!  outbound: sidecar ─► P2pSdk::publish (validate locally, store) ─► net ─► peers
+//!  outbound: sidecar ─► P2pSdk::publish (validate locally, queue the write) ─► net ─► peers
 //!  req/resp: peer ─► net ─► P2pSdk serves get_head / get_commitments_by_number / get_raw_txlist
 //!            from the same SdkStorage it writes
 //! ```
@@ -20,7 +20,10 @@
 //! 2. **Catch-up.** The SDK asks peers for their heads, pages the missing commitments, verifies
 //!    them and fetches their tx lists, emitting [`HeadSyncStatus`] `Idle → Syncing → Live`. It
 //!    runs again by itself on reconnect and when gossip reveals a gap.
-//! 3. **Live.** Gossip is validated, deduplicated and stored; each accepted commitment is an
+//! 3. **Live.** Gossip is validated and deduplicated; gossipsub gets its verdict at once (a
+//!    commitment waiting for its parent gets it once it validates), and the durable writer
+//!    stores what was accepted off the manager task, grouping writes into transactions. Once
+//!    durable, each accepted commitment is an
 //!    [`SdkEvent::Commitment`], each tx list an [`SdkEvent::RawTxList`], slashing evidence an
 //!    [`SdkEvent::Equivocation`]. A preconfer publishes with [`P2pSdk::publish`] (tx list first,
 //!    then the commitment, §6).
@@ -80,6 +83,7 @@ pub mod storage;
 pub mod testkit;
 pub mod types;
 pub mod validation;
+mod writer;
 
 pub use config::P2pSdkConfig;
 pub use error::{P2pSdkError, Result, StorageError};

@@ -64,13 +64,33 @@ pub const CATCHUP_PEER_FAILURES: &str = "p2p_catchup_peer_failures_total";
 /// evicted or waited too long).
 pub const TXLIST_HELD_VERDICTS: &str = "p2p_txlist_held_verdicts_total";
 
-pub(crate) fn txlist_verdict_released(verdict: preconfirmation_net::GossipVerdict) {
-    let label = match verdict {
+/// `p2p_durable_write_group_size`: writes the durable writer put into one transaction
+/// (histogram; group commit).
+pub const DURABLE_WRITE_GROUP: &str = "p2p_durable_write_group_size";
+
+pub(crate) fn write_group(writes: usize) {
+    metrics::histogram!(DURABLE_WRITE_GROUP).record(writes as f64);
+}
+
+/// `p2p_pending_held_verdicts_total{verdict}`: gossip verdicts of commitments held while
+/// they were pending, by how they were released (`accept`: validated and forwarded;
+/// `reject`: failed; `ignore`: evicted, swept or held too long).
+pub const PENDING_HELD_VERDICTS: &str = "p2p_pending_held_verdicts_total";
+
+pub(crate) fn pending_verdict_released(verdict: preconfirmation_net::GossipVerdict) {
+    counter!(PENDING_HELD_VERDICTS, "verdict" => verdict_label(verdict)).increment(1);
+}
+
+fn verdict_label(verdict: preconfirmation_net::GossipVerdict) -> &'static str {
+    match verdict {
         preconfirmation_net::GossipVerdict::Accept => "accept",
         preconfirmation_net::GossipVerdict::Reject => "reject",
         preconfirmation_net::GossipVerdict::Ignore => "ignore",
-    };
-    counter!(TXLIST_HELD_VERDICTS, "verdict" => label).increment(1);
+    }
+}
+
+pub(crate) fn txlist_verdict_released(verdict: preconfirmation_net::GossipVerdict) {
+    counter!(TXLIST_HELD_VERDICTS, "verdict" => verdict_label(verdict)).increment(1);
 }
 
 pub(crate) fn gossip_received(topic: GossipTopicKind, outcome: &'static str) {

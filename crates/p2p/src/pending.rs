@@ -4,7 +4,14 @@
 //! One buffer holds both kinds, bounded by count *and* bytes ([`PendingLimits`]) and by a
 //! per-peer quota: a peer over its quota evicts its own oldest entry, and when the buffer is
 //! full the oldest entry *of the peer holding the most* goes, so a flood from one peer id (or
-//! a few) never evicts another peer's entries. Entries are swept once the head passes their block number or once
+//! a few) never evicts another peer's entries.
+//!
+//! A gossiped entry carries its held gossipsub verdict ([`HeldVerdict`]): gossipsub validates
+//! asynchronously, so a commitment that waits for its parent is forwarded once it validates.
+//! The buffer releases a held verdict as `Ignore` (no penalty) when the entry is evicted or
+//! swept, and when it was held longer than `hold_verdict_for` (the entry stays; it is just
+//! not forwarded any more); the core releases it as `Accept` or `Reject` when the entry is
+//! validated. Entries are swept once the head passes their block number or once
 //! they are older than `max_age`. Unknown-parent entries are drained by block number when the
 //! head reaches their parent; unknown-schedule entries are all retried when the schedule changes.
 
@@ -15,7 +22,9 @@ use libp2p::PeerId;
 use preconfirmation_types::{Address, SignedCommitment, B256, SIGNED_COMMITMENT_SSZ_LEN};
 
 use crate::config::PendingLimits;
+use crate::state::{HeldVerdict, ReleasedVerdict};
 use crate::validation::PendingReason;
+use preconfirmation_net::GossipVerdict;
 
 /// Bytes one entry is accounted for: the SSZ size plus bookkeeping.
 pub const PENDING_ENTRY_BYTES: usize = SIGNED_COMMITMENT_SSZ_LEN + 128;
@@ -33,6 +42,8 @@ pub struct PendingEntry {
     pub source: Option<PeerId>,
     /// Why it waits.
     pub reason: PendingReason,
+    /// Its gossip verdict, held until it validates (gossiped entries only).
+    pub held: Option<HeldVerdict>,
     inserted: Instant,
 }
 
@@ -51,8 +62,15 @@ impl PendingEntry {
             block_number,
             source,
             reason,
+            held: None,
             inserted: Instant::now(),
         }
+    }
+
+    /// The same entry, holding gossip verdict `held`.
+    pub fn holding(mut self, held: HeldVerdict) -> Self {
+        self.held = Some(held);
+        self
     }
 }
 
@@ -68,6 +86,8 @@ pub struct PendingBuffer {
     /// Seqs by source peer (`None`: local), oldest first, for the per-peer quota.
     by_source: HashMap<Option<PeerId>, BTreeSet<u64>>,
     evicted: u64,
+    /// Verdicts released (`Ignore`) since the last [`Self::take_released`].
+    released: Vec<ReleasedVerdict>,
 }
 
 impl PendingBuffer {
@@ -80,12 +100,14 @@ impl PendingBuffer {
             by_number: BTreeSet::new(),
             by_source: HashMap::new(),
             evicted: 0,
+            released: Vec::new(),
         }
     }
 
-    /// Buffers `entry` (an identical commitment already buffered is not added twice); evicts
-    /// the oldest entries while over a cap. Returns how many were evicted.
-    pub fn insert(&mut self, entry: PendingEntry) -> usize {
+    /// Buffers `entry` (an identical commitment already buffered is not added twice: its
+    /// held verdict is released as `Ignore`); evicts the oldest entries while over a cap.
+    /// Returns how many were evicted.
+    pub fn insert(&mut self, mut entry: PendingEntry) -> usize {
         let duplicate = self
             .by_number
             .range((entry.block_number, 0)..=(entry.block_number, u64::MAX))
@@ -95,6 +117,7 @@ impl PendingBuffer {
                     .is_some_and(|e| e.commitment == entry.commitment)
             });
         if duplicate {
+            self.release(entry.held.take());
             return 0;
         }
         let mut evicted = 0;
@@ -107,7 +130,7 @@ impl PendingBuffer {
                     .get(&Some(peer))
                     .and_then(|seqs| seqs.first().copied());
                 match oldest {
-                    Some(seq) if self.remove_seq(seq).is_some() => evicted += 1,
+                    Some(seq) if self.drop_seq(seq) => evicted += 1,
                     _ => break,
                 }
             }
@@ -125,12 +148,56 @@ impl PendingBuffer {
                 .max_by_key(|seqs| (seqs.len(), std::cmp::Reverse(seqs.first().copied())))
                 .and_then(|seqs| seqs.first().copied());
             match victim {
-                Some(seq) if self.remove_seq(seq).is_some() => evicted += 1,
+                Some(seq) if self.drop_seq(seq) => evicted += 1,
                 _ => break,
             }
         }
         self.evicted += evicted as u64;
         evicted
+    }
+
+    /// Releases `held` as `Ignore`.
+    fn release(&mut self, held: Option<HeldVerdict>) {
+        if let Some(h) = held {
+            self.released
+                .push((h.message_id, h.peer, GossipVerdict::Ignore));
+        }
+    }
+
+    /// Drops entry `seq` (evicted or swept), releasing its held verdict as `Ignore`.
+    fn drop_seq(&mut self, seq: u64) -> bool {
+        match self.remove_seq(seq) {
+            Some(entry) => {
+                self.release(entry.held);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases as `Ignore` every held verdict older than `hold_for` (relative to `now`); the
+    /// entries stay buffered. Returns how many were released.
+    pub fn expire_held(&mut self, now: Instant, hold_for: Duration) -> usize {
+        let mut expired = Vec::new();
+        for entry in self.entries.values_mut() {
+            if entry
+                .held
+                .as_ref()
+                .is_some_and(|h| now.saturating_duration_since(h.since) >= hold_for)
+            {
+                expired.push(entry.held.take());
+            }
+        }
+        let count = expired.len();
+        for held in expired {
+            self.release(held);
+        }
+        count
+    }
+
+    /// Verdicts released since the last call, in release order.
+    pub fn take_released(&mut self) -> Vec<ReleasedVerdict> {
+        std::mem::take(&mut self.released)
     }
 
     /// Removes entry `seq` from every index.
@@ -202,7 +269,7 @@ impl PendingBuffer {
             .copied()
             .collect();
         for (_, seq) in &doomed {
-            self.remove_seq(*seq);
+            self.drop_seq(*seq);
         }
         doomed.len()
     }
@@ -286,6 +353,78 @@ mod tests {
             Some(peer),
             PendingReason::ScheduleUnknown,
         )
+    }
+
+    fn held(i: u8, since: Instant) -> HeldVerdict {
+        HeldVerdict {
+            message_id: preconfirmation_net::MessageId::new(&[i]),
+            peer: PeerId::random(),
+            since,
+        }
+    }
+
+    fn released_ids(buf: &mut PendingBuffer) -> Vec<(Vec<u8>, GossipVerdict)> {
+        buf.take_released()
+            .into_iter()
+            .map(|(id, _, v)| (id.0, v))
+            .collect()
+    }
+
+    /// A held gossip verdict is released as Ignore when its entry is evicted, swept, a
+    /// duplicate, or held too long (the entry then stays, without a verdict); an entry taken
+    /// for validation keeps it for the core to release.
+    #[test]
+    fn held_verdicts_are_released_as_ignore_when_entries_go_or_wait_too_long() {
+        let t0 = Instant::now();
+        let mut buf = PendingBuffer::new(limits(2, usize::MAX));
+        buf.insert(entry(10, PendingReason::ParentUnknown).holding(held(1, t0)));
+        buf.insert(entry(11, PendingReason::ParentUnknown).holding(held(2, t0)));
+        assert!(released_ids(&mut buf).is_empty());
+        // Over the count cap: the oldest (block 10) is evicted.
+        buf.insert(entry(12, PendingReason::ParentUnknown).holding(held(3, t0)));
+        assert_eq!(
+            released_ids(&mut buf),
+            vec![(vec![1], GossipVerdict::Ignore)]
+        );
+        // An identical commitment is not buffered twice.
+        buf.insert(entry(12, PendingReason::ParentUnknown).holding(held(4, t0)));
+        assert_eq!(
+            released_ids(&mut buf),
+            vec![(vec![4], GossipVerdict::Ignore)]
+        );
+        // Held too long: released, the entry stays.
+        let hold = Duration::from_secs(3);
+        assert_eq!(
+            buf.expire_held(t0 + hold - Duration::from_millis(1), hold),
+            0
+        );
+        assert_eq!(buf.expire_held(t0 + hold, hold), 2);
+        let mut expired = released_ids(&mut buf);
+        expired.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            expired,
+            vec![
+                (vec![2], GossipVerdict::Ignore),
+                (vec![3], GossipVerdict::Ignore)
+            ]
+        );
+        assert_eq!(buf.len(), 2);
+        assert!(buf.take_number(11)[0].held.is_none());
+        // Taken for validation: the held verdict goes with the entry, nothing is released.
+        buf.insert(entry(13, PendingReason::ParentUnknown).holding(held(5, t0)));
+        let taken = buf.take_number(13);
+        assert_eq!(
+            taken[0].held.as_ref().map(|h| h.message_id.0.clone()),
+            Some(vec![5])
+        );
+        assert!(released_ids(&mut buf).is_empty());
+        // Swept (the head passed it): released.
+        buf.insert(entry(14, PendingReason::ParentUnknown).holding(held(6, t0)));
+        assert_eq!(buf.sweep(14, t0), 2);
+        assert_eq!(
+            released_ids(&mut buf),
+            vec![(vec![6], GossipVerdict::Ignore)]
+        );
     }
 
     #[test]

@@ -28,12 +28,13 @@ use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
 use crate::error::StorageError;
 use crate::error::{P2pSdkError, Result};
-use crate::handlers::{head_of, serve_inbound, BatchResult, Core, Effect, PageWrite};
+use crate::handlers::{head_of, serve_inbound, BatchResult, Core, Effect};
 use crate::lookahead::Lookahead;
 use crate::metrics;
 use crate::storage::SdkStorage;
 use crate::types::{CommitmentSource, HeadSyncStatus, MessageId, PeerInfo, SdkEvent, SdkStatus};
 use crate::validation::{check_txlist, RejectReason, ValidationOutcome, Validator};
+use crate::writer::{WriteJob, Writer};
 
 /// Capacity of the channel background tasks report back on.
 const INTERNAL_CHANNEL_CAPACITY: usize = 256;
@@ -68,6 +69,10 @@ enum Command {
     },
 }
 
+/// What the durable writer found for one write ([`crate::writer::PageOutcome`]), or why it
+/// was not written.
+pub(crate) type WriteOutcome = std::result::Result<crate::writer::PageOutcome, StorageError>;
+
 /// Reports from the SDK's own background tasks to the manager.
 pub(crate) enum Internal {
     /// A fetched, signature-recovered catch-up page with the verified tx lists fetched for
@@ -76,11 +81,14 @@ pub(crate) enum Internal {
         peer: PeerId,
         items: Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
         txlists: HashMap<B256, Bytes>,
-        reply: oneshot::Sender<(BatchResult, Option<PageWrite>)>,
+        /// Room in catch-up's write queue, held until the page is written.
+        permits: Vec<OwnedSemaphorePermit>,
+        /// The validation result, and the write's outcome once it is done (if any was made).
+        reply: oneshot::Sender<(BatchResult, Option<oneshot::Receiver<WriteOutcome>>)>,
     },
-    /// The write stage's outcome for page `id`: `Ok` with the page's other referenced tx
+    /// The durable writer's outcome for write `id`: `Ok` with the write's other referenced tx
     /// lists that storage already held.
-    CatchUpStored {
+    Stored {
         id: u64,
         outcome: std::result::Result<HashSet<B256>, StorageError>,
     },
@@ -196,6 +204,8 @@ impl P2pSdk {
             last_head: (0, Instant::now()),
             last_head_check: Instant::now(),
             txlist_due: VecDeque::new(),
+            writer: Writer::spawn(Arc::downgrade(&storage), internal_tx.clone()),
+            durable_waiters: VecDeque::new(),
             core,
             net: net.clone(),
             storage: storage.clone(),
@@ -497,6 +507,10 @@ struct Manager {
     last_head_check: Instant,
     /// Missing tx lists to fetch once their gossip grace period ends, in due order.
     txlist_due: VecDeque<(Instant, B256, Option<PeerId>)>,
+    /// The durable writer.
+    writer: Writer,
+    /// Local publishes waiting for their write to be durable: `(write id, waiter)`, ascending.
+    durable_waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
 }
 
 /// Most missing tx lists waiting for their grace period to end; the oldest beyond it are left
@@ -603,11 +617,8 @@ impl Manager {
                 let ssz = txlist.to_ssz();
                 self.core
                     .see(MessageId::new(GossipTopicKind::RawTxLists, &ssz));
-                let bytes = Bytes::from(txlist.txlist.to_vec());
-                if let Err(e) = self.core.add_txlist(hash, bytes) {
-                    let _ = reply.send(Err(e));
-                    return Flow::Continue;
-                }
+                self.core
+                    .add_txlist(hash, Bytes::from(txlist.txlist.to_vec()));
                 let net = self.net.clone();
                 tokio::spawn(async move {
                     let _ = reply.send(publish_one(&net, GossipTopicKind::RawTxLists, ssz).await);
@@ -660,12 +671,8 @@ impl Manager {
             self.core
                 .see(MessageId::new(GossipTopicKind::RawTxLists, ssz));
             let hash = txlist.raw_tx_list_hash;
-            if let Err(e) = self
-                .core
-                .add_txlist(hash, Bytes::from(txlist.txlist.to_vec()))
-            {
-                return fail(reply, e);
-            }
+            self.core
+                .add_txlist(hash, Bytes::from(txlist.txlist.to_vec()));
         }
         let commitment_ssz = commitment.to_ssz();
         self.core.see(MessageId::new(
@@ -674,7 +681,7 @@ impl Manager {
         ));
         match self
             .core
-            .process_commitment(commitment, signer, CommitmentSource::Local)
+            .process_commitment(commitment, signer, CommitmentSource::Local, None)
         {
             ValidationOutcome::Accept(_) => {}
             other => {
@@ -683,6 +690,14 @@ impl Manager {
                     _ => RejectReason::Duplicate,
                 };
                 return fail(reply, P2pSdkError::Validation(reason));
+            }
+        }
+        // Forwarded at once; acknowledged once durable as well.
+        let (durable_tx, durable) = oneshot::channel();
+        match self.core.last_unstored_write() {
+            Some(id) => self.durable_waiters.push_back((id, durable_tx)),
+            None => {
+                let _ = durable_tx.send(true);
             }
         }
         let net = self.net.clone();
@@ -703,6 +718,12 @@ impl Manager {
                     commitment_message_id,
                     txlist_message_id,
                 });
+            let result = match durable.await {
+                Ok(true) => result,
+                _ => Err(P2pSdkError::Storage(StorageError::Backend(
+                    "the commitment was published but its durable write failed".into(),
+                ))),
+            };
             let _ = reply.send(result);
         });
     }
@@ -713,17 +734,26 @@ impl Manager {
                 peer,
                 items,
                 txlists,
+                permits,
                 reply,
             } => {
-                let result = self.core.on_catchup_page(peer, items, txlists);
-                let _ = reply.send(result);
+                let (result, write) = self.core.on_catchup_page(peer, items, txlists);
+                let done = write.map(|write| {
+                    let (done, outcome) = oneshot::channel();
+                    self.writer.submit(WriteJob {
+                        write,
+                        epoch: self.core.epoch(),
+                        permits,
+                        done: Some(done),
+                    });
+                    outcome
+                });
+                let _ = reply.send((result, done));
             }
-            Internal::CatchUpStored { id, outcome } => self.core.on_catchup_stored(id, outcome),
+            Internal::Stored { id, outcome } => self.core.on_stored(id, outcome),
             Internal::TxListFetched { hash, txlist } => {
                 if self.core.is_awaited(&hash) {
-                    if let Err(e) = self.core.add_txlist(hash, txlist) {
-                        warn!(error = %e, "storing a fetched tx list failed");
-                    }
+                    self.core.add_txlist(hash, txlist);
                 }
             }
             Internal::TxListsStored(txlists) => self.core.on_txlists_stored(txlists),
@@ -741,19 +771,28 @@ impl Manager {
             } => {
                 let verdict = match topic {
                     GossipTopicKind::Commitments => {
-                        Some(self.core.on_gossip_commitment(peer, &data))
+                        self.core
+                            .on_gossip_commitment(peer, message_id.clone(), &data)
                     }
                     GossipTopicKind::RawTxLists => {
                         self.core.on_gossip_txlist(peer, message_id.clone(), &data)
                     }
                 };
-                // Verdicts this message released (a held tx list its commitment references)
-                // go first, so the tx list is forwarded ahead of its commitment as §6 publishes.
-                self.run_effects();
-                // None: a tx list held for its commitment; its verdict comes as an effect.
+                // Verdicts this message released: a held tx list its commitment references
+                // goes first, so the tx list is forwarded ahead of its commitment as §6
+                // publishes; pending children it unlocked go after it.
+                let (children, effects): (Vec<_>, Vec<_>) = self
+                    .core
+                    .take_effects()
+                    .into_iter()
+                    .partition(|e| matches!(e, Effect::PendingVerdict { .. }));
+                self.run_effects_list(effects);
+                // None: held (a tx list waiting for its commitment, a pending commitment);
+                // its verdict comes as an effect.
                 if let Some(verdict) = verdict {
                     self.report(message_id, peer, verdict);
                 }
+                self.run_effects_list(children);
             }
             NetworkEvent::InboundRequest(request) => {
                 let storage = self.storage.clone();
@@ -792,8 +831,40 @@ impl Manager {
     }
 
     fn run_effects(&mut self) {
-        for effect in self.core.take_effects() {
+        let effects = self.core.take_effects();
+        self.run_effects_list(effects);
+    }
+
+    /// Submits the core's queued writes, then runs `effects` in order.
+    fn run_effects_list(&mut self, effects: Vec<Effect>) {
+        let epoch = self.core.epoch();
+        for write in self.core.take_writes() {
+            self.writer.submit(WriteJob {
+                write,
+                epoch,
+                permits: Vec::new(),
+                done: None,
+            });
+        }
+        for effect in effects {
             match effect {
+                Effect::PendingVerdict {
+                    message_id,
+                    peer,
+                    verdict,
+                } => self.report(message_id, peer, verdict),
+                Effect::Durable { id } => {
+                    while self.durable_waiters.front().is_some_and(|(w, _)| *w <= id) {
+                        if let Some((_, waiter)) = self.durable_waiters.pop_front() {
+                            let _ = waiter.send(true);
+                        }
+                    }
+                }
+                Effect::WriteFailed => {
+                    for (_, waiter) in self.durable_waiters.drain(..) {
+                        let _ = waiter.send(false);
+                    }
+                }
                 Effect::Verdict {
                     message_id,
                     peer,
