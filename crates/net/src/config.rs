@@ -793,6 +793,12 @@ pub struct ScoringConfig {
     pub graylist_threshold: f64,
     /// A score below this for longer than `ban_sustain` bans the peer (§7.1). Default −5.
     pub ban_threshold: f64,
+    /// How long gossipsub keeps a disconnected peer's score (so a reconnect does not wash a
+    /// bad score). Every peer id that ever connected costs an entry for this long, so it
+    /// bounds the memory a peer-id churn can hold (gossipsub's own default is an hour). Bans
+    /// and the app score are kept by the peer manager, not here. Default 60 000 ms.
+    #[serde(with = "millis")]
+    pub retain_score: Duration,
 }
 
 impl Default for ScoringConfig {
@@ -817,6 +823,7 @@ impl Default for ScoringConfig {
             app_score_min: -10.0,
             app_score_max: 10.0,
             ip_colocation_factor_weight: 0.0,
+            retain_score: Duration::from_secs(60),
             gossip_threshold: -1.0,
             publish_threshold: -2.0,
             graylist_threshold: -5.0,

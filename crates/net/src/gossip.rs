@@ -178,6 +178,7 @@ pub fn score_params(
             .collect(),
         app_specific_weight: s.app_specific_weight,
         ip_colocation_factor_weight: s.ip_colocation_factor_weight,
+        retain_score: s.retain_score,
         ..PeerScoreParams::default()
     };
     let thresholds = PeerScoreThresholds {
