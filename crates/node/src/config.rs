@@ -177,6 +177,10 @@ pub struct StorageConfig {
     /// How often pruning runs. Default 60 s.
     #[serde(with = "millis")]
     pub prune_interval: Duration,
+    /// Most blocks one pruning transaction removes: a large prune runs as several short
+    /// transactions, so the durable writer (gossip, catch-up) never waits for a whole prune.
+    /// Default 1024.
+    pub prune_chunk_blocks: u64,
 }
 
 impl Default for StorageConfig {
@@ -184,6 +188,7 @@ impl Default for StorageConfig {
         Self {
             retain_blocks: 0,
             prune_interval: Duration::from_secs(60),
+            prune_chunk_blocks: 1024,
         }
     }
 }
@@ -336,6 +341,9 @@ impl NodeConfig {
                 "rpc.max_request_body_bytes",
                 &format!("must hold a hex tx list of the cap: at least {txlist_hex}"),
             );
+        }
+        if self.storage.prune_chunk_blocks == 0 {
+            return bad("storage.prune_chunk_blocks", "must be positive");
         }
         if self.storage.prune_interval.is_zero() {
             return bad("storage.prune_interval", "must be positive");

@@ -374,12 +374,28 @@ async fn prune_loop(context: NodeContext, shutdown: CancellationToken) {
             continue;
         }
         let store = context.sdk.storage();
-        match tokio::task::spawn_blocking(move || store.prune_below(below)).await {
+        let chunk = context.config.storage.prune_chunk_blocks;
+        match tokio::task::spawn_blocking(move || prune_in_chunks(store.as_ref(), below, chunk))
+            .await
+        {
             Ok(Ok(removed)) if removed > 0 => info!(below, removed, "pruned storage"),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %e, "pruning failed"),
             Err(e) => warn!(error = %e, "pruning task failed"),
         }
+    }
+}
+
+/// Prunes everything below `below`, at most `chunk` blocks per call (one transaction each),
+/// lowest first; returns the commitments removed.
+fn prune_in_chunks(store: &dyn SdkStorage, below: u64, chunk: u64) -> Result<u64, StorageError> {
+    let mut removed = 0;
+    loop {
+        let Some(lowest) = store.stats()?.lowest_block.filter(|l| *l < below) else {
+            return Ok(removed);
+        };
+        let upto = below.min(lowest.saturating_add(chunk.max(1)));
+        removed += store.prune_below(upto)?;
     }
 }
 
@@ -398,6 +414,7 @@ mod tests {
         groups: AtomicUsize,
         singles: AtomicUsize,
         pages: AtomicUsize,
+        prunes: std::sync::Mutex<Vec<u64>>,
     }
 
     impl SdkStorage for Counting {
@@ -443,11 +460,40 @@ mod tests {
             self.inner.head()
         }
         fn prune_below(&self, n: u64) -> Result<u64, StorageError> {
+            self.prunes.lock().expect("lock").push(n);
             self.inner.prune_below(n)
         }
         fn stats(&self) -> Result<StorageStats, StorageError> {
             self.inner.stats()
         }
+    }
+
+    /// A large prune runs as one short transaction per chunk, lowest blocks first, and
+    /// removes everything below the bound.
+    #[test]
+    fn pruning_runs_in_bounded_chunks() {
+        let store = Counting::default();
+        let chain = preconfirmation_types::ChainSpec::new(
+            167_001,
+            preconfirmation_types::Address::repeat_byte(0x51),
+        );
+        let mut builder = p2p::testkit::ChainBuilder::in_the_past(chain, 2, 4, 10_000);
+        let blocks: Vec<SignedCommitment> = builder
+            .blocks(2_500, 8)
+            .into_iter()
+            .map(|b| b.commitment)
+            .collect();
+        store.put_commitments(&blocks).expect("seed");
+        assert_eq!(prune_in_chunks(&store, 2_101, 1_000).expect("prune"), 2_100);
+        assert_eq!(
+            *store.prunes.lock().expect("lock"),
+            vec![1_001, 2_001, 2_101]
+        );
+        assert_eq!(store.stats().expect("stats").lowest_block, Some(2_101));
+        // Nothing below the bound: no transaction at all.
+        store.prunes.lock().expect("lock").clear();
+        assert_eq!(prune_in_chunks(&store, 2_101, 1_000).expect("prune"), 0);
+        assert!(store.prunes.lock().expect("lock").is_empty());
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub struct SlotSchedule {
     pub window_end: U256,
     /// First slot after the window (the next committer's first slot), for EOP hand-off (§5).
     pub next_window_first_slot: u64,
+    /// The coinbase the schedule names for the window, where the chain's schedule source
+    /// names one (§4.2 item 5); `None`: not checked.
+    pub coinbase: Option<Address>,
+    /// The prover the schedule names for the window (`proverAuth`), where the schedule source
+    /// names one (§4.2 item 5); `None`: not checked.
+    pub prover: Option<Address>,
 }
 
 /// The local view of the preconfer schedule.
@@ -141,6 +147,8 @@ impl Lookahead for RotatingLookahead {
             signer: *self.signers.get(index)?,
             window_end: U256::from(window_end),
             next_window_first_slot,
+            coinbase: None,
+            prover: None,
         })
     }
 }

@@ -32,7 +32,7 @@ use preconfirmation_types::{
 };
 
 use crate::config::BlockRules;
-use crate::lookahead::{Lookahead, SlotSchedule};
+use crate::lookahead::Lookahead;
 
 /// Why a commitment or tx list was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +61,35 @@ pub enum RejectReason {
         expected: U256,
         /// Window end in the commitment.
         actual: U256,
+    },
+    /// `submissionWindowEnd` is not after the schedule's genesis, so no slot contains it
+    /// (§4.2 items 1 and 3).
+    #[error("submissionWindowEnd {0} is outside the schedule")]
+    WindowEndOutOfRange(U256),
+    /// The block's timestamp is not inside its `submissionWindowEnd`'s window, nor in the
+    /// window before it after that window's EOP hand-off (§4.2 item 5, §5).
+    #[error("timestamp {timestamp} is outside the window ending at {window_end}")]
+    TimestampOutsideWindow {
+        /// Block timestamp.
+        timestamp: u64,
+        /// The window's end.
+        window_end: U256,
+    },
+    /// The coinbase is not the one the schedule names for the window (§4.2 item 5).
+    #[error("coinbase {actual} is not the scheduled {expected}")]
+    WrongCoinbase {
+        /// Per schedule.
+        expected: Address,
+        /// In the commitment.
+        actual: Address,
+    },
+    /// `proverAuth` is not the prover the schedule names for the window (§4.2 item 5).
+    #[error("prover {actual} is not the scheduled {expected}")]
+    WrongProver {
+        /// Per schedule.
+        expected: Address,
+        /// In the commitment.
+        actual: Address,
     },
     /// `parentPreconfirmationHash` is not the hash of the local head (§4.2 item 4).
     #[error("parent hash does not match the local head")]
@@ -155,6 +184,10 @@ impl RejectReason {
             RejectReason::WrongSigner { .. } => "wrong_signer",
             RejectReason::WrongSlasher(_) => "wrong_slasher",
             RejectReason::WrongWindowEnd { .. } => "wrong_window_end",
+            RejectReason::WindowEndOutOfRange(_) => "window_end_out_of_range",
+            RejectReason::TimestampOutsideWindow { .. } => "timestamp_outside_window",
+            RejectReason::WrongCoinbase { .. } => "wrong_coinbase",
+            RejectReason::WrongProver { .. } => "wrong_prover",
             RejectReason::BadParent => "bad_parent",
             RejectReason::BlockNumberOutOfRange => "block_number_out_of_range",
             RejectReason::TimestampOutOfRange => "timestamp_out_of_range",
@@ -174,11 +207,14 @@ impl RejectReason {
     }
 
     /// Whether the peer that sent it should be penalised (§7.1). Honest peers may forward
-    /// duplicates, stale blocks and equivocations (the signer misbehaved, not the peer).
+    /// duplicates, stale blocks and equivocations, and a commitment after its signer's EOP
+    /// when the EOP had not reached them yet: the signer misbehaved, not the peer (the
+    /// evidence event names the signer).
     pub fn penalises_sender(&self) -> bool {
         !matches!(
             self,
             RejectReason::Equivocation { .. }
+                | RejectReason::CommitAfterEop { .. }
                 | RejectReason::Duplicate
                 | RejectReason::Own
                 | RejectReason::Stale { .. }
@@ -401,10 +437,24 @@ impl Validator {
             return reject(RejectReason::MissingTxList);
         }
 
-        // Signature.
+        // Signature, and the slots: the block's own (from its timestamp: per-slot dedupe,
+        // hand-off) and its window's. §4.2 items 1 and 3 look the preconfer up for the slot
+        // containing `submissionWindowEnd`. The window end is exclusive — the first second
+        // after the window, as testdata/vectors.json has it — so that slot is the one
+        // containing `submissionWindowEnd − 1`, the window's last; the schedule's window end
+        // for it must then equal `submissionWindowEnd` exactly: lookup and check agree.
         let signer = signer.map_err(|e| O::reject(RejectReason::BadSignature(e)))?;
         let Some(slot) = self.lookahead.slot_at(preconf.timestamp) else {
             return reject(RejectReason::TimestampOutOfRange);
+        };
+        let window_slot = preconf
+            .submission_window_end
+            .checked_sub(U256::from(1))
+            .and_then(|last_second| self.lookahead.slot_at(last_second));
+        let Some(window_slot) = window_slot else {
+            return reject(RejectReason::WindowEndOutOfRange(
+                preconf.submission_window_end,
+            ));
         };
 
         // What we already hold: duplicates, stale blocks, equivocation.
@@ -440,8 +490,12 @@ impl Validator {
             }
         }
 
-        // Schedule (§4.2 items 1 and 3) with EOP hand-off (§5).
-        let Some(schedule) = self.lookahead.schedule_for_slot(slot) else {
+        // Schedule (§4.2 items 1, 3, 5) with EOP hand-off (§5).
+        let schedules = self
+            .lookahead
+            .schedule_for_slot(window_slot)
+            .zip(self.lookahead.schedule_for_slot(slot));
+        let Some((window, own)) = schedules else {
             if number == head.block_number + 1 && !links_to(&head, signed) {
                 // §4.2: with the schedule unknown only the link is checked, and nothing is
                 // scored until validation can pass or fail for certain.
@@ -452,35 +506,54 @@ impl Validator {
             }
             return Err(O::Pending(PendingReason::ScheduleUnknown));
         };
-        let expected = match view.eop_for_window(schedule.window_end) {
-            Some(eop) if schedule.signer == signer => {
-                return reject(RejectReason::CommitAfterEop { eop: Box::new(eop) });
-            }
-            Some(_) => match self
-                .lookahead
-                .schedule_for_slot(schedule.next_window_first_slot)
-            {
-                Some(next) => next,
-                None => return Err(O::Pending(PendingReason::ScheduleUnknown)),
-            },
-            None => schedule,
-        };
-        let SlotSchedule {
-            signer: expected_signer,
-            window_end,
-            ..
-        } = expected;
-        if signer != expected_signer {
+        if window.window_end != preconf.submission_window_end {
+            return reject(RejectReason::WrongWindowEnd {
+                expected: window.window_end,
+                actual: preconf.submission_window_end,
+            });
+        }
+        if signer != window.signer {
             return reject(RejectReason::WrongSigner {
-                expected: expected_signer,
+                expected: window.signer,
                 actual: signer,
             });
         }
-        if preconf.submission_window_end != window_end {
-            return reject(RejectReason::WrongWindowEnd {
-                expected: window_end,
-                actual: preconf.submission_window_end,
-            });
+        if let Some(eop) = view.eop_for_window(window.window_end) {
+            // The elected signer handed this window off already.
+            return reject(RejectReason::CommitAfterEop { eop: Box::new(eop) });
+        }
+        if own.window_end != window.window_end {
+            // Timed before its window: only after the previous window's EOP, and only the
+            // window right after it (§5 hand-off).
+            let next_is_ours = self
+                .lookahead
+                .schedule_for_slot(own.next_window_first_slot)
+                .is_some_and(|next| next.window_end == window.window_end);
+            let handed_off = own.window_end < window.window_end
+                && next_is_ours
+                && view.eop_for_window(own.window_end).is_some();
+            if !handed_off {
+                return reject(RejectReason::TimestampOutsideWindow {
+                    timestamp,
+                    window_end: window.window_end,
+                });
+            }
+        }
+        if let Some(expected) = window.coinbase {
+            if preconf.coinbase != expected {
+                return reject(RejectReason::WrongCoinbase {
+                    expected,
+                    actual: preconf.coinbase,
+                });
+            }
+        }
+        if let Some(expected) = window.prover {
+            if preconf.prover_auth != expected {
+                return reject(RejectReason::WrongProver {
+                    expected,
+                    actual: preconf.prover_auth,
+                });
+            }
         }
 
         // Parent link (§4.2 item 4).
@@ -696,6 +769,19 @@ mod tests {
                 true,
             ),
             (
+                "window end before genesis",
+                Box::new(|c| c.preconf.submission_window_end = U256::ZERO),
+                "window_end_out_of_range",
+                true,
+            ),
+            (
+                "timestamp after its window",
+                // Slot 5 is in window 1; the commitment claims window 0 (its own signer's).
+                Box::new(|c| c.preconf.timestamp += U256::from(4)),
+                "timestamp_outside_window",
+                true,
+            ),
+            (
                 "parent hash",
                 Box::new(|c| c.preconf.parent_preconfirmation_hash = B256::repeat_byte(7)),
                 "bad_parent",
@@ -717,6 +803,49 @@ mod tests {
             };
             assert_eq!(penalise, penalised, "{name}");
         }
+    }
+
+    /// A schedule source that names each window's coinbase and prover.
+    struct Naming(Arc<crate::lookahead::RotatingLookahead>);
+
+    impl Lookahead for Naming {
+        fn slot_at(&self, timestamp: U256) -> Option<u64> {
+            self.0.slot_at(timestamp)
+        }
+        fn schedule_for_slot(&self, slot: u64) -> Option<crate::lookahead::SlotSchedule> {
+            self.0.schedule_for_slot(slot).map(|mut s| {
+                s.coinbase = Some(s.signer);
+                s.prover = Some(Address::repeat_byte(0xAB));
+                s
+            })
+        }
+    }
+
+    /// §4.2 item 5: where the schedule names a coinbase and a prover, a commitment must carry
+    /// them; a schedule that names none checks neither (the fixture's rows).
+    #[test]
+    fn coinbase_and_prover_are_checked_where_the_schedule_names_them() {
+        let mut f = fixture();
+        f.validator = Validator::new(
+            *f.validator.chain(),
+            BlockRules::default(),
+            Arc::new(Naming(f.builder.lookahead())),
+            64,
+        );
+        let prover = Address::repeat_byte(0xAB);
+        let ok = f.check_mutated(|c| c.preconf.prover_auth = prover);
+        assert!(matches!(ok, ValidationOutcome::Accept(_)), "{ok:?}");
+        let coinbase = f.check_mutated(|c| {
+            c.preconf.prover_auth = prover;
+            c.preconf.coinbase = Address::repeat_byte(1);
+        });
+        assert_eq!(label(&coinbase), "wrong_coinbase");
+        assert!(matches!(
+            coinbase,
+            ValidationOutcome::Reject { penalise: true, .. }
+        ));
+        let wrong_prover = f.check_mutated(|c| c.preconf.prover_auth = Address::repeat_byte(2));
+        assert_eq!(label(&wrong_prover), "wrong_prover");
     }
 
     #[test]
@@ -901,12 +1030,14 @@ mod tests {
         f.view.at.insert(2, (eop.clone(), owner));
         f.view.eops.insert(window_end, eop.clone());
 
-        // Slot 2 is still in window 0, but the owner handed off: its commitment is evidence.
+        // Slot 2 is still in window 0, but the owner handed off: its commitment is evidence
+        // against the signer; the relay that forwarded it may not have seen the EOP yet, so
+        // it is not penalised.
         let after_eop = f.builder.sign_with(&preconfer_key(0), f.unsigned());
         match f.check(&after_eop) {
             ValidationOutcome::Reject {
                 reason: RejectReason::CommitAfterEop { eop: first },
-                penalise: true,
+                penalise: false,
             } => assert_eq!(*first, eop),
             other => panic!("expected commit-after-EOP, got {other:?}"),
         }
@@ -921,9 +1052,15 @@ mod tests {
             matches!(outcome, ValidationOutcome::Accept(_)),
             "{outcome:?}"
         );
-        // ...but not with the handed-off window's end.
+        // ...but not with the handed-off window's end: that window's elected signer is
+        // preconfer 0.
         let wrong = f.builder.sign_with(&preconfer_key(1), f.unsigned());
-        assert_eq!(label(&f.check(&wrong)), "wrong_window_end");
+        assert_eq!(label(&f.check(&wrong)), "wrong_signer");
+        // Nor in window 2 (preconfer 2's), two windows ahead of its timestamp.
+        let mut far = f.unsigned();
+        far.preconf.submission_window_end = U256::from(f.now - NOW_OFFSET + 12);
+        let far = f.builder.sign_with(&preconfer_key(2), far);
+        assert_eq!(label(&f.check(&far)), "timestamp_outside_window");
     }
 
     #[test]
