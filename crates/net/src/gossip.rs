@@ -216,6 +216,10 @@ mod tests {
         assert_eq!(t.invalid_message_deliveries_weight, -2.0);
         assert_eq!(t.first_message_deliveries_cap, 20.0);
         assert_eq!(thresholds.graylist_threshold, -5.0);
+        // A departed peer's score is kept for a minute, not gossipsub's default hour: a
+        // peer-id churn holds one entry per id for that long.
+        assert_eq!(params.retain_score, std::time::Duration::from_secs(60));
+        assert_eq!(params.retain_score, config.scoring.retain_score);
         let kp = Keypair::generate_secp256k1();
         build_gossipsub(&config, &kp, &topics).unwrap();
     }
