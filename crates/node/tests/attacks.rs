@@ -1362,19 +1362,20 @@ async fn peer_id_churn_10k() {
     peer_id_churn(10_000).await;
 }
 
-/// Gossip byte flood: one peer id gossips unique 2 MiB tx lists (the largest valid message)
-/// as fast as it can to a victim with a per-peer byte limit on the tx-list topic. What passes
-/// the limit is held as unreferenced and ignored; the excess is ignored before the SDK and
-/// costs the peer an app penalty each time (at most 4 per 10 s window), so it is banned. The
-/// victim's limit is one largest message per 4 s (0.5 MiB/s; the default is 8 per 2 s slot,
-/// 8 MiB/s): a debug-build victim on two shared cores decodes and checks gossip at only a few
-/// MiB/s, and a debug-build attacker signs no faster, so the default would hardly be reached
-/// (the message count is lifted so that the honest publisher's block-per-200-ms test traffic
-/// is not what gets limited).
+/// Gossip byte flood: one peer id gossips unique 256 KiB tx lists as fast as it can to a
+/// victim with a per-peer byte limit on the tx-list topic. What passes the limit is held as
+/// unreferenced and ignored; the excess is ignored before the SDK and costs the peer an app
+/// penalty each time (at most 4 per 10 s window), so it is banned. The victim's limit is one
+/// such message per 4 s (64 KiB/s; the default is 8 largest messages per 2 s slot, 8 MiB/s):
+/// a debug-build victim on two shared cores decodes and checks gossip (message id, signature
+/// over every byte) at only a few MiB/s, and a debug-build attacker signs no faster, so the
+/// flood must be far over the limit at any speed the machine allows (the message count is
+/// lifted so that the honest publisher's block-per-200-ms test traffic is not what gets
+/// limited).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_byte_flood() {
-    const MESSAGES: usize = 300;
-    const BYTES: usize = 2 * 1024 * 1024;
+    const MESSAGES: usize = 2_000;
+    const BYTES: usize = 256 * 1024;
     let _serial = serial().await;
     let limit = preconfirmation_net::ByteRateLimit::new(BYTES as u64, Duration::from_secs(4));
     let mut honest = Honest::start(3, builder(), |i, c| {
@@ -1426,10 +1427,10 @@ async fn gossip_byte_flood() {
         assert_eq!(stored as usize, honest.acknowledged.len(), "no junk stored");
     }
     let volume = format!(
-        "{sent} unique 2 MiB tx lists ({} MiB) from one peer id as fast as it could ({:.1} \
-         MiB/s) against a 0.5 MiB/s byte limit; {limited} refused by the limit; {held} held at the end",
-        sent * 2,
-        (sent * 2) as f64 / time_to_ban.as_secs_f64()
+        "{sent} unique 256 KiB tx lists ({} MiB) from one peer id as fast as it could ({:.1} \
+         MiB/s) against a 64 KiB/s byte limit; {limited} refused by the limit; {held} held at the end",
+        sent / 4,
+        (sent / 4) as f64 / time_to_ban.as_secs_f64()
     );
     report(
         "gossip_byte_flood",

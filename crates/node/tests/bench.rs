@@ -33,12 +33,26 @@ fn run_bench(args: &[&str], keys: &[&str]) -> serde_json::Value {
     json
 }
 
+/// The SDK's own gossip path accepted every commitment (the bench fails otherwise) and its
+/// figures are sane: positive rates, and the SDK path no faster than bare ecrecover, which it
+/// includes.
 #[test]
 fn validate_prints_its_keys() {
-    run_bench(
-        &["validate", "--count", "50"],
-        &["per_s", "baseline_per_s", "ratio"],
+    let json = run_bench(
+        &["validate", "--count", "200", "--json"],
+        &["per_s", "baseline_per_s", "ratio", "sdk_us_per_msg"],
     );
+    let f = |key: &str| {
+        json[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {json}"))
+    };
+    assert!(f("per_s") > 0.0 && f("baseline_per_s") > 0.0, "{json}");
+    assert!(
+        f("sdk_us_per_msg") >= f("baseline_us_per_msg"),
+        "the SDK path includes the recovery: {json}"
+    );
+    assert_eq!(json["count"], 200);
 }
 
 #[test]

@@ -73,6 +73,7 @@ mod catchup;
 pub mod config;
 pub mod dedupe;
 pub mod error;
+pub mod gossip_path;
 mod handlers;
 pub mod lookahead;
 pub mod metrics;

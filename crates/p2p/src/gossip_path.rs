@@ -1,0 +1,104 @@
+//! The SDK's own gossip path, driven without a network: for benchmarks and tools that must
+//! measure exactly what a node does with a gossiped commitment.
+//!
+//! [`GossipPath`] wraps the SDK's single-writer core — the code the manager task runs for each
+//! gossip message: message-id dedupe, capped SSZ decode, signature recovery, §4.2 checks against
+//! the schedule and the chain, pending buffer, applying an accepted commitment and queueing its
+//! durable write. The verdict is what gossipsub would get. Durable writes are not part of the
+//! verdict's path (the SDK's writer stores them on its own track); [`GossipPath::flush_writes`]
+//! does what that writer does, for the caller to run or time separately.
+
+use std::sync::Arc;
+
+use libp2p::PeerId;
+use preconfirmation_net::{GossipVerdict, MessageId as GossipMessageId};
+use tokio::sync::{broadcast, watch};
+
+use crate::config::P2pSdkConfig;
+use crate::error::Result;
+use crate::handlers::Core;
+use crate::lookahead::Lookahead;
+use crate::storage::SdkStorage;
+use crate::types::{HeadSyncStatus, SdkEvent, SdkStatus};
+use crate::validation::Validator;
+
+/// The SDK core's gossip path on `storage`, fed by hand.
+pub struct GossipPath {
+    core: Core,
+    storage: Arc<dyn SdkStorage>,
+    peer: PeerId,
+    sequence: u64,
+    // Kept so events have a receiver; never read.
+    _events: broadcast::Receiver<SdkEvent>,
+}
+
+impl std::fmt::Debug for GossipPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GossipPath")
+            .field("head", &self.core.head())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GossipPath {
+    /// A core on `storage` (its head, or the configured anchor) with `lookahead`'s schedule;
+    /// messages appear to come from one peer.
+    pub fn new(
+        config: P2pSdkConfig,
+        storage: Arc<dyn SdkStorage>,
+        lookahead: Arc<dyn Lookahead>,
+    ) -> Result<Self> {
+        let config = Arc::new(config);
+        let validator = Validator::from_config(&config, lookahead);
+        // A small ring: nobody reads it, the newest events overwrite the oldest.
+        let (events, receiver) = broadcast::channel(16);
+        let (status, _) = watch::channel(SdkStatus {
+            head_block_number: 0,
+            head_hash: None,
+            head_window_end: Default::default(),
+            sync: HeadSyncStatus::Live,
+            pending_parent: 0,
+            pending_schedule: 0,
+            orphan_txlists: 0,
+            missing_txlists: 0,
+        });
+        let core = Core::new(config, validator, storage.clone(), events, status)?;
+        Ok(Self {
+            core,
+            storage,
+            peer: PeerId::random(),
+            sequence: 0,
+            _events: receiver,
+        })
+    }
+
+    /// One gossiped `SignedCommitment` (its SSZ bytes): the verdict gossipsub would get now
+    /// (`None`: held while the commitment is pending).
+    pub fn commitment(&mut self, ssz: &[u8]) -> Option<GossipVerdict> {
+        self.sequence += 1;
+        let id = GossipMessageId::new(&self.sequence.to_be_bytes());
+        let verdict = self.core.on_gossip_commitment(self.peer, id, ssz);
+        // What the manager does next; effects that need a network are dropped here.
+        let _ = self.core.take_effects();
+        verdict
+    }
+
+    /// The in-memory head (ahead of storage until the writes are flushed).
+    pub fn head(&self) -> u64 {
+        self.core.head()
+    }
+
+    /// Writes everything queued, in order, as the SDK's durable writer would (one transaction
+    /// per call), and reports it stored to the core. Returns how many commitments it wrote.
+    pub fn flush_writes(&mut self) -> Result<usize> {
+        let writes = self.core.take_writes();
+        let ids: Vec<u64> = writes.iter().map(|w| w.id).collect();
+        let commitments = writes.iter().map(|w| w.commitments.len()).sum();
+        let outcomes = crate::writer::write_group(self.storage.as_ref(), writes)?;
+        for (id, (present, _owed)) in ids.into_iter().zip(outcomes) {
+            self.core.on_stored(id, Ok(present));
+        }
+        let _ = self.core.take_effects();
+        Ok(commitments)
+    }
+}
