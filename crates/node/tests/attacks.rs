@@ -845,8 +845,20 @@ async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
 /// whose commitment never comes looks the same from a slow preconfer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_txlist_flood() {
+    junk_txlist_flood_of(250).await;
+}
+
+/// [`junk_txlist_flood`] at the volume: 100 000 lists (6.1 GiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 100 000 tx lists of 64 KiB"]
+async fn junk_txlist_flood_100k() {
+    junk_txlist_flood_of(12_500).await;
+}
+
+/// `per_attacker` unique junk lists from each of 8 peer ids.
+async fn junk_txlist_flood_of(per_attacker: usize) {
     const ATTACKERS: usize = 8;
-    const PER_ATTACKER: usize = 250;
+    let per_attacker_lists = per_attacker;
     const BYTES: usize = 64 * 1024;
     let _serial = serial().await;
     let mut honest = Honest::start(3, builder(), |_, _| {}).await;
@@ -867,9 +879,10 @@ async fn junk_txlist_flood() {
             for (a, x) in attackers.into_iter().enumerate() {
                 let sent = sent.clone();
                 tasks.push(tokio::spawn(async move {
-                    for i in 0..PER_ATTACKER {
+                    for i in 0..per_attacker_lists {
                         let mut bytes = vec![0u8; BYTES];
-                        bytes[..8].copy_from_slice(&((a * PER_ATTACKER + i) as u64).to_le_bytes());
+                        bytes[..8]
+                            .copy_from_slice(&((a * per_attacker_lists + i) as u64).to_le_bytes());
                         let junk = preconfirmation_types::RawTxListGossip::new(bytes)
                             .expect("junk within the cap");
                         if !x.publish_txlist(junk.to_ssz()).await {
@@ -913,7 +926,7 @@ async fn junk_txlist_flood() {
     let growth_mib = rss.peak_mib().saturating_sub(baseline_kib / 1024);
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
-        sent >= (ATTACKERS * PER_ATTACKER / 2) as u64,
+        sent >= (ATTACKERS * per_attacker_lists / 2) as u64,
         "the flood was sent: {sent}"
     );
     // At most one honest tx list in flight at a time reaches the third node's holding area

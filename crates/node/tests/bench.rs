@@ -55,9 +55,12 @@ fn validate_prints_its_keys() {
     assert_eq!(json["count"], 200);
 }
 
+/// Both networks delivered everything, the SDK ran on redb with the rounds interleaved, and
+/// the figures are sane: positive, and bare gossipsub (no validation, no disk) no slower than
+/// the SDK.
 #[test]
 fn propagation_prints_its_keys() {
-    run_bench(
+    let json = run_bench(
         &[
             "propagation",
             "--nodes",
@@ -78,6 +81,21 @@ fn propagation_prints_its_keys() {
             "ratio_p99",
             "txlist_p99_ms",
         ],
+    );
+    let f = |key: &str| {
+        json[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {json}"))
+    };
+    assert_eq!(json["missing"], 0, "every delivery made: {json}");
+    assert_eq!(json["storage"], "redb");
+    assert_eq!(json["interleaved"], true);
+    for key in ["p50_ms", "p99_ms", "baseline_p99_ms", "txlist_p99_ms"] {
+        assert!(f(key) > 0.0, "{key} positive in {json}");
+    }
+    assert!(
+        f("baseline_p99_ms") <= f("p99_ms"),
+        "bare gossipsub is no slower than the SDK: {json}"
     );
 }
 

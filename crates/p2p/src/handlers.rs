@@ -391,13 +391,14 @@ impl Core {
         match self.state.take_awaiting(&hash) {
             Some(number) => {
                 let before = self.memory_head();
-                self.queue_write(
+                let write = self.make_write(
                     Vec::new(),
                     vec![(hash, number, txlist)],
                     Vec::new(),
                     vec![(hash, number)],
                     before,
                 );
+                self.outbox.push(write);
             }
             None => self.state.orphans.insert(hash, txlist, None, None),
         }
@@ -530,7 +531,8 @@ impl Core {
             &mut txlists,
             &mut unresolved,
         );
-        self.queue_write(accepted, txlists, unresolved, Vec::new(), before);
+        let write = self.make_write(accepted, txlists, unresolved, Vec::new(), before);
+        self.outbox.push(write);
     }
 
     /// Sorts the tx lists `accepted` references into those at hand (`fetched`, else the
@@ -565,22 +567,8 @@ impl Core {
         }
     }
 
-    /// Records a write applied in memory (`before`: the head before it) and queues it for the
-    /// writer; returns its id.
-    fn queue_write(
-        &mut self,
-        accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
-        txlists: Vec<(B256, u64, Bytes)>,
-        unresolved: Vec<(B256, u64)>,
-        late_txlists: Vec<(B256, u64)>,
-        before: DurableHead,
-    ) -> u64 {
-        let write = self.make_write(accepted, txlists, unresolved, late_txlists, before);
-        let id = write.id;
-        self.outbox.push(write);
-        id
-    }
-
+    /// Records a write applied in memory (`before`: the head before it): the writer gets it
+    /// through the outbox ([`Self::take_writes`]), catch-up pages go to the writer directly.
     fn make_write(
         &mut self,
         accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,

@@ -702,26 +702,25 @@ impl Manager {
         }
         let net = self.net.clone();
         tokio::spawn(async move {
-            let txlist_message_id = match txlist_ssz {
-                Some(ssz) => match publish_one(&net, GossipTopicKind::RawTxLists, ssz).await {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        return;
-                    }
-                },
-                None => None,
-            };
-            let result = publish_one(&net, GossipTopicKind::Commitments, commitment_ssz)
-                .await
-                .map(|commitment_message_id| PublishReceipt {
+            let published = async {
+                let txlist_message_id = match txlist_ssz {
+                    Some(ssz) => Some(publish_one(&net, GossipTopicKind::RawTxLists, ssz).await?),
+                    None => None,
+                };
+                let commitment_message_id =
+                    publish_one(&net, GossipTopicKind::Commitments, commitment_ssz).await?;
+                Ok(PublishReceipt {
                     commitment_message_id,
                     txlist_message_id,
-                });
+                })
+            }
+            .await;
+            // Whatever the network said, the answer waits for the write: a caller told "no
+            // peers" may read the commitment back from storage at once.
             let result = match durable.await {
-                Ok(true) => result,
+                Ok(true) => published,
                 _ => Err(P2pSdkError::Storage(StorageError::Backend(
-                    "the commitment was published but its durable write failed".into(),
+                    "the commitment was accepted but its durable write failed".into(),
                 ))),
             };
             let _ = reply.send(result);

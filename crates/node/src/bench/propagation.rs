@@ -2,12 +2,14 @@
 //! real TCP (noise, yamux, gossipsub), against N bare rust-libp2p gossipsub swarms with the
 //! same mesh parameters, topology and payload sizes, in the same run.
 //!
-//! SDK nodes run `P2pSdk` with in-memory storage (storage is not on the gossip path's critical
-//! section being measured, and N nodes in one process would otherwise share one disk). A
-//! sample is (node, message): the time from the publisher's `publish` call to that node's
-//! `SdkEvent::Commitment` (commitment rounds) or `SdkEvent::RawTxList` (tx list rounds). The
-//! baseline sample is the time to gossipsub's `Event::Message` at each bare swarm; bare
-//! swarms forward at once (no application validation) and score nobody.
+//! SDK nodes run `P2pSdk` on the node's own redb storage, one database per node in a temp dir
+//! (all on this machine's one disk). A sample is (node, message): the time from the
+//! publisher's `publish` call to that node's `SdkEvent::Commitment` (commitment rounds) or
+//! `SdkEvent::RawTxList` (tx list rounds) — events come once the write is durable, so each
+//! sample includes that node's fsync. The baseline sample is the time to gossipsub's
+//! `Event::Message` at each bare swarm; bare swarms forward at once (no application
+//! validation) and score nobody. Both networks run side by side and the rounds interleave
+//! (an SDK round, then the same round on the bare network), so load and noise hit both alike.
 //!
 //! Topology (both networks): node `i` dials nodes `i − 1, i − 2, i − 4, i − 8, i − 16`, a
 //! connected graph with diameter O(log N).
@@ -22,7 +24,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
 use p2p::testkit::ChainBuilder;
-use p2p::{MemoryStorage, P2pSdk, P2pSdkConfig, SdkEvent};
+use p2p::{P2pSdk, P2pSdkConfig, SdkEvent};
 use parking_lot::Mutex;
 use preconfirmation_net::{GossipConfig, Keypair};
 use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
@@ -32,6 +34,7 @@ use super::util::{percentile, round, signed_chain};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::NodeError;
+use crate::redb_store::RedbStore;
 
 /// Longest wait for one message to reach every node.
 pub const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -89,8 +92,38 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         args.txlist_bytes,
     ));
 
-    let sdk = sdk_network(&args, chain, &builder, &blocks).await?;
-    let base = bare_network(&args, chain, &blocks).await?;
+    let data_dir = tempfile::Builder::new()
+        .prefix("preconf-bench-propagation-")
+        .tempdir()
+        .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+    let mut sdk_net = SdkNetwork::default();
+    let mut bare_net = BareNetwork::default();
+    let result = async {
+        sdk_net
+            .start(&args, chain, &builder, data_dir.path())
+            .await?;
+        bare_net.start(&args, chain).await?;
+        // Both meshes settle at once after every node has peers (heartbeats graft).
+        tokio::time::sleep(MESH_SETTLE).await;
+        let mut sdk = Samples::default();
+        let mut base = Samples::default();
+        for (round, block) in blocks.iter().enumerate() {
+            let publisher = round % args.nodes;
+            sdk_net
+                .round(&mut sdk, args.nodes, publisher, block)
+                .await?;
+            tokio::time::sleep(ROUND_GAP).await;
+            bare_net
+                .round(&mut base, args.nodes, publisher, block)
+                .await?;
+            tokio::time::sleep(ROUND_GAP).await;
+        }
+        Ok::<_, NodeError>((sdk, base))
+    }
+    .await;
+    sdk_net.stop().await;
+    bare_net.stop().await;
+    let (sdk, base) = result?;
 
     let mut c = sdk.commitment_ms;
     let mut t = sdk.txlist_ms;
@@ -140,6 +173,8 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         sdk.missing + base.missing,
     );
     report.extra("baseline_p50_ms", round(percentile(&b, 50.0), 2));
+    report.extra("storage", "redb");
+    report.extra("interleaved", true);
     report.extra("txlist_bytes", args.txlist_bytes);
     report.extra("samples", c.len());
     report.extra("txlist_samples", t.len());
@@ -188,16 +223,24 @@ async fn wait_round(
     }
 }
 
-async fn sdk_network(
-    args: &PropagationArgs,
-    chain: ChainSpec,
-    builder: &ChainBuilder,
-    blocks: &[super::util::GeneratedBlock],
-) -> Result<Samples, NodeError> {
-    let seen: Seen = Arc::default();
-    let mut nodes: Vec<P2pSdk> = Vec::with_capacity(args.nodes);
-    let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
-    let result = async {
+/// The SDK network: its nodes and when each saw each message.
+#[derive(Default)]
+struct SdkNetwork {
+    nodes: Vec<P2pSdk>,
+    seen: Seen,
+}
+
+impl SdkNetwork {
+    /// Starts `args.nodes` SDK nodes, each on its own redb store under `data_dir`, dialled
+    /// in the bench topology; returns once each has a gossip peer.
+    async fn start(
+        &mut self,
+        args: &PropagationArgs,
+        chain: ChainSpec,
+        builder: &ChainBuilder,
+        data_dir: &std::path::Path,
+    ) -> Result<(), NodeError> {
+        let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
         for index in 0..args.nodes {
             let mut config = P2pSdkConfig::new(chain);
             config.network.listen_addr = listen_addr();
@@ -209,13 +252,9 @@ async fn sdk_network(
                 std::time::Duration::from_secs(1),
             );
             config.catchup.enabled = false;
-            let (sdk, mut events) = P2pSdk::start(
-                config,
-                Arc::new(MemoryStorage::default()),
-                builder.lookahead(),
-                None,
-            )
-            .await?;
+            let storage = RedbStore::open(&data_dir.join(format!("node{index}")), chain.limits)?;
+            let (sdk, mut events) =
+                P2pSdk::start(config, Arc::new(storage), builder.lookahead(), None).await?;
             let addr = sdk
                 .listen_addrs()
                 .await?
@@ -225,7 +264,7 @@ async fn sdk_network(
             for target in dial_targets(index) {
                 sdk.dial(addrs[target].clone()).await?;
             }
-            let seen = seen.clone();
+            let seen = self.seen.clone();
             tokio::spawn(async move {
                 loop {
                     let key = match events.recv().await {
@@ -239,43 +278,49 @@ async fn sdk_network(
                     seen.lock().entry((index, key)).or_insert_with(Instant::now);
                 }
             });
-            nodes.push(sdk);
+            self.nodes.push(sdk);
             addrs.push(addr);
         }
-        for sdk in &nodes {
+        for sdk in &self.nodes {
             sdk.wait_for_gossip_peers(1, PEER_TIMEOUT).await?;
         }
-        tokio::time::sleep(MESH_SETTLE).await;
-        let mut samples = Samples::default();
-        for (round, block) in blocks.iter().enumerate() {
-            let publisher = round % args.nodes;
-            let key = match &block.txlist {
-                Some(t) => preconfirmation_types::raw_tx_list_hash(t),
-                None => preconfirmation_types::preconfirmation_hash(block.commitment.preconf()),
-            };
-            let t0 = Instant::now();
-            nodes[publisher]
-                .publish(block.commitment.clone(), block.txlist.clone())
-                .await?;
-            let (lat, missing) = wait_round(&seen, args.nodes, publisher, key, t0).await;
-            // A tx list round counts once the commitment has arrived everywhere too.
-            if block.txlist.is_some() {
-                let ckey = preconfirmation_types::preconfirmation_hash(block.commitment.preconf());
-                let _ = wait_round(&seen, args.nodes, publisher, ckey, t0).await;
-                samples.txlist_ms.extend(lat);
-            } else {
-                samples.commitment_ms.extend(lat);
-            }
-            samples.missing += missing;
-            tokio::time::sleep(ROUND_GAP).await;
+        Ok(())
+    }
+
+    /// Publishes `block` from `publisher` and records when every other node announced it.
+    async fn round(
+        &self,
+        samples: &mut Samples,
+        nodes: usize,
+        publisher: usize,
+        block: &super::util::GeneratedBlock,
+    ) -> Result<(), NodeError> {
+        let key = match &block.txlist {
+            Some(t) => preconfirmation_types::raw_tx_list_hash(t),
+            None => preconfirmation_types::preconfirmation_hash(block.commitment.preconf()),
+        };
+        let t0 = Instant::now();
+        self.nodes[publisher]
+            .publish(block.commitment.clone(), block.txlist.clone())
+            .await?;
+        let (lat, missing) = wait_round(&self.seen, nodes, publisher, key, t0).await;
+        // A tx list round counts once the commitment has arrived everywhere too.
+        if block.txlist.is_some() {
+            let ckey = preconfirmation_types::preconfirmation_hash(block.commitment.preconf());
+            let _ = wait_round(&self.seen, nodes, publisher, ckey, t0).await;
+            samples.txlist_ms.extend(lat);
+        } else {
+            samples.commitment_ms.extend(lat);
         }
-        Ok::<_, NodeError>(samples)
+        samples.missing += missing;
+        Ok(())
     }
-    .await;
-    for sdk in &nodes {
-        let _ = sdk.shutdown().await;
+
+    async fn stop(&mut self) {
+        for sdk in self.nodes.drain(..) {
+            let _ = sdk.shutdown().await;
+        }
     }
-    result
 }
 
 /// Commands to a bare swarm's task.
@@ -300,89 +345,111 @@ fn bare_gossipsub(
         .map_err(|e| failed("propagation", format!("gossipsub: {e}")))
 }
 
-async fn bare_network(
-    args: &PropagationArgs,
-    chain: ChainSpec,
-    blocks: &[super::util::GeneratedBlock],
-) -> Result<Samples, NodeError> {
-    let net = P2pSdkConfig::new(chain).effective_network();
-    let topics = [
-        IdentTopic::new(GossipTopicKind::Commitments.topic(chain.chain_id)),
-        IdentTopic::new(GossipTopicKind::RawTxLists.topic(chain.chain_id)),
-    ];
-    let seen: Seen = Arc::default();
-    let mut handles = Vec::with_capacity(args.nodes);
-    let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
-    let mut tasks = Vec::with_capacity(args.nodes);
-    for index in 0..args.nodes {
-        let keypair = Keypair::generate_secp256k1();
-        let mut behaviour = bare_gossipsub(&net.gossip, net.gossip.max_transmit_size, &keypair)?;
-        for t in &topics {
-            behaviour
-                .subscribe(t)
-                .map_err(|e| failed("propagation", format!("subscribe: {e}")))?;
-        }
-        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| failed("propagation", e))?
-            .with_behaviour(|_| behaviour)
-            .map_err(|e| failed("propagation", e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-        swarm
-            .listen_on(listen_addr())
-            .map_err(|e| failed("propagation", e))?;
-        let addr = tokio::time::timeout(PEER_TIMEOUT, async {
-            loop {
-                if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-                    return address;
-                }
+/// The bare gossipsub network: a command channel and task per swarm, and when each saw each
+/// message.
+#[derive(Default)]
+struct BareNetwork {
+    handles: Vec<mpsc::UnboundedSender<BareCommand>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    seen: Seen,
+}
+
+impl BareNetwork {
+    /// Starts `args.nodes` bare swarms dialled in the bench topology.
+    async fn start(&mut self, args: &PropagationArgs, chain: ChainSpec) -> Result<(), NodeError> {
+        let net = P2pSdkConfig::new(chain).effective_network();
+        let topics = [
+            IdentTopic::new(GossipTopicKind::Commitments.topic(chain.chain_id)),
+            IdentTopic::new(GossipTopicKind::RawTxLists.topic(chain.chain_id)),
+        ];
+        let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
+        for index in 0..args.nodes {
+            let keypair = Keypair::generate_secp256k1();
+            let mut behaviour =
+                bare_gossipsub(&net.gossip, net.gossip.max_transmit_size, &keypair)?;
+            for t in &topics {
+                behaviour
+                    .subscribe(t)
+                    .map_err(|e| failed("propagation", format!("subscribe: {e}")))?;
             }
-        })
-        .await
-        .map_err(|_| failed("propagation", "bare swarm did not listen"))?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<BareCommand>();
-        let seen = seen.clone();
-        let topics = topics.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    command = rx.recv() => match command {
-                        Some(BareCommand::Publish(kind, data)) => {
-                            let topic = &topics[usize::from(kind == GossipTopicKind::RawTxLists)];
-                            let _ = swarm.behaviour_mut().publish(topic.clone(), data);
-                        }
-                        Some(BareCommand::Dial(addr)) => {
-                            let _ = swarm.dial(addr);
-                        }
-                        None => return,
-                    },
-                    event = swarm.select_next_some() => {
-                        if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) = event {
-                            let at = Instant::now();
-                            let key = preconfirmation_types::reexports::alloy_primitives::keccak256(&message.data);
-                            seen.lock().entry((index, key)).or_insert(at);
+            let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default().nodelay(true),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .map_err(|e| failed("propagation", e))?
+                .with_behaviour(|_| behaviour)
+                .map_err(|e| failed("propagation", e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+                .build();
+            swarm
+                .listen_on(listen_addr())
+                .map_err(|e| failed("propagation", e))?;
+            let addr = tokio::time::timeout(PEER_TIMEOUT, async {
+                loop {
+                    if let SwarmEvent::NewListenAddr { address, .. } =
+                        swarm.select_next_some().await
+                    {
+                        return address;
+                    }
+                }
+            })
+            .await
+            .map_err(|_| failed("propagation", "bare swarm did not listen"))?;
+            let (tx, mut rx) = mpsc::unbounded_channel::<BareCommand>();
+            let seen = self.seen.clone();
+            let topics = topics.clone();
+            self.tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        command = rx.recv() => match command {
+                            Some(BareCommand::Publish(kind, data)) => {
+                                let topic =
+                                    &topics[usize::from(kind == GossipTopicKind::RawTxLists)];
+                                let _ = swarm.behaviour_mut().publish(topic.clone(), data);
+                            }
+                            Some(BareCommand::Dial(addr)) => {
+                                let _ = swarm.dial(addr);
+                            }
+                            None => return,
+                        },
+                        event = swarm.select_next_some() => {
+                            if let SwarmEvent::Behaviour(gossipsub::Event::Message {
+                                message, ..
+                            }) = event
+                            {
+                                let at = Instant::now();
+                                let key = preconfirmation_types::reexports::alloy_primitives::keccak256(
+                                    &message.data,
+                                );
+                                seen.lock().entry((index, key)).or_insert(at);
+                            }
                         }
                     }
                 }
+            }));
+            for target in dial_targets(index) {
+                let _ = tx.send(BareCommand::Dial(addrs[target].clone()));
             }
-        }));
-        for target in dial_targets(index) {
-            let _ = tx.send(BareCommand::Dial(addrs[target].clone()));
+            self.handles.push(tx);
+            addrs.push(addr);
         }
-        handles.push(tx);
-        addrs.push(addr);
+        // The SDK nodes waited for gossip peers; bare swarms report none: give their dials
+        // the same second.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(())
     }
-    // Same settle time as the SDK network after its peers were up.
-    tokio::time::sleep(Duration::from_secs(1) + MESH_SETTLE).await;
-    let mut samples = Samples::default();
-    for (round, block) in blocks.iter().enumerate() {
-        let publisher = round % args.nodes;
+
+    /// Publishes `block`'s payload from `publisher` and records when every other swarm got it.
+    async fn round(
+        &self,
+        samples: &mut Samples,
+        nodes: usize,
+        publisher: usize,
+        block: &super::util::GeneratedBlock,
+    ) -> Result<(), NodeError> {
         let (kind, data) = match &block.txlist {
             Some(t) => (
                 GossipTopicKind::RawTxLists,
@@ -394,19 +461,21 @@ async fn bare_network(
         };
         let key = preconfirmation_types::reexports::alloy_primitives::keccak256(&data);
         let t0 = Instant::now();
-        let _ = handles[publisher].send(BareCommand::Publish(kind, data));
-        let (lat, missing) = wait_round(&seen, args.nodes, publisher, key, t0).await;
+        let _ = self.handles[publisher].send(BareCommand::Publish(kind, data));
+        let (lat, missing) = wait_round(&self.seen, nodes, publisher, key, t0).await;
         if block.txlist.is_some() {
             samples.txlist_ms.extend(lat);
         } else {
             samples.commitment_ms.extend(lat);
         }
         samples.missing += missing;
-        tokio::time::sleep(ROUND_GAP).await;
+        Ok(())
     }
-    drop(handles);
-    for t in tasks {
-        let _ = t.await;
+
+    async fn stop(&mut self) {
+        self.handles.clear();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
     }
-    Ok(samples)
 }
