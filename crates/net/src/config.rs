@@ -127,8 +127,11 @@ pub struct NetworkConfig {
     pub max_connections_per_ip: u32,
     /// Discovery dials newly found peers until this many are connected. Default 50.
     pub target_peers: u32,
-    /// Most connections per peer id (pending inbound or established). Default 1.
-    pub max_pending_inbound_per_peer: u32,
+    /// Most connections per peer id (pending inbound or established, both directions).
+    /// Default 1. (Serde also reads its old name, `max_pending_inbound_per_peer`; the
+    /// node's TOML checker knows only this one.)
+    #[serde(alias = "max_pending_inbound_per_peer")]
+    pub max_connections_per_peer: u32,
     /// Most incoming connections still in their handshake, over all peers. Default 16.
     pub max_pending_incoming: u32,
     /// discv5 bootnodes as ENR strings (`enr:-…`).
@@ -206,7 +209,7 @@ impl Default for NetworkConfig {
             max_outbound_peers: 15,
             max_connections_per_ip: 4,
             target_peers: 50,
-            max_pending_inbound_per_peer: 1,
+            max_connections_per_peer: 1,
             max_pending_incoming: 16,
             bootnodes: Vec::new(),
             static_peers: Vec::new(),
@@ -268,11 +271,11 @@ impl NetworkConfig {
             || self.max_inbound_peers == 0
             || self.max_outbound_peers == 0
             || self.max_connections_per_ip == 0
-            || self.max_pending_inbound_per_peer == 0
+            || self.max_connections_per_peer == 0
         {
             return Err(NetError::Config(
                 "max_peers, max_inbound_peers, max_outbound_peers, max_connections_per_ip and \
-                 max_pending_inbound_per_peer must be positive"
+                 max_connections_per_peer must be positive"
                     .into(),
             ));
         }
@@ -1014,6 +1017,19 @@ mod tests {
         ] {
             assert!(matches!(bad.validate(), Err(NetError::Config(_))));
         }
+    }
+
+    /// The per-peer connection cap was called `max_pending_inbound_per_peer` although it
+    /// counts established connections in both directions; config files with the old name
+    /// still load.
+    #[test]
+    fn the_per_peer_connection_cap_reads_its_old_name() {
+        let c: NetworkConfig =
+            serde_json::from_str(r#"{"max_pending_inbound_per_peer": 3}"#).expect("old name");
+        assert_eq!(c.max_connections_per_peer, 3);
+        let c: NetworkConfig =
+            serde_json::from_str(r#"{"max_connections_per_peer": 2}"#).expect("new name");
+        assert_eq!(c.max_connections_per_peer, 2);
     }
 
     #[test]

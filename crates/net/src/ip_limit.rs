@@ -6,7 +6,7 @@
 //!   every inbound slot ([`NetworkConfig::max_inbound_peers`]) by minting peer ids. Counted
 //!   from `handle_pending_inbound_connection`, before the handshake spends any CPU. Outbound
 //!   connections are ours to choose and are not counted.
-//! - **Per peer id** ([`NetworkConfig::max_pending_inbound_per_peer`]): established
+//! - **Per peer id** ([`NetworkConfig::max_connections_per_peer`]): established
 //!   connections of one peer id, in both directions. libp2p's `connection_limits` has the same
 //!   limit but keeps an entry for every peer id that ever connected (an attacker minting ids
 //!   grows it without bound); this one drops a peer's entry with its last connection.
@@ -47,7 +47,7 @@ pub enum LimitExceeded {
     PerPeer {
         /// The remote peer id.
         peer: PeerId,
-        /// [`NetworkConfig::max_pending_inbound_per_peer`].
+        /// [`NetworkConfig::max_connections_per_peer`].
         limit: u32,
     },
 }
@@ -81,7 +81,7 @@ impl Behaviour {
     pub fn new(config: &NetworkConfig) -> Self {
         Self::with_limits(
             config.max_connections_per_ip,
-            config.max_pending_inbound_per_peer,
+            config.max_connections_per_peer,
         )
     }
 

@@ -209,10 +209,10 @@ where
 pub(crate) async fn run(ctx: CatchUpContext) {
     let ctx = Arc::new(ctx);
     let started = Instant::now();
-    let mut liars = Exclusions::new(ctx.config.catchup.max_attempts);
+    let mut excluded = Exclusions::new(ctx.config.catchup.max_attempts);
     let mut attempts = 0;
     loop {
-        match round(&ctx, &mut liars).await {
+        match round(&ctx, &mut excluded).await {
             RoundResult::CaughtUp => break,
             RoundResult::NoPeers => {
                 debug!("no peers to catch up from");
@@ -242,8 +242,8 @@ enum RoundResult {
     Stalled,
 }
 
-async fn round(ctx: &Arc<CatchUpContext>, liars: &mut Exclusions) -> RoundResult {
-    let Some(peers) = wait_for_peers(ctx, liars).await else {
+async fn round(ctx: &Arc<CatchUpContext>, excluded: &mut Exclusions) -> RoundResult {
+    let Some(peers) = wait_for_peers(ctx, excluded).await else {
         return RoundResult::NoPeers;
     };
     let local = ctx.local_head();
@@ -261,12 +261,12 @@ async fn round(ctx: &Arc<CatchUpContext>, liars: &mut Exclusions) -> RoundResult
         if local >= target || candidates.is_empty() {
             return RoundResult::CaughtUp;
         }
-        candidates.retain(|(p, _)| !liars.contains(p));
+        candidates.retain(|(p, _)| !excluded.contains(p));
         if candidates.is_empty() {
             // Peers claim more, but every one of them failed or lied: ask again next round.
             return RoundResult::Stalled;
         }
-        match pipeline(ctx, &candidates, liars, local, target).await {
+        match pipeline(ctx, &candidates, excluded, local, target).await {
             Batch::Progress | Batch::Failed => {}
             Batch::NothingToAsk => return RoundResult::CaughtUp,
         }
@@ -274,11 +274,11 @@ async fn round(ctx: &Arc<CatchUpContext>, liars: &mut Exclusions) -> RoundResult
 }
 
 /// Connected peers, waiting up to `peer_wait` for the first one.
-async fn wait_for_peers(ctx: &CatchUpContext, liars: &Exclusions) -> Option<Vec<PeerId>> {
+async fn wait_for_peers(ctx: &CatchUpContext, excluded: &Exclusions) -> Option<Vec<PeerId>> {
     let deadline = tokio::time::Instant::now() + ctx.config.catchup.peer_wait;
     loop {
         let mut peers = ctx.net.peers().await.ok()?;
-        peers.retain(|p| !liars.contains(&p.peer_id));
+        peers.retain(|p| !excluded.contains(&p.peer_id));
         if !peers.is_empty() {
             peers.sort_by(|a, b| b.score.total_cmp(&a.score));
             return Some(peers.into_iter().map(|p| p.peer_id).collect());
