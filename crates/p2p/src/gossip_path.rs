@@ -91,14 +91,8 @@ impl GossipPath {
     /// Writes everything queued, in order, as the SDK's durable writer would (one transaction
     /// per call), and reports it stored to the core. Returns how many commitments it wrote.
     pub fn flush_writes(&mut self) -> Result<usize> {
-        let writes = self.core.take_writes();
-        let ids: Vec<u64> = writes.iter().map(|w| w.id).collect();
-        let commitments = writes.iter().map(|w| w.commitments.len()).sum();
-        let outcomes = crate::writer::write_group(self.storage.as_ref(), writes)?;
-        for (id, (present, _owed)) in ids.into_iter().zip(outcomes) {
-            self.core.on_stored(id, Ok(present));
-        }
+        let written = crate::writer::write_queued_now(&mut self.core, self.storage.as_ref())?;
         let _ = self.core.take_effects();
-        Ok(commitments)
+        Ok(written)
     }
 }

@@ -1071,13 +1071,8 @@ mod tests {
     /// Does what the durable writer does, at once: writes everything the core queued and
     /// reports each write stored.
     fn flush_writes(h: &mut Harness) {
-        for write in h.core.take_writes() {
-            let id = write.id;
-            let mut outcomes = crate::writer::write_group(h.storage.as_ref(), vec![write])
-                .expect("memory storage writes");
-            let (present, _) = outcomes.pop().expect("one outcome");
-            h.core.on_stored(id, Ok(present));
-        }
+        crate::writer::write_queued_now(&mut h.core, h.storage.as_ref())
+            .expect("memory storage writes");
     }
 
     #[test]

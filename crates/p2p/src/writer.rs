@@ -150,9 +150,26 @@ async fn run(
     debug!("writer stopped");
 }
 
+/// What the writer task does, at once on this thread: writes everything `core` queued in one
+/// transaction and reports each write stored (for [`crate::gossip_path`] and unit tests).
+/// Returns the commitments written.
+pub(crate) fn write_queued_now(
+    core: &mut crate::handlers::Core,
+    storage: &dyn SdkStorage,
+) -> Result<usize, StorageError> {
+    let writes = core.take_writes();
+    let ids: Vec<u64> = writes.iter().map(|w| w.id).collect();
+    let commitments = writes.iter().map(|w| w.commitments.len()).sum();
+    let outcomes = write_group(storage, writes)?;
+    for (id, (present, _owed)) in ids.into_iter().zip(outcomes) {
+        core.on_stored(id, Ok(present));
+    }
+    Ok(commitments)
+}
+
 /// Writes `group` (in order) in one transaction, then sorts each write's unresolved tx lists
 /// into held and owed.
-pub(crate) fn write_group(
+fn write_group(
     storage: &dyn SdkStorage,
     group: Vec<PageWrite>,
 ) -> Result<Vec<PageOutcome>, StorageError> {

@@ -74,6 +74,18 @@ struct Samples {
     missing: usize,
 }
 
+impl Samples {
+    /// One round's latencies (a tx list round or a commitment round) and missing deliveries.
+    fn record(&mut self, txlist_round: bool, latencies: Vec<f64>, missing: usize) {
+        if txlist_round {
+            self.txlist_ms.extend(latencies);
+        } else {
+            self.commitment_ms.extend(latencies);
+        }
+        self.missing += missing;
+    }
+}
+
 /// Runs the bench.
 pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
     if args.nodes < 2 || args.nodes > MAX_NODES || args.rounds == 0 {
@@ -308,11 +320,8 @@ impl SdkNetwork {
         if block.txlist.is_some() {
             let ckey = preconfirmation_types::preconfirmation_hash(block.commitment.preconf());
             let _ = wait_round(&self.seen, nodes, publisher, ckey, t0).await;
-            samples.txlist_ms.extend(lat);
-        } else {
-            samples.commitment_ms.extend(lat);
         }
-        samples.missing += missing;
+        samples.record(block.txlist.is_some(), lat, missing);
         Ok(())
     }
 
@@ -463,12 +472,7 @@ impl BareNetwork {
         let t0 = Instant::now();
         let _ = self.handles[publisher].send(BareCommand::Publish(kind, data));
         let (lat, missing) = wait_round(&self.seen, nodes, publisher, key, t0).await;
-        if block.txlist.is_some() {
-            samples.txlist_ms.extend(lat);
-        } else {
-            samples.commitment_ms.extend(lat);
-        }
-        samples.missing += missing;
+        samples.record(block.txlist.is_some(), lat, missing);
         Ok(())
     }
 
