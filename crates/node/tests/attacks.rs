@@ -1173,6 +1173,22 @@ async fn churner_outcome(ready: tokio::sync::oneshot::Receiver<bool>) -> bool {
         .expect("churner alive")
 }
 
+/// Starts `count` churners against `victim` at once (keep `count` under the victim's
+/// `max_pending_incoming`, 16) and waits until the victim has identified each; returns their
+/// tasks (abort them to disconnect).
+async fn identified_churners(
+    victim: &libp2p::Multiaddr,
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (tasks, readies): (Vec<_>, Vec<_>) = (0..count)
+        .map(|_| churner(victim.clone(), &chain()))
+        .unzip();
+    for ready in readies {
+        assert!(churner_outcome(ready).await, "a churner is identified");
+    }
+    tasks
+}
+
 /// Metric series the node exports: the name and labels of each sample line of `/metrics`
 /// (comments and blanks not counted). A label per peer id would add one per churned id.
 async fn metric_series(node: &preconf_node::Node) -> std::collections::BTreeSet<String> {
@@ -1268,16 +1284,7 @@ async fn peer_id_churn(ids: usize) {
         move |count: usize| {
             let (victim, victim_addr) = (victim.clone(), victim_addr.clone());
             async move {
-                let mut tasks = Vec::with_capacity(count);
-                let mut readies = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let (task, ready) = churner(victim_addr.clone(), &chain());
-                    tasks.push(task);
-                    readies.push(ready);
-                }
-                for ready in readies {
-                    assert!(churner_outcome(ready).await, "a churner is identified");
-                }
+                let tasks = identified_churners(&victim_addr, count).await;
                 let up = wait_sizes(&victim, common::WAIT, |s| {
                     s.connected >= baseline.connected + count
                 })
@@ -1481,18 +1488,7 @@ async fn inbound_slot_exhaustion() {
     let mut free = max_inbound - inbound_now;
     while free > 0 {
         let batch = free.min(12);
-        let mut readies = Vec::new();
-        for _ in 0..batch {
-            let (task, ready) = churner(victim_addr.clone(), &chain());
-            fillers.push(task);
-            readies.push(ready);
-        }
-        for ready in readies {
-            assert!(
-                churner_outcome(ready).await,
-                "a filler takes an inbound slot"
-            );
-        }
+        fillers.extend(identified_churners(&victim_addr, batch).await);
         free -= batch;
     }
     // … then as many more as the total peer limit would still admit are refused, one at a
