@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// The preconfer schedule (§4.2): who may sign which slot.
     pub lookahead: LookaheadConfig,
+    /// The L1 the schedule is read from when `lookahead.source = "l1_whitelist"`.
+    pub l1: L1Config,
     /// Local storage retention.
     pub storage: StorageConfig,
     /// The P2P SDK, its network layer and every protocol limit.
@@ -62,6 +64,7 @@ impl Default for NodeConfig {
             http: HttpConfig::default(),
             rpc: RpcConfig::default(),
             lookahead: LookaheadConfig::default(),
+            l1: L1Config::default(),
             storage: StorageConfig::default(),
             sdk: P2pSdkConfig::default(),
         }
@@ -138,32 +141,119 @@ impl Default for RpcConfig {
     }
 }
 
-/// A round-robin preconfer schedule: slot `s` (of `slot_duration_secs` from
-/// `genesis_timestamp`) belongs to `preconfers[(s / slots_per_window) % len]`.
+/// Where the preconfer schedule comes from.
 ///
-/// A production sidecar bridges the on-chain lookahead through the SDK's `Lookahead` trait;
-/// the node binary takes the schedule from config.
+/// `static`: a round robin from this file — slot `s` (of `slot_duration_secs` from
+/// `genesis_timestamp`) belongs to `preconfers[(s / slots_per_window) % len]` (devnets).
+/// `l1_whitelist`: read from Taiko's `PreconfWhitelist` contract on L1 (see [`L1Config`]):
+/// one window per L1 epoch, L2 slots of `slot_duration_secs` from the beacon genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LookaheadConfig {
-    /// Preconfer addresses in rotation order. Required: the node refuses to start without.
+    /// Schedule source: `static` (this table's round robin) or `l1_whitelist` (the `[l1]`
+    /// table). Default `static`.
+    pub source: ScheduleSource,
+    /// `static` only: preconfer addresses in rotation order. Required for `static`: the node
+    /// refuses to start without.
     pub preconfers: Vec<Address>,
-    /// Slots each preconfer owns in a row. Default 4.
+    /// `static` only: slots each preconfer owns in a row. Default 4.
     pub slots_per_window: u64,
-    /// Unix second of slot 0. Default 0.
+    /// `static` only: unix second of slot 0 (`l1_whitelist` uses
+    /// `l1.beacon_genesis_timestamp`). Default 0.
     pub genesis_timestamp: u64,
-    /// Slot length in seconds. Default 2.
+    /// L2 slot length in seconds (both sources; with `l1_whitelist` it must divide the L1
+    /// epoch). Default 2.
     pub slot_duration_secs: u64,
 }
 
 impl Default for LookaheadConfig {
     fn default() -> Self {
         Self {
+            source: ScheduleSource::Static,
             preconfers: Vec::new(),
             slots_per_window: 4,
             genesis_timestamp: 0,
             slot_duration_secs: 2,
         }
+    }
+}
+
+/// Where the preconfer schedule comes from (`lookahead.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleSource {
+    /// The round robin of `lookahead.preconfers`.
+    Static,
+    /// Taiko's `PreconfWhitelist` contract on L1.
+    L1Whitelist,
+}
+
+impl ScheduleSource {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::L1Whitelist => "l1_whitelist",
+        }
+    }
+}
+
+/// 1606824023: the Ethereum mainnet beacon chain's genesis time (unix seconds).
+pub const MAINNET_BEACON_GENESIS_TIMESTAMP: u64 = 1_606_824_023;
+
+/// The L1 node and contract the schedule is read from (`lookahead.source = "l1_whitelist"`).
+///
+/// Every epoch (`slots_per_epoch` L1 slots of `seconds_per_slot` from
+/// `beacon_genesis_timestamp`) has one operator, whose sequencer address signs every L2 slot
+/// of the epoch; its `submissionWindowEnd` is the first second after the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct L1Config {
+    /// L1 execution node JSON-RPC over HTTP(S). Default `http://127.0.0.1:8545`.
+    pub rpc_url: String,
+    /// Address of the `PreconfWhitelist` contract. Required for `l1_whitelist`.
+    pub whitelist_address: Address,
+    /// Unix second of the beacon chain's genesis (slot 0). Default 1606824023 (mainnet).
+    pub beacon_genesis_timestamp: u64,
+    /// L1 slot length in seconds. Default 12.
+    pub seconds_per_slot: u64,
+    /// L1 slots per epoch. Default 32.
+    pub slots_per_epoch: u64,
+    /// How often the L1 head is polled; a new epoch is read within one poll of its first L1
+    /// block. Default 2000 ms.
+    #[serde(with = "millis")]
+    pub poll_interval: Duration,
+    /// Longest wait for one L1 JSON-RPC call. Default 3000 ms.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+    /// Longest wait between retries after failed reads (the wait doubles from
+    /// `poll_interval` up to this). Default 30 000 ms.
+    #[serde(with = "millis")]
+    pub max_backoff: Duration,
+    /// Epochs whose operator is remembered (the newest). Default 64.
+    pub remembered_epochs: usize,
+}
+
+impl Default for L1Config {
+    fn default() -> Self {
+        Self {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            whitelist_address: Address::ZERO,
+            beacon_genesis_timestamp: MAINNET_BEACON_GENESIS_TIMESTAMP,
+            seconds_per_slot: 12,
+            slots_per_epoch: 32,
+            poll_interval: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(30),
+            remembered_epochs: 64,
+        }
+    }
+}
+
+impl L1Config {
+    /// Seconds per L1 epoch.
+    pub fn epoch_secs(&self) -> u64 {
+        self.seconds_per_slot.saturating_mul(self.slots_per_epoch)
     }
 }
 
@@ -314,17 +404,52 @@ impl NodeConfig {
                 reason: reason.into(),
             })
         };
-        if self.lookahead.preconfers.is_empty() {
-            return bad(
-                "lookahead.preconfers",
-                "no preconfer addresses: set the schedule's addresses (rotation order)",
-            );
-        }
-        if self.lookahead.slots_per_window == 0 {
-            return bad("lookahead.slots_per_window", "must be positive");
-        }
         if self.lookahead.slot_duration_secs == 0 {
             return bad("lookahead.slot_duration_secs", "must be positive");
+        }
+        match self.lookahead.source {
+            ScheduleSource::Static => {
+                if self.lookahead.preconfers.is_empty() {
+                    return bad(
+                        "lookahead.preconfers",
+                        "no preconfer addresses: set the schedule's addresses (rotation order)",
+                    );
+                }
+                if self.lookahead.slots_per_window == 0 {
+                    return bad("lookahead.slots_per_window", "must be positive");
+                }
+            }
+            ScheduleSource::L1Whitelist => {
+                if self.l1.whitelist_address == Address::ZERO {
+                    return bad(
+                        "l1.whitelist_address",
+                        "lookahead.source = \"l1_whitelist\" needs the contract's address",
+                    );
+                }
+                if !(self.l1.rpc_url.starts_with("http://")
+                    || self.l1.rpc_url.starts_with("https://"))
+                {
+                    return bad("l1.rpc_url", "must be an http:// or https:// URL");
+                }
+                let epoch = self.l1.epoch_secs();
+                if epoch == 0 || epoch % self.lookahead.slot_duration_secs != 0 {
+                    return bad(
+                        "l1.slots_per_epoch",
+                        "an L1 epoch (slots_per_epoch × seconds_per_slot) must be a positive \
+                         multiple of lookahead.slot_duration_secs",
+                    );
+                }
+                if self.l1.poll_interval.is_zero()
+                    || self.l1.request_timeout.is_zero()
+                    || self.l1.remembered_epochs < 2
+                {
+                    return bad(
+                        "l1",
+                        "poll_interval and request_timeout must be positive, \
+                         remembered_epochs at least 2",
+                    );
+                }
+            }
         }
         if self.rpc.max_connections == 0
             || self.rpc.subscription_buffer == 0

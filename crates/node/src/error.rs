@@ -60,6 +60,14 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// An L1 JSON-RPC call failed, timed out or answered nonsense.
+    #[error("L1 {call}: {reason}")]
+    L1 {
+        /// The call (`eth_blockNumber`, `getOperatorForCurrentEpoch`, …).
+        call: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The devnet did not converge or could not run.
     #[error("devnet: {0}")]
     Devnet(String),

@@ -27,6 +27,7 @@ use tracing::{debug_span, info, warn, Instrument};
 
 use crate::error::NodeError;
 use crate::node::NodeContext;
+use crate::schedule::{unix_now, ScheduleStatus};
 
 /// Content type of the Prometheus text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -144,6 +145,9 @@ pub struct NodeStatus {
     pub uptime_s: u64,
     /// Address of the configured preconfer key, if one is configured (never the key).
     pub preconfer: Option<Address>,
+    /// The preconfer schedule: its source, the current and next window's preconfer and, read
+    /// from L1, the L1 head it was read at.
+    pub schedule: ScheduleStatus,
 }
 
 /// Connected peers, for [`NodeStatus`].
@@ -265,5 +269,6 @@ pub(crate) async fn status_json(context: &NodeContext) -> Result<NodeStatus, Nod
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: context.started.elapsed().as_secs(),
         preconfer: context.preconfer.as_deref().map(secret_key_to_address),
+        schedule: context.schedule.status(unix_now()),
     })
 }

@@ -44,6 +44,7 @@ pub mod identity;
 pub mod node;
 pub mod redb_store;
 pub mod rpc;
+pub mod schedule;
 pub mod telemetry;
 pub mod ui;
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
-use p2p::{P2pSdk, RotatingLookahead, SdkEvents, SdkStorage, StorageError, StorageStats};
+use p2p::{P2pSdk, SdkEvents, SdkStorage, StorageError, StorageStats};
 use preconfirmation_types::reexports::secp256k1::SecretKey;
 use preconfirmation_types::{ChainLimits, SignedCommitment, B256};
 use tokio::task::JoinHandle;
@@ -20,6 +20,7 @@ use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::identity::{load_or_create_node_key, load_preconfer_key, PRECONFER_KEY_ENV};
 use crate::redb_store::RedbStore;
+use crate::schedule::NodeSchedule;
 use crate::{http, rpc};
 
 /// What the HTTP and RPC servers share: the SDK handle and a few facts about the node.
@@ -41,6 +42,8 @@ pub struct NodeContext {
     pub config: Arc<NodeConfig>,
     /// Whether the store takes writes; `/health` answers 503 while it does not.
     pub storage_health: Arc<StorageHealth>,
+    /// The preconfer schedule's source (static or read from L1).
+    pub schedule: NodeSchedule,
 }
 
 /// Health of the store the SDK writes: the last write failure (a full disk, an I/O error),
@@ -251,20 +254,11 @@ impl Node {
             std::env::var(PRECONFER_KEY_ENV).ok(),
         )?
         .map(Arc::new);
-        let lookahead = RotatingLookahead::new(
-            config.lookahead.preconfers.clone(),
-            config.lookahead.slots_per_window,
-            config.lookahead.genesis_timestamp,
-            config.lookahead.slot_duration_secs,
-        )
-        .ok_or_else(|| NodeError::Config {
-            key: "lookahead".into(),
-            reason: "empty schedule".into(),
-        })?;
+        let schedule = NodeSchedule::from_config(&config.lookahead, &config.l1)?;
         let (sdk, events) = P2pSdk::start(
             config.sdk.clone(),
             storage,
-            Arc::new(lookahead),
+            schedule.lookahead(),
             Some(node_key),
         )
         .await?;
@@ -277,6 +271,7 @@ impl Node {
             ready: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
             storage_health,
+            schedule,
         };
         let shutdown = CancellationToken::new();
         let mut node = Node {
@@ -295,6 +290,9 @@ impl Node {
         if context.config.rpc.enabled {
             let (addr, task) = rpc::serve(context.clone(), shutdown.clone()).await?;
             node.rpc_addr = Some(addr);
+            node.tasks.push(task);
+        }
+        if let Some(task) = context.schedule.spawn(sdk.clone(), shutdown.clone()) {
             node.tasks.push(task);
         }
         if context.config.storage.retain_blocks > 0 {

@@ -88,7 +88,7 @@ mod writer;
 
 pub use config::P2pSdkConfig;
 pub use error::{P2pSdkError, Result, StorageError};
-pub use lookahead::{Lookahead, RotatingLookahead, SlotSchedule};
+pub use lookahead::{LearnedLookahead, Lookahead, RotatingLookahead, SlotSchedule};
 pub use sdk::{P2pSdk, PublishReceipt, SdkEvents};
 pub use storage::{MemoryStorage, MemoryStorageLimits, SdkStorage, StorageStats, OWED_SCAN_PAGE};
 pub use types::{

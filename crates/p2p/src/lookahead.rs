@@ -2,14 +2,20 @@
 //!
 //! In production the sidecar bridges its URC / lookahead contract view into this trait. Devnets
 //! and tests use [`RotatingLookahead`]: `N` preconfer keys, each owning a window of `K` slots,
-//! round robin. There is deliberately no "accept everything" implementation.
+//! round robin. [`LearnedLookahead`] has the same fixed windows but learns each window's
+//! preconfer from a source (the node's L1 whitelist reader): a window nobody has told it
+//! about has no schedule, so its commitments wait as "pending schedule" and are never
+//! accepted on trust. There is deliberately no "accept everything" implementation.
 //!
 //! Time model: L2 slots of `slot_duration` seconds from `genesis`. A block belongs to the slot
 //! containing its `timestamp`. A *window* is a run of consecutive slots owned by one preconfer;
 //! its `submissionWindowEnd` is the timestamp at which the window ends (exclusive), the same for
 //! every block of the window.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
 
 use preconfirmation_types::{Address, U256};
 
@@ -153,6 +159,104 @@ impl Lookahead for RotatingLookahead {
     }
 }
 
+/// Windows of a fixed length whose preconfers are learned, one window at a time, from a
+/// schedule source (for Taiko's whitelist: one window per L1 epoch, its operator's sequencer
+/// address read from L1).
+///
+/// Window `w` covers slots `w·K .. (w+1)·K` of `slot_duration` seconds from `genesis`, and its
+/// `submissionWindowEnd` is the first second after it — the same convention as
+/// [`RotatingLookahead`]. A window without a learned signer has no schedule ([`None`]):
+/// commitments for it stay pending until [`LearnedLookahead::learn`] (then tell the SDK with
+/// [`crate::P2pSdk::schedule_updated`]). At most `max_windows` windows are remembered (the
+/// highest); learning a window again replaces its signer (an operator removed mid-epoch).
+#[derive(Debug)]
+pub struct LearnedLookahead {
+    slots_per_window: u64,
+    genesis: u64,
+    slot_duration: u64,
+    max_windows: usize,
+    signers: RwLock<BTreeMap<u64, Address>>,
+}
+
+impl LearnedLookahead {
+    /// Windows of `slots_per_window` slots of `slot_duration` seconds from `genesis` (unix
+    /// seconds), remembering at most `max_windows` of them. `None` if a length is zero.
+    pub fn new(
+        slots_per_window: u64,
+        genesis: u64,
+        slot_duration: u64,
+        max_windows: usize,
+    ) -> Option<Self> {
+        if slots_per_window == 0 || slot_duration == 0 || max_windows == 0 {
+            return None;
+        }
+        Some(Self {
+            slots_per_window,
+            genesis,
+            slot_duration,
+            max_windows,
+            signers: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// The window containing unix second `timestamp`, `None` before genesis.
+    pub fn window_at(&self, timestamp: u64) -> Option<u64> {
+        let since = timestamp.checked_sub(self.genesis)?;
+        Some(since / self.slot_duration / self.slots_per_window)
+    }
+
+    /// Records `signer` as the preconfer of `window`; returns whether that changed anything.
+    /// The lowest windows are forgotten beyond `max_windows`.
+    pub fn learn(&self, window: u64, signer: Address) -> bool {
+        let mut signers = self.signers.write();
+        let changed = signers.insert(window, signer) != Some(signer);
+        while signers.len() > self.max_windows {
+            signers.pop_first();
+        }
+        changed
+    }
+
+    /// Forgets what was learned about `window` (the source says it has no preconfer):
+    /// commitments for it wait again. Returns whether a signer was known.
+    pub fn forget(&self, window: u64) -> bool {
+        self.signers.write().remove(&window).is_some()
+    }
+
+    /// The learned signer of `window`.
+    pub fn signer_of_window(&self, window: u64) -> Option<Address> {
+        self.signers.read().get(&window).copied()
+    }
+
+    /// Every learned window and its signer, lowest first.
+    pub fn learned(&self) -> Vec<(u64, Address)> {
+        self.signers.read().iter().map(|(w, a)| (*w, *a)).collect()
+    }
+}
+
+impl Lookahead for LearnedLookahead {
+    fn slot_at(&self, timestamp: U256) -> Option<u64> {
+        let timestamp = u64::try_from(timestamp).ok()?;
+        let since = timestamp.checked_sub(self.genesis)?;
+        Some(since / self.slot_duration)
+    }
+
+    fn schedule_for_slot(&self, slot: u64) -> Option<SlotSchedule> {
+        let window = slot / self.slots_per_window;
+        let signer = self.signer_of_window(window)?;
+        let next_window_first_slot = window.checked_add(1)?.checked_mul(self.slots_per_window)?;
+        let window_end = self
+            .genesis
+            .checked_add(next_window_first_slot.checked_mul(self.slot_duration)?)?;
+        Some(SlotSchedule {
+            signer,
+            window_end: U256::from(window_end),
+            next_window_first_slot,
+            coinbase: None,
+            prover: None,
+        })
+    }
+}
+
 impl<T: Lookahead + ?Sized> Lookahead for std::sync::Arc<T> {
     fn slot_at(&self, timestamp: U256) -> Option<u64> {
         (**self).slot_at(timestamp)
@@ -197,6 +301,41 @@ mod tests {
         assert!(la.schedule_for_slot(6).is_none());
         la.extend_horizon(10);
         assert!(la.schedule_for_slot(6).is_some());
+    }
+
+    #[test]
+    fn learned_windows_only() {
+        // Windows of 4 slots of 2 s from 1000: window 0 is 1000..1008, window 1 1008..1016.
+        let la = LearnedLookahead::new(4, 1000, 2, 2).unwrap();
+        assert_eq!(la.slot_at(U256::from(1009)), Some(4));
+        assert_eq!(la.window_at(1009), Some(1));
+        assert_eq!(la.window_at(999), None);
+        assert!(
+            la.schedule_for_slot(4).is_none(),
+            "nothing learned: pending"
+        );
+        assert!(la.learn(1, addr(2)));
+        assert!(
+            !la.learn(1, addr(2)),
+            "the same signer again changes nothing"
+        );
+        let s = la.schedule_for_slot(4).unwrap();
+        assert_eq!(s.signer, addr(2));
+        assert_eq!(s.window_end, U256::from(1016));
+        assert_eq!(s.next_window_first_slot, 8);
+        assert_eq!(la.signer_for_slot(7), Some(addr(2)));
+        assert!(la.schedule_for_slot(3).is_none() && la.schedule_for_slot(8).is_none());
+        // Replaced, then bounded: the lowest window goes first.
+        assert!(la.learn(1, addr(3)));
+        assert_eq!(la.signer_for_slot(5), Some(addr(3)));
+        la.learn(2, addr(4));
+        la.learn(3, addr(5));
+        assert_eq!(la.learned(), vec![(2, addr(4)), (3, addr(5))]);
+        assert!(la.forget(3) && !la.forget(3));
+        assert!(la.schedule_for_slot(12).is_none());
+        assert!(LearnedLookahead::new(0, 0, 1, 1).is_none());
+        assert!(LearnedLookahead::new(1, 0, 0, 1).is_none());
+        assert!(LearnedLookahead::new(1, 0, 1, 0).is_none());
     }
 
     #[test]
