@@ -41,6 +41,7 @@ mod devnet_ui;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod l1_dev;
 pub mod node;
 pub mod redb_store;
 pub mod rpc;

@@ -1,0 +1,345 @@
+//! The schedule read from a real local L1 (issue 17): anvil (pinned, from npm; see
+//! `scripts/install-anvil`) runs the test whitelist contract, a node with
+//! `lookahead.source = "l1_whitelist"` reads it through a TCP relay the test can cut, and a
+//! second node with the same schedule written statically (the truth) gossips to it.
+//!
+//! Epochs are 6 s (3 L1 slots of 2 s) of six 1 s L2 slots, so a run crosses several epochs in
+//! real time; anvil mines a block every second, so L1 timestamps follow the wall clock (no
+//! warp: the node validates commitment timestamps against its own clock). Epoch `e` belongs
+//! to operator `e % 2`.
+//!
+//! Skipped, with one line saying so, only when anvil is absent and `CI` is unset; `.ci/run`
+//! installs anvil and sets `CI`, so in CI it always runs.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use p2p::testkit::{deterministic_txlist, preconfer_key, ChainBuilder};
+use p2p::{Lookahead, P2pSdkError};
+use preconf_node::config::ScheduleSource;
+use preconf_node::l1_dev::{find_anvil, Anvil, WhitelistStub};
+use preconf_node::Node;
+use preconfirmation_types::{recover_signer, secret_key_to_address, Address, U256};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use common::{chain, node_config, p2p_addr, start, WAIT};
+
+/// L1 slot length (s) and slots per epoch: 6 s epochs.
+const L1_SLOT_S: u64 = 2;
+const L1_SLOTS_PER_EPOCH: u64 = 3;
+const EPOCH_S: u64 = L1_SLOT_S * L1_SLOTS_PER_EPOCH;
+/// L2 slot length (s).
+const L2_SLOT_S: u64 = 1;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// anvil, or `None` (the test then returns) when it is absent outside CI.
+fn anvil_or_skip() -> Option<std::path::PathBuf> {
+    match find_anvil() {
+        Some(bin) => Some(bin),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but anvil is missing: run scripts/install-anvil (or set ANVIL_BIN)")
+        }
+        None => {
+            eprintln!("skipped: anvil not found (run scripts/install-anvil); CI unset");
+            None
+        }
+    }
+}
+
+/// A TCP relay from 127.0.0.1 to the L1 that the test can cut (every connection closed,
+/// nothing listening) and restore on the same port: the L1 RPC endpoint going away.
+struct Relay {
+    addr: SocketAddr,
+    target: SocketAddr,
+    tasks: Option<JoinSet<()>>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let addr = listener.local_addr().expect("relay addr");
+        let mut relay = Relay {
+            addr,
+            target,
+            tasks: None,
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let target = self.target;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut conns = JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        self.tasks = Some(tasks);
+    }
+
+    /// Closes the listener and every relayed connection.
+    async fn cut(&mut self) {
+        if let Some(mut tasks) = self.tasks.take() {
+            tasks.shutdown().await;
+        }
+    }
+
+    /// Listens again on the same port.
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.expect("rebind relay");
+        self.serve(listener);
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Waits until `node`'s head is `number`.
+async fn wait_head(node: &Node, number: u64, what: &str) {
+    let mut status = node.sdk().watch_status();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if status.borrow_and_update().head_block_number >= number {
+                return;
+            }
+            if status.changed().await.is_err() {
+                panic!("SDK stopped");
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: head never reached {number}"));
+}
+
+/// Waits until `cond` holds, polling every 50 ms.
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the wall clock to reach unix second `t`.
+async fn wait_clock(t: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let target = Duration::from_secs(t);
+    if target > now {
+        tokio::time::sleep(target - now).await;
+    }
+}
+
+/// Moves `builder` to the slot containing now.
+fn to_current_slot(builder: &mut ChainBuilder, genesis: u64) {
+    let slot = (unix_now() - genesis) / L2_SLOT_S;
+    while builder.next_slot() < slot {
+        builder.skip_slot();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
+    let Some(anvil_bin) = anvil_or_skip() else {
+        return;
+    };
+    let anvil = Anvil::start(&anvil_bin, 1).await.expect("anvil starts");
+    // Epoch boundaries 60 s after a genesis aligned to the epoch length.
+    let genesis = unix_now() - 60;
+    let stub = WhitelistStub::deploy(&anvil, genesis, EPOCH_S)
+        .await
+        .expect("contract deploys");
+    let proposers = [Address::repeat_byte(0xa1), Address::repeat_byte(0xb2)];
+    let sequencers = [0, 1].map(|i| secret_key_to_address(&preconfer_key(i)));
+    let epoch_now = (unix_now() - genesis) / EPOCH_S;
+    let assignments: Vec<(u64, Address)> = (epoch_now..epoch_now + 12)
+        .map(|e| (e, proposers[(e % 2) as usize]))
+        .collect();
+    stub.setup(
+        &[(proposers[0], sequencers[0]), (proposers[1], sequencers[1])],
+        &assignments,
+    )
+    .await
+    .expect("operators set");
+
+    let target: SocketAddr = anvil
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("anvil addr");
+    let mut relay = Relay::start(target).await;
+
+    // The truth, written statically: windows of 6 one-second slots, operator e % 2.
+    let mut builder = ChainBuilder::new(chain(), 2, EPOCH_S / L2_SLOT_S, genesis, L2_SLOT_S);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let relay_node = start(node_config(dirs[0].path(), &builder, vec![])).await;
+    let mut config = node_config(dirs[1].path(), &builder, vec![p2p_addr(&relay_node).await]);
+    config.lookahead.source = ScheduleSource::L1Whitelist;
+    config.lookahead.preconfers = Vec::new();
+    config.lookahead.slot_duration_secs = L2_SLOT_S;
+    config.l1.rpc_url = relay.url();
+    config.l1.whitelist_address = stub.address;
+    config.l1.beacon_genesis_timestamp = genesis;
+    config.l1.seconds_per_slot = L1_SLOT_S;
+    config.l1.slots_per_epoch = L1_SLOTS_PER_EPOCH;
+    config.l1.poll_interval = Duration::from_millis(200);
+    config.l1.request_timeout = Duration::from_millis(500);
+    config.l1.max_backoff = Duration::from_millis(800);
+    let node = start(config).await;
+    relay_node
+        .sdk()
+        .wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("the two nodes mesh");
+    let schedule = node.context().schedule.clone();
+
+    // 1. The node learns the current and the next epoch from L1, and accepts a commitment
+    //    of the current operator.
+    let epoch = (unix_now() - genesis) / EPOCH_S;
+    wait_until("the current and next operator read from L1", || {
+        let s = schedule.status(unix_now());
+        s.current_window == Some(epoch)
+            && s.current_preconfer == Some(sequencers[(epoch % 2) as usize])
+            && s.next_preconfer == Some(sequencers[((epoch + 1) % 2) as usize])
+            && s.l1_head.is_some()
+    })
+    .await;
+    to_current_slot(&mut builder, genesis);
+    let block = builder.next_block(Some(deterministic_txlist(1, 200)));
+    relay_node
+        .sdk()
+        .publish(
+            block.commitment.clone(),
+            block.txlist.map(|t| t.txlist.to_vec()),
+        )
+        .await
+        .expect("the current operator publishes");
+    wait_head(&node, 1, "the current operator's commitment").await;
+
+    // 2. Hand-over: one block per slot up to the second slot of the next epoch; each is
+    //    accepted as it comes (the next operator was known before its epoch began).
+    let handover_epoch = (unix_now() - genesis) / EPOCH_S + 1;
+    let last_slot = (handover_epoch * EPOCH_S + L2_SLOT_S) / L2_SLOT_S;
+    let mut number = 1;
+    loop {
+        let slot = (unix_now() - genesis) / L2_SLOT_S;
+        if slot > last_slot {
+            break;
+        }
+        if builder.next_slot() <= slot {
+            to_current_slot(&mut builder, genesis);
+            let block = builder.next_block(Some(deterministic_txlist(100 + slot, 200)));
+            relay_node
+                .sdk()
+                .publish(
+                    block.commitment.clone(),
+                    block.txlist.map(|t| t.txlist.to_vec()),
+                )
+                .await
+                .expect("the elected operator publishes");
+            number += 1;
+            wait_head(&node, number, "a commitment around the hand-over").await;
+        }
+        wait_clock(genesis + (slot + 1) * L2_SLOT_S).await;
+    }
+    let handed_over = node
+        .sdk()
+        .commitment_by_number(number)
+        .expect("read")
+        .expect("stored");
+    let lookahead = schedule.lookahead();
+    let slot = lookahead
+        .slot_at(handed_over.preconf().timestamp)
+        .expect("slot");
+    assert!(
+        slot >= handover_epoch * EPOCH_S / L2_SLOT_S,
+        "crossed the boundary"
+    );
+    assert_eq!(
+        recover_signer(&chain().domain, &handed_over).ok(),
+        Some(sequencers[(handover_epoch % 2) as usize]),
+        "the new epoch's operator signed it"
+    );
+
+    // 3. The previous operator, after its epoch ended, is refused.
+    let previous = ((handover_epoch + 1) % 2) as u32;
+    to_current_slot(&mut builder, genesis);
+    let txlist = deterministic_txlist(7_777, 200);
+    let unsigned = builder.next_unsigned(Some(&txlist));
+    let stale = builder.sign_with(&preconfer_key(previous), unsigned);
+    let refused = node.sdk().publish(stale, Some(txlist)).await;
+    assert!(
+        matches!(refused, Err(P2pSdkError::Validation(_))),
+        "the previous operator is refused: {refused:?}"
+    );
+
+    // 4. L1 goes away. An epoch the node never read stays pending; once L1 is back, the
+    //    commitment waiting for it is accepted.
+    relay.cut().await;
+    let dark_epoch = (unix_now() - genesis) / EPOCH_S + 2;
+    wait_until("the failing L1 shown in /status", || {
+        schedule.status(unix_now()).last_error.is_some()
+    })
+    .await;
+    wait_clock(genesis + dark_epoch * EPOCH_S).await;
+    assert_eq!(
+        schedule.status(unix_now()).current_preconfer,
+        None,
+        "an epoch never read from L1 has no preconfer"
+    );
+    to_current_slot(&mut builder, genesis);
+    let block = builder.next_block(Some(deterministic_txlist(9_999, 200)));
+    relay_node
+        .sdk()
+        .publish(
+            block.commitment.clone(),
+            block.txlist.map(|t| t.txlist.to_vec()),
+        )
+        .await
+        .expect("the relay node accepts it (static schedule)");
+    number += 1;
+    wait_until("the commitment pending its schedule", || {
+        node.sdk().status().pending_schedule >= 1
+    })
+    .await;
+    assert_eq!(
+        node.sdk().status().head_block_number,
+        number - 1,
+        "not accepted on trust while L1 is down"
+    );
+    relay.restore().await;
+    wait_head(&node, number, "the pending commitment once L1 is back").await;
+    assert_eq!(node.sdk().status().pending_schedule, 0);
+    let s = schedule.status(unix_now());
+    assert_eq!(
+        s.current_preconfer,
+        Some(sequencers[(dark_epoch % 2) as usize])
+    );
+    assert!(s.last_error.is_none(), "{s:?}");
+    assert_eq!(
+        lookahead
+            .schedule_for_slot(dark_epoch * EPOCH_S / L2_SLOT_S)
+            .map(|s| s.window_end),
+        Some(U256::from(genesis + (dark_epoch + 1) * EPOCH_S))
+    );
+
+    node.shutdown().await;
+    relay_node.shutdown().await;
+    anvil.stop().await;
+}
