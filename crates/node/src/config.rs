@@ -124,6 +124,11 @@ pub struct RpcConfig {
     /// `rawTxLists` notification carries its tx list in hex (up to 4 MiB), so the item count
     /// alone would let one subscriber pin 4 GiB. Default 32 MiB (eight such notifications).
     pub subscription_buffer_bytes: usize,
+    /// File holding the 32-byte hex secret of the JWTs (HS256, `iat` within 60 s, as for an
+    /// execution client's engine API) that `preconf_publishCommitment` and
+    /// `preconf_publishRawTxList` require when the node holds a preconfer key; read-only
+    /// methods stay open. Unset: `<data_dir>/jwt.hex`, created (mode 0600) at first start.
+    pub jwt_secret_file: Option<PathBuf>,
 }
 
 impl Default for RpcConfig {
@@ -137,6 +142,7 @@ impl Default for RpcConfig {
             max_subscriptions_per_connection: 16,
             subscription_buffer: 1024,
             subscription_buffer_bytes: 32 << 20,
+            jwt_secret_file: None,
         }
     }
 }
@@ -432,7 +438,7 @@ impl NodeConfig {
                     return bad("l1.rpc_url", "must be an http:// or https:// URL");
                 }
                 let epoch = self.l1.epoch_secs();
-                if epoch == 0 || epoch % self.lookahead.slot_duration_secs != 0 {
+                if epoch == 0 || !epoch.is_multiple_of(self.lookahead.slot_duration_secs) {
                     return bad(
                         "l1.slots_per_epoch",
                         "an L1 epoch (slots_per_epoch × seconds_per_slot) must be a positive \

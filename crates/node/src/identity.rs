@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use alloy_rpc_types_engine::JwtSecret;
 use libp2p::identity::{ed25519, Keypair};
 
 use preconfirmation_types::reexports::secp256k1::SecretKey;
@@ -27,13 +28,7 @@ pub fn load_or_create_node_key(data_dir: &Path) -> Result<Keypair, NodeError> {
     let path = data_dir.join(NODE_KEY_FILE);
     match fs::metadata(&path) {
         Ok(meta) => {
-            let mode = meta.permissions().mode();
-            if mode & LOOSE_PERMISSION_BITS != 0 {
-                return Err(NodeError::KeyFilePermissions {
-                    path,
-                    mode: mode & 0o777,
-                });
-            }
+            ensure_private(&path, &meta)?;
             let mut bytes = fs::read(&path).map_err(|e| NodeError::io(&path, e))?;
             let secret = ed25519::SecretKey::try_from_bytes(&mut bytes)
                 .map_err(|_| NodeError::KeyFileInvalid { path: path.clone() })?;
@@ -56,16 +51,10 @@ pub fn load_preconfer_key(
 ) -> Result<Option<SecretKey>, NodeError> {
     let (text, origin) = match (file, env) {
         (Some(path), _) => {
-            let mode = fs::metadata(path)
-                .map_err(|e| NodeError::io(path, e))?
-                .permissions()
-                .mode();
-            if mode & LOOSE_PERMISSION_BITS != 0 {
-                return Err(NodeError::KeyFilePermissions {
-                    path: path.to_path_buf(),
-                    mode: mode & 0o777,
-                });
-            }
+            ensure_private(
+                path,
+                &fs::metadata(path).map_err(|e| NodeError::io(path, e))?,
+            )?;
             (
                 fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?,
                 path.to_path_buf(),
@@ -86,18 +75,59 @@ pub fn load_preconfer_key(
         .map_err(|_| invalid())
 }
 
-fn create_node_key(path: &PathBuf) -> Result<Keypair, NodeError> {
-    let keypair = ed25519::Keypair::generate();
+/// Refuses a key file that anyone but its owner may read or write.
+fn ensure_private(path: &Path, meta: &fs::Metadata) -> Result<(), NodeError> {
+    let mode = meta.permissions().mode();
+    if mode & LOOSE_PERMISSION_BITS != 0 {
+        return Err(NodeError::KeyFilePermissions {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new file at `path` with mode 0600, durably.
+fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| NodeError::io(path, e))?;
-    file.write_all(keypair.secret().as_ref())
-        .map_err(|e| NodeError::io(path, e))?;
-    file.sync_all().map_err(|e| NodeError::io(path, e))?;
+    file.write_all(bytes).map_err(|e| NodeError::io(path, e))?;
+    file.sync_all().map_err(|e| NodeError::io(path, e))
+}
+
+fn create_node_key(path: &Path) -> Result<Keypair, NodeError> {
+    let keypair = ed25519::Keypair::generate();
+    create_private_file(path, keypair.secret().as_ref())?;
     Ok(Keypair::from(keypair))
+}
+
+/// File name of the JSON-RPC JWT secret inside the data dir, when `rpc.jwt_secret_file` is
+/// not set.
+pub const JWT_SECRET_FILE: &str = "jwt.hex";
+
+/// The JSON-RPC JWT secret (32 bytes as hex, as execution clients keep their engine API
+/// secret) from `path`, created (random, mode 0600) when it does not exist. A file that anyone
+/// but the owner may read or write is refused.
+pub fn load_or_create_jwt_secret(path: &Path) -> Result<JwtSecret, NodeError> {
+    match fs::metadata(path) {
+        Ok(meta) => {
+            ensure_private(path, &meta)?;
+            let text = fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?;
+            JwtSecret::from_hex(text.trim()).map_err(|_| NodeError::KeyFileInvalid {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = JwtSecret::random();
+            create_private_file(path, hex::encode(secret.as_bytes()).as_bytes())?;
+            Ok(secret)
+        }
+        Err(e) => Err(NodeError::io(path, e)),
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub mod l1_dev;
 pub mod node;
 pub mod redb_store;
 pub mod rpc;
+pub mod rpc_auth;
 pub mod schedule;
 pub mod telemetry;
 pub mod ui;

@@ -49,6 +49,7 @@
 //! | -32012 | [`NO_PEERS`] | stored, but no peer is subscribed yet so nothing was sent; peers fetch it on catch-up. `data` is the result the call would have had |
 //! | -32013 | [`BACKPRESSURE`] | a queue is full (SDK command queue, network queue, subscription queue); retry later |
 //! | -32014 | [`NO_PRECONFER_KEY`] | an unsigned commitment, but the node has no preconfer key |
+//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | the node holds a preconfer key and the publishing call had no valid JWT (see [`crate::rpc_auth`]) |
 //! | -32000 | [`INTERNAL`] | storage failure, shutting down, other internal errors |
 //!
 //! JSON-RPC's own codes apply as usual (-32700 parse error, -32600 invalid request, -32601
@@ -79,7 +80,9 @@ use tracing::{debug, debug_span, info, warn, Instrument};
 
 use crate::error::NodeError;
 use crate::http::{self, HeadStatus};
+use crate::identity::{load_or_create_jwt_secret, JWT_SECRET_FILE};
 use crate::node::NodeContext;
+use crate::rpc_auth::{self, RpcAuth};
 
 /// Invalid params: bad hex, wrong length, undecodable SSZ, unknown subscription kind.
 pub const INVALID_PARAMS: i32 = -32602;
@@ -119,6 +122,7 @@ pub const UNSUBSCRIBE: &str = "preconf_unsubscribe";
 struct RpcState {
     node: NodeContext,
     shutdown: CancellationToken,
+    auth: Arc<RpcAuth>,
 }
 
 /// Binds `context.config.rpc.addr` and serves until `shutdown`; returns the bound address.
@@ -145,15 +149,29 @@ pub async fn serve(
         .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
         .set_message_buffer_capacity(message_buffer)
         .build();
+    let auth = Arc::new(match context.preconfer {
+        Some(_) => {
+            let path = config
+                .jwt_secret_file
+                .clone()
+                .unwrap_or_else(|| context.config.data_dir.join(JWT_SECRET_FILE));
+            let secret = load_or_create_jwt_secret(&path)?;
+            info!(secret_file = %path.display(), "publishing over JSON-RPC needs a JWT");
+            RpcAuth::Jwt(secret)
+        }
+        None => RpcAuth::Open,
+    });
     let server = Server::builder()
         .set_config(server_config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(rpc_auth::layer(auth.clone())))
         .build(addr)
         .await
         .map_err(|e| server_error(e.to_string()))?;
     let bound = server
         .local_addr()
         .map_err(|e| server_error(e.to_string()))?;
-    let module = module(context, shutdown.clone()).map_err(|e| server_error(e.to_string()))?;
+    let module =
+        module(context, shutdown.clone(), auth).map_err(|e| server_error(e.to_string()))?;
     let handle = server.start(module);
     info!(addr = %bound, "JSON-RPC server listening (HTTP and WebSocket)");
     let task = tokio::spawn(
@@ -172,14 +190,21 @@ pub async fn serve(
 fn module(
     node: NodeContext,
     shutdown: CancellationToken,
+    auth: Arc<RpcAuth>,
 ) -> Result<RpcModule<RpcState>, jsonrpsee::core::RegisterMethodError> {
-    let mut module = RpcModule::new(RpcState { node, shutdown });
-    module.register_async_method(PUBLISH_COMMITMENT, |params, state, _| async move {
+    let mut module = RpcModule::new(RpcState {
+        node,
+        shutdown,
+        auth,
+    });
+    module.register_async_method(PUBLISH_COMMITMENT, |params, state, ext| async move {
+        state.auth.check(&ext)?;
         publish_commitment(params, &state.node)
             .instrument(debug_span!("rpc", method = PUBLISH_COMMITMENT))
             .await
     })?;
-    module.register_async_method(PUBLISH_RAW_TXLIST, |params, state, _| async move {
+    module.register_async_method(PUBLISH_RAW_TXLIST, |params, state, ext| async move {
+        state.auth.check(&ext)?;
         publish_raw_txlist(params, &state.node)
             .instrument(debug_span!("rpc", method = PUBLISH_RAW_TXLIST))
             .await

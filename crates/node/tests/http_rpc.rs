@@ -5,12 +5,14 @@ mod common;
 
 use std::net::SocketAddr;
 
+use alloy_rpc_types_engine::{Claims, JwtSecret};
 use common::*;
 use jsonrpsee::core::client::{ClientT, Error as ClientError, Subscription, SubscriptionClientT};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use preconf_node::rpc;
+use preconf_node::rpc_auth::UNAUTHORIZED;
 use preconfirmation_types::{
     preconfirmation_hash, raw_tx_list_hash, recover_signer, secret_key_to_address,
     SignedCommitment, WireMessage, B256,
@@ -20,6 +22,21 @@ use serde_json::{json, Value};
 fn http_client(addr: SocketAddr) -> HttpClient {
     HttpClientBuilder::default()
         .request_timeout(WAIT)
+        .build(format!("http://{addr}"))
+        .expect("HTTP client")
+}
+
+/// An HTTP client sending `Authorization: Bearer <a fresh JWT signed with secret>`.
+fn http_client_with_jwt(addr: SocketAddr, secret: &JwtSecret) -> HttpClient {
+    let token = secret.encode(&Claims::default()).expect("JWT");
+    let mut headers = jsonrpsee::http_client::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    HttpClientBuilder::default()
+        .request_timeout(WAIT)
+        .set_headers(headers)
         .build(format!("http://{addr}"))
         .expect("HTTP client")
 }
@@ -420,7 +437,39 @@ async fn unsigned_commitment_is_signed_with_the_configured_key() {
     let txlist = b"signed by the node".to_vec();
     let unsigned = builder.next_unsigned(Some(&txlist));
     let expected = builder.sign_with(&key, unsigned.clone());
-    let client = http_client(rpc_addr(&node));
+    // With a preconfer key, publishing needs a JWT: none, or one signed with another secret,
+    // gets UNAUTHORIZED and nothing is stored; read-only methods stay open.
+    let params = || rpc_params![to_hex(&unsigned.to_ssz()), to_hex(&txlist)];
+    let open = http_client(rpc_addr(&node));
+    let (code, message, _) = code_of(
+        open.request::<Value, _>(rpc::PUBLISH_COMMITMENT, params())
+            .await,
+    );
+    assert_eq!(code, UNAUTHORIZED, "{message}");
+    assert!(
+        message.contains("Authorization: Bearer"),
+        "a clear error: {message}"
+    );
+    let (code, ..) = code_of(
+        open.request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(&txlist)])
+            .await,
+    );
+    assert_eq!(code, UNAUTHORIZED);
+    let forged = http_client_with_jwt(rpc_addr(&node), &JwtSecret::random());
+    let (code, ..) = code_of(
+        forged
+            .request::<Value, _>(rpc::PUBLISH_COMMITMENT, params())
+            .await,
+    );
+    assert_eq!(code, UNAUTHORIZED);
+    let head: Value = open
+        .request(rpc::HEAD, rpc_params![])
+        .await
+        .expect("head is open");
+    assert_eq!(head["block_number"], json!(0), "nothing was published");
+    let secret_hex = std::fs::read_to_string(dir.path().join("jwt.hex")).expect("secret created");
+    let secret = JwtSecret::from_hex(secret_hex.trim()).expect("a 32-byte hex secret");
+    let client = http_client_with_jwt(rpc_addr(&node), &secret);
     // Alone, the node stores and reports that nobody heard it (-32012) with the receipt.
     let (code, _, data) = code_of(
         client
