@@ -238,6 +238,10 @@ pub struct L1Config {
     pub max_backoff: Duration,
     /// Epochs whose operator is remembered (the newest). Default 64.
     pub remembered_epochs: usize,
+    /// Past epochs read per poll for validation that asked for them (a catching-up node's
+    /// old blocks), each at an L1 block inside the epoch: the L1 node must still hold that
+    /// state (an archive node for old epochs). Default 8.
+    pub past_epochs_per_poll: usize,
 }
 
 impl Default for L1Config {
@@ -252,6 +256,7 @@ impl Default for L1Config {
             request_timeout: Duration::from_secs(3),
             max_backoff: Duration::from_secs(30),
             remembered_epochs: 64,
+            past_epochs_per_poll: 8,
         }
     }
 }

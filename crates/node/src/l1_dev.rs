@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::error::NodeError;
+use crate::schedule::l1_error;
 
 /// Creation bytecode (hex) of the test whitelist contract.
 pub const WHITELIST_STUB_BIN: &str = include_str!("../../../testdata/l1/WhitelistScheduleStub.bin");
@@ -219,11 +220,4 @@ fn parse_url(url: &str) -> Result<reqwest_url::Url, NodeError> {
 /// The URL type alloy's HTTP transport takes.
 mod reqwest_url {
     pub(crate) use alloy::transports::http::reqwest::Url;
-}
-
-fn l1_error(call: &'static str, reason: impl std::fmt::Display) -> NodeError {
-    NodeError::L1 {
-        call,
-        reason: reason.to_string(),
-    }
 }

@@ -359,6 +359,78 @@ impl L1Schedule {
         })
     }
 
+    /// The sequencer of past `epoch`, read at an L1 block inside it (found from `head` by
+    /// timestamp, at most [`PAST_EPOCH_BLOCK_STEPS`] block lookups): what a catching-up node
+    /// needs to validate old blocks. Needs an L1 node that still holds that block's state
+    /// (an archive node for epochs older than its state window).
+    pub async fn read_past_epoch(
+        &self,
+        epoch: u64,
+        head: &WhitelistRead,
+    ) -> Result<Option<Address>, NodeError> {
+        let epoch_secs = self.config.epoch_secs();
+        let slot_secs = self.config.seconds_per_slot.max(1);
+        let start = epoch
+            .checked_mul(epoch_secs)
+            .and_then(|s| s.checked_add(self.config.beacon_genesis_timestamp))
+            .ok_or_else(|| l1_error("eth_getBlockByNumber", "epoch out of range"))?;
+        let end = start.saturating_add(epoch_secs);
+        let provider = self.contract.provider();
+        let mut number = head
+            .l1_block
+            .saturating_sub(head.l1_timestamp.saturating_sub(start) / slot_secs);
+        for _ in 0..PAST_EPOCH_BLOCK_STEPS {
+            let block = self
+                .call(
+                    "eth_getBlockByNumber",
+                    provider.get_block_by_number(number.into()),
+                )
+                .await?
+                .ok_or_else(|| {
+                    l1_error("eth_getBlockByNumber", format!("block {number} not found"))
+                })?;
+            let ts = block.header.timestamp;
+            if (start..end).contains(&ts) {
+                let at = BlockId::number(number);
+                let proposer = self
+                    .call(
+                        "getOperatorForCurrentEpoch",
+                        self.contract.getOperatorForCurrentEpoch().block(at).call(),
+                    )
+                    .await?;
+                return self.sequencer(proposer, at).await;
+            }
+            let step = (ts.abs_diff(start) / slot_secs).max(1);
+            number = if ts < start {
+                number.saturating_add(step)
+            } else {
+                number.saturating_sub(step)
+            };
+        }
+        Err(l1_error(
+            "eth_getBlockByNumber",
+            format!("no L1 block found inside epoch {epoch}"),
+        ))
+    }
+
+    /// Reads the past epochs validation asked for (at most `l1.past_epochs_per_poll`);
+    /// returns whether the schedule changed. A failed epoch is wanted again on its next
+    /// lookup.
+    async fn read_wanted(&self, head: &WhitelistRead) -> bool {
+        let mut changed = false;
+        for epoch in self.lookahead.take_wanted(self.config.past_epochs_per_poll) {
+            if epoch > head.epoch.saturating_add(1) {
+                continue; // not decided on L1 yet: the head read covers it when it is
+            }
+            match self.read_past_epoch(epoch, head).await {
+                Ok(Some(signer)) => changed |= self.lookahead.learn(epoch, signer),
+                Ok(None) => debug!(epoch, "no operator for a past epoch"),
+                Err(e) => warn!(epoch, error = %e, "reading a past epoch from L1 failed"),
+            }
+        }
+        changed
+    }
+
     /// Records `read` unless an L1 block at least as new was applied already; returns whether
     /// the schedule changed.
     pub fn apply(&self, read: WhitelistRead) -> bool {
@@ -396,7 +468,8 @@ impl L1Schedule {
             match self.read_once().await {
                 Ok(read) => {
                     *self.last_error.write() = None;
-                    if self.apply(read) {
+                    let past = self.read_wanted(&read).await;
+                    if self.apply(read) | past {
                         info!(
                             l1_block = read.l1_block,
                             epoch = read.epoch,
@@ -421,6 +494,16 @@ impl L1Schedule {
                 }
             }
         }
+    }
+}
+
+/// Most block lookups to find an L1 block inside a past epoch.
+pub const PAST_EPOCH_BLOCK_STEPS: usize = 16;
+
+pub(crate) fn l1_error(call: &'static str, reason: impl std::fmt::Display) -> NodeError {
+    NodeError::L1 {
+        call,
+        reason: reason.to_string(),
     }
 }
 

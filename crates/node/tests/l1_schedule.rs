@@ -189,19 +189,25 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
     let mut builder = ChainBuilder::new(chain(), 2, EPOCH_S / L2_SLOT_S, genesis, L2_SLOT_S);
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let relay_node = start(node_config(dirs[0].path(), &builder, vec![])).await;
-    let mut config = node_config(dirs[1].path(), &builder, vec![p2p_addr(&relay_node).await]);
-    config.lookahead.source = ScheduleSource::L1Whitelist;
-    config.lookahead.preconfers = Vec::new();
-    config.lookahead.slot_duration_secs = L2_SLOT_S;
-    config.l1.rpc_url = relay.url();
-    config.l1.whitelist_address = stub.address;
-    config.l1.beacon_genesis_timestamp = genesis;
-    config.l1.seconds_per_slot = L1_SLOT_S;
-    config.l1.slots_per_epoch = L1_SLOTS_PER_EPOCH;
-    config.l1.poll_interval = Duration::from_millis(200);
-    config.l1.request_timeout = Duration::from_millis(500);
-    config.l1.max_backoff = Duration::from_millis(800);
-    let node = start(config).await;
+    let relay_addr = p2p_addr(&relay_node).await;
+    let base = node_config(dirs[1].path(), &builder, vec![relay_addr]);
+    let l1_config = |dir: &std::path::Path, rpc_url: String| {
+        let mut config = base.clone();
+        config.data_dir = dir.to_path_buf();
+        config.lookahead.source = ScheduleSource::L1Whitelist;
+        config.lookahead.preconfers = Vec::new();
+        config.lookahead.slot_duration_secs = L2_SLOT_S;
+        config.l1.rpc_url = rpc_url;
+        config.l1.whitelist_address = stub.address;
+        config.l1.beacon_genesis_timestamp = genesis;
+        config.l1.seconds_per_slot = L1_SLOT_S;
+        config.l1.slots_per_epoch = L1_SLOTS_PER_EPOCH;
+        config.l1.poll_interval = Duration::from_millis(200);
+        config.l1.request_timeout = Duration::from_millis(500);
+        config.l1.max_backoff = Duration::from_millis(800);
+        config
+    };
+    let node = start(l1_config(dirs[1].path(), relay.url())).await;
     relay_node
         .sdk()
         .wait_for_gossip_peers(1, WAIT)
@@ -339,6 +345,28 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
         Some(U256::from(genesis + (dark_epoch + 1) * EPOCH_S))
     );
 
+    // 5. A node started now catches up on blocks of epochs that are over: it reads each past
+    //    epoch's operator at an L1 block inside that epoch.
+    let late_dir = tempfile::tempdir().unwrap();
+    let late = start(l1_config(late_dir.path(), anvil.url.clone())).await;
+    wait_head(&late, number, "the late node's catch-up over past epochs").await;
+    let epochs: std::collections::BTreeSet<u64> = (1..=number)
+        .map(|n| {
+            let c = late
+                .sdk()
+                .commitment_by_number(n)
+                .expect("read")
+                .expect("stored");
+            let t = u64::try_from(c.preconf().timestamp).expect("u64");
+            (t - genesis) / EPOCH_S
+        })
+        .collect();
+    assert!(
+        epochs.len() >= 3,
+        "the catch-up spanned past epochs: {epochs:?}"
+    );
+
+    late.shutdown().await;
     node.shutdown().await;
     relay_node.shutdown().await;
     anvil.stop().await;

@@ -169,6 +169,10 @@ impl Lookahead for RotatingLookahead {
 /// commitments for it stay pending until [`LearnedLookahead::learn`] (then tell the SDK with
 /// [`crate::P2pSdk::schedule_updated`]). At most `max_windows` windows are remembered (the
 /// highest); learning a window again replaces its signer (an operator removed mid-epoch).
+///
+/// A lookup of an unknown window is remembered as *wanted* (at most `max_windows`, the
+/// highest), so the source can fetch the windows validation asked for — a catching-up node
+/// validates blocks of past windows the source would otherwise never read.
 #[derive(Debug)]
 pub struct LearnedLookahead {
     slots_per_window: u64,
@@ -176,6 +180,7 @@ pub struct LearnedLookahead {
     slot_duration: u64,
     max_windows: usize,
     signers: RwLock<BTreeMap<u64, Address>>,
+    wanted: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 impl LearnedLookahead {
@@ -196,6 +201,7 @@ impl LearnedLookahead {
             slot_duration,
             max_windows,
             signers: RwLock::new(BTreeMap::new()),
+            wanted: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
         })
     }
 
@@ -208,6 +214,7 @@ impl LearnedLookahead {
     /// Records `signer` as the preconfer of `window`; returns whether that changed anything.
     /// The lowest windows are forgotten beyond `max_windows`.
     pub fn learn(&self, window: u64, signer: Address) -> bool {
+        self.wanted.lock().remove(&window);
         let mut signers = self.signers.write();
         let changed = signers.insert(window, signer) != Some(signer);
         while signers.len() > self.max_windows {
@@ -227,6 +234,17 @@ impl LearnedLookahead {
         self.signers.read().get(&window).copied()
     }
 
+    /// Takes the windows validation looked up without an answer, highest first, at most
+    /// `max` (the rest stay wanted).
+    pub fn take_wanted(&self, max: usize) -> Vec<u64> {
+        let mut wanted = self.wanted.lock();
+        let taken: Vec<u64> = wanted.iter().rev().take(max).copied().collect();
+        for w in &taken {
+            wanted.remove(w);
+        }
+        taken
+    }
+
     /// Every learned window and its signer, lowest first.
     pub fn learned(&self) -> Vec<(u64, Address)> {
         self.signers.read().iter().map(|(w, a)| (*w, *a)).collect()
@@ -242,7 +260,14 @@ impl Lookahead for LearnedLookahead {
 
     fn schedule_for_slot(&self, slot: u64) -> Option<SlotSchedule> {
         let window = slot / self.slots_per_window;
-        let signer = self.signer_of_window(window)?;
+        let Some(signer) = self.signer_of_window(window) else {
+            let mut wanted = self.wanted.lock();
+            wanted.insert(window);
+            while wanted.len() > self.max_windows {
+                wanted.pop_first();
+            }
+            return None;
+        };
         let next_window_first_slot = window.checked_add(1)?.checked_mul(self.slots_per_window)?;
         let window_end = self
             .genesis
@@ -333,6 +358,21 @@ mod tests {
         assert_eq!(la.learned(), vec![(2, addr(4)), (3, addr(5))]);
         assert!(la.forget(3) && !la.forget(3));
         assert!(la.schedule_for_slot(12).is_none());
+        // Unknown windows looked up are wanted (bounded, highest kept), until learned.
+        assert!(la.schedule_for_slot(0).is_none() && la.schedule_for_slot(17).is_none());
+        assert_eq!(
+            la.take_wanted(1),
+            vec![4],
+            "highest first; at most max_windows kept"
+        );
+        assert_eq!(la.take_wanted(8), vec![3]);
+        assert!(la.take_wanted(8).is_empty());
+        assert!(la.schedule_for_slot(20).is_none());
+        la.learn(5, addr(6));
+        assert!(
+            la.take_wanted(8).is_empty(),
+            "learning a window satisfies it"
+        );
         assert!(LearnedLookahead::new(0, 0, 1, 1).is_none());
         assert!(LearnedLookahead::new(1, 0, 0, 1).is_none());
         assert!(LearnedLookahead::new(1, 0, 1, 0).is_none());
