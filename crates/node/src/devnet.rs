@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use metrics_exporter_prometheus::PrometheusHandle;
 use p2p::testkit::ChainBuilder;
-use p2p::{CommitmentSource, SdkEvent, SdkEvents};
+use p2p::{CommitmentSource, Lookahead, SdkEvent, SdkEvents};
 use parking_lot::Mutex;
 use preconfirmation_net::Multiaddr;
 use preconfirmation_types::{
@@ -31,8 +31,9 @@ use rand::{RngCore, SeedableRng};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, ScheduleSource};
 use crate::error::NodeError;
+use crate::l1_dev::{find_anvil, Anvil, WhitelistStub};
 use crate::node::Node;
 
 /// Chain id of devnets (not a public Taiko chain id).
@@ -90,6 +91,13 @@ pub struct DevnetArgs {
     /// Log at info level (default: warnings only).
     #[arg(long)]
     pub verbose: bool,
+    /// Take the schedule from a local L1 instead of the static list: start anvil (see
+    /// `scripts/install-anvil`), deploy the test whitelist contract, make each epoch's
+    /// operator the preconfer the rotation elects, and run every node with
+    /// `lookahead.source = "l1_whitelist"`. One L1 epoch is one window of 1 s slots; blocks
+    /// follow the wall clock (one per slot, `--block-time-ms` is ignored).
+    #[arg(long)]
+    pub l1: bool,
 }
 
 impl Default for DevnetArgs {
@@ -111,6 +119,7 @@ impl Default for DevnetArgs {
             ui_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9470)),
             ui_linger_secs: 600,
             verbose: false,
+            l1: false,
         }
     }
 }
@@ -145,6 +154,8 @@ pub struct DevnetReport {
     pub invalid_accepted: u64,
     /// Wall time of the whole run in seconds.
     pub elapsed_s: f64,
+    /// Where the nodes took the schedule from: `static` or `l1_whitelist` (`--l1`).
+    pub schedule: &'static str,
 }
 
 /// Most (block, preconfer) entries kept for the UI's rotation strip.
@@ -180,6 +191,7 @@ fn node_config(
     index: usize,
     builder: &ChainBuilder,
     peers: Vec<Multiaddr>,
+    l1: Option<&DevnetL1>,
 ) -> NodeConfig {
     let lookahead = builder.lookahead();
     let mut config = NodeConfig {
@@ -210,12 +222,69 @@ fn node_config(
     network.gossip.heartbeat_interval = Duration::from_millis(200);
     config.sdk.catchup.peer_wait = Duration::from_secs(2);
     config.sdk.catchup.retry_backoff = Duration::from_millis(250);
+    if let Some(l1) = l1 {
+        config.lookahead.source = ScheduleSource::L1Whitelist;
+        config.lookahead.preconfers = Vec::new();
+        config.l1.rpc_url = l1.anvil.url.clone();
+        config.l1.whitelist_address = l1.stub.address;
+        config.l1.beacon_genesis_timestamp = lookahead.genesis();
+        config.l1.seconds_per_slot = lookahead.slot_duration();
+        config.l1.slots_per_epoch = lookahead.slots_per_window();
+        config.l1.poll_interval = Duration::from_millis(250);
+        config.l1.request_timeout = Duration::from_secs(1);
+        config.l1.max_backoff = Duration::from_secs(2);
+    }
     config
+}
+
+/// The local L1 of `devnet --l1`: anvil and the whitelist contract on it.
+struct DevnetL1 {
+    anvil: Anvil,
+    stub: WhitelistStub,
+}
+
+impl DevnetL1 {
+    /// Starts anvil, deploys the contract for `builder`'s windows (one L1 epoch each) and makes
+    /// the operator of every epoch from now to `epochs` ahead the preconfer `builder` elects.
+    async fn start(builder: &ChainBuilder, epochs: u64) -> Result<Self, NodeError> {
+        let bin = find_anvil().ok_or_else(|| NodeError::Config {
+            key: "devnet.l1".into(),
+            reason: "anvil not found: run scripts/install-anvil (or set ANVIL_BIN)".into(),
+        })?;
+        let anvil = Anvil::start(&bin, 1).await?;
+        let lookahead = builder.lookahead();
+        let epoch_secs = lookahead.slots_per_window() * lookahead.slot_duration();
+        let stub = WhitelistStub::deploy(&anvil, lookahead.genesis(), epoch_secs).await?;
+        let proposer = |i: usize| {
+            let mut bytes = [0xa0u8; 20];
+            bytes[12..20].copy_from_slice(&(i as u64).to_be_bytes());
+            Address::from(bytes)
+        };
+        let operators: Vec<(Address, Address)> = builder
+            .keys()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (proposer(i), secret_key_to_address(k)))
+            .collect();
+        let now = crate::schedule::unix_now();
+        let first = now.saturating_sub(lookahead.genesis()) / epoch_secs;
+        let assignments: Vec<(u64, Address)> = (first..=first + epochs)
+            .filter_map(|epoch| {
+                let signer = lookahead.signer_for_slot(epoch * lookahead.slots_per_window())?;
+                let index = operators.iter().position(|(_, s)| *s == signer)?;
+                Some((epoch, proposer(index)))
+            })
+            .collect();
+        stub.setup(&operators, &assignments).await?;
+        info!(url = %anvil.url, contract = %stub.address, epochs = assignments.len(), "devnet L1 ready");
+        Ok(Self { anvil, stub })
+    }
 }
 
 /// What every devnet node is started with.
 struct Launcher<'a> {
     args: &'a DevnetArgs,
+    l1: Option<&'a DevnetL1>,
     base: &'a std::path::Path,
     initial: usize,
     prometheus: Option<PrometheusHandle>,
@@ -232,7 +301,7 @@ impl Launcher<'_> {
         builder: &ChainBuilder,
         peers: Vec<Multiaddr>,
     ) -> Result<(DevnetNode, Multiaddr), NodeError> {
-        let config = node_config(self.args, self.base, index, builder, peers);
+        let config = node_config(self.args, self.base, index, builder, peers, self.l1);
         start_node(
             config,
             index,
@@ -368,12 +437,27 @@ pub async fn run_devnet(
         }
     };
     let chain = ChainSpec::new(DEVNET_CHAIN_ID, Address::repeat_byte(0x51));
-    let mut builder = ChainBuilder::in_the_past(
-        chain,
-        args.preconfers,
-        args.slots_per_window,
-        args.blocks + 1,
-    );
+    let mut builder = if args.l1 {
+        // Real time: 1 s slots from a genesis a few windows ago, one block per slot.
+        let now = crate::schedule::unix_now();
+        let window = args.slots_per_window;
+        let genesis = now.saturating_sub(now % window + 4 * window);
+        ChainBuilder::new(chain, args.preconfers, window, genesis, 1)
+    } else {
+        ChainBuilder::in_the_past(
+            chain,
+            args.preconfers,
+            args.slots_per_window,
+            args.blocks + 1,
+        )
+    };
+    let l1 = if args.l1 {
+        // Epochs for every block, the convergence wait and margin.
+        let epochs = (args.blocks + args.converge_timeout_secs) / args.slots_per_window + 4;
+        Some(DevnetL1::start(&builder, epochs).await?)
+    } else {
+        None
+    };
     let published = Arc::new(Mutex::new(HashSet::new()));
     let observed = Arc::new(Mutex::new(Observed::default()));
     let initial = args.nodes - args.late_joiners;
@@ -397,6 +481,7 @@ pub async fn run_devnet(
 
     let launcher = Launcher {
         args,
+        l1: l1.as_ref(),
         base: &base,
         initial,
         prometheus,
@@ -418,6 +503,26 @@ pub async fn run_devnet(
             .wait_for_gossip_peers(1, Duration::from_secs(10))
             .await?;
     }
+    if l1.is_some() {
+        // Every node has read the current epoch's operator from L1 before the first block.
+        let deadline = Instant::now() + L1_READ_WAIT;
+        while !nodes.iter().all(|n| {
+            let now = crate::schedule::unix_now();
+            n.node
+                .context()
+                .schedule
+                .status(now)
+                .current_preconfer
+                .is_some()
+        }) {
+            if Instant::now() >= deadline {
+                return Err(NodeError::Devnet(
+                    "nodes did not read the schedule from L1 in time".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 
     let progress = if show_progress {
         ProgressBar::with_draw_target(Some(args.blocks), ProgressDrawTarget::stderr())
@@ -431,7 +536,12 @@ pub async fn run_devnet(
     );
 
     let late_at = args.blocks / 3;
-    let mut tick = tokio::time::interval(Duration::from_millis(args.block_time_ms.max(1)));
+    let block_time = if args.l1 {
+        Duration::from_secs(builder.lookahead().slot_duration())
+    } else {
+        Duration::from_millis(args.block_time_ms.max(1))
+    };
+    let mut tick = tokio::time::interval(block_time);
     let mut last_number = 0;
     for b in 0..args.blocks {
         tick.tick().await;
@@ -442,6 +552,15 @@ pub async fn run_devnet(
                 info!(node = index, "late joiner started");
                 nodes.push(node);
                 addrs.push(addr);
+            }
+        }
+        if args.l1 {
+            // The block of the slot now (the chain follows the wall clock).
+            let lookahead = builder.lookahead();
+            let now = crate::schedule::unix_now();
+            let current = now.saturating_sub(lookahead.genesis()) / lookahead.slot_duration();
+            while builder.next_slot() < current {
+                builder.skip_slot();
             }
         }
         let slot = builder.next_slot();
@@ -540,6 +659,7 @@ pub async fn run_devnet(
         gossip_latency_ms,
         invalid_accepted,
         elapsed_s: round2(started.elapsed().as_secs_f64()),
+        schedule: if args.l1 { "l1_whitelist" } else { "static" },
     };
     if let Some(task) = ui {
         if args.ui_linger_secs > 0 {
@@ -560,8 +680,14 @@ pub async fn run_devnet(
     for n in nodes {
         n.node.shutdown().await;
     }
+    if let Some(l1) = l1 {
+        l1.anvil.stop().await;
+    }
     Ok(report)
 }
+
+/// Longest wait, with `--l1`, for every node's first schedule read.
+const L1_READ_WAIT: Duration = Duration::from_secs(20);
 
 /// `preconf-node devnet`: runs, prints a summary table (and the JSON line with `--json`), and
 /// fails when the network did not converge.

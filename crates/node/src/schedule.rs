@@ -359,10 +359,11 @@ impl L1Schedule {
         })
     }
 
-    /// The sequencer of past `epoch`, read at an L1 block inside it (found from `head` by
-    /// timestamp, at most [`PAST_EPOCH_BLOCK_STEPS`] block lookups): what a catching-up node
-    /// needs to validate old blocks. Needs an L1 node that still holds that block's state
-    /// (an archive node for epochs older than its state window).
+    /// The sequencer of past `epoch`, read at the last L1 block inside it (found from `head`
+    /// by timestamp, at most [`PAST_EPOCH_BLOCK_STEPS`] block lookups): what a catching-up
+    /// node needs to validate old blocks. The last block holds the epoch's final word (an
+    /// operator removed during the epoch is gone). Needs an L1 node that still holds that
+    /// block's state (an archive node for epochs older than its state window).
     pub async fn read_past_epoch(
         &self,
         epoch: u64,
@@ -375,10 +376,11 @@ impl L1Schedule {
             .and_then(|s| s.checked_add(self.config.beacon_genesis_timestamp))
             .ok_or_else(|| l1_error("eth_getBlockByNumber", "epoch out of range"))?;
         let end = start.saturating_add(epoch_secs);
+        let last_second = end - 1;
         let provider = self.contract.provider();
         let mut number = head
             .l1_block
-            .saturating_sub(head.l1_timestamp.saturating_sub(start) / slot_secs);
+            .saturating_sub(head.l1_timestamp.saturating_sub(last_second) / slot_secs);
         for _ in 0..PAST_EPOCH_BLOCK_STEPS {
             let block = self
                 .call(
@@ -400,7 +402,7 @@ impl L1Schedule {
                     .await?;
                 return self.sequencer(proposer, at).await;
             }
-            let step = (ts.abs_diff(start) / slot_secs).max(1);
+            let step = (ts.abs_diff(last_second) / slot_secs).max(1);
             number = if ts < start {
                 number.saturating_add(step)
             } else {

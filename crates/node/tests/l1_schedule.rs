@@ -371,3 +371,32 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
     relay_node.shutdown().await;
     anvil.stop().await;
 }
+
+/// `devnet --l1`: anvil started by the devnet, the contract deployed, every node reading the
+/// rotation from L1; the network converges and the late joiner catches up over past epochs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_l1_converges_with_a_late_joiner() {
+    if anvil_or_skip().is_none() {
+        return;
+    }
+    let args = preconf_node::devnet::DevnetArgs {
+        nodes: 3,
+        preconfers: 2,
+        blocks: 12,
+        late_joiners: 1,
+        txlist_bytes: 1024,
+        slots_per_window: 3,
+        seed: Some(11),
+        converge_timeout_secs: 60,
+        l1: true,
+        ..Default::default()
+    };
+    let report = preconf_node::devnet::run_devnet(&args, None, false)
+        .await
+        .expect("devnet --l1 runs");
+    assert_eq!(report.schedule, "l1_whitelist");
+    assert!(report.converged, "{report:?}");
+    assert!(report.late_joiner_caught_up, "{report:?}");
+    assert_eq!(report.heads, vec![12; 3]);
+    assert_eq!(report.invalid_accepted, 0);
+}
