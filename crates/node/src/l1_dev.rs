@@ -114,6 +114,21 @@ impl Anvil {
         Ok(Self { child, url, owner })
     }
 
+    /// Mines the next block at unix second `timestamp` (`evm_setNextBlockTimestamp` then
+    /// `evm_mine`): L1 time jumps there.
+    pub async fn warp_to(&self, timestamp: u64) -> Result<(), NodeError> {
+        let provider = ProviderBuilder::new().connect_http(parse_url(&self.url)?);
+        provider
+            .raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), (timestamp,))
+            .await
+            .map_err(|e| l1_error("evm_setNextBlockTimestamp", e))?;
+        provider
+            .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+            .await
+            .map_err(|e| l1_error("evm_mine", e))?;
+        Ok(())
+    }
+
     /// Stops anvil.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

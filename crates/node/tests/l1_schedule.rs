@@ -20,6 +20,7 @@ use p2p::testkit::{deterministic_txlist, preconfer_key, ChainBuilder};
 use p2p::{Lookahead, P2pSdkError};
 use preconf_node::config::ScheduleSource;
 use preconf_node::l1_dev::{find_anvil, Anvil, WhitelistStub};
+use preconf_node::schedule::NodeSchedule;
 use preconf_node::Node;
 use preconfirmation_types::{recover_signer, secret_key_to_address, Address, U256};
 use tokio::net::{TcpListener, TcpStream};
@@ -96,6 +97,21 @@ impl Relay {
         if let Some(mut tasks) = self.tasks.take() {
             tasks.shutdown().await;
         }
+    }
+
+    /// Listens on the same port but never answers: a slow L1 (connections are accepted and
+    /// held, nothing is relayed).
+    async fn stall(&mut self) {
+        self.cut().await;
+        let listener = TcpListener::bind(self.addr).await.expect("rebind relay");
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        self.tasks = Some(tasks);
     }
 
     /// Listens again on the same port.
@@ -226,6 +242,20 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
             && s.l1_head.is_some()
     })
     .await;
+    let status = common::http_get(node.http_addr().expect("http"), "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).expect("JSON");
+    assert_eq!(status["schedule"]["source"], "l1_whitelist");
+    assert_eq!(
+        status["schedule"]["current_preconfer"],
+        serde_json::json!(sequencers[(epoch % 2) as usize])
+    );
+    assert!(status["schedule"]["l1_head"].as_u64().is_some(), "{status}");
+    let metrics = common::http_get(node.http_addr().expect("http"), "/metrics").await;
+    assert!(
+        metrics.body.contains("preconf_l1_call_seconds")
+            && metrics.body.contains("call=\"getOperatorForNextEpoch\""),
+        "L1 call metrics exported"
+    );
     to_current_slot(&mut builder, genesis);
     let block = builder.next_block(Some(deterministic_txlist(1, 200)));
     relay_node
@@ -295,12 +325,24 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
         "the previous operator is refused: {refused:?}"
     );
 
-    // 4. L1 goes away. An epoch the node never read stays pending; once L1 is back, the
-    //    commitment waiting for it is accepted.
-    relay.cut().await;
+    // 4. L1 is slow (answers nothing: every call times out), then goes away. An epoch the
+    //    node never read stays pending; once L1 is back, the commitment waiting for it is
+    //    accepted.
+    relay.stall().await;
     let dark_epoch = (unix_now() - genesis) / EPOCH_S + 2;
-    wait_until("the failing L1 shown in /status", || {
-        schedule.status(unix_now()).last_error.is_some()
+    wait_until("a slow L1 shown in /status", || {
+        schedule
+            .status(unix_now())
+            .last_error
+            .is_some_and(|e| e.contains("no answer within"))
+    })
+    .await;
+    relay.cut().await;
+    wait_until("a refused L1 shown in /status", || {
+        schedule
+            .status(unix_now())
+            .last_error
+            .is_some_and(|e| !e.contains("no answer within"))
     })
     .await;
     wait_clock(genesis + dark_epoch * EPOCH_S).await;
@@ -364,6 +406,31 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
     assert!(
         epochs.len() >= 3,
         "the catch-up spanned past epochs: {epochs:?}"
+    );
+
+    // 6. An L1 that lies about time (its head an hour ahead of our clock) is not believed:
+    //    the read is refused and shown, and no epoch of that future is learned.
+    let NodeSchedule::L1(late_schedule) = late.context().schedule.clone() else {
+        panic!("the late node reads L1");
+    };
+    let warped = unix_now() + 3600;
+    let future_epoch = (warped - genesis) / EPOCH_S;
+    stub.setup(&[], &[(future_epoch, proposers[0])])
+        .await
+        .expect("an operator for the future epoch");
+    anvil.warp_to(warped).await.expect("warp");
+    wait_until("the future L1 head refused", || {
+        late.context()
+            .schedule
+            .status(unix_now())
+            .last_error
+            .is_some_and(|e| e.contains("from the future"))
+    })
+    .await;
+    assert_eq!(
+        late_schedule.lookahead().signer_of_window(future_epoch),
+        None,
+        "nothing learned from a head in the future"
     );
 
     late.shutdown().await;
