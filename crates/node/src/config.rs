@@ -807,6 +807,7 @@ mod tests {
     const SPECIAL: &[(&str, &str)] = &[
         ("log_format", r#""json""#),
         ("preconfer_key_file", r#""/tmp/preconfer.key""#),
+        ("rpc.jwt_secret_file", r#""/tmp/jwt.hex""#),
         (
             "lookahead.preconfers",
             r#"["0x0000000000000000000000000000000000000022"]"#,
@@ -827,6 +828,9 @@ mod tests {
         // The default is the protocol maximum (higher is refused) and equals the default
         // `sdk.catchup.page_size`, which must not exceed it (lower is refused).
         "sdk.chain.limits.max_commitments_per_response",
+        // The only other value, `l1_whitelist`, also needs `l1.whitelist_address` (refused
+        // without it, as `l1_whitelist_needs_the_contract` checks).
+        "lookahead.source",
     ];
 
     /// A valid value different from `default`, derived from its type.
@@ -921,6 +925,29 @@ mod tests {
         Vec<(String, String)>,
         Vec<(String, String)>,
     );
+
+    #[test]
+    fn l1_whitelist_needs_the_contract() {
+        let mut config = NodeConfig::default();
+        config.lookahead.source = ScheduleSource::L1Whitelist;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("l1.whitelist_address"), "{err}");
+        config.l1.whitelist_address = Address::repeat_byte(1);
+        assert!(config.validate().is_ok(), "no static preconfers needed");
+        config.lookahead.slot_duration_secs = 5;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("l1.slots_per_epoch"),
+            "384 s is no multiple of 5: {err}"
+        );
+        config.lookahead.slot_duration_secs = 2;
+        config.l1.rpc_url = "127.0.0.1:8545".into();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("l1.rpc_url"));
+    }
 
     /// Sets every leaf key on its own from every source (a file holding that key, plus
     /// `BASE_PRECONFER` in its own table; the named flag; `--set`; the named and the generic
