@@ -222,6 +222,10 @@ fn node_config(
     network.gossip.heartbeat_interval = Duration::from_millis(200);
     config.sdk.catchup.peer_wait = Duration::from_secs(2);
     config.sdk.catchup.retry_backoff = Duration::from_millis(250);
+    if l1.is_none() {
+        // The static devnet replays a chain built in the past, faster than its slots.
+        config.sdk.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
+    }
     if let Some(l1) = l1 {
         config.lookahead.source = ScheduleSource::L1Whitelist;
         config.lookahead.preconfers = Vec::new();

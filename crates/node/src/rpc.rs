@@ -772,6 +772,7 @@ mod tests {
         let chain = ChainSpec::new(167_001, Address::repeat_byte(0x51));
         let builder = ChainBuilder::in_the_past(chain, 3, 4, 50);
         let mut config = P2pSdkConfig::new(chain);
+        config.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
         config.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
         config.network.discovery_enabled = false;
         config.catchup.enabled = false;

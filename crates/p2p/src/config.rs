@@ -158,6 +158,15 @@ pub struct BlockRules {
     pub max_future_drift: Duration,
     /// Whether a block's timestamp must not be below its parent's. Default true.
     pub monotonic_timestamps: bool,
+    /// The lower time bound of gossip and local publish: a commitment whose window ended
+    /// (`submissionWindowEnd`) more than this before the local clock is refused, reason
+    /// `window_ended` — reported `Ignore` to gossipsub (not forwarded, not penalised: an
+    /// honest relay may be late) and an error to a local publisher. Catch-up is exempt: it
+    /// fetches history. Default 12 s, the future drift's mirror (clocks and one L1 slot of
+    /// slack). Setups that replay old blocks over gossip (benches, test chains built in the
+    /// past) raise it.
+    #[serde(with = "millis")]
+    pub window_end_grace: Duration,
 }
 
 impl Default for BlockRules {
@@ -166,6 +175,7 @@ impl Default for BlockRules {
             max_gas_limit: 240_000_000,
             max_future_drift: Duration::from_secs(12),
             monotonic_timestamps: true,
+            window_end_grace: Duration::from_secs(12),
         }
     }
 }

@@ -208,8 +208,15 @@ impl Core {
         signed: &SignedCommitment,
         signer: std::result::Result<Address, TypesError>,
     ) -> ValidationOutcome {
+        let now = unix_now();
+        if let Err(reason) = self.validator.check_window_not_ended(signed, now) {
+            return ValidationOutcome::Reject {
+                reason,
+                penalise: false,
+            };
+        }
         self.validator
-            .validate_commitment(signed, signer, &self.state, unix_now())
+            .validate_commitment(signed, signer, &self.state, now)
     }
 
     pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
@@ -298,6 +305,10 @@ impl Core {
                 return Some(GossipVerdict::Reject);
             }
         };
+        if let Err(reason) = self.validator.check_window_not_ended(&signed, unix_now()) {
+            metrics::gossip_received(topic, reason.label());
+            return Some(GossipVerdict::Ignore);
+        }
         let signer = self.validator.recover_signer(&signed);
         let held = HeldVerdict {
             message_id,
@@ -1040,6 +1051,7 @@ mod tests {
         let chain = ChainSpec::new(167_001, Address::repeat_byte(0x51));
         let builder = ChainBuilder::in_the_past(chain, 2, 4, 200);
         let mut config = P2pSdkConfig::new(chain);
+        config.rules.window_end_grace = crate::testkit::REPLAY_WINDOW_END_GRACE;
         configure(&mut config);
         let config = Arc::new(config);
         let validator = Validator::new(chain, config.rules.clone(), builder.lookahead(), 64);
@@ -1090,6 +1102,29 @@ mod tests {
             Some(GossipVerdict::Ignore)
         );
         assert_eq!(h.core.head(), 1);
+    }
+
+    #[test]
+    fn gossip_for_a_window_that_ended_is_ignored_and_local_publish_refused() {
+        // Default grace (12 s); the harness chain's first windows ended ~200 s ago.
+        let mut h = harness_with(|c| c.rules = crate::config::BlockRules::default());
+        let block = h.builder.next_block(None);
+        let bytes = block.commitment.to_ssz();
+        assert_eq!(
+            h.core.on_gossip_commitment(peer(), gossip_id(100), &bytes),
+            Some(GossipVerdict::Ignore),
+            "not forwarded, and Ignore: not penalised"
+        );
+        assert_eq!(h.core.head(), 0, "not accepted");
+        assert!(h.core.state.pending.is_empty(), "not buffered either");
+        let signer = h.core.validator().recover_signer(&block.commitment);
+        assert!(matches!(
+            h.core.check_local(&block.commitment, signer),
+            ValidationOutcome::Reject {
+                reason: RejectReason::WindowEnded { .. },
+                penalise: false
+            }
+        ));
     }
 
     #[test]

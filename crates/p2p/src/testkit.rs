@@ -38,6 +38,12 @@ pub fn preconfer_key(index: u32) -> SecretKey {
     }
 }
 
+/// `rules.window_end_grace` for setups that replay a chain built in the past
+/// ([`ChainBuilder::in_the_past`]) over gossip or local publish — tests, benches, the
+/// devnet: 30 days, so the lower time bound never refuses their old windows.
+pub const REPLAY_WINDOW_END_GRACE: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// Produces a valid chain of signed commitments.
 #[derive(Debug)]
 pub struct ChainBuilder {

@@ -108,6 +108,16 @@ pub enum RejectReason {
         /// Local clock.
         now: u64,
     },
+    /// Its window ended more than `rules.window_end_grace` ago (§4.2: a commitment is
+    /// published before `submissionWindowEnd`): a replay or a very late relay, refused on
+    /// gossip and local publish (not penalised; catch-up takes history as it is).
+    #[error("its window ended at {window_end}, before now ({now}) minus the grace")]
+    WindowEnded {
+        /// `submissionWindowEnd`.
+        window_end: U256,
+        /// Local clock.
+        now: u64,
+    },
     /// The timestamp is below the parent's (§4.2 item 5).
     #[error("timestamp is below the parent's")]
     TimestampBeforeParent,
@@ -192,6 +202,7 @@ impl RejectReason {
             RejectReason::BlockNumberOutOfRange => "block_number_out_of_range",
             RejectReason::TimestampOutOfRange => "timestamp_out_of_range",
             RejectReason::TimestampInFuture { .. } => "timestamp_in_future",
+            RejectReason::WindowEnded { .. } => "window_ended",
             RejectReason::TimestampBeforeParent => "timestamp_before_parent",
             RejectReason::GasLimit(_) => "gas_limit",
             RejectReason::MissingTxList => "missing_txlist",
@@ -219,6 +230,7 @@ impl RejectReason {
                 | RejectReason::Own
                 | RejectReason::Stale { .. }
                 | RejectReason::TooFarAhead { .. }
+                | RejectReason::WindowEnded { .. }
         )
     }
 }
@@ -375,6 +387,22 @@ impl Validator {
     /// The schedule.
     pub fn lookahead(&self) -> &dyn Lookahead {
         self.lookahead.as_ref()
+    }
+
+    /// The lower time bound of gossip and local publish: `Err(WindowEnded)` when `signed`'s
+    /// window ended more than `rules.window_end_grace` before `now` (unix seconds). Cheap
+    /// (no signature recovery), so it runs first. Catch-up does not apply it.
+    pub fn check_window_not_ended(
+        &self,
+        signed: &SignedCommitment,
+        now: u64,
+    ) -> Result<(), RejectReason> {
+        let window_end = signed.preconf().submission_window_end;
+        let limit = U256::from(now.saturating_sub(self.rules.window_end_grace.as_secs()));
+        if window_end < limit {
+            return Err(RejectReason::WindowEnded { window_end, now });
+        }
+        Ok(())
     }
 
     /// Recovers the signer of `signed` (§4.1); the expensive step (≈ 40 µs).
@@ -938,6 +966,38 @@ mod tests {
             }
             other => panic!("expected equivocation, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn window_ended_beyond_the_grace_is_refused_unpenalised() {
+        let f = fixture();
+        let grace = f.validator.rules.window_end_grace.as_secs();
+        let signed = f.builder.sign_next(f.unsigned());
+        let end = u64::try_from(signed.preconf().submission_window_end).unwrap();
+        // Up to `grace` seconds after the window end: still taken.
+        assert!(f.validator.check_window_not_ended(&signed, end).is_ok());
+        assert!(f
+            .validator
+            .check_window_not_ended(&signed, end + grace)
+            .is_ok());
+        let refused = f
+            .validator
+            .check_window_not_ended(&signed, end + grace + 1)
+            .unwrap_err();
+        assert_eq!(refused.label(), "window_ended");
+        assert!(!refused.penalises_sender(), "a late relay is not punished");
+        let lenient = Validator::new(
+            *f.validator.chain(),
+            BlockRules {
+                window_end_grace: Duration::from_secs(3600),
+                ..BlockRules::default()
+            },
+            f.builder.lookahead(),
+            64,
+        );
+        assert!(lenient
+            .check_window_not_ended(&signed, end + grace + 1)
+            .is_ok());
     }
 
     #[test]

@@ -42,19 +42,20 @@ async fn plan_metrics_are_recorded() {
     b.sdk.wait_for_gossip_peers(2, WAIT).await.unwrap();
 
     let block = builder.next_block(Some(b"txs".to_vec()));
+    let block_window_end = block.commitment.preconf().submission_window_end;
     a.sdk
         .publish(block.commitment, Some(b"txs".to_vec()))
         .await
         .unwrap();
     wait_head(&b.sdk, 1).await;
     b.sdk.request_head(a.sdk.local_peer_id()).await.unwrap();
-    // An invalid commitment from X: a validation failure on B.
-    x.publish(
-        GossipTopicKind::Commitments,
-        SignedCommitment::default().to_ssz(),
-    )
-    .await
-    .unwrap();
+    // An invalid commitment from X (no valid signature; a window end of now, so it is not
+    // refused first for a window that ended): a validation failure on B.
+    let mut junk = SignedCommitment::default();
+    junk.commitment.preconf.submission_window_end = block_window_end;
+    x.publish(GossipTopicKind::Commitments, junk.to_ssz())
+        .await
+        .unwrap();
 
     let rendered = tokio::time::timeout(WAIT, async {
         loop {

@@ -74,6 +74,8 @@ pub fn node_config(dir: &Path, builder: &ChainBuilder, peers: Vec<Multiaddr>) ->
     c.sdk.network.gossip.heartbeat_interval = Duration::from_millis(200);
     c.sdk.catchup.peer_wait = Duration::from_secs(2);
     c.sdk.catchup.retry_backoff = Duration::from_millis(200);
+    // The test chains are built in the past and replayed over gossip.
+    c.sdk.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
     c
 }
 
@@ -199,6 +201,7 @@ pub async fn serving_peer(
             .expect("fill tx lists");
     }
     let mut config = p2p::P2pSdkConfig::new(*builder.chain());
+    config.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
     config.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
     config.network.discovery_enabled = false;
     config.network.max_connections_per_ip =

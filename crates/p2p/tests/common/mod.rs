@@ -47,6 +47,8 @@ pub fn sdk_config() -> P2pSdkConfig {
     let mut config = P2pSdkConfig::new(chain()).with_network(network_config());
     config.catchup.peer_wait = Duration::from_secs(2);
     config.catchup.retry_backoff = Duration::from_millis(200);
+    // The test chains are built in the past and replayed over gossip.
+    config.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
     config
 }
 
