@@ -749,6 +749,15 @@ pub struct ScoringConfig {
     /// Topic weight of both topics. Default 1.0.
     pub topic_weight: f64,
     /// invalidMessageDeliveries weight (negative; §7.1 magnitude 2.0). Default −2.0.
+    ///
+    /// §7.1 also caps this term at −20; gossipsub has no such cap (the term is
+    /// `weight · counter²`, unbounded). It is not emulated, because with these defaults it
+    /// would change no outcome: a peer whose term reaches −20 (counter √10) stays below
+    /// `ban_threshold` (−5) for ≈ 69 s while the counter decays (0.99 per 1 s interval), more
+    /// than `ban_sustain` (30 s), so it is banned with or without the cap, and a banned peer's
+    /// score is forgotten (`retain_score`) before the 1 h ban ends. Below the cap the two agree
+    /// exactly. `gossip::tests::the_minus_20_cap_changes_no_ban` checks this against the
+    /// defaults.
     pub invalid_message_deliveries_weight: f64,
     /// invalidMessageDeliveries decay. Default 0.99.
     pub invalid_message_deliveries_decay: f64,
@@ -790,7 +799,9 @@ pub struct ScoringConfig {
     /// Below this, no gossip is emitted to / accepted from the peer (§7.1 "drop"). Default −1.
     pub gossip_threshold: f64,
     /// Below this, we neither publish to the peer nor keep it in the mesh (§7.1 "prune").
-    /// Default −2.
+    /// Default −2. (Gossipsub itself prunes every mesh peer whose score is below 0 at each
+    /// heartbeat, which is stricter; this threshold is where it also stops publishing to the
+    /// peer and accepting its PX.)
     pub publish_threshold: f64,
     /// Below this, all RPCs of the peer are ignored. Default −5.
     pub graylist_threshold: f64,

@@ -194,6 +194,34 @@ pub fn score_params(
 mod tests {
     use super::*;
 
+    /// The reasoning on `ScoringConfig::invalid_message_deliveries_weight`: with the default
+    /// weights, decay and thresholds, a peer at §7.1's −20 cap stays below the ban threshold
+    /// longer than `ban_sustain`, so capping would not change whether it is banned.
+    #[test]
+    fn the_minus_20_cap_changes_no_ban() {
+        let config = NetworkConfig::default();
+        let s = &config.scoring;
+        let decay_interval = PeerScoreParams::default().decay_interval.as_secs_f64();
+        // Score term −w·c² = −20 → c² = 20 / |w|; it decays by decay² per interval.
+        let mut term = -20.0;
+        let mut seconds = 0.0;
+        while term < s.ban_threshold {
+            term *= s.invalid_message_deliveries_decay.powi(2);
+            seconds += decay_interval;
+        }
+        assert!(
+            seconds > config.ban_sustain.as_secs_f64(),
+            "at the cap a peer stays below the ban threshold {seconds} s, not past ban_sustain"
+        );
+        assert!(
+            s.retain_score < config.ban_period,
+            "a banned peer's score is gone first"
+        );
+        // The term reaches −20 at a counter of √10 ≈ 3.2: four invalid messages.
+        let c: f64 = 4.0;
+        assert!(s.invalid_message_deliveries_weight * s.topic_weight * c * c <= -20.0);
+    }
+
     #[test]
     fn message_id_is_20_bytes_of_domain_sha256() {
         use sha2::{Digest, Sha256};
