@@ -124,6 +124,7 @@ pub mod metrics;
 mod peer_manager;
 mod ping;
 pub mod politeness;
+mod rate_limit;
 mod service;
 
 pub use codec::SLOW_REQUEST_PENALTY_REASON;

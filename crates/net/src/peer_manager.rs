@@ -1,6 +1,7 @@
 //! Peer bookkeeping: application scores from the SDK's verdicts (§7.1), bans, inbound
-//! req/resp rate limits, response-byte budgets and concurrency (§7), the grace of a peer's
-//! first refusal, and dial targets (static peers with backoff).
+//! req/resp concurrency (§7), the grace of a peer's first refusal, and dial targets (static
+//! peers with backoff). The rate limits themselves (request, response-byte and gossip
+//! buckets) live in [`crate::rate_limit`]; this manager asks it.
 //!
 //! Inbound admission ([`PeerManager::admit`]) checks, in order: the peer's in-flight requests
 //! of the protocol, its request-count bucket of the protocol, and — for the data protocols —
@@ -16,49 +17,9 @@ use libp2p::request_response::InboundRequestId;
 use libp2p::{Multiaddr, PeerId};
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
-use crate::budget::{is_byte_budgeted, ByteBucket};
-use crate::config::{
-    GossipRateLimitConfig, NetworkConfig, RateLimit, RateLimitConfig, ScoringConfig,
-};
-
-/// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
-#[derive(Debug, Clone)]
-pub(crate) struct TokenBucket {
-    tokens: f64,
-    capacity: f64,
-    refill_per_sec: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    pub(crate) fn new(cfg: RateLimit, now: Instant) -> Self {
-        let capacity = f64::from(cfg.burst);
-        Self {
-            tokens: capacity,
-            capacity,
-            refill_per_sec: capacity / cfg.period.as_secs_f64().max(f64::EPSILON),
-            last: now,
-        }
-    }
-
-    /// Whether a token is there (after refilling to `now`).
-    pub(crate) fn has_token(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.refill_per_sec).min(self.capacity);
-        self.tokens >= 1.0
-    }
-
-    /// Takes one token if there is one.
-    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
-        if self.has_token(now) {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+use crate::config::{NetworkConfig, ScoringConfig};
+pub(crate) use crate::rate_limit::GossipAdmission;
+use crate::rate_limit::RateLimiter;
 
 /// The application-specific score of one peer (§7.1): −penalty per failure with at most
 /// `max_penalties_per_window` per window, +reward per accepted message, multiplicative decay,
@@ -112,28 +73,6 @@ impl AppScore {
         self.score *= cfg.app_decay.powf(intervals);
         if self.score.abs() < 1e-3 {
             self.score = 0.0;
-        }
-    }
-}
-
-/// Outcome of a gossip message's rate check ([`PeerManager::admit_gossip`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GossipAdmission {
-    /// Within the peer's limits of the topic.
-    Allow,
-    /// The peer's message bucket of the topic is empty.
-    TooManyMessages,
-    /// The peer's byte bucket of the topic holds less than the message.
-    TooManyBytes,
-}
-
-impl GossipAdmission {
-    /// The metric label of a refusal.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            GossipAdmission::Allow => "allow",
-            GossipAdmission::TooManyMessages => "messages",
-            GossipAdmission::TooManyBytes => "bytes",
         }
     }
 }
@@ -231,7 +170,6 @@ impl PeerManagerSizes {
 #[derive(Debug)]
 pub(crate) struct PeerManager<I = InboundRequestId> {
     scoring: ScoringConfig,
-    rate_limit: RateLimitConfig,
     max_concurrent: usize,
     ban_sustain: Duration,
     target_peers: usize,
@@ -239,12 +177,8 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     static_backoff: Duration,
     static_max_backoff: Duration,
     app: HashMap<PeerId, AppScore>,
-    buckets: HashMap<(PeerId, ReqRespKind), TokenBucket>,
-    /// One response-byte bucket per peer, shared by the data protocols.
-    byte_buckets: HashMap<PeerId, ByteBucket>,
-    gossip_limits: GossipRateLimitConfig,
-    /// Per peer and topic: gossip messages and bytes.
-    gossip_buckets: HashMap<(PeerId, GossipTopicKind), (TokenBucket, ByteBucket)>,
+    /// Request, response-byte and gossip buckets of every peer.
+    limiter: RateLimiter,
     inflight: HashMap<(PeerId, ReqRespKind), usize>,
     inbound: HashMap<I, InboundSlot>,
     grace: u32,
@@ -263,7 +197,6 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     pub(crate) fn new(cfg: &NetworkConfig, now: Instant) -> Self {
         Self {
             scoring: cfg.scoring.clone(),
-            rate_limit: cfg.rate_limit,
             max_concurrent: cfg.max_concurrent_inbound_per_protocol,
             ban_sustain: cfg.ban_sustain,
             target_peers: cfg.target_peers as usize,
@@ -271,10 +204,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             static_backoff: cfg.static_peer_backoff,
             static_max_backoff: cfg.static_peer_max_backoff,
             app: HashMap::new(),
-            buckets: HashMap::new(),
-            byte_buckets: HashMap::new(),
-            gossip_limits: cfg.gossip_rate_limit,
-            gossip_buckets: HashMap::new(),
+            limiter: RateLimiter::new(cfg.rate_limit, cfg.gossip_rate_limit),
             inflight: HashMap::new(),
             inbound: HashMap::new(),
             grace: cfg.rate_limit_grace,
@@ -304,9 +234,9 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     pub(crate) fn map_sizes(&self) -> PeerManagerSizes {
         PeerManagerSizes {
             app_scores: self.app.len(),
-            request_buckets: self.buckets.len(),
-            byte_buckets: self.byte_buckets.len(),
-            gossip_buckets: self.gossip_buckets.len(),
+            request_buckets: self.limiter.request_buckets(),
+            byte_buckets: self.limiter.byte_buckets(),
+            gossip_buckets: self.limiter.gossip_buckets(),
             inflight: self.inflight.len() + self.inbound.len(),
             refusal_windows: self.refusals.len(),
             below_ban_threshold: self.below_since.len(),
@@ -411,21 +341,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         len: usize,
         now: Instant,
     ) -> GossipAdmission {
-        let limit = self.gossip_limits.get(kind);
-        let (messages, bytes) = self.gossip_buckets.entry((peer, kind)).or_insert_with(|| {
-            (
-                TokenBucket::new(limit.messages, now),
-                ByteBucket::new(limit.bytes, limit.bytes.period, now),
-            )
-        });
-        if !messages.has_token(now) {
-            return GossipAdmission::TooManyMessages;
-        }
-        if !bytes.try_reserve(len as u64, now) {
-            return GossipAdmission::TooManyBytes;
-        }
-        messages.try_take(now);
-        GossipAdmission::Allow
+        self.limiter.admit_gossip(peer, kind, len, now)
     }
 
     // ---- inbound requests ------------------------------------------------------------------
@@ -447,27 +363,10 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         if inflight >= self.max_concurrent {
             return Admission::TooManyConcurrent;
         }
-        let rate = self.rate_limit.get(kind);
-        let bucket = self
-            .buckets
-            .entry((peer, kind))
-            .or_insert_with(|| TokenBucket::new(rate, now));
-        if !bucket.has_token(now) {
-            return Admission::RateLimited;
-        }
-        let mut reserved = 0;
-        if is_byte_budgeted(kind) {
-            let limit = self.rate_limit.response_bytes;
-            let bytes = self
-                .byte_buckets
-                .entry(peer)
-                .or_insert_with(|| ByteBucket::new(limit, limit.period, now));
-            reserved = bytes.clamp(max_response);
-            if !bytes.try_reserve(reserved, now) {
-                return Admission::BytesExhausted;
-            }
-        }
-        bucket.try_take(now);
+        let reserved = match self.limiter.admit_request(peer, kind, max_response, now) {
+            Ok(reserved) => reserved,
+            Err(refusal) => return refusal,
+        };
         *self.inflight.entry((peer, kind)).or_insert(0) += 1;
         self.inbound.insert(
             id,
@@ -486,9 +385,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         if let Some(slot) = self.inbound.get_mut(&id) {
             let refund = slot.reserved.saturating_sub(len);
             slot.reserved = 0;
-            if let Some(bytes) = self.byte_buckets.get_mut(&slot.peer) {
-                bytes.refund(refund, now);
-            }
+            self.limiter.refund(slot.peer, refund, now);
         }
     }
 
@@ -496,9 +393,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     /// refunds whatever is still reserved for it: in full if no response was sent.
     pub(crate) fn inbound_done(&mut self, id: I, now: Instant) {
         if let Some(slot) = self.inbound.remove(&id) {
-            if let Some(bytes) = self.byte_buckets.get_mut(&slot.peer) {
-                bytes.refund(slot.reserved, now);
-            }
+            self.limiter.refund(slot.peer, slot.reserved, now);
             let key = (slot.peer, slot.kind);
             if let Some(n) = self.inflight.get_mut(&key) {
                 *n = n.saturating_sub(1);
@@ -552,9 +447,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         self.connected.remove(&peer);
         self.outbound.remove(&peer);
         self.below_since.remove(&peer);
-        self.buckets.retain(|(p, _), _| *p != peer);
-        self.byte_buckets.remove(&peer);
-        self.gossip_buckets.retain(|(p, _), _| *p != peer);
+        self.limiter.forget(peer);
         // Grace windows outlive the connection (a reconnect does not buy a fresh grace), but
         // only until they are over: bounded by the peers refused within the last window.
         let window = self.grace_window;
@@ -630,6 +523,7 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 mod tests {
     use super::*;
     use crate::budget::{largest_request, max_response_bytes};
+    use crate::config::{RateLimit, RateLimitConfig};
 
     fn largest(kind: ReqRespKind) -> u64 {
         max_response_bytes(&largest_request(kind))
@@ -674,24 +568,18 @@ mod tests {
             GossipAdmission::TooManyMessages
         );
         // A disconnect drops the peer's buckets.
+        let before = pm.map_sizes().gossip_buckets;
         pm.on_disconnected(a, later);
-        assert!(pm.gossip_buckets.keys().all(|(p, _)| *p == b));
+        assert!(
+            pm.map_sizes().gossip_buckets < before,
+            "a's buckets are gone"
+        );
+        assert_eq!(
+            pm.admit_gossip(a, tx, 0, later),
+            GossipAdmission::Allow,
+            "a fresh bucket after a reconnect"
+        );
         assert_eq!(GossipAdmission::TooManyBytes.label(), "bytes");
-    }
-
-    #[test]
-    fn token_bucket_bursts_then_refills() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(RateLimit::new(8, Duration::from_secs(10)), t0);
-        assert!((0..8).all(|_| b.try_take(t0)));
-        assert!(!b.try_take(t0));
-        // 1.25 s refills one token.
-        assert!(!b.try_take(t0 + Duration::from_millis(1000)));
-        assert!(b.try_take(t0 + Duration::from_millis(1300)));
-        assert!(!b.try_take(t0 + Duration::from_millis(1300)));
-        // Never more than the burst.
-        let later = t0 + Duration::from_secs(3600);
-        assert_eq!((0..20).filter(|_| b.try_take(later)).count(), 8);
     }
 
     #[test]
