@@ -79,6 +79,7 @@ pub mod lookahead;
 pub mod metrics;
 pub mod pending;
 mod sdk;
+mod server;
 pub mod state;
 pub mod storage;
 pub mod testkit;

@@ -175,3 +175,11 @@ pub struct SdkStatus {
     /// Accepted commitments whose tx list is still missing.
     pub missing_txlists: usize,
 }
+
+/// `PreconfHead` with `U256` block number from a status snapshot.
+pub(crate) fn head_of(status: &SdkStatus) -> preconfirmation_types::PreconfHead {
+    preconfirmation_types::PreconfHead {
+        block_number: preconfirmation_types::U256::from(status.head_block_number),
+        submission_window_end: status.head_window_end,
+    }
+}
