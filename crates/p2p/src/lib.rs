@@ -76,6 +76,7 @@ pub mod error;
 pub mod gossip_path;
 mod handlers;
 pub mod lookahead;
+mod manager;
 pub mod metrics;
 pub mod pending;
 mod sdk;

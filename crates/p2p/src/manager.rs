@@ -1,0 +1,585 @@
+//! The manager task behind [`crate::P2pSdk`]: owns the [`Core`] (validation state) and is its
+//! only writer. It `select!`s over the network events, the caller's commands, results of its
+//! own background tasks (catch-up, tx-list fetches, durable writes) and a 1 s upkeep tick. It
+//! never awaits the network driver: verdicts go out with `try_send`, publications and
+//! fetches run on spawned tasks, inbound requests are served on the blocking pool straight
+//! from storage ([`crate::server`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use libp2p::PeerId;
+use preconfirmation_net::{
+    MessageId as NetMessageId, NetError, NetworkEvent, NetworkEvents, P2pService,
+};
+use preconfirmation_types::{
+    GossipTopicKind, RawTxListGossip, SignedCommitment, WireMessage, B256,
+};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, info};
+
+use crate::catchup::{self, CatchUpContext, PeerSlots};
+use crate::config::P2pSdkConfig;
+use crate::error::StorageError;
+use crate::error::{P2pSdkError, Result};
+use crate::handlers::{Core, Effect};
+use crate::metrics;
+use crate::server::serve_inbound;
+use crate::storage::SdkStorage;
+use crate::types::head_of;
+use crate::types::{CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
+use crate::validation::{check_txlist, RejectReason, ValidationOutcome};
+use crate::writer::{WriteJob, Writer};
+
+use crate::sdk::{Command, Internal, PublishReceipt};
+
+/// Grace period before a missing tx list is requested: it usually arrives on gossip first.
+const TXLIST_FETCH_DELAY: Duration = Duration::from_millis(750);
+/// Upkeep period: pending sweep, schedule retry, status refresh.
+const TICK: Duration = Duration::from_secs(1);
+pub(crate) struct Manager {
+    pub(crate) core: Core,
+    pub(crate) net: P2pService,
+    pub(crate) storage: Arc<dyn SdkStorage>,
+    pub(crate) config: Arc<P2pSdkConfig>,
+    pub(crate) status: watch::Receiver<SdkStatus>,
+    pub(crate) internal_tx: mpsc::Sender<Internal>,
+    pub(crate) catchup_running: bool,
+    pub(crate) catchup_rerun: bool,
+    pub(crate) catchup_done: mpsc::Sender<()>,
+    pub(crate) txlist_permits: Arc<Semaphore>,
+    pub(crate) slots: PeerSlots,
+    pub(crate) last_scores: Instant,
+    pub(crate) ticks: u64,
+    /// The head seen at the last tick, and since when (for the stale-head check).
+    pub(crate) last_head: (u64, Instant),
+    /// When the stale-head check last started a catch-up round.
+    pub(crate) last_head_check: Instant,
+    /// Missing tx lists to fetch once their gossip grace period ends, in due order.
+    pub(crate) txlist_due: VecDeque<(Instant, B256, Option<PeerId>)>,
+    /// The durable writer.
+    pub(crate) writer: Writer,
+    /// Local publishes waiting for their write to be durable: `(write id, waiter)`, ascending.
+    pub(crate) durable_waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
+}
+
+/// Most missing tx lists waiting for their grace period to end; the oldest beyond it are left
+/// to the periodic retry (they stay in the awaited set), so a burst of commitments without
+/// their tx lists costs a bounded queue, not a task each.
+const TXLIST_DUE_MAX: usize = 4096;
+
+/// Missing tx lists are requested again every this many ticks.
+const TXLIST_RETRY_TICKS: u64 = 5;
+/// At most this many missing tx lists per retry: 16 batched requests to peers of ours, the
+/// rest of the awaited set waits for the next retry.
+const TXLIST_RETRY_MAX: usize = 16 * preconfirmation_types::MAX_TXLISTS_PER_REQUEST;
+
+/// Sleeps until `due`; forever when nothing is due.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Flow {
+    Continue,
+    Stop(Option<oneshot::Sender<()>>),
+}
+
+impl Manager {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut internal: mpsc::Receiver<Internal>,
+        mut catchup_done: mpsc::Receiver<()>,
+        mut net_events: NetworkEvents,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.config.catchup.enabled {
+            self.start_catchup();
+        } else {
+            self.core.set_sync(HeadSyncStatus::Live);
+        }
+        let stop = loop {
+            let flow = tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => Flow::Stop(None),
+                },
+                Some(report) = internal.recv() => {
+                    self.on_internal(report);
+                    Flow::Continue
+                }
+                event = net_events.recv() => match event {
+                    Some(event) => {
+                        self.on_network_event(event);
+                        Flow::Continue
+                    }
+                    None => Flow::Stop(None),
+                },
+                Some(()) = catchup_done.recv() => {
+                    self.catchup_running = false;
+                    if self.catchup_rerun {
+                        self.catchup_rerun = false;
+                        self.start_catchup();
+                    }
+                    Flow::Continue
+                }
+                _ = tick.tick() => {
+                    self.on_tick().await;
+                    Flow::Continue
+                }
+                () = sleep_until_due(self.txlist_due.front().map(|d| d.0)) => {
+                    self.fetch_due_txlists();
+                    Flow::Continue
+                }
+            };
+            self.run_effects();
+            if let Flow::Stop(reply) = flow {
+                break reply;
+            }
+        };
+        if let Err(e) = self.net.shutdown().await {
+            debug!(error = %e, "network already stopped");
+        }
+        info!("P2P SDK stopped");
+        if let Some(reply) = stop {
+            let _ = reply.send(());
+        }
+    }
+
+    fn on_command(&mut self, command: Command) -> Flow {
+        match command {
+            Command::Publish {
+                commitment,
+                txlist,
+                reply,
+            } => self.publish(*commitment, txlist, reply),
+            Command::PublishRawTxList { txlist, reply } => {
+                let hash = txlist.raw_tx_list_hash;
+                if let Err(reason) = check_txlist(&hash, &txlist.txlist, &self.config.chain.limits)
+                {
+                    let _ = reply.send(Err(P2pSdkError::Validation(reason)));
+                    return Flow::Continue;
+                }
+                let ssz = txlist.to_ssz();
+                self.core
+                    .see(MessageId::new(GossipTopicKind::RawTxLists, &ssz));
+                self.core
+                    .add_txlist(hash, Bytes::from(txlist.txlist.to_vec()));
+                let net = self.net.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(publish_one(&net, GossipTopicKind::RawTxLists, ssz).await);
+                });
+            }
+            Command::ScheduleUpdated => self.core.retry_schedule_pending(),
+            Command::CatchUp => self.start_catchup(),
+            Command::Shutdown { reply } => return Flow::Stop(Some(reply)),
+        }
+        Flow::Continue
+    }
+
+    fn publish(
+        &mut self,
+        commitment: SignedCommitment,
+        txlist: Option<RawTxListGossip>,
+        reply: oneshot::Sender<Result<PublishReceipt>>,
+    ) {
+        let fail = |reply: oneshot::Sender<Result<PublishReceipt>>, e| {
+            metrics::gossip_published(GossipTopicKind::Commitments, "invalid");
+            let _ = reply.send(Err(e));
+        };
+        if let Some(txlist) = &txlist {
+            let hash = txlist.raw_tx_list_hash;
+            if hash != commitment.preconf().raw_tx_list_hash {
+                return fail(
+                    reply,
+                    P2pSdkError::Validation(RejectReason::TxListHashMismatch),
+                );
+            }
+            if let Err(reason) = check_txlist(&hash, &txlist.txlist, &self.config.chain.limits) {
+                return fail(reply, P2pSdkError::Validation(reason));
+            }
+        }
+        // Validate first without side effects, so an invalid or premature commitment is
+        // neither stored nor buffered.
+        let signer = self.core.validator().recover_signer(&commitment);
+        match self.core.check_local(&commitment, signer.clone()) {
+            ValidationOutcome::Accept(_) => {}
+            ValidationOutcome::Reject { reason, .. } => {
+                return fail(reply, P2pSdkError::Validation(reason));
+            }
+            ValidationOutcome::Pending(reason) => {
+                return fail(reply, P2pSdkError::NotReady(reason.label()));
+            }
+        }
+        let txlist_ssz = txlist.as_ref().map(|t| t.to_ssz());
+        if let Some(txlist) = txlist {
+            let ssz = txlist_ssz.as_deref().unwrap_or_default();
+            self.core
+                .see(MessageId::new(GossipTopicKind::RawTxLists, ssz));
+            let hash = txlist.raw_tx_list_hash;
+            self.core
+                .add_txlist(hash, Bytes::from(txlist.txlist.to_vec()));
+        }
+        let commitment_ssz = commitment.to_ssz();
+        self.core.see(MessageId::new(
+            GossipTopicKind::Commitments,
+            &commitment_ssz,
+        ));
+        match self
+            .core
+            .process_commitment(commitment, signer, CommitmentSource::Local, None)
+        {
+            ValidationOutcome::Accept(_) => {}
+            other => {
+                let reason = match other {
+                    ValidationOutcome::Reject { reason, .. } => reason,
+                    _ => RejectReason::Duplicate,
+                };
+                return fail(reply, P2pSdkError::Validation(reason));
+            }
+        }
+        // Forwarded at once; acknowledged once durable as well.
+        let (durable_tx, durable) = oneshot::channel();
+        match self.core.last_unstored_write() {
+            Some(id) => self.durable_waiters.push_back((id, durable_tx)),
+            None => {
+                let _ = durable_tx.send(true);
+            }
+        }
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            let published = async {
+                let txlist_message_id = match txlist_ssz {
+                    Some(ssz) => Some(publish_one(&net, GossipTopicKind::RawTxLists, ssz).await?),
+                    None => None,
+                };
+                let commitment_message_id =
+                    publish_one(&net, GossipTopicKind::Commitments, commitment_ssz).await?;
+                Ok(PublishReceipt {
+                    commitment_message_id,
+                    txlist_message_id,
+                })
+            }
+            .await;
+            // Whatever the network said, the answer waits for the write: a caller told "no
+            // peers" may read the commitment back from storage at once.
+            let result = match durable.await {
+                Ok(true) => published,
+                _ => Err(P2pSdkError::Storage(StorageError::Backend(
+                    "the commitment was accepted but its durable write failed".into(),
+                ))),
+            };
+            let _ = reply.send(result);
+        });
+    }
+
+    fn on_internal(&mut self, report: Internal) {
+        match report {
+            Internal::CatchUpPage {
+                peer,
+                items,
+                txlists,
+                permits,
+                reply,
+            } => {
+                let (result, write) = self.core.on_catchup_page(peer, items, txlists);
+                let done = write.map(|write| {
+                    let (done, outcome) = oneshot::channel();
+                    self.writer.submit(WriteJob {
+                        write,
+                        epoch: self.core.epoch(),
+                        permits,
+                        done: Some(done),
+                    });
+                    outcome
+                });
+                let _ = reply.send((result, done));
+            }
+            Internal::Stored { id, outcome } => self.core.on_stored(id, outcome),
+            Internal::TxListFetched { hash, txlist } => {
+                if self.core.is_awaited(&hash) {
+                    self.core.add_txlist(hash, txlist);
+                }
+            }
+            Internal::TxListsStored(txlists) => self.core.on_txlists_stored(txlists),
+            Internal::SetSync(sync) => self.core.set_sync(sync),
+        }
+    }
+
+    fn on_network_event(&mut self, event: NetworkEvent) {
+        match event {
+            NetworkEvent::Gossip {
+                peer,
+                topic,
+                message_id,
+                data,
+            } => {
+                let verdict = match topic {
+                    GossipTopicKind::Commitments => {
+                        self.core
+                            .on_gossip_commitment(peer, message_id.clone(), &data)
+                    }
+                    GossipTopicKind::RawTxLists => {
+                        self.core.on_gossip_txlist(peer, message_id.clone(), &data)
+                    }
+                };
+                // Verdicts this message released: a held tx list its commitment references
+                // goes first, so the tx list is forwarded ahead of its commitment as §6
+                // publishes; pending children it unlocked go after it.
+                let (children, effects): (Vec<_>, Vec<_>) = self
+                    .core
+                    .take_effects()
+                    .into_iter()
+                    .partition(|e| matches!(e, Effect::PendingVerdict { .. }));
+                self.run_effects_list(effects);
+                // None: held (a tx list waiting for its commitment, a pending commitment);
+                // its verdict comes as an effect.
+                if let Some(verdict) = verdict {
+                    self.report(message_id, peer, verdict);
+                }
+                self.run_effects_list(children);
+            }
+            NetworkEvent::InboundRequest(request) => {
+                let storage = self.storage.clone();
+                let head = head_of(&self.status.borrow());
+                let limits = self.config.chain.limits;
+                tokio::task::spawn_blocking(move || {
+                    serve_inbound(request, storage.as_ref(), head, &limits)
+                });
+            }
+            NetworkEvent::PeerConnected { peer, .. } => {
+                self.core.emit(SdkEvent::PeerConnected(peer));
+                if self.config.catchup.enabled {
+                    self.start_catchup();
+                }
+            }
+            NetworkEvent::PeerDisconnected { peer } => {
+                self.slots.forget(&peer);
+                self.core.emit(SdkEvent::PeerDisconnected(peer))
+            }
+            NetworkEvent::PeerBanned { peer, until } => {
+                self.core.emit(SdkEvent::PeerBanned { peer, until })
+            }
+        }
+    }
+
+    fn report(
+        &self,
+        message_id: NetMessageId,
+        peer: PeerId,
+        verdict: preconfirmation_net::GossipVerdict,
+    ) {
+        if let Err(e) = self.net.report_validation(message_id, peer, verdict) {
+            metrics::backpressure("network_command");
+            debug!(error = %e, "verdict not delivered");
+        }
+    }
+
+    fn run_effects(&mut self) {
+        let effects = self.core.take_effects();
+        self.run_effects_list(effects);
+    }
+
+    /// Submits the core's queued writes, then runs `effects` in order.
+    fn run_effects_list(&mut self, effects: Vec<Effect>) {
+        let epoch = self.core.epoch();
+        for write in self.core.take_writes() {
+            self.writer.submit(WriteJob {
+                write,
+                epoch,
+                permits: Vec::new(),
+                done: None,
+            });
+        }
+        for effect in effects {
+            match effect {
+                Effect::PendingVerdict {
+                    message_id,
+                    peer,
+                    verdict,
+                } => self.report(message_id, peer, verdict),
+                Effect::Durable { id } => {
+                    while self.durable_waiters.front().is_some_and(|(w, _)| *w <= id) {
+                        if let Some((_, waiter)) = self.durable_waiters.pop_front() {
+                            let _ = waiter.send(true);
+                        }
+                    }
+                }
+                Effect::WriteFailed => {
+                    for (_, waiter) in self.durable_waiters.drain(..) {
+                        let _ = waiter.send(false);
+                    }
+                }
+                Effect::Verdict {
+                    message_id,
+                    peer,
+                    verdict,
+                } => self.report(message_id, peer, verdict),
+                Effect::Gap { .. } => {
+                    if self.config.catchup.enabled {
+                        self.start_catchup();
+                    }
+                }
+                Effect::FetchTxList { hash, hint, .. } => {
+                    // Due after the gossip grace period; one queue, no task per tx list.
+                    self.txlist_due
+                        .push_back((Instant::now() + TXLIST_FETCH_DELAY, hash, hint));
+                    if self.txlist_due.len() > TXLIST_DUE_MAX {
+                        // Still awaited: the periodic retry fetches it.
+                        self.txlist_due.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_catchup(&mut self) {
+        if self.catchup_running {
+            self.catchup_rerun = true;
+            return;
+        }
+        self.catchup_running = true;
+        let ctx = self.catchup_context();
+        let done = self.catchup_done.clone();
+        tokio::spawn(async move {
+            catchup::run(ctx).await;
+            let _ = done.send(()).await;
+        });
+    }
+
+    /// Starts a catch-up round when the head has not moved for `stale_head_check`: without a
+    /// later block, a missed gossip message shows no gap, so only asking peers finds it.
+    fn check_stale_head(&mut self) {
+        let period = self.config.catchup.stale_head_check;
+        if !self.config.catchup.enabled || period.is_zero() {
+            return;
+        }
+        let head = self.status.borrow().head_block_number;
+        if head != self.last_head.0 {
+            self.last_head = (head, Instant::now());
+            return;
+        }
+        if self.catchup_running
+            || self.last_head.1.elapsed() < period
+            || self.last_head_check.elapsed() < period
+        {
+            return;
+        }
+        self.last_head_check = Instant::now();
+        debug!(head, "head unchanged for a while; asking peers for theirs");
+        self.start_catchup();
+    }
+
+    fn catchup_context(&self) -> CatchUpContext {
+        CatchUpContext {
+            net: self.net.clone(),
+            config: self.config.clone(),
+            internal: self.internal_tx.clone(),
+            status: self.status.clone(),
+            slots: self.slots.clone(),
+            storage: Arc::downgrade(&self.storage),
+        }
+    }
+
+    /// Starts fetches of the missing tx lists whose grace period ended, as many as there are
+    /// free tx-list fetch permits (`catchup.parallel_txlists`); the rest stay awaited for the
+    /// periodic retry. Never spawns a task that would only wait.
+    fn fetch_due_txlists(&mut self) {
+        let now = Instant::now();
+        while let Some(&(due, hash, hint)) = self.txlist_due.front() {
+            if due > now {
+                break;
+            }
+            self.txlist_due.pop_front();
+            if !self.core.is_awaited(&hash) {
+                continue;
+            }
+            let Ok(permit) = self.txlist_permits.clone().try_acquire_owned() else {
+                debug!(%hash, "no free tx-list fetch slot; left to the retry");
+                continue;
+            };
+            self.spawn_txlist_fetch(hash, hint, permit);
+        }
+    }
+
+    fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>, permit: OwnedSemaphorePermit) {
+        let ctx = self.catchup_context();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut peers: Vec<PeerId> = hint.into_iter().collect();
+            if let Ok(connected) = ctx.net.connected_peers().await {
+                peers.extend(connected.into_iter().filter(|p| Some(*p) != hint));
+            }
+            catchup::fetch_one_txlist(&ctx, &peers, hash).await;
+        });
+    }
+
+    /// Fetches `missing` tx lists as catch-up does (batched from peers of ours, one by one
+    /// from the others), holding every tx-list fetch permit so retries never overlap each
+    /// other or the per-hash fetches.
+    fn spawn_txlist_retry(&self, missing: Vec<(B256, u64)>) {
+        let permits = self.txlist_permits.clone();
+        let all = u32::try_from(self.config.catchup.parallel_txlists).unwrap_or(u32::MAX);
+        let ctx = self.catchup_context();
+        tokio::spawn(async move {
+            let Ok(_permits) = permits.acquire_many_owned(all).await else {
+                return;
+            };
+            let mut excluded = catchup::Exclusions::new(ctx.config.catchup.max_attempts);
+            catchup::fetch_txlists(&ctx, &[], &mut excluded, missing).await;
+        });
+    }
+
+    async fn on_tick(&mut self) {
+        self.core.tick();
+        self.core.retry_schedule_pending();
+        // Retry tx lists still missing (e.g. no peer had them at first).
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(TXLIST_RETRY_TICKS)
+            && self.txlist_permits.available_permits() == self.config.catchup.parallel_txlists
+        {
+            let mut missing = self.core.awaited();
+            missing.truncate(TXLIST_RETRY_MAX);
+            if !missing.is_empty() {
+                self.spawn_txlist_retry(missing);
+            }
+        }
+        self.check_stale_head();
+        if self.last_scores.elapsed() >= self.config.peer_score_interval {
+            self.last_scores = Instant::now();
+            let net = self.net.clone();
+            tokio::spawn(async move {
+                if let Ok(peers) = net.peers().await {
+                    metrics::peer_scores(peers.iter().map(|p| p.score).collect());
+                }
+            });
+        }
+    }
+}
+
+async fn publish_one(
+    net: &P2pService,
+    topic: GossipTopicKind,
+    ssz: Vec<u8>,
+) -> Result<NetMessageId> {
+    match net.publish(topic, ssz).await {
+        Ok(id) => {
+            metrics::gossip_published(topic, "ok");
+            Ok(id)
+        }
+        Err(NetError::NoPeers) => {
+            metrics::gossip_published(topic, "no_peers");
+            Err(P2pSdkError::Network(NetError::NoPeers))
+        }
+        Err(e) => {
+            metrics::gossip_published(topic, "error");
+            Err(e.into())
+        }
+    }
+}
