@@ -170,6 +170,17 @@ fn to_current_slot(builder: &mut ChainBuilder, genesis: u64) {
     }
 }
 
+/// Builds the block of the slot containing now (a `seed`ed 200-byte tx list) and publishes
+/// it through `via`.
+async fn publish_now(via: &Node, builder: &mut ChainBuilder, genesis: u64, seed: u64, what: &str) {
+    to_current_slot(builder, genesis);
+    let block = builder.next_block(Some(deterministic_txlist(seed, 200)));
+    via.sdk()
+        .publish(block.commitment, block.txlist.map(|t| t.txlist.to_vec()))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
     let Some(anvil_bin) = anvil_or_skip() else {
@@ -256,16 +267,14 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
             && metrics.body.contains("call=\"getOperatorForNextEpoch\""),
         "L1 call metrics exported"
     );
-    to_current_slot(&mut builder, genesis);
-    let block = builder.next_block(Some(deterministic_txlist(1, 200)));
-    relay_node
-        .sdk()
-        .publish(
-            block.commitment.clone(),
-            block.txlist.map(|t| t.txlist.to_vec()),
-        )
-        .await
-        .expect("the current operator publishes");
+    publish_now(
+        &relay_node,
+        &mut builder,
+        genesis,
+        1,
+        "the current operator publishes",
+    )
+    .await;
     wait_head(&node, 1, "the current operator's commitment").await;
 
     // 2. Hand-over: one block per slot up to the second slot of the next epoch; each is
@@ -279,16 +288,14 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
             break;
         }
         if builder.next_slot() <= slot {
-            to_current_slot(&mut builder, genesis);
-            let block = builder.next_block(Some(deterministic_txlist(100 + slot, 200)));
-            relay_node
-                .sdk()
-                .publish(
-                    block.commitment.clone(),
-                    block.txlist.map(|t| t.txlist.to_vec()),
-                )
-                .await
-                .expect("the elected operator publishes");
+            publish_now(
+                &relay_node,
+                &mut builder,
+                genesis,
+                100 + slot,
+                "the elected operator publishes",
+            )
+            .await;
             number += 1;
             wait_head(&node, number, "a commitment around the hand-over").await;
         }
@@ -351,16 +358,14 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
         None,
         "an epoch never read from L1 has no preconfer"
     );
-    to_current_slot(&mut builder, genesis);
-    let block = builder.next_block(Some(deterministic_txlist(9_999, 200)));
-    relay_node
-        .sdk()
-        .publish(
-            block.commitment.clone(),
-            block.txlist.map(|t| t.txlist.to_vec()),
-        )
-        .await
-        .expect("the relay node accepts it (static schedule)");
+    publish_now(
+        &relay_node,
+        &mut builder,
+        genesis,
+        9_999,
+        "the relay node accepts it (static schedule)",
+    )
+    .await;
     number += 1;
     wait_until("the commitment pending its schedule", || {
         node.sdk().status().pending_schedule >= 1
