@@ -462,6 +462,7 @@ impl L1Schedule {
     /// The reader: polls until `shutdown`, backing off while L1 fails.
     async fn run(self: Arc<Self>, sdk: P2pSdk, shutdown: CancellationToken) {
         let mut wait = Duration::ZERO;
+        let mut first = true;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -470,6 +471,14 @@ impl L1Schedule {
             match self.read_once().await {
                 Ok(read) => {
                     *self.last_error.write() = None;
+                    if std::mem::take(&mut first) {
+                        // A node (re)starting catches up on recent blocks first: read the
+                        // epochs before this one without waiting for validation to ask.
+                        let depth = self.config.past_epochs_per_poll as u64;
+                        for epoch in read.epoch.saturating_sub(depth)..read.epoch {
+                            self.lookahead.want(epoch);
+                        }
+                    }
                     let past = self.read_wanted(&read).await;
                     if self.apply(read) | past {
                         info!(

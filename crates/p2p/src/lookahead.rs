@@ -234,6 +234,19 @@ impl LearnedLookahead {
         self.signers.read().get(&window).copied()
     }
 
+    /// Marks `window` as wanted (the source fetches it with the ones validation asked for),
+    /// unless it is known already. At most `max_windows` are wanted (the highest).
+    pub fn want(&self, window: u64) {
+        if self.signer_of_window(window).is_some() {
+            return;
+        }
+        let mut wanted = self.wanted.lock();
+        wanted.insert(window);
+        while wanted.len() > self.max_windows {
+            wanted.pop_first();
+        }
+    }
+
     /// Takes the windows validation looked up without an answer, highest first, at most
     /// `max` (the rest stay wanted).
     pub fn take_wanted(&self, max: usize) -> Vec<u64> {
@@ -261,11 +274,7 @@ impl Lookahead for LearnedLookahead {
     fn schedule_for_slot(&self, slot: u64) -> Option<SlotSchedule> {
         let window = slot / self.slots_per_window;
         let Some(signer) = self.signer_of_window(window) else {
-            let mut wanted = self.wanted.lock();
-            wanted.insert(window);
-            while wanted.len() > self.max_windows {
-                wanted.pop_first();
-            }
+            self.want(window);
             return None;
         };
         let next_window_first_slot = window.checked_add(1)?.checked_mul(self.slots_per_window)?;
@@ -373,6 +382,9 @@ mod tests {
             la.take_wanted(8).is_empty(),
             "learning a window satisfies it"
         );
+        la.want(5);
+        la.want(6);
+        assert_eq!(la.take_wanted(8), vec![6], "a known window is not wanted");
         assert!(LearnedLookahead::new(0, 0, 1, 1).is_none());
         assert!(LearnedLookahead::new(1, 0, 0, 1).is_none());
         assert!(LearnedLookahead::new(1, 0, 1, 0).is_none());
