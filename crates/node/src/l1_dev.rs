@@ -104,7 +104,7 @@ impl Anvil {
         // Keep draining stdout so anvil never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let url = format!("http://{listening}");
-        let provider = ProviderBuilder::new().connect_http(parse_url(&url)?);
+        let provider = provider(&url)?;
         let owner = *provider
             .get_accounts()
             .await
@@ -117,7 +117,7 @@ impl Anvil {
     /// Mines the next block at unix second `timestamp` (`evm_setNextBlockTimestamp` then
     /// `evm_mine`): L1 time jumps there.
     pub async fn warp_to(&self, timestamp: u64) -> Result<(), NodeError> {
-        let provider = ProviderBuilder::new().connect_http(parse_url(&self.url)?);
+        let provider = provider(&self.url)?;
         provider
             .raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), (timestamp,))
             .await
@@ -150,7 +150,7 @@ impl WhitelistStub {
         let mut code = hex::decode(WHITELIST_STUB_BIN.trim())
             .map_err(|e| l1_error("deploy", format!("bytecode: {e}")))?;
         code.extend((U256::from(genesis), U256::from(epoch_secs)).abi_encode_params());
-        let provider = ProviderBuilder::new().connect_http(parse_url(&anvil.url)?);
+        let provider = provider(&anvil.url)?;
         let tx = TransactionRequest::default()
             .from(anvil.owner)
             .with_deploy_code(code);
@@ -179,7 +179,7 @@ impl WhitelistStub {
         &self,
     ) -> Result<WhitelistScheduleStub::WhitelistScheduleStubInstance<impl Provider>, NodeError>
     {
-        let provider = ProviderBuilder::new().connect_http(parse_url(&self.url)?);
+        let provider = provider(&self.url)?;
         Ok(WhitelistScheduleStub::new(self.address, provider))
     }
 
@@ -225,14 +225,12 @@ impl WhitelistStub {
     }
 }
 
-fn parse_url(url: &str) -> Result<reqwest_url::Url, NodeError> {
-    url.parse().map_err(|e| NodeError::Config {
+/// An HTTP provider for `url` with alloy's recommended fillers (gas, nonce, chain id), so
+/// the owner's transactions need no more than `from`.
+fn provider(url: &str) -> Result<impl Provider, NodeError> {
+    let url = url.parse().map_err(|e| NodeError::Config {
         key: "l1.rpc_url".into(),
         reason: format!("not a URL: {e}"),
-    })
-}
-
-/// The URL type alloy's HTTP transport takes.
-mod reqwest_url {
-    pub(crate) use alloy::transports::http::reqwest::Url;
+    })?;
+    Ok(ProviderBuilder::new().connect_http(url))
 }

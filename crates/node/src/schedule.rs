@@ -246,9 +246,8 @@ impl L1Schedule {
 
     /// The L1 epoch containing unix second `timestamp`.
     pub fn epoch_at(&self, timestamp: u64) -> Option<u64> {
-        timestamp
-            .checked_sub(self.config.beacon_genesis_timestamp)?
-            .checked_div(self.config.epoch_secs())
+        // One window per epoch (`new` sizes the windows so).
+        self.lookahead.window_at(timestamp)
     }
 
     fn status(&self, now: u64) -> ScheduleStatus {
@@ -306,44 +305,57 @@ impl L1Schedule {
         Ok(Some(info.sequencerAddress).filter(|a| *a != Address::ZERO))
     }
 
-    /// Reads both epochs' operators at the L1 head. Refuses a head whose timestamp is ahead of
-    /// the local clock by more than one L1 slot (a lying or misconfigured L1 node).
-    pub async fn read_once(&self) -> Result<WhitelistRead, NodeError> {
+    /// The timestamp of L1 block `number`.
+    async fn block_timestamp(&self, number: u64) -> Result<u64, NodeError> {
         let provider = self.contract.provider();
-        let number = self
-            .call("eth_blockNumber", provider.get_block_number())
-            .await?;
         let block = self
             .call(
                 "eth_getBlockByNumber",
                 provider.get_block_by_number(number.into()),
             )
             .await?
-            .ok_or_else(|| NodeError::L1 {
-                call: "eth_getBlockByNumber",
-                reason: format!("block {number} not found"),
-            })?;
-        let l1_timestamp = block.header.timestamp;
-        let now = unix_now();
-        if l1_timestamp > now.saturating_add(self.config.seconds_per_slot) {
-            return Err(NodeError::L1 {
-                call: "eth_getBlockByNumber",
-                reason: format!(
-                    "L1 head {number} is from the future (timestamp {l1_timestamp}, now {now})"
-                ),
-            });
-        }
-        let epoch = self.epoch_at(l1_timestamp).ok_or_else(|| NodeError::L1 {
-            call: "eth_getBlockByNumber",
-            reason: format!("L1 head {number} is before the beacon genesis"),
-        })?;
-        let at = BlockId::number(number);
-        let current = self
+            .ok_or_else(|| l1_error("eth_getBlockByNumber", format!("block {number} not found")))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// The sequencer of the operator the contract names for the epoch of block `at`.
+    async fn current_sequencer(&self, at: BlockId) -> Result<Option<Address>, NodeError> {
+        let proposer = self
             .call(
                 "getOperatorForCurrentEpoch",
                 self.contract.getOperatorForCurrentEpoch().block(at).call(),
             )
             .await?;
+        self.sequencer(proposer, at).await
+    }
+
+    /// Reads both epochs' operators at the L1 head. Refuses a head whose timestamp is ahead of
+    /// the local clock by more than one L1 slot (a lying or misconfigured L1 node).
+    pub async fn read_once(&self) -> Result<WhitelistRead, NodeError> {
+        let number = self
+            .call(
+                "eth_blockNumber",
+                self.contract.provider().get_block_number(),
+            )
+            .await?;
+        let l1_timestamp = self.block_timestamp(number).await?;
+        let now = unix_now();
+        if l1_timestamp > now.saturating_add(self.config.seconds_per_slot) {
+            return Err(l1_error(
+                "eth_getBlockByNumber",
+                format!(
+                    "L1 head {number} is from the future (timestamp {l1_timestamp}, now {now})"
+                ),
+            ));
+        }
+        let epoch = self.epoch_at(l1_timestamp).ok_or_else(|| {
+            l1_error(
+                "eth_getBlockByNumber",
+                format!("L1 head {number} is before the beacon genesis"),
+            )
+        })?;
+        let at = BlockId::number(number);
+        let current = self.current_sequencer(at).await?;
         let next = self
             .call(
                 "getOperatorForNextEpoch",
@@ -354,7 +366,7 @@ impl L1Schedule {
             l1_block: number,
             l1_timestamp,
             epoch,
-            current: self.sequencer(current, at).await?,
+            current,
             next: self.sequencer(next, at).await?,
         })
     }
@@ -377,30 +389,13 @@ impl L1Schedule {
             .ok_or_else(|| l1_error("eth_getBlockByNumber", "epoch out of range"))?;
         let end = start.saturating_add(epoch_secs);
         let last_second = end - 1;
-        let provider = self.contract.provider();
         let mut number = head
             .l1_block
             .saturating_sub(head.l1_timestamp.saturating_sub(last_second) / slot_secs);
         for _ in 0..PAST_EPOCH_BLOCK_STEPS {
-            let block = self
-                .call(
-                    "eth_getBlockByNumber",
-                    provider.get_block_by_number(number.into()),
-                )
-                .await?
-                .ok_or_else(|| {
-                    l1_error("eth_getBlockByNumber", format!("block {number} not found"))
-                })?;
-            let ts = block.header.timestamp;
+            let ts = self.block_timestamp(number).await?;
             if (start..end).contains(&ts) {
-                let at = BlockId::number(number);
-                let proposer = self
-                    .call(
-                        "getOperatorForCurrentEpoch",
-                        self.contract.getOperatorForCurrentEpoch().block(at).call(),
-                    )
-                    .await?;
-                return self.sequencer(proposer, at).await;
+                return self.current_sequencer(BlockId::number(number)).await;
             }
             let step = (ts.abs_diff(last_second) / slot_secs).max(1);
             number = if ts < start {

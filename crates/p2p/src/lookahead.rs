@@ -57,6 +57,42 @@ pub trait Lookahead: Send + Sync + 'static {
     }
 }
 
+/// The time geometry both lookaheads share: slots of `slot_duration` seconds from `genesis`,
+/// windows of `slots_per_window` slots, a window's end the first second after it.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    slots_per_window: u64,
+    genesis: u64,
+    slot_duration: u64,
+}
+
+impl Windows {
+    fn slot_at(&self, timestamp: U256) -> Option<u64> {
+        let timestamp = u64::try_from(timestamp).ok()?;
+        let since = timestamp.checked_sub(self.genesis)?;
+        Some(since / self.slot_duration)
+    }
+
+    fn window_of(&self, slot: u64) -> u64 {
+        slot / self.slots_per_window
+    }
+
+    /// `signer`'s schedule entry for every slot of `window`.
+    fn schedule(&self, window: u64, signer: Address) -> Option<SlotSchedule> {
+        let next_window_first_slot = window.checked_add(1)?.checked_mul(self.slots_per_window)?;
+        let window_end = self
+            .genesis
+            .checked_add(next_window_first_slot.checked_mul(self.slot_duration)?)?;
+        Some(SlotSchedule {
+            signer,
+            window_end: U256::from(window_end),
+            next_window_first_slot,
+            coinbase: None,
+            prover: None,
+        })
+    }
+}
+
 /// Deterministic round-robin schedule: slot `s` belongs to window `s / K`, owned by
 /// `signers[(s / K) % N]`.
 ///
@@ -66,9 +102,7 @@ pub trait Lookahead: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct RotatingLookahead {
     signers: Vec<Address>,
-    slots_per_window: u64,
-    genesis: u64,
-    slot_duration: u64,
+    windows: Windows,
     /// Last slot whose schedule is known (inclusive); `u64::MAX` when unbounded.
     horizon: AtomicU64,
 }
@@ -87,9 +121,11 @@ impl RotatingLookahead {
         }
         Some(Self {
             signers,
-            slots_per_window,
-            genesis,
-            slot_duration,
+            windows: Windows {
+                slots_per_window,
+                genesis,
+                slot_duration,
+            },
             horizon: AtomicU64::new(u64::MAX),
         })
     }
@@ -107,55 +143,44 @@ impl RotatingLookahead {
 
     /// Slots per window (`K`).
     pub fn slots_per_window(&self) -> u64 {
-        self.slots_per_window
+        self.windows.slots_per_window
     }
 
     /// Slot length in seconds.
     pub fn slot_duration(&self) -> u64 {
-        self.slot_duration
+        self.windows.slot_duration
     }
 
     /// Genesis in unix seconds.
     pub fn genesis(&self) -> u64 {
-        self.genesis
+        self.windows.genesis
     }
 
     /// First timestamp of `slot`.
     pub fn slot_start(&self, slot: u64) -> u64 {
-        self.genesis
-            .saturating_add(slot.saturating_mul(self.slot_duration))
+        self.windows
+            .genesis
+            .saturating_add(slot.saturating_mul(self.windows.slot_duration))
     }
 
     /// Whether `slot` is the last slot of its window (where a preconfer sends its EOP).
     pub fn is_last_slot_of_window(&self, slot: u64) -> bool {
-        slot % self.slots_per_window == self.slots_per_window - 1
+        slot % self.windows.slots_per_window == self.windows.slots_per_window - 1
     }
 }
 
 impl Lookahead for RotatingLookahead {
     fn slot_at(&self, timestamp: U256) -> Option<u64> {
-        let timestamp = u64::try_from(timestamp).ok()?;
-        let since = timestamp.checked_sub(self.genesis)?;
-        Some(since / self.slot_duration)
+        self.windows.slot_at(timestamp)
     }
 
     fn schedule_for_slot(&self, slot: u64) -> Option<SlotSchedule> {
         if slot > self.horizon.load(Ordering::Relaxed) {
             return None;
         }
-        let window = slot / self.slots_per_window;
+        let window = self.windows.window_of(slot);
         let index = usize::try_from(window % self.signers.len() as u64).ok()?;
-        let next_window_first_slot = window.checked_add(1)?.checked_mul(self.slots_per_window)?;
-        let window_end = self
-            .genesis
-            .checked_add(next_window_first_slot.checked_mul(self.slot_duration)?)?;
-        Some(SlotSchedule {
-            signer: *self.signers.get(index)?,
-            window_end: U256::from(window_end),
-            next_window_first_slot,
-            coinbase: None,
-            prover: None,
-        })
+        self.windows.schedule(window, *self.signers.get(index)?)
     }
 }
 
@@ -175,9 +200,7 @@ impl Lookahead for RotatingLookahead {
 /// validates blocks of past windows the source would otherwise never read.
 #[derive(Debug)]
 pub struct LearnedLookahead {
-    slots_per_window: u64,
-    genesis: u64,
-    slot_duration: u64,
+    windows: Windows,
     max_windows: usize,
     signers: RwLock<BTreeMap<u64, Address>>,
     wanted: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
@@ -196,9 +219,11 @@ impl LearnedLookahead {
             return None;
         }
         Some(Self {
-            slots_per_window,
-            genesis,
-            slot_duration,
+            windows: Windows {
+                slots_per_window,
+                genesis,
+                slot_duration,
+            },
             max_windows,
             signers: RwLock::new(BTreeMap::new()),
             wanted: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
@@ -207,8 +232,8 @@ impl LearnedLookahead {
 
     /// The window containing unix second `timestamp`, `None` before genesis.
     pub fn window_at(&self, timestamp: u64) -> Option<u64> {
-        let since = timestamp.checked_sub(self.genesis)?;
-        Some(since / self.slot_duration / self.slots_per_window)
+        let slot = self.windows.slot_at(U256::from(timestamp))?;
+        Some(self.windows.window_of(slot))
     }
 
     /// Records `signer` as the preconfer of `window`; returns whether that changed anything.
@@ -266,28 +291,16 @@ impl LearnedLookahead {
 
 impl Lookahead for LearnedLookahead {
     fn slot_at(&self, timestamp: U256) -> Option<u64> {
-        let timestamp = u64::try_from(timestamp).ok()?;
-        let since = timestamp.checked_sub(self.genesis)?;
-        Some(since / self.slot_duration)
+        self.windows.slot_at(timestamp)
     }
 
     fn schedule_for_slot(&self, slot: u64) -> Option<SlotSchedule> {
-        let window = slot / self.slots_per_window;
+        let window = self.windows.window_of(slot);
         let Some(signer) = self.signer_of_window(window) else {
             self.want(window);
             return None;
         };
-        let next_window_first_slot = window.checked_add(1)?.checked_mul(self.slots_per_window)?;
-        let window_end = self
-            .genesis
-            .checked_add(next_window_first_slot.checked_mul(self.slot_duration)?)?;
-        Some(SlotSchedule {
-            signer,
-            window_end: U256::from(window_end),
-            next_window_first_slot,
-            coinbase: None,
-            prover: None,
-        })
+        self.windows.schedule(window, signer)
     }
 }
 
