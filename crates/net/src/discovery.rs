@@ -1,8 +1,11 @@
 //! Discovery with discv5: the node's ENR advertises its libp2p TCP address and discv5 UDP port;
 //! found ENRs are turned into `/ip4/…/tcp/…/p2p/<peer id>` and handed to the driver to dial.
 //!
-//! The ENR is signed with the node's libp2p key (secp256k1 by default, ed25519 also works), so
-//! the ENR's public key *is* the libp2p identity and a discoverer derives the peer id from it.
+//! The ENR is signed with the node's libp2p key, so the ENR's public key *is* the libp2p
+//! identity and a discoverer derives the peer id from it. The key must be secp256k1: discv5
+//! opens sessions with an ECDH on it, which the discv5 crate does only for secp256k1 (an
+//! ed25519 node could sign its ENR, but every handshake with it fails with
+//! `KeyTypeNotSupported`), so [`start`] refuses any other key type.
 //! discv5's table filter accepts every address and the packet filter is off, so loopback ENRs
 //! (127.0.0.1 devnets and tests) are accepted.
 
@@ -105,6 +108,14 @@ pub(crate) async fn start(
     interval: Duration,
     found: mpsc::Sender<Discovered>,
 ) -> Result<DiscoveryHandle, NetError> {
+    if keypair.key_type() != libp2p::identity::KeyType::Secp256k1 {
+        return Err(NetError::Config(format!(
+            "discovery needs a secp256k1 node key; this one is {:?}, with which no discv5 \
+             handshake can succeed (disable discovery and use static peers, or give the node a \
+             secp256k1 key)",
+            keypair.key_type()
+        )));
+    }
     let key = enr_key(keypair)?;
     let udp_port = if udp_port == 0 {
         UdpSocket::bind((ip, 0))

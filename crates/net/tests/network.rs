@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, PeerId, StreamProtocol, Swarm, SwarmBuilder};
@@ -511,6 +512,28 @@ async fn discv5_finds_and_dials_third_node() {
     for s in [a, b, c] {
         s.shutdown().await.expect("shutdown");
     }
+}
+
+/// discv5 opens sessions only with secp256k1 keys: an ed25519 node would start, sign its ENR
+/// and never complete a handshake, so starting discovery with one is a config error.
+#[tokio::test]
+async fn discovery_refuses_an_ed25519_identity() {
+    let config = NetworkConfig {
+        discovery_enabled: true,
+        ..test_config()
+    };
+    let err = P2pService::start(config.clone(), Some(Keypair::generate_ed25519()))
+        .await
+        .expect_err("ed25519 with discovery");
+    assert!(err.to_string().contains("secp256k1"), "{err}");
+    let without = NetworkConfig {
+        discovery_enabled: false,
+        ..config
+    };
+    let (service, _events) = P2pService::start(without, Some(Keypair::generate_ed25519()))
+        .await
+        .expect("ed25519 without discovery");
+    service.shutdown().await.expect("shutdown");
 }
 
 // ---- raw streams ------------------------------------------------------------------------

@@ -71,13 +71,21 @@ pub enum NodeError {
     /// The devnet did not converge or could not run.
     #[error("devnet: {0}")]
     Devnet(String),
+    /// The testbed could not build its network or run its nodes.
+    #[error("testbed: {0}")]
+    Testbed(String),
+    /// Stopped by SIGINT or SIGTERM before it finished.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl NodeError {
-    /// The process exit code for this error: 2 for bad configuration, 1 otherwise.
+    /// The process exit code for this error: 2 for bad configuration, 130 when interrupted,
+    /// 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Config { .. } => 2,
+            Self::Interrupted => 130,
             _ => 1,
         }
     }

@@ -122,6 +122,9 @@ async fn status(State(context): State<NodeContext>) -> Response {
 pub struct NodeStatus {
     /// This node's libp2p peer id.
     pub peer_id: String,
+    /// This node's discv5 ENR (`enr:-…`, base64), to give other nodes as a bootnode; `null`
+    /// when discovery is off.
+    pub enr: Option<String>,
     /// Addresses the node listens on.
     pub listen_addrs: Vec<String>,
     /// Connected peers.
@@ -246,6 +249,7 @@ pub(crate) async fn status_json(context: &NodeContext) -> Result<NodeStatus, Nod
         .map_err(NodeError::storage)?;
     Ok(NodeStatus {
         peer_id: context.sdk.local_peer_id().to_string(),
+        enr: context.sdk.network().local_enr().map(|e| e.to_base64()),
         listen_addrs,
         peers: PeersStatus {
             count: list.len(),

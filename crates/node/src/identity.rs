@@ -1,8 +1,15 @@
-//! Persistent node identity: an ed25519 libp2p key in the data dir.
+//! Persistent node identity: a secp256k1 libp2p key in the data dir.
 //!
-//! The key file holds the 32-byte ed25519 secret as raw bytes. It is created with mode 0600 on
-//! first start and reused afterwards; a key file that anyone but the owner may read or write is
-//! refused, the way ssh refuses a private key with loose permissions.
+//! secp256k1, as on Ethereum's networks: discv5 opens its sessions with an ECDH on the node
+//! key, and the discv5 crate supports only secp256k1 for that — a node with an ed25519 key can
+//! sign an ENR but can never be talked to over discovery. The key file holds the libp2p
+//! protobuf encoding of the keypair (which names the key type). A file of exactly 32 bytes is
+//! a raw ed25519 secret as earlier versions wrote it: still loaded, so the peer id survives,
+//! but such a node must run without discovery (static peers) until the file is replaced.
+//!
+//! The file is created with mode 0600 on first start and reused afterwards; a key file that
+//! anyone but the owner may read or write is refused, the way ssh refuses a private key with
+//! loose permissions.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -20,6 +27,9 @@ use crate::error::NodeError;
 /// File name of the node key inside the data dir.
 pub const NODE_KEY_FILE: &str = "node.key";
 
+/// Length of a node key file of earlier versions: a raw ed25519 secret.
+const LEGACY_ED25519_KEY_LEN: usize = 32;
+
 /// Permission bits a key file may not have: any access for group or others.
 const LOOSE_PERMISSION_BITS: u32 = 0o077;
 
@@ -30,9 +40,13 @@ pub fn load_or_create_node_key(data_dir: &Path) -> Result<Keypair, NodeError> {
         Ok(meta) => {
             ensure_private(&path, &meta)?;
             let mut bytes = fs::read(&path).map_err(|e| NodeError::io(&path, e))?;
-            let secret = ed25519::SecretKey::try_from_bytes(&mut bytes)
-                .map_err(|_| NodeError::KeyFileInvalid { path: path.clone() })?;
-            Ok(Keypair::from(ed25519::Keypair::from(secret)))
+            let invalid = || NodeError::KeyFileInvalid { path: path.clone() };
+            if bytes.len() == LEGACY_ED25519_KEY_LEN {
+                let secret =
+                    ed25519::SecretKey::try_from_bytes(&mut bytes).map_err(|_| invalid())?;
+                return Ok(Keypair::from(ed25519::Keypair::from(secret)));
+            }
+            Keypair::from_protobuf_encoding(&bytes).map_err(|_| invalid())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_node_key(&path),
         Err(e) => Err(NodeError::io(&path, e)),
@@ -100,9 +114,12 @@ fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
 }
 
 fn create_node_key(path: &Path) -> Result<Keypair, NodeError> {
-    let keypair = ed25519::Keypair::generate();
-    create_private_file(path, keypair.secret().as_ref())?;
-    Ok(Keypair::from(keypair))
+    let keypair = Keypair::generate_secp256k1();
+    let encoded = keypair
+        .to_protobuf_encoding()
+        .map_err(|e| NodeError::Storage(format!("encoding the node key: {e}")))?;
+    create_private_file(path, &encoded)?;
+    Ok(keypair)
 }
 
 /// File name of the JSON-RPC JWT secret inside the data dir, when `rpc.jwt_secret_file` is
@@ -145,6 +162,20 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let second = load_or_create_node_key(dir.path()).unwrap();
         assert_eq!(first.public().to_peer_id(), second.public().to_peer_id());
+        // secp256k1: the only key type discv5 can open sessions with.
+        assert_eq!(first.key_type(), libp2p::identity::KeyType::Secp256k1);
+    }
+
+    #[test]
+    fn a_raw_ed25519_key_of_earlier_versions_keeps_its_peer_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = ed25519::Keypair::generate();
+        create_private_file(&dir.path().join(NODE_KEY_FILE), legacy.secret().as_ref()).unwrap();
+        let loaded = load_or_create_node_key(dir.path()).unwrap();
+        assert_eq!(
+            loaded.public().to_peer_id(),
+            Keypair::from(legacy).public().to_peer_id()
+        );
     }
 
     #[test]

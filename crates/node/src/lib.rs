@@ -48,9 +48,26 @@ pub mod rpc;
 pub mod rpc_auth;
 pub mod schedule;
 pub mod telemetry;
+pub mod testbed;
 pub mod ui;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use node::{Node, NodeContext};
 pub use redb_store::RedbStore;
+
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: how `run` and `testbed` learn to stop.
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

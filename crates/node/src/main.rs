@@ -28,6 +28,8 @@ enum Command {
     Run(RunArgs),
     /// Run a local multi-node network in this process and report whether it converges.
     Devnet(DevnetArgs),
+    /// Many `run` processes on a shaped private network of Linux namespaces (root), measured.
+    Testbed(preconf_node::testbed::TestbedArgs),
     /// Benchmarks of the hot paths against this machine's limits (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Configuration helpers.
@@ -136,26 +138,6 @@ fn install_prometheus() -> Option<PrometheusHandle> {
     preconf_node::telemetry::install_prometheus()
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 async fn run(args: RunArgs) -> Result<(), NodeError> {
     let env = std::env::vars()
         .filter(|(k, _)| k.starts_with(GENERIC_ENV_PREFIX) || OVERRIDES.iter().any(|o| o.env == k));
@@ -165,7 +147,7 @@ async fn run(args: RunArgs) -> Result<(), NodeError> {
     // Nobody reads the start-up subscription here (RPC subscribers take their own): a held,
     // unread receiver would keep the SDK's whole event ring alive.
     drop(node.take_events());
-    wait_for_signal().await;
+    preconf_node::wait_for_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
@@ -189,6 +171,10 @@ fn main() -> ExitCode {
             Command::Devnet(args) => {
                 init_logging(LogFormat::Human, if args.verbose { "info" } else { "warn" });
                 devnet::run(args, install_prometheus()).await
+            }
+            Command::Testbed(args) => {
+                init_logging(LogFormat::Human, "warn");
+                preconf_node::testbed::run(args).await
             }
             Command::Bench(args) => {
                 init_logging(LogFormat::Human, "error");

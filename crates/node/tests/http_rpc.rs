@@ -103,6 +103,8 @@ async fn health_status_and_metrics() {
         json["peer_id"],
         json!(node.sdk().local_peer_id().to_string())
     );
+    // Discovery is off in the test config: no ENR to hand out.
+    assert_eq!(json["enr"], Value::Null);
     assert_eq!(json["head"]["block_number"], json!(0));
     assert!(json["head"].get("hash").is_some());
     assert!(json["head"].get("window_end").is_some());
@@ -183,6 +185,14 @@ async fn publish_over_rpc_reaches_the_other_node() {
         .subscribe(rpc::SUBSCRIBE, rpc_params!["rawTxLists"], rpc::UNSUBSCRIBE)
         .await
         .expect("subscribe rawTxLists");
+    let mut txlist_hashes: Subscription<Value> = ws
+        .subscribe(
+            rpc::SUBSCRIBE,
+            rpc_params!["rawTxListHashes"],
+            rpc::UNSUBSCRIBE,
+        )
+        .await
+        .expect("subscribe rawTxListHashes");
     let mut heads: Subscription<Value> = ws
         .subscribe(rpc::SUBSCRIBE, rpc_params!["head"], rpc::UNSUBSCRIBE)
         .await
@@ -222,6 +232,9 @@ async fn publish_over_rpc_reaches_the_other_node() {
     let note = next_notification(&mut txlists).await;
     assert_eq!(note["hash"], json!(txlist_hash));
     assert_eq!(note["txlist"], json!(to_hex(&txlist)));
+    // The hash-only kind: the same arrival, without the bytes.
+    let note = next_notification(&mut txlist_hashes).await;
+    assert_eq!(note, json!({"hash": txlist_hash, "block_number": 1}));
     let note = next_notification(&mut heads).await;
     assert_eq!(note["block_number"], json!(1));
     assert_eq!(note["hash"], json!(hash));

@@ -30,6 +30,7 @@
 //! |---|---|
 //! | `commitments` | [`CommitmentNotification`]: every accepted commitment (local, gossip, catch-up) |
 //! | `rawTxLists` | [`RawTxListNotification`]: every accepted tx list |
+//! | `rawTxListHashes` | [`RawTxListHashNotification`]: the same arrivals, hash and block only |
 //! | `head` | [`HeadNotification`]: every head change |
 //! | `equivocations` | [`EquivocationNotification`]: slashing evidence |
 //!
@@ -79,7 +80,8 @@ pub use methods::PublishedCommitment;
 use methods::*;
 use subscriptions::*;
 pub use subscriptions::{
-    CommitmentNotification, EquivocationNotification, HeadNotification, RawTxListNotification,
+    CommitmentNotification, EquivocationNotification, HeadNotification, RawTxListHashNotification,
+    RawTxListNotification,
 };
 
 /// `preconf_publishCommitment`.

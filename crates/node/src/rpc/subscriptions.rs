@@ -49,6 +49,16 @@ pub struct RawTxListNotification {
     pub txlist: String,
 }
 
+/// A `rawTxListHashes` notification: a tx list was stored, without its bytes (read them with
+/// `preconf_getRawTxList` when needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RawTxListHashNotification {
+    /// `keccak256(txlist)`.
+    pub hash: B256,
+    /// The block that references it, when an accepted commitment does already.
+    pub block_number: Option<u64>,
+}
+
 /// A `head` notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HeadNotification {
@@ -78,6 +88,7 @@ pub struct EquivocationNotification {
 pub(super) enum Kind {
     Commitments,
     RawTxLists,
+    RawTxListHashes,
     Head,
     Equivocations,
 }
@@ -87,6 +98,7 @@ impl Kind {
         match name {
             "commitments" => Some(Kind::Commitments),
             "rawTxLists" => Some(Kind::RawTxLists),
+            "rawTxListHashes" => Some(Kind::RawTxListHashes),
             "head" => Some(Kind::Head),
             "equivocations" => Some(Kind::Equivocations),
             _ => None,
@@ -106,7 +118,7 @@ pub(super) async fn subscribe(
                 pending
                     .reject(invalid(format!(
                         "unknown subscription kind {name:?}; expected commitments, rawTxLists, \
-                         head or equivocations"
+                         rawTxListHashes, head or equivocations"
                     )))
                     .await;
                 return SubscriptionCloseResponse::None;
@@ -275,6 +287,12 @@ pub(super) fn notification(kind: Kind, event: &SdkEvent) -> Option<Box<RawValue>
                 source,
                 peer,
                 txlist_available: *txlist_available,
+            })
+        }
+        (Kind::RawTxListHashes, SdkEvent::RawTxList { hash, block_number }) => {
+            serde_json::value::to_raw_value(&RawTxListHashNotification {
+                hash: *hash,
+                block_number: Some(*block_number),
             })
         }
         (Kind::Head, SdkEvent::HeadChanged { head, hash }) => {
