@@ -152,6 +152,13 @@ pub struct NetworkConfig {
     /// How often discv5 runs a random lookup while below [`Self::target_peers`]. Default 30 s.
     #[serde(with = "millis")]
     pub discovery_interval: Duration,
+    /// First pause between lookups when the node starts wanting peers (at start, or when it
+    /// falls below [`Self::target_peers`] again); it doubles after each lookup up to
+    /// [`Self::discovery_interval`]. Default 1 s: a node's first lookup usually finds only its
+    /// bootnode (whose table fills as the network joins), and waiting a whole interval for the
+    /// second one left fresh nodes with a single peer for 30 s.
+    #[serde(with = "millis")]
+    pub discovery_min_interval: Duration,
     /// Capacity of the command channel handle → driver. Default 1024.
     pub command_channel_capacity: usize,
     /// Capacity of the event channel driver → SDK. When full, gossip is dropped (reported
@@ -218,6 +225,7 @@ impl Default for NetworkConfig {
             discovery_enabled: true,
             discv5_port: 0,
             discovery_interval: Duration::from_secs(30),
+            discovery_min_interval: Duration::from_secs(1),
             command_channel_capacity: 1024,
             event_channel_capacity: 1024,
             idle_connection_timeout: Duration::from_secs(30),

@@ -98,14 +98,15 @@ pub fn enr_multiaddr(enr: &Enr) -> Option<(PeerId, Multiaddr)> {
     Some((peer, addr))
 }
 
-/// Starts discv5 on `ip:udp_port` (0 picks a free port) advertising `tcp_port`.
+/// Starts discv5 on `ip:udp_port` (0 picks a free port) advertising `tcp_port`. While peers
+/// are wanted it looks up at the pace of `pacing`.
 pub(crate) async fn start(
     keypair: &Keypair,
     ip: Ipv4Addr,
     tcp_port: u16,
     udp_port: u16,
     bootnodes: &[String],
-    interval: Duration,
+    pacing: Pacing,
     found: mpsc::Sender<Discovered>,
 ) -> Result<DiscoveryHandle, NetError> {
     if keypair.key_type() != libp2p::identity::KeyType::Secp256k1 {
@@ -160,7 +161,7 @@ pub(crate) async fn start(
         discv5,
         events,
         want_peers.clone(),
-        interval,
+        pacing,
         found,
         shutdown_rx,
     ));
@@ -178,15 +179,41 @@ fn forward(found: &mpsc::Sender<Discovered>, enr: &Enr) {
     }
 }
 
+/// Pauses between lookups: from `min`, doubling to `max`, back to `min` whenever the node
+/// starts wanting peers again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pacing {
+    /// `discovery_min_interval`.
+    pub(crate) min: Duration,
+    /// `discovery_interval`.
+    pub(crate) max: Duration,
+}
+
+impl Pacing {
+    /// Shortest pause allowed, whatever the config says.
+    const FLOOR: Duration = Duration::from_millis(50);
+
+    fn first(&self) -> Duration {
+        self.min.max(Self::FLOOR).min(self.max.max(Self::FLOOR))
+    }
+
+    fn after(&self, pause: Duration) -> Duration {
+        (pause * 2).min(self.max.max(Self::FLOOR))
+    }
+}
+
 async fn run(
     mut discv5: Discv5,
     mut events: mpsc::Receiver<Event>,
     want_peers: Arc<AtomicBool>,
-    interval: Duration,
+    pacing: Pacing,
     found: mpsc::Sender<Discovered>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
-    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(50)));
+    let mut pause = pacing.first();
+    let mut wanted = true;
+    let next = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(next);
     let mut query_running = Arc::new(AtomicBool::new(false));
     loop {
         tokio::select! {
@@ -198,10 +225,18 @@ async fn run(
                 Some(_) => {}
                 None => break,
             },
-            _ = tick.tick() => {
+            () = &mut next => {
                 if !want_peers.load(Ordering::Relaxed) {
+                    wanted = false;
+                    next.as_mut().reset(tokio::time::Instant::now() + pacing.first());
                     continue;
                 }
+                if !wanted {
+                    wanted = true;
+                    pause = pacing.first();
+                }
+                next.as_mut().reset(tokio::time::Instant::now() + pause);
+                pause = pacing.after(pause);
                 for enr in discv5.table_entries_enr() {
                     forward(&found, &enr);
                 }
@@ -233,6 +268,32 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_start_fast_and_back_off_to_the_interval() {
+        let p = Pacing {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        };
+        let mut pauses = vec![p.first()];
+        for _ in 0..6 {
+            pauses.push(p.after(*pauses.last().unwrap()));
+        }
+        let secs: Vec<u64> = pauses.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30]);
+        // A minimum above the interval is the interval; zero is the floor.
+        let odd = Pacing {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(30),
+        };
+        assert_eq!(odd.first(), Duration::from_secs(30));
+        let zero = Pacing {
+            min: Duration::ZERO,
+            max: Duration::ZERO,
+        };
+        assert_eq!(zero.first(), Pacing::FLOOR);
+        assert_eq!(zero.after(Pacing::FLOOR), Pacing::FLOOR);
+    }
 
     #[test]
     fn enr_carries_the_libp2p_identity() {

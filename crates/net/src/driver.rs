@@ -198,7 +198,10 @@ pub(crate) async fn spawn(
             tcp_port,
             config.discv5_port,
             &config.bootnodes,
-            config.discovery_interval,
+            discovery::Pacing {
+                min: config.discovery_min_interval,
+                max: config.discovery_interval,
+            },
             found_tx,
         )
         .await?;

@@ -135,6 +135,9 @@ pub struct TestbedReport {
     pub duplicates_per_msg: f64,
     /// The late joiner holds every block and tx list (`null` without one).
     pub late_joiner_caught_up: Option<bool>,
+    /// Fewest peers of a node when publishing began (no node has static peers: each was
+    /// found through discv5 from the bootnode's ENR).
+    pub min_peers: usize,
     /// Per uplink class: its nodes' tx-list and commitment p99.
     pub classes: Vec<ClassReport>,
     /// Publishes refused by the node (`pending`: the publisher did not hold the parent yet).
@@ -226,6 +229,11 @@ pub async fn run(args: TestbedArgs) -> Result<(), NodeError> {
                 .into(),
         ));
     }
+    // Leftovers of a run that was killed go first, whatever this run's flags.
+    let stale = netns::clean_stale();
+    if stale > 0 {
+        info!(stale, "removed leftovers of an earlier testbed run");
+    }
     let late = usize::from(args.late_joiner);
     if args.nodes > netns::MAX_NODES || args.nodes < args.preconfers as usize + 2 + late {
         return Err(NodeError::Config {
@@ -252,10 +260,6 @@ pub async fn run(args: TestbedArgs) -> Result<(), NodeError> {
         });
     }
     let rates = uplinks(&args)?;
-    let stale = netns::clean_stale();
-    if stale > 0 {
-        info!(stale, "removed leftovers of an earlier testbed run");
-    }
     let cancel = CancellationToken::new();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let thread_cancel = cancel.clone();
@@ -433,7 +437,7 @@ async fn drive(
     }
     // Mesh: every node connected to enough peers found through discovery.
     let want = 6.min(initial - 1);
-    wait_for_peers(&clients, want, timeout, fleet).await?;
+    let min_peers = wait_for_peers(&clients, want, timeout, fleet).await?;
     if args.fail_after_start {
         return Err(NodeError::Testbed(
             "failing on purpose after start (--fail-after-start)".into(),
@@ -645,6 +649,7 @@ async fn drive(
         publisher_copies: round2(publisher_bytes_per_txlist as f64 / args.txlist_bytes as f64),
         duplicates_per_msg: round2(duplicates_per_msg),
         late_joiner_caught_up,
+        min_peers,
         classes,
         publish_errors,
         elapsed_s: round2(started.elapsed().as_secs_f64()),
@@ -741,13 +746,13 @@ async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<Ws
     Ok(client)
 }
 
-/// Waits until every node has at least `want` peers.
+/// Waits until every node has at least `want` peers; returns the fewest any node has then.
 async fn wait_for_peers(
     clients: &[HttpClient],
     want: usize,
     timeout: Duration,
     fleet: &mut Fleet,
-) -> Result<(), NodeError> {
+) -> Result<usize, NodeError> {
     let deadline = Instant::now() + timeout;
     loop {
         fleet.check_alive()?;
@@ -760,7 +765,7 @@ async fn wait_for_peers(
             fewest = fewest.min(status["peers"]["count"].as_u64().unwrap_or(0) as usize);
         }
         if fewest >= want {
-            return Ok(());
+            return Ok(fewest);
         }
         if Instant::now() >= deadline {
             return Err(NodeError::Testbed(format!(

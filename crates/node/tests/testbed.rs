@@ -1,0 +1,303 @@
+//! `preconf-node testbed` as a user runs it: six node processes in their own network
+//! namespaces on shaped links, discovery from one bootnode, a late joiner. These tests check
+//! that it converges and that nothing it made outlives it — after a normal exit, after Ctrl-C,
+//! after an error, and after a run killed outright (cleaned at the next start). Speed is
+//! measured in BENCHMARKS.md, not here.
+//!
+//! They need root (CI runs as root). Without root they only check the refusal, unless `CI` is
+//! set, where a missing root fails them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_preconf-node");
+/// Bound of one testbed run.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+/// One testbed at a time: they share the machine's two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Whether the root-only tests run here; panics in CI without root.
+fn root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: CI must run the testbed tests as root"
+    );
+    eprintln!("{test}: skipped (needs root)");
+    false
+}
+
+/// A small, quick testbed: 6 processes, 2 preconfers, 64 KiB tx lists.
+fn testbed(data_dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "testbed",
+        "--nodes",
+        "6",
+        "--preconfers",
+        "2",
+        "--txlist-bytes",
+        "65536",
+        "--timeout-secs",
+        "90",
+        "--quiet",
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .args(extra)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
+
+/// Waits for `child` within [`RUN_LIMIT`] (killing it past that) and returns its output.
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + RUN_LIMIT;
+    loop {
+        match child.try_wait().expect("wait") {
+            Some(_) => return child.wait_with_output().expect("output"),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "testbed still running after {RUN_LIMIT:?}; stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Namespaces of the testbed process `pid`.
+fn namespaces_of(pid: u32) -> Vec<String> {
+    let prefix = format!("pctb{pid}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Pids of processes whose command line mentions `dir` (the node processes of a testbed
+/// started with `--data-dir dir`: their config files live there).
+fn processes_using(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_nothing_left(pid: u32, dir: &Path) {
+    assert_eq!(namespaces_of(pid), Vec::<String>::new(), "namespaces left");
+    assert_eq!(
+        processes_using(dir),
+        Vec::<u32>::new(),
+        "node processes left"
+    );
+}
+
+fn last_json(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "last line is not JSON ({e}): {line}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Creates namespaces named as a testbed whose process is gone would have left them.
+fn fake_stale_namespaces() -> Vec<String> {
+    // A pid above the kernel's pid_max cannot be running.
+    let names = vec!["pctb4194399-sw".to_string(), "pctb4194399-n0".to_string()];
+    for n in &names {
+        let status = Command::new("ip")
+            .args(["netns", "add", n])
+            .status()
+            .expect("ip");
+        assert!(status.success(), "ip netns add {n}");
+    }
+    names
+}
+
+fn data_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("testbed-test-")
+        .tempdir()
+        .expect("tempdir");
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+#[test]
+fn six_processes_converge_with_a_late_joiner_and_leave_nothing_behind() {
+    if !root_or_skip("six_processes_converge") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stale = fake_stale_namespaces();
+    let (_keep, dir) = data_dir();
+    let child = testbed(&dir, &["--blocks", "6"]).spawn().expect("spawn");
+    let pid = child.id();
+    let out = finish(child);
+    assert!(
+        out.status.success(),
+        "testbed failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = last_json(&out);
+    assert_eq!(report["nodes"], 6);
+    assert_eq!(report["blocks"], 6, "{report}");
+    assert_eq!(report["publish_errors"], 0, "{report}");
+    assert_eq!(report["reached_all"], true, "{report}");
+    assert_eq!(report["late_joiner_caught_up"], true, "{report}");
+    for key in ["commitment_p99_ms", "txlist_p99_ms", "publisher_copies"] {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {report}"
+        );
+    }
+    // The table came before the JSON.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reached all: true"));
+    // No node has static peers, only the bootnode's ENR: every node holding four or more
+    // peers before the first block means discv5 found the others.
+    assert!(
+        report["min_peers"].as_u64().is_some_and(|p| p >= 4),
+        "{report}"
+    );
+    assert_nothing_left(pid, &dir);
+    for n in stale {
+        assert!(
+            !Path::new("/run/netns").join(&n).exists(),
+            "stale namespace {n} was not cleaned"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_removes_every_namespace_and_process() {
+    if !root_or_skip("ctrl_c_removes") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_keep, dir) = data_dir();
+    let child = testbed(&dir, &["--blocks", "1000"]).spawn().expect("spawn");
+    let pid = child.id();
+    // Wait (bounded) until all six nodes run, then interrupt.
+    let deadline = Instant::now() + RUN_LIMIT;
+    while processes_using(&dir).len() < 5 {
+        assert!(Instant::now() < deadline, "nodes never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !namespaces_of(pid).is_empty(),
+        "namespaces exist while it runs"
+    );
+    kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("SIGINT");
+    let out = finish(child);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert_nothing_left(pid, &dir);
+}
+
+#[test]
+fn an_error_removes_every_namespace_and_process() {
+    if !root_or_skip("an_error_removes") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_keep, dir) = data_dir();
+    let child = testbed(&dir, &["--fail-after-start"])
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = finish(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failing on purpose"), "{stderr}");
+    // It got as far as running every node before failing.
+    assert!(dir.join("n4/node.log").exists(), "nodes ran");
+    assert_nothing_left(pid, &dir);
+}
+
+#[test]
+fn a_killed_testbed_is_cleaned_by_the_next_start() {
+    if !root_or_skip("a_killed_testbed") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_keep, dir) = data_dir();
+    let child = testbed(&dir, &["--blocks", "1000"]).spawn().expect("spawn");
+    let pid = child.id();
+    let deadline = Instant::now() + RUN_LIMIT;
+    while processes_using(&dir).len() < 5 {
+        assert!(Instant::now() < deadline, "nodes never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIGKILL: no cleanup runs; the namespaces and the nodes stay.
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
+    let _ = finish(child);
+    assert!(!namespaces_of(pid).is_empty(), "leftovers after SIGKILL");
+    // The next start removes them (and the nodes inside) before it builds its own network;
+    // a bad flag after that stops it early.
+    let (_keep2, dir2) = data_dir();
+    let out = finish(
+        testbed(&dir2, &["--uplink-mix", "10:50"])
+            .spawn()
+            .expect("spawn"),
+    );
+    assert_eq!(out.status.code(), Some(2), "bad mix is a config error");
+    assert_nothing_left(pid, &dir);
+}
+
+#[test]
+fn without_root_it_says_so_in_one_line() {
+    // `setpriv` (util-linux) drops to nobody; without it, only a non-root run can check this.
+    let mut command = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let out = command
+        .args(["testbed", "--nodes", "6"])
+        .output()
+        .expect("setpriv or the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+}
