@@ -708,7 +708,16 @@ pub struct GossipConfig {
     pub fanout_ttl: Duration,
     /// Heartbeats of message history kept. Default 12.
     pub history_length: usize,
-    /// Heartbeats of history gossiped. Default 3.
+    /// Heartbeats of history advertised to non-mesh peers (IHAVE). Default 0: no IHAVE.
+    ///
+    /// Measured in `preconf-node testbed` (24 processes, 50 Mbit/s uplinks, 1 MiB tx lists,
+    /// BENCHMARKS.md "testbed"): with 3, a publisher's IHAVE reaches non-mesh peers within a
+    /// heartbeat, long before its mesh copies can cross a 50 Mbit/s link, so they all ask
+    /// (IWANT) and the publisher's uplink carries 12 copies instead of 3; tx-list p99 2.4 s →
+    /// 2.2 s and publisher copies 5.2 → 3.3 with 0. What IHAVE would recover, the SDK
+    /// recovers by pulling: a gap in block numbers starts catch-up, a missing tx list is
+    /// fetched after `catchup.txlist_gossip_grace`, a still head is re-checked
+    /// (`catchup.stale_head_check`). Peers that do advertise still get their IWANTs answered.
     pub history_gossip: usize,
     /// Duplicate (seen) cache window (§7 "short duplicate windows"). Default 120 s.
     #[serde(with = "millis")]
@@ -729,6 +738,24 @@ pub struct GossipConfig {
     /// gossipsub as an invalid delivery (§7.1 weight −2) and never reaches the SDK. Must hold
     /// the largest message `limits` allow plus the allowance.
     pub max_transmit_size: usize,
+    /// Whether our own messages go to every peer subscribed to the topic (gossipsub's flood
+    /// publish) rather than to the mesh only. Default false, as the Kona preset: flooding a
+    /// 1 MiB tx list to 18+ peers kept a 50 Mbit/s publisher busy for 3 s (testbed: commitment
+    /// p50 3.1 s → 1.0 s without it).
+    pub flood_publish: bool,
+    /// Whether, when we publish a large message, we first tell each recipient we do not want
+    /// it back (gossipsub v1.2 IDONTWANT on publish). Default false.
+    pub idontwant_on_publish: bool,
+    /// Mesh degree D of the tx-list topic: each node sends a tx list to this many peers. Its
+    /// messages are up to 1 000× a commitment, so on a home uplink every extra copy delays
+    /// all the others: D = 3 keeps a publisher's uplink at about 3 copies and the duplicates
+    /// a node receives below one, while 24 nodes are still reached in about three hops
+    /// (testbed, 50 Mbit/s: tx-list p50 1.4 s with D = 4, 1.2 s with D = 3). Default 3.
+    pub txlist_mesh_n: usize,
+    /// D_lo of the tx-list topic. Default 2.
+    pub txlist_mesh_n_low: usize,
+    /// D_hi of the tx-list topic. Default 4.
+    pub txlist_mesh_n_high: usize,
 }
 
 impl Default for GossipConfig {
@@ -741,10 +768,15 @@ impl Default for GossipConfig {
             heartbeat_interval: Duration::from_millis(500),
             fanout_ttl: Duration::from_secs(24),
             history_length: 12,
-            history_gossip: 3,
+            history_gossip: 0,
             duplicate_cache_time: Duration::from_secs(120),
             signed_messages: true,
             max_transmit_size: DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE,
+            flood_publish: false,
+            idontwant_on_publish: false,
+            txlist_mesh_n: 3,
+            txlist_mesh_n_low: 2,
+            txlist_mesh_n_high: 4,
         }
     }
 }

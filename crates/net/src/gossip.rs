@@ -76,6 +76,8 @@ pub fn mesh_config_builder(g: &GossipConfig, max_transmit_size: usize) -> gossip
         .duplicate_cache_time(g.duplicate_cache_time)
         // Gossipsub's frame cap: checked on an inbound frame's length before it is decoded.
         .max_transmit_size(max_transmit_size)
+        .flood_publish(g.flood_publish)
+        .idontwant_on_publish(g.idontwant_on_publish)
         .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
         // gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
         .mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
@@ -90,10 +92,29 @@ pub fn gossipsub_config(
     topics: &Topics,
 ) -> Result<gossipsub::Config, NetError> {
     let g = &config.gossip;
-    if g.mesh_n_low == 0 || g.mesh_n_high < g.mesh_n {
+    if g.mesh_n_low == 0 || g.mesh_n_high < g.mesh_n || g.mesh_n < g.mesh_n_low {
         return Err(NetError::Config("invalid gossip mesh parameters".into()));
     }
+    if g.txlist_mesh_n_low == 0
+        || g.txlist_mesh_n_high < g.txlist_mesh_n
+        || g.txlist_mesh_n < g.txlist_mesh_n_low
+    {
+        return Err(NetError::Config(
+            "invalid tx-list mesh parameters (need 0 < txlist_mesh_n_low <= txlist_mesh_n <= \
+             txlist_mesh_n_high)"
+                .into(),
+        ));
+    }
     let mut builder = mesh_config_builder(g, g.max_transmit_size);
+    let txlists = topics.topic(GossipTopicKind::RawTxLists).hash();
+    builder
+        .mesh_n_for_topic(g.txlist_mesh_n, txlists.clone())
+        .mesh_n_low_for_topic(g.txlist_mesh_n_low, txlists.clone())
+        .mesh_n_high_for_topic(g.txlist_mesh_n_high, txlists.clone())
+        .mesh_outbound_min_for_topic(
+            (g.txlist_mesh_n / 2).min(g.txlist_mesh_n_low.saturating_sub(1)),
+            txlists,
+        );
     for kind in GossipTopicKind::ALL {
         builder.max_transmit_size_for_topic(
             topic_transmit_size(config, kind),

@@ -35,8 +35,6 @@ use crate::writer::{WriteJob, Writer};
 
 use crate::sdk::{Command, Internal, PublishReceipt};
 
-/// Grace period before a missing tx list is requested: it usually arrives on gossip first.
-const TXLIST_FETCH_DELAY: Duration = Duration::from_millis(750);
 /// Upkeep period: pending sweep, schedule retry, status refresh.
 const TICK: Duration = Duration::from_secs(1);
 pub(crate) struct Manager {
@@ -428,8 +426,8 @@ impl Manager {
                 }
                 Effect::FetchTxList { hash, hint, .. } => {
                     // Due after the gossip grace period; one queue, no task per tx list.
-                    self.txlist_due
-                        .push_back((Instant::now() + TXLIST_FETCH_DELAY, hash, hint));
+                    let due = Instant::now() + self.config.catchup.txlist_gossip_grace;
+                    self.txlist_due.push_back((due, hash, hint));
                     if self.txlist_due.len() > TXLIST_DUE_MAX {
                         // Still awaited: the periodic retry fetches it.
                         self.txlist_due.pop_front();
@@ -544,7 +542,7 @@ impl Manager {
         if self.ticks.is_multiple_of(TXLIST_RETRY_TICKS)
             && self.txlist_permits.available_permits() == self.config.catchup.parallel_txlists
         {
-            let mut missing = self.core.awaited();
+            let mut missing = past_grace(self.core.awaited(), &self.txlist_due, Instant::now());
             missing.truncate(TXLIST_RETRY_MAX);
             if !missing.is_empty() {
                 self.spawn_txlist_retry(missing);
@@ -561,6 +559,25 @@ impl Manager {
             });
         }
     }
+}
+
+/// The awaited tx lists whose gossip grace period is over: those still queued with a due time
+/// in the future are on their way over gossip, and fetching them now would download them
+/// twice (on slow links, the fetch itself then slows every other transfer).
+fn past_grace(
+    awaited: Vec<(B256, u64)>,
+    due: &VecDeque<(Instant, B256, Option<PeerId>)>,
+    now: Instant,
+) -> Vec<(B256, u64)> {
+    let waiting: std::collections::HashSet<B256> = due
+        .iter()
+        .filter(|(at, _, _)| *at > now)
+        .map(|(_, hash, _)| *hash)
+        .collect();
+    awaited
+        .into_iter()
+        .filter(|(hash, _)| !waiting.contains(hash))
+        .collect()
 }
 
 async fn publish_one(
@@ -581,5 +598,30 @@ async fn publish_one(
             metrics::gossip_published(topic, "error");
             Err(e.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_periodic_retry_leaves_tx_lists_in_their_grace_period_alone() {
+        let now = Instant::now();
+        let (fresh, late, unqueued) = (
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            B256::repeat_byte(3),
+        );
+        let due: VecDeque<_> = [
+            (now + Duration::from_secs(2), fresh, None),
+            (now - Duration::from_millis(1), late, None),
+        ]
+        .into();
+        let awaited = vec![(fresh, 10), (late, 11), (unqueued, 12)];
+        assert_eq!(
+            past_grace(awaited, &due, now),
+            vec![(late, 11), (unqueued, 12)]
+        );
     }
 }

@@ -135,6 +135,8 @@ pub struct TestbedReport {
     pub duplicates_per_msg: f64,
     /// The late joiner holds every block and tx list (`null` without one).
     pub late_joiner_caught_up: Option<bool>,
+    /// Uplink (Mbit/s) of each preconfer's node, in rotation order.
+    pub publisher_mbit: Vec<u32>,
     /// Fewest peers of a node when publishing began (no node has static peers: each was
     /// found through discv5 from the bootnode's ENR).
     pub min_peers: usize,
@@ -649,6 +651,7 @@ async fn drive(
         publisher_copies: round2(publisher_bytes_per_txlist as f64 / args.txlist_bytes as f64),
         duplicates_per_msg: round2(duplicates_per_msg),
         late_joiner_caught_up,
+        publisher_mbit: rates[1..=args.preconfers as usize].to_vec(),
         min_peers,
         classes,
         publish_errors,
@@ -838,14 +841,15 @@ fn table(r: &TestbedReport) -> String {
     }
     out.push_str(&format!(
         "reached all: {}   publisher uplink per tx list: {} B ({:.2}×)   duplicates/msg: {:.2}\n\
-         late joiner caught up: {}   publish errors: {}",
+         late joiner caught up: {}   publish errors: {}   preconfers' uplinks (Mbit/s): {:?}",
         r.reached_all,
         r.publisher_bytes_per_txlist,
         r.publisher_copies,
         r.duplicates_per_msg,
         r.late_joiner_caught_up
             .map_or("n/a".to_string(), |b| b.to_string()),
-        r.publish_errors
+        r.publish_errors,
+        r.publisher_mbit
     ));
     out
 }
