@@ -147,6 +147,17 @@ fn fake_stale_namespaces() -> Vec<String> {
     names
 }
 
+/// A testbed of 1 000 blocks, returned once its first five nodes run (bounded wait).
+fn long_run(dir: &Path) -> Child {
+    let child = testbed(dir, &["--blocks", "1000"]).spawn().expect("spawn");
+    let deadline = Instant::now() + RUN_LIMIT;
+    while processes_using(dir).len() < 5 {
+        assert!(Instant::now() < deadline, "nodes never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("testbed-test-")
@@ -208,14 +219,8 @@ fn ctrl_c_removes_every_namespace_and_process() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_keep, dir) = data_dir();
-    let child = testbed(&dir, &["--blocks", "1000"]).spawn().expect("spawn");
+    let child = long_run(&dir);
     let pid = child.id();
-    // Wait (bounded) until all six nodes run, then interrupt.
-    let deadline = Instant::now() + RUN_LIMIT;
-    while processes_using(&dir).len() < 5 {
-        assert!(Instant::now() < deadline, "nodes never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(
         !namespaces_of(pid).is_empty(),
         "namespaces exist while it runs"
@@ -259,13 +264,8 @@ fn a_killed_testbed_is_cleaned_by_the_next_start() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_keep, dir) = data_dir();
-    let child = testbed(&dir, &["--blocks", "1000"]).spawn().expect("spawn");
+    let child = long_run(&dir);
     let pid = child.id();
-    let deadline = Instant::now() + RUN_LIMIT;
-    while processes_using(&dir).len() < 5 {
-        assert!(Instant::now() < deadline, "nodes never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     // SIGKILL: no cleanup runs; the namespaces and the nodes stay.
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
     let _ = finish(child);

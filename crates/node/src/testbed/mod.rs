@@ -422,13 +422,17 @@ async fn drive(
         .to_string();
     let late_index = args.late_joiner.then_some(args.nodes - 1);
     let initial = args.nodes - usize::from(args.late_joiner);
-    for index in 1..initial {
+    // Every other node knows only the bootnode's ENR.
+    let start_peer = |fleet: &mut Fleet, index: usize| {
         fleet.start(
             network,
             index,
             &config_of(index, vec![enr.clone()]),
             &args.set,
-        )?;
+        )
+    };
+    for index in 1..initial {
+        start_peer(fleet, index)?;
     }
     let mut clients = vec![boot];
     for i in 1..initial {
@@ -472,14 +476,9 @@ async fn drive(
         while builder.next_slot() < current {
             builder.skip_slot();
         }
-        if Some(b) == (late_index.is_some()).then_some(args.blocks / 3) {
+        if b == args.blocks / 3 {
             if let Some(index) = late_index {
-                fleet.start(
-                    network,
-                    index,
-                    &config_of(index, vec![enr.clone()]),
-                    &args.set,
-                )?;
+                start_peer(fleet, index)?;
                 late_client = Some(rpc_client(&fleet.nodes[index], timeout).await?);
                 subscriptions.push(subscribe(&fleet.nodes[index], observations.clone()).await?);
                 info!(node = index, "late joiner started");
