@@ -708,16 +708,15 @@ pub struct GossipConfig {
     pub fanout_ttl: Duration,
     /// Heartbeats of message history kept. Default 12.
     pub history_length: usize,
-    /// Heartbeats of history advertised to non-mesh peers (IHAVE). Default 0: no IHAVE.
+    /// Heartbeats of history advertised to non-mesh peers (IHAVE). Default 1.
     ///
-    /// Measured in `preconf-node testbed` (24 processes, 50 Mbit/s uplinks, 1 MiB tx lists,
-    /// BENCHMARKS.md "testbed"): with 3, a publisher's IHAVE reaches non-mesh peers within a
-    /// heartbeat, long before its mesh copies can cross a 50 Mbit/s link, so they all ask
-    /// (IWANT) and the publisher's uplink carries 12 copies instead of 3; tx-list p99 2.4 s →
-    /// 2.2 s and publisher copies 5.2 → 3.3 with 0. What IHAVE would recover, the SDK
-    /// recovers by pulling: a gap in block numbers starts catch-up, a missing tx list is
-    /// fetched after `catchup.txlist_gossip_grace`, a still head is re-checked
-    /// (`catchup.stale_head_check`). Peers that do advertise still get their IWANTs answered.
+    /// Measured in `preconf-node testbed` (BENCHMARKS.md "testbed"). With gossipsub's 3, a
+    /// publisher's IHAVE for a 1 MiB tx list reaches its non-mesh peers long before the mesh
+    /// copies can cross 50 Mbit/s links, so they all ask (IWANT) and its uplink carries ~12
+    /// copies (24 nodes: tx-list p99 5.7 s). With 0 (no IHAVE) that fell to 3 copies and
+    /// 1.9 s, but at 64 nodes some nodes then missed commitments their mesh did not bring.
+    /// With 1 (IHAVE for the last heartbeat's messages only): 64 nodes all reached,
+    /// 24 nodes' 1 MiB tx-list p99 2.3 s with 9 copies from the publisher.
     pub history_gossip: usize,
     /// Duplicate (seen) cache window (§7 "short duplicate windows"). Default 120 s.
     #[serde(with = "millis")]
@@ -768,7 +767,7 @@ impl Default for GossipConfig {
             heartbeat_interval: Duration::from_millis(500),
             fanout_ttl: Duration::from_secs(24),
             history_length: 12,
-            history_gossip: 0,
+            history_gossip: 1,
             duplicate_cache_time: Duration::from_secs(120),
             signed_messages: true,
             max_transmit_size: DEFAULT_GOSSIP_MAX_TRANSMIT_SIZE,

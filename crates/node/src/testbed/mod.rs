@@ -47,6 +47,9 @@ use crate::rpc;
 use fleet::Fleet;
 use netns::Network;
 
+/// Connection attempts of the controller's WebSocket to one node, 500 ms apart.
+const WS_CONNECT_ATTEMPTS: u32 = 10;
+
 /// Chain id of the testbed's L2.
 pub const TESTBED_CHAIN_ID: u64 = 167_100;
 
@@ -718,10 +721,22 @@ async fn rpc_client(node: &fleet::NodeProcess, timeout: Duration) -> Result<Http
 /// time it reached the controller. The client lives as long as the returned value.
 async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<WsClient, NodeError> {
     let url = format!("ws://{}", node.rpc_addr());
-    let client = WsClientBuilder::default()
-        .build(&url)
-        .await
-        .map_err(|e| NodeError::Testbed(format!("websocket {url}: {e}")))?;
+    // Bounded retries: with many namespaces starting at once, a first connection can fail
+    // before the neighbour entry settles.
+    let mut attempt = 0;
+    let client = loop {
+        match WsClientBuilder::default().build(&url).await {
+            Ok(client) => break client,
+            Err(e) if attempt >= WS_CONNECT_ATTEMPTS => {
+                return Err(NodeError::Testbed(format!("websocket {url}: {e}")))
+            }
+            Err(e) => {
+                attempt += 1;
+                warn!(%url, error = %e, attempt, "websocket connect failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
     let index = node.index;
     for (kind, is_txlist) in [("commitments", false), ("rawTxListHashes", true)] {
         let mut sub: Subscription<Value> = client

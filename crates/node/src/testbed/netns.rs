@@ -45,6 +45,52 @@ pub const MAX_NODES: usize = 64;
 /// The controller's address on the management network (on `br1` of the switch namespace).
 pub const CONTROLLER_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 254);
 
+/// MAC of the controller's bridge (`br1`).
+const CONTROLLER_MAC: &str = "02:4e:00:00:00:fe";
+
+/// MAC of node `index`'s data interface (`eth0`).
+fn data_mac(index: usize) -> String {
+    format!("02:4d:00:00:00:{index:02x}")
+}
+
+/// MAC of node `index`'s management interface (`eth1`).
+fn mgmt_mac(index: usize) -> String {
+    format!("02:4e:00:00:00:{index:02x}")
+}
+
+/// One `ip -batch` line: a permanent neighbour entry.
+fn neighbour(ip: Ipv4Addr, mac: &str, dev: &str) -> String {
+    format!("neigh replace {ip} lladdr {mac} dev {dev} nud permanent")
+}
+
+/// Runs `lines` with `ip -n NS -batch -`.
+fn ip_batch(ns: &str, lines: &[String]) -> Result<(), NodeError> {
+    use std::io::Write as _;
+    let mut child = Command::new("ip")
+        .args(["-n", ns, "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| NodeError::Testbed(format!("ip: {e} (the testbed needs iproute2)")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(lines.join("\n").as_bytes())
+            .map_err(|e| NodeError::Testbed(format!("ip -batch: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NodeError::Testbed(format!("ip -batch: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NodeError::Testbed(format!(
+            "`ip -n {ns} -batch` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
 /// Longest time a packet may wait in a node's uplink queue before tbf drops it: a home
 /// router's buffer of about 100 ms.
 pub const UPLINK_QUEUE_MS: u32 = 100;
@@ -86,6 +132,9 @@ impl Network {
         network.add_namespace(&sw)?;
         for (bridge, address) in [("br0", None), ("br1", Some(CONTROLLER_IP))] {
             ip(&["-n", &sw, "link", "add", bridge, "type", "bridge"])?;
+            if address.is_some() {
+                ip(&["-n", &sw, "link", "set", bridge, "address", CONTROLLER_MAC])?;
+            }
             if let Some(a) = address {
                 ip(&["-n", &sw, "addr", "add", &format!("{a}/24"), "dev", bridge])?;
             }
@@ -96,13 +145,25 @@ impl Network {
             let ns = network.node(index);
             network.add_namespace(&ns)?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-            for (side, inner, bridge, addr) in [
-                (format!("d{index}"), "eth0", "br0", data_ip(index)),
-                (format!("m{index}"), "eth1", "br1", mgmt_ip(index)),
+            for (side, inner, bridge, addr, mac) in [
+                (
+                    format!("d{index}"),
+                    "eth0",
+                    "br0",
+                    data_ip(index),
+                    data_mac(index),
+                ),
+                (
+                    format!("m{index}"),
+                    "eth1",
+                    "br1",
+                    mgmt_ip(index),
+                    mgmt_mac(index),
+                ),
             ] {
                 ip(&[
                     "-n", &sw, "link", "add", &side, "type", "veth", "peer", "name", inner,
-                    "netns", &ns,
+                    "address", &mac, "netns", &ns,
                 ])?;
                 ip(&["-n", &sw, "link", "set", &side, "master", bridge, "up"])?;
                 ip(&[
@@ -118,6 +179,23 @@ impl Network {
             }
             shape(&ns, "eth0", mbit)?;
         }
+        // Every address is known up front: permanent neighbour entries instead of ARP. With
+        // dozens of namespaces, gossip bursts overflow the kernel's per-CPU backlog
+        // (`net.core.netdev_max_backlog`) and the broadcast ARP requests dropped with them
+        // left nodes unreachable ("No route to host") at 64 nodes.
+        let n = uplinks_mbit.len();
+        for index in 0..n {
+            let mut lines: Vec<String> = (0..n)
+                .filter(|&other| other != index)
+                .map(|other| neighbour(data_ip(other), &data_mac(other), "eth0"))
+                .collect();
+            lines.push(neighbour(CONTROLLER_IP, CONTROLLER_MAC, "eth1"));
+            ip_batch(&network.node(index), &lines)?;
+        }
+        let lines: Vec<String> = (0..n)
+            .map(|index| neighbour(mgmt_ip(index), &mgmt_mac(index), "br1"))
+            .collect();
+        ip_batch(&sw, &lines)?;
         Ok(network)
     }
 
@@ -342,5 +420,11 @@ mod tests {
         assert_eq!(mgmt_ip(MAX_NODES - 1), Ipv4Addr::new(10, 78, 0, 64));
         assert!(data_ip(MAX_NODES - 1).is_private() && CONTROLLER_IP.is_private());
         assert_ne!(mgmt_ip(MAX_NODES - 1), CONTROLLER_IP);
+        assert_eq!(data_mac(MAX_NODES - 1), "02:4d:00:00:00:3f");
+        assert_ne!(mgmt_mac(0), data_mac(0));
+        assert_eq!(
+            neighbour(CONTROLLER_IP, CONTROLLER_MAC, "eth1"),
+            "neigh replace 10.78.0.254 lladdr 02:4e:00:00:00:fe dev eth1 nud permanent"
+        );
     }
 }
