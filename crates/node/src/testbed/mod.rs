@@ -47,6 +47,9 @@ use crate::rpc;
 use fleet::Fleet;
 use netns::Network;
 
+/// Most (node, block) pairs still missing at the end that the report lists.
+const MISSING_REPORTED: usize = 10;
+
 /// Connection attempts of the controller's WebSocket to one node, 500 ms apart.
 const WS_CONNECT_ATTEMPTS: u32 = 10;
 
@@ -128,6 +131,8 @@ pub struct TestbedReport {
     pub txlist_p99_ms: f64,
     /// Every commitment and tx list reached every node.
     pub reached_all: bool,
+    /// When not: up to 10 of what is missing where (`node N block B: commitment|tx list|both`).
+    pub missing: Vec<String>,
     /// Median bytes the publisher's uplink sent in the slot of its block, per tx list.
     pub publisher_bytes_per_txlist: u64,
     /// `publisher_bytes_per_txlist` / `txlist_bytes`.
@@ -360,6 +365,10 @@ impl DataDir {
 struct Observations {
     commitments: HashMap<B256, HashMap<usize, Instant>>,
     txlists: HashMap<B256, HashMap<usize, Instant>>,
+    /// Commitment hash → its tx list's hash, filled before each publish: a commitment that
+    /// arrives by catch-up with its tx list stored alongside announces the tx list only as
+    /// `txlist_available` (no `rawTxListHashes` notification).
+    txlist_of: HashMap<B256, B256>,
 }
 
 type Shared = Arc<Mutex<Observations>>;
@@ -510,6 +519,10 @@ async fn drive(
         let unsigned = builder.next_unsigned(Some(&txlist));
         let signed = builder.sign_next(unsigned);
         let hash = preconfirmation_hash(signed.preconf());
+        observations
+            .lock()
+            .txlist_of
+            .insert(hash, raw_tx_list_hash(&txlist));
         let present: Vec<usize> = fleet.nodes.iter().map(|n| n.index).collect();
         let tx_before = tx_bytes(fleet, publisher);
         let at = Instant::now();
@@ -576,6 +589,32 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let reached_all = regular.iter().all(|&i| reached(&observations.lock(), i));
+    // What is still missing where, for the report (a few, so a failure can be followed up).
+    let missing: Vec<String> = {
+        let guard = observations.lock();
+        let obs: &Observations = &guard;
+        let has = |map: &HashMap<B256, HashMap<usize, Instant>>, hash: &B256, node: usize| {
+            map.get(hash).is_some_and(|m| m.contains_key(&node))
+        };
+        regular
+            .iter()
+            .flat_map(|&node| {
+                published.iter().filter_map(move |p| {
+                    let commitment = has(&obs.commitments, &p.hash, node);
+                    let txlist = has(&obs.txlists, &p.txlist_hash, node);
+                    match (commitment, txlist) {
+                        (true, true) => None,
+                        (false, true) => {
+                            Some(format!("node {node} block {}: commitment", p.number))
+                        }
+                        (true, false) => Some(format!("node {node} block {}: tx list", p.number)),
+                        (false, false) => Some(format!("node {node} block {}: both", p.number)),
+                    }
+                })
+            })
+            .take(MISSING_REPORTED)
+            .collect()
+    };
     let rx_end = data_rx_bytes(fleet, late_index);
     let late_joiner_caught_up = match (&late_client, published.last()) {
         (Some(client), Some(last)) => {
@@ -649,6 +688,7 @@ async fn drive(
         txlist_p50_ms: percentile(&mut txlist_ms.clone(), 0.5),
         txlist_p99_ms: percentile(&mut txlist_ms, 0.99),
         reached_all,
+        missing,
         publisher_bytes_per_txlist,
         publisher_copies: round2(publisher_bytes_per_txlist as f64 / args.txlist_bytes as f64),
         duplicates_per_msg: round2(duplicates_per_msg),
@@ -751,12 +791,28 @@ async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<Ws
                     continue;
                 };
                 let mut obs = observations.lock();
-                let map = if is_txlist {
-                    &mut obs.txlists
-                } else {
-                    &mut obs.commitments
-                };
-                map.entry(hash).or_default().entry(index).or_insert(at);
+                if is_txlist {
+                    obs.txlists
+                        .entry(hash)
+                        .or_default()
+                        .entry(index)
+                        .or_insert(at);
+                    continue;
+                }
+                obs.commitments
+                    .entry(hash)
+                    .or_default()
+                    .entry(index)
+                    .or_insert(at);
+                if note["txlist_available"] == Value::Bool(true) {
+                    if let Some(txlist) = obs.txlist_of.get(&hash).copied() {
+                        obs.txlists
+                            .entry(txlist)
+                            .or_default()
+                            .entry(index)
+                            .or_insert(at);
+                    }
+                }
             }
         });
     }
