@@ -79,9 +79,18 @@ pub fn mesh_config_builder(g: &GossipConfig, max_transmit_size: usize) -> gossip
         .flood_publish(g.flood_publish)
         .idontwant_on_publish(g.idontwant_on_publish)
         .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
-        // gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
-        .mesh_outbound_min((g.mesh_n / 2).min(g.mesh_n_low.saturating_sub(1)));
+        .mesh_outbound_min(mesh_outbound_min(g.mesh_n, g.mesh_n_low));
     builder
+}
+
+/// gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
+fn mesh_outbound_min(mesh_n: usize, mesh_n_low: usize) -> usize {
+    (mesh_n / 2).min(mesh_n_low.saturating_sub(1))
+}
+
+/// Whether `0 < low <= n <= high`.
+fn mesh_degrees_valid(n: usize, low: usize, high: usize) -> bool {
+    low > 0 && low <= n && n <= high
 }
 
 /// The gossipsub config of a node: mesh presets, the frame cap
@@ -92,13 +101,10 @@ pub fn gossipsub_config(
     topics: &Topics,
 ) -> Result<gossipsub::Config, NetError> {
     let g = &config.gossip;
-    if g.mesh_n_low == 0 || g.mesh_n_high < g.mesh_n || g.mesh_n < g.mesh_n_low {
+    if !mesh_degrees_valid(g.mesh_n, g.mesh_n_low, g.mesh_n_high) {
         return Err(NetError::Config("invalid gossip mesh parameters".into()));
     }
-    if g.txlist_mesh_n_low == 0
-        || g.txlist_mesh_n_high < g.txlist_mesh_n
-        || g.txlist_mesh_n < g.txlist_mesh_n_low
-    {
+    if !mesh_degrees_valid(g.txlist_mesh_n, g.txlist_mesh_n_low, g.txlist_mesh_n_high) {
         return Err(NetError::Config(
             "invalid tx-list mesh parameters (need 0 < txlist_mesh_n_low <= txlist_mesh_n <= \
              txlist_mesh_n_high)"
@@ -112,7 +118,7 @@ pub fn gossipsub_config(
         .mesh_n_low_for_topic(g.txlist_mesh_n_low, txlists.clone())
         .mesh_n_high_for_topic(g.txlist_mesh_n_high, txlists.clone())
         .mesh_outbound_min_for_topic(
-            (g.txlist_mesh_n / 2).min(g.txlist_mesh_n_low.saturating_sub(1)),
+            mesh_outbound_min(g.txlist_mesh_n, g.txlist_mesh_n_low),
             txlists,
         );
     for kind in GossipTopicKind::ALL {

@@ -15,7 +15,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::schedule::unix_ms;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -107,12 +109,6 @@ struct UiState {
     context: NodeContext,
     recent: Arc<Mutex<Recent>>,
     shutdown: CancellationToken,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn push_bounded<T>(queue: &mut VecDeque<T>, item: T) {

@@ -15,7 +15,7 @@
 pub mod catchup;
 pub mod memory;
 pub mod propagation;
-mod util;
+pub(crate) mod util;
 pub mod validate;
 
 use clap::{Args, Subcommand};

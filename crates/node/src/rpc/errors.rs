@@ -72,7 +72,8 @@ pub(super) fn storage_error(e: impl std::fmt::Display) -> ErrorObjectOwned {
     error(INTERNAL, format!("storage: {e}"), None::<()>)
 }
 
-pub(super) fn to_hex(bytes: &[u8]) -> String {
+/// `0x`-prefixed lowercase hex.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 

@@ -72,6 +72,7 @@ use crate::node::NodeContext;
 use crate::rpc_auth::{self, RpcAuth};
 
 mod errors;
+pub(crate) use errors::to_hex;
 mod methods;
 mod subscriptions;
 

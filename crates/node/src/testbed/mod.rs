@@ -42,6 +42,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::bench::util as bench_util;
 use crate::error::NodeError;
 use crate::rpc;
 use fleet::Fleet;
@@ -371,6 +372,18 @@ struct Observations {
     txlist_of: HashMap<B256, B256>,
 }
 
+impl Observations {
+    /// When `node` accepted commitment `hash`.
+    fn commitment_at(&self, hash: &B256, node: usize) -> Option<Instant> {
+        self.commitments.get(hash)?.get(&node).copied()
+    }
+
+    /// When `node` stored tx list `hash`.
+    fn txlist_at(&self, hash: &B256, node: usize) -> Option<Instant> {
+        self.txlists.get(hash)?.get(&node).copied()
+    }
+}
+
 type Shared = Arc<Mutex<Observations>>;
 
 /// One block as published.
@@ -480,7 +493,7 @@ async fn drive(
     for b in 0..args.blocks {
         fleet.check_alive()?;
         // Wait for the next slot boundary, then build on the slot of now.
-        let now_ms = unix_ms();
+        let now_ms = crate::schedule::unix_ms();
         let slot_ms = args.slot_secs * 1000;
         let next = (now_ms / slot_ms + 1) * slot_ms;
         tokio::time::sleep(Duration::from_millis(next - now_ms)).await;
@@ -505,11 +518,10 @@ async fn drive(
         // parent, as its sidecar would.
         if let Some(parent) = published.last().map(|p| p.hash) {
             let deadline = Instant::now() + slot_duration / 2;
-            while !observations
+            while observations
                 .lock()
-                .commitments
-                .get(&parent)
-                .is_some_and(|m| m.contains_key(&publisher))
+                .commitment_at(&parent, publisher)
+                .is_none()
                 && Instant::now() < deadline
             {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -519,17 +531,15 @@ async fn drive(
         let unsigned = builder.next_unsigned(Some(&txlist));
         let signed = builder.sign_next(unsigned);
         let hash = preconfirmation_hash(signed.preconf());
-        observations
-            .lock()
-            .txlist_of
-            .insert(hash, raw_tx_list_hash(&txlist));
+        let txlist_hash = raw_tx_list_hash(&txlist);
+        observations.lock().txlist_of.insert(hash, txlist_hash);
         let present: Vec<usize> = fleet.nodes.iter().map(|n| n.index).collect();
         let tx_before = tx_bytes(fleet, publisher);
         let at = Instant::now();
         let result: Result<Value, _> = clients[publisher]
             .request(
                 rpc::PUBLISH_COMMITMENT,
-                rpc_params![hex_of(&signed.to_ssz()), hex_of(&txlist)],
+                rpc_params![rpc::to_hex(&signed.to_ssz()), rpc::to_hex(&txlist)],
             )
             .await;
         match result {
@@ -543,7 +553,7 @@ async fn drive(
                 published.push(Published {
                     number: builder.next_number() - 1,
                     hash,
-                    txlist_hash: raw_tx_list_hash(&txlist),
+                    txlist_hash,
                     publisher,
                     at,
                     present,
@@ -567,21 +577,16 @@ async fn drive(
 
     // Convergence: every node that ran holds every commitment and tx list.
     let deadline = Instant::now() + timeout;
-    let all_nodes: Vec<usize> = fleet.nodes.iter().map(|n| n.index).collect();
     let reached = |obs: &Observations, node: usize| {
         published.iter().all(|p| {
-            obs.commitments
-                .get(&p.hash)
-                .is_some_and(|m| m.contains_key(&node))
-                && obs
-                    .txlists
-                    .get(&p.txlist_hash)
-                    .is_some_and(|m| m.contains_key(&node))
+            obs.commitment_at(&p.hash, node).is_some()
+                && obs.txlist_at(&p.txlist_hash, node).is_some()
         })
     };
-    let regular: Vec<usize> = all_nodes
+    let regular: Vec<usize> = fleet
+        .nodes
         .iter()
-        .copied()
+        .map(|n| n.index)
         .filter(|i| Some(*i) != late_index)
         .collect();
     while !regular.iter().all(|&i| reached(&observations.lock(), i)) && Instant::now() < deadline {
@@ -593,15 +598,12 @@ async fn drive(
     let missing: Vec<String> = {
         let guard = observations.lock();
         let obs: &Observations = &guard;
-        let has = |map: &HashMap<B256, HashMap<usize, Instant>>, hash: &B256, node: usize| {
-            map.get(hash).is_some_and(|m| m.contains_key(&node))
-        };
         regular
             .iter()
             .flat_map(|&node| {
                 published.iter().filter_map(move |p| {
-                    let commitment = has(&obs.commitments, &p.hash, node);
-                    let txlist = has(&obs.txlists, &p.txlist_hash, node);
+                    let commitment = obs.commitment_at(&p.hash, node).is_some();
+                    let txlist = obs.txlist_at(&p.txlist_hash, node).is_some();
                     match (commitment, txlist) {
                         (true, true) => None,
                         (false, true) => {
@@ -636,12 +638,12 @@ async fn drive(
                 continue;
             }
             let class = per_class.entry(rates[node]).or_default();
-            if let Some(t) = obs.commitments.get(&p.hash).and_then(|m| m.get(&node)) {
+            if let Some(t) = obs.commitment_at(&p.hash, node) {
                 let ms = t.saturating_duration_since(p.at).as_secs_f64() * 1e3;
                 commitment_ms.push(ms);
                 class.1.push(ms);
             }
-            if let Some(t) = obs.txlists.get(&p.txlist_hash).and_then(|m| m.get(&node)) {
+            if let Some(t) = obs.txlist_at(&p.txlist_hash, node) {
                 let ms = t.saturating_duration_since(p.at).as_secs_f64() * 1e3;
                 txlist_ms.push(ms);
                 class.0.push(ms);
@@ -699,17 +701,6 @@ async fn drive(
         publish_errors,
         elapsed_s: round2(started.elapsed().as_secs_f64()),
     })
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
 }
 
 /// Bytes node `index`'s uplink has sent.
@@ -868,17 +859,14 @@ async fn wait_caught_up(client: &HttpClient, number: u64, txlists: u64, deadline
     }
 }
 
+/// The nearest-rank `p` quantile (0..1) of `values` in ms, to 0.01; sorts them.
 fn percentile(values: &mut [f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
     values.sort_by(f64::total_cmp);
-    let rank = ((values.len() as f64 * p).ceil() as usize).clamp(1, values.len());
-    round2(values[rank - 1])
+    round2(bench_util::percentile(values, p * 100.0))
 }
 
 fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+    bench_util::round(x, 2)
 }
 
 /// The human-readable summary printed before the JSON line.

@@ -65,30 +65,7 @@ fn neighbour(ip: Ipv4Addr, mac: &str, dev: &str) -> String {
 
 /// Runs `lines` with `ip -n NS -batch -`.
 fn ip_batch(ns: &str, lines: &[String]) -> Result<(), NodeError> {
-    use std::io::Write as _;
-    let mut child = Command::new("ip")
-        .args(["-n", ns, "-batch", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| NodeError::Testbed(format!("ip: {e} (the testbed needs iproute2)")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(lines.join("\n").as_bytes())
-            .map_err(|e| NodeError::Testbed(format!("ip -batch: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| NodeError::Testbed(format!("ip -batch: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(NodeError::Testbed(format!(
-            "`ip -n {ns} -batch` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    run("ip", &["-n", ns, "-batch", "-"], Some(&lines.join("\n")))
 }
 
 /// Longest time a packet may wait in a node's uplink queue before tbf drops it: a home
@@ -132,10 +109,8 @@ impl Network {
         network.add_namespace(&sw)?;
         for (bridge, address) in [("br0", None), ("br1", Some(CONTROLLER_IP))] {
             ip(&["-n", &sw, "link", "add", bridge, "type", "bridge"])?;
-            if address.is_some() {
-                ip(&["-n", &sw, "link", "set", bridge, "address", CONTROLLER_MAC])?;
-            }
             if let Some(a) = address {
+                ip(&["-n", &sw, "link", "set", bridge, "address", CONTROLLER_MAC])?;
                 ip(&["-n", &sw, "addr", "add", &format!("{a}/24"), "dev", bridge])?;
             }
             ip(&["-n", &sw, "link", "set", bridge, "up"])?;
@@ -247,7 +222,7 @@ impl Drop for Network {
 /// the rate (at least 16 KiB), queue of [`UPLINK_QUEUE_MS`].
 fn shape(ns: &str, dev: &str, mbit: u32) -> Result<(), NodeError> {
     let burst = (u64::from(mbit) * 1_000_000 / 8 / 100).max(16 * 1024);
-    ip_tc(&[
+    tc(&[
         "-n",
         ns,
         "qdisc",
@@ -332,19 +307,36 @@ fn remove_namespace(name: &str) {
 
 /// Runs `ip ARGS`; its stderr becomes the error.
 fn ip(args: &[&str]) -> Result<(), NodeError> {
-    run("ip", args)
+    run("ip", args, None)
 }
 
 /// Runs `tc ARGS`.
-fn ip_tc(args: &[&str]) -> Result<(), NodeError> {
-    run("tc", args)
+fn tc(args: &[&str]) -> Result<(), NodeError> {
+    run("tc", args, None)
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), NodeError> {
-    let out = Command::new(program)
+/// Runs `program ARGS`, writing `input` to its stdin when given; its stderr becomes the error.
+fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), NodeError> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let failed = |e: std::io::Error| {
+        NodeError::Testbed(format!("{program}: {e} (the testbed needs iproute2)"))
+    };
+    let mut child = Command::new(program)
         .args(args)
-        .output()
-        .map_err(|e| NodeError::Testbed(format!("{program}: {e} (the testbed needs iproute2)")))?;
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(failed)?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).map_err(failed)?;
+    }
+    let out = child.wait_with_output().map_err(failed)?;
     if out.status.success() {
         Ok(())
     } else {
