@@ -164,6 +164,10 @@ pub(crate) struct CatchUpContext {
     /// blocking pool, never on the manager task. Weak, so a task still winding down after the
     /// SDK stopped never keeps the store open (a restart in the same process reopens it).
     pub(crate) storage: std::sync::Weak<dyn SdkStorage>,
+    /// Where the next `get_raw_txlists` batch starts in the list of batch peers: batches go
+    /// round-robin over the peers across pages, so a page of 4 batches over 3 peers does not
+    /// send every page's extra batch to the same first peer (and drain its limits first).
+    pub(crate) batch_rotation: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type Page = Vec<(SignedCommitment, Result<Address, TypesError>)>;
@@ -815,10 +819,16 @@ async fn fetch_batched(
         .map(<[(B256, u64)]>::to_vec)
         .collect();
     let in_flight = (peers.len() * ctx.config.catchup.max_requests_per_peer).max(1);
+    let first = ctx
+        .batch_rotation
+        .fetch_add(chunks.len(), std::sync::atomic::Ordering::Relaxed);
     let results: Vec<BatchedFetch> = stream::iter(chunks.into_iter().enumerate())
         .map(|(i, chunk)| {
-            let peer = peers[i % peers.len()];
+            let peer = batch_peer(peers, first.wrapping_add(i));
             async move {
+                let Some(peer) = peer else {
+                    return (Vec::new(), chunk, Vec::new());
+                };
                 match fetch_batch_from(ctx, peer, &chunk).await {
                     Ok((found, left)) => (found, left, Vec::new()),
                     Err(BatchFailure::Lied) => (Vec::new(), chunk, vec![peer]),
@@ -838,6 +848,12 @@ async fn fetch_batched(
         wrong.extend(w);
     }
     (found, left, wrong)
+}
+
+/// The peer that the `n`-th batch (counted over the whole run, [`CatchUpContext::batch_rotation`])
+/// goes to: round-robin over `peers`.
+fn batch_peer(peers: &[PeerId], n: usize) -> Option<PeerId> {
+    peers.get(n.checked_rem(peers.len())?).copied()
 }
 
 enum BatchFailure {
@@ -1052,6 +1068,26 @@ mod tests {
         );
         drop(held);
         assert!(slots.acquire(busy, kind).await.is_some());
+    }
+
+    #[test]
+    fn batches_go_round_robin_across_pages() {
+        let peers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        // 30 pages of 4 batches each (256 hashes, 64 per batch) over 3 peers.
+        let mut counts = HashMap::new();
+        let mut next = 0usize;
+        for _page in 0..30 {
+            for i in 0..4 {
+                let peer = batch_peer(&peers, next + i).expect("a peer");
+                *counts.entry(peer).or_insert(0) += 1;
+            }
+            next += 4;
+        }
+        for peer in &peers {
+            assert_eq!(counts[peer], 40, "every peer gets a third of the batches");
+        }
+        assert_eq!(batch_peer(&[], 7), None);
+        assert_eq!(batch_peer(&peers, usize::MAX), Some(peers[usize::MAX % 3]));
     }
 
     #[test]

@@ -482,6 +482,7 @@ impl Manager {
             status: self.status.clone(),
             slots: self.slots.clone(),
             storage: Arc::downgrade(&self.storage),
+            batch_rotation: Default::default(),
         }
     }
 
