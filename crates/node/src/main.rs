@@ -11,6 +11,13 @@ use preconf_node::devnet::{self, DevnetArgs};
 use preconf_node::{Node, NodeConfig, NodeError};
 use tracing_subscriber::EnvFilter;
 
+/// The process allocator: jemalloc keeps freed pages for reuse where glibc malloc trims its
+/// heap and pays a page fault (and a page clear) for every regrowth, which cost catch-up
+/// about 7 % of its CPU (BENCHMARKS.md, catch-up).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "preconf-node",

@@ -122,6 +122,15 @@ fn check_catchup_figures(json: &serde_json::Value) {
         "tcp_ratio is txlist_mib_per_s / tcp_copy_mib_per_s in {json}"
     );
     assert!(f("server_cpu_share") >= 0.0, "server_cpu_share in {json}");
+    let mean = (f("limit_before_per_s") + f("limit_after_per_s")) / 2.0;
+    assert!(
+        f("limit_before_per_s") > 0.0 && f("limit_after_per_s") > 0.0,
+        "both limits measured in {json}"
+    );
+    assert!(
+        (f("limit_per_s") - mean).abs() <= 1.0,
+        "limit_per_s is the mean of before and after in {json}"
+    );
     let servers = json["servers"]
         .as_array()
         .unwrap_or_else(|| panic!("servers is a list in {json}"));

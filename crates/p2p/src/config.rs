@@ -125,6 +125,7 @@ impl P2pSdkConfig {
             ("catchup.parallel_pages", self.catchup.parallel_pages),
             ("catchup.write_queue_pages", self.catchup.write_queue_pages),
             ("catchup.write_queue_bytes", self.catchup.write_queue_bytes),
+            ("catchup.write_group_pages", self.catchup.write_group_pages),
             ("catchup.max_attempts", self.catchup.max_attempts),
             ("catchup.parallel_txlists", self.catchup.parallel_txlists),
             (
@@ -295,12 +296,26 @@ pub struct CatchUpConfig {
     /// one sync covers them all), so grouping is what lets the writer keep up: measured with
     /// 256-commitment pages on redb, 11 000 commitments/s written one page per transaction,
     /// 28 000/s sixteen at a time (BENCHMARKS.md, 2026-12-02). The fetch stage waits when the
-    /// queue is full. Default 16.
+    /// queue is full. Twice `write_group_pages`, so the next group fills while one is
+    /// written. Default 32.
     pub write_queue_pages: usize,
     /// Bytes those waiting pages may hold, at most (commitments at their SSZ size plus tx
     /// lists), so a queue of pages with large tx lists stays bounded; a single page larger
     /// than this waits for the queue to empty and is written alone. Default 64 MiB.
     pub write_queue_bytes: usize,
+    /// Pages a transaction that holds only catch-up pages gathers before it is written: the
+    /// writer waits up to `write_group_linger` for more when fewer are queued. The
+    /// commitment and tx-list hash indexes are random-keyed, so every transaction rewrites
+    /// most of their leaf pages whatever it holds; fewer, larger transactions rewrite them
+    /// fewer times (a 100 000-block catch-up: 126 transactions of 1–4 pages each without the
+    /// wait; catch-up of 100 000 blocks at 22 900/s without it, 26 100/s with 16 pages,
+    /// BENCHMARKS.md 2026-12-03). At most `write_queue_pages`. Default 16.
+    pub write_group_pages: usize,
+    /// How long the writer waits for `write_group_pages` catch-up pages at most, so a slow
+    /// catch-up is written as it comes. A gossip or published write never waits, and ends
+    /// the wait for the pages queued with it. Default 100 ms.
+    #[serde(with = "millis")]
+    pub write_group_linger: Duration,
     /// Tx list requests in flight at once. Default 8.
     pub parallel_txlists: usize,
     /// How long after a commitment is accepted without its tx list the node waits for the tx
@@ -347,8 +362,10 @@ impl Default for CatchUpConfig {
             head_peers: 4,
             page_size: MAX_COMMITMENTS_PER_RESPONSE,
             parallel_pages: 8,
-            write_queue_pages: 16,
+            write_queue_pages: 32,
             write_queue_bytes: 64 << 20,
+            write_group_pages: 16,
+            write_group_linger: Duration::from_millis(100),
             parallel_txlists: 8,
             txlist_gossip_grace: Duration::from_secs(4),
             max_requests_per_peer: 2,

@@ -30,7 +30,7 @@ use crate::storage::SdkStorage;
 use crate::types::head_of;
 use crate::types::{HeadSyncStatus, PeerInfo, SdkEvent, SdkStatus};
 use crate::validation::{check_txlist, Validator};
-use crate::writer::Writer;
+use crate::writer::{GroupPolicy, Writer};
 
 /// Capacity of the channel background tasks report back on.
 const INTERNAL_CHANNEL_CAPACITY: usize = 256;
@@ -196,7 +196,11 @@ impl P2pSdk {
             last_head: (0, Instant::now()),
             last_head_check: Instant::now(),
             txlist_due: VecDeque::new(),
-            writer: Writer::spawn(Arc::downgrade(&storage), internal_tx.clone()),
+            writer: Writer::spawn(
+                Arc::downgrade(&storage),
+                internal_tx.clone(),
+                GroupPolicy::from_config(&config.catchup),
+            ),
             durable_waiters: VecDeque::new(),
             core,
             net: net.clone(),

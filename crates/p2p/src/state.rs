@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -234,10 +235,10 @@ impl OrphanTxLists {
 pub struct ChainState {
     head: LocalHead,
     head_window_end: U256,
-    recent: BTreeMap<u64, (SignedCommitment, Address)>,
+    recent: BTreeMap<u64, (Arc<SignedCommitment>, Address)>,
     recent_cap: usize,
-    slot_signers: BoundedMap<(u64, Address), SignedCommitment>,
-    eops: BoundedMap<U256, SignedCommitment>,
+    slot_signers: BoundedMap<(u64, Address), Arc<SignedCommitment>>,
+    eops: BoundedMap<U256, Arc<SignedCommitment>>,
     /// Message ids seen (received or published).
     pub seen: BoundedSet<MessageId>,
     /// Commitments waiting for their parent or schedule.
@@ -303,16 +304,18 @@ impl ChainState {
             timestamp: Some(accepted.timestamp),
         };
         self.head_window_end = preconf.submission_window_end;
+        // One copy shared by the three memories (each would otherwise hold its own ~400 B).
+        let shared = Arc::new(commitment.clone());
         self.recent
-            .insert(accepted.block_number, (commitment.clone(), accepted.signer));
+            .insert(accepted.block_number, (shared.clone(), accepted.signer));
         while self.recent.len() > self.recent_cap {
             self.recent.pop_first();
         }
         self.slot_signers
-            .insert_if_absent((accepted.slot, accepted.signer), commitment.clone());
+            .insert_if_absent((accepted.slot, accepted.signer), shared.clone());
         if preconf.eop {
             self.eops
-                .insert_if_absent(preconf.submission_window_end, commitment.clone());
+                .insert_if_absent(preconf.submission_window_end, shared);
         }
     }
 
@@ -370,15 +373,21 @@ impl ChainView for ChainState {
     }
 
     fn accepted_at(&self, block_number: u64) -> Option<(SignedCommitment, Address)> {
-        self.recent.get(&block_number).cloned()
+        self.recent
+            .get(&block_number)
+            .map(|(commitment, signer)| (SignedCommitment::clone(commitment), *signer))
     }
 
     fn accepted_in_slot(&self, slot: u64, signer: Address) -> Option<SignedCommitment> {
-        self.slot_signers.get(&(slot, signer)).cloned()
+        self.slot_signers
+            .get(&(slot, signer))
+            .map(|c| SignedCommitment::clone(c))
     }
 
     fn eop_for_window(&self, window_end: U256) -> Option<SignedCommitment> {
-        self.eops.get(&window_end).cloned()
+        self.eops
+            .get(&window_end)
+            .map(|c| SignedCommitment::clone(c))
     }
 }
 

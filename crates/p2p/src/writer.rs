@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::sync::Weak;
+use std::time::Duration;
 
 use bytes::Bytes;
 use preconfirmation_types::{SignedCommitment, B256};
@@ -47,6 +48,36 @@ pub(crate) struct WriteJob {
     pub done: Option<oneshot::Sender<Result<PageOutcome, StorageError>>>,
 }
 
+impl WriteJob {
+    /// Whether this is a catch-up page (those hold room in catch-up's write queue).
+    fn is_catchup(&self) -> bool {
+        !self.permits.is_empty()
+    }
+}
+
+/// How the writer groups catch-up pages into transactions (`catchup.write_group_pages`,
+/// `catchup.write_group_linger`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupPolicy {
+    /// Catch-up pages a transaction waits to gather.
+    pub pages: usize,
+    /// How long it waits for them at most.
+    pub linger: Duration,
+}
+
+impl GroupPolicy {
+    /// The policy `config` sets.
+    pub(crate) fn from_config(config: &crate::config::CatchUpConfig) -> Self {
+        Self {
+            pages: config
+                .write_group_pages
+                .min(config.write_queue_pages)
+                .max(1),
+            linger: config.write_group_linger,
+        }
+    }
+}
+
 /// Handle to the writer task; cheap to clone. The task ends when every handle is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
@@ -56,9 +87,13 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer on `storage` (weak: a task winding down never keeps the store open),
     /// reporting to the manager on `internal`.
-    pub(crate) fn spawn(storage: Weak<dyn SdkStorage>, internal: mpsc::Sender<Internal>) -> Self {
+    pub(crate) fn spawn(
+        storage: Weak<dyn SdkStorage>,
+        internal: mpsc::Sender<Internal>,
+        policy: GroupPolicy,
+    ) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(storage, queue, internal));
+        tokio::spawn(run(storage, queue, internal, policy));
         Self { jobs }
     }
 
@@ -75,14 +110,12 @@ async fn run(
     storage: Weak<dyn SdkStorage>,
     mut queue: mpsc::UnboundedReceiver<WriteJob>,
     internal: mpsc::Sender<Internal>,
+    policy: GroupPolicy,
 ) {
     // Writes of this epoch and earlier are not written: one of them failed.
     let mut failed_epoch: Option<u64> = None;
     while let Some(first) = queue.recv().await {
-        let mut group = vec![first];
-        while let Ok(next) = queue.try_recv() {
-            group.push(next);
-        }
+        let group = gather(first, &mut queue, policy).await;
         let (live, dropped): (Vec<_>, Vec<_>) = group
             .into_iter()
             .partition(|job| failed_epoch.is_none_or(|failed| job.epoch > failed));
@@ -150,6 +183,38 @@ async fn run(
     debug!("writer stopped");
 }
 
+/// The next group: `first` and whatever is queued behind it. A group of catch-up pages only
+/// waits (up to `policy.linger`) until it holds `policy.pages`; any other write ends the wait,
+/// as does the queue closing.
+async fn gather(
+    first: WriteJob,
+    queue: &mut mpsc::UnboundedReceiver<WriteJob>,
+    policy: GroupPolicy,
+) -> Vec<WriteJob> {
+    let mut group = vec![first];
+    while let Ok(next) = queue.try_recv() {
+        group.push(next);
+    }
+    let catchup_only = |group: &[WriteJob]| group.iter().all(WriteJob::is_catchup);
+    if !catchup_only(&group) || group.len() >= policy.pages {
+        return group;
+    }
+    let deadline = tokio::time::Instant::now() + policy.linger;
+    while group.len() < policy.pages {
+        match tokio::time::timeout_at(deadline, queue.recv()).await {
+            Ok(Some(next)) => {
+                let catchup = next.is_catchup();
+                group.push(next);
+                if !catchup {
+                    break;
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    group
+}
+
 /// What the writer task does, at once on this thread: writes everything `core` queued in one
 /// transaction and reports each write stored (for [`crate::gossip_path`] and unit tests).
 /// Returns the commitments written.
@@ -197,4 +262,168 @@ fn write_group(
         outcomes.push((present, missing));
     }
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// A job with no content: a catch-up page (holding one permit) or another write.
+    fn job(id: u64, catchup: bool) -> WriteJob {
+        let permits = if catchup {
+            let room = Arc::new(Semaphore::new(1));
+            vec![room
+                .try_acquire_owned()
+                .expect("a fresh semaphore has room")]
+        } else {
+            Vec::new()
+        };
+        WriteJob {
+            write: PageWrite {
+                id,
+                commitments: Vec::new(),
+                txlists: Vec::new(),
+                unresolved: Vec::new(),
+            },
+            epoch: 0,
+            permits,
+            done: None,
+        }
+    }
+
+    fn ids(group: &[WriteJob]) -> Vec<u64> {
+        group.iter().map(|j| j.write.id).collect()
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Sends `jobs` one by one, `gap` apart, keeping the queue open until `hold` after.
+    fn send_later(
+        jobs: Vec<WriteJob>,
+        gap: Duration,
+        hold: Duration,
+    ) -> mpsc::UnboundedReceiver<WriteJob> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            for job in jobs {
+                tokio::time::sleep(gap).await;
+                let _ = tx.send(job);
+            }
+            tokio::time::sleep(hold).await;
+        });
+        rx
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn catchup_pages_wait_for_a_full_group() {
+        let policy = GroupPolicy {
+            pages: 3,
+            linger: HOUR,
+        };
+        let later = vec![job(2, true), job(3, true), job(4, true)];
+        let mut queue = send_later(later, Duration::from_millis(10), HOUR * 2);
+        let group = gather(job(1, true), &mut queue, policy).await;
+        assert_eq!(
+            ids(&group),
+            vec![1, 2, 3],
+            "one transaction for three pages"
+        );
+        let next = gather(queue.recv().await.unwrap(), &mut queue, policy).await;
+        assert_eq!(ids(&next), vec![4], "the linger ran out for the last page");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_linger_bounds_the_wait() {
+        let policy = GroupPolicy {
+            pages: 8,
+            linger: Duration::from_millis(100),
+        };
+        let mut queue = send_later(vec![job(2, true)], HOUR, HOUR);
+        let started = Instant::now();
+        let group = gather(job(1, true), &mut queue, policy).await;
+        assert_eq!(ids(&group), vec![1]);
+        assert_eq!(
+            started.elapsed(),
+            policy.linger,
+            "written when the linger ended"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gossip_write_ends_the_wait() {
+        let policy = GroupPolicy {
+            pages: 8,
+            linger: HOUR,
+        };
+        let later = vec![job(2, true), job(3, false), job(4, true)];
+        let mut queue = send_later(later, Duration::from_millis(10), HOUR * 2);
+        let started = Instant::now();
+        let group = gather(job(1, true), &mut queue, policy).await;
+        assert_eq!(ids(&group), vec![1, 2, 3]);
+        assert!(started.elapsed() < HOUR, "the gossip write did not wait");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gossip_write_never_waits() {
+        let policy = GroupPolicy {
+            pages: 8,
+            linger: HOUR,
+        };
+        let mut queue = send_later(vec![job(2, true)], Duration::from_millis(10), HOUR);
+        let started = Instant::now();
+        let group = gather(job(1, false), &mut queue, policy).await;
+        assert_eq!(ids(&group), vec![1]);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queued_writes_join_without_waiting() {
+        let policy = GroupPolicy {
+            pages: 8,
+            linger: HOUR,
+        };
+        let (tx, mut queue) = mpsc::unbounded_channel();
+        tx.send(job(2, false)).unwrap();
+        tx.send(job(3, true)).unwrap();
+        let started = Instant::now();
+        let group = gather(job(1, true), &mut queue, policy).await;
+        assert_eq!(ids(&group), vec![1, 2, 3]);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_queue_ends_the_wait() {
+        let policy = GroupPolicy {
+            pages: 8,
+            linger: HOUR,
+        };
+        let mut queue = send_later(
+            vec![job(2, true)],
+            Duration::from_millis(10),
+            Duration::ZERO,
+        );
+        let started = Instant::now();
+        let group = gather(job(1, true), &mut queue, policy).await;
+        assert_eq!(ids(&group), vec![1, 2]);
+        assert!(started.elapsed() < HOUR);
+    }
+
+    #[test]
+    fn the_group_is_at_most_the_write_queue() {
+        let mut config = crate::config::CatchUpConfig {
+            write_group_pages: 64,
+            ..Default::default()
+        };
+        assert_eq!(
+            GroupPolicy::from_config(&config).pages,
+            config.write_queue_pages
+        );
+        config.write_group_pages = 0;
+        assert_eq!(GroupPolicy::from_config(&config).pages, 1);
+    }
 }
