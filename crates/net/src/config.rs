@@ -428,9 +428,11 @@ impl ByteRateLimit {
 ///   point reads plus copying what is served: ≈ 0.3 ms per batch, ≈ 15 ms/s at 51.2
 ///   batches/s, plus ≈ 15 ms/s for the 6.4 MiB/s the byte budget lets through. One peer at
 ///   every limit thus costs a serving node ≲ 5 % of one core.
-/// - **Measured** (`bench catchup --defaults`, BENCHMARKS.md, serving node row): three
-///   serving nodes feeding one catching-up node at its full speed each spent 2–5 % of one
-///   core and sent 1–3 MiB/s.
+/// - **Measured** (`bench catchup --defaults`, BENCHMARKS.md, serving node column,
+///   2026-12-03): three serving nodes feeding one catching-up node at its full speed
+///   (≈ 25 000 blocks/s) each spent 4–5 % of one core and sent ≈ 5 MiB/s with 256 B tx lists;
+///   with 64 KiB tx lists 5–9 % and 12 MiB/s over a 9 s catch-up, most of it the 64 MiB
+///   burst, after which the byte budget holds each at 6.4 MiB/s.
 ///
 /// Read with `#[serde(default)]`: a config file may set any subset of the protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
