@@ -413,6 +413,156 @@ mod tests {
         assert!(started.elapsed() < HOUR);
     }
 
+    #[tokio::test]
+    async fn submit_says_when_the_writer_stopped() {
+        let storage: Arc<dyn SdkStorage> = Arc::new(crate::storage::MemoryStorage::default());
+        let (internal, _reports) = mpsc::channel(8);
+        let policy = GroupPolicy {
+            pages: 1,
+            linger: Duration::ZERO,
+        };
+        let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy);
+        drop(storage); // the SDK stopped: the writer ends at its next job
+        assert!(writer.submit(job(1, false)), "queued while the task runs");
+        let stopped = tokio::time::timeout(Duration::from_secs(10), async {
+            while writer.submit(job(2, false)) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "submit returns false once the writer ended"
+        );
+    }
+
+    /// Memory storage whose writes fail while `fail` is set (a full disk).
+    #[derive(Default)]
+    struct FlakyStorage {
+        inner: crate::storage::MemoryStorage,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl FlakyStorage {
+        fn check(&self) -> Result<(), StorageError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StorageError::Backend("disk full".into()));
+            }
+            Ok(())
+        }
+    }
+
+    impl SdkStorage for FlakyStorage {
+        fn put_commitments(&self, c: &[SignedCommitment]) -> Result<(), StorageError> {
+            self.check()?;
+            self.inner.put_commitments(c)
+        }
+        fn put_txlist(&self, hash: B256, number: u64, txlist: Bytes) -> Result<(), StorageError> {
+            self.check()?;
+            self.inner.put_txlist(hash, number, txlist)
+        }
+        fn commitment_by_number(&self, n: u64) -> Result<Option<SignedCommitment>, StorageError> {
+            self.inner.commitment_by_number(n)
+        }
+        fn commitment_by_hash(&self, h: &B256) -> Result<Option<SignedCommitment>, StorageError> {
+            self.inner.commitment_by_hash(h)
+        }
+        fn commitments_from(
+            &self,
+            start: u64,
+            max: usize,
+        ) -> Result<Vec<SignedCommitment>, StorageError> {
+            self.inner.commitments_from(start, max)
+        }
+        fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
+            self.inner.txlist(hash)
+        }
+        fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
+            self.inner.head()
+        }
+        fn prune_below(&self, n: u64) -> Result<u64, StorageError> {
+            self.inner.prune_below(n)
+        }
+        fn stats(&self) -> Result<crate::storage::StorageStats, StorageError> {
+            self.inner.stats()
+        }
+    }
+
+    /// A job storing one tx list `hash` for block 1, in `epoch`, with its outcome wanted.
+    fn txlist_job(
+        id: u64,
+        epoch: u64,
+        hash: B256,
+    ) -> (
+        WriteJob,
+        oneshot::Receiver<Result<PageOutcome, StorageError>>,
+    ) {
+        let (done, outcome) = oneshot::channel();
+        let mut job = job(id, false);
+        job.epoch = epoch;
+        job.write.txlists = vec![(hash, 1, Bytes::from_static(b"txs"))];
+        job.done = Some(done);
+        (job, outcome)
+    }
+
+    async fn next_stored(reports: &mut mpsc::Receiver<Internal>) -> (u64, bool) {
+        let wait = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match reports.recv().await {
+                    Some(Internal::Stored { id, outcome }) => return (id, outcome.is_ok()),
+                    Some(_) => continue,
+                    None => panic!("the writer stopped"),
+                }
+            }
+        });
+        wait.await.expect("a Stored report within 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_drops_its_epoch_and_later_epochs_are_written() {
+        let flaky = Arc::new(FlakyStorage::default());
+        flaky.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let storage: Arc<dyn SdkStorage> = flaky.clone();
+        let (internal, mut reports) = mpsc::channel(8);
+        let policy = GroupPolicy {
+            pages: 1,
+            linger: Duration::ZERO,
+        };
+        let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy);
+        let (a, b, c) = (
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            B256::repeat_byte(3),
+        );
+
+        let (job_a, outcome_a) = txlist_job(1, 0, a);
+        assert!(writer.submit(job_a));
+        assert_eq!(
+            next_stored(&mut reports).await,
+            (1, false),
+            "the failure is reported"
+        );
+        assert!(outcome_a.await.unwrap().is_err());
+        flaky.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+
+        // Same epoch as the failed write: dropped, even though the disk is back.
+        let (job_b, outcome_b) = txlist_job(2, 0, b);
+        assert!(writer.submit(job_b));
+        let dropped = tokio::time::timeout(Duration::from_secs(10), outcome_b).await;
+        assert!(dropped.expect("an outcome within 10 s").unwrap().is_err());
+        // The next epoch (the core rebuilt from storage): written and reported.
+        let (job_c, outcome_c) = txlist_job(3, 1, c);
+        assert!(writer.submit(job_c));
+        assert_eq!(next_stored(&mut reports).await, (3, true));
+        assert!(outcome_c.await.unwrap().is_ok());
+        assert!(storage.txlist(&c).unwrap().is_some(), "epoch 1 stored");
+        assert!(
+            storage.txlist(&b).unwrap().is_none(),
+            "epoch 0 after the failure dropped"
+        );
+        assert!(storage.txlist(&a).unwrap().is_none());
+    }
+
     #[test]
     fn the_group_is_at_most_the_write_queue() {
         let mut config = crate::config::CatchUpConfig {
