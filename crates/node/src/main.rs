@@ -11,9 +11,9 @@ use preconf_node::devnet::{self, DevnetArgs};
 use preconf_node::{Node, NodeConfig, NodeError};
 use tracing_subscriber::EnvFilter;
 
-/// The process allocator: jemalloc keeps freed pages for reuse where glibc malloc trims its
-/// heap and pays a page fault (and a page clear) for every regrowth, which cost catch-up
-/// about 7 % of its CPU (BENCHMARKS.md, catch-up).
+/// The process allocator: jemalloc, as reth and Lighthouse use. Under glibc malloc, clearing
+/// freshly faulted pages took 7.4 % of a catch-up's CPU samples; with jemalloc 2.4 %
+/// (BENCHMARKS.md, catch-up, 2026-12-03).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adversary::*;
-use bytes::Bytes;
-use p2p::testkit::ChainBuilder;
-use p2p::{SdkStorage, StorageError, StorageStats};
+use p2p::testkit::{ChainBuilder, DiskFull};
+use p2p::SdkStorage;
 use preconf_node::node::StorageLayer;
 use preconf_node::Node;
-use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage, B256};
+use preconfirmation_types::{GossipTopicKind, WireMessage};
 
 fn builder() -> ChainBuilder {
     ChainBuilder::in_the_past(common::chain(), 3, 4, 2000)
@@ -24,60 +23,6 @@ fn builder() -> ChainBuilder {
 async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
-}
-
-/// A store whose writes fail while `full` is set, like redb on a full volume.
-struct DiskFull {
-    inner: Arc<dyn SdkStorage>,
-    full: Arc<AtomicBool>,
-}
-
-impl DiskFull {
-    fn check(&self) -> Result<(), StorageError> {
-        if self.full.load(Ordering::SeqCst) {
-            return Err(StorageError::Backend(
-                "No space left on device (os error 28)".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl SdkStorage for DiskFull {
-    fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), StorageError> {
-        self.check()?;
-        self.inner.put_commitments(commitments)
-    }
-    fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError> {
-        self.check()?;
-        self.inner.put_txlist(hash, block_number, txlist)
-    }
-    fn commitment_by_number(&self, n: u64) -> Result<Option<SignedCommitment>, StorageError> {
-        self.inner.commitment_by_number(n)
-    }
-    fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError> {
-        self.inner.commitment_by_hash(hash)
-    }
-    fn commitments_from(
-        &self,
-        start: u64,
-        max: usize,
-    ) -> Result<Vec<SignedCommitment>, StorageError> {
-        self.inner.commitments_from(start, max)
-    }
-    fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
-        self.inner.txlist(hash)
-    }
-    fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
-        self.inner.head()
-    }
-    fn prune_below(&self, n: u64) -> Result<u64, StorageError> {
-        self.check()?;
-        self.inner.prune_below(n)
-    }
-    fn stats(&self) -> Result<StorageStats, StorageError> {
-        self.inner.stats()
-    }
 }
 
 /// Waits until `/health` answers `status`; returns the body.

@@ -213,3 +213,71 @@ pub fn deterministic_txlist(seed: u64, len: usize) -> Vec<u8> {
     }
     out
 }
+
+/// A store whose writes (`put_*`, `prune_below`) fail while `full` is set, as redb does on a
+/// full volume; reads go through. For fault tests of the writer and the node.
+pub struct DiskFull {
+    /// The store underneath.
+    pub inner: Arc<dyn crate::SdkStorage>,
+    /// Set: every write fails with "No space left on device".
+    pub full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DiskFull {
+    fn check(&self) -> Result<(), crate::StorageError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::StorageError::Backend(
+                "No space left on device (os error 28)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl crate::SdkStorage for DiskFull {
+    fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), crate::StorageError> {
+        self.check()?;
+        self.inner.put_commitments(commitments)
+    }
+    fn put_txlist(
+        &self,
+        hash: B256,
+        block_number: u64,
+        txlist: bytes::Bytes,
+    ) -> Result<(), crate::StorageError> {
+        self.check()?;
+        self.inner.put_txlist(hash, block_number, txlist)
+    }
+    fn commitment_by_number(
+        &self,
+        n: u64,
+    ) -> Result<Option<SignedCommitment>, crate::StorageError> {
+        self.inner.commitment_by_number(n)
+    }
+    fn commitment_by_hash(
+        &self,
+        hash: &B256,
+    ) -> Result<Option<SignedCommitment>, crate::StorageError> {
+        self.inner.commitment_by_hash(hash)
+    }
+    fn commitments_from(
+        &self,
+        start: u64,
+        max: usize,
+    ) -> Result<Vec<SignedCommitment>, crate::StorageError> {
+        self.inner.commitments_from(start, max)
+    }
+    fn txlist(&self, hash: &B256) -> Result<Option<bytes::Bytes>, crate::StorageError> {
+        self.inner.txlist(hash)
+    }
+    fn head(&self) -> Result<Option<SignedCommitment>, crate::StorageError> {
+        self.inner.head()
+    }
+    fn prune_below(&self, n: u64) -> Result<u64, crate::StorageError> {
+        self.check()?;
+        self.inner.prune_below(n)
+    }
+    fn stats(&self) -> Result<crate::StorageStats, crate::StorageError> {
+        self.inner.stats()
+    }
+}

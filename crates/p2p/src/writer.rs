@@ -195,8 +195,7 @@ async fn gather(
     while let Ok(next) = queue.try_recv() {
         group.push(next);
     }
-    let catchup_only = |group: &[WriteJob]| group.iter().all(WriteJob::is_catchup);
-    if !catchup_only(&group) || group.len() >= policy.pages {
+    if group.len() >= policy.pages || !group.iter().all(WriteJob::is_catchup) {
         return group;
     }
     let deadline = tokio::time::Instant::now() + policy.linger;
@@ -266,12 +265,15 @@ fn write_group(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
     use tokio::sync::Semaphore;
     use tokio::time::Instant;
 
     use super::*;
+    use crate::storage::MemoryStorage;
+    use crate::testkit::DiskFull;
 
     /// A job with no content: a catch-up page (holding one permit) or another write.
     fn job(id: u64, catchup: bool) -> WriteJob {
@@ -302,6 +304,10 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
+    fn policy(pages: usize, linger: Duration) -> GroupPolicy {
+        GroupPolicy { pages, linger }
+    }
+
     /// Sends `jobs` one by one, `gap` apart, keeping the queue open until `hold` after.
     fn send_later(
         jobs: Vec<WriteJob>,
@@ -321,10 +327,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn catchup_pages_wait_for_a_full_group() {
-        let policy = GroupPolicy {
-            pages: 3,
-            linger: HOUR,
-        };
+        let policy = policy(3, HOUR);
         let later = vec![job(2, true), job(3, true), job(4, true)];
         let mut queue = send_later(later, Duration::from_millis(10), HOUR * 2);
         let group = gather(job(1, true), &mut queue, policy).await;
@@ -339,10 +342,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_linger_bounds_the_wait() {
-        let policy = GroupPolicy {
-            pages: 8,
-            linger: Duration::from_millis(100),
-        };
+        let policy = policy(8, Duration::from_millis(100));
         let mut queue = send_later(vec![job(2, true)], HOUR, HOUR);
         let started = Instant::now();
         let group = gather(job(1, true), &mut queue, policy).await;
@@ -356,10 +356,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_gossip_write_ends_the_wait() {
-        let policy = GroupPolicy {
-            pages: 8,
-            linger: HOUR,
-        };
+        let policy = policy(8, HOUR);
         let later = vec![job(2, true), job(3, false), job(4, true)];
         let mut queue = send_later(later, Duration::from_millis(10), HOUR * 2);
         let started = Instant::now();
@@ -370,10 +367,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_gossip_write_never_waits() {
-        let policy = GroupPolicy {
-            pages: 8,
-            linger: HOUR,
-        };
+        let policy = policy(8, HOUR);
         let mut queue = send_later(vec![job(2, true)], Duration::from_millis(10), HOUR);
         let started = Instant::now();
         let group = gather(job(1, false), &mut queue, policy).await;
@@ -383,10 +377,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn queued_writes_join_without_waiting() {
-        let policy = GroupPolicy {
-            pages: 8,
-            linger: HOUR,
-        };
+        let policy = policy(8, HOUR);
         let (tx, mut queue) = mpsc::unbounded_channel();
         tx.send(job(2, false)).unwrap();
         tx.send(job(3, true)).unwrap();
@@ -398,10 +389,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_closed_queue_ends_the_wait() {
-        let policy = GroupPolicy {
-            pages: 8,
-            linger: HOUR,
-        };
+        let policy = policy(8, HOUR);
         let mut queue = send_later(
             vec![job(2, true)],
             Duration::from_millis(10),
@@ -415,12 +403,9 @@ mod tests {
 
     #[tokio::test]
     async fn submit_says_when_the_writer_stopped() {
-        let storage: Arc<dyn SdkStorage> = Arc::new(crate::storage::MemoryStorage::default());
+        let storage: Arc<dyn SdkStorage> = Arc::new(MemoryStorage::default());
         let (internal, _reports) = mpsc::channel(8);
-        let policy = GroupPolicy {
-            pages: 1,
-            linger: Duration::ZERO,
-        };
+        let policy = policy(1, Duration::ZERO);
         let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy);
         drop(storage); // the SDK stopped: the writer ends at its next job
         assert!(writer.submit(job(1, false)), "queued while the task runs");
@@ -434,58 +419,6 @@ mod tests {
             stopped.is_ok(),
             "submit returns false once the writer ended"
         );
-    }
-
-    /// Memory storage whose writes fail while `fail` is set (a full disk).
-    #[derive(Default)]
-    struct FlakyStorage {
-        inner: crate::storage::MemoryStorage,
-        fail: std::sync::atomic::AtomicBool,
-    }
-
-    impl FlakyStorage {
-        fn check(&self) -> Result<(), StorageError> {
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StorageError::Backend("disk full".into()));
-            }
-            Ok(())
-        }
-    }
-
-    impl SdkStorage for FlakyStorage {
-        fn put_commitments(&self, c: &[SignedCommitment]) -> Result<(), StorageError> {
-            self.check()?;
-            self.inner.put_commitments(c)
-        }
-        fn put_txlist(&self, hash: B256, number: u64, txlist: Bytes) -> Result<(), StorageError> {
-            self.check()?;
-            self.inner.put_txlist(hash, number, txlist)
-        }
-        fn commitment_by_number(&self, n: u64) -> Result<Option<SignedCommitment>, StorageError> {
-            self.inner.commitment_by_number(n)
-        }
-        fn commitment_by_hash(&self, h: &B256) -> Result<Option<SignedCommitment>, StorageError> {
-            self.inner.commitment_by_hash(h)
-        }
-        fn commitments_from(
-            &self,
-            start: u64,
-            max: usize,
-        ) -> Result<Vec<SignedCommitment>, StorageError> {
-            self.inner.commitments_from(start, max)
-        }
-        fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
-            self.inner.txlist(hash)
-        }
-        fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
-            self.inner.head()
-        }
-        fn prune_below(&self, n: u64) -> Result<u64, StorageError> {
-            self.inner.prune_below(n)
-        }
-        fn stats(&self) -> Result<crate::storage::StorageStats, StorageError> {
-            self.inner.stats()
-        }
     }
 
     /// A job storing one tx list `hash` for block 1, in `epoch`, with its outcome wanted.
@@ -520,14 +453,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_drops_its_epoch_and_later_epochs_are_written() {
-        let flaky = Arc::new(FlakyStorage::default());
-        flaky.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-        let storage: Arc<dyn SdkStorage> = flaky.clone();
+        let full = Arc::new(AtomicBool::new(true));
+        let storage: Arc<dyn SdkStorage> = Arc::new(DiskFull {
+            inner: Arc::new(MemoryStorage::default()),
+            full: full.clone(),
+        });
         let (internal, mut reports) = mpsc::channel(8);
-        let policy = GroupPolicy {
-            pages: 1,
-            linger: Duration::ZERO,
-        };
+        let policy = policy(1, Duration::ZERO);
         let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy);
         let (a, b, c) = (
             B256::repeat_byte(1),
@@ -543,7 +475,7 @@ mod tests {
             "the failure is reported"
         );
         assert!(outcome_a.await.unwrap().is_err());
-        flaky.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        full.store(false, Ordering::SeqCst);
 
         // Same epoch as the failed write: dropped, even though the disk is back.
         let (job_b, outcome_b) = txlist_job(2, 0, b);
