@@ -2,7 +2,7 @@
 //! accepted commitments (for equivocation checks), EOP hand-offs, seen message ids, the pending
 //! buffer and tx lists waiting for their commitment. All of it is bounded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -245,9 +245,8 @@ pub struct ChainState {
     pub pending: PendingBuffer,
     /// Tx lists waiting for a commitment.
     pub orphans: OrphanTxLists,
-    /// Accepted commitments whose tx list is missing: hash → block number.
-    awaiting_txlists: HashMap<B256, u64>,
-    awaiting_cap: usize,
+    /// Accepted commitments whose tx list is missing.
+    awaiting_txlists: AwaitedTxLists,
 }
 
 impl ChainState {
@@ -275,8 +274,7 @@ impl ChainState {
                 config.orphan_txlists.max_bytes,
                 config.orphan_txlists.max_bytes_per_peer,
             ),
-            awaiting_txlists: HashMap::new(),
-            awaiting_cap: config.dedupe.slot_signers.max(1),
+            awaiting_txlists: AwaitedTxLists::new(config.dedupe.slot_signers),
         }
     }
 
@@ -327,19 +325,9 @@ impl ChainState {
         }
     }
 
-    /// Notes that the tx list `hash` of block `number` is missing; `false` if that many are
-    /// already missing (the oldest is then forgotten).
+    /// Notes that the tx list `hash` of block `number` is missing; when `dedupe.slot_signers`
+    /// are already missing, the one of the lowest block number is forgotten.
     pub fn await_txlist(&mut self, hash: B256, number: u64) {
-        if self.awaiting_txlists.len() >= self.awaiting_cap {
-            if let Some(oldest) = self
-                .awaiting_txlists
-                .iter()
-                .min_by_key(|(_, n)| **n)
-                .map(|(h, _)| *h)
-            {
-                self.awaiting_txlists.remove(&oldest);
-            }
-        }
         self.awaiting_txlists.insert(hash, number);
     }
 
@@ -350,12 +338,13 @@ impl ChainState {
 
     /// Whether tx list `hash` is awaited.
     pub fn is_awaited(&self, hash: &B256) -> bool {
-        self.awaiting_txlists.contains_key(hash)
+        self.awaiting_txlists.by_hash.contains_key(hash)
     }
 
     /// Missing tx lists: (hash, block number).
     pub fn awaited(&self) -> Vec<(B256, u64)> {
         self.awaiting_txlists
+            .by_hash
             .iter()
             .map(|(h, n)| (*h, *n))
             .collect()
@@ -363,7 +352,47 @@ impl ChainState {
 
     /// Number of missing tx lists.
     pub fn awaited_len(&self) -> usize {
-        self.awaiting_txlists.len()
+        self.awaiting_txlists.by_hash.len()
+    }
+}
+
+/// Tx lists that accepted commitments reference and this node does not have: hash → block
+/// number, at most `cap` of them; when full, the one of the lowest block number is forgotten.
+/// Indexed both ways so that forgetting the oldest costs O(log n), not a scan: a peer that
+/// never sends tx lists fills it, and every further commitment would pay for the scan.
+#[derive(Debug)]
+struct AwaitedTxLists {
+    by_hash: HashMap<B256, u64>,
+    by_number: BTreeSet<(u64, B256)>,
+    cap: usize,
+}
+
+impl AwaitedTxLists {
+    fn new(cap: usize) -> Self {
+        Self {
+            by_hash: HashMap::new(),
+            by_number: BTreeSet::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn insert(&mut self, hash: B256, number: u64) {
+        if let Some(previous) = self.by_hash.insert(hash, number) {
+            self.by_number.remove(&(previous, hash));
+        }
+        self.by_number.insert((number, hash));
+        while self.by_hash.len() > self.cap {
+            let Some((_, oldest)) = self.by_number.pop_first() else {
+                break;
+            };
+            self.by_hash.remove(&oldest);
+        }
+    }
+
+    fn remove(&mut self, hash: &B256) -> Option<u64> {
+        let number = self.by_hash.remove(hash)?;
+        self.by_number.remove(&(number, *hash));
+        Some(number)
     }
 }
 
@@ -408,6 +437,37 @@ mod tests {
             .into_iter()
             .map(|(id, _, v)| (id.0[0], v))
             .collect()
+    }
+
+    #[test]
+    fn awaited_tx_lists_forget_the_lowest_block_when_full() {
+        let mut awaited = AwaitedTxLists::new(3);
+        for (byte, number) in [(1u8, 12u64), (2, 10), (3, 11)] {
+            awaited.insert(B256::repeat_byte(byte), number);
+        }
+        awaited.insert(B256::repeat_byte(4), 13);
+        assert_eq!(awaited.by_hash.len(), 3);
+        assert!(
+            !awaited.by_hash.contains_key(&B256::repeat_byte(2)),
+            "block 10 forgotten"
+        );
+        // Awaited again for a newer block: one entry, at the new number.
+        awaited.insert(B256::repeat_byte(3), 14);
+        assert_eq!(awaited.by_hash.len(), 3);
+        awaited.insert(B256::repeat_byte(5), 15);
+        assert!(
+            !awaited.by_hash.contains_key(&B256::repeat_byte(1)),
+            "block 12 forgotten"
+        );
+        assert_eq!(awaited.remove(&B256::repeat_byte(3)), Some(14));
+        assert_eq!(awaited.remove(&B256::repeat_byte(3)), None);
+        assert_eq!(
+            awaited.by_number.len(),
+            awaited.by_hash.len(),
+            "indexes agree"
+        );
+        let left: Vec<_> = awaited.by_number.iter().map(|(n, _)| *n).collect();
+        assert_eq!(left, vec![13, 15]);
     }
 
     #[test]
