@@ -212,6 +212,11 @@ impl NetworkEvents {
     pub async fn recv(&mut self) -> Option<NetworkEvent> {
         self.rx.recv().await
     }
+
+    /// The next event if one is queued now, without waiting (`None` also once shut down).
+    pub fn try_recv(&mut self) -> Option<NetworkEvent> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl futures::Stream for NetworkEvents {

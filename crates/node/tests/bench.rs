@@ -55,6 +55,23 @@ fn validate_prints_its_keys() {
     assert_eq!(json["count"], 200);
 }
 
+/// `--threads N`: the SDK's batches had their signers recovered on the pool (the bench fails
+/// unless every commitment was accepted), with sane rates.
+#[test]
+fn validate_with_threads_recovers_on_the_pool() {
+    let json = run_bench(
+        &["validate", "--count", "200", "--threads", "2", "--json"],
+        &["per_s", "baseline_per_s", "ratio", "parallel_chunks"],
+    );
+    assert_eq!(json["threads"], 2);
+    assert!(json["per_s"].as_f64() > Some(0.0), "{json}");
+    assert!(json["baseline_per_s"].as_f64() > Some(0.0), "{json}");
+    assert!(
+        json["parallel_chunks"].as_u64() > Some(0),
+        "chunks recovered on the pool: {json}"
+    );
+}
+
 /// Both networks delivered everything, the SDK ran on redb with the rounds interleaved, and
 /// the figures are sane: positive, and bare gossipsub (no validation, no disk) no slower than
 /// the SDK.

@@ -2,9 +2,16 @@
 //!
 //! Both evict the oldest insertion once `capacity` is exceeded, so a flood of distinct keys can
 //! never grow them without bound.
+//!
+//! Their hash tables use foldhash, seeded at random per table: several look-ups per gossiped
+//! message, and SipHash (std's default) cost more than the rest of the dedupe together. The
+//! random seed keeps a peer from choosing keys that collide.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::VecDeque;
 use std::hash::Hash;
+
+use foldhash::{HashMap, HashSet};
 
 /// A set that forgets its oldest member beyond `capacity`.
 #[derive(Debug)]
@@ -18,7 +25,7 @@ impl<K: Eq + Hash + Clone> BoundedSet<K> {
     /// An empty set holding at most `capacity` (at least 1) keys.
     pub fn new(capacity: usize) -> Self {
         Self {
-            members: HashSet::new(),
+            members: HashSet::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
         }
@@ -66,7 +73,7 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
     /// An empty map holding at most `capacity` (at least 1) entries.
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
         }
@@ -74,10 +81,12 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
 
     /// Inserts `value` under `key` unless present; returns the value already there.
     pub fn insert_if_absent(&mut self, key: K, value: V) -> Option<&V> {
-        if self.entries.contains_key(&key) {
-            return self.entries.get(&key);
+        match self.entries.entry(key.clone()) {
+            Entry::Occupied(_) => return self.entries.get(&key),
+            Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
         }
-        self.entries.insert(key.clone(), value);
         self.order.push_back(key);
         while self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {

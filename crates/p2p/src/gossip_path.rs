@@ -11,11 +11,12 @@
 use std::sync::Arc;
 
 use libp2p::PeerId;
-use preconfirmation_net::{GossipVerdict, MessageId as GossipMessageId};
+use preconfirmation_net::GossipVerdict;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::P2pSdkConfig;
 use crate::error::Result;
+use crate::gossip_batch::GossipBatch;
 use crate::handlers::Core;
 use crate::lookahead::Lookahead;
 use crate::storage::SdkStorage;
@@ -27,7 +28,7 @@ pub struct GossipPath {
     core: Core,
     storage: Arc<dyn SdkStorage>,
     peer: PeerId,
-    sequence: u64,
+    parallel_chunks: u64,
     // Kept so events have a receiver; never read.
     _events: broadcast::Receiver<SdkEvent>,
 }
@@ -67,20 +68,46 @@ impl GossipPath {
             core,
             storage,
             peer: PeerId::random(),
-            sequence: 0,
+            parallel_chunks: 0,
             _events: receiver,
         })
     }
 
     /// One gossiped `SignedCommitment` (its SSZ bytes): the verdict gossipsub would get now
     /// (`None`: held while the commitment is pending).
+    ///
+    /// The message id is computed as gossipsub computes it on delivery
+    /// ([`preconfirmation_net::message_id`]), and counts in the caller's timing.
     pub fn commitment(&mut self, ssz: &[u8]) -> Option<GossipVerdict> {
-        self.sequence += 1;
-        let id = GossipMessageId::new(&self.sequence.to_be_bytes());
+        let id = preconfirmation_net::message_id(ssz);
         let verdict = self.core.on_gossip_commitment(self.peer, id, ssz);
         // What the manager does next; effects that need a network are dropped here.
         let _ = self.core.take_effects();
         verdict
+    }
+
+    /// Gossiped commitments that arrived together, as the manager takes a batch: chunks of
+    /// `gossip_validation.chunk`, one chunk's signers recovered on the current rayon pool
+    /// (once it holds `gossip_validation.parallel_from` new messages) while the previous one
+    /// is checked and applied in order on this thread. The verdicts, in order.
+    pub fn commitments(&mut self, batch: &[Vec<u8>]) -> Vec<Option<GossipVerdict>> {
+        let messages = batch
+            .iter()
+            .map(|ssz| (self.peer, preconfirmation_net::message_id(ssz), ssz.clone()))
+            .collect();
+        let mut verdicts = Vec::with_capacity(batch.len());
+        let mut staged = GossipBatch::start(&mut self.core, messages);
+        while let Some(commitment) = staged.next() {
+            verdicts.push(self.core.finish_gossip_commitment(commitment));
+            let _ = self.core.take_effects();
+        }
+        self.parallel_chunks += staged.parallel_chunks();
+        verdicts
+    }
+
+    /// Chunks whose signers were recovered on the pool so far.
+    pub fn parallel_chunks(&self) -> u64 {
+        self.parallel_chunks
     }
 
     /// The in-memory head (ahead of storage until the writes are flushed).

@@ -116,7 +116,8 @@ struct DurableHead {
 /// The single-writer core of the SDK.
 pub(crate) struct Core {
     config: Arc<P2pSdkConfig>,
-    validator: Validator,
+    /// Shared with the batches that recover signers on the rayon pool.
+    validator: Arc<Validator>,
     state: ChainState,
     storage: Arc<dyn SdkStorage>,
     events: broadcast::Sender<SdkEvent>,
@@ -163,7 +164,7 @@ impl Core {
         }
         let core = Self {
             config,
-            validator,
+            validator: Arc::new(validator),
             state,
             storage,
             events,
@@ -178,6 +179,10 @@ impl Core {
         };
         core.publish_status();
         Ok(core)
+    }
+
+    pub(crate) fn config(&self) -> &P2pSdkConfig {
+        &self.config
     }
 
     pub(crate) fn validator(&self) -> &Validator {
@@ -288,24 +293,66 @@ impl Core {
         message_id: GossipMessageId,
         data: &[u8],
     ) -> Option<GossipVerdict> {
+        let staged = self.stage_gossip_commitment(peer, message_id, data, unix_now());
+        self.finish_gossip_commitment(staged)
+    }
+
+    /// Records a gossiped commitment's message id as seen: `true` if it is new.
+    pub(crate) fn see_gossip_commitment(
+        &mut self,
+        message_id: &GossipMessageId,
+        data: &[u8],
+    ) -> bool {
+        !self.see(MessageId::from_gossip(
+            GossipTopicKind::Commitments,
+            &message_id.0,
+            data,
+        ))
+    }
+
+    /// The validator, for work off the manager's thread.
+    pub(crate) fn shared_validator(&self) -> Arc<Validator> {
+        self.validator.clone()
+    }
+
+    /// One gossiped commitment's first stage, on this thread: the dedupe look-up, then
+    /// [`stateless_stage`].
+    fn stage_gossip_commitment(
+        &mut self,
+        peer: PeerId,
+        message_id: GossipMessageId,
+        data: &[u8],
+        now: u64,
+    ) -> StagedCommitment {
+        let fresh = self.see_gossip_commitment(&message_id, data);
+        StagedCommitment::new(&self.validator, peer, message_id, data, fresh, now)
+    }
+
+    /// The second stage of a gossiped commitment, against the chain state, in arrival order:
+    /// the verdict for gossipsub, `None` while it is held pending (see
+    /// [`Self::on_gossip_commitment`]).
+    pub(crate) fn finish_gossip_commitment(
+        &mut self,
+        staged: StagedCommitment,
+    ) -> Option<GossipVerdict> {
         let topic = GossipTopicKind::Commitments;
-        if self.see(MessageId::new(topic, data)) {
-            metrics::gossip_received(topic, RejectReason::Duplicate.label());
-            return Some(GossipVerdict::Ignore);
-        }
-        let signed = match self.validator.decode_commitment(data) {
-            Ok(signed) => signed,
+        let StagedCommitment {
+            peer,
+            message_id,
+            stage,
+        } = staged;
+        let (signed, signer) = match stage {
+            Ok(recovered) => recovered,
             Err(reason) => {
                 metrics::gossip_received(topic, reason.label());
-                metrics::validation_failure(reason.label());
-                return Some(GossipVerdict::Reject);
+                if matches!(reason, RejectReason::Malformed(_)) {
+                    metrics::validation_failure(reason.label());
+                    return Some(GossipVerdict::Reject);
+                }
+                // A duplicate, or a window that already ended: no penalty.
+                return Some(GossipVerdict::Ignore);
             }
         };
-        if let Err(reason) = self.validator.check_window_not_ended(&signed, unix_now()) {
-            metrics::gossip_received(topic, reason.label());
-            return Some(GossipVerdict::Ignore);
-        }
-        let signer = self.validator.recover_signer(&signed);
         let held = HeldVerdict {
             message_id,
             peer,
@@ -913,6 +960,55 @@ fn verdict(outcome: &ValidationOutcome) -> GossipVerdict {
     }
 }
 
+/// A gossiped commitment after the first stage (the dedupe look-up and [`stateless_stage`]):
+/// decoded with its signer recovered, or why it stopped (a duplicate, malformed bytes, a
+/// window that already ended).
+pub(crate) struct StagedCommitment {
+    pub(crate) peer: PeerId,
+    pub(crate) message_id: GossipMessageId,
+    stage: std::result::Result<
+        (SignedCommitment, std::result::Result<Address, TypesError>),
+        RejectReason,
+    >,
+}
+
+impl StagedCommitment {
+    /// `data`'s first stage; a message already seen (`fresh` false) is not decoded.
+    pub(crate) fn new(
+        validator: &Validator,
+        peer: PeerId,
+        message_id: GossipMessageId,
+        data: &[u8],
+        fresh: bool,
+        now: u64,
+    ) -> Self {
+        let stage = if fresh {
+            stateless_stage(validator, data, now)
+        } else {
+            Err(RejectReason::Duplicate)
+        };
+        Self {
+            peer,
+            message_id,
+            stage,
+        }
+    }
+}
+
+/// The work on a gossiped commitment that needs no chain state: capped decode, the lower time
+/// bound (checked before the costly recovery), signer recovery.
+fn stateless_stage(
+    validator: &Validator,
+    data: &[u8],
+    now: u64,
+) -> std::result::Result<(SignedCommitment, std::result::Result<Address, TypesError>), RejectReason>
+{
+    let signed = validator.decode_commitment(data)?;
+    validator.check_window_not_ended(&signed, now)?;
+    let signer = validator.recover_signer(&signed);
+    Ok((signed, signer))
+}
+
 #[cfg(test)]
 mod tests {
     use preconfirmation_types::{Address, ChainSpec, WireMessage};
@@ -970,6 +1066,52 @@ mod tests {
     fn flush_writes(h: &mut Harness) {
         crate::writer::write_queued_now(&mut h.core, h.storage.as_ref())
             .expect("memory storage writes");
+    }
+
+    /// A batch as the manager takes it: ids as gossipsub computes them, staged by
+    /// [`crate::gossip_batch::GossipBatch`] (signers of full chunks recovered on the pool),
+    /// finished in order. Each message gets the verdict it would get alone, in arrival order:
+    /// an out-of-order child waits for its parent inside the batch, a duplicate in the batch
+    /// and malformed bytes are caught, and the later chunks see the earlier chunks' heads.
+    #[test]
+    fn a_batch_keeps_arrival_order_and_each_message_s_verdict() {
+        let mut h = harness();
+        let blocks: Vec<Vec<u8>> = (0..40)
+            .map(|i| h.builder.next_block(Some(vec![i; 8])).commitment.to_ssz())
+            .collect();
+        let mut batch: Vec<Vec<u8>> = vec![blocks[1].clone(), blocks[0].clone()];
+        batch.push(blocks[0].clone()); // the same message again
+        batch.push(vec![0xde, 0xad]); // malformed
+        batch.extend(blocks[2..].iter().cloned());
+        let p = peer();
+        let messages = batch
+            .iter()
+            .map(|b| (p, preconfirmation_net::message_id(b), b.clone()))
+            .collect();
+        let mut staged = crate::gossip_batch::GossipBatch::start(&mut h.core, messages);
+        let mut verdicts = Vec::new();
+        let mut released = Vec::new();
+        while let Some(commitment) = staged.next() {
+            verdicts.push(h.core.finish_gossip_commitment(commitment));
+            released.extend(h.core.take_effects().into_iter().filter_map(|e| match e {
+                Effect::PendingVerdict { verdict, .. } => Some(verdict),
+                _ => None,
+            }));
+        }
+        assert!(
+            staged.parallel_chunks() >= 2,
+            "the full chunks were recovered on the pool"
+        );
+        let mut expected = vec![
+            None,                        // block 2: parent unknown, held
+            Some(GossipVerdict::Accept), // block 1
+            Some(GossipVerdict::Ignore), // block 1 again
+            Some(GossipVerdict::Reject), // malformed
+        ];
+        expected.extend(std::iter::repeat_n(Some(GossipVerdict::Accept), 38));
+        assert_eq!(verdicts, expected);
+        assert_eq!(released, vec![GossipVerdict::Accept], "block 2 forwarded");
+        assert_eq!(h.core.head(), 40);
     }
 
     #[test]

@@ -73,6 +73,7 @@ mod catchup;
 pub mod config;
 pub mod dedupe;
 pub mod error;
+mod gossip_batch;
 pub mod gossip_path;
 mod handlers;
 pub mod lookahead;

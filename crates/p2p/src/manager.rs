@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libp2p::PeerId;
 use preconfirmation_net::{
-    MessageId as NetMessageId, NetError, NetworkEvent, NetworkEvents, P2pService,
+    GossipVerdict, MessageId as NetMessageId, NetError, NetworkEvent, NetworkEvents, P2pService,
 };
 use preconfirmation_types::{
     GossipTopicKind, RawTxListGossip, SignedCommitment, WireMessage, B256,
@@ -24,6 +24,7 @@ use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
 use crate::error::StorageError;
 use crate::error::{P2pSdkError, Result};
+use crate::gossip_batch::{GossipBatch, GossipCommitment};
 use crate::handlers::{Core, Effect};
 use crate::metrics;
 use crate::server::serve_inbound;
@@ -114,7 +115,7 @@ impl Manager {
                 }
                 event = net_events.recv() => match event {
                     Some(event) => {
-                        self.on_network_event(event);
+                        self.on_network_events(event, &mut net_events);
                         Flow::Continue
                     }
                     None => Flow::Stop(None),
@@ -310,6 +311,73 @@ impl Manager {
         }
     }
 
+    /// `first` and, when it is a gossiped commitment, the gossiped commitments queued right
+    /// behind it (up to `gossip_validation.batch_max`), validated as one batch
+    /// ([`Core::stage_gossip_commitments`]); the first other event taken from the queue is
+    /// handled after the batch, so events keep their order.
+    fn on_network_events(&mut self, first: NetworkEvent, queued: &mut NetworkEvents) {
+        let batch_max = self.config.gossip_validation.batch_max;
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            match event {
+                NetworkEvent::Gossip {
+                    peer,
+                    topic: GossipTopicKind::Commitments,
+                    message_id,
+                    data,
+                } if batch_max > 1 => {
+                    batch.push((peer, message_id, data));
+                    if batch.len() < batch_max {
+                        next = queued.try_recv();
+                    }
+                }
+                other => {
+                    self.on_gossip_commitments(std::mem::take(&mut batch));
+                    self.on_network_event(other);
+                }
+            }
+        }
+        self.on_gossip_commitments(batch);
+    }
+
+    /// Gossiped commitments that arrived together, in order (see [`Self::on_network_events`]).
+    fn on_gossip_commitments(&mut self, batch: Vec<GossipCommitment>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut batch = GossipBatch::start(&mut self.core, batch);
+        while let Some(staged) = batch.next() {
+            let (peer, message_id) = (staged.peer, staged.message_id.clone());
+            let verdict = self.core.finish_gossip_commitment(staged);
+            self.after_gossip(peer, message_id, verdict);
+        }
+    }
+
+    /// Reports a gossip message's verdict and runs the effects its handling left.
+    fn after_gossip(
+        &mut self,
+        peer: PeerId,
+        message_id: NetMessageId,
+        verdict: Option<GossipVerdict>,
+    ) {
+        // Verdicts this message released: a held tx list its commitment references goes
+        // first, so the tx list is forwarded ahead of its commitment as §6 publishes; pending
+        // children it unlocked go after it.
+        let (children, effects): (Vec<_>, Vec<_>) = self
+            .core
+            .take_effects()
+            .into_iter()
+            .partition(|e| matches!(e, Effect::PendingVerdict { .. }));
+        self.run_effects_list(effects);
+        // None: held (a tx list waiting for its commitment, a pending commitment); its
+        // verdict comes as an effect.
+        if let Some(verdict) = verdict {
+            self.report(message_id, peer, verdict);
+        }
+        self.run_effects_list(children);
+    }
+
     fn on_network_event(&mut self, event: NetworkEvent) {
         match event {
             NetworkEvent::Gossip {
@@ -327,21 +395,7 @@ impl Manager {
                         self.core.on_gossip_txlist(peer, message_id.clone(), &data)
                     }
                 };
-                // Verdicts this message released: a held tx list its commitment references
-                // goes first, so the tx list is forwarded ahead of its commitment as §6
-                // publishes; pending children it unlocked go after it.
-                let (children, effects): (Vec<_>, Vec<_>) = self
-                    .core
-                    .take_effects()
-                    .into_iter()
-                    .partition(|e| matches!(e, Effect::PendingVerdict { .. }));
-                self.run_effects_list(effects);
-                // None: held (a tx list waiting for its commitment, a pending commitment);
-                // its verdict comes as an effect.
-                if let Some(verdict) = verdict {
-                    self.report(message_id, peer, verdict);
-                }
-                self.run_effects_list(children);
+                self.after_gossip(peer, message_id, verdict);
             }
             NetworkEvent::InboundRequest(request) => {
                 let storage = self.storage.clone();

@@ -28,6 +28,9 @@ use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
 /// `p2p_gossip_received_total`.
 pub const GOSSIP_RECEIVED: &str = "p2p_gossip_received_total";
+/// `p2p_gossip_commitment_batches_total{recovery}`: batches of gossiped commitments the
+/// manager validated together, by whether their signers were recovered in parallel.
+pub const GOSSIP_BATCHES: &str = "p2p_gossip_commitment_batches_total";
 /// `p2p_gossip_publish_total`.
 pub const GOSSIP_PUBLISH: &str = "p2p_gossip_publish_total";
 /// `p2p_reqresp_requests_total`.
@@ -95,6 +98,11 @@ pub(crate) fn txlist_verdict_released(verdict: preconfirmation_net::GossipVerdic
 
 pub(crate) fn gossip_received(topic: GossipTopicKind, outcome: &'static str) {
     counter!(GOSSIP_RECEIVED, "topic" => topic.label(), "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn gossip_batch(parallel: bool) {
+    let recovery = if parallel { "parallel" } else { "inline" };
+    counter!(GOSSIP_BATCHES, "recovery" => recovery).increment(1);
 }
 
 pub(crate) fn gossip_published(topic: GossipTopicKind, outcome: &'static str) {

@@ -362,7 +362,7 @@ impl ChainState {
 /// never sends tx lists fills it, and every further commitment would pay for the scan.
 #[derive(Debug)]
 struct AwaitedTxLists {
-    by_hash: HashMap<B256, u64>,
+    by_hash: foldhash::HashMap<B256, u64>,
     by_number: BTreeSet<(u64, B256)>,
     cap: usize,
 }
@@ -370,7 +370,7 @@ struct AwaitedTxLists {
 impl AwaitedTxLists {
     fn new(cap: usize) -> Self {
         Self {
-            by_hash: HashMap::new(),
+            by_hash: foldhash::HashMap::default(),
             by_number: BTreeSet::new(),
             cap: cap.max(1),
         }

@@ -3,26 +3,42 @@
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use preconfirmation_types::reexports::alloy_primitives::Keccak256;
-use preconfirmation_types::GossipTopicKind;
+use preconfirmation_types::{gossip_message_id, GossipTopicKind, MESSAGE_ID_LEN};
 pub use preconfirmation_types::{
     Address, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetRawTxListRequest,
     GetRawTxListResponse, PreconfCommitment, PreconfHead, Preconfirmation, RawTxListGossip,
     SignedCommitment, B256, U256,
 };
 
-/// Dedupe key of a gossip payload: `keccak256(topic label ‖ payload)` (§7 "stable message id
-/// from topic + payload hash").
+/// Dedupe key of a gossip payload: its topic and its gossip message id (§7, the first 20 bytes
+/// of a domain-separated sha256 of the payload: [`preconfirmation_types::gossip_message_id`]).
+/// It is the id gossipsub computes for the same bytes, so a gossiped message is not hashed a
+/// second time and a payload this node published is known by the id its peers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(pub B256);
+pub struct MessageId {
+    /// The topic it came on.
+    pub topic: GossipTopicKind,
+    /// Its gossip message id.
+    pub id: [u8; MESSAGE_ID_LEN],
+}
 
 impl MessageId {
     /// The id of `payload` on `topic`.
     pub fn new(topic: GossipTopicKind, payload: &[u8]) -> Self {
-        let mut hasher = Keccak256::new();
-        hasher.update(topic.label().as_bytes());
-        hasher.update(payload);
-        Self(hasher.finalize())
+        Self {
+            topic,
+            id: gossip_message_id(payload),
+        }
+    }
+
+    /// The id of `payload`, which gossipsub delivered on `topic` under `gossip_id` (computed by
+    /// this node's gossipsub from the payload, never taken from the sender). An id of another
+    /// length than §7's is not trusted to be one: the payload is hashed instead.
+    pub fn from_gossip(topic: GossipTopicKind, gossip_id: &[u8], payload: &[u8]) -> Self {
+        match <[u8; MESSAGE_ID_LEN]>::try_from(gossip_id) {
+            Ok(id) => Self { topic, id },
+            Err(_) => Self::new(topic, payload),
+        }
     }
 }
 

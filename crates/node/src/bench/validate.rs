@@ -1,5 +1,5 @@
-//! `bench validate`: the SDK's gossip validation of pre-signed commitments, one core, against
-//! bare libsecp256k1 ecrecover of the same signatures.
+//! `bench validate`: the SDK's gossip validation of pre-signed commitments against bare
+//! libsecp256k1 ecrecover of the same signatures, on one core or (`--threads N`) on N.
 //!
 //! The SDK path per message is the SDK core's own gossip path ([`p2p::gossip_path`]), up to
 //! the verdict gossipsub gets: message-id dedupe, capped SSZ decode, signing hash, signature
@@ -10,6 +10,13 @@
 //! `RecoverableSignature::from_compact` + `recover_ecdsa` on the precomputed digests: the
 //! elliptic-curve work no implementation can avoid. Both run on one thread; each is repeated
 //! [`REPEATS`] times interleaved and the best run counts, which damps noise from other load.
+//!
+//! With `--threads N` (N > 1) the SDK takes the messages as its manager takes a burst: in
+//! batches of `gossip_validation.batch_max` ([`GossipPath::commitments`]), one chunk's signers
+//! recovered on a rayon pool of N threads while the previous chunk is checked and applied in
+//! order on the caller's thread (N + 1 threads on N cores, as in a node: the pool has a thread
+//! per core beside the manager's). The baseline is N threads each recovering an equal share
+//! of the digests.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,8 +36,9 @@ use super::{failed, Report};
 use crate::error::NodeError;
 use crate::redb_store::RedbStore;
 
-/// Interleaved repetitions of each measurement; the best counts.
-pub const REPEATS: usize = 3;
+/// Interleaved repetitions of each measurement; the best counts. Seven: on this project's
+/// 2-core VM the N-thread baseline moved by a third between runs seconds apart.
+pub const REPEATS: usize = 7;
 
 /// Preconfers rotating in the generated chain.
 pub const PRECONFERS: u32 = 4;
@@ -44,7 +52,16 @@ pub struct ValidateArgs {
     /// Pre-signed commitments validated per run.
     #[arg(long, default_value_t = 20_000)]
     pub count: usize,
+    /// Threads: 1 measures one core; N > 1 measures batches with parallel recovery against N
+    /// threads of bare ecrecover.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
+
+/// Target ratio on one core (issue 16).
+pub const TARGET_ONE_CORE: f64 = 0.9;
+/// Target ratio on N cores (issue 16).
+pub const TARGET_N_CORES: f64 = 0.8;
 
 /// The bench chain spec.
 pub(crate) fn bench_chain() -> ChainSpec {
@@ -53,18 +70,28 @@ pub(crate) fn bench_chain() -> ChainSpec {
 
 /// Runs the bench.
 pub async fn run(args: ValidateArgs) -> Result<Report, NodeError> {
-    if args.count == 0 {
-        return Err(NodeError::Config {
-            key: "bench.validate.count".into(),
-            reason: "must be positive".into(),
-        });
+    for (key, value) in [("count", args.count), ("threads", args.threads)] {
+        if value == 0 {
+            return Err(NodeError::Config {
+                key: format!("bench.validate.{key}"),
+                reason: "must be positive".into(),
+            });
+        }
     }
-    tokio::task::spawn_blocking(move || measure(args.count))
+    tokio::task::spawn_blocking(move || measure(args.count, args.threads))
         .await
         .map_err(|e| failed("validate", e))?
 }
 
-fn measure(count: usize) -> Result<Report, NodeError> {
+fn measure(count: usize, threads: usize) -> Result<Report, NodeError> {
+    if threads > 1 {
+        // The SDK recovers a batch's signers on the global rayon pool, as in a node (where it
+        // has a thread per core): here it gets exactly `threads`.
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| failed("validate", e))?;
+    }
     let chain = bench_chain();
     let mut builder = ChainBuilder::in_the_past(chain, PRECONFERS, 1, count as u64 + 1);
     let blocks = signed_chain(&mut builder, count, 64);
@@ -86,35 +113,58 @@ fn measure(count: usize) -> Result<Report, NodeError> {
 
     let mut best_sdk = f64::INFINITY;
     let mut best_base = f64::INFINITY;
+    let mut parallel_chunks = 0;
     for _ in 0..REPEATS {
-        best_base = best_base.min(baseline(&digests)?);
-        best_sdk = best_sdk.min(sdk_path(&config, lookahead.clone(), &wire)?);
+        best_base = best_base.min(baseline(&digests, threads)?);
+        let (elapsed, parallel) = if threads == 1 {
+            (sdk_path(&config, lookahead.clone(), &wire)?, 0)
+        } else {
+            sdk_batches(&config, lookahead.clone(), &wire)?
+        };
+        best_sdk = best_sdk.min(elapsed);
+        parallel_chunks = parallel;
     }
     let per_s = count as f64 / best_sdk;
     let baseline_per_s = count as f64 / best_base;
     let ratio = per_s / baseline_per_s;
+    let target = if threads == 1 {
+        TARGET_ONE_CORE
+    } else {
+        TARGET_N_CORES
+    };
     let mut report = Report::default();
     report.figure(
         "per_s",
-        "SDK validations per second, one core",
+        &format!("SDK validations per second, {threads} thread(s)"),
         round(per_s, 0),
     );
     report.figure(
         "baseline_per_s",
-        "bare ecrecover per second, one core",
+        &format!("bare ecrecover per second, {threads} thread(s)"),
         round(baseline_per_s, 0),
     );
-    report.figure("ratio", "ratio (target >= 0.85)", round(ratio, 3));
+    report.figure(
+        "ratio",
+        &format!("ratio (target >= {target})"),
+        round(ratio, 3),
+    );
     report.figure("count", "commitments per run", count);
+    report.figure("threads", "threads", threads);
     report.extra("sdk_us_per_msg", round(best_sdk * 1e6 / count as f64, 2));
     report.extra(
         "baseline_us_per_msg",
         round(best_base * 1e6 / count as f64, 2),
     );
-    report.extra("target_met", ratio >= 0.85);
-    let stages = breakdown(&config, lookahead, &wire)?;
-    for (name, secs) in stages {
-        report.extra(name, round(secs * 1e6 / count as f64, 2));
+    report.extra("target_met", ratio >= target);
+    if threads == 1 {
+        let stages = breakdown(&config, lookahead, &wire)?;
+        for (name, secs) in stages {
+            report.extra(name, round(secs * 1e6 / count as f64, 2));
+        }
+    } else {
+        report.extra("batch_max", config.gossip_validation.batch_max);
+        report.extra("chunk", config.gossip_validation.chunk);
+        report.extra("parallel_chunks", parallel_chunks);
     }
     Ok(report)
 }
@@ -165,9 +215,27 @@ fn breakdown(
     ])
 }
 
-/// Seconds for bare ecrecover of every digest.
-fn baseline(digests: &[(B256, [u8; 65])]) -> Result<f64, NodeError> {
+/// Seconds (wall clock) for bare ecrecover of every digest, on `threads` threads that each
+/// take an equal share.
+fn baseline(digests: &[(B256, [u8; 65])], threads: usize) -> Result<f64, NodeError> {
+    let share = digests.len().div_ceil(threads);
     let started = Instant::now();
+    let ok: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = digests
+            .chunks(share)
+            .map(|chunk| scope.spawn(move || recover_all(chunk)))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    if ok != digests.len() {
+        return Err(failed("validate", "baseline recovery failed"));
+    }
+    Ok(elapsed)
+}
+
+/// Bare ecrecover of each digest; how many recovered.
+fn recover_all(digests: &[(B256, [u8; 65])]) -> usize {
     let mut ok = 0usize;
     for (digest, sig) in digests {
         let id = if sig[64] == 0 {
@@ -179,11 +247,7 @@ fn baseline(digests: &[(B256, [u8; 65])]) -> Result<f64, NodeError> {
             .and_then(|s| s.recover_ecdsa(Message::from_digest(digest.0)));
         ok += usize::from(recovered.is_ok());
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    if ok != digests.len() {
-        return Err(failed("validate", "baseline recovery failed"));
-    }
-    Ok(elapsed)
+    ok
 }
 
 /// Seconds for the SDK's own gossip path ([`p2p::gossip_path::GossipPath`], the code the
@@ -217,6 +281,41 @@ fn sdk_path(
         path.flush_writes().map_err(|e| failed("validate", e))?;
     }
     Ok(elapsed)
+}
+
+/// Seconds for the SDK's gossip path over every wire message taken in batches of
+/// `gossip_validation.batch_max` ([`GossipPath::commitments`], signers recovered on the
+/// global rayon pool), and how many chunks were recovered on the pool. Writes flushed as in
+/// [`sdk_path`].
+fn sdk_batches(
+    config: &P2pSdkConfig,
+    lookahead: Arc<dyn p2p::Lookahead>,
+    wire: &[Vec<u8>],
+) -> Result<(f64, u64), NodeError> {
+    let data_dir = tempfile::Builder::new()
+        .prefix("preconf-bench-validate-")
+        .tempdir()
+        .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+    let storage = Arc::new(RedbStore::open(data_dir.path(), config.chain.limits)?);
+    let mut path =
+        GossipPath::new(config.clone(), storage, lookahead).map_err(|e| failed("validate", e))?;
+    let batch = config.gossip_validation.batch_max;
+    let mut elapsed = 0.0;
+    for stretch in wire.chunks(FLUSH_EVERY.max(batch)) {
+        let started = Instant::now();
+        for chunk in stretch.chunks(batch) {
+            let verdicts = path.commitments(chunk);
+            if verdicts.iter().any(|v| *v != Some(GossipVerdict::Accept)) {
+                return Err(failed(
+                    "validate",
+                    format!("not accepted at head {}", path.head()),
+                ));
+            }
+        }
+        elapsed += started.elapsed().as_secs_f64();
+        path.flush_writes().map_err(|e| failed("validate", e))?;
+    }
+    Ok((elapsed, path.parallel_chunks()))
 }
 
 /// Messages between two (untimed) flushes of the durable writes.
