@@ -13,11 +13,11 @@
 //! validated at once, as it always was.
 
 use std::collections::VecDeque;
-use std::sync::mpsc;
 use std::sync::Arc;
 
 use libp2p::PeerId;
 use preconfirmation_net::MessageId as GossipMessageId;
+use tokio::sync::oneshot;
 
 use crate::handlers::{Core, StagedCommitment};
 use crate::metrics;
@@ -33,7 +33,7 @@ pub(crate) type GossipCommitment = (PeerId, GossipMessageId, Vec<u8>);
 /// A chunk's first stage: done on the caller's thread, or running on the pool.
 enum Stage {
     Done(Vec<StagedCommitment>),
-    Pool(mpsc::Receiver<Vec<StagedCommitment>>),
+    Pool(oneshot::Receiver<Vec<StagedCommitment>>),
 }
 
 /// One batch in flight; [`GossipBatch::next`] yields its staged commitments in arrival order.
@@ -84,8 +84,10 @@ impl GossipBatch {
     }
 
     /// The next staged commitment, in arrival order; `None` when the batch is done. Taking a
-    /// chunk's results starts the next chunk first, so it runs while the caller works.
-    pub(crate) fn next(&mut self) -> Option<StagedCommitment> {
+    /// chunk's results starts the next chunk first, so it runs while the caller works. A
+    /// chunk still on the pool is awaited, not blocked on: the caller's thread (a tokio
+    /// worker, in a node) runs other tasks meanwhile.
+    pub(crate) async fn next(&mut self) -> Option<StagedCommitment> {
         loop {
             if let Some(staged) = self.ready.pop_front() {
                 return Some(staged);
@@ -94,7 +96,7 @@ impl GossipBatch {
                 Stage::Done(staged) => staged,
                 // The job sends before it ends; a panic on the pool aborts the process
                 // (rayon's default), so no chunk is lost silently.
-                Stage::Pool(results) => results.recv().unwrap_or_default(),
+                Stage::Pool(results) => results.await.unwrap_or_default(),
             };
             self.start_next();
             self.ready.extend(staged);
@@ -119,7 +121,7 @@ impl GossipBatch {
         metrics::gossip_batch(parallel);
         self.running.push_back(if parallel {
             self.parallel_chunks += 1;
-            let (results, receiver) = mpsc::sync_channel(1);
+            let (results, receiver) = oneshot::channel();
             rayon::spawn(move || {
                 use rayon::prelude::*;
                 let staged = chunk.into_par_iter().map(stage).collect();

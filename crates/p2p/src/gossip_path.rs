@@ -97,7 +97,7 @@ impl GossipPath {
             .collect();
         let mut verdicts = Vec::with_capacity(batch.len());
         let mut staged = GossipBatch::start(&mut self.core, messages);
-        while let Some(commitment) = staged.next() {
+        while let Some(commitment) = futures::executor::block_on(staged.next()) {
             verdicts.push(self.core.finish_gossip_commitment(commitment));
             let _ = self.core.take_effects();
         }

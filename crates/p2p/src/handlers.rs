@@ -1091,7 +1091,7 @@ mod tests {
         let mut staged = crate::gossip_batch::GossipBatch::start(&mut h.core, messages);
         let mut verdicts = Vec::new();
         let mut released = Vec::new();
-        while let Some(commitment) = staged.next() {
+        while let Some(commitment) = futures::executor::block_on(staged.next()) {
             verdicts.push(h.core.finish_gossip_commitment(commitment));
             released.extend(h.core.take_effects().into_iter().filter_map(|e| match e {
                 Effect::PendingVerdict { verdict, .. } => Some(verdict),

@@ -115,7 +115,7 @@ impl Manager {
                 }
                 event = net_events.recv() => match event {
                     Some(event) => {
-                        self.on_network_events(event, &mut net_events);
+                        self.on_network_events(event, &mut net_events).await;
                         Flow::Continue
                     }
                     None => Flow::Stop(None),
@@ -315,7 +315,7 @@ impl Manager {
     /// behind it (up to `gossip_validation.batch_max`), validated as one batch
     /// ([`Core::stage_gossip_commitments`]); the first other event taken from the queue is
     /// handled after the batch, so events keep their order.
-    fn on_network_events(&mut self, first: NetworkEvent, queued: &mut NetworkEvents) {
+    async fn on_network_events(&mut self, first: NetworkEvent, queued: &mut NetworkEvents) {
         let batch_max = self.config.gossip_validation.batch_max;
         let mut batch = Vec::new();
         let mut next = Some(first);
@@ -333,21 +333,21 @@ impl Manager {
                     }
                 }
                 other => {
-                    self.on_gossip_commitments(std::mem::take(&mut batch));
+                    self.on_gossip_commitments(std::mem::take(&mut batch)).await;
                     self.on_network_event(other);
                 }
             }
         }
-        self.on_gossip_commitments(batch);
+        self.on_gossip_commitments(batch).await;
     }
 
     /// Gossiped commitments that arrived together, in order (see [`Self::on_network_events`]).
-    fn on_gossip_commitments(&mut self, batch: Vec<GossipCommitment>) {
+    async fn on_gossip_commitments(&mut self, batch: Vec<GossipCommitment>) {
         if batch.is_empty() {
             return;
         }
         let mut batch = GossipBatch::start(&mut self.core, batch);
-        while let Some(staged) = batch.next() {
+        while let Some(staged) = batch.next().await {
             let (peer, message_id) = (staged.peer, staged.message_id.clone());
             let verdict = self.core.finish_gossip_commitment(staged);
             self.after_gossip(peer, message_id, verdict);
