@@ -313,8 +313,8 @@ impl Manager {
 
     /// `first` and, when it is a gossiped commitment, the gossiped commitments queued right
     /// behind it (up to `gossip_validation.batch_max`), validated as one batch
-    /// ([`Core::stage_gossip_commitments`]); the first other event taken from the queue is
-    /// handled after the batch, so events keep their order.
+    /// ([`GossipBatch`]); the first other event taken from the queue is handled after the
+    /// batch, so events keep their order. `batch_max` 1: each commitment on its own.
     async fn on_network_events(&mut self, first: NetworkEvent, queued: &mut NetworkEvents) {
         let batch_max = self.config.gossip_validation.batch_max;
         let mut batch = Vec::new();

@@ -199,3 +199,32 @@ pub(crate) fn head_of(status: &SdkStatus) -> preconfirmation_types::PreconfHead 
         submission_window_end: status.head_window_end,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gossiped_message_is_known_by_the_id_gossipsub_gave_it() {
+        let topic = GossipTopicKind::Commitments;
+        let payload = b"a commitment's bytes";
+        let gossip_id = preconfirmation_net::message_id(payload);
+        let key = MessageId::from_gossip(topic, &gossip_id.0, payload);
+        assert_eq!(
+            key,
+            MessageId::new(topic, payload),
+            "the same key as published"
+        );
+        assert_eq!(key.id.as_slice(), gossip_id.0.as_slice());
+        // The id gossipsub computed is taken as it is, not computed again.
+        assert_eq!(MessageId::from_gossip(topic, &[9; 20], payload).id, [9; 20]);
+        // An id of another length is not used: the payload is hashed.
+        let odd = MessageId::from_gossip(topic, &[7; 8], payload);
+        assert_eq!(odd, MessageId::new(topic, payload));
+        // The topic is part of the key.
+        assert_ne!(
+            MessageId::new(GossipTopicKind::RawTxLists, payload),
+            MessageId::new(topic, payload)
+        );
+    }
+}
