@@ -119,7 +119,9 @@ mod tests {
     #[test]
     fn set_forgets_oldest() {
         let mut set = BoundedSet::new(2);
+        assert!(set.is_empty());
         assert!(set.insert(1));
+        assert!(!set.is_empty());
         assert!(!set.insert(1));
         assert!(set.insert(2));
         assert!(set.insert(3));
@@ -131,11 +133,14 @@ mod tests {
     #[test]
     fn map_keeps_first_value_and_forgets_oldest() {
         let mut map = BoundedMap::new(2);
+        assert!(map.is_empty());
         assert!(map.insert_if_absent("a", 1).is_none());
+        assert!(!map.is_empty());
         assert_eq!(map.insert_if_absent("a", 2), Some(&1));
         map.insert_if_absent("b", 2);
         map.insert_if_absent("c", 3);
         assert!(map.get(&"a").is_none());
+        assert_eq!(map.get(&"b"), Some(&2));
         assert_eq!(map.len(), 2);
     }
 }

@@ -28,7 +28,8 @@ use crate::redb_store::RedbStore;
 pub const PENDING_ENTRY_OVERHEAD: usize = 1024;
 /// Memory per remembered message id (hash set entry + FIFO order).
 pub const SEEN_ENTRY_BYTES: usize = 96;
-/// Memory per remembered accepted commitment (recent, slot-signer and EOP maps).
+/// Memory per remembered accepted commitment (recent, slot-signer and EOP maps, and its
+/// missing tx list, indexed by hash and by block number).
 pub const ACCEPTED_ENTRY_BYTES: usize = 3 * 1024;
 /// Gossipsub's duplicate cache and message cache allowance: message ids of the duplicate
 /// window plus full messages of the history window, at the flood's peak rate.
