@@ -116,11 +116,7 @@ fn measure(count: usize, threads: usize) -> Result<Report, NodeError> {
     let mut parallel_chunks = 0;
     for _ in 0..REPEATS {
         best_base = best_base.min(baseline(&digests, threads)?);
-        let (elapsed, parallel) = if threads == 1 {
-            (sdk_path(&config, lookahead.clone(), &wire)?, 0)
-        } else {
-            sdk_batches(&config, lookahead.clone(), &wire)?
-        };
+        let (elapsed, parallel) = sdk_path(&config, lookahead.clone(), &wire, threads > 1)?;
         best_sdk = best_sdk.min(elapsed);
         parallel_chunks = parallel;
     }
@@ -252,45 +248,17 @@ fn recover_all(digests: &[(B256, [u8; 65])]) -> usize {
 
 /// Seconds for the SDK's own gossip path ([`p2p::gossip_path::GossipPath`], the code the
 /// manager runs per gossiped commitment, up to the verdict) over every wire message, from an
-/// empty redb store in a temp dir. The durable writes go to storage between timed stretches
-/// of [`FLUSH_EVERY`] messages, untimed: in a node the writer stores them on its own track.
+/// empty redb store in a temp dir, and how many chunks had their signers recovered on the
+/// pool. `batched` false: one message at a time ([`GossipPath::commitment`], the one-core
+/// figure); true: batches of `gossip_validation.batch_max` as the manager takes a burst
+/// ([`GossipPath::commitments`], signers recovered on the global rayon pool). The durable
+/// writes go to storage between timed stretches of [`FLUSH_EVERY`] messages, untimed: in a
+/// node the writer stores them on its own track.
 fn sdk_path(
     config: &P2pSdkConfig,
     lookahead: Arc<dyn p2p::Lookahead>,
     wire: &[Vec<u8>],
-) -> Result<f64, NodeError> {
-    let data_dir = tempfile::Builder::new()
-        .prefix("preconf-bench-validate-")
-        .tempdir()
-        .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
-    let storage = Arc::new(RedbStore::open(data_dir.path(), config.chain.limits)?);
-    let mut path =
-        GossipPath::new(config.clone(), storage, lookahead).map_err(|e| failed("validate", e))?;
-    let mut elapsed = 0.0;
-    for chunk in wire.chunks(FLUSH_EVERY) {
-        let started = Instant::now();
-        for bytes in chunk {
-            if path.commitment(bytes) != Some(GossipVerdict::Accept) {
-                return Err(failed(
-                    "validate",
-                    format!("not accepted at head {}", path.head()),
-                ));
-            }
-        }
-        elapsed += started.elapsed().as_secs_f64();
-        path.flush_writes().map_err(|e| failed("validate", e))?;
-    }
-    Ok(elapsed)
-}
-
-/// Seconds for the SDK's gossip path over every wire message taken in batches of
-/// `gossip_validation.batch_max` ([`GossipPath::commitments`], signers recovered on the
-/// global rayon pool), and how many chunks were recovered on the pool. Writes flushed as in
-/// [`sdk_path`].
-fn sdk_batches(
-    config: &P2pSdkConfig,
-    lookahead: Arc<dyn p2p::Lookahead>,
-    wire: &[Vec<u8>],
+    batched: bool,
 ) -> Result<(f64, u64), NodeError> {
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-validate-")
@@ -299,13 +267,22 @@ fn sdk_batches(
     let storage = Arc::new(RedbStore::open(data_dir.path(), config.chain.limits)?);
     let mut path =
         GossipPath::new(config.clone(), storage, lookahead).map_err(|e| failed("validate", e))?;
-    let batch = config.gossip_validation.batch_max;
+    let batch = if batched {
+        config.gossip_validation.batch_max
+    } else {
+        1
+    };
+    let accept = Some(GossipVerdict::Accept);
     let mut elapsed = 0.0;
     for stretch in wire.chunks(FLUSH_EVERY.max(batch)) {
         let started = Instant::now();
         for chunk in stretch.chunks(batch) {
-            let verdicts = path.commitments(chunk);
-            if verdicts.iter().any(|v| *v != Some(GossipVerdict::Accept)) {
+            let accepted = if batched {
+                path.commitments(chunk).iter().all(|v| *v == accept)
+            } else {
+                chunk.iter().all(|bytes| path.commitment(bytes) == accept)
+            };
+            if !accepted {
                 return Err(failed(
                     "validate",
                     format!("not accepted at head {}", path.head()),
