@@ -118,7 +118,7 @@ impl GossipBatch {
         };
         let new = chunk.iter().filter(|(_, fresh)| *fresh).count();
         let parallel = new >= self.parallel_from;
-        metrics::gossip_batch(parallel);
+        metrics::gossip_chunk(parallel);
         self.running.push_back(if parallel {
             self.parallel_chunks += 1;
             let (results, receiver) = oneshot::channel();

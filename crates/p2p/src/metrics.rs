@@ -28,9 +28,10 @@ use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
 /// `p2p_gossip_received_total`.
 pub const GOSSIP_RECEIVED: &str = "p2p_gossip_received_total";
-/// `p2p_gossip_commitment_batches_total{recovery}`: batches of gossiped commitments the
-/// manager validated together, by whether their signers were recovered in parallel.
-pub const GOSSIP_BATCHES: &str = "p2p_gossip_commitment_batches_total";
+/// `p2p_gossip_commitment_chunks_total{recovery}`: chunks of a batch of gossiped commitments
+/// ([`crate::config::GossipValidationConfig`]), by whether their signers were recovered on
+/// the pool (`parallel`) or on the manager's thread (`inline`).
+pub const GOSSIP_CHUNKS: &str = "p2p_gossip_commitment_chunks_total";
 /// `p2p_gossip_publish_total`.
 pub const GOSSIP_PUBLISH: &str = "p2p_gossip_publish_total";
 /// `p2p_reqresp_requests_total`.
@@ -100,9 +101,9 @@ pub(crate) fn gossip_received(topic: GossipTopicKind, outcome: &'static str) {
     counter!(GOSSIP_RECEIVED, "topic" => topic.label(), "outcome" => outcome).increment(1);
 }
 
-pub(crate) fn gossip_batch(parallel: bool) {
+pub(crate) fn gossip_chunk(parallel: bool) {
     let recovery = if parallel { "parallel" } else { "inline" };
-    counter!(GOSSIP_BATCHES, "recovery" => recovery).increment(1);
+    counter!(GOSSIP_CHUNKS, "recovery" => recovery).increment(1);
 }
 
 pub(crate) fn gossip_published(topic: GossipTopicKind, outcome: &'static str) {
