@@ -19,24 +19,32 @@ mod common;
 use common::process::{head_of, write_config, Proc, WAIT};
 use common::{chain, node_config, serving_peer};
 use p2p::testkit::ChainBuilder;
-use preconfirmation_net::RateLimitConfig;
+use preconfirmation_net::{RateLimit, RateLimitConfig};
 use preconfirmation_types::preconfirmation_hash;
 
 /// Bytes of each block's tx list (small: the test is about commitments and crash safety).
 const TXLIST_BYTES: usize = 64;
 
+/// Commitment pages the serving peer answers per second. The catch-up is paced by the peer's
+/// limit (which the node is told, so it never exceeds it), not by how fast this machine is: a
+/// 3 000-block chain is 12 pages of 256, several seconds at this rate, so the node is seen
+/// mid-way however fast it validates (a faster build once caught up within 80 polls).
+const PAGES_PER_SECOND: u32 = 2;
+
+/// The serving peer's inbound limits: commitment pages at [`PAGES_PER_SECOND`], everything
+/// else out of the way.
+fn paced_limits() -> RateLimitConfig {
+    let mut limits = RateLimitConfig::uniform(1_000_000, Duration::from_secs(1));
+    limits.get_commitments_by_number = RateLimit::new(PAGES_PER_SECOND, Duration::from_secs(1));
+    limits
+}
+
 async fn sigkill_during_catch_up(blocks: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut builder = ChainBuilder::in_the_past(chain(), 3, 4, blocks as u64 + 100);
     let generated = builder.blocks(blocks, TXLIST_BYTES);
-    // Rate limits raised so the catching-up node measures itself, not the server's DoS policy
-    // (as in `bench catchup`).
-    let (server, _server_events, server_addr) = serving_peer(
-        &builder,
-        &generated,
-        RateLimitConfig::uniform(1_000_000, Duration::from_secs(1)),
-    )
-    .await;
+    let limits = paced_limits();
+    let (server, _server_events, server_addr) = serving_peer(&builder, &generated, limits).await;
     let target = blocks as u64;
     assert_eq!(server.status().head_block_number, target);
 
@@ -45,9 +53,8 @@ async fn sigkill_during_catch_up(blocks: usize) {
     let isolated = dir.path().join("isolated.toml");
     let mut c = node_config(&data, &builder, vec![server_addr]);
     c.rpc.enabled = false;
-    // The server's limits are raised; tell the node, or its pacing holds it to the defaults.
-    c.sdk.network.politeness.extended_rate_limit =
-        RateLimitConfig::uniform(1_000_000, Duration::from_secs(1));
+    // Tell the node the server's limits, or its pacing holds it to the defaults.
+    c.sdk.network.politeness.extended_rate_limit = limits;
     write_config(&connected, &c);
     c.sdk.network.static_peers.clear();
     write_config(&isolated, &c);
@@ -158,7 +165,7 @@ async fn sigkill_during_catch_up(blocks: usize) {
     server.shutdown().await.expect("server shuts down");
 }
 
-/// 3 000 blocks: short enough for CI, long enough (debug build) to be caught mid-way.
+/// 3 000 blocks: 12 pages, paced by the serving peer so the node is caught mid-way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_catch_up_loses_nothing_and_resumes() {
     sigkill_during_catch_up(3_000).await;
