@@ -659,6 +659,12 @@ enum Lie {
     BadSignatures,
     Gaps,
     Fork,
+    /// The fork, with its own (longer) head claimed: it is the best head, so without a vote
+    /// on the first block it would be asked for block 1 first.
+    LongerFork,
+    /// Claims the fork's head, votes for the honest block 1 (a one-block page) and serves the
+    /// fork in any longer page.
+    TwoFaced,
     BadTxLists,
     EmptyForever,
 }
@@ -673,6 +679,7 @@ impl Liar for LyingPeer {
     fn head(&self) -> preconfirmation_types::PreconfHead {
         let n = match self.lie {
             Lie::EmptyForever => 1_000_000,
+            Lie::LongerFork | Lie::TwoFaced => self.fork.len() as u64,
             _ => self.chain.len() as u64,
         };
         preconfirmation_types::PreconfHead {
@@ -695,7 +702,10 @@ impl Liar for LyingPeer {
                 })
                 .collect(),
             Lie::Gaps => self.chain[from..to].iter().step_by(2).cloned().collect(),
-            Lie::Fork => self.fork[from.min(self.fork.len())..to.min(self.fork.len())].to_vec(),
+            Lie::TwoFaced if max == 1 => self.chain[from..to].to_vec(),
+            Lie::Fork | Lie::LongerFork | Lie::TwoFaced => {
+                self.fork[from.min(self.fork.len())..to.min(self.fork.len())].to_vec()
+            }
             Lie::BadTxLists => self.chain[from..to].to_vec(),
         }
     }
@@ -703,6 +713,93 @@ impl Liar for LyingPeer {
     fn txlist(&self, _hash: B256) -> Vec<u8> {
         b"this does not hash to anything".to_vec()
     }
+}
+
+/// `len` blocks on the test chain's schedule and keys, validly signed, whose block 1 hangs off
+/// a parent nobody has: a fork a node with no anchor hash cannot tell from the real chain by
+/// itself.
+fn fork_chain(len: u64) -> Vec<SignedCommitment> {
+    let mut b = builder();
+    let mut out = Vec::new();
+    for i in 0..len {
+        let mut c = b.next_unsigned(Some(&[i as u8; 8]));
+        if i == 0 {
+            c.preconf.parent_preconfirmation_hash = B256::repeat_byte(0x66);
+        }
+        let signed = b.sign_next(c);
+        b.advance(&signed);
+        out.push(signed);
+    }
+    out
+}
+
+/// A fresh node with no anchor hash takes its first block's parent on trust, so the first
+/// block decides its chain. Two honest nodes hold 30 blocks; a liar serves a validly signed
+/// 31-block fork and, claiming the best head, would be asked for block 1 first. The peers vote
+/// on block 1 (three against one): the node ends with exactly the honest chain and never
+/// announces a fork block. Without the vote it followed the fork. A second liar votes for the
+/// honest block 1 and then serves the fork's page: the page is refused for not starting with
+/// the agreed block (without that check the fork won again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_fork_does_not_win_the_first_block_without_an_anchor_hash() {
+    let _serial = serial().await;
+    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
+    for _ in 0..30 {
+        honest.publish().await;
+    }
+    let chain_blocks = honest.acknowledged.clone();
+    let fork = fork_chain(31);
+    let mut liars = Vec::new();
+    let mut statics = Vec::new();
+    for lie in [Lie::LongerFork, Lie::TwoFaced] {
+        let liar = GossipPeer::start(
+            &chain(),
+            Some(Arc::new(LyingPeer {
+                lie,
+                chain: chain_blocks.clone(),
+                fork: fork.clone(),
+            })),
+        )
+        .await;
+        statics.push(
+            liar.net.listen_addrs().await.expect("addrs")[0]
+                .clone()
+                .with(libp2p::multiaddr::Protocol::P2p(liar.peer_id)),
+        );
+        liars.push(liar);
+    }
+    statics.push(common::p2p_addr(honest.node(0)).await);
+    statics.push(common::p2p_addr(honest.node(1)).await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = attack_config(dir.path(), &honest.builder, statics);
+    assert_eq!(config.sdk.anchor.preconfirmation_hash, None);
+    // All four vote (the default waits for two): with fewer, whether the liars are among them
+    // would depend on which connection comes up first.
+    config.sdk.catchup.first_block_voters = 4;
+    config.sdk.catchup.first_block_wait = common::WAIT;
+    let v = common::start(config).await;
+    let mut v_events = v.sdk().subscribe();
+    wait_head(&v, 30).await;
+    for c in &chain_blocks {
+        let n = u64::try_from(c.preconf().block_number).expect("u64");
+        assert_eq!(
+            v.sdk().commitment_by_number(n).expect("read").as_ref(),
+            Some(c),
+            "block {n} is the honest chain's"
+        );
+    }
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), v_events.recv()).await {
+        if let SdkEvent::Commitment { commitment, .. } = e {
+            assert!(!fork.contains(&commitment), "a fork block was announced");
+        }
+    }
+    assert_eq!(
+        v.sdk().status().head_block_number,
+        30,
+        "the fork's block 31 was not taken"
+    );
+    v.shutdown().await;
+    honest.shutdown().await;
 }
 
 /// A fresh node catches up while five liars serve bad signatures, pages with gaps, a forked
@@ -719,21 +816,7 @@ async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
         latencies.push(honest.publish().await);
     }
     let chain_blocks = honest.acknowledged.clone();
-    // The fork: same schedule and keys, block 1 hangs off a parent nobody has.
-    let fork = {
-        let mut b = builder();
-        let mut out = Vec::new();
-        for i in 0..30u64 {
-            let mut c = b.next_unsigned(Some(&[i as u8; 8]));
-            if i == 0 {
-                c.preconf.parent_preconfirmation_hash = B256::repeat_byte(0x66);
-            }
-            let signed = b.sign_next(c);
-            b.advance(&signed);
-            out.push(signed);
-        }
-        out
-    };
+    let fork = fork_chain(30);
     let lies = [
         Lie::BadSignatures,
         Lie::Gaps,

@@ -2,7 +2,10 @@
 //!
 //! One round:
 //! 1. wait (bounded by `peer_wait`) for a connected peer;
-//! 2. ask up to `head_peers` peers for their head (`get_head`, concurrently);
+//! 2. ask up to `head_peers` peers for their head (`get_head`, concurrently); with no anchor
+//!    hash (the first block's parent taken on trust), first wait briefly for
+//!    `first_block_voters` peers and let them vote on the first block: the block most of them
+//!    serve is required of the first page, and peers serving another are not used this run;
 //! 3. run the range from `local + 1` to the best head through a pipeline of three bounded
 //!    stages, so every core and the network stay busy:
 //!    - **fetch**: up to `parallel_pages` pages of `page_size` in flight, spread over the
@@ -36,9 +39,9 @@ use futures::FutureExt;
 use libp2p::PeerId;
 use preconfirmation_net::{P2pService, RequestError};
 use preconfirmation_types::{
-    Address, GetCommitmentsByNumberRequest, GetRawTxListRequest, GetRawTxListResponse,
-    GetRawTxListsRequest, ReqRespKind, SignedCommitment, TypesError, B256, MAX_TXLISTS_PER_REQUEST,
-    U256,
+    preconfirmation_hash, Address, GetCommitmentsByNumberRequest, GetRawTxListRequest,
+    GetRawTxListResponse, GetRawTxListsRequest, ReqRespKind, SignedCommitment, TypesError, B256,
+    MAX_TXLISTS_PER_REQUEST, U256,
 };
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -116,6 +119,7 @@ impl PeerSlots {
 pub(crate) struct Exclusions {
     liars: HashSet<PeerId>,
     pruned: HashSet<PeerId>,
+    forked: HashSet<PeerId>,
     failures: HashMap<PeerId, usize>,
     max_failures: usize,
 }
@@ -138,6 +142,13 @@ impl Exclusions {
         self.pruned.insert(peer);
     }
 
+    /// `peer` serves a first block other than the one most peers agree on
+    /// ([`agree_first_block`]): not used this run, not penalised (with no anchor hash we
+    /// cannot prove which chain is wrong).
+    fn forked(&mut self, peer: PeerId) {
+        self.forked.insert(peer);
+    }
+
     fn failed(&mut self, peer: PeerId) {
         *self.failures.entry(peer).or_default() += 1;
     }
@@ -145,6 +156,7 @@ impl Exclusions {
     fn contains(&self, peer: &PeerId) -> bool {
         self.liars.contains(peer)
             || self.pruned.contains(peer)
+            || self.forked.contains(peer)
             || self
                 .failures
                 .get(peer)
@@ -259,6 +271,11 @@ async fn round(ctx: &Arc<CatchUpContext>, excluded: &mut Exclusions) -> RoundRes
     ctx.set_sync(HeadSyncStatus::Syncing { local, target })
         .await;
     info!(local, target, peers = candidates.len(), "catching up");
+    let first = if ctx.status.borrow().head_hash.is_none() {
+        agree_first_block(ctx, &candidates, excluded, local + 1).await
+    } else {
+        None
+    };
     loop {
         let local = ctx.local_head();
         candidates.retain(|(_, head)| *head > local);
@@ -270,24 +287,33 @@ async fn round(ctx: &Arc<CatchUpContext>, excluded: &mut Exclusions) -> RoundRes
             // Peers claim more, but every one of them failed or lied: ask again next round.
             return RoundResult::Stalled;
         }
-        match pipeline(ctx, &candidates, excluded, local, target).await {
+        match pipeline(ctx, &candidates, excluded, local, target, first).await {
             Batch::Progress | Batch::Failed => {}
             Batch::NothingToAsk => return RoundResult::CaughtUp,
         }
     }
 }
 
-/// Connected peers, waiting up to `peer_wait` for the first one.
+/// Connected peers, best-scored first, waiting up to `peer_wait` for the first one. While the
+/// first block is still to be voted on (no head hash), it then waits up to
+/// `first_block_wait` more for `first_block_voters` peers.
 async fn wait_for_peers(ctx: &CatchUpContext, excluded: &Exclusions) -> Option<Vec<PeerId>> {
-    let deadline = tokio::time::Instant::now() + ctx.config.catchup.peer_wait;
+    let config = &ctx.config.catchup;
+    let deadline = tokio::time::Instant::now() + config.peer_wait;
+    let mut voters_deadline = None;
     loop {
         let mut peers = ctx.net.peers().await.ok()?;
         peers.retain(|p| !excluded.contains(&p.peer_id));
+        let now = tokio::time::Instant::now();
         if !peers.is_empty() {
-            peers.sort_by(|a, b| b.score.total_cmp(&a.score));
-            return Some(peers.into_iter().map(|p| p.peer_id).collect());
-        }
-        if tokio::time::Instant::now() >= deadline {
+            let voting = ctx.status.borrow().head_hash.is_none();
+            let enough = !voting || peers.len() >= config.first_block_voters;
+            let waited = *voters_deadline.get_or_insert(now + config.first_block_wait) <= now;
+            if enough || waited {
+                peers.sort_by(|a, b| b.score.total_cmp(&a.score));
+                return Some(peers.into_iter().map(|p| p.peer_id).collect());
+            }
+        } else if now >= deadline {
             return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -314,6 +340,77 @@ async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u6
         .await;
     heads.sort_by_key(|(_, head)| std::cmp::Reverse(*head));
     heads
+}
+
+/// With no anchor hash (`Anchor::preconfirmation_hash = None`) the first block's parent is
+/// taken on trust, so whoever serves block `first` decides which chain this node follows: a
+/// peer serving a validly signed fork would win if its page happened to be validated first.
+/// So every candidate whose head covers `first` is asked for that one block, and the block
+/// most of them serve wins (a tie goes to the block of the best-scored peer); candidates
+/// serving another are excluded from this run ([`Exclusions::forked`]). Returns the agreed
+/// block's number and `preconfirmation_hash`, which the pipeline then requires of the page
+/// starting there; `None` if nobody answered. A configured anchor hash makes this moot.
+async fn agree_first_block(
+    ctx: &CatchUpContext,
+    candidates: &[(PeerId, u64)],
+    excluded: &mut Exclusions,
+    first: u64,
+) -> Option<(u64, B256)> {
+    let asked = candidates
+        .iter()
+        .filter(|(p, head)| *head >= first && !excluded.contains(p))
+        .map(|(p, _)| *p)
+        .take(ctx.config.catchup.head_peers.max(1))
+        .collect::<Vec<_>>();
+    let answers: Vec<(PeerId, B256)> = stream::iter(asked)
+        .map(|peer| async move {
+            let page = request_page(ctx, peer, first, 1).await.ok()?;
+            let block = page.first()?;
+            (block.preconf().block_number == U256::from(first))
+                .then(|| (peer, preconfirmation_hash(block.preconf())))
+        })
+        .buffer_unordered(ctx.config.catchup.head_peers.max(1))
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    let scores: HashMap<PeerId, f64> = ctx
+        .net
+        .peers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.peer_id, p.score))
+        .collect();
+    let agreed = pick_first_block(&answers, |p| {
+        scores.get(p).copied().unwrap_or(f64::NEG_INFINITY)
+    })?;
+    let votes = answers.iter().filter(|(_, h)| *h == agreed).count();
+    for (peer, hash) in &answers {
+        if *hash != agreed {
+            metrics::catchup_peer_failure("forked_first_block");
+            warn!(%peer, first, %hash, %agreed, "peer serves another first block; not used this run");
+            excluded.forked(*peer);
+        }
+    }
+    if votes < 2 && answers.len() >= 2 {
+        warn!(first, %agreed, answers = answers.len(), "no two peers agree on the first block; following the best-scored");
+    }
+    Some((first, agreed))
+}
+
+/// The hash most `answers` name; a tie goes to the one named by the peer with the highest
+/// `score`.
+fn pick_first_block(answers: &[(PeerId, B256)], score: impl Fn(&PeerId) -> f64) -> Option<B256> {
+    let mut tally: HashMap<B256, (usize, f64)> = HashMap::new();
+    for (peer, hash) in answers {
+        let entry = tally.entry(*hash).or_insert((0, f64::NEG_INFINITY));
+        entry.0 += 1;
+        entry.1 = entry.1.max(score(peer));
+    }
+    tally
+        .into_iter()
+        .max_by(|(_, (va, sa)), (_, (vb, sb))| va.cmp(vb).then(sa.total_cmp(sb)))
+        .map(|(hash, _)| hash)
 }
 
 enum Batch {
@@ -404,6 +501,7 @@ async fn pipeline(
     excluded: &mut Exclusions,
     local: u64,
     target: u64,
+    first: Option<(u64, B256)>,
 ) -> Batch {
     let page_size = ctx.config.catchup.page_size.max(1) as u64;
     let mut plan = Vec::new();
@@ -489,6 +587,15 @@ async fn pipeline(
             ctx.penalise(peer, "catchup_wrong_start");
             excluded.liar(peer);
             break;
+        }
+        if let Some((number, agreed)) = first {
+            if start == number && preconfirmation_hash(page[0].0.preconf()) != agreed {
+                // Not the first block the peers agreed on (it did not vote, or changed its
+                // answer): another chain, taken on trust otherwise.
+                metrics::catchup_peer_failure("forked_first_block");
+                excluded.forked(peer);
+                break;
+            }
         }
         // Room in the write queue first (a page larger than the whole byte budget goes
         // alone, once the queue is empty).
@@ -1088,6 +1195,31 @@ mod tests {
         }
         assert_eq!(batch_peer(&[], 7), None);
         assert_eq!(batch_peer(&peers, usize::MAX), Some(peers[usize::MAX % 3]));
+    }
+
+    #[test]
+    fn the_first_block_most_peers_serve_wins_and_a_tie_goes_to_the_best_scored() {
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let (honest, fork) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        // The fork's peer has the best score, but two peers serve the other block.
+        let score = |p: &PeerId| if *p == c { 10.0 } else { 0.0 };
+        let answers = [(a, honest), (c, fork), (b, honest)];
+        assert_eq!(pick_first_block(&answers, score), Some(honest));
+        // One against one: the best-scored peer's block, in either order.
+        assert_eq!(
+            pick_first_block(&[(a, honest), (c, fork)], score),
+            Some(fork)
+        );
+        assert_eq!(
+            pick_first_block(&[(c, fork), (a, honest)], score),
+            Some(fork)
+        );
+        let score_a = |p: &PeerId| if *p == a { 10.0 } else { 0.0 };
+        assert_eq!(
+            pick_first_block(&[(c, fork), (a, honest)], score_a),
+            Some(honest)
+        );
+        assert_eq!(pick_first_block(&[], score), None);
     }
 
     #[test]

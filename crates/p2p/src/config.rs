@@ -134,6 +134,10 @@ impl P2pSdkConfig {
                 self.gossip_validation.parallel_from,
             ),
             ("catchup.head_peers", self.catchup.head_peers),
+            (
+                "catchup.first_block_voters",
+                self.catchup.first_block_voters,
+            ),
             ("catchup.page_size", self.catchup.page_size),
             ("catchup.parallel_pages", self.catchup.parallel_pages),
             ("catchup.write_queue_pages", self.catchup.write_queue_pages),
@@ -325,6 +329,16 @@ pub struct CatchUpConfig {
     pub enabled: bool,
     /// How many peers are asked for their head. Default 4.
     pub head_peers: usize,
+    /// With no anchor hash (`anchor.preconfirmation_hash` unset, empty storage) the first
+    /// block's parent is taken on trust, so the peers vote on block `anchor + 1` and the block
+    /// most of them serve is followed (a peer serving another is not used for the run).
+    /// Catch-up waits (at most `first_block_wait`) until this many peers are connected before
+    /// that vote. Default 2: one peer alone cannot choose the chain when another is coming.
+    pub first_block_voters: usize,
+    /// How long catch-up waits after its first peer for `first_block_voters` peers, then
+    /// votes with those it has. Default 2 s.
+    #[serde(with = "millis")]
+    pub first_block_wait: Duration,
     /// `maxCount` of each `get_commitments_by_number` page; at most the chain's cap.
     /// Default 256 (§10.2 `MAX_COMMITMENTS_PER_RESPONSE`).
     pub page_size: usize,
@@ -402,6 +416,8 @@ impl Default for CatchUpConfig {
         Self {
             enabled: true,
             head_peers: 4,
+            first_block_voters: 2,
+            first_block_wait: Duration::from_secs(2),
             page_size: MAX_COMMITMENTS_PER_RESPONSE,
             parallel_pages: 8,
             write_queue_pages: 32,
