@@ -69,6 +69,7 @@ pub fn mesh_config_builder(g: &GossipConfig, max_transmit_size: usize) -> gossip
         .mesh_n_low(g.mesh_n_low)
         .mesh_n_high(g.mesh_n_high)
         .gossip_lazy(g.gossip_lazy)
+        .gossip_factor(g.gossip_factor)
         .heartbeat_interval(g.heartbeat_interval)
         .fanout_ttl(g.fanout_ttl)
         .history_length(g.history_length)
