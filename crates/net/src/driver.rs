@@ -741,6 +741,7 @@ impl Driver {
             topic: kind,
             message_id: message_id.clone(),
             data: message.data,
+            received_at: now,
         };
         if !self.emit(event, "gossip") {
             self.swarm

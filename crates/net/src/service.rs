@@ -131,6 +131,9 @@ pub enum NetworkEvent {
         message_id: MessageId,
         /// Raw SSZ payload.
         data: Vec<u8>,
+        /// When the driver handed it to the SDK (the SDK measures how long it waited in the
+        /// event channel).
+        received_at: std::time::Instant,
     },
     /// An inbound request to answer.
     InboundRequest(InboundRequest),

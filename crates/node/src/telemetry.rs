@@ -16,9 +16,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 /// Histogram samples recorded between two runs are held in memory until the next one.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Bucket bounds of latency histograms, in seconds (1 ms … 10 s; requests time out at 10 s).
+/// Bucket bounds of latency histograms, in seconds (100 µs … 10 s: a gossip message's wait
+/// for the SDK is tens of µs, a durable write ~1 ms, a request times out at 10 s).
 pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// Installs the global recorder and starts its upkeep ([`UPKEEP_INTERVAL`]); `None` if this

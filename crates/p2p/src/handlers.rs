@@ -96,6 +96,8 @@ pub(crate) struct PageWrite {
 #[derive(Debug)]
 struct UnstoredWrite {
     id: u64,
+    /// When it was queued (`p2p_durable_write_seconds`).
+    queued_at: Instant,
     accepted: Vec<(SignedCommitment, AcceptedCommitment, CommitmentSource)>,
     /// Hashes of the tx lists written with it.
     stored_txlists: std::collections::HashSet<B256>,
@@ -644,6 +646,7 @@ impl Core {
         };
         self.unstored.push_back(UnstoredWrite {
             id,
+            queued_at: Instant::now(),
             accepted,
             stored_txlists: write.txlists.iter().map(|(h, _, _)| *h).collect(),
             late_txlists,
@@ -875,6 +878,7 @@ impl Core {
             self.publish_status();
             return;
         };
+        metrics::durable_write(write.queued_at.elapsed());
         for (commitment, accepted, source) in write.accepted {
             let hash = commitment.preconf().raw_tx_list_hash;
             if present.contains(&hash) {

@@ -323,10 +323,12 @@ impl Manager {
             match event {
                 NetworkEvent::Gossip {
                     peer,
-                    topic: GossipTopicKind::Commitments,
+                    topic: topic @ GossipTopicKind::Commitments,
                     message_id,
                     data,
+                    received_at,
                 } if batch_max > 1 => {
+                    metrics::gossip_queued(topic, received_at.elapsed());
                     batch.push((peer, message_id, data));
                     if batch.len() < batch_max {
                         next = queued.try_recv();
@@ -393,7 +395,10 @@ impl Manager {
                 topic,
                 message_id,
                 data,
+                received_at,
             } => {
+                // (Commitments taken into a batch were counted there.)
+                metrics::gossip_queued(topic, received_at.elapsed());
                 let verdict = match topic {
                     GossipTopicKind::Commitments => {
                         self.core

@@ -20,6 +20,8 @@
 //! | `p2p_head_block_number` | gauge | — |
 //! | `p2p_catchup_commitments_total` | counter | — |
 //! | `p2p_catchup_peer_failures_total` | counter | `reason` |
+//! | `p2p_gossip_queue_seconds` | histogram | `topic` |
+//! | `p2p_durable_write_seconds` | histogram | — |
 
 use std::time::Duration;
 
@@ -67,6 +69,25 @@ pub const CATCHUP_PEER_FAILURES: &str = "p2p_catchup_peer_failures_total";
 /// commitment, by how they were released (`accept`: a commitment referenced it; `ignore`:
 /// evicted or waited too long).
 pub const TXLIST_HELD_VERDICTS: &str = "p2p_txlist_held_verdicts_total";
+
+/// `p2p_gossip_queue_seconds{topic}`: how long a gossip message waited between the network
+/// driver and the SDK's manager (the event channel): with the verdict's own work, what each
+/// hop of a message's propagation costs here beyond bare gossipsub.
+pub const GOSSIP_QUEUE: &str = "p2p_gossip_queue_seconds";
+
+pub(crate) fn gossip_queued(topic: GossipTopicKind, waited: Duration) {
+    histogram!(GOSSIP_QUEUE, "topic" => topic.label()).record(waited.as_secs_f64());
+}
+
+/// `p2p_durable_write_seconds`: from a write's queueing (the core accepted what it holds)
+/// to the manager learning it is durable, when the core announces it: the delay durability
+/// adds before a sidecar hears of a block (its transaction and fsync, and the hand-offs to
+/// and from the writer).
+pub const DURABLE_WRITE: &str = "p2p_durable_write_seconds";
+
+pub(crate) fn durable_write(elapsed: Duration) {
+    histogram!(DURABLE_WRITE).record(elapsed.as_secs_f64());
+}
 
 /// `p2p_durable_write_group_size`: writes the durable writer put into one transaction
 /// (histogram; group commit).

@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use p2p::testkit::ChainBuilder;
 use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage};
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 9] = [
     "p2p_gossip_received_total",
     "p2p_gossip_publish_total",
     "p2p_reqresp_requests_total",
@@ -19,6 +19,8 @@ const NAMES: [&str; 7] = [
     "p2p_cache_hits_total",
     "p2p_validation_failures_total",
     "p2p_peer_score_gauge",
+    "p2p_gossip_queue_seconds",
+    "p2p_durable_write_seconds",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,6 +106,7 @@ pub fn spawn_sdk(
                     topic,
                     message_id,
                     data,
+                    ..
                 } => {
                     let _ = service.report_validation(message_id, peer, verdict);
                     let _ = tx.try_send((topic, data));
