@@ -816,6 +816,8 @@ mod tests {
         ("sdk.network.bootnodes", r#"["enr:-test"]"#),
         // Up: the default is the smallest valid frame cap (the largest message + framing).
         ("sdk.network.gossip.max_transmit_size", "2098213"),
+        // A share between 0 and 1 whose default is 0: up, not down.
+        ("sdk.network.gossip.gossip_factor", "0.25"),
         // Leading zeros: a raw `--set`/env value must stay a string, not become the integer 1.
         (
             "sdk.anchor.preconfirmation_hash",
