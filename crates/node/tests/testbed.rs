@@ -257,6 +257,31 @@ fn an_error_removes_every_namespace_and_process() {
     assert_nothing_left(pid, &dir);
 }
 
+/// A node that cannot start (here: an override naming no config key) stops the run with the
+/// node's own error, not a wait for an RPC that will never answer, and everything is removed.
+#[test]
+fn a_node_that_cannot_start_is_reported_with_its_log() {
+    if !root_or_skip("a_node_that_cannot_start") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_keep, dir) = data_dir();
+    let child = testbed(&dir, &["--set", "sdk.no_such_key=1"])
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = finish(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("node 0 exited"), "{stderr}");
+    assert!(
+        stderr.contains("no_such_key"),
+        "the node's log names the key: {stderr}"
+    );
+    assert!(!stderr.contains("did not answer"), "{stderr}");
+    assert_nothing_left(pid, &dir);
+}
+
 #[test]
 fn a_killed_testbed_is_cleaned_by_the_next_start() {
     if !root_or_skip("a_killed_testbed") {

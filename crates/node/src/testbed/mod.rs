@@ -436,7 +436,7 @@ async fn drive(
 
     // The bootnode, then everyone else but the late joiner, bootstrapping from its ENR.
     fleet.start(network, 0, &config_of(0, Vec::new()), &args.set)?;
-    let boot = rpc_client(&fleet.nodes[0], timeout).await?;
+    let boot = rpc_client(&mut fleet.nodes[0], timeout).await?;
     let status: Value = boot
         .request(rpc::STATUS, rpc_params![])
         .await
@@ -461,7 +461,7 @@ async fn drive(
     }
     let mut clients = vec![boot];
     for i in 1..initial {
-        clients.push(rpc_client(&fleet.nodes[i], timeout).await?);
+        clients.push(rpc_client(&mut fleet.nodes[i], timeout).await?);
     }
     for i in 0..initial {
         subscriptions.push(subscribe(&fleet.nodes[i], observations.clone()).await?);
@@ -504,7 +504,7 @@ async fn drive(
         if b == args.blocks / 3 {
             if let Some(index) = late_index {
                 start_peer(fleet, index)?;
-                late_client = Some(rpc_client(&fleet.nodes[index], timeout).await?);
+                late_client = Some(rpc_client(&mut fleet.nodes[index], timeout).await?);
                 subscriptions.push(subscribe(&fleet.nodes[index], observations.clone()).await?);
                 info!(node = index, "late joiner started");
             }
@@ -725,8 +725,12 @@ fn data_rx_bytes(fleet: &Fleet, except: Option<usize>) -> u64 {
         .sum()
 }
 
-/// An HTTP JSON-RPC client of `node`, once its RPC answers (bounded by `timeout`).
-async fn rpc_client(node: &fleet::NodeProcess, timeout: Duration) -> Result<HttpClient, NodeError> {
+/// An HTTP JSON-RPC client of `node`, once its RPC answers (bounded by `timeout`); an error
+/// at once, with the end of its log, if the process exits first (e.g. a bad `--set`).
+async fn rpc_client(
+    node: &mut fleet::NodeProcess,
+    timeout: Duration,
+) -> Result<HttpClient, NodeError> {
     let url = format!("http://{}", node.rpc_addr());
     let client = HttpClientBuilder::default()
         .max_request_size(16 << 20)
@@ -743,7 +747,12 @@ async fn rpc_client(node: &fleet::NodeProcess, timeout: Duration) -> Result<Http
                     node.index
                 )))
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => {
+                if let Some(reason) = node.exited() {
+                    return Err(NodeError::Testbed(reason));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
         }
     }
 }
