@@ -237,24 +237,29 @@ fn ctrl_c_removes_every_namespace_and_process() {
     assert_nothing_left(pid, &dir);
 }
 
+/// Runs a testbed with `extra` that must fail (exit code 1) and leave nothing behind; its data
+/// dir (kept until the guard drops) and stderr.
+fn failing_run(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
+    let (keep, dir) = data_dir();
+    let child = testbed(&dir, extra).spawn().expect("spawn");
+    let pid = child.id();
+    let out = finish(child);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_nothing_left(pid, &dir);
+    (keep, dir, stderr)
+}
+
 #[test]
 fn an_error_removes_every_namespace_and_process() {
     if !root_or_skip("an_error_removes") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_keep, dir) = data_dir();
-    let child = testbed(&dir, &["--fail-after-start"])
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let out = finish(child);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (_keep, dir, stderr) = failing_run(&["--fail-after-start"]);
     assert!(stderr.contains("failing on purpose"), "{stderr}");
     // It got as far as running every node before failing.
     assert!(dir.join("n4/node.log").exists(), "nodes ran");
-    assert_nothing_left(pid, &dir);
 }
 
 /// A node that cannot start (here: an override naming no config key) stops the run with the
@@ -265,21 +270,13 @@ fn a_node_that_cannot_start_is_reported_with_its_log() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_keep, dir) = data_dir();
-    let child = testbed(&dir, &["--set", "sdk.no_such_key=1"])
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let out = finish(child);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (_keep, _dir, stderr) = failing_run(&["--set", "sdk.no_such_key=1"]);
     assert!(stderr.contains("node 0 exited"), "{stderr}");
     assert!(
         stderr.contains("no_such_key"),
         "the node's log names the key: {stderr}"
     );
     assert!(!stderr.contains("did not answer"), "{stderr}");
-    assert_nothing_left(pid, &dir);
 }
 
 #[test]
