@@ -33,9 +33,10 @@ fn run_bench(args: &[&str], keys: &[&str]) -> serde_json::Value {
     json
 }
 
-/// The SDK's own gossip path accepted every commitment (the bench fails otherwise) and its
-/// figures are sane: positive rates, and the SDK path no faster than bare ecrecover, which it
-/// includes.
+/// The SDK's own gossip path accepted every commitment (the bench fails otherwise, and a
+/// commitment is only accepted once its recovered signer is the scheduled preconfer) and its
+/// figures are sane: positive rates and stages. Which path is faster is not asserted: that is
+/// a timing figure, and a loaded debug build once measured the baseline slower than the SDK.
 #[test]
 fn validate_prints_its_keys() {
     let json = run_bench(
@@ -47,10 +48,20 @@ fn validate_prints_its_keys() {
             .as_f64()
             .unwrap_or_else(|| panic!("{key} in {json}"))
     };
-    assert!(f("per_s") > 0.0 && f("baseline_per_s") > 0.0, "{json}");
+    for key in [
+        "per_s",
+        "baseline_per_s",
+        "sdk_us_per_msg",
+        "baseline_us_per_msg",
+        "stage_recover_signer_us",
+        "stage_decode_us",
+    ] {
+        assert!(f(key) > 0.0, "{key} positive in {json}");
+    }
+    let ratio = f("per_s") / f("baseline_per_s");
     assert!(
-        f("sdk_us_per_msg") >= f("baseline_us_per_msg"),
-        "the SDK path includes the recovery: {json}"
+        (f("ratio") - ratio).abs() <= 0.01 + ratio * 0.01,
+        "ratio is per_s / baseline_per_s in {json}"
     );
     assert_eq!(json["count"], 200);
 }
@@ -73,8 +84,8 @@ fn validate_with_threads_recovers_on_the_pool() {
 }
 
 /// Both networks delivered everything, the SDK ran on redb with the rounds interleaved, and
-/// the figures are sane: positive, and bare gossipsub (no validation, no disk) no slower than
-/// the SDK.
+/// the figures are sane: positive, and the ratio is the two p99s'. Which network is faster is
+/// a timing figure and is not asserted (see `validate_prints_its_keys`).
 #[test]
 fn propagation_prints_its_keys() {
     let json = run_bench(
@@ -110,9 +121,10 @@ fn propagation_prints_its_keys() {
     for key in ["p50_ms", "p99_ms", "baseline_p99_ms", "txlist_p99_ms"] {
         assert!(f(key) > 0.0, "{key} positive in {json}");
     }
+    let ratio = f("p99_ms") / f("baseline_p99_ms");
     assert!(
-        f("baseline_p99_ms") <= f("p99_ms"),
-        "bare gossipsub is no slower than the SDK: {json}"
+        (f("ratio_p99") - ratio).abs() <= 0.01 + ratio * 0.05,
+        "ratio_p99 is p99_ms / baseline_p99_ms (each rounded to 0.01 ms) in {json}"
     );
 }
 

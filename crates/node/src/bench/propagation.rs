@@ -165,7 +165,7 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
     );
     report.figure(
         "ratio_p99",
-        "p99 ratio SDK / bare (target <= 1.5)",
+        "p99 ratio SDK / bare (target <= 1.3)",
         round(p99 / base_p99.max(1e-3), 3),
     );
     report.figure(
