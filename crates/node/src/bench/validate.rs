@@ -8,15 +8,16 @@
 //! and queueing its durable write (written to a redb store between timed stretches: the
 //! writer's own track). The baseline is
 //! `RecoverableSignature::from_compact` + `recover_ecdsa` on the precomputed digests: the
-//! elliptic-curve work no implementation can avoid. Both run on one thread; each is repeated
-//! [`REPEATS`] times interleaved and the best run counts, which damps noise from other load.
+//! elliptic-curve work no implementation can avoid. Both run on one thread, interleaved stretch
+//! by stretch of [`FLUSH_EVERY`] messages so both meet the same load; the whole run is
+//! repeated [`REPEATS`] times and the best of each counts, which damps noise from other load.
 //!
 //! With `--threads N` (N > 1) the SDK takes the messages as its manager takes a burst: in
 //! batches of `gossip_validation.batch_max` ([`GossipPath::commitments`]), one chunk's signers
 //! recovered on a rayon pool of N threads while the previous chunk is checked and applied in
 //! order on the caller's thread (N + 1 threads on N cores, as in a node: the pool has a thread
-//! per core beside the manager's). The baseline is N threads each recovering an equal share
-//! of the digests.
+//! per core beside the manager's). The baseline is the same pool's N threads each recovering
+//! an equal share of the stretch's digests.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use preconfirmation_net::GossipVerdict;
 use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use preconfirmation_types::reexports::secp256k1::Message;
 use preconfirmation_types::{signing_hash, Address, ChainSpec, GossipTopicKind, WireMessage, B256};
+use rayon::prelude::*;
 
 use super::util::{round, signed_chain};
 use super::{failed, Report};
@@ -115,10 +117,10 @@ fn measure(count: usize, threads: usize) -> Result<Report, NodeError> {
     let mut best_base = f64::INFINITY;
     let mut parallel_chunks = 0;
     for _ in 0..REPEATS {
-        best_base = best_base.min(baseline(&digests, threads)?);
-        let (elapsed, parallel) = sdk_path(&config, lookahead.clone(), &wire, threads > 1)?;
-        best_sdk = best_sdk.min(elapsed);
-        parallel_chunks = parallel;
+        let run = interleaved(&config, lookahead.clone(), &wire, &digests, threads)?;
+        best_base = best_base.min(run.baseline_secs);
+        best_sdk = best_sdk.min(run.sdk_secs);
+        parallel_chunks = run.parallel_chunks;
     }
     let per_s = count as f64 / best_sdk;
     let baseline_per_s = count as f64 / best_base;
@@ -211,18 +213,16 @@ fn breakdown(
     ])
 }
 
-/// Seconds (wall clock) for bare ecrecover of every digest, on `threads` threads that each
-/// take an equal share.
+/// Seconds (wall clock) for bare ecrecover of every digest: on this thread, or with
+/// `threads` > 1 in equal shares on the global rayon pool (which then has `threads` threads).
 fn baseline(digests: &[(B256, [u8; 65])], threads: usize) -> Result<f64, NodeError> {
-    let share = digests.len().div_ceil(threads);
     let started = Instant::now();
-    let ok: usize = std::thread::scope(|scope| {
-        let workers: Vec<_> = digests
-            .chunks(share)
-            .map(|chunk| scope.spawn(move || recover_all(chunk)))
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
-    });
+    let ok = if threads > 1 {
+        let share = digests.len().div_ceil(threads).max(1);
+        digests.par_chunks(share).map(recover_all).sum()
+    } else {
+        recover_all(digests)
+    };
     let elapsed = started.elapsed().as_secs_f64();
     if ok != digests.len() {
         return Err(failed("validate", "baseline recovery failed"));
@@ -246,20 +246,30 @@ fn recover_all(digests: &[(B256, [u8; 65])]) -> usize {
     ok
 }
 
-/// Seconds for the SDK's own gossip path ([`p2p::gossip_path::GossipPath`], the code the
+/// One interleaved run: seconds of the SDK path and of the baseline over every message, and
+/// how many chunks had their signers recovered on the pool.
+struct InterleavedRun {
+    sdk_secs: f64,
+    baseline_secs: f64,
+    parallel_chunks: u64,
+}
+
+/// One run of the SDK's own gossip path ([`p2p::gossip_path::GossipPath`], the code the
 /// manager runs per gossiped commitment, up to the verdict) over every wire message, from an
-/// empty redb store in a temp dir, and how many chunks had their signers recovered on the
-/// pool. `batched` false: one message at a time ([`GossipPath::commitment`], the one-core
-/// figure); true: batches of `gossip_validation.batch_max` as the manager takes a burst
+/// empty redb store in a temp dir, interleaved stretch by stretch with the baseline on the
+/// same stretch's digests (the order alternating), so both meet the same load on a noisy
+/// machine. One thread: one message at a time ([`GossipPath::commitment`]); `threads` > 1:
+/// batches of `gossip_validation.batch_max` as the manager takes a burst
 /// ([`GossipPath::commitments`], signers recovered on the global rayon pool). The durable
 /// writes go to storage between timed stretches of [`FLUSH_EVERY`] messages, untimed: in a
 /// node the writer stores them on its own track.
-fn sdk_path(
+fn interleaved(
     config: &P2pSdkConfig,
     lookahead: Arc<dyn p2p::Lookahead>,
     wire: &[Vec<u8>],
-    batched: bool,
-) -> Result<(f64, u64), NodeError> {
+    digests: &[(B256, [u8; 65])],
+    threads: usize,
+) -> Result<InterleavedRun, NodeError> {
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-validate-")
         .tempdir()
@@ -267,14 +277,25 @@ fn sdk_path(
     let storage = Arc::new(RedbStore::open(data_dir.path(), config.chain.limits)?);
     let mut path =
         GossipPath::new(config.clone(), storage, lookahead).map_err(|e| failed("validate", e))?;
+    let batched = threads > 1;
     let batch = if batched {
         config.gossip_validation.batch_max
     } else {
         1
     };
     let accept = Some(GossipVerdict::Accept);
-    let mut elapsed = 0.0;
-    for stretch in wire.chunks(FLUSH_EVERY.max(batch)) {
+    let stretch_len = FLUSH_EVERY.max(batch);
+    let mut run = InterleavedRun {
+        sdk_secs: 0.0,
+        baseline_secs: 0.0,
+        parallel_chunks: 0,
+    };
+    let stretches = wire.chunks(stretch_len).zip(digests.chunks(stretch_len));
+    for (i, (stretch, stretch_digests)) in stretches.enumerate() {
+        let baseline_first = i % 2 == 0;
+        if baseline_first {
+            run.baseline_secs += baseline(stretch_digests, threads)?;
+        }
         let started = Instant::now();
         for chunk in stretch.chunks(batch) {
             let accepted = if batched {
@@ -289,10 +310,14 @@ fn sdk_path(
                 ));
             }
         }
-        elapsed += started.elapsed().as_secs_f64();
+        run.sdk_secs += started.elapsed().as_secs_f64();
+        if !baseline_first {
+            run.baseline_secs += baseline(stretch_digests, threads)?;
+        }
         path.flush_writes().map_err(|e| failed("validate", e))?;
     }
-    Ok((elapsed, path.parallel_chunks()))
+    run.parallel_chunks = path.parallel_chunks();
+    Ok(run)
 }
 
 /// Messages between two (untimed) flushes of the durable writes.
