@@ -11,6 +11,12 @@
 //! validation) and score nobody. Both networks run side by side and the rounds interleave
 //! (an SDK round, then the same round on the bare network), so load and noise hit both alike.
 //!
+//! The process runs the node's metrics recorder, so the SDK does its metrics work as in a
+//! node, and the report says where an SDK delivery's extra time went, from the SDK's own
+//! metrics over the commitment rounds: `commitment_write_mean_ms` (a write queued by the
+//! core until durable; every node's database shares this machine's disk) and
+//! `gossip_queue_mean_ms` (a gossiped commitment's wait between the driver and the manager).
+//!
 //! Topology (both networks): node `i` dials nodes `i − 1, i − 2, i − 4, i − 8, i − 16`, a
 //! connected graph with diameter O(log N).
 
@@ -104,6 +110,10 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         args.txlist_bytes,
     ));
 
+    // The node's own recorder, as `run` installs it: the SDK then does its metrics work as in
+    // a node, and the bench reads where an SDK delivery's time went (`None` if this process
+    // already has a recorder: the attribution is then left out).
+    let recorder = crate::telemetry::install_prometheus();
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-propagation-")
         .tempdir()
@@ -119,7 +129,13 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         tokio::time::sleep(MESH_SETTLE).await;
         let mut sdk = Samples::default();
         let mut base = Samples::default();
+        let mut after_commitment_rounds = None;
         for (round, block) in blocks.iter().enumerate() {
+            if round == args.rounds {
+                // Every commitment round's writes were durable before its events: the SDK's
+                // figures so far are the commitments' alone.
+                after_commitment_rounds = recorder.as_ref().map(|r| r.render());
+            }
             let publisher = round % args.nodes;
             sdk_net
                 .round(&mut sdk, args.nodes, publisher, block)
@@ -130,12 +146,14 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
                 .await?;
             tokio::time::sleep(ROUND_GAP).await;
         }
-        Ok::<_, NodeError>((sdk, base))
+        let after_commitment_rounds =
+            after_commitment_rounds.or_else(|| recorder.as_ref().map(|r| r.render()));
+        Ok::<_, NodeError>((sdk, base, after_commitment_rounds))
     }
     .await;
     sdk_net.stop().await;
     bare_net.stop().await;
-    let (sdk, base) = result?;
+    let (sdk, base, after_commitment_rounds) = result?;
 
     let mut c = sdk.commitment_ms;
     let mut t = sdk.txlist_ms;
@@ -190,7 +208,35 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
     report.extra("txlist_bytes", args.txlist_bytes);
     report.extra("samples", c.len());
     report.extra("txlist_samples", t.len());
+    if let Some(text) = after_commitment_rounds {
+        let mean_ms = |name: &str, labels: &str| {
+            let sum = metric_value(&text, &format!("{name}_sum{labels}"))?;
+            let count = metric_value(&text, &format!("{name}_count{labels}"))?;
+            (count > 0.0).then(|| round(sum / count * 1e3, 3))
+        };
+        // Every node's write of a commitment round: queued by the core → durable.
+        if let Some(ms) = mean_ms(p2p::metrics::DURABLE_WRITE, "") {
+            report.extra("commitment_write_mean_ms", ms);
+        }
+        // Driver → SDK manager, per gossiped commitment.
+        let commitments = format!("{{topic=\"{}\"}}", GossipTopicKind::Commitments.label());
+        if let Some(ms) = mean_ms(p2p::metrics::GOSSIP_QUEUE, &commitments) {
+            report.extra("gossip_queue_mean_ms", ms);
+        }
+    }
     Ok(report)
+}
+
+/// The value of the sample `name` (with its labels, if any, as rendered) in Prometheus text.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    let (base, labels) = match name.find('{') {
+        Some(at) => name.split_at(at),
+        None => (name, ""),
+    };
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(base)?.strip_prefix(labels)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
 }
 
 type Seen = Arc<Mutex<HashMap<(usize, B256), Instant>>>;
@@ -483,5 +529,33 @@ impl BareNetwork {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_value;
+
+    const TEXT: &str = "# TYPE p2p_x_seconds histogram\n\
+        p2p_x_seconds_sum 0.5\n\
+        p2p_x_seconds_count 4\n\
+        p2p_y_seconds_sum{topic=\"commitments\"} 0.25\n\
+        p2p_y_seconds_sum{topic=\"raw_txlists\"} 9\n";
+
+    #[test]
+    fn a_sample_is_found_by_its_name_and_labels() {
+        assert_eq!(metric_value(TEXT, "p2p_x_seconds_sum"), Some(0.5));
+        assert_eq!(metric_value(TEXT, "p2p_x_seconds_count"), Some(4.0));
+        assert_eq!(
+            metric_value(TEXT, "p2p_y_seconds_sum{topic=\"commitments\"}"),
+            Some(0.25)
+        );
+        assert_eq!(
+            metric_value(TEXT, "p2p_y_seconds_sum{topic=\"raw_txlists\"}"),
+            Some(9.0)
+        );
+        // A prefix of another name, or the name without its labels, is not that sample.
+        assert_eq!(metric_value(TEXT, "p2p_x_seconds"), None);
+        assert_eq!(metric_value(TEXT, "p2p_y_seconds_sum"), None);
     }
 }
