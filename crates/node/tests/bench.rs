@@ -33,6 +33,36 @@ fn run_bench(args: &[&str], keys: &[&str]) -> serde_json::Value {
     json
 }
 
+/// `json[key]` as a number; panics (naming the key) if it is not one.
+fn number(json: &serde_json::Value, key: &str) -> f64 {
+    json[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is a number in {json}"))
+}
+
+/// Every one of `keys` is a positive number.
+fn assert_positive(json: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        assert!(number(json, key) > 0.0, "{key} positive in {json}");
+    }
+}
+
+/// `json[ratio]` is `json[numerator] / json[denominator]`, up to `relative` (the figures are
+/// rounded before they are printed) plus 0.01 absolute.
+fn assert_ratio(
+    json: &serde_json::Value,
+    ratio: &str,
+    numerator: &str,
+    denominator: &str,
+    relative: f64,
+) {
+    let expected = number(json, numerator) / number(json, denominator);
+    assert!(
+        (number(json, ratio) - expected).abs() <= 0.01 + expected * relative,
+        "{ratio} is {numerator} / {denominator} in {json}"
+    );
+}
+
 /// The SDK's own gossip path accepted every commitment (the bench fails otherwise, and a
 /// commitment is only accepted once its recovered signer is the scheduled preconfer) and its
 /// figures are sane: positive rates and stages. Which path is faster is not asserted: that is
@@ -43,26 +73,18 @@ fn validate_prints_its_keys() {
         &["validate", "--count", "200", "--json"],
         &["per_s", "baseline_per_s", "ratio", "sdk_us_per_msg"],
     );
-    let f = |key: &str| {
-        json[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} in {json}"))
-    };
-    for key in [
-        "per_s",
-        "baseline_per_s",
-        "sdk_us_per_msg",
-        "baseline_us_per_msg",
-        "stage_recover_signer_us",
-        "stage_decode_us",
-    ] {
-        assert!(f(key) > 0.0, "{key} positive in {json}");
-    }
-    let ratio = f("per_s") / f("baseline_per_s");
-    assert!(
-        (f("ratio") - ratio).abs() <= 0.01 + ratio * 0.01,
-        "ratio is per_s / baseline_per_s in {json}"
+    assert_positive(
+        &json,
+        &[
+            "per_s",
+            "baseline_per_s",
+            "sdk_us_per_msg",
+            "baseline_us_per_msg",
+            "stage_recover_signer_us",
+            "stage_decode_us",
+        ],
     );
+    assert_ratio(&json, "ratio", "per_s", "baseline_per_s", 0.01);
     assert_eq!(json["count"], 200);
 }
 
@@ -110,49 +132,39 @@ fn propagation_prints_its_keys() {
             "txlist_p99_ms",
         ],
     );
-    let f = |key: &str| {
-        json[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} in {json}"))
-    };
     assert_eq!(json["missing"], 0, "every delivery made: {json}");
     assert_eq!(json["storage"], "redb");
     assert_eq!(json["interleaved"], true);
-    for key in [
-        "p50_ms",
-        "p99_ms",
-        "baseline_p99_ms",
-        "txlist_p99_ms",
-        // Where an SDK delivery's time went, from the SDK's own metrics.
-        "commitment_write_mean_ms",
-        "gossip_queue_mean_ms",
-    ] {
-        assert!(f(key) > 0.0, "{key} positive in {json}");
-    }
-    let ratio = f("p99_ms") / f("baseline_p99_ms");
-    assert!(
-        (f("ratio_p99") - ratio).abs() <= 0.01 + ratio * 0.05,
-        "ratio_p99 is p99_ms / baseline_p99_ms (each rounded to 0.01 ms) in {json}"
+    assert_positive(
+        &json,
+        &[
+            "p50_ms",
+            "p99_ms",
+            "baseline_p99_ms",
+            "txlist_p99_ms",
+            // Where an SDK delivery's time went, from the SDK's own metrics.
+            "commitment_write_mean_ms",
+            "gossip_queue_mean_ms",
+        ],
     );
+    // Each p99 is rounded to 0.01 ms, a few percent of a small figure.
+    assert_ratio(&json, "ratio_p99", "p99_ms", "baseline_p99_ms", 0.05);
 }
 
 /// The figures every catch-up run reports beyond speed: tx-list MiB/s against a bare TCP copy,
 /// and the serving peers' CPU and MiB/s out, all measured.
 fn check_catchup_figures(json: &serde_json::Value) {
-    let f = |key: &str| {
-        json[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} is a number in {json}"))
-    };
-    for key in [
-        "per_s",
-        "txlist_mib_per_s",
-        "tcp_copy_mib_per_s",
-        "tcp_ratio",
-        "server_mib_per_s_out",
-    ] {
-        assert!(f(key) > 0.0, "{key} positive in {json}");
-    }
+    let f = |key: &str| number(json, key);
+    assert_positive(
+        json,
+        &[
+            "per_s",
+            "txlist_mib_per_s",
+            "tcp_copy_mib_per_s",
+            "tcp_ratio",
+            "server_mib_per_s_out",
+        ],
+    );
     let expected = f("txlist_mib_per_s") / f("tcp_copy_mib_per_s");
     assert!(
         (f("tcp_ratio") - expected).abs() <= expected * 0.01,
