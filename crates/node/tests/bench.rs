@@ -97,8 +97,7 @@ fn validate_with_threads_recovers_on_the_pool() {
         &["per_s", "baseline_per_s", "ratio", "parallel_chunks"],
     );
     assert_eq!(json["threads"], 2);
-    assert!(json["per_s"].as_f64() > Some(0.0), "{json}");
-    assert!(json["baseline_per_s"].as_f64() > Some(0.0), "{json}");
+    assert_positive(&json, &["per_s", "baseline_per_s"]);
     assert!(
         json["parallel_chunks"].as_u64() > Some(0),
         "chunks recovered on the pool: {json}"
@@ -187,10 +186,8 @@ fn check_catchup_figures(json: &serde_json::Value) {
     let mut max_cpu: f64 = 0.0;
     let mut max_out: f64 = 0.0;
     for s in servers {
-        let cpu = s["cpu_share"].as_f64().expect("cpu_share is a number");
-        let out = s["mib_per_s_out"]
-            .as_f64()
-            .expect("mib_per_s_out is a number");
+        let cpu = number(s, "cpu_share");
+        let out = number(s, "mib_per_s_out");
         assert!(cpu >= 0.0 && out >= 0.0, "server figures in {json}");
         max_cpu = max_cpu.max(cpu);
         max_out = max_out.max(out);
@@ -252,9 +249,9 @@ fn catchup_prints_its_keys() {
         .as_array()
         .expect("servers")
         .iter()
-        .map(|s| s["mib_per_s_out"].as_f64().expect("a number"))
+        .map(|s| number(s, "mib_per_s_out"))
         .sum::<f64>()
-        * large["elapsed_s"].as_f64().expect("elapsed_s");
+        * number(&large, "elapsed_s");
     assert!(
         served_mib >= txlist_mib * 0.95,
         "the servers sent every tx list: {served_mib} of {txlist_mib} MiB in {large}"
