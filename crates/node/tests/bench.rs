@@ -144,6 +144,9 @@ fn propagation_prints_its_keys() {
             // Where an SDK delivery's time went, from the SDK's own metrics.
             "commitment_write_mean_ms",
             "gossip_queue_mean_ms",
+            // What the shared disk adds, probed after the rounds.
+            "fsync_single_ms",
+            "fsync_burst_ms",
         ],
     );
     // Each p99 is rounded to 0.01 ms, a few percent of a small figure.

@@ -16,6 +16,10 @@
 //! metrics over the commitment rounds: `commitment_write_mean_ms` (a write queued by the
 //! core until durable; every node's database shares this machine's disk) and
 //! `gossip_queue_mean_ms` (a gossiped commitment's wait between the driver and the manager).
+//! After the rounds it probes what the shared disk adds: `fsync_single_ms`, one lone 4 KiB
+//! write made durable, and `fsync_burst_ms`, the time until the last of N − 1 such writes
+//! started together (one file each, in the same temp dir) is durable — what a round's
+//! commits meet when the message reaches every node at about the same time.
 //!
 //! Topology (both networks): node `i` dials nodes `i − 1, i − 2, i − 4, i − 8, i − 16`, a
 //! connected graph with diameter O(log N).
@@ -36,7 +40,7 @@ use preconfirmation_net::{GossipConfig, Keypair};
 use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
 use tokio::sync::mpsc;
 
-use super::util::{percentile, round, signed_chain};
+use super::util::{fsync_burst, percentile, round, signed_chain};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::NodeError;
@@ -50,6 +54,8 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MESH_SETTLE: Duration = Duration::from_secs(3);
 /// Pause between rounds so rounds never overlap.
 pub const ROUND_GAP: Duration = Duration::from_millis(100);
+/// Repetitions of the disk probe (`fsync_single_ms`, `fsync_burst_ms`).
+pub const FSYNC_PROBE_REPEATS: usize = 10;
 /// Most nodes a run may start.
 pub const MAX_NODES: usize = 128;
 /// Dial offsets: node `i` dials `i − d` for each `d`.
@@ -154,6 +160,11 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
     sdk_net.stop().await;
     bare_net.stop().await;
     let (sdk, base, after_commitment_rounds) = result?;
+    // What the disk adds: every node but the publisher commits a round's message at about the
+    // same time, each database on this machine's one disk (untimed, after the rounds).
+    let (fsync_single_ms, fsync_burst_ms) =
+        fsync_burst(data_dir.path(), args.nodes - 1, FSYNC_PROBE_REPEATS)
+            .map_err(|e| NodeError::io(data_dir.path(), e))?;
 
     let mut c = sdk.commitment_ms;
     let mut t = sdk.txlist_ms;
@@ -203,6 +214,8 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         sdk.missing + base.missing,
     );
     report.extra("baseline_p50_ms", round(percentile(&b, 50.0), 2));
+    report.extra("fsync_single_ms", round(fsync_single_ms, 3));
+    report.extra("fsync_burst_ms", round(fsync_burst_ms, 3));
     report.extra("storage", "redb");
     report.extra("interleaved", true);
     report.extra("txlist_bytes", args.txlist_bytes);

@@ -250,3 +250,88 @@ mod tests {
         assert_eq!(threads_cpu_s("no-such-thread"), 0.0);
     }
 }
+
+/// What this machine's disk adds when many databases in `dir` commit at once, as the
+/// propagation bench's nodes do when a message reaches them together: the median time of one
+/// lone 4 KiB write + `fdatasync`, and the median time until the last of `writers`
+/// simultaneous ones (each to its own file, started together) is durable. `repeats` of each;
+/// milliseconds. The files are removed before it returns.
+pub(crate) fn fsync_burst(
+    dir: &std::path::Path,
+    writers: usize,
+    repeats: usize,
+) -> std::io::Result<(f64, f64)> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::Barrier;
+    use std::time::Instant;
+
+    const BLOCK: [u8; 4096] = [0x5a; 4096];
+    let probe = tempfile::Builder::new()
+        .prefix("fsync-burst-")
+        .tempdir_in(dir)?;
+    let files = (0..writers.max(1))
+        .map(|i| {
+            let file = std::fs::File::create(probe.path().join(format!("writer-{i}")))?;
+            // Allocated and durable first, so each timed write changes data, not the size.
+            file.write_all_at(&BLOCK, 0)?;
+            file.sync_all()?;
+            Ok(file)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let write = |file: &std::fs::File| -> std::io::Result<()> {
+        file.write_all_at(&BLOCK, 0)?;
+        file.sync_data()
+    };
+    let mut single = Vec::with_capacity(repeats);
+    let mut burst = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let started = Instant::now();
+        write(&files[0])?;
+        single.push(started.elapsed().as_secs_f64() * 1e3);
+        let barrier = Barrier::new(files.len());
+        // Each writer's (start, durable) instants, timed from its release by the barrier.
+        let spans = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .iter()
+                .map(|file| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let started = Instant::now();
+                        write(file).map(|()| (started, Instant::now()))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(std::io::Error::other("fsync probe thread panicked"))
+                    })
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        })?;
+        let first = spans.iter().map(|(started, _)| *started).min();
+        let last = spans.iter().map(|(_, durable)| *durable).max();
+        if let (Some(first), Some(last)) = (first, last) {
+            burst.push(last.duration_since(first).as_secs_f64() * 1e3);
+        }
+    }
+    single.sort_by(f64::total_cmp);
+    burst.sort_by(f64::total_cmp);
+    Ok((percentile(&single, 50.0), percentile(&burst, 50.0)))
+}
+
+#[cfg(test)]
+mod fsync_burst_tests {
+    use super::*;
+
+    #[test]
+    fn the_burst_probe_times_real_writes_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (single, burst) = fsync_burst(dir.path(), 4, 3).expect("probe");
+        assert!(single > 0.0 && burst > 0.0, "{single} {burst}");
+        let left = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(left, 0, "the probe's files are removed");
+    }
+}
