@@ -143,6 +143,7 @@ fn propagation_prints_its_keys() {
             "txlist_p99_ms",
             // Where an SDK delivery's time went, from the SDK's own metrics.
             "commitment_write_mean_ms",
+            "commitment_transaction_mean_ms",
             "gossip_queue_mean_ms",
             // What the shared disk adds, probed after the rounds.
             "fsync_single_ms",

@@ -89,6 +89,15 @@ pub(crate) fn durable_write(elapsed: Duration) {
     histogram!(DURABLE_WRITE).record(elapsed.as_secs_f64());
 }
 
+/// `p2p_durable_transaction_seconds`: one durable transaction of the writer, from its start
+/// to its fsync's return: the part of [`DURABLE_WRITE`] that is storage's own work; the rest
+/// is waiting for the writer and the hand-offs to and from it.
+pub const DURABLE_TRANSACTION: &str = "p2p_durable_transaction_seconds";
+
+pub(crate) fn durable_transaction(elapsed: Duration) {
+    histogram!(DURABLE_TRANSACTION).record(elapsed.as_secs_f64());
+}
+
 /// `p2p_durable_write_group_size`: writes the durable writer put into one transaction
 /// (histogram; group commit).
 pub const DURABLE_WRITE_GROUP: &str = "p2p_durable_write_group_size";

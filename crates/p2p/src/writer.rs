@@ -246,7 +246,9 @@ fn write_group(
         txlists.extend(write.txlists);
         unresolved.push(write.unresolved);
     }
+    let started = std::time::Instant::now();
     storage.put_page(&commitments, &txlists)?;
+    metrics::durable_transaction(started.elapsed());
     let mut outcomes = Vec::with_capacity(unresolved.len());
     for page in unresolved {
         let mut present = HashSet::new();

@@ -14,7 +14,8 @@
 //! The process runs the node's metrics recorder, so the SDK does its metrics work as in a
 //! node, and the report says where an SDK delivery's extra time went, from the SDK's own
 //! metrics over the commitment rounds: `commitment_write_mean_ms` (a write queued by the
-//! core until durable; every node's database shares this machine's disk) and
+//! core until durable; every node's database shares this machine's disk), of which
+//! `commitment_transaction_mean_ms` is the transaction itself (pages and fsync), and
 //! `gossip_queue_mean_ms` (a gossiped commitment's wait between the driver and the manager).
 //! After the rounds it probes what the shared disk adds: `fsync_single_ms`, one lone 4 KiB
 //! write made durable, and `fsync_burst_ms`, the time until the last of N − 1 such writes
@@ -230,6 +231,10 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         // Every node's write of a commitment round: queued by the core → durable.
         if let Some(ms) = mean_ms(p2p::metrics::DURABLE_WRITE, "") {
             report.extra("commitment_write_mean_ms", ms);
+        }
+        // Of which the transaction itself (its pages and fsync).
+        if let Some(ms) = mean_ms(p2p::metrics::DURABLE_TRANSACTION, "") {
+            report.extra("commitment_transaction_mean_ms", ms);
         }
         // Driver → SDK manager, per gossiped commitment.
         let commitments = format!("{{topic=\"{}\"}}", GossipTopicKind::Commitments.label());
