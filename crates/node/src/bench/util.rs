@@ -212,45 +212,6 @@ impl Drop for RssSampler {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_sig_keeps_small_figures() {
-        assert_eq!(round_sig(0.000_123_456, 3), 0.000_123);
-        assert_eq!(round_sig(123_456.0, 3), 123_000.0);
-        assert_eq!(round_sig(0.0, 3), 0.0);
-    }
-
-    #[test]
-    fn threads_cpu_s_counts_the_named_threads_only() {
-        let before = threads_cpu_s("cpu-probe");
-        // Spins until the kernel has charged it 0.15 s of CPU (however loaded the machine;
-        // bounded by a 60 s wall clock), measured while the thread is still alive.
-        let probe = std::thread::Builder::new()
-            .name("cpu-probe".into())
-            .spawn(move || {
-                let started = std::time::Instant::now();
-                let mut x = 0u64;
-                loop {
-                    let used = threads_cpu_s("cpu-probe") - before;
-                    if used >= 0.15 || started.elapsed() > Duration::from_secs(60) {
-                        return used;
-                    }
-                    let chunk = std::time::Instant::now();
-                    while chunk.elapsed() < Duration::from_millis(20) {
-                        x = std::hint::black_box(x.wrapping_add(1));
-                    }
-                }
-            })
-            .expect("spawn");
-        let used = probe.join().expect("probe");
-        assert!((0.15..=60.0).contains(&used), "used {used} s");
-        assert_eq!(threads_cpu_s("no-such-thread"), 0.0);
-    }
-}
-
 /// What this machine's disk adds when many databases in `dir` commit at once, as the
 /// propagation bench's nodes do when a message reaches them together: the median time of one
 /// lone 4 KiB write + `fdatasync`, and the median time until the last of `writers`
@@ -323,8 +284,42 @@ pub(crate) fn fsync_burst(
 }
 
 #[cfg(test)]
-mod fsync_burst_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn round_sig_keeps_small_figures() {
+        assert_eq!(round_sig(0.000_123_456, 3), 0.000_123);
+        assert_eq!(round_sig(123_456.0, 3), 123_000.0);
+        assert_eq!(round_sig(0.0, 3), 0.0);
+    }
+
+    #[test]
+    fn threads_cpu_s_counts_the_named_threads_only() {
+        let before = threads_cpu_s("cpu-probe");
+        // Spins until the kernel has charged it 0.15 s of CPU (however loaded the machine;
+        // bounded by a 60 s wall clock), measured while the thread is still alive.
+        let probe = std::thread::Builder::new()
+            .name("cpu-probe".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let mut x = 0u64;
+                loop {
+                    let used = threads_cpu_s("cpu-probe") - before;
+                    if used >= 0.15 || started.elapsed() > Duration::from_secs(60) {
+                        return used;
+                    }
+                    let chunk = std::time::Instant::now();
+                    while chunk.elapsed() < Duration::from_millis(20) {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+            })
+            .expect("spawn");
+        let used = probe.join().expect("probe");
+        assert!((0.15..=60.0).contains(&used), "used {used} s");
+        assert_eq!(threads_cpu_s("no-such-thread"), 0.0);
+    }
 
     #[test]
     fn the_burst_probe_times_real_writes_and_leaves_nothing_behind() {
