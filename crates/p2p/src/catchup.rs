@@ -17,7 +17,7 @@
 //!      schedule and applies them to its in-memory chain (no disk wait on the manager);
 //!    - **write**: the SDK's durable writer ([`crate::writer`], shared with gossip) stores
 //!      pages' commitments and tx lists in durable transactions ([`SdkStorage::put_page`])
-//!      on the blocking pool, at most `write_queue_pages` pages and `write_queue_bytes`
+//!      on its own thread, at most `write_queue_pages` pages and `write_queue_bytes`
 //!      behind (the permits travel with the page); whatever queued up during one write goes
 //!      into the next transaction (group commit), so the writer keeps up however slow each
 //!      transaction is; the core announces a page only once it is durable.

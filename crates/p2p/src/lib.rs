@@ -22,7 +22,7 @@
 //!    runs again by itself on reconnect and when gossip reveals a gap.
 //! 3. **Live.** Gossip is validated and deduplicated; gossipsub gets its verdict at once (a
 //!    commitment waiting for its parent gets it once it validates), and the durable writer
-//!    stores what was accepted off the manager task, grouping writes into transactions. Once
+//!    stores what was accepted on a thread of its own, grouping writes into transactions. Once
 //!    durable, each accepted commitment is an
 //!    [`SdkEvent::Commitment`], each tx list an [`SdkEvent::RawTxList`], slashing evidence an
 //!    [`SdkEvent::Equivocation`]. A preconfer publishes with [`P2pSdk::publish`] (tx list first,

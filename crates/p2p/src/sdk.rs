@@ -200,7 +200,7 @@ impl P2pSdk {
                 Arc::downgrade(&storage),
                 internal_tx.clone(),
                 GroupPolicy::from_config(&config.catchup),
-            ),
+            )?,
             durable_waiters: VecDeque::new(),
             core,
             net: net.clone(),

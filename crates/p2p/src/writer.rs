@@ -4,12 +4,17 @@
 //! The core validates a commitment (gossip, local publish, catch-up page, a tx list that an
 //! accepted commitment awaited), applies it to its in-memory chain, hands gossipsub its verdict
 //! at once, and queues a [`PageWrite`] here. The writer stores writes in the order the core
-//! made them, each group in one durable transaction ([`SdkStorage::put_page`]) on the blocking
-//! pool: whatever queued up while one transaction ran goes into the next (group commit), so
-//! one fsync serves every write that arrived during the previous one. Then it reports each
-//! write to the manager ([`Internal::Stored`]); only then does the core announce it to the
-//! sidecar, acknowledge a local publish and move the head it reports — nothing announced can
-//! be lost by a crash.
+//! made them, each group in one durable transaction ([`SdkStorage::put_page`]): whatever
+//! queued up while one transaction ran goes into the next (group commit), so one fsync serves
+//! every write that arrived during the previous one. Then it reports each write to the manager
+//! ([`Internal::Stored`]); only then does the core announce it to the sidecar, acknowledge a
+//! local publish and move the head it reports — nothing announced can be lost by a crash.
+//!
+//! The writer has a thread of its own, with a one-thread tokio runtime for its queue and the
+//! catch-up linger, and runs each transaction right there. A job therefore wakes a thread that
+//! waits for nothing else, instead of queueing behind the node's network tasks on the shared
+//! runtime twice (once to start the writer's task, once more to resume it after the blocking
+//! pool's fsync); only the report back to the manager still takes that queue.
 //!
 //! A failed write stops everything queued behind it from reaching storage (it would leave a
 //! hole): the core rebuilds its chain from storage and starts a new *epoch*; the writer drops
@@ -78,23 +83,35 @@ impl GroupPolicy {
     }
 }
 
-/// Handle to the writer task; cheap to clone. The task ends when every handle is dropped.
+/// Name of the writer's thread.
+const WRITER_THREAD: &str = "p2p-writer";
+
+/// Handle to the writer; cheap to clone. The writer's thread ends when every handle is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::UnboundedSender<WriteJob>,
 }
 
 impl Writer {
-    /// Starts the writer on `storage` (weak: a task winding down never keeps the store open),
-    /// reporting to the manager on `internal`.
+    /// Starts the writer on its own thread on `storage` (weak: a writer winding down never
+    /// keeps the store open), reporting to the manager on `internal`.
     pub(crate) fn spawn(
         storage: Weak<dyn SdkStorage>,
         internal: mpsc::Sender<Internal>,
         policy: GroupPolicy,
-    ) -> Self {
+    ) -> Result<Self, StorageError> {
+        let cannot_start =
+            |e: std::io::Error| StorageError::Backend(format!("cannot start the writer: {e}"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(cannot_start)?;
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(storage, queue, internal, policy));
-        Self { jobs }
+        std::thread::Builder::new()
+            .name(WRITER_THREAD.into())
+            .spawn(move || runtime.block_on(run(storage, queue, internal, policy)))
+            .map_err(cannot_start)?;
+        Ok(Self { jobs })
     }
 
     /// Queues `job`. The queue is unbounded in count but not in what it can hold: the core
@@ -144,9 +161,9 @@ async fn run(
             permits.push(job.permits);
         }
         metrics::write_group(writes.len());
-        let written = tokio::task::spawn_blocking(move || write_group(storage.as_ref(), writes))
-            .await
-            .unwrap_or_else(|e| Err(StorageError::Backend(format!("write task failed: {e}"))));
+        // Blocking is this thread's job: nothing else runs on its runtime.
+        let written = write_group(storage.as_ref(), writes);
+        drop(storage);
         // The pages' bytes are gone (moved into the write and dropped): room for more.
         drop(permits);
         match written {
@@ -408,7 +425,7 @@ mod tests {
         let storage: Arc<dyn SdkStorage> = Arc::new(MemoryStorage::default());
         let (internal, _reports) = mpsc::channel(8);
         let policy = policy(1, Duration::ZERO);
-        let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy);
+        let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy).unwrap();
         drop(storage); // the SDK stopped: the writer ends at its next job
         assert!(writer.submit(job(1, false)), "queued while the task runs");
         let stopped = tokio::time::timeout(Duration::from_secs(10), async {
@@ -462,7 +479,7 @@ mod tests {
         });
         let (internal, mut reports) = mpsc::channel(8);
         let policy = policy(1, Duration::ZERO);
-        let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy);
+        let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy).unwrap();
         let (a, b, c) = (
             B256::repeat_byte(1),
             B256::repeat_byte(2),
@@ -495,6 +512,46 @@ mod tests {
             "epoch 0 after the failure dropped"
         );
         assert!(storage.txlist(&a).unwrap().is_none());
+    }
+
+    /// `wait` on a thread of its own, for at most 10 s.
+    fn within_10_s<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(wait()));
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("done within 10 s")
+    }
+
+    #[test]
+    fn the_writer_needs_no_runtime_of_its_caller() {
+        // No tokio runtime on this thread: a writer that ran as a task of its caller's runtime
+        // could neither start nor write.
+        let storage: Arc<dyn SdkStorage> = Arc::new(MemoryStorage::default());
+        let (internal, mut reports) = mpsc::channel(8);
+        let writer = Writer::spawn(
+            Arc::downgrade(&storage),
+            internal,
+            policy(1, Duration::ZERO),
+        )
+        .unwrap();
+        let hash = B256::repeat_byte(7);
+        let (job, outcome) = txlist_job(1, 0, hash);
+        assert!(writer.submit(job));
+        assert!(within_10_s(move || outcome.blocking_recv())
+            .unwrap()
+            .is_ok());
+        let report = within_10_s(move || reports.blocking_recv());
+        assert!(
+            matches!(
+                report,
+                Some(Internal::Stored {
+                    id: 1,
+                    outcome: Ok(_)
+                })
+            ),
+            "the manager hears of the write"
+        );
+        assert!(storage.txlist(&hash).unwrap().is_some(), "stored");
     }
 
     #[test]
