@@ -15,7 +15,7 @@ use libp2p::PeerId;
 use preconfirmation_net::{GossipVerdict, MessageId as GossipMessageId};
 use preconfirmation_types::{Address, GossipTopicKind, SignedCommitment, TypesError, B256, U256};
 use tokio::sync::{broadcast, watch};
-use tracing::{debug, info, info_span, trace, warn};
+use tracing::{debug, debug_span, info, trace, warn};
 
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
@@ -405,7 +405,9 @@ impl Core {
             }
         };
         let hash = msg.raw_tx_list_hash;
-        let _span = info_span!("txlist", %peer, %hash).entered();
+        // Per message, so debug: at a node's default `info` filter an info span formats its
+        // fields for every message (a peer id in base58), a sizeable share of the SDK's work.
+        let _span = debug_span!("txlist", %peer, %hash).entered();
         if self.have_txlist(&hash) {
             metrics::gossip_received(topic, RejectReason::Duplicate.label());
             return Some(GossipVerdict::Ignore);
@@ -499,7 +501,8 @@ impl Core {
         held: Option<HeldVerdict>,
     ) -> ValidationOutcome {
         let number = signed.preconf().block_number;
-        let _span = info_span!("commitment", ?source, block = %number).entered();
+        // Per message, so debug (see `on_gossip_txlist`).
+        let _span = debug_span!("commitment", ?source, block = %number).entered();
         let outcome =
             self.validator
                 .validate_commitment(&signed, signer.clone(), &self.state, unix_now());
@@ -558,7 +561,12 @@ impl Core {
         };
         let Some(signer) = signer else { return };
         metrics::equivocation(kind.label());
-        warn!(kind = kind.label(), %signer, "slashing evidence");
+        warn!(
+            kind = kind.label(),
+            %signer,
+            block = %second.preconf().block_number,
+            "slashing evidence"
+        );
         self.emit(SdkEvent::Equivocation {
             kind,
             signer,
@@ -1116,6 +1124,57 @@ mod tests {
         assert_eq!(verdicts, expected);
         assert_eq!(released, vec![GossipVerdict::Accept], "block 2 forwarded");
         assert_eq!(h.core.head(), 40);
+    }
+
+    /// Spans opened while a tx list and then its commitment are gossiped to a fresh core, under
+    /// a subscriber that lets `level` through.
+    fn spans_per_gossip_message(level: tracing::Level) -> usize {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        struct CountSpans(Arc<AtomicUsize>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountSpans {
+            fn on_new_span(
+                &self,
+                _: &tracing::span::Attributes<'_>,
+                _: &tracing::span::Id,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let mut h = harness();
+        let block = h.builder.next_block(Some(vec![0xab; 64]));
+        let txlist = block.txlist.expect("a block with a tx list");
+        let opened = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+            .with(CountSpans(opened.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let txlist_verdict = h
+                .core
+                .on_gossip_txlist(peer(), gossip_id(1), &txlist.to_ssz());
+            assert_eq!(txlist_verdict, None, "held until its commitment comes");
+            let verdict =
+                h.core
+                    .on_gossip_commitment(peer(), gossip_id(2), &block.commitment.to_ssz());
+            assert_eq!(verdict, Some(GossipVerdict::Accept));
+        });
+        opened.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn per_message_spans_cost_nothing_at_a_nodes_default_level() {
+        assert_eq!(
+            spans_per_gossip_message(tracing::Level::INFO),
+            0,
+            "at `info` (a node's default) no span is opened per gossip message"
+        );
+        assert!(
+            spans_per_gossip_message(tracing::Level::DEBUG) >= 2,
+            "at `debug` each message has its span (peer, block, hash)"
+        );
     }
 
     #[test]
