@@ -6,7 +6,8 @@
 //! recovery (low-s and v checks, ecrecover, keccak of the key), field checks, schedule
 //! (lookahead), duplicate and equivocation look-ups, parent link, applying it as the new head
 //! and queueing its durable write (written to a redb store between timed stretches: the
-//! writer's own track). The baseline is
+//! writer's own track), with the node's metrics recorder installed as `run` installs it. The
+//! baseline is
 //! `RecoverableSignature::from_compact` + `recover_ecdsa` on the precomputed digests: the
 //! elliptic-curve work no implementation can avoid. Both run on one thread, interleaved stretch
 //! by stretch of [`FLUSH_EVERY`] messages so both meet the same load; the whole run is
@@ -80,6 +81,9 @@ pub async fn run(args: ValidateArgs) -> Result<Report, NodeError> {
             });
         }
     }
+    // The node's own metrics recorder, as `run` installs it: the SDK path then does its
+    // metrics work as in a node (a no-op if this process already has a recorder).
+    let _recorder = crate::telemetry::install_prometheus();
     tokio::task::spawn_blocking(move || measure(args.count, args.threads))
         .await
         .map_err(|e| failed("validate", e))?
