@@ -137,6 +137,8 @@ pub(crate) struct Core {
     /// What storage holds while `unstored` is not empty; the status reports it, so a head
     /// seen by a sidecar or served to a peer is always durable.
     durable_head: Option<DurableHead>,
+    /// Per-message counters, their handles kept.
+    counters: metrics::MessageCounters,
 }
 
 impl Core {
@@ -178,6 +180,7 @@ impl Core {
             outbox: Vec::new(),
             epoch: 0,
             durable_head: None,
+            counters: metrics::MessageCounters::default(),
         };
         core.publish_status();
         Ok(core)
@@ -279,7 +282,7 @@ impl Core {
     /// Whether `id` was seen; records it either way.
     pub(crate) fn see(&mut self, id: MessageId) -> bool {
         let fresh = self.state.seen.insert(id);
-        metrics::cache("seen_message", !fresh);
+        self.counters.cache("seen_message", !fresh);
         !fresh
     }
 
@@ -346,7 +349,7 @@ impl Core {
         let (signed, signer) = match stage {
             Ok(recovered) => recovered,
             Err(reason) => {
-                metrics::gossip_received(topic, reason.label());
+                self.counters.gossip_received(topic, reason.label());
                 if matches!(reason, RejectReason::Malformed(_)) {
                     metrics::validation_failure(reason.label());
                     return Some(GossipVerdict::Reject);
@@ -362,7 +365,7 @@ impl Core {
         };
         let outcome =
             self.process_commitment(signed, signer, CommitmentSource::Gossip(peer), Some(held));
-        metrics::gossip_received(topic, outcome.label());
+        self.counters.gossip_received(topic, outcome.label());
         match outcome {
             ValidationOutcome::Pending(_) => None,
             resolved => Some(verdict(&resolved)),
@@ -395,7 +398,7 @@ impl Core {
         let msg = match validate_raw_txlist(data, &self.config.chain.limits) {
             Ok(msg) => msg,
             Err(reason) => {
-                metrics::gossip_received(topic, reason.label());
+                self.counters.gossip_received(topic, reason.label());
                 metrics::validation_failure(reason.label());
                 return Some(if reason.penalises_sender() {
                     GossipVerdict::Reject
@@ -409,19 +412,20 @@ impl Core {
         // fields for every message (a peer id in base58), a sizeable share of the SDK's work.
         let _span = debug_span!("txlist", %peer, %hash).entered();
         if self.have_txlist(&hash) {
-            metrics::gossip_received(topic, RejectReason::Duplicate.label());
+            self.counters
+                .gossip_received(topic, RejectReason::Duplicate.label());
             return Some(GossipVerdict::Ignore);
         }
         let txlist = Bytes::from(Vec::<u8>::from(msg.txlist));
         if self.state.is_awaited(&hash) {
             self.add_txlist(hash, txlist);
-            metrics::gossip_received(topic, "accept");
+            self.counters.gossip_received(topic, "accept");
             return Some(GossipVerdict::Accept);
         }
         if self.state.pending.references_txlist(&hash) {
             // Its commitment waits for a parent or the schedule: forward now, keep the bytes.
             self.state.orphans.insert(hash, txlist, Some(peer), None);
-            metrics::gossip_received(topic, "accept");
+            self.counters.gossip_received(topic, "accept");
             return Some(GossipVerdict::Accept);
         }
         let held = HeldVerdict {
@@ -432,13 +436,13 @@ impl Core {
         self.state
             .orphans
             .insert(hash, txlist, Some(peer), Some(held));
-        metrics::gossip_received(topic, "held");
+        self.counters.gossip_received(topic, "held");
         None
     }
 
-    fn have_txlist(&self, hash: &B256) -> bool {
+    fn have_txlist(&mut self, hash: &B256) -> bool {
         let cached = self.state.orphans.contains(hash);
-        metrics::cache("txlist_orphan", cached);
+        self.counters.cache("txlist_orphan", cached);
         cached || matches!(self.storage.txlist(hash), Ok(Some(_)))
     }
 
@@ -620,7 +624,7 @@ impl Core {
                 .or_else(|| self.state.orphans.take(&hash))
             {
                 Some(bytes) => {
-                    metrics::cache("txlist_orphan", true);
+                    self.counters.cache("txlist_orphan", true);
                     txlists.push((hash, a.block_number, bytes));
                 }
                 None => {

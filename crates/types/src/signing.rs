@@ -93,12 +93,78 @@ pub fn recover_digest(digest: &B256, signature: &Bytes65) -> Result<Address> {
     let public_key = recoverable
         .recover_ecdsa(Message::from_digest(digest.0))
         .map_err(|_| TypesError::Unrecoverable)?;
-    Ok(public_key_to_address(&public_key))
+    Ok(RECENT_SIGNERS.with(|recent| recent.borrow_mut().address_of(&public_key)))
+}
+
+/// Public keys whose addresses each thread keeps ([`RecentSigners`]).
+pub const RECENT_SIGNER_KEYS: usize = 8;
+
+thread_local! {
+    /// This thread's recently recovered signers ([`recover_digest`]).
+    static RECENT_SIGNERS: std::cell::RefCell<RecentSigners> =
+        const { std::cell::RefCell::new(RecentSigners::new()) };
+}
+
+/// The addresses (§4.1) of the last [`RECENT_SIGNER_KEYS`] distinct public keys a thread
+/// recovered, the oldest replaced first.
+///
+/// A network's commitments are signed by a few preconfers, one per window of the schedule, so
+/// nearly every recovery yields a key recovered moments ago. Comparing its 64 bytes with a
+/// handful of entries costs nanoseconds; the keccak of the key costs ≈ 0.35 µs (a seventh of
+/// what the SDK adds to the recovery itself in `bench validate`'s profile, 2026-12-03). The map
+/// from key to address is a pure function: a sender can make entries miss, never make one wrong.
+struct RecentSigners {
+    entries: [([u8; 64], Address); RECENT_SIGNER_KEYS],
+    /// Entries in use (the rest are never compared).
+    filled: usize,
+    /// The entry the next new key replaces.
+    next: usize,
+    /// Look-ups answered from an entry (for tests).
+    #[cfg(test)]
+    hits: u64,
+}
+
+impl RecentSigners {
+    const fn new() -> Self {
+        Self {
+            entries: [([0; 64], Address::ZERO); RECENT_SIGNER_KEYS],
+            filled: 0,
+            next: 0,
+            #[cfg(test)]
+            hits: 0,
+        }
+    }
+
+    fn address_of(&mut self, public_key: &PublicKey) -> Address {
+        let uncompressed = public_key.serialize_uncompressed();
+        let key = &uncompressed[1..];
+        if let Some((_, address)) = self.entries[..self.filled]
+            .iter()
+            .find(|(known, _)| known.as_slice() == key)
+        {
+            #[cfg(test)]
+            {
+                self.hits += 1;
+            }
+            return *address;
+        }
+        let address = address_of_uncompressed(&uncompressed);
+        let mut stored = [0u8; 64];
+        stored.copy_from_slice(key);
+        self.entries[self.next] = (stored, address);
+        self.next = (self.next + 1) % RECENT_SIGNER_KEYS;
+        self.filled = (self.filled + 1).min(RECENT_SIGNER_KEYS);
+        address
+    }
 }
 
 /// The Ethereum address of a public key (§4.1).
 pub fn public_key_to_address(public_key: &PublicKey) -> Address {
-    let uncompressed = public_key.serialize_uncompressed();
+    address_of_uncompressed(&public_key.serialize_uncompressed())
+}
+
+/// The address of a key in its 65-byte uncompressed form (`0x04 ‖ x ‖ y`).
+fn address_of_uncompressed(uncompressed: &[u8; 65]) -> Address {
     Address::from_slice(&keccak256(&uncompressed[1..])[12..])
 }
 
@@ -192,6 +258,51 @@ mod tests {
         assert_eq!(
             recover_signer(&B256::ZERO, &signed),
             Err(TypesError::Unrecoverable)
+        );
+    }
+
+    /// Hits of this thread's [`RecentSigners`] so far.
+    fn recent_signer_hits() -> u64 {
+        RECENT_SIGNERS.with(|recent| recent.borrow().hits)
+    }
+
+    #[test]
+    fn recent_signers_answer_repeat_keys_and_stay_right_past_their_capacity() {
+        let domain = B256::repeat_byte(3);
+        // One more key than the cache holds, each signing twice, in rounds: every address must
+        // be right whether it came from an entry or from the keccak.
+        let keys: Vec<SecretKey> = (1..=RECENT_SIGNER_KEYS as u8 + 1).map(key).collect();
+        let signed: Vec<_> = keys
+            .iter()
+            .map(|k| sign(k, &domain, commitment()))
+            .collect();
+        let check = |i: usize| {
+            assert_eq!(
+                recover_signer(&domain, &signed[i]).unwrap(),
+                secret_key_to_address(&keys[i]),
+                "key {i}"
+            );
+        };
+        // Each test runs on its own thread: the cache starts empty.
+        let start = recent_signer_hits();
+        check(0);
+        assert_eq!(recent_signer_hits(), start, "a first key is computed");
+        check(0);
+        assert_eq!(recent_signer_hits(), start + 1, "a repeat key is an entry");
+        for i in 1..keys.len() {
+            check(i);
+        }
+        // The ninth key replaced the oldest (key 0), the other eight are entries.
+        let before = recent_signer_hits();
+        check(0);
+        assert_eq!(recent_signer_hits(), before, "the oldest key was replaced");
+        for i in 2..keys.len() {
+            check(i);
+        }
+        assert_eq!(
+            recent_signer_hits(),
+            before + keys.len() as u64 - 2,
+            "the newest keys stayed"
         );
     }
 
