@@ -1,7 +1,8 @@
 //! Metric names (the plan's Task 13) and the helpers that record them where things happen.
 //!
 //! The SDK records through the `metrics` facade; install any recorder (e.g.
-//! `metrics-exporter-prometheus`, as `preconf-node` does) to export them.
+//! `metrics-exporter-prometheus`, as `preconf-node` does) to export them, before the SDK
+//! starts: the core keeps the handles of its per-message counters (`MessageCounters`).
 //!
 //! | name | type | labels |
 //! |---|---|---|
