@@ -250,6 +250,18 @@ mod tests {
     }
 
     #[test]
+    fn s_of_exactly_half_the_order_is_low() {
+        // The largest canonical s: accepted by the low-s rule, whatever recovery then says.
+        let mut signed = sign(&key(3), &B256::ZERO, commitment());
+        signed.signature.0[32..64].copy_from_slice(&SECP256K1_HALF_ORDER);
+        assert_ne!(recover_signer(&B256::ZERO, &signed), Err(TypesError::HighS));
+        // One above it is high.
+        let above = U256::from_be_bytes(SECP256K1_HALF_ORDER) + U256::from(1u8);
+        signed.signature.0[32..64].copy_from_slice(&above.to_be_bytes::<32>());
+        assert_eq!(recover_signer(&B256::ZERO, &signed), Err(TypesError::HighS));
+    }
+
+    #[test]
     fn zero_signature_is_unrecoverable() {
         let signed = SignedCommitment {
             commitment: commitment(),
