@@ -138,7 +138,9 @@ pub(crate) fn txlist_verdict_released(verdict: preconfirmation_net::GossipVerdic
 /// the set of outcomes.
 ///
 /// A handle belongs to the recorder installed when it was taken: install the recorder before
-/// the SDK handles its first message (as `preconf-node` does before it starts the SDK).
+/// the SDK handles its first message (as `preconf-node` does before it starts the SDK), and
+/// do not let it drop idle series (the Prometheus exporter's `idle_timeout`, off by default):
+/// counts through a handle kept past its series' removal are not exported.
 #[derive(Debug, Default)]
 pub(crate) struct MessageCounters {
     received: HashMap<(GossipTopicKind, &'static str), Counter>,
