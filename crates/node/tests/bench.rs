@@ -86,6 +86,13 @@ fn validate_prints_its_keys() {
     );
     assert_ratio(&json, "ratio", "per_s", "baseline_per_s", 0.01);
     assert_eq!(json["count"], 200);
+    // One pair per stretch of each of the runs: 200 messages are one stretch.
+    assert_eq!(
+        json["paired_stretches"].as_u64(),
+        Some(preconf_node::bench::validate::REPEATS as u64),
+        "{json}"
+    );
+    assert_positive(&json, &["ratio_paired_median"]);
 }
 
 /// `--threads N`: the SDK's batches had their signers recovered on the pool (the bench fails
