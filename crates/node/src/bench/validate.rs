@@ -40,7 +40,7 @@ use preconfirmation_types::reexports::secp256k1::Message;
 use preconfirmation_types::{signing_hash, Address, ChainSpec, GossipTopicKind, WireMessage, B256};
 use rayon::prelude::*;
 
-use super::util::{round, signed_chain};
+use super::util::{percentile, round, signed_chain};
 use super::{failed, Report};
 use crate::error::NodeError;
 use crate::redb_store::RedbStore;
@@ -294,14 +294,10 @@ impl PairedStretch {
     }
 }
 
-/// The median of `values` (0 when empty).
+/// The median of `values` (nearest rank, as every bench figure; 0 when empty).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
+    percentile(&values, 50.0)
 }
 
 /// One run of the SDK's own gossip path ([`p2p::gossip_path::GossipPath`], the code the
@@ -387,9 +383,9 @@ mod tests {
     use super::{median, PairedStretch};
 
     #[test]
-    fn median_of_odd_even_and_empty() {
+    fn median_sorts_then_takes_the_middle_rank() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
         assert_eq!(median(Vec::new()), 0.0);
     }
 
