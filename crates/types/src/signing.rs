@@ -96,7 +96,8 @@ pub fn recover_digest(digest: &B256, signature: &Bytes65) -> Result<Address> {
     Ok(RECENT_SIGNERS.with(|recent| recent.borrow_mut().address_of(&public_key)))
 }
 
-/// Public keys whose addresses each thread keeps ([`RecentSigners`]).
+/// Public keys whose signer addresses (§4.1) each thread keeps ([`RecentSigners`]): a memo
+/// of a pure function, so its size changes speed only, never a result.
 pub const RECENT_SIGNER_KEYS: usize = 8;
 
 thread_local! {
@@ -281,8 +282,8 @@ mod tests {
     #[test]
     fn recent_signers_answer_repeat_keys_and_stay_right_past_their_capacity() {
         let domain = B256::repeat_byte(3);
-        // One more key than the cache holds, each signing twice, in rounds: every address must
-        // be right whether it came from an entry or from the keccak.
+        // One more key than the cache holds, each recovered more than once: every address
+        // must be right whether it came from an entry or from the keccak.
         let keys: Vec<SecretKey> = (1..=RECENT_SIGNER_KEYS as u8 + 1).map(key).collect();
         let signed: Vec<_> = keys
             .iter()
