@@ -129,8 +129,8 @@ fn measure(count: usize, threads: usize) -> Result<Report, NodeError> {
     let mut paired = Vec::new();
     for _ in 0..REPEATS {
         let run = interleaved(&config, lookahead.clone(), &wire, &digests, threads)?;
-        best_base = best_base.min(run.baseline_secs);
-        best_sdk = best_sdk.min(run.sdk_secs);
+        best_base = best_base.min(run.baseline_secs());
+        best_sdk = best_sdk.min(run.sdk_secs());
         parallel_chunks = run.parallel_chunks;
         paired.extend(run.stretches);
     }
@@ -266,13 +266,23 @@ fn recover_all(digests: &[(B256, [u8; 65])]) -> usize {
     ok
 }
 
-/// One interleaved run: seconds of the SDK path and of the baseline over every message, each
-/// stretch's pair, and how many chunks had their signers recovered on the pool.
+/// One interleaved run: each stretch's pair of timings, and how many chunks had their signers
+/// recovered on the pool.
 struct InterleavedRun {
-    sdk_secs: f64,
-    baseline_secs: f64,
     stretches: Vec<PairedStretch>,
     parallel_chunks: u64,
+}
+
+impl InterleavedRun {
+    /// Seconds of the SDK path over every message.
+    fn sdk_secs(&self) -> f64 {
+        self.stretches.iter().map(|s| s.sdk_secs).sum()
+    }
+
+    /// Seconds of the baseline over every message.
+    fn baseline_secs(&self) -> f64 {
+        self.stretches.iter().map(|s| s.baseline_secs).sum()
+    }
 }
 
 /// One stretch of messages through the SDK path and the baseline, back to back.
@@ -332,8 +342,6 @@ fn interleaved(
     let accept = Some(GossipVerdict::Accept);
     let stretch_len = FLUSH_EVERY.max(batch);
     let mut run = InterleavedRun {
-        sdk_secs: 0.0,
-        baseline_secs: 0.0,
         stretches: Vec::new(),
         parallel_chunks: 0,
     };
@@ -362,8 +370,6 @@ fn interleaved(
         if !baseline_first {
             baseline_secs = baseline(stretch_digests, threads)?;
         }
-        run.sdk_secs += sdk_secs;
-        run.baseline_secs += baseline_secs;
         run.stretches.push(PairedStretch {
             messages: stretch.len(),
             sdk_secs,
