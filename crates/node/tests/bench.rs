@@ -155,10 +155,31 @@ fn propagation_prints_its_keys() {
             // What the shared disk adds, probed after the rounds.
             "fsync_single_ms",
             "fsync_burst_ms",
+            // What a commitment round cost the machine, each network.
+            "round_cpu_ms",
+            "baseline_round_cpu_ms",
+            "round_busy_cores",
+            "baseline_round_busy_cores",
         ],
     );
     // Each p99 is rounded to 0.01 ms, a few percent of a small figure.
     assert_ratio(&json, "ratio_p99", "p99_ms", "baseline_p99_ms", 0.05);
+    assert_ratio(
+        &json,
+        "round_cpu_ratio",
+        "round_cpu_ms",
+        "baseline_round_cpu_ms",
+        0.05,
+    );
+    // A process cannot use more CPU time than its cores give it over the same wall time
+    // (the clocks are read a few microseconds apart: a tenth of a core of slack).
+    let cores = number(&json, "cores");
+    for key in ["round_busy_cores", "baseline_round_busy_cores"] {
+        assert!(
+            number(&json, key) <= cores + 0.1,
+            "{key} within {cores} cores: {json}"
+        );
+    }
 }
 
 /// The figures every catch-up run reports beyond speed: tx-list MiB/s against a bare TCP copy,

@@ -17,7 +17,12 @@
 //! core until durable; every node's database shares this machine's disk), of which
 //! `commitment_transaction_mean_ms` is the transaction itself (pages and fsync), and
 //! `gossip_queue_mean_ms` (a gossiped commitment's wait between the driver and the manager).
-//! After the rounds it probes what the shared disk adds: `fsync_single_ms`, one lone 4 KiB
+//! What a commitment round costs the machine is reported too: the process's CPU time over the
+//! round (publish → the last node has it), median over the rounds, for each network
+//! (`round_cpu_ms`, `baseline_round_cpu_ms`, their `round_cpu_ratio`), and that CPU time over
+//! the round's wall time (`round_busy_cores`, `baseline_round_busy_cores`): near the machine's
+//! core count, the nodes queue for CPU at every hop and latency grows with the CPU a round
+//! needs. After the rounds it probes what the shared disk adds: `fsync_single_ms`, one lone 4 KiB
 //! write made durable, and `fsync_burst_ms`, the time until the last of N − 1 such writes
 //! started together (one file each, in the same temp dir) is durable — what a round's
 //! commits meet when the message reaches every node at about the same time.
@@ -41,7 +46,7 @@ use preconfirmation_net::{GossipConfig, Keypair};
 use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
 use tokio::sync::mpsc;
 
-use super::util::{fsync_burst, percentile, round, signed_chain};
+use super::util::{fsync_burst, median, percentile, process_cpu_s, round, signed_chain};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::NodeError;
@@ -85,6 +90,53 @@ struct Samples {
     commitment_ms: Vec<f64>,
     txlist_ms: Vec<f64>,
     missing: usize,
+    /// What each commitment round cost the process.
+    commitment_rounds: Vec<RoundCost>,
+}
+
+/// The process's CPU time and the wall-clock time over one round, from the publish until the
+/// last node had the message (the other network idles meanwhile, its heartbeats included).
+#[derive(Debug, Clone, Copy)]
+struct RoundCost {
+    cpu_s: f64,
+    wall_s: f64,
+}
+
+impl RoundCost {
+    /// Medians over `rounds`: CPU ms per round, and cores busy (CPU time / wall time).
+    fn medians(rounds: &[RoundCost]) -> (f64, f64) {
+        (
+            median(rounds.iter().map(|r| r.cpu_s * 1e3).collect()),
+            median(
+                rounds
+                    .iter()
+                    .map(|r| r.cpu_s / r.wall_s.max(1e-9))
+                    .collect(),
+            ),
+        )
+    }
+}
+
+/// The clocks at a round's start, read again at its end for its [`RoundCost`].
+struct RoundClock {
+    cpu_s: f64,
+    at: Instant,
+}
+
+impl RoundClock {
+    fn start() -> Self {
+        Self {
+            cpu_s: process_cpu_s(),
+            at: Instant::now(),
+        }
+    }
+
+    fn stop(self) -> RoundCost {
+        RoundCost {
+            cpu_s: process_cpu_s() - self.cpu_s,
+            wall_s: self.at.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 impl Samples {
@@ -144,13 +196,21 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
                 after_commitment_rounds = recorder.as_ref().map(|r| r.render());
             }
             let publisher = round % args.nodes;
+            let sdk_round = RoundClock::start();
             sdk_net
                 .round(&mut sdk, args.nodes, publisher, block)
                 .await?;
+            let sdk_round = sdk_round.stop();
             tokio::time::sleep(ROUND_GAP).await;
+            let bare_round = RoundClock::start();
             bare_net
                 .round(&mut base, args.nodes, publisher, block)
                 .await?;
+            let bare_round = bare_round.stop();
+            if round < args.rounds {
+                sdk.commitment_rounds.push(sdk_round);
+                base.commitment_rounds.push(bare_round);
+            }
             tokio::time::sleep(ROUND_GAP).await;
         }
         let after_commitment_rounds =
@@ -215,6 +275,18 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         sdk.missing + base.missing,
     );
     report.extra("baseline_p50_ms", round(percentile(&b, 50.0), 2));
+    // What a commitment round costs the machine: with every node in this process on this
+    // machine's cores, a round that keeps them all busy waits for CPU at every hop.
+    let (sdk_cpu_ms, sdk_busy) = RoundCost::medians(&sdk.commitment_rounds);
+    let (base_cpu_ms, base_busy) = RoundCost::medians(&base.commitment_rounds);
+    report.extra("round_cpu_ms", round(sdk_cpu_ms, 2));
+    report.extra("baseline_round_cpu_ms", round(base_cpu_ms, 2));
+    report.extra(
+        "round_cpu_ratio",
+        round(sdk_cpu_ms / base_cpu_ms.max(1e-3), 3),
+    );
+    report.extra("round_busy_cores", round(sdk_busy, 2));
+    report.extra("baseline_round_busy_cores", round(base_busy, 2));
     report.extra("fsync_single_ms", round(fsync_single_ms, 3));
     report.extra("fsync_burst_ms", round(fsync_burst_ms, 3));
     report.extra("storage", "redb");

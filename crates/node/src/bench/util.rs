@@ -79,6 +79,17 @@ pub(crate) fn threads_cpu_s(name: &str) -> f64 {
     ticks as f64 / CLOCK_TICKS_PER_S
 }
 
+/// CPU seconds (user + system) this whole process has used so far, every thread counted
+/// (`getrusage(RUSAGE_SELF)`, microsecond resolution); 0 when unknown.
+pub(crate) fn process_cpu_s() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |usage| {
+        (usage.user_time().num_microseconds() + usage.system_time().num_microseconds()) as f64
+            * 1e-6
+    })
+}
+
 /// The `p`-th percentile (nearest rank) of ascending `sorted`; 0 when empty.
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -86,6 +97,12 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The median of `values` (nearest rank, as every bench figure; 0 when empty).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 50.0)
 }
 
 /// Applies `f` to every item on all cores (scoped threads, order kept).
@@ -319,6 +336,47 @@ mod tests {
         let used = probe.join().expect("probe");
         assert!((0.15..=60.0).contains(&used), "used {used} s");
         assert_eq!(threads_cpu_s("no-such-thread"), 0.0);
+    }
+
+    #[test]
+    fn median_sorts_then_takes_the_middle_rank() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn process_cpu_s_counts_every_threads_cpu() {
+        let before = process_cpu_s();
+        // Another thread spins until the kernel has charged it 0.1 s (bounded by 60 s of wall
+        // clock); the process's figure must have grown by at least that much.
+        // (A thread's name in /proc is its first 15 bytes: this one fits.)
+        let spun = std::thread::Builder::new()
+            .name("rusage-probe".into())
+            .spawn(|| {
+                let started = std::time::Instant::now();
+                let mut x = 0u64;
+                loop {
+                    let used = threads_cpu_s("rusage-probe");
+                    if used >= 0.1 || started.elapsed() > Duration::from_secs(60) {
+                        return used;
+                    }
+                    let chunk = std::time::Instant::now();
+                    while chunk.elapsed() < Duration::from_millis(20) {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+            })
+            .expect("spawn")
+            .join()
+            .expect("probe");
+        let grown = process_cpu_s() - before;
+        assert!(spun >= 0.1, "the probe spun {spun} s");
+        // `threads_cpu_s` counts whole clock ticks (10 ms).
+        assert!(
+            grown >= spun - 0.01,
+            "process grew {grown} s, the probe alone {spun} s"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ use preconfirmation_types::reexports::secp256k1::Message;
 use preconfirmation_types::{signing_hash, Address, ChainSpec, GossipTopicKind, WireMessage, B256};
 use rayon::prelude::*;
 
-use super::util::{percentile, round, signed_chain};
+use super::util::{median, round, signed_chain};
 use super::{failed, Report};
 use crate::error::NodeError;
 use crate::redb_store::RedbStore;
@@ -304,12 +304,6 @@ impl PairedStretch {
     }
 }
 
-/// The median of `values` (nearest rank, as every bench figure; 0 when empty).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    percentile(&values, 50.0)
-}
-
 /// One run of the SDK's own gossip path ([`p2p::gossip_path::GossipPath`], the code the
 /// manager runs per gossiped commitment, up to the verdict) over every wire message, from an
 /// empty redb store in a temp dir, interleaved stretch by stretch with the baseline on the
@@ -386,14 +380,7 @@ const FLUSH_EVERY: usize = 256;
 
 #[cfg(test)]
 mod tests {
-    use super::{median, PairedStretch};
-
-    #[test]
-    fn median_sorts_then_takes_the_middle_rank() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
-        assert_eq!(median(Vec::new()), 0.0);
-    }
+    use super::PairedStretch;
 
     #[test]
     fn a_pair_gives_the_sdks_extra_microseconds_and_its_ratio() {
