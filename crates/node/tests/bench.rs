@@ -171,15 +171,6 @@ fn propagation_prints_its_keys() {
         "baseline_round_cpu_ms",
         0.05,
     );
-    // A process cannot use more CPU time than its cores give it over the same wall time
-    // (the clocks are read a few microseconds apart: a tenth of a core of slack).
-    let cores = number(&json, "cores");
-    for key in ["round_busy_cores", "baseline_round_busy_cores"] {
-        assert!(
-            number(&json, key) <= cores + 0.1,
-            "{key} within {cores} cores: {json}"
-        );
-    }
 }
 
 /// The figures every catch-up run reports beyond speed: tx-list MiB/s against a bare TCP copy,

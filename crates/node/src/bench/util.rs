@@ -80,7 +80,9 @@ pub(crate) fn threads_cpu_s(name: &str) -> f64 {
 }
 
 /// CPU seconds (user + system) this whole process has used so far, every thread counted
-/// (`getrusage(RUSAGE_SELF)`, microsecond resolution); 0 when unknown.
+/// (`getrusage(RUSAGE_SELF)`); 0 when unknown. The kernel adds another thread's time at its
+/// scheduler tick or switch, so a window of a few ms can be off by about a tick per running
+/// thread: the benches report medians over many windows.
 pub(crate) fn process_cpu_s() -> f64 {
     use nix::sys::resource::{getrusage, UsageWho};
     use nix::sys::time::TimeValLike;
