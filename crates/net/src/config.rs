@@ -96,6 +96,14 @@ pub struct NetworkConfig {
     /// and, beyond [`Self::rate_limit_grace`], penalised. Defaults: 8× the honest load; see
     /// [`GossipRateLimitConfig`].
     pub gossip_rate_limit: GossipRateLimitConfig,
+    /// Disconnected peers whose rate-limit buckets (requests, response bytes, gossip) are
+    /// kept, at most: a peer that redials with the same key resumes its buckets instead of
+    /// starting with full ones, until they would have refilled anyway (the longest period of
+    /// [`Self::rate_limit`] and [`Self::gossip_rate_limit`]). Without it a peer could empty
+    /// its budget, reconnect and take another burst, and PROTOCOL-EXT's per-peer egress cap
+    /// would not hold. Beyond this many, the longest-gone peer's buckets go first. Default
+    /// 4096 (a few MiB at most).
+    pub remembered_departed_peers: usize,
     /// Outbound pacing: the limits we assume of peers, so we never send a request they would
     /// refuse — the strict reference's (8 requests per protocol per 10 s, one at a time) for
     /// peers without this project's extensions, this project's defaults for the others.
@@ -206,6 +214,7 @@ impl Default for NetworkConfig {
             request_read_timeout: Duration::from_secs(5),
             rate_limit: RateLimitConfig::default(),
             gossip_rate_limit: GossipRateLimitConfig::default(),
+            remembered_departed_peers: 4096,
             rate_limit_grace: 1,
             rate_limit_grace_window: Duration::from_secs(10),
             politeness: PolitenessConfig::default(),

@@ -503,6 +503,7 @@ impl Driver {
             b.block_list.unblock_peer(peer);
             b.gossipsub.remove_blacklisted_peer(&peer);
         }
+        self.peers.forget_departed(now);
         let connected = &self.connected;
         self.pacer.prune(now, |peer| connected.contains_key(peer));
         for addr in self.peers.due_static_dials(now) {

@@ -137,6 +137,8 @@ pub struct PeerManagerSizes {
     pub byte_buckets: usize,
     /// Gossip rate buckets, per peer and topic.
     pub gossip_buckets: usize,
+    /// Disconnected peers whose rate-limit buckets are kept until they would have refilled.
+    pub departed_rate_limited: usize,
     /// Inbound requests in flight (counts per peer and protocol, and one per request).
     pub inflight: usize,
     /// Refusal grace windows (kept until the window is over).
@@ -156,6 +158,7 @@ impl PeerManagerSizes {
             + self.request_buckets
             + self.byte_buckets
             + self.gossip_buckets
+            + self.departed_rate_limited
             + self.inflight
             + self.refusal_windows
             + self.below_ban_threshold
@@ -204,7 +207,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             static_backoff: cfg.static_peer_backoff,
             static_max_backoff: cfg.static_peer_max_backoff,
             app: HashMap::new(),
-            limiter: RateLimiter::new(cfg.rate_limit, cfg.gossip_rate_limit),
+            limiter: RateLimiter::new(
+                cfg.rate_limit,
+                cfg.gossip_rate_limit,
+                cfg.remembered_departed_peers,
+            ),
             inflight: HashMap::new(),
             inbound: HashMap::new(),
             grace: cfg.rate_limit_grace,
@@ -237,6 +244,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             request_buckets: self.limiter.request_buckets(),
             byte_buckets: self.limiter.byte_buckets(),
             gossip_buckets: self.limiter.gossip_buckets(),
+            departed_rate_limited: self.limiter.departed_peers(),
             inflight: self.inflight.len() + self.inbound.len(),
             refusal_windows: self.refusals.len(),
             below_ban_threshold: self.below_since.len(),
@@ -328,6 +336,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             self.app.remove(p);
         }
         expired
+    }
+
+    /// Drops the rate-limit buckets of peers gone long enough for them to have refilled.
+    pub(crate) fn forget_departed(&mut self, now: Instant) {
+        self.limiter.forget_departed(now);
     }
 
     // ---- gossip ----------------------------------------------------------------------------
@@ -432,6 +445,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             self.outbound.insert(peer);
         }
         self.dialing.remove(&peer);
+        self.limiter.returned(peer);
         let initial = self.static_backoff;
         for s in &mut self.statics {
             if s.peer == Some(peer) || (s.peer.is_none() && strip_p2p(&s.addr) == strip_p2p(remote))
@@ -447,7 +461,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         self.connected.remove(&peer);
         self.outbound.remove(&peer);
         self.below_since.remove(&peer);
-        self.limiter.forget(peer);
+        self.limiter.departed(peer, now);
         // Grace windows outlive the connection (a reconnect does not buy a fresh grace), but
         // only until they are over: bounded by the peers refused within the last window.
         let window = self.grace_window;
@@ -567,17 +581,22 @@ mod tests {
             pm.admit_gossip(a, tx, 0, later),
             GossipAdmission::TooManyMessages
         );
-        // A disconnect drops the peer's buckets.
-        let before = pm.map_sizes().gossip_buckets;
+        // A disconnect keeps the peer's buckets: a reconnect resumes them ...
         pm.on_disconnected(a, later);
-        assert!(
-            pm.map_sizes().gossip_buckets < before,
-            "a's buckets are gone"
-        );
+        pm.on_connected(a, &"/ip4/127.0.0.1/tcp/1".parse().unwrap(), false);
         assert_eq!(
             pm.admit_gossip(a, tx, 0, later),
-            GossipAdmission::Allow,
-            "a fresh bucket after a reconnect"
+            GossipAdmission::TooManyMessages,
+            "no fresh burst for a reconnect"
+        );
+        // ... until they would have refilled: then they go, and new ones start full.
+        pm.on_disconnected(a, later);
+        let before = pm.map_sizes().gossip_buckets;
+        pm.forget_departed(later + Duration::from_secs(10));
+        assert!(pm.map_sizes().gossip_buckets < before, "a's buckets are gone");
+        assert_eq!(
+            pm.admit_gossip(a, tx, 0, later + Duration::from_secs(10)),
+            GossipAdmission::Allow
         );
         assert_eq!(GossipAdmission::TooManyBytes.label(), "bytes");
     }
@@ -680,7 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn a_disconnect_drops_only_that_peers_buckets() {
+    fn a_disconnect_keeps_that_peers_buckets_until_they_refill() {
         let cfg = NetworkConfig::default();
         let t0 = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
@@ -691,8 +710,18 @@ mod tests {
             assert_eq!(sequential_burst(&mut pm, peer, k, &mut id, 20, t0), 8);
         }
         pm.on_disconnected(gone, t0);
-        assert_eq!(pm.admit(gone, k, 100, 64, t0), Admission::Allow);
-        assert_eq!(pm.admit(stays, k, 101, 64, t0), Admission::RateLimited);
+        assert_eq!(pm.map_sizes().departed_rate_limited, 1);
+        assert_eq!(
+            pm.admit(gone, k, 100, 64, t0),
+            Admission::RateLimited,
+            "redialling buys no fresh burst"
+        );
+        // Its buckets go once they would have refilled (10 s); the other peer's stay.
+        let later = t0 + Duration::from_secs(10);
+        pm.forget_departed(later);
+        assert_eq!(pm.map_sizes().departed_rate_limited, 0);
+        assert_eq!(pm.map_sizes().request_buckets, 1);
+        assert_eq!(pm.admit(gone, k, 101, 64, later), Admission::Allow);
     }
 
     #[test]
@@ -860,10 +889,10 @@ mod tests {
             Admission::BytesExhausted,
             "the whole budget was served"
         );
-        // Another peer has its own budget; a disconnect drops this one's.
+        // Another peer has its own budget; a disconnect does not refill this one's.
         assert_eq!(pm.admit(PeerId::random(), list, 9, r, t1), Admission::Allow);
         pm.on_disconnected(peer, t1);
-        assert_eq!(pm.admit(peer, list, 10, r, t1), Admission::Allow);
+        assert_eq!(pm.admit(peer, list, 10, r, t1), Admission::BytesExhausted);
     }
 
     #[test]

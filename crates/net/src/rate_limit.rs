@@ -5,11 +5,13 @@
 //! The limiter knows buckets only — not scores, bans, connections or in-flight requests,
 //! which the peer manager ([`crate::peer_manager`]) keeps and which asks it (the way
 //! Lighthouse keeps its RPC rate limiter apart from its peer manager). A peer's buckets are
-//! created on its first message or request and dropped with [`RateLimiter::forget`] when it
-//! disconnects.
+//! created on its first message or request. When it disconnects they are kept
+//! ([`RateLimiter::departed`]) until they would have refilled, at most for
+//! `remembered_departed_peers` peers: a peer that redials with the same key resumes where it
+//! left, so reconnecting never buys a fresh burst.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
@@ -90,16 +92,42 @@ pub(crate) struct RateLimiter {
     byte_buckets: HashMap<PeerId, ByteBucket>,
     /// Per peer and topic: gossip messages and bytes.
     gossip_buckets: HashMap<(PeerId, GossipTopicKind), (TokenBucket, ByteBucket)>,
+    /// Disconnected peers whose buckets are kept, by when they left.
+    departed: HashMap<PeerId, Instant>,
+    /// Most entries of `departed`.
+    max_departed: usize,
+    /// How long a departed peer's buckets are kept: the longest refill period, after which
+    /// they are full, as new ones would be.
+    keep_departed: Duration,
 }
 
 impl RateLimiter {
-    pub(crate) fn new(requests: RateLimitConfig, gossip: GossipRateLimitConfig) -> Self {
+    pub(crate) fn new(
+        requests: RateLimitConfig,
+        gossip: GossipRateLimitConfig,
+        max_departed: usize,
+    ) -> Self {
+        let request_periods = ReqRespKind::ALL
+            .iter()
+            .map(|kind| requests.get(*kind).period)
+            .chain([requests.response_bytes.period]);
+        let gossip_periods = GossipTopicKind::ALL.into_iter().flat_map(|kind| {
+                let limit = gossip.get(kind);
+                [limit.messages.period, limit.bytes.period]
+            });
+        let keep_departed = request_periods
+            .chain(gossip_periods)
+            .max()
+            .unwrap_or_default();
         Self {
             requests,
             gossip,
             buckets: HashMap::new(),
             byte_buckets: HashMap::new(),
             gossip_buckets: HashMap::new(),
+            departed: HashMap::new(),
+            max_departed,
+            keep_departed,
         }
     }
 
@@ -171,11 +199,60 @@ impl RateLimiter {
         }
     }
 
-    /// Drops every bucket of `peer` (it disconnected).
-    pub(crate) fn forget(&mut self, peer: PeerId) {
-        self.buckets.retain(|(p, _), _| *p != peer);
-        self.byte_buckets.remove(&peer);
-        self.gossip_buckets.retain(|(p, _), _| *p != peer);
+    /// `peer` disconnected at `now`: its buckets are kept until they would have refilled
+    /// (so a redial with the same key resumes them), for at most `max_departed` peers; the
+    /// buckets of peers gone longer, or beyond that count the longest gone, are dropped.
+    pub(crate) fn departed(&mut self, peer: PeerId, now: Instant) {
+        self.departed.insert(peer, now);
+        let mut dropped: Vec<PeerId> = Vec::new();
+        while self.departed.len() > self.max_departed {
+            let Some(oldest) = self
+                .departed
+                .iter()
+                .min_by_key(|(_, left)| **left)
+                .map(|(p, _)| *p)
+            else {
+                break;
+            };
+            self.departed.remove(&oldest);
+            dropped.push(oldest);
+        }
+        self.drop_buckets(dropped);
+    }
+
+    /// Drops the buckets of departed peers gone for their longest refill period: they would
+    /// be full again, as new ones are (call periodically).
+    pub(crate) fn forget_departed(&mut self, now: Instant) {
+        let keep = self.keep_departed;
+        let mut dropped: Vec<PeerId> = Vec::new();
+        self.departed.retain(|p, left| {
+            let expired = now.saturating_duration_since(*left) >= keep;
+            if expired {
+                dropped.push(*p);
+            }
+            !expired
+        });
+        self.drop_buckets(dropped);
+    }
+
+    fn drop_buckets(&mut self, peers: Vec<PeerId>) {
+        if peers.is_empty() {
+            return;
+        }
+        let peers: std::collections::HashSet<PeerId> = peers.into_iter().collect();
+        self.buckets.retain(|(p, _), _| !peers.contains(p));
+        self.byte_buckets.retain(|p, _| !peers.contains(p));
+        self.gossip_buckets.retain(|(p, _), _| !peers.contains(p));
+    }
+
+    /// `peer` connected (again): its kept buckets are in use, no longer departed.
+    pub(crate) fn returned(&mut self, peer: PeerId) {
+        self.departed.remove(&peer);
+    }
+
+    /// Departed peers whose buckets are kept.
+    pub(crate) fn departed_peers(&self) -> usize {
+        self.departed.len()
     }
 
     /// Request buckets held (per peer and protocol).
@@ -213,5 +290,81 @@ mod tests {
         // Never more than the burst.
         let later = t0 + Duration::from_secs(3600);
         assert_eq!((0..20).filter(|_| b.try_take(later)).count(), 8);
+    }
+
+    fn limiter(max_departed: usize) -> RateLimiter {
+        RateLimiter::new(
+            RateLimitConfig::default(),
+            GossipRateLimitConfig::default(),
+            max_departed,
+        )
+    }
+
+    /// Finding: buckets were dropped on disconnect, so a peer that redialled with the same key
+    /// got a full burst again. They are kept until they would have refilled: served bytes stay
+    /// within burst + rate × time however often the peer reconnects.
+    #[test]
+    fn a_peer_that_reconnects_resumes_its_empty_buckets() {
+        let t0 = Instant::now();
+        let mut l = limiter(16);
+        let peer = PeerId::random();
+        let kind = ReqRespKind::GetHead;
+        let burst = RateLimitConfig::default().get_head.burst;
+        for _ in 0..burst {
+            assert!(l.admit_request(peer, kind, 0, t0).is_ok());
+        }
+        assert_eq!(l.admit_request(peer, kind, 0, t0), Err(Admission::RateLimited));
+        // A huge response budget drawn down too.
+        let bytes = RateLimitConfig::default().response_bytes.burst_bytes;
+        assert!(l
+            .admit_request(peer, ReqRespKind::GetRawTxLists, bytes, t0)
+            .is_ok());
+        l.departed(peer, t0);
+        l.forget_departed(t0 + Duration::from_secs(1));
+        l.returned(peer);
+        assert_eq!(
+            l.admit_request(peer, kind, 0, t0 + Duration::from_secs(1)),
+            Err(Admission::RateLimited),
+            "a reconnect buys no fresh burst"
+        );
+        assert_eq!(
+            l.admit_request(peer, ReqRespKind::GetRawTxLists, bytes, t0 + Duration::from_secs(1)),
+            Err(Admission::BytesExhausted),
+            "nor fresh bytes"
+        );
+        // Gone for the longest period (10 s): fresh buckets, as full as the kept ones would be.
+        l.departed(peer, t0 + Duration::from_secs(1));
+        l.forget_departed(t0 + Duration::from_secs(11) - Duration::from_millis(1));
+        assert_eq!(l.departed_peers(), 1, "kept until its buckets have refilled");
+        l.forget_departed(t0 + Duration::from_secs(11));
+        assert_eq!(l.departed_peers(), 0);
+        assert_eq!(
+            (l.request_buckets(), l.byte_buckets(), l.gossip_buckets()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn departed_peers_are_bounded_longest_gone_first() {
+        let t0 = Instant::now();
+        let mut l = limiter(3);
+        let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        for (i, p) in peers.iter().enumerate() {
+            let t = t0 + Duration::from_millis(i as u64);
+            assert!(l.admit_request(*p, ReqRespKind::GetHead, 0, t).is_ok());
+            assert_eq!(
+                l.admit_gossip(*p, GossipTopicKind::Commitments, 10, t),
+                GossipAdmission::Allow
+            );
+            l.departed(*p, t);
+        }
+        assert_eq!(l.departed_peers(), 3);
+        assert_eq!(l.request_buckets(), 3, "the two longest gone were dropped");
+        assert_eq!(l.gossip_buckets(), 3);
+        // A peer that came back is no longer departed: its buckets are never swept.
+        l.returned(peers[4]);
+        l.forget_departed(t0 + Duration::from_secs(60));
+        assert_eq!(l.departed_peers(), 0);
+        assert_eq!(l.request_buckets(), 1, "the returned peer's bucket stays");
     }
 }
