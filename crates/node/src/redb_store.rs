@@ -123,6 +123,8 @@ fn write_commitments(
 ) -> Result<(), StorageError> {
     let mut by_number = tx.open_table(COMMITMENTS).map_err(backend)?;
     let mut by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
+    let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
+    let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
     for signed in commitments {
         let number = number_of(signed)?;
         let hash = preconfirmation_hash(signed.preconf());
@@ -130,12 +132,44 @@ fn write_commitments(
             .insert(number, signed.to_ssz().as_slice())
             .map_err(backend)?;
         by_hash.insert(&hash.0, number).map_err(backend)?;
+        let txlist = signed.preconf().raw_tx_list_hash;
+        if txlist != B256::ZERO {
+            refile_txlist(&mut numbers, &mut bytes, &txlist, number)?;
+        }
     }
     Ok(())
 }
 
-/// Writes `txlists` inside `tx` (skipping those already stored, under whichever block first
-/// brought them) and updates the byte counter.
+/// A stored tx list is filed under the highest block that references it, so pruning below
+/// a block keeps every list a kept block still needs (a list repeated by a later block moves
+/// up with it). Moves `hash`'s bytes to `number` when they are filed under a lower block;
+/// returns whether the list is stored at all.
+fn refile_txlist(
+    numbers: &mut redb::Table<'_, &[u8; 32], u64>,
+    bytes: &mut redb::Table<'_, (u64, &[u8; 32]), &[u8]>,
+    hash: &B256,
+    number: u64,
+) -> Result<bool, StorageError> {
+    let Some(filed) = numbers.get(&hash.0).map_err(backend)?.map(|v| v.value()) else {
+        return Ok(false);
+    };
+    if filed < number {
+        let moved = bytes
+            .remove((filed, &hash.0))
+            .map_err(backend)?
+            .map(|v| v.value().to_vec());
+        if let Some(moved) = moved {
+            bytes
+                .insert((number, &hash.0), moved.as_slice())
+                .map_err(backend)?;
+        }
+        numbers.insert(&hash.0, number).map_err(backend)?;
+    }
+    Ok(true)
+}
+
+/// Writes `txlists` inside `tx` (one already stored is not written again, only filed under
+/// the higher of its blocks: [`refile_txlist`]) and updates the byte counter.
 fn write_txlists(
     tx: &redb::WriteTransaction,
     txlists: &[(B256, u64, Bytes)],
@@ -144,17 +178,10 @@ fn write_txlists(
     let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
     let mut added = 0u64;
     for (hash, block_number, txlist) in txlists {
-        // One index lookup: the insert returns the number a stored copy is filed under.
-        let earlier = numbers
-            .insert(&hash.0, *block_number)
-            .map_err(backend)?
-            .map(|v| v.value());
-        if let Some(earlier) = earlier {
-            if earlier != *block_number {
-                numbers.insert(&hash.0, earlier).map_err(backend)?;
-            }
+        if refile_txlist(&mut numbers, &mut bytes, hash, *block_number)? {
             continue;
         }
+        numbers.insert(&hash.0, *block_number).map_err(backend)?;
         bytes
             .insert((*block_number, &hash.0), txlist.as_ref())
             .map_err(backend)?;
@@ -467,6 +494,44 @@ mod tests {
         assert_eq!(stats.lowest_block, Some(5));
     }
 
+    /// The same list for blocks 1 and 5 (a commitment repeating an earlier block's list, as a
+    /// re-proposal may): pruning below 3 keeps it, since block 5 still needs it; it goes with
+    /// block 5. Whether the list is stored before or after block 5's commitment.
+    #[test]
+    fn prune_keeps_a_list_a_kept_block_repeats() {
+        for list_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path());
+            let mut commitments: Vec<_> =
+                blocks(5).into_iter().map(|b| b.commitment).collect();
+            let txlist = b"repeated in block 5".to_vec();
+            let hash = raw_tx_list_hash(&txlist);
+            for i in [0, 4] {
+                commitments[i].commitment.preconf.raw_tx_list_hash = hash;
+            }
+            if list_first {
+                store.put_page(&commitments[..1], &[(hash, 1, txlist.clone().into())]).unwrap();
+                store.put_commitments(&commitments[1..]).unwrap();
+            } else {
+                store.put_commitments(&commitments).unwrap();
+                store.put_txlist(hash, 5, txlist.clone().into()).unwrap();
+                store.put_txlist(hash, 1, txlist.clone().into()).unwrap();
+            }
+            let before = store.stats().unwrap();
+            assert_eq!((before.txlists, before.txlist_bytes), (1, txlist.len() as u64));
+            store.prune_below(3).unwrap();
+            assert_eq!(
+                store.txlist(&hash).unwrap().as_deref(),
+                Some(&txlist[..]),
+                "list_first={list_first}: block 5 still needs it"
+            );
+            assert_eq!(store.stats().unwrap().txlist_bytes, txlist.len() as u64);
+            store.prune_below(6).unwrap();
+            assert_eq!(store.txlist(&hash).unwrap(), None, "gone with block 5");
+            assert_eq!(store.stats().unwrap().txlist_bytes, 0);
+        }
+    }
+
     #[test]
     fn schema_1_txlists_are_migrated_on_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -519,18 +584,21 @@ mod tests {
     }
 
     #[test]
-    fn a_txlist_shared_by_two_blocks_is_stored_once_under_the_first() {
+    fn a_txlist_shared_by_two_blocks_is_stored_once_under_the_later() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let txlist = Bytes::from_static(&[9u8; 32]);
         let hash = raw_tx_list_hash(&txlist);
         store.put_txlist(hash, 5, txlist.clone()).unwrap();
         store.put_txlist(hash, 7, txlist.clone()).unwrap();
-        assert_eq!(store.txlist(&hash).unwrap(), Some(txlist));
+        assert_eq!(store.txlist(&hash).unwrap(), Some(txlist.clone()));
         let stats = store.stats().unwrap();
         assert_eq!((stats.txlists, stats.txlist_bytes), (1, 32));
-        // Filed under block 5: pruning below 6 removes it, and the index with it.
+        // Filed under block 7, the later: pruning below 6 keeps it (block 7 needs it) ...
         store.prune_below(6).unwrap();
+        assert_eq!(store.txlist(&hash).unwrap(), Some(txlist));
+        // ... and pruning below 8 removes it, and the index with it.
+        store.prune_below(8).unwrap();
         assert_eq!(store.txlist(&hash).unwrap(), None);
         assert_eq!(store.stats().unwrap().txlists, 0);
     }

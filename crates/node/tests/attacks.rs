@@ -667,6 +667,8 @@ enum Lie {
     TwoFaced,
     BadTxLists,
     EmptyForever,
+    /// Serves the honest chain, and claims this head.
+    Head(u64),
 }
 
 struct LyingPeer {
@@ -679,6 +681,7 @@ impl Liar for LyingPeer {
     fn head(&self) -> preconfirmation_types::PreconfHead {
         let n = match self.lie {
             Lie::EmptyForever => 1_000_000,
+            Lie::Head(n) => n,
             Lie::LongerFork | Lie::TwoFaced => self.fork.len() as u64,
             _ => self.chain.len() as u64,
         };
@@ -706,7 +709,7 @@ impl Liar for LyingPeer {
             Lie::Fork | Lie::LongerFork | Lie::TwoFaced => {
                 self.fork[from.min(self.fork.len())..to.min(self.fork.len())].to_vec()
             }
-            Lie::BadTxLists => self.chain[from..to].to_vec(),
+            Lie::BadTxLists | Lie::Head(_) => self.chain[from..to].to_vec(),
         }
     }
 
@@ -798,6 +801,84 @@ async fn a_longer_fork_does_not_win_the_first_block_without_an_anchor_hash() {
         30,
         "the fork's block 31 was not taken"
     );
+    v.shutdown().await;
+    honest.shutdown().await;
+}
+
+/// Two peers claim heads of `u64::MAX - 1` and 2^40 and serve the honest chain below them;
+/// an honest peer has 30 blocks. A catch-up round plans its pages from the best claimed head:
+/// planned up front, a claim of 2^40 was a plan of 4 billion pages (a 3 GiB allocation, and
+/// the process aborted). Planned lazily, the victim's allocations stay within 64 MiB, its
+/// round ends (`Live`) within 10 s, and it holds exactly the honest chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_head_is_bounded() {
+    let _serial = serial().await;
+    let mut honest = Honest::start(1, builder(), |_, _| {}).await;
+    for _ in 0..30 {
+        honest.publish().await;
+    }
+    let chain_blocks = honest.acknowledged.clone();
+    let mut liars = Vec::new();
+    let mut statics = Vec::new();
+    for claim in [u64::MAX - 1, 1 << 40] {
+        let liar = GossipPeer::start(
+            &chain(),
+            Some(Arc::new(LyingPeer {
+                lie: Lie::Head(claim),
+                chain: chain_blocks.clone(),
+                fork: Vec::new(),
+            })),
+        )
+        .await;
+        statics.push(
+            liar.net.listen_addrs().await.expect("addrs")[0]
+                .clone()
+                .with(libp2p::multiaddr::Protocol::P2p(liar.peer_id)),
+        );
+        liars.push(liar);
+    }
+    statics.push(common::p2p_addr(honest.node(0)).await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = attack_config(dir.path(), &honest.builder, statics);
+    // Every peer is asked for its head, the liars' answers included.
+    config.sdk.catchup.head_peers = 4;
+    config.sdk.catchup.first_block_voters = 3;
+    config.sdk.catchup.first_block_wait = common::WAIT;
+    let baseline = allocated_bytes();
+    let rss = RssSampler::start();
+    let v = common::start(config).await;
+    let mut status = v.sdk().watch_status();
+    let started = Instant::now();
+    let round = tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| s.sync == p2p::HeadSyncStatus::Live),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(round, Ok(Ok(_))),
+        "the catch-up round did not end within 10 s: {:?}",
+        v.sdk().status().sync
+    );
+    let grown_mib = (rss.peak_allocated_mib() << 20).saturating_sub(baseline) >> 20;
+    println!(
+        "RELIABILITY lying_head round_end={:.1}s allocated_growth={grown_mib}MiB rss_peak={}MiB",
+        elapsed.as_secs_f64(),
+        rss.peak_mib()
+    );
+    assert!(
+        grown_mib < 64,
+        "allocations grew {grown_mib} MiB on a lying head claim"
+    );
+    wait_head(&v, 30).await;
+    for c in &chain_blocks {
+        let n = u64::try_from(c.preconf().block_number).expect("u64");
+        assert_eq!(
+            v.sdk().commitment_by_number(n).expect("read").as_ref(),
+            Some(c),
+            "block {n} is the honest chain's"
+        );
+    }
     v.shutdown().await;
     honest.shutdown().await;
 }
@@ -1326,6 +1407,7 @@ fn only_connected_peers_state(s: &preconfirmation_net::PeerStateSizes) -> bool {
         && m.byte_buckets <= n
         && m.request_buckets <= n * ReqRespKind::ALL.len()
         && m.gossip_buckets <= n * 2
+        && m.departed_rate_limited == 0
         && m.inflight == 0
         && m.refusal_windows == 0
         && m.below_ban_threshold == 0

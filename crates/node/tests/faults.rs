@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adversary::*;
-use p2p::testkit::{ChainBuilder, DiskFull};
+use p2p::testkit::{ChainBuilder, FaultyDisk};
 use p2p::SdkStorage;
 use preconf_node::node::StorageLayer;
 use preconf_node::Node;
@@ -60,7 +60,11 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
     );
     let layer: StorageLayer = {
         let full = full.clone();
-        Box::new(move |inner| Arc::new(DiskFull { inner, full }) as Arc<dyn SdkStorage>)
+        Box::new(move |inner| {
+            let mut disk = FaultyDisk::over(inner);
+            disk.full = full.clone();
+            Arc::new(disk) as Arc<dyn SdkStorage>
+        })
     };
     let b = Node::start_with_storage_layer(config, Some(common::prometheus()), Some(layer))
         .await

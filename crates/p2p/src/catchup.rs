@@ -234,6 +234,13 @@ pub(crate) async fn run(ctx: CatchUpContext) {
                 debug!("no peers to catch up from");
                 break;
             }
+            RoundResult::ScheduleUnknown => {
+                info!(
+                    head = ctx.local_head(),
+                    "catch-up paused: the schedule for the next blocks is not known yet"
+                );
+                break;
+            }
             RoundResult::Stalled => {
                 attempts += 1;
                 if attempts >= ctx.config.catchup.max_attempts {
@@ -256,6 +263,8 @@ enum RoundResult {
     CaughtUp,
     NoPeers,
     Stalled,
+    /// The next blocks wait for the schedule; the core restarts catch-up once it accepts them.
+    ScheduleUnknown,
 }
 
 async fn round(ctx: &Arc<CatchUpContext>, excluded: &mut Exclusions) -> RoundResult {
@@ -290,6 +299,7 @@ async fn round(ctx: &Arc<CatchUpContext>, excluded: &mut Exclusions) -> RoundRes
         match pipeline(ctx, &candidates, excluded, local, target, first).await {
             Batch::Progress | Batch::Failed => {}
             Batch::NothingToAsk => return RoundResult::CaughtUp,
+            Batch::ScheduleUnknown => return RoundResult::ScheduleUnknown,
         }
     }
 }
@@ -417,6 +427,8 @@ enum Batch {
     Progress,
     Failed,
     NothingToAsk,
+    /// The schedule cannot judge the next blocks yet; they wait as pending.
+    ScheduleUnknown,
 }
 
 /// Aborts a spawned task when dropped: pages fetched ahead of a failure are not wanted.
@@ -503,27 +515,20 @@ async fn pipeline(
     target: u64,
     first: Option<(u64, B256)>,
 ) -> Batch {
-    let page_size = ctx.config.catchup.page_size.max(1) as u64;
-    let mut plan = Vec::new();
-    let mut start = local + 1;
-    while start <= target {
-        let able: Vec<PeerId> = candidates
-            .iter()
-            .filter(|(p, head)| *head >= start && !excluded.contains(p))
-            .map(|(p, _)| *p)
-            .collect();
-        let Some(peer) = able.get(plan.len() % able.len().max(1)).copied() else {
-            break;
-        };
-        let count = page_size.min(target - start + 1);
-        plan.push((peer, start, count));
-        start += count;
-    }
-    if plan.is_empty() {
+    let usable: Vec<(PeerId, u64)> = candidates
+        .iter()
+        .filter(|(p, _)| !excluded.contains(p))
+        .copied()
+        .collect();
+    let mut plan = PagePlan::new(usable, local, target, ctx.config.catchup.page_size);
+    // The first page decides whether there is anything to ask; the rest are planned lazily,
+    // as the fetch stage has room: the target is a peer's claim, and the range it names may
+    // be far larger than anything memory could hold a plan for.
+    let Some(first_page) = plan.next() else {
         return Batch::NothingToAsk;
-    }
+    };
     let txlist_peers = Arc::new(TxListPeers::snapshot(ctx, candidates, excluded).await);
-    let mut pages = stream::iter(plan)
+    let mut pages = stream::iter(std::iter::once(first_page).chain(plan))
         .map(|(peer, start, count)| {
             AbortOnDrop(tokio::spawn(fetch_page(
                 ctx.clone(),
@@ -542,6 +547,7 @@ async fn pipeline(
     ));
     let mut writes = Vec::new();
     let mut progress = false;
+    let mut schedule_unknown = false;
     while let Some(fetched) = pages.next().await {
         let Ok(FetchedPage {
             peer,
@@ -625,6 +631,15 @@ async fn pipeline(
             progress = true;
             writes.push(write);
         }
+        if result.schedule_unknown {
+            // Not the peer's fault: the local schedule cannot judge the page yet (L1 not read,
+            // unreachable, or not an archive node). It waits as pending, unscored, and catch-up
+            // resumes once the schedule accepts it.
+            debug!(%peer, start, "schedule unknown for a page; it waits as pending");
+            metrics::catchup_peer_failure("schedule_unknown");
+            schedule_unknown = true;
+            break;
+        }
         if result.failure.is_some() || result.gap {
             // A bad signature, wrong signer, broken parent link or a hole in the page.
             ctx.penalise(peer, "catchup_invalid_commitment");
@@ -644,10 +659,68 @@ async fn pipeline(
     }
     // What no batch peer had: ask every peer, one hash at a time.
     fetch_txlists(ctx, candidates, excluded, owed).await;
-    if progress && stored {
+    if schedule_unknown {
+        Batch::ScheduleUnknown
+    } else if progress && stored {
         Batch::Progress
     } else {
         Batch::Failed
+    }
+}
+
+/// The pages of a catch-up range `local + 1 ..= target`, produced one at a time: `(peer, start,
+/// count)`, each page going to the next peer (round-robin) whose claimed head covers it.
+/// Nothing here is sized by the range: `target` is what a peer claimed (a liar may claim
+/// `u64::MAX`), so the plan holds only its cursor, and the fetch stage pulls at most
+/// `parallel_pages` pages from it at a time.
+#[derive(Debug)]
+struct PagePlan {
+    /// Usable candidates (not excluded when the plan was made) with their claimed heads.
+    peers: Vec<(PeerId, u64)>,
+    /// First block of the next page; `None` once the range is done.
+    next_start: Option<u64>,
+    target: u64,
+    page_size: u64,
+    /// Pages planned so far (the round-robin position).
+    planned: usize,
+}
+
+impl PagePlan {
+    fn new(peers: Vec<(PeerId, u64)>, local: u64, target: u64, page_size: usize) -> Self {
+        Self {
+            peers,
+            next_start: local.checked_add(1).filter(|start| *start <= target),
+            target,
+            page_size: (page_size.max(1) as u64),
+            planned: 0,
+        }
+    }
+}
+
+impl Iterator for PagePlan {
+    type Item = (PeerId, u64, u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.next_start?;
+        // At most the candidates' count: O(peers) per page, never O(range).
+        let able = self.peers.iter().filter(|(_, head)| *head >= start).count();
+        if able == 0 {
+            self.next_start = None;
+            return None;
+        }
+        let pick = self.planned % able;
+        let peer = self
+            .peers
+            .iter()
+            .filter(|(_, head)| *head >= start)
+            .nth(pick)
+            .map(|(p, _)| *p)?;
+        let count = self.page_size.min(self.target - start + 1);
+        self.next_start = start
+            .checked_add(count)
+            .filter(|next| *next <= self.target);
+        self.planned += 1;
+        Some((peer, start, count))
     }
 }
 
@@ -1154,6 +1227,50 @@ async fn fetch_txlist_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_head_of_u64_max_plans_lazily_and_ends_without_overflow() {
+        let liar = PeerId::random();
+        let honest = PeerId::random();
+        let mut plan = PagePlan::new(vec![(liar, u64::MAX), (honest, 300)], 0, u64::MAX, 256);
+        // A plan's size is its cursor, whatever the range.
+        assert!(std::mem::size_of::<PagePlan>() < 128);
+        assert_eq!(plan.next(), Some((liar, 1, 256)), "round-robin starts at the first");
+        assert_eq!(plan.next(), Some((honest, 257, 256)), "then the next able peer");
+        // Only the liar covers 513 and beyond.
+        assert_eq!(plan.next(), Some((liar, 513, 256)));
+        assert_eq!(plan.next(), Some((liar, 769, 256)));
+        // At the top of the range: the last page ends at u64::MAX, then nothing.
+        let mut top = PagePlan::new(vec![(liar, u64::MAX)], u64::MAX - 300, u64::MAX, 256);
+        assert_eq!(top.next(), Some((liar, u64::MAX - 299, 256)));
+        assert_eq!(top.next(), Some((liar, u64::MAX - 43, 44)));
+        assert_eq!(top.next(), None);
+        assert_eq!(top.next(), None, "stays done");
+        assert_eq!(
+            PagePlan::new(vec![(liar, u64::MAX)], u64::MAX, u64::MAX, 256).next(),
+            None,
+            "local at u64::MAX has nothing to ask"
+        );
+    }
+
+    #[test]
+    fn a_plan_covers_exactly_the_range_and_stops_where_no_peer_reaches() {
+        let a = PeerId::random();
+        let b = PeerId::random();
+        let pages: Vec<_> = PagePlan::new(vec![(a, 10), (b, 5)], 2, 10, 3).collect();
+        // b claims only 5, so from 6 on every page is a's.
+        assert_eq!(pages, vec![(a, 3, 3), (a, 6, 3), (a, 9, 2)]);
+        // No peer claims beyond 5: the plan ends there though the target is higher.
+        let short: Vec<_> = PagePlan::new(vec![(b, 5)], 0, 10, 4).collect();
+        assert_eq!(short, vec![(b, 1, 4), (b, 5, 4)]);
+        assert_eq!(PagePlan::new(vec![(a, 10)], 10, 10, 4).next(), None);
+        assert_eq!(PagePlan::new(vec![(a, 10)], 3, 2, 4).next(), None, "target below local");
+        assert_eq!(
+            PagePlan::new(vec![(a, 10)], 0, 3, 0).collect::<Vec<_>>(),
+            vec![(a, 1, 1), (a, 2, 1), (a, 3, 1)],
+            "page size 0 is taken as 1"
+        );
+    }
 
     #[tokio::test]
     async fn slot_map_stays_bounded_as_peer_ids_churn_and_busy_slots_survive() {

@@ -72,6 +72,9 @@ pub(crate) struct BatchResult {
     pub failure: Option<RejectReason>,
     /// The page did not connect to the head (starts above it, or has a gap).
     pub gap: bool,
+    /// The schedule cannot name the signer of a commitment in the page: it and the rest of
+    /// the page wait as pending (rechecked as the schedule learns more); nobody is blamed.
+    pub schedule_unknown: bool,
 }
 
 /// What the core accepted, for the durable writer ([`crate::writer`]): commitments (a gossip
@@ -504,6 +507,19 @@ impl Core {
         source: CommitmentSource,
         held: Option<HeldVerdict>,
     ) -> ValidationOutcome {
+        self.process_commitment_since(signed, signer, source, held, Instant::now())
+    }
+
+    /// [`Self::process_commitment`] of a commitment that first arrived at `arrived` (a
+    /// recheck of a pending entry keeps its first arrival, so `max_age` still sweeps it).
+    fn process_commitment_since(
+        &mut self,
+        signed: SignedCommitment,
+        signer: std::result::Result<Address, TypesError>,
+        source: CommitmentSource,
+        held: Option<HeldVerdict>,
+        arrived: Instant,
+    ) -> ValidationOutcome {
         let number = signed.preconf().block_number;
         // Per message, so debug (see `on_gossip_txlist`).
         let _span = debug_span!("commitment", ?source, block = %number).entered();
@@ -519,14 +535,19 @@ impl Core {
                 self.on_reject(&signed, signer.ok(), reason);
             }
             ValidationOutcome::Pending(reason) => {
-                // A held tx list it references may be forwarded now.
-                self.state.orphans.claim(&signed.preconf().raw_tx_list_hash);
+                if *reason == PendingReason::ParentUnknown {
+                    // Its signer is the schedule's: a held tx list it references may be
+                    // forwarded now. Not so while the schedule is unknown: any key can sign
+                    // such a commitment, so its list waits until the commitment is accepted.
+                    self.state.orphans.claim(&signed.preconf().raw_tx_list_hash);
+                }
                 if let (Ok(signer), Ok(number)) = (signer, u64::try_from(number)) {
                     let peer = match source {
                         CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => Some(p),
                         CommitmentSource::Local => None,
                     };
-                    let mut entry = PendingEntry::new(signed, signer, number, peer, *reason);
+                    let mut entry = PendingEntry::new(signed, signer, number, peer, *reason)
+                        .arrived_at(arrived);
                     entry.held = held;
                     let evicted = self.state.pending.insert(entry);
                     metrics::pending_evicted(evicted);
@@ -789,6 +810,14 @@ impl Core {
         if let Ok(Some(head)) = self.storage.head() {
             state.set_head_from(&head);
         }
+        // Tx lists still owed to stored blocks stay owed (fetched and stored when they come);
+        // those of blocks the failed writes dropped go with them.
+        let stored_head = state.preconf_head().block_number;
+        for (hash, number) in self.state.awaited() {
+            if U256::from(number) <= stored_head {
+                state.await_txlist(hash, number);
+            }
+        }
         self.state = state;
     }
 
@@ -808,7 +837,8 @@ impl Core {
         let mut accepted = Vec::new();
         let before = self.memory_head();
         let source = CommitmentSource::CatchUp(peer);
-        for (signed, signer) in items {
+        let mut items = items.into_iter();
+        while let Some((signed, signer)) = items.next() {
             let outcome = self.validator.validate_commitment(
                 &signed,
                 signer.clone(),
@@ -835,18 +865,30 @@ impl Core {
                     break;
                 }
                 ValidationOutcome::Pending(PendingReason::ScheduleUnknown) => {
-                    if let Ok(signer) = signer {
-                        if let Ok(number) = u64::try_from(signed.preconf().block_number) {
-                            self.state.pending.insert(PendingEntry::new(
-                                signed,
-                                signer,
-                                number,
-                                Some(peer),
-                                PendingReason::ScheduleUnknown,
-                            ));
+                    // §4.2: what the schedule cannot judge yet waits, unscored. The rest of
+                    // the page lies further on and waits with it (the buffer's caps and the
+                    // peer's quota bound it), with the tx lists fetched for it, so the page
+                    // is applied without a second download once the schedule is known.
+                    for (signed, signer) in std::iter::once((signed, signer)).chain(items) {
+                        let (Ok(signer), Ok(number)) =
+                            (signer, u64::try_from(signed.preconf().block_number))
+                        else {
+                            break;
+                        };
+                        let hash = signed.preconf().raw_tx_list_hash;
+                        if let Some(txlist) = fetched.remove(&hash) {
+                            self.state.orphans.insert(hash, txlist, None, None);
                         }
+                        let evicted = self.state.pending.insert(PendingEntry::new(
+                            signed,
+                            signer,
+                            number,
+                            Some(peer),
+                            PendingReason::ScheduleUnknown,
+                        ));
+                        metrics::pending_evicted(evicted);
                     }
-                    result.gap = true;
+                    result.schedule_unknown = true;
                     break;
                 }
             }
@@ -926,17 +968,29 @@ impl Core {
             .state
             .pending
             .take_reason(PendingReason::ScheduleUnknown);
+        let mut accepted = false;
         for entry in entries {
             let source = entry
                 .source
                 .map(CommitmentSource::Gossip)
                 .unwrap_or(CommitmentSource::Local);
             let held = entry.held.clone();
-            let outcome =
-                self.process_commitment(entry.commitment, Ok(entry.signer), source, entry.held);
+            let arrived = entry.arrived();
+            let outcome = self.process_commitment_since(
+                entry.commitment,
+                Ok(entry.signer),
+                source,
+                entry.held,
+                arrived,
+            );
+            accepted |= matches!(outcome, ValidationOutcome::Accept(_));
             if !matches!(outcome, ValidationOutcome::Pending(_)) {
                 self.release_pending(held, verdict(&outcome));
             }
+        }
+        if accepted {
+            // A catch-up that stopped where the schedule was unknown resumes from here.
+            self.effects.push(Effect::Gap { peer: None });
         }
     }
 
@@ -1045,13 +1099,21 @@ mod tests {
     }
 
     fn harness_with(configure: impl FnOnce(&mut P2pSdkConfig)) -> Harness {
+        harness_knowing(configure, |builder| builder.lookahead())
+    }
+
+    /// A harness whose core validates with the schedule `lookahead` makes of the builder's.
+    fn harness_knowing(
+        configure: impl FnOnce(&mut P2pSdkConfig),
+        lookahead: impl FnOnce(&ChainBuilder) -> Arc<dyn crate::Lookahead>,
+    ) -> Harness {
         let chain = ChainSpec::new(167_001, Address::repeat_byte(0x51));
         let builder = ChainBuilder::in_the_past(chain, 2, 4, 200);
         let mut config = P2pSdkConfig::new(chain);
         config.rules.window_end_grace = crate::testkit::REPLAY_WINDOW_END_GRACE;
         configure(&mut config);
         let config = Arc::new(config);
-        let validator = Validator::new(chain, config.rules.clone(), builder.lookahead(), 64);
+        let validator = Validator::new(chain, config.rules.clone(), lookahead(&builder), 64);
         let storage = Arc::new(MemoryStorage::default());
         let (events_tx, events) = broadcast::channel(1024);
         let (status, _) = watch::channel(SdkStatus {
@@ -1168,8 +1230,36 @@ mod tests {
         opened.load(Ordering::SeqCst)
     }
 
+    /// Set in the child process that [`per_message_spans_cost_nothing_at_a_nodes_default_level`]
+    /// starts for itself.
+    const SPANS_CHILD_ENV: &str = "P2P_SPANS_TEST_CHILD";
+
     #[test]
     fn per_message_spans_cost_nothing_at_a_nodes_default_level() {
+        // tracing caches each callsite's interest process-wide, from whichever subscribers
+        // were alive when it was first hit, so other tests' subscribers in this process would
+        // decide what this one sees. It counts in a process of its own: this test binary,
+        // started again with only this test.
+        if std::env::var_os(SPANS_CHILD_ENV).is_none() {
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let output = std::process::Command::new(exe)
+                .args([
+                    "handlers::tests::per_message_spans_cost_nothing_at_a_nodes_default_level",
+                    "--exact",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
+                .env(SPANS_CHILD_ENV, "1")
+                .output()
+                .expect("the test binary starts");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains("1 passed"),
+                "the span count in its own process failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return;
+        }
         assert_eq!(
             spans_per_gossip_message(tracing::Level::INFO),
             0,
@@ -1456,6 +1546,41 @@ mod tests {
         assert!(commitment_events(&mut h).is_empty());
     }
 
+    /// Finding: a failed write rebuilt the chain from storage and forgot every owed tx list
+    /// until a restart. Lists owed to stored blocks stay owed; those of dropped blocks go.
+    #[test]
+    fn owed_txlists_survive_a_failed_write() {
+        let mut h = harness();
+        let blocks = h.builder.blocks(6, 32);
+        // Blocks 1-3 stored without their tx lists: owed.
+        let (first, _) = catchup_page(&h, &blocks[..3]);
+        let (_, write) = h.core.on_catchup_page(peer(), first, HashMap::new());
+        let first = write.expect("page");
+        h.storage.put_page(&first.commitments, &[]).unwrap();
+        h.core
+            .on_stored(first.id, Ok(std::collections::HashSet::new()));
+        let owed_before: std::collections::BTreeSet<_> = h.core.awaited().into_iter().collect();
+        assert_eq!(owed_before.len(), 3);
+        // Blocks 4-6, also without lists, fail to write.
+        let (second, _) = catchup_page(&h, &blocks[3..]);
+        let (_, write) = h.core.on_catchup_page(peer(), second, HashMap::new());
+        let second = write.expect("page");
+        assert_eq!(h.core.awaited().len(), 6);
+        h.core.on_stored(
+            second.id,
+            Err(crate::StorageError::Backend("disk full".into())),
+        );
+        let owed_after: std::collections::BTreeSet<_> = h.core.awaited().into_iter().collect();
+        assert_eq!(owed_after, owed_before, "still owed: blocks 1-3's lists, not 4-6's");
+        // One arrives: stored and announced, as before the failure.
+        let t = blocks[0].txlist.as_ref().unwrap();
+        h.core
+            .add_txlist(t.raw_tx_list_hash, Bytes::from(t.txlist.to_vec()));
+        flush_writes(&mut h);
+        assert!(h.storage.txlist(&t.raw_tx_list_hash).unwrap().is_some());
+        assert_eq!(h.core.awaited().len(), 2);
+    }
+
     #[test]
     fn missing_txlist_is_awaited_then_stored_when_it_arrives() {
         let mut h = harness();
@@ -1584,6 +1709,111 @@ mod tests {
         );
         h.core.tick();
         assert!(verdict_effects(&mut h).is_empty(), "not expired later");
+    }
+
+    /// The schedule of the builder's chain, known up to slot `last_known` only.
+    fn known_up_to(builder: &ChainBuilder, last_known: u64) -> Arc<dyn crate::Lookahead> {
+        let full = builder.lookahead();
+        let signers = builder
+            .keys()
+            .iter()
+            .map(preconfirmation_types::secret_key_to_address)
+            .collect();
+        let partial = crate::RotatingLookahead::new(
+            signers,
+            full.slots_per_window(),
+            full.genesis(),
+            full.slot_duration(),
+        )
+        .expect("the builder's parameters")
+        .with_horizon(last_known);
+        Arc::new(partial)
+    }
+
+    /// Finding: a commitment for a window beyond the known schedule waits as pending (any key
+    /// may have signed it), yet the tx list it references was released as `Accept` and so
+    /// forwarded. A tx list is forwarded only on an *accepted* commitment's word (or one
+    /// waiting for its parent: its signer was checked), whichever comes first.
+    #[test]
+    fn a_commitment_waiting_for_its_schedule_does_not_release_its_txlist() {
+        let mut h = harness_knowing(|_| {}, |b| known_up_to(b, 3));
+        let mut beyond = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
+        for _ in 0..8 {
+            beyond.skip_slot();
+        }
+        // Block 1 in slot 8, beyond the horizon, signed by a key nobody elected.
+        let txlist = b"junk riding on a far-future commitment".to_vec();
+        let unsigned = beyond.next_unsigned(Some(&txlist));
+        let stranger = crate::testkit::preconfer_key(99);
+        let commitment = beyond.sign_with(&stranger, unsigned);
+        let gossip = preconfirmation_types::RawTxListGossip::new(txlist.clone()).unwrap();
+        let p = peer();
+        // List first (held), then the commitment: it waits for the schedule.
+        assert_eq!(h.core.on_gossip_txlist(p, gossip_id(1), &gossip.to_ssz()), None);
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(p, gossip_id(2), &commitment.to_ssz()),
+            None,
+            "held while its schedule is unknown"
+        );
+        assert_eq!(h.core.status().pending_schedule, 1);
+        assert!(
+            verdict_effects(&mut h).is_empty(),
+            "the held tx list is not released"
+        );
+        // Commitment first, then the list: held too, not accepted.
+        let txlist2 = b"more junk".to_vec();
+        let commitment2 = beyond.sign_with(&stranger, beyond.next_unsigned(Some(&txlist2)));
+        let gossip2 = preconfirmation_types::RawTxListGossip::new(txlist2).unwrap();
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(p, gossip_id(3), &commitment2.to_ssz()),
+            None
+        );
+        assert_eq!(
+            h.core.on_gossip_txlist(p, gossip_id(4), &gossip2.to_ssz()),
+            None,
+            "held, not forwarded"
+        );
+        assert!(verdict_effects(&mut h).is_empty(), "still held");
+        // Once held too long, the lists are ignored, never accepted.
+        let hold = h.core.config().orphan_txlists.hold_verdict_for;
+        h.core.state.orphans.expire(Instant::now() + hold, hold);
+        let released = verdict_effects(&mut h);
+        assert_eq!(released.len(), 2, "{released:?}");
+        for id in [gossip_id(1), gossip_id(4)] {
+            assert!(released.contains(&(id, GossipVerdict::Ignore)), "{released:?}");
+        }
+    }
+
+    /// Finding: the 1 s recheck of schedule-unknown entries put each back with a fresh
+    /// timestamp, so none ever reached `max_age`. An entry's age counts from its first
+    /// arrival: rechecked after it arrived, it is still swept `max_age` after arrival.
+    #[test]
+    fn an_entry_rechecked_past_max_age_is_swept() {
+        let mut h = harness_knowing(|_| {}, |b| known_up_to(b, 3));
+        let mut beyond = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
+        for _ in 0..8 {
+            beyond.skip_slot();
+        }
+        let commitment = beyond.next_block(None).commitment;
+        let arrived = Instant::now();
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(peer(), gossip_id(1), &commitment.to_ssz()),
+            None
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        h.core.retry_schedule_pending();
+        assert_eq!(h.core.status().pending_schedule, 1, "still waiting");
+        // 50 ms past max_age from its arrival, 50 ms short of it from the recheck.
+        let max_age = h.core.config().pending.max_age;
+        let swept = h.core.state.pending.sweep(
+            h.core.head(),
+            arrived + max_age + std::time::Duration::from_millis(50),
+        );
+        assert_eq!(swept, 1);
+        assert_eq!(h.core.status().pending_schedule, 0);
     }
 
     #[test]

@@ -195,9 +195,12 @@ impl Lookahead for RotatingLookahead {
 /// [`crate::P2pSdk::schedule_updated`]). At most `max_windows` windows are remembered (the
 /// highest); learning a window again replaces its signer (an operator removed mid-epoch).
 ///
-/// A lookup of an unknown window is remembered as *wanted* (at most `max_windows`, the
-/// highest), so the source can fetch the windows validation asked for — a catching-up node
-/// validates blocks of past windows the source would otherwise never read.
+/// A lookup of an unknown window is remembered as *wanted*, so the source can fetch the
+/// windows validation asked for — a catching-up node validates blocks of past windows the
+/// source would otherwise never read. Only windows up to the one after the clock's are wanted
+/// (a later one is not decided on L1 yet, and any peer can name one in a commitment); at most
+/// `max_windows` are kept, the lowest, and they are taken lowest first: catch-up validates in
+/// block order, so the oldest window it waits for is the one it needs next.
 #[derive(Debug)]
 pub struct LearnedLookahead {
     windows: Windows,
@@ -260,23 +263,36 @@ impl LearnedLookahead {
     }
 
     /// Marks `window` as wanted (the source fetches it with the ones validation asked for),
-    /// unless it is known already. At most `max_windows` are wanted (the highest).
+    /// unless it is known already or lies beyond the window after the clock's (see the type's
+    /// docs). At most `max_windows` are wanted (the lowest).
     pub fn want(&self, window: u64) {
-        if self.signer_of_window(window).is_some() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.want_at(window, now);
+    }
+
+    /// [`Self::want`] with the clock at unix second `now`.
+    fn want_at(&self, window: u64, now: u64) {
+        // Before genesis no window is decided yet.
+        let Some(current) = self.window_at(now) else {
+            return;
+        };
+        if window > current.saturating_add(1) || self.signer_of_window(window).is_some() {
             return;
         }
         let mut wanted = self.wanted.lock();
         wanted.insert(window);
         while wanted.len() > self.max_windows {
-            wanted.pop_first();
+            wanted.pop_last();
         }
     }
 
-    /// Takes the windows validation looked up without an answer, highest first, at most
-    /// `max` (the rest stay wanted).
+    /// Takes the windows validation looked up without an answer, lowest first, at most `max`
+    /// (the rest stay wanted).
     pub fn take_wanted(&self, max: usize) -> Vec<u64> {
         let mut wanted = self.wanted.lock();
-        let taken: Vec<u64> = wanted.iter().rev().take(max).copied().collect();
+        let taken: Vec<u64> = wanted.iter().take(max).copied().collect();
         for w in &taken {
             wanted.remove(w);
         }
@@ -380,14 +396,14 @@ mod tests {
         assert_eq!(la.learned(), vec![(2, addr(4)), (3, addr(5))]);
         assert!(la.forget(3) && !la.forget(3));
         assert!(la.schedule_for_slot(12).is_none());
-        // Unknown windows looked up are wanted (bounded, highest kept), until learned.
+        // Unknown windows looked up are wanted (bounded, lowest kept), until learned.
         assert!(la.schedule_for_slot(0).is_none() && la.schedule_for_slot(17).is_none());
         assert_eq!(
             la.take_wanted(1),
-            vec![4],
-            "highest first; at most max_windows kept"
+            vec![0],
+            "lowest first; at most max_windows kept"
         );
-        assert_eq!(la.take_wanted(8), vec![3]);
+        assert_eq!(la.take_wanted(8), vec![3], "window 4 was over the cap");
         assert!(la.take_wanted(8).is_empty());
         assert!(la.schedule_for_slot(20).is_none());
         la.learn(5, addr(6));
@@ -401,6 +417,37 @@ mod tests {
         assert!(LearnedLookahead::new(0, 0, 1, 1).is_none());
         assert!(LearnedLookahead::new(1, 0, 0, 1).is_none());
         assert!(LearnedLookahead::new(1, 0, 1, 0).is_none());
+    }
+
+    /// A catching-up node wants epochs 10–12 while a peer's commitments name 8 far-future
+    /// windows (around 10^6) on every recheck: the reader (8 epochs a poll) still gets 10–12
+    /// at its first poll. Highest-first, the far-future windows were taken every poll and the
+    /// old epochs never.
+    #[test]
+    fn far_future_lookups_do_not_starve_the_past_windows_catch_up_needs() {
+        let now = 1_000_000_000;
+        // 4 slots of 12 s a window; the clock is in window 12.
+        let genesis = now - 12 * 48 - 10;
+        let la = LearnedLookahead::new(4, genesis, 12, 64).unwrap();
+        assert_eq!(la.window_at(now), Some(12));
+        for epoch in 10..=12 {
+            la.want_at(epoch, now);
+        }
+        let mut read = Vec::new();
+        for _poll in 0..2 {
+            for i in 0..8 {
+                la.want_at(1_000_000 + i, now);
+            }
+            read.extend(la.take_wanted(8));
+        }
+        assert_eq!(read, vec![10, 11, 12], "only the decidable windows, oldest first");
+        // The window after the clock's is decided on L1 already (the next epoch's operator).
+        la.want_at(13, now);
+        la.want_at(14, now);
+        assert_eq!(la.take_wanted(8), vec![13]);
+        // Before genesis nothing is wanted.
+        la.want_at(0, genesis - 1);
+        assert!(la.take_wanted(8).is_empty());
     }
 
     #[test]

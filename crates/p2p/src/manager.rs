@@ -243,7 +243,10 @@ impl Manager {
                 return fail(reply, P2pSdkError::Validation(reason));
             }
         }
-        // Forwarded at once; acknowledged once durable as well.
+        // Durable first, then gossiped: once a peer holds our commitment for block N, our
+        // disk does too, so a node restarted after a crash knows it signed N and refuses to
+        // sign another commitment for it (two would be slashing evidence). Relayed gossip
+        // keeps its verdict before the write; only our own signature waits for the disk.
         let (durable_tx, durable) = oneshot::channel();
         match self.core.last_unstored_write() {
             Some(id) => self.durable_waiters.push_back((id, durable_tx)),
@@ -253,6 +256,13 @@ impl Manager {
         }
         let net = self.net.clone();
         tokio::spawn(async move {
+            if !matches!(durable.await, Ok(true)) {
+                let _ = reply.send(Err(P2pSdkError::Storage(StorageError::Backend(
+                    "the commitment was accepted but its durable write failed; not published"
+                        .into(),
+                ))));
+                return;
+            }
             let published = async {
                 let txlist_message_id = match txlist_ssz {
                     Some(ssz) => Some(publish_one(&net, GossipTopicKind::RawTxLists, ssz).await?),
@@ -266,15 +276,7 @@ impl Manager {
                 })
             }
             .await;
-            // Whatever the network said, the answer waits for the write: a caller told "no
-            // peers" may read the commitment back from storage at once.
-            let result = match durable.await {
-                Ok(true) => published,
-                _ => Err(P2pSdkError::Storage(StorageError::Backend(
-                    "the commitment was accepted but its durable write failed".into(),
-                ))),
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(published);
         });
     }
 

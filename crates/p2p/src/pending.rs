@@ -44,7 +44,9 @@ pub struct PendingEntry {
     pub reason: PendingReason,
     /// Its gossip verdict, held until it validates (gossiped entries only).
     pub held: Option<HeldVerdict>,
-    inserted: Instant,
+    /// When it first arrived: a recheck that puts it back keeps this, so `max_age` counts
+    /// from its first arrival, never from its latest recheck.
+    arrived: Instant,
 }
 
 impl PendingEntry {
@@ -63,8 +65,19 @@ impl PendingEntry {
             source,
             reason,
             held: None,
-            inserted: Instant::now(),
+            arrived: Instant::now(),
         }
+    }
+
+    /// The same entry, first arrived at `arrived` (a recheck keeps the original arrival).
+    pub fn arrived_at(mut self, arrived: Instant) -> Self {
+        self.arrived = arrived;
+        self
+    }
+
+    /// When it first arrived.
+    pub fn arrived(&self) -> Instant {
+        self.arrived
     }
 
     /// The same entry, holding gossip verdict `held`.
@@ -85,6 +98,13 @@ pub struct PendingBuffer {
     by_number: BTreeSet<(u64, u64)>,
     /// Seqs by source peer (`None`: local), oldest first, for the per-peer quota.
     by_source: HashMap<Option<PeerId>, BTreeSet<u64>>,
+    /// Entries per reason, kept as entries come and go (a status read is O(1), not a scan).
+    parent_unknown: usize,
+    schedule_unknown: usize,
+    /// Tx-list hash → entries waiting for their parent that reference it. Only those: their
+    /// signer was checked against the schedule, so their tx lists may be forwarded. An entry
+    /// waiting for its schedule may be signed by any key.
+    verified_txlists: HashMap<B256, usize>,
     evicted: u64,
     /// Verdicts released (`Ignore`) since the last [`Self::take_released`].
     released: Vec<ReleasedVerdict>,
@@ -99,6 +119,9 @@ impl PendingBuffer {
             entries: BTreeMap::new(),
             by_number: BTreeSet::new(),
             by_source: HashMap::new(),
+            parent_unknown: 0,
+            schedule_unknown: 0,
+            verified_txlists: HashMap::new(),
             evicted: 0,
             released: Vec::new(),
         }
@@ -139,6 +162,7 @@ impl PendingBuffer {
         self.next_seq += 1;
         self.by_number.insert((entry.block_number, seq));
         self.by_source.entry(entry.source).or_default().insert(seq);
+        self.count_in(&entry);
         self.entries.insert(seq, entry);
         while self.entries.len() > self.limits.max_count || self.bytes() > self.limits.max_bytes {
             // The oldest entry of the source holding the most.
@@ -200,9 +224,43 @@ impl PendingBuffer {
         std::mem::take(&mut self.released)
     }
 
+    /// Counts `entry` in the per-reason counts and the tx-list index.
+    fn count_in(&mut self, entry: &PendingEntry) {
+        match entry.reason {
+            PendingReason::ParentUnknown => {
+                self.parent_unknown += 1;
+                let hash = entry.commitment.preconf().raw_tx_list_hash;
+                if hash != B256::ZERO {
+                    *self.verified_txlists.entry(hash).or_default() += 1;
+                }
+            }
+            PendingReason::ScheduleUnknown => self.schedule_unknown += 1,
+        }
+    }
+
+    /// Undoes [`Self::count_in`] for an entry leaving the buffer.
+    fn count_out(&mut self, entry: &PendingEntry) {
+        match entry.reason {
+            PendingReason::ParentUnknown => {
+                self.parent_unknown = self.parent_unknown.saturating_sub(1);
+                let hash = entry.commitment.preconf().raw_tx_list_hash;
+                if let Some(n) = self.verified_txlists.get_mut(&hash) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.verified_txlists.remove(&hash);
+                    }
+                }
+            }
+            PendingReason::ScheduleUnknown => {
+                self.schedule_unknown = self.schedule_unknown.saturating_sub(1)
+            }
+        }
+    }
+
     /// Removes entry `seq` from every index.
     fn remove_seq(&mut self, seq: u64) -> Option<PendingEntry> {
         let entry = self.entries.remove(&seq)?;
+        self.count_out(&entry);
         self.by_number.remove(&(entry.block_number, seq));
         if let Some(seqs) = self.by_source.get_mut(&entry.source) {
             seqs.remove(&seq);
@@ -218,13 +276,13 @@ impl PendingBuffer {
         self.by_source.get(&Some(*peer)).map_or(0, BTreeSet::len)
     }
 
-    /// Whether a buffered commitment references tx list `hash` (a scan: the buffer is small).
+    /// Whether a commitment waiting for its parent references tx list `hash`. Its signer was
+    /// checked against the schedule, so the list may be forwarded now. A commitment waiting
+    /// for its *schedule* does not count: it may be signed by any key, and a list forwarded
+    /// on its word would let anyone ride junk across the network (§3.4: a tx list's
+    /// authenticity comes from the commitment that references it).
     pub fn references_txlist(&self, hash: &B256) -> bool {
-        *hash != B256::ZERO
-            && self
-                .entries
-                .values()
-                .any(|e| e.commitment.preconf().raw_tx_list_hash == *hash)
+        self.verified_txlists.contains_key(hash)
     }
 
     /// Removes and returns the entries for `block_number` (oldest first).
@@ -264,7 +322,7 @@ impl PendingBuffer {
                     || self
                         .entries
                         .get(seq)
-                        .is_some_and(|e| now.saturating_duration_since(e.inserted) > max_age)
+                        .is_some_and(|e| now.saturating_duration_since(e.arrived) > max_age)
             })
             .copied()
             .collect();
@@ -291,7 +349,10 @@ impl PendingBuffer {
 
     /// Number of entries waiting for `reason`.
     pub fn count(&self, reason: PendingReason) -> usize {
-        self.entries.values().filter(|e| e.reason == reason).count()
+        match reason {
+            PendingReason::ParentUnknown => self.parent_unknown,
+            PendingReason::ScheduleUnknown => self.schedule_unknown,
+        }
     }
 
     /// Accounted bytes.
@@ -328,6 +389,57 @@ mod tests {
             max_bytes,
             ..Default::default()
         }
+    }
+
+    /// The per-reason counts and the tx-list index follow every way an entry comes and goes
+    /// (insert, duplicate, quota and cap eviction, take, sweep); only entries waiting for a
+    /// parent vouch for a tx list.
+    #[test]
+    fn counts_and_txlist_index_follow_every_entry() {
+        let with_list = |number: u64, reason, list: u8| {
+            let mut e = entry(number, reason);
+            e.commitment.commitment.preconf.raw_tx_list_hash = B256::repeat_byte(list);
+            e
+        };
+        let mut buf = PendingBuffer::new(limits(3, usize::MAX));
+        buf.insert(with_list(5, PendingReason::ParentUnknown, 1));
+        buf.insert(with_list(6, PendingReason::ScheduleUnknown, 2));
+        assert_eq!(buf.insert(with_list(5, PendingReason::ParentUnknown, 1)), 0, "duplicate");
+        assert_eq!(buf.count(PendingReason::ParentUnknown), 1);
+        assert_eq!(buf.count(PendingReason::ScheduleUnknown), 1);
+        assert!(buf.references_txlist(&B256::repeat_byte(1)));
+        assert!(
+            !buf.references_txlist(&B256::repeat_byte(2)),
+            "a schedule-unknown entry vouches for nothing"
+        );
+        assert!(!buf.references_txlist(&B256::ZERO));
+        // Two entries reference list 3; the index holds it until both are gone.
+        buf.insert(with_list(7, PendingReason::ParentUnknown, 3));
+        assert_eq!(buf.insert(with_list(8, PendingReason::ParentUnknown, 3)), 1, "cap of 3");
+        assert!(!buf.references_txlist(&B256::repeat_byte(1)), "evicted with its entry");
+        assert_eq!(buf.count(PendingReason::ParentUnknown), 2);
+        assert_eq!(buf.take_number(7).len(), 1);
+        assert!(buf.references_txlist(&B256::repeat_byte(3)), "block 8 still does");
+        assert_eq!(buf.take_reason(PendingReason::ScheduleUnknown).len(), 1);
+        assert_eq!(buf.count(PendingReason::ScheduleUnknown), 0);
+        assert_eq!(buf.sweep(8, Instant::now()), 1);
+        assert!(!buf.references_txlist(&B256::repeat_byte(3)));
+        assert_eq!(buf.count(PendingReason::ParentUnknown), 0);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn age_counts_from_first_arrival_across_a_recheck() {
+        let mut buf = PendingBuffer::new(limits(10, usize::MAX));
+        let first = Instant::now();
+        buf.insert(entry(5, PendingReason::ScheduleUnknown).arrived_at(first));
+        // A recheck takes it out and puts it back, keeping its arrival.
+        let again = buf.take_reason(PendingReason::ScheduleUnknown).remove(0);
+        assert_eq!(again.arrived(), first);
+        buf.insert(again);
+        let max_age = buf.max_age();
+        assert_eq!(buf.sweep(0, first + max_age), 0, "not older than max_age yet");
+        assert_eq!(buf.sweep(0, first + max_age + Duration::from_millis(1)), 1);
     }
 
     #[test]

@@ -248,8 +248,10 @@ impl P2pSdk {
         })
     }
 
-    /// Validates locally, stores, then publishes the tx list (if any) and then the commitment
-    /// (§6). The tx list's hash must be the commitment's `rawTxListHash`.
+    /// Validates locally, stores durably, then publishes the tx list (if any) and then the
+    /// commitment (§6): nothing we sign reaches a peer before our own disk holds it, so a
+    /// node restarted after a crash never signs a second commitment for the same block. The
+    /// tx list's hash must be the commitment's `rawTxListHash`.
     ///
     /// Errors: [`P2pSdkError::Validation`] / [`P2pSdkError::NotReady`] when the commitment
     /// would not be accepted here (nothing is stored or sent); [`P2pSdkError::Backpressure`]

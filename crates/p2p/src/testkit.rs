@@ -214,17 +214,34 @@ pub fn deterministic_txlist(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// A store whose writes (`put_*`, `prune_below`) fail while `full` is set, as redb does on a
-/// full volume; reads go through. For fault tests of the writer and the node.
-pub struct DiskFull {
+/// A store over `inner` with the faults of a real disk, for fault tests of the writer, the
+/// SDK and the node: while `full` is set its writes (`put_*`, `prune_below`) fail as redb's do
+/// on a full volume; each write first waits `write_delay_ms` (a slow disk's sync). Reads go
+/// through.
+pub struct FaultyDisk {
     /// The store underneath.
     pub inner: Arc<dyn crate::SdkStorage>,
     /// Set: every write fails with "No space left on device".
     pub full: Arc<std::sync::atomic::AtomicBool>,
+    /// Milliseconds every write waits before it starts; 0: none.
+    pub write_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl DiskFull {
+impl FaultyDisk {
+    /// A healthy, fast disk over `inner` (set `full` or `write_delay_ms` to fault it).
+    pub fn over(inner: Arc<dyn crate::SdkStorage>) -> Self {
+        Self {
+            inner,
+            full: Arc::default(),
+            write_delay_ms: Arc::default(),
+        }
+    }
+
     fn check(&self) -> Result<(), crate::StorageError> {
+        let delay = self.write_delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         if self.full.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(crate::StorageError::Backend(
                 "No space left on device (os error 28)".into(),
@@ -234,7 +251,7 @@ impl DiskFull {
     }
 }
 
-impl crate::SdkStorage for DiskFull {
+impl crate::SdkStorage for FaultyDisk {
     fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), crate::StorageError> {
         self.check()?;
         self.inner.put_commitments(commitments)

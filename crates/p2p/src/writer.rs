@@ -292,7 +292,7 @@ mod tests {
 
     use super::*;
     use crate::storage::MemoryStorage;
-    use crate::testkit::DiskFull;
+    use crate::testkit::FaultyDisk;
 
     /// A job with no content: a catch-up page (holding one permit) or another write.
     fn job(id: u64, catchup: bool) -> WriteJob {
@@ -473,10 +473,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_drops_its_epoch_and_later_epochs_are_written() {
         let full = Arc::new(AtomicBool::new(true));
-        let storage: Arc<dyn SdkStorage> = Arc::new(DiskFull {
-            inner: Arc::new(MemoryStorage::default()),
-            full: full.clone(),
-        });
+        let mut disk = FaultyDisk::over(Arc::new(MemoryStorage::default()));
+        disk.full = full.clone();
+        let storage: Arc<dyn SdkStorage> = Arc::new(disk);
         let (internal, mut reports) = mpsc::channel(8);
         let policy = policy(1, Duration::ZERO);
         let writer = Writer::spawn(Arc::downgrade(&storage), internal, policy).unwrap();

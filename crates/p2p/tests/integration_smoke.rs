@@ -3,11 +3,13 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use p2p::testkit::ChainBuilder;
-use p2p::{CommitmentSource, SdkEvent};
+use p2p::testkit::{ChainBuilder, FaultyDisk};
+use p2p::{CommitmentSource, MemoryStorage, P2pSdk, SdkEvent, SdkStorage};
 use preconfirmation_types::{preconfirmation_hash, U256};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,4 +88,43 @@ async fn integration_smoke() {
     })
     .await
     .expect("clean shutdown");
+}
+
+/// A local publish is durable before it is gossiped: A's disk takes 300 ms per write, and by
+/// the time B holds A's commitment, A's own storage holds it too. Gossiped first (and written
+/// meanwhile), a crash of A between the two left a commitment on the network that A no
+/// longer knew it had signed, and A would sign another for the same block after a restart:
+/// slashing evidence against its operator. Fails with the publish gossiped before the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_publish_reaches_the_disk_before_any_peer() {
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 100);
+    let disk_of_a = Arc::new(MemoryStorage::default());
+    let slow = FaultyDisk::over(disk_of_a.clone() as Arc<dyn SdkStorage>);
+    slow.write_delay_ms.store(300, Ordering::SeqCst);
+    let (a, _a_events) = P2pSdk::start(sdk_config(), Arc::new(slow), builder.lookahead(), None)
+        .await
+        .expect("A starts");
+    let mut b = start_node(sdk_config(), &builder).await;
+    connect(&b.sdk, &a).await;
+    a.wait_for_gossip_peers(1, WAIT).await.expect("B subscribed");
+
+    let txlist = b"signed once".to_vec();
+    let block = builder.next_block(Some(txlist.clone()));
+    let publish = {
+        let (a, commitment) = (a.clone(), block.commitment.clone());
+        tokio::spawn(async move { a.publish(commitment, Some(txlist)).await })
+    };
+    let received = wait_event(&mut b.events, |e| match e {
+        SdkEvent::Commitment { commitment, .. } => Some(commitment.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(received, block.commitment);
+    assert_eq!(
+        disk_of_a.commitment_by_number(1).expect("reads"),
+        Some(block.commitment.clone()),
+        "a peer holds A's commitment that A's own disk does not"
+    );
+    publish.await.expect("join").expect("published");
+    a.shutdown().await.expect("A stops");
 }

@@ -108,6 +108,11 @@ impl SdkStorage for MemoryStorage {
                 .number_by_hash
                 .insert(preconfirmation_hash(c.preconf()), number);
             inner.by_number.insert(number, c.clone());
+            // A stored list is filed under the highest block referencing it, so pruning keeps
+            // the lists kept blocks need (a list repeated by a later block moves up with it).
+            if let Some((filed, _)) = inner.txlists.peek_mut(&c.preconf().raw_tx_list_hash) {
+                *filed = (*filed).max(number);
+            }
         }
         let max = self.limits.max_commitments.max(1);
         while inner.by_number.len() > max {
@@ -128,7 +133,11 @@ impl SdkStorage for MemoryStorage {
                 self.limits.max_txlist_bytes
             )));
         }
-        if let Some((_, old)) = inner.txlists.put(hash, (block_number, txlist)) {
+        let filed = inner
+            .txlists
+            .peek(&hash)
+            .map_or(block_number, |(n, _)| block_number.max(*n));
+        if let Some((_, old)) = inner.txlists.put(hash, (filed, txlist)) {
             inner.txlist_bytes -= old.len();
         }
         inner.txlist_bytes += len;
@@ -371,5 +380,35 @@ mod tests {
         assert_eq!(store.prune_below(3).unwrap(), 2);
         let stats = store.stats().unwrap();
         assert_eq!((stats.commitments, stats.txlists), (2, 1));
+    }
+
+    /// The same list for blocks 1 and 5: pruning below 3 keeps it (block 5 needs it), in
+    /// either order of list and commitment.
+    #[test]
+    fn prune_keeps_a_list_a_kept_block_repeats() {
+        for list_first in [true, false] {
+            let store = MemoryStorage::default();
+            let hash = B256::repeat_byte(7);
+            let mut blocks: Vec<_> = (1..=5).map(commitment).collect();
+            for i in [0, 4] {
+                blocks[i].commitment.preconf.raw_tx_list_hash = hash;
+            }
+            if list_first {
+                store.put_txlist(hash, 1, Bytes::from_static(b"repeated")).unwrap();
+                store.put_commitments(&blocks).unwrap();
+            } else {
+                store.put_commitments(&blocks).unwrap();
+                store.put_txlist(hash, 5, Bytes::from_static(b"repeated")).unwrap();
+                store.put_txlist(hash, 1, Bytes::from_static(b"repeated")).unwrap();
+            }
+            store.prune_below(3).unwrap();
+            assert_eq!(
+                store.txlist(&hash).unwrap().as_deref(),
+                Some(&b"repeated"[..]),
+                "list_first={list_first}"
+            );
+            store.prune_below(6).unwrap();
+            assert_eq!(store.txlist(&hash).unwrap(), None, "gone with its last block");
+        }
     }
 }
