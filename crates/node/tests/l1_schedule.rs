@@ -21,7 +21,7 @@ use p2p::{Lookahead, P2pSdkError};
 use preconf_node::config::ScheduleSource;
 use preconf_node::l1_dev::{find_anvil, Anvil, WhitelistStub};
 use preconf_node::schedule::NodeSchedule;
-use preconf_node::Node;
+use preconf_node::{Node, NodeConfig};
 use preconfirmation_types::{recover_signer, secret_key_to_address, Address, U256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -181,15 +181,37 @@ async fn publish_now(via: &Node, builder: &mut ChainBuilder, genesis: u64, seed:
         .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
-    let Some(anvil_bin) = anvil_or_skip() else {
-        return;
-    };
-    let anvil = Anvil::start(&anvil_bin, 1).await.expect("anvil starts");
-    // Epoch boundaries 60 s after a genesis aligned to the epoch length.
+/// `base` turned into a node in `dir` that reads its schedule from `stub` at `rpc_url`, with
+/// the test's 6 s epochs and fast polls.
+fn l1_config(
+    base: &NodeConfig,
+    dir: &std::path::Path,
+    rpc_url: String,
+    stub: &WhitelistStub,
+    genesis: u64,
+) -> NodeConfig {
+    let mut config = base.clone();
+    config.data_dir = dir.to_path_buf();
+    config.lookahead.source = ScheduleSource::L1Whitelist;
+    config.lookahead.preconfers = Vec::new();
+    config.lookahead.slot_duration_secs = L2_SLOT_S;
+    config.l1.rpc_url = rpc_url;
+    config.l1.whitelist_address = stub.address;
+    config.l1.beacon_genesis_timestamp = genesis;
+    config.l1.seconds_per_slot = L1_SLOT_S;
+    config.l1.slots_per_epoch = L1_SLOTS_PER_EPOCH;
+    config.l1.poll_interval = Duration::from_millis(200);
+    config.l1.request_timeout = Duration::from_millis(500);
+    config.l1.max_backoff = Duration::from_millis(800);
+    config
+}
+
+/// anvil with the whitelist stub, epochs aligned to a genesis 60 s ago and operator `e % 2`
+/// assigned for the next 12 epochs; returns the stub, the genesis, the proposers and their
+/// sequencers.
+async fn whitelist_on_anvil(anvil: &Anvil) -> (WhitelistStub, u64, [Address; 2], [Address; 2]) {
     let genesis = unix_now() - 60;
-    let stub = WhitelistStub::deploy(&anvil, genesis, EPOCH_S)
+    let stub = WhitelistStub::deploy(anvil, genesis, EPOCH_S)
         .await
         .expect("contract deploys");
     let proposers = [Address::repeat_byte(0xa1), Address::repeat_byte(0xb2)];
@@ -204,6 +226,100 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
     )
     .await
     .expect("operators set");
+    (stub, genesis, proposers, sequencers)
+}
+
+/// Finding: with the L1 RPC unreachable, a catching-up node could not name the signers of
+/// its peer's pages, took that for an invalid page, and penalised the honest peer on every
+/// round until it banned it. Now the pages wait as pending, unscored: a late node whose L1 is
+/// cut is served 3 epochs by an honest peer, whose score never drops below 0 and which is
+/// never banned (ban after 1 s below the threshold); once L1 is back the node catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_l1_never_costs_an_honest_peer_its_score() {
+    let Some(anvil_bin) = anvil_or_skip() else {
+        return;
+    };
+    let anvil = Anvil::start(&anvil_bin, 1).await.expect("anvil starts");
+    let (stub, genesis, _, _) = whitelist_on_anvil(&anvil).await;
+    let mut builder = ChainBuilder::new(chain(), 2, EPOCH_S / L2_SLOT_S, genesis, L2_SLOT_S);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let honest = start(node_config(dirs[0].path(), &builder, vec![])).await;
+    // One block in each of 3 epochs, each signed by its epoch's operator.
+    let first_epoch = (unix_now() - genesis) / EPOCH_S + 1;
+    for (i, epoch) in (first_epoch..first_epoch + 3).enumerate() {
+        wait_clock(genesis + epoch * EPOCH_S).await;
+        to_current_slot(&mut builder, genesis);
+        let block = builder.next_block(Some(deterministic_txlist(i as u64, 200)));
+        // Nobody is subscribed yet: stored and served all the same.
+        let published = honest
+            .sdk()
+            .publish(block.commitment, block.txlist.map(|t| t.txlist.to_vec()))
+            .await;
+        assert!(
+            matches!(published, Ok(_) | Err(P2pSdkError::Network(_))),
+            "{published:?}"
+        );
+    }
+    assert_eq!(honest.sdk().status().head_block_number, 3);
+    let target: SocketAddr = anvil
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("anvil addr");
+    let mut relay = Relay::start(target).await;
+    relay.cut().await;
+    let mut base = node_config(dirs[1].path(), &builder, vec![p2p_addr(&honest).await]);
+    base.sdk.network.ban_sustain = Duration::from_secs(1);
+    let late = start(l1_config(&base, dirs[1].path(), relay.url(), &stub, genesis)).await;
+    let honest_id = honest.sdk().local_peer_id();
+    let honest_score = || async {
+        late.sdk()
+            .peers()
+            .await
+            .expect("peers")
+            .into_iter()
+            .find(|p| p.peer_id == honest_id)
+            .map(|p| p.score)
+    };
+    wait_until("the served page pending its schedule", || {
+        late.sdk().status().pending_schedule >= 1
+    })
+    .await;
+    assert_eq!(late.sdk().status().head_block_number, 0, "nothing taken on trust");
+    // More catch-up rounds while L1 stays away: each finds the schedule still unknown. The
+    // honest peer keeps its score and its connection throughout.
+    for _ in 0..3 {
+        late.sdk().catch_up().expect("catch-up starts");
+        let mut status = late.sdk().watch_status();
+        tokio::time::timeout(
+            WAIT,
+            status.wait_for(|s| s.sync == p2p::HeadSyncStatus::Live),
+        )
+        .await
+        .expect("the round ends")
+        .expect("status");
+        let score = honest_score().await;
+        assert!(
+            score.is_some_and(|s| s >= 0.0),
+            "the honest peer is scored {score:?} (None: disconnected or banned)"
+        );
+    }
+    relay.restore().await;
+    wait_head(&late, 3, "the late node catches up once L1 is back").await;
+    let score = honest_score().await;
+    assert!(score.is_some_and(|s| s >= 0.0), "{score:?}");
+    late.shutdown().await;
+    honest.shutdown().await;
+    anvil.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
+    let Some(anvil_bin) = anvil_or_skip() else {
+        return;
+    };
+    let anvil = Anvil::start(&anvil_bin, 1).await.expect("anvil starts");
+    let (stub, genesis, proposers, sequencers) = whitelist_on_anvil(&anvil).await;
 
     let target: SocketAddr = anvil
         .url
@@ -218,22 +334,8 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
     let relay_node = start(node_config(dirs[0].path(), &builder, vec![])).await;
     let relay_addr = p2p_addr(&relay_node).await;
     let base = node_config(dirs[1].path(), &builder, vec![relay_addr]);
-    let l1_config = |dir: &std::path::Path, rpc_url: String| {
-        let mut config = base.clone();
-        config.data_dir = dir.to_path_buf();
-        config.lookahead.source = ScheduleSource::L1Whitelist;
-        config.lookahead.preconfers = Vec::new();
-        config.lookahead.slot_duration_secs = L2_SLOT_S;
-        config.l1.rpc_url = rpc_url;
-        config.l1.whitelist_address = stub.address;
-        config.l1.beacon_genesis_timestamp = genesis;
-        config.l1.seconds_per_slot = L1_SLOT_S;
-        config.l1.slots_per_epoch = L1_SLOTS_PER_EPOCH;
-        config.l1.poll_interval = Duration::from_millis(200);
-        config.l1.request_timeout = Duration::from_millis(500);
-        config.l1.max_backoff = Duration::from_millis(800);
-        config
-    };
+    let l1_config =
+        |dir: &std::path::Path, rpc_url: String| l1_config(&base, dir, rpc_url, &stub, genesis);
     let node = start(l1_config(dirs[1].path(), relay.url())).await;
     relay_node
         .sdk()
