@@ -153,6 +153,17 @@ pub struct NetworkConfig {
     /// Largest redial backoff of static peers. Default 60 s.
     #[serde(with = "millis")]
     pub static_peer_max_backoff: Duration,
+    /// A connection that ends sooner than this after it was established counts as the peer
+    /// refusing us (the strict reference accepts the handshake of a peer it banned, then
+    /// closes it): the peer is not dialled again, static or discovered, before a backoff that
+    /// starts at [`Self::static_peer_backoff`] and doubles with every such connection up to
+    /// [`Self::refused_peer_max_backoff`]. A connection that lasted longer resets it. Default
+    /// 30 s.
+    #[serde(with = "millis")]
+    pub stable_connection: Duration,
+    /// Largest redial backoff of a peer that keeps refusing us. Default 10 min.
+    #[serde(with = "millis")]
+    pub refused_peer_max_backoff: Duration,
     /// Whether discv5 runs. Default true.
     pub discovery_enabled: bool,
     /// UDP port of discv5 on the listen IP; 0 picks a free port at start. Default 0.
@@ -231,6 +242,8 @@ impl Default for NetworkConfig {
             static_peers: Vec::new(),
             static_peer_backoff: Duration::from_secs(1),
             static_peer_max_backoff: Duration::from_secs(60),
+            stable_connection: Duration::from_secs(30),
+            refused_peer_max_backoff: Duration::from_secs(600),
             discovery_enabled: true,
             discv5_port: 0,
             discovery_interval: Duration::from_secs(30),
@@ -662,6 +675,14 @@ pub struct PolitenessConfig {
     /// connection, never below this (§7). Default 1 MiB (a larger reservation is clamped to
     /// the budget, as the peer clamps it, so requests still go out, one per refill).
     pub learned_min_response_bytes: u64,
+    /// Whether the first `strict_window` (plus margin) after the network starts counts as
+    /// spent for every strict peer: nothing goes to one until it has passed. The strict
+    /// reference bans for the life of its process on the first request over its budget, and
+    /// it remembers our peer id across our restart: a node restarted within a window of a
+    /// full burst would otherwise send a fresh burst into a window the previous process
+    /// filled (PROTOCOL.md "Reference strictness"). Default true; the node turns it off when
+    /// its identity key is new (no peer has seen that id).
+    pub strict_window_spent_at_start: bool,
 }
 
 impl Default for PolitenessConfig {
@@ -674,6 +695,7 @@ impl Default for PolitenessConfig {
             extended_max_in_flight: 2,
             window_margin: Duration::from_millis(500),
             learned_min_response_bytes: 1024 * 1024,
+            strict_window_spent_at_start: true,
         }
     }
 }

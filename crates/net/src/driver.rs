@@ -521,7 +521,9 @@ impl Driver {
     }
 
     fn on_discovered(&mut self, found: Discovered) {
-        if found.peer == *self.swarm.local_peer_id() || !self.peers.wants_dial(&found.peer) {
+        if found.peer == *self.swarm.local_peer_id()
+            || !self.peers.wants_dial(&found.peer, Instant::now())
+        {
             return;
         }
         debug!(peer = %found.peer, addr = %found.addr, "dialling discovered peer");
@@ -620,8 +622,12 @@ impl Driver {
                 };
                 let addr = endpoint.get_remote_address().clone();
                 info!(peer = %peer_id, %addr, ?direction, "peer connected");
-                self.peers
-                    .on_connected(peer_id, &addr, direction == Direction::Outbound);
+                self.peers.on_connected(
+                    peer_id,
+                    &addr,
+                    direction == Direction::Outbound,
+                    Instant::now(),
+                );
                 self.connected.insert(
                     peer_id,
                     Connected {

@@ -117,6 +117,15 @@ struct RefusalWindow {
     count: u32,
 }
 
+/// A peer that ended our last connection soon after it began.
+#[derive(Debug, Clone, Copy)]
+struct Refuser {
+    /// The backoff after its next refusal.
+    backoff: Duration,
+    /// Not dialled before this.
+    next_dial: Instant,
+}
+
 #[derive(Debug)]
 struct StaticPeer {
     addr: Multiaddr,
@@ -179,6 +188,14 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     max_outbound: usize,
     static_backoff: Duration,
     static_max_backoff: Duration,
+    stable_connection: Duration,
+    refused_max_backoff: Duration,
+    /// When each connected peer's connection was established.
+    connected_since: HashMap<PeerId, Instant>,
+    /// Peers whose last connections ended soon after they began (they refused us): not
+    /// dialled before `next_dial`; at most `max_refusers`, the longest-waiting dropped.
+    refusers: HashMap<PeerId, Refuser>,
+    max_refusers: usize,
     app: HashMap<PeerId, AppScore>,
     /// Request, response-byte and gossip buckets of every peer.
     limiter: RateLimiter,
@@ -206,6 +223,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             max_outbound: cfg.max_outbound_peers as usize,
             static_backoff: cfg.static_peer_backoff,
             static_max_backoff: cfg.static_peer_max_backoff,
+            stable_connection: cfg.stable_connection,
+            refused_max_backoff: cfg.refused_peer_max_backoff,
+            connected_since: HashMap::new(),
+            refusers: HashMap::new(),
+            max_refusers: cfg.remembered_departed_peers,
             app: HashMap::new(),
             limiter: RateLimiter::new(
                 cfg.rate_limit,
@@ -439,29 +461,70 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     // ---- connections and dial targets ------------------------------------------------------
 
     /// `peer` connected at `remote`; `outbound` if we dialled it.
-    pub(crate) fn on_connected(&mut self, peer: PeerId, remote: &Multiaddr, outbound: bool) {
+    pub(crate) fn on_connected(
+        &mut self,
+        peer: PeerId,
+        remote: &Multiaddr,
+        outbound: bool,
+        now: Instant,
+    ) {
         self.connected.insert(peer);
+        self.connected_since.entry(peer).or_insert(now);
         if outbound {
             self.outbound.insert(peer);
         }
         self.dialing.remove(&peer);
         self.limiter.returned(peer);
-        let initial = self.static_backoff;
         for s in &mut self.statics {
             if s.peer == Some(peer) || (s.peer.is_none() && strip_p2p(&s.addr) == strip_p2p(remote))
             {
                 s.peer = Some(peer);
                 s.connected = true;
-                s.backoff = initial;
             }
         }
     }
 
     pub(crate) fn on_disconnected(&mut self, peer: PeerId, now: Instant) {
         self.connected.remove(&peer);
-        self.outbound.remove(&peer);
+        let dialled = self.outbound.remove(&peer);
         self.below_since.remove(&peer);
         self.limiter.departed(peer, now);
+        // A connection we dialled that ended soon after it began is a refusal: back off from
+        // the peer, longer each time; one that lasted resets the backoff. (An inbound one
+        // that ends soon is a peer that came and went: nothing to back off from.)
+        let lasted = self
+            .connected_since
+            .remove(&peer)
+            .map(|since| now.saturating_duration_since(since));
+        let refused = dialled && lasted.is_some_and(|d| d < self.stable_connection);
+        let initial = self.static_backoff;
+        let redial_after = if refused {
+            let max = self.refused_max_backoff;
+            let r = self.refusers.entry(peer).or_insert(Refuser {
+                backoff: initial,
+                next_dial: now,
+            });
+            r.next_dial = now + r.backoff;
+            let wait = r.backoff;
+            r.backoff = (r.backoff * 2).min(max);
+            while self.refusers.len() > self.max_refusers {
+                let Some(oldest) = self
+                    .refusers
+                    .iter()
+                    .min_by_key(|(_, r)| r.next_dial)
+                    .map(|(p, _)| *p)
+                else {
+                    break;
+                };
+                self.refusers.remove(&oldest);
+            }
+            Some(wait)
+        } else {
+            if lasted.is_some() {
+                self.refusers.remove(&peer);
+            }
+            None
+        };
         // Grace windows outlive the connection (a reconnect does not buy a fresh grace), but
         // only until they are over: bounded by the peers refused within the last window.
         let window = self.grace_window;
@@ -470,9 +533,26 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         for s in &mut self.statics {
             if s.peer == Some(peer) {
                 s.connected = false;
-                s.next_attempt = now + s.backoff;
+                match redial_after {
+                    Some(wait) => s.next_attempt = now + wait,
+                    None => {
+                        s.backoff = initial;
+                        s.next_attempt = now + initial;
+                    }
+                }
             }
         }
+    }
+
+    /// Whether `peer` refused us lately and its redial backoff has not passed at `now`.
+    pub(crate) fn backing_off(&self, peer: &PeerId, now: Instant) -> bool {
+        self.refusers.get(peer).is_some_and(|r| now < r.next_dial)
+    }
+
+    /// Peers remembered as refusing us.
+    #[cfg(test)]
+    pub(crate) fn refusers(&self) -> usize {
+        self.refusers.len()
     }
 
     pub(crate) fn on_dial_failed(&mut self, peer: Option<PeerId>) {
@@ -483,8 +563,9 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 
     /// Whether a discovered `peer` should be dialled now: below the target and with an
     /// outbound slot free ([`NetworkConfig::max_outbound_peers`]).
-    pub(crate) fn wants_dial(&self, peer: &PeerId) -> bool {
-        self.connected.len() + self.dialing.len() < self.target_peers
+    pub(crate) fn wants_dial(&self, peer: &PeerId, now: Instant) -> bool {
+        !self.backing_off(peer, now)
+            && self.connected.len() + self.dialing.len() < self.target_peers
             && self.outbound.len() + self.dialing.len() < self.max_outbound
             && !self.connected.contains(peer)
             && !self.dialing.contains(peer)
@@ -503,11 +584,14 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     pub(crate) fn due_static_dials(&mut self, now: Instant) -> Vec<Multiaddr> {
         let max = self.static_max_backoff;
         let banned = &self.banned;
+        let refusers = &self.refusers;
         let mut out = Vec::new();
         for s in &mut self.statics {
             if s.connected
                 || s.next_attempt > now
                 || s.peer.is_some_and(|p| banned.contains_key(&p))
+                || s.peer
+                    .is_some_and(|p| refusers.get(&p).is_some_and(|r| now < r.next_dial))
             {
                 continue;
             }
@@ -583,7 +667,7 @@ mod tests {
         );
         // A disconnect keeps the peer's buckets: a reconnect resumes them ...
         pm.on_disconnected(a, later);
-        pm.on_connected(a, &"/ip4/127.0.0.1/tcp/1".parse().unwrap(), false);
+        pm.on_connected(a, &"/ip4/127.0.0.1/tcp/1".parse().unwrap(), false, later);
         assert_eq!(
             pm.admit_gossip(a, tx, 0, later),
             GossipAdmission::TooManyMessages,
@@ -593,7 +677,10 @@ mod tests {
         pm.on_disconnected(a, later);
         let before = pm.map_sizes().gossip_buckets;
         pm.forget_departed(later + Duration::from_secs(10));
-        assert!(pm.map_sizes().gossip_buckets < before, "a's buckets are gone");
+        assert!(
+            pm.map_sizes().gossip_buckets < before,
+            "a's buckets are gone"
+        );
         assert_eq!(
             pm.admit_gossip(a, tx, 0, later + Duration::from_secs(10)),
             GossipAdmission::Allow
@@ -734,7 +821,7 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
-        pm.on_connected(peer, &addr, true);
+        pm.on_connected(peer, &addr, true, t0);
         assert!(pm.due_static_dials(t0).is_empty(), "connected");
         let t1 = t0 + Duration::from_secs(100);
         pm.on_disconnected(PeerId::random(), t1);
@@ -742,6 +829,59 @@ mod tests {
         pm.on_disconnected(peer, t1);
         assert!(pm.due_static_dials(t1).is_empty(), "not before the backoff");
         assert_eq!(pm.due_static_dials(t1 + Duration::from_secs(1)), vec![addr]);
+    }
+
+    /// Finding: after the strict reference banned us, we redialled it every few seconds with
+    /// no growing backoff (it accepts the handshake, then closes). A connection we dialled
+    /// that ends within `stable_connection` is a refusal: redials back off 1, 2, 4 … s up to
+    /// 10 min, for a static peer and a discovered one alike; a connection that lasts resets
+    /// it; an inbound connection that ends soon is no refusal.
+    #[test]
+    fn a_peer_that_keeps_refusing_us_is_redialled_ever_more_rarely() {
+        let peer = PeerId::random();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
+        let cfg = NetworkConfig {
+            static_peers: vec![addr.clone()],
+            ..Default::default()
+        };
+        let mut t = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t);
+        let mut waits = Vec::new();
+        assert_eq!(
+            pm.due_static_dials(t),
+            vec![addr.clone()],
+            "dialled at start"
+        );
+        for _ in 0..12 {
+            pm.on_connected(peer, &addr, true, t);
+            t += Duration::from_millis(50);
+            pm.on_disconnected(peer, t);
+            assert!(pm.backing_off(&peer, t) && !pm.wants_dial(&peer, t));
+            // The next dial is due when the backoff ends (the call that finds it dials).
+            let mut wait = Duration::ZERO;
+            while pm.due_static_dials(t + wait).is_empty() {
+                wait += Duration::from_millis(250);
+                assert!(wait <= Duration::from_secs(601), "never redialled");
+            }
+            waits.push(wait.as_secs());
+            t += wait;
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        // A connection that lasts resets it.
+        pm.on_connected(peer, &addr, true, t);
+        t += Duration::from_secs(31);
+        pm.on_disconnected(peer, t);
+        assert!(!pm.backing_off(&peer, t));
+        assert_eq!(pm.refusers(), 0);
+        assert_eq!(
+            pm.due_static_dials(t + Duration::from_secs(1)),
+            vec![addr.clone()]
+        );
+        // Inbound and short: a peer that came and went, not a refusal.
+        let visitor = PeerId::random();
+        pm.on_connected(visitor, &addr, false, t);
+        pm.on_disconnected(visitor, t + Duration::from_millis(10));
+        assert!(!pm.backing_off(&visitor, t + Duration::from_millis(10)));
     }
 
     /// Admits `n` sequential requests of `kind` at `now` (each answered before the next, so

@@ -77,6 +77,11 @@ use tracing::info;
 use crate::budget::{is_byte_budgeted, ByteBucket};
 use crate::config::PolitenessConfig;
 
+/// How soon a request held back from a peer not identified yet (during the start-up window
+/// of [`PolitenessConfig::strict_window_spent_at_start`]) may be tried again: identify
+/// usually completes within a round trip or two of the connection.
+const UNIDENTIFIED_RETRY: Duration = Duration::from_millis(100);
+
 /// What a peer speaks, as far as pacing is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerProfile {
@@ -110,6 +115,8 @@ struct PeerPacing {
     /// Set when its last connection closed: kept until its windows have passed, because the
     /// peer's own limiter remembers our requests across a reconnect.
     disconnected_at: Option<Instant>,
+    /// Whether identify has told us what it speaks (until then it is paced as strict).
+    identified: bool,
 }
 
 impl PeerPacing {
@@ -119,6 +126,7 @@ impl PeerPacing {
             lanes: HashMap::new(),
             bytes: None,
             disconnected_at: None,
+            identified: false,
         }
     }
 }
@@ -129,6 +137,9 @@ pub(crate) struct OutboundPacer {
     politeness: PolitenessConfig,
     extension_protocol: StreamProtocol,
     peers: HashMap<PeerId, PeerPacing>,
+    /// Until when every strict peer's window counts as spent (the process's first window,
+    /// see [`PolitenessConfig::strict_window_spent_at_start`]).
+    strict_spent_until: Option<Instant>,
 }
 
 /// Why a request was not sent.
@@ -142,10 +153,23 @@ pub(crate) enum Held {
 
 impl OutboundPacer {
     pub(crate) fn new(politeness: PolitenessConfig, extension_protocol: StreamProtocol) -> Self {
+        Self::started_at(politeness, extension_protocol, Instant::now())
+    }
+
+    /// A pacer of a network started at `now`.
+    pub(crate) fn started_at(
+        politeness: PolitenessConfig,
+        extension_protocol: StreamProtocol,
+        now: Instant,
+    ) -> Self {
+        let strict_spent_until = politeness
+            .strict_window_spent_at_start
+            .then(|| now + politeness.strict_window + politeness.window_margin);
         Self {
             politeness,
             extension_protocol,
             peers: HashMap::new(),
+            strict_spent_until,
         }
     }
 
@@ -156,10 +180,12 @@ impl OutboundPacer {
         } else {
             PeerProfile::Strict
         };
-        self.peers
+        let pacing = self
+            .peers
             .entry(peer)
-            .or_insert_with(|| PeerPacing::new(profile))
-            .profile = profile;
+            .or_insert_with(|| PeerPacing::new(profile));
+        pacing.profile = profile;
+        pacing.identified = true;
         profile
     }
 
@@ -216,6 +242,21 @@ impl OutboundPacer {
         let profile = self.profile(&peer);
         if kind.is_extension() && profile == PeerProfile::Strict {
             return Err(Held::Unsupported);
+        }
+        if profile == PeerProfile::Strict {
+            // A previous process with our peer id may have filled the peer's window just
+            // before this one started.
+            if let Some(until) = self.strict_spent_until.filter(|until| now < *until) {
+                // A peer not identified yet may turn out to be one of ours in a moment: ask
+                // again soon rather than after the whole window.
+                let identified = self.peers.get(&peer).is_some_and(|p| p.identified);
+                let retry = if identified {
+                    until - now
+                } else {
+                    (until - now).min(UNIDENTIFIED_RETRY)
+                };
+                return Err(Held::Throttled(retry));
+            }
         }
         let (per_window, window, max_in_flight) = self.limits(profile, kind);
         let budgeted = profile == PeerProfile::Extended && is_byte_budgeted(kind);
@@ -424,8 +465,57 @@ mod tests {
         StreamProtocol::new("/taiko/1/preconf/1/get_raw_txlists")
     }
 
+    /// The defaults, without the start-up window (tests of the windows themselves).
+    fn politeness_config() -> PolitenessConfig {
+        PolitenessConfig {
+            strict_window_spent_at_start: false,
+            ..PolitenessConfig::default()
+        }
+    }
+
+    /// Finding: against the strict reference (8 requests per 10 s, the 9th bans for the life of
+    /// its process), a node restarted within a window of a full burst sent a fresh burst and
+    /// was banned. A new process sends a strict peer nothing in its first window (plus margin);
+    /// then the peer's full budget.
+    #[test]
+    fn a_new_process_counts_each_strict_peers_first_window_as_spent() {
+        let t0 = Instant::now();
+        let mut p = OutboundPacer::started_at(PolitenessConfig::default(), ext(), t0);
+        let (strict, ours) = (PeerId::random(), PeerId::random());
+        p.identified(ours, &[ext()]);
+        let kind = ReqRespKind::GetHead;
+        let window = Duration::from_millis(10_500);
+        assert_eq!(
+            p.admit(strict, kind, 64, t0 + Duration::from_secs(3)),
+            Err(Held::Throttled(UNIDENTIFIED_RETRY)),
+            "not identified yet: asked again soon"
+        );
+        p.identified(strict, &[]);
+        assert_eq!(
+            p.admit(strict, kind, 64, t0 + Duration::from_secs(3)),
+            Err(Held::Throttled(window - Duration::from_secs(3)))
+        );
+        assert_eq!(
+            p.admit(ours, kind, 64, t0),
+            Ok(0),
+            "peers of ours forgive one refusal"
+        );
+        let later = t0 + window;
+        for _ in 0..8 {
+            assert_eq!(p.admit(strict, kind, 64, later), Ok(0));
+            p.answered(&strict, kind, 0, 64, later);
+        }
+        assert!(
+            p.admit(strict, kind, 64, later).is_err(),
+            "then its usual window"
+        );
+        // Off (a new identity no peer has seen): the first window is the peer's to use.
+        let mut fresh = OutboundPacer::started_at(politeness_config(), ext(), t0);
+        assert_eq!(fresh.admit(strict, kind, 64, t0), Ok(0));
+    }
+
     fn pacer() -> OutboundPacer {
-        OutboundPacer::new(PolitenessConfig::default(), ext())
+        OutboundPacer::new(politeness_config(), ext())
     }
 
     /// The largest response of `kind`'s largest request.
@@ -580,7 +670,7 @@ mod tests {
     fn extended_peer_is_paced_by_its_token_bucket_refilled_over_period_plus_margin() {
         // 3 per 2 s (unlike the strict window, so only the extended limit fits); we refill
         // our copy over 2.5 s: a token every 833 ms, where the peer's comes every 667 ms.
-        let mut politeness = PolitenessConfig::default();
+        let mut politeness = politeness_config();
         politeness.extended_rate_limit.get_raw_txlists = RateLimit::new(3, Duration::from_secs(2));
         let mut p = OutboundPacer::new(politeness, ext());
         let peer = PeerId::random();
@@ -684,7 +774,7 @@ mod tests {
     #[test]
     fn reservations_are_clamped_to_the_assumed_budget() {
         let peer = PeerId::random();
-        let mut politeness = PolitenessConfig::default();
+        let mut politeness = politeness_config();
         politeness.extended_rate_limit.response_bytes =
             ByteRateLimit::new(3 * MIB, Duration::from_secs(10));
         let mut p = OutboundPacer::new(politeness, ext());

@@ -112,9 +112,9 @@ impl RateLimiter {
             .map(|kind| requests.get(*kind).period)
             .chain([requests.response_bytes.period]);
         let gossip_periods = GossipTopicKind::ALL.into_iter().flat_map(|kind| {
-                let limit = gossip.get(kind);
-                [limit.messages.period, limit.bytes.period]
-            });
+            let limit = gossip.get(kind);
+            [limit.messages.period, limit.bytes.period]
+        });
         let keep_departed = request_periods
             .chain(gossip_periods)
             .max()
@@ -313,7 +313,10 @@ mod tests {
         for _ in 0..burst {
             assert!(l.admit_request(peer, kind, 0, t0).is_ok());
         }
-        assert_eq!(l.admit_request(peer, kind, 0, t0), Err(Admission::RateLimited));
+        assert_eq!(
+            l.admit_request(peer, kind, 0, t0),
+            Err(Admission::RateLimited)
+        );
         // A huge response budget drawn down too.
         let bytes = RateLimitConfig::default().response_bytes.burst_bytes;
         assert!(l
@@ -328,14 +331,23 @@ mod tests {
             "a reconnect buys no fresh burst"
         );
         assert_eq!(
-            l.admit_request(peer, ReqRespKind::GetRawTxLists, bytes, t0 + Duration::from_secs(1)),
+            l.admit_request(
+                peer,
+                ReqRespKind::GetRawTxLists,
+                bytes,
+                t0 + Duration::from_secs(1)
+            ),
             Err(Admission::BytesExhausted),
             "nor fresh bytes"
         );
         // Gone for the longest period (10 s): fresh buckets, as full as the kept ones would be.
         l.departed(peer, t0 + Duration::from_secs(1));
         l.forget_departed(t0 + Duration::from_secs(11) - Duration::from_millis(1));
-        assert_eq!(l.departed_peers(), 1, "kept until its buckets have refilled");
+        assert_eq!(
+            l.departed_peers(),
+            1,
+            "kept until its buckets have refilled"
+        );
         l.forget_departed(t0 + Duration::from_secs(11));
         assert_eq!(l.departed_peers(), 0);
         assert_eq!(

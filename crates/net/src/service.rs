@@ -312,7 +312,12 @@ impl P2pService {
         config: NetworkConfig,
         keypair: Option<Keypair>,
     ) -> Result<(P2pService, NetworkEvents), NetError> {
-        let keypair = keypair.unwrap_or_else(Keypair::generate_secp256k1);
+        let mut config = config;
+        let keypair = keypair.unwrap_or_else(|| {
+            // A fresh identity: no peer holds a window of ours.
+            config.politeness.strict_window_spent_at_start = false;
+            Keypair::generate_secp256k1()
+        });
         let limits = config.limits;
         let (commands, local_peer_id, local_enr, events) =
             crate::driver::spawn(config, keypair).await?;
