@@ -18,7 +18,9 @@ use tracing::{info, warn};
 
 use crate::config::NodeConfig;
 use crate::error::NodeError;
-use crate::identity::{load_or_create_node_key, load_preconfer_key, PRECONFER_KEY_ENV};
+use crate::identity::{
+    load_or_create_node_key, load_preconfer_key, NODE_KEY_FILE, PRECONFER_KEY_ENV,
+};
 use crate::redb_store::RedbStore;
 use crate::schedule::NodeSchedule;
 use crate::{http, rpc};
@@ -248,6 +250,8 @@ impl Node {
             storage,
             health: storage_health,
         } = open_node_storage(&config.data_dir, config.sdk.chain.limits, layer)?;
+        // A new identity is unknown to every peer: no strict peer holds a window of ours.
+        let fresh_identity = !config.data_dir.join(NODE_KEY_FILE).exists();
         let node_key = load_or_create_node_key(&config.data_dir)?;
         let preconfer = load_preconfer_key(
             config.preconfer_key_file.as_deref(),
@@ -255,13 +259,12 @@ impl Node {
         )?
         .map(Arc::new);
         let schedule = NodeSchedule::from_config(&config.lookahead, &config.l1)?;
-        let (sdk, events) = P2pSdk::start(
-            config.sdk.clone(),
-            storage,
-            schedule.lookahead(),
-            Some(node_key),
-        )
-        .await?;
+        let mut sdk_config = config.sdk.clone();
+        if fresh_identity {
+            sdk_config.network.politeness.strict_window_spent_at_start = false;
+        }
+        let (sdk, events) =
+            P2pSdk::start(sdk_config, storage, schedule.lookahead(), Some(node_key)).await?;
         let context = NodeContext {
             sdk: sdk.clone(),
             store,

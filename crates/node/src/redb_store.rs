@@ -502,15 +502,16 @@ mod tests {
         for list_first in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let store = open(dir.path());
-            let mut commitments: Vec<_> =
-                blocks(5).into_iter().map(|b| b.commitment).collect();
+            let mut commitments: Vec<_> = blocks(5).into_iter().map(|b| b.commitment).collect();
             let txlist = b"repeated in block 5".to_vec();
             let hash = raw_tx_list_hash(&txlist);
             for i in [0, 4] {
                 commitments[i].commitment.preconf.raw_tx_list_hash = hash;
             }
             if list_first {
-                store.put_page(&commitments[..1], &[(hash, 1, txlist.clone().into())]).unwrap();
+                store
+                    .put_page(&commitments[..1], &[(hash, 1, txlist.clone().into())])
+                    .unwrap();
                 store.put_commitments(&commitments[1..]).unwrap();
             } else {
                 store.put_commitments(&commitments).unwrap();
@@ -518,7 +519,10 @@ mod tests {
                 store.put_txlist(hash, 1, txlist.clone().into()).unwrap();
             }
             let before = store.stats().unwrap();
-            assert_eq!((before.txlists, before.txlist_bytes), (1, txlist.len() as u64));
+            assert_eq!(
+                (before.txlists, before.txlist_bytes),
+                (1, txlist.len() as u64)
+            );
             store.prune_below(3).unwrap();
             assert_eq!(
                 store.txlist(&hash).unwrap().as_deref(),

@@ -270,7 +270,14 @@ async fn an_unreachable_l1_never_costs_an_honest_peer_its_score() {
     relay.cut().await;
     let mut base = node_config(dirs[1].path(), &builder, vec![p2p_addr(&honest).await]);
     base.sdk.network.ban_sustain = Duration::from_secs(1);
-    let late = start(l1_config(&base, dirs[1].path(), relay.url(), &stub, genesis)).await;
+    let late = start(l1_config(
+        &base,
+        dirs[1].path(),
+        relay.url(),
+        &stub,
+        genesis,
+    ))
+    .await;
     let honest_id = honest.sdk().local_peer_id();
     let honest_score = || async {
         late.sdk()
@@ -285,7 +292,11 @@ async fn an_unreachable_l1_never_costs_an_honest_peer_its_score() {
         late.sdk().status().pending_schedule >= 1
     })
     .await;
-    assert_eq!(late.sdk().status().head_block_number, 0, "nothing taken on trust");
+    assert_eq!(
+        late.sdk().status().head_block_number,
+        0,
+        "nothing taken on trust"
+    );
     // More catch-up rounds while L1 stays away: each finds the schedule still unknown. The
     // honest peer keeps its score and its connection throughout.
     for _ in 0..3 {

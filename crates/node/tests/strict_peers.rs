@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use adversary::strict::StrictPeer;
 use adversary::*;
+use common::process::{head_of, write_config, Proc};
 use p2p::testkit::ChainBuilder;
 use preconfirmation_net::RateLimitConfig;
 
@@ -234,4 +235,77 @@ async fn catch_up_5000_from_default_peers_is_never_penalised() {
     node.shutdown().await;
     ours_a.shutdown().await.ok();
     ours_b.shutdown().await.ok();
+}
+
+/// Finding: against the strict reference (8 requests per protocol per 10 s; the 9th bans for
+/// the life of its process), a node restarted within seconds of a full burst started a fresh
+/// budget and was banned, and its tx-list fetches asked for some lists twice. The real binary
+/// catches up 12 blocks from a strict peer alone, is SIGKILLed once the peer has answered
+/// some tx lists, and restarts at once on the same data dir (same peer id): the peer never
+/// bans it, it ends with every block and tx list, and no list was asked for twice except
+/// the ones in flight at the kill (one on the wire, one arrived and not yet durable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_burst_is_never_banned_and_asks_for_each_tx_list_once() {
+    const COUNT: usize = 12;
+    let chain = common::chain();
+    let mut builder = ChainBuilder::in_the_past(chain, 3, 4, COUNT as u64 + 100);
+    let blocks = builder.blocks(COUNT, 256);
+    let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+    let txlists: Vec<Vec<u8>> = blocks
+        .iter()
+        .filter_map(|b| b.txlist.as_ref().map(|t| t.txlist.to_vec()))
+        .collect();
+    let strict = StrictPeer::spawn(chain.chain_id, commitments, txlists).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("node.toml");
+    let mut c = common::node_config(
+        &dir.path().join("data"),
+        &builder,
+        vec![strict.addr.clone()],
+    );
+    c.rpc.enabled = false;
+    write_config(&config_path, &c);
+
+    let first = Proc::spawn(&config_path, &[], &[]);
+    let deadline = Instant::now() + common::WAIT;
+    while strict.served("get_raw_txlist") < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no tx list fetched: {:?}",
+            strict.bans()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.sigkill();
+    let before_restart = strict.served("get_raw_txlist");
+    let second = Proc::spawn(&config_path, &[], &[]);
+    // Two strict windows of pacing and the start-up window: well inside two minutes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = second.status().await;
+        if head_of(&status) >= COUNT as u64 && status["pending"]["missing_txlists"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not caught up: {status}, bans {:?}",
+            strict.bans()
+        );
+        assert!(strict.bans().is_empty(), "banned: {:?}", strict.bans());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(strict.bans().is_empty(), "banned: {:?}", strict.bans());
+    let served = strict.txlists_served();
+    let repeated: usize = served.values().map(|n| n - 1).sum();
+    println!(
+        "RELIABILITY strict_restart txlists={COUNT} served_before_kill={before_restart} \
+         served_total={} repeated={repeated}",
+        strict.served("get_raw_txlist")
+    );
+    assert_eq!(served.len(), COUNT, "every list asked for");
+    assert!(
+        repeated <= 2,
+        "lists asked for more than once (beyond those in flight at the kill): {served:?}"
+    );
+    drop(second);
 }

@@ -180,6 +180,56 @@ pub(crate) struct CatchUpContext {
     /// round-robin over the peers across pages, so a page of 4 batches over 3 peers does not
     /// send every page's extra batch to the same first peer (and drain its limits first).
     pub(crate) batch_rotation: Arc<std::sync::atomic::AtomicUsize>,
+    /// Tx lists some task of the SDK is fetching right now, shared by all of them.
+    pub(crate) txlist_claims: TxListClaims,
+}
+
+/// The tx lists being fetched, by any task of the SDK (catch-up's owed lists, the fetch after
+/// a gossip grace period, the periodic retry): a task fetches only the hashes it could claim,
+/// so no tx list is requested twice at once, from one peer or two (the strict reference
+/// allows 8 requests per 10 s; a duplicate wastes one of them). A claim ends when its task is
+/// done with the hash, found or not.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TxListClaims(Arc<parking_lot::Mutex<HashSet<B256>>>);
+
+/// The hashes one task claimed; released when dropped.
+#[derive(Debug)]
+pub(crate) struct TxListClaim {
+    claims: TxListClaims,
+    hashes: Vec<B256>,
+}
+
+impl TxListClaims {
+    /// Claims those of `missing` nobody is fetching; returns them with the claim.
+    pub(crate) fn claim(&self, missing: Vec<(B256, u64)>) -> (Vec<(B256, u64)>, TxListClaim) {
+        let mut held = self.0.lock();
+        let claimed: Vec<(B256, u64)> = missing
+            .into_iter()
+            .filter(|(hash, _)| held.insert(*hash))
+            .collect();
+        let hashes = claimed.iter().map(|(h, _)| *h).collect();
+        drop(held);
+        let claim = TxListClaim {
+            claims: self.clone(),
+            hashes,
+        };
+        (claimed, claim)
+    }
+
+    /// Hashes claimed right now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+}
+
+impl Drop for TxListClaim {
+    fn drop(&mut self) {
+        let mut held = self.claims.0.lock();
+        for hash in &self.hashes {
+            held.remove(hash);
+        }
+    }
 }
 
 type Page = Vec<(SignedCommitment, Result<Address, TypesError>)>;
@@ -716,9 +766,7 @@ impl Iterator for PagePlan {
             .nth(pick)
             .map(|(p, _)| *p)?;
         let count = self.page_size.min(self.target - start + 1);
-        self.next_start = start
-            .checked_add(count)
-            .filter(|next| *next <= self.target);
+        self.next_start = start.checked_add(count).filter(|next| *next <= self.target);
         self.planned += 1;
         Some((peer, start, count))
     }
@@ -881,6 +929,7 @@ pub(crate) async fn fetch_txlists(
     excluded: &mut Exclusions,
     missing: Vec<(B256, u64)>,
 ) {
+    let (missing, _claim) = ctx.txlist_claims.claim(missing);
     if missing.is_empty() {
         return;
     }
@@ -906,26 +955,31 @@ pub(crate) async fn fetch_txlists(
         peers.all.retain(|p| !bad.contains(p));
         left
     };
-    let mut ready = Vec::new();
-    let mut ready_bytes = 0;
     let mut fetched = stream::iter(missing.into_iter().enumerate())
         .map(|(i, (hash, _))| {
             let order = fetch_order(&peers.all, &peers.extended, i);
             async move { (hash, fetch_txlist_from(ctx, &order, hash).await) }
         })
         .buffer_unordered(ctx.config.catchup.parallel_txlists);
-    while let Some((hash, (txlist, wrong))) = fetched.next().await {
-        bad.extend(wrong);
-        if let Some(txlist) = txlist {
-            ready_bytes += txlist.len();
-            ready.push((hash, txlist));
+    // Each list is stored as soon as it arrives, together with whatever else has arrived by
+    // then (group commit): lists that trickle in (a strict peer answers 8 requests per 10 s)
+    // are durable at once, so none is fetched twice because a crash lost it unwritten.
+    while let Some(first) = fetched.next().await {
+        let mut ready = Vec::new();
+        let mut ready_bytes = 0;
+        let mut next = Some(first);
+        while let Some((hash, (txlist, wrong))) = next.take() {
+            bad.extend(wrong);
+            if let Some(txlist) = txlist {
+                ready_bytes += txlist.len();
+                ready.push((hash, txlist));
+            }
+            if ready.len() < TXLIST_STORE_BATCH && ready_bytes < TXLIST_STORE_BATCH_BYTES {
+                next = fetched.next().now_or_never().flatten();
+            }
         }
-        if ready.len() >= TXLIST_STORE_BATCH || ready_bytes >= TXLIST_STORE_BATCH_BYTES {
-            store_txlists(ctx, &numbers, std::mem::take(&mut ready)).await;
-            ready_bytes = 0;
-        }
+        store_txlists(ctx, &numbers, ready).await;
     }
-    store_txlists(ctx, &numbers, ready).await;
     for peer in bad {
         excluded.liar(peer);
     }
@@ -1141,6 +1195,11 @@ pub(crate) async fn fetch_one_txlist(
     peers: &[PeerId],
     hash: B256,
 ) -> Vec<PeerId> {
+    let (claimed, _claim) = ctx.txlist_claims.claim(vec![(hash, 0)]);
+    if claimed.is_empty() {
+        // Another task is fetching it.
+        return Vec::new();
+    }
     let (txlist, liars) = fetch_txlist_from(ctx, peers, hash).await;
     if let Some(txlist) = txlist {
         let _ = ctx
@@ -1229,14 +1288,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tx_list_is_claimed_by_one_fetch_at_a_time() {
+        let claims = TxListClaims::default();
+        let (a, b, c) = (
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            B256::repeat_byte(3),
+        );
+        let (first, first_claim) = claims.claim(vec![(a, 1), (b, 2)]);
+        assert_eq!(first, vec![(a, 1), (b, 2)]);
+        let (second, second_claim) = claims.claim(vec![(b, 2), (c, 3)]);
+        assert_eq!(second, vec![(c, 3)], "b is being fetched already");
+        assert_eq!(claims.len(), 3);
+        drop(first_claim);
+        assert_eq!(claims.len(), 1, "released when the fetch is done");
+        let (third, _third_claim) = claims.claim(vec![(a, 1), (c, 3)]);
+        assert_eq!(third, vec![(a, 1)]);
+        drop(second_claim);
+        let (fourth, _) = claims.claim(vec![(c, 3)]);
+        assert_eq!(fourth, vec![(c, 3)]);
+    }
+
+    #[test]
     fn a_claimed_head_of_u64_max_plans_lazily_and_ends_without_overflow() {
         let liar = PeerId::random();
         let honest = PeerId::random();
         let mut plan = PagePlan::new(vec![(liar, u64::MAX), (honest, 300)], 0, u64::MAX, 256);
         // A plan's size is its cursor, whatever the range.
         assert!(std::mem::size_of::<PagePlan>() < 128);
-        assert_eq!(plan.next(), Some((liar, 1, 256)), "round-robin starts at the first");
-        assert_eq!(plan.next(), Some((honest, 257, 256)), "then the next able peer");
+        assert_eq!(
+            plan.next(),
+            Some((liar, 1, 256)),
+            "round-robin starts at the first"
+        );
+        assert_eq!(
+            plan.next(),
+            Some((honest, 257, 256)),
+            "then the next able peer"
+        );
         // Only the liar covers 513 and beyond.
         assert_eq!(plan.next(), Some((liar, 513, 256)));
         assert_eq!(plan.next(), Some((liar, 769, 256)));
@@ -1264,7 +1353,11 @@ mod tests {
         let short: Vec<_> = PagePlan::new(vec![(b, 5)], 0, 10, 4).collect();
         assert_eq!(short, vec![(b, 1, 4), (b, 5, 4)]);
         assert_eq!(PagePlan::new(vec![(a, 10)], 10, 10, 4).next(), None);
-        assert_eq!(PagePlan::new(vec![(a, 10)], 3, 2, 4).next(), None, "target below local");
+        assert_eq!(
+            PagePlan::new(vec![(a, 10)], 3, 2, 4).next(),
+            None,
+            "target below local"
+        );
         assert_eq!(
             PagePlan::new(vec![(a, 10)], 0, 3, 0).collect::<Vec<_>>(),
             vec![(a, 1, 1), (a, 2, 1), (a, 3, 1)],

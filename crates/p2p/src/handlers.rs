@@ -1571,7 +1571,10 @@ mod tests {
             Err(crate::StorageError::Backend("disk full".into())),
         );
         let owed_after: std::collections::BTreeSet<_> = h.core.awaited().into_iter().collect();
-        assert_eq!(owed_after, owed_before, "still owed: blocks 1-3's lists, not 4-6's");
+        assert_eq!(
+            owed_after, owed_before,
+            "still owed: blocks 1-3's lists, not 4-6's"
+        );
         // One arrives: stored and announced, as before the failure.
         let t = blocks[0].txlist.as_ref().unwrap();
         h.core
@@ -1749,7 +1752,10 @@ mod tests {
         let gossip = preconfirmation_types::RawTxListGossip::new(txlist.clone()).unwrap();
         let p = peer();
         // List first (held), then the commitment: it waits for the schedule.
-        assert_eq!(h.core.on_gossip_txlist(p, gossip_id(1), &gossip.to_ssz()), None);
+        assert_eq!(
+            h.core.on_gossip_txlist(p, gossip_id(1), &gossip.to_ssz()),
+            None
+        );
         assert_eq!(
             h.core
                 .on_gossip_commitment(p, gossip_id(2), &commitment.to_ssz()),
@@ -1782,7 +1788,10 @@ mod tests {
         let released = verdict_effects(&mut h);
         assert_eq!(released.len(), 2, "{released:?}");
         for id in [gossip_id(1), gossip_id(4)] {
-            assert!(released.contains(&(id, GossipVerdict::Ignore)), "{released:?}");
+            assert!(
+                released.contains(&(id, GossipVerdict::Ignore)),
+                "{released:?}"
+            );
         }
     }
 

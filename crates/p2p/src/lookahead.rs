@@ -440,7 +440,11 @@ mod tests {
             }
             read.extend(la.take_wanted(8));
         }
-        assert_eq!(read, vec![10, 11, 12], "only the decidable windows, oldest first");
+        assert_eq!(
+            read,
+            vec![10, 11, 12],
+            "only the decidable windows, oldest first"
+        );
         // The window after the clock's is decided on L1 already (the next epoch's operator).
         la.want_at(13, now);
         la.want_at(14, now);

@@ -50,6 +50,8 @@ pub(crate) struct Manager {
     pub(crate) catchup_done: mpsc::Sender<()>,
     pub(crate) txlist_permits: Arc<Semaphore>,
     pub(crate) slots: PeerSlots,
+    /// The tx lists being fetched right now, by any task ([`catchup::TxListClaims`]).
+    pub(crate) txlist_claims: catchup::TxListClaims,
     pub(crate) last_scores: Instant,
     pub(crate) ticks: u64,
     /// The head seen at the last tick, and since when (for the stale-head check).
@@ -552,6 +554,7 @@ impl Manager {
             slots: self.slots.clone(),
             storage: Arc::downgrade(&self.storage),
             batch_rotation: Default::default(),
+            txlist_claims: self.txlist_claims.clone(),
         }
     }
 

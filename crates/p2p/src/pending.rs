@@ -404,7 +404,11 @@ mod tests {
         let mut buf = PendingBuffer::new(limits(3, usize::MAX));
         buf.insert(with_list(5, PendingReason::ParentUnknown, 1));
         buf.insert(with_list(6, PendingReason::ScheduleUnknown, 2));
-        assert_eq!(buf.insert(with_list(5, PendingReason::ParentUnknown, 1)), 0, "duplicate");
+        assert_eq!(
+            buf.insert(with_list(5, PendingReason::ParentUnknown, 1)),
+            0,
+            "duplicate"
+        );
         assert_eq!(buf.count(PendingReason::ParentUnknown), 1);
         assert_eq!(buf.count(PendingReason::ScheduleUnknown), 1);
         assert!(buf.references_txlist(&B256::repeat_byte(1)));
@@ -415,11 +419,21 @@ mod tests {
         assert!(!buf.references_txlist(&B256::ZERO));
         // Two entries reference list 3; the index holds it until both are gone.
         buf.insert(with_list(7, PendingReason::ParentUnknown, 3));
-        assert_eq!(buf.insert(with_list(8, PendingReason::ParentUnknown, 3)), 1, "cap of 3");
-        assert!(!buf.references_txlist(&B256::repeat_byte(1)), "evicted with its entry");
+        assert_eq!(
+            buf.insert(with_list(8, PendingReason::ParentUnknown, 3)),
+            1,
+            "cap of 3"
+        );
+        assert!(
+            !buf.references_txlist(&B256::repeat_byte(1)),
+            "evicted with its entry"
+        );
         assert_eq!(buf.count(PendingReason::ParentUnknown), 2);
         assert_eq!(buf.take_number(7).len(), 1);
-        assert!(buf.references_txlist(&B256::repeat_byte(3)), "block 8 still does");
+        assert!(
+            buf.references_txlist(&B256::repeat_byte(3)),
+            "block 8 still does"
+        );
         assert_eq!(buf.take_reason(PendingReason::ScheduleUnknown).len(), 1);
         assert_eq!(buf.count(PendingReason::ScheduleUnknown), 0);
         assert_eq!(buf.sweep(8, Instant::now()), 1);
@@ -438,7 +452,11 @@ mod tests {
         assert_eq!(again.arrived(), first);
         buf.insert(again);
         let max_age = buf.max_age();
-        assert_eq!(buf.sweep(0, first + max_age), 0, "not older than max_age yet");
+        assert_eq!(
+            buf.sweep(0, first + max_age),
+            0,
+            "not older than max_age yet"
+        );
         assert_eq!(buf.sweep(0, first + max_age + Duration::from_millis(1)), 1);
     }
 

@@ -212,6 +212,7 @@ impl P2pSdk {
             catchup_rerun: false,
             txlist_permits: Arc::new(Semaphore::new(config.catchup.parallel_txlists)),
             slots: slots.clone(),
+            txlist_claims: Default::default(),
             last_scores: Instant::now(),
         };
         let task = tokio::spawn(manager.run(commands_rx, internal_rx, catchup_done_rx, net_events));

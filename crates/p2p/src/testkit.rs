@@ -238,7 +238,9 @@ impl FaultyDisk {
     }
 
     fn check(&self) -> Result<(), crate::StorageError> {
-        let delay = self.write_delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        let delay = self
+            .write_delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }

@@ -106,7 +106,9 @@ async fn a_local_publish_reaches_the_disk_before_any_peer() {
         .expect("A starts");
     let mut b = start_node(sdk_config(), &builder).await;
     connect(&b.sdk, &a).await;
-    a.wait_for_gossip_peers(1, WAIT).await.expect("B subscribed");
+    a.wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("B subscribed");
 
     let txlist = b"signed once".to_vec();
     let block = builder.next_block(Some(txlist.clone()));

@@ -150,6 +150,8 @@ pub struct StrictLog {
     pub bans: Vec<(PeerId, String)>,
     /// Requests it answered, per protocol label.
     pub served: HashMap<&'static str, usize>,
+    /// `get_raw_txlist` requests it answered, per hash.
+    pub txlists_served: HashMap<B256, usize>,
 }
 
 /// The chain a strict peer serves.
@@ -315,7 +317,11 @@ impl StrictPeer {
                                 _ => &mut behaviour.txlist,
                             };
                             if rr.send_response(channel, body).is_ok() {
-                                *task_log.lock().served.entry(label).or_default() += 1;
+                                let mut log = task_log.lock();
+                                *log.served.entry(label).or_default() += 1;
+                                if let StrictRequest::TxList(hash) = &request {
+                                    *log.txlists_served.entry(*hash).or_default() += 1;
+                                }
                             }
                         }
                         (peer, violation)
@@ -345,6 +351,11 @@ impl StrictPeer {
     /// Peers this strict peer banned, with reasons.
     pub fn bans(&self) -> Vec<(PeerId, String)> {
         self.log.lock().bans.clone()
+    }
+
+    /// `get_raw_txlist` answers per hash.
+    pub fn txlists_served(&self) -> HashMap<B256, usize> {
+        self.log.lock().txlists_served.clone()
     }
 
     /// Requests answered on protocol `label`.

@@ -394,12 +394,18 @@ mod tests {
                 blocks[i].commitment.preconf.raw_tx_list_hash = hash;
             }
             if list_first {
-                store.put_txlist(hash, 1, Bytes::from_static(b"repeated")).unwrap();
+                store
+                    .put_txlist(hash, 1, Bytes::from_static(b"repeated"))
+                    .unwrap();
                 store.put_commitments(&blocks).unwrap();
             } else {
                 store.put_commitments(&blocks).unwrap();
-                store.put_txlist(hash, 5, Bytes::from_static(b"repeated")).unwrap();
-                store.put_txlist(hash, 1, Bytes::from_static(b"repeated")).unwrap();
+                store
+                    .put_txlist(hash, 5, Bytes::from_static(b"repeated"))
+                    .unwrap();
+                store
+                    .put_txlist(hash, 1, Bytes::from_static(b"repeated"))
+                    .unwrap();
             }
             store.prune_below(3).unwrap();
             assert_eq!(
@@ -408,7 +414,11 @@ mod tests {
                 "list_first={list_first}"
             );
             store.prune_below(6).unwrap();
-            assert_eq!(store.txlist(&hash).unwrap(), None, "gone with its last block");
+            assert_eq!(
+                store.txlist(&hash).unwrap(),
+                None,
+                "gone with its last block"
+            );
         }
     }
 }
