@@ -45,7 +45,7 @@ pub const REPLAY_WINDOW_END_GRACE: std::time::Duration =
     std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// Produces a valid chain of signed commitments.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ChainBuilder {
     chain: ChainSpec,
     keys: Vec<SecretKey>,

@@ -575,7 +575,11 @@ impl Drop for RawPeer {
 impl RawPeer {
     /// A raw peer for `chain_id` with a fresh identity.
     pub fn spawn(chain_id: u64) -> RawPeer {
-        let key = Keypair::generate_ed25519();
+        Self::spawn_with_key(chain_id, Keypair::generate_ed25519())
+    }
+
+    /// A raw peer for `chain_id` with identity `key` (a peer that comes back as itself).
+    pub fn spawn_with_key(chain_id: u64, key: Keypair) -> RawPeer {
         let peer_id = key.public().to_peer_id();
         let rr = |proto: Proto| {
             request_response::Behaviour::with_codec(
@@ -666,6 +670,19 @@ impl RawPeer {
             .await
             .expect("raw peer connects")
             .expect("raw peer alive");
+    }
+
+    /// Dials `node` and waits up to `within` for the connection; whether it came up (a node
+    /// that banned this id refuses it).
+    pub async fn try_connect(&self, node: &Node, within: Duration) -> bool {
+        let addr = common::p2p_addr(node).await;
+        let target = node.sdk().local_peer_id();
+        let _ = self.commands.send(RawCommand::Dial(addr));
+        let mut connected = self.connected.clone();
+        let up = tokio::time::timeout(within, connected.wait_for(|s| s.contains(&target)))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        up
     }
 
     /// Whether the raw peer holds a connection to `peer`.
