@@ -153,6 +153,12 @@ impl SdkStorage for HealthCheckedStorage {
         self.inner.txlist(hash)
     }
 
+    /// Forwarded, so the store's lookup by key is used (the trait's default would read the
+    /// bytes).
+    fn has_txlist(&self, hash: &B256) -> Result<bool, StorageError> {
+        self.inner.has_txlist(hash)
+    }
+
     fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
         self.inner.head()
     }

@@ -446,7 +446,8 @@ impl Core {
     fn have_txlist(&mut self, hash: &B256) -> bool {
         let cached = self.state.orphans.contains(hash);
         self.counters.cache("txlist_orphan", cached);
-        cached || matches!(self.storage.txlist(hash), Ok(Some(_)))
+        // By key: reading the list would copy up to `max_txlist_bytes` on this task.
+        cached || matches!(self.storage.has_txlist(hash), Ok(true))
     }
 
     /// Takes a verified tx list: if an accepted commitment awaits it, it goes to the durable

@@ -437,6 +437,11 @@ impl SdkStorage for CountingStorage {
         Ok(txlist)
     }
 
+    /// Forwarded uncounted: an existence check serves no bytes.
+    fn has_txlist(&self, hash: &B256) -> Result<bool, StorageError> {
+        self.inner.has_txlist(hash)
+    }
+
     fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
         self.inner.head()
     }

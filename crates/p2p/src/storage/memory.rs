@@ -190,6 +190,11 @@ impl SdkStorage for MemoryStorage {
         Ok(self.inner.write().txlists.get(hash).map(|(_, b)| b.clone()))
     }
 
+    /// A peek under the read lock: no copy, and the list's recency is left as it was.
+    fn has_txlist(&self, hash: &B256) -> Result<bool, StorageError> {
+        Ok(self.inner.read().txlists.contains(hash))
+    }
+
     fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
         Ok(self
             .inner
@@ -353,6 +358,32 @@ mod tests {
             .put_txlist(B256::repeat_byte(9), 9, Bytes::from(vec![0; 251]))
             .is_err());
         assert_eq!(store.stats().unwrap().txlists, 2);
+    }
+
+    /// `has_txlist` answers by key: it neither copies the list nor refreshes its recency, so
+    /// a list that was only checked is still the first evicted.
+    #[test]
+    fn has_txlist_peeks_without_refreshing_recency() {
+        let store = MemoryStorage::new(MemoryStorageLimits {
+            max_txlists: 2,
+            ..Default::default()
+        });
+        for i in 0..2u8 {
+            store
+                .put_txlist(B256::repeat_byte(i), i.into(), Bytes::from(vec![i; 10]))
+                .unwrap();
+        }
+        assert!(store.has_txlist(&B256::repeat_byte(0)).unwrap());
+        assert!(store.has_txlist(&B256::repeat_byte(1)).unwrap());
+        assert!(!store.has_txlist(&B256::repeat_byte(9)).unwrap());
+        // 0 was checked last, yet it is still the least recently used: adding 2 evicts it.
+        assert!(store.has_txlist(&B256::repeat_byte(0)).unwrap());
+        store
+            .put_txlist(B256::repeat_byte(2), 2, Bytes::from(vec![2; 10]))
+            .unwrap();
+        assert!(!store.has_txlist(&B256::repeat_byte(0)).unwrap());
+        assert!(store.has_txlist(&B256::repeat_byte(1)).unwrap());
+        assert!(store.has_txlist(&B256::repeat_byte(2)).unwrap());
     }
 
     #[test]

@@ -87,6 +87,15 @@ pub trait SdkStorage: Send + Sync + 'static {
     /// The tx list with `keccak256 = hash`.
     fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError>;
 
+    /// Whether the tx list with `keccak256 = hash` is stored. The SDK asks this on its
+    /// manager task for every announced or fetched hash, so a store should answer from its
+    /// index, without reading (or copying) the bytes and without counting it as a use (an LRU
+    /// store keeps the list's recency). The default reads the list through
+    /// [`SdkStorage::txlist`] and drops it.
+    fn has_txlist(&self, hash: &B256) -> Result<bool, StorageError> {
+        self.txlist(hash).map(|t| t.is_some())
+    }
+
     /// The highest stored commitment.
     fn head(&self) -> Result<Option<SignedCommitment>, StorageError>;
 
@@ -120,7 +129,7 @@ pub trait SdkStorage: Send + Sync + 'static {
             }
             for commitment in &page {
                 let hash = commitment.preconf().raw_tx_list_hash;
-                if hash != B256::ZERO && self.txlist(&hash)?.is_none() {
+                if hash != B256::ZERO && !self.has_txlist(&hash)? {
                     if let Some(number) = block_number_u64(commitment) {
                         owed.push((hash, number));
                     }
