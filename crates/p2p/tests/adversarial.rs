@@ -292,3 +292,107 @@ async fn schedule_unknown_flood() {
     victim.shutdown().await.unwrap();
     publisher.sdk.shutdown().await.unwrap();
 }
+
+/// Finding: a commitment for a window beyond the known schedule waits as pending (any key may
+/// have signed it), yet its tx list was released as `Accept` and forwarded. Three nodes in a
+/// line, X → V → W: V knows the schedule up to slot 7 only; X gossips a commitment for slot
+/// 40, signed by a key nobody elected, and its tx list. V buffers the commitment; W receives
+/// no tx-list message at all. An honest block's list still crosses the line afterwards (the
+/// line works).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_txlist_riding_on_a_commitment_beyond_the_schedule_is_not_forwarded() {
+    use std::sync::Arc;
+    let builder = ChainBuilder::in_the_past(chain(), 2, 4, 200);
+    let full = builder.lookahead();
+    let signers = builder
+        .keys()
+        .iter()
+        .map(preconfirmation_types::secret_key_to_address)
+        .collect();
+    let horizon = p2p::RotatingLookahead::new(
+        signers,
+        full.slots_per_window(),
+        full.genesis(),
+        full.slot_duration(),
+    )
+    .expect("lookahead")
+    .with_horizon(7);
+    let (v, _v_events) = p2p::P2pSdk::start(
+        sdk_config(),
+        Arc::new(p2p::MemoryStorage::default()),
+        Arc::new(horizon),
+        None,
+    )
+    .await
+    .expect("V starts");
+    let (x, _x_events) = raw_node().await;
+    let (w, mut w_events) = raw_node().await;
+    v.dial(x.listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    v.dial(w.listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    v.wait_for_gossip_peers(2, WAIT).await.expect("mesh");
+    wait_live(&v).await;
+
+    let mut beyond = ChainBuilder::in_the_past(chain(), 2, 4, 200);
+    for _ in 0..40 {
+        beyond.skip_slot();
+    }
+    let txlist = b"junk riding on a far-future commitment".to_vec();
+    let unsigned = beyond.next_unsigned(Some(&txlist));
+    let stranger = p2p::testkit::preconfer_key(99);
+    let commitment = beyond.sign_with(&stranger, unsigned);
+    let gossip = preconfirmation_types::RawTxListGossip::new(txlist).unwrap();
+    x.publish(GossipTopicKind::Commitments, commitment.to_ssz())
+        .await
+        .expect("x publishes the commitment");
+    wait_status(&v, |s| s.pending_schedule == 1).await;
+    x.publish(GossipTopicKind::RawTxLists, gossip.to_ssz())
+        .await
+        .expect("x publishes the tx list");
+    wait_status(&v, |s| s.orphan_txlists == 1).await;
+
+    // An honest block with its list, through V: W gets that list, and it is the only one.
+    let mut honest = builder;
+    let block = honest.next_block(Some(b"an honest list".to_vec()));
+    let honest_list = block.txlist.clone().expect("list");
+    x.publish(GossipTopicKind::RawTxLists, honest_list.to_ssz())
+        .await
+        .expect("x publishes the honest list");
+    x.publish(GossipTopicKind::Commitments, block.commitment.to_ssz())
+        .await
+        .expect("x publishes the honest block");
+    let NetworkEvent::Gossip { data, .. } = wait_net_event(&mut w_events, |e| {
+        matches!(
+            e,
+            NetworkEvent::Gossip {
+                topic: GossipTopicKind::RawTxLists,
+                ..
+            }
+        )
+    })
+    .await
+    else {
+        unreachable!("matched a gossip event")
+    };
+    assert_eq!(
+        data.as_slice(),
+        honest_list.to_ssz().as_slice(),
+        "the first tx list W receives is the honest one: the junk was not forwarded"
+    );
+    while let Some(e) = w_events.try_recv() {
+        assert!(
+            !matches!(
+                e,
+                NetworkEvent::Gossip {
+                    topic: GossipTopicKind::RawTxLists,
+                    ..
+                }
+            ),
+            "W received a second tx list"
+        );
+    }
+    v.shutdown().await.expect("V stops");
+}
