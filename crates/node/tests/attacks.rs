@@ -1252,6 +1252,104 @@ async fn txlist_amplification() {
     honest.shutdown().await;
 }
 
+/// Finding: the victim dropped a peer's byte budget when it disconnected, so an amplifier that
+/// redialled with the same key whenever its budget ran dry got a fresh burst each time, and
+/// PROTOCOL-EXT's per-peer egress cap did not hold. The same 2 MiB list, the same 8 MiB per
+/// 10 s budget; the attacker reconnects (same key) after every refusal, for 8 s or until it
+/// can no longer connect: what it receives stays within burst + rate × time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txlist_amplification_across_reconnects() {
+    let _serial = serial().await;
+    let mut honest = Honest::start(2, builder(), |i, c| {
+        if i == 1 {
+            c.sdk.network.rate_limit.response_bytes =
+                preconfirmation_net::ByteRateLimit::new(8 << 20, Duration::from_secs(10));
+        }
+    })
+    .await;
+    let big = vec![0x42u8; preconfirmation_types::MAX_TXLIST_BYTES];
+    let block = honest.builder.next_block(Some(big));
+    let hash = block.commitment.preconf().raw_tx_list_hash;
+    let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
+    let _ = honest
+        .node(0)
+        .sdk()
+        .publish(block.commitment.clone(), txlist)
+        .await;
+    wait_head(honest.node(1), 1).await;
+    honest.acknowledged.push(block.commitment);
+    tokio::time::timeout(common::WAIT, async {
+        while !matches!(honest.node(1).sdk().raw_txlist(&hash), Ok(Some(_))) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the victim stores the 2 MiB tx list");
+    let budget = honest
+        .node(1)
+        .sdk()
+        .config()
+        .network
+        .rate_limit
+        .response_bytes;
+    let victim = honest.node(1).sdk().local_peer_id();
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let mut request = varint(32);
+    request.extend_from_slice(hash.as_slice());
+    let started = Instant::now();
+    let mut received = 0u64;
+    let mut connections = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        let x = RawPeer::spawn_with_key(chain().chain_id, key.clone());
+        if !x.try_connect(honest.node(1), Duration::from_secs(2)).await {
+            break; // banned
+        }
+        connections += 1;
+        // Two at a time until one is refused: the budget is empty.
+        loop {
+            let a = x.send(
+                victim,
+                Proto::GetRawTxList,
+                vec![Step::Write(request.clone())],
+            );
+            let b = x.send(
+                victim,
+                Proto::GetRawTxList,
+                vec![Step::Write(request.clone())],
+            );
+            let mut refused = false;
+            for r in [a, b] {
+                match tokio::time::timeout(common::WAIT, r).await {
+                    Ok(Ok(Ok(body))) if !body.is_empty() => received += body.len() as u64,
+                    _ => refused = true,
+                }
+            }
+            if refused || started.elapsed() >= Duration::from_secs(8) {
+                break;
+            }
+        }
+        // Dropped: the connection closes, and the next one comes back as the same id.
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = budget.burst_bytes as f64 / budget.period.as_secs_f64();
+    let allowed = budget.burst_bytes as f64 + rate * elapsed + 2.0 * (3 << 20) as f64;
+    println!(
+        "RELIABILITY amplification_reconnects connections={connections} received={:.1}MiB \
+         allowed={:.1}MiB elapsed={elapsed:.1}s",
+        received as f64 / (1 << 20) as f64,
+        allowed / (1 << 20) as f64
+    );
+    assert!(connections >= 2, "the attacker reconnected");
+    assert!(
+        (received as f64) <= allowed,
+        "egress {received} B over the byte budget's {allowed:.0} B in {elapsed:.1} s across \
+         {connections} connections"
+    );
+    assert_serves_head(&honest, 1, 0).await;
+    honest.assert_nothing_lost().await;
+    honest.shutdown().await;
+}
+
 /// The harness's memory check is real: a zeroed 1 GiB allocation that is never touched does
 /// not show in RSS (its pages are not resident) but does show in the allocation peak every
 /// attack test asserts under the cap.
