@@ -16,6 +16,8 @@
 //! second process on the same data dir fails with [`NodeError::DataDirLocked`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use p2p::{SdkStorage, StorageError, StorageStats};
@@ -26,6 +28,9 @@ use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, TableHandle,
 };
+
+use parking_lot::{Mutex, RwLock};
+use tracing::{info, warn};
 
 use crate::error::NodeError;
 
@@ -57,16 +62,109 @@ const LEGACY_TXLISTS_BY_BLOCK: TableDefinition<'_, (u64, &[u8; 32]), ()> =
 const COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("counters");
 const TXLIST_BYTES: &str = "txlist_bytes";
 
+/// First wait before the database is reopened after an I/O error latched it.
+pub const REOPEN_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+
+/// Longest wait between two reopens: the backoff doubles from [`REOPEN_BACKOFF_INITIAL`] while
+/// writes keep failing (a disk still full), and starts over after a write succeeds. Bounds how
+/// long after the disk has room again the store takes writes.
+pub const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// The redb-backed store.
+///
+/// After an I/O error (a full disk, `EIO`) redb fails every later operation with
+/// "Previous I/O error occurred" until the database is closed and opened again. The store does
+/// that itself: the first operation after the backoff ([`REOPEN_BACKOFF_INITIAL`] doubling to
+/// [`REOPEN_BACKOFF_MAX`]) drops the database and opens the file again, which repairs it to its
+/// last committed transaction — everything a write acknowledged with `Ok` (a failed commit
+/// never was). Between the error and the reopen, operations go to the latched database (reads
+/// of cached pages still succeed); while a reopen fails, they fail with
+/// [`StorageError::Backend`].
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    /// `None` only while a reopen failed (until the next attempt succeeds).
+    db: RwLock<Option<Database>>,
+    /// Set when an operation met a latched database; cleared by a successful reopen. Read on
+    /// every operation: the [`Reopen`] mutex is taken only while it is set.
+    latched: AtomicBool,
+    reopen: Mutex<Reopen>,
+    reopens: AtomicU64,
     path: PathBuf,
     limits: ChainLimits,
 }
 
-fn backend(error: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(error.to_string())
+/// When the next reopen may run.
+#[derive(Debug)]
+struct Reopen {
+    /// No reopen before this.
+    next_attempt: Instant,
+    /// The wait after the next failure (a failed reopen, or a database latched again).
+    backoff: Duration,
+}
+
+/// Why one store operation failed, before the SDK sees it as a [`StorageError`].
+#[derive(Debug)]
+enum Failure {
+    /// redb failed; [`Failure::latches`] tells whether the database must be reopened.
+    Redb(redb::Error),
+    /// Anything else (stored bytes that do not decode).
+    Store(StorageError),
+}
+
+impl Failure {
+    /// Whether redb latched the database: after these it fails every operation with
+    /// `PreviousIo` until it is reopened.
+    fn latches(&self) -> bool {
+        matches!(
+            self,
+            Self::Redb(redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_))
+        )
+    }
+}
+
+macro_rules! redb_failure {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Failure {
+            fn from(error: $error) -> Self {
+                Self::Redb(error.into())
+            }
+        }
+    )*};
+}
+redb_failure!(
+    redb::Error,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::CommitError
+);
+
+impl From<StorageError> for Failure {
+    fn from(error: StorageError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<Failure> for StorageError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Redb(e) => StorageError::Backend(e.to_string()),
+            Failure::Store(e) => e,
+        }
+    }
+}
+
+/// Opens (or creates) the database file at `path`.
+fn open_database(path: &Path) -> Result<Database, DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+}
+
+/// Opens the existing database file at `path` again: a file that went missing is an error,
+/// never silently replaced by an empty one.
+fn reopen_database(path: &Path) -> Result<Database, DatabaseError> {
+    redb::Builder::new().set_cache_size(CACHE_BYTES).open(path)
 }
 
 impl RedbStore {
@@ -75,16 +173,12 @@ impl RedbStore {
     pub fn open(data_dir: &Path, limits: ChainLimits) -> Result<Self, NodeError> {
         std::fs::create_dir_all(data_dir).map_err(|e| NodeError::io(data_dir, e))?;
         let path = data_dir.join(DB_FILE);
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| match e {
-                DatabaseError::DatabaseAlreadyOpen => {
-                    NodeError::DataDirLocked { path: path.clone() }
-                }
-                other => NodeError::storage(other),
-            })?;
-        // Create every table up front so readers never meet a missing table.
+        let db = open_database(&path).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen => NodeError::DataDirLocked { path: path.clone() },
+            other => NodeError::storage(other),
+        })?;
+        // Create every table up front so readers never meet a missing table (a reopen finds
+        // them in the file).
         let tx = db.begin_write().map_err(NodeError::storage)?;
         {
             tx.open_table(COMMITMENTS).map_err(NodeError::storage)?;
@@ -97,7 +191,17 @@ impl RedbStore {
             migrate_legacy_txlists(&tx).map_err(NodeError::storage)?;
         }
         tx.commit().map_err(NodeError::storage)?;
-        Ok(Self { db, path, limits })
+        Ok(Self {
+            db: RwLock::new(Some(db)),
+            latched: AtomicBool::new(false),
+            reopen: Mutex::new(Reopen {
+                next_attempt: Instant::now(),
+                backoff: REOPEN_BACKOFF_INITIAL,
+            }),
+            reopens: AtomicU64::new(0),
+            path,
+            limits,
+        })
     }
 
     /// Path of the database file.
@@ -105,9 +209,112 @@ impl RedbStore {
         &self.path
     }
 
+    /// How many times the database was reopened after an I/O error.
+    pub fn reopens(&self) -> u64 {
+        self.reopens.load(Ordering::Relaxed)
+    }
+
     fn decode(&self, bytes: &[u8]) -> Result<SignedCommitment, StorageError> {
         SignedCommitment::decode_capped(bytes, &self.limits)
             .map_err(|e| StorageError::Corrupt(e.to_string()))
+    }
+
+    /// Runs `op` on the database (reopened first if it is latched and the backoff has
+    /// passed); a failure that latches it schedules a reopen.
+    fn with_db<T>(
+        &self,
+        op: impl FnOnce(&Database) -> Result<T, Failure>,
+    ) -> Result<T, StorageError> {
+        self.reopen_if_due();
+        let (result, generation) = {
+            let db = self.db.read();
+            let Some(db) = db.as_ref() else {
+                return Err(StorageError::Backend(format!(
+                    "database {} closed after an I/O error; reopening with backoff",
+                    self.path.display()
+                )));
+            };
+            // Reopens take the write lock: the count names the database `op` ran on.
+            (op(db), self.reopens.load(Ordering::Acquire))
+        };
+        // The read lock is released: `latch` takes the reopen mutex, and a reopen holds that
+        // mutex while it waits for the write lock.
+        match result {
+            Ok(value) => Ok(value),
+            Err(failure) => {
+                if failure.latches() {
+                    self.latch(&failure, generation);
+                }
+                Err(failure.into())
+            }
+        }
+    }
+
+    /// [`Self::with_db`] for a write: one that succeeds restarts the reopen backoff.
+    fn write_with_db<T>(
+        &self,
+        op: impl FnOnce(&Database) -> Result<T, Failure>,
+    ) -> Result<T, StorageError> {
+        let result = self.with_db(op);
+        if result.is_ok() && !self.latched.load(Ordering::Acquire) {
+            let mut reopen = self.reopen.lock();
+            if reopen.backoff != REOPEN_BACKOFF_INITIAL {
+                reopen.backoff = REOPEN_BACKOFF_INITIAL;
+            }
+        }
+        result
+    }
+
+    /// The database `generation` (the reopen count) is latched: schedules a reopen after the
+    /// backoff, once per latch; nothing when it has been reopened since.
+    fn latch(&self, failure: &Failure, generation: u64) {
+        let mut reopen = self.reopen.lock();
+        if self.reopens.load(Ordering::Acquire) != generation
+            || self.latched.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        warn!(
+            error = ?failure,
+            retry_in_ms = reopen.backoff.as_millis() as u64,
+            "storage I/O error: the database will be reopened"
+        );
+        reopen.next_attempt = Instant::now() + reopen.backoff;
+        reopen.backoff = (reopen.backoff * 2).min(REOPEN_BACKOFF_MAX);
+    }
+
+    /// Reopens the latched database once its backoff has passed. Other callers meanwhile do
+    /// not wait: they go on to the latched database and fail as before.
+    fn reopen_if_due(&self) {
+        if !self.latched.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(mut reopen) = self.reopen.try_lock() else {
+            return;
+        };
+        if !self.latched.load(Ordering::Acquire) || Instant::now() < reopen.next_attempt {
+            return;
+        }
+        let mut db = self.db.write();
+        // Closes the file (and its lock) before it is opened again.
+        drop(db.take());
+        match reopen_database(&self.path) {
+            Ok(reopened) => {
+                *db = Some(reopened);
+                self.latched.store(false, Ordering::Release);
+                let reopens = self.reopens.fetch_add(1, Ordering::AcqRel) + 1;
+                info!(path = %self.path.display(), reopens, "storage: database reopened");
+            }
+            Err(e) => {
+                warn!(
+                    error = %e,
+                    retry_in_ms = reopen.backoff.as_millis() as u64,
+                    "storage: reopening the database failed"
+                );
+                reopen.next_attempt = Instant::now() + reopen.backoff;
+                reopen.backoff = (reopen.backoff * 2).min(REOPEN_BACKOFF_MAX);
+            }
+        }
     }
 }
 
@@ -120,18 +327,16 @@ fn number_of(signed: &SignedCommitment) -> Result<u64, StorageError> {
 fn write_commitments(
     tx: &redb::WriteTransaction,
     commitments: &[SignedCommitment],
-) -> Result<(), StorageError> {
-    let mut by_number = tx.open_table(COMMITMENTS).map_err(backend)?;
-    let mut by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
-    let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
-    let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
+) -> Result<(), Failure> {
+    let mut by_number = tx.open_table(COMMITMENTS)?;
+    let mut by_hash = tx.open_table(NUMBER_BY_HASH)?;
+    let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
+    let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK)?;
     for signed in commitments {
         let number = number_of(signed)?;
         let hash = preconfirmation_hash(signed.preconf());
-        by_number
-            .insert(number, signed.to_ssz().as_slice())
-            .map_err(backend)?;
-        by_hash.insert(&hash.0, number).map_err(backend)?;
+        by_number.insert(number, signed.to_ssz().as_slice())?;
+        by_hash.insert(&hash.0, number)?;
         let txlist = signed.preconf().raw_tx_list_hash;
         if txlist != B256::ZERO {
             refile_txlist(&mut numbers, &mut bytes, &txlist, number)?;
@@ -149,21 +354,16 @@ fn refile_txlist(
     bytes: &mut redb::Table<'_, (u64, &[u8; 32]), &[u8]>,
     hash: &B256,
     number: u64,
-) -> Result<bool, StorageError> {
-    let Some(filed) = numbers.get(&hash.0).map_err(backend)?.map(|v| v.value()) else {
+) -> Result<bool, Failure> {
+    let Some(filed) = numbers.get(&hash.0)?.map(|v| v.value()) else {
         return Ok(false);
     };
     if filed < number {
-        let moved = bytes
-            .remove((filed, &hash.0))
-            .map_err(backend)?
-            .map(|v| v.value().to_vec());
+        let moved = bytes.remove((filed, &hash.0))?.map(|v| v.value().to_vec());
         if let Some(moved) = moved {
-            bytes
-                .insert((number, &hash.0), moved.as_slice())
-                .map_err(backend)?;
+            bytes.insert((number, &hash.0), moved.as_slice())?;
         }
-        numbers.insert(&hash.0, number).map_err(backend)?;
+        numbers.insert(&hash.0, number)?;
     }
     Ok(true)
 }
@@ -173,18 +373,16 @@ fn refile_txlist(
 fn write_txlists(
     tx: &redb::WriteTransaction,
     txlists: &[(B256, u64, Bytes)],
-) -> Result<(), StorageError> {
-    let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
-    let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
+) -> Result<(), Failure> {
+    let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
+    let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK)?;
     let mut added = 0u64;
     for (hash, block_number, txlist) in txlists {
         if refile_txlist(&mut numbers, &mut bytes, hash, *block_number)? {
             continue;
         }
-        numbers.insert(&hash.0, *block_number).map_err(backend)?;
-        bytes
-            .insert((*block_number, &hash.0), txlist.as_ref())
-            .map_err(backend)?;
+        numbers.insert(&hash.0, *block_number)?;
+        bytes.insert((*block_number, &hash.0), txlist.as_ref())?;
         added += txlist.len() as u64;
     }
     adjust_txlist_bytes(tx, |bytes| bytes + added)
@@ -217,15 +415,10 @@ fn migrate_legacy_txlists(tx: &redb::WriteTransaction) -> Result<(), redb::Error
 fn adjust_txlist_bytes(
     tx: &redb::WriteTransaction,
     update: impl FnOnce(u64) -> u64,
-) -> Result<(), StorageError> {
-    let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
-    let bytes = counters
-        .get(TXLIST_BYTES)
-        .map_err(backend)?
-        .map_or(0, |v| v.value());
-    counters
-        .insert(TXLIST_BYTES, update(bytes))
-        .map_err(backend)?;
+) -> Result<(), Failure> {
+    let mut counters = tx.open_table(COUNTERS)?;
+    let bytes = counters.get(TXLIST_BYTES)?.map_or(0, |v| v.value());
+    counters.insert(TXLIST_BYTES, update(bytes))?;
     Ok(())
 }
 
@@ -252,35 +445,41 @@ impl SdkStorage for RedbStore {
         if commitments.is_empty() && txlists.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write().map_err(backend)?;
-        if !txlists.is_empty() {
-            write_txlists(&tx, txlists)?;
-        }
-        if !commitments.is_empty() {
-            write_commitments(&tx, commitments)?;
-        }
-        tx.commit().map_err(backend)
+        self.write_with_db(|db| {
+            let tx = db.begin_write()?;
+            if !txlists.is_empty() {
+                write_txlists(&tx, txlists)?;
+            }
+            if !commitments.is_empty() {
+                write_commitments(&tx, commitments)?;
+            }
+            Ok(tx.commit()?)
+        })
     }
 
     fn commitment_by_number(
         &self,
         block_number: u64,
     ) -> Result<Option<SignedCommitment>, StorageError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
-        let found = table.get(block_number).map_err(backend)?;
-        found.map(|bytes| self.decode(bytes.value())).transpose()
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(COMMITMENTS)?;
+            let found = table.get(block_number)?;
+            Ok(found.map(|bytes| self.decode(bytes.value())).transpose()?)
+        })
     }
 
     fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
-        let Some(number) = by_hash.get(&hash.0).map_err(backend)?.map(|v| v.value()) else {
-            return Ok(None);
-        };
-        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
-        let found = table.get(number).map_err(backend)?;
-        found.map(|bytes| self.decode(bytes.value())).transpose()
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let by_hash = tx.open_table(NUMBER_BY_HASH)?;
+            let Some(number) = by_hash.get(&hash.0)?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            let table = tx.open_table(COMMITMENTS)?;
+            let found = table.get(number)?;
+            Ok(found.map(|bytes| self.decode(bytes.value())).transpose()?)
+        })
     }
 
     fn commitments_from(
@@ -288,105 +487,107 @@ impl SdkStorage for RedbStore {
         start: u64,
         max: usize,
     ) -> Result<Vec<SignedCommitment>, StorageError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
-        let max = max.min(self.limits.max_commitments_per_response.max(1) * 64);
-        let mut out = Vec::with_capacity(max.min(self.limits.max_commitments_per_response));
-        let mut expected = start;
-        for entry in table.range(start..).map_err(backend)? {
-            if out.len() >= max {
-                break;
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(COMMITMENTS)?;
+            let max = max.min(self.limits.max_commitments_per_response.max(1) * 64);
+            let mut out = Vec::with_capacity(max.min(self.limits.max_commitments_per_response));
+            let mut expected = start;
+            for entry in table.range(start..)? {
+                if out.len() >= max {
+                    break;
+                }
+                let (number, bytes) = entry?;
+                if number.value() != expected {
+                    break;
+                }
+                out.push(self.decode(bytes.value())?);
+                expected = expected.saturating_add(1);
             }
-            let (number, bytes) = entry.map_err(backend)?;
-            if number.value() != expected {
-                break;
-            }
-            out.push(self.decode(bytes.value())?);
-            expected = expected.saturating_add(1);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
-        let Some(number) = numbers.get(&hash.0).map_err(backend)?.map(|v| v.value()) else {
-            return Ok(None);
-        };
-        let bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
-        let found = bytes.get((number, &hash.0)).map_err(backend)?;
-        Ok(found.map(|v| Bytes::copy_from_slice(v.value())))
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
+            let Some(number) = numbers.get(&hash.0)?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            let bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK)?;
+            let found = bytes.get((number, &hash.0))?;
+            Ok(found.map(|v| Bytes::copy_from_slice(v.value())))
+        })
     }
 
     fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let table = tx.open_table(COMMITMENTS).map_err(backend)?;
-        let last = table.last().map_err(backend)?;
-        last.map(|(_, bytes)| self.decode(bytes.value()))
-            .transpose()
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(COMMITMENTS)?;
+            let last = table.last()?;
+            Ok(last
+                .map(|(_, bytes)| self.decode(bytes.value()))
+                .transpose()?)
+        })
     }
 
     fn prune_below(&self, block_number: u64) -> Result<u64, StorageError> {
-        let tx = self.db.begin_write().map_err(backend)?;
-        let removed;
-        {
-            let mut by_number = tx.open_table(COMMITMENTS).map_err(backend)?;
-            let mut by_hash = tx.open_table(NUMBER_BY_HASH).map_err(backend)?;
-            let mut old = Vec::new();
-            for entry in by_number.range(..block_number).map_err(backend)? {
-                let (number, bytes) = entry.map_err(backend)?;
-                let hash = preconfirmation_hash(self.decode(bytes.value())?.preconf());
-                old.push((number.value(), hash));
-            }
-            for (number, hash) in &old {
-                by_hash.remove(&hash.0).map_err(backend)?;
-                by_number.remove(number).map_err(backend)?;
-            }
-            removed = old.len() as u64;
-
-            let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK).map_err(backend)?;
-            let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
-            let mut old_txlists = Vec::new();
-            let mut freed = 0u64;
-            for entry in bytes
-                .range((0u64, &[0u8; 32])..(block_number, &[0u8; 32]))
-                .map_err(backend)?
+        self.write_with_db(|db| {
+            let tx = db.begin_write()?;
+            let removed;
             {
-                let (key, value) = entry.map_err(backend)?;
-                let (number, hash) = key.value();
-                old_txlists.push((number, *hash));
-                freed += value.value().len() as u64;
+                let mut by_number = tx.open_table(COMMITMENTS)?;
+                let mut by_hash = tx.open_table(NUMBER_BY_HASH)?;
+                let mut old = Vec::new();
+                for entry in by_number.range(..block_number)? {
+                    let (number, bytes) = entry?;
+                    let hash = preconfirmation_hash(self.decode(bytes.value())?.preconf());
+                    old.push((number.value(), hash));
+                }
+                for (number, hash) in &old {
+                    by_hash.remove(&hash.0)?;
+                    by_number.remove(number)?;
+                }
+                removed = old.len() as u64;
+
+                let mut bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK)?;
+                let mut numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
+                let mut old_txlists = Vec::new();
+                let mut freed = 0u64;
+                for entry in bytes.range((0u64, &[0u8; 32])..(block_number, &[0u8; 32]))? {
+                    let (key, value) = entry?;
+                    let (number, hash) = key.value();
+                    old_txlists.push((number, *hash));
+                    freed += value.value().len() as u64;
+                }
+                for (number, hash) in &old_txlists {
+                    bytes.remove((*number, hash))?;
+                    numbers.remove(hash)?;
+                }
+                adjust_txlist_bytes(&tx, |bytes| bytes.saturating_sub(freed))?;
             }
-            for (number, hash) in &old_txlists {
-                bytes.remove((*number, hash)).map_err(backend)?;
-                numbers.remove(hash).map_err(backend)?;
-            }
-            adjust_txlist_bytes(&tx, |bytes| bytes.saturating_sub(freed))?;
-        }
-        tx.commit().map_err(backend)?;
-        Ok(removed)
+            tx.commit()?;
+            Ok(removed)
+        })
     }
 
     fn stats(&self) -> Result<StorageStats, StorageError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let commitments = tx.open_table(COMMITMENTS).map_err(backend)?;
-        let txlists = tx.open_table(TXLIST_NUMBER_BY_HASH).map_err(backend)?;
-        let counters = tx.open_table(COUNTERS).map_err(backend)?;
-        let lowest_block = commitments
-            .first()
-            .map_err(backend)?
-            .map(|(k, _)| k.value());
-        let highest_block = commitments.last().map_err(backend)?.map(|(k, _)| k.value());
-        let txlist_bytes = counters
-            .get(TXLIST_BYTES)
-            .map_err(backend)?
-            .map_or(0, |v| v.value());
-        Ok(StorageStats {
-            commitments: commitments.len().map_err(backend)?,
-            txlists: txlists.len().map_err(backend)?,
-            txlist_bytes,
-            lowest_block,
-            highest_block,
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let commitments = tx.open_table(COMMITMENTS)?;
+            let txlists = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
+            let counters = tx.open_table(COUNTERS)?;
+            let lowest_block = commitments.first()?.map(|(k, _)| k.value());
+            let highest_block = commitments.last()?.map(|(k, _)| k.value());
+            let txlist_bytes = counters.get(TXLIST_BYTES)?.map_or(0, |v| v.value());
+            Ok(StorageStats {
+                commitments: commitments.len()?,
+                txlists: txlists.len()?,
+                txlist_bytes,
+                lowest_block,
+                highest_block,
+            })
         })
     }
 }
@@ -570,7 +771,8 @@ mod tests {
         }
         let stats = store.stats().unwrap();
         assert_eq!((stats.txlists, stats.txlist_bytes), (4, 256));
-        let tx = store.db.begin_read().unwrap();
+        let db = store.db.read();
+        let tx = db.as_ref().unwrap().begin_read().unwrap();
         let names: Vec<String> = tx
             .list_tables()
             .unwrap()
@@ -580,6 +782,7 @@ mod tests {
             .iter()
             .any(|n| n == "txlists" || n == "txlists_by_block"));
         drop(tx);
+        drop(db);
         // The migrated lists prune by block like new ones.
         store.prune_below(3).unwrap();
         assert_eq!(store.txlist(&lists[0].0).unwrap(), None);
@@ -605,6 +808,75 @@ mod tests {
         store.prune_below(8).unwrap();
         assert_eq!(store.txlist(&hash).unwrap(), None);
         assert_eq!(store.stats().unwrap().txlists, 0);
+    }
+
+    /// A latched database is reopened by the first call after the backoff, not before (a hot
+    /// loop of calls reopens nothing); the backoff doubles up to its bound while the database
+    /// keeps latching, and a write that succeeds restarts it. (The real full disk:
+    /// `a_full_disk_is_reopened_and_writes_resume` in `tests/faults.rs`.)
+    #[test]
+    fn a_latched_database_is_reopened_after_the_backoff_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let commitments: Vec<_> = blocks(3).into_iter().map(|b| b.commitment).collect();
+        store.put_commitments(&commitments[..2]).unwrap();
+        let latched = Failure::Redb(redb::Error::PreviousIo);
+        assert!(latched.latches());
+        assert!(!Failure::Redb(redb::Error::Corrupted("x".into())).latches());
+        assert!(!Failure::Store(StorageError::Backend("x".into())).latches());
+
+        store.latch(&latched, 0);
+        for _ in 0..1000 {
+            assert_eq!(store.head().unwrap(), Some(commitments[1].clone()));
+        }
+        assert_eq!(store.reopens(), 0, "not due yet");
+        assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_INITIAL * 2);
+        store.reopen.lock().next_attempt = Instant::now();
+        assert_eq!(store.head().unwrap(), Some(commitments[1].clone()));
+        assert_eq!(store.reopens(), 1);
+        // A failure met on the database before the reopen does not latch the new one.
+        store.latch(&latched, 0);
+        assert!(!store.latched.load(Ordering::Acquire));
+
+        for _ in 0..10 {
+            store.latch(&latched, store.reopens());
+            store.reopen.lock().next_attempt = Instant::now();
+            store.head().unwrap();
+        }
+        assert_eq!(store.reopens(), 11);
+        assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_MAX);
+        store.put_commitments(&commitments[2..]).unwrap();
+        assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_INITIAL);
+        assert_eq!(store.stats().unwrap().commitments, 3);
+    }
+
+    /// While a reopen fails (here: the file is gone) every call fails with a typed error and
+    /// the next attempt waits for the backoff; the file is never replaced by an empty one, and
+    /// once it is back the next attempt reopens it with everything stored.
+    #[test]
+    fn a_failed_reopen_is_retried_after_the_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let commitments: Vec<_> = blocks(2).into_iter().map(|b| b.commitment).collect();
+        store.put_commitments(&commitments).unwrap();
+        let moved = dir.path().join("moved.redb");
+        std::fs::rename(store.path(), &moved).unwrap();
+        store.latch(&Failure::Redb(redb::Error::PreviousIo), 0);
+        store.reopen.lock().next_attempt = Instant::now();
+        let failed = store.head();
+        assert!(
+            matches!(&failed, Err(StorageError::Backend(e)) if e.contains("reopening")),
+            "{failed:?}"
+        );
+        assert!(!store.path().exists(), "no empty database created");
+        assert_eq!(store.reopens(), 0);
+        assert!(store.reopen.lock().next_attempt > Instant::now());
+        assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_INITIAL * 4);
+        std::fs::rename(&moved, store.path()).unwrap();
+        assert!(store.head().is_err(), "not due yet");
+        store.reopen.lock().next_attempt = Instant::now();
+        assert_eq!(store.head().unwrap(), Some(commitments[1].clone()));
+        assert_eq!(store.reopens(), 1);
     }
 
     #[test]

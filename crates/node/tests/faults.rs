@@ -1,6 +1,7 @@
-//! Faults: a full disk under the redb store (injected write errors), a 3 + 3 partition of a
-//! 6-node network that heals, and SIGKILL of the real binary during catch-up. Each prints a
-//! `RELIABILITY` line (run with `--nocapture`) that RELIABILITY.md copies.
+//! Faults: a full disk under the redb store (injected write errors, and a real full tmpfs when
+//! run as root), a 3 + 3 partition of a 6-node network that heals, and SIGKILL of the real
+//! binary during catch-up. Each prints a `RELIABILITY` line (run with `--nocapture`) that
+//! RELIABILITY.md copies.
 
 mod adversary;
 mod common;
@@ -149,6 +150,186 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
     );
     b.shutdown().await;
     honest.shutdown().await;
+}
+
+/// A tmpfs mounted on a fresh temp dir; unmounted (lazily, so a file still open does not stop
+/// it) when dropped, also when the test fails.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`mount -o size=…`); the error says why it could not.
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("running mount: {e}"))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Writes `path` until the file system answers ENOSPC; the file is left in place.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("create the filler file");
+    let chunk = vec![0xa5u8; 4096];
+    loop {
+        match file.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => break,
+            Err(e) => panic!("filling the tmpfs: {e}"),
+        }
+    }
+    let _ = file.sync_all();
+}
+
+/// A real full disk, not an injected error: node B's data dir is on a 4 MiB tmpfs, which a
+/// filler file fills to ENOSPC. redb's next write fails and latches the database ("Previous
+/// I/O error occurred. Please close and re-open the database"); B answers 503 on `/health`
+/// meanwhile. Once the filler is deleted, B reopens the database (bounded backoff) and within
+/// 10 s stores new honest blocks again, with nothing acknowledged lost. Needs root (mount).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reopened_and_writes_resume() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let tmpfs = match Tmpfs::mount("4m") {
+        Ok(tmpfs) => tmpfs,
+        Err(e) => {
+            println!("skipped: cannot mount a tmpfs: {e}");
+            return;
+        }
+    };
+    let _serial = serial().await;
+    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
+    let config = attack_config(
+        &tmpfs.path().join("node-b"),
+        &honest.builder,
+        vec![common::p2p_addr(honest.node(0)).await],
+    );
+    let b = Node::start(config, Some(common::prometheus()))
+        .await
+        .expect("B starts");
+    honest
+        .node(0)
+        .sdk()
+        .wait_for_gossip_peers(2, common::WAIT)
+        .await
+        .expect("mesh");
+    for _ in 0..3 {
+        honest.publish().await;
+    }
+    wait_head(&b, 3).await;
+    assert_eq!(wait_health(&b, 200).await, "ok");
+
+    // The disk fills up; honest blocks go by until one of B's writes fails.
+    let filler = tmpfs.path().join("filler");
+    fill(&filler);
+    let health = b.context().storage_health.clone();
+    let mut failed = false;
+    for _ in 0..500 {
+        let number = honest.builder.next_number();
+        honest.publish().await;
+        let stored = tokio::time::timeout(common::WAIT, async {
+            loop {
+                if health.failure().is_some() {
+                    return false;
+                }
+                if b.sdk().status().head_block_number >= number {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("B either stores the block or fails to");
+        if !stored {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "no write of B failed on the full tmpfs");
+    let body = wait_health(&b, 503).await;
+    assert!(body.starts_with("storage failing"), "{body}");
+    let error = health.failure().unwrap_or_default();
+    assert!(
+        error.contains("No space") || error.contains("Previous I/O"),
+        "{error}"
+    );
+    let stored_head = b.sdk().status().head_block_number;
+    // One more block while the disk is still full: B is still degraded.
+    honest.publish().await;
+    assert_eq!(
+        wait_health(&b, 503).await.split(':').next(),
+        Some("storage failing")
+    );
+
+    // Room again: within 10 s B reopens its database and its head advances on new blocks.
+    std::fs::remove_file(&filler).expect("delete the filler");
+    let room = Instant::now();
+    let deadline = room + Duration::from_secs(10);
+    let mut resumed = false;
+    while Instant::now() < deadline && !resumed {
+        let number = honest.builder.next_number();
+        honest.publish().await;
+        let mut status = b.sdk().watch_status();
+        let wait = Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now()));
+        resumed = tokio::time::timeout(wait, status.wait_for(|s| s.head_block_number >= number))
+            .await
+            .is_ok_and(|r| r.is_ok());
+    }
+    let resumed_after = room.elapsed();
+    assert!(
+        resumed,
+        "B's head stayed at {} (stored {stored_head} before the disk filled) 10 s after the \
+         disk had room: {:?}",
+        b.sdk().status().head_block_number,
+        health.failure()
+    );
+    assert!(
+        b.context().store.reopens() >= 1,
+        "the database was reopened"
+    );
+    assert_eq!(wait_health(&b, 200).await, "ok");
+    // Nothing acknowledged is lost: what B stored before and everything honest since.
+    let n = honest.builder.next_number() - 1;
+    wait_head(&b, n).await;
+    let mut lost = honest.assert_nothing_lost().await;
+    for c in &honest.acknowledged {
+        let number = u64::try_from(c.preconf().block_number).expect("u64");
+        if b.sdk().commitment_by_number(number).expect("read").as_ref() != Some(c) {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "B lost a commitment");
+    println!(
+        "RELIABILITY real_disk_full resumed_after={:.1}s reopens={}",
+        resumed_after.as_secs_f64(),
+        b.context().store.reopens()
+    );
+    b.shutdown().await;
+    honest.shutdown().await;
+    drop(tmpfs);
 }
 
 /// Six nodes in a full mesh split 3 + 3 (each side bans the other's peer ids for the
