@@ -12,7 +12,7 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use preconf_node::rpc;
-use preconf_node::rpc_auth::UNAUTHORIZED;
+use preconf_node::rpc_auth::{self, UNAUTHORIZED};
 use preconfirmation_types::{
     preconfirmation_hash, raw_tx_list_hash, recover_signer, secret_key_to_address,
     SignedCommitment, WireMessage, B256,
@@ -26,19 +26,60 @@ fn http_client(addr: SocketAddr) -> HttpClient {
         .expect("HTTP client")
 }
 
-/// An HTTP client sending `Authorization: Bearer <a fresh JWT signed with secret>`.
-fn http_client_with_jwt(addr: SocketAddr, secret: &JwtSecret) -> HttpClient {
-    let token = secret.encode(&Claims::default()).expect("JWT");
+/// `Authorization: Bearer <a JWT with iat signed with secret>`.
+fn jwt_headers(secret: &JwtSecret, iat: u64) -> jsonrpsee::http_client::HeaderMap {
+    let token = secret.encode(&Claims { iat, exp: None }).expect("JWT");
     let mut headers = jsonrpsee::http_client::HeaderMap::new();
     headers.insert(
         "authorization",
         format!("Bearer {token}").parse().expect("header value"),
     );
+    headers
+}
+
+/// An HTTP client sending `Authorization: Bearer <a fresh JWT signed with secret>`.
+fn http_client_with_jwt(addr: SocketAddr, secret: &JwtSecret) -> HttpClient {
     HttpClientBuilder::default()
         .request_timeout(WAIT)
-        .set_headers(headers)
+        .set_headers(jwt_headers(secret, Claims::default().iat))
         .build(format!("http://{addr}"))
         .expect("HTTP client")
+}
+
+/// A WebSocket whose upgrade request carries a JWT with `iat`, signed with `secret`.
+async fn ws_client_with_jwt(addr: SocketAddr, secret: &JwtSecret, iat: u64) -> WsClient {
+    tokio::time::timeout(
+        WAIT,
+        WsClientBuilder::default()
+            .request_timeout(WAIT)
+            .set_headers(jwt_headers(secret, iat))
+            .build(format!("ws://{addr}")),
+    )
+    .await
+    .expect("WebSocket connect within the bound")
+    .expect("WebSocket client")
+}
+
+/// The secret a node keeps in `path` (32 bytes as hex).
+fn read_secret(path: &std::path::Path) -> JwtSecret {
+    let hex = std::fs::read_to_string(path).expect("secret file");
+    JwtSecret::from_hex(hex.trim()).expect("a 32-byte hex secret")
+}
+
+/// Seconds since the Unix epoch, as the node's JWT check counts them.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// A publishing call that got past authentication: stored (and, alone, not sent: -32012).
+fn assert_published<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) {
+    if let Err(e) = result {
+        let (code, message, _) = code_of::<()>(Err(e));
+        assert_eq!(code, rpc::NO_PEERS, "{what}: {message}");
+    }
 }
 
 async fn ws_client(addr: SocketAddr) -> WsClient {
@@ -514,6 +555,69 @@ async fn unsigned_commitment_is_signed_with_the_configured_key() {
         recover_signer(&chain().domain, &decoded).expect("recovers"),
         preconfer
     );
+    node.shutdown().await;
+}
+
+/// A WebSocket authenticates once, at its upgrade, but each publishing call checks that the
+/// token's `iat` is still within 60 s: a connection opened with a token issued 56 s ago may
+/// publish now and is refused (-32015) once the window has passed; read-only calls stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_may_publish_only_while_its_token_is_fresh() {
+    let builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = builder
+        .key_for_slot(builder.next_slot())
+        .copied()
+        .expect("elected key");
+    let mut config = node_config(dir.path(), &builder, Vec::new());
+    config.preconfer_key_file = Some(write_key_file(dir.path(), &key));
+    let node = start(config).await;
+    let secret = read_secret(&dir.path().join("jwt.hex"));
+    let iat = unix_now() - 56;
+    let ws = ws_client_with_jwt(rpc_addr(&node), &secret, iat).await;
+    assert_published(
+        ws.request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(b"in time")])
+            .await,
+        "within the window",
+    );
+    // Until the token is more than 60 s old (bounded: about 5 s from here).
+    let deadline = std::time::Instant::now() + WAIT;
+    while unix_now() <= iat + rpc_auth::MAX_IAT_DIFF_SECS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock did not pass the window"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (code, message, _) = code_of(
+        ws.request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(b"too late")])
+            .await,
+    );
+    assert_eq!(code, UNAUTHORIZED, "{message}");
+    assert!(message.contains("expired"), "a clear error: {message}");
+    let unsigned = builder.next_unsigned(Some(b"too late"));
+    let (code, ..) = code_of(
+        ws.request::<Value, _>(
+            rpc::PUBLISH_COMMITMENT,
+            rpc_params![to_hex(&unsigned.to_ssz()), to_hex(b"too late")],
+        )
+        .await,
+    );
+    assert_eq!(code, UNAUTHORIZED);
+    let head: Value = ws
+        .request(rpc::HEAD, rpc_params![])
+        .await
+        .expect("read-only calls stay open");
+    assert_eq!(head["block_number"], json!(0), "nothing was published");
+    // A new connection with a fresh token publishes again.
+    let fresh = ws_client_with_jwt(rpc_addr(&node), &secret, unix_now()).await;
+    assert_published(
+        fresh
+            .request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(b"reconnected")])
+            .await,
+        "a fresh token",
+    );
+    drop((ws, fresh));
     node.shutdown().await;
 }
 

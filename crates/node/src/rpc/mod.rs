@@ -50,7 +50,7 @@
 //! | -32012 | [`NO_PEERS`] | stored, but no peer is subscribed yet so nothing was sent; peers fetch it on catch-up. `data` is the result the call would have had |
 //! | -32013 | [`BACKPRESSURE`] | a queue is full (SDK command queue, network queue, subscription queue); retry later |
 //! | -32014 | [`NO_PRECONFER_KEY`] | an unsigned commitment, but the node has no preconfer key |
-//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | the node holds a preconfer key and the publishing call had no valid JWT (see [`crate::rpc_auth`]) |
+//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | the node holds a preconfer key and the publishing call had no valid JWT, or its token's `iat` is more than 60 s from now (a WebSocket keeps its upgrade's token; see [`crate::rpc_auth`]) |
 //! | -32000 | [`INTERNAL`] | storage failure, shutting down, other internal errors |
 //!
 //! JSON-RPC's own codes apply as usual (-32700 parse error, -32600 invalid request, -32601
