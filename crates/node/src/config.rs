@@ -126,8 +126,9 @@ pub struct RpcConfig {
     pub subscription_buffer_bytes: usize,
     /// File holding the 32-byte hex secret of the JWTs (HS256, `iat` within 60 s, as for an
     /// execution client's engine API) that `preconf_publishCommitment` and
-    /// `preconf_publishRawTxList` require when the node holds a preconfer key; read-only
-    /// methods stay open. Unset: `<data_dir>/jwt.hex`, created (mode 0600) at first start.
+    /// `preconf_publishRawTxList` require when the node holds a preconfer key or this is set
+    /// (created, mode 0600, if missing); read-only methods stay open. Unset: publishing is
+    /// open without a preconfer key; with one, `<data_dir>/jwt.hex` (created at first start).
     pub jwt_secret_file: Option<PathBuf>,
 }
 

@@ -5,9 +5,12 @@
 //! their engine API, `preconf_publishCommitment` and `preconf_publishRawTxList` then require
 //! `Authorization: Bearer <JWT>`: HS256 over the shared secret in `rpc.jwt_secret_file`
 //! (default `<data_dir>/jwt.hex`, created at first start, mode 0600), with an `iat` claim
-//! within ±60 s of the node's clock (alloy's engine-API [`JwtSecret::validate`]). Read-only
-//! methods and subscriptions stay open (the server listens on localhost by default). Without
-//! a preconfer key nothing is required: the node then only relays what its caller signed.
+//! within ±60 s of the node's clock (alloy's engine-API [`JwtSecret::validate`]). The same
+//! holds without a preconfer key when `rpc.jwt_secret_file` is set explicitly: setting it is
+//! how an operator closes the publishing methods of a relaying node (the file is created as
+//! above when missing). Read-only methods and subscriptions stay open (the server listens on
+//! localhost by default). With neither a preconfer key nor `rpc.jwt_secret_file` nothing is
+//! required: the node then only relays what its caller signed.
 //!
 //! The HTTP layer ([`layer`]) checks the header of each HTTP request (and of the WebSocket
 //! upgrade) and marks the request [`Authorized`] with the token's `iat`; the guarded methods
@@ -53,9 +56,10 @@ impl Authorized {
 /// Who may call the guarded methods.
 #[derive(Debug, Clone, Copy)]
 pub enum RpcAuth {
-    /// No preconfer key: every method is open.
+    /// No preconfer key and no `rpc.jwt_secret_file`: every method is open.
     Open,
-    /// A preconfer key: the guarded methods need a JWT signed with this secret.
+    /// A preconfer key or an explicit `rpc.jwt_secret_file`: the guarded methods need a JWT
+    /// signed with this secret.
     Jwt(JwtSecret),
 }
 
@@ -84,8 +88,8 @@ impl RpcAuth {
             )),
             None => Err(ErrorObjectOwned::owned(
                 UNAUTHORIZED,
-                "this node signs with a preconfer key: publishing needs `Authorization: Bearer \
-                 <JWT>` (HS256 with the secret in rpc.jwt_secret_file, iat within 60 s)",
+                "publishing on this node needs `Authorization: Bearer <JWT>` (HS256 with the \
+                 secret in rpc.jwt_secret_file, iat within 60 s)",
                 None::<()>,
             )),
         }

@@ -621,6 +621,72 @@ async fn a_websocket_may_publish_only_while_its_token_is_fresh() {
     node.shutdown().await;
 }
 
+/// Without a preconfer key, an explicit `rpc.jwt_secret_file` still closes publishing: both
+/// publishing methods need its JWT (the file is created when missing); read-only calls stay
+/// open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_jwt_secret_guards_publishing_without_a_preconfer_key() {
+    let mut builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("rpc-secret.hex");
+    let mut config = node_config(dir.path(), &builder, Vec::new());
+    config.rpc.jwt_secret_file = Some(secret_file.clone());
+    let node = start(config).await;
+    let txlist = b"relayed tx list".to_vec();
+    let block = builder.next_block(Some(txlist.clone()));
+    let commitment = to_hex(&block.commitment.to_ssz());
+
+    let open = http_client(rpc_addr(&node));
+    let (code, message, _) = code_of(
+        open.request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(&txlist)])
+            .await,
+    );
+    assert_eq!(code, UNAUTHORIZED, "{message}");
+    let (code, ..) = code_of(
+        open.request::<Value, _>(
+            rpc::PUBLISH_COMMITMENT,
+            rpc_params![commitment.clone(), to_hex(&txlist)],
+        )
+        .await,
+    );
+    assert_eq!(code, UNAUTHORIZED);
+    let forged = http_client_with_jwt(rpc_addr(&node), &JwtSecret::random());
+    let (code, ..) = code_of(
+        forged
+            .request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(&txlist)])
+            .await,
+    );
+    assert_eq!(code, UNAUTHORIZED);
+    let head: Value = open
+        .request(rpc::HEAD, rpc_params![])
+        .await
+        .expect("head is open");
+    assert_eq!(head["block_number"], json!(0), "nothing was published");
+
+    let client = http_client_with_jwt(rpc_addr(&node), &read_secret(&secret_file));
+    assert_published(
+        client
+            .request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(&txlist)])
+            .await,
+        "raw tx list with the JWT",
+    );
+    assert_published(
+        client
+            .request::<Value, _>(
+                rpc::PUBLISH_COMMITMENT,
+                rpc_params![commitment, to_hex(&txlist)],
+            )
+            .await,
+        "commitment with the JWT",
+    );
+    let head: Value = open
+        .request(rpc::HEAD, rpc_params![])
+        .await
+        .expect("head is open");
+    assert_eq!(head["block_number"], json!(1));
+    node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_stop_on_shutdown() {
     let builder = builder();

@@ -50,7 +50,7 @@
 //! | -32012 | [`NO_PEERS`] | stored, but no peer is subscribed yet so nothing was sent; peers fetch it on catch-up. `data` is the result the call would have had |
 //! | -32013 | [`BACKPRESSURE`] | a queue is full (SDK command queue, network queue, subscription queue); retry later |
 //! | -32014 | [`NO_PRECONFER_KEY`] | an unsigned commitment, but the node has no preconfer key |
-//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | the node holds a preconfer key and the publishing call had no valid JWT, or its token's `iat` is more than 60 s from now (a WebSocket keeps its upgrade's token; see [`crate::rpc_auth`]) |
+//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | publishing needs a JWT here (the node holds a preconfer key, or `rpc.jwt_secret_file` is set) and the call had none, or its token's `iat` is more than 60 s from now (a WebSocket keeps its upgrade's token; see [`crate::rpc_auth`]) |
 //! | -32000 | [`INTERNAL`] | storage failure, shutting down, other internal errors |
 //!
 //! JSON-RPC's own codes apply as usual (-32700 parse error, -32600 invalid request, -32601
@@ -135,18 +135,7 @@ pub async fn serve(
         .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
         .set_message_buffer_capacity(message_buffer)
         .build();
-    let auth = Arc::new(match context.preconfer {
-        Some(_) => {
-            let path = config
-                .jwt_secret_file
-                .clone()
-                .unwrap_or_else(|| context.config.data_dir.join(JWT_SECRET_FILE));
-            let secret = load_or_create_jwt_secret(&path)?;
-            info!(secret_file = %path.display(), "publishing over JSON-RPC needs a JWT");
-            RpcAuth::Jwt(secret)
-        }
-        None => RpcAuth::Open,
-    });
+    let auth = Arc::new(rpc_auth_for(&context)?);
     let server = Server::builder()
         .set_config(server_config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(rpc_auth::layer(auth.clone())))
@@ -171,6 +160,23 @@ pub async fn serve(
         .instrument(tracing::info_span!("rpc", addr = %bound)),
     );
     Ok((bound, task))
+}
+
+/// Who may publish: a JWT is needed when the node holds a preconfer key (else anyone reaching
+/// the port could sign in its name) or when `rpc.jwt_secret_file` is set explicitly (the
+/// operator's way to close publishing on a relaying node); the secret comes from that file, or
+/// `<data_dir>/jwt.hex`, created when missing. With neither, publishing is open.
+fn rpc_auth_for(context: &NodeContext) -> Result<RpcAuth, NodeError> {
+    let explicit = context.config.rpc.jwt_secret_file.as_ref();
+    if context.preconfer.is_none() && explicit.is_none() {
+        return Ok(RpcAuth::Open);
+    }
+    let path = explicit
+        .cloned()
+        .unwrap_or_else(|| context.config.data_dir.join(JWT_SECRET_FILE));
+    let secret = load_or_create_jwt_secret(&path)?;
+    info!(secret_file = %path.display(), "publishing over JSON-RPC needs a JWT");
+    Ok(RpcAuth::Jwt(secret))
 }
 
 fn module(
