@@ -521,6 +521,15 @@ impl SdkStorage for RedbStore {
         })
     }
 
+    /// One lookup in the hash index; the bytes are neither read nor copied.
+    fn has_txlist(&self, hash: &B256) -> Result<bool, StorageError> {
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
+            Ok(numbers.get(&hash.0)?.is_some())
+        })
+    }
+
     fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
         self.with_db(|db| {
             let tx = db.begin_read()?;
@@ -655,6 +664,36 @@ mod tests {
             (stats.lowest_block, stats.highest_block),
             (Some(1), Some(10))
         );
+    }
+
+    /// `has_txlist` answers from the hash index alone: present, absent, pruned; and an index
+    /// entry whose bytes are not there (never written by the store itself, planted here)
+    /// shows that the bytes table is not read.
+    #[test]
+    fn has_txlist_reads_only_the_hash_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let txlist = Bytes::from_static(&[3u8; 48]);
+        let hash = raw_tx_list_hash(&txlist);
+        assert!(!store.has_txlist(&hash).unwrap());
+        store.put_txlist(hash, 2, txlist).unwrap();
+        assert!(store.has_txlist(&hash).unwrap());
+        assert!(!store.has_txlist(&B256::repeat_byte(0x44)).unwrap());
+        store.prune_below(3).unwrap();
+        assert!(!store.has_txlist(&hash).unwrap());
+
+        let indexed_only = B256::repeat_byte(0x55);
+        {
+            let db = store.db.read();
+            let tx = db.as_ref().unwrap().begin_write().unwrap();
+            tx.open_table(TXLIST_NUMBER_BY_HASH)
+                .unwrap()
+                .insert(&indexed_only.0, 9)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        assert_eq!(store.txlist(&indexed_only).unwrap(), None);
+        assert!(store.has_txlist(&indexed_only).unwrap());
     }
 
     #[test]
