@@ -246,7 +246,7 @@ impl Liar for ChaosLiar {
 
     fn txlist(&self, hash: B256) -> Vec<u8> {
         // Half the time a list that does not hash to `hash`, else "not found".
-        if hash.0[0] % 2 == 0 {
+        if hash.0[0].is_multiple_of(2) {
             b"not the list you asked for".to_vec()
         } else {
             Vec::new()
@@ -593,7 +593,7 @@ async fn check(
         .map_err(|e| format!("an acknowledged block or tx list went missing: {e}"))?;
     // 5: the attackers' tx lists: stored nowhere, and no node but the victim holds more
     //    unreferenced lists than before the case (the holding area only grows by arrivals).
-    for i in 0..n {
+    for (i, before) in orphans_before.iter().enumerate() {
         let sdk = honest.node(i).sdk();
         for hash in sent {
             if matches!(sdk.raw_txlist(hash), Ok(Some(_))) {
@@ -601,11 +601,10 @@ async fn check(
             }
         }
         let orphans = sdk.status().orphan_txlists;
-        if i != victim && orphans > orphans_before[i] {
+        if i != victim && orphans > *before {
             return Err(format!(
-                "node {i} holds {orphans} unreferenced tx lists, {} before the case: one was \
-                 forwarded",
-                orphans_before[i]
+                "node {i} holds {orphans} unreferenced tx lists, {before} before the case: one \
+                 was forwarded"
             ));
         }
     }
