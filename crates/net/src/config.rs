@@ -142,6 +142,14 @@ pub struct NetworkConfig {
     pub max_connections_per_peer: u32,
     /// Most incoming connections still in their handshake, over all peers. Default 16.
     pub max_pending_incoming: u32,
+    /// Most time a connection may take to complete the libp2p upgrade after TCP connects
+    /// (multistream-select, noise, yamux); one still in it then is dropped. It bounds how
+    /// long a silent or trickling socket holds one of [`Self::max_pending_incoming`] and of
+    /// its IP's [`Self::max_connections_per_ip`], so a few hosts cannot keep every pending
+    /// slot; it applies to our dials too. Default 10 s (libp2p's own default, which applied
+    /// before this was configurable); must be positive.
+    #[serde(with = "millis")]
+    pub handshake_timeout: Duration,
     /// discv5 bootnodes as ENR strings (`enr:-…`).
     pub bootnodes: Vec<String>,
     /// Peers dialled at start and redialled with exponential backoff when disconnected.
@@ -238,6 +246,7 @@ impl Default for NetworkConfig {
             target_peers: 50,
             max_connections_per_peer: 1,
             max_pending_incoming: 16,
+            handshake_timeout: Duration::from_secs(10),
             bootnodes: Vec::new(),
             static_peers: Vec::new(),
             static_peer_backoff: Duration::from_secs(1),
@@ -283,6 +292,11 @@ impl NetworkConfig {
         }
         if s.app_score_min > 0.0 || s.app_score_max < 0.0 {
             return Err(NetError::Config("app score bounds must contain 0".into()));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(NetError::Config(
+                "handshake_timeout must be positive".into(),
+            ));
         }
         if self.request_read_timeout.is_zero() || self.request_timeout.is_zero() {
             return Err(NetError::Config(

@@ -158,6 +158,9 @@ pub(crate) async fn spawn(
         .with_behaviour(|_| behaviour)
         .map_err(transport_err)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        // Bounds the upgrade (multistream-select, noise, yamux) of every connection, inbound
+        // and outbound: a silent socket gives back its pending slot after this.
+        .with_connection_timeout(config.handshake_timeout)
         .build();
 
     swarm

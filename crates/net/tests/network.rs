@@ -1034,6 +1034,84 @@ async fn inbound_connections_are_capped_per_ip() {
         .is_some());
 }
 
+/// TCP sockets that connect and never speak hold pending inbound slots only until
+/// `handshake_timeout`: while they are pending an honest peer is refused
+/// (`max_pending_incoming` is 2), after it the node has closed them and the honest peer
+/// connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_free_their_pending_slots_after_the_handshake_timeout() {
+    const PENDING: usize = 2;
+    let handshake_timeout = Duration::from_secs(3);
+    let victim_cfg = NetworkConfig {
+        max_pending_incoming: PENDING as u32,
+        handshake_timeout,
+        // Every socket comes from 127.0.0.1: the per-IP cap is another test's subject.
+        max_connections_per_ip: 64,
+        ..test_config()
+    };
+    let (victim, mut victim_events) = start(victim_cfg).await;
+    let port = addr(&victim)
+        .await
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("a TCP listen address");
+    let opened = std::time::Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..PENDING {
+        let socket = timeout(WAIT, tokio::net::TcpStream::connect(("127.0.0.1", port)))
+            .await
+            .expect("TCP connect within the bound")
+            .expect("TCP connect");
+        silent.push(socket);
+    }
+    // Every pending slot is held: a real peer's connection is refused.
+    assert!(
+        bare_dial_is_refused(&victim).await,
+        "a connection beyond max_pending_incoming is refused"
+    );
+    assert!(
+        opened.elapsed() < handshake_timeout,
+        "the refusal came while the silent sockets were pending"
+    );
+    // The node closes the silent sockets once their handshake time is up (bounded well
+    // below libp2p's 10 s default, so the configured timeout is what closed them).
+    let bound = handshake_timeout + Duration::from_secs(3);
+    for socket in silent {
+        let closed = tokio::time::timeout_at((opened + bound).into(), async {
+            let mut buf = [0u8; 64];
+            loop {
+                if socket.readable().await.is_err() {
+                    return;
+                }
+                match socket.try_read(&mut buf) {
+                    Ok(0) => return,
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "a silent socket still open {:?} after it connected",
+            opened.elapsed()
+        );
+    }
+    // The slots are free again: an honest peer connects.
+    let (honest, mut honest_events) = start(test_config()).await;
+    connect(&honest, &mut honest_events, &victim).await;
+    let id = honest.local_peer_id();
+    wait_for(
+        &mut victim_events,
+        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == id),
+    )
+    .await
+    .expect("the honest peer takes a freed slot");
+}
+
 /// 200 distinct peer ids connect over TCP (in batches), are identified, and disconnect: every
 /// per-peer map of the victim (peer manager, pacer, connection limits, connected set) grows
 /// with them and returns to its size before them. Nothing a peer id leaves behind
