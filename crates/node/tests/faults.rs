@@ -136,6 +136,22 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
         }
     }
     assert_eq!(lost, 0, "B lost a commitment");
+    // And every tx list, those owed while the disk was full included (a failed write once
+    // made B forget what it owed until a restart).
+    let mut status = b.sdk().watch_status();
+    tokio::time::timeout(common::WAIT, status.wait_for(|s| s.missing_txlists == 0))
+        .await
+        .unwrap_or_else(|_| panic!("B still owes tx lists: {:?}", b.sdk().status()))
+        .expect("status");
+    for c in &honest.acknowledged {
+        let hash = c.preconf().raw_tx_list_hash;
+        if hash != preconfirmation_types::B256::ZERO
+            && !matches!(b.sdk().raw_txlist(&hash), Ok(Some(_)))
+        {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "B lost a tx list");
     println!(
         "RELIABILITY disk_full unhealthy_to_recovered={:.1}s",
         recovered.as_secs_f64()
