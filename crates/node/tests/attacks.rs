@@ -1139,6 +1139,42 @@ async fn junk_txlist_flood_of(per_attacker: usize) {
     honest.shutdown().await;
 }
 
+/// Publishes from node 0 a block whose tx list is at the 2 MiB cap and waits until node
+/// `victim` stores the list; returns the list's hash and the victim's response-byte budget.
+async fn store_largest_txlist(
+    honest: &mut Honest,
+    victim: usize,
+) -> (B256, preconfirmation_net::ByteRateLimit) {
+    let big = vec![0x42u8; preconfirmation_types::MAX_TXLIST_BYTES];
+    let block = honest.builder.next_block(Some(big));
+    let hash = block.commitment.preconf().raw_tx_list_hash;
+    let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
+    let _ = honest
+        .node(0)
+        .sdk()
+        .publish(block.commitment.clone(), txlist)
+        .await;
+    for i in 0..honest.nodes.len() {
+        wait_head(honest.node(i), 1).await;
+    }
+    honest.acknowledged.push(block.commitment);
+    tokio::time::timeout(common::WAIT, async {
+        while !matches!(honest.node(victim).sdk().raw_txlist(&hash), Ok(Some(_))) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the victim stores the 2 MiB tx list");
+    let budget = honest
+        .node(victim)
+        .sdk()
+        .config()
+        .network
+        .rate_limit
+        .response_bytes;
+    (hash, budget)
+}
+
 /// Tx-list amplification: a 32-byte `get_raw_txlist` request for a stored 2 MiB tx list, sent
 /// by one peer id as fast as it is answered (2 in flight). What the victim sends that peer is
 /// held to its response-byte budget (`rate_limit.response_bytes`, reserved before serving),
@@ -1157,34 +1193,7 @@ async fn txlist_amplification() {
     })
     .await;
     // A block whose tx list is at the 2 MiB cap, stored on the victim.
-    let big = vec![0x42u8; preconfirmation_types::MAX_TXLIST_BYTES];
-    let block = honest.builder.next_block(Some(big));
-    let hash = block.commitment.preconf().raw_tx_list_hash;
-    let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
-    let _ = honest
-        .node(0)
-        .sdk()
-        .publish(block.commitment.clone(), txlist)
-        .await;
-    for i in 0..3 {
-        wait_head(honest.node(i), 1).await;
-    }
-    honest.acknowledged.push(block.commitment);
-    tokio::time::timeout(common::WAIT, async {
-        while !matches!(honest.node(1).sdk().raw_txlist(&hash), Ok(Some(_))) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the victim stores the 2 MiB tx list");
-
-    let budget = honest
-        .node(1)
-        .sdk()
-        .config()
-        .network
-        .rate_limit
-        .response_bytes;
+    let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let x = Arc::new(RawPeer::spawn(chain().chain_id));
     x.connect(honest.node(1)).await;
@@ -1267,31 +1276,7 @@ async fn txlist_amplification_across_reconnects() {
         }
     })
     .await;
-    let big = vec![0x42u8; preconfirmation_types::MAX_TXLIST_BYTES];
-    let block = honest.builder.next_block(Some(big));
-    let hash = block.commitment.preconf().raw_tx_list_hash;
-    let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
-    let _ = honest
-        .node(0)
-        .sdk()
-        .publish(block.commitment.clone(), txlist)
-        .await;
-    wait_head(honest.node(1), 1).await;
-    honest.acknowledged.push(block.commitment);
-    tokio::time::timeout(common::WAIT, async {
-        while !matches!(honest.node(1).sdk().raw_txlist(&hash), Ok(Some(_))) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the victim stores the 2 MiB tx list");
-    let budget = honest
-        .node(1)
-        .sdk()
-        .config()
-        .network
-        .rate_limit
-        .response_bytes;
+    let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let key = libp2p::identity::Keypair::generate_ed25519();
     let mut request = varint(32);

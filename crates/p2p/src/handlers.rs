@@ -1715,32 +1715,13 @@ mod tests {
         assert!(verdict_effects(&mut h).is_empty(), "not expired later");
     }
 
-    /// The schedule of the builder's chain, known up to slot `last_known` only.
-    fn known_up_to(builder: &ChainBuilder, last_known: u64) -> Arc<dyn crate::Lookahead> {
-        let full = builder.lookahead();
-        let signers = builder
-            .keys()
-            .iter()
-            .map(preconfirmation_types::secret_key_to_address)
-            .collect();
-        let partial = crate::RotatingLookahead::new(
-            signers,
-            full.slots_per_window(),
-            full.genesis(),
-            full.slot_duration(),
-        )
-        .expect("the builder's parameters")
-        .with_horizon(last_known);
-        Arc::new(partial)
-    }
-
     /// Finding: a commitment for a window beyond the known schedule waits as pending (any key
     /// may have signed it), yet the tx list it references was released as `Accept` and so
     /// forwarded. A tx list is forwarded only on an *accepted* commitment's word (or one
     /// waiting for its parent: its signer was checked), whichever comes first.
     #[test]
     fn a_commitment_waiting_for_its_schedule_does_not_release_its_txlist() {
-        let mut h = harness_knowing(|_| {}, |b| known_up_to(b, 3));
+        let mut h = harness_knowing(|_| {}, |b| b.lookahead_known_to(3));
         let mut beyond = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
         for _ in 0..8 {
             beyond.skip_slot();
@@ -1801,7 +1782,7 @@ mod tests {
     /// arrival: rechecked after it arrived, it is still swept `max_age` after arrival.
     #[test]
     fn an_entry_rechecked_past_max_age_is_swept() {
-        let mut h = harness_knowing(|_| {}, |b| known_up_to(b, 3));
+        let mut h = harness_knowing(|_| {}, |b| b.lookahead_known_to(3));
         let mut beyond = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
         for _ in 0..8 {
             beyond.skip_slot();

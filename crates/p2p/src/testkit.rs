@@ -102,6 +102,22 @@ impl ChainBuilder {
         self.lookahead.clone()
     }
 
+    /// The same schedule known only up to slot `last_known` (inclusive), as a source that has
+    /// not learned the rest yet: later slots have no schedule (commitments for them wait).
+    pub fn lookahead_known_to(&self, last_known: u64) -> Arc<RotatingLookahead> {
+        let signers = self.keys.iter().map(secret_key_to_address).collect();
+        let full = &self.lookahead;
+        let partial = RotatingLookahead::new(
+            signers,
+            full.slots_per_window(),
+            full.genesis(),
+            full.slot_duration(),
+        )
+        .expect("the builder's own parameters")
+        .with_horizon(last_known);
+        Arc::new(partial)
+    }
+
     /// The chain.
     pub fn chain(&self) -> &ChainSpec {
         &self.chain

@@ -191,18 +191,8 @@ async fn schedule_unknown_flood() {
     const ATTACKERS: usize = 4;
     const PER_ATTACKER: u64 = 600;
     let mut builder = ChainBuilder::in_the_past(chain(), 3, 4, 400);
-    let full = builder.lookahead();
-    let signers = builder
-        .keys()
-        .iter()
-        .map(preconfirmation_types::secret_key_to_address)
-        .collect();
     // The victim knows slots 0..=7 (blocks 1..=8) only.
-    let horizon = std::sync::Arc::new(
-        p2p::RotatingLookahead::new(signers, 4, full.genesis(), full.slot_duration())
-            .expect("lookahead")
-            .with_horizon(7),
-    );
+    let horizon = builder.lookahead_known_to(7);
     let mut victim_config = sdk_config();
     victim_config.catchup.enabled = false;
     victim_config.pending.max_count = 1_024;
@@ -303,24 +293,10 @@ async fn schedule_unknown_flood() {
 async fn a_txlist_riding_on_a_commitment_beyond_the_schedule_is_not_forwarded() {
     use std::sync::Arc;
     let builder = ChainBuilder::in_the_past(chain(), 2, 4, 200);
-    let full = builder.lookahead();
-    let signers = builder
-        .keys()
-        .iter()
-        .map(preconfirmation_types::secret_key_to_address)
-        .collect();
-    let horizon = p2p::RotatingLookahead::new(
-        signers,
-        full.slots_per_window(),
-        full.genesis(),
-        full.slot_duration(),
-    )
-    .expect("lookahead")
-    .with_horizon(7);
     let (v, _v_events) = p2p::P2pSdk::start(
         sdk_config(),
         Arc::new(p2p::MemoryStorage::default()),
-        Arc::new(horizon),
+        builder.lookahead_known_to(7),
         None,
     )
     .await
