@@ -864,7 +864,17 @@ mod tests {
         assert!(!Failure::Redb(redb::Error::Corrupted("x".into())).latches());
         assert!(!Failure::Store(StorageError::Backend("x".into())).latches());
 
+        let before = Instant::now();
         store.latch(&latched, 0);
+        {
+            let mut reopen = store.reopen.lock();
+            assert!(
+                reopen.next_attempt >= before + REOPEN_BACKOFF_INITIAL,
+                "due after the backoff"
+            );
+            // Not due for the rest of the test (however slow the machine runs the loop).
+            reopen.next_attempt = Instant::now() + Duration::from_secs(3600);
+        }
         for _ in 0..1000 {
             assert_eq!(store.head().unwrap(), Some(commitments[1].clone()));
         }
@@ -902,6 +912,7 @@ mod tests {
         std::fs::rename(store.path(), &moved).unwrap();
         store.latch(&Failure::Redb(redb::Error::PreviousIo), 0);
         store.reopen.lock().next_attempt = Instant::now();
+        let failed_at = Instant::now();
         let failed = store.head();
         assert!(
             matches!(&failed, Err(StorageError::Backend(e)) if e.contains("reopening")),
@@ -909,8 +920,16 @@ mod tests {
         );
         assert!(!store.path().exists(), "no empty database created");
         assert_eq!(store.reopens(), 0);
-        assert!(store.reopen.lock().next_attempt > Instant::now());
-        assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_INITIAL * 4);
+        {
+            let mut reopen = store.reopen.lock();
+            assert!(
+                reopen.next_attempt > failed_at,
+                "the next attempt waits for the backoff"
+            );
+            assert_eq!(reopen.backoff, REOPEN_BACKOFF_INITIAL * 4);
+            // Not due until the test says so, however slow the machine is.
+            reopen.next_attempt = Instant::now() + Duration::from_secs(3600);
+        }
         std::fs::rename(&moved, store.path()).unwrap();
         assert!(store.head().is_err(), "not due yet");
         store.reopen.lock().next_attempt = Instant::now();
