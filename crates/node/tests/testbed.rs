@@ -288,10 +288,34 @@ fn a_killed_testbed_is_cleaned_by_the_next_start() {
     let (_keep, dir) = data_dir();
     let child = long_run(&dir);
     let pid = child.id();
-    // SIGKILL: no cleanup runs; the namespaces and the nodes stay.
+    // The nodes run unprivileged (the testbed itself, also naming the dir, is root).
+    let nodes: Vec<u32> = processes_using(&dir)
+        .into_iter()
+        .filter(|p| *p != pid)
+        .collect();
+    assert!(!nodes.is_empty(), "nodes running");
+    for node in &nodes {
+        let status = std::fs::read_to_string(format!("/proc/{node}/status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next().map(str::to_owned));
+        assert_eq!(uid.as_deref(), Some("65534"), "node {node} runs as nobody");
+    }
+    // SIGKILL: no cleanup of the testbed runs; the namespaces stay, but the nodes die with it
+    // (parent-death signal), bounded wait.
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
     let _ = finish(child);
     assert!(!namespaces_of(pid).is_empty(), "leftovers after SIGKILL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_using(&dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nodes outlived the killed testbed: {:?}",
+            processes_using(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The next start removes them (and the nodes inside) before it builds its own network;
     // a bad flag after that stops it early.
     let (_keep2, dir2) = data_dir();

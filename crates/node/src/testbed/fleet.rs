@@ -66,6 +66,12 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The uid the testbed's nodes run as (`nobody`): root builds the namespaces, the nodes need
+/// none of it.
+pub const NODE_UID: u32 = 65534;
+/// The gid the testbed's nodes run as (`nogroup`).
+pub const NODE_GID: u32 = 65534;
+
 /// The node processes; all stopped on drop.
 #[derive(Debug, Default)]
 pub struct Fleet {
@@ -94,9 +100,23 @@ impl Fleet {
         let log = dir.join("node.log");
         let log_file = File::create(&log).map_err(|e| NodeError::io(&log, e))?;
         let exe = std::env::current_exe().map_err(|e| NodeError::Testbed(e.to_string()))?;
+        // The node owns its data dir and runs unprivileged, and dies with the testbed even
+        // when the testbed is SIGKILLed (no cleanup of ours runs then).
+        for path in [dir.as_path(), config_path.as_path()] {
+            nix::unistd::chown(
+                path,
+                Some(nix::unistd::Uid::from_raw(NODE_UID)),
+                Some(nix::unistd::Gid::from_raw(NODE_GID)),
+            )
+            .map_err(|e| NodeError::Testbed(format!("chown {}: {e}", path.display())))?;
+        }
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &network.node(index)])
+            .arg("setpriv")
+            .arg(format!("--reuid={NODE_UID}"))
+            .arg(format!("--regid={NODE_GID}"))
+            .args(["--clear-groups", "--pdeathsig", "KILL", "--"])
             .arg(exe)
             .arg("run")
             .arg("--config")

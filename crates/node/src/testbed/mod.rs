@@ -337,6 +337,21 @@ struct DataDir {
 
 impl DataDir {
     fn new(given: Option<&std::path::Path>) -> Result<Self, NodeError> {
+        let data = Self::create(given)?;
+        // The nodes run unprivileged ([`fleet::NODE_UID`]) and must reach their own dirs
+        // inside: let others traverse (not list) it.
+        use std::os::unix::fs::PermissionsExt;
+        let path = &data.path;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| NodeError::io(path, e))?
+            .permissions()
+            .mode();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o111))
+            .map_err(|e| NodeError::io(path, e))?;
+        Ok(data)
+    }
+
+    fn create(given: Option<&std::path::Path>) -> Result<Self, NodeError> {
         if let Some(path) = given {
             std::fs::create_dir_all(path).map_err(|e| NodeError::io(path, e))?;
             return Ok(Self {
