@@ -228,3 +228,118 @@ async fn restart_keeps_identity_and_data_and_sigkill_loses_nothing_acknowledged(
     drop(node);
     publisher.shutdown().await;
 }
+
+/// Finding: a local publish reached the wire before the disk, so a node that crashed in
+/// between no longer knew it had signed block N and signed another (slashing evidence against
+/// its operator). The real binary, holding the preconfer key, signs and publishes block 1 over
+/// JSON-RPC (JWT) to an in-process peer, is SIGKILLed as soon as the call returns, and
+/// restarts on the same data dir: a different commitment for block 1 is refused as an
+/// equivocation, and the peer holds the first commitment only, never a second. (The ordering
+/// itself, disk before wire, is pinned by `a_local_publish_reaches_the_disk_before_any_peer`
+/// in the SDK's tests with a slow disk.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_signed_before_a_sigkill_is_never_signed_again() {
+    use alloy_rpc_types_engine::{Claims, JwtSecret};
+    use jsonrpsee::core::client::ClientT;
+    use jsonrpsee::http_client::HttpClientBuilder;
+    use jsonrpsee::rpc_params;
+    use preconfirmation_types::{WireMessage, U256};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let builder = builder(100);
+    let (peer, peer_addr) = publisher(&dir.path().join("peer"), &builder).await;
+    let mut peer_events = peer.sdk().subscribe();
+    let key = *builder
+        .key_for_slot(builder.next_slot())
+        .expect("elected key");
+    let data = dir.path().join("node");
+    let mut c = node_config(&data, &builder, vec![peer_addr]);
+    c.preconfer_key_file = Some(common::write_key_file(dir.path(), &key));
+    let config = dir.path().join("node.toml");
+    write_config(&config, &c);
+
+    let publish = |rpc: std::net::SocketAddr, unsigned: Vec<u8>, txlist: Vec<u8>| {
+        let secret_hex = std::fs::read_to_string(data.join("jwt.hex")).expect("jwt secret");
+        async move {
+            let secret = JwtSecret::from_hex(secret_hex.trim()).expect("secret");
+            let token = secret.encode(&Claims::default()).expect("JWT");
+            let mut headers = jsonrpsee::http_client::HeaderMap::new();
+            headers.insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("header"),
+            );
+            let client = HttpClientBuilder::default()
+                .request_timeout(WAIT)
+                .set_headers(headers)
+                .build(format!("http://{rpc}"))
+                .expect("client");
+            client
+                .request::<serde_json::Value, _>(
+                    "preconf_publishCommitment",
+                    rpc_params![common::to_hex(&unsigned), common::to_hex(&txlist)],
+                )
+                .await
+        }
+    };
+
+    let node = Proc::spawn(&config, &[], &[]);
+    peer.sdk()
+        .wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("the node meshes with its peer");
+    let txlist = b"signed once".to_vec();
+    let unsigned = builder.next_unsigned(Some(&txlist));
+    let receipt = publish(node.rpc.expect("rpc on"), unsigned.to_ssz(), txlist.clone())
+        .await
+        .expect("the first commitment is published");
+    node.sigkill();
+
+    let node = Proc::spawn(&config, &[], &[]);
+    let mut other = unsigned.clone();
+    other.preconf.gas_limit = U256::from(123_456u64);
+    let refused = publish(node.rpc.expect("rpc on"), other.to_ssz(), txlist).await;
+    let message = format!("{refused:?}");
+    assert!(
+        refused.is_err() && message.to_lowercase().contains("equivoc"),
+        "a second commitment for block 1 is refused as an equivocation: {message}"
+    );
+    assert_eq!(
+        node.head().await,
+        1,
+        "the first commitment survived the SIGKILL"
+    );
+
+    // The peer holds the first commitment (by gossip, or from the restarted node if the kill
+    // came before it was sent), and never heard of another for block 1.
+    let mut status = peer.sdk().watch_status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.head_block_number >= 1))
+        .await
+        .expect("the peer gets block 1")
+        .expect("status");
+    let stored = peer
+        .sdk()
+        .commitment_by_number(1)
+        .expect("read")
+        .expect("the peer holds block 1");
+    assert_eq!(
+        serde_json::json!(common::to_hex(&stored.to_ssz())),
+        receipt["commitment"]
+    );
+    let mut announced = 0;
+    while let Ok(Ok(event)) =
+        tokio::time::timeout(Duration::from_millis(500), peer_events.recv()).await
+    {
+        match event {
+            p2p::SdkEvent::Commitment { commitment, .. }
+                if commitment.preconf().block_number == U256::from(1u64) =>
+            {
+                announced += 1
+            }
+            p2p::SdkEvent::Equivocation { .. } => panic!("the peer saw two commitments"),
+            _ => {}
+        }
+    }
+    assert_eq!(announced, 1, "one commitment for block 1 reached the peer");
+    drop(node);
+    peer.shutdown().await;
+}

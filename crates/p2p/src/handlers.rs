@@ -224,8 +224,37 @@ impl Core {
                 penalise: false,
             };
         }
-        self.validator
-            .validate_commitment(signed, signer, &self.state, now)
+        let outcome = self
+            .validator
+            .validate_commitment(signed, signer.clone(), &self.state, now);
+        match outcome {
+            // Below the head, memory knows only what this process accepted; our own disk
+            // knows what we signed before a restart. Another commitment by the same signer
+            // for a stored block is ours twice: refused as the equivocation it would be.
+            ValidationOutcome::Reject {
+                reason: RejectReason::Stale { number, head },
+                penalise,
+            } => match (self.storage.commitment_by_number(number), signer) {
+                (Ok(Some(first)), Ok(signer))
+                    if &first != signed
+                        && first.preconf() != signed.preconf()
+                        && self.validator.recover_signer(&first).ok() == Some(signer) =>
+                {
+                    ValidationOutcome::Reject {
+                        reason: RejectReason::Equivocation {
+                            kind: crate::validation::EquivocationKind::SameBlockNumber,
+                            first: Box::new(first),
+                        },
+                        penalise: false,
+                    }
+                }
+                _ => ValidationOutcome::Reject {
+                    reason: RejectReason::Stale { number, head },
+                    penalise,
+                },
+            },
+            other => other,
+        }
     }
 
     pub(crate) fn take_effects(&mut self) -> Vec<Effect> {

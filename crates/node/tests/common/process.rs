@@ -35,6 +35,8 @@ pub struct Proc {
     child: Child,
     /// The HTTP address the node logged.
     pub http: SocketAddr,
+    /// The JSON-RPC address the node logged, when the RPC server is on.
+    pub rpc: Option<SocketAddr>,
     lines: mpsc::Receiver<String>,
 }
 
@@ -79,7 +81,13 @@ impl Proc {
                     .expect("http field")
                     .parse()
                     .expect("addr");
-                return Proc { child, http, lines };
+                let rpc = json["fields"]["rpc"].as_str().and_then(|a| a.parse().ok());
+                return Proc {
+                    child,
+                    http,
+                    rpc,
+                    lines,
+                };
             }
         }
     }
