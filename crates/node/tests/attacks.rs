@@ -764,11 +764,7 @@ async fn a_longer_fork_does_not_win_the_first_block_without_an_anchor_hash() {
             })),
         )
         .await;
-        statics.push(
-            liar.net.listen_addrs().await.expect("addrs")[0]
-                .clone()
-                .with(libp2p::multiaddr::Protocol::P2p(liar.peer_id)),
-        );
+        statics.push(liar.p2p_addr().await);
         liars.push(liar);
     }
     statics.push(common::p2p_addr(honest.node(0)).await);
@@ -830,11 +826,7 @@ async fn lying_head_is_bounded() {
             })),
         )
         .await;
-        statics.push(
-            liar.net.listen_addrs().await.expect("addrs")[0]
-                .clone()
-                .with(libp2p::multiaddr::Protocol::P2p(liar.peer_id)),
-        );
+        statics.push(liar.p2p_addr().await);
         liars.push(liar);
     }
     statics.push(common::p2p_addr(honest.node(0)).await);
@@ -914,10 +906,7 @@ async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
             fork: fork.clone(),
         });
         let peer = GossipPeer::start(&chain(), Some(liar)).await;
-        let addr = peer.net.listen_addrs().await.expect("addrs")[0]
-            .clone()
-            .with(libp2p::multiaddr::Protocol::P2p(peer.peer_id));
-        statics.push(addr);
+        statics.push(peer.p2p_addr().await);
         liars.push((lie, peer));
     }
     statics.push(common::p2p_addr(honest.node(0)).await);

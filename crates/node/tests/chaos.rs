@@ -344,10 +344,7 @@ async fn act(
                     })),
                 )
                 .await;
-                let addr = liar.net.listen_addrs().await.expect("addrs")[0]
-                    .clone()
-                    .with(libp2p::multiaddr::Protocol::P2p(liar.peer_id));
-                let _ = victim.sdk().dial(addr).await;
+                let _ = victim.sdk().dial(liar.p2p_addr().await).await;
                 let _ = victim.sdk().catch_up();
                 // Let the victim ask it (bounded by the case), then go.
                 let mut status = victim.sdk().watch_status();

@@ -849,6 +849,13 @@ impl GossipPeer {
         GossipPeer { net, peer_id, task }
     }
 
+    /// Its first listen address with `/p2p/<id>`, to give a node as a static peer or dial.
+    pub async fn p2p_addr(&self) -> Multiaddr {
+        self.net.listen_addrs().await.expect("addrs")[0]
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(self.peer_id))
+    }
+
     /// Dials `node` and waits until both gossip topics have `node` as a peer.
     pub async fn connect(&self, node: &Node) {
         self.net
