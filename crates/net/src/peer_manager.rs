@@ -884,6 +884,120 @@ mod tests {
         assert!(!pm.backing_off(&visitor, t + Duration::from_millis(10)));
     }
 
+    /// The edges of the refusal backoff: a connection of exactly `stable_connection` is
+    /// stable; the backoff ends exactly at `next_dial`; the longest-waiting refuser goes when
+    /// more than `remembered_departed_peers` are remembered; a stable disconnect redials a
+    /// static peer after the initial backoff, not before.
+    #[test]
+    fn refusal_backoff_edges() {
+        let peer = PeerId::random();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
+        let cfg = NetworkConfig {
+            static_peers: vec![addr.clone()],
+            remembered_departed_peers: 2,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        assert_eq!(pm.due_static_dials(t0), vec![addr.clone()]);
+        // Exactly `stable_connection`: stable, no refusal; redialled after the initial 1 s.
+        pm.on_connected(peer, &addr, true, t0);
+        let t1 = t0 + cfg.stable_connection;
+        pm.on_disconnected(peer, t1);
+        assert_eq!(
+            pm.refusers(),
+            0,
+            "a connection of exactly the stable time is stable"
+        );
+        assert!(pm
+            .due_static_dials(t1 + Duration::from_millis(999))
+            .is_empty());
+        assert_eq!(
+            pm.due_static_dials(t1 + Duration::from_secs(1)),
+            vec![addr.clone()]
+        );
+        // One tick shorter: a refusal; not due before `next_dial`, due exactly then.
+        let t2 = t1 + Duration::from_secs(10);
+        pm.on_connected(peer, &addr, true, t2);
+        let t3 = t2 + cfg.stable_connection - Duration::from_millis(1);
+        pm.on_disconnected(peer, t3);
+        assert!(pm.backing_off(&peer, t3 + Duration::from_millis(999)));
+        assert!(
+            !pm.backing_off(&peer, t3 + Duration::from_secs(1)),
+            "ends at next_dial"
+        );
+        assert!(!pm.wants_dial(&peer, t3 + Duration::from_millis(999)));
+        // Bounded: three refusers, two remembered; the one due soonest went.
+        let others: Vec<PeerId> = (0..2).map(|_| PeerId::random()).collect();
+        for (i, other) in others.iter().enumerate() {
+            let at = t3 + Duration::from_secs(1 + i as u64);
+            pm.on_connected(*other, &addr, true, at);
+            pm.on_disconnected(*other, at + Duration::from_millis(10));
+        }
+        assert_eq!(pm.refusers(), 2);
+        assert!(
+            !pm.backing_off(&peer, t3),
+            "the longest-waiting refuser was dropped"
+        );
+        assert!(others
+            .iter()
+            .all(|o| pm.backing_off(o, t3 + Duration::from_secs(2))));
+    }
+
+    /// A discovered peer is dialled only while below the target and with an outbound slot
+    /// free, counting dials under way, and never while connected, dialling or banned.
+    #[test]
+    fn wants_dial_respects_the_target_the_outbound_slots_and_dials_under_way() {
+        let cfg = NetworkConfig {
+            target_peers: 3,
+            max_outbound_peers: 2,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let fresh = PeerId::random();
+        assert!(pm.wants_dial(&fresh, t0));
+        // One outbound connected, one dial under way: the outbound slots are full.
+        let (out, dialling) = (PeerId::random(), PeerId::random());
+        pm.on_connected(out, &addr, true, t0);
+        pm.mark_dialing(dialling);
+        assert!(
+            !pm.wants_dial(&fresh, t0),
+            "1 outbound + 1 dialling = 2 slots"
+        );
+        assert!(!pm.wants_dial(&dialling, t0) && !pm.wants_dial(&out, t0));
+        pm.on_dial_failed(Some(dialling));
+        assert!(pm.wants_dial(&fresh, t0));
+        // Inbound peers count towards the target, not the outbound slots.
+        pm.on_connected(PeerId::random(), &addr, false, t0);
+        assert!(pm.wants_dial(&fresh, t0), "2 connected < 3");
+        pm.on_connected(PeerId::random(), &addr, false, t0);
+        assert!(!pm.wants_dial(&fresh, t0), "3 connected: at the target");
+        let banned = PeerId::random();
+        pm.ban(banned, t0 + Duration::from_secs(60));
+        let mut roomy: PeerManager<u64> = PeerManager::new(&NetworkConfig::default(), t0);
+        roomy.ban(banned, t0 + Duration::from_secs(60));
+        assert!(!roomy.wants_dial(&banned, t0));
+    }
+
+    #[test]
+    fn map_sizes_total_is_the_sum_of_every_map() {
+        let sizes = PeerManagerSizes {
+            app_scores: 1,
+            request_buckets: 2,
+            byte_buckets: 4,
+            gossip_buckets: 8,
+            departed_rate_limited: 16,
+            inflight: 32,
+            refusal_windows: 64,
+            below_ban_threshold: 128,
+            banned: 256,
+            connected: 512,
+        };
+        assert_eq!(sizes.total(), 1023);
+    }
+
     /// Admits `n` sequential requests of `kind` at `now` (each answered before the next, so
     /// only the token bucket limits); returns how many were allowed before the first refusal.
     fn sequential_burst(
