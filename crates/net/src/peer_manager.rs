@@ -972,6 +972,24 @@ mod tests {
         // Inbound peers count towards the target, not the outbound slots.
         pm.on_connected(PeerId::random(), &addr, false, t0);
         assert!(pm.wants_dial(&fresh, t0), "2 connected < 3");
+        // A dial under way counts towards the target too (outbound slots to spare here).
+        let mut spare: PeerManager<u64> = PeerManager::new(
+            &NetworkConfig {
+                target_peers: 3,
+                max_outbound_peers: 10,
+                ..Default::default()
+            },
+            t0,
+        );
+        for _ in 0..2 {
+            spare.on_connected(PeerId::random(), &addr, false, t0);
+        }
+        assert!(spare.wants_dial(&fresh, t0));
+        spare.mark_dialing(PeerId::random());
+        assert!(
+            !spare.wants_dial(&fresh, t0),
+            "2 connected + 1 dialling: at the target"
+        );
         pm.on_connected(PeerId::random(), &addr, false, t0);
         assert!(!pm.wants_dial(&fresh, t0), "3 connected: at the target");
         let banned = PeerId::random();
