@@ -584,14 +584,12 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     pub(crate) fn due_static_dials(&mut self, now: Instant) -> Vec<Multiaddr> {
         let max = self.static_max_backoff;
         let banned = &self.banned;
-        let refusers = &self.refusers;
         let mut out = Vec::new();
         for s in &mut self.statics {
+            // A refusing static peer's next attempt is its refusal backoff (on_disconnected).
             if s.connected
                 || s.next_attempt > now
                 || s.peer.is_some_and(|p| banned.contains_key(&p))
-                || s.peer
-                    .is_some_and(|p| refusers.get(&p).is_some_and(|r| now < r.next_dial))
             {
                 continue;
             }
