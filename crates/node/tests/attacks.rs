@@ -1128,6 +1128,16 @@ async fn junk_txlist_flood_of(per_attacker: usize) {
     honest.shutdown().await;
 }
 
+/// The amplification tests' victim, node 1, gets an 8 MiB per 10 s response-byte budget
+/// (default 64 MiB: a debug-build attacker on two shared cores pulls less than the default's
+/// refill).
+fn small_budget_on_node_1(i: usize, c: &mut preconf_node::NodeConfig) {
+    if i == 1 {
+        c.sdk.network.rate_limit.response_bytes =
+            preconfirmation_net::ByteRateLimit::new(8 << 20, Duration::from_secs(10));
+    }
+}
+
 /// Publishes from node 0 a block whose tx list is at the 2 MiB cap and waits until node
 /// `victim` stores the list; returns the list's hash and the victim's response-byte budget.
 async fn store_largest_txlist(
@@ -1174,13 +1184,7 @@ async fn store_largest_txlist(
 async fn txlist_amplification() {
     let _serial = serial().await;
     let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |i, c| {
-        if i == 1 {
-            c.sdk.network.rate_limit.response_bytes =
-                preconfirmation_net::ByteRateLimit::new(8 << 20, Duration::from_secs(10));
-        }
-    })
-    .await;
+    let mut honest = Honest::start(3, builder(), small_budget_on_node_1).await;
     // A block whose tx list is at the 2 MiB cap, stored on the victim.
     let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
     let victim = honest.node(1).sdk().local_peer_id();
@@ -1258,13 +1262,7 @@ async fn txlist_amplification() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txlist_amplification_across_reconnects() {
     let _serial = serial().await;
-    let mut honest = Honest::start(2, builder(), |i, c| {
-        if i == 1 {
-            c.sdk.network.rate_limit.response_bytes =
-                preconfirmation_net::ByteRateLimit::new(8 << 20, Duration::from_secs(10));
-        }
-    })
-    .await;
+    let mut honest = Honest::start(2, builder(), small_budget_on_node_1).await;
     let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let key = libp2p::identity::Keypair::generate_ed25519();
