@@ -1138,6 +1138,13 @@ fn small_budget_on_node_1(i: usize, c: &mut preconf_node::NodeConfig) {
     }
 }
 
+/// The most a byte budget lets one peer receive over `elapsed` seconds: a full bucket, its
+/// refill, and one response in flight on each of two streams.
+fn egress_bound(budget: preconfirmation_net::ByteRateLimit, elapsed: f64) -> f64 {
+    let rate = budget.burst_bytes as f64 / budget.period.as_secs_f64();
+    budget.burst_bytes as f64 + rate * elapsed + 2.0 * (3 << 20) as f64
+}
+
 /// Publishes from node 0 a block whose tx list is at the 2 MiB cap and waits until node
 /// `victim` stores the list; returns the list's hash and the victim's response-byte budget.
 async fn store_largest_txlist(
@@ -1225,10 +1232,7 @@ async fn txlist_amplification() {
     let elapsed = started.elapsed().as_secs_f64();
     let received = received.load(std::sync::atomic::Ordering::Relaxed);
     let requests = requests.load(std::sync::atomic::Ordering::Relaxed);
-    // The most the byte budget lets out over the attack: a full bucket, its refill, and one
-    // response in flight per stream.
-    let rate = budget.burst_bytes as f64 / budget.period.as_secs_f64();
-    let allowed = budget.burst_bytes as f64 + rate * elapsed + 2.0 * (3 << 20) as f64;
+    let allowed = egress_bound(budget, elapsed);
     assert!(received > 0, "some tx lists were served before the limit");
     assert!(
         (received as f64) <= allowed,
@@ -1303,8 +1307,7 @@ async fn txlist_amplification_across_reconnects() {
         // Dropped: the connection closes, and the next one comes back as the same id.
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let rate = budget.burst_bytes as f64 / budget.period.as_secs_f64();
-    let allowed = budget.burst_bytes as f64 + rate * elapsed + 2.0 * (3 << 20) as f64;
+    let allowed = egress_bound(budget, elapsed);
     println!(
         "RELIABILITY amplification_reconnects connections={connections} received={:.1}MiB \
          allowed={:.1}MiB elapsed={elapsed:.1}s",
