@@ -1,7 +1,7 @@
 //! Configuration of the network layer. Every limit is a field with the default the spec or the
 //! reference implementation uses; section numbers refer to `PROTOCOL.md`.
 //!
-//! Durations are (de)serialised as integer milliseconds.
+//! Durations are (de)serialised as humantime strings (`"30s"`, `"500ms"`): [`duration`].
 
 use std::time::Duration;
 
@@ -18,23 +18,87 @@ use crate::error::NetError;
 /// node dials from 127.0.0.1: the per-IP cap is then no cap. Never for a public node.
 pub const LOOPBACK_MAX_CONNECTIONS_PER_IP: u32 = 1024;
 
-/// Serde helper: a [`std::time::Duration`] as whole milliseconds (`#[serde(with = "millis")]`),
-/// so config files say `request_timeout = 10000`.
-pub mod millis {
+/// Serde helper for every duration in a config file (`#[serde(with = "duration")]`): a
+/// human-readable string, `"30s"`, `"500ms"`, `"10min"`, `"1h 30m"` (the `humantime` syntax, as
+/// reth and Lighthouse configs write durations). A bare number is refused: its unit would be a
+/// guess. Written back in the same syntax, so `config --print-default` round-trips.
+pub mod duration {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 
-    /// Writes the duration as milliseconds.
+    /// Writes the duration as a humantime string (`"1m 30s"`, `"500ms"`, `"0s"`).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
-    /// Reads milliseconds into a duration.
+    /// Reads a humantime string into a duration; anything else is an error naming the syntax.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
+        let text = String::deserialize(d).map_err(|_| {
+            D::Error::custom("expected a duration string with a unit, e.g. \"30s\" or \"500ms\"")
+        })?;
+        parse(&text).map_err(D::Error::custom)
+    }
+
+    /// Parses `"30s"`, `"500ms"`, `"2m 30s"`; the error says what was wrong and what is
+    /// expected.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("{text:?} is not a duration ({e}); write e.g. \"30s\" or \"500ms\"")
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+        struct Holder {
+            #[serde(with = "super")]
+            d: Duration,
+        }
+
+        fn read(toml_text: &str) -> Result<Duration, String> {
+            toml::from_str::<Holder>(toml_text)
+                .map(|h| h.d)
+                .map_err(|e| e.to_string())
+        }
+
+        #[test]
+        fn units_are_read() {
+            assert_eq!(read(r#"d = "30s""#), Ok(Duration::from_secs(30)));
+            assert_eq!(read(r#"d = "500ms""#), Ok(Duration::from_millis(500)));
+            assert_eq!(read(r#"d = "2m 30s""#), Ok(Duration::from_secs(150)));
+            assert_eq!(read(r#"d = "10min""#), Ok(Duration::from_secs(600)));
+            assert_eq!(read(r#"d = "0s""#), Ok(Duration::ZERO));
+        }
+
+        #[test]
+        fn a_bare_number_or_junk_is_refused_with_the_syntax() {
+            let bare = read("d = 500").unwrap_err();
+            assert!(bare.contains("30s"), "{bare}");
+            let junk = read(r#"d = "soon""#).unwrap_err();
+            assert!(junk.contains("soon") && junk.contains("500ms"), "{junk}");
+            assert!(read(r#"d = "5""#).is_err(), "a unitless string is refused");
+        }
+
+        #[test]
+        fn written_form_reads_back() {
+            for d in [
+                Duration::ZERO,
+                Duration::from_millis(500),
+                Duration::from_millis(10_500),
+                Duration::from_secs(3_600),
+            ] {
+                let text = toml::to_string(&Holder { d }).unwrap();
+                assert_eq!(toml::from_str::<Holder>(&text).unwrap().d, d, "{text}");
+            }
+            let text = toml::to_string(&Holder { d: Duration::from_millis(1_500) }).unwrap();
+            assert!(text.contains(r#""1s 500ms""#), "{text}");
+        }
     }
 }
+
 
 /// Everything the network layer needs, apart from the node's secret key (passed separately to
 /// [`crate::P2pService::start`] so it never ends up in a config file).
@@ -44,24 +108,28 @@ pub struct NetworkConfig {
     /// TCP listen address. Default `/ip4/127.0.0.1/tcp/0` (loopback, ephemeral port: fine for
     /// tests and devnets; production nodes set e.g. `/ip4/0.0.0.0/tcp/9222`).
     pub listen_addr: Multiaddr,
-    /// L2 chain id: names the topics (§2) and protocol ids (§10–§11).
+    /// L2 chain id: names the topics (§2) and protocol ids (§10–§11). Not a config-file key: the
+    /// SDK sets it from its chain (`sdk.chain.chain_id`), so there is one key for one setting.
+    #[serde(skip)]
     pub chain_id: u64,
-    /// Per-message caps (§2, §3, §10.2); checked on the length before reading or decoding.
+    /// Per-message caps (§2, §3, §10.2); checked on the length before reading or decoding. Not a
+    /// config-file key: the SDK sets them from `sdk.chain.limits`.
+    #[serde(skip)]
     pub limits: ChainLimits,
     /// Gossipsub mesh parameters (§7).
     pub gossip: GossipConfig,
     /// Peer scoring parameters and thresholds (§7.1).
     pub scoring: ScoringConfig,
     /// How long a banned peer is disconnected and refused (§7.1 "ban"). Default 1 h.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub ban_period: Duration,
     /// How long a score must stay below [`ScoringConfig::ban_threshold`] before the peer is
     /// banned (§7.1: "below −5 sustained for more than 30 s"). Default 30 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub ban_sustain: Duration,
     /// Req/resp timeout, both for our outbound requests and for inbound streams (reading the
     /// request plus waiting for the SDK's answer) (§10). Default 10 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub request_timeout: Duration,
     /// Most time an inbound stream may take to deliver its whole request (length prefix and
     /// body) once the stream is open. Default 5 s. A request is at most a few dozen bytes and
@@ -73,7 +141,7 @@ pub struct NetworkConfig {
     /// The effective read timeout is `min(request_read_timeout, request_timeout / 2)`, so the
     /// read verdict always lands before libp2p's overall [`Self::request_timeout`] of the
     /// stream (which is not attributed to the request being unread and is not penalised).
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub request_read_timeout: Duration,
     /// Per-peer inbound request rate limits, one per req/resp protocol, and a response-byte
     /// budget shared by the data protocols (§7 "per-peer rate limits on every req/resp
@@ -89,7 +157,7 @@ pub struct NetworkConfig {
     pub rate_limit_grace: u32,
     /// The window of [`Self::rate_limit_grace`], counted from a peer's first refusal (§7.1).
     /// Default 10 s, the penalty window of the score (`scoring.app_penalty_window`).
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub rate_limit_grace_window: Duration,
     /// Per-peer gossip limits, messages and bytes per topic (§7 "per-peer rate limits on
     /// gossip"): a message over them is ignored (neither forwarded nor delivered to the SDK)
@@ -148,7 +216,7 @@ pub struct NetworkConfig {
     /// its IP's [`Self::max_connections_per_ip`], so a few hosts cannot keep every pending
     /// slot; it applies to our dials too. Default 10 s (libp2p's own default, which applied
     /// before this was configurable); must be positive.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub handshake_timeout: Duration,
     /// discv5 bootnodes as ENR strings (`enr:-…`).
     pub bootnodes: Vec<String>,
@@ -156,10 +224,10 @@ pub struct NetworkConfig {
     pub static_peers: Vec<Multiaddr>,
     /// Initial redial backoff of static peers. Default 1 s (doubles up to
     /// [`Self::static_peer_max_backoff`]).
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub static_peer_backoff: Duration,
     /// Largest redial backoff of static peers. Default 60 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub static_peer_max_backoff: Duration,
     /// A connection that ends sooner than this after it was established counts as the peer
     /// refusing us (the strict reference accepts the handshake of a peer it banned, then
@@ -167,24 +235,24 @@ pub struct NetworkConfig {
     /// starts at [`Self::static_peer_backoff`] and doubles with every such connection up to
     /// [`Self::refused_peer_max_backoff`]. A connection that lasted longer resets it. Default
     /// 30 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub stable_connection: Duration,
     /// Largest redial backoff of a peer that keeps refusing us. Default 10 min.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub refused_peer_max_backoff: Duration,
     /// Whether discv5 runs. Default true.
     pub discovery_enabled: bool,
     /// UDP port of discv5 on the listen IP; 0 picks a free port at start. Default 0.
     pub discv5_port: u16,
     /// How often discv5 runs a random lookup while below [`Self::target_peers`]. Default 30 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub discovery_interval: Duration,
     /// First pause between lookups when the node starts wanting peers (at start, or when it
     /// falls below [`Self::target_peers`] again); it doubles after each lookup up to
     /// [`Self::discovery_interval`]. Default 1 s: a node's first lookup usually finds only its
     /// bootnode (whose table fills as the network joins), and waiting a whole interval for the
     /// second one left fresh nodes with a single peer for 30 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub discovery_min_interval: Duration,
     /// Capacity of the command channel handle → driver. Default 1024.
     pub command_channel_capacity: usize,
@@ -192,22 +260,22 @@ pub struct NetworkConfig {
     /// `Ignore`) and inbound requests are refused. Default 1024.
     pub event_channel_capacity: usize,
     /// Idle connections (no stream, no gossip) are closed after this. Default 30 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub idle_connection_timeout: Duration,
     /// Time between two outbound pings (`/ipfs/ping/1.0.0`) on a connection; the first goes
     /// out as soon as the connection is up. Default 15 s (libp2p's). A peer that refuses the
     /// protocol is not pinged again on that connection; its own pings are still answered.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub ping_interval: Duration,
     /// Most time an outbound ping may take (stream negotiation, and the 32 bytes there and
     /// back). Default 20 s (libp2p's). A failed ping is counted and logged; it never closes
     /// the connection.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub ping_timeout: Duration,
     /// Most time an inbound ping stream may stay silent before its next ping, and may take to
     /// accept our echo; past it the stream is closed. Default 30 s: above the 15 s interval at
     /// which rust-libp2p peers ping on one reused stream (js-libp2p opens a stream per ping).
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub ping_inbound_timeout: Duration,
     /// Most inbound ping streams one peer may have open at once (over all its connections);
     /// a stream beyond it is dropped unread. Default 2: honest peers use one at a time.
@@ -413,7 +481,7 @@ pub struct RateLimit {
     /// Bucket size: requests allowed in a burst.
     pub burst: u32,
     /// Time to refill a full bucket.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub period: Duration,
 }
 
@@ -431,7 +499,7 @@ pub struct ByteRateLimit {
     /// Bucket size in bytes: response bytes allowed in a burst.
     pub burst_bytes: u64,
     /// Time to refill a full bucket.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub period: Duration,
 }
 
@@ -663,7 +731,7 @@ pub struct PolitenessConfig {
     /// limit.
     pub strict_requests_per_window: u32,
     /// The strict peer's rate-limit window. Default 10 s, the reference's.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub strict_window: Duration,
     /// Unanswered requests per protocol to a strict peer. Default 1: never a second request
     /// before the first is answered.
@@ -682,7 +750,7 @@ pub struct PolitenessConfig {
     /// Added to every window, so jitter between our send and the peer's receive cannot put
     /// one request too many into its window; our copy of a peer's byte budget refills over
     /// its period plus this margin. Default 500 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub window_margin: Duration,
     /// Floor of a peer's byte budget as we learn it: when a peer of ours refuses a data
     /// request our pacing admitted, we halve the budget we assume of it for the rest of the
@@ -769,10 +837,10 @@ pub struct GossipConfig {
     /// 4–5 IHAVE peers whatever `gossip_lazy` says); between 0 and 1.
     pub gossip_factor: f64,
     /// Heartbeat interval. Default 500 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub heartbeat_interval: Duration,
     /// Fanout TTL. Default 24 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub fanout_ttl: Duration,
     /// Heartbeats of message history kept. Default 12.
     pub history_length: usize,
@@ -788,7 +856,7 @@ pub struct GossipConfig {
     /// 6 peers, 1.6–1.9 s with 4.2 copies once it goes to one (`gossip_lazy`).
     pub history_gossip: usize,
     /// Duplicate (seen) cache window (§7 "short duplicate windows"). Default 120 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub duplicate_cache_time: Duration,
     /// Sign published messages and require signatures (`MessageAuthenticity::Signed` +
     /// `ValidationMode::Strict`). The payload itself stays raw SSZ (§2); the signature lives in
@@ -879,7 +947,7 @@ pub struct ScoringConfig {
     /// timeInMesh weight (not fixed by §7.1); default 1/3600 so a full hour adds +1.
     pub time_in_mesh_weight: f64,
     /// timeInMesh quantum. Default 1 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub time_in_mesh_quantum: Duration,
     /// timeInMesh cap in quanta. Default 3600.
     pub time_in_mesh_cap: f64,
@@ -890,14 +958,14 @@ pub struct ScoringConfig {
     /// Most penalties counted per peer per [`Self::app_penalty_window`]. Default 4.
     pub app_max_penalties_per_window: u32,
     /// Window of the penalty cap. Default 10 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub app_penalty_window: Duration,
     /// App-score reward per accepted message. Default 0.05.
     pub app_reward: f64,
     /// App-score multiplicative decay applied per [`Self::app_decay_interval`]. Default 0.9.
     pub app_decay: f64,
     /// Decay interval of the app score. Default 10 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub app_decay_interval: Duration,
     /// Lower clamp of the app score. Default −10.
     pub app_score_min: f64,
@@ -920,7 +988,7 @@ pub struct ScoringConfig {
     /// bad score). Every peer id that ever connected costs an entry for this long, so it
     /// bounds the memory a peer-id churn can hold (gossipsub's own default is an hour). Bans
     /// and the app score are kept by the peer manager, not here. Default 60 000 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub retain_score: Duration,
 }
 

@@ -1,9 +1,10 @@
 //! [`NodeConfig`]: everything `preconf-node run` needs, from three sources.
 //!
-//! Precedence, lowest first: built-in defaults, the TOML file (`--config`), command-line flags,
-//! then `PRECONF_*` environment variables. The tree starts as the serialised defaults; the file
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config`), `PRECONF_*`
+//! environment variables, then command-line flags (clap's order: a flag beats its variable,
+//! both beat the file). The tree starts as the serialised defaults; the file
 //! is merged into it table by table (a table merges key by key, any other value, arrays
-//! included, replaces), then flags and variables are applied as dotted-key overrides, and the
+//! included, replaces), then variables and flags are applied as dotted-key overrides, and the
 //! tree is deserialised once. So any key can be set on its own, from any source, without
 //! spelling out the rest of its table. An error names the dotted key and the reason.
 //!
@@ -11,14 +12,14 @@
 //! generic form for every key, `PRECONF__SECTION__KEY` (double underscores separate the path,
 //! case-insensitive): `PRECONF__SDK__NETWORK__MAX_PEERS=80` sets `sdk.network.max_peers`.
 //!
-//! Durations are integer milliseconds. Lists given as a flag or variable are comma-separated.
+//! Durations are humantime strings (`"30s"`, `"500ms"`). Lists given as a flag or variable are comma-separated.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use p2p::P2pSdkConfig;
-use preconfirmation_net::config::millis;
+use preconfirmation_net::config::duration;
 use preconfirmation_types::Address;
 use serde::{Deserialize, Serialize};
 use toml::Value;
@@ -228,14 +229,14 @@ pub struct L1Config {
     pub slots_per_epoch: u64,
     /// How often the L1 head is polled; a new epoch is read within one poll of its first L1
     /// block. Default 2000 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub poll_interval: Duration,
     /// Longest wait for one L1 JSON-RPC call. Default 3000 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub request_timeout: Duration,
     /// Longest wait between retries after failed reads (the wait doubles from
     /// `poll_interval` up to this). Default 30 000 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub max_backoff: Duration,
     /// Epochs whose operator is remembered (the newest). Default 64.
     pub remembered_epochs: usize,
@@ -277,7 +278,7 @@ pub struct StorageConfig {
     /// keeps everything. Default 0.
     pub retain_blocks: u64,
     /// How often pruning runs. Default 60 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub prune_interval: Duration,
     /// Most blocks one pruning transaction removes: a large prune runs as several short
     /// transactions, so the durable writer (gossip, catch-up) never waits for a whole prune.
@@ -356,7 +357,7 @@ pub const OVERRIDES: &[Override] = &[
 pub const GENERIC_ENV_PREFIX: &str = "PRECONF__";
 
 impl NodeConfig {
-    /// Loads the configuration: defaults < `file` < `flags` (dotted key, raw value) < `env`.
+    /// Loads the configuration: defaults < `file` < `env` < `flags` (dotted key, raw value).
     pub fn load(
         file: Option<&Path>,
         flags: &[(String, String)],
@@ -383,11 +384,11 @@ impl NodeConfig {
             })?;
             merge(&mut tree, file_tree);
         }
-        for (key, raw) in flags {
-            set_dotted(&mut tree, &defaults, key, raw)?;
-        }
         for (key, raw) in env_overrides(env)? {
             set_dotted(&mut tree, &defaults, &key, &raw)?;
+        }
+        for (key, raw) in flags {
+            set_dotted(&mut tree, &defaults, key, raw)?;
         }
         config_docs::check_known_keys(&tree)?;
         let config: NodeConfig =
@@ -638,7 +639,7 @@ mod tests {
     }
 
     #[test]
-    fn file_then_flag_then_env() {
+    fn file_then_env_then_flag() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             &dir,
@@ -647,14 +648,15 @@ mod tests {
                 preconfers_toml()
             ),
         );
-        let flags = vec![
-            ("sdk.network.target_peers".to_string(), "21".to_string()),
-            (
-                "sdk.network.max_pending_incoming".to_string(),
-                "22".to_string(),
-            ),
-        ];
+        let flags = vec![(
+            "sdk.network.max_pending_incoming".to_string(),
+            "22".to_string(),
+        )];
         let env = vec![
+            (
+                "PRECONF__SDK__NETWORK__TARGET_PEERS".to_string(),
+                "31".to_string(),
+            ),
             (
                 "PRECONF__SDK__NETWORK__MAX_PENDING_INCOMING".to_string(),
                 "32".to_string(),
@@ -663,10 +665,10 @@ mod tests {
         ];
         let config = NodeConfig::load(Some(&path), &flags, env).unwrap();
         assert_eq!(config.sdk.network.max_peers, 10, "file beats default");
-        assert_eq!(config.sdk.network.target_peers, 21, "flag beats file");
+        assert_eq!(config.sdk.network.target_peers, 31, "env beats file");
         assert_eq!(
-            config.sdk.network.max_pending_incoming, 32,
-            "env beats flag"
+            config.sdk.network.max_pending_incoming, 22,
+            "flag beats env"
         );
     }
 
@@ -746,6 +748,45 @@ mod tests {
         let env = vec![("PRECONF__SDK__BOGUS".to_string(), "1".to_string())];
         let err = NodeConfig::load(None, &[], env).unwrap_err();
         assert_eq!(err.to_string(), "config: sdk.bogus: unknown key");
+    }
+
+    #[test]
+    fn one_setting_has_one_key() {
+        // The network's chain id and caps are the SDK's chain's: a second key for them would be
+        // accepted and silently overwritten at start.
+        for key in ["sdk.network.chain_id", "sdk.network.limits.max_txlist_bytes"] {
+            let flags = vec![(key.to_string(), "5".to_string())];
+            let err = NodeConfig::load(None, &flags, Vec::new()).unwrap_err();
+            assert!(err.to_string().contains("unknown key"), "{key}: {err}");
+        }
+        let flags = vec![
+            ("sdk.chain.chain_id".to_string(), "5".to_string()),
+            (
+                "lookahead.preconfers".to_string(),
+                "0x00000000000000000000000000000000000000aa".to_string(),
+            ),
+        ];
+        let config = NodeConfig::load(None, &flags, Vec::new()).unwrap();
+        assert_eq!(config.sdk.effective_network().chain_id, 5);
+    }
+
+    #[test]
+    fn durations_are_written_with_a_unit() {
+        let flags = vec![
+            ("l1.poll_interval".to_string(), "1m 30s".to_string()),
+            (
+                "lookahead.preconfers".to_string(),
+                "0x00000000000000000000000000000000000000aa".to_string(),
+            ),
+        ];
+        let config = NodeConfig::load(None, &flags, Vec::new()).unwrap();
+        assert_eq!(config.l1.poll_interval, Duration::from_secs(90));
+        let flags = vec![("l1.poll_interval".to_string(), "2000".to_string())];
+        let err = NodeConfig::load(None, &flags, Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("config: l1.poll_interval:") && err.to_string().contains("500ms"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -845,8 +886,15 @@ mod tests {
         match default {
             Some(Value::Boolean(b)) => Value::Boolean(!b),
             // Down rather than up: several integers are capped at their default. 0 and 1 go up,
-            // as many must be positive. Durations are integer milliseconds.
+            // as many must be positive.
             Some(Value::Integer(i)) => Value::Integer(if *i > 1 { i - 1 } else { i + 1 }),
+            // Durations move by one millisecond, down where they can (as integers do).
+            Some(Value::String(s)) if duration::parse(s).is_ok() => {
+                let d = duration::parse(s).unwrap();
+                let ms = Duration::from_millis(1);
+                let moved = if d > ms { d - ms } else { d + ms };
+                Value::String(humantime::format_duration(moved).to_string())
+            }
             // Scaling keeps signs and the order of the scoring thresholds.
             Some(Value::Float(f)) => Value::Float(if *f == 0.0 { -0.5 } else { f * 0.75 }),
             Some(Value::String(s)) => Value::String(bump(s)),

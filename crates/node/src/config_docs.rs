@@ -39,6 +39,8 @@ fn parse_structs() -> Structs {
     for source in SOURCES {
         let mut current: Option<String> = None;
         let mut doc = Vec::new();
+        // A `#[serde(skip)]` field is no config key (the SDK sets it): not documented, refused.
+        let mut skipped = false;
         for line in source.lines() {
             let trimmed = line.trim();
             if let Some(rest) = line.strip_prefix("pub struct ") {
@@ -55,8 +57,10 @@ fn parse_structs() -> Structs {
             let Some(name) = &current else { continue };
             if let Some(text) = trimmed.strip_prefix("///") {
                 doc.push(text.trim().to_string());
+            } else if trimmed.starts_with("#[serde(skip") {
+                skipped = true;
             } else if let Some(rest) = trimmed.strip_prefix("pub ") {
-                if let Some((field, ty)) = rest.split_once(':') {
+                if let Some((field, ty)) = rest.split_once(':').filter(|_| !skipped) {
                     let ty = ty.trim().trim_end_matches(',').to_string();
                     let entry = Field {
                         doc: doc.join(" "),
@@ -68,6 +72,7 @@ fn parse_structs() -> Structs {
                         .insert(field.trim().to_string(), entry);
                 }
                 doc.clear();
+                skipped = false;
             } else if !trimmed.starts_with("#[") {
                 doc.clear();
             }
@@ -126,9 +131,70 @@ pub(crate) fn commented_default() -> String {
     };
     let mut out = String::from(
         "# preconf-node configuration. Every key is optional; the values below are the defaults.\n\
-         # Durations are integer milliseconds. Precedence: this file < flags < PRECONF_* env.\n",
+         # Durations are strings with a unit (\"30s\", \"500ms\", \"10min\"). Precedence: this file < flags < PRECONF_* env.\n",
     );
     write_table(&mut out, &structs, ROOT, "", &defaults);
+    out
+}
+
+/// The keys an operator sets, in the order printed, each with a one-line note. Values are the
+/// defaults, so the list cannot drift from them; `Option` keys without a default are printed
+/// commented out. Everything else: `config --print-default`.
+const MINIMAL: &[(&str, &str)] = &[
+    ("data_dir", "database and node key: persistent storage, not a temp dir"),
+    ("log_format", "\"json\" for log shippers"),
+    ("log_filter", "RUST_LOG syntax, e.g. \"info,p2p=debug\""),
+    ("preconfer_key_file", "preconfers only: secp256k1 secret key as hex, mode 0600"),
+    ("http.addr", "/metrics /health /ready /status: keep it private"),
+    ("rpc.addr", "the sidecar's JSON-RPC: keep it private"),
+    ("rpc.jwt_secret_file", "publishing needs this JWT secret; default <data_dir>/jwt.hex"),
+    ("sdk.chain.chain_id", "167000 Taiko mainnet, 167009 Hekla"),
+    ("sdk.network.listen_addr", "libp2p TCP; open this port (and discv5's UDP) to peers"),
+    ("sdk.network.static_peers", "\"/ip4/IP/tcp/PORT/p2p/PEER_ID\", always dialled"),
+    ("sdk.network.bootnodes", "discv5 bootnode ENRs, \"enr:-…\""),
+    ("lookahead.source", "\"l1_whitelist\" on a real network, \"static\" on a devnet"),
+    ("lookahead.preconfers", "static source only: addresses in rotation order"),
+    ("lookahead.slot_duration_secs", "L2 slot length"),
+    ("l1.rpc_url", "l1_whitelist: your L1 execution node's JSON-RPC"),
+    ("l1.whitelist_address", "l1_whitelist: the chain's PreconfWhitelist contract"),
+    ("l1.beacon_genesis_timestamp", "l1_whitelist: your L1's beacon genesis (mainnet's by default)"),
+];
+
+/// The value at dotted `key` in `table`.
+fn lookup<'a>(table: &'a toml::Table, key: &str) -> Option<&'a Value> {
+    match key.split_once('.') {
+        None => table.get(key),
+        Some((first, rest)) => lookup(table.get(first)?.as_table()?, rest),
+    }
+}
+
+/// The few keys an operator sets (`config --print-minimal`), with their defaults as values.
+pub(crate) fn minimal() -> String {
+    let defaults = match Value::try_from(NodeConfig::default()) {
+        Ok(Value::Table(t)) => t,
+        _ => return String::new(),
+    };
+    let mut out = String::from(
+        "# preconf-node: the keys an operator sets, at their defaults. Every other key is\n\
+         # optional and listed with its doc by `preconf-node config --print-default`.\n\
+         # Check a file with `preconf-node config check FILE`.\n",
+    );
+    let mut table = "";
+    for (key, note) in MINIMAL {
+        let (parent, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+        if parent != table {
+            let _ = writeln!(out, "\n[{parent}]");
+            table = parent;
+        }
+        match lookup(&defaults, key) {
+            Some(value) => {
+                let _ = writeln!(out, "{leaf} = {value}  # {note}");
+            }
+            None => {
+                let _ = writeln!(out, "# {leaf} = \"…\"  # {note}");
+            }
+        }
+    }
     out
 }
 
@@ -293,6 +359,41 @@ mod tests {
         assert!(text.contains("# Most connected peers"));
         let parsed: NodeConfig = toml::from_str(&text).unwrap();
         assert_eq!(parsed, NodeConfig::default());
+    }
+
+    #[test]
+    fn minimal_keys_exist_and_print_their_defaults() {
+        for (key, _) in MINIMAL {
+            assert!(field_type(key).is_some(), "{key} is no config key");
+        }
+        let text = minimal();
+        let lines = text.lines().filter(|l| l.contains(" = ")).count();
+        assert_eq!(lines, MINIMAL.len(), "{text}");
+        assert!(lines <= 25, "an operator's file stays short: {lines} keys");
+        // As printed it loads, and it is the default config: nothing in it is a new value. The
+        // static schedule needs its addresses, as a node started from it would say.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, &text).unwrap();
+        let err = NodeConfig::load(Some(&path), &[], Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("lookahead.preconfers"), "{err}");
+        let preconfer = "0x00000000000000000000000000000000000000aa";
+        let flags = [("lookahead.preconfers".to_string(), preconfer.to_string())];
+        let loaded = NodeConfig::load(Some(&path), &flags, Vec::new()).unwrap();
+        let mut expected = NodeConfig::default();
+        expected.lookahead.preconfers = vec![preconfer.parse().unwrap()];
+        assert_eq!(loaded, expected);
+        assert!(text.contains("# preconfer_key_file = "), "{text}");
+        assert!(text.contains("[sdk.network]\nlisten_addr = "), "{text}");
+    }
+
+    #[test]
+    fn a_skipped_field_is_no_key() {
+        assert_eq!(field_type("sdk.network.chain_id"), None);
+        assert_eq!(field_type("sdk.network.limits"), None);
+        assert_eq!(field_type("sdk.chain.chain_id").as_deref(), Some("u64"));
+        let text = commented_default();
+        assert!(!text.contains("[sdk.network.limits]"), "{text}");
     }
 
     #[test]

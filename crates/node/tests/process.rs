@@ -125,14 +125,15 @@ async fn file_flag_env_precedence_in_the_real_binary() {
     c.rpc.enabled = false;
     write_config(&path, &c);
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let env_addr = free.local_addr().expect("addr").to_string();
+    let flag_addr = free.local_addr().expect("addr").to_string();
     drop(free);
+    // clap's order: the flag beats its variable, which beats the file.
     let node = Proc::spawn(
         &path,
-        &["--http-addr", "127.0.0.1:2"],
-        &[("PRECONF_HTTP_ADDR", env_addr.as_str())],
+        &["--http-addr", flag_addr.as_str()],
+        &[("PRECONF_HTTP_ADDR", "127.0.0.1:2")],
     );
-    assert_eq!(node.http.to_string(), env_addr, "env beats flag beats file");
+    assert_eq!(node.http.to_string(), flag_addr, "flag beats env beats file");
     assert!(node.status().await["peer_id"].is_string());
 }
 

@@ -1,10 +1,10 @@
 //! [`P2pSdkConfig`]: every limit of the SDK, named, with a default and a serde form.
 //!
-//! Durations are integer milliseconds in config files.
+//! Durations are humantime strings in config files (`"30s"`, `"500ms"`).
 
 use std::time::Duration;
 
-use preconfirmation_net::config::millis;
+use preconfirmation_net::config::duration;
 use preconfirmation_net::NetworkConfig;
 use preconfirmation_types::{
     Address, ChainSpec, GossipTopicKind, ReqRespKind, B256, MAX_COMMITMENTS_PER_RESPONSE,
@@ -47,7 +47,7 @@ pub struct P2pSdkConfig {
     pub anchor: Anchor,
     /// How often the connected peers' scores are exported as `p2p_peer_score_gauge` (their
     /// min, median and max: three series, not one per peer). Default 10 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub peer_score_interval: Duration,
 }
 
@@ -172,7 +172,7 @@ pub struct BlockRules {
     /// Largest gas limit a block may commit to. Default 240 000 000.
     pub max_gas_limit: u64,
     /// How far a block's timestamp may lie ahead of the local clock. Default 12 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub max_future_drift: Duration,
     /// Whether a block's timestamp must not be below its parent's. Default true.
     pub monotonic_timestamps: bool,
@@ -183,7 +183,7 @@ pub struct BlockRules {
     /// fetches history. Default 12 s, the future drift's mirror (clocks and one L1 slot of
     /// slack). Setups that replay old blocks over gossip (benches, test chains built in the
     /// past) raise it.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub window_end_grace: Duration,
 }
 
@@ -207,7 +207,7 @@ pub struct PendingLimits {
     /// Most buffered bytes (SSZ size of the commitments). Default 4 MiB.
     pub max_bytes: usize,
     /// Buffered commitments older than this are dropped. Default 120 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub max_age: Duration,
     /// A commitment more than this many blocks above the head is not buffered (catch-up fetches
     /// the range instead). Default 1024.
@@ -222,7 +222,7 @@ pub struct PendingLimits {
     /// forwarded) if it validates within this time, `Ignore` (no penalty; it stays buffered
     /// but is not forwarded) after it. Gossipsub keeps an unvalidated message for its
     /// history window (`history_length` heartbeats) only. Default 3 000 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub hold_verdict_for: Duration,
 }
 
@@ -306,7 +306,7 @@ pub struct OrphanTxListLimits {
     /// `Ignore` (not forwarded, no penalty). Must stay below gossipsub's message-cache window
     /// (`history_length` × `heartbeat_interval`, 12 × 500 ms by default), after which the
     /// verdict no longer matters. Default 3 s (one and a half L2 slots).
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub hold_verdict_for: Duration,
 }
 
@@ -337,7 +337,7 @@ pub struct CatchUpConfig {
     pub first_block_voters: usize,
     /// How long catch-up waits after its first peer for `first_block_voters` peers, then
     /// votes with those it has. Default 2 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub first_block_wait: Duration,
     /// `maxCount` of each `get_commitments_by_number` page; at most the chain's cap.
     /// Default 256 (§10.2 `MAX_COMMITMENTS_PER_RESPONSE`).
@@ -370,7 +370,7 @@ pub struct CatchUpConfig {
     /// How long the writer waits for `write_group_pages` catch-up pages at most, so a slow
     /// catch-up is written as it comes. A gossip or published write never waits, and ends
     /// the wait for the pages queued with it. Default 100 ms.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub write_group_linger: Duration,
     /// Tx list requests in flight at once. Default 8.
     pub parallel_txlists: usize,
@@ -380,7 +380,7 @@ pub struct CatchUpConfig {
     /// list crossing 50 Mbit/s links takes longer than a small commitment (testbed: with
     /// 750 ms, nodes fetched lists still on their way and their uplinks carried them twice).
     /// Default 4 s, two L2 slots.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub txlist_gossip_grace: Duration,
     /// Outbound requests of one protocol in flight to one peer. Must not exceed the peers'
     /// `max_concurrent_inbound_per_protocol` (default 2), or they refuse and penalise.
@@ -389,21 +389,21 @@ pub struct CatchUpConfig {
     /// Attempts per page or tx list before the round gives up. Default 5.
     pub max_attempts: usize,
     /// How long catch-up waits for a first peer before going live without one. Default 5 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub peer_wait: Duration,
     /// Pause before retrying a round that could not finish. Default 1 s.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub retry_backoff: Duration,
     /// When the local head has not moved for this long, catch-up asks peers for their heads
     /// again (§10.3), so a node that missed the last gossip message (and so sees no gap) still
     /// fetches it. One `get_head` per asked peer per period. Zero disables. Default 12 s (six
     /// 2 s L2 slots).
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub stale_head_check: Duration,
     /// How long one page or tx-list fetch waits, in total, for peers' rate limits when the
     /// network layer holds its requests back (`RequestError::Throttled`: the strict reference
     /// allows 8 requests per protocol per 10 s). Default 11 s, one strict window and margin.
-    #[serde(with = "millis")]
+    #[serde(with = "duration")]
     pub max_pacing_wait: Duration,
     /// At start, how many commitments below and at the head are checked for tx lists that
     /// were owed when the node stopped (crash, storage failure, no peer had them); those are
