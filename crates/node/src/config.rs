@@ -41,7 +41,7 @@ pub struct NodeConfig {
     /// `preconf_publishCommitment` also accepts unsigned commitments and signs them. Can also
     /// be given as `PRECONF_PRECONFER_KEY` in the environment; never as a flag.
     pub preconfer_key_file: Option<PathBuf>,
-    /// HTTP endpoints: `/metrics`, `/health`, `/status`.
+    /// HTTP endpoints: `/metrics`, `/health`, `/ready`, `/status`.
     pub http: HttpConfig,
     /// JSON-RPC 2.0 over HTTP and WebSocket for sidecars.
     pub rpc: RpcConfig,
@@ -90,6 +90,14 @@ pub struct HttpConfig {
     pub enabled: bool,
     /// Listen address; port 0 picks a free port. Default `127.0.0.1:9464`.
     pub addr: SocketAddr,
+    /// Peers on this chain's gossip topics `/ready` requires. 0 makes a lone node ready: set
+    /// it on the first node of a new network (a bootnode nobody has joined yet). Default 1.
+    pub ready_min_peers: usize,
+    /// Most blocks the local head may lag the best head a connected peer reported for
+    /// `/ready` to answer 200. Peers report their head as a block number (`get_head`, asked at
+    /// start, on gaps, on new peers and when the head stalls), so the lag is counted in
+    /// blocks, not slots. A node ahead of its peers (the preconfer) is never behind. Default 8.
+    pub ready_max_blocks_behind: u64,
 }
 
 impl Default for HttpConfig {
@@ -97,6 +105,8 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            ready_min_peers: 1,
+            ready_max_blocks_behind: 8,
         }
     }
 }
