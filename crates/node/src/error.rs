@@ -74,6 +74,9 @@ pub enum NodeError {
     /// The testbed could not build its network or run its nodes.
     #[error("testbed: {0}")]
     Testbed(String),
+    /// `preconf-node publish` could not publish.
+    #[error("publish: {0}")]
+    Publish(String),
     /// Stopped by SIGINT or SIGTERM before it finished.
     #[error("interrupted")]
     Interrupted,
@@ -90,7 +93,8 @@ impl NodeError {
         }
     }
 
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    /// An I/O failure on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
             source,

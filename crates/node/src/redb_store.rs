@@ -171,6 +171,11 @@ impl RedbStore {
     /// Opens (or creates) the database in `data_dir`; fails with
     /// [`NodeError::DataDirLocked`] when another process has it open.
     pub fn open(data_dir: &Path, limits: ChainLimits) -> Result<Self, NodeError> {
+        if data_dir.exists() && !data_dir.is_dir() {
+            // `create_dir_all` would say "File exists", which reads as if all were well.
+            let e = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+            return Err(NodeError::io(data_dir, e));
+        }
         std::fs::create_dir_all(data_dir).map_err(|e| NodeError::io(data_dir, e))?;
         let path = data_dir.join(DB_FILE);
         let db = open_database(&path).map_err(|e| match e {

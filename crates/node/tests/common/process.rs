@@ -38,6 +38,11 @@ pub struct Proc {
     /// The JSON-RPC address the node logged, when the RPC server is on.
     pub rpc: Option<SocketAddr>,
     lines: mpsc::Receiver<String>,
+    /// The JSON "node started" log line.
+    pub started: serde_json::Value,
+    /// Lines logged before "node started" (connections may come first), for
+    /// [`Proc::drain_logs`].
+    early: std::sync::Mutex<Vec<String>>,
 }
 
 impl Proc {
@@ -46,7 +51,23 @@ impl Proc {
     // panics the test, and the test harness process exit reaps it.
     #[allow(clippy::zombie_processes)]
     pub fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new(BIN)
+        Self::spawn_in(None, config, args, env)
+    }
+
+    /// [`Proc::spawn`] with the child's working directory set to `cwd` (where a relative
+    /// `data_dir` lands).
+    #[allow(clippy::zombie_processes)]
+    pub fn spawn_in(
+        cwd: Option<&Path>,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let mut command = Command::new(BIN);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .args(["run", "--config"])
             .arg(config)
             .args(["--log-format", "json", "--log-filter", "info"])
@@ -67,6 +88,7 @@ impl Proc {
             }
         });
         let deadline = Instant::now() + WAIT;
+        let mut early = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = lines
@@ -75,7 +97,9 @@ impl Proc {
             let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
+            early.push(line);
             if json["fields"]["message"] == "node started" {
+                let started = json.clone();
                 let http = json["fields"]["http"]
                     .as_str()
                     .expect("http field")
@@ -87,6 +111,8 @@ impl Proc {
                     http,
                     rpc,
                     lines,
+                    started,
+                    early: std::sync::Mutex::new(early),
                 };
             }
         }
@@ -118,6 +144,17 @@ impl Proc {
         }
     }
 
+    /// The JSON log lines logged since the last call (the first call: since the start,
+    /// "node started" included), without waiting.
+    pub fn drain_logs(&self) -> Vec<serde_json::Value> {
+        let early = std::mem::take(&mut *self.early.lock().expect("not poisoned"));
+        early
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.lines.try_recv().ok()))
+            .filter_map(|line| serde_json::from_str(&line).ok())
+            .collect()
+    }
+
     /// The process's resident set in KiB (0 when unreadable).
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -127,6 +164,41 @@ impl Proc {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Waits for a JSON log line whose message contains `needle` and returns it.
+    pub fn wait_log(&self, needle: &str) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {needle:?} in time"));
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if json["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle))
+            {
+                return json;
+            }
+        }
+    }
+
+    /// Sends `signal` (a `kill -s` name: `HUP`, `TERM`, …) to the node.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -s {signal}");
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
     }
 
     /// Kills the node with SIGKILL and reaps it.
