@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use crate::config::{NodeConfig, ScheduleSource};
 use crate::error::NodeError;
-use crate::l1_dev::{find_anvil, Anvil, WhitelistStub};
+use crate::l1_dev::{locate_anvil, Anvil, WhitelistStub};
 use crate::node::Node;
 
 /// Chain id of devnets (not a public Taiko chain id).
@@ -251,9 +251,9 @@ impl DevnetL1 {
     /// Starts anvil, deploys the contract for `builder`'s windows (one L1 epoch each) and makes
     /// the operator of every epoch from now to `epochs` ahead the preconfer `builder` elects.
     async fn start(builder: &ChainBuilder, epochs: u64) -> Result<Self, NodeError> {
-        let bin = find_anvil().ok_or_else(|| NodeError::Config {
-            key: "devnet.l1".into(),
-            reason: "anvil not found: run scripts/install-anvil (or set ANVIL_BIN)".into(),
+        let bin = locate_anvil().map_err(|reason| NodeError::Config {
+            key: "devnet --l1".into(),
+            reason,
         })?;
         let anvil = Anvil::start(&bin, 1).await?;
         let lookahead = builder.lookahead();

@@ -44,22 +44,55 @@ sol! {
 }
 
 /// The anvil binary: `$ANVIL_BIN`, this checkout's `.tools/` (what `scripts/install-anvil`
-/// installs), or `anvil` on `PATH`; `None` when none exists.
+/// installs), foundryup's `~/.foundry/bin/anvil`, or `anvil` on `PATH`; `None` when none exists.
 pub fn find_anvil() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("ANVIL_BIN").map(PathBuf::from) {
-        return bin.is_file().then_some(bin);
-    }
+    locate_anvil().ok()
+}
+
+/// [`find_anvil`], or why not in one line an operator can act on: where it looked and how to
+/// install it.
+pub fn locate_anvil() -> Result<PathBuf, String> {
     let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
         "../../.tools/anvil-{ANVIL_VERSION}/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
     ));
-    if tools.is_file() {
-        return Some(tools);
+    search_anvil(
+        std::env::var_os("ANVIL_BIN").map(PathBuf::from),
+        &tools,
+        std::env::var_os("HOME").map(PathBuf::from),
+        std::env::var_os("PATH"),
+    )
+}
+
+/// The search of [`locate_anvil`] over explicit inputs.
+fn search_anvil(
+    anvil_bin: Option<PathBuf>,
+    tools: &Path,
+    home: Option<PathBuf>,
+    path: Option<std::ffi::OsString>,
+) -> Result<PathBuf, String> {
+    if let Some(bin) = anvil_bin {
+        // Set but wrong is a mistake to name, not a reason to run some other anvil.
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("ANVIL_BIN={} is not a file", bin.display()))
+        };
     }
-    std::env::var_os("PATH").and_then(|paths| {
+    let foundry = home.map(|h| h.join(".foundry/bin/anvil"));
+    let on_path = path.and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("anvil"))
             .find(|p| p.is_file())
-    })
+    });
+    [Some(tools.to_path_buf()), foundry, on_path]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "anvil not found in .tools/ (run scripts/install-anvil from the checkout: needs node \
+             and npm), ~/.foundry/bin or PATH; or set ANVIL_BIN to its path"
+                .to_string()
+        })
 }
 
 /// A running anvil, killed when dropped.
@@ -233,4 +266,58 @@ fn provider(url: &str) -> Result<impl Provider, NodeError> {
         reason: format!("not a URL: {e}"),
     })?;
     Ok(ProviderBuilder::new().connect_http(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executable(dir: &Path, rel: &str) -> PathBuf {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "#!/bin/sh\n").unwrap();
+        path
+    }
+
+    #[test]
+    fn anvil_is_found_without_anvil_bin_in_each_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing_tools = dir.path().join("no-tools/anvil");
+        // Installed by scripts/install-anvil.
+        let tools = executable(dir.path(), "tools/anvil");
+        assert_eq!(search_anvil(None, &tools, None, None), Ok(tools.clone()));
+        // foundryup's place.
+        let home = dir.path().join("home");
+        let foundry = executable(&home, ".foundry/bin/anvil");
+        assert_eq!(
+            search_anvil(None, &missing_tools, Some(home.clone()), None),
+            Ok(foundry)
+        );
+        // On PATH.
+        let bin = executable(dir.path(), "bin/anvil");
+        let path = std::env::join_paths([dir.path().join("empty"), dir.path().join("bin")]).ok();
+        assert_eq!(search_anvil(None, &missing_tools, None, path), Ok(bin));
+    }
+
+    #[test]
+    fn anvil_bin_wins_and_a_wrong_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = executable(dir.path(), "tools/anvil");
+        let chosen = executable(dir.path(), "chosen/anvil");
+        assert_eq!(
+            search_anvil(Some(chosen.clone()), &tools, None, None),
+            Ok(chosen)
+        );
+        let wrong = dir.path().join("nope/anvil");
+        let err = search_anvil(Some(wrong.clone()), &tools, None, None).unwrap_err();
+        assert!(err.contains(&*wrong.to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn nowhere_says_how_to_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = search_anvil(None, &dir.path().join("x/anvil"), Some(dir.path().into()), None)
+            .unwrap_err();
+        assert!(err.contains("scripts/install-anvil") && err.contains("ANVIL_BIN"), "{err}");
+    }
 }
