@@ -555,6 +555,56 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
             }
         }
     }
+
+    /// The ~20 keys an operator sets, at their defaults, as TOML with a note on each.
+    pub fn minimal_toml() -> String {
+        config_docs::minimal()
+    }
+
+    /// What this configuration runs, one `name: value` per line (`config check`): the settings
+    /// an operator most often gets wrong, shown so they can be read back.
+    pub fn summary(&self) -> String {
+        let data_dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        let schedule = match self.lookahead.source {
+            ScheduleSource::Static => format!(
+                "static, {} preconfer(s), {} slot(s) of {} s per window",
+                self.lookahead.preconfers.len(),
+                self.lookahead.slots_per_window,
+                self.lookahead.slot_duration_secs
+            ),
+            ScheduleSource::L1Whitelist => format!(
+                "l1_whitelist, contract {} on {}",
+                self.l1.whitelist_address, self.l1.rpc_url
+            ),
+        };
+        let rpc = if self.rpc.enabled {
+            self.rpc.addr.to_string()
+        } else {
+            "off".into()
+        };
+        [
+            format!("chain_id: {}", self.sdk.chain.chain_id),
+            format!("data_dir: {}", data_dir.display()),
+            format!("listen: {}", self.sdk.network.listen_addr),
+            format!(
+                "peers: {} static, {} bootnode(s), discovery {}",
+                self.sdk.network.static_peers.len(),
+                self.sdk.network.bootnodes.len(),
+                if self.sdk.network.discovery_enabled { "on" } else { "off" }
+            ),
+            format!("schedule: {schedule}"),
+            format!("http: {}", self.http.addr),
+            format!("rpc: {rpc}"),
+            format!(
+                "preconfer key: {}",
+                match &self.preconfer_key_file {
+                    Some(path) => path.display().to_string(),
+                    None => "none (follower; PRECONF_PRECONFER_KEY is read at start)".into(),
+                }
+            ),
+        ]
+        .join("\n")
+    }
 }
 
 /// Sets `key` (dotted) in `tree` to `raw`, typed like the default value at that key: strings stay

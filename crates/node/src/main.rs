@@ -1,4 +1,4 @@
-//! The `preconf-node` command line: `run`, `devnet`, `config --print-default`.
+//! The `preconf-node` command line: `run`, `publish`, `devnet`, `testbed`, `bench`, `config`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +17,16 @@ use tracing_subscriber::EnvFilter;
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// `--version`: the crate version, the commit built and the build date (crates/node/build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PRECONF_GIT_COMMIT"),
+    ", built ",
+    env!("PRECONF_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,16 +49,36 @@ enum Command {
     Testbed(preconf_node::testbed::TestbedArgs),
     /// Benchmarks of the hot paths against this machine's limits (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
-    /// Configuration helpers.
-    Config {
-        /// Print the full default configuration as commented TOML.
-        #[arg(long)]
-        print_default: bool,
+    /// Configuration helpers: print the defaults, print the keys an operator sets, check a file.
+    Config(ConfigArgs),
+}
+
+/// `preconf-node config …`.
+#[derive(Debug, Args)]
+#[command(arg_required_else_help = true)]
+struct ConfigArgs {
+    /// Print the full default configuration as commented TOML (every key, its doc, its default).
+    #[arg(long, conflicts_with = "print_minimal")]
+    print_default: bool,
+    /// Print the ~20 keys an operator sets, at their defaults.
+    #[arg(long)]
+    print_minimal: bool,
+    #[command(subcommand)]
+    action: Option<ConfigAction>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Validate FILE as `run --config FILE` would (without flags or `PRECONF_*` variables) and
+    /// exit: 0 and a summary when it is valid, 2 and one line naming the key when not.
+    Check {
+        /// The TOML config file.
+        file: PathBuf,
     },
 }
 
-/// Flags of `run`. Each overrides the config file and is overridden by its `PRECONF_*`
-/// variable (see `NodeConfig` docs).
+/// Flags of `run`. Each beats its `PRECONF_*` variable, which beats the config file (clap's
+/// order; see `NodeConfig` docs).
 #[derive(Debug, Args)]
 struct RunArgs {
     /// TOML config file.
@@ -160,6 +190,20 @@ async fn run(args: RunArgs) -> Result<(), NodeError> {
     Ok(())
 }
 
+fn config_command(args: ConfigArgs) -> Result<(), NodeError> {
+    if args.print_default {
+        print!("{}", NodeConfig::default_toml());
+    } else if args.print_minimal {
+        print!("{}", NodeConfig::minimal_toml());
+    }
+    if let Some(ConfigAction::Check { file }) = args.action {
+        let config = NodeConfig::load(Some(&file), &[], std::iter::empty())?;
+        println!("{}: ok", file.display());
+        println!("{}", config.summary());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -187,13 +231,10 @@ fn main() -> ExitCode {
                 init_logging(LogFormat::Human, "error");
                 bench::run(args).await
             }
-            Command::Config { print_default } => {
-                if print_default {
-                    print!("{}", NodeConfig::default_toml());
-                } else {
-                    println!("use `preconf-node config --print-default`");
-                }
-                Ok(())
+            Command::Config(args) => config_command(args),
+            Command::Publish(args) => {
+                init_logging(LogFormat::Human, "warn");
+                preconf_node::publish::run(args).await
             }
         }
     });

@@ -287,6 +287,12 @@ async fn publish_over_rpc_reaches_the_other_node() {
         .await
         .expect("by number");
     assert_eq!(by_number.as_deref(), Some(commitment_hex.as_str()));
+    // A hex quantity is a block number, as in Ethereum's JSON-RPC.
+    let by_quantity: Option<String> = b_rpc
+        .request(rpc::GET_COMMITMENT, rpc_params!["0x1"])
+        .await
+        .expect("by hex quantity");
+    assert_eq!(by_quantity.as_deref(), Some(commitment_hex.as_str()));
     let by_hash: Option<String> = b_rpc
         .request(rpc::GET_COMMITMENT, rpc_params![hash])
         .await
@@ -401,7 +407,9 @@ async fn malformed_params_get_documented_codes_and_the_node_keeps_serving() {
         rpc_params![-1],
         rpc_params![1.5],
         rpc_params![true],
-        rpc_params!["0x1234"],
+        rpc_params!["0x01234"],
+        rpc_params!["0x"],
+        rpc_params!["0x1234567890abcdef12345"],
         rpc_params!["not hex"],
         rpc_params![],
     ] {

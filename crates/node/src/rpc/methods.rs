@@ -15,7 +15,7 @@ use crate::node::NodeContext;
 use super::errors::*;
 
 /// Result of `preconf_publishCommitment` (and `data` of its [`NO_PEERS`] error).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PublishedCommitment {
     /// `preconfirmation_hash` of the commitment.
     pub hash: B256,
@@ -102,6 +102,31 @@ pub(super) async fn publish_raw_txlist(
     }
 }
 
+/// `preconf_draftCommitment(raw_tx_list_hash, gas_limit?)`: the unsigned commitment for the
+/// current slot (see [`crate::publish`]).
+pub(super) fn draft_commitment(
+    params: Params<'_>,
+    node: &NodeContext,
+) -> Result<crate::publish::Draft, ErrorObjectOwned> {
+    use crate::publish::DraftError;
+    let mut seq = params.sequence();
+    let hash_text: String = seq.next()?;
+    let hash = parse_hash("raw_tx_list_hash", &hash_text)?;
+    let gas_limit: Option<u64> = seq.optional_next()?;
+    let gas_limit = gas_limit.unwrap_or(crate::publish::DEFAULT_DRAFT_GAS_LIMIT);
+    let now = crate::schedule::unix_now();
+    crate::publish::draft_commitment(node, hash, gas_limit, now).map_err(|e| {
+        let data = match &e {
+            DraftError::SlotTaken { wait_ms, .. } => {
+                serde_json::json!({"reason": "slot_taken", "wait_ms": wait_ms})
+            }
+            DraftError::ScheduleUnknown { .. } => serde_json::json!({"reason": "schedule_unknown"}),
+            DraftError::BeforeGenesis => serde_json::json!({"reason": "before_genesis"}),
+        };
+        error(PENDING, e.to_string(), Some(data))
+    })
+}
+
 pub(super) async fn get_commitment(
     params: Params<'static>,
     node: &NodeContext,
@@ -115,9 +140,20 @@ pub(super) async fn get_commitment(
                 .ok_or_else(|| invalid("block number must be a non-negative integer"))?;
             blocking(move || storage.commitment_by_number(number)).await?
         }
-        serde_json::Value::String(s) => {
+        // 66 characters: a hash. Anything shorter is an Ethereum hex quantity ("0x1"), read as
+        // a block number, never as a hash.
+        serde_json::Value::String(s) if s.len() == 2 + 2 * 32 => {
             let hash = parse_hash("hash", &s)?;
             blocking(move || storage.commitment_by_hash(&hash)).await?
+        }
+        serde_json::Value::String(s) => {
+            let number = parse_quantity(&s).ok_or_else(|| {
+                invalid(format!(
+                    "{s:?}: expected a block number (integer or 0x hex quantity) or a \
+                     0x-prefixed 32-byte preconfirmation hash"
+                ))
+            })?;
+            blocking(move || storage.commitment_by_number(number)).await?
         }
         _ => {
             return Err(invalid(
@@ -126,6 +162,16 @@ pub(super) async fn get_commitment(
         }
     };
     Ok(found.map(|c| to_hex(&c.to_ssz())))
+}
+
+/// An Ethereum JSON-RPC hex quantity (`0x0`, `0x1f`): `0x` and 1–16 hex digits, no leading
+/// zero but for `0x0` itself.
+fn parse_quantity(text: &str) -> Option<u64> {
+    let digits = text.strip_prefix("0x")?;
+    if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
 }
 
 pub(super) async fn get_raw_txlist(
@@ -137,4 +183,20 @@ pub(super) async fn get_raw_txlist(
     let storage = node.sdk.storage();
     let found = blocking(move || storage.txlist(&hash)).await?;
     Ok(found.map(|t| to_hex(&t)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quantity;
+
+    #[test]
+    fn quantities_are_hex_numbers() {
+        assert_eq!(parse_quantity("0x0"), Some(0));
+        assert_eq!(parse_quantity("0x1"), Some(1));
+        assert_eq!(parse_quantity("0x1f"), Some(31));
+        assert_eq!(parse_quantity("0xffffffffffffffff"), Some(u64::MAX));
+        for bad in ["0x", "1", "0x01", "0xg", "0x10000000000000000", "-0x1", "0X1"] {
+            assert_eq!(parse_quantity(bad), None, "{bad}");
+        }
+    }
 }

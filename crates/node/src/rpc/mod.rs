@@ -13,7 +13,7 @@
 //! | `preconf_publishCommitment` | `commitment`, `txlist?` | [`PublishedCommitment`] |
 //! | `preconf_publishRawTxList` | `txlist` | `raw_tx_list_hash` (hex) |
 //! | `preconf_head` | — | [`HeadStatus`]: `{block_number, hash?, window_end}` |
-//! | `preconf_getCommitment` | block number (JSON number) or `preconfirmation_hash` (hex) | SSZ hex of the `SignedCommitment`, or `null` |
+//! | `preconf_getCommitment` | block number (JSON number or `0x` hex quantity) or `preconfirmation_hash` (32-byte hex) | SSZ hex of the `SignedCommitment`, or `null` |
 //! | `preconf_getRawTxList` | `raw_tx_list_hash` | tx list hex, or `null` |
 //! | `preconf_status` | — | [`crate::http::NodeStatus`], as `GET /status` |
 //! | `preconf_subscribe` | kind | subscription id; notifications arrive as `preconf_subscription` |
@@ -91,6 +91,8 @@ pub const PUBLISH_COMMITMENT: &str = "preconf_publishCommitment";
 pub const PUBLISH_RAW_TXLIST: &str = "preconf_publishRawTxList";
 /// `preconf_head`.
 pub const HEAD: &str = "preconf_head";
+/// `preconf_draftCommitment`.
+pub const DRAFT_COMMITMENT: &str = "preconf_draftCommitment";
 /// `preconf_getCommitment`.
 pub const GET_COMMITMENT: &str = "preconf_getCommitment";
 /// `preconf_getRawTxList`.
@@ -103,6 +105,19 @@ pub const SUBSCRIBE: &str = "preconf_subscribe";
 pub const SUBSCRIPTION_NOTIFICATION: &str = "preconf_subscription";
 /// `preconf_unsubscribe`.
 pub const UNSUBSCRIBE: &str = "preconf_unsubscribe";
+
+/// Every method this server has (the `method` label of its [`metrics`]).
+pub const METHODS: [&str; 9] = [
+    PUBLISH_COMMITMENT,
+    PUBLISH_RAW_TXLIST,
+    HEAD,
+    DRAFT_COMMITMENT,
+    GET_COMMITMENT,
+    GET_RAW_TXLIST,
+    STATUS,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+];
 
 /// What the RPC handlers share.
 pub(super) struct RpcState {
@@ -204,6 +219,10 @@ fn module(
     module.register_method(HEAD, |_, state, _| {
         let _span = debug_span!("rpc", method = HEAD).entered();
         Ok::<HeadStatus, ErrorObjectOwned>(http::head_status(&state.node))
+    })?;
+    module.register_method(DRAFT_COMMITMENT, |params, state, _| {
+        let _span = debug_span!("rpc", method = DRAFT_COMMITMENT).entered();
+        draft_commitment(params, &state.node)
     })?;
     module.register_async_method(GET_COMMITMENT, |params, state, _| async move {
         get_commitment(params, &state.node)
