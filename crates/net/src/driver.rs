@@ -28,6 +28,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::budget::{max_response_bytes, response_len};
+use crate::chains::{chain_ids, on_other_chain, OtherChainWarnings};
 use crate::codec::{PreconfCodec, ReqRespProtocol, Request, Response};
 use crate::config::NetworkConfig;
 use crate::discovery::{self, Discovered, DiscoveryHandle};
@@ -71,6 +72,8 @@ struct Driver {
     outbound: HashMap<(ReqRespKind, OutboundRequestId), Outbound>,
     pending_answers: FuturesUnordered<PendingAnswer>,
     listen_addrs: Vec<Multiaddr>,
+    /// Peers already named in a WARN for being on another chain.
+    other_chain_warnings: OtherChainWarnings,
 }
 
 /// What the driver knows of a connected peer.
@@ -81,6 +84,8 @@ struct Connected {
     ping_unsupported: bool,
     /// SSZ bytes of the responses we sent it on its current connection(s).
     served_bytes: u64,
+    /// The chains its identify protocols name ([`crate::chains::chain_ids`]).
+    chain_ids: Vec<u64>,
 }
 
 /// An outbound request awaiting its answer.
@@ -234,6 +239,7 @@ pub(crate) async fn spawn(
         outbound: HashMap::new(),
         pending_answers: FuturesUnordered::new(),
         listen_addrs: vec![listen_addr],
+        other_chain_warnings: OtherChainWarnings::new(config.remembered_departed_peers),
         config,
     };
     let span = info_span!("p2p_net", peer = %local_peer_id);
@@ -364,6 +370,7 @@ impl Driver {
                         ping_unsupported: c.ping_unsupported,
                         served_bytes: c.served_bytes,
                         extended: self.pacer.profile(peer) == PeerProfile::Extended,
+                        chain_ids: c.chain_ids.clone(),
                     })
                     .collect();
                 let _ = reply.send(list);
@@ -500,6 +507,15 @@ impl Driver {
         for peer in self.peers.peers_to_ban(scores, now) {
             self.ban(peer, self.config.ban_period);
         }
+        for peer in self.peers.take_static_drops() {
+            warn!(
+                %peer,
+                score = self.score(&peer),
+                "static peer's score stayed below the ban threshold: disconnecting it (static \
+                 peers are never banned; it is redialled with backoff)"
+            );
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         for peer in self.peers.expired_bans(now) {
             info!(%peer, "ban expired");
             let b = self.swarm.behaviour_mut();
@@ -606,6 +622,7 @@ impl Driver {
             })) => {
                 let profile = self.pacer.identified(peer_id, &info.protocols);
                 debug!(peer = %peer_id, agent = %info.agent_version, ?profile, "identified");
+                self.on_identified_chains(peer_id, chain_ids(&info.protocols));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(_) => {}
@@ -639,6 +656,7 @@ impl Driver {
                         ping_rtt: None,
                         ping_unsupported: false,
                         served_bytes: 0,
+                        chain_ids: Vec::new(),
                     },
                 );
                 metrics::peers_connected(self.connected.len());
@@ -683,6 +701,24 @@ impl Driver {
                 self.listen_addrs.retain(|a| a != &address);
             }
             _ => {}
+        }
+    }
+
+    /// Records the chains `peer` serves; a peer on another chain only is named once in a
+    /// WARN (it stays connected: the operator may be mid-migration, and it costs one slot).
+    fn on_identified_chains(&mut self, peer: PeerId, chains: Vec<u64>) {
+        let ours = self.config.chain_id;
+        if on_other_chain(&chains, ours) && self.other_chain_warnings.first_time(peer) {
+            warn!(
+                %peer,
+                peer_chains = ?chains,
+                our_chain = ours,
+                "peer is on another chain (its protocols are /taiko/<chain id>/…): nothing can \
+                 be exchanged with it; is the chain id right, here or there?"
+            );
+        }
+        if let Some(c) = self.connected.get_mut(&peer) {
+            c.chain_ids = chains;
         }
     }
 

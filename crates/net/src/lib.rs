@@ -113,6 +113,7 @@
 
 mod behaviour;
 pub mod budget;
+pub mod chains;
 pub mod codec;
 pub mod config;
 pub mod discovery;

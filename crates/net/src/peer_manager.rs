@@ -211,6 +211,13 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     outbound: HashSet<PeerId>,
     dialing: HashSet<PeerId>,
     statics: Vec<StaticPeer>,
+    /// Static peers whose score stayed below the ban threshold: never banned (the operator
+    /// chose them; a misconfiguration on either side must not cost the link for a ban period),
+    /// they are disconnected and redialled with the refusal backoff instead. Filled by
+    /// [`Self::peers_to_ban`], drained by [`Self::take_static_drops`]; `dropping` holds them
+    /// until their connection is gone.
+    static_drops: Vec<PeerId>,
+    dropping: HashSet<PeerId>,
 }
 
 impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
@@ -244,6 +251,8 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             connected: HashSet::new(),
             outbound: HashSet::new(),
             dialing: HashSet::new(),
+            static_drops: Vec::new(),
+            dropping: HashSet::new(),
             statics: cfg
                 .static_peers
                 .iter()
@@ -309,7 +318,8 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     // ---- bans ------------------------------------------------------------------------------
 
     /// Feeds the current total scores; returns the peers whose score stayed below the ban
-    /// threshold for longer than `ban_sustain`.
+    /// threshold for longer than `ban_sustain`. A static peer is never among them: it goes to
+    /// [`Self::take_static_drops`] instead (disconnected, redialled with backoff).
     pub(crate) fn peers_to_ban(
         &mut self,
         scores: impl IntoIterator<Item = (PeerId, f64)>,
@@ -324,7 +334,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
                 if now.saturating_duration_since(since) > self.ban_sustain
                     && !self.banned.contains_key(&peer)
                 {
-                    out.push(peer);
+                    if !self.is_static(&peer) {
+                        out.push(peer);
+                    } else if self.dropping.insert(peer) {
+                        self.static_drops.push(peer);
+                    }
                 }
             } else {
                 self.below_since.remove(&peer);
@@ -332,6 +346,18 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         }
         self.below_since.retain(|p, _| seen.contains(p));
         out
+    }
+
+    /// Whether `peer` is one of the configured static peers (by the `/p2p/` id of its address,
+    /// or the id learned when its address connected).
+    pub(crate) fn is_static(&self, peer: &PeerId) -> bool {
+        self.statics.iter().any(|s| s.peer.as_ref() == Some(peer))
+    }
+
+    /// Static peers to disconnect now instead of banning them ([`Self::peers_to_ban`]); each
+    /// is redialled after the refusal backoff once its connection is gone.
+    pub(crate) fn take_static_drops(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.static_drops)
     }
 
     /// Records a ban until `until`.
@@ -496,7 +522,9 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             .connected_since
             .remove(&peer)
             .map(|since| now.saturating_duration_since(since));
-        let refused = dialled && lasted.is_some_and(|d| d < self.stable_connection);
+        // A static peer we dropped for its score backs off as a refuser does, whoever dialled.
+        let dropped = self.dropping.remove(&peer);
+        let refused = dropped || (dialled && lasted.is_some_and(|d| d < self.stable_connection));
         let initial = self.static_backoff;
         let redial_after = if refused {
             let max = self.refused_max_backoff;
@@ -1250,6 +1278,49 @@ mod tests {
         assert!(pm.is_banned(&bad));
         assert!(pm.expired_bans(t0 + Duration::from_secs(99)).is_empty());
         assert_eq!(pm.expired_bans(t0 + Duration::from_secs(100)), vec![bad]);
+    }
+
+    /// Issue 34: a wrong local schedule made every page of the only static peer "invalid", and
+    /// the static peer was banned for an hour. A static peer is never banned for its score: it
+    /// is dropped (disconnected) instead, once, and redialled after a backoff that grows with
+    /// each drop (even after a long connection); a non-static peer below the threshold is
+    /// banned as before.
+    #[test]
+    fn a_static_peer_below_the_ban_threshold_is_dropped_and_redialled_never_banned() {
+        let peer = PeerId::random();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
+        let cfg = NetworkConfig {
+            static_peers: vec![addr.clone()],
+            ban_sustain: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let other = PeerId::random();
+        let mut t = Instant::now();
+        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t);
+        assert_eq!(pm.due_static_dials(t), vec![addr.clone()]);
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            pm.on_connected(peer, &addr, true, t);
+            assert!(pm.is_static(&peer) && !pm.is_static(&other));
+            assert!(pm.peers_to_ban([(peer, -6.0), (other, -6.0)], t).is_empty());
+            t += Duration::from_secs(31);
+            let banned = pm.peers_to_ban([(peer, -6.0), (other, -6.0)], t);
+            assert_eq!(banned, vec![other], "the static peer is not banned");
+            assert_eq!(pm.take_static_drops(), vec![peer], "it is dropped instead");
+            // Still below while the disconnect is under way: dropped once, not again.
+            assert!(pm.peers_to_ban([(peer, -6.0)], t).is_empty());
+            assert!(pm.take_static_drops().is_empty());
+            pm.on_disconnected(peer, t);
+            assert!(!pm.is_banned(&peer));
+            let mut wait = Duration::ZERO;
+            while pm.due_static_dials(t + wait).is_empty() {
+                wait += Duration::from_millis(250);
+                assert!(wait <= Duration::from_secs(601), "never redialled");
+            }
+            waits.push(wait.as_secs());
+            t += wait;
+        }
+        assert_eq!(waits, vec![1, 2, 4], "the backoff grows with each drop");
     }
 
     #[test]

@@ -182,6 +182,10 @@ pub struct PeerSnapshot {
     /// SSZ bytes of the responses we sent it (all protocols) since its current connection
     /// opened: what it took of our egress, e.g. for a serving node's MiB/s out.
     pub served_bytes: u64,
+    /// The chains it serves, from the `/taiko/<chain id>/…` protocols it listed to identify
+    /// ([`crate::chains::chain_ids`]); empty until identify has answered (or when it lists
+    /// no protocol of this network). A peer whose list lacks our chain is on another one.
+    pub chain_ids: Vec<u64>,
 }
 
 /// How much per-peer state the driver holds ([`P2pService::peer_state_sizes`]): every figure

@@ -182,6 +182,8 @@ pub(crate) struct CatchUpContext {
     pub(crate) batch_rotation: Arc<std::sync::atomic::AtomicUsize>,
     /// Tx lists some task of the SDK is fetching right now, shared by all of them.
     pub(crate) txlist_claims: TxListClaims,
+    /// Where each round's `get_head` answers go (for readiness: how far behind peers we are).
+    pub(crate) peer_heads: crate::peer_view::PeerHeads,
 }
 
 /// The tx lists being fetched, by any task of the SDK (catch-up's owed lists, the fetch after
@@ -323,6 +325,7 @@ async fn round(ctx: &Arc<CatchUpContext>, excluded: &mut Exclusions) -> RoundRes
     };
     let local = ctx.local_head();
     let mut candidates = best_heads(ctx, peers).await;
+    ctx.peer_heads.replace(&candidates);
     candidates.retain(|(_, head)| *head > local);
     let Some(&(_, target)) = candidates.first() else {
         return RoundResult::CaughtUp;
@@ -691,8 +694,13 @@ async fn pipeline(
             break;
         }
         if result.failure.is_some() || result.gap {
-            // A bad signature, wrong signer, broken parent link or a hole in the page.
-            ctx.penalise(peer, "catchup_invalid_commitment");
+            // A bad signature, wrong signer, broken parent link or a hole in the page; not the
+            // peer's fault when every peer disagrees with the local schedule (peer_view).
+            if result.schedule_disagreement {
+                metrics::catchup_peer_failure("schedule_disagreement");
+            } else {
+                ctx.penalise(peer, "catchup_invalid_commitment");
+            }
             excluded.liar(peer);
             break;
         }

@@ -49,6 +49,12 @@ pub struct P2pSdkConfig {
     /// min, median and max: three series, not one per peer). Default 10 s.
     #[serde(with = "duration")]
     pub peer_score_interval: Duration,
+    /// Distinct peers whose commitments must all fail the local schedule's signer (or
+    /// window-end) check, with none passing, before the SDK blames its own schedule rather
+    /// than them: it then warns once ("is lookahead.preconfers right?") and stops penalising
+    /// peers for that rule. Fewer suffice when fewer are connected (one, for a lone static
+    /// peer). Default 2.
+    pub schedule_disagreement_min_peers: usize,
 }
 
 impl Default for P2pSdkConfig {
@@ -66,6 +72,7 @@ impl Default for P2pSdkConfig {
             catchup: CatchUpConfig::default(),
             anchor: Anchor::default(),
             peer_score_interval: Duration::from_secs(10),
+            schedule_disagreement_min_peers: 2,
         }
     }
 }
@@ -132,6 +139,10 @@ impl P2pSdkConfig {
             (
                 "gossip_validation.parallel_from",
                 self.gossip_validation.parallel_from,
+            ),
+            (
+                "schedule_disagreement_min_peers",
+                self.schedule_disagreement_min_peers,
             ),
             ("catchup.head_peers", self.catchup.head_peers),
             (

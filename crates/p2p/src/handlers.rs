@@ -20,6 +20,7 @@ use tracing::{debug, debug_span, info, trace, warn};
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
 use crate::metrics;
+use crate::peer_view::ScheduleAgreement;
 use crate::pending::PendingEntry;
 use crate::state::{ChainState, HeldVerdict};
 use crate::storage::SdkStorage;
@@ -75,6 +76,9 @@ pub(crate) struct BatchResult {
     /// The schedule cannot name the signer of a commitment in the page: it and the rest of
     /// the page wait as pending (rechecked as the schedule learns more); nobody is blamed.
     pub schedule_unknown: bool,
+    /// The failure is the local schedule's disagreement with every peer
+    /// ([`crate::peer_view`]): the serving peer is not penalised for it.
+    pub schedule_disagreement: bool,
 }
 
 /// What the core accepted, for the durable writer ([`crate::writer`]): commitments (a gossip
@@ -142,6 +146,8 @@ pub(crate) struct Core {
     durable_head: Option<DurableHead>,
     /// Per-message counters, their handles kept.
     counters: metrics::MessageCounters,
+    /// Whether every peer disagrees with the local schedule ([`crate::peer_view`]).
+    agreement: ScheduleAgreement,
 }
 
 impl Core {
@@ -169,6 +175,7 @@ impl Core {
         for (hash, number) in owed {
             state.await_txlist(hash, number);
         }
+        let agreement = ScheduleAgreement::new(config.schedule_disagreement_min_peers);
         let core = Self {
             config,
             validator: Arc::new(validator),
@@ -184,6 +191,7 @@ impl Core {
             epoch: 0,
             durable_head: None,
             counters: metrics::MessageCounters::default(),
+            agreement,
         };
         core.publish_status();
         Ok(core)
@@ -191,6 +199,49 @@ impl Core {
 
     pub(crate) fn config(&self) -> &P2pSdkConfig {
         &self.config
+    }
+
+    /// Whether every peer disagrees with the local schedule, shared with the SDK handle.
+    pub(crate) fn schedule_disagreement(
+        &self,
+    ) -> Arc<parking_lot::Mutex<Option<crate::peer_view::ScheduleDisagreement>>> {
+        self.agreement.handle()
+    }
+
+    pub(crate) fn peer_connected(&mut self, peer: PeerId) {
+        self.agreement.connected(peer);
+    }
+
+    pub(crate) fn peer_disconnected(&mut self, peer: &PeerId) {
+        self.agreement.disconnected(peer);
+    }
+
+    /// The schedule's verdict on a commitment `source` delivered, for [`ScheduleAgreement`]:
+    /// returns `outcome` with its penalty lifted when every peer disagrees with the local
+    /// schedule.
+    fn weigh_verdict(
+        &mut self,
+        source: CommitmentSource,
+        outcome: ValidationOutcome,
+    ) -> ValidationOutcome {
+        let peer = match source {
+            CommitmentSource::Gossip(p) | CommitmentSource::CatchUp(p) => p,
+            CommitmentSource::Local => return outcome,
+        };
+        match outcome {
+            ValidationOutcome::Accept(_) => {
+                self.agreement.agreed(peer);
+                outcome
+            }
+            ValidationOutcome::Reject {
+                reason,
+                penalise: true,
+            } => {
+                let penalise = self.agreement.disagreed(peer, &reason);
+                ValidationOutcome::Reject { reason, penalise }
+            }
+            other => other,
+        }
     }
 
     pub(crate) fn validator(&self) -> &Validator {
@@ -556,6 +607,7 @@ impl Core {
         let outcome =
             self.validator
                 .validate_commitment(&signed, signer.clone(), &self.state, unix_now());
+        let outcome = self.weigh_verdict(source, outcome);
         trace!(outcome = outcome.label(), "validated");
         match &outcome {
             ValidationOutcome::Accept(accepted) => {
@@ -768,7 +820,7 @@ impl Core {
                     .source
                     .map(CommitmentSource::Gossip)
                     .unwrap_or(CommitmentSource::Local);
-                match outcome {
+                match self.weigh_verdict(source, outcome) {
                     ValidationOutcome::Accept(a) => {
                         self.state.apply(&entry.commitment, &a);
                         self.release_pending(entry.held, GossipVerdict::Accept);
@@ -877,6 +929,10 @@ impl Core {
             );
             match outcome {
                 ValidationOutcome::Accept(a) => {
+                    if accepted.is_empty() {
+                        // One vote per page: the peer served history the schedule accepts.
+                        self.agreement.agreed(peer);
+                    }
                     self.state.apply(&signed, &a);
                     accepted.push((signed, a, source));
                 }
@@ -887,6 +943,7 @@ impl Core {
                 } => {}
                 ValidationOutcome::Reject { reason, .. } => {
                     self.on_reject(&signed, signer.ok(), &reason);
+                    result.schedule_disagreement = !self.agreement.disagreed(peer, &reason);
                     result.failure = Some(reason);
                     break;
                 }
@@ -1858,5 +1915,85 @@ mod tests {
             assert!(status.pending_parent <= caps.max_count);
         }
         assert_eq!(h.core.status().pending_parent, caps.max_count);
+    }
+
+    /// Issue 34: with a wrong local schedule every peer's commitments fail the signer check.
+    /// Once every connected peer that delivered one disagrees (here the only one), the core
+    /// stops penalising them for it: gossip gets `Ignore` instead of `Reject`, a catch-up page
+    /// is marked as the schedule's disagreement. A peer among others that agree is penalised.
+    #[test]
+    fn every_peer_disagreeing_with_the_schedule_is_not_penalised() {
+        // The local schedule names three keys that sign nothing of the builder's chain.
+        let wrong = |b: &ChainBuilder| -> Arc<dyn crate::Lookahead> {
+            let others = (100..103)
+                .map(|i| {
+                    preconfirmation_types::secret_key_to_address(&crate::testkit::preconfer_key(i))
+                })
+                .collect();
+            let l = b.lookahead();
+            Arc::new(
+                crate::RotatingLookahead::new(
+                    others,
+                    l.slots_per_window(),
+                    l.genesis(),
+                    l.slot_duration(),
+                )
+                .expect("schedule"),
+            )
+        };
+        let mut h = harness_knowing(|_| {}, wrong);
+        let blocks = h.builder.blocks(3, 8);
+        let (only, liar, honest) = (peer(), peer(), peer());
+        h.core.peer_connected(only);
+        let verdict =
+            h.core
+                .on_gossip_commitment(only, gossip_id(1), &blocks[0].commitment.to_ssz());
+        assert_eq!(
+            verdict,
+            Some(GossipVerdict::Ignore),
+            "the lone peer is not penalised"
+        );
+        assert!(h.core.schedule_disagreement().lock().is_some());
+        let items = blocks[1..]
+            .iter()
+            .map(|b| {
+                (
+                    b.commitment.clone(),
+                    h.core.validator().recover_signer(&b.commitment),
+                )
+            })
+            .collect();
+        let (result, write) = h.core.on_catchup_page(only, items, HashMap::new());
+        assert!(write.is_none());
+        assert!(matches!(
+            result.failure,
+            Some(RejectReason::WrongSigner { .. })
+        ));
+        assert!(
+            result.schedule_disagreement,
+            "the page's failure is not the peer's"
+        );
+
+        // With the correct schedule, a peer that agreed outvotes one that does not.
+        let mut h = harness();
+        let good = h.builder.next_block(Some(vec![0; 8])).commitment;
+        // The next block, signed by a key the schedule does not elect.
+        let bad = h.builder.sign_with(
+            &crate::testkit::preconfer_key(100),
+            h.builder.next_unsigned(Some(&[1; 8])),
+        );
+        h.core.peer_connected(liar);
+        h.core.peer_connected(honest);
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(honest, gossip_id(2), &good.to_ssz()),
+            Some(GossipVerdict::Accept)
+        );
+        assert_eq!(
+            h.core
+                .on_gossip_commitment(liar, gossip_id(3), &bad.to_ssz()),
+            Some(GossipVerdict::Reject)
+        );
+        assert!(h.core.schedule_disagreement().lock().is_none());
     }
 }

@@ -79,6 +79,7 @@ mod handlers;
 pub mod lookahead;
 mod manager;
 pub mod metrics;
+pub mod peer_view;
 pub mod pending;
 mod sdk;
 mod server;
@@ -92,6 +93,7 @@ mod writer;
 pub use config::P2pSdkConfig;
 pub use error::{P2pSdkError, Result, StorageError};
 pub use lookahead::{LearnedLookahead, Lookahead, RotatingLookahead, SlotSchedule};
+pub use peer_view::{PeerHead, ScheduleDisagreement};
 pub use sdk::{P2pSdk, PublishReceipt, SdkEvents};
 pub use storage::{MemoryStorage, MemoryStorageLimits, SdkStorage, StorageStats, OWED_SCAN_PAGE};
 pub use types::{

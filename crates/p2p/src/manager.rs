@@ -27,6 +27,7 @@ use crate::error::{P2pSdkError, Result};
 use crate::gossip_batch::{GossipBatch, GossipCommitment};
 use crate::handlers::{Core, Effect};
 use crate::metrics;
+use crate::peer_view::PeerHeads;
 use crate::server::serve_inbound;
 use crate::storage::SdkStorage;
 use crate::types::head_of;
@@ -64,6 +65,8 @@ pub(crate) struct Manager {
     pub(crate) writer: Writer,
     /// Local publishes waiting for their write to be durable: `(write id, waiter)`, ascending.
     pub(crate) durable_waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
+    /// The heads peers reported in the last catch-up round (shared with the handle).
+    pub(crate) peer_heads: PeerHeads,
 }
 
 /// Most missing tx lists waiting for their grace period to end; the oldest beyond it are left
@@ -267,7 +270,14 @@ impl Manager {
             }
             let published = async {
                 let txlist_message_id = match txlist_ssz {
-                    Some(ssz) => Some(publish_one(&net, GossipTopicKind::RawTxLists, ssz).await?),
+                    Some(ssz) => match publish_one(&net, GossipTopicKind::RawTxLists, ssz).await {
+                        Ok(id) => Some(id),
+                        // The same bytes went out within gossipsub's duplicate window (another
+                        // block with an identical tx list): peers hold the list under its hash
+                        // already, and the commitment must still go out.
+                        Err(P2pSdkError::Network(NetError::Duplicate)) => None,
+                        Err(e) => return Err(e),
+                    },
                     None => None,
                 };
                 let commitment_message_id =
@@ -423,6 +433,7 @@ impl Manager {
                 });
             }
             NetworkEvent::PeerConnected { peer, .. } => {
+                self.core.peer_connected(peer);
                 self.core.emit(SdkEvent::PeerConnected(peer));
                 if self.config.catchup.enabled {
                     self.start_catchup();
@@ -430,6 +441,8 @@ impl Manager {
             }
             NetworkEvent::PeerDisconnected { peer } => {
                 self.slots.forget(&peer);
+                self.peer_heads.forget(&peer);
+                self.core.peer_disconnected(&peer);
                 self.core.emit(SdkEvent::PeerDisconnected(peer))
             }
             NetworkEvent::PeerBanned { peer, until } => {
@@ -555,6 +568,7 @@ impl Manager {
             storage: Arc::downgrade(&self.storage),
             batch_rotation: Default::default(),
             txlist_claims: self.txlist_claims.clone(),
+            peer_heads: self.peer_heads.clone(),
         }
     }
 
@@ -666,6 +680,10 @@ async fn publish_one(
         Err(NetError::NoPeers) => {
             metrics::gossip_published(topic, "no_peers");
             Err(P2pSdkError::Network(NetError::NoPeers))
+        }
+        Err(NetError::Duplicate) => {
+            metrics::gossip_published(topic, "duplicate");
+            Err(P2pSdkError::Network(NetError::Duplicate))
         }
         Err(e) => {
             metrics::gossip_published(topic, "error");

@@ -26,6 +26,7 @@ use crate::handlers::{BatchResult, Core};
 use crate::lookahead::Lookahead;
 use crate::manager::Manager;
 use crate::metrics;
+use crate::peer_view::{PeerHead, PeerHeads, ScheduleDisagreement};
 use crate::storage::SdkStorage;
 use crate::types::head_of;
 use crate::types::{HeadSyncStatus, PeerInfo, SdkEvent, SdkStatus};
@@ -135,6 +136,8 @@ struct Shared {
     storage: Arc<dyn SdkStorage>,
     config: Arc<P2pSdkConfig>,
     slots: PeerSlots,
+    peer_heads: PeerHeads,
+    schedule_disagreement: Arc<parking_lot::Mutex<Option<ScheduleDisagreement>>>,
     task: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -190,6 +193,8 @@ impl P2pSdk {
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CHANNEL_CAPACITY);
         let (catchup_done_tx, catchup_done_rx) = mpsc::channel(1);
         let slots = PeerSlots::new(config.catchup.max_requests_per_peer);
+        let peer_heads = PeerHeads::default();
+        let schedule_disagreement = core.schedule_disagreement();
         let manager = Manager {
             catchup_done: catchup_done_tx,
             ticks: 0,
@@ -214,6 +219,7 @@ impl P2pSdk {
             slots: slots.clone(),
             txlist_claims: Default::default(),
             last_scores: Instant::now(),
+            peer_heads: peer_heads.clone(),
         };
         let task = tokio::spawn(manager.run(commands_rx, internal_rx, catchup_done_rx, net_events));
         info!(peer_id = %net.local_peer_id(), "P2P SDK started");
@@ -226,6 +232,8 @@ impl P2pSdk {
                 storage,
                 config,
                 slots,
+                peer_heads,
+                schedule_disagreement,
                 task: parking_lot::Mutex::new(Some(task)),
             }),
         };
@@ -358,6 +366,28 @@ impl P2pSdk {
     /// The current status (head, sync state, buffer sizes).
     pub fn status(&self) -> SdkStatus {
         self.shared.status.borrow().clone()
+    }
+
+    /// The highest head a connected peer reported in the last catch-up round (catch-up asks
+    /// up to `catchup.head_peers` peers at start, on a gap, on a new peer and when the local
+    /// head has not moved for `catchup.stale_head_check`): how far behind the network this
+    /// node is. `None` before any peer answered.
+    pub async fn best_peer_head(&self) -> Result<Option<PeerHead>> {
+        let connected: HashSet<PeerId> = self
+            .shared
+            .net
+            .connected_peers()
+            .await?
+            .into_iter()
+            .collect();
+        Ok(self.shared.peer_heads.best(|peer| connected.contains(peer)))
+    }
+
+    /// `Some` while every connected peer that delivered a commitment disagrees with the local
+    /// schedule (the peers' signer is not the one the schedule elects): the local schedule is
+    /// the likely culprit, and peers are not penalised for it ([`crate::peer_view`]).
+    pub fn schedule_disagreement(&self) -> Option<ScheduleDisagreement> {
+        self.shared.schedule_disagreement.lock().clone()
     }
 
     /// A watch of the status, to wait for a head or a sync state.

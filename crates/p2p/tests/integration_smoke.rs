@@ -90,6 +90,59 @@ async fn integration_smoke() {
     .expect("clean shutdown");
 }
 
+/// Two consecutive blocks may carry byte-identical tx lists (an empty list, say). The second
+/// list is a gossipsub duplicate of the first (message ids hash the payload) and is refused
+/// by gossipsub's publish; the second commitment must go out all the same. Failed (the
+/// publish returned "duplicate message" and B never heard of block 2) before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_repeating_the_previous_tx_list_is_still_gossiped() {
+    let mut builder = ChainBuilder::in_the_past(chain(), 1, 4, 100);
+    let a = start_node(sdk_config(), &builder).await;
+    let mut b = start_node(sdk_config(), &builder).await;
+    connect(&b.sdk, &a.sdk).await;
+    a.sdk
+        .wait_for_gossip_peers(1, WAIT)
+        .await
+        .expect("B subscribed");
+    let txlist = b"the same tx list twice".to_vec();
+    let first = builder.next_block(Some(txlist.clone()));
+    let second = builder.next_block(Some(txlist.clone()));
+    assert_eq!(
+        first.commitment.preconf().raw_tx_list_hash,
+        second.commitment.preconf().raw_tx_list_hash
+    );
+    let receipt = a
+        .sdk
+        .publish(first.commitment.clone(), Some(txlist.clone()))
+        .await
+        .expect("first publish");
+    assert!(receipt.txlist_message_id.is_some());
+    let receipt = a
+        .sdk
+        .publish(second.commitment.clone(), Some(txlist.clone()))
+        .await
+        .expect("the second publish succeeds");
+    assert_eq!(
+        receipt.txlist_message_id, None,
+        "the list itself went out once"
+    );
+    // B hears block 2 over gossip, not from catch-up.
+    let (number, source) = wait_event(&mut b.events, |e| match e {
+        SdkEvent::Commitment {
+            commitment, source, ..
+        } if commitment.preconf().block_number == U256::from(2u64) => Some((2u64, *source)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(number, 2);
+    assert_eq!(source, CommitmentSource::Gossip(a.sdk.local_peer_id()));
+    let status = wait_status(&b.sdk, |s| {
+        s.head_block_number == 2 && s.missing_txlists == 0
+    })
+    .await;
+    assert_eq!(status.head_block_number, 2);
+}
+
 /// A local publish is durable before it is gossiped: A's disk takes 300 ms per write, and by
 /// the time B holds A's commitment, A's own storage holds it too. Gossiped first (and written
 /// meanwhile), a crash of A between the two left a commitment on the network that A no
