@@ -3,8 +3,10 @@
 //!
 //! Durations are (de)serialised as humantime strings (`"30s"`, `"500ms"`): [`duration`].
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use preconfirmation_types::{
     ChainLimits, GossipTopicKind, ReqRespKind, MAX_RAW_TXLISTS_RESPONSE_BYTES, MAX_TXLIST_BYTES,
@@ -17,6 +19,15 @@ use crate::error::NetError;
 /// [`NetworkConfig::max_connections_per_ip`] for devnets, benchmarks and tests, where every
 /// node dials from 127.0.0.1: the per-IP cap is then no cap. Never for a public node.
 pub const LOOPBACK_MAX_CONNECTIONS_PER_IP: u32 = 1024;
+
+/// The p2p port of a production node: libp2p TCP and discv5 UDP both listen on it by default
+/// ([`NetworkConfig::listen_addr`] `/ip4/0.0.0.0/tcp/9222`, [`NetworkConfig::discv5_port`]
+/// unset = the TCP port). Open it for TCP and UDP in the firewall.
+pub const DEFAULT_P2P_PORT: u16 = 9222;
+
+/// [`NetworkConfig::listen_addr`] of tests, devnets and benchmarks: loopback, ephemeral port
+/// (see [`NetworkConfig::loopback`]).
+pub const LOOPBACK_LISTEN_ADDR: &str = "/ip4/127.0.0.1/tcp/0";
 
 /// Serde helper for every duration in a config file (`#[serde(with = "duration")]`): a
 /// human-readable string, `"30s"`, `"500ms"`, `"10min"`, `"1h 30m"` (the `humantime` syntax, as
@@ -99,15 +110,23 @@ pub mod duration {
     }
 }
 
-
 /// Everything the network layer needs, apart from the node's secret key (passed separately to
 /// [`crate::P2pService::start`] so it never ends up in a config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NetworkConfig {
-    /// TCP listen address. Default `/ip4/127.0.0.1/tcp/0` (loopback, ephemeral port: fine for
-    /// tests and devnets; production nodes set e.g. `/ip4/0.0.0.0/tcp/9222`).
+    /// libp2p TCP listen address, `/ip4/<ip>/tcp/<port>` or `/ip6/<ip>/tcp/<port>`. Default
+    /// `/ip4/0.0.0.0/tcp/9222`: every interface, port 9222 (discv5 takes the same port number
+    /// over UDP, see [`Self::discv5_port`]). A port already in use by another socket stops the
+    /// start with an error naming the address; port 0 picks a free port (tests, devnets). The
+    /// address advertised to other nodes is not this one but the ENR's, see [`Self::enr`].
     pub listen_addr: Multiaddr,
+    /// With [`Self::listen_addr`] on the IPv4 wildcard `0.0.0.0`, also listen on the IPv6
+    /// wildcard `::` (libp2p TCP and discv5 UDP, the same ports) when this host can open an
+    /// IPv6 socket; on a host without IPv6 the node runs IPv4 only and logs that once. No effect
+    /// with any other listen address (`/ip6/::/tcp/…` listens on IPv6 only, a specific address
+    /// on that address only). Default true.
+    pub listen_ipv6: bool,
     /// L2 chain id: names the topics (§2) and protocol ids (§10–§11). Not a config-file key: the
     /// SDK sets it from its chain (`sdk.chain.chain_id`), so there is one key for one setting.
     #[serde(skip)]
@@ -242,8 +261,16 @@ pub struct NetworkConfig {
     pub refused_peer_max_backoff: Duration,
     /// Whether discv5 runs. Default true.
     pub discovery_enabled: bool,
-    /// UDP port of discv5 on the listen IP; 0 picks a free port at start. Default 0.
-    pub discv5_port: u16,
+    /// UDP port of discv5, on the IP(s) of [`Self::listen_addr`]. Unset (the default): the TCP
+    /// listen port, 9222 by default, or a free port when that is 0. 0 picks a free port at
+    /// start. A port already in use stops the start with an error naming the address.
+    pub discv5_port: Option<u16>,
+    /// What the node's ENR advertises to other nodes (discv5): its address and ports. Unset
+    /// keys are filled at start: the IP from the listen address when it is a specific one, else
+    /// (listening on `0.0.0.0`/`::`) the source address this host uses towards the bootnodes
+    /// or, without bootnodes, its default route; then discv5's PONG votes correct it (behind
+    /// NAT). Never `0.0.0.0`, never a loopback address unless the node listens on loopback.
+    pub enr: EnrConfig,
     /// How often discv5 runs a random lookup while below [`Self::target_peers`]. Default 30 s.
     #[serde(with = "duration")]
     pub discovery_interval: Duration,
@@ -288,9 +315,10 @@ pub struct NetworkConfig {
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self {
-            listen_addr: "/ip4/127.0.0.1/tcp/0"
-                .parse()
-                .unwrap_or_else(|_| Multiaddr::empty()),
+            listen_addr: Multiaddr::empty()
+                .with(Protocol::Ip4(Ipv4Addr::UNSPECIFIED))
+                .with(Protocol::Tcp(DEFAULT_P2P_PORT)),
+            listen_ipv6: true,
             chain_id: TAIKO_MAINNET_CHAIN_ID,
             limits: ChainLimits::default(),
             gossip: GossipConfig::default(),
@@ -322,7 +350,8 @@ impl Default for NetworkConfig {
             stable_connection: Duration::from_secs(30),
             refused_peer_max_backoff: Duration::from_secs(600),
             discovery_enabled: true,
-            discv5_port: 0,
+            discv5_port: None,
+            enr: EnrConfig::default(),
             discovery_interval: Duration::from_secs(30),
             discovery_min_interval: Duration::from_secs(1),
             command_channel_capacity: 1024,
@@ -338,6 +367,43 @@ impl Default for NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// The defaults, listening on 127.0.0.1 at an ephemeral TCP port (discv5 at an ephemeral
+    /// UDP port): for tests, devnets and benchmarks, which must never take the production port
+    /// [`DEFAULT_P2P_PORT`] nor listen on every interface.
+    pub fn loopback() -> Self {
+        Self {
+            listen_addr: Multiaddr::empty()
+                .with(Protocol::Ip4(Ipv4Addr::LOCALHOST))
+                .with(Protocol::Tcp(0)),
+            ..Self::default()
+        }
+    }
+
+    /// [`Self::listen_addr`] as a socket address; an error naming the key for anything but
+    /// `/ip4|ip6/<ip>/tcp/<port>`.
+    pub fn listen_socket(&self) -> Result<SocketAddr, NetError> {
+        let bad = || {
+            NetError::Config(format!(
+                "listen_addr {}: expected /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port>",
+                self.listen_addr
+            ))
+        };
+        let mut parts = self.listen_addr.iter();
+        let ip: IpAddr = match parts.next() {
+            Some(Protocol::Ip4(ip)) => ip.into(),
+            Some(Protocol::Ip6(ip)) => ip.into(),
+            _ => return Err(bad()),
+        };
+        let port = match parts.next() {
+            Some(Protocol::Tcp(port)) => port,
+            _ => return Err(bad()),
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(SocketAddr::new(ip, port))
+    }
+
     /// The time an inbound stream gets to deliver its whole request:
     /// `min(request_read_timeout, request_timeout / 2)` (see [`Self::request_read_timeout`]).
     pub fn effective_request_read_timeout(&self) -> Duration {
@@ -349,6 +415,8 @@ impl NetworkConfig {
         self.limits
             .validate()
             .map_err(|e| NetError::Config(e.to_string()))?;
+        let listen = self.listen_socket()?.ip();
+        self.enr.validate(listen)?;
         let s = &self.scoring;
         if !(s.graylist_threshold < s.publish_threshold
             && s.publish_threshold < s.gossip_threshold
@@ -1023,6 +1091,93 @@ impl Default for ScoringConfig {
     }
 }
 
+/// What the node's ENR advertises (`sdk.network.enr`): the address and ports other nodes
+/// dial. The node's own view of its addresses (the listen address) is not what a remote peer
+/// can reach behind NAT or on a wildcard listen, hence these keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnrConfig {
+    /// IPv4 address to advertise: the node's public address (`run --nat extip:IP` sets it).
+    /// Unset: the listen IP when [`NetworkConfig::listen_addr`] names a specific one, else the
+    /// source address of this host's route to the bootnodes (without bootnodes: its default
+    /// route), then what discv5's PONG votes say. May not be `0.0.0.0`, nor loopback unless the
+    /// node listens on loopback. Setting it turns [`Self::auto_update`] off.
+    pub address: Option<Ipv4Addr>,
+    /// IPv6 address to advertise (`run --nat extip:IPv6` sets it); unset as for
+    /// [`Self::address`], for the IPv6 listen. Setting it turns [`Self::auto_update`] off.
+    pub address6: Option<Ipv6Addr>,
+    /// TCP port to advertise, when a NAT forwards another port to the listen port. Unset: the
+    /// libp2p TCP listen port.
+    pub tcp_port: Option<u16>,
+    /// UDP port to advertise, when a NAT forwards another port to the discv5 port. Unset: the
+    /// discv5 port.
+    pub udp_port: Option<u16>,
+    /// Whether discv5 may replace the advertised IP and UDP port with the one its peers
+    /// report seeing in their PONGs (discv5's ENR auto-update: a node behind NAT learns its
+    /// public address). Default true; off whenever [`Self::address`] or [`Self::address6`] is
+    /// set. A vote for a loopback or unspecified address is never taken when the node listens
+    /// on another address.
+    pub auto_update: bool,
+    /// How many peers must report the same address before [`Self::auto_update`] takes it.
+    /// Default 3 (discv5's own default, 10, assumes thousands of nodes; a preconfirmation
+    /// network has tens). At least 2.
+    pub update_min_votes: usize,
+}
+
+impl Default for EnrConfig {
+    fn default() -> Self {
+        Self {
+            address: None,
+            address6: None,
+            tcp_port: None,
+            udp_port: None,
+            auto_update: true,
+            update_min_votes: 3,
+        }
+    }
+}
+
+impl EnrConfig {
+    /// Whether discv5's PONG votes may update the ENR: [`Self::auto_update`], unless an
+    /// address was given.
+    pub fn votes_update(&self) -> bool {
+        self.auto_update && self.address.is_none() && self.address6.is_none()
+    }
+
+    /// Refuses an advertised address nobody could dial, given the node listens on `listen`.
+    pub fn validate(&self, listen: IpAddr) -> Result<(), NetError> {
+        let configured = [self.address.map(IpAddr::V4), self.address6.map(IpAddr::V6)];
+        for (key, ip) in ["enr.address", "enr.address6"].into_iter().zip(configured) {
+            let Some(ip) = ip else { continue };
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err(NetError::Config(format!(
+                    "{key} {ip}: not an address another node can dial; give the node's public \
+                     address"
+                )));
+            }
+            if ip.is_loopback() && !listen.is_loopback() {
+                return Err(NetError::Config(format!(
+                    "{key} {ip} is a loopback address but the node listens on {listen}: no \
+                     other host could reach it"
+                )));
+            }
+        }
+        if self.tcp_port == Some(0) || self.udp_port == Some(0) {
+            return Err(NetError::Config(
+                "enr.tcp_port and enr.udp_port cannot be 0 (unset them to advertise the \
+                 listen ports)"
+                    .into(),
+            ));
+        }
+        if self.update_min_votes < 2 {
+            return Err(NetError::Config(
+                "enr.update_min_votes must be at least 2".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1038,6 +1193,100 @@ mod tests {
         assert_eq!(partial.ban_sustain, Duration::from_millis(1500));
         assert_eq!(partial.request_timeout, Duration::from_secs(10));
         assert_eq!(partial.request_read_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn production_listens_everywhere_on_9222_and_tests_on_loopback() {
+        let c = NetworkConfig::default();
+        assert_eq!(c.listen_addr.to_string(), "/ip4/0.0.0.0/tcp/9222");
+        assert_eq!(
+            c.listen_socket().unwrap(),
+            SocketAddr::from(([0, 0, 0, 0], DEFAULT_P2P_PORT))
+        );
+        assert_eq!(c.discv5_port, None, "discv5 takes the TCP port number");
+        assert!(c.listen_ipv6);
+        assert_eq!(c.enr, EnrConfig::default());
+        assert!(c.enr.votes_update());
+        let l = NetworkConfig::loopback();
+        assert_eq!(l.listen_addr.to_string(), LOOPBACK_LISTEN_ADDR);
+        assert_eq!(l.discv5_port, None);
+        assert_eq!(
+            NetworkConfig {
+                listen_addr: c.listen_addr.clone(),
+                ..l
+            },
+            c,
+            "loopback() differs from the default in the listen address only"
+        );
+        for bad in [
+            "/ip4/1.2.3.4/udp/9",
+            "/dns4/example.com/tcp/9222",
+            "/ip4/1.2.3.4",
+        ] {
+            let c = NetworkConfig {
+                listen_addr: bad.parse().unwrap(),
+                ..Default::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("listen_addr"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn enr_keys_are_read_and_checked() {
+        let c: NetworkConfig = serde_json::from_str(
+            r#"{"enr": {"address": "203.0.113.9", "address6": "2001:db8::9",
+                "tcp_port": 30303, "udp_port": 30304}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.enr.address, Some(Ipv4Addr::new(203, 0, 113, 9)));
+        assert_eq!(c.enr.address6, Some("2001:db8::9".parse().unwrap()));
+        assert_eq!((c.enr.tcp_port, c.enr.udp_port), (Some(30303), Some(30304)));
+        c.validate().unwrap();
+        assert!(
+            !c.enr.votes_update(),
+            "a configured address is never voted away"
+        );
+        let refused = |enr: EnrConfig, listen: &str| {
+            NetworkConfig {
+                enr,
+                listen_addr: listen.parse().unwrap(),
+                ..Default::default()
+            }
+            .validate()
+            .map_err(|e| e.to_string())
+        };
+        let addr = |a: &str| EnrConfig {
+            address: Some(a.parse().unwrap()),
+            ..Default::default()
+        };
+        let err = refused(addr("0.0.0.0"), "/ip4/0.0.0.0/tcp/9222").unwrap_err();
+        assert!(err.contains("enr.address 0.0.0.0"), "{err}");
+        let err = refused(addr("127.0.0.1"), "/ip4/0.0.0.0/tcp/9222").unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
+        let err = refused(
+            EnrConfig {
+                address6: Some(Ipv6Addr::LOCALHOST),
+                ..Default::default()
+            },
+            "/ip6/::/tcp/9222",
+        )
+        .unwrap_err();
+        assert!(err.contains("enr.address6 ::1"), "{err}");
+        // A node listening on loopback may advertise loopback (tests, devnets).
+        refused(addr("127.0.0.1"), "/ip4/127.0.0.1/tcp/0").unwrap();
+        for enr in [
+            EnrConfig {
+                update_min_votes: 1,
+                ..Default::default()
+            },
+            EnrConfig {
+                tcp_port: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(refused(enr, "/ip4/0.0.0.0/tcp/9222").is_err());
+        }
     }
 
     #[test]

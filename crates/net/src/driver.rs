@@ -2,10 +2,9 @@
 //! commands from the handles, swarm events, discoveries, pending SDK answers and a tick.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use discv5::Enr;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -107,7 +106,7 @@ pub(crate) async fn spawn(
     (
         mpsc::Sender<Command>,
         PeerId,
-        Option<Enr>,
+        Option<discovery::LocalEnr>,
         mpsc::Receiver<NetworkEvent>,
     ),
     NetError,
@@ -168,13 +167,41 @@ pub(crate) async fn spawn(
         .with_connection_timeout(config.handshake_timeout)
         .build();
 
-    swarm
-        .listen_on(config.listen_addr.clone())
-        .map_err(|e| NetError::Listen(e.to_string()))?;
-    let listen_addr = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
+    // Each fixed port is checked free before libp2p binds it (libp2p sets SO_REUSEPORT and
+    // would share it with another node silently; see `listen`).
+    let plan = crate::listen::tcp_listen_plan(&config)?;
+    let mut listeners = Vec::with_capacity(plan.len());
+    for addr in &plan {
+        let id = swarm
+            .listen_on(crate::listen::tcp_multiaddr(*addr))
+            .map_err(|e| match e {
+                libp2p::TransportError::Other(io) => {
+                    crate::listen::bind_error(crate::listen::TCP, *addr, &io)
+                }
+                other => NetError::Listen(format!("{} {addr}: {other}", crate::listen::TCP)),
+            })?;
+        listeners.push((id, *addr));
+    }
+    // The first address each listener reports gives its port (a wildcard listener reports one
+    // per interface; the others arrive in the driver loop).
+    let mut listen_addrs: Vec<Multiaddr> = Vec::new();
+    let mut tcp_ports: HashMap<libp2p::core::transport::ListenerId, u16> = HashMap::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while tcp_ports.len() < listeners.len() {
             match swarm.select_next_some().await {
-                SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
+                    let port = address.iter().find_map(|p| match p {
+                        Protocol::Tcp(port) => Some(port),
+                        _ => None,
+                    });
+                    if let Some(port) = port {
+                        tcp_ports.entry(listener_id).or_insert(port);
+                    }
+                    listen_addrs.push(address);
+                }
                 SwarmEvent::ListenerError { error, .. } => {
                     return Err(NetError::Listen(error.to_string()))
                 }
@@ -184,27 +211,32 @@ pub(crate) async fn spawn(
                 _ => {}
             }
         }
+        Ok(())
     })
     .await
     .map_err(|_| NetError::Listen("no listen address within 5 s".into()))??;
-    info!(peer = %local_peer_id, addr = %listen_addr, "p2p network listening");
+    let mut v4 = None;
+    let mut v6 = None;
+    for (id, addr) in &listeners {
+        let port = tcp_ports.get(id).copied().unwrap_or(addr.port());
+        info!(peer = %local_peer_id, addr = %SocketAddr::new(addr.ip(), port), "p2p network listening");
+        match addr.ip() {
+            IpAddr::V4(ip) => v4 = Some((ip, port)),
+            IpAddr::V6(ip) => v6 = Some((ip, port)),
+        }
+    }
 
     let (found_tx, found_rx) = mpsc::channel(256);
     let discovery = if config.discovery_enabled {
-        let mut ip = Ipv4Addr::UNSPECIFIED;
-        let mut tcp_port = 0;
-        for p in listen_addr.iter() {
-            match p {
-                Protocol::Ip4(a) => ip = a,
-                Protocol::Tcp(port) => tcp_port = port,
-                _ => {}
-            }
-        }
+        // discv5's UDP port: the configured one, else the TCP port number as configured (a
+        // configured 0 stays 0: a free port).
+        let udp_port = config
+            .discv5_port
+            .unwrap_or_else(|| plan.first().map_or(0, SocketAddr::port));
         let handle = discovery::start(
             &keypair,
-            ip,
-            tcp_port,
-            config.discv5_port,
+            discovery::Listening { v4, v6, udp_port },
+            &config.enr,
             &config.bootnodes,
             discovery::Pacing {
                 min: config.discovery_min_interval,
@@ -213,7 +245,7 @@ pub(crate) async fn spawn(
             found_tx,
         )
         .await?;
-        info!(enr = %handle.local_enr.to_base64(), "discv5 started");
+        info!(enr = %handle.local_enr.get().to_base64(), "discv5 started");
         Some(handle)
     } else {
         drop(found_tx);
@@ -238,7 +270,7 @@ pub(crate) async fn spawn(
         discovery,
         outbound: HashMap::new(),
         pending_answers: FuturesUnordered::new(),
-        listen_addrs: vec![listen_addr],
+        listen_addrs,
         other_chain_warnings: OtherChainWarnings::new(config.remembered_departed_peers),
         config,
     };

@@ -14,6 +14,19 @@ pub enum NetError {
     /// Listening on the configured address failed.
     #[error("cannot listen: {0}")]
     Listen(String),
+    /// A p2p TCP or discv5 UDP address is already taken by another socket (another node on
+    /// this host?). The node never shares a port: libp2p's listeners set `SO_REUSEPORT`, so the
+    /// address is checked before it binds.
+    #[error(
+        "{protocol} address {addr} is already in use (another node on this port?); choose \
+         another port (`--listen-addr`, `sdk.network.discv5_port`)"
+    )]
+    AddrInUse {
+        /// `"p2p TCP"` or `"discv5 UDP"`.
+        protocol: &'static str,
+        /// The address that could not be bound.
+        addr: std::net::SocketAddr,
+    },
     /// Starting discv5 failed.
     #[error("discovery failed: {0}")]
     Discovery(String),

@@ -68,8 +68,13 @@
 //!   no longer pinged. RTTs and refusals show in [`PeerSnapshot`] and the `p2p_net_ping_*`
 //!   metrics; a failed ping never closes a connection.
 //! - **Discovery**: the ENR is signed with the libp2p key (secp256k1 by default), so its public
-//!   key gives the peer id; it advertises `ip4` + `tcp4` (libp2p) + `udp4` (discv5). Loopback
-//!   addresses are accepted (no table or packet filter).
+//!   key gives the peer id; it advertises `ip4` + `tcp4` (libp2p) + `udp4` (discv5), and the
+//!   `ip6` set when listening on IPv6. Its address comes from `enr.address` (`--nat extip`), a
+//!   specific listen address, or the route to the bootnodes, corrected by discv5's PONG votes;
+//!   never `0.0.0.0`, and loopback only for a node listening on loopback ([`discovery`]).
+//! - **Listening**: production default `0.0.0.0` (plus `::` where the host has IPv6), TCP and
+//!   UDP port 9222 ([`config::DEFAULT_P2P_PORT`]); a port already in use fails the start with
+//!   an error naming the address ([`NetError::AddrInUse`]).
 //!
 //! ## Example
 //!
@@ -81,7 +86,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = NetworkConfig { discovery_enabled: false, ..Default::default() };
+//! // 127.0.0.1, ephemeral ports (the default is 0.0.0.0:9222, a production node's).
+//! let config = NetworkConfig { discovery_enabled: false, ..NetworkConfig::loopback() };
 //! let (a, mut a_events) = P2pService::start(config.clone(), None).await?;
 //! let (b, mut b_events) = P2pService::start(config, None).await?;
 //!
@@ -121,6 +127,7 @@ mod driver;
 pub mod error;
 pub mod gossip;
 pub mod ip_limit;
+mod listen;
 pub mod metrics;
 mod peer_manager;
 mod ping;
@@ -130,8 +137,8 @@ mod service;
 
 pub use codec::SLOW_REQUEST_PENALTY_REASON;
 pub use config::{
-    ByteRateLimit, GossipConfig, GossipRateLimitConfig, GossipTopicLimit, NetworkConfig,
-    PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
+    ByteRateLimit, EnrConfig, GossipConfig, GossipRateLimitConfig, GossipTopicLimit,
+    NetworkConfig, PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
 };
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;

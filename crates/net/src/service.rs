@@ -286,7 +286,7 @@ pub(crate) enum Command {
 pub struct P2pService {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
-    local_enr: Option<Enr>,
+    local_enr: Option<crate::discovery::LocalEnr>,
     limits: ChainLimits,
 }
 
@@ -341,10 +341,11 @@ impl P2pService {
         self.local_peer_id
     }
 
-    /// Our ENR (`None` when discovery is disabled); give its `to_base64()` to other nodes as a
+    /// Our ENR as it is now (`None` when discovery is disabled): discv5's PONG votes may have
+    /// updated its address since the start. Give its `to_base64()` to other nodes as a
     /// bootnode.
     pub fn local_enr(&self) -> Option<Enr> {
-        self.local_enr.clone()
+        self.local_enr.as_ref().map(crate::discovery::LocalEnr::get)
     }
 
     async fn ask<T>(

@@ -366,6 +366,42 @@ pub const OVERRIDES: &[Override] = &[
 /// Prefix of the generic per-key environment variables (`PRECONF__SDK__NETWORK__MAX_PEERS`).
 pub const GENERIC_ENV_PREFIX: &str = "PRECONF__";
 
+/// The config keys `run --nat VALUE` sets, as (dotted key, raw value):
+/// - `extip:<IP>` (or `extip:<IPv4>,<IPv6>`): the ENR advertises this public address
+///   (`sdk.network.enr.address` / `address6`) and discv5's PONG votes never replace it;
+/// - `any` (the default, sets nothing): the ENR takes the listen address, or on a wildcard
+///   listen the address this host routes from, and discv5's PONG votes correct it;
+/// - `none`: as `any` without the PONG votes (`sdk.network.enr.auto_update = false`).
+pub fn nat_overrides(value: &str) -> Result<Vec<(String, String)>, NodeError> {
+    let bad = |reason: String| NodeError::Config {
+        key: "--nat".into(),
+        reason,
+    };
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("any") {
+        return Ok(Vec::new());
+    }
+    if value.eq_ignore_ascii_case("none") {
+        return Ok(vec![("sdk.network.enr.auto_update".into(), "false".into())]);
+    }
+    let Some(ips) = value.strip_prefix("extip:") else {
+        return Err(bad(format!("{value:?}: expected extip:<IP>, any or none")));
+    };
+    let mut out = Vec::new();
+    for ip in ips.split(',').map(str::trim) {
+        let key = match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => "sdk.network.enr.address",
+            Ok(std::net::IpAddr::V6(_)) => "sdk.network.enr.address6",
+            Err(_) => return Err(bad(format!("{ip:?} is not an IP address"))),
+        };
+        if out.iter().any(|(k, _): &(String, String)| k == key) {
+            return Err(bad(format!("two addresses of one IP version in {value:?}")));
+        }
+        out.push((key.to_string(), ip.to_string()));
+    }
+    Ok(out)
+}
+
 impl NodeConfig {
     /// Loads the configuration: defaults < `file` < `env` < `flags` (dotted key, raw value).
     pub fn load(
@@ -696,6 +732,57 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn nat_extip_sets_the_enr_address_and_the_defaults_listen_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, preconfers_toml());
+        let load = |flags: Vec<(String, String)>| {
+            NodeConfig::load(Some(&path), &flags, Vec::<(String, String)>::new())
+        };
+        let c = load(Vec::new()).unwrap();
+        assert_eq!(
+            c.sdk.network.listen_addr.to_string(),
+            "/ip4/0.0.0.0/tcp/9222"
+        );
+        assert_eq!(c.sdk.network.discv5_port, None, "UDP takes the TCP port");
+        assert_eq!(c.http.addr.ip().to_string(), "127.0.0.1");
+        assert_eq!(c.rpc.addr.ip().to_string(), "127.0.0.1");
+        assert_eq!(c.sdk.network.enr.address, None);
+
+        let c = load(nat_overrides("extip:203.0.113.9").unwrap()).unwrap();
+        assert_eq!(
+            c.sdk.network.enr.address,
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert!(!c.sdk.network.enr.votes_update());
+        let c = load(nat_overrides("extip:203.0.113.9,2001:db8::9").unwrap()).unwrap();
+        assert_eq!(
+            c.sdk.network.enr.address6,
+            Some("2001:db8::9".parse().unwrap())
+        );
+        let c = load(nat_overrides("none").unwrap()).unwrap();
+        assert!(!c.sdk.network.enr.auto_update);
+        assert!(nat_overrides("any").unwrap().is_empty());
+        for bad in [
+            "extip:",
+            "extip:host.example",
+            "upnp",
+            "extip:1.2.3.4,5.6.7.8",
+        ] {
+            let err = nat_overrides(bad).unwrap_err().to_string();
+            assert!(err.contains("--nat"), "{bad}: {err}");
+        }
+        // The ENR keys are checked at load: 0.0.0.0 is nobody's address.
+        let err = load(nat_overrides("extip:0.0.0.0").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enr.address 0.0.0.0"), "{err}");
+        let err = load(vec![("sdk.network.enr.tcp_port".into(), "0".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enr.tcp_port"), "{err}");
     }
 
     #[test]

@@ -105,9 +105,15 @@ struct RunArgs {
     /// L2 chain id [env PRECONF_CHAIN_ID].
     #[arg(long)]
     chain_id: Option<String>,
-    /// libp2p listen multiaddr [env PRECONF_LISTEN_ADDR].
+    /// libp2p TCP listen multiaddr; discv5 takes the same port over UDP [env
+    /// PRECONF_LISTEN_ADDR; default /ip4/0.0.0.0/tcp/9222].
     #[arg(long)]
     listen_addr: Option<String>,
+    /// What the ENR advertises: `extip:<public IP>` (also `extip:<IPv4>,<IPv6>`), `any` (the
+    /// default: the listen address, or the address this host routes from, corrected by
+    /// discv5's PONG votes) or `none` (as `any`, no votes) [config: sdk.network.enr].
+    #[arg(long, value_name = "extip:IP|any|none")]
+    nat: Option<String>,
     /// Static peers, comma-separated multiaddrs with /p2p/ [env PRECONF_STATIC_PEERS].
     #[arg(long)]
     static_peers: Option<String>,
@@ -147,6 +153,9 @@ impl RunArgs {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
+        if let Some(nat) = &self.nat {
+            out.extend(preconf_node::config::nat_overrides(nat)?);
+        }
         for pair in &self.set {
             let (key, value) = pair.split_once('=').ok_or_else(|| NodeError::Config {
                 key: pair.clone(),

@@ -100,7 +100,7 @@ async fn lone_chain_keys_from_flag_and_env_start_the_binary() {
          [http]\naddr = \"127.0.0.1:0\"\n\
          [rpc]\nenabled = false\n\
          [lookahead]\npreconfers = [\"0x0000000000000000000000000000000000000011\"]\n\
-         [sdk.network]\ndiscovery_enabled = false\n",
+         [sdk.network]\ndiscovery_enabled = false\nlisten_addr = \"/ip4/127.0.0.1/tcp/0\"\n",
         dir.path().join("data").display().to_string()
     );
     std::fs::write(&path, text).expect("write config");

@@ -44,6 +44,8 @@
 //! let chain = ChainSpec::new(167_001, Address::repeat_byte(0x51));
 //! let mut blocks = ChainBuilder::in_the_past(chain, 2, 4, 10);
 //! let mut config = P2pSdkConfig::new(chain);
+//! // 127.0.0.1, ephemeral ports (the default is 0.0.0.0:9222, a production node's).
+//! config.network = preconfirmation_net::NetworkConfig::loopback();
 //! config.network.discovery_enabled = false;
 //!
 //! let (a, _) = P2pSdk::start(config.clone(), Arc::new(MemoryStorage::default()), blocks.lookahead(), None).await?;

@@ -26,7 +26,8 @@ pub fn test_config() -> NetworkConfig {
         discovery_enabled: false,
         request_timeout: Duration::from_secs(2),
         ban_sustain: Duration::from_secs(1),
-        ..Default::default()
+        // 127.0.0.1, ephemeral ports: never the production 0.0.0.0:9222.
+        ..NetworkConfig::loopback()
     };
     c.gossip.heartbeat_interval = Duration::from_millis(200);
     c

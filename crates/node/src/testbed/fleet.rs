@@ -196,7 +196,7 @@ pub fn node_config(
         .parse()
         .unwrap_or_else(|_| c.sdk.network.listen_addr.clone());
     c.sdk.network.discovery_enabled = true;
-    c.sdk.network.discv5_port = P2P_PORT;
+    c.sdk.network.discv5_port = Some(P2P_PORT);
     c.sdk.network.bootnodes = bootnodes;
     c.lookahead.preconfers = preconfers;
     c.lookahead.slots_per_window = lookahead.slots_per_window();

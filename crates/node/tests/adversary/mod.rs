@@ -75,7 +75,8 @@ pub fn attacker_network(chain: &ChainSpec) -> NetworkConfig {
         chain_id: chain.chain_id,
         limits: chain.limits,
         request_timeout: Duration::from_secs(5),
-        ..Default::default()
+        // 127.0.0.1, ephemeral ports: never the production 0.0.0.0:9222.
+        ..NetworkConfig::loopback()
     };
     c.gossip.heartbeat_interval = Duration::from_millis(200);
     // The attacker must not ban its victims for refusing it.

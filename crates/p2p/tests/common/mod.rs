@@ -33,7 +33,8 @@ pub fn network_config() -> NetworkConfig {
         ),
         request_timeout: Duration::from_secs(3),
         ban_sustain: Duration::from_secs(1),
-        ..Default::default()
+        // 127.0.0.1, ephemeral ports: never the production 0.0.0.0:9222.
+        ..NetworkConfig::loopback()
     };
     c.gossip.heartbeat_interval = Duration::from_millis(200);
     // Catch-up pages are sent quickly in tests; keep the req/resp limiter out of the way.
