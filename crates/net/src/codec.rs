@@ -26,7 +26,7 @@ use preconfirmation_types::{
 
 use crate::error::CodecError;
 
-/// Penalty reason (metric label `p2p_net_rejections_total{reason="slow_request"}`) of an
+/// Penalty reason (metric label `preconf_net_rejections_total{reason="slow_request"}`) of an
 /// inbound stream that did not deliver its whole request within the read timeout — opened and
 /// left silent, or trickled a byte at a time (slowloris).
 ///

@@ -342,6 +342,7 @@ impl Driver {
             } => {
                 let kind = request.kind();
                 if self.peers.is_banned(&peer) {
+                    metrics::reqresp(kind, "outbound", outcome_label(&RequestError::Disconnected));
                     let _ = reply.send(Err(RequestError::Disconnected));
                     return;
                 }
@@ -432,8 +433,23 @@ impl Driver {
                     .collect();
                 let _ = reply.send(list);
             }
+            Command::MeshSizes { reply } => {
+                let _ = reply.send(self.mesh_sizes());
+            }
             Command::Shutdown { .. } => {}
         }
+    }
+
+    /// Peers in our gossipsub mesh of each topic.
+    fn mesh_sizes(&self) -> Vec<(GossipTopicKind, usize)> {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        GossipTopicKind::ALL
+            .iter()
+            .map(|&kind| {
+                let hash = self.topics.topic(kind).hash();
+                (kind, gossipsub.mesh_peers(&hash).count())
+            })
+            .collect()
     }
 
     fn publish(&mut self, kind: GossipTopicKind, data: Vec<u8>) -> Result<MessageId, NetError> {
@@ -536,6 +552,9 @@ impl Driver {
         for (_, s) in &scores {
             metrics::peer_score(*s);
         }
+        for (kind, peers) in self.mesh_sizes() {
+            metrics::gossip_mesh_peers(kind, peers);
+        }
         for peer in self.peers.peers_to_ban(scores, now) {
             self.ban(peer, self.config.ban_period);
         }
@@ -616,6 +635,7 @@ impl Driver {
                 // Refund the reservation down to what is sent, now rather than when libp2p
                 // reports it written: the requester refunds when it has read it, later.
                 self.peers.response_sent((kind, id), len, now);
+                metrics::reqresp(kind, "inbound", "served");
                 metrics::response_bytes(kind, len);
                 if let Some(c) = self.connected.get_mut(&peer) {
                     c.served_bytes = c.served_bytes.saturating_add(len);
@@ -866,7 +886,9 @@ impl Driver {
                         Ok(response)
                     } else {
                         self.pacer.done(&peer, kind);
-                        Err(RequestError::Decode("mismatched response".into()))
+                        let err = RequestError::Decode("mismatched response".into());
+                        metrics::reqresp(kind, "outbound", outcome_label(&err));
+                        Err(err)
                     };
                     debug!(%peer, protocol = kind.label(), ok = res.is_ok(), "response");
                     let _ = reply.send(res);
@@ -1019,10 +1041,11 @@ impl Driver {
             }
         };
         if !self.emit(NetworkEvent::InboundRequest(event), "inbound_request") {
+            metrics::reqresp(kind, "inbound", "dropped");
             self.peers.inbound_done((kind, id), Instant::now());
             return;
         }
-        metrics::reqresp(kind, "inbound", "admitted");
+        // Counted once, when it ends: `served`, `stream_closed` or `unanswered`.
         self.pending_answers.push(
             async move {
                 let answer = tokio::time::timeout(timeout, answer).await.ok().flatten();

@@ -65,7 +65,7 @@
 //!   [`NetworkConfig::ping_max_inbound_streams`] in all, each closed after
 //!   [`NetworkConfig::ping_inbound_timeout`] of silence) and pings on a fresh stream every
 //!   [`NetworkConfig::ping_interval`] (15 s); a connection whose peer refuses the protocol is
-//!   no longer pinged. RTTs and refusals show in [`PeerSnapshot`] and the `p2p_net_ping_*`
+//!   no longer pinged. RTTs and refusals show in [`PeerSnapshot`] and the `preconf_net_ping_*`
 //!   metrics; a failed ping never closes a connection.
 //! - **Discovery**: the ENR is signed with the libp2p key (secp256k1 by default), so its public
 //!   key gives the peer id; it advertises `ip4` + `tcp4` (libp2p) + `udp4` (discv5), and the

@@ -147,7 +147,7 @@ pub(crate) enum InboundLimit {
 }
 
 impl InboundLimit {
-    /// Metric label (reason of `p2p_net_rejections_total`).
+    /// Metric label (reason of `preconf_net_rejections_total`).
     pub(crate) fn label(self) -> &'static str {
         match self {
             InboundLimit::PerPeer => "ping_streams_per_peer",

@@ -275,6 +275,9 @@ pub(crate) enum Command {
         kind: GossipTopicKind,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    MeshSizes {
+        reply: oneshot::Sender<Vec<(GossipTopicKind, usize)>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -303,6 +306,7 @@ impl std::fmt::Debug for Command {
             Command::ListenAddrs { .. } => "ListenAddrs",
             Command::GossipPeers { .. } => "GossipPeers",
             Command::StateSizes { .. } => "StateSizes",
+            Command::MeshSizes { .. } => "MeshSizes",
             Command::Shutdown { .. } => "Shutdown",
         })
     }
@@ -504,6 +508,12 @@ impl P2pService {
     pub async fn gossip_peers(&self, topic: GossipTopicKind) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::GossipPeers { kind: topic, reply })
             .await
+    }
+
+    /// How many peers our gossipsub mesh of each topic holds (the peers we forward that
+    /// topic's messages to), in [`GossipTopicKind::ALL`] order.
+    pub async fn mesh_sizes(&self) -> Result<Vec<(GossipTopicKind, usize)>, NetError> {
+        self.ask(|reply| Command::MeshSizes { reply }).await
     }
 
     /// Stops the driver and discovery, closing all connections; returns once stopped. Other

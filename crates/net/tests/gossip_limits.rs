@@ -2,7 +2,7 @@
 //! gossipsub with a 10 MiB frame cap sends messages over the victim's per-topic caps; gossipsub
 //! refuses them as invalid deliveries (the sender loses score) before the driver counts them,
 //! and they never reach the SDK.
-//! Its own test binary: it reads the `p2p_net_gossip_*` counters from the process's one global
+//! Its own test binary: it reads the `preconf_net_gossip_*` counters from the process's one global
 //! recorder.
 
 use std::time::Duration;

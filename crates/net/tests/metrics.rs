@@ -1,7 +1,7 @@
 //! Every metric the crate documents in `preconfirmation_net::metrics` is recorded where it
 //! happens: real nodes over TCP on 127.0.0.1 exchange gossip and a request, penalise, ban,
 //! overflow an event channel and ping (answered, refused, unanswered), and the Prometheus
-//! rendering shows each `p2p_net_*` name.
+//! rendering shows each `preconf_net_*` name.
 //! Its own test binary: a process has one global recorder.
 
 use std::time::Duration;
@@ -15,7 +15,7 @@ mod common;
 use common::*;
 
 /// Every name in `preconfirmation_net::metrics`.
-const NAMES: [&str; 14] = [
+const NAMES: [&str; 15] = [
     m::PEERS_CONNECTED,
     m::GOSSIP_BYTES_IN,
     m::GOSSIP_BYTES_OUT,
@@ -30,6 +30,7 @@ const NAMES: [&str; 14] = [
     m::PING_RTT,
     m::PING_UNSUPPORTED,
     m::PING_FAILURES,
+    m::GOSSIP_MESH_PEERS,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,6 +38,7 @@ async fn documented_metrics_are_recorded() {
     let handle = PrometheusBuilder::new()
         .install_recorder()
         .expect("the only recorder of this binary");
+    m::describe();
 
     let (a, mut a_events) = start(test_config()).await;
     let (b, b_events) = start(test_config()).await;
@@ -122,31 +124,32 @@ async fn documented_metrics_are_recorded() {
     // Every documented name; labels, and exact counts where only this test's single exchange
     // can have produced them (whole lines; counters only grow, so an overshoot never matches).
     let exact_lines = [
-        r#"p2p_net_reqresp_total{protocol="get_head",direction="inbound",outcome="admitted"} 1"#
+        r#"preconf_net_reqresp_requests_total{protocol="get_head",direction="inbound",outcome="served"} 1"#
             .to_owned(),
-        r#"p2p_net_reqresp_total{protocol="get_head",direction="outbound",outcome="ok"} 1"#
+        r#"preconf_net_reqresp_requests_total{protocol="get_head",direction="outbound",outcome="ok"} 1"#
             .to_owned(),
-        r#"p2p_net_rejections_total{reason="metrics_test"} 1"#.to_owned(),
-        r#"p2p_net_reqresp_response_bytes_out_total{protocol="get_commitments_by_number"} 768"#
+        r#"preconf_net_rejections_total{reason="metrics_test"} 1"#.to_owned(),
+        r#"preconf_net_reqresp_response_bytes_out_total{protocol="get_commitments_by_number"} 768"#
             .to_owned(),
-        r#"p2p_net_reqresp_total{protocol="get_commitments_by_number",direction="inbound",outcome="rate_limited"} 1"#
+        r#"preconf_net_reqresp_requests_total{protocol="get_commitments_by_number",direction="inbound",outcome="rate_limited"} 1"#
             .to_owned(),
-        r#"p2p_net_reqresp_refusals_forgiven_total{protocol="get_commitments_by_number",reason="rate_limited"} 1"#
+        r#"preconf_net_reqresp_refusals_forgiven_total{protocol="get_commitments_by_number",reason="rate_limited"} 1"#
             .to_owned(),
-        r#"p2p_net_events_dropped_total{kind="peer_banned"} 1"#.to_owned(),
-        "p2p_net_bans_total 3".to_owned(),
-        "p2p_net_ping_unsupported_total 1".to_owned(),
+        r#"preconf_net_events_dropped_total{kind="peer_banned"} 1"#.to_owned(),
+        "preconf_net_bans_total 3".to_owned(),
+        "preconf_net_ping_unsupported_total 1".to_owned(),
         format!(
-            r#"p2p_net_gossip_bytes_out_total{{topic="commitments"}} {}"#,
+            r#"preconf_net_gossip_bytes_out_total{{topic="commitments"}} {}"#,
             signed.len()
         ),
     ];
     let labelled = [
-        r#"p2p_net_gossip_messages_in_total{topic="commitments"} "#,
-        r#"p2p_net_gossip_bytes_in_total{topic="commitments"} "#,
-        "p2p_net_peers_connected ",
-        r#"p2p_net_ping_failures_total{reason="timeout"} "#,
-        "p2p_net_ping_rtt_seconds_count ",
+        r#"preconf_net_gossip_messages_in_total{topic="commitments"} "#,
+        r#"preconf_net_gossip_bytes_in_total{topic="commitments"} "#,
+        "preconf_net_peers_connected ",
+        r#"preconf_net_ping_failures_total{reason="timeout"} "#,
+        r#"preconf_net_gossip_mesh_peers{topic="commitments"} "#,
+        "preconf_net_ping_rtt_seconds_count ",
     ];
     let expected: Vec<String> = NAMES
         .iter()
@@ -176,6 +179,38 @@ async fn documented_metrics_are_recorded() {
     if done.is_err() {
         let text = handle.render();
         panic!("metrics missing: {:?}\n{text}", missing(&text));
+    }
+
+    // Each request is counted once, whatever its outcome: B asked A for one head and E for two
+    // pages (one served, one refused).
+    let text = handle.render();
+    let total = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    for (protocol, direction, count) in [
+        ("get_head", "inbound", 1.0),
+        ("get_head", "outbound", 1.0),
+        ("get_commitments_by_number", "inbound", 2.0),
+    ] {
+        let prefix = format!(
+            r#"{}{{protocol="{protocol}",direction="{direction}","#,
+            m::REQRESP
+        );
+        assert_eq!(total(&prefix), count, "{prefix}\n{text}");
+    }
+    // Every series the crate exported has its `# HELP` and `# TYPE` (`describe`).
+    for name in NAMES {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}:\n{text}"
+        );
     }
 
     for s in [a, b, c, d, e] {

@@ -35,8 +35,16 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Log output format: `human` or `json`.
     pub log_format: LogFormat,
-    /// Log filter in `RUST_LOG` syntax (`RUST_LOG` itself wins when set).
+    /// Log filter in `RUST_LOG` syntax, e.g. `info,p2p=debug`; checked at start (a bad
+    /// directive is a config error). It decides alone: `run` does not read `RUST_LOG` (it
+    /// says so at start when `RUST_LOG` is set); set this key, `--log-filter` or
+    /// `PRECONF_LOG_FILTER` instead.
     pub log_filter: String,
+    /// How often a status line is logged at INFO (head, head age, peers, gossip mesh sizes,
+    /// commitments published and received since the last line); `0s` turns it off. Default
+    /// 60 s.
+    #[serde(with = "duration")]
+    pub log_status_interval: Duration,
     /// File holding this node's preconfer secp256k1 secret key as hex (mode 0600). When set,
     /// `preconf_publishCommitment` also accepts unsigned commitments and signs them. Can also
     /// be given as `PRECONF_PRECONFER_KEY` in the environment; never as a flag.
@@ -61,6 +69,7 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("./preconf-data"),
             log_format: LogFormat::Human,
             log_filter: "info".into(),
+            log_status_interval: Duration::from_secs(60),
             preconfer_key_file: None,
             http: HttpConfig::default(),
             rpc: RpcConfig::default(),
@@ -463,6 +472,7 @@ impl NodeConfig {
                 reason: reason.into(),
             })
         };
+        crate::telemetry::parse_filter("log_filter", &self.log_filter)?;
         if self.lookahead.slot_duration_secs == 0 {
             return bad("lookahead.slot_duration_secs", "must be positive");
         }

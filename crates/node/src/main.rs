@@ -9,7 +9,6 @@ use preconf_node::bench;
 use preconf_node::config::{LogFormat, GENERIC_ENV_PREFIX, OVERRIDES};
 use preconf_node::devnet::{self, DevnetArgs};
 use preconf_node::{Node, NodeConfig, NodeError};
-use tracing_subscriber::EnvFilter;
 
 /// The process allocator: jemalloc, as reth and Lighthouse use. Under glibc malloc, clearing
 /// freshly faulted pages took 7.4 % of a catch-up's CPU samples; with jemalloc 2.4 %
@@ -90,7 +89,8 @@ struct RunArgs {
     /// Log format [env PRECONF_LOG_FORMAT].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
-    /// Log filter, `RUST_LOG` syntax [env PRECONF_LOG_FILTER].
+    /// Log filter, `RUST_LOG` syntax, e.g. `info,p2p=debug` [env PRECONF_LOG_FILTER; default
+    /// `info`]. `run` does not read `RUST_LOG`: this filter decides (a bad one exits with 2).
     #[arg(long)]
     log_filter: Option<String>,
     /// File with the preconfer secret key (hex, mode 0600) [env PRECONF_PRECONFER_KEY_FILE].
@@ -167,17 +167,10 @@ impl RunArgs {
     }
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+/// Logging of the subcommands without a filter setting: `RUST_LOG` when set, else `default`
+/// (`run` uses `log_filter` alone: see `telemetry::init_node_logging`).
+fn init_logging(format: LogFormat, default: &str) {
+    preconf_node::telemetry::init_tool_logging(format, default);
 }
 
 fn install_prometheus() -> Option<PrometheusHandle> {
@@ -188,7 +181,7 @@ async fn run(args: RunArgs) -> Result<(), NodeError> {
     let env = std::env::vars()
         .filter(|(k, _)| k.starts_with(GENERIC_ENV_PREFIX) || OVERRIDES.iter().any(|o| o.env == k));
     let config = NodeConfig::load(args.config.as_deref(), &args.overrides()?, env)?;
-    init_logging(config.log_format, &config.log_filter);
+    preconf_node::telemetry::init_node_logging(config.log_format, &config.log_filter)?;
     let mut node = Node::start(config, install_prometheus()).await?;
     // Nobody reads the start-up subscription here (RPC subscribers take their own): a held,
     // unread receiver would keep the SDK's whole event ring alive.

@@ -306,6 +306,13 @@ impl Node {
         }
         if context.config.storage.retain_blocks > 0 {
             node.tasks
+        if !context.config.log_status_interval.is_zero() {
+            node.tasks.push(tokio::spawn(crate::telemetry::status_lines(
+                context.clone(),
+                context.config.log_status_interval,
+                shutdown.clone(),
+            )));
+        }
                 .push(tokio::spawn(prune_loop(context.clone(), shutdown.clone())));
         }
         let listen = sdk.listen_addrs().await?;

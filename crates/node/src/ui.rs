@@ -8,7 +8,7 @@
 //! | `GET /ui/events` | `text/event-stream`: a `snapshot` event every [`UI_REFRESH`] |
 //!
 //! A snapshot holds the `/status` document, peers with score and connection direction, every
-//! `p2p_*` counter and gauge this process exports (the page turns counters into rates per
+//! `preconf_*` counter and gauge this process exports (the page turns counters into rates per
 //! topic, req/resp outcomes and rejections by reason), and the most recent equivocations and
 //! bans, which a collector task records from the SDK's events.
 
@@ -90,7 +90,7 @@ pub struct UiSnapshot {
     pub status: NodeStatus,
     /// Peers with direction and address.
     pub peers: Vec<UiPeer>,
-    /// `p2p_*` series (`name{labels}`) → value, from this process's Prometheus recorder.
+    /// `preconf_*` series (`name{labels}`) → value, from this process's Prometheus recorder.
     pub metrics: BTreeMap<String, f64>,
     /// Most recent equivocations, newest last.
     pub equivocations: Vec<UiEquivocation>,
@@ -158,10 +158,10 @@ async fn collect(context: NodeContext, recent: Arc<Mutex<Recent>>, shutdown: Can
     }
 }
 
-/// The `p2p_*` series of a Prometheus text rendering (histogram buckets left out).
-pub fn p2p_series(text: &str) -> BTreeMap<String, f64> {
+/// The `preconf_*` series of a Prometheus text rendering (histogram buckets left out).
+pub fn preconf_series(text: &str) -> BTreeMap<String, f64> {
     text.lines()
-        .filter(|l| l.starts_with("p2p_"))
+        .filter(|l| l.starts_with(crate::telemetry::METRIC_PREFIX))
         .filter_map(|l| {
             let (series, value) = l.rsplit_once(' ')?;
             if series.contains("_bucket{") {
@@ -196,7 +196,7 @@ async fn snapshot(state: &UiState) -> Result<UiSnapshot, crate::NodeError> {
         .context
         .prometheus
         .as_ref()
-        .map(|h| p2p_series(&h.render()))
+        .map(|h| preconf_series(&h.render()))
         .unwrap_or_default();
     let recent = state.recent.lock();
     Ok(UiSnapshot {
@@ -264,11 +264,11 @@ mod tests {
 
     #[test]
     fn series_are_parsed_without_buckets() {
-        let text = "# TYPE p2p_x counter\np2p_x{topic=\"a\"} 3\np2p_h_bucket{le=\"1\"} 2\n\
-                    p2p_h_sum 1.5\nother 1\n";
-        let series = p2p_series(text);
-        assert_eq!(series.get("p2p_x{topic=\"a\"}"), Some(&3.0));
-        assert_eq!(series.get("p2p_h_sum"), Some(&1.5));
+        let text = "# TYPE preconf_x counter\npreconf_x{topic=\"a\"} 3\n\
+                    preconf_h_bucket{le=\"1\"} 2\npreconf_h_sum 1.5\nother 1\np2p_old 1\n";
+        let series = preconf_series(text);
+        assert_eq!(series.get("preconf_x{topic=\"a\"}"), Some(&3.0));
+        assert_eq!(series.get("preconf_h_sum"), Some(&1.5));
         assert_eq!(series.len(), 2);
     }
 

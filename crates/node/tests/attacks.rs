@@ -1679,7 +1679,7 @@ async fn gossip_byte_flood() {
         .await
         .body
         .lines()
-        .filter(|l| l.starts_with("p2p_net_gossip_rate_limited_total{topic=\"raw_txlists\""))
+        .filter(|l| l.starts_with("preconf_net_gossip_rate_limited_total{topic=\"raw_txlists\""))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum::<f64>() as u64;
     let time_to_ban = tokio::time::timeout(common::WAIT, ban)

@@ -107,6 +107,60 @@ fn code_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (i32, String, 
     }
 }
 
+/// A call the HTTP layer refused with 401 (a bad or missing JWT): the client reports the
+/// status, not a JSON-RPC error.
+fn assert_401<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) {
+    match result {
+        Err(ClientError::Transport(e)) => {
+            assert!(e.to_string().contains("401"), "{what}: {e}")
+        }
+        other => panic!("{what}: expected HTTP 401, got {other:?}"),
+    }
+}
+
+/// `POST /` of a JSON-RPC `body` with an optional `Authorization` value, over HTTP/1.1 with
+/// `Connection: close`; the body is read to EOF.
+async fn http_post(addr: SocketAddr, body: &str, authorization: Option<&str>) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(WAIT, async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the RPC server");
+        let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send request");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read response");
+        let text = String::from_utf8(raw).expect("utf-8 response");
+        let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .expect("status line");
+        HttpResponse {
+            status,
+            headers: lines.map(str::to_string).collect(),
+            body: body.to_string(),
+        }
+    })
+    .await
+    .expect("HTTP response within the bound")
+}
+
+/// A JSON-RPC 2.0 call as text.
+fn call_json(method: &str, params: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
+}
+
 async fn next_notification(sub: &mut Subscription<Value>) -> Value {
     tokio::time::timeout(WAIT, sub.next())
         .await
@@ -173,8 +227,8 @@ async fn health_status_and_metrics() {
         Some(preconf_node::http::PROMETHEUS_CONTENT_TYPE)
     );
     assert!(
-        metrics.body.lines().any(|l| l.starts_with("p2p_")),
-        "no p2p_ metric in:\n{}",
+        metrics.body.lines().any(|l| l.starts_with("preconf_")),
+        "no preconf_ metric in:\n{}",
         metrics.body
     );
 
@@ -503,27 +557,23 @@ async fn unsigned_commitment_is_signed_with_the_configured_key() {
     // gets UNAUTHORIZED and nothing is stored; read-only methods stay open.
     let params = || rpc_params![to_hex(&unsigned.to_ssz()), to_hex(&txlist)];
     let open = http_client(rpc_addr(&node));
-    let (code, message, _) = code_of(
+    assert_401(
         open.request::<Value, _>(rpc::PUBLISH_COMMITMENT, params())
             .await,
+        "no token",
     );
-    assert_eq!(code, UNAUTHORIZED, "{message}");
-    assert!(
-        message.contains("Authorization: Bearer"),
-        "a clear error: {message}"
-    );
-    let (code, ..) = code_of(
+    assert_401(
         open.request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(&txlist)])
             .await,
+        "no token",
     );
-    assert_eq!(code, UNAUTHORIZED);
     let forged = http_client_with_jwt(rpc_addr(&node), &JwtSecret::random());
-    let (code, ..) = code_of(
+    assert_401(
         forged
             .request::<Value, _>(rpc::PUBLISH_COMMITMENT, params())
             .await,
+        "another secret",
     );
-    assert_eq!(code, UNAUTHORIZED);
     let head: Value = open
         .request(rpc::HEAD, rpc_params![])
         .await
@@ -645,26 +695,26 @@ async fn a_configured_jwt_secret_guards_publishing_without_a_preconfer_key() {
     let commitment = to_hex(&block.commitment.to_ssz());
 
     let open = http_client(rpc_addr(&node));
-    let (code, message, _) = code_of(
+    assert_401(
         open.request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(&txlist)])
             .await,
+        "no token",
     );
-    assert_eq!(code, UNAUTHORIZED, "{message}");
-    let (code, ..) = code_of(
+    assert_401(
         open.request::<Value, _>(
             rpc::PUBLISH_COMMITMENT,
             rpc_params![commitment.clone(), to_hex(&txlist)],
         )
         .await,
+        "no token",
     );
-    assert_eq!(code, UNAUTHORIZED);
     let forged = http_client_with_jwt(rpc_addr(&node), &JwtSecret::random());
-    let (code, ..) = code_of(
+    assert_401(
         forged
             .request::<Value, _>(rpc::PUBLISH_RAW_TXLIST, rpc_params![to_hex(&txlist)])
             .await,
+        "another secret",
     );
-    assert_eq!(code, UNAUTHORIZED);
     let head: Value = open
         .request(rpc::HEAD, rpc_params![])
         .await
@@ -692,6 +742,164 @@ async fn a_configured_jwt_secret_guards_publishing_without_a_preconfer_key() {
         .await
         .expect("head is open");
     assert_eq!(head["block_number"], json!(1));
+    node.shutdown().await;
+}
+
+/// As the engine API does, a refused JWT gets HTTP 401 (`WWW-Authenticate: Bearer`, a
+/// JSON-RPC error -32015 naming the reason, never the token): a wrong secret, an `iat` out of
+/// the ±60 s window, `alg: none`, another scheme, and no header on a publishing call. The
+/// scheme is case-insensitive (RFC 7235): `bearer` works. Read-only calls need no header, but
+/// a bad one is refused whatever the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_failures_are_http_401_with_their_reason() {
+    let builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("rpc-secret.hex");
+    let mut config = node_config(dir.path(), &builder, Vec::new());
+    config.rpc.jwt_secret_file = Some(secret_file.clone());
+    let node = start(config).await;
+    let addr = rpc_addr(&node);
+    let secret = read_secret(&secret_file);
+    let token = |secret: &JwtSecret, iat: u64| secret.encode(&Claims { iat, exp: None }).unwrap();
+    let now = unix_now();
+    let good = token(&secret, now);
+    // `{"alg":"none","typ":"JWT"}` . `{"iat":now}` . (no signature)
+    let b64 = |s: &str| {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in s.as_bytes().chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&format!(r#"{{"iat":{now}}}"#))
+    );
+    let publish = call_json(rpc::PUBLISH_RAW_TXLIST, json!([to_hex(b"guarded")]));
+    let head = call_json(rpc::HEAD, json!([]));
+    let cases = [
+        (
+            "wrong_secret",
+            Some(format!("Bearer {}", token(&JwtSecret::random(), now))),
+        ),
+        (
+            "iat_skew",
+            Some(format!("Bearer {}", token(&secret, now - 3600))),
+        ),
+        ("unsupported_algorithm", Some(format!("Bearer {alg_none}"))),
+        ("not_bearer", Some(format!("Basic {good}"))),
+        ("missing_header", None),
+    ];
+    for (reason, header) in &cases {
+        let response = http_post(addr, &publish, header.as_deref()).await;
+        assert_eq!(response.status, 401, "{reason}: {}", response.body);
+        assert!(
+            response
+                .header("www-authenticate")
+                .is_some_and(|v| v.starts_with("Bearer")),
+            "{reason}: {:?}",
+            response.headers
+        );
+        let body: Value = serde_json::from_str(&response.body).expect("a JSON-RPC error");
+        assert_eq!(body["error"]["code"], json!(UNAUTHORIZED), "{reason}");
+        let message = body["error"]["message"].as_str().expect("message");
+        if let Some(header) = header {
+            let token = header.split_once(' ').map_or("", |(_, t)| t);
+            for part in token.split('.').filter(|p| p.len() > 8) {
+                assert!(
+                    !message.contains(part),
+                    "{reason}: the token leaked: {message}"
+                );
+            }
+        }
+        if *reason != "missing_header" {
+            // A bad token is refused even on a read-only call.
+            let read = http_post(addr, &head, header.as_deref()).await;
+            assert_eq!(read.status, 401, "{reason} on preconf_head");
+        }
+    }
+    // Read-only calls need no token.
+    let read = http_post(addr, &head, None).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    // A batch that publishes needs one.
+    let batch = format!("[{head},{publish}]");
+    assert_eq!(http_post(addr, &batch, None).await.status, 401);
+    // `bearer` in lower case is the same scheme.
+    for scheme in ["Bearer", "bearer"] {
+        let header = format!("{scheme} {}", token(&secret, unix_now()));
+        let response = http_post(addr, &publish, Some(&header)).await;
+        assert_eq!(response.status, 200, "{scheme}: {}", response.body);
+        let body: Value = serde_json::from_str(&response.body).expect("JSON");
+        // Alone, the node stores the list and says no peer heard it.
+        assert_eq!(
+            body["error"]["code"],
+            json!(rpc::NO_PEERS),
+            "{scheme}: {body}"
+        );
+    }
+    node.shutdown().await;
+}
+
+/// Every call is counted by method (unknown names as `other`), its error by code, its time in
+/// a histogram; a batch's calls one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_calls_are_counted_by_method_error_code_and_latency() {
+    let builder = builder();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let addr = rpc_addr(&node);
+    let before = prometheus().render();
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let head = call_json(rpc::HEAD, json!([]));
+    let unknown = call_json("preconf_madeUpMethod", json!([]));
+    let bad_params = call_json(rpc::GET_COMMITMENT, json!([true]));
+    for body in [
+        head.clone(),
+        unknown,
+        bad_params,
+        format!("[{head},{head}]"),
+    ] {
+        assert_eq!(http_post(addr, &body, None).await.status, 200, "{body}");
+    }
+    let after = prometheus().render();
+    // Counters are global to the test process: compare the growth of this test's series.
+    let grew = |series: &str| value(&after, series) - value(&before, series);
+    assert!(
+        grew(r#"preconf_rpc_calls_total{method="preconf_head"}"#) >= 3.0,
+        "{after}"
+    );
+    assert!(
+        grew(r#"preconf_rpc_calls_total{method="other"}"#) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew(r#"preconf_rpc_errors_total{method="other",code="-32601"}"#) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew(r#"preconf_rpc_errors_total{method="preconf_getCommitment",code="-32602"}"#) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew(r#"preconf_rpc_call_seconds_count{method="preconf_head"}"#) >= 3.0,
+        "{after}"
+    );
+    assert!(
+        !after.contains("preconf_madeUpMethod"),
+        "a client cannot add series"
+    );
     node.shutdown().await;
 }
 

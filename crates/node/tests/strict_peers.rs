@@ -125,7 +125,7 @@ async fn catch_up_from_strict_peers_is_never_refused() {
         metrics
             .lines()
             .filter(|l| {
-                l.starts_with("p2p_reqresp_requests_total{")
+                l.starts_with("preconf_net_reqresp_requests_total{")
                     && l.contains(&format!("protocol=\"{protocol}\""))
                     && l.contains("direction=\"outbound\"")
                     && l.contains(&format!("outcome=\"{outcome}\""))

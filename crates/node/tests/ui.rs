@@ -131,7 +131,7 @@ async fn page_is_served_and_the_live_feed_follows_the_head() {
     assert!(
         metrics
             .keys()
-            .any(|k| k.starts_with("p2p_gossip_received_total")),
+            .any(|k| k.starts_with("preconf_gossip_received_total")),
         "gossip counters reach the page: {metrics:?}"
     );
 

@@ -277,6 +277,7 @@ where
 pub(crate) async fn run(ctx: CatchUpContext) {
     let ctx = Arc::new(ctx);
     let started = Instant::now();
+    let head_at_start = ctx.local_head();
     let mut excluded = Exclusions::new(ctx.config.catchup.max_attempts);
     let mut attempts = 0;
     loop {
@@ -303,11 +304,14 @@ pub(crate) async fn run(ctx: CatchUpContext) {
             }
         }
     }
-    info!(
-        head = ctx.local_head(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catch-up done"
-    );
+    let head = ctx.local_head();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    // A check that found nothing to fetch (every `stale_head_check` while idle) is not news.
+    if head > head_at_start {
+        info!(head, fetched = head - head_at_start, elapsed_ms, "catch-up done");
+    } else {
+        debug!(head, elapsed_ms, "catch-up done");
+    }
     ctx.set_sync(HeadSyncStatus::Live).await;
 }
 
@@ -392,9 +396,12 @@ async fn best_heads(ctx: &CatchUpContext, peers: Vec<PeerId>) -> Vec<(PeerId, u6
             let started = Instant::now();
             let result = paced(ctx, || ctx.net.request_head(peer)).await;
             metrics::request_latency(ReqRespKind::GetHead, started.elapsed());
-            let outcome = if result.is_ok() { "ok" } else { "error" };
-            metrics::request(ReqRespKind::GetHead, "outbound", outcome);
-            let head = u64::try_from(result.ok()?.block_number).ok()?;
+            let head = result.ok()?.block_number;
+            let Ok(head) = u64::try_from(head) else {
+                metrics::answer(ReqRespKind::GetHead, "outbound", "invalid");
+                return None;
+            };
+            metrics::answer(ReqRespKind::GetHead, "outbound", "ok");
             Some((peer, head))
         })
         .buffer_unordered(ctx.config.catchup.head_peers)
@@ -899,20 +906,23 @@ async fn request_page(
     let response = paced(ctx, || ctx.net.request_commitments(peer, request)).await;
     metrics::request_latency(kind, started.elapsed());
     let response = match response {
-        Ok(r) => {
-            metrics::request(kind, "outbound", "ok");
-            r
-        }
+        Ok(r) => r,
         Err(e) => {
-            metrics::request(kind, "outbound", "error");
             debug!(%peer, error = %e, "get_commitments_by_number failed");
             return Err("request_failed");
         }
     };
     let commitments: Vec<SignedCommitment> = response.commitments.into();
     if commitments.len() as u64 > count {
+        metrics::answer(kind, "outbound", "invalid");
         return Err("page_too_long");
     }
+    let result = if commitments.is_empty() {
+        "empty"
+    } else {
+        "ok"
+    };
+    metrics::answer(kind, "outbound", result);
     Ok(commitments)
 }
 
@@ -1126,7 +1136,6 @@ async fn fetch_batch_from(
     let response = match response {
         Ok(r) => r,
         Err(e) => {
-            metrics::request(kind, "outbound", "error");
             debug!(%peer, error = %e, "get_raw_txlists failed");
             return Err(BatchFailure::Failed);
         }
@@ -1161,11 +1170,11 @@ async fn fetch_batch_from(
     .await
     .map_err(|_| BatchFailure::Failed)?;
     let Some(answers) = verified else {
-        metrics::request(kind, "outbound", "invalid");
+        metrics::answer(kind, "outbound", "invalid");
         ctx.penalise(peer, "catchup_bad_txlist");
         return Err(BatchFailure::Lied);
     };
-    metrics::request(kind, "outbound", "ok");
+    metrics::answer(kind, "outbound", "ok");
     let answered = answers.len();
     let mut found = Vec::with_capacity(answered);
     let mut left = Vec::new();
@@ -1261,23 +1270,22 @@ async fn fetch_txlist_from(
                 }
                 Err(_) => {
                     metrics::request_latency(kind, started.elapsed());
-                    metrics::request(kind, "outbound", "error");
                     continue;
                 }
             };
             metrics::request_latency(kind, started.elapsed());
             if response.txlist.is_empty() {
-                metrics::request(kind, "outbound", "not_found");
+                metrics::answer(kind, "outbound", "not_found");
                 continue;
             }
             let txlist: Vec<u8> = response.txlist.into();
             if check_txlist(&hash, &txlist, &ctx.config.chain.limits).is_err() {
-                metrics::request(kind, "outbound", "invalid");
+                metrics::answer(kind, "outbound", "invalid");
                 ctx.penalise(peer, "catchup_bad_txlist");
                 liars.push(peer);
                 continue;
             }
-            metrics::request(kind, "outbound", "ok");
+            metrics::answer(kind, "outbound", "ok");
             return (Some(Bytes::from(txlist)), liars);
         }
         match retry_after {

@@ -103,7 +103,7 @@ pub struct SdkEvents {
 impl SdkEvents {
     /// The next event. [`P2pSdkError::Lagged`] says this subscriber fell more than
     /// `event_channel_capacity` events behind and lost the oldest (counted in
-    /// `p2p_backpressure_total{queue="event"}`); the next call continues with what is left.
+    /// `preconf_backpressure_total{queue="event"}`); the next call continues with what is left.
     /// [`P2pSdkError::Shutdown`] once the SDK has stopped.
     pub async fn recv(&mut self) -> Result<SdkEvent> {
         match self.rx.recv().await {
@@ -508,10 +508,9 @@ async fn timed<T, E: Into<P2pSdkError>>(
     let started = Instant::now();
     let result = request.await;
     metrics::request_latency(kind, started.elapsed());
-    metrics::request(
-        kind,
-        "outbound",
-        if result.is_ok() { "ok" } else { "error" },
-    );
+    // A failure on the wire is counted by the network layer alone (each request once).
+    if result.is_ok() {
+        metrics::answer(kind, "outbound", "ok");
+    }
     result.map_err(Into::into)
 }

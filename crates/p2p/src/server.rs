@@ -24,7 +24,7 @@ pub(crate) fn serve_inbound(
 ) {
     match request {
         InboundRequest::GetHead { responder, .. } => {
-            metrics::request(ReqRespKind::GetHead, "inbound", "served");
+            metrics::answer(ReqRespKind::GetHead, "inbound", "served");
             responder.respond(head);
         }
         InboundRequest::GetCommitmentsByNumber {
@@ -46,7 +46,7 @@ pub(crate) fn serve_inbound(
             } else {
                 "served"
             };
-            metrics::request(kind, "inbound", outcome);
+            metrics::answer(kind, "inbound", outcome);
             match GetCommitmentsByNumberResponse::new(commitments) {
                 Ok(response) => responder.respond(response),
                 Err(e) => warn!(%peer, error = %e, "response above the cap"),
@@ -65,7 +65,7 @@ pub(crate) fn serve_inbound(
             } else {
                 "served"
             };
-            metrics::request(kind, "inbound", outcome);
+            metrics::answer(kind, "inbound", outcome);
             responder.respond(response);
         }
         InboundRequest::GetRawTxLists {
@@ -88,7 +88,7 @@ pub(crate) fn serve_inbound(
                 body_len += entry_len;
                 answers.push(answer);
             }
-            metrics::request(kind, "inbound", "served");
+            metrics::answer(kind, "inbound", "served");
             match GetRawTxListsResponse::new(answers) {
                 Ok(response) => responder.respond(response),
                 Err(e) => warn!(%peer, error = %e, "response above the cap"),

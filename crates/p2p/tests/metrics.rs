@@ -12,15 +12,15 @@ use p2p::testkit::ChainBuilder;
 use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage};
 
 const NAMES: [&str; 9] = [
-    "p2p_gossip_received_total",
-    "p2p_gossip_publish_total",
-    "p2p_reqresp_requests_total",
-    "p2p_reqresp_latency_seconds",
-    "p2p_cache_hits_total",
-    "p2p_validation_failures_total",
-    "p2p_peer_score_gauge",
-    "p2p_gossip_queue_seconds",
-    "p2p_durable_write_seconds",
+    "preconf_gossip_received_total",
+    "preconf_gossip_publish_total",
+    "preconf_reqresp_answers_total",
+    "preconf_reqresp_latency_seconds",
+    "preconf_cache_hits_total",
+    "preconf_validation_failures_total",
+    "preconf_peer_score_gauge",
+    "preconf_gossip_queue_seconds",
+    "preconf_durable_write_seconds",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,6 +28,7 @@ async fn plan_metrics_are_recorded() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("first recorder");
+    p2p::metrics::describe();
 
     let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 50);
     let mut config = sdk_config();
@@ -63,7 +64,7 @@ async fn plan_metrics_are_recorded() {
         loop {
             let text = handle.render();
             if NAMES.iter().all(|n| text.contains(n))
-                && text.contains("p2p_validation_failures_total{reason=")
+                && text.contains("preconf_validation_failures_total{reason=")
             {
                 return text;
             }
@@ -77,29 +78,52 @@ async fn plan_metrics_are_recorded() {
         panic!("metrics missing: {missing:?}\n{text}")
     });
     assert!(
-        rendered.contains(r#"p2p_gossip_received_total{topic="commitments",outcome="accept"} 1"#),
+        rendered
+            .contains(r#"preconf_gossip_received_total{topic="commitments",outcome="accept"} 1"#),
         "{rendered}"
     );
     assert!(
-        rendered.contains(r#"p2p_gossip_publish_total{topic="commitments",outcome="ok"} 1"#),
+        rendered.contains(r#"preconf_gossip_publish_total{topic="commitments",outcome="ok"} 1"#),
         "{rendered}"
     );
     // Peer scores are three bounded series, never one per peer id.
     for stat in ["min", "median", "max"] {
         assert!(
-            rendered.contains(&format!(r#"p2p_peer_score_gauge{{stat="{stat}"}}"#)),
+            rendered.contains(&format!(r#"preconf_peer_score_gauge{{stat="{stat}"}}"#)),
             "{rendered}"
         );
     }
     let score_series = rendered
         .lines()
-        .filter(|l| l.starts_with("p2p_peer_score_gauge{"))
+        .filter(|l| l.starts_with("preconf_peer_score_gauge{"))
         .count();
     assert_eq!(score_series, 3, "{rendered}");
     assert!(
         !rendered.contains("peer=\""),
         "no metric is labelled by peer id"
     );
+    // B's `get_head` to A: its answer, on each side, is counted by what it held.
+    for line in [
+        r#"preconf_reqresp_answers_total{protocol="get_head",direction="outbound",result="ok"}"#,
+        r#"preconf_reqresp_answers_total{protocol="get_head",direction="inbound",result="served"}"#,
+    ] {
+        assert!(rendered.contains(line), "{line}\n{rendered}");
+    }
+    // Every name has its `# HELP` and `# TYPE` (`p2p::metrics::describe`), the network
+    // layer's too.
+    for name in NAMES
+        .iter()
+        .chain(&[preconfirmation_net::metrics::PEERS_CONNECTED])
+    {
+        assert!(
+            rendered.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}:\n{rendered}"
+        );
+        assert!(
+            rendered.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}:\n{rendered}"
+        );
+    }
     a.sdk.shutdown().await.unwrap();
     b.sdk.shutdown().await.unwrap();
 }

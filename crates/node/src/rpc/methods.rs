@@ -7,7 +7,9 @@ use preconfirmation_types::{
     WireMessage, B256, PRECONF_COMMITMENT_SSZ_LEN, SIGNED_COMMITMENT_SSZ_LEN,
 };
 use serde::Serialize;
-use tracing::debug;
+use p2p::P2pSdkError;
+use preconfirmation_net::NetError;
+use tracing::info;
 
 use crate::http;
 use crate::node::NodeContext;
@@ -79,10 +81,29 @@ pub(super) async fn publish_commitment(
         signer,
         commitment: to_hex(&signed.to_ssz()),
     };
+    // 0 when the commitment comes without its tx list (an EOP, or a list published alone).
+    let txlist_bytes = txlist.as_ref().map_or(0, Vec::len);
     match node.sdk.publish(signed, txlist).await {
         Ok(_) => {
-            debug!(block = receipt.block_number, hash = %receipt.hash, "published");
+            info!(
+                block = receipt.block_number,
+                hash = %receipt.hash,
+                txlist_bytes,
+                signer = %receipt.signer,
+                "published commitment"
+            );
             Ok(receipt)
+        }
+        Err(e @ P2pSdkError::Network(NetError::NoPeers)) => {
+            // Stored: peers fetch it on catch-up. The caller hears `NO_PEERS`.
+            info!(
+                block = receipt.block_number,
+                hash = %receipt.hash,
+                txlist_bytes,
+                signer = %receipt.signer,
+                "published commitment (stored; no peer subscribed yet)"
+            );
+            Err(sdk_error(e, Some(receipt)))
         }
         Err(e) => Err(sdk_error(e, Some(receipt))),
     }

@@ -50,15 +50,22 @@
 //! | -32012 | [`NO_PEERS`] | stored, but no peer is subscribed yet so nothing was sent; peers fetch it on catch-up. `data` is the result the call would have had |
 //! | -32013 | [`BACKPRESSURE`] | a queue is full (SDK command queue, network queue, subscription queue); retry later |
 //! | -32014 | [`NO_PRECONFER_KEY`] | an unsigned commitment, but the node has no preconfer key |
-//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | publishing needs a JWT here (the node holds a preconfer key, or `rpc.jwt_secret_file` is set) and the call had none, or its token's `iat` is more than 60 s from now (a WebSocket keeps its upgrade's token; see [`crate::rpc_auth`]) |
+//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | publishing needs a JWT here (the node holds a preconfer key, or `rpc.jwt_secret_file` is set) and the call had none, or its token's `iat` is more than 60 s from now. Over HTTP this comes with status **401**, as does any request whose `Authorization` header holds a bad token; on a WebSocket (which keeps its upgrade's token) it is the call's error. See [`crate::rpc_auth`] |
 //! | -32000 | [`INTERNAL`] | storage failure, shutting down, other internal errors |
 //!
 //! JSON-RPC's own codes apply as usual (-32700 parse error, -32600 invalid request, -32601
 //! unknown method, and jsonrpsee's limits on body size and connections).
+//!
+//! # Metrics and logs
+//!
+//! Every call is counted by method, with its error code and latency ([`metrics`]). A
+//! commitment the node publishes is logged at INFO (block, hash, tx-list size); a refused JWT
+//! at WARN with its reason ([`crate::rpc_auth`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{RpcModule, Server, ServerConfig};
 use jsonrpsee::types::ErrorObjectOwned;
 use tokio::task::JoinHandle;
@@ -69,10 +76,11 @@ use crate::error::NodeError;
 use crate::http::{self, HeadStatus};
 use crate::identity::{load_or_create_jwt_secret, JWT_SECRET_FILE};
 use crate::node::NodeContext;
-use crate::rpc_auth::{self, RpcAuth};
+use crate::rpc_auth::{self, AuthFailureLog, RpcAuth};
 
 mod errors;
 pub(crate) use errors::to_hex;
+pub mod metrics;
 mod methods;
 mod subscriptions;
 
@@ -124,6 +132,18 @@ pub(super) struct RpcState {
     pub(super) node: NodeContext,
     pub(super) shutdown: CancellationToken,
     pub(super) auth: Arc<RpcAuth>,
+    pub(super) auth_log: Arc<AuthFailureLog>,
+}
+
+impl RpcState {
+    /// Whether this call (its `extensions`) may use a guarded method; a refusal is logged and
+    /// answered with [`rpc_auth::UNAUTHORIZED`].
+    fn authorize(&self, extensions: &jsonrpsee::Extensions) -> Result<(), ErrorObjectOwned> {
+        self.auth.check(extensions).map_err(|failure| {
+            self.auth_log.refused(&failure, "call");
+            failure.to_error()
+        })
+    }
 }
 
 /// Binds `context.config.rpc.addr` and serves until `shutdown`; returns the bound address.
@@ -151,17 +171,26 @@ pub async fn serve(
         .set_message_buffer_capacity(message_buffer)
         .build();
     let auth = Arc::new(rpc_auth_for(&context)?);
+    let auth_log = Arc::new(AuthFailureLog::default());
+    let rpc_metrics = metrics::RpcMetricsLayer {
+        max_response_bytes: usize::try_from(config.max_response_body_bytes).unwrap_or(usize::MAX),
+    };
     let server = Server::builder()
         .set_config(server_config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(rpc_auth::layer(auth.clone())))
+        .set_http_middleware(tower::ServiceBuilder::new().layer(rpc_auth::layer(
+            auth.clone(),
+            auth_log.clone(),
+            config.max_request_body_bytes,
+        )))
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(rpc_metrics))
         .build(addr)
         .await
         .map_err(|e| server_error(e.to_string()))?;
     let bound = server
         .local_addr()
         .map_err(|e| server_error(e.to_string()))?;
-    let module =
-        module(context, shutdown.clone(), auth).map_err(|e| server_error(e.to_string()))?;
+    let module = module(context, shutdown.clone(), auth, auth_log)
+        .map_err(|e| server_error(e.to_string()))?;
     let handle = server.start(module);
     info!(addr = %bound, "JSON-RPC server listening (HTTP and WebSocket)");
     let task = tokio::spawn(
@@ -198,20 +227,22 @@ fn module(
     node: NodeContext,
     shutdown: CancellationToken,
     auth: Arc<RpcAuth>,
+    auth_log: Arc<AuthFailureLog>,
 ) -> Result<RpcModule<RpcState>, jsonrpsee::core::RegisterMethodError> {
     let mut module = RpcModule::new(RpcState {
         node,
         shutdown,
         auth,
+        auth_log,
     });
     module.register_async_method(PUBLISH_COMMITMENT, |params, state, ext| async move {
-        state.auth.check(&ext)?;
+        state.authorize(&ext)?;
         publish_commitment(params, &state.node)
             .instrument(debug_span!("rpc", method = PUBLISH_COMMITMENT))
             .await
     })?;
     module.register_async_method(PUBLISH_RAW_TXLIST, |params, state, ext| async move {
-        state.auth.check(&ext)?;
+        state.authorize(&ext)?;
         publish_raw_txlist(params, &state.node)
             .instrument(debug_span!("rpc", method = PUBLISH_RAW_TXLIST))
             .await
