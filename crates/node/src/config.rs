@@ -552,55 +552,6 @@ impl NodeConfig {
     pub fn default_toml() -> String {
         config_docs::commented_default()
     }
-}
-
-/// The overrides found in `env`: named variables first, then generic ones.
-fn env_overrides(
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Vec<(String, String)>, NodeError> {
-    let mut named = Vec::new();
-    let mut generic = Vec::new();
-    for (name, value) in env {
-        if let Some(o) = OVERRIDES.iter().find(|o| o.env == name) {
-            named.push((o.key.to_string(), value));
-        } else if let Some(path) = name.strip_prefix(GENERIC_ENV_PREFIX) {
-            let key = path
-                .split("__")
-                .map(str::to_ascii_lowercase)
-                .collect::<Vec<_>>()
-                .join(".");
-            if key.is_empty() || key.split('.').any(str::is_empty) {
-                return Err(NodeError::Config {
-                    key: name,
-                    reason: "empty key segment".into(),
-                });
-            }
-            generic.push((key, value));
-        }
-    }
-    named.sort();
-    generic.sort();
-    named.extend(generic);
-    Ok(named)
-}
-
-/// Merges `over` into `base`: a table present in both merges key by key (recursively); any
-/// other value of `over`, arrays included, replaces the one in `base`. Keys only `over` has are
-/// kept, so unknown keys are still there for [`config_docs::check_known_keys`] to refuse.
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (key, value) in over {
-        match value {
-            Value::Table(over_table) => match base.get_mut(&key) {
-                Some(Value::Table(base_table)) => merge(base_table, over_table),
-                _ => {
-                    base.insert(key, Value::Table(over_table));
-                }
-            },
-            other => {
-                base.insert(key, other);
-            }
-        }
-    }
 
     /// The ~20 keys an operator sets, at their defaults, as TOML with a note on each.
     pub fn minimal_toml() -> String {
@@ -650,6 +601,55 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
             ),
         ]
         .join("\n")
+    }
+}
+
+/// The overrides found in `env`: named variables first, then generic ones.
+fn env_overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, NodeError> {
+    let mut named = Vec::new();
+    let mut generic = Vec::new();
+    for (name, value) in env {
+        if let Some(o) = OVERRIDES.iter().find(|o| o.env == name) {
+            named.push((o.key.to_string(), value));
+        } else if let Some(path) = name.strip_prefix(GENERIC_ENV_PREFIX) {
+            let key = path
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect::<Vec<_>>()
+                .join(".");
+            if key.is_empty() || key.split('.').any(str::is_empty) {
+                return Err(NodeError::Config {
+                    key: name,
+                    reason: "empty key segment".into(),
+                });
+            }
+            generic.push((key, value));
+        }
+    }
+    named.sort();
+    generic.sort();
+    named.extend(generic);
+    Ok(named)
+}
+
+/// Merges `over` into `base`: a table present in both merges key by key (recursively); any
+/// other value of `over`, arrays included, replaces the one in `base`. Keys only `over` has are
+/// kept, so unknown keys are still there for [`config_docs::check_known_keys`] to refuse.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match value {
+            Value::Table(over_table) => match base.get_mut(&key) {
+                Some(Value::Table(base_table)) => merge(base_table, over_table),
+                _ => {
+                    base.insert(key, Value::Table(over_table));
+                }
+            },
+            other => {
+                base.insert(key, other);
+            }
+        }
     }
 }
 

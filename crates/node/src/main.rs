@@ -30,7 +30,7 @@ const VERSION: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(
     name = "preconf-node",
-    version,
+    version = VERSION,
     about = "Taiko preconfirmation P2P node"
 )]
 struct Cli {
@@ -42,6 +42,9 @@ struct Cli {
 enum Command {
     /// Run a node.
     Run(RunArgs),
+    /// Publish one block with a tx list through a running node that holds the preconfer key:
+    /// the node fills the commitment for the current slot, signs and gossips it.
+    Publish(preconf_node::publish::PublishArgs),
     /// Run a local multi-node network in this process and report whether it converges.
     Devnet(DevnetArgs),
     /// Many `run` processes on a shaped private network of Linux namespaces (root), measured.
@@ -178,9 +181,13 @@ fn install_prometheus() -> Option<PrometheusHandle> {
 }
 
 async fn run(args: RunArgs) -> Result<(), NodeError> {
+    preconf_node::ignore_hangup();
     let env = std::env::vars()
         .filter(|(k, _)| k.starts_with(GENERIC_ENV_PREFIX) || OVERRIDES.iter().any(|o| o.env == k));
-    let config = NodeConfig::load(args.config.as_deref(), &args.overrides()?, env)?;
+    let mut config = NodeConfig::load(args.config.as_deref(), &args.overrides()?, env)?;
+    // Logged absolute at start, and immune to a later change of working directory.
+    config.data_dir =
+        std::path::absolute(&config.data_dir).map_err(|e| NodeError::io(&config.data_dir, e))?;
     preconf_node::telemetry::init_node_logging(config.log_format, &config.log_filter)?;
     let mut node = Node::start(config, install_prometheus()).await?;
     // Nobody reads the start-up subscription here (RPC subscribers take their own): a held,

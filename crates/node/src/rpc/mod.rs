@@ -251,7 +251,8 @@ fn module(
         let _span = debug_span!("rpc", method = HEAD).entered();
         Ok::<HeadStatus, ErrorObjectOwned>(http::head_status(&state.node))
     })?;
-    module.register_method(DRAFT_COMMITMENT, |params, state, _| {
+    // Reads the head commitment from storage: off the async workers.
+    module.register_blocking_method(DRAFT_COMMITMENT, |params, state, _| {
         let _span = debug_span!("rpc", method = DRAFT_COMMITMENT).entered();
         draft_commitment(params, &state.node)
     })?;
