@@ -38,11 +38,12 @@ pub struct NodeContext {
     pub preconfer: Option<Arc<SecretKey>>,
     /// When the node started.
     pub started: Instant,
-    /// True once the swarm listens; `/health` answers 200 only then.
-    pub ready: Arc<AtomicBool>,
+    /// True once the swarm listens, false again once the node stops: `/health` (alive)
+    /// answers 200 only meanwhile.
+    pub serving: Arc<AtomicBool>,
     /// The node's configuration.
     pub config: Arc<NodeConfig>,
-    /// Whether the store takes writes; `/health` answers 503 while it does not.
+    /// Whether the store takes writes; `/ready` answers 503 while it does not.
     pub storage_health: Arc<StorageHealth>,
     /// The preconfer schedule's source (static or read from L1).
     pub schedule: NodeSchedule,
@@ -53,9 +54,10 @@ pub struct NodeContext {
 ///
 /// While writes fail the node keeps running: it keeps serving what it stored (reads still
 /// work), keeps answering `get_head`, and accepts nothing new — a commitment is acknowledged
-/// only once it is durable, so memory never runs ahead of disk. `/health` answers 503 and
+/// only once it is durable, so memory never runs ahead of disk. `/ready` answers 503 naming
+/// the storage condition (`/health` stays 200: the process is alive and heals itself) and
 /// `/status` names the error. Once writes succeed again, the next commitment above the head
-/// starts a catch-up that fetches what was missed, and health returns to 200.
+/// starts a catch-up that fetches what was missed, and `/ready` returns to 200.
 #[derive(Debug, Default)]
 pub struct StorageHealth {
     failure: parking_lot::Mutex<Option<String>>,
@@ -277,7 +279,7 @@ impl Node {
             prometheus,
             preconfer,
             started: Instant::now(),
-            ready: Arc::new(AtomicBool::new(false)),
+            serving: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
             storage_health,
             schedule,
@@ -304,8 +306,6 @@ impl Node {
         if let Some(task) = context.schedule.spawn(sdk.clone(), shutdown.clone()) {
             node.tasks.push(task);
         }
-        if context.config.storage.retain_blocks > 0 {
-            node.tasks
         if !context.config.log_status_interval.is_zero() {
             node.tasks.push(tokio::spawn(crate::telemetry::status_lines(
                 context.clone(),
@@ -313,10 +313,12 @@ impl Node {
                 shutdown.clone(),
             )));
         }
+        if context.config.storage.retain_blocks > 0 {
+            node.tasks
                 .push(tokio::spawn(prune_loop(context.clone(), shutdown.clone())));
         }
         let listen = sdk.listen_addrs().await?;
-        context.ready.store(true, Ordering::Release);
+        context.serving.store(true, Ordering::Release);
         let shown =
             |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_string(), |a| a.to_string());
         info!(
@@ -359,7 +361,7 @@ impl Node {
     /// Stops the servers, then the SDK (which stops the network). Every acknowledged write is
     /// already durable (see [`RedbStore`]); dropping the store closes the database cleanly.
     pub async fn shutdown(self) {
-        self.context.ready.store(false, Ordering::Release);
+        self.context.serving.store(false, Ordering::Release);
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;

@@ -79,6 +79,8 @@ pub struct UiPeer {
     pub direction: &'static str,
     /// Remote address.
     pub addr: String,
+    /// The chains its identify protocols name (`/taiko/<chain id>/…`); empty until identified.
+    pub chain_ids: Vec<u64>,
 }
 
 /// Everything the page shows, at one moment.
@@ -190,6 +192,7 @@ async fn snapshot(state: &UiState) -> Result<UiSnapshot, crate::NodeError> {
                 preconfirmation_net::Direction::Outbound => "outbound",
             },
             addr: p.addr.to_string(),
+            chain_ids: p.chain_ids,
         })
         .collect();
     let metrics = state

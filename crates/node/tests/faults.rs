@@ -26,24 +26,39 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
-/// Waits until `/health` answers `status`; returns the body.
-async fn wait_health(node: &Node, status: u16) -> String {
+/// Waits until `/ready` answers `status` — for 503, naming the `storage` condition (a store
+/// that fails writes leaves the node alive: `/health` stays 200); returns `ok` when ready,
+/// else the storage condition's reason.
+async fn wait_ready(node: &Node, status: u16) -> String {
     let addr = node.http_addr().expect("http on");
     tokio::time::timeout(common::WAIT, async {
         loop {
-            let r = common::http_get(addr, "/health").await;
-            if r.status == status {
-                return r.body;
+            let r = common::http_get(addr, "/ready").await;
+            let json: serde_json::Value = serde_json::from_str(&r.body).expect("/ready is JSON");
+            let storage = json["failing"].as_array().and_then(|failing| {
+                failing
+                    .iter()
+                    .find(|f| f["condition"] == "storage")
+                    .and_then(|f| f["reason"].as_str())
+                    .map(str::to_string)
+            });
+            match (r.status, storage) {
+                (200, _) if status == 200 => return "ok".to_string(),
+                (503, Some(reason)) if status == 503 => {
+                    assert_eq!(common::http_get(addr, "/health").await.status, 200, "alive");
+                    return reason;
+                }
+                _ => {}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("/health never answered {status}"))
+    .unwrap_or_else(|_| panic!("/ready never answered {status}"))
 }
 
 /// The store of node B starts failing every write. B keeps running and serving what it has,
-/// accepts nothing it cannot store, answers 503 on `/health` and names the error on
+/// accepts nothing it cannot store, answers 503 on `/ready` and names the error on
 /// `/status`; when the disk has room again the next block makes it catch up on what it
 /// missed, and it is healthy again. Nothing acknowledged is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +96,7 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
         latencies.push(honest.publish().await);
     }
     wait_head(&b, 5).await;
-    assert_eq!(wait_health(&b, 200).await, "ok");
+    assert_eq!(wait_ready(&b, 200).await, "ok");
 
     // The disk fills up; three blocks go by.
     full.store(true, Ordering::SeqCst);
@@ -89,7 +104,7 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
     for _ in 0..3 {
         latencies.push(honest.publish().await);
     }
-    let body = wait_health(&b, 503).await;
+    let body = wait_ready(&b, 503).await;
     assert!(body.starts_with("storage failing"), "{body}");
     let status: serde_json::Value = serde_json::from_str(
         &common::http_get(b.http_addr().expect("http"), "/status")
@@ -126,7 +141,7 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
     latencies.push(honest.publish().await);
     let n = honest.builder.next_number() - 1;
     wait_head(&b, n).await;
-    assert_eq!(wait_health(&b, 200).await, "ok");
+    assert_eq!(wait_ready(&b, 200).await, "ok");
     let recovered = fault_started.elapsed();
     let mut lost = honest.assert_nothing_lost().await;
     for c in &honest.acknowledged {
@@ -220,7 +235,7 @@ fn fill(path: &std::path::Path) {
 
 /// A real full disk, not an injected error: node B's data dir is on a 4 MiB tmpfs, which a
 /// filler file fills to ENOSPC. redb's next write fails and latches the database ("Previous
-/// I/O error occurred. Please close and re-open the database"); B answers 503 on `/health`
+/// I/O error occurred. Please close and re-open the database"); B answers 503 on `/ready`
 /// meanwhile. Once the filler is deleted, B reopens the database (bounded backoff) and within
 /// 10 s stores new honest blocks again, with nothing acknowledged lost. Needs root (mount).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +271,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
         honest.publish().await;
     }
     wait_head(&b, 3).await;
-    assert_eq!(wait_health(&b, 200).await, "ok");
+    assert_eq!(wait_ready(&b, 200).await, "ok");
 
     // The disk fills up; honest blocks go by until one of B's writes fails.
     let filler = tmpfs.path().join("filler");
@@ -285,7 +300,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
         }
     }
     assert!(failed, "no write of B failed on the full tmpfs");
-    let body = wait_health(&b, 503).await;
+    let body = wait_ready(&b, 503).await;
     assert!(body.starts_with("storage failing"), "{body}");
     let error = health.failure().unwrap_or_default();
     assert!(
@@ -296,7 +311,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
     // One more block while the disk is still full: B is still degraded.
     honest.publish().await;
     assert_eq!(
-        wait_health(&b, 503).await.split(':').next(),
+        wait_ready(&b, 503).await.split(':').next(),
         Some("storage failing")
     );
 
@@ -326,7 +341,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
         b.context().store.reopens() >= 1,
         "the database was reopened"
     );
-    assert_eq!(wait_health(&b, 200).await, "ok");
+    assert_eq!(wait_ready(&b, 200).await, "ok");
     // Nothing acknowledged is lost: what B stored before and everything honest since.
     let n = honest.builder.next_number() - 1;
     wait_head(&b, n).await;

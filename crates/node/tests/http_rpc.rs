@@ -247,7 +247,7 @@ async fn metrics_without_recorder_is_503_and_health_follows_readiness() {
     let addr = http_addr(&node);
     assert_eq!(http_get(addr, "/metrics").await.status, 503);
     node.context()
-        .ready
+        .serving
         .store(false, std::sync::atomic::Ordering::Release);
     assert_eq!(http_get(addr, "/health").await.status, 503);
     node.shutdown().await;
