@@ -194,6 +194,13 @@ impl ScheduleAgreement {
         let agreeing = self.opinions.len() - disagreeing.len();
         let needed = self.min_peers.min(self.connected.len()).max(1);
         if agreeing > 0 || disagreeing.len() < needed {
+            // No longer every peer (one agreed, or more connected than disagree): penalise.
+            if self.shared.lock().take().is_some() {
+                debug!(
+                    disagreeing = disagreeing.len(),
+                    needed, agreeing, "not every peer disagrees with the local schedule now"
+                );
+            }
             return true;
         }
         let signers = match reason {
@@ -273,6 +280,20 @@ mod tests {
         a.agreed(p);
         assert!(a.handle().lock().is_none());
         assert!(!a.disagreed(p, &wrong_signer()));
+        assert!(a.handle().lock().is_some());
+    }
+
+    #[test]
+    fn a_conclusion_is_withdrawn_once_it_no_longer_holds() {
+        let mut a = ScheduleAgreement::new(2);
+        let (p, q) = (PeerId::random(), PeerId::random());
+        a.connected(p);
+        assert!(!a.disagreed(p, &wrong_signer()));
+        // A second peer connects: one of two is not every peer.
+        a.connected(q);
+        assert!(a.disagreed(p, &wrong_signer()), "penalised again");
+        assert!(a.handle().lock().is_none(), "withdrawn");
+        assert!(!a.disagreed(q, &wrong_signer()), "both disagree");
         assert!(a.handle().lock().is_some());
     }
 
