@@ -1098,9 +1098,9 @@ impl Default for ScoringConfig {
 #[serde(default)]
 pub struct EnrConfig {
     /// IPv4 address to advertise: the node's public address (`run --nat extip:IP` sets it).
-    /// Unset: the listen IP when [`NetworkConfig::listen_addr`] names a specific one, else the
-    /// source address of this host's route to the bootnodes (without bootnodes: its default
-    /// route), then what discv5's PONG votes say. May not be `0.0.0.0`, nor loopback unless the
+    /// Unset: the listen IP when `listen_addr` names a specific one, else the source address
+    /// of this host's route to the bootnodes (without bootnodes: its default route), then what
+    /// discv5's PONG votes say. May not be `0.0.0.0`, nor loopback unless the
     /// node listens on loopback. Setting it turns [`Self::auto_update`] off.
     pub address: Option<Ipv4Addr>,
     /// IPv6 address to advertise (`run --nat extip:IPv6` sets it); unset as for

@@ -172,8 +172,10 @@ pub fn routable(ip: IpAddr) -> bool {
 /// The IP the ENR advertises for one family: the configured one (`enr.address`, `--nat
 /// extip`); else the listen IP when it is a specific address (a loopback listen advertises
 /// loopback, which tests and devnets need); else, on a wildcard listen, `route()` — the source
-/// address towards the network — when other hosts could dial it ([`routable`]). `None`: the
-/// ENR starts without an IP of this family and discv5's PONG votes fill it in. Never the
+/// address towards the network — when other hosts could dial it ([`routable`]; for IPv6 only a
+/// global unicast address, `2000::/3`: dual-stack discv5 peers contact an ENR's IPv6 first, so
+/// a unique-local or link-local one would cost this node every such contact). `None`: the ENR
+/// starts without an IP of this family and discv5's PONG votes fill it in. Never the
 /// unspecified address, never loopback for a non-loopback listen.
 pub fn advertised_ip(
     configured: Option<IpAddr>,
@@ -187,7 +189,10 @@ pub fn advertised_ip(
         return Some((listen, AddressSource::ListenAddress));
     }
     route()
-        .filter(|ip| routable(*ip))
+        .filter(|ip| match ip {
+            IpAddr::V4(_) => routable(*ip),
+            IpAddr::V6(v6) => v6.segments()[0] & 0xe000 == 0x2000,
+        })
         .map(|ip| (ip, AddressSource::Route))
 }
 
@@ -611,6 +616,8 @@ mod tests {
             Some("169.254.1.1"),
             Some("::1"),
             Some("fe80::1"),
+            // Unique-local IPv6: dual-stack peers would try it first and fail.
+            Some("fd00::2"),
             None,
         ] {
             let chosen = advertised_ip(None, v4("0.0.0.0"), || route.map(v4));

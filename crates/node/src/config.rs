@@ -1013,6 +1013,12 @@ mod tests {
         ),
         ("sdk.network.static_peers", r#"["/ip4/127.0.0.1/tcp/9000"]"#),
         ("sdk.network.bootnodes", r#"["enr:-test"]"#),
+        // The discv5 port and the ENR's address and ports are unset by default.
+        ("sdk.network.discv5_port", "9300"),
+        ("sdk.network.enr.address", r#""203.0.113.9""#),
+        ("sdk.network.enr.address6", r#""2001:db8::9""#),
+        ("sdk.network.enr.tcp_port", "30303"),
+        ("sdk.network.enr.udp_port", "30304"),
         // Up: the default is the smallest valid frame cap (the largest message + framing).
         ("sdk.network.gossip.max_transmit_size", "2098213"),
         // A share between 0 and 1 whose default is 0: up, not down.

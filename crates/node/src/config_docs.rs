@@ -152,6 +152,7 @@ const MINIMAL: &[(&str, &str)] = &[
     ("sdk.network.listen_addr", "libp2p TCP; open this port (and discv5's UDP) to peers"),
     ("sdk.network.static_peers", "\"/ip4/IP/tcp/PORT/p2p/PEER_ID\", always dialled"),
     ("sdk.network.bootnodes", "discv5 bootnode ENRs, \"enr:-…\""),
+    ("sdk.network.enr.address", "public IP other nodes dial (run --nat extip:IP); unset: found"),
     ("lookahead.source", "\"l1_whitelist\" on a real network, \"static\" on a devnet"),
     ("lookahead.preconfers", "static source only: addresses in rotation order"),
     ("lookahead.slot_duration_secs", "L2 slot length"),

@@ -212,6 +212,80 @@ fn six_processes_converge_with_a_late_joiner_and_leave_nothing_behind() {
     }
 }
 
+/// Production addressing: every node listens on `0.0.0.0`/`::` with no address of its own in
+/// its config and knows only the bootnode's ENR. Each node's ENR (from its status) must carry
+/// its own namespace addresses — not 0.0.0.0, not 127.0.0.1, not the management network — and
+/// discovery must still form the mesh.
+#[test]
+fn nodes_listening_everywhere_advertise_their_own_address_and_form_the_mesh() {
+    if !root_or_skip("nodes_listening_everywhere") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_keep, dir) = data_dir();
+    let child = testbed(
+        &dir,
+        &["--listen-any", "--blocks", "3", "--late-joiner", "false"],
+    )
+    .spawn()
+    .expect("spawn");
+    let out = finish(child);
+    assert!(
+        out.status.success(),
+        "testbed failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = last_json(&out);
+    // The mesh: every node found four or more peers through discv5 before the first block,
+    // and every block reached every node.
+    assert!(
+        report["min_peers"].as_u64().is_some_and(|p| p >= 4),
+        "{report}"
+    );
+    assert_eq!(report["reached_all"], true, "{report}");
+    let enrs = report["enrs"].as_array().expect("enrs");
+    assert_eq!(enrs.len(), 6, "{report}");
+    for (i, text) in enrs.iter().enumerate() {
+        // No address of its own in the node's config: the production defaults.
+        let config = std::fs::read_to_string(dir.join(format!("n{i}/node.toml"))).expect("config");
+        assert!(
+            config.contains("listen_addr = \"/ip4/0.0.0.0/tcp/9222\""),
+            "node {i}: {config}"
+        );
+        assert!(!config.contains("10.77."), "node {i} was given an address");
+        let enr: preconfirmation_net::Enr = text
+            .as_str()
+            .expect("enr string")
+            .parse()
+            .unwrap_or_else(|e| panic!("node {i}: {e}: {text}"));
+        let octet = i as u8 + 1;
+        assert_eq!(
+            enr.ip4(),
+            Some(std::net::Ipv4Addr::new(10, 77, 0, octet)),
+            "node {i}: {enr}"
+        );
+        assert_eq!(
+            enr.ip6(),
+            Some(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0x77,
+                0,
+                0,
+                0,
+                0,
+                octet.into()
+            )),
+            "node {i}: {enr}"
+        );
+        assert_eq!(
+            (enr.tcp4(), enr.udp4()),
+            (Some(9222), Some(9222)),
+            "node {i}"
+        );
+    }
+}
+
 #[test]
 fn ctrl_c_removes_every_namespace_and_process() {
     if !root_or_skip("ctrl_c_removes") {
@@ -288,10 +362,15 @@ fn a_killed_testbed_is_cleaned_by_the_next_start() {
     let (_keep, dir) = data_dir();
     let child = long_run(&dir);
     let pid = child.id();
-    // The nodes run unprivileged (the testbed itself, also naming the dir, is root).
+    // The nodes run unprivileged (the testbed itself, also naming the dir, is root; so is a
+    // node's `ip netns exec` / `setpriv` wrapper until it execs the node).
     let nodes: Vec<u32> = processes_using(&dir)
         .into_iter()
         .filter(|p| *p != pid)
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "preconf-node")
+        })
         .collect();
     assert!(!nodes.is_empty(), "nodes running");
     for node in &nodes {

@@ -16,8 +16,9 @@ use crate::error::NodeError;
 
 use super::netns::{data_ip, mgmt_ip, Network};
 
-/// libp2p TCP and discv5 UDP port of every node (each node has its own address).
-pub const P2P_PORT: u16 = 9222;
+/// libp2p TCP and discv5 UDP port of every node (each node has its own address): the
+/// production default.
+pub const P2P_PORT: u16 = preconfirmation_net::config::DEFAULT_P2P_PORT;
 /// JSON-RPC port on the management network.
 pub const RPC_PORT: u16 = 8545;
 /// HTTP (`/metrics`, `/status`) port on the management network.
@@ -176,7 +177,8 @@ impl Drop for Fleet {
 }
 
 /// The config of node `index`: defaults, with its data dir, its addresses, the static
-/// rotating schedule and `bootnodes`.
+/// rotating schedule and `bootnodes`. With `listen_any` the p2p addresses stay the defaults
+/// (`0.0.0.0`/`::`, port [`P2P_PORT`], no ENR address): the node finds its own.
 pub fn node_config(
     data_dir: PathBuf,
     index: usize,
@@ -184,6 +186,7 @@ pub fn node_config(
     lookahead: &p2p::RotatingLookahead,
     preconfers: Vec<preconfirmation_types::Address>,
     bootnodes: Vec<String>,
+    listen_any: bool,
 ) -> NodeConfig {
     let mut c = NodeConfig {
         data_dir,
@@ -192,11 +195,13 @@ pub fn node_config(
     c.http.addr = SocketAddr::from((mgmt_ip(index), HTTP_PORT));
     c.rpc.addr = SocketAddr::from((mgmt_ip(index), RPC_PORT));
     c.sdk.chain = chain;
-    c.sdk.network.listen_addr = format!("/ip4/{}/tcp/{P2P_PORT}", data_ip(index))
-        .parse()
-        .unwrap_or_else(|_| c.sdk.network.listen_addr.clone());
+    if !listen_any {
+        c.sdk.network.listen_addr = format!("/ip4/{}/tcp/{P2P_PORT}", data_ip(index))
+            .parse()
+            .unwrap_or_else(|_| c.sdk.network.listen_addr.clone());
+        c.sdk.network.discv5_port = Some(P2P_PORT);
+    }
     c.sdk.network.discovery_enabled = true;
-    c.sdk.network.discv5_port = Some(P2P_PORT);
     c.sdk.network.bootnodes = bootnodes;
     c.lookahead.preconfers = preconfers;
     c.lookahead.slots_per_window = lookahead.slots_per_window();

@@ -108,6 +108,13 @@ pub struct TestbedArgs {
     /// Fail on purpose once every node runs (tests of the cleanup on error).
     #[arg(long, hide = true)]
     pub fail_after_start: bool,
+    /// Every node listens on `0.0.0.0` and `::` at the default port, as a production node
+    /// does, with no address of its own in its config (no listen address, no `--nat`), and
+    /// knows only the bootnode's ENR: each must find the address its ENR advertises (the
+    /// source of its route out of its namespace) for discovery to form the mesh. The report's
+    /// `enrs` show what each advertised.
+    #[arg(long)]
+    pub listen_any: bool,
 }
 
 /// The last line of `preconf-node testbed`.
@@ -153,6 +160,9 @@ pub struct TestbedReport {
     pub classes: Vec<ClassReport>,
     /// Publishes refused by the node (`pending`: the publisher did not hold the parent yet).
     pub publish_errors: u64,
+    /// Every node's ENR (`enr:-…`) at the end, as its `/status` (`preconf_status`) gives
+    /// it, in node order: the addresses it advertised.
+    pub enrs: Vec<String>,
     /// Wall time of the run.
     pub elapsed_s: f64,
 }
@@ -443,6 +453,7 @@ async fn drive(
             &lookahead,
             preconfers.clone(),
             bootnodes,
+            args.listen_any,
         )
     };
     let observations: Shared = Arc::default();
@@ -641,6 +652,15 @@ async fn drive(
         (None, _) => None,
     };
     drop(subscriptions);
+    // What each node advertises, from its status (the JSON of `/status`).
+    let mut enrs = Vec::with_capacity(fleet.nodes.len());
+    for client in clients.iter().chain(late_client.as_ref()) {
+        let status: Value = client
+            .request(rpc::STATUS, rpc_params![])
+            .await
+            .map_err(|e| NodeError::Testbed(format!("status: {e}")))?;
+        enrs.push(status["enr"].as_str().unwrap_or_default().to_string());
+    }
 
     // Figures.
     let obs = observations.lock();
@@ -714,6 +734,7 @@ async fn drive(
         min_peers,
         classes,
         publish_errors,
+        enrs,
         elapsed_s: round2(started.elapsed().as_secs_f64()),
     })
 }

@@ -7,14 +7,18 @@
 //!      │ d0  d1 …                         │ m0  m1 …
 //!   ───┼─────────────────────────────────┼──────────
 //!      │ eth0 10.77.0.(i+1), tbf-shaped   │ eth1 10.78.0.(i+1), unshaped
+//!      │      2001:db8:77::(i+1)          │
 //!   node namespace  pctb<pid>-n<i>: one `preconf-node run`
 //! ```
 //!
 //! Gossip and req/resp use the data network only; each node's uplink (egress of its `eth0`) is
 //! shaped with a token bucket filter. JSON-RPC and HTTP, which the controller uses to publish
 //! and to observe, bind to the management network only, so measuring never takes a node's
-//! shaped bandwidth. Neither network has a route out: the addresses exist only inside these
-//! namespaces and nothing joins them to the host's interfaces.
+//! shaped bandwidth. The data network is each node's "internet": it holds the node's default
+//! routes (IPv4 and IPv6, `dev eth0`), as a host's public interface would, so a node listening
+//! on `0.0.0.0`/`::` finds its data address as the source of its route out. Neither network
+//! reaches anything else: the addresses exist only inside these namespaces and nothing joins
+//! them to the host's interfaces.
 //!
 //! Every namespace is named `pctb<pid>-…` after the testbed process that made it. Dropping the
 //! [`Network`] kills what still runs inside and deletes the namespaces (with them the veths and
@@ -22,7 +26,7 @@
 //! SIGKILL, say).
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 
@@ -59,7 +63,8 @@ fn mgmt_mac(index: usize) -> String {
 }
 
 /// One `ip -batch` line: a permanent neighbour entry.
-fn neighbour(ip: Ipv4Addr, mac: &str, dev: &str) -> String {
+fn neighbour(ip: impl Into<IpAddr>, mac: &str, dev: &str) -> String {
+    let ip = ip.into();
     format!("neigh replace {ip} lladdr {mac} dev {dev} nud permanent")
 }
 
@@ -75,6 +80,12 @@ pub const UPLINK_QUEUE_MS: u32 = 100;
 /// Address of node `index` on the data network (gossip, req/resp, discv5).
 pub fn data_ip(index: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 0, index as u8 + 1)
+}
+
+/// IPv6 address of node `index` on the data network (documentation prefix `2001:db8::/32`:
+/// global unicast in form, as a public IPv6 address is, routed nowhere).
+pub fn data_ip6(index: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, index as u16 + 1)
 }
 
 /// Address of node `index` on the management network (JSON-RPC, HTTP).
@@ -152,9 +163,24 @@ impl Network {
                 ])?;
                 ip(&["-n", &ns, "link", "set", inner, "up"])?;
             }
+            // IPv6 beside IPv4 on the data network (no duplicate address detection: the
+            // addresses are distinct by construction), and the default routes out of it.
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/64", data_ip6(index)),
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
+            ip(&["-n", &ns, "route", "add", "default", "dev", "eth0"])?;
+            ip(&["-n", &ns, "-6", "route", "add", "default", "dev", "eth0"])?;
             shape(&ns, "eth0", mbit)?;
         }
-        // Every address is known up front: permanent neighbour entries instead of ARP. With
+        // Every address is known up front: permanent neighbour entries instead of ARP (and of
+        // IPv6 neighbour discovery). With
         // dozens of namespaces, gossip bursts overflow the kernel's per-CPU backlog
         // (`net.core.netdev_max_backlog`) and the broadcast ARP requests dropped with them
         // left nodes unreachable ("No route to host") at 64 nodes.
@@ -162,7 +188,10 @@ impl Network {
         for index in 0..n {
             let mut lines: Vec<String> = (0..n)
                 .filter(|&other| other != index)
-                .map(|other| neighbour(data_ip(other), &data_mac(other), "eth0"))
+                .flat_map(|other| {
+                    [IpAddr::V4(data_ip(other)), IpAddr::V6(data_ip6(other))]
+                        .map(|ip| neighbour(ip, &data_mac(other), "eth0"))
+                })
                 .collect();
             lines.push(neighbour(CONTROLLER_IP, CONTROLLER_MAC, "eth1"));
             ip_batch(&network.node(index), &lines)?;
