@@ -1,7 +1,8 @@
 //! What `contrib/` ships and the release profile promise: the systemd unit passes
 //! `systemd-analyze verify` without a warning, the Dockerfile is multi-stage, runs as a
 //! non-root user with a data volume and checks `/ready`, and a release build carries no debug
-//! info (the binary stays small; `--profile profiling` keeps line tables for perf).
+//! info or symbols (the binary stays under 40 MiB; `--profile profiling` keeps line tables and
+//! symbols for perf).
 
 use std::process::Command;
 
@@ -107,6 +108,13 @@ fn a_release_build_carries_no_debug_info_and_profiling_keeps_line_tables() {
             None | Some(toml::Value::Boolean(false)) | Some(toml::Value::Integer(0))
         ) || debug.as_ref().and_then(|d| d.as_str()) == Some("none"),
         "release debug = {debug:?}: debug info made the binary 187 MB"
+    );
+    // Symbols alone are 9 MiB: without stripping them the binary is 40.7 MiB.
+    let strip = release.get("strip").cloned();
+    assert!(
+        strip == Some(toml::Value::Boolean(true))
+            || strip.as_ref().and_then(|s| s.as_str()) == Some("symbols"),
+        "release strip = {strip:?}"
     );
     let profiling = profile("profiling");
     assert_eq!(profiling["inherits"].as_str(), Some("release"));

@@ -101,6 +101,8 @@ fn publish_your_first_commitment_runs_as_written() {
             || stdout.contains("signer 0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
         "{stdout}"
     );
-    // The script's last wait: B's `/status` shows block 1 as its head.
+    // The script's waits: B's `/status` shows block 1, then block 2 as its head.
     assert!(stdout.contains("node B has block 1"), "{stdout}");
+    assert!(stdout.contains("published block 2 hash 0x"), "{stdout}");
+    assert!(stdout.contains("node B has block 2"), "{stdout}");
 }
