@@ -122,8 +122,11 @@ pub struct NetworkConfig {
     /// address advertised to other nodes is not this one but the ENR's, see [`Self::enr`].
     pub listen_addr: Multiaddr,
     /// With [`Self::listen_addr`] on the IPv4 wildcard `0.0.0.0`, also listen on the IPv6
-    /// wildcard `::` (libp2p TCP and discv5 UDP, the same ports) when this host can open an
-    /// IPv6 socket; on a host without IPv6 the node runs IPv4 only and logs that once. No effect
+    /// wildcard `::` (libp2p TCP and discv5 UDP, the same ports) when this host has IPv6: a
+    /// global IPv6 address as the source of its IPv6 default route. Without one (IPv6 off, only
+    /// link-local or unique-local addresses, no IPv6 route: most containers) the node runs IPv4
+    /// only and logs that at start — discv5 listening on both families contacts every
+    /// dual-stack peer over IPv6 first, which a host without IPv6 connectivity cannot. No effect
     /// with any other listen address (`/ip6/::/tcp/…` listens on IPv6 only, a specific address
     /// on that address only). Default true.
     pub listen_ipv6: bool,

@@ -191,7 +191,7 @@ pub fn advertised_ip(
     route()
         .filter(|ip| match ip {
             IpAddr::V4(_) => routable(*ip),
-            IpAddr::V6(v6) => v6.segments()[0] & 0xe000 == 0x2000,
+            IpAddr::V6(v6) => listen::is_global_v6(*v6),
         })
         .map(|ip| (ip, AddressSource::Route))
 }
@@ -219,12 +219,6 @@ fn reject_loopback_enrs(enr: &Enr) -> bool {
     let v6 = enr.ip6().is_none_or(|ip| routable(ip.into()));
     v4 && v6
 }
-
-/// Stand-in destinations for "the network" when no bootnode gives one: documentation
-/// addresses (RFC 5737, RFC 3849) whose route is only looked up, never sent to.
-const NETWORK_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-/// See [`NETWORK_V4`].
-const NETWORK_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 /// Starts discv5 on the listen IPs of `listening` at its UDP port, advertising the libp2p TCP
 /// ports, with the ENR address chosen by [`advertised_ip`] from `enr`. While peers are wanted
@@ -273,7 +267,10 @@ pub(crate) async fn start(
 
     let mut builder = Enr::builder();
     if let (Some((listen_ip, tcp_port)), Some(udp_port)) = (listening.v4, udp4_port) {
-        let towards = boot_enrs.iter().find_map(Enr::ip4).unwrap_or(NETWORK_V4);
+        let towards = boot_enrs
+            .iter()
+            .find_map(Enr::ip4)
+            .unwrap_or(listen::NETWORK_V4);
         let chosen = advertised_ip(enr.address.map(IpAddr::V4), listen_ip.into(), || {
             listen::route_source(towards.into())
         });
@@ -288,7 +285,10 @@ pub(crate) async fn start(
         warn!("enr.address is set but the node does not listen on IPv4: not advertised");
     }
     if let (Some((listen_ip, tcp_port)), Some(udp_port)) = (listening.v6, udp6_port) {
-        let towards = boot_enrs.iter().find_map(Enr::ip6).unwrap_or(NETWORK_V6);
+        let towards = boot_enrs
+            .iter()
+            .find_map(Enr::ip6)
+            .unwrap_or(listen::NETWORK_V6);
         let chosen = advertised_ip(enr.address6.map(IpAddr::V6), listen_ip.into(), || {
             listen::route_source(towards.into())
         });

@@ -10,7 +10,6 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{
     self, InboundFailure, InboundRequestId, OutboundFailure, OutboundRequestId, ProtocolSupport,
     ResponseChannel,
@@ -169,70 +168,24 @@ pub(crate) async fn spawn(
 
     // Each fixed port is checked free before libp2p binds it (libp2p sets SO_REUSEPORT and
     // would share it with another node silently; see `listen`).
-    let plan = crate::listen::tcp_listen_plan(&config)?;
-    let mut listeners = Vec::with_capacity(plan.len());
-    for addr in &plan {
-        let id = swarm
-            .listen_on(crate::listen::tcp_multiaddr(*addr))
-            .map_err(|e| match e {
-                libp2p::TransportError::Other(io) => {
-                    crate::listen::bind_error(crate::listen::TCP, *addr, &io)
-                }
-                other => NetError::Listen(format!("{} {addr}: {other}", crate::listen::TCP)),
-            })?;
-        listeners.push((id, *addr));
-    }
-    // The first address each listener reports gives its port (a wildcard listener reports one
-    // per interface; the others arrive in the driver loop).
-    let mut listen_addrs: Vec<Multiaddr> = Vec::new();
-    let mut tcp_ports: HashMap<libp2p::core::transport::ListenerId, u16> = HashMap::new();
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while tcp_ports.len() < listeners.len() {
-            match swarm.select_next_some().await {
-                SwarmEvent::NewListenAddr {
-                    listener_id,
-                    address,
-                } => {
-                    let port = address.iter().find_map(|p| match p {
-                        Protocol::Tcp(port) => Some(port),
-                        _ => None,
-                    });
-                    if let Some(port) = port {
-                        tcp_ports.entry(listener_id).or_insert(port);
-                    }
-                    listen_addrs.push(address);
-                }
-                SwarmEvent::ListenerError { error, .. } => {
-                    return Err(NetError::Listen(error.to_string()))
-                }
-                SwarmEvent::ListenerClosed { reason, .. } => {
-                    return Err(NetError::Listen(format!("listener closed: {reason:?}")))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|_| NetError::Listen("no listen address within 5 s".into()))??;
-    let mut v4 = None;
-    let mut v6 = None;
-    for (id, addr) in &listeners {
-        let port = tcp_ports.get(id).copied().unwrap_or(addr.port());
-        info!(peer = %local_peer_id, addr = %SocketAddr::new(addr.ip(), port), "p2p network listening");
-        match addr.ip() {
-            IpAddr::V4(ip) => v4 = Some((ip, port)),
-            IpAddr::V6(ip) => v6 = Some((ip, port)),
-        }
+    let plan = crate::listen::listen_plan(&config, crate::listen::global_ipv6_route)?;
+    let (listening, listen_addrs) = crate::listen::listen(&mut swarm, plan).await?;
+    for &(ip, port) in &listening {
+        info!(peer = %local_peer_id, addr = %SocketAddr::new(ip, port), "p2p network listening");
     }
 
     let (found_tx, found_rx) = mpsc::channel(256);
     let discovery = if config.discovery_enabled {
         // discv5's UDP port: the configured one, else the TCP port number as configured (a
         // configured 0 stays 0: a free port).
-        let udp_port = config
-            .discv5_port
-            .unwrap_or_else(|| plan.first().map_or(0, SocketAddr::port));
+        let udp_port = config.discv5_port.unwrap_or(plan.primary.port());
+        let (mut v4, mut v6) = (None, None);
+        for &(ip, port) in &listening {
+            match ip {
+                IpAddr::V4(ip) => v4 = Some((ip, port)),
+                IpAddr::V6(ip) => v6 = Some((ip, port)),
+            }
+        }
         let handle = discovery::start(
             &keypair,
             discovery::Listening { v4, v6, udp_port },
@@ -506,6 +459,20 @@ impl Driver {
 
     fn penalize(&mut self, peer: PeerId, reason: &'static str) {
         metrics::rejection(reason);
+        match self.peers.drop_instead(peer, reason) {
+            Some(true) => {
+                info!(
+                    %peer,
+                    reason,
+                    "static peer served history that fails validation here: disconnected, \
+                     redialled with backoff (never banned for it)"
+                );
+                let _ = self.swarm.disconnect_peer_id(peer);
+                return;
+            }
+            Some(false) => return,
+            None => {}
+        }
         if let Some(score) = self.peers.penalize(peer, Instant::now()) {
             debug!(%peer, reason, app_score = score, "peer penalised");
             self.swarm
@@ -557,15 +524,6 @@ impl Driver {
         }
         for peer in self.peers.peers_to_ban(scores, now) {
             self.ban(peer, self.config.ban_period);
-        }
-        for peer in self.peers.take_static_drops() {
-            warn!(
-                %peer,
-                score = self.score(&peer),
-                "static peer's score stayed below the ban threshold: disconnecting it (static \
-                 peers are never banned; it is redialled with backoff)"
-            );
-            let _ = self.swarm.disconnect_peer_id(peer);
         }
         for peer in self.peers.expired_bans(now) {
             info!(%peer, "ban expired");
@@ -1045,7 +1003,7 @@ impl Driver {
             self.peers.inbound_done((kind, id), Instant::now());
             return;
         }
-        // Counted once, when it ends: `served`, `stream_closed` or `unanswered`.
+        metrics::reqresp(kind, "inbound", "admitted"); /*MUT*/
         self.pending_answers.push(
             async move {
                 let answer = tokio::time::timeout(timeout, answer).await.ok().flatten();

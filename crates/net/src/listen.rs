@@ -17,12 +17,16 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
 
+use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
-use libp2p::Multiaddr;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, Swarm};
 use socket2::{Domain, Socket, Type};
 use tracing::info;
 
+use crate::behaviour::Behaviour;
 use crate::config::NetworkConfig;
 use crate::error::NetError;
 
@@ -53,7 +57,7 @@ pub(crate) fn tcp_multiaddr(addr: SocketAddr) -> Multiaddr {
 /// Binds (and drops) a TCP socket on `addr` without `SO_REUSEPORT`: fails with `EADDRINUSE`
 /// if any socket listens on that port, whatever options it set. IPv6 sockets are IPv6-only,
 /// as libp2p's are.
-fn check_tcp_free(addr: SocketAddr) -> io::Result<()> {
+pub(crate) fn check_tcp_free(addr: SocketAddr) -> io::Result<()> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM,
@@ -66,26 +70,136 @@ fn check_tcp_free(addr: SocketAddr) -> io::Result<()> {
     socket.bind(&addr.into())
 }
 
-/// The libp2p TCP sockets to listen on: the configured one and, when that is `0.0.0.0` and
-/// [`NetworkConfig::listen_ipv6`] is on, `[::]` at the same port if this host can open an IPv6
-/// socket (else IPv4 only, logged). Each fixed port is checked free first.
-pub(crate) fn tcp_listen_plan(config: &NetworkConfig) -> Result<Vec<SocketAddr>, NetError> {
+/// Stand-in destinations for "the network" when no bootnode gives one: documentation
+/// addresses (RFC 5737, RFC 3849) whose route is only looked up, never sent to.
+pub(crate) const NETWORK_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// See [`NETWORK_V4`].
+pub(crate) const NETWORK_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+
+/// Whether `ip` is a global unicast IPv6 address (`2000::/3`): not loopback, link-local or
+/// unique-local.
+pub(crate) fn is_global_v6(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xe000 == 0x2000
+}
+
+/// This host's IPv6 address towards the IPv6 internet, when it is a global one: the host
+/// "has IPv6". A host with the IPv6 stack but only link-local or unique-local addresses, or
+/// no IPv6 default route (IPv6 disabled, most containers), does not.
+pub(crate) fn global_ipv6_route() -> Option<Ipv6Addr> {
+    match route_source(NETWORK_V6.into())? {
+        IpAddr::V6(ip) if is_global_v6(ip) => Some(ip),
+        _ => None,
+    }
+}
+
+/// What the node listens on: [`Self::primary`], and `[::]` at the same port when
+/// [`Self::ipv6`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListenPlan {
+    /// [`NetworkConfig::listen_addr`] as a socket address.
+    pub(crate) primary: SocketAddr,
+    /// Also listen on the IPv6 wildcard (libp2p TCP and discv5 UDP): the primary is
+    /// `0.0.0.0`, [`NetworkConfig::listen_ipv6`] is on and the host has IPv6 (`v6_route`
+    /// gives a global address). Only then: discv5 listening on both families contacts a peer
+    /// over IPv6 first whenever its ENR has an IPv6 address, so a host without IPv6
+    /// connectivity must stay IPv4 only.
+    pub(crate) ipv6: bool,
+}
+
+/// The listen plan of `config`, each fixed port checked free (TCP) first.
+pub(crate) fn listen_plan(
+    config: &NetworkConfig,
+    v6_route: impl FnOnce() -> Option<Ipv6Addr>,
+) -> Result<ListenPlan, NetError> {
     let primary = config.listen_socket()?;
     if primary.port() != 0 {
         check_tcp_free(primary).map_err(|e| bind_error(TCP, primary, &e))?;
     }
-    let mut plan = vec![primary];
+    let mut ipv6 = false;
     if primary.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) && config.listen_ipv6 {
-        let v6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), primary.port());
-        match check_tcp_free(v6) {
-            Ok(()) => plan.push(v6),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                return Err(bind_error(TCP, v6, &e));
+        match v6_route() {
+            Some(ip) => {
+                ipv6 = true;
+                info!(%ip, "this host has IPv6: listening on :: too");
             }
-            Err(e) => info!(error = %e, "no IPv6 on this host: listening on IPv4 only"),
+            None => info!("no global IPv6 address with a route out: listening on IPv4 only"),
         }
     }
-    Ok(plan)
+    if ipv6 && primary.port() != 0 {
+        let v6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), primary.port());
+        check_tcp_free(v6).map_err(|e| bind_error(TCP, v6, &e))?;
+    }
+    Ok(ListenPlan { primary, ipv6 })
+}
+
+/// Listens on `plan` with libp2p: the primary address, then, when [`ListenPlan::ipv6`], `[::]`
+/// at the port the primary got (a taken port there is an error for a fixed port, and leaves the
+/// node IPv4 only for an ephemeral one). Returns the (IP, TCP port) of each listener and the
+/// addresses reported so far (a wildcard listener reports one per interface; later ones reach
+/// the driver loop).
+pub(crate) async fn listen(
+    swarm: &mut Swarm<Behaviour>,
+    plan: ListenPlan,
+) -> Result<(Vec<(IpAddr, u16)>, Vec<Multiaddr>), NetError> {
+    let listen_on = |swarm: &mut Swarm<Behaviour>, addr: SocketAddr| {
+        swarm.listen_on(tcp_multiaddr(addr)).map_err(|e| match e {
+            libp2p::TransportError::Other(io) => bind_error(TCP, addr, &io),
+            other => NetError::Listen(format!("{TCP} {addr}: {other}")),
+        })
+    };
+    let primary = listen_on(swarm, plan.primary)?;
+    let mut reported = Vec::new();
+    // The primary's port: the configured one, or the one an ephemeral bind got.
+    let port = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
+                    let port = address.iter().find_map(|p| match p {
+                        Protocol::Tcp(port) => Some(port),
+                        _ => None,
+                    });
+                    reported.push(address);
+                    if let Some(port) = port.filter(|_| listener_id == primary) {
+                        return Ok(port);
+                    }
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(NetError::Listen(format!("{TCP} {}: {error}", plan.primary)))
+                }
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(NetError::Listen(format!(
+                        "{TCP} {}: listener closed: {reason:?}",
+                        plan.primary
+                    )))
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| {
+        NetError::Listen(format!(
+            "{TCP} {}: no listen address within 5 s",
+            plan.primary
+        ))
+    })??;
+    let mut listening = vec![(plan.primary.ip(), port)];
+    if plan.ipv6 {
+        let v6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
+        // A fixed port was checked by `listen_plan`; an ephemeral one only now.
+        match check_tcp_free(v6) {
+            Ok(()) => {
+                listen_on(swarm, v6)?;
+                listening.push((v6.ip(), port));
+            }
+            Err(e) if plan.primary.port() != 0 => return Err(bind_error(TCP, v6, &e)),
+            Err(e) => info!(addr = %v6, error = %e, "IPv6 listen failed: IPv4 only"),
+        }
+    }
+    Ok((listening, reported))
 }
 
 /// Binds a discv5 UDP socket on `addr` (IPv6: IPv6-only) without any reuse option, so a port
@@ -143,6 +257,36 @@ mod tests {
         ));
         drop(holder);
         check_tcp_free(addr).expect("free once the holder is gone");
+    }
+
+    #[test]
+    fn ipv6_too_only_on_the_ipv4_wildcard_of_a_host_with_global_ipv6() {
+        let global: Ipv6Addr = "2001:db8:77::2".parse().unwrap();
+        let plan = |listen: &str, listen_ipv6: bool, route: Option<Ipv6Addr>| {
+            let config = NetworkConfig {
+                listen_addr: listen.parse().unwrap(),
+                listen_ipv6,
+                ..NetworkConfig::default()
+            };
+            listen_plan(&config, || route).unwrap()
+        };
+        let wildcard = "/ip4/0.0.0.0/tcp/0";
+        assert!(plan(wildcard, true, Some(global)).ipv6);
+        assert!(!plan(wildcard, true, None).ipv6, "no IPv6 route: IPv4 only");
+        assert!(!plan(wildcard, false, Some(global)).ipv6, "listen_ipv6 off");
+        assert!(!plan("/ip4/127.0.0.1/tcp/0", true, Some(global)).ipv6);
+        assert!(
+            !plan("/ip6/::/tcp/0", true, Some(global)).ipv6,
+            "already IPv6"
+        );
+        assert_eq!(
+            plan(wildcard, true, None).primary,
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        );
+        assert!(is_global_v6(global));
+        for not in ["fd00::2", "fe80::1", "::1", "::"] {
+            assert!(!is_global_v6(not.parse().unwrap()), "{not}");
+        }
     }
 
     #[test]
