@@ -12,16 +12,22 @@ use p2p::testkit::{ChainBuilder, FaultyDisk};
 use p2p::{CommitmentSource, MemoryStorage, P2pSdk, SdkEvent, SdkStorage};
 use preconfirmation_types::{preconfirmation_hash, U256};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn integration_smoke() {
-    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 100);
-    let a = start_node(sdk_config(), &builder).await;
-    let mut b = start_node(sdk_config(), &builder).await;
+/// Nodes A and B on `builder`'s chain, connected, B subscribed to A's gossip.
+async fn a_gossiping_to_b(builder: &ChainBuilder) -> (Node, Node) {
+    let a = start_node(sdk_config(), builder).await;
+    let b = start_node(sdk_config(), builder).await;
     connect(&b.sdk, &a.sdk).await;
     a.sdk
         .wait_for_gossip_peers(1, WAIT)
         .await
         .expect("B subscribed");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_smoke() {
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 100);
+    let (a, mut b) = a_gossiping_to_b(&builder).await;
 
     let txlist = b"a compressed tx list".to_vec();
     let block = builder.next_block(Some(txlist.clone()));
@@ -97,13 +103,7 @@ async fn integration_smoke() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_repeating_the_previous_tx_list_is_still_gossiped() {
     let mut builder = ChainBuilder::in_the_past(chain(), 1, 4, 100);
-    let a = start_node(sdk_config(), &builder).await;
-    let mut b = start_node(sdk_config(), &builder).await;
-    connect(&b.sdk, &a.sdk).await;
-    a.sdk
-        .wait_for_gossip_peers(1, WAIT)
-        .await
-        .expect("B subscribed");
+    let (a, mut b) = a_gossiping_to_b(&builder).await;
     let txlist = b"the same tx list twice".to_vec();
     let first = builder.next_block(Some(txlist.clone()));
     let second = builder.next_block(Some(txlist.clone()));
