@@ -92,7 +92,12 @@ pub fn draft_commitment(
     let lookahead = context.schedule.lookahead();
     let sdk_status = context.sdk.status();
     let head = sdk_status.head_block_number;
-    let head_commitment = context.sdk.storage().commitment_by_number(head).ok().flatten();
+    let head_commitment = context
+        .sdk
+        .storage()
+        .commitment_by_number(head)
+        .ok()
+        .flatten();
     // Never before the parent (monotonic timestamps), even if the parent's clock ran ahead.
     let head_timestamp = head_commitment
         .as_ref()
@@ -166,8 +171,19 @@ fn failed(what: &str, reason: impl std::fmt::Display) -> NodeError {
     NodeError::Publish(format!("{what}: {reason}"))
 }
 
-/// Reads a tx list file: raw bytes, or hex text with a `0x` prefix.
+/// Reads a tx list file: raw bytes, or hex text with a `0x` prefix. A file larger than the hex
+/// form of a tx list at the cap is refused before it is read.
 fn read_txlist(path: &PathBuf) -> Result<Vec<u8>, NodeError> {
+    let cap = 2 + 2 * preconfirmation_types::MAX_TXLIST_BYTES as u64 + 1;
+    let len = std::fs::metadata(path)
+        .map_err(|e| NodeError::io(path, e))?
+        .len();
+    if len > cap {
+        return Err(failed(
+            &path.display().to_string(),
+            format!("{len} bytes: larger than any tx list (cap {cap} as hex)"),
+        ));
+    }
     let bytes = std::fs::read(path).map_err(|e| NodeError::io(path, e))?;
     match bytes.strip_prefix(b"0x") {
         Some(hex_text) => hex::decode(hex_text.trim_ascii())
@@ -179,20 +195,16 @@ fn read_txlist(path: &PathBuf) -> Result<Vec<u8>, NodeError> {
 /// Runs `preconf-node publish`: prints `block N hash 0x… signer 0x…` on success.
 pub async fn run(args: PublishArgs) -> Result<(), NodeError> {
     let txlist = read_txlist(&args.txlist)?;
-    let secret_text =
-        std::fs::read_to_string(&args.jwt_secret).map_err(|e| NodeError::io(&args.jwt_secret, e))?;
+    let secret_text = std::fs::read_to_string(&args.jwt_secret)
+        .map_err(|e| NodeError::io(&args.jwt_secret, e))?;
     let secret = JwtSecret::from_hex(secret_text.trim())
         .map_err(|e| failed(&args.jwt_secret.display().to_string(), e))?;
     let iat = crate::schedule::unix_now();
     let token = secret
-        .encode(&Claims {
-            iat,
-            exp: None,
-        })
+        .encode(&Claims { iat, exp: None })
         .map_err(|e| failed("JWT", e))?;
     let mut headers = HeaderMap::new();
-    let bearer =
-        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| failed("JWT", e))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| failed("JWT", e))?;
     headers.insert("authorization", bearer);
     let client = HttpClientBuilder::default()
         .set_headers(headers)
@@ -226,7 +238,10 @@ pub async fn run(args: PublishArgs) -> Result<(), NodeError> {
     };
     let txlist_hex = format!("0x{}", hex::encode(&txlist));
     let answer: Result<PublishedCommitment, _> = client
-        .request(PUBLISH_COMMITMENT, rpc_params![draft.commitment.clone(), txlist_hex])
+        .request(
+            PUBLISH_COMMITMENT,
+            rpc_params![draft.commitment.clone(), txlist_hex],
+        )
         .await;
     let (published, note) = match answer {
         Ok(published) => (published, ""),
@@ -236,21 +251,26 @@ pub async fn run(args: PublishArgs) -> Result<(), NodeError> {
                 .data()
                 .and_then(|d| serde_json::from_str::<PublishedCommitment>(d.get()).ok())
                 .ok_or_else(|| failed(PUBLISH_COMMITMENT, e.message()))?;
-            (stored, "; stored, no peer connected yet: peers fetch it when they connect")
+            (
+                stored,
+                "; stored, no peer connected yet: peers fetch it when they connect",
+            )
         }
-        Err(e) => return Err(match e {
-            jsonrpsee::core::ClientError::Call(e) => failed(
-                PUBLISH_COMMITMENT,
-                format!(
-                    "{} (slot {} belongs to preconfer {}; the node signs with its \
+        Err(e) => {
+            return Err(match e {
+                jsonrpsee::core::ClientError::Call(e) => failed(
+                    PUBLISH_COMMITMENT,
+                    format!(
+                        "{} (slot {} belongs to preconfer {}; the node signs with its \
                      preconfer_key_file)",
-                    e.message(),
-                    draft.slot,
-                    draft.preconfer
+                        e.message(),
+                        draft.slot,
+                        draft.preconfer
+                    ),
                 ),
-            ),
-            other => failed(PUBLISH_COMMITMENT, other),
-        }),
+                other => failed(PUBLISH_COMMITMENT, other),
+            })
+        }
     };
     println!(
         "published block {} hash {} signer {} ({} tx-list bytes){note}",
@@ -260,4 +280,41 @@ pub async fn run(args: PublishArgs) -> Result<(), NodeError> {
         txlist.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &tempfile::TempDir, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join("txlist");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_txlist_file_is_bytes_or_0x_hex() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_txlist(&file(&dir, b"\x01\x02zz")).unwrap(),
+            b"\x01\x02zz"
+        );
+        assert_eq!(
+            read_txlist(&file(&dir, b"0x0102ff\n")).unwrap(),
+            [1, 2, 0xff]
+        );
+        let err = read_txlist(&file(&dir, b"0x01zz")).unwrap_err().to_string();
+        assert!(err.contains("bad hex"), "{err}");
+    }
+
+    #[test]
+    fn a_file_beyond_the_cap_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge");
+        let huge = std::fs::File::create(&path).unwrap();
+        huge.set_len(2 * preconfirmation_types::MAX_TXLIST_BYTES as u64 + 4)
+            .unwrap();
+        let err = read_txlist(&path).unwrap_err().to_string();
+        assert!(err.contains("larger than any tx list"), "{err}");
+    }
 }
