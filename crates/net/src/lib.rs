@@ -144,7 +144,7 @@ pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;
 pub use error::{CodecError, NetError, RequestError};
 pub use gossip::message_id;
-pub use peer_manager::PeerManagerSizes;
+pub use peer_manager::{PeerManagerSizes, CATCHUP_DISAGREEMENT_REASON};
 pub use politeness::PeerProfile;
 pub use service::{
     Direction, GossipVerdict, InboundRequest, NetworkEvent, NetworkEvents, P2pService,

@@ -21,6 +21,11 @@ use crate::config::{NetworkConfig, ScoringConfig};
 pub(crate) use crate::rate_limit::GossipAdmission;
 use crate::rate_limit::RateLimiter;
 
+/// The penalty reason of a catch-up page that fails validation here (a bad signature, a signer
+/// the local schedule does not elect, a broken link, a gap): a disagreement over history, which
+/// a static peer is never banned for ([`PeerManager::drop_instead`]).
+pub const CATCHUP_DISAGREEMENT_REASON: &str = "catchup_invalid_commitment";
+
 /// The application-specific score of one peer (§7.1): −penalty per failure with at most
 /// `max_penalties_per_window` per window, +reward per accepted message, multiplicative decay,
 /// clamped to `[min, max]`.
@@ -211,12 +216,8 @@ pub(crate) struct PeerManager<I = InboundRequestId> {
     outbound: HashSet<PeerId>,
     dialing: HashSet<PeerId>,
     statics: Vec<StaticPeer>,
-    /// Static peers whose score stayed below the ban threshold: never banned (the operator
-    /// chose them; a misconfiguration on either side must not cost the link for a ban period),
-    /// they are disconnected and redialled with the refusal backoff instead. Filled by
-    /// [`Self::peers_to_ban`], drained by [`Self::take_static_drops`]; `dropping` holds them
-    /// until their connection is gone.
-    static_drops: Vec<PeerId>,
+    /// Static peers being disconnected instead of penalised ([`Self::drop_instead`]), until
+    /// their connection is gone; they are then redialled after the refusal backoff.
     dropping: HashSet<PeerId>,
 }
 
@@ -251,7 +252,6 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             connected: HashSet::new(),
             outbound: HashSet::new(),
             dialing: HashSet::new(),
-            static_drops: Vec::new(),
             dropping: HashSet::new(),
             statics: cfg
                 .static_peers
@@ -318,8 +318,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     // ---- bans ------------------------------------------------------------------------------
 
     /// Feeds the current total scores; returns the peers whose score stayed below the ban
-    /// threshold for longer than `ban_sustain`. A static peer is never among them: it goes to
-    /// [`Self::take_static_drops`] instead (disconnected, redialled with backoff).
+    /// threshold for longer than `ban_sustain`.
     pub(crate) fn peers_to_ban(
         &mut self,
         scores: impl IntoIterator<Item = (PeerId, f64)>,
@@ -334,11 +333,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
                 if now.saturating_duration_since(since) > self.ban_sustain
                     && !self.banned.contains_key(&peer)
                 {
-                    if !self.is_static(&peer) {
-                        out.push(peer);
-                    } else if self.dropping.insert(peer) {
-                        self.static_drops.push(peer);
-                    }
+                    out.push(peer);
                 }
             } else {
                 self.below_since.remove(&peer);
@@ -354,10 +349,15 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
         self.statics.iter().any(|s| s.peer.as_ref() == Some(peer))
     }
 
-    /// Static peers to disconnect now instead of banning them ([`Self::peers_to_ban`]); each
-    /// is redialled after the refusal backoff once its connection is gone.
-    pub(crate) fn take_static_drops(&mut self) -> Vec<PeerId> {
-        std::mem::take(&mut self.static_drops)
+    /// Whether a penalty for `reason` to `peer` is replaced by dropping the peer: a static
+    /// peer is never penalised (so never banned) for [`CATCHUP_DISAGREEMENT_REASON`] — a page
+    /// that fails validation here may be this node's misconfiguration as much as the peer's —
+    /// it is disconnected instead and redialled after the refusal backoff, which grows with
+    /// each drop. `None`: penalise as usual; `Some(true)`: disconnect it now; `Some(false)`:
+    /// nothing to do (a drop is under way, or it is not connected).
+    pub(crate) fn drop_instead(&mut self, peer: PeerId, reason: &str) -> Option<bool> {
+        (reason == CATCHUP_DISAGREEMENT_REASON && self.is_static(&peer))
+            .then(|| self.connected.contains(&peer) && self.dropping.insert(peer))
     }
 
     /// Records a ban until `until`.
@@ -522,7 +522,8 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
             .connected_since
             .remove(&peer)
             .map(|since| now.saturating_duration_since(since));
-        // A static peer we dropped for its score backs off as a refuser does, whoever dialled.
+        // A static peer we dropped (`drop_instead`) backs off as a refuser does, whoever
+        // dialled.
         let dropped = self.dropping.remove(&peer);
         let refused = dropped || (dialled && lasted.is_some_and(|d| d < self.stable_connection));
         let initial = self.static_backoff;
@@ -1280,38 +1281,50 @@ mod tests {
         assert_eq!(pm.expired_bans(t0 + Duration::from_secs(100)), vec![bad]);
     }
 
-    /// Issue 34: a wrong local schedule made every page of the only static peer "invalid", and
-    /// the static peer was banned for an hour. A static peer is never banned for its score: it
-    /// is dropped (disconnected) instead, once, and redialled after a backoff that grows with
-    /// each drop (even after a long connection); a non-static peer below the threshold is
-    /// banned as before.
+    /// Issue 34: a wrong local schedule made every catch-up page of the only static peer
+    /// "invalid", and the static peer was banned for an hour. A static peer is never penalised
+    /// for a page that fails validation: it is dropped (disconnected) instead, once per
+    /// connection, and redialled after a backoff that grows with each drop (even after a long
+    /// connection). Any other peer is penalised for it, and a static peer for anything else.
     #[test]
-    fn a_static_peer_below_the_ban_threshold_is_dropped_and_redialled_never_banned() {
+    fn a_static_peer_is_dropped_not_penalised_for_catch_up_disagreement() {
         let peer = PeerId::random();
         let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
         let cfg = NetworkConfig {
             static_peers: vec![addr.clone()],
-            ban_sustain: Duration::from_secs(30),
             ..Default::default()
         };
         let other = PeerId::random();
         let mut t = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t);
         assert_eq!(pm.due_static_dials(t), vec![addr.clone()]);
+        assert_eq!(
+            pm.drop_instead(peer, CATCHUP_DISAGREEMENT_REASON),
+            Some(false),
+            "not connected: nothing to drop"
+        );
+        pm.on_connected(other, &"/ip4/127.0.0.1/tcp/2".parse().unwrap(), true, t);
+        assert_eq!(pm.drop_instead(other, CATCHUP_DISAGREEMENT_REASON), None);
         let mut waits = Vec::new();
         for _ in 0..3 {
             pm.on_connected(peer, &addr, true, t);
             assert!(pm.is_static(&peer) && !pm.is_static(&other));
-            assert!(pm.peers_to_ban([(peer, -6.0), (other, -6.0)], t).is_empty());
+            assert_eq!(
+                pm.drop_instead(peer, "catchup_empty_page"),
+                None,
+                "a lie counts"
+            );
             t += Duration::from_secs(31);
-            let banned = pm.peers_to_ban([(peer, -6.0), (other, -6.0)], t);
-            assert_eq!(banned, vec![other], "the static peer is not banned");
-            assert_eq!(pm.take_static_drops(), vec![peer], "it is dropped instead");
-            // Still below while the disconnect is under way: dropped once, not again.
-            assert!(pm.peers_to_ban([(peer, -6.0)], t).is_empty());
-            assert!(pm.take_static_drops().is_empty());
+            assert_eq!(
+                pm.drop_instead(peer, CATCHUP_DISAGREEMENT_REASON),
+                Some(true)
+            );
+            assert_eq!(
+                pm.drop_instead(peer, CATCHUP_DISAGREEMENT_REASON),
+                Some(false),
+                "dropped once per connection"
+            );
             pm.on_disconnected(peer, t);
-            assert!(!pm.is_banned(&peer));
             let mut wait = Duration::ZERO;
             while pm.due_static_dials(t + wait).is_empty() {
                 wait += Duration::from_millis(250);
@@ -1321,6 +1334,7 @@ mod tests {
             t += wait;
         }
         assert_eq!(waits, vec![1, 2, 4], "the backoff grows with each drop");
+        assert!(!pm.is_banned(&peer));
     }
 
     #[test]

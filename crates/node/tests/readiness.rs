@@ -7,6 +7,7 @@
 //! Real nodes on 127.0.0.1 with real HTTP; the misconfigured nodes are the real binary, whose
 //! JSON logs are read.
 
+mod adversary;
 mod common;
 
 use std::net::SocketAddr;
@@ -447,4 +448,80 @@ async fn a_peer_on_another_chain_is_counted_and_named_once() {
     assert_eq!(named[0]["fields"]["our_chain"], json!(167_002));
     drop(d);
     a.shutdown().await;
+}
+
+/// Serves validly chained blocks whose signatures do not recover, claiming their head.
+struct BadSignaturePages(Vec<preconfirmation_types::SignedCommitment>);
+
+impl adversary::Liar for BadSignaturePages {
+    fn head(&self) -> preconfirmation_types::PreconfHead {
+        preconfirmation_types::PreconfHead {
+            block_number: preconfirmation_types::U256::from(self.0.len()),
+            submission_window_end: preconfirmation_types::U256::ZERO,
+        }
+    }
+
+    fn page(&self, start: u64, max: u32) -> Vec<preconfirmation_types::SignedCommitment> {
+        let from = (start.saturating_sub(1) as usize).min(self.0.len());
+        let to = (from + max as usize).min(self.0.len());
+        self.0[from..to]
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                c.signature.0[64] = 9;
+                c
+            })
+            .collect()
+    }
+
+    fn txlist(&self, _hash: preconfirmation_types::B256) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// A static peer is never banned for catch-up pages that fail validation here: each time it
+/// serves one it is disconnected and redialled after a growing backoff (here three times in a
+/// row, with a ban sustain of 500 ms), never banned. Before, it was penalised and, once its
+/// score stayed low, banned for an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_peer_serving_invalid_pages_is_dropped_and_redialled_never_banned() {
+    let mut builder = common::builder();
+    let blocks = builder
+        .blocks(10, 16)
+        .into_iter()
+        .map(|b| b.commitment)
+        .collect();
+    let liar = adversary::GossipPeer::start(
+        &chain(),
+        Some(std::sync::Arc::new(BadSignaturePages(blocks))),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = node_config(dir.path(), &builder, vec![liar.p2p_addr().await]);
+    config.sdk.network.ban_sustain = Duration::from_millis(500);
+    let mut v = start(config).await;
+    let mut events = v.take_events().expect("events from the start");
+    let (mut connected, mut dropped) = (0, 0);
+    tokio::time::timeout(WAIT, async {
+        while dropped < 3 {
+            match events.recv().await {
+                Ok(p2p::SdkEvent::PeerConnected(p)) if p == liar.peer_id => connected += 1,
+                Ok(p2p::SdkEvent::PeerDisconnected(p)) if p == liar.peer_id => dropped += 1,
+                Ok(p2p::SdkEvent::PeerBanned { peer, .. }) if peer == liar.peer_id => {
+                    panic!("the static peer was banned")
+                }
+                Ok(_) | Err(p2p::P2pSdkError::Lagged { .. }) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("dropped {dropped} times (connected {connected}) in time"));
+    assert!(connected >= 3, "redialled after each drop: {connected}");
+    assert_eq!(
+        v.sdk().status().head_block_number,
+        0,
+        "nothing invalid accepted"
+    );
+    v.shutdown().await;
 }

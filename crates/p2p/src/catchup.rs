@@ -703,10 +703,11 @@ async fn pipeline(
         if result.failure.is_some() || result.gap {
             // A bad signature, wrong signer, broken parent link or a hole in the page; not the
             // peer's fault when every peer disagrees with the local schedule (peer_view).
+            // A static peer is dropped rather than penalised for it (never banned for it).
             if result.schedule_disagreement {
                 metrics::catchup_peer_failure("schedule_disagreement");
             } else {
-                ctx.penalise(peer, "catchup_invalid_commitment");
+                ctx.penalise(peer, preconfirmation_net::CATCHUP_DISAGREEMENT_REASON);
             }
             excluded.liar(peer);
             break;
