@@ -1192,7 +1192,7 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         let back: NetworkConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c);
-        let partial: NetworkConfig = serde_json::from_str(r#"{"ban_sustain": 1500}"#).unwrap();
+        let partial: NetworkConfig = serde_json::from_str(r#"{"ban_sustain": "1500ms"}"#).unwrap();
         assert_eq!(partial.ban_sustain, Duration::from_millis(1500));
         assert_eq!(partial.request_timeout, Duration::from_secs(10));
         assert_eq!(partial.request_read_timeout, Duration::from_secs(5));
@@ -1304,7 +1304,7 @@ mod tests {
             c.effective_request_read_timeout(),
             Duration::from_millis(1500)
         );
-        let c: NetworkConfig = serde_json::from_str(r#"{"request_read_timeout": 2000}"#).unwrap();
+        let c: NetworkConfig = serde_json::from_str(r#"{"request_read_timeout": "2s"}"#).unwrap();
         assert_eq!(c.effective_request_read_timeout(), Duration::from_secs(2));
         let c = NetworkConfig {
             request_read_timeout: Duration::ZERO,
@@ -1316,7 +1316,7 @@ mod tests {
     #[test]
     fn rate_limits_are_per_protocol_and_partially_configurable() {
         let c: NetworkConfig = serde_json::from_str(
-            r#"{"rate_limit": {"get_raw_txlist": {"burst": 2000, "period": 5000}}}"#,
+            r#"{"rate_limit": {"get_raw_txlist": {"burst": 2000, "period": "5s"}}}"#,
         )
         .unwrap();
         assert_eq!(
@@ -1370,7 +1370,7 @@ mod tests {
             "every request may carry the largest response"
         );
         let c: NetworkConfig = serde_json::from_str(
-            r#"{"rate_limit": {"response_bytes": {"burst_bytes": 1000, "period": 2000}},
+            r#"{"rate_limit": {"response_bytes": {"burst_bytes": 1000, "period": "2s"}},
                 "rate_limit_grace": 0}"#,
         )
         .unwrap();
@@ -1444,7 +1444,7 @@ mod tests {
     #[test]
     fn ping_settings_have_defaults_and_must_be_positive() {
         let c: NetworkConfig =
-            serde_json::from_str(r#"{"ping_interval": 5000, "ping_max_inbound_streams": 8}"#)
+            serde_json::from_str(r#"{"ping_interval": "5s", "ping_max_inbound_streams": 8}"#)
                 .unwrap();
         assert_eq!(c.ping_interval, Duration::from_secs(5));
         assert_eq!(c.ping_max_inbound_streams, 8);
@@ -1497,8 +1497,8 @@ mod tests {
         assert_eq!(d.commitments.bytes.burst_bytes, 8 * 382);
         assert_eq!(d.raw_txlists.bytes.burst_bytes, 8 * (2 * 1024 * 1024 + 36));
         let c: NetworkConfig = serde_json::from_str(
-            r#"{"gossip_rate_limit": {"raw_txlists": {"messages": {"burst": 2, "period": 1000},
-                "bytes": {"burst_bytes": 10, "period": 1000}}}}"#,
+            r#"{"gossip_rate_limit": {"raw_txlists": {"messages": {"burst": 2, "period": "1s"},
+                "bytes": {"burst_bytes": 10, "period": "1s"}}}}"#,
         )
         .unwrap();
         assert_eq!(c.gossip_rate_limit.raw_txlists.bytes.burst_bytes, 10);
