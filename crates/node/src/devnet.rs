@@ -75,7 +75,7 @@ pub struct DevnetArgs {
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
-    /// Give every node an HTTP server (`/metrics`, `/health`, `/status`, `/`) on a free port.
+    /// Give every node an HTTP server (`/metrics`, `/health`, `/ready`, `/status`, `/`) on a free port.
     #[arg(long)]
     pub http: bool,
     /// Serve one live page for the whole devnet (heads over time, preconfer rotation, latency

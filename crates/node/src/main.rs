@@ -99,7 +99,7 @@ struct RunArgs {
     /// File with the preconfer secret key (hex, mode 0600) [env PRECONF_PRECONFER_KEY_FILE].
     #[arg(long)]
     preconfer_key_file: Option<String>,
-    /// HTTP address for /metrics, /health, /status [env PRECONF_HTTP_ADDR].
+    /// HTTP address for /metrics, /health, /ready, /status [env PRECONF_HTTP_ADDR].
     #[arg(long)]
     http_addr: Option<String>,
     /// JSON-RPC address [env PRECONF_RPC_ADDR].

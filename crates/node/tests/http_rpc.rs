@@ -238,7 +238,7 @@ async fn health_status_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_without_recorder_is_503_and_health_follows_readiness() {
+async fn metrics_without_recorder_is_503_and_health_follows_serving() {
     let builder = builder();
     let dir = tempfile::tempdir().expect("tempdir");
     let node = preconf_node::Node::start(node_config(dir.path(), &builder, Vec::new()), None)
