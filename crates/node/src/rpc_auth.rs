@@ -473,9 +473,12 @@ where
             return Box::pin(std::future::ready(Ok(unauthorized(&failure))));
         }
         // No header: only the guarded methods need one. A WebSocket may subscribe without
-        // (its guarded calls are refused one by one); an HTTP POST is read to see what it
-        // calls. Anything else goes on to the server, which answers it as usual.
-        if is_upgrade || request.method() != Method::POST {
+        // (its guarded calls are refused one by one); a JSON-RPC POST is read to see what it
+        // calls. Anything else goes on to the server, which answers it as usual (405, 415).
+        if is_upgrade
+            || request.method() != Method::POST
+            || !jsonrpsee::server::http::content_type_is_json(&request)
+        {
             return Box::pin(async move { inner.call(request).await.map_err(Into::into) });
         }
         let log = self.log.clone();
