@@ -1003,7 +1003,7 @@ impl Driver {
             self.peers.inbound_done((kind, id), Instant::now());
             return;
         }
-        metrics::reqresp(kind, "inbound", "admitted"); /*MUT*/
+        // Counted once, when it ends: `served`, `stream_closed` or `unanswered`.
         self.pending_answers.push(
             async move {
                 let answer = tokio::time::timeout(timeout, answer).await.ok().flatten();
