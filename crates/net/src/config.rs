@@ -104,7 +104,10 @@ pub mod duration {
                 let text = toml::to_string(&Holder { d }).unwrap();
                 assert_eq!(toml::from_str::<Holder>(&text).unwrap().d, d, "{text}");
             }
-            let text = toml::to_string(&Holder { d: Duration::from_millis(1_500) }).unwrap();
+            let text = toml::to_string(&Holder {
+                d: Duration::from_millis(1_500),
+            })
+            .unwrap();
             assert!(text.contains(r#""1s 500ms""#), "{text}");
         }
     }

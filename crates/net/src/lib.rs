@@ -137,8 +137,8 @@ mod service;
 
 pub use codec::SLOW_REQUEST_PENALTY_REASON;
 pub use config::{
-    ByteRateLimit, EnrConfig, GossipConfig, GossipRateLimitConfig, GossipTopicLimit,
-    NetworkConfig, PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
+    ByteRateLimit, EnrConfig, GossipConfig, GossipRateLimitConfig, GossipTopicLimit, NetworkConfig,
+    PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
 };
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;

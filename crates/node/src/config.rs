@@ -561,7 +561,8 @@ impl NodeConfig {
     /// What this configuration runs, one `name: value` per line (`config check`): the settings
     /// an operator most often gets wrong, shown so they can be read back.
     pub fn summary(&self) -> String {
-        let data_dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        let data_dir =
+            std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
         let schedule = match self.lookahead.source {
             ScheduleSource::Static => format!(
                 "static, {} preconfer(s), {} slot(s) of {} s per window",
@@ -587,7 +588,11 @@ impl NodeConfig {
                 "peers: {} static, {} bootnode(s), discovery {}",
                 self.sdk.network.static_peers.len(),
                 self.sdk.network.bootnodes.len(),
-                if self.sdk.network.discovery_enabled { "on" } else { "off" }
+                if self.sdk.network.discovery_enabled {
+                    "on"
+                } else {
+                    "off"
+                }
             ),
             format!("schedule: {schedule}"),
             format!("http: {}", self.http.addr),
@@ -911,7 +916,10 @@ mod tests {
     fn one_setting_has_one_key() {
         // The network's chain id and caps are the SDK's chain's: a second key for them would be
         // accepted and silently overwritten at start.
-        for key in ["sdk.network.chain_id", "sdk.network.limits.max_txlist_bytes"] {
+        for key in [
+            "sdk.network.chain_id",
+            "sdk.network.limits.max_txlist_bytes",
+        ] {
             let flags = vec![(key.to_string(), "5".to_string())];
             let err = NodeConfig::load(None, &flags, Vec::new()).unwrap_err();
             assert!(err.to_string().contains("unknown key"), "{key}: {err}");
@@ -941,7 +949,8 @@ mod tests {
         let flags = vec![("l1.poll_interval".to_string(), "2000".to_string())];
         let err = NodeConfig::load(None, &flags, Vec::new()).unwrap_err();
         assert!(
-            err.to_string().starts_with("config: l1.poll_interval:") && err.to_string().contains("500ms"),
+            err.to_string().starts_with("config: l1.poll_interval:")
+                && err.to_string().contains("500ms"),
             "{err}"
         );
     }

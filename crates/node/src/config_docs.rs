@@ -141,24 +141,60 @@ pub(crate) fn commented_default() -> String {
 /// defaults, so the list cannot drift from them; `Option` keys without a default are printed
 /// commented out. Everything else: `config --print-default`.
 const MINIMAL: &[(&str, &str)] = &[
-    ("data_dir", "database and node key: persistent storage, not a temp dir"),
+    (
+        "data_dir",
+        "database and node key: persistent storage, not a temp dir",
+    ),
     ("log_format", "\"json\" for log shippers"),
     ("log_filter", "RUST_LOG syntax, e.g. \"info,p2p=debug\""),
-    ("preconfer_key_file", "preconfers only: secp256k1 secret key as hex, mode 0600"),
-    ("http.addr", "/metrics /health /ready /status: keep it private"),
+    (
+        "preconfer_key_file",
+        "preconfers only: secp256k1 secret key as hex, mode 0600",
+    ),
+    (
+        "http.addr",
+        "/metrics /health /ready /status: keep it private",
+    ),
     ("rpc.addr", "the sidecar's JSON-RPC: keep it private"),
-    ("rpc.jwt_secret_file", "publishing needs this JWT secret; default <data_dir>/jwt.hex"),
+    (
+        "rpc.jwt_secret_file",
+        "publishing needs this JWT secret; default <data_dir>/jwt.hex",
+    ),
     ("sdk.chain.chain_id", "167000 Taiko mainnet, 167009 Hekla"),
-    ("sdk.network.listen_addr", "libp2p TCP; open this port (and discv5's UDP) to peers"),
-    ("sdk.network.static_peers", "\"/ip4/IP/tcp/PORT/p2p/PEER_ID\", always dialled"),
+    (
+        "sdk.network.listen_addr",
+        "libp2p TCP; open this port (and discv5's UDP) to peers",
+    ),
+    (
+        "sdk.network.static_peers",
+        "\"/ip4/IP/tcp/PORT/p2p/PEER_ID\", always dialled",
+    ),
     ("sdk.network.bootnodes", "discv5 bootnode ENRs, \"enr:-…\""),
-    ("sdk.network.enr.address", "public IP other nodes dial (run --nat extip:IP); unset: found"),
-    ("lookahead.source", "\"l1_whitelist\" on a real network, \"static\" on a devnet"),
-    ("lookahead.preconfers", "static source only: addresses in rotation order"),
+    (
+        "sdk.network.enr.address",
+        "public IP other nodes dial (run --nat extip:IP); unset: found",
+    ),
+    (
+        "lookahead.source",
+        "\"l1_whitelist\" on a real network, \"static\" on a devnet",
+    ),
+    (
+        "lookahead.preconfers",
+        "static source only: addresses in rotation order",
+    ),
     ("lookahead.slot_duration_secs", "L2 slot length"),
-    ("l1.rpc_url", "l1_whitelist: your L1 execution node's JSON-RPC"),
-    ("l1.whitelist_address", "l1_whitelist: the chain's PreconfWhitelist contract"),
-    ("l1.beacon_genesis_timestamp", "l1_whitelist: your L1's beacon genesis (mainnet's by default)"),
+    (
+        "l1.rpc_url",
+        "l1_whitelist: your L1 execution node's JSON-RPC",
+    ),
+    (
+        "l1.whitelist_address",
+        "l1_whitelist: the chain's PreconfWhitelist contract",
+    ),
+    (
+        "l1.beacon_genesis_timestamp",
+        "l1_whitelist: your L1's beacon genesis (mainnet's by default)",
+    ),
 ];
 
 /// The value at dotted `key` in `table`.

@@ -316,8 +316,16 @@ mod tests {
     #[test]
     fn nowhere_says_how_to_install() {
         let dir = tempfile::tempdir().unwrap();
-        let err = search_anvil(None, &dir.path().join("x/anvil"), Some(dir.path().into()), None)
-            .unwrap_err();
-        assert!(err.contains("scripts/install-anvil") && err.contains("ANVIL_BIN"), "{err}");
+        let err = search_anvil(
+            None,
+            &dir.path().join("x/anvil"),
+            Some(dir.path().into()),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("scripts/install-anvil") && err.contains("ANVIL_BIN"),
+            "{err}"
+        );
     }
 }

@@ -268,7 +268,11 @@ fn head_age_secs(head_timestamp: Option<u64>, now: u64) -> Option<u64> {
 /// Logs one INFO line every `interval` until `shutdown`: head (number, age of its block),
 /// connected peers, each topic's gossip mesh size, and the commitments published and
 /// received since the previous line. The node spawns it when `log_status_interval` is not 0.
-pub(crate) async fn status_lines(context: NodeContext, interval: Duration, shutdown: CancellationToken) {
+pub(crate) async fn status_lines(
+    context: NodeContext,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut events = context.sdk.subscribe();
     let mut events_open = true;
     let mut counts = StatusCounts::default();
@@ -306,8 +310,8 @@ async fn log_status(context: &NodeContext, counts: StatusCounts) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let head_age = head_age_secs(head_timestamp, now)
-        .map_or_else(|| "none".to_string(), |s| format!("{s}s"));
+    let head_age =
+        head_age_secs(head_timestamp, now).map_or_else(|| "none".to_string(), |s| format!("{s}s"));
     let peers = context.sdk.peers().await.map_or(0, |p| p.len());
     let mesh = context
         .sdk
@@ -396,7 +400,11 @@ mod tests {
         );
         assert_eq!(head_age_secs(None, 100), None);
         assert_eq!(head_age_secs(Some(90), 100), Some(10));
-        assert_eq!(head_age_secs(Some(110), 100), Some(0), "a block ahead of our clock");
+        assert_eq!(
+            head_age_secs(Some(110), 100),
+            Some(0),
+            "a block ahead of our clock"
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ fn the_systemd_unit_verifies_cleanly() {
         return;
     }
     let installed = "/usr/local/bin/preconf-node";
-    assert!(UNIT.contains(&format!("ExecStart={installed} run ")), "{UNIT}");
+    assert!(
+        UNIT.contains(&format!("ExecStart={installed} run ")),
+        "{UNIT}"
+    );
     // verify checks that ExecStart's binary exists: point it at this build.
     let dir = tempfile::tempdir().expect("tempdir");
     let unit = dir.path().join("preconf-node.service");
@@ -59,7 +62,11 @@ fn the_systemd_unit_verifies_cleanly() {
     let out = Command::new(BIN).args(&args).output().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/node.toml"), "{err}");
-    assert_ne!(out.status.code(), Some(2), "clap refused the unit's flags: {err}");
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "clap refused the unit's flags: {err}"
+    );
 }
 
 #[test]
@@ -81,7 +88,10 @@ fn the_dockerfile_is_multi_stage_non_root_with_a_volume_and_a_readiness_check() 
         .find_map(|l| l.strip_prefix("USER "))
         .expect("a USER line");
     assert!(!["root", "0"].contains(&user.trim()), "runs as {user}");
-    assert!(lines.iter().any(|l| l.starts_with("VOLUME ")), "a data volume");
+    assert!(
+        lines.iter().any(|l| l.starts_with("VOLUME ")),
+        "a data volume"
+    );
     assert!(
         DOCKERFILE.contains("HEALTHCHECK") && DOCKERFILE.contains("/ready"),
         "HEALTHCHECK on /ready"

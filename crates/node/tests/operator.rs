@@ -76,13 +76,19 @@ fn print_minimal_is_short_and_checks_once_the_schedule_is_set() {
         "preconfers = [\"0x00000000000000000000000000000000000000aa\"]",
         1,
     );
-    assert_ne!(edited, minimal, "the minimal file carries lookahead.preconfers");
+    assert_ne!(
+        edited, minimal,
+        "the minimal file carries lookahead.preconfers"
+    );
     std::fs::write(&path, edited).expect("write");
     let out = run(&["config", "check", path.to_str().expect("utf8 path")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary = text(&out.stdout);
     assert!(summary.contains("chain_id: 167000"), "{summary}");
-    assert!(summary.contains("schedule: static, 1 preconfer"), "{summary}");
+    assert!(
+        summary.contains("schedule: static, 1 preconfer"),
+        "{summary}"
+    );
     // The relative default data dir is shown absolute.
     let data_dir = summary
         .lines()
@@ -112,7 +118,11 @@ fn config_check_names_a_mistyped_key_and_value() {
 #[tokio::test]
 async fn a_relative_data_dir_is_logged_absolute() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = node_config(std::path::Path::new("relative-data"), &builder(), Vec::new());
+    let mut c = node_config(
+        std::path::Path::new("relative-data"),
+        &builder(),
+        Vec::new(),
+    );
     c.rpc.enabled = false;
     let path = dir.path().join("node.toml");
     write_config(&path, &c);
@@ -123,7 +133,10 @@ async fn a_relative_data_dir_is_logged_absolute() {
         .to_string();
     let expected = dir.path().join("relative-data");
     assert_eq!(std::path::Path::new(&logged), expected);
-    assert!(expected.join("node.key").exists(), "the node wrote where it said");
+    assert!(
+        expected.join("node.key").exists(),
+        "the node wrote where it said"
+    );
 }
 
 #[test]

@@ -133,7 +133,11 @@ async fn file_flag_env_precedence_in_the_real_binary() {
         &["--http-addr", flag_addr.as_str()],
         &[("PRECONF_HTTP_ADDR", "127.0.0.1:2")],
     );
-    assert_eq!(node.http.to_string(), flag_addr, "flag beats env beats file");
+    assert_eq!(
+        node.http.to_string(),
+        flag_addr,
+        "flag beats env beats file"
+    );
     assert!(node.status().await["peer_id"].is_string());
 }
 

@@ -85,8 +85,9 @@ fn publish_your_first_commitment_runs_as_written() {
     let _group = Group(child.id() as i32);
     let out = child.wait_with_output().expect("walkthrough ran");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let logs = ["a.log", "b.log"]
-        .map(|f| std::fs::read_to_string(dir.path().join("first-block").join(f)).unwrap_or_default());
+    let logs = ["a.log", "b.log"].map(|f| {
+        std::fs::read_to_string(dir.path().join("first-block").join(f)).unwrap_or_default()
+    });
     assert!(
         out.status.success(),
         "walkthrough failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\na.log:\n{}\nb.log:\n{}",

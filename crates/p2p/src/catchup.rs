@@ -308,7 +308,12 @@ pub(crate) async fn run(ctx: CatchUpContext) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
     // A check that found nothing to fetch (every `stale_head_check` while idle) is not news.
     if head > head_at_start {
-        info!(head, fetched = head - head_at_start, elapsed_ms, "catch-up done");
+        info!(
+            head,
+            fetched = head - head_at_start,
+            elapsed_ms,
+            "catch-up done"
+        );
     } else {
         debug!(head, elapsed_ms, "catch-up done");
     }

@@ -2,13 +2,13 @@
 //! tx lists from the store.
 
 use jsonrpsee::types::{ErrorObjectOwned, Params};
+use p2p::P2pSdkError;
+use preconfirmation_net::NetError;
 use preconfirmation_types::{
     preconfirmation_hash, recover_signer, sign, Address, PreconfCommitment, SignedCommitment,
     WireMessage, B256, PRECONF_COMMITMENT_SSZ_LEN, SIGNED_COMMITMENT_SSZ_LEN,
 };
 use serde::Serialize;
-use p2p::P2pSdkError;
-use preconfirmation_net::NetError;
 use tracing::info;
 
 use crate::http;
@@ -216,7 +216,15 @@ mod tests {
         assert_eq!(parse_quantity("0x1"), Some(1));
         assert_eq!(parse_quantity("0x1f"), Some(31));
         assert_eq!(parse_quantity("0xffffffffffffffff"), Some(u64::MAX));
-        for bad in ["0x", "1", "0x01", "0xg", "0x10000000000000000", "-0x1", "0X1"] {
+        for bad in [
+            "0x",
+            "1",
+            "0x01",
+            "0xg",
+            "0x10000000000000000",
+            "-0x1",
+            "0X1",
+        ] {
             assert_eq!(parse_quantity(bad), None, "{bad}");
         }
     }

@@ -80,8 +80,8 @@ use crate::rpc_auth::{self, AuthFailureLog, RpcAuth};
 
 mod errors;
 pub(crate) use errors::to_hex;
-pub mod metrics;
 mod methods;
+pub mod metrics;
 mod subscriptions;
 
 pub use errors::*;
