@@ -1996,4 +1996,156 @@ mod tests {
         );
         assert!(h.core.schedule_disagreement().lock().is_none());
     }
+
+    /// The core of a node restarted over `h`'s storage: it knows the stored head, and none of
+    /// the commitments below it in memory.
+    fn restarted(h: &Harness) -> Core {
+        let config = Arc::new(h.core.config().clone());
+        let validator = Validator::new(
+            *h.builder.chain(),
+            config.rules.clone(),
+            h.builder.lookahead(),
+            64,
+        );
+        let (events, _) = broadcast::channel(16);
+        let (status, _) = watch::channel(h.core.status());
+        Core::new(config, validator, h.storage.clone(), events, status).unwrap()
+    }
+
+    /// Finding 4 (the publish side): after a restart memory no longer holds the blocks below
+    /// the head, but the disk does. A commitment this node's key signs for a stored block with
+    /// other content is the equivocation it would be, refused without penalty; the stored one
+    /// again, or anything another key signed for that block, is just stale.
+    #[test]
+    fn a_local_commitment_for_a_stored_block_signed_again_is_an_equivocation() {
+        let mut h = harness();
+        let blocks = h.builder.blocks(3, 16);
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(
+                h.core
+                    .on_gossip_commitment(peer(), gossip_id(i), &b.commitment.to_ssz()),
+                Some(GossipVerdict::Accept)
+            );
+        }
+        flush_writes(&mut h);
+        assert_eq!(h.storage.stats().unwrap().commitments, 3);
+        let core = restarted(&h);
+        assert_eq!(core.head(), 3);
+
+        let stored = &blocks[1].commitment;
+        let ours = core.validator().recover_signer(stored).unwrap();
+        let our_key = *h
+            .builder
+            .keys()
+            .iter()
+            .find(|k| preconfirmation_types::secret_key_to_address(k) == ours)
+            .expect("block 2's key");
+        let other_key = *h
+            .builder
+            .keys()
+            .iter()
+            .find(|k| preconfirmation_types::secret_key_to_address(k) != ours)
+            .expect("a second key");
+        let mut changed = stored.commitment.clone();
+        changed.preconf.gas_limit = U256::from(29_000_000u64);
+        let check = |signed: &SignedCommitment| {
+            core.check_local(signed, core.validator().recover_signer(signed))
+        };
+
+        let twice = h.builder.sign_with(&our_key, changed.clone());
+        match check(&twice) {
+            ValidationOutcome::Reject {
+                reason:
+                    RejectReason::Equivocation {
+                        kind: crate::validation::EquivocationKind::SameBlockNumber,
+                        first,
+                    },
+                penalise: false,
+            } => assert_eq!(*first, *stored, "the stored commitment is the first"),
+            other => panic!("our key signing block 2 again: {other:?}"),
+        }
+        let stale = |outcome: ValidationOutcome| {
+            matches!(
+                outcome,
+                ValidationOutcome::Reject {
+                    reason: RejectReason::Stale { number: 2, head: 3 },
+                    ..
+                }
+            )
+        };
+        assert!(stale(check(stored)), "the stored commitment itself");
+        let same_content = h.builder.sign_with(&other_key, stored.commitment.clone());
+        assert!(
+            stale(check(&same_content)),
+            "block 2's content, another key"
+        );
+        let other_content = h.builder.sign_with(&other_key, changed);
+        assert!(stale(check(&other_content)), "other content, another key");
+    }
+
+    /// Commitments waiting for their schedule are validated again when the schedule learns
+    /// more: accepted, their held verdicts released as `Accept`, and catch-up told to resume
+    /// (`Gap` without a peer). Until then a recheck changes nothing.
+    #[test]
+    fn schedule_pending_commitments_are_accepted_once_the_schedule_is_known() {
+        let mut partial = None;
+        let mut h = harness_knowing(
+            |_| {},
+            |b| {
+                let lookahead = b.lookahead_known_to(3);
+                partial = Some(lookahead.clone());
+                lookahead
+            },
+        );
+        let partial = partial.expect("the harness's lookahead");
+        // Blocks 1-6 in slots 0-5: the schedule is known for slots 0-3 only.
+        let blocks = h.builder.blocks(6, 16);
+        let p = peer();
+        for (i, b) in blocks.iter().enumerate() {
+            let verdict = h
+                .core
+                .on_gossip_commitment(p, gossip_id(i), &b.commitment.to_ssz());
+            let expected = (i < 4).then_some(GossipVerdict::Accept);
+            assert_eq!(verdict, expected, "block {}", i + 1);
+        }
+        assert_eq!((h.core.head(), h.core.status().pending_schedule), (4, 2));
+        h.core.take_effects();
+
+        h.core.retry_schedule_pending();
+        assert_eq!((h.core.head(), h.core.status().pending_schedule), (4, 2));
+        assert!(
+            h.core
+                .take_effects()
+                .iter()
+                .all(|e| !matches!(e, Effect::Gap { .. } | Effect::PendingVerdict { .. })),
+            "nothing learned, nothing changes"
+        );
+
+        partial.extend_horizon(7);
+        h.core.retry_schedule_pending();
+        assert_eq!((h.core.head(), h.core.status().pending_schedule), (6, 0));
+        let effects = h.core.take_effects();
+        let released: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::PendingVerdict {
+                    message_id,
+                    verdict,
+                    ..
+                } => Some((message_id.clone(), *verdict)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            released,
+            vec![
+                (gossip_id(4), GossipVerdict::Accept),
+                (gossip_id(5), GossipVerdict::Accept)
+            ]
+        );
+        assert!(
+            effects.contains(&Effect::Gap { peer: None }),
+            "catch-up resumes: {effects:?}"
+        );
+    }
 }
