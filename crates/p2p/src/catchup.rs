@@ -989,24 +989,43 @@ pub(crate) async fn fetch_txlists(
     // then (group commit): lists that trickle in (a strict peer answers 8 requests per 10 s)
     // are durable at once, so none is fetched twice because a crash lost it unwritten.
     while let Some(first) = fetched.next().await {
-        let mut ready = Vec::new();
-        let mut ready_bytes = 0;
-        let mut next = Some(first);
-        while let Some((hash, (txlist, wrong))) = next.take() {
-            bad.extend(wrong);
-            if let Some(txlist) = txlist {
-                ready_bytes += txlist.len();
-                ready.push((hash, txlist));
-            }
-            if ready.len() < TXLIST_STORE_BATCH && ready_bytes < TXLIST_STORE_BATCH_BYTES {
-                next = fetched.next().now_or_never().flatten();
-            }
-        }
+        let ready = ready_group(first, &mut fetched, &mut bad);
         store_txlists(ctx, &numbers, ready).await;
     }
     for peer in bad {
         excluded.liar(peer);
     }
+}
+
+/// One tx list fetched by hash: the verified bytes, if a peer had them, and the peers that
+/// served a wrong one.
+type FetchedTxList = (B256, (Option<Bytes>, Vec<PeerId>));
+
+/// One group of fetched tx lists to store: `first` and whatever else has arrived by now
+/// (never waiting for more), up to [`TXLIST_STORE_BATCH`] lists or
+/// [`TXLIST_STORE_BATCH_BYTES`] bytes; peers that served a wrong list are added to `bad`.
+fn ready_group<S>(
+    first: FetchedTxList,
+    fetched: &mut S,
+    bad: &mut Vec<PeerId>,
+) -> Vec<(B256, Bytes)>
+where
+    S: stream::Stream<Item = FetchedTxList> + Unpin,
+{
+    let mut ready = Vec::new();
+    let mut ready_bytes = 0;
+    let mut next = Some(first);
+    while let Some((hash, (txlist, wrong))) = next.take() {
+        bad.extend(wrong);
+        if let Some(txlist) = txlist {
+            ready_bytes += txlist.len();
+            ready.push((hash, txlist));
+        }
+        if ready.len() < TXLIST_STORE_BATCH && ready_bytes < TXLIST_STORE_BATCH_BYTES {
+            next = fetched.next().now_or_never().flatten();
+        }
+    }
+    ready
 }
 
 /// Stores verified tx lists on the blocking pool, one durable write per group of at most
@@ -1470,5 +1489,58 @@ mod tests {
         assert_eq!(write_queue_units(&config), 65_536);
         config.write_queue_bytes = 3 * WRITE_UNIT_BYTES;
         assert_eq!(write_queue_units(&config), 3);
+    }
+
+    /// Group commit of fetched tx lists: a group takes the first list and every one already
+    /// arrived, up to `TXLIST_STORE_BATCH` lists or `TXLIST_STORE_BATCH_BYTES` bytes, and never
+    /// waits for one still in flight. Lists nobody had count for nothing; peers that served a
+    /// wrong list are collected.
+    #[test]
+    fn a_store_group_takes_what_has_arrived_up_to_its_bounds() {
+        let found = |i: u32, bytes: &Bytes| -> FetchedTxList {
+            (B256::from(U256::from(i)), (Some(bytes.clone()), vec![]))
+        };
+        // By count: 300 small lists, all arrived.
+        let small = Bytes::from_static(b"tx");
+        let mut arrived = stream::iter((1..300).map(|i| found(i, &small)));
+        let mut bad = Vec::new();
+        let group = ready_group(found(0, &small), &mut arrived, &mut bad);
+        assert_eq!(group.len(), TXLIST_STORE_BATCH);
+        assert_eq!(group[0].0, B256::ZERO, "the first list leads its group");
+        let next = futures::executor::block_on(arrived.next()).expect("the rest wait");
+        assert_eq!(next.0, B256::from(U256::from(TXLIST_STORE_BATCH)));
+
+        // By bytes: lists of half the byte bound (one buffer, shared): two fill a group.
+        let half = Bytes::from(vec![0u8; TXLIST_STORE_BATCH_BYTES / 2]);
+        let mut arrived = stream::iter((1..4).map(|i| found(i, &half)));
+        let group = ready_group(found(0, &half), &mut arrived, &mut bad);
+        assert_eq!(group.len(), 2, "two halves reach the byte bound");
+        let group = ready_group(
+            found(9, &small),
+            &mut stream::iter(vec![found(10, &half)]),
+            &mut bad,
+        );
+        assert_eq!(group.len(), 2, "below the byte bound the next one joins");
+
+        // Lists nobody had and wrong answers: not stored, their liars noted.
+        let liar = PeerId::random();
+        let mut arrived = stream::iter(vec![
+            (B256::repeat_byte(1), (None, vec![liar])),
+            found(2, &small),
+        ]);
+        let group = ready_group(
+            (B256::repeat_byte(3), (None, vec![])),
+            &mut arrived,
+            &mut bad,
+        );
+        assert_eq!(group, vec![(B256::from(U256::from(2)), small.clone())]);
+        assert_eq!(bad, vec![liar]);
+
+        // Nothing more has arrived: the group is what there is, without waiting.
+        let (tx, rx) = futures::channel::mpsc::unbounded::<FetchedTxList>();
+        let mut in_flight = rx;
+        let group = ready_group(found(5, &small), &mut in_flight, &mut bad);
+        assert_eq!(group.len(), 1);
+        drop(tx);
     }
 }
