@@ -359,7 +359,7 @@ async fn round(ctx: &Arc<CatchUpContext>, excluded: &mut Exclusions) -> RoundRes
             return RoundResult::Stalled;
         }
         match pipeline(ctx, &candidates, excluded, local, target, first).await {
-            Batch::Progress | Batch::Failed => {}
+            Batch::Ran => {}
             Batch::NothingToAsk => return RoundResult::CaughtUp,
             Batch::ScheduleUnknown => return RoundResult::ScheduleUnknown,
         }
@@ -489,8 +489,9 @@ fn pick_first_block(answers: &[(PeerId, B256)], score: impl Fn(&PeerId) -> f64) 
 }
 
 enum Batch {
-    Progress,
-    Failed,
+    /// The pages ran: the range is done, or a page failed (its peer excluded) or was not
+    /// stored; the caller re-plans from the new head.
+    Ran,
     NothingToAsk,
     /// The schedule cannot judge the next blocks yet; they wait as pending.
     ScheduleUnknown,
@@ -611,7 +612,6 @@ async fn pipeline(
         write_queue_units(&ctx.config.catchup) as usize
     ));
     let mut writes = Vec::new();
-    let mut progress = false;
     let mut schedule_unknown = false;
     while let Some(fetched) = pages.next().await {
         let Ok(FetchedPage {
@@ -693,7 +693,6 @@ async fn pipeline(
             break;
         };
         if let Some(write) = write {
-            progress = true;
             writes.push(write);
         }
         if result.schedule_unknown {
@@ -719,23 +718,19 @@ async fn pipeline(
         }
     }
     drop(pages);
-    // Wait for this round's writes: whether all are durable, and the tx lists still owed.
-    let mut stored = true;
+    // Wait for this round's writes: the tx lists the durable ones still owe.
     let mut owed = Vec::new();
     for write in writes {
-        match write.await {
-            Ok(Ok((_, missing))) => owed.extend(missing),
-            _ => stored = false,
+        if let Ok(Ok((_, missing))) = write.await {
+            owed.extend(missing);
         }
     }
     // What no batch peer had: ask every peer, one hash at a time.
     fetch_txlists(ctx, candidates, excluded, owed).await;
     if schedule_unknown {
         Batch::ScheduleUnknown
-    } else if progress && stored {
-        Batch::Progress
     } else {
-        Batch::Failed
+        Batch::Ran
     }
 }
 
@@ -1230,26 +1225,21 @@ fn fetch_order(peers: &[PeerId], extended: &HashSet<PeerId>, i: usize) -> Vec<Pe
     ours
 }
 
-/// Tries `peers` in order for tx list `hash` and hands it to the SDK core; returns the peers
-/// that served a wrong one.
-pub(crate) async fn fetch_one_txlist(
-    ctx: &CatchUpContext,
-    peers: &[PeerId],
-    hash: B256,
-) -> Vec<PeerId> {
+/// Tries `peers` in order for tx list `hash` and hands it to the SDK core (a peer that
+/// serves a wrong one is penalised by [`fetch_txlist_from`]).
+pub(crate) async fn fetch_one_txlist(ctx: &CatchUpContext, peers: &[PeerId], hash: B256) {
     let (claimed, _claim) = ctx.txlist_claims.claim(vec![(hash, 0)]);
     if claimed.is_empty() {
         // Another task is fetching it.
-        return Vec::new();
+        return;
     }
-    let (txlist, liars) = fetch_txlist_from(ctx, peers, hash).await;
+    let (txlist, _liars) = fetch_txlist_from(ctx, peers, hash).await;
     if let Some(txlist) = txlist {
         let _ = ctx
             .internal
             .send(Internal::TxListFetched { hash, txlist })
             .await;
     }
-    liars
 }
 
 /// Tries `peers` in order for tx list `hash`: the verified bytes, if a peer had them, and
