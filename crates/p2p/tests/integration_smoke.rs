@@ -183,3 +183,74 @@ async fn a_local_publish_reaches_the_disk_before_any_peer() {
     publish.await.expect("join").expect("published");
     a.shutdown().await.expect("A stops");
 }
+
+/// After a restart, memory no longer holds the blocks below the head, but the disk does. A local
+/// publish for a stored block is judged against it: another commitment by the same signer is
+/// the equivocation it would be; the same commitment, the same block by another signer, or the
+/// same content under another signature are merely stale. (`check_local`; its guard had no
+/// p2p-level test, cargo mutants found.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_publish_below_the_head_is_judged_against_the_disk() {
+    use p2p::{P2pSdkError, RejectReason};
+    let mut builder = ChainBuilder::in_the_past(chain(), 2, 8, 100);
+    let mut blocks = builder.blocks(1, 64);
+    let before_two = builder.clone();
+    blocks.extend(builder.blocks(3, 64));
+    let storage = Arc::new(MemoryStorage::default());
+    seed(&storage, &blocks);
+    let node = start_with_storage(sdk_config(), &builder, storage).await;
+    wait_head(&node.sdk, 4).await;
+
+    let stored = blocks[1].commitment.clone();
+    let own_key = *before_two
+        .key_for_slot(before_two.next_slot())
+        .expect("block 2's signer");
+    let other_key = *builder
+        .keys()
+        .iter()
+        .find(|k| **k != own_key)
+        .expect("a second preconfer");
+    let verdict = |result: Result<_, P2pSdkError>| match result {
+        Err(P2pSdkError::Validation(reason)) => reason,
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+
+    // Same signer, other content: equivocation.
+    let mut fork = before_two.clone();
+    let other_list = b"another tx list for block 2".to_vec();
+    let twin = fork.next_block(Some(other_list.clone()));
+    assert_eq!(twin.commitment.preconf().block_number, U256::from(2u64));
+    let reason = verdict(
+        node.sdk
+            .publish(twin.commitment, Some(other_list.clone()))
+            .await,
+    );
+    assert!(
+        matches!(reason, RejectReason::Equivocation { ref first, .. } if **first == stored),
+        "{reason:?}"
+    );
+
+    // The stored commitment itself: stale.
+    let reason = verdict(node.sdk.publish(stored.clone(), None).await);
+    assert!(
+        matches!(reason, RejectReason::Stale { number: 2, .. }),
+        "{reason:?}"
+    );
+
+    // The same content signed by another key: stale (not ours twice).
+    let resigned = before_two.sign_with(&other_key, stored.commitment.clone());
+    let reason = verdict(node.sdk.publish(resigned, None).await);
+    assert!(
+        matches!(reason, RejectReason::Stale { number: 2, .. }),
+        "{reason:?}"
+    );
+
+    // Other content by another key: stale as well.
+    let unsigned = before_two.next_unsigned(Some(&other_list));
+    let foreign = before_two.sign_with(&other_key, unsigned);
+    let reason = verdict(node.sdk.publish(foreign, Some(other_list)).await);
+    assert!(
+        matches!(reason, RejectReason::Stale { number: 2, .. }),
+        "{reason:?}"
+    );
+}
