@@ -1,0 +1,316 @@
+//! The window rules against the worked examples of L1-LOOKAHEAD.md §7 (`testdata/lookahead`)
+//! and against generated lists.
+
+use super::*;
+use proptest::prelude::*;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+const VECTORS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/lookahead/windows.json"
+));
+
+#[derive(Deserialize)]
+struct Vectors {
+    l1_chain_id: u64,
+    beacon_genesis: u64,
+    lists: BTreeMap<u64, Vec<VectorEntry>>,
+    fallback: BTreeMap<u64, Address>,
+    hashes: Vec<VectorHash>,
+    cases: Vec<VectorCase>,
+}
+
+#[derive(Deserialize)]
+struct VectorEntry {
+    committer: Address,
+    timestamp: u64,
+    registration_root: B256,
+    validator_leaf_index: u64,
+}
+
+#[derive(Deserialize)]
+struct VectorHash {
+    epoch: u64,
+    hash: FixedBytes<26>,
+    bucket: u64,
+    storage_slot: Option<B256>,
+    storage_word: Option<B256>,
+}
+
+#[derive(Deserialize)]
+struct VectorCase {
+    t: u64,
+    blacklisted: Vec<B256>,
+    start: u64,
+    end: u64,
+    signer: Address,
+    is_fallback: bool,
+    note: String,
+}
+
+fn vectors() -> Vectors {
+    serde_json::from_str(VECTORS).expect("testdata/lookahead/windows.json parses")
+}
+
+fn entries(list: &[VectorEntry]) -> Vec<LookaheadEntry> {
+    list.iter()
+        .map(|e| LookaheadEntry {
+            committer: e.committer,
+            timestamp: U256::from(e.timestamp),
+            registration_root: e.registration_root,
+            validator_leaf_index: U256::from(e.validator_leaf_index),
+        })
+        .collect()
+}
+
+fn entry(committer: u8, timestamp: u64) -> LookaheadEntry {
+    LookaheadEntry {
+        committer: Address::with_last_byte(committer),
+        timestamp: U256::from(timestamp),
+        registration_root: B256::with_last_byte(committer),
+        validator_leaf_index: U256::ZERO,
+    }
+}
+
+fn list(epoch: u64, entries: &[LookaheadEntry]) -> EpochLookahead {
+    EpochLookahead::new(epoch, entries).expect("a valid list")
+}
+
+#[test]
+fn the_hashes_buckets_and_storage_words_of_the_worked_examples() {
+    let v = vectors();
+    assert_eq!(beacon_genesis(v.l1_chain_id), v.beacon_genesis);
+    for h in &v.hashes {
+        let list = entries(&v.lists[&h.epoch]);
+        assert_eq!(
+            lookahead_hash(h.epoch, &list),
+            h.hash,
+            "hash of epoch {}",
+            h.epoch
+        );
+        assert_eq!(h.epoch % LOOKAHEAD_BUFFER_SIZE, h.bucket);
+        if let Some(slot) = h.storage_slot {
+            assert_eq!(lookahead_storage_slot(h.epoch), slot);
+        }
+        if let Some(word) = h.storage_word {
+            assert_eq!(decode_storage_word(word), (h.epoch, h.hash));
+        }
+    }
+}
+
+#[test]
+fn every_worked_example_resolves_to_its_window_and_signer() {
+    let v = vectors();
+    let clock = EpochClock::new(v.beacon_genesis);
+    let lists: BTreeMap<u64, EpochLookahead> = v
+        .lists
+        .iter()
+        .map(|(epoch, l)| (*epoch, list(*epoch, &entries(l))))
+        .collect();
+    assert!(!v.cases.is_empty());
+    for case in &v.cases {
+        let epoch = clock.epoch_of(case.t).expect("after genesis");
+        let next = clock.next(epoch).and_then(|n| lists.get(&n));
+        let window = window_at(case.t, &lists[&epoch], next).expect(&case.note);
+        assert_eq!(
+            (window.start, window.end),
+            (case.start, case.end),
+            "{}",
+            case.note
+        );
+        let blacklisted = window
+            .proposer
+            .registration_root()
+            .is_some_and(|root| case.blacklisted.contains(&root));
+        let (signer, is_fallback) = window
+            .proposer
+            .signer(blacklisted, v.fallback[&window.epoch]);
+        assert_eq!(
+            (signer, is_fallback),
+            (case.signer, case.is_fallback),
+            "{}",
+            case.note
+        );
+    }
+}
+
+#[test]
+fn epochs_count_from_the_chains_beacon_genesis() {
+    // L1-LOOKAHEAD.md §1's mainnet example.
+    let mainnet = EpochClock::new(beacon_genesis(1));
+    assert_eq!(mainnet.epoch_of(1_760_000_000), Some(1_759_999_703));
+    assert_eq!(mainnet.epoch_of(1_759_999_703), Some(1_759_999_703));
+    assert_eq!(mainnet.epoch_of(1_759_999_702), Some(1_759_999_703 - 384));
+    assert_eq!(mainnet.epoch_of(1_606_824_022), None, "before genesis");
+    assert_eq!(mainnet.genesis(), 1_606_824_023);
+    assert_eq!(beacon_genesis(17_000), 1_695_902_400);
+    assert_eq!(beacon_genesis(7_014_190_335), 1_718_967_660);
+    assert_eq!(beacon_genesis(560_048), 1_742_213_400);
+    assert_eq!(beacon_genesis(11_155_111), 0, "Sepolia counts from 0");
+    assert_eq!(EpochClock::new(0).next(384), Some(768));
+    assert_eq!(EpochClock::new(0).next(u64::MAX), None);
+    assert_eq!(
+        EpochClock::new(0).epoch_of(u64::MAX),
+        Some(u64::MAX / 384 * 384)
+    );
+}
+
+#[test]
+fn an_entry_at_slot_0_owns_one_l1_slot_and_an_entry_at_the_last_slot_leaves_no_tail() {
+    let e = 384 * 10;
+    let curr = list(e, &[entry(1, e), entry(2, e + 372)]);
+    let w = window_at(e, &curr, None).unwrap();
+    assert_eq!((w.start, w.end), (e - 12, e));
+    let w = window_at(e + 1, &curr, None).unwrap();
+    assert_eq!((w.start, w.end), (e, e + 372));
+    assert_eq!(
+        w.proposer.signer(false, Address::ZERO),
+        (Address::with_last_byte(2), false)
+    );
+    // An L2 time after the last L1 slot is in the tail: it needs the next list.
+    assert_eq!(
+        window_at(e + 373, &curr, None),
+        Err(Unresolved::NeedsNextEpoch)
+    );
+}
+
+#[test]
+fn the_tail_waits_for_the_next_epochs_list_and_never_takes_another_epochs() {
+    let e = 384 * 10;
+    let curr = list(e, &[entry(1, e + 36)]);
+    assert_eq!(
+        window_at(e + 37, &curr, None),
+        Err(Unresolved::NeedsNextEpoch)
+    );
+    let later = list(e + 768, &[entry(3, e + 768 + 12)]);
+    assert_eq!(
+        window_at(e + 37, &curr, Some(&later)),
+        Err(Unresolved::NeedsNextEpoch)
+    );
+    let next = list(e + 384, &[entry(2, e + 384 + 24)]);
+    let w = window_at(e + 37, &curr, Some(&next)).unwrap();
+    assert_eq!((w.start, w.end, w.epoch), (e + 36, e + 408, e));
+    // Before the last entry the next list is not needed.
+    assert_eq!(window_at(e + 36, &curr, None).unwrap().end, e + 36);
+}
+
+#[test]
+fn a_time_outside_the_lists_epoch_has_no_window() {
+    let e = 384 * 10;
+    let curr = list(e, &[entry(1, e + 36)]);
+    assert_eq!(window_at(e - 1, &curr, None), Err(Unresolved::WrongEpoch));
+    assert_eq!(window_at(e + 384, &curr, None), Err(Unresolved::WrongEpoch));
+    assert!(window_at(e + 383, &curr, Some(&list(e + 384, &[]))).is_ok());
+    let empty = list(e, &[]);
+    assert_eq!(
+        window_at(e + 384, &empty, None),
+        Err(Unresolved::WrongEpoch)
+    );
+}
+
+#[test]
+fn a_list_the_store_could_not_hold_is_refused() {
+    let e = 384 * 10;
+    let too_long: Vec<_> = (0..33).map(|i| entry(1, e + i)).collect();
+    assert_eq!(
+        EpochLookahead::new(e, &too_long),
+        Err(LookaheadListError::TooLong(33))
+    );
+    let full: Vec<_> = (0..32).map(|i| entry(1, e + 12 * i)).collect();
+    assert_eq!(EpochLookahead::new(e, &full).unwrap().entries().count(), 32);
+    assert_eq!(
+        EpochLookahead::new(e, &[entry(1, e + 12), entry(2, e + 12)]),
+        Err(LookaheadListError::NotIncreasing(1))
+    );
+    assert_eq!(
+        EpochLookahead::new(e, &[entry(1, e + 24), entry(2, e + 12)]),
+        Err(LookaheadListError::NotIncreasing(1))
+    );
+    assert_eq!(
+        EpochLookahead::new(e, &[entry(1, e - 12)]),
+        Err(LookaheadListError::OutsideEpoch(0))
+    );
+    assert_eq!(
+        EpochLookahead::new(e, &[entry(1, e + 384)]),
+        Err(LookaheadListError::OutsideEpoch(0))
+    );
+    let mut huge = entry(1, 0);
+    huge.timestamp = U256::from(u64::MAX) + U256::from(1u8);
+    assert_eq!(
+        EpochLookahead::new(e, &[huge]),
+        Err(LookaheadListError::OutsideEpoch(0))
+    );
+    // The store's unchecked alignment lets `E − 4` through (§4.2); so does the reader.
+    let odd = EpochLookahead::new(e, &[entry(1, e - 4), entry(2, e + 383)]).unwrap();
+    assert_eq!(odd.epoch(), e);
+    assert!(!odd.is_empty());
+    assert_eq!(window_at(e, &odd, None).unwrap().start, e - 4);
+    assert_eq!(
+        EpochLookahead::new(0, &[entry(1, 1)])
+            .unwrap()
+            .entries()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_blacklisted_owner_or_an_empty_list_is_signed_by_the_fallback() {
+    let fallback = Address::with_last_byte(0xff);
+    let owner = Proposer::Entry {
+        committer: Address::with_last_byte(1),
+        registration_root: B256::with_last_byte(9),
+    };
+    assert_eq!(
+        owner.signer(false, fallback),
+        (Address::with_last_byte(1), false)
+    );
+    assert_eq!(owner.signer(true, fallback), (fallback, true));
+    assert_eq!(Proposer::Fallback.signer(false, fallback), (fallback, true));
+    assert_eq!(owner.registration_root(), Some(B256::with_last_byte(9)));
+    assert_eq!(Proposer::Fallback.registration_root(), None);
+}
+
+fn generated_list(epoch: u64) -> impl Strategy<Value = Vec<LookaheadEntry>> {
+    proptest::collection::btree_set(0u64..32, 0..=32).prop_map(move |slots| {
+        slots
+            .into_iter()
+            .map(|slot| entry(slot as u8 + 1, epoch + 12 * slot))
+            .collect()
+    })
+}
+
+proptest! {
+    /// Over generated lists: every time of an epoch has exactly one window; windows tile the
+    /// epoch without gaps or overlaps, each owned by the entry at its end, and `t` lies inside
+    /// its window except where the rules say it does not (an empty epoch's slot 0, the L2 times
+    /// after a fallback tail's end).
+    #[test]
+    fn windows_tile_the_epoch(
+        curr in generated_list(384 * 100),
+        next in generated_list(384 * 101),
+    ) {
+        let e = 384 * 100;
+        let curr_list = list(e, &curr);
+        let next_list = list(e + 384, &next);
+        let mut previous: Option<Window> = None;
+        for t in e..e + 384 {
+            let w = window_at(t, &curr_list, Some(&next_list)).unwrap();
+            let fallback_overrun = w.proposer == Proposer::Fallback && t > w.end;
+            // Only a fallback tail after an entry at the epoch's last slot is empty (§4.2).
+            prop_assert!(w.start < w.end || (fallback_overrun && w.start == w.end));
+            let empty_slot_0 = curr.is_empty() && t == e;
+            prop_assert!((w.start < t && t <= w.end) || fallback_overrun || empty_slot_0);
+            if let Proposer::Entry { committer, .. } = w.proposer {
+                let owner = curr.iter().chain(next.iter()).find(|x| x.timestamp == U256::from(w.end));
+                prop_assert_eq!(owner.map(|x| x.committer), Some(committer));
+            }
+            if let Some(p) = previous {
+                // The same window, or the next one starting where the last ended.
+                prop_assert!(p == w || (w.start == p.end && p.end == t - 1));
+            }
+            previous = Some(w);
+        }
+    }
+}
