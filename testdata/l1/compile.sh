@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Recompiles WhitelistScheduleStub.sol into WhitelistScheduleStub.bin (creation bytecode, hex,
-# no 0x) with the pinned solc-js from npm. The .bin is committed; tests never compile.
+# Recompiles the test contracts (WhitelistScheduleStub.sol, LookaheadStoreStub.sol) into their
+# .bin files (creation bytecode, hex, no 0x) with the pinned solc-js from npm. The .bin files are
+# committed; tests never compile.
 set -euo pipefail
 cd "$(dirname "$0")"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-npx --yes solc@0.8.28 --bin --optimize --optimize-runs 200 -o "$out" WhitelistScheduleStub.sol
-cp "$out/WhitelistScheduleStub_sol_WhitelistScheduleStub.bin" WhitelistScheduleStub.bin
+for contract in WhitelistScheduleStub LookaheadStoreStub; do
+    npx --yes solc@0.8.28 --bin --optimize --optimize-runs 200 -o "$out" "$contract.sol"
+    cp "$out/${contract}_sol_${contract}.bin" "$contract.bin"
+done
