@@ -42,6 +42,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod l1_dev;
+pub mod lookahead_l1;
 pub mod lookahead_window;
 pub mod node;
 pub mod publish;
