@@ -14,6 +14,8 @@
 //!   `E + 372`. An empty epoch is the fallback's from `E` (exclusive) to `E + 372`.
 //! - A blacklisted entry keeps its window, but the fallback signs it ([`Proposer::signer`]).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use alloy::primitives::{keccak256, Address, FixedBytes, B256, U256};
 
 /// Seconds per L1 slot (L1-LOOKAHEAD.md §1).
@@ -304,6 +306,143 @@ fn entry_proposer(entry: &LookaheadEntry) -> Proposer {
     Proposer::Entry {
         committer: entry.committer,
         registration_root: entry.registration_root,
+    }
+}
+
+/// What the node verified about one epoch: its list, the whitelist's fallback preconfer, and
+/// which of the list's operators were blacklisted when it last looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochKnowledge {
+    /// The verified list (empty: the fallback's epoch).
+    pub list: EpochLookahead,
+    /// The stored hash the list was verified against (zero: never posted).
+    pub hash: FixedBytes<26>,
+    /// The whitelist's pick for the epoch; `None` until read (windows it would sign stay
+    /// unknown).
+    pub fallback: Option<Address>,
+    /// Registration roots blacklisted at the last read.
+    pub blacklisted: BTreeSet<B256>,
+}
+
+/// What [`KnownEpochs::learn`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Nothing new.
+    Unchanged,
+    /// The epoch was unknown, or only its fallback or blacklist changed.
+    Updated,
+    /// The epoch's list itself changed (an L1 reorg replaced it): what was accepted under the
+    /// old list needs a second look.
+    ListReplaced,
+    /// Not kept: older than every remembered epoch while the memory is full.
+    TooOld,
+}
+
+/// A resolved time: its window and who signs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// The window holding the time.
+    pub window: Window,
+    /// Who signs it.
+    pub signer: Address,
+    /// Whether that is the whitelist's fallback.
+    pub is_fallback: bool,
+}
+
+/// The epochs the node knows, at most `capacity` of them (the newest).
+#[derive(Debug, Clone)]
+pub struct KnownEpochs {
+    clock: EpochClock,
+    capacity: usize,
+    epochs: BTreeMap<u64, EpochKnowledge>,
+}
+
+impl KnownEpochs {
+    /// Remembers at most `capacity` epochs (at least 2: the current and the next).
+    pub fn new(clock: EpochClock, capacity: usize) -> Self {
+        Self {
+            clock,
+            capacity: capacity.max(2),
+            epochs: BTreeMap::new(),
+        }
+    }
+
+    /// The epoch clock.
+    pub fn clock(&self) -> EpochClock {
+        self.clock
+    }
+
+    /// Records what was verified about `knowledge.list.epoch()`; the oldest epoch goes when
+    /// more than `capacity` are known.
+    pub fn learn(&mut self, knowledge: EpochKnowledge) -> Learned {
+        let epoch = knowledge.list.epoch();
+        let outcome = match self.epochs.get(&epoch) {
+            Some(old) if *old == knowledge => return Learned::Unchanged,
+            Some(old) if old.list != knowledge.list => Learned::ListReplaced,
+            _ => Learned::Updated,
+        };
+        if outcome == Learned::Updated
+            && !self.epochs.contains_key(&epoch)
+            && self.epochs.len() >= self.capacity
+            && self
+                .epochs
+                .keys()
+                .next()
+                .is_some_and(|oldest| epoch < *oldest)
+        {
+            return Learned::TooOld;
+        }
+        self.epochs.insert(epoch, knowledge);
+        while self.epochs.len() > self.capacity {
+            self.epochs.pop_first();
+        }
+        outcome
+    }
+
+    /// Forgets `epoch` (its record vanished in a reorg); returns whether it was known.
+    pub fn forget(&mut self, epoch: u64) -> bool {
+        self.epochs.remove(&epoch).is_some()
+    }
+
+    /// What is known of `epoch`.
+    pub fn get(&self, epoch: u64) -> Option<&EpochKnowledge> {
+        self.epochs.get(&epoch)
+    }
+
+    /// How many epochs are remembered.
+    pub fn len(&self) -> usize {
+        self.epochs.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.epochs.is_empty()
+    }
+
+    /// The window and signer of time `t`; `None` while anything it depends on is unknown (its
+    /// epoch's list, the next list for a tail, the fallback where the fallback signs).
+    pub fn resolve(&self, t: u64) -> Option<Resolved> {
+        let epoch = self.clock.epoch_of(t)?;
+        let curr = self.epochs.get(&epoch)?;
+        let next = self
+            .clock
+            .next(epoch)
+            .and_then(|n| self.epochs.get(&n))
+            .map(|k| &k.list);
+        let window = window_at(t, &curr.list, next).ok()?;
+        let blacklisted = window
+            .proposer
+            .registration_root()
+            .is_some_and(|root| curr.blacklisted.contains(&root));
+        let (signer, is_fallback) = match window.proposer {
+            Proposer::Entry { committer, .. } if !blacklisted => (committer, false),
+            _ => (curr.fallback?, true),
+        };
+        Some(Resolved {
+            window,
+            signer,
+            is_fallback,
+        })
     }
 }
 

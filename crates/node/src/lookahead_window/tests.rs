@@ -4,7 +4,7 @@
 use super::*;
 use proptest::prelude::*;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const VECTORS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -270,6 +270,97 @@ fn a_blacklisted_owner_or_an_empty_list_is_signed_by_the_fallback() {
     assert_eq!(Proposer::Fallback.signer(false, fallback), (fallback, true));
     assert_eq!(owner.registration_root(), Some(B256::with_last_byte(9)));
     assert_eq!(Proposer::Fallback.registration_root(), None);
+}
+
+fn knowledge(epoch: u64, entries: &[LookaheadEntry], fallback: Option<u8>) -> EpochKnowledge {
+    EpochKnowledge {
+        list: list(epoch, entries),
+        hash: lookahead_hash(epoch, entries),
+        fallback: fallback.map(Address::with_last_byte),
+        blacklisted: BTreeSet::new(),
+    }
+}
+
+#[test]
+fn known_epochs_resolve_only_what_they_know() {
+    let e = 384 * 10;
+    let mut known = KnownEpochs::new(EpochClock::new(0), 4);
+    assert!(known.is_empty());
+    assert_eq!(known.resolve(e + 1), None, "nothing known");
+    assert_eq!(
+        known.learn(knowledge(e, &[entry(1, e + 36)], None)),
+        Learned::Updated
+    );
+    assert_eq!(known.len(), 1);
+    let r = known.resolve(e + 30).unwrap();
+    assert_eq!(
+        (r.signer, r.is_fallback, r.window.end),
+        (Address::with_last_byte(1), false, e + 36)
+    );
+    assert_eq!(known.resolve(e + 37), None, "the tail needs the next list");
+    // The next epoch posted empty: the tail is the fallback's, and the fallback is not known.
+    assert_eq!(known.learn(knowledge(e + 384, &[], None)), Learned::Updated);
+    assert_eq!(known.resolve(e + 37), None, "the fallback is not known yet");
+    assert_eq!(
+        known.learn(knowledge(e, &[entry(1, e + 36)], Some(0xf0))),
+        Learned::Updated
+    );
+    let r = known.resolve(e + 37).unwrap();
+    assert_eq!(
+        (r.signer, r.is_fallback, r.window.end),
+        (Address::with_last_byte(0xf0), true, e + 372)
+    );
+    assert_eq!(
+        known.learn(knowledge(e, &[entry(1, e + 36)], Some(0xf0))),
+        Learned::Unchanged
+    );
+    // Blacklisted now: the fallback signs the entry's window.
+    let mut blacklisted = knowledge(e, &[entry(1, e + 36)], Some(0xf0));
+    blacklisted.blacklisted.insert(B256::with_last_byte(1));
+    assert_eq!(known.learn(blacklisted), Learned::Updated);
+    let r = known.resolve(e + 30).unwrap();
+    assert_eq!(
+        (r.signer, r.is_fallback, r.window.end),
+        (Address::with_last_byte(0xf0), true, e + 36)
+    );
+    // A reorg replaced the list.
+    assert_eq!(
+        known.learn(knowledge(e, &[entry(2, e + 48)], Some(0xf0))),
+        Learned::ListReplaced
+    );
+    assert_eq!(
+        known.resolve(e + 40).unwrap().signer,
+        Address::with_last_byte(2)
+    );
+    assert_eq!(known.get(e).map(|k| k.list.entries().count()), Some(1));
+    assert!(known.forget(e));
+    assert!(!known.forget(e));
+    assert_eq!(known.resolve(e + 40), None);
+    assert_eq!(known.clock(), EpochClock::new(0));
+    assert_eq!(known.resolve(u64::MAX), None);
+}
+
+#[test]
+fn known_epochs_keep_the_newest_and_refuse_older_ones_when_full() {
+    let e = 384 * 10;
+    let mut known = KnownEpochs::new(EpochClock::new(0), 2);
+    for i in 1..=3 {
+        assert_eq!(
+            known.learn(knowledge(e + 384 * i, &[], Some(1))),
+            Learned::Updated
+        );
+    }
+    assert_eq!(known.len(), 2);
+    assert!(known.get(e + 384).is_none(), "the oldest went");
+    assert_eq!(known.learn(knowledge(e, &[], Some(1))), Learned::TooOld);
+    assert!(known.get(e).is_none());
+    // A newer epoch is kept, and the oldest goes.
+    assert_eq!(
+        known.learn(knowledge(e + 384 * 5, &[], Some(1))),
+        Learned::Updated
+    );
+    assert!(known.get(e + 384 * 2).is_none());
+    assert_eq!(KnownEpochs::new(EpochClock::new(0), 0).capacity, 2);
 }
 
 fn generated_list(epoch: u64) -> impl Strategy<Value = Vec<LookaheadEntry>> {
