@@ -91,6 +91,20 @@ async fn late_joiner_catches_up_after_1000_commitments() {
 /// do not hash right; the new node penalises it and completes from the honest peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catchup_from_lying_peer_switches_to_honest_one() {
+    lying_peer_is_penalised_and_the_honest_chain_wins(false).await;
+}
+
+/// A peer whose pages carry bad signatures but whose tx lists are right is penalised for the
+/// pages themselves (the catch-up disagreement), not only for lying about tx lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_badly_signed_pages_is_penalised_for_the_pages() {
+    lying_peer_is_penalised_and_the_honest_chain_wins(true).await;
+}
+
+/// A fresh node catches up from a liar (tampered signatures on every commitment; tx lists right
+/// when `honest_txlists`, wrong otherwise) and an honest peer: it reaches the honest head with
+/// every tx list, and the liar ends with a negative score or banned.
+async fn lying_peer_is_penalised_and_the_honest_chain_wins(honest_txlists: bool) {
     const N: usize = 300;
     let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, N as u64 + 10);
     let blocks = builder.blocks(N, 128);
@@ -109,13 +123,21 @@ async fn catchup_from_lying_peer_switches_to_honest_one() {
             c
         })
         .collect();
+    let txlists: Vec<_> = blocks.iter().filter_map(|b| b.txlist.clone()).collect();
+    // Claiming more than it has would also earn it empty-page penalties; with right tx lists
+    // it claims exactly the chain, so only its pages' signatures can give it away.
+    let claimed_head = if honest_txlists {
+        N as u64
+    } else {
+        N as u64 + 500
+    };
     let liar_handle = liar.clone();
     tokio::spawn(async move {
         while let Some(event) = liar_events.recv().await {
             match event {
                 NetworkEvent::InboundRequest(InboundRequest::GetHead { responder, .. }) => {
                     responder.respond(PreconfHead {
-                        block_number: U256::from(N as u64 + 500),
+                        block_number: U256::from(claimed_head),
                         ..Default::default()
                     })
                 }
@@ -138,9 +160,16 @@ async fn catchup_from_lying_peer_switches_to_honest_one() {
                     responder,
                     ..
                 }) => {
-                    let mut wrong = GetRawTxListResponse::new(b"not it".to_vec()).unwrap();
-                    wrong.raw_tx_list_hash = request.raw_tx_list_hash;
-                    responder.respond(wrong);
+                    let right = txlists
+                        .iter()
+                        .find(|t| t.raw_tx_list_hash == request.raw_tx_list_hash)
+                        .filter(|_| honest_txlists);
+                    let mut answer = match right {
+                        Some(t) => GetRawTxListResponse::new(t.txlist.to_vec()).unwrap(),
+                        None => GetRawTxListResponse::new(b"not it".to_vec()).unwrap(),
+                    };
+                    answer.raw_tx_list_hash = request.raw_tx_list_hash;
+                    responder.respond(answer);
                 }
                 NetworkEvent::Gossip {
                     message_id, peer, ..
