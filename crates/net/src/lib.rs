@@ -118,24 +118,19 @@
 #![deny(missing_docs)]
 
 mod behaviour;
-pub mod budget;
 pub mod chains;
-pub mod codec;
 pub mod config;
 pub mod discovery;
 mod driver;
 pub mod error;
 pub mod gossip;
-pub mod ip_limit;
 mod listen;
 pub mod metrics;
-mod peer_manager;
+pub mod peers;
 mod ping;
-pub mod politeness;
-mod rate_limit;
+pub mod reqresp;
 mod service;
 
-pub use codec::SLOW_REQUEST_PENALTY_REASON;
 pub use config::{
     ByteRateLimit, EnrConfig, GossipConfig, GossipRateLimitConfig, GossipTopicLimit, NetworkConfig,
     PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
@@ -144,8 +139,9 @@ pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;
 pub use error::{CodecError, NetError, RequestError};
 pub use gossip::message_id;
-pub use peer_manager::{PeerManagerSizes, CATCHUP_DISAGREEMENT_REASON};
-pub use politeness::PeerProfile;
+pub use peers::manager::{PeerManagerSizes, CATCHUP_DISAGREEMENT_REASON};
+pub use reqresp::codec::SLOW_REQUEST_PENALTY_REASON;
+pub use reqresp::self_limiter::PeerProfile;
 pub use service::{
     Direction, GossipVerdict, InboundRequest, NetworkEvent, NetworkEvents, P2pService,
     PeerSnapshot, PeerStateSizes, Responder,

@@ -24,7 +24,7 @@ pub const GOSSIP_MESSAGES_IN: &str = "preconf_net_gossip_messages_in_total";
 /// stream), `stream_closed` (the stream closed before it), `unanswered` (the SDK gave no
 /// answer in time), `dropped` (the SDK's event channel was full), a refusal's reason —
 /// `rate_limited` (request count), `bytes_exhausted` (response-byte budget,
-/// [`crate::budget`]) or `too_many_concurrent` — or the reason an invalid request was closed
+/// [`crate::reqresp::budget`]) or `too_many_concurrent` — or the reason an invalid request was closed
 /// (e.g. `oversize_request`, `slow_request`).
 pub const REQRESP: &str = "preconf_net_reqresp_requests_total";
 /// SSZ bytes of the responses we sent, label `protocol` (counter).

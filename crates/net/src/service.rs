@@ -16,9 +16,9 @@ use preconfirmation_types::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{Request, Response};
 use crate::config::NetworkConfig;
 use crate::error::{NetError, RequestError};
+use crate::reqresp::codec::{Request, Response};
 
 /// Which side opened a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,7 +172,7 @@ pub struct PeerSnapshot {
     pub addr: Multiaddr,
     /// Whether it advertises this project's extensions (identify): requests to it are paced
     /// by this project's default limits. Otherwise it is treated as the strict reference
-    /// ([`crate::politeness`]).
+    /// ([`crate::reqresp::self_limiter`]).
     pub extended: bool,
     /// Round-trip time of the last successful outbound ping (`/ipfs/ping/1.0.0`), if any.
     pub ping_rtt: Option<Duration>,
@@ -199,13 +199,13 @@ pub struct PeerStateSizes {
     /// in-flight requests, refusal windows, bans, dial state).
     pub peer_manager: usize,
     /// The same, map by map.
-    pub peer_manager_maps: crate::peer_manager::PeerManagerSizes,
-    /// Peers with outbound pacing state ([`crate::politeness`]).
+    pub peer_manager_maps: crate::peers::manager::PeerManagerSizes,
+    /// Peers with outbound pacing state ([`crate::reqresp::self_limiter`]).
     pub pacer: usize,
     /// Outbound requests awaiting an answer.
     pub outbound_requests: usize,
-    /// Sizes of the per-IP and per-peer connection maps ([`crate::ip_limit`]).
-    pub connection_limits: crate::ip_limit::LimitCounts,
+    /// Sizes of the per-IP and per-peer connection maps ([`crate::peers::ip_limit`]).
+    pub connection_limits: crate::peers::ip_limit::LimitCounts,
 }
 
 /// The stream of [`NetworkEvent`]s (a bounded channel from the driver).

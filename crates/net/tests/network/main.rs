@@ -20,6 +20,7 @@ use preconfirmation_types::{
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+#[path = "../common/mod.rs"]
 mod common;
 use common::*;
 

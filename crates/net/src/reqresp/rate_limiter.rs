@@ -1,9 +1,9 @@
 //! Per-peer rate limits (§7): a request-count token bucket per peer and req/resp protocol,
-//! one response-byte budget per peer shared by the data protocols ([`crate::budget`]), and a
+//! one response-byte budget per peer shared by the data protocols ([`crate::reqresp::budget`]), and a
 //! message and a byte bucket per peer and gossip topic.
 //!
 //! The limiter knows buckets only — not scores, bans, connections or in-flight requests,
-//! which the peer manager ([`crate::peer_manager`]) keeps and which asks it (the way
+//! which the peer manager ([`crate::peers::manager`]) keeps and which asks it (the way
 //! Lighthouse keeps its RPC rate limiter apart from its peer manager). A peer's buckets are
 //! created on its first message or request. When it disconnects they are kept
 //! ([`RateLimiter::departed`]) until they would have refilled, at most for
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
-use crate::budget::{is_byte_budgeted, ByteBucket};
 use crate::config::{GossipRateLimitConfig, RateLimit, RateLimitConfig};
-use crate::peer_manager::Admission;
+use crate::peers::manager::Admission;
+use crate::reqresp::budget::{is_byte_budgeted, ByteBucket};
 
 /// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
 #[derive(Debug, Clone)]

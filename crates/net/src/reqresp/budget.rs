@@ -6,7 +6,7 @@
 //! fixed 64 bytes and is limited by its request count alone). One bucket rather than one per
 //! protocol because what it protects is the serving node's egress, which the three protocols
 //! share: a per-protocol budget would let one peer take three times the figure by spreading
-//! its requests, and the requester's mirror ([`crate::politeness`]) would need three.
+//! its requests, and the requester's mirror ([`crate::reqresp::self_limiter`]) would need three.
 //!
 //! The bucket is *deterministic* so that the requester can mirror it exactly:
 //!
@@ -29,8 +29,8 @@ use preconfirmation_types::{
     PRECONF_HEAD_SSZ_LEN, RAW_TXLIST_FIXED_PART_LEN, SIGNED_COMMITMENT_SSZ_LEN, SSZ_OFFSET_LEN,
 };
 
-use crate::codec::{Request, Response};
 use crate::config::ByteRateLimit;
+use crate::reqresp::codec::{Request, Response};
 
 /// Whether requests of `kind` draw on the peer's response-byte budget: the data protocols do,
 /// `get_head` (a fixed 64-byte answer) does not.

@@ -25,17 +25,17 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::budget::{max_response_bytes, response_len};
 use crate::chains::{chain_ids, on_other_chain, OtherChainWarnings};
-use crate::codec::{PreconfCodec, ReqRespProtocol, Request, Response};
 use crate::config::NetworkConfig;
 use crate::discovery::{self, Discovered, DiscoveryHandle};
 use crate::error::{CodecError, NetError, RequestError};
 use crate::gossip::{build_gossipsub, Topics};
 use crate::metrics;
-use crate::peer_manager::{Admission, GossipAdmission, PeerManager};
+use crate::peers::manager::{Admission, GossipAdmission, PeerManager};
 use crate::ping;
-use crate::politeness::{Held, OutboundPacer, PeerProfile};
+use crate::reqresp::budget::{max_response_bytes, response_len};
+use crate::reqresp::codec::{PreconfCodec, ReqRespProtocol, Request, Response};
+use crate::reqresp::self_limiter::{Held, OutboundPacer, PeerProfile};
 use crate::service::{
     Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes,
     Responder,
@@ -89,7 +89,7 @@ struct Connected {
 /// An outbound request awaiting its answer.
 struct Outbound {
     reply: oneshot::Sender<Result<Response, RequestError>>,
-    /// Bytes reserved from our copy of the peer's budget ([`crate::politeness`]).
+    /// Bytes reserved from our copy of the peer's budget ([`crate::reqresp::self_limiter`]).
     reserved: u64,
 }
 
@@ -136,7 +136,7 @@ pub(crate) async fn spawn(
         .with_max_pending_incoming(Some(config.max_pending_incoming));
     let behaviour = Behaviour {
         block_list: allow_block_list::Behaviour::default(),
-        ip_limit: crate::ip_limit::Behaviour::new(&config),
+        ip_limit: crate::peers::ip_limit::Behaviour::new(&config),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         head: reqresp(ReqRespKind::GetHead),
@@ -332,7 +332,7 @@ impl Driver {
             } => self.on_verdict(message_id, source, verdict),
             Command::Penalize { peer, reason } => self.penalize(peer, reason),
             Command::Dial { addr, reply } => {
-                if crate::peer_manager::peer_of(&addr).is_some_and(|p| self.peers.is_banned(&p)) {
+                if crate::peers::manager::peer_of(&addr).is_some_and(|p| self.peers.is_banned(&p)) {
                     let _ = reply.send(Err(NetError::Dial("peer is banned".into())));
                     return;
                 }
@@ -1018,7 +1018,7 @@ impl Driver {
 fn penalty_reason(e: &CodecError) -> &'static str {
     match e {
         CodecError::Oversize { .. } => "oversize_request",
-        CodecError::ReadTimeout { .. } => crate::codec::SLOW_REQUEST_PENALTY_REASON,
+        CodecError::ReadTimeout { .. } => crate::reqresp::codec::SLOW_REQUEST_PENALTY_REASON,
         CodecError::Varint(_) | CodecError::Decode(_) => "malformed_request",
     }
 }

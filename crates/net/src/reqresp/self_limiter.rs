@@ -31,9 +31,9 @@
 //!
 //! A peer of ours reserves, at admission, the largest response of each data request from one
 //! byte bucket per requester, and refunds the unused part when it sends the response
-//! ([`crate::budget`]). The pacer keeps the same bucket per peer
+//! ([`crate::reqresp::budget`]). The pacer keeps the same bucket per peer
 //! ([`crate::RateLimitConfig::response_bytes`] of `extended_rate_limit`): before sending it
-//! reserves the same [`crate::budget::max_response_bytes`] (clamped to the capacity, as the
+//! reserves the same [`crate::reqresp::budget::max_response_bytes`] (clamped to the capacity, as the
 //! peer clamps it), and holds the request back with the time after which it fits; on the
 //! answer it refunds `reserved − response length`; a request that fails or times out refunds
 //! nothing (we do not know what the peer served).
@@ -74,8 +74,8 @@ use libp2p::{PeerId, StreamProtocol};
 use preconfirmation_types::ReqRespKind;
 use tracing::info;
 
-use crate::budget::{is_byte_budgeted, ByteBucket};
 use crate::config::PolitenessConfig;
+use crate::reqresp::budget::{is_byte_budgeted, ByteBucket};
 
 /// How soon a request held back from a peer not identified yet (during the start-up window
 /// of [`PolitenessConfig::strict_window_spent_at_start`]) may be tried again: identify
@@ -229,7 +229,7 @@ impl OutboundPacer {
     }
 
     /// Admits a request of `kind` to `peer` now whose response may be up to `max_response`
-    /// bytes ([`crate::budget::max_response_bytes`]), and counts it; or says why not. Returns
+    /// bytes ([`crate::reqresp::budget::max_response_bytes`]), and counts it; or says why not. Returns
     /// the bytes reserved from the peer's budget (0 for strict peers and `get_head`), to be
     /// passed back to [`Self::answered`].
     pub(crate) fn admit(
@@ -331,7 +331,7 @@ impl OutboundPacer {
     }
 
     /// A request of `kind` to `peer` that reserved `reserved` bytes got its answer, `len` SSZ
-    /// bytes ([`crate::budget::response_len`]): no longer in flight, and `reserved − len` is
+    /// bytes ([`crate::reqresp::budget::response_len`]): no longer in flight, and `reserved − len` is
     /// refunded, as the peer did when it sent the answer.
     pub(crate) fn answered(
         &mut self,
@@ -456,8 +456,8 @@ impl OutboundPacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::{largest_request, max_response_bytes};
     use crate::config::{ByteRateLimit, RateLimit};
+    use crate::reqresp::budget::{largest_request, max_response_bytes};
 
     const MIB: u64 = 1024 * 1024;
 

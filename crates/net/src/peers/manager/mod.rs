@@ -1,12 +1,12 @@
 //! Peer bookkeeping: application scores from the SDK's verdicts (§7.1), bans, inbound
 //! req/resp concurrency (§7), the grace of a peer's first refusal, and dial targets (static
 //! peers with backoff). The rate limits themselves (request, response-byte and gossip
-//! buckets) live in [`crate::rate_limit`]; this manager asks it.
+//! buckets) live in [`crate::reqresp::rate_limiter`]; this manager asks it.
 //!
 //! Inbound admission ([`PeerManager::admit`]) checks, in order: the peer's in-flight requests
 //! of the protocol, its request-count bucket of the protocol, and — for the data protocols —
 //! its response-byte bucket, from which it reserves the request's largest response
-//! ([`crate::budget`]). Nothing is taken unless everything fits. The reservation is refunded
+//! ([`crate::reqresp::budget`]). Nothing is taken unless everything fits. The reservation is refunded
 //! down to the response's length when the response is sent ([`PeerManager::response_sent`]),
 //! in full when none is ([`PeerManager::inbound_done`]).
 
@@ -18,8 +18,8 @@ use libp2p::{Multiaddr, PeerId};
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
 use crate::config::{NetworkConfig, ScoringConfig};
-pub(crate) use crate::rate_limit::GossipAdmission;
-use crate::rate_limit::RateLimiter;
+pub(crate) use crate::reqresp::rate_limiter::GossipAdmission;
+use crate::reqresp::rate_limiter::RateLimiter;
 
 /// The penalty reason of a catch-up page that fails validation here (a bad signature, a signer
 /// the local schedule does not elect, a broken link, a gap): a disagreement over history, which
@@ -408,7 +408,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     // ---- inbound requests ------------------------------------------------------------------
 
     /// Admission control of an inbound request that may get a response of up to
-    /// `max_response` bytes ([`crate::budget::max_response_bytes`]); on `Allow` the slot is
+    /// `max_response` bytes ([`crate::reqresp::budget::max_response_bytes`]); on `Allow` the slot is
     /// taken until [`Self::inbound_done`] is called with `id`, and for the data protocols
     /// `max_response` (clamped to the byte bucket's capacity) is reserved until
     /// [`Self::response_sent`] or [`Self::inbound_done`]. A refusal takes nothing.
@@ -441,7 +441,7 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     }
 
     /// The response to `id`, `len` SSZ bytes, was handed to libp2p: refunds what was reserved
-    /// beyond `len` ([`crate::budget`]). The slot stays taken until [`Self::inbound_done`].
+    /// beyond `len` ([`crate::reqresp::budget`]). The slot stays taken until [`Self::inbound_done`].
     pub(crate) fn response_sent(&mut self, id: I, len: u64, now: Instant) {
         if let Some(slot) = self.inbound.get_mut(&id) {
             let refund = slot.reserved.saturating_sub(len);
@@ -647,8 +647,8 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::{largest_request, max_response_bytes};
     use crate::config::{RateLimit, RateLimitConfig};
+    use crate::reqresp::budget::{largest_request, max_response_bytes};
 
     fn largest(kind: ReqRespKind) -> u64 {
         max_response_bytes(&largest_request(kind))

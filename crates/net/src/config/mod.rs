@@ -223,7 +223,7 @@ pub struct NetworkConfig {
     pub max_outbound_peers: u32,
     /// Most inbound connections, pending or established, from one IP address. Default 4: a
     /// host runs a node or a few, never tens; without the cap one host minting peer ids takes
-    /// every inbound slot ([`crate::ip_limit`]). Outbound connections are not counted. Tests
+    /// every inbound slot ([`crate::peers::ip_limit`]). Outbound connections are not counted. Tests
     /// running many nodes on 127.0.0.1 raise it.
     pub max_connections_per_ip: u32,
     /// Discovery dials newly found peers until this many are connected. Default 50.
@@ -567,7 +567,7 @@ impl RateLimit {
 }
 
 /// A byte budget: a token bucket of `burst_bytes` bytes, refilled continuously at
-/// `burst_bytes / period` (§7). See [`crate::budget`] for how requests draw on it.
+/// `burst_bytes / period` (§7). See [`crate::reqresp::budget`] for how requests draw on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteRateLimit {
     /// Bucket size in bytes: response bytes allowed in a burst.
@@ -594,7 +594,7 @@ impl ByteRateLimit {
 
 /// Per-peer inbound limits (§7 "per-peer rate limits … on every req/resp protocol"): one
 /// request-count token bucket per peer and protocol, and one response-byte budget per peer
-/// shared by the three data protocols ([`crate::budget`]). The spec fixes no figures.
+/// shared by the three data protocols ([`crate::reqresp::budget`]). The spec fixes no figures.
 ///
 /// # Why these defaults
 ///
@@ -652,7 +652,7 @@ pub struct RateLimitConfig {
     /// `get_raw_txlists` (§7): 64 MiB per 10 s by default (6.4 MiB/s sustained, 64 MiB
     /// burst). A request reserves its largest possible response at admission (clamped to
     /// the budget) and is refused, reason `bytes_exhausted`, when the budget holds less; the
-    /// unused part is refunded when the response is sent ([`crate::budget`]). The burst holds
+    /// unused part is refunded when the response is sent ([`crate::reqresp::budget`]). The burst holds
     /// eight of the largest `get_raw_txlists` responses, so two in flight never wait on it.
     pub response_bytes: ByteRateLimit,
 }
@@ -792,7 +792,7 @@ impl GossipRateLimitConfig {
     }
 }
 
-/// Outbound pacing (see [`crate::politeness`]): the limits we assume of each kind of peer, so
+/// Outbound pacing (see [`crate::reqresp::self_limiter`]): the limits we assume of each kind of peer, so
 /// that we never send a request it would refuse. A peer that does not advertise this project's
 /// extensions is assumed to be the deployed reference (PROTOCOL.md "Reference strictness"); a
 /// peer that does is assumed to run this project's default inbound limits.
@@ -816,7 +816,7 @@ pub struct PolitenessConfig {
     /// makes us ask others for more than they accept. Raise it only for a network whose
     /// nodes all raised theirs. Its `response_bytes` is mirrored too: before a data request
     /// we reserve its largest response from our copy of the peer's byte budget, as the peer
-    /// will ([`crate::budget`]).
+    /// will ([`crate::reqresp::budget`]).
     pub extended_rate_limit: RateLimitConfig,
     /// Unanswered requests per protocol to a peer of ours. Default 2, the default
     /// `max_concurrent_inbound_per_protocol`.
