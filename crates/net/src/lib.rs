@@ -119,10 +119,12 @@
 
 mod behaviour;
 pub mod chains;
+mod command;
 pub mod config;
 pub mod discovery;
 mod driver;
 pub mod error;
+mod event;
 pub mod gossip;
 mod listen;
 pub mod metrics;
@@ -138,14 +140,14 @@ pub use config::{
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;
 pub use error::{CodecError, NetError, RequestError};
+pub use event::{
+    Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes, Responder,
+};
 pub use gossip::message_id;
 pub use peers::manager::{PeerManagerSizes, CATCHUP_DISAGREEMENT_REASON};
 pub use reqresp::codec::SLOW_REQUEST_PENALTY_REASON;
 pub use reqresp::self_limiter::PeerProfile;
-pub use service::{
-    Direction, GossipVerdict, InboundRequest, NetworkEvent, NetworkEvents, P2pService,
-    PeerSnapshot, PeerStateSizes, Responder,
-};
+pub use service::{NetworkEvents, P2pService};
 
 /// Re-exports used in the public API.
 pub use discv5::Enr;

@@ -26,20 +26,21 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::chains::{chain_ids, on_other_chain, OtherChainWarnings};
+use crate::command::Command;
 use crate::config::NetworkConfig;
 use crate::discovery::{self, Discovered, DiscoveryHandle};
 use crate::error::{CodecError, NetError, RequestError};
+use crate::event::{
+    Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes, Responder,
+};
 use crate::gossip::{build_gossipsub, Topics};
 use crate::metrics;
-use crate::peers::manager::{Admission, GossipAdmission, PeerManager};
+use crate::peers::manager::PeerManager;
 use crate::ping;
 use crate::reqresp::budget::{max_response_bytes, response_len};
 use crate::reqresp::codec::{PreconfCodec, ReqRespProtocol, Request, Response};
+use crate::reqresp::rate_limiter::{Admission, GossipAdmission};
 use crate::reqresp::self_limiter::{Held, OutboundPacer, PeerProfile};
-use crate::service::{
-    Command, Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes,
-    Responder,
-};
 
 /// Identify protocol version string of this network.
 pub const IDENTIFY_PROTOCOL: &str = "/taiko/preconf/1.0.0";

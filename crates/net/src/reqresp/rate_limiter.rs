@@ -17,7 +17,6 @@ use libp2p::PeerId;
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
 use crate::config::{GossipRateLimitConfig, RateLimit, RateLimitConfig};
-use crate::peers::manager::Admission;
 use crate::reqresp::budget::{is_byte_budgeted, ByteBucket};
 
 /// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
@@ -59,7 +58,31 @@ impl TokenBucket {
     }
 }
 
-/// Outcome of a gossip message's rate check ([`PeerManager::admit_gossip`]).
+/// Outcome of an inbound request admission check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Serve it.
+    Allow,
+    /// The request-count token bucket is empty.
+    RateLimited,
+    /// The response-byte bucket holds less than the request's largest response.
+    BytesExhausted,
+    /// Too many requests of this protocol in flight from this peer.
+    TooManyConcurrent,
+}
+
+impl Admission {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Admission::Allow => "allow",
+            Admission::RateLimited => "rate_limited",
+            Admission::BytesExhausted => "bytes_exhausted",
+            Admission::TooManyConcurrent => "too_many_concurrent",
+        }
+    }
+}
+
+/// Outcome of a gossip message's rate check ([`crate::peers::manager::PeerManager::admit_gossip`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GossipAdmission {
     /// Within the peer's limits of the topic.
@@ -378,5 +401,27 @@ mod tests {
         l.forget_departed(t0 + Duration::from_secs(60));
         assert_eq!(l.departed_peers(), 0);
         assert_eq!(l.request_buckets(), 1, "the returned peer's bucket stays");
+    }
+
+    #[test]
+    fn admission_labels_are_the_documented_refusal_reasons() {
+        // `metrics::REQRESP` documents these outcome labels; `metrics::REFUSALS_FORGIVEN` uses
+        // them as reasons.
+        let labels = [
+            Admission::Allow,
+            Admission::RateLimited,
+            Admission::BytesExhausted,
+            Admission::TooManyConcurrent,
+        ]
+        .map(Admission::label);
+        assert_eq!(
+            labels,
+            [
+                "allow",
+                "rate_limited",
+                "bytes_exhausted",
+                "too_many_concurrent"
+            ]
+        );
     }
 }

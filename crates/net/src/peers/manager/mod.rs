@@ -18,8 +18,7 @@ use libp2p::{Multiaddr, PeerId};
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
 use crate::config::{NetworkConfig, ScoringConfig};
-pub(crate) use crate::reqresp::rate_limiter::GossipAdmission;
-use crate::reqresp::rate_limiter::RateLimiter;
+use crate::reqresp::rate_limiter::{Admission, GossipAdmission, RateLimiter};
 
 /// The penalty reason of a catch-up page that fails validation here (a bad signature, a signer
 /// the local schedule does not elect, a broken link, a gap): a disagreement over history, which
@@ -78,30 +77,6 @@ impl AppScore {
         self.score *= cfg.app_decay.powf(intervals);
         if self.score.abs() < 1e-3 {
             self.score = 0.0;
-        }
-    }
-}
-
-/// Outcome of an inbound request admission check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Admission {
-    /// Serve it.
-    Allow,
-    /// The request-count token bucket is empty.
-    RateLimited,
-    /// The response-byte bucket holds less than the request's largest response.
-    BytesExhausted,
-    /// Too many requests of this protocol in flight from this peer.
-    TooManyConcurrent,
-}
-
-impl Admission {
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Admission::Allow => "allow",
-            Admission::RateLimited => "rate_limited",
-            Admission::BytesExhausted => "bytes_exhausted",
-            Admission::TooManyConcurrent => "too_many_concurrent",
         }
     }
 }
@@ -1192,28 +1167,6 @@ mod tests {
         assert_eq!(pm.admit(PeerId::random(), list, 9, r, t1), Admission::Allow);
         pm.on_disconnected(peer, t1);
         assert_eq!(pm.admit(peer, list, 10, r, t1), Admission::BytesExhausted);
-    }
-
-    #[test]
-    fn admission_labels_are_the_documented_refusal_reasons() {
-        // `metrics::REQRESP` documents these outcome labels; `metrics::REFUSALS_FORGIVEN` uses
-        // them as reasons.
-        let labels = [
-            Admission::Allow,
-            Admission::RateLimited,
-            Admission::BytesExhausted,
-            Admission::TooManyConcurrent,
-        ]
-        .map(Admission::label);
-        assert_eq!(
-            labels,
-            [
-                "allow",
-                "rate_limited",
-                "bytes_exhausted",
-                "too_many_concurrent"
-            ]
-        );
     }
 
     #[test]
