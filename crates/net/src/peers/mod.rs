@@ -3,3 +3,4 @@
 
 pub mod ip_limit;
 pub(crate) mod manager;
+mod score;
