@@ -1,5 +1,9 @@
 //! The driver: one task owning the `Swarm`, running a single `tokio::select!` loop over
 //! commands from the handles, swarm events, discoveries, pending SDK answers and a tick.
+//!
+//! This file builds the swarm ([`spawn`]) and holds the loop, the commands, gossip verdicts,
+//! penalties, bans and the periodic work; `swarm` handles the swarm's and the behaviour's
+//! events, `reqresp` our requests and the inbound ones.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -7,15 +11,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
-use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
+use futures::StreamExt;
+use libp2p::gossipsub::{MessageAcceptance, MessageId, PublishError};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{
-    self, InboundFailure, InboundRequestId, OutboundFailure, OutboundRequestId, ProtocolSupport,
-    ResponseChannel,
+    self, InboundRequestId, OutboundRequestId, ProtocolSupport, ResponseChannel,
 };
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::SwarmEvent;
 use libp2p::{
     allow_block_list, connection_limits, identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm,
     SwarmBuilder,
@@ -24,23 +26,22 @@ use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::chains::{chain_ids, on_other_chain, OtherChainWarnings};
+use crate::behaviour::Behaviour;
+use crate::chains::OtherChainWarnings;
 use crate::command::Command;
 use crate::config::NetworkConfig;
 use crate::discovery::{self, Discovered, DiscoveryHandle};
-use crate::error::{CodecError, NetError, RequestError};
-use crate::event::{
-    Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes, Responder,
-};
+use crate::error::{NetError, RequestError};
+use crate::event::{Direction, GossipVerdict, NetworkEvent, PeerSnapshot, PeerStateSizes};
 use crate::gossip::{build_gossipsub, Topics};
 use crate::metrics;
 use crate::peers::manager::PeerManager;
 use crate::ping;
-use crate::reqresp::budget::{max_response_bytes, response_len};
-use crate::reqresp::codec::{PreconfCodec, ReqRespProtocol, Request, Response};
-use crate::reqresp::rate_limiter::{Admission, GossipAdmission};
-use crate::reqresp::self_limiter::{Held, OutboundPacer, PeerProfile};
+use crate::reqresp::codec::{PreconfCodec, ReqRespProtocol, Response};
+use crate::reqresp::self_limiter::{OutboundPacer, PeerProfile};
+
+mod reqresp;
+mod swarm;
 
 /// Identify protocol version string of this network.
 pub const IDENTIFY_PROTOCOL: &str = "/taiko/preconf/1.0.0";
@@ -293,39 +294,7 @@ impl Driver {
                 peer,
                 request,
                 reply,
-            } => {
-                let kind = request.kind();
-                if self.peers.is_banned(&peer) {
-                    metrics::reqresp(kind, "outbound", outcome_label(&RequestError::Disconnected));
-                    let _ = reply.send(Err(RequestError::Disconnected));
-                    return;
-                }
-                let max_response = max_response_bytes(&request);
-                let reserved = match self.pacer.admit(peer, kind, max_response, Instant::now()) {
-                    Ok(reserved) => reserved,
-                    Err(held) => {
-                        let err = match held {
-                            Held::Throttled(retry) => RequestError::Throttled(retry),
-                            Held::Unsupported => RequestError::Refused(format!(
-                                "peer does not advertise {}",
-                                kind.label()
-                            )),
-                        };
-                        debug!(%peer, protocol = kind.label(), error = %err, "outbound request held");
-                        metrics::reqresp(kind, "outbound", outcome_label(&err));
-                        let _ = reply.send(Err(err));
-                        return;
-                    }
-                };
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .reqresp(kind)
-                    .send_request(&peer, request);
-                debug!(%peer, protocol = kind.label(), reserved, "outbound request");
-                self.outbound
-                    .insert((kind, id), Outbound { reply, reserved });
-            }
+            } => self.send_request(peer, request, reply),
             Command::Validation {
                 message_id,
                 source,
@@ -563,475 +532,5 @@ impl Driver {
             Ok(()) => self.peers.mark_dialing(found.peer),
             Err(e) => debug!(peer = %found.peer, error = %e, "dial failed"),
         }
-    }
-
-    // ---- inbound answers ---------------------------------------------------------------
-
-    fn on_answer(
-        &mut self,
-        id: InboundRequestId,
-        peer: PeerId,
-        kind: ReqRespKind,
-        channel: ResponseChannel<Response>,
-        answer: Option<Response>,
-    ) {
-        let now = Instant::now();
-        match answer {
-            Some(response) => {
-                let len = response_len(&response);
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .reqresp(kind)
-                    .send_response(channel, response)
-                    .is_err()
-                {
-                    // Nothing served: the reservation is refunded in full.
-                    metrics::reqresp(kind, "inbound", "stream_closed");
-                    self.peers.inbound_done((kind, id), now);
-                    return;
-                }
-                // Refund the reservation down to what is sent, now rather than when libp2p
-                // reports it written: the requester refunds when it has read it, later.
-                self.peers.response_sent((kind, id), len, now);
-                metrics::reqresp(kind, "inbound", "served");
-                metrics::response_bytes(kind, len);
-                if let Some(c) = self.connected.get_mut(&peer) {
-                    c.served_bytes = c.served_bytes.saturating_add(len);
-                }
-            }
-            None => {
-                debug!(%peer, protocol = kind.label(), "no answer from the SDK; closing stream");
-                metrics::reqresp(kind, "inbound", "unanswered");
-                drop(channel);
-                self.peers.inbound_done((kind, id), now);
-            }
-        }
-    }
-
-    // ---- swarm events ------------------------------------------------------------------
-
-    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Head(e)) => {
-                self.on_reqresp(ReqRespKind::GetHead, e)
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Commitments(e)) => {
-                self.on_reqresp(ReqRespKind::GetCommitmentsByNumber, e)
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Txlist(e)) => {
-                self.on_reqresp(ReqRespKind::GetRawTxList, e)
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Txlists(e)) => {
-                self.on_reqresp(ReqRespKind::GetRawTxLists, e)
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                let profile = self.pacer.identified(peer_id, &info.protocols);
-                debug!(peer = %peer_id, agent = %info.agent_version, ?profile, "identified");
-                self.on_identified_chains(peer_id, chain_ids(&info.protocols));
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
-            SwarmEvent::Behaviour(_) => {}
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                endpoint,
-                num_established,
-                ..
-            } => {
-                if num_established.get() != 1 {
-                    return;
-                }
-                let direction = if endpoint.is_dialer() {
-                    Direction::Outbound
-                } else {
-                    Direction::Inbound
-                };
-                let addr = endpoint.get_remote_address().clone();
-                info!(peer = %peer_id, %addr, ?direction, "peer connected");
-                self.peers.on_connected(
-                    peer_id,
-                    &addr,
-                    direction == Direction::Outbound,
-                    Instant::now(),
-                );
-                self.connected.insert(
-                    peer_id,
-                    Connected {
-                        direction,
-                        addr,
-                        ping_rtt: None,
-                        ping_unsupported: false,
-                        served_bytes: 0,
-                        chain_ids: Vec::new(),
-                    },
-                );
-                metrics::peers_connected(self.connected.len());
-                self.emit(
-                    NetworkEvent::PeerConnected {
-                        peer: peer_id,
-                        direction,
-                    },
-                    "peer_connected",
-                );
-            }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established,
-                ..
-            } => {
-                if num_established != 0 {
-                    return;
-                }
-                info!(peer = %peer_id, "peer disconnected");
-                self.peers.on_disconnected(peer_id, Instant::now());
-                self.pacer.forget(&peer_id, Instant::now());
-                self.connected.remove(&peer_id);
-                metrics::peers_connected(self.connected.len());
-                self.emit(
-                    NetworkEvent::PeerDisconnected { peer: peer_id },
-                    "peer_disconnected",
-                );
-            }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                debug!(peer = ?peer_id, %error, "outgoing connection failed");
-                self.peers.on_dial_failed(peer_id);
-            }
-            SwarmEvent::IncomingConnectionError { error, .. } => {
-                debug!(%error, "incoming connection refused or failed");
-                metrics::rejection("incoming_connection");
-            }
-            SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
-                self.listen_addrs.push(address);
-            }
-            SwarmEvent::ExpiredListenAddr { address, .. } => {
-                self.listen_addrs.retain(|a| a != &address);
-            }
-            _ => {}
-        }
-    }
-
-    /// Records the chains `peer` serves; a peer on another chain only is named once in a
-    /// WARN (it stays connected: the operator may be mid-migration, and it costs one slot).
-    fn on_identified_chains(&mut self, peer: PeerId, chains: Vec<u64>) {
-        let ours = self.config.chain_id;
-        if on_other_chain(&chains, ours) && self.other_chain_warnings.first_time(peer) {
-            warn!(
-                %peer,
-                peer_chains = ?chains,
-                our_chain = ours,
-                "peer is on another chain (its protocols are /taiko/<chain id>/…): nothing can \
-                 be exchanged with it; is the chain id right, here or there?"
-            );
-        }
-        if let Some(c) = self.connected.get_mut(&peer) {
-            c.chain_ids = chains;
-        }
-    }
-
-    fn on_ping(&mut self, event: ping::Event) {
-        let (peer, connection) = (event.peer, event.connection);
-        let Some(c) = self.connected.get_mut(&peer) else {
-            return;
-        };
-        match event.outcome {
-            ping::Outcome::Rtt(rtt) => {
-                debug!(%peer, ?rtt, "ping");
-                metrics::ping_rtt(rtt);
-                c.ping_rtt = Some(rtt);
-            }
-            ping::Outcome::Unsupported => {
-                info!(
-                    %peer,
-                    %connection,
-                    "peer does not support ping: no longer pinging it there, still answering its pings"
-                );
-                metrics::ping_unsupported();
-                c.ping_unsupported = true;
-            }
-            ping::Outcome::Failure(error) => {
-                debug!(%peer, %connection, %error, "ping failed");
-                metrics::ping_failure(error.label());
-            }
-        }
-    }
-
-    fn on_gossip(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
-            propagation_source,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
-        };
-        let Some(kind) = self.topics.kind(&message.topic) else {
-            self.ignore_gossip(&message_id, &propagation_source);
-            return;
-        };
-        let len = message.data.len();
-        metrics::gossip_in(kind, len);
-        if len > self.config.limits.max_gossip_len(kind) {
-            debug!(peer = %propagation_source, topic = kind.label(), len, "oversized gossip");
-            self.on_verdict(message_id, propagation_source, GossipVerdict::Reject);
-            return;
-        }
-        let now = Instant::now();
-        let admission = self.peers.admit_gossip(propagation_source, kind, len, now);
-        if admission != GossipAdmission::Allow {
-            // Over the peer's limits of the topic: neither delivered nor forwarded (Ignore
-            // costs no gossipsub score); beyond the grace, one §7.1 penalty.
-            metrics::gossip_rate_limited(kind, admission.label());
-            self.ignore_gossip(&message_id, &propagation_source);
-            if self.peers.refusal_penalised(propagation_source, now) {
-                debug!(peer = %propagation_source, topic = kind.label(), len, limit = admission.label(), "gossip over the peer's rate limit");
-                self.penalize(propagation_source, "gossip_rate_limited");
-            }
-            return;
-        }
-        let event = NetworkEvent::Gossip {
-            peer: propagation_source,
-            topic: kind,
-            message_id: message_id.clone(),
-            data: message.data,
-            received_at: now,
-        };
-        if !self.emit(event, "gossip") {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Ignore,
-                );
-        }
-    }
-
-    fn on_reqresp(&mut self, kind: ReqRespKind, event: request_response::Event<Request, Response>) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request_id,
-                        request,
-                        channel,
-                    },
-                ..
-            } => self.on_inbound_request(peer, request_id, request, channel),
-            Event::Message {
-                peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(Outbound { reply, reserved }) =
-                    self.outbound.remove(&(kind, request_id))
-                {
-                    let res = if response.kind() == kind {
-                        let len = response_len(&response);
-                        self.pacer
-                            .answered(&peer, kind, reserved, len, Instant::now());
-                        metrics::reqresp(kind, "outbound", "ok");
-                        Ok(response)
-                    } else {
-                        self.pacer.done(&peer, kind);
-                        let err = RequestError::Decode("mismatched response".into());
-                        metrics::reqresp(kind, "outbound", outcome_label(&err));
-                        Err(err)
-                    };
-                    debug!(%peer, protocol = kind.label(), ok = res.is_ok(), "response");
-                    let _ = reply.send(res);
-                }
-            }
-            Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                let Some(Outbound { reply, .. }) = self.outbound.remove(&(kind, request_id)) else {
-                    return;
-                };
-                // No refund: we do not know what the peer served.
-                self.pacer.done(&peer, kind);
-                let err = match error {
-                    OutboundFailure::Timeout => RequestError::Timeout,
-                    OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
-                        RequestError::Disconnected
-                    }
-                    OutboundFailure::UnsupportedProtocols => {
-                        RequestError::Refused("protocol not supported".into())
-                    }
-                    OutboundFailure::Io(e) => match CodecError::from_io(&e) {
-                        Some(codec) => {
-                            let err = RequestError::from(codec.clone());
-                            self.penalize(peer, "bad_response");
-                            err
-                        }
-                        None => {
-                            // The stream closed without an answer: the peer refused a
-                            // request our pacing admitted, so it runs tighter limits.
-                            self.pacer.refused(&peer, kind, Instant::now());
-                            RequestError::Refused(e.to_string())
-                        }
-                    },
-                };
-                debug!(%peer, protocol = kind.label(), error = %err, "outbound request failed");
-                metrics::reqresp(kind, "outbound", outcome_label(&err));
-                let _ = reply.send(Err(err));
-            }
-            Event::InboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                self.peers.inbound_done((kind, request_id), Instant::now());
-                if let InboundFailure::Io(e) = &error {
-                    if let Some(codec) = CodecError::from_io(e) {
-                        let reason = penalty_reason(codec);
-                        debug!(%peer, error = %codec, "inbound request refused");
-                        self.penalize(peer, reason);
-                        return;
-                    }
-                }
-                debug!(%peer, %error, "inbound request failed");
-            }
-            Event::ResponseSent { request_id, .. } => {
-                self.peers.inbound_done((kind, request_id), Instant::now());
-            }
-        }
-    }
-
-    fn on_inbound_request(
-        &mut self,
-        peer: PeerId,
-        id: InboundRequestId,
-        request: Request,
-        channel: ResponseChannel<Response>,
-    ) {
-        let kind = request.kind();
-        let span = info_span!("inbound_request", %peer, protocol = kind.label());
-        let _enter = span.enter();
-        if self.peers.is_banned(&peer) {
-            return;
-        }
-        if let Request::Invalid(_, error) = &request {
-            // Over-cap prefix, malformed body, or not all there within the read timeout
-            // (slowloris): nothing more is read; close the stream without a response and
-            // penalise the sender.
-            let reason = penalty_reason(error);
-            debug!(%error, reason, "invalid inbound request");
-            metrics::reqresp(kind, "inbound", reason);
-            drop(channel);
-            self.penalize(peer, reason);
-            return;
-        }
-        let now = Instant::now();
-        let max_response = max_response_bytes(&request);
-        let admission = self.peers.admit(peer, kind, (kind, id), max_response, now);
-        if admission != Admission::Allow {
-            let reason = admission.label();
-            metrics::reqresp(kind, "inbound", reason);
-            drop(channel);
-            if self.peers.refusal_penalised(peer, now) {
-                debug!(reason, "inbound request refused");
-                self.penalize(peer, reason);
-            } else {
-                // Within the grace: an honest node may be learning our limits.
-                debug!(reason, "inbound request refused, without penalty (grace)");
-                metrics::refusal_forgiven(kind, reason);
-            }
-            return;
-        }
-        let timeout = self.config.request_timeout;
-        let (event, answer): (InboundRequest, BoxFuture<'static, Option<Response>>) = match request
-        {
-            Request::GetHead => {
-                let (responder, rx) = Responder::new();
-                (
-                    InboundRequest::GetHead { peer, responder },
-                    rx.map(|r| r.ok().map(Response::Head)).boxed(),
-                )
-            }
-            Request::GetCommitmentsByNumber(request) => {
-                let (responder, rx) = Responder::new();
-                (
-                    InboundRequest::GetCommitmentsByNumber {
-                        peer,
-                        request,
-                        responder,
-                    },
-                    rx.map(|r| r.ok().map(Response::Commitments)).boxed(),
-                )
-            }
-            Request::Invalid(..) => return,
-            Request::GetRawTxList(request) => {
-                let (responder, rx) = Responder::new();
-                (
-                    InboundRequest::GetRawTxList {
-                        peer,
-                        request,
-                        responder,
-                    },
-                    rx.map(|r| r.ok().map(Response::RawTxList)).boxed(),
-                )
-            }
-            Request::GetRawTxLists(request) => {
-                let (responder, rx) = Responder::new();
-                (
-                    InboundRequest::GetRawTxLists {
-                        peer,
-                        request,
-                        responder,
-                    },
-                    rx.map(|r| r.ok().map(Response::RawTxLists)).boxed(),
-                )
-            }
-        };
-        if !self.emit(NetworkEvent::InboundRequest(event), "inbound_request") {
-            metrics::reqresp(kind, "inbound", "dropped");
-            self.peers.inbound_done((kind, id), Instant::now());
-            return;
-        }
-        // Counted once, when it ends: `served`, `stream_closed` or `unanswered`.
-        self.pending_answers.push(
-            async move {
-                let answer = tokio::time::timeout(timeout, answer).await.ok().flatten();
-                (id, peer, kind, channel, answer)
-            }
-            .boxed(),
-        );
-    }
-}
-
-/// The penalty reason (and metric label) of an inbound request the codec refused.
-fn penalty_reason(e: &CodecError) -> &'static str {
-    match e {
-        CodecError::Oversize { .. } => "oversize_request",
-        CodecError::ReadTimeout { .. } => crate::reqresp::codec::SLOW_REQUEST_PENALTY_REASON,
-        CodecError::Varint(_) | CodecError::Decode(_) => "malformed_request",
-    }
-}
-
-fn outcome_label(e: &RequestError) -> &'static str {
-    match e {
-        RequestError::Timeout => "timeout",
-        RequestError::Refused(_) => "refused",
-        RequestError::Oversize { .. } => "oversize",
-        RequestError::Decode(_) => "decode",
-        RequestError::Disconnected => "disconnected",
-        RequestError::Shutdown => "shutdown",
-        RequestError::Throttled(_) => "throttled",
     }
 }
