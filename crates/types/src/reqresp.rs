@@ -85,6 +85,21 @@ impl ReqRespKind {
         ReqRespKind::GetRawTxLists,
     ];
 
+    /// The largest response body of any protocol ([`ReqRespSpec::max_response_bytes`]): what
+    /// one request may cost a responder at most.
+    pub const LARGEST_RESPONSE_BYTES: usize = {
+        let mut largest = 0;
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            let bytes = Self::ALL[i].max_response_bytes();
+            if bytes > largest {
+                largest = bytes;
+            }
+            i += 1;
+        }
+        largest
+    };
+
     /// The protocol's row of the req/resp table.
     pub const fn spec(self) -> ReqRespSpec {
         match self {
@@ -249,6 +264,10 @@ mod tests {
                 ReqRespKind::GetCommitmentsByNumber,
                 ReqRespKind::GetRawTxList
             ]
+        );
+        assert_eq!(
+            ReqRespKind::LARGEST_RESPONSE_BYTES,
+            MAX_RAW_TXLISTS_RESPONSE_BYTES
         );
         // Every label is distinct (they name protocols, metric labels and config keys).
         let mut labels: Vec<_> = ReqRespKind::ALL.map(ReqRespKind::label).to_vec();

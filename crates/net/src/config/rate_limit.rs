@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use preconfirmation_types::{
-    GossipTopicKind, ReqRespKind, MAX_RAW_TXLISTS_RESPONSE_BYTES, MAX_TXLIST_BYTES,
-    RAW_TXLIST_FIXED_PART_LEN, SIGNED_COMMITMENT_SSZ_LEN,
+    GossipTopicKind, ReqRespKind, RequestRate, MAX_TXLIST_BYTES, RAW_TXLIST_FIXED_PART_LEN,
+    SIGNED_COMMITMENT_SSZ_LEN,
 };
 use serde::{Deserialize, Serialize};
 
@@ -125,18 +125,28 @@ pub struct RateLimitConfig {
     pub response_bytes: ByteRateLimit,
 }
 
-/// 64 MiB: the default [`RateLimitConfig::response_bytes`] burst.
-const DEFAULT_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// The default [`RateLimitConfig::response_bytes`]: 64 MiB per 10 s (§7; the spec fixes no
+/// figure).
+const DEFAULT_RESPONSE_BYTES: ByteRateLimit =
+    ByteRateLimit::new(64 * 1024 * 1024, Duration::from_secs(10));
+
+impl From<RequestRate> for RateLimit {
+    fn from(rate: RequestRate) -> Self {
+        Self::new(rate.burst, rate.period)
+    }
+}
 
 impl Default for RateLimitConfig {
+    /// Each protocol's default rate from the req/resp table ([`ReqRespKind::default_rate`]),
+    /// and 64 MiB of responses per 10 s.
     fn default() -> Self {
-        let period = Duration::from_secs(10);
+        let rate = |kind: ReqRespKind| RateLimit::from(kind.default_rate());
         Self {
-            get_head: RateLimit::new(8, period),
-            get_commitments_by_number: RateLimit::new(256, period),
-            get_raw_txlist: RateLimit::new(512, period),
-            get_raw_txlists: RateLimit::new(512, period),
-            response_bytes: ByteRateLimit::new(DEFAULT_RESPONSE_BYTES, period),
+            get_head: rate(ReqRespKind::GetHead),
+            get_commitments_by_number: rate(ReqRespKind::GetCommitmentsByNumber),
+            get_raw_txlist: rate(ReqRespKind::GetRawTxList),
+            get_raw_txlists: rate(ReqRespKind::GetRawTxLists),
+            response_bytes: DEFAULT_RESPONSE_BYTES,
         }
     }
 }
@@ -144,7 +154,7 @@ impl Default for RateLimitConfig {
 impl RateLimitConfig {
     /// The same limit for every protocol (e.g. tests that keep the limiter out of the way),
     /// and a byte budget that lets each of the `burst` requests carry the largest response
-    /// (`burst × MAX_RAW_TXLISTS_RESPONSE_BYTES` per `period`).
+    /// (`burst ×` [`ReqRespKind::LARGEST_RESPONSE_BYTES`], 8 MiB, per `period`).
     pub const fn uniform(burst: u32, period: Duration) -> Self {
         let limit = RateLimit::new(burst, period);
         Self {
@@ -153,7 +163,7 @@ impl RateLimitConfig {
             get_raw_txlist: limit,
             get_raw_txlists: limit,
             response_bytes: ByteRateLimit::new(
-                (burst as u64).saturating_mul(MAX_RAW_TXLISTS_RESPONSE_BYTES as u64),
+                (burst as u64).saturating_mul(ReqRespKind::LARGEST_RESPONSE_BYTES as u64),
                 period,
             ),
         }

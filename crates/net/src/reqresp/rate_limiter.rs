@@ -17,7 +17,7 @@ use libp2p::PeerId;
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
 use crate::config::{GossipRateLimitConfig, RateLimit, RateLimitConfig};
-use crate::reqresp::budget::{is_byte_budgeted, ByteBucket};
+use crate::reqresp::budget::ByteBucket;
 
 /// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
 #[derive(Debug, Clone)]
@@ -200,7 +200,7 @@ impl RateLimiter {
             return Err(Admission::RateLimited);
         }
         let mut reserved = 0;
-        if is_byte_budgeted(kind) {
+        if kind.is_byte_budgeted() {
             let limit = self.requests.response_bytes;
             let bytes = self
                 .byte_buckets

@@ -75,7 +75,7 @@ use preconfirmation_types::ReqRespKind;
 use tracing::info;
 
 use crate::config::PolitenessConfig;
-use crate::reqresp::budget::{is_byte_budgeted, ByteBucket};
+use crate::reqresp::budget::ByteBucket;
 
 /// How soon a request held back from a peer not identified yet (during the start-up window
 /// of [`PolitenessConfig::strict_window_spent_at_start`]) may be tried again: identify
@@ -259,7 +259,7 @@ impl OutboundPacer {
             }
         }
         let (per_window, window, max_in_flight) = self.limits(profile, kind);
-        let budgeted = profile == PeerProfile::Extended && is_byte_budgeted(kind);
+        let budgeted = profile == PeerProfile::Extended && kind.is_byte_budgeted();
         let fresh = budgeted.then(|| self.fresh_bytes(now));
         let pacing = self
             .peers
@@ -371,7 +371,7 @@ impl OutboundPacer {
         // learnt limit.
         lane.tokens = Some((0.0, now));
         let mut budget = None;
-        if is_byte_budgeted(kind) {
+        if kind.is_byte_budgeted() {
             if let Some(bytes) = pacing.bytes.as_mut() {
                 bytes.halve(floor, now);
                 budget = Some(bytes.capacity());
