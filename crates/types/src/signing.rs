@@ -108,7 +108,7 @@ thread_local! {
 /// A network's commitments are signed by a few preconfers, one per window of the schedule, so
 /// nearly every recovery yields a key recovered moments ago. Comparing its 64 bytes with a
 /// handful of entries costs nanoseconds; the keccak of the key costs ≈ 0.35 µs (a seventh of
-/// what the SDK adds to the recovery itself in `bench validate`'s profile, 2026-12-03). The map
+/// what the SDK adds to the recovery itself in `bench validate`'s profile). The map
 /// from key to address is a pure function: a sender can make entries miss, never make one wrong.
 struct RecentSigners {
     entries: [([u8; 64], Address); RECENT_SIGNER_KEYS],

@@ -155,10 +155,10 @@ pub struct NetworkConfig {
     /// (D = 8), so a node can build its whole mesh from peers of its own choosing, while
     /// leaving most slots inbound for peers that cannot be dialled.
     pub max_outbound_peers: u32,
-    /// Most inbound connections, pending or established, from one IP address. Default 4: a
-    /// host runs a node or a few, never tens; without the cap one host minting peer ids takes
-    /// every inbound slot ([`ip_limit`](crate::peers::ip_limit)). Outbound connections are not counted. Tests
-    /// running many nodes on 127.0.0.1 raise it.
+    /// Most inbound connections, pending or established, from one IP address. Default 4: a host
+    /// runs a node or a few, never tens; without the cap one host minting peer ids takes every
+    /// inbound slot ([`ip_limit`](crate::peers::ip_limit)). Outbound connections are not counted.
+    /// Tests running many nodes on 127.0.0.1 raise it.
     pub max_connections_per_ip: u32,
     /// Discovery dials newly found peers until this many are connected. Default 50.
     pub target_peers: u32,
@@ -173,8 +173,8 @@ pub struct NetworkConfig {
     /// (multistream-select, noise, yamux); one still in it then is dropped. It bounds how
     /// long a silent or trickling socket holds one of [`Self::max_pending_incoming`] and of
     /// its IP's [`Self::max_connections_per_ip`], so a few hosts cannot keep every pending
-    /// slot; it applies to our dials too. Default 10 s (libp2p's own default, which applied
-    /// before this was configurable); must be positive.
+    /// slot; it applies to our dials too. Default 10 s (libp2p's own default); must be
+    /// positive.
     #[serde(with = "duration")]
     pub handshake_timeout: Duration,
     /// discv5 bootnodes as ENR strings (`enr:-…`).
@@ -589,9 +589,8 @@ mod tests {
         }
     }
 
-    /// The per-peer connection cap was called `max_pending_inbound_per_peer` although it
-    /// counts established connections in both directions; config files with the old name
-    /// still load.
+    /// The per-peer connection cap is also read as `max_pending_inbound_per_peer` (a serde
+    /// alias), so config files that use that name load.
     #[test]
     fn the_per_peer_connection_cap_reads_its_old_name() {
         let c: NetworkConfig =

@@ -11,12 +11,12 @@ use preconfirmation_types::{
 use serde::{Deserialize, Serialize};
 
 use super::duration;
+#[cfg(doc)]
+use super::NetworkConfig;
 
 /// One token bucket: `burst` tokens, refilled continuously at `burst / period`. A request
 /// that finds the bucket empty is refused and, beyond [`NetworkConfig::rate_limit_grace`],
 /// penalises the requester (§7, §7.1).
-///
-/// [`NetworkConfig::rate_limit_grace`]: crate::NetworkConfig::rate_limit_grace
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit {
     /// Bucket size: requests allowed in a burst.
@@ -79,11 +79,11 @@ impl ByteRateLimit {
 ///   point reads plus copying what is served: ≈ 0.3 ms per batch, ≈ 15 ms/s at 51.2
 ///   batches/s, plus ≈ 15 ms/s for the 6.4 MiB/s the byte budget lets through. One peer at
 ///   every limit thus costs a serving node ≲ 5 % of one core.
-/// - **Measured** (`bench catchup --defaults`, BENCHMARKS.md, serving node column,
-///   2026-12-03): three serving nodes feeding one catching-up node at its full speed
-///   (≈ 25 000 blocks/s) each spent 4–5 % of one core and sent ≈ 5 MiB/s with 256 B tx lists;
-///   with 64 KiB tx lists 5–9 % and 12 MiB/s over a 9 s catch-up, most of it the 64 MiB
-///   burst, after which the byte budget holds each at 6.4 MiB/s.
+/// - **Measured** (`bench catchup --defaults`, BENCHMARKS.md, serving node column): three
+///   serving nodes feeding one catching-up node at its full speed (≈ 25 000 blocks/s) each
+///   spent 4–5 % of one core and sent ≈ 5 MiB/s with 256 B tx lists; with 64 KiB tx lists
+///   5–9 % and 12 MiB/s over a 9 s catch-up, most of it the 64 MiB burst, after which the byte
+///   budget holds each at 6.4 MiB/s.
 ///
 /// Read with `#[serde(default)]`: a config file may set any subset of the protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,8 +103,7 @@ pub struct RateLimitConfig {
     /// burst covers two full pages, and the refill (51.2/s) is about 100× the chain's block
     /// rate. Each request reserves `MAX_TXLIST_BYTES` + 36 bytes of
     /// [`Self::response_bytes`], refunded down to what is served; in-flight requests are
-    /// capped at
-    /// [`NetworkConfig::max_concurrent_inbound_per_protocol`](crate::NetworkConfig::max_concurrent_inbound_per_protocol).
+    /// capped at [`NetworkConfig::max_concurrent_inbound_per_protocol`].
     pub get_raw_txlist: RateLimit,
     /// `get_raw_txlists` (PROTOCOL-EXT.md, this project's batched fetch): 512 per 10 s by
     /// default, ≈ 51 batches/s, as many as single-hash `get_raw_txlist` requests. One request
@@ -117,11 +116,11 @@ pub struct RateLimitConfig {
     /// [`Self::response_bytes`], from which each request reserves its largest response.
     pub get_raw_txlists: RateLimit,
     /// Response bytes per peer, shared by `get_commitments_by_number`, `get_raw_txlist` and
-    /// `get_raw_txlists` (§7): 64 MiB per 10 s by default (6.4 MiB/s sustained, 64 MiB
-    /// burst). A request reserves its largest possible response at admission (clamped to
-    /// the budget) and is refused, reason `bytes_exhausted`, when the budget holds less; the
-    /// unused part is refunded when the response is sent ([`budget`](crate::reqresp::budget)). The burst holds
-    /// eight of the largest `get_raw_txlists` responses, so two in flight never wait on it.
+    /// `get_raw_txlists` (§7): 64 MiB per 10 s by default (6.4 MiB/s sustained, 64 MiB burst). A
+    /// request reserves its largest possible response at admission (clamped to the budget) and is
+    /// refused, reason `bytes_exhausted`, when the budget holds less; the unused part is refunded
+    /// when the response is sent ([`budget`](crate::reqresp::budget)). The burst holds eight of the
+    /// largest `get_raw_txlists` responses, so two in flight never wait on it.
     pub response_bytes: ByteRateLimit,
 }
 
@@ -224,8 +223,6 @@ impl GossipTopicLimit {
 /// the limits, whatever it sends.
 ///
 /// Read with `#[serde(default)]`: a config file may set either topic.
-///
-/// [`NetworkConfig::rate_limit_grace`]: crate::NetworkConfig::rate_limit_grace
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GossipRateLimitConfig {
@@ -272,10 +269,10 @@ impl GossipRateLimitConfig {
     }
 }
 
-/// Outbound pacing (see [`crate::reqresp::self_limiter`]): the limits we assume of each kind of peer, so
-/// that we never send a request it would refuse. A peer that does not advertise this project's
-/// extensions is assumed to be the deployed reference (PROTOCOL.md "Reference strictness"); a
-/// peer that does is assumed to run this project's default inbound limits.
+/// Outbound pacing (see [`crate::reqresp::self_limiter`]): the limits we assume of each kind of
+/// peer, so that we never send a request it would refuse. A peer that does not advertise this
+/// project's extensions is assumed to be the deployed reference (PROTOCOL.md "Reference
+/// strictness"); a peer that does is assumed to run this project's default inbound limits.
 ///
 /// Read with `#[serde(default)]`: a config file may set any subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

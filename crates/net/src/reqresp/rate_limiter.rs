@@ -1,6 +1,8 @@
-//! Per-peer rate limits (§7): a request-count token bucket per peer and req/resp protocol,
-//! one response-byte budget per peer shared by the data protocols ([`crate::reqresp::budget`]), and a
-//! message and a byte bucket per peer and gossip topic.
+//! The inbound rate limiter (§7 "per-peer rate limits on gossip and on every req/resp
+//! protocol"): a request-count token bucket per peer and req/resp protocol (its default rate
+//! from the req/resp table), one response-byte budget per peer shared by the data protocols
+//! ([`crate::reqresp::budget`]), and a message and a byte bucket per peer and gossip topic,
+//! which live and die with the request buckets.
 //!
 //! The limiter knows buckets only — not scores, bans, connections or in-flight requests,
 //! which the peer manager ([`crate::peers::manager`]) keeps and which asks it (the way
@@ -323,9 +325,9 @@ mod tests {
         )
     }
 
-    /// Finding: buckets were dropped on disconnect, so a peer that redialled with the same key
-    /// got a full burst again. They are kept until they would have refilled: served bytes stay
-    /// within burst + rate × time however often the peer reconnects.
+    /// A peer that redials with the same key must not get a full burst again: its buckets are
+    /// kept until they would have refilled, so served bytes stay within burst + rate × time
+    /// however often the peer reconnects.
     #[test]
     fn a_peer_that_reconnects_resumes_its_empty_buckets() {
         let t0 = Instant::now();

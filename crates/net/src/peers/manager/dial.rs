@@ -242,11 +242,11 @@ mod tests {
         assert_eq!(pm.due_static_dials(t1 + Duration::from_secs(1)), vec![addr]);
     }
 
-    /// Finding: after the strict reference banned us, we redialled it every few seconds with
-    /// no growing backoff (it accepts the handshake, then closes). A connection we dialled
-    /// that ends within `stable_connection` is a refusal: redials back off 1, 2, 4 … s up to
-    /// 10 min, for a static peer and a discovered one alike; a connection that lasts resets
-    /// it; an inbound connection that ends soon is no refusal.
+    /// The strict reference accepts the handshake of a peer it banned, then closes it, so
+    /// redialling it every few seconds would go on for the life of its process. A connection we
+    /// dialled that ends within `stable_connection` is a refusal: redials back off 1, 2, 4 … s
+    /// up to 10 min, for a static peer and a discovered one alike; a connection that lasts
+    /// resets it; an inbound connection that ends soon is no refusal.
     #[test]
     fn a_peer_that_keeps_refusing_us_is_redialled_ever_more_rarely() {
         let peer = PeerId::random();
@@ -410,8 +410,8 @@ mod tests {
         assert!(!roomy.wants_dial(&banned, t0));
     }
 
-    /// Issue 34: a wrong local schedule made every catch-up page of the only static peer
-    /// "invalid", and the static peer was banned for an hour. A static peer is never penalised
+    /// A wrong local schedule makes every catch-up page of the only static peer "invalid";
+    /// banning that peer for an hour would cut the node off. A static peer is never penalised
     /// for a page that fails validation: it is dropped (disconnected) instead, once per
     /// connection, and redialled after a backoff that grows with each drop (even after a long
     /// connection). Any other peer is penalised for it, and a static peer for anything else.

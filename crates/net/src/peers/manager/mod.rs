@@ -292,11 +292,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 
     // ---- inbound requests ------------------------------------------------------------------
 
-    /// Admission control of an inbound request that may get a response of up to
-    /// `max_response` bytes ([`crate::reqresp::budget::max_response_bytes`]); on `Allow` the slot is
-    /// taken until [`Self::inbound_done`] is called with `id`, and for the data protocols
-    /// `max_response` (clamped to the byte bucket's capacity) is reserved until
-    /// [`Self::response_sent`] or [`Self::inbound_done`]. A refusal takes nothing.
+    /// Admission control of an inbound request that may get a response of up to `max_response`
+    /// bytes ([`crate::reqresp::budget::max_response_bytes`]); on `Allow` the slot is taken until
+    /// [`Self::inbound_done`] is called with `id`, and for the data protocols `max_response`
+    /// (clamped to the byte bucket's capacity) is reserved until [`Self::response_sent`] or
+    /// [`Self::inbound_done`]. A refusal takes nothing.
     pub(crate) fn admit(
         &mut self,
         peer: PeerId,
@@ -326,7 +326,8 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
     }
 
     /// The response to `id`, `len` SSZ bytes, was handed to libp2p: refunds what was reserved
-    /// beyond `len` ([`crate::reqresp::budget`]). The slot stays taken until [`Self::inbound_done`].
+    /// beyond `len` ([`crate::reqresp::budget`]). The slot stays taken until
+    /// [`Self::inbound_done`].
     pub(crate) fn response_sent(&mut self, id: I, len: u64, now: Instant) {
         if let Some(slot) = self.inbound.get_mut(&id) {
             let refund = slot.reserved.saturating_sub(len);
