@@ -188,22 +188,23 @@ mod tests {
 
     #[test]
     fn protocol_ids_follow_sections_10_and_11() {
-        assert_eq!(
-            ReqRespKind::GetHead.protocol_id(167000),
-            "/taiko/167000/preconf/1/get_head"
-        );
-        assert_eq!(
-            ReqRespKind::GetCommitmentsByNumber.protocol_id(167000),
-            "/taiko/167000/preconf/1/get_commitments_by_number"
-        );
-        assert_eq!(
-            ReqRespKind::GetRawTxList.protocol_id(167000),
-            "/taiko/167000/preconf/1/get_raw_txlist"
-        );
-        assert_eq!(
-            ReqRespKind::GetRawTxLists.protocol_id(167000),
-            "/taiko/167000/preconf/1/get_raw_txlists"
-        );
+        for (kind, id) in [
+            (ReqRespKind::GetHead, "/taiko/167000/preconf/1/get_head"),
+            (
+                ReqRespKind::GetCommitmentsByNumber,
+                "/taiko/167000/preconf/1/get_commitments_by_number",
+            ),
+            (
+                ReqRespKind::GetRawTxList,
+                "/taiko/167000/preconf/1/get_raw_txlist",
+            ),
+            (
+                ReqRespKind::GetRawTxLists,
+                "/taiko/167000/preconf/1/get_raw_txlists",
+            ),
+        ] {
+            assert_eq!(kind.protocol_id(167000), id, "{kind:?}");
+        }
     }
 
     /// The table against PROTOCOL.md (§3 caps, §10–§11 containers, "Reference strictness")

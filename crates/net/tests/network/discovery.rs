@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use preconfirmation_net::{NetworkConfig, NetworkEvent, P2pService};
+use preconfirmation_net::{NetworkConfig, P2pService};
 
 use crate::common::*;
 
@@ -21,12 +21,9 @@ async fn discv5_finds_and_dials_third_node() {
     let (b, _b_events) = start(disc(vec![a_enr.clone()])).await;
     let (c, mut c_events) = start(disc(vec![a_enr])).await;
     let b_id = b.local_peer_id();
-    wait_for(
-        &mut c_events,
-        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == b_id),
-    )
-    .await
-    .expect("C discovers and dials B");
+    wait_connected(&mut c_events, b_id)
+        .await
+        .expect("C discovers and dials B");
     assert!(c.connected_peers().await.expect("peers").contains(&b_id));
     for s in [a, b, c] {
         s.shutdown().await.expect("shutdown");

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, SwarmBuilder};
 use preconfirmation_net::{
     Direction, GossipVerdict, NetworkConfig, NetworkEvent, P2pService, RateLimitConfig,
 };
@@ -23,12 +22,9 @@ async fn static_peer_is_dialled() {
         ..test_config()
     })
     .await;
-    wait_for(
-        &mut b_events,
-        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == a_id),
-    )
-    .await
-    .expect("static peer dialled at start");
+    wait_connected(&mut b_events, a_id)
+        .await
+        .expect("static peer dialled at start");
     // After a disconnect (A bans B briefly), B redials A once the ban is over.
     a.ban(b.local_peer_id(), Duration::from_millis(300))
         .expect("ban");
@@ -38,30 +34,16 @@ async fn static_peer_is_dialled() {
     )
     .await
     .expect("disconnected by the ban");
-    wait_for(
-        &mut b_events,
-        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == a_id),
-    )
-    .await
-    .expect("static peer redialled with backoff");
+    wait_connected(&mut b_events, a_id)
+        .await
+        .expect("static peer redialled with backoff");
 }
 
 /// A bare libp2p peer (no protocol, 60 s idle timeout) dials `target`; `true` if the target
 /// refused the connection (closed it, or the dial failed), `false` if it stayed up for the
 /// whole wait. Bounded by [`WAIT`].
 async fn bare_dial_is_refused(target: &P2pService) -> bool {
-    let mut swarm = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = bare_swarm(|_| libp2p::swarm::dummy::Behaviour);
     swarm.dial(addr(target).await).expect("dial");
     timeout(WAIT, async {
         loop {
@@ -168,12 +150,9 @@ async fn inbound_connections_are_capped_per_ip() {
         let (p, mut p_events) = start(test_config()).await;
         connect(&p, &mut p_events, &victim).await;
         let id = p.local_peer_id();
-        wait_for(
-            &mut victim_events,
-            |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == id),
-        )
-        .await
-        .expect("inbound connection within the per-IP cap");
+        wait_connected(&mut victim_events, id)
+            .await
+            .expect("inbound connection within the per-IP cap");
         peers.push((p, p_events));
     }
     // 127.0.0.1 has used its inbound connections; inbound slots are still free.
@@ -270,12 +249,9 @@ async fn silent_sockets_free_their_pending_slots_after_the_handshake_timeout() {
     let (honest, mut honest_events) = start(test_config()).await;
     connect(&honest, &mut honest_events, &victim).await;
     let id = honest.local_peer_id();
-    wait_for(
-        &mut victim_events,
-        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == id),
-    )
-    .await
-    .expect("the honest peer takes a freed slot");
+    wait_connected(&mut victim_events, id)
+        .await
+        .expect("the honest peer takes a freed slot");
 }
 
 /// 200 distinct peer ids connect over TCP (in batches), are identified, and disconnect: every
@@ -305,23 +281,12 @@ async fn per_peer_state_is_dropped_after_churn() {
     for _ in 0..PEERS / BATCH {
         let mut swarms = Vec::with_capacity(BATCH);
         for _ in 0..BATCH {
-            let mut swarm = SwarmBuilder::with_new_identity()
-                .with_tokio()
-                .with_tcp(
-                    tcp::Config::default(),
-                    noise::Config::new,
-                    yamux::Config::default,
-                )
-                .expect("tcp")
-                .with_behaviour(|key| {
-                    libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
-                        preconfirmation_net::IDENTIFY_PROTOCOL.into(),
-                        key.public(),
-                    ))
-                })
-                .expect("behaviour")
-                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-                .build();
+            let mut swarm = bare_swarm(|key| {
+                libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                    preconfirmation_net::IDENTIFY_PROTOCOL.into(),
+                    key.public(),
+                ))
+            });
             swarm.dial(victim_addr.clone()).expect("dial");
             // Drive each swarm until the victim has identified it (its identify answer came
             // back to us), then keep it alive until the batch is dropped.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{PeerId, StreamProtocol, Swarm};
 use preconfirmation_net::{GossipVerdict, InboundRequest, NetworkEvent, P2pService};
 use preconfirmation_types::{GetCommitmentsByNumberRequest, ReqRespKind, WireMessage, U256};
 use tokio::sync::mpsc;
@@ -113,24 +113,13 @@ type RawSwarm = Swarm<request_response::Behaviour<RawCodec>>;
 
 async fn raw_client(server: &P2pService, kind: ReqRespKind, chain_id: u64) -> RawSwarm {
     let protocol = StreamProtocol::try_from_owned(kind.protocol_id(chain_id)).expect("protocol");
-    let mut swarm = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
+    let mut swarm = bare_swarm(|_| {
+        request_response::Behaviour::with_codec(
+            RawCodec,
+            [(protocol, ProtocolSupport::Outbound)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         )
-        .expect("tcp")
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(protocol, ProtocolSupport::Outbound)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-            )
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    });
     swarm.dial(addr(server).await).expect("dial");
     let target = server.local_peer_id();
     timeout(WAIT, async {

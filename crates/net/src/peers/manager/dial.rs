@@ -222,14 +222,31 @@ mod tests {
     use super::*;
     use crate::config::NetworkConfig;
 
-    #[test]
-    fn a_static_peer_is_redialled_a_backoff_after_it_disconnects() {
+    /// A peer id, its address, and a config naming that address as the one static peer.
+    fn one_static_peer() -> (PeerId, Multiaddr, NetworkConfig) {
         let peer = PeerId::random();
         let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
         let cfg = NetworkConfig {
             static_peers: vec![addr.clone()],
             ..Default::default()
         };
+        (peer, addr, cfg)
+    }
+
+    /// How long after `t` the next static dial falls due, found in 250 ms steps (the call
+    /// that finds it dials); never more than 601 s.
+    fn until_redial(pm: &mut PeerManager<u64>, t: Instant) -> Duration {
+        let mut wait = Duration::ZERO;
+        while pm.due_static_dials(t + wait).is_empty() {
+            wait += Duration::from_millis(250);
+            assert!(wait <= Duration::from_secs(601), "never redialled");
+        }
+        wait
+    }
+
+    #[test]
+    fn a_static_peer_is_redialled_a_backoff_after_it_disconnects() {
+        let (peer, addr, cfg) = one_static_peer();
         let t0 = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
         pm.on_connected(peer, &addr, true, t0);
@@ -249,12 +266,7 @@ mod tests {
     /// resets it; an inbound connection that ends soon is no refusal.
     #[test]
     fn a_peer_that_keeps_refusing_us_is_redialled_ever_more_rarely() {
-        let peer = PeerId::random();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
-        let cfg = NetworkConfig {
-            static_peers: vec![addr.clone()],
-            ..Default::default()
-        };
+        let (peer, addr, cfg) = one_static_peer();
         let mut t = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t);
         let mut waits = Vec::new();
@@ -269,11 +281,7 @@ mod tests {
             pm.on_disconnected(peer, t);
             assert!(pm.backing_off(&peer, t) && !pm.wants_dial(&peer, t));
             // The next dial is due when the backoff ends (the call that finds it dials).
-            let mut wait = Duration::ZERO;
-            while pm.due_static_dials(t + wait).is_empty() {
-                wait += Duration::from_millis(250);
-                assert!(wait <= Duration::from_secs(601), "never redialled");
-            }
+            let wait = until_redial(&mut pm, t);
             waits.push(wait.as_secs());
             t += wait;
         }
@@ -301,12 +309,10 @@ mod tests {
     /// static peer after the initial backoff, not before.
     #[test]
     fn refusal_backoff_edges() {
-        let peer = PeerId::random();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
+        let (peer, addr, cfg) = one_static_peer();
         let cfg = NetworkConfig {
-            static_peers: vec![addr.clone()],
             remembered_departed_peers: 2,
-            ..Default::default()
+            ..cfg
         };
         let t0 = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
@@ -417,12 +423,7 @@ mod tests {
     /// connection). Any other peer is penalised for it, and a static peer for anything else.
     #[test]
     fn a_static_peer_is_dropped_not_penalised_for_catch_up_disagreement() {
-        let peer = PeerId::random();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
-        let cfg = NetworkConfig {
-            static_peers: vec![addr.clone()],
-            ..Default::default()
-        };
+        let (peer, addr, cfg) = one_static_peer();
         let other = PeerId::random();
         let mut t = Instant::now();
         let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t);
@@ -454,11 +455,7 @@ mod tests {
                 "dropped once per connection"
             );
             pm.on_disconnected(peer, t);
-            let mut wait = Duration::ZERO;
-            while pm.due_static_dials(t + wait).is_empty() {
-                wait += Duration::from_millis(250);
-                assert!(wait <= Duration::from_secs(601), "never redialled");
-            }
+            let wait = until_redial(&mut pm, t);
             waits.push(wait.as_secs());
             t += wait;
         }
