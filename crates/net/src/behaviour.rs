@@ -3,8 +3,9 @@
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{allow_block_list, connection_limits, gossipsub, identify, request_response};
 
-use crate::codec::PreconfCodec;
-use crate::{ip_limit, ping};
+use crate::peers::ip_limit;
+use crate::ping;
+use crate::reqresp::codec::PreconfCodec;
 
 /// All protocols of a node. Order matters for connection denial: the block list and the
 /// connection limits are consulted first.
@@ -12,7 +13,7 @@ use crate::{ip_limit, ping};
 pub(crate) struct Behaviour {
     /// Banned peers: connections refused, existing ones closed (§7.1).
     pub(crate) block_list: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Inbound connections per IP and connections per peer id ([`crate::ip_limit`]).
+    /// Inbound connections per IP and connections per peer id ([`crate::peers::ip_limit`]).
     pub(crate) ip_limit: ip_limit::Behaviour,
     /// Max peers in all, inbound and outbound, max pending incoming.
     pub(crate) limits: connection_limits::Behaviour,

@@ -86,7 +86,7 @@ pub enum RequestError {
     #[error("network service is shut down")]
     Shutdown,
     /// Not sent: the peer would refuse it now (its rate limit or concurrency, as
-    /// [`crate::politeness`] assumes them). A retry fits after the given time; or ask
+    /// [`crate::reqresp::self_limiter`] assumes them). A retry fits after the given time; or ask
     /// another peer. Not the peer's fault.
     #[error("held back to respect the peer's limits; retry in {0:?}")]
     Throttled(std::time::Duration),

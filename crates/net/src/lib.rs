@@ -13,7 +13,67 @@
 //! [`GossipVerdict::Accept`] through [`P2pService::report_validation`]; `Reject` penalises the
 //! sender (§7.1). Inbound requests arrive as [`NetworkEvent::InboundRequest`] with a typed
 //! [`Responder`]. Every length prefix is checked against the chain's caps before anything is
-//! read ([`codec`]), every queue is bounded, and misbehaving peers are scored and banned.
+//! read ([`reqresp::codec`]), every queue is bounded, and misbehaving peers are scored and
+//! banned.
+//!
+//! ## Bird's-eye view
+//!
+//! One task, the driver, owns the libp2p `Swarm`. The SDK holds cloneable [`P2pService`]
+//! handles and one [`NetworkEvents`] stream; both cross to the driver over bounded channels.
+//! discv5 runs in a task of its own and hands the driver the peers it finds.
+//!
+//! ```text
+//!  P2pService ──Command──►  driver task (one tokio::select! loop)  ──NetworkEvent──► NetworkEvents
+//!  service.rs  command.rs   driver/: mod (loop, commands, verdicts,   event.rs          service.rs
+//!                           bans, ticks), swarm (events), reqresp
+//!                                 │ owns                    ▲ Discovered
+//!                                 ▼                         │
+//!           Swarm<Behaviour> (behaviour.rs)          discv5 task (discovery.rs)
+//!           block list · peers::ip_limit · connection limits · gossipsub (gossip.rs)
+//!           one request_response per protocol (reqresp::codec) · identify · ping (ping.rs)
+//! ```
+//!
+//! - **Gossip in**: gossipsub hands the driver a message (`driver/swarm`); it is checked
+//!   against its topic's cap and the sender's gossip buckets (`reqresp::rate_limiter`) and
+//!   sent as [`NetworkEvent::Gossip`]; the SDK's verdict comes back as a command and goes to
+//!   gossipsub (forward or drop) and to the sender's app score (`peers::manager`).
+//! - **Requests in**: the codec reads one capped frame; `driver/reqresp` admits it through
+//!   the peer manager (in-flight count, request bucket, response-byte budget:
+//!   [`reqresp::budget`]) and sends [`NetworkEvent::InboundRequest`]; the SDK's answer goes
+//!   back on the stream and the unused part of the byte reservation is refunded.
+//! - **Requests out**: [`P2pService::request_head`] and its siblings send a command;
+//!   `driver/reqresp` asks our own pacing ([`reqresp::self_limiter`]) whether the peer would
+//!   accept it now (else [`RequestError::Throttled`]), sends it, and replies with the answer.
+//! - **Ticks**: app scores decay, sustained low scores become bans, expired bans lift, static
+//!   peers are redialled, departed peers' state is dropped once it would have refilled.
+//!
+//! ## Modules
+//!
+//! - `service`, `event`, `command`: the handle and the event stream; what the SDK receives;
+//!   what a handle sends the driver.
+//! - `driver/`: the task — building the swarm, the loop, commands, verdicts, penalties, bans
+//!   and ticks (`mod.rs`); swarm and behaviour events (`swarm`); req/resp both ways
+//!   (`reqresp`).
+//! - `behaviour`: the composed `NetworkBehaviour`.
+//! - [`reqresp`]: [`codec`](reqresp::codec) (framing and caps), `rate_limiter` (every peer's
+//!   inbound buckets), [`budget`](reqresp::budget) (response bytes),
+//!   [`self_limiter`](reqresp::self_limiter) (our outbound pacing).
+//! - [`peers`]: the peer manager (scores, bans, admission; its `dial` child: connections and
+//!   dial targets), one peer's app `score`, [`ip_limit`](peers::ip_limit) (connections per IP
+//!   and per peer id).
+//! - [`gossip`]: gossipsub's configuration and scoring, the topics, the message id.
+//! - [`discovery`], `listen`: discv5 and the ENR; the listening sockets.
+//! - [`config`]: [`NetworkConfig`] and its tables, one file per concern.
+//! - [`chains`], `ping`, [`metrics`], [`error`]: the chains a peer serves, liveness, metric
+//!   names, errors.
+//!
+//! Each req/resp protocol's id, caps, default rate and budgeting are one row of the table in
+//! `preconfirmation_types` ([`ReqRespKind::spec`](preconfirmation_types::ReqRespKind::spec)).
+//! A new protocol is that row plus what the compiler then names: its request and response in
+//! [`reqresp::codec`] (and the budget's arms), its behaviour in `behaviour` (and its arm in
+//! `driver/swarm`'s exhaustive match on the behaviour's events), its `rate_limit` key in
+//! [`RateLimitConfig`], and its [`InboundRequest`]; it also goes into `ReqRespKind::ALL`, and
+//! gets a request method on [`P2pService`].
 //!
 //! ## Choices worth knowing
 //!
@@ -35,22 +95,22 @@
 //! - **Manual validation**: nothing is forwarded before the SDK's `Accept`; `Reject` counts an
 //!   invalid delivery (weight −2) and −1 app score (at most −4 per 10 s); `Accept` gives +0.05.
 //!   A peer whose score stays below −5 for `ban_sustain` is banned for `ban_period`.
-//! - **Req/resp** (§10–§11): one `request_response` behaviour per protocol; varint prefix
-//!   checked against the cap before any body byte is read; over-cap or malformed requests are
-//!   answered by closing the stream and penalising the sender; each peer gets a token bucket
-//!   per protocol ([`RateLimitConfig`]; by default 8 `get_head`, 256
-//!   `get_commitments_by_number`, 512 `get_raw_txlist` and 512 `get_raw_txlists` per 10 s, so
-//!   catch-up fits), a response-byte budget shared by the data protocols (64 MiB per 10 s;
-//!   each request reserves its largest response, the rest is refunded when it is sent:
-//!   [`budget`]) and 2 concurrent requests per protocol; a request over any limit is refused,
-//!   and penalised unless it is the peer's first refusal in 10 s
-//!   ([`NetworkConfig::rate_limit_grace`]); unanswered requests time out. A stream that has not delivered its whole request within
-//!   [`NetworkConfig::request_read_timeout`] (default 5 s: silent or trickling, a slowloris)
-//!   is closed and penalised like a malformed request ([`SLOW_REQUEST_PENALTY_REASON`]).
-//!   `get_head` requests are sent as the reference's 4-byte `GetHeadRequest`; an empty body
-//!   is accepted too. This project's batched `get_raw_txlists` (PROTOCOL-EXT.md) is offered
-//!   beside the §10–§11 protocols.
-//! - **Outbound politeness** ([`politeness`]): no request leaves that the peer would refuse.
+//! - **Req/resp** (§10–§11): one `request_response` behaviour per protocol; varint prefix checked
+//!   against the cap before any body byte is read; over-cap or malformed requests are answered by
+//!   closing the stream and penalising the sender; each peer gets a token bucket per protocol
+//!   ([`RateLimitConfig`]; by default 8 `get_head`, 256 `get_commitments_by_number`, 512
+//!   `get_raw_txlist` and 512 `get_raw_txlists` per 10 s, so catch-up fits), a response-byte budget
+//!   shared by the data protocols (64 MiB per 10 s; each request reserves its largest response, the
+//!   rest is refunded when it is sent: [`reqresp::budget`]) and 2 concurrent requests per protocol;
+//!   a request over any limit is refused, and penalised unless it is the peer's first refusal in 10
+//!   s ([`NetworkConfig::rate_limit_grace`]); unanswered requests time out. A stream that has not
+//!   delivered its whole request within [`NetworkConfig::request_read_timeout`] (default 5 s:
+//!   silent or trickling, a slowloris) is closed and penalised like a malformed request
+//!   ([`SLOW_REQUEST_PENALTY_REASON`]). `get_head` requests are sent as the reference's 4-byte
+//!   `GetHeadRequest`; an empty body is accepted too. This project's batched `get_raw_txlists`
+//!   (PROTOCOL-EXT.md) is offered beside the §10–§11 protocols.
+//! - **Outbound pacing** ([`reqresp::self_limiter`], `sdk.network.politeness`): no request
+//!   leaves that the peer would refuse.
 //!   Identify's protocol list tells peers of ours (they list `get_raw_txlists`) from the
 //!   others, which are paced as the strict reference (8 per protocol per 10 s, one in flight)
 //!   and never sent an extension; ours are paced by this project's default limits, including
@@ -118,24 +178,21 @@
 #![deny(missing_docs)]
 
 mod behaviour;
-pub mod budget;
 pub mod chains;
-pub mod codec;
+mod command;
 pub mod config;
 pub mod discovery;
 mod driver;
 pub mod error;
+mod event;
 pub mod gossip;
-pub mod ip_limit;
 mod listen;
 pub mod metrics;
-mod peer_manager;
+pub mod peers;
 mod ping;
-pub mod politeness;
-mod rate_limit;
+pub mod reqresp;
 mod service;
 
-pub use codec::SLOW_REQUEST_PENALTY_REASON;
 pub use config::{
     ByteRateLimit, EnrConfig, GossipConfig, GossipRateLimitConfig, GossipTopicLimit, NetworkConfig,
     PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
@@ -143,13 +200,14 @@ pub use config::{
 pub use discovery::{enr_multiaddr, enr_peer_id};
 pub use driver::IDENTIFY_PROTOCOL;
 pub use error::{CodecError, NetError, RequestError};
-pub use gossip::message_id;
-pub use peer_manager::{PeerManagerSizes, CATCHUP_DISAGREEMENT_REASON};
-pub use politeness::PeerProfile;
-pub use service::{
-    Direction, GossipVerdict, InboundRequest, NetworkEvent, NetworkEvents, P2pService,
-    PeerSnapshot, PeerStateSizes, Responder,
+pub use event::{
+    Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes, Responder,
 };
+pub use gossip::message_id;
+pub use peers::manager::{PeerManagerSizes, CATCHUP_DISAGREEMENT_REASON};
+pub use reqresp::codec::SLOW_REQUEST_PENALTY_REASON;
+pub use reqresp::self_limiter::PeerProfile;
+pub use service::{NetworkEvents, P2pService};
 
 /// Re-exports used in the public API.
 pub use discv5::Enr;

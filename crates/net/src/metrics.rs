@@ -18,14 +18,13 @@ pub const GOSSIP_MESSAGES_IN: &str = "preconf_net_gossip_messages_in_total";
 /// The SDK's `preconf_reqresp_answers_total` says what the answers held; it counts no
 /// requests.
 ///
-/// Outbound: `ok` (a response arrived), `decode` (it did not decode, or answered another
-/// protocol), `timeout`, `refused`, `oversize`, `disconnected`, `shutdown`, or `throttled`
-/// (held back by our pacing, never sent). Inbound: `served` (the answer was handed to the
-/// stream), `stream_closed` (the stream closed before it), `unanswered` (the SDK gave no
-/// answer in time), `dropped` (the SDK's event channel was full), a refusal's reason —
-/// `rate_limited` (request count), `bytes_exhausted` (response-byte budget,
-/// [`crate::budget`]) or `too_many_concurrent` — or the reason an invalid request was closed
-/// (e.g. `oversize_request`, `slow_request`).
+/// Outbound: `ok` (a response arrived), `decode` (it did not decode, or answered another protocol),
+/// `timeout`, `refused`, `oversize`, `disconnected`, `shutdown`, or `throttled` (held back by our
+/// pacing, never sent). Inbound: `served` (the answer was handed to the stream), `stream_closed`
+/// (the stream closed before it), `unanswered` (the SDK gave no answer in time), `dropped` (the
+/// SDK's event channel was full), a refusal's reason — `rate_limited` (request count),
+/// `bytes_exhausted` (response-byte budget, [`crate::reqresp::budget`]) or `too_many_concurrent` —
+/// or the reason an invalid request was closed (e.g. `oversize_request`, `slow_request`).
 pub const REQRESP: &str = "preconf_net_reqresp_requests_total";
 /// SSZ bytes of the responses we sent, label `protocol` (counter).
 pub const RESPONSE_BYTES_OUT: &str = "preconf_net_reqresp_response_bytes_out_total";

@@ -9,8 +9,8 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::{addr, start, test_config, wait_for, WAIT};
-use preconfirmation_net::{EnrConfig, NetError, NetworkConfig, NetworkEvent, P2pService};
+use common::{addr, start, test_config, wait_connected, WAIT};
+use preconfirmation_net::{EnrConfig, NetError, NetworkConfig, P2pService};
 use tokio::time::timeout;
 
 fn discovery(bootnodes: Vec<String>) -> NetworkConfig {
@@ -158,12 +158,9 @@ async fn pong_votes_replace_a_wrong_advertised_port() {
     // The voted port is discv5's real one: a node bootstrapping from it reaches the node.
     let (fresh, mut fresh_events) = start(discovery(vec![updated.to_base64()])).await;
     let node_id = node.local_peer_id();
-    wait_for(
-        &mut fresh_events,
-        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == node_id),
-    )
-    .await
-    .expect("found through the voted ENR");
+    wait_connected(&mut fresh_events, node_id)
+        .await
+        .expect("found through the voted ENR");
     for s in [boot, other, third, node, fresh] {
         s.shutdown().await.expect("shutdown");
     }

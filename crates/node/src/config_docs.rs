@@ -18,7 +18,11 @@ use crate::error::NodeError;
 const SOURCES: &[&str] = &[
     include_str!("config.rs"),
     include_str!("../../p2p/src/config.rs"),
-    include_str!("../../net/src/config.rs"),
+    include_str!("../../net/src/config/mod.rs"),
+    include_str!("../../net/src/config/rate_limit.rs"),
+    include_str!("../../net/src/config/gossip.rs"),
+    include_str!("../../net/src/config/scoring.rs"),
+    include_str!("../../net/src/config/enr.rs"),
     include_str!("../../types/src/chain.rs"),
 ];
 

@@ -10,7 +10,8 @@ use ssz::{Decode, Encode};
 use crate::constants::*;
 use crate::containers::*;
 use crate::error::{Result, TypesError};
-use crate::ids::{GossipTopicKind, ReqRespKind};
+use crate::ids::GossipTopicKind;
+use crate::reqresp::ReqRespKind;
 
 /// Runtime caps of a chain (§3, §10.2). Defaults are the reference defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,23 +72,20 @@ impl ChainLimits {
         SSZ_OFFSET_LEN + self.max_commitments_per_response * SIGNED_COMMITMENT_SSZ_LEN
     }
 
-    /// Largest request body of a req/resp protocol (§10–§11).
+    /// Largest request body of a req/resp protocol (§10–§11): the table's
+    /// [`ReqRespKind::max_request_bytes`].
     pub fn max_request_len(&self, kind: ReqRespKind) -> usize {
-        match kind {
-            ReqRespKind::GetHead => GET_HEAD_REQUEST_SSZ_LEN,
-            ReqRespKind::GetCommitmentsByNumber => GET_COMMITMENTS_BY_NUMBER_REQUEST_SSZ_LEN,
-            ReqRespKind::GetRawTxList => GET_RAW_TXLIST_REQUEST_SSZ_LEN,
-            ReqRespKind::GetRawTxLists => GET_RAW_TXLISTS_REQUEST_MAX_SSZ_LEN,
-        }
+        kind.max_request_bytes()
     }
 
-    /// Largest response body of a req/resp protocol (§10–§11).
+    /// Largest response body of a req/resp protocol (§10–§11) under these caps: the table's
+    /// [`ReqRespKind::max_response_bytes`], lowered by the runtime caps where the response
+    /// holds commitments or a tx list.
     pub fn max_response_len(&self, kind: ReqRespKind) -> usize {
         match kind {
-            ReqRespKind::GetHead => PRECONF_HEAD_SSZ_LEN,
             ReqRespKind::GetCommitmentsByNumber => self.max_commitments_response_len(),
             ReqRespKind::GetRawTxList => self.max_raw_txlist_message_len(),
-            ReqRespKind::GetRawTxLists => MAX_RAW_TXLISTS_RESPONSE_BYTES,
+            ReqRespKind::GetHead | ReqRespKind::GetRawTxLists => kind.max_response_bytes(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! [`Bytes65`]. Variable lists carry the spec maximum in their type; runtime caps are checked on
 //! the byte length before decoding (see [`crate::ChainLimits`] and [`crate::WireMessage`]).
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{keccak256, Address, B256, U256};
 use ssz::{Decode, DecodeError, Encode};
 use ssz_derive::{Decode, Encode};
 use ssz_types::{typenum, VariableList};
@@ -140,6 +140,12 @@ pub struct SignedCommitment {
     pub commitment: PreconfCommitment,
     /// `r ‖ s ‖ v` over [`crate::signing_hash`].
     pub signature: Bytes65,
+}
+
+/// `keccak256(txlist)` over exactly the bytes carried (§3.4): the `rawTxListHash` of
+/// [`RawTxListGossip`] and [`GetRawTxListResponse`].
+pub fn raw_tx_list_hash(txlist: &[u8]) -> B256 {
+    keccak256(txlist)
 }
 
 /// A block's raw tx list as gossiped on the raw tx lists topic (§3.4, §11).
@@ -281,7 +287,7 @@ impl RawTxListGossip {
     ///
     /// Fails with [`crate::TypesError::ListOverCap`] above [`crate::MAX_TXLIST_BYTES`].
     pub fn new(txlist: Vec<u8>) -> crate::Result<Self> {
-        let raw_tx_list_hash = crate::raw_tx_list_hash(&txlist);
+        let raw_tx_list_hash = raw_tx_list_hash(&txlist);
         Ok(Self {
             raw_tx_list_hash,
             txlist: tx_list(txlist, "RawTxListGossip")?,
@@ -292,7 +298,7 @@ impl RawTxListGossip {
 impl GetRawTxListResponse {
     /// Builds a response carrying `txlist`, computing its hash (§11.2).
     pub fn new(txlist: Vec<u8>) -> crate::Result<Self> {
-        let raw_tx_list_hash = crate::raw_tx_list_hash(&txlist);
+        let raw_tx_list_hash = raw_tx_list_hash(&txlist);
         Ok(Self {
             raw_tx_list_hash,
             txlist: tx_list(txlist, "GetRawTxListResponse")?,

@@ -1,8 +1,9 @@
 //! # preconfirmation-types
 //!
 //! The wire types of the Taiko permissionless-preconfirmation P2P protocol: the SSZ containers
-//! (§3, §10.2, §11.2), their caps, topic and protocol ids (§2, §10–§11), and commitment signing
-//! (§4.1). Section numbers refer to `PROTOCOL.md`.
+//! (§3, §10.2, §11.2), their caps, the gossip topic ids (§2), the req/resp table (§10–§11 and
+//! PROTOCOL-EXT.md: one row per protocol with its id, caps, default rate and budgeting,
+//! [`ReqRespKind::spec`]) and commitment signing (§4.1). Section numbers refer to `PROTOCOL.md`.
 //!
 //! ## Where this crate sits
 //!
@@ -52,6 +53,7 @@ mod containers;
 mod error;
 mod ids;
 mod message_id;
+mod reqresp;
 mod signing;
 
 pub use chain::{ChainLimits, ChainSpec, WireMessage};
@@ -60,6 +62,7 @@ pub use containers::*;
 pub use error::{Result, TypesError};
 pub use ids::*;
 pub use message_id::*;
+pub use reqresp::*;
 pub use signing::*;
 
 /// Re-exports used in the public API, so dependants need not pin the same versions.

@@ -1,4 +1,5 @@
-//! Hashes (§3.4, §4.2) and commitment signing and recovery (§4.1).
+//! The preconfirmation hash (§4.2) and commitment signing and recovery (§4.1). A tx list's
+//! hash (§3.4) is [`crate::raw_tx_list_hash`], beside its containers.
 //!
 //! * signing hash: `keccak256(DOMAIN_PRECONF ‖ SSZ(PreconfCommitment))`
 //! * signature: secp256k1 ECDSA `r ‖ s ‖ v`, low `s`, `v ∈ {0, 1}`
@@ -25,11 +26,6 @@ const SECP256K1_HALF_ORDER: [u8; 32] = [
 /// (§4.2). The signature is not part of it.
 pub fn preconfirmation_hash(preconf: &Preconfirmation) -> B256 {
     keccak256(preconf.as_ssz_bytes())
-}
-
-/// `keccak256(txlist)` over exactly the bytes carried (§3.4).
-pub fn raw_tx_list_hash(txlist: &[u8]) -> B256 {
-    keccak256(txlist)
 }
 
 /// `keccak256(domain ‖ SSZ(commitment))`, the digest a preconfer signs (§4.1).
@@ -112,7 +108,7 @@ thread_local! {
 /// A network's commitments are signed by a few preconfers, one per window of the schedule, so
 /// nearly every recovery yields a key recovered moments ago. Comparing its 64 bytes with a
 /// handful of entries costs nanoseconds; the keccak of the key costs ≈ 0.35 µs (a seventh of
-/// what the SDK adds to the recovery itself in `bench validate`'s profile, 2026-12-03). The map
+/// what the SDK adds to the recovery itself in `bench validate`'s profile). The map
 /// from key to address is a pure function: a sender can make entries miss, never make one wrong.
 struct RecentSigners {
     entries: [([u8; 64], Address); RECENT_SIGNER_KEYS],

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::swarm::{Stream, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
+use libp2p::identity::Keypair;
+use libp2p::swarm::{NetworkBehaviour, Stream, SwarmEvent};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use preconfirmation_net::{
     GossipVerdict, InboundRequest, NetworkConfig, NetworkEvent, NetworkEvents, P2pService,
     PeerSnapshot,
@@ -59,16 +60,37 @@ pub async fn wait_for(
     .flatten()
 }
 
+/// Waits until `events` reports `peer` connected; `None` on timeout.
+pub async fn wait_connected(events: &mut NetworkEvents, peer: PeerId) -> Option<NetworkEvent> {
+    wait_for(
+        events,
+        |e| matches!(e, NetworkEvent::PeerConnected { peer: p, .. } if *p == peer),
+    )
+    .await
+}
+
+/// A bare libp2p swarm of a fresh identity over TCP (noise, yamux) running `behaviour`, whose
+/// idle connections stay up for 60 s: a peer that speaks only what a test gives it.
+pub fn bare_swarm<B: NetworkBehaviour>(behaviour: impl FnOnce(&Keypair) -> B) -> Swarm<B> {
+    SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(behaviour)
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
 /// `dialer` dials `target` and waits until the dialer sees the connection.
 pub async fn connect(dialer: &P2pService, dialer_events: &mut NetworkEvents, target: &P2pService) {
     dialer.dial(addr(target).await).await.expect("dial");
     let t = target.local_peer_id();
-    wait_for(
-        dialer_events,
-        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == t),
-    )
-    .await
-    .expect("connected");
+    wait_connected(dialer_events, t).await.expect("connected");
 }
 
 pub fn head() -> PreconfHead {

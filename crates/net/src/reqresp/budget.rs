@@ -6,7 +6,7 @@
 //! fixed 64 bytes and is limited by its request count alone). One bucket rather than one per
 //! protocol because what it protects is the serving node's egress, which the three protocols
 //! share: a per-protocol budget would let one peer take three times the figure by spreading
-//! its requests, and the requester's mirror ([`crate::politeness`]) would need three.
+//! its requests, and the requester's mirror ([`crate::reqresp::self_limiter`]) would need three.
 //!
 //! The bucket is *deterministic* so that the requester can mirror it exactly:
 //!
@@ -25,44 +25,39 @@ use std::time::{Duration, Instant};
 
 use preconfirmation_types::reexports::ssz::Encode;
 use preconfirmation_types::{
-    ReqRespKind, MAX_COMMITMENTS_PER_RESPONSE, MAX_RAW_TXLISTS_RESPONSE_BYTES, MAX_TXLIST_BYTES,
-    PRECONF_HEAD_SSZ_LEN, RAW_TXLIST_FIXED_PART_LEN, SIGNED_COMMITMENT_SSZ_LEN, SSZ_OFFSET_LEN,
+    ReqRespKind, MAX_COMMITMENTS_PER_RESPONSE, SIGNED_COMMITMENT_SSZ_LEN, SSZ_OFFSET_LEN,
 };
 
-use crate::codec::{Request, Response};
 use crate::config::ByteRateLimit;
-
-/// Whether requests of `kind` draw on the peer's response-byte budget: the data protocols do,
-/// `get_head` (a fixed 64-byte answer) does not.
-pub fn is_byte_budgeted(kind: ReqRespKind) -> bool {
-    kind != ReqRespKind::GetHead
-}
+use crate::reqresp::codec::{Request, Response};
 
 /// The largest SSZ response body `request` can get, from the protocol maxima (§3, §10.2,
-/// PROTOCOL-EXT.md), so both sides compute the same figure whatever their runtime caps:
+/// PROTOCOL-EXT.md; the req/resp table's [`ReqRespKind::max_response_bytes`]), so both sides
+/// compute the same figure whatever their runtime caps:
 ///
 /// - `get_commitments_by_number`: `4 + min(maxCount, 256) · 382` (an empty request still
 ///   reserves the 4-byte offset);
 /// - `get_raw_txlist`: `36 + MAX_TXLIST_BYTES` (2 MiB + 36);
 /// - `get_raw_txlists`: `4 + n · (4 + 36 + MAX_TXLIST_BYTES)` for `n` hashes, at most
 ///   `MAX_RAW_TXLISTS_RESPONSE_BYTES` (8 MiB);
-/// - `get_head`: 64 (not budgeted, see [`is_byte_budgeted`]);
+/// - `get_head`: 64 (not budgeted, see [`ReqRespKind::is_byte_budgeted`]);
 /// - an invalid request: 0 (never served).
 pub fn max_response_bytes(request: &Request) -> u64 {
     let offset = SSZ_OFFSET_LEN as u64;
-    let one_txlist = (RAW_TXLIST_FIXED_PART_LEN + MAX_TXLIST_BYTES) as u64;
+    let max = |kind: ReqRespKind| kind.max_response_bytes() as u64;
     match request {
-        Request::GetHead => PRECONF_HEAD_SSZ_LEN as u64,
+        Request::GetHead => max(ReqRespKind::GetHead),
         Request::GetCommitmentsByNumber(r) => {
             let count = u64::from(r.max_count).min(MAX_COMMITMENTS_PER_RESPONSE as u64);
             offset + count * SIGNED_COMMITMENT_SSZ_LEN as u64
         }
-        Request::GetRawTxList(_) => one_txlist,
+        Request::GetRawTxList(_) => max(ReqRespKind::GetRawTxList),
         Request::GetRawTxLists(r) => {
+            // Each entry is a `get_raw_txlist` response behind its offset.
             let n = r.raw_tx_list_hashes.len() as u64;
             offset
-                .saturating_add(n.saturating_mul(offset + one_txlist))
-                .min(MAX_RAW_TXLISTS_RESPONSE_BYTES as u64)
+                .saturating_add(n.saturating_mul(offset + max(ReqRespKind::GetRawTxList)))
+                .min(max(ReqRespKind::GetRawTxLists))
         }
         Request::Invalid(..) => 0,
     }
@@ -202,7 +197,7 @@ mod tests {
     use preconfirmation_types::{
         GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetRawTxListRequest,
         GetRawTxListResponse, GetRawTxListsRequest, GetRawTxListsResponse, PreconfHead,
-        SignedCommitment, WireMessage, B256,
+        SignedCommitment, WireMessage, B256, MAX_TXLIST_BYTES,
     };
 
     use super::*;
@@ -245,11 +240,11 @@ mod tests {
             )),
             0
         );
-        assert!(!is_byte_budgeted(ReqRespKind::GetHead));
+        assert!(!ReqRespKind::GetHead.is_byte_budgeted());
         assert!(ReqRespKind::ALL
             .iter()
             .filter(|k| **k != ReqRespKind::GetHead)
-            .all(|k| is_byte_budgeted(*k)));
+            .all(|k| k.is_byte_budgeted()));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Outbound politeness: never send a peer a request it would refuse.
+//! Our own outbound pacing, the self-limiter (configured as `politeness`): never send a peer a
+//! request it would refuse.
 //!
 //! The deployed Taiko reference allows 8 requests per peer per protocol per 10 s and
 //! disconnects (and refuses) a peer after a single failed or rate-limited exchange
@@ -29,14 +30,14 @@
 //!
 //! # The byte-budget mirror (peers of ours)
 //!
-//! A peer of ours reserves, at admission, the largest response of each data request from one
-//! byte bucket per requester, and refunds the unused part when it sends the response
-//! ([`crate::budget`]). The pacer keeps the same bucket per peer
+//! A peer of ours reserves, at admission, the largest response of each data request from one byte
+//! bucket per requester, and refunds the unused part when it sends the response
+//! ([`crate::reqresp::budget`]). The pacer keeps the same bucket per peer
 //! ([`crate::RateLimitConfig::response_bytes`] of `extended_rate_limit`): before sending it
-//! reserves the same [`crate::budget::max_response_bytes`] (clamped to the capacity, as the
-//! peer clamps it), and holds the request back with the time after which it fits; on the
-//! answer it refunds `reserved − response length`; a request that fails or times out refunds
-//! nothing (we do not know what the peer served).
+//! reserves the same [`crate::reqresp::budget::max_response_bytes`] (clamped to the capacity, as
+//! the peer clamps it), and holds the request back with the time after which it fits; on the answer
+//! it refunds `reserved − response length`; a request that fails or times out refunds nothing (we
+//! do not know what the peer served).
 //!
 //! Why the mirror is never ahead of the peer: both buckets start full with the same capacity
 //! and refill at (at most) the same rate, and each of our reservations reaches the peer *later*
@@ -74,8 +75,8 @@ use libp2p::{PeerId, StreamProtocol};
 use preconfirmation_types::ReqRespKind;
 use tracing::info;
 
-use crate::budget::{is_byte_budgeted, ByteBucket};
 use crate::config::PolitenessConfig;
+use crate::reqresp::budget::ByteBucket;
 
 /// How soon a request held back from a peer not identified yet (during the start-up window
 /// of [`PolitenessConfig::strict_window_spent_at_start`]) may be tried again: identify
@@ -228,10 +229,10 @@ impl OutboundPacer {
         ByteBucket::new(limit, self.bytes_refill_over(), now)
     }
 
-    /// Admits a request of `kind` to `peer` now whose response may be up to `max_response`
-    /// bytes ([`crate::budget::max_response_bytes`]), and counts it; or says why not. Returns
-    /// the bytes reserved from the peer's budget (0 for strict peers and `get_head`), to be
-    /// passed back to [`Self::answered`].
+    /// Admits a request of `kind` to `peer` now whose response may be up to `max_response` bytes
+    /// ([`crate::reqresp::budget::max_response_bytes`]), and counts it; or says why not. Returns
+    /// the bytes reserved from the peer's budget (0 for strict peers and `get_head`), to be passed
+    /// back to [`Self::answered`].
     pub(crate) fn admit(
         &mut self,
         peer: PeerId,
@@ -259,7 +260,7 @@ impl OutboundPacer {
             }
         }
         let (per_window, window, max_in_flight) = self.limits(profile, kind);
-        let budgeted = profile == PeerProfile::Extended && is_byte_budgeted(kind);
+        let budgeted = profile == PeerProfile::Extended && kind.is_byte_budgeted();
         let fresh = budgeted.then(|| self.fresh_bytes(now));
         let pacing = self
             .peers
@@ -330,8 +331,8 @@ impl OutboundPacer {
         }
     }
 
-    /// A request of `kind` to `peer` that reserved `reserved` bytes got its answer, `len` SSZ
-    /// bytes ([`crate::budget::response_len`]): no longer in flight, and `reserved − len` is
+    /// A request of `kind` to `peer` that reserved `reserved` bytes got its answer, `len` SSZ bytes
+    /// ([`crate::reqresp::budget::response_len`]): no longer in flight, and `reserved − len` is
     /// refunded, as the peer did when it sent the answer.
     pub(crate) fn answered(
         &mut self,
@@ -371,7 +372,7 @@ impl OutboundPacer {
         // learnt limit.
         lane.tokens = Some((0.0, now));
         let mut budget = None;
-        if is_byte_budgeted(kind) {
+        if kind.is_byte_budgeted() {
             if let Some(bytes) = pacing.bytes.as_mut() {
                 bytes.halve(floor, now);
                 budget = Some(bytes.capacity());
@@ -456,8 +457,8 @@ impl OutboundPacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::{largest_request, max_response_bytes};
     use crate::config::{ByteRateLimit, RateLimit};
+    use crate::reqresp::budget::{largest_request, max_response_bytes};
 
     const MIB: u64 = 1024 * 1024;
 
@@ -473,10 +474,10 @@ mod tests {
         }
     }
 
-    /// Finding: against the strict reference (8 requests per 10 s, the 9th bans for the life of
-    /// its process), a node restarted within a window of a full burst sent a fresh burst and
-    /// was banned. A new process sends a strict peer nothing in its first window (plus margin);
-    /// then the peer's full budget.
+    /// The strict reference (8 requests per 10 s, the 9th bans for the life of its process)
+    /// remembers our peer id across our restart: a node restarted within a window of a full
+    /// burst must not send a fresh burst. A new process sends a strict peer nothing in its
+    /// first window (plus margin); then the peer's full budget.
     #[test]
     fn a_new_process_counts_each_strict_peers_first_window_as_spent() {
         let t0 = Instant::now();

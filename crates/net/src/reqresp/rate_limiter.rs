@@ -1,9 +1,11 @@
-//! Per-peer rate limits (§7): a request-count token bucket per peer and req/resp protocol,
-//! one response-byte budget per peer shared by the data protocols ([`crate::budget`]), and a
-//! message and a byte bucket per peer and gossip topic.
+//! The inbound rate limiter (§7 "per-peer rate limits on gossip and on every req/resp
+//! protocol"): a request-count token bucket per peer and req/resp protocol (its default rate
+//! from the req/resp table), one response-byte budget per peer shared by the data protocols
+//! ([`crate::reqresp::budget`]), and a message and a byte bucket per peer and gossip topic,
+//! which live and die with the request buckets.
 //!
 //! The limiter knows buckets only — not scores, bans, connections or in-flight requests,
-//! which the peer manager ([`crate::peer_manager`]) keeps and which asks it (the way
+//! which the peer manager ([`crate::peers::manager`]) keeps and which asks it (the way
 //! Lighthouse keeps its RPC rate limiter apart from its peer manager). A peer's buckets are
 //! created on its first message or request. When it disconnects they are kept
 //! ([`RateLimiter::departed`]) until they would have refilled, at most for
@@ -16,9 +18,8 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use preconfirmation_types::{GossipTopicKind, ReqRespKind};
 
-use crate::budget::{is_byte_budgeted, ByteBucket};
 use crate::config::{GossipRateLimitConfig, RateLimit, RateLimitConfig};
-use crate::peer_manager::Admission;
+use crate::reqresp::budget::ByteBucket;
 
 /// A token bucket: `burst` tokens, refilled continuously at `burst / period`.
 #[derive(Debug, Clone)]
@@ -59,7 +60,31 @@ impl TokenBucket {
     }
 }
 
-/// Outcome of a gossip message's rate check ([`PeerManager::admit_gossip`]).
+/// Outcome of an inbound request admission check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Serve it.
+    Allow,
+    /// The request-count token bucket is empty.
+    RateLimited,
+    /// The response-byte bucket holds less than the request's largest response.
+    BytesExhausted,
+    /// Too many requests of this protocol in flight from this peer.
+    TooManyConcurrent,
+}
+
+impl Admission {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Admission::Allow => "allow",
+            Admission::RateLimited => "rate_limited",
+            Admission::BytesExhausted => "bytes_exhausted",
+            Admission::TooManyConcurrent => "too_many_concurrent",
+        }
+    }
+}
+
+/// Outcome of a gossip message's rate check ([`crate::peers::manager::PeerManager::admit_gossip`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GossipAdmission {
     /// Within the peer's limits of the topic.
@@ -177,7 +202,7 @@ impl RateLimiter {
             return Err(Admission::RateLimited);
         }
         let mut reserved = 0;
-        if is_byte_budgeted(kind) {
+        if kind.is_byte_budgeted() {
             let limit = self.requests.response_bytes;
             let bytes = self
                 .byte_buckets
@@ -300,9 +325,9 @@ mod tests {
         )
     }
 
-    /// Finding: buckets were dropped on disconnect, so a peer that redialled with the same key
-    /// got a full burst again. They are kept until they would have refilled: served bytes stay
-    /// within burst + rate × time however often the peer reconnects.
+    /// A peer that redials with the same key must not get a full burst again: its buckets are
+    /// kept until they would have refilled, so served bytes stay within burst + rate × time
+    /// however often the peer reconnects.
     #[test]
     fn a_peer_that_reconnects_resumes_its_empty_buckets() {
         let t0 = Instant::now();
@@ -378,5 +403,27 @@ mod tests {
         l.forget_departed(t0 + Duration::from_secs(60));
         assert_eq!(l.departed_peers(), 0);
         assert_eq!(l.request_buckets(), 1, "the returned peer's bucket stays");
+    }
+
+    #[test]
+    fn admission_labels_are_the_documented_refusal_reasons() {
+        // `metrics::REQRESP` documents these outcome labels; `metrics::REFUSALS_FORGIVEN` uses
+        // them as reasons.
+        let labels = [
+            Admission::Allow,
+            Admission::RateLimited,
+            Admission::BytesExhausted,
+            Admission::TooManyConcurrent,
+        ]
+        .map(Admission::label);
+        assert_eq!(
+            labels,
+            [
+                "allow",
+                "rate_limited",
+                "bytes_exhausted",
+                "too_many_concurrent"
+            ]
+        );
     }
 }
