@@ -899,6 +899,17 @@ mod tests {
         }
         assert_eq!(store.reopens(), 11);
         assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_MAX);
+        // Only a write that succeeds on a database not latched restarts it: not one that
+        // fails without latching, nor one that succeeds on a database latched meanwhile.
+        let refused: Result<(), _> =
+            store.write_with_db(|_| Err(Failure::Store(StorageError::Backend("x".into()))));
+        assert!(refused.is_err());
+        assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_MAX);
+        store.latched.store(true, Ordering::Release);
+        store.reopen.lock().next_attempt = Instant::now() + Duration::from_secs(3600);
+        assert!(store.write_with_db(|_| Ok(())).is_ok());
+        assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_MAX);
+        store.latched.store(false, Ordering::Release);
         store.put_commitments(&commitments[2..]).unwrap();
         assert_eq!(store.reopen.lock().backoff, REOPEN_BACKOFF_INITIAL);
         assert_eq!(store.stats().unwrap().commitments, 3);
