@@ -87,6 +87,7 @@ mod sdk;
 mod server;
 pub mod state;
 pub mod storage;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
 pub mod types;
 pub mod validation;
