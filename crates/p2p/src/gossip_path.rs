@@ -23,6 +23,9 @@ use crate::storage::SdkStorage;
 use crate::types::{HeadSyncStatus, SdkEvent, SdkStatus};
 use crate::validation::Validator;
 
+/// The chain state the core validates gossip against, for timing the path stage by stage.
+pub use crate::memory::ChainState;
+
 /// The SDK core's gossip path on `storage`, fed by hand.
 pub struct GossipPath {
     core: Core,

@@ -19,10 +19,9 @@ use tracing::{debug, debug_span, info, trace, warn};
 
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
+use crate::memory::{ChainState, HeldVerdict, PendingEntry};
 use crate::metrics;
 use crate::peer_view::ScheduleAgreement;
-use crate::pending::PendingEntry;
-use crate::state::{ChainState, HeldVerdict};
 use crate::storage::SdkStorage;
 use crate::types::{
     head_of, CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, SdkEvent, SdkStatus,
@@ -309,7 +308,7 @@ impl Core {
     }
 
     pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
-        for (message_id, peer, verdict) in self.state.orphans.take_released() {
+        for (message_id, peer, verdict) in self.state.orphans_mut().take_released() {
             metrics::txlist_verdict_released(verdict);
             self.effects.push(Effect::Verdict {
                 message_id,
@@ -317,7 +316,7 @@ impl Core {
                 verdict,
             });
         }
-        for (message_id, peer, verdict) in self.state.pending.take_released() {
+        for (message_id, peer, verdict) in self.state.pending_mut().take_released() {
             metrics::pending_verdict_released(verdict);
             self.effects.push(Effect::PendingVerdict {
                 message_id,
@@ -348,9 +347,9 @@ impl Core {
             head_hash: head.hash,
             head_window_end: head.window_end,
             sync: self.sync,
-            pending_parent: self.state.pending.count(PendingReason::ParentUnknown),
-            pending_schedule: self.state.pending.count(PendingReason::ScheduleUnknown),
-            orphan_txlists: self.state.orphans.len(),
+            pending_parent: self.state.pending().count(PendingReason::ParentUnknown),
+            pending_schedule: self.state.pending().count(PendingReason::ScheduleUnknown),
+            orphan_txlists: self.state.orphans().len(),
             missing_txlists: self.state.awaited_len(),
         }
     }
@@ -364,7 +363,7 @@ impl Core {
 
     /// Whether `id` was seen; records it either way.
     pub(crate) fn see(&mut self, id: MessageId) -> bool {
-        let fresh = self.state.seen.insert(id);
+        let fresh = self.state.see(id);
         self.counters.cache("seen_message", !fresh);
         !fresh
     }
@@ -505,9 +504,11 @@ impl Core {
             self.counters.gossip_received(topic, "accept");
             return Some(GossipVerdict::Accept);
         }
-        if self.state.pending.references_txlist(&hash) {
+        if self.state.pending().references_txlist(&hash) {
             // Its commitment waits for a parent or the schedule: forward now, keep the bytes.
-            self.state.orphans.insert(hash, txlist, Some(peer), None);
+            self.state
+                .orphans_mut()
+                .insert(hash, txlist, Some(peer), None);
             self.counters.gossip_received(topic, "accept");
             return Some(GossipVerdict::Accept);
         }
@@ -517,14 +518,14 @@ impl Core {
             since: Instant::now(),
         };
         self.state
-            .orphans
+            .orphans_mut()
             .insert(hash, txlist, Some(peer), Some(held));
         self.counters.gossip_received(topic, "held");
         None
     }
 
     fn have_txlist(&mut self, hash: &B256) -> bool {
-        let cached = self.state.orphans.contains(hash);
+        let cached = self.state.orphans().contains(hash);
         self.counters.cache("txlist_orphan", cached);
         // By key: reading the list would copy up to `max_txlist_bytes` on this task.
         cached || matches!(self.storage.has_txlist(hash), Ok(true))
@@ -546,7 +547,7 @@ impl Core {
                 );
                 self.outbox.push(write);
             }
-            None => self.state.orphans.insert(hash, txlist, None, None),
+            None => self.state.orphans_mut().insert(hash, txlist, None, None),
         }
         self.publish_status();
     }
@@ -621,7 +622,9 @@ impl Core {
                     // Its signer is the schedule's: a held tx list it references may be
                     // forwarded now. Not so while the schedule is unknown: any key can sign
                     // such a commitment, so its list waits until the commitment is accepted.
-                    self.state.orphans.claim(&signed.preconf().raw_tx_list_hash);
+                    self.state
+                        .orphans_mut()
+                        .claim(&signed.preconf().raw_tx_list_hash);
                 }
                 if let (Ok(signer), Ok(number)) = (signer, u64::try_from(number)) {
                     let peer = match source {
@@ -631,7 +634,7 @@ impl Core {
                     let mut entry = PendingEntry::new(signed, signer, number, peer, *reason)
                         .arrived_at(arrived);
                     entry.held = held;
-                    let evicted = self.state.pending.insert(entry);
+                    let evicted = self.state.pending_mut().insert(entry);
                     metrics::pending_evicted(evicted);
                     if *reason == PendingReason::ParentUnknown {
                         self.effects.push(Effect::Gap { peer });
@@ -724,7 +727,7 @@ impl Core {
             }
             match fetched
                 .remove(&hash)
-                .or_else(|| self.state.orphans.take(&hash))
+                .or_else(|| self.state.orphans_mut().take(&hash))
             {
                 Some(bytes) => {
                     self.counters.cache("txlist_orphan", true);
@@ -804,7 +807,7 @@ impl Core {
     ) {
         loop {
             let next = self.head() + 1;
-            let entries = self.state.pending.take_number(next);
+            let entries = self.state.pending_mut().take_number(next);
             if entries.is_empty() {
                 return;
             }
@@ -839,7 +842,7 @@ impl Core {
                     ValidationOutcome::Pending(reason) => {
                         let mut entry = entry;
                         entry.reason = reason;
-                        self.state.pending.insert(entry);
+                        self.state.pending_mut().insert(entry);
                     }
                 }
             }
@@ -964,9 +967,9 @@ impl Core {
                         };
                         let hash = signed.preconf().raw_tx_list_hash;
                         if let Some(txlist) = fetched.remove(&hash) {
-                            self.state.orphans.insert(hash, txlist, None, None);
+                            self.state.orphans_mut().insert(hash, txlist, None, None);
                         }
-                        let evicted = self.state.pending.insert(PendingEntry::new(
+                        let evicted = self.state.pending_mut().insert(PendingEntry::new(
                             signed,
                             signer,
                             number,
@@ -1053,7 +1056,7 @@ impl Core {
     pub(crate) fn retry_schedule_pending(&mut self) {
         let entries = self
             .state
-            .pending
+            .pending_mut()
             .take_reason(PendingReason::ScheduleUnknown);
         let mut accepted = false;
         for entry in entries {
@@ -1086,14 +1089,14 @@ impl Core {
         let now = Instant::now();
         let expired = self
             .state
-            .orphans
+            .orphans_mut()
             .expire(now, self.config.orphan_txlists.hold_verdict_for);
         if expired > 0 {
             debug!(expired, "held tx-list verdicts expired (ignored)");
         }
         let expired = self
             .state
-            .pending
+            .pending_mut()
             .expire_held(now, self.config.pending.hold_verdict_for);
         if expired > 0 {
             debug!(
@@ -1101,7 +1104,8 @@ impl Core {
                 "held pending-commitment verdicts expired (ignored)"
             );
         }
-        let swept = self.state.pending.sweep(self.head(), now);
+        let head = self.head();
+        let swept = self.state.pending_mut().sweep(head, now);
         if swept > 0 {
             debug!(swept, "pending commitments swept");
         }
@@ -1387,7 +1391,7 @@ mod tests {
             "not forwarded, and Ignore: not penalised"
         );
         assert_eq!(h.core.head(), 0, "not accepted");
-        assert!(h.core.state.pending.is_empty(), "not buffered either");
+        assert!(h.core.state.pending().is_empty(), "not buffered either");
         let signer = h.core.validator().recover_signer(&block.commitment);
         assert!(matches!(
             h.core.check_local(&block.commitment, signer),
@@ -1852,7 +1856,10 @@ mod tests {
         assert!(verdict_effects(&mut h).is_empty(), "still held");
         // Once held too long, the lists are ignored, never accepted.
         let hold = h.core.config().orphan_txlists.hold_verdict_for;
-        h.core.state.orphans.expire(Instant::now() + hold, hold);
+        h.core
+            .state
+            .orphans_mut()
+            .expire(Instant::now() + hold, hold);
         let released = verdict_effects(&mut h);
         assert_eq!(released.len(), 2, "{released:?}");
         for id in [gossip_id(1), gossip_id(4)] {
@@ -1885,8 +1892,9 @@ mod tests {
         assert_eq!(h.core.status().pending_schedule, 1, "still waiting");
         // 50 ms past max_age from its arrival, 50 ms short of it from the recheck.
         let max_age = h.core.config().pending.max_age;
-        let swept = h.core.state.pending.sweep(
-            h.core.head(),
+        let head = h.core.head();
+        let swept = h.core.state.pending_mut().sweep(
+            head,
             arrived + max_age + std::time::Duration::from_millis(50),
         );
         assert_eq!(swept, 1);

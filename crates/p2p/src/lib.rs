@@ -73,19 +73,18 @@
 
 mod catchup;
 pub mod config;
-pub mod dedupe;
 pub mod error;
 mod gossip_batch;
+#[cfg(feature = "test-utils")]
 pub mod gossip_path;
 mod handlers;
 pub mod lookahead;
 mod manager;
+mod memory;
 pub mod metrics;
 pub mod peer_view;
-pub mod pending;
 mod sdk;
 mod server;
-pub mod state;
 pub mod storage;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
