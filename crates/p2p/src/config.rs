@@ -5,15 +5,29 @@
 use std::time::Duration;
 
 use preconfirmation_net::config::duration;
-use preconfirmation_net::NetworkConfig;
+use preconfirmation_net::{NetError, NetworkConfig};
 use preconfirmation_types::{
-    Address, ChainSpec, GossipTopicKind, ReqRespKind, B256, MAX_COMMITMENTS_PER_RESPONSE,
+    Address, ChainSpec, GossipTopicKind, ReqRespKind, TypesError, B256,
+    MAX_COMMITMENTS_PER_RESPONSE,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::{P2pSdkError, Result};
+/// Why [`P2pSdkConfig::validate`] refused a configuration (the SDK's start returns it as
+/// `P2pSdkError::Decode`, `Network` or `Config`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The chain's caps are inconsistent (§3).
+    #[error(transparent)]
+    Limits(#[from] TypesError),
+    /// The network configuration is invalid.
+    #[error(transparent)]
+    Network(#[from] NetError),
+    /// An SDK value is out of range; the message names its key.
+    #[error("invalid SDK configuration: {0}")]
+    Invalid(String),
+}
 
-/// Configuration of a [`crate::P2pSdk`].
+/// Configuration of a `P2pSdk`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct P2pSdkConfig {
@@ -23,10 +37,10 @@ pub struct P2pSdkConfig {
     /// The libp2p layer.
     pub network: NetworkConfig,
     /// Capacity of the caller → SDK command queue; a full queue returns
-    /// [`P2pSdkError::Backpressure`]. Default 1024.
+    /// `P2pSdkError::Backpressure`. Default 1024.
     pub command_channel_capacity: usize,
     /// Capacity of the SDK → subscriber event queue; a subscriber that falls this far behind
-    /// loses the oldest events and is told how many ([`P2pSdkError::Lagged`]). Default 4096.
+    /// loses the oldest events and is told how many (`P2pSdkError::Lagged`). Default 4096.
     pub event_channel_capacity: usize,
     /// Block rules of §4.2 item 5.
     pub rules: BlockRules,
@@ -117,7 +131,7 @@ impl P2pSdkConfig {
     }
 
     /// Checks every value; the error names the offending key.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.chain.limits.validate()?;
         self.effective_network().validate()?;
         let positive = [
@@ -163,11 +177,11 @@ impl P2pSdkConfig {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(P2pSdkError::Config(format!("{key} must be positive")));
+                return Err(ConfigError::Invalid(format!("{key} must be positive")));
             }
         }
         if self.catchup.page_size > self.chain.limits.max_commitments_per_response {
-            return Err(P2pSdkError::Config(format!(
+            return Err(ConfigError::Invalid(format!(
                 "catchup.page_size = {} exceeds chain.limits.max_commitments_per_response = {}",
                 self.catchup.page_size, self.chain.limits.max_commitments_per_response
             )));

@@ -93,11 +93,13 @@ pub mod validation;
 mod writer;
 
 pub use config::P2pSdkConfig;
-pub use error::{P2pSdkError, Result, StorageError};
+pub use error::{P2pSdkError, Result};
 pub use lookahead::{LearnedLookahead, Lookahead, RotatingLookahead, SlotSchedule};
 pub use peer_view::{PeerHead, ScheduleDisagreement};
 pub use sdk::{P2pSdk, PublishReceipt, SdkEvents};
-pub use storage::{MemoryStorage, MemoryStorageLimits, SdkStorage, StorageStats, OWED_SCAN_PAGE};
+pub use storage::{
+    MemoryStorage, MemoryStorageLimits, SdkStorage, StorageError, StorageStats, OWED_SCAN_PAGE,
+};
 pub use types::{
     CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, PeerInfo, SdkEvent, SdkStatus,
 };

@@ -14,10 +14,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
-
 use preconfirmation_types::{Address, U256};
+
+/// Seconds since the unix epoch on the local clock: the time the schedule's slots are counted
+/// in.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
 
 /// The schedule entry of one slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

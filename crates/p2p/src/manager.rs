@@ -22,7 +22,6 @@ use tracing::{debug, info};
 
 use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
-use crate::error::StorageError;
 use crate::error::{P2pSdkError, Result};
 use crate::gossip_batch::{GossipBatch, GossipCommitment};
 use crate::handlers::{Core, Effect};
@@ -30,6 +29,7 @@ use crate::metrics;
 use crate::peer_view::PeerHeads;
 use crate::server::serve_inbound;
 use crate::storage::SdkStorage;
+use crate::storage::StorageError;
 use crate::types::head_of;
 use crate::types::{CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
 use crate::validation::{check_txlist, RejectReason, ValidationOutcome};

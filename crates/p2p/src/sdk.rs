@@ -20,7 +20,6 @@ use tracing::{info, warn};
 
 use crate::catchup::PeerSlots;
 use crate::config::P2pSdkConfig;
-use crate::error::StorageError;
 use crate::error::{P2pSdkError, Result};
 use crate::handlers::{BatchResult, Core};
 use crate::lookahead::Lookahead;
@@ -28,6 +27,7 @@ use crate::manager::Manager;
 use crate::metrics;
 use crate::peer_view::{PeerHead, PeerHeads, ScheduleDisagreement};
 use crate::storage::SdkStorage;
+use crate::storage::StorageError;
 use crate::types::head_of;
 use crate::types::{HeadSyncStatus, PeerInfo, SdkEvent, SdkStatus};
 use crate::validation::{check_txlist, Validator};

@@ -29,11 +29,11 @@ use preconfirmation_types::{SignedCommitment, B256};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tracing::{debug, warn};
 
-use crate::error::StorageError;
 use crate::handlers::PageWrite;
 use crate::metrics;
 use crate::sdk::Internal;
 use crate::storage::SdkStorage;
+use crate::storage::StorageError;
 
 /// What the write of one page found: its unresolved tx lists that storage holds, and those
 /// still owed (`(hash, block number)`).

@@ -16,7 +16,16 @@ pub use memory::{MemoryStorage, MemoryStorageLimits};
 use bytes::Bytes;
 use preconfirmation_types::{SignedCommitment, B256};
 
-use crate::error::StorageError;
+/// Errors a storage backend reports ([`SdkStorage`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// The backend failed (I/O, database, lock).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    /// Stored bytes no longer decode; the store is corrupt.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
 
 /// Sizes of a store, for `/status` and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
