@@ -48,8 +48,8 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::P2pSdkConfig;
+use crate::messages::Internal;
 use crate::metrics;
-use crate::sdk::Internal;
 use crate::storage::SdkStorage;
 use crate::types::{HeadSyncStatus, SdkStatus};
 use crate::validation::check_txlist;

@@ -1,6 +1,6 @@
 //! What the SDK does with each input: gossip, locally published messages, catch-up batches,
 //! fetched tx lists ([`Core`]). Inbound requests are answered from storage by
-//! [`crate::server`], off this single writer.
+//! [`crate::serve`], off this single writer.
 //!
 //! [`Core`] is synchronous and owns the [`ChainState`]; the SDK's manager task is its only
 //! caller, so there is exactly one writer. Work that needs the network (fetching a tx list,
@@ -20,6 +20,7 @@ use tracing::{debug, debug_span, info, trace, warn};
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
 use crate::memory::{ChainState, HeldVerdict, PendingEntry};
+use crate::messages::{BatchResult, PageWrite};
 use crate::metrics;
 use crate::peer_view::ScheduleAgreement;
 use crate::storage::SdkStorage;
@@ -61,41 +62,6 @@ pub(crate) enum Effect {
         peer: PeerId,
         verdict: GossipVerdict,
     },
-}
-
-/// Result of validating a catch-up page.
-#[derive(Debug, Default)]
-pub(crate) struct BatchResult {
-    /// Commitments accepted.
-    pub applied: usize,
-    /// The first commitment that failed validation, if any (the page is abandoned there).
-    pub failure: Option<RejectReason>,
-    /// The page did not connect to the head (starts above it, or has a gap).
-    pub gap: bool,
-    /// The schedule cannot name the signer of a commitment in the page: it and the rest of
-    /// the page wait as pending (rechecked as the schedule learns more); nobody is blamed.
-    pub schedule_unknown: bool,
-    /// The failure is the local schedule's disagreement with every peer
-    /// ([`crate::peer_view`]): the serving peer is not penalised for it.
-    pub schedule_disagreement: bool,
-}
-
-/// What the core accepted, for the durable writer ([`crate::writer`]): commitments (a gossip
-/// or local accept with the pending children it unlocked, or a catch-up page) with the tx
-/// lists to store in the same transaction ([`SdkStorage::put_page`]), or tx lists alone that
-/// accepted commitments awaited. The core has applied it to its in-memory chain already; it
-/// announces it once [`Core::on_stored`] says the write is durable.
-#[derive(Debug)]
-pub(crate) struct PageWrite {
-    /// Matches the write to its [`Core::on_stored`] call; ascending in the order made.
-    pub id: u64,
-    /// Commitments, ascending.
-    pub commitments: Vec<SignedCommitment>,
-    /// `(hash, block number, bytes)` of tx lists stored with the page.
-    pub txlists: Vec<(B256, u64, Bytes)>,
-    /// Tx lists the commitments reference that are not in `txlists`: the writer looks them up
-    /// after the write (off the manager task); those storage lacks are still owed.
-    pub unresolved: Vec<(B256, u64)>,
 }
 
 /// A write applied in memory that is not durable yet.

@@ -77,14 +77,15 @@ pub mod error;
 mod gossip_batch;
 #[cfg(feature = "test-utils")]
 pub mod gossip_path;
+mod handle;
 mod handlers;
 pub mod lookahead;
 mod manager;
 mod memory;
+mod messages;
 pub mod metrics;
 pub mod peer_view;
-mod sdk;
-mod server;
+mod serve;
 pub mod storage;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
@@ -94,9 +95,10 @@ mod writer;
 
 pub use config::P2pSdkConfig;
 pub use error::{P2pSdkError, Result};
+pub use handle::{P2pSdk, SdkEvents};
 pub use lookahead::{LearnedLookahead, Lookahead, RotatingLookahead, SlotSchedule};
+pub use messages::PublishReceipt;
 pub use peer_view::{PeerHead, ScheduleDisagreement};
-pub use sdk::{P2pSdk, PublishReceipt, SdkEvents};
 pub use storage::{
     MemoryStorage, MemoryStorageLimits, SdkStorage, StorageError, StorageStats, OWED_SCAN_PAGE,
 };

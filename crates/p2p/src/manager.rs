@@ -1,9 +1,12 @@
-//! The manager task behind [`crate::P2pSdk`]: owns the [`Core`] (validation state) and is its
-//! only writer. It `select!`s over the network events, the caller's commands, results of its
-//! own background tasks (catch-up, tx-list fetches, durable writes) and a 1 s upkeep tick. It
-//! never awaits the network driver: verdicts go out with `try_send`, publications and
-//! fetches run on spawned tasks, inbound requests are served on the blocking pool straight
-//! from storage ([`crate::server`]).
+//! The manager: [`Manager::spawn`] starts the network, the durable writer and the manager task,
+//! and returns the handle ([`P2pSdk`]) and a first event subscription, as reth's
+//! `NetworkManager` builds its `NetworkHandle`.
+//!
+//! The manager task owns the [`Core`] (validation state) and is its only writer. It `select!`s
+//! over the network events, the handle's commands, the reports of its own tasks (sync, tx-list
+//! fetches, durable writes) and a 1 s upkeep tick. It never awaits the network driver:
+//! verdicts go out with `try_send`, publications and fetches run on spawned tasks, inbound
+//! requests are served on the blocking pool straight from storage ([`crate::serve`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,61 +15,87 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libp2p::PeerId;
 use preconfirmation_net::{
-    GossipVerdict, MessageId as NetMessageId, NetError, NetworkEvent, NetworkEvents, P2pService,
+    GossipVerdict, Keypair, MessageId as NetMessageId, NetError, NetworkEvent, NetworkEvents,
+    P2pService,
 };
 use preconfirmation_types::{
-    GossipTopicKind, RawTxListGossip, SignedCommitment, WireMessage, B256,
+    GossipTopicKind, RawTxListGossip, SignedCommitment, WireMessage, B256, U256,
 };
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
 
 use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
 use crate::gossip_batch::{GossipBatch, GossipCommitment};
+use crate::handle::{P2pSdk, SdkEvents, Shared};
 use crate::handlers::{Core, Effect};
+use crate::lookahead::Lookahead;
+use crate::messages::{Command, Internal, PublishReceipt};
 use crate::metrics;
 use crate::peer_view::PeerHeads;
-use crate::server::serve_inbound;
+use crate::serve::serve_inbound;
 use crate::storage::SdkStorage;
 use crate::storage::StorageError;
 use crate::types::head_of;
 use crate::types::{CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
-use crate::validation::{check_txlist, RejectReason, ValidationOutcome};
-use crate::writer::{WriteJob, Writer};
-
-use crate::sdk::{Command, Internal, PublishReceipt};
+use crate::validation::{check_txlist, RejectReason, ValidationOutcome, Validator};
+use crate::writer::{GroupPolicy, WriteJob, Writer};
 
 /// Upkeep period: pending sweep, schedule retry, status refresh.
 const TICK: Duration = Duration::from_secs(1);
+
+/// Capacity of the internal channel the manager's own tasks (sync, fetches, the writer) report
+/// on; a task waits for room, the manager never does.
+const INTERNAL_CHANNEL_CAPACITY: usize = 256;
+
+impl P2pSdk {
+    /// Starts the network and the SDK ([`Manager::spawn`]). Call it once the L2 execution
+    /// engine is synced (§10.3): catch-up starts at once from `storage`'s head (or the
+    /// configured anchor).
+    ///
+    /// Returns the handle and a first event subscription (taken before anything can happen,
+    /// so no event is missed).
+    pub async fn start(
+        config: P2pSdkConfig,
+        storage: Arc<dyn SdkStorage>,
+        lookahead: Arc<dyn Lookahead>,
+        keypair: Option<Keypair>,
+    ) -> Result<(P2pSdk, SdkEvents)> {
+        Manager::spawn(config, storage, lookahead, keypair).await
+    }
+}
+
+/// The manager task's state: the core, the durable writer's handle, and the bookkeeping of the
+/// tasks it spawned (sync, fetches, waiting publishes).
 pub(crate) struct Manager {
-    pub(crate) core: Core,
-    pub(crate) net: P2pService,
-    pub(crate) storage: Arc<dyn SdkStorage>,
-    pub(crate) config: Arc<P2pSdkConfig>,
-    pub(crate) status: watch::Receiver<SdkStatus>,
-    pub(crate) internal_tx: mpsc::Sender<Internal>,
-    pub(crate) catchup_running: bool,
-    pub(crate) catchup_rerun: bool,
-    pub(crate) catchup_done: mpsc::Sender<()>,
-    pub(crate) txlist_permits: Arc<Semaphore>,
-    pub(crate) slots: PeerSlots,
+    core: Core,
+    net: P2pService,
+    storage: Arc<dyn SdkStorage>,
+    config: Arc<P2pSdkConfig>,
+    status: watch::Receiver<SdkStatus>,
+    internal_tx: mpsc::Sender<Internal>,
+    catchup_running: bool,
+    catchup_rerun: bool,
+    catchup_done: mpsc::Sender<()>,
+    txlist_permits: Arc<Semaphore>,
+    slots: PeerSlots,
     /// The tx lists being fetched right now, by any task ([`catchup::TxListClaims`]).
-    pub(crate) txlist_claims: catchup::TxListClaims,
-    pub(crate) last_scores: Instant,
-    pub(crate) ticks: u64,
+    txlist_claims: catchup::TxListClaims,
+    last_scores: Instant,
+    ticks: u64,
     /// The head seen at the last tick, and since when (for the stale-head check).
-    pub(crate) last_head: (u64, Instant),
+    last_head: (u64, Instant),
     /// When the stale-head check last started a catch-up round.
-    pub(crate) last_head_check: Instant,
+    last_head_check: Instant,
     /// Missing tx lists to fetch once their gossip grace period ends, in due order.
-    pub(crate) txlist_due: VecDeque<(Instant, B256, Option<PeerId>)>,
+    txlist_due: VecDeque<(Instant, B256, Option<PeerId>)>,
     /// The durable writer.
-    pub(crate) writer: Writer,
+    writer: Writer,
     /// Local publishes waiting for their write to be durable: `(write id, waiter)`, ascending.
-    pub(crate) durable_waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
+    durable_waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
     /// The heads peers reported in the last catch-up round (shared with the handle).
-    pub(crate) peer_heads: PeerHeads,
+    peer_heads: PeerHeads,
 }
 
 /// Most missing tx lists waiting for their grace period to end; the oldest beyond it are left
@@ -94,7 +123,86 @@ enum Flow {
 }
 
 impl Manager {
-    pub(crate) async fn run(
+    /// Starts the network, the core on `storage`'s head, the durable writer's thread and the
+    /// manager task; returns the handle and a first event subscription.
+    pub(crate) async fn spawn(
+        config: P2pSdkConfig,
+        storage: Arc<dyn SdkStorage>,
+        lookahead: Arc<dyn Lookahead>,
+        keypair: Option<Keypair>,
+    ) -> Result<(P2pSdk, SdkEvents)> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let validator = Validator::from_config(&config, lookahead);
+        let (events_tx, events_rx) = broadcast::channel(config.event_channel_capacity);
+        let (status_tx, status_rx) = watch::channel(SdkStatus {
+            head_block_number: 0,
+            head_hash: None,
+            head_window_end: U256::ZERO,
+            sync: HeadSyncStatus::Idle,
+            pending_parent: 0,
+            pending_schedule: 0,
+            orphan_txlists: 0,
+            missing_txlists: 0,
+        });
+        let core = Core::new(
+            config.clone(),
+            validator,
+            storage.clone(),
+            events_tx.clone(),
+            status_tx,
+        )?;
+        let (net, net_events) = P2pService::start(config.effective_network(), keypair).await?;
+        let (commands_tx, commands_rx) = mpsc::channel(config.command_channel_capacity);
+        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CHANNEL_CAPACITY);
+        let (catchup_done_tx, catchup_done_rx) = mpsc::channel(1);
+        let slots = PeerSlots::new(config.catchup.max_requests_per_peer);
+        let peer_heads = PeerHeads::default();
+        let schedule_disagreement = core.schedule_disagreement();
+        let manager = Manager {
+            catchup_done: catchup_done_tx,
+            ticks: 0,
+            last_head: (0, Instant::now()),
+            last_head_check: Instant::now(),
+            txlist_due: VecDeque::new(),
+            writer: Writer::spawn(
+                Arc::downgrade(&storage),
+                internal_tx.clone(),
+                GroupPolicy::from_config(&config.catchup),
+            )?,
+            durable_waiters: VecDeque::new(),
+            core,
+            net: net.clone(),
+            storage: storage.clone(),
+            config: config.clone(),
+            status: status_rx.clone(),
+            internal_tx,
+            catchup_running: false,
+            catchup_rerun: false,
+            txlist_permits: Arc::new(Semaphore::new(config.catchup.parallel_txlists)),
+            slots: slots.clone(),
+            txlist_claims: Default::default(),
+            last_scores: Instant::now(),
+            peer_heads: peer_heads.clone(),
+        };
+        let task = tokio::spawn(manager.run(commands_rx, internal_rx, catchup_done_rx, net_events));
+        info!(peer_id = %net.local_peer_id(), "P2P SDK started");
+        let sdk = P2pSdk::new(Shared {
+            commands: commands_tx,
+            events: events_tx,
+            status: status_rx,
+            net,
+            storage,
+            config,
+            slots,
+            peer_heads,
+            schedule_disagreement,
+            task: parking_lot::Mutex::new(Some(task)),
+        });
+        Ok((sdk, SdkEvents::new(events_rx)))
+    }
+
+    async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut internal: mpsc::Receiver<Internal>,

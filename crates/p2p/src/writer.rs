@@ -29,15 +29,10 @@ use preconfirmation_types::{SignedCommitment, B256};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tracing::{debug, warn};
 
-use crate::handlers::PageWrite;
+use crate::messages::{Internal, PageOutcome, PageWrite};
 use crate::metrics;
-use crate::sdk::Internal;
 use crate::storage::SdkStorage;
 use crate::storage::StorageError;
-
-/// What the write of one page found: its unresolved tx lists that storage holds, and those
-/// still owed (`(hash, block number)`).
-pub(crate) type PageOutcome = (HashSet<B256>, Vec<(B256, u64)>);
 
 /// One write for the writer.
 #[derive(Debug)]
