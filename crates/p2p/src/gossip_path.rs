@@ -15,9 +15,8 @@ use preconfirmation_net::GossipVerdict;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::P2pSdkConfig;
+use crate::core::{Core, GossipBatch};
 use crate::error::Result;
-use crate::gossip_batch::GossipBatch;
-use crate::handlers::Core;
 use crate::lookahead::Lookahead;
 use crate::storage::SdkStorage;
 use crate::types::{HeadSyncStatus, SdkEvent, SdkStatus};
@@ -29,7 +28,6 @@ pub use crate::memory::ChainState;
 /// The SDK core's gossip path on `storage`, fed by hand.
 pub struct GossipPath {
     core: Core,
-    storage: Arc<dyn SdkStorage>,
     peer: PeerId,
     parallel_chunks: u64,
     // Kept so events have a receiver; never read.
@@ -66,10 +64,9 @@ impl GossipPath {
             orphan_txlists: 0,
             missing_txlists: 0,
         });
-        let core = Core::new(config, validator, storage.clone(), events, status)?;
+        let core = Core::new(config, validator, storage, events, status)?;
         Ok(Self {
             core,
-            storage,
             peer: PeerId::random(),
             parallel_chunks: 0,
             _events: receiver,
@@ -121,7 +118,7 @@ impl GossipPath {
     /// Writes everything queued, in order, as the SDK's durable writer would (one transaction
     /// per call), and reports it stored to the core. Returns how many commitments it wrote.
     pub fn flush_writes(&mut self) -> Result<usize> {
-        let written = crate::writer::write_queued_now(&mut self.core, self.storage.as_ref())?;
+        let written = self.core.write_queued_now()?;
         let _ = self.core.take_effects();
         Ok(written)
     }

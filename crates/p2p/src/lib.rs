@@ -73,12 +73,11 @@
 
 mod catchup;
 pub mod config;
+mod core;
 pub mod error;
-mod gossip_batch;
 #[cfg(feature = "test-utils")]
 pub mod gossip_path;
 mod handle;
-mod handlers;
 pub mod lookahead;
 mod manager;
 mod memory;

@@ -26,10 +26,9 @@ use tracing::{debug, info};
 
 use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
+use crate::core::{Core, Effect, GossipBatch, GossipCommitment};
 use crate::error::{P2pSdkError, Result};
-use crate::gossip_batch::{GossipBatch, GossipCommitment};
 use crate::handle::{P2pSdk, SdkEvents, Shared};
-use crate::handlers::{Core, Effect};
 use crate::lookahead::Lookahead;
 use crate::messages::{Command, Internal, PublishReceipt};
 use crate::metrics;
