@@ -19,9 +19,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::catchup::PeerSlots;
 use crate::config::P2pSdkConfig;
 use crate::error::{P2pSdkError, Result};
+use crate::fetch::PeerSlots;
 use crate::messages::{Command, PublishReceipt};
 use crate::metrics;
 use crate::peer_view::{PeerHead, PeerHeads, ScheduleDisagreement};

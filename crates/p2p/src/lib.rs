@@ -71,10 +71,10 @@
 //! ```
 #![deny(missing_docs)]
 
-mod catchup;
 pub mod config;
 mod core;
 pub mod error;
+mod fetch;
 #[cfg(feature = "test-utils")]
 pub mod gossip_path;
 mod handle;
@@ -86,6 +86,7 @@ pub mod metrics;
 pub mod peer_view;
 mod serve;
 pub mod storage;
+mod sync;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
 pub mod types;

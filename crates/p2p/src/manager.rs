@@ -24,10 +24,10 @@ use preconfirmation_types::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
 
-use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
 use crate::core::{Core, Effect, GossipBatch, GossipCommitment};
 use crate::error::{P2pSdkError, Result};
+use crate::fetch::{self, Exclusions, FetchContext, PeerSlots, TxListClaims};
 use crate::handle::{P2pSdk, SdkEvents, Shared};
 use crate::lookahead::Lookahead;
 use crate::messages::{Command, Internal, PublishReceipt};
@@ -36,6 +36,7 @@ use crate::peer_view::PeerHeads;
 use crate::serve::serve_inbound;
 use crate::storage::SdkStorage;
 use crate::storage::StorageError;
+use crate::sync::{self, SyncContext};
 use crate::types::head_of;
 use crate::types::{CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
 use crate::validation::{check_txlist, RejectReason, ValidationOutcome, Validator};
@@ -79,8 +80,8 @@ pub(crate) struct Manager {
     catchup_done: mpsc::Sender<()>,
     txlist_permits: Arc<Semaphore>,
     slots: PeerSlots,
-    /// The tx lists being fetched right now, by any task ([`catchup::TxListClaims`]).
-    txlist_claims: catchup::TxListClaims,
+    /// The tx lists being fetched right now, by any task ([`TxListClaims`]).
+    txlist_claims: TxListClaims,
     last_scores: Instant,
     ticks: u64,
     /// The head seen at the last tick, and since when (for the stale-head check).
@@ -634,10 +635,10 @@ impl Manager {
             return;
         }
         self.catchup_running = true;
-        let ctx = self.catchup_context();
+        let ctx = self.sync_context();
         let done = self.catchup_done.clone();
         tokio::spawn(async move {
-            catchup::run(ctx).await;
+            sync::run(ctx).await;
             let _ = done.send(()).await;
         });
     }
@@ -665,16 +666,24 @@ impl Manager {
         self.start_catchup();
     }
 
-    fn catchup_context(&self) -> CatchUpContext {
-        CatchUpContext {
+    /// What a fetch task needs; each task starts its own batch rotation.
+    fn fetch_context(&self) -> FetchContext {
+        FetchContext {
             net: self.net.clone(),
             config: self.config.clone(),
             internal: self.internal_tx.clone(),
-            status: self.status.clone(),
             slots: self.slots.clone(),
             storage: Arc::downgrade(&self.storage),
             batch_rotation: Default::default(),
             txlist_claims: self.txlist_claims.clone(),
+        }
+    }
+
+    /// What a catch-up round needs.
+    fn sync_context(&self) -> SyncContext {
+        SyncContext {
+            fetch: self.fetch_context(),
+            status: self.status.clone(),
             peer_heads: self.peer_heads.clone(),
         }
     }
@@ -701,14 +710,14 @@ impl Manager {
     }
 
     fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>, permit: OwnedSemaphorePermit) {
-        let ctx = self.catchup_context();
+        let ctx = self.fetch_context();
         tokio::spawn(async move {
             let _permit = permit;
             let mut peers: Vec<PeerId> = hint.into_iter().collect();
             if let Ok(connected) = ctx.net.connected_peers().await {
                 peers.extend(connected.into_iter().filter(|p| Some(*p) != hint));
             }
-            catchup::fetch_one_txlist(&ctx, &peers, hash).await;
+            fetch::fetch_one_txlist(&ctx, &peers, hash).await;
         });
     }
 
@@ -718,13 +727,13 @@ impl Manager {
     fn spawn_txlist_retry(&self, missing: Vec<(B256, u64)>) {
         let permits = self.txlist_permits.clone();
         let all = u32::try_from(self.config.catchup.parallel_txlists).unwrap_or(u32::MAX);
-        let ctx = self.catchup_context();
+        let ctx = self.fetch_context();
         tokio::spawn(async move {
             let Ok(_permits) = permits.acquire_many_owned(all).await else {
                 return;
             };
-            let mut excluded = catchup::Exclusions::new(ctx.config.catchup.max_attempts);
-            catchup::fetch_txlists(&ctx, &[], &mut excluded, missing).await;
+            let mut excluded = Exclusions::new(ctx.config.catchup.max_attempts);
+            fetch::fetch_txlists(&ctx, &[], &mut excluded, missing).await;
         });
     }
 
