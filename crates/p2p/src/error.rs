@@ -4,7 +4,7 @@ use preconfirmation_net::{NetError, RequestError};
 use preconfirmation_types::TypesError;
 
 use crate::config::ConfigError;
-pub use crate::storage::StorageError;
+use crate::storage::StorageError;
 use crate::validation::RejectReason;
 
 /// Everything that can go wrong in the SDK.

@@ -78,12 +78,12 @@ mod fetch;
 #[cfg(feature = "test-utils")]
 pub mod gossip_path;
 mod handle;
-pub mod lookahead;
+mod lookahead;
 mod manager;
 mod memory;
 mod messages;
 pub mod metrics;
-pub mod peer_view;
+mod peer_view;
 mod serve;
 pub mod storage;
 mod sync;
@@ -99,9 +99,7 @@ pub use handle::{P2pSdk, SdkEvents};
 pub use lookahead::{LearnedLookahead, Lookahead, RotatingLookahead, SlotSchedule};
 pub use messages::PublishReceipt;
 pub use peer_view::{PeerHead, ScheduleDisagreement};
-pub use storage::{
-    MemoryStorage, MemoryStorageLimits, SdkStorage, StorageError, StorageStats, OWED_SCAN_PAGE,
-};
+pub use storage::{MemoryStorage, MemoryStorageLimits, SdkStorage, StorageError, StorageStats};
 pub use types::{
     CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, PeerInfo, SdkEvent, SdkStatus,
 };

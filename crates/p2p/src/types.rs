@@ -34,7 +34,7 @@ impl MessageId {
     /// The id of `payload`, which gossipsub delivered on `topic` under `gossip_id` (computed by
     /// this node's gossipsub from the payload, never taken from the sender). An id of another
     /// length than §7's is not trusted to be one: the payload is hashed instead.
-    pub fn from_gossip(topic: GossipTopicKind, gossip_id: &[u8], payload: &[u8]) -> Self {
+    pub(crate) fn from_gossip(topic: GossipTopicKind, gossip_id: &[u8], payload: &[u8]) -> Self {
         match <[u8; MESSAGE_ID_LEN]>::try_from(gossip_id) {
             Ok(id) => Self { topic, id },
             Err(_) => Self::new(topic, payload),

@@ -34,7 +34,8 @@ use preconfirmation_types::{
 pub use self::outcome::{
     AcceptedCommitment, EquivocationKind, PendingReason, RejectReason, ValidationOutcome,
 };
-pub use self::txlist::{check_txlist, validate_raw_txlist};
+pub(crate) use self::txlist::check_txlist;
+pub use self::txlist::validate_raw_txlist;
 use crate::config::BlockRules;
 pub use crate::lookahead::unix_now;
 use crate::lookahead::Lookahead;
@@ -83,7 +84,7 @@ impl std::fmt::Debug for Validator {
 impl Validator {
     /// A validator for `chain` under `rules` and `lookahead`; commitments more than
     /// `max_blocks_ahead` above the head are not buffered.
-    pub fn new(
+    pub(crate) fn new(
         chain: ChainSpec,
         rules: BlockRules,
         lookahead: std::sync::Arc<dyn Lookahead>,
@@ -112,19 +113,15 @@ impl Validator {
     }
 
     /// The chain this validator checks against.
-    pub fn chain(&self) -> &ChainSpec {
+    #[cfg(test)]
+    pub(crate) fn chain(&self) -> &ChainSpec {
         &self.chain
-    }
-
-    /// The schedule.
-    pub fn lookahead(&self) -> &dyn Lookahead {
-        self.lookahead.as_ref()
     }
 
     /// The lower time bound of gossip and local publish: `Err(WindowEnded)` when `signed`'s
     /// window ended more than `rules.window_end_grace` before `now` (unix seconds). Cheap
     /// (no signature recovery), so it runs first. Catch-up does not apply it.
-    pub fn check_window_not_ended(
+    pub(crate) fn check_window_not_ended(
         &self,
         signed: &SignedCommitment,
         now: u64,

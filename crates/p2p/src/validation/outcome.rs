@@ -190,7 +190,7 @@ impl RejectReason {
     /// duplicates, stale blocks and equivocations, and a commitment after its signer's EOP
     /// when the EOP had not reached them yet: the signer misbehaved, not the peer (the
     /// evidence event names the signer).
-    pub fn penalises_sender(&self) -> bool {
+    pub(crate) fn penalises_sender(&self) -> bool {
         !matches!(
             self,
             RejectReason::Equivocation { .. }

@@ -17,7 +17,11 @@ pub fn validate_raw_txlist(
 }
 
 /// Checks tx list bytes against their claimed hash and the chain's cap (§3.4, §11).
-pub fn check_txlist(hash: &B256, txlist: &[u8], limits: &ChainLimits) -> Result<(), RejectReason> {
+pub(crate) fn check_txlist(
+    hash: &B256,
+    txlist: &[u8],
+    limits: &ChainLimits,
+) -> Result<(), RejectReason> {
     if txlist.len() > limits.max_txlist_bytes {
         return Err(RejectReason::TxListTooLarge {
             len: txlist.len(),
