@@ -288,7 +288,7 @@ impl Default for DedupeLimits {
 /// order and validates them in chunks of `chunk`: one chunk's signers are recovered on the
 /// rayon pool (the one costly step, which needs no chain state) while the previous chunk's
 /// commitments are checked and applied one by one, in order, on the manager's thread. A
-/// message that arrives alone is validated at once, on the manager's thread, as before.
+/// message that arrives alone is validated at once, on the manager's thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GossipValidationConfig {
@@ -376,7 +376,7 @@ pub struct CatchUpConfig {
     /// many (a page's random-keyed index entries touch most of the index's leaves anyway, and
     /// one sync covers them all), so grouping is what lets the writer keep up: measured with
     /// 256-commitment pages on redb, 11 000 commitments/s written one page per transaction,
-    /// 28 000/s sixteen at a time (BENCHMARKS.md, 2026-12-02). The fetch stage waits when the
+    /// 28 000/s sixteen at a time (BENCHMARKS.md). The fetch stage waits when the
     /// queue is full. Twice `write_group_pages`, so the next group fills while one is
     /// written. Default 32.
     pub write_queue_pages: usize,
@@ -390,7 +390,7 @@ pub struct CatchUpConfig {
     /// most of their leaf pages whatever it holds; fewer, larger transactions rewrite them
     /// fewer times (a 100 000-block catch-up: 126 transactions of 1–4 pages each without the
     /// wait; catch-up of 100 000 blocks at 22 900/s without it, 26 100/s with 16 pages,
-    /// BENCHMARKS.md 2026-12-03). At most `write_queue_pages`. Default 16.
+    /// BENCHMARKS.md). At most `write_queue_pages`. Default 16.
     pub write_group_pages: usize,
     /// How long the writer waits for `write_group_pages` catch-up pages at most, so a slow
     /// catch-up is written as it comes. A gossip or published write never waits, and ends

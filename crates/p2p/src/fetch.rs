@@ -7,7 +7,7 @@
 //!
 //! The manager runs them as *fetch tasks*: one per missing tx list once its gossip grace
 //! period ends (at most `catchup.parallel_txlists` at once) and a periodic retry of what is
-//! still missing; catch-up ([`crate::sync`]) fetches each page's tx lists and what no batch
+//! still missing; catch-up (`sync`) fetches each page's tx lists and what no batch
 //! peer had with the same functions.
 
 use std::collections::{HashMap, HashSet};

@@ -16,7 +16,8 @@
 //!    - **validate**: pages in order to the SDK core, which checks chain links and the
 //!      schedule and applies them to its in-memory chain (no disk wait on the manager);
 //!    - **write**: the SDK's durable writer ([`crate::writer`], shared with gossip) stores
-//!      pages' commitments and tx lists in durable transactions ([`SdkStorage::put_page`])
+//!      pages' commitments and tx lists in durable transactions
+//!      ([`crate::storage::SdkStorage::put_page`])
 //!      on its own thread, at most `write_queue_pages` pages and `write_queue_bytes`
 //!      behind (the permits travel with the page); whatever queued up during one write goes
 //!      into the next transaction (group commit), so the writer keeps up however slow each

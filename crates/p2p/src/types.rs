@@ -112,7 +112,7 @@ pub enum SdkEvent {
     },
     /// A tx list referenced by an accepted commitment is now stored (it came on gossip, by
     /// request or was published locally). The event carries no bytes — read them with
-    /// [`crate::P2pSdk::raw_txlist`] — so the event ring never holds tx-list payloads (up to
+    /// `P2pSdk::raw_txlist` — so the event ring never holds tx-list payloads (up to
     /// 2 MiB each) for subscribers that are slow or never read. Tx lists no commitment
     /// references are never announced.
     RawTxList {

@@ -1,4 +1,4 @@
-//! The durable writer: the one task that writes what the core accepted, so the manager never
+//! The durable writer: the one thread that writes what the core accepted, so the manager never
 //! waits for a disk.
 //!
 //! The core validates a commitment (gossip, local publish, catch-up page, a tx list that an
@@ -39,7 +39,7 @@ use crate::storage::StorageError;
 pub(crate) struct WriteJob {
     /// What to store.
     pub write: PageWrite,
-    /// The core's epoch when it made the write ([`crate::core::Core`] starts a new one
+    /// The core's epoch when it made the write (the core starts a new one
     /// when it rebuilds from storage after a failed write).
     pub epoch: u64,
     /// Room in catch-up's write queue (pages and bytes), held until the write is done.

@@ -1,5 +1,5 @@
 //! Gossip into the core: a commitment in two stages (the stateless one — dedupe look-up,
-//! capped decode, signer recovery — may run on the rayon pool, see [`super::batch`]; the one
+//! capped decode, signer recovery — may run on the rayon pool, see `batch`; the one
 //! against the chain runs here, in arrival order), and a tx list, forwarded only once a
 //! commitment references it.
 

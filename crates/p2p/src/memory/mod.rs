@@ -2,7 +2,7 @@
 //! ([`ChainState`]), the pending buffer of commitments that cannot be judged yet
 //! ([`PendingBuffer`]), the holding area of tx lists waiting for their commitment
 //! ([`OrphanTxLists`]) and the dedupe sets ([`dedupe`]). Crate-private: only the core
-//! ([`crate::core`]) writes it.
+//! (`core`) writes it.
 
 mod chain;
 mod dedupe;

@@ -98,7 +98,7 @@ impl Validator {
         }
     }
 
-    /// The validator a [`crate::P2pSdk`] with `config` runs: its chain, block rules and
+    /// The validator a `P2pSdk` with `config` runs: its chain, block rules and
     /// pending horizon.
     pub fn from_config(
         config: &crate::P2pSdkConfig,

@@ -138,9 +138,10 @@ fn every_peer_disagreeing_with_the_schedule_is_not_penalised() {
     assert!(h.core.schedule_disagreement().lock().is_none());
 }
 
-/// After a restart memory no longer holds the blocks below the head, but the disk does. A commitment this node's key signs for a stored block with
-/// other content is the equivocation it would be, refused without penalty; the stored one
-/// again, or anything another key signed for that block, is just stale.
+/// After a restart memory no longer holds the blocks below the head, but the disk does. A
+/// commitment this node's key signs for a stored block with other content is the
+/// equivocation it would be, refused without penalty; the stored one again, or anything
+/// another key signed for that block, is just stale.
 #[test]
 fn a_local_commitment_for_a_stored_block_signed_again_is_an_equivocation() {
     let mut h = harness();
