@@ -258,7 +258,7 @@ impl P2pSdk {
 
     /// `Some` while every connected peer that delivered a commitment disagrees with the local
     /// schedule (the peers' signer is not the one the schedule elects): the local schedule is
-    /// the likely culprit, and peers are not penalised for it ([`crate::peer_view`]).
+    /// the likely culprit, and peers are not penalised for it.
     pub fn schedule_disagreement(&self) -> Option<ScheduleDisagreement> {
         self.shared.schedule_disagreement.lock().clone()
     }

@@ -50,9 +50,9 @@ const TICK: Duration = Duration::from_secs(1);
 const INTERNAL_CHANNEL_CAPACITY: usize = 256;
 
 impl P2pSdk {
-    /// Starts the network and the SDK ([`Manager::spawn`]). Call it once the L2 execution
-    /// engine is synced (§10.3): catch-up starts at once from `storage`'s head (or the
-    /// configured anchor).
+    /// Starts the network, the manager task and the writer thread. Call it once the L2
+    /// execution engine is synced (§10.3): catch-up starts at once from `storage`'s head (or
+    /// the configured anchor).
     ///
     /// Returns the handle and a first event subscription (taken before anything can happen,
     /// so no event is missed).
