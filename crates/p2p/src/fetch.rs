@@ -122,7 +122,7 @@ impl Exclusions {
     }
 
     /// `peer` serves a first block other than the one most peers agree on
-    /// ([`agree_first_block`]): not used this run, not penalised (with no anchor hash we
+    /// (`sync::agree_first_block`): not used this run, not penalised (with no anchor hash we
     /// cannot prove which chain is wrong).
     pub(crate) fn forked(&mut self, peer: PeerId) {
         self.forked.insert(peer);

@@ -54,16 +54,7 @@ impl GossipPath {
         let validator = Validator::from_config(&config, lookahead);
         // A small ring: nobody reads it, the newest events overwrite the oldest.
         let (events, receiver) = broadcast::channel(16);
-        let (status, _) = watch::channel(SdkStatus {
-            head_block_number: 0,
-            head_hash: None,
-            head_window_end: Default::default(),
-            sync: HeadSyncStatus::Live,
-            pending_parent: 0,
-            pending_schedule: 0,
-            orphan_txlists: 0,
-            missing_txlists: 0,
-        });
+        let (status, _) = watch::channel(SdkStatus::starting(HeadSyncStatus::Live));
         let core = Core::new(config, validator, storage, events, status)?;
         Ok(Self {
             core,

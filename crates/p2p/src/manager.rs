@@ -19,7 +19,7 @@ use preconfirmation_net::{
     P2pService,
 };
 use preconfirmation_types::{
-    GossipTopicKind, RawTxListGossip, SignedCommitment, WireMessage, B256, U256,
+    GossipTopicKind, RawTxListGossip, SignedCommitment, WireMessage, B256,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
@@ -135,16 +135,7 @@ impl Manager {
         let config = Arc::new(config);
         let validator = Validator::from_config(&config, lookahead);
         let (events_tx, events_rx) = broadcast::channel(config.event_channel_capacity);
-        let (status_tx, status_rx) = watch::channel(SdkStatus {
-            head_block_number: 0,
-            head_hash: None,
-            head_window_end: U256::ZERO,
-            sync: HeadSyncStatus::Idle,
-            pending_parent: 0,
-            pending_schedule: 0,
-            orphan_txlists: 0,
-            missing_txlists: 0,
-        });
+        let (status_tx, status_rx) = watch::channel(SdkStatus::starting(HeadSyncStatus::Idle));
         let core = Core::new(
             config.clone(),
             validator,

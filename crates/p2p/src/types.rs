@@ -192,6 +192,23 @@ pub struct SdkStatus {
     pub missing_txlists: usize,
 }
 
+impl SdkStatus {
+    /// The status a core starts from, before it publishes its first: nothing known, `sync` as
+    /// given.
+    pub(crate) fn starting(sync: HeadSyncStatus) -> Self {
+        Self {
+            head_block_number: 0,
+            head_hash: None,
+            head_window_end: U256::ZERO,
+            sync,
+            pending_parent: 0,
+            pending_schedule: 0,
+            orphan_txlists: 0,
+            missing_txlists: 0,
+        }
+    }
+}
+
 /// `PreconfHead` with `U256` block number from a status snapshot.
 pub(crate) fn head_of(status: &SdkStatus) -> preconfirmation_types::PreconfHead {
     preconfirmation_types::PreconfHead {

@@ -1,7 +1,7 @@
 //! What the core remembers between messages, all of it bounded: the chain near the head
 //! ([`ChainState`]), the pending buffer of commitments that cannot be judged yet
-//! ([`PendingBuffer`]), the holding area of tx lists waiting for their commitment
-//! ([`OrphanTxLists`]) and the dedupe sets ([`dedupe`]). Crate-private: only the core
+//! ([`pending::PendingBuffer`]), the holding area of tx lists waiting for their commitment
+//! ([`orphans::OrphanTxLists`]) and the dedupe sets ([`dedupe`]). Crate-private: only the core
 //! (`core`) writes it.
 
 mod chain;

@@ -47,16 +47,7 @@ fn harness_knowing(
     let validator = Validator::new(chain, config.rules.clone(), lookahead(&builder), 64);
     let storage = Arc::new(MemoryStorage::default());
     let (events_tx, events) = broadcast::channel(1024);
-    let (status, _) = watch::channel(SdkStatus {
-        head_block_number: 0,
-        head_hash: None,
-        head_window_end: U256::ZERO,
-        sync: HeadSyncStatus::Idle,
-        pending_parent: 0,
-        pending_schedule: 0,
-        orphan_txlists: 0,
-        missing_txlists: 0,
-    });
+    let (status, _) = watch::channel(SdkStatus::starting(HeadSyncStatus::Idle));
     let core = Core::new(config, validator, storage.clone(), events_tx, status).unwrap();
     Harness {
         core,
