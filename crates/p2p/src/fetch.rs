@@ -147,9 +147,13 @@ impl Exclusions {
 /// task of the SDK, and the way back to the manager.
 #[derive(Clone)]
 pub(crate) struct FetchContext {
+    /// The network handle requests go out on.
     pub(crate) net: P2pService,
+    /// The configuration in force.
     pub(crate) config: Arc<P2pSdkConfig>,
+    /// Where fetched and stored tx lists are reported to the manager.
     pub(crate) internal: mpsc::Sender<Internal>,
+    /// Request slots per peer and protocol, shared by every task and the handle.
     pub(crate) slots: PeerSlots,
     /// The SDK's storage: fetched tx lists (and catch-up's write stage) are written from here,
     /// on the blocking pool, never on the manager task. Weak, so a task still winding down

@@ -34,11 +34,9 @@ use crate::messages::{Command, Internal, PublishReceipt};
 use crate::metrics;
 use crate::peer_view::PeerHeads;
 use crate::serve::serve_inbound;
-use crate::storage::SdkStorage;
-use crate::storage::StorageError;
+use crate::storage::{SdkStorage, StorageError};
 use crate::sync::{self, SyncContext};
-use crate::types::head_of;
-use crate::types::{CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
+use crate::types::{head_of, CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
 use crate::validation::{check_txlist, RejectReason, ValidationOutcome, Validator};
 use crate::writer::{GroupPolicy, WriteJob, Writer};
 
@@ -69,20 +67,33 @@ impl P2pSdk {
 /// The manager task's state: the core, the durable writer's handle, and the bookkeeping of the
 /// tasks it spawned (sync, fetches, waiting publishes).
 pub(crate) struct Manager {
+    /// The single-writer state machine.
     core: Core,
+    /// The network handle.
     net: P2pService,
+    /// What the SDK writes (through the writer) and serves.
     storage: Arc<dyn SdkStorage>,
+    /// The configuration in force.
     config: Arc<P2pSdkConfig>,
+    /// The core's status: the head served to `get_head` and watched for staleness.
     status: watch::Receiver<SdkStatus>,
+    /// Where the manager's tasks report; a clone goes with each.
     internal_tx: mpsc::Sender<Internal>,
+    /// A catch-up round is running (one at a time).
     catchup_running: bool,
+    /// Another round was asked for while one ran: it starts when that one ends.
     catchup_rerun: bool,
+    /// A round signals its end here.
     catchup_done: mpsc::Sender<()>,
+    /// Tx-list fetches in flight, at most `catchup.parallel_txlists`.
     txlist_permits: Arc<Semaphore>,
+    /// Request slots per peer and protocol, shared with the handle.
     slots: PeerSlots,
     /// The tx lists being fetched right now, by any task ([`TxListClaims`]).
     txlist_claims: TxListClaims,
+    /// When the peers' scores were last sampled for the metrics.
     last_scores: Instant,
+    /// Ticks so far (the periodic tx-list retry runs every [`TXLIST_RETRY_TICKS`]).
     ticks: u64,
     /// The head seen at the last tick, and since when (for the stale-head check).
     last_head: (u64, Instant),

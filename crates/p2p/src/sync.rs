@@ -56,7 +56,9 @@ use crate::types::{HeadSyncStatus, SdkStatus};
 /// peers' heads.
 #[derive(Clone)]
 pub(crate) struct SyncContext {
+    /// The fetches' context: network, slots, claims, storage, the way back to the manager.
     pub(crate) fetch: FetchContext,
+    /// The core's status: the local head a round starts from and has reached.
     pub(crate) status: watch::Receiver<SdkStatus>,
     /// Where each round's `get_head` answers go (for readiness: how far behind peers we are).
     pub(crate) peer_heads: PeerHeads,
