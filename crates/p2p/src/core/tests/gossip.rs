@@ -208,19 +208,8 @@ fn children_before_parent_are_buffered_then_drained_in_order() {
     assert_eq!(h.core.status().pending_parent, 4);
     // Pending commitments reference lists 2..5: those are forwarded now.
     let mut effects = h.core.take_effects();
-    let released: Vec<_> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Verdict {
-                message_id,
-                verdict,
-                ..
-            } => Some((message_id.clone(), *verdict)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        released,
+        released(&effects, false),
         (1..5)
             .rev()
             .map(|i| (gossip_id(i), GossipVerdict::Accept))

@@ -107,20 +107,40 @@ fn gossip_id(i: usize) -> GossipMessageId {
     GossipMessageId::new(&i.to_be_bytes())
 }
 
-/// The held verdicts released so far, (message id, verdict).
+/// The held tx-list verdicts released so far, (message id, verdict).
 fn verdict_effects(h: &mut Harness) -> Vec<(GossipMessageId, GossipVerdict)> {
-    h.core
-        .take_effects()
-        .into_iter()
+    released(&h.core.take_effects(), false)
+}
+
+/// `(message id, verdict)` of the held verdicts `effects` release: the tx lists' (`Verdict`),
+/// or with `pending` the pending commitments' (`PendingVerdict`).
+fn released(effects: &[Effect], pending: bool) -> Vec<(GossipMessageId, GossipVerdict)> {
+    effects
+        .iter()
         .filter_map(|e| match e {
             Effect::Verdict {
                 message_id,
                 verdict,
                 ..
-            } => Some((message_id, verdict)),
+            } if !pending => Some((message_id.clone(), *verdict)),
+            Effect::PendingVerdict {
+                message_id,
+                verdict,
+                ..
+            } if pending => Some((message_id.clone(), *verdict)),
             _ => None,
         })
         .collect()
+}
+
+/// A chain builder on `h`'s chain whose first block falls in slot 8, beyond the schedule a
+/// `lookahead_known_to(3)` harness knows.
+fn beyond_the_horizon(h: &Harness) -> ChainBuilder {
+    let mut beyond = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
+    for _ in 0..8 {
+        beyond.skip_slot();
+    }
+    beyond
 }
 
 /// The core of a node restarted over `h`'s storage: it knows the stored head, and none of

@@ -9,10 +9,7 @@ use super::*;
 #[test]
 fn an_entry_rechecked_past_max_age_is_swept() {
     let mut h = harness_knowing(|_| {}, |b| b.lookahead_known_to(3));
-    let mut beyond = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
-    for _ in 0..8 {
-        beyond.skip_slot();
-    }
+    let mut beyond = beyond_the_horizon(&h);
     let commitment = beyond.next_block(None).commitment;
     let arrived = Instant::now();
     assert_eq!(
@@ -251,19 +248,8 @@ fn schedule_pending_commitments_are_accepted_once_the_schedule_is_known() {
     h.core.retry_schedule_pending();
     assert_eq!((h.core.head(), h.core.status().pending_schedule), (6, 0));
     let effects = h.core.take_effects();
-    let released: Vec<_> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::PendingVerdict {
-                message_id,
-                verdict,
-                ..
-            } => Some((message_id.clone(), *verdict)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        released,
+        released(&effects, true),
         vec![
             (gossip_id(4), GossipVerdict::Accept),
             (gossip_id(5), GossipVerdict::Accept)

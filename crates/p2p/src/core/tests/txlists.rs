@@ -83,10 +83,7 @@ fn held_txlist_is_forwarded_when_its_commitment_is_accepted() {
 #[test]
 fn a_commitment_waiting_for_its_schedule_does_not_release_its_txlist() {
     let mut h = harness_knowing(|_| {}, |b| b.lookahead_known_to(3));
-    let mut beyond = ChainBuilder::in_the_past(*h.builder.chain(), 2, 4, 200);
-    for _ in 0..8 {
-        beyond.skip_slot();
-    }
+    let beyond = beyond_the_horizon(&h);
     // Block 1 in slot 8, beyond the horizon, signed by a key nobody elected.
     let txlist = b"junk riding on a far-future commitment".to_vec();
     let unsigned = beyond.next_unsigned(Some(&txlist));
