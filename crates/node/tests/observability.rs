@@ -380,7 +380,7 @@ fn an_idle_node_repeats_nothing_above_debug() {
             "--log-format",
             "json",
             "--log-filter",
-            "info,p2p::catchup=debug,preconfirmation_net::discovery=debug",
+            "info,p2p::sync=debug,preconfirmation_net::discovery=debug",
         ],
         &[],
     );

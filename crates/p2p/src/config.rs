@@ -5,15 +5,29 @@
 use std::time::Duration;
 
 use preconfirmation_net::config::duration;
-use preconfirmation_net::NetworkConfig;
+use preconfirmation_net::{NetError, NetworkConfig};
 use preconfirmation_types::{
-    Address, ChainSpec, GossipTopicKind, ReqRespKind, B256, MAX_COMMITMENTS_PER_RESPONSE,
+    Address, ChainSpec, GossipTopicKind, ReqRespKind, TypesError, B256,
+    MAX_COMMITMENTS_PER_RESPONSE,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::{P2pSdkError, Result};
+/// Why [`P2pSdkConfig::validate`] refused a configuration (the SDK's start returns it as
+/// `P2pSdkError::Decode`, `Network` or `Config`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The chain's caps are inconsistent (§3).
+    #[error(transparent)]
+    Limits(#[from] TypesError),
+    /// The network configuration is invalid.
+    #[error(transparent)]
+    Network(#[from] NetError),
+    /// An SDK value is out of range; the message names its key.
+    #[error("invalid SDK configuration: {0}")]
+    Invalid(String),
+}
 
-/// Configuration of a [`crate::P2pSdk`].
+/// Configuration of a `P2pSdk`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct P2pSdkConfig {
@@ -23,10 +37,10 @@ pub struct P2pSdkConfig {
     /// The libp2p layer.
     pub network: NetworkConfig,
     /// Capacity of the caller → SDK command queue; a full queue returns
-    /// [`P2pSdkError::Backpressure`]. Default 1024.
+    /// `P2pSdkError::Backpressure`. Default 1024.
     pub command_channel_capacity: usize,
     /// Capacity of the SDK → subscriber event queue; a subscriber that falls this far behind
-    /// loses the oldest events and is told how many ([`P2pSdkError::Lagged`]). Default 4096.
+    /// loses the oldest events and is told how many (`P2pSdkError::Lagged`). Default 4096.
     pub event_channel_capacity: usize,
     /// Block rules of §4.2 item 5.
     pub rules: BlockRules,
@@ -117,7 +131,7 @@ impl P2pSdkConfig {
     }
 
     /// Checks every value; the error names the offending key.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.chain.limits.validate()?;
         self.effective_network().validate()?;
         let positive = [
@@ -163,11 +177,11 @@ impl P2pSdkConfig {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(P2pSdkError::Config(format!("{key} must be positive")));
+                return Err(ConfigError::Invalid(format!("{key} must be positive")));
             }
         }
         if self.catchup.page_size > self.chain.limits.max_commitments_per_response {
-            return Err(P2pSdkError::Config(format!(
+            return Err(ConfigError::Invalid(format!(
                 "catchup.page_size = {} exceeds chain.limits.max_commitments_per_response = {}",
                 self.catchup.page_size, self.chain.limits.max_commitments_per_response
             )));
@@ -274,7 +288,7 @@ impl Default for DedupeLimits {
 /// order and validates them in chunks of `chunk`: one chunk's signers are recovered on the
 /// rayon pool (the one costly step, which needs no chain state) while the previous chunk's
 /// commitments are checked and applied one by one, in order, on the manager's thread. A
-/// message that arrives alone is validated at once, on the manager's thread, as before.
+/// message that arrives alone is validated at once, on the manager's thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GossipValidationConfig {
@@ -362,7 +376,7 @@ pub struct CatchUpConfig {
     /// many (a page's random-keyed index entries touch most of the index's leaves anyway, and
     /// one sync covers them all), so grouping is what lets the writer keep up: measured with
     /// 256-commitment pages on redb, 11 000 commitments/s written one page per transaction,
-    /// 28 000/s sixteen at a time (BENCHMARKS.md, 2026-12-02). The fetch stage waits when the
+    /// 28 000/s sixteen at a time (BENCHMARKS.md). The fetch stage waits when the
     /// queue is full. Twice `write_group_pages`, so the next group fills while one is
     /// written. Default 32.
     pub write_queue_pages: usize,
@@ -376,7 +390,7 @@ pub struct CatchUpConfig {
     /// most of their leaf pages whatever it holds; fewer, larger transactions rewrite them
     /// fewer times (a 100 000-block catch-up: 126 transactions of 1–4 pages each without the
     /// wait; catch-up of 100 000 blocks at 22 900/s without it, 26 100/s with 16 pages,
-    /// BENCHMARKS.md 2026-12-03). At most `write_queue_pages`. Default 16.
+    /// BENCHMARKS.md). At most `write_queue_pages`. Default 16.
     pub write_group_pages: usize,
     /// How long the writer waits for `write_group_pages` catch-up pages at most, so a slow
     /// catch-up is written as it comes. A gossip or published write never waits, and ends

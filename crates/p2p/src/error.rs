@@ -1,20 +1,11 @@
-//! The one error type of the SDK, [`P2pSdkError`], and the storage error it wraps.
+//! The one error type of the SDK, [`P2pSdkError`]: what its calls return.
 
 use preconfirmation_net::{NetError, RequestError};
 use preconfirmation_types::TypesError;
 
+use crate::config::ConfigError;
+use crate::storage::StorageError;
 use crate::validation::RejectReason;
-
-/// Errors a storage backend reports ([`crate::SdkStorage`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StorageError {
-    /// The backend failed (I/O, database, lock).
-    #[error("storage backend failed: {0}")]
-    Backend(String),
-    /// Stored bytes no longer decode; the store is corrupt.
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-}
 
 /// Everything that can go wrong in the SDK.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +59,16 @@ pub enum P2pSdkError {
     /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Join(String),
+}
+
+impl From<ConfigError> for P2pSdkError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Limits(e) => P2pSdkError::Decode(e),
+            ConfigError::Network(e) => P2pSdkError::Network(e),
+            ConfigError::Invalid(reason) => P2pSdkError::Config(reason),
+        }
+    }
 }
 
 impl From<tokio::task::JoinError> for P2pSdkError {

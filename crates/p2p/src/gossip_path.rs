@@ -15,18 +15,19 @@ use preconfirmation_net::GossipVerdict;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::P2pSdkConfig;
+use crate::core::{Core, GossipBatch};
 use crate::error::Result;
-use crate::gossip_batch::GossipBatch;
-use crate::handlers::Core;
 use crate::lookahead::Lookahead;
 use crate::storage::SdkStorage;
 use crate::types::{HeadSyncStatus, SdkEvent, SdkStatus};
 use crate::validation::Validator;
 
+/// The chain state the core validates gossip against, for timing the path stage by stage.
+pub use crate::memory::ChainState;
+
 /// The SDK core's gossip path on `storage`, fed by hand.
 pub struct GossipPath {
     core: Core,
-    storage: Arc<dyn SdkStorage>,
     peer: PeerId,
     parallel_chunks: u64,
     // Kept so events have a receiver; never read.
@@ -53,20 +54,10 @@ impl GossipPath {
         let validator = Validator::from_config(&config, lookahead);
         // A small ring: nobody reads it, the newest events overwrite the oldest.
         let (events, receiver) = broadcast::channel(16);
-        let (status, _) = watch::channel(SdkStatus {
-            head_block_number: 0,
-            head_hash: None,
-            head_window_end: Default::default(),
-            sync: HeadSyncStatus::Live,
-            pending_parent: 0,
-            pending_schedule: 0,
-            orphan_txlists: 0,
-            missing_txlists: 0,
-        });
-        let core = Core::new(config, validator, storage.clone(), events, status)?;
+        let (status, _) = watch::channel(SdkStatus::starting(HeadSyncStatus::Live));
+        let core = Core::new(config, validator, storage, events, status)?;
         Ok(Self {
             core,
-            storage,
             peer: PeerId::random(),
             parallel_chunks: 0,
             _events: receiver,
@@ -118,7 +109,7 @@ impl GossipPath {
     /// Writes everything queued, in order, as the SDK's durable writer would (one transaction
     /// per call), and reports it stored to the core. Returns how many commitments it wrote.
     pub fn flush_writes(&mut self) -> Result<usize> {
-        let written = crate::writer::write_queued_now(&mut self.core, self.storage.as_ref())?;
+        let written = self.core.write_queued_now()?;
         let _ = self.core.take_effects();
         Ok(written)
     }

@@ -14,10 +14,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
-
 use preconfirmation_types::{Address, U256};
+
+/// Seconds since the unix epoch on the local clock: the time the schedule's slots are counted
+/// in.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
 
 /// The schedule entry of one slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,7 +107,7 @@ impl Windows {
 ///
 /// The schedule can be limited to a known horizon ([`RotatingLookahead::with_horizon`]) to model
 /// a lookahead that is only published an epoch ahead; [`RotatingLookahead::extend_horizon`]
-/// reveals more (then tell the SDK with [`crate::P2pSdk::schedule_updated`]).
+/// reveals more (then tell the SDK with `P2pSdk::schedule_updated`).
 #[derive(Debug)]
 pub struct RotatingLookahead {
     signers: Vec<Address>,
@@ -192,7 +201,7 @@ impl Lookahead for RotatingLookahead {
 /// `submissionWindowEnd` is the first second after it — the same convention as
 /// [`RotatingLookahead`]. A window without a learned signer has no schedule ([`None`]):
 /// commitments for it stay pending until [`LearnedLookahead::learn`] (then tell the SDK with
-/// [`crate::P2pSdk::schedule_updated`]). At most `max_windows` windows are remembered (the
+/// `P2pSdk::schedule_updated`). At most `max_windows` windows are remembered (the
 /// highest); learning a window again replaces its signer (an operator removed mid-epoch).
 ///
 /// A lookup of an unknown window is remembered as *wanted*, so the source can fetch the

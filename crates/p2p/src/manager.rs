@@ -1,9 +1,12 @@
-//! The manager task behind [`crate::P2pSdk`]: owns the [`Core`] (validation state) and is its
-//! only writer. It `select!`s over the network events, the caller's commands, results of its
-//! own background tasks (catch-up, tx-list fetches, durable writes) and a 1 s upkeep tick. It
-//! never awaits the network driver: verdicts go out with `try_send`, publications and
-//! fetches run on spawned tasks, inbound requests are served on the blocking pool straight
-//! from storage ([`crate::server`]).
+//! The manager: [`Manager::spawn`] starts the network, the durable writer and the manager task,
+//! and returns the handle ([`P2pSdk`]) and a first event subscription, as reth's
+//! `NetworkManager` builds its `NetworkHandle`.
+//!
+//! The manager task owns the [`Core`] (validation state) and is its only writer. It `select!`s
+//! over the network events, the handle's commands, the reports of its own tasks (sync, tx-list
+//! fetches, durable writes) and a 1 s upkeep tick. It never awaits the network driver:
+//! verdicts go out with `try_send`, publications and fetches run on spawned tasks, inbound
+//! requests are served on the blocking pool straight from storage ([`crate::serve`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,61 +15,98 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libp2p::PeerId;
 use preconfirmation_net::{
-    GossipVerdict, MessageId as NetMessageId, NetError, NetworkEvent, NetworkEvents, P2pService,
+    GossipVerdict, Keypair, MessageId as NetMessageId, NetError, NetworkEvent, NetworkEvents,
+    P2pService,
 };
 use preconfirmation_types::{
     GossipTopicKind, RawTxListGossip, SignedCommitment, WireMessage, B256,
 };
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
 
-use crate::catchup::{self, CatchUpContext, PeerSlots};
 use crate::config::P2pSdkConfig;
-use crate::error::StorageError;
+use crate::core::{Core, Effect, GossipBatch, GossipCommitment};
 use crate::error::{P2pSdkError, Result};
-use crate::gossip_batch::{GossipBatch, GossipCommitment};
-use crate::handlers::{Core, Effect};
+use crate::fetch::{self, Exclusions, FetchContext, PeerSlots, TxListClaims};
+use crate::handle::{P2pSdk, SdkEvents, Shared};
+use crate::lookahead::Lookahead;
+use crate::messages::{Command, Internal, PublishReceipt};
 use crate::metrics;
 use crate::peer_view::PeerHeads;
-use crate::server::serve_inbound;
-use crate::storage::SdkStorage;
-use crate::types::head_of;
-use crate::types::{CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
-use crate::validation::{check_txlist, RejectReason, ValidationOutcome};
-use crate::writer::{WriteJob, Writer};
-
-use crate::sdk::{Command, Internal, PublishReceipt};
+use crate::serve::serve_inbound;
+use crate::storage::{SdkStorage, StorageError};
+use crate::sync::{self, SyncContext};
+use crate::types::{head_of, CommitmentSource, HeadSyncStatus, MessageId, SdkEvent, SdkStatus};
+use crate::validation::{check_txlist, RejectReason, ValidationOutcome, Validator};
+use crate::writer::{GroupPolicy, WriteJob, Writer};
 
 /// Upkeep period: pending sweep, schedule retry, status refresh.
 const TICK: Duration = Duration::from_secs(1);
+
+/// Capacity of the internal channel the manager's own tasks (sync, fetches, the writer) report
+/// on; a task waits for room, the manager never does.
+const INTERNAL_CHANNEL_CAPACITY: usize = 256;
+
+impl P2pSdk {
+    /// Starts the network, the manager task and the writer thread. Call it once the L2
+    /// execution engine is synced (§10.3): catch-up starts at once from `storage`'s head (or
+    /// the configured anchor).
+    ///
+    /// Returns the handle and a first event subscription (taken before anything can happen,
+    /// so no event is missed).
+    pub async fn start(
+        config: P2pSdkConfig,
+        storage: Arc<dyn SdkStorage>,
+        lookahead: Arc<dyn Lookahead>,
+        keypair: Option<Keypair>,
+    ) -> Result<(P2pSdk, SdkEvents)> {
+        Manager::spawn(config, storage, lookahead, keypair).await
+    }
+}
+
+/// The manager task's state: the core, the durable writer's handle, and the bookkeeping of the
+/// tasks it spawned (sync, fetches, waiting publishes).
 pub(crate) struct Manager {
-    pub(crate) core: Core,
-    pub(crate) net: P2pService,
-    pub(crate) storage: Arc<dyn SdkStorage>,
-    pub(crate) config: Arc<P2pSdkConfig>,
-    pub(crate) status: watch::Receiver<SdkStatus>,
-    pub(crate) internal_tx: mpsc::Sender<Internal>,
-    pub(crate) catchup_running: bool,
-    pub(crate) catchup_rerun: bool,
-    pub(crate) catchup_done: mpsc::Sender<()>,
-    pub(crate) txlist_permits: Arc<Semaphore>,
-    pub(crate) slots: PeerSlots,
-    /// The tx lists being fetched right now, by any task ([`catchup::TxListClaims`]).
-    pub(crate) txlist_claims: catchup::TxListClaims,
-    pub(crate) last_scores: Instant,
-    pub(crate) ticks: u64,
+    /// The single-writer state machine.
+    core: Core,
+    /// The network handle.
+    net: P2pService,
+    /// What the SDK writes (through the writer) and serves.
+    storage: Arc<dyn SdkStorage>,
+    /// The configuration in force.
+    config: Arc<P2pSdkConfig>,
+    /// The core's status: the head served to `get_head` and watched for staleness.
+    status: watch::Receiver<SdkStatus>,
+    /// Where the manager's tasks report; a clone goes with each.
+    internal_tx: mpsc::Sender<Internal>,
+    /// A catch-up round is running (one at a time).
+    catchup_running: bool,
+    /// Another round was asked for while one ran: it starts when that one ends.
+    catchup_rerun: bool,
+    /// A round signals its end here.
+    catchup_done: mpsc::Sender<()>,
+    /// Tx-list fetches in flight, at most `catchup.parallel_txlists`.
+    txlist_permits: Arc<Semaphore>,
+    /// Request slots per peer and protocol, shared with the handle.
+    slots: PeerSlots,
+    /// The tx lists being fetched right now, by any task ([`TxListClaims`]).
+    txlist_claims: TxListClaims,
+    /// When the peers' scores were last sampled for the metrics.
+    last_scores: Instant,
+    /// Ticks so far (the periodic tx-list retry runs every [`TXLIST_RETRY_TICKS`]).
+    ticks: u64,
     /// The head seen at the last tick, and since when (for the stale-head check).
-    pub(crate) last_head: (u64, Instant),
+    last_head: (u64, Instant),
     /// When the stale-head check last started a catch-up round.
-    pub(crate) last_head_check: Instant,
+    last_head_check: Instant,
     /// Missing tx lists to fetch once their gossip grace period ends, in due order.
-    pub(crate) txlist_due: VecDeque<(Instant, B256, Option<PeerId>)>,
+    txlist_due: VecDeque<(Instant, B256, Option<PeerId>)>,
     /// The durable writer.
-    pub(crate) writer: Writer,
+    writer: Writer,
     /// Local publishes waiting for their write to be durable: `(write id, waiter)`, ascending.
-    pub(crate) durable_waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
+    durable_waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
     /// The heads peers reported in the last catch-up round (shared with the handle).
-    pub(crate) peer_heads: PeerHeads,
+    peer_heads: PeerHeads,
 }
 
 /// Most missing tx lists waiting for their grace period to end; the oldest beyond it are left
@@ -94,7 +134,77 @@ enum Flow {
 }
 
 impl Manager {
-    pub(crate) async fn run(
+    /// Starts the network, the core on `storage`'s head, the durable writer's thread and the
+    /// manager task; returns the handle and a first event subscription.
+    pub(crate) async fn spawn(
+        config: P2pSdkConfig,
+        storage: Arc<dyn SdkStorage>,
+        lookahead: Arc<dyn Lookahead>,
+        keypair: Option<Keypair>,
+    ) -> Result<(P2pSdk, SdkEvents)> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let validator = Validator::from_config(&config, lookahead);
+        let (events_tx, events_rx) = broadcast::channel(config.event_channel_capacity);
+        let (status_tx, status_rx) = watch::channel(SdkStatus::starting(HeadSyncStatus::Idle));
+        let core = Core::new(
+            config.clone(),
+            validator,
+            storage.clone(),
+            events_tx.clone(),
+            status_tx,
+        )?;
+        let (net, net_events) = P2pService::start(config.effective_network(), keypair).await?;
+        let (commands_tx, commands_rx) = mpsc::channel(config.command_channel_capacity);
+        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CHANNEL_CAPACITY);
+        let (catchup_done_tx, catchup_done_rx) = mpsc::channel(1);
+        let slots = PeerSlots::new(config.catchup.max_requests_per_peer);
+        let peer_heads = PeerHeads::default();
+        let schedule_disagreement = core.schedule_disagreement();
+        let manager = Manager {
+            catchup_done: catchup_done_tx,
+            ticks: 0,
+            last_head: (0, Instant::now()),
+            last_head_check: Instant::now(),
+            txlist_due: VecDeque::new(),
+            writer: Writer::spawn(
+                Arc::downgrade(&storage),
+                internal_tx.clone(),
+                GroupPolicy::from_config(&config.catchup),
+            )?,
+            durable_waiters: VecDeque::new(),
+            core,
+            net: net.clone(),
+            storage: storage.clone(),
+            config: config.clone(),
+            status: status_rx.clone(),
+            internal_tx,
+            catchup_running: false,
+            catchup_rerun: false,
+            txlist_permits: Arc::new(Semaphore::new(config.catchup.parallel_txlists)),
+            slots: slots.clone(),
+            txlist_claims: Default::default(),
+            last_scores: Instant::now(),
+            peer_heads: peer_heads.clone(),
+        };
+        let task = tokio::spawn(manager.run(commands_rx, internal_rx, catchup_done_rx, net_events));
+        info!(peer_id = %net.local_peer_id(), "P2P SDK started");
+        let sdk = P2pSdk::new(Shared {
+            commands: commands_tx,
+            events: events_tx,
+            status: status_rx,
+            net,
+            storage,
+            config,
+            slots,
+            peer_heads,
+            schedule_disagreement,
+            task: parking_lot::Mutex::new(Some(task)),
+        });
+        Ok((sdk, SdkEvents::new(events_rx)))
+    }
+
+    async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut internal: mpsc::Receiver<Internal>,
@@ -527,10 +637,10 @@ impl Manager {
             return;
         }
         self.catchup_running = true;
-        let ctx = self.catchup_context();
+        let ctx = self.sync_context();
         let done = self.catchup_done.clone();
         tokio::spawn(async move {
-            catchup::run(ctx).await;
+            sync::run(ctx).await;
             let _ = done.send(()).await;
         });
     }
@@ -558,16 +668,24 @@ impl Manager {
         self.start_catchup();
     }
 
-    fn catchup_context(&self) -> CatchUpContext {
-        CatchUpContext {
+    /// What a fetch task needs; each task starts its own batch rotation.
+    fn fetch_context(&self) -> FetchContext {
+        FetchContext {
             net: self.net.clone(),
             config: self.config.clone(),
             internal: self.internal_tx.clone(),
-            status: self.status.clone(),
             slots: self.slots.clone(),
             storage: Arc::downgrade(&self.storage),
             batch_rotation: Default::default(),
             txlist_claims: self.txlist_claims.clone(),
+        }
+    }
+
+    /// What a catch-up round needs.
+    fn sync_context(&self) -> SyncContext {
+        SyncContext {
+            fetch: self.fetch_context(),
+            status: self.status.clone(),
             peer_heads: self.peer_heads.clone(),
         }
     }
@@ -594,14 +712,14 @@ impl Manager {
     }
 
     fn spawn_txlist_fetch(&self, hash: B256, hint: Option<PeerId>, permit: OwnedSemaphorePermit) {
-        let ctx = self.catchup_context();
+        let ctx = self.fetch_context();
         tokio::spawn(async move {
             let _permit = permit;
             let mut peers: Vec<PeerId> = hint.into_iter().collect();
             if let Ok(connected) = ctx.net.connected_peers().await {
                 peers.extend(connected.into_iter().filter(|p| Some(*p) != hint));
             }
-            catchup::fetch_one_txlist(&ctx, &peers, hash).await;
+            fetch::fetch_one_txlist(&ctx, &peers, hash).await;
         });
     }
 
@@ -611,13 +729,13 @@ impl Manager {
     fn spawn_txlist_retry(&self, missing: Vec<(B256, u64)>) {
         let permits = self.txlist_permits.clone();
         let all = u32::try_from(self.config.catchup.parallel_txlists).unwrap_or(u32::MAX);
-        let ctx = self.catchup_context();
+        let ctx = self.fetch_context();
         tokio::spawn(async move {
             let Ok(_permits) = permits.acquire_many_owned(all).await else {
                 return;
             };
-            let mut excluded = catchup::Exclusions::new(ctx.config.catchup.max_attempts);
-            catchup::fetch_txlists(&ctx, &[], &mut excluded, missing).await;
+            let mut excluded = Exclusions::new(ctx.config.catchup.max_attempts);
+            fetch::fetch_txlists(&ctx, &[], &mut excluded, missing).await;
         });
     }
 

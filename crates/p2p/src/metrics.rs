@@ -146,7 +146,7 @@ pub(crate) fn txlist_verdict_released(verdict: preconfirmation_net::GossipVerdic
 /// [`CACHE_HITS`] / [`CACHE_MISSES`]), each taken from the recorder the first time its label
 /// set is used and kept. Through the macros, every message built a key (its labels on the
 /// heap) and looked it up in the recorder's registry: ≈ 0.8 µs a gossiped commitment in
-/// `bench validate`'s profile (2026-12-03), a sixth of what the SDK adds to the signature
+/// `bench validate`'s profile, a sixth of what the SDK adds to the signature
 /// recovery. The labels are the code's own `&'static str`s, so the maps stay as small as
 /// the set of outcomes.
 ///

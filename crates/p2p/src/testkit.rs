@@ -93,7 +93,7 @@ impl ChainBuilder {
         slots_per_window: u64,
         blocks: u64,
     ) -> Self {
-        let genesis = crate::validation::unix_now().saturating_sub(blocks + 1);
+        let genesis = crate::lookahead::unix_now().saturating_sub(blocks + 1);
         Self::new(chain, preconfers, slots_per_window, genesis, 1)
     }
 

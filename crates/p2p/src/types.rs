@@ -34,7 +34,7 @@ impl MessageId {
     /// The id of `payload`, which gossipsub delivered on `topic` under `gossip_id` (computed by
     /// this node's gossipsub from the payload, never taken from the sender). An id of another
     /// length than §7's is not trusted to be one: the payload is hashed instead.
-    pub fn from_gossip(topic: GossipTopicKind, gossip_id: &[u8], payload: &[u8]) -> Self {
+    pub(crate) fn from_gossip(topic: GossipTopicKind, gossip_id: &[u8], payload: &[u8]) -> Self {
         match <[u8; MESSAGE_ID_LEN]>::try_from(gossip_id) {
             Ok(id) => Self { topic, id },
             Err(_) => Self::new(topic, payload),
@@ -112,7 +112,7 @@ pub enum SdkEvent {
     },
     /// A tx list referenced by an accepted commitment is now stored (it came on gossip, by
     /// request or was published locally). The event carries no bytes — read them with
-    /// [`crate::P2pSdk::raw_txlist`] — so the event ring never holds tx-list payloads (up to
+    /// `P2pSdk::raw_txlist` — so the event ring never holds tx-list payloads (up to
     /// 2 MiB each) for subscribers that are slow or never read. Tx lists no commitment
     /// references are never announced.
     RawTxList {
@@ -190,6 +190,23 @@ pub struct SdkStatus {
     pub orphan_txlists: usize,
     /// Accepted commitments whose tx list is still missing.
     pub missing_txlists: usize,
+}
+
+impl SdkStatus {
+    /// The status a core starts from, before it publishes its first: nothing known, `sync` as
+    /// given.
+    pub(crate) fn starting(sync: HeadSyncStatus) -> Self {
+        Self {
+            head_block_number: 0,
+            head_hash: None,
+            head_window_end: U256::ZERO,
+            sync,
+            pending_parent: 0,
+            pending_schedule: 0,
+            orphan_txlists: 0,
+            missing_txlists: 0,
+        }
+    }
 }
 
 /// `PreconfHead` with `U256` block number from a status snapshot.

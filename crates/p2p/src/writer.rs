@@ -1,4 +1,4 @@
-//! The durable writer: the one task that writes what the core accepted, so the manager never
+//! The durable writer: the one thread that writes what the core accepted, so the manager never
 //! waits for a disk.
 //!
 //! The core validates a commitment (gossip, local publish, catch-up page, a tx list that an
@@ -29,22 +29,17 @@ use preconfirmation_types::{SignedCommitment, B256};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tracing::{debug, warn};
 
-use crate::error::StorageError;
-use crate::handlers::PageWrite;
+use crate::messages::{Internal, PageOutcome, PageWrite};
 use crate::metrics;
-use crate::sdk::Internal;
 use crate::storage::SdkStorage;
-
-/// What the write of one page found: its unresolved tx lists that storage holds, and those
-/// still owed (`(hash, block number)`).
-pub(crate) type PageOutcome = (HashSet<B256>, Vec<(B256, u64)>);
+use crate::storage::StorageError;
 
 /// One write for the writer.
 #[derive(Debug)]
 pub(crate) struct WriteJob {
     /// What to store.
     pub write: PageWrite,
-    /// The core's epoch when it made the write ([`crate::handlers::Core`] starts a new one
+    /// The core's epoch when it made the write (the core starts a new one
     /// when it rebuilds from storage after a failed write).
     pub epoch: u64,
     /// Room in catch-up's write queue (pages and bytes), held until the write is done.
@@ -231,26 +226,9 @@ async fn gather(
     group
 }
 
-/// What the writer task does, at once on this thread: writes everything `core` queued in one
-/// transaction and reports each write stored (for [`crate::gossip_path`] and unit tests).
-/// Returns the commitments written.
-pub(crate) fn write_queued_now(
-    core: &mut crate::handlers::Core,
-    storage: &dyn SdkStorage,
-) -> Result<usize, StorageError> {
-    let writes = core.take_writes();
-    let ids: Vec<u64> = writes.iter().map(|w| w.id).collect();
-    let commitments = writes.iter().map(|w| w.commitments.len()).sum();
-    let outcomes = write_group(storage, writes)?;
-    for (id, (present, _owed)) in ids.into_iter().zip(outcomes) {
-        core.on_stored(id, Ok(present));
-    }
-    Ok(commitments)
-}
-
 /// Writes `group` (in order) in one transaction, then sorts each write's unresolved tx lists
 /// into held and owed.
-fn write_group(
+pub(crate) fn write_group(
     storage: &dyn SdkStorage,
     group: Vec<PageWrite>,
 ) -> Result<Vec<PageOutcome>, StorageError> {

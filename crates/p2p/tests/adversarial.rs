@@ -283,8 +283,8 @@ async fn schedule_unknown_flood() {
     publisher.sdk.shutdown().await.unwrap();
 }
 
-/// Finding: a commitment for a window beyond the known schedule waits as pending (any key may
-/// have signed it), yet its tx list was released as `Accept` and forwarded. Three nodes in a
+/// A commitment for a window beyond the known schedule waits as pending (any key may have
+/// signed it), so its tx list is not released as `Accept` nor forwarded. Three nodes in a
 /// line, X → V → W: V knows the schedule up to slot 7 only; X gossips a commitment for slot
 /// 40, signed by a key nobody elected, and its tx list. V buffers the commitment; W receives
 /// no tx-list message at all. An honest block's list still crosses the line afterwards (the

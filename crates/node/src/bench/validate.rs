@@ -30,8 +30,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use p2p::gossip_path::GossipPath;
-use p2p::state::ChainState;
+use p2p::gossip_path::{ChainState, GossipPath};
 use p2p::testkit::ChainBuilder;
 use p2p::{MessageId, P2pSdkConfig, ValidationOutcome, Validator};
 use preconfirmation_net::GossipVerdict;
@@ -199,9 +198,7 @@ fn breakdown(
     let now = p2p::validation::unix_now();
     let started = Instant::now();
     for bytes in wire {
-        state
-            .seen
-            .insert(MessageId::new(GossipTopicKind::Commitments, bytes));
+        state.see(MessageId::new(GossipTopicKind::Commitments, bytes));
     }
     let dedupe = started.elapsed().as_secs_f64();
     let started = Instant::now();

@@ -12,8 +12,7 @@ use parking_lot::RwLock;
 use preconfirmation_types::{preconfirmation_hash, SignedCommitment, B256};
 use serde::{Deserialize, Serialize};
 
-use super::{block_number_u64, SdkStorage, StorageStats};
-use crate::error::StorageError;
+use super::{block_number_u64, SdkStorage, StorageError, StorageStats};
 
 /// Caps of a [`MemoryStorage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

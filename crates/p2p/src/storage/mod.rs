@@ -16,7 +16,16 @@ pub use memory::{MemoryStorage, MemoryStorageLimits};
 use bytes::Bytes;
 use preconfirmation_types::{SignedCommitment, B256};
 
-use crate::error::StorageError;
+/// Errors a storage backend reports ([`SdkStorage`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// The backend failed (I/O, database, lock).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    /// Stored bytes no longer decode; the store is corrupt.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
 
 /// Sizes of a store, for `/status` and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -111,8 +120,8 @@ pub trait SdkStorage: Send + Sync + 'static {
     /// at the head. The SDK calls it once at start, so tx lists owed when the node stopped (a
     /// crash, a storage failure, no peer had them) are fetched after a restart.
     ///
-    /// The default reads the commitments in pages of [`OWED_SCAN_PAGE`] and looks each hash
-    /// up; a store with an index of its own may answer faster.
+    /// The default reads the commitments in pages (256 at a time) and looks each hash up; a
+    /// store with an index of its own may answer faster.
     fn owed_txlists(&self, scan_blocks: u64) -> Result<Vec<(B256, u64)>, StorageError> {
         let Some(head) = self.head()?.as_ref().and_then(block_number_u64) else {
             return Ok(Vec::new());
@@ -142,7 +151,7 @@ pub trait SdkStorage: Send + Sync + 'static {
 }
 
 /// Commitments read per step by [`SdkStorage::owed_txlists`]'s default.
-pub const OWED_SCAN_PAGE: usize = 256;
+const OWED_SCAN_PAGE: usize = 256;
 
 /// Block number of a commitment as `u64`; validation refuses anything larger.
 pub(crate) fn block_number_u64(commitment: &SignedCommitment) -> Option<u64> {

@@ -19,31 +19,31 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
+use preconfirmation_net::GossipVerdict;
 use preconfirmation_types::{Address, SignedCommitment, B256, SIGNED_COMMITMENT_SSZ_LEN};
 
+use super::held::{HeldVerdict, ReleasedVerdict};
 use crate::config::PendingLimits;
-use crate::state::{HeldVerdict, ReleasedVerdict};
 use crate::validation::PendingReason;
-use preconfirmation_net::GossipVerdict;
 
 /// Bytes one entry is accounted for: the SSZ size plus bookkeeping.
-pub const PENDING_ENTRY_BYTES: usize = SIGNED_COMMITMENT_SSZ_LEN + 128;
+pub(crate) const PENDING_ENTRY_BYTES: usize = SIGNED_COMMITMENT_SSZ_LEN + 128;
 
 /// A buffered commitment.
 #[derive(Debug, Clone)]
-pub struct PendingEntry {
+pub(crate) struct PendingEntry {
     /// The commitment.
-    pub commitment: SignedCommitment,
+    pub(crate) commitment: SignedCommitment,
     /// Its recovered signer.
-    pub signer: Address,
+    pub(crate) signer: Address,
     /// Its block number.
-    pub block_number: u64,
+    pub(crate) block_number: u64,
     /// The peer it came from (`None` when local).
-    pub source: Option<PeerId>,
+    pub(crate) source: Option<PeerId>,
     /// Why it waits.
-    pub reason: PendingReason,
+    pub(crate) reason: PendingReason,
     /// Its gossip verdict, held until it validates (gossiped entries only).
-    pub held: Option<HeldVerdict>,
+    pub(crate) held: Option<HeldVerdict>,
     /// When it first arrived: a recheck that puts it back keeps this, so `max_age` counts
     /// from its first arrival, never from its latest recheck.
     arrived: Instant,
@@ -51,7 +51,7 @@ pub struct PendingEntry {
 
 impl PendingEntry {
     /// A new entry, stamped now.
-    pub fn new(
+    pub(crate) fn new(
         commitment: SignedCommitment,
         signer: Address,
         block_number: u64,
@@ -70,18 +70,19 @@ impl PendingEntry {
     }
 
     /// The same entry, first arrived at `arrived` (a recheck keeps the original arrival).
-    pub fn arrived_at(mut self, arrived: Instant) -> Self {
+    pub(crate) fn arrived_at(mut self, arrived: Instant) -> Self {
         self.arrived = arrived;
         self
     }
 
     /// When it first arrived.
-    pub fn arrived(&self) -> Instant {
+    pub(crate) fn arrived(&self) -> Instant {
         self.arrived
     }
 
     /// The same entry, holding gossip verdict `held`.
-    pub fn holding(mut self, held: HeldVerdict) -> Self {
+    #[cfg(test)]
+    pub(crate) fn holding(mut self, held: HeldVerdict) -> Self {
         self.held = Some(held);
         self
     }
@@ -89,7 +90,7 @@ impl PendingEntry {
 
 /// The pending buffer.
 #[derive(Debug)]
-pub struct PendingBuffer {
+pub(crate) struct PendingBuffer {
     limits: PendingLimits,
     next_seq: u64,
     /// Insertion order (oldest first) → entry.
@@ -112,7 +113,7 @@ pub struct PendingBuffer {
 
 impl PendingBuffer {
     /// An empty buffer under `limits`.
-    pub fn new(limits: PendingLimits) -> Self {
+    pub(crate) fn new(limits: PendingLimits) -> Self {
         Self {
             limits,
             next_seq: 0,
@@ -130,7 +131,7 @@ impl PendingBuffer {
     /// Buffers `entry` (an identical commitment already buffered is not added twice: its
     /// held verdict is released as `Ignore`); evicts the oldest entries while over a cap.
     /// Returns how many were evicted.
-    pub fn insert(&mut self, mut entry: PendingEntry) -> usize {
+    pub(crate) fn insert(&mut self, mut entry: PendingEntry) -> usize {
         let duplicate = self
             .by_number
             .range((entry.block_number, 0)..=(entry.block_number, u64::MAX))
@@ -201,7 +202,7 @@ impl PendingBuffer {
 
     /// Releases as `Ignore` every held verdict older than `hold_for` (relative to `now`); the
     /// entries stay buffered. Returns how many were released.
-    pub fn expire_held(&mut self, now: Instant, hold_for: Duration) -> usize {
+    pub(crate) fn expire_held(&mut self, now: Instant, hold_for: Duration) -> usize {
         let mut expired = Vec::new();
         for entry in self.entries.values_mut() {
             if entry
@@ -220,7 +221,7 @@ impl PendingBuffer {
     }
 
     /// Verdicts released since the last call, in release order.
-    pub fn take_released(&mut self) -> Vec<ReleasedVerdict> {
+    pub(crate) fn take_released(&mut self) -> Vec<ReleasedVerdict> {
         std::mem::take(&mut self.released)
     }
 
@@ -272,7 +273,8 @@ impl PendingBuffer {
     }
 
     /// Entries buffered from `peer`.
-    pub fn count_from(&self, peer: &PeerId) -> usize {
+    #[cfg(test)]
+    pub(crate) fn count_from(&self, peer: &PeerId) -> usize {
         self.by_source.get(&Some(*peer)).map_or(0, BTreeSet::len)
     }
 
@@ -281,12 +283,12 @@ impl PendingBuffer {
     /// for its *schedule* does not count: it may be signed by any key, and a list forwarded
     /// on its word would let anyone ride junk across the network (§3.4: a tx list's
     /// authenticity comes from the commitment that references it).
-    pub fn references_txlist(&self, hash: &B256) -> bool {
+    pub(crate) fn references_txlist(&self, hash: &B256) -> bool {
         self.verified_txlists.contains_key(hash)
     }
 
     /// Removes and returns the entries for `block_number` (oldest first).
-    pub fn take_number(&mut self, block_number: u64) -> Vec<PendingEntry> {
+    pub(crate) fn take_number(&mut self, block_number: u64) -> Vec<PendingEntry> {
         let seqs: Vec<(u64, u64)> = self
             .by_number
             .range((block_number, 0)..=(block_number, u64::MAX))
@@ -298,7 +300,7 @@ impl PendingBuffer {
     }
 
     /// Removes and returns every entry waiting for `reason`, in block order.
-    pub fn take_reason(&mut self, reason: PendingReason) -> Vec<PendingEntry> {
+    pub(crate) fn take_reason(&mut self, reason: PendingReason) -> Vec<PendingEntry> {
         let keys: Vec<(u64, u64)> = self
             .by_number
             .iter()
@@ -312,7 +314,7 @@ impl PendingBuffer {
 
     /// Drops entries at or below `head` and entries older than `max_age` (relative to `now`).
     /// Returns how many went.
-    pub fn sweep(&mut self, head: u64, now: Instant) -> usize {
+    pub(crate) fn sweep(&mut self, head: u64, now: Instant) -> usize {
         let max_age = self.limits.max_age;
         let doomed: Vec<(u64, u64)> = self
             .by_number
@@ -333,22 +335,25 @@ impl PendingBuffer {
     }
 
     /// Lowest buffered block number.
-    pub fn lowest_number(&self) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn lowest_number(&self) -> Option<u64> {
         self.by_number.first().map(|(n, _)| *n)
     }
 
     /// Number of buffered entries.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether the buffer is empty.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Number of entries waiting for `reason`.
-    pub fn count(&self, reason: PendingReason) -> usize {
+    pub(crate) fn count(&self, reason: PendingReason) -> usize {
         match reason {
             PendingReason::ParentUnknown => self.parent_unknown,
             PendingReason::ScheduleUnknown => self.schedule_unknown,
@@ -356,17 +361,19 @@ impl PendingBuffer {
     }
 
     /// Accounted bytes.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.entries.len() * PENDING_ENTRY_BYTES
     }
 
     /// Entries evicted by the caps so far.
-    pub fn evicted_total(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn evicted_total(&self) -> u64 {
         self.evicted
     }
 
     /// The maximum age.
-    pub fn max_age(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn max_age(&self) -> Duration {
         self.limits.max_age
     }
 }

@@ -1,41 +1,16 @@
-//! [`ChainState`]: what the SDK remembers about the chain between messages — the head, recent
-//! accepted commitments (for equivocation checks), EOP hand-offs, seen message ids, the pending
-//! buffer and tx lists waiting for their commitment. All of it is bounded.
+//! [`OrphanTxLists`]: the holding area for tx lists no accepted commitment references yet.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libp2p::PeerId;
 use lru::LruCache;
-use preconfirmation_net::{GossipVerdict, MessageId as GossipMessageId};
-use preconfirmation_types::{
-    preconfirmation_hash, Address, PreconfHead, SignedCommitment, B256, U256,
-};
+use preconfirmation_net::GossipVerdict;
+use preconfirmation_types::B256;
 
-use crate::config::{Anchor, P2pSdkConfig};
-use crate::dedupe::{BoundedMap, BoundedSet};
-use crate::pending::PendingBuffer;
-use crate::types::MessageId;
-use crate::validation::{AcceptedCommitment, ChainView, LocalHead};
-
-/// A gossip verdict the SDK holds back while a tx list waits for a commitment that references
-/// it (gossipsub validates asynchronously: the message is neither forwarded nor dropped until
-/// the verdict is reported).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldVerdict {
-    /// The gossipsub message.
-    pub message_id: GossipMessageId,
-    /// Its propagation source.
-    pub peer: PeerId,
-    /// When it arrived.
-    pub since: Instant,
-}
-
-/// A verdict now due: report it to gossipsub.
-pub type ReleasedVerdict = (GossipMessageId, PeerId, GossipVerdict);
+use super::held::{HeldVerdict, ReleasedVerdict};
 
 #[derive(Debug)]
 struct HeldTxList {
@@ -54,7 +29,7 @@ struct HeldTxList {
 /// `Ignore` (no penalty: a slow preconfer is not an attacker) when it is evicted or waited
 /// longer than the hold time. Released verdicts are collected for the manager to report.
 #[derive(Debug)]
-pub struct OrphanTxLists {
+pub(crate) struct OrphanTxLists {
     cache: LruCache<B256, HeldTxList>,
     bytes: usize,
     per_peer: HashMap<PeerId, usize>,
@@ -66,7 +41,7 @@ pub struct OrphanTxLists {
 
 impl OrphanTxLists {
     /// An empty holding area.
-    pub fn new(max_count: usize, max_bytes: usize, max_bytes_per_peer: usize) -> Self {
+    pub(crate) fn new(max_count: usize, max_bytes: usize, max_bytes_per_peer: usize) -> Self {
         Self {
             cache: LruCache::unbounded(),
             bytes: 0,
@@ -82,7 +57,7 @@ impl OrphanTxLists {
     /// `verdict` (if any) held until a commitment claims it. A list larger than the caps is
     /// not held (its verdict is released as `Ignore`). Makes room by evicting `from`'s own
     /// oldest lists first when its quota is full, then the least recently used.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         hash: B256,
         txlist: Bytes,
@@ -156,13 +131,13 @@ impl OrphanTxLists {
 
     /// Removes and returns the tx list for `hash`: an accepted commitment references it, so
     /// its held verdict is released as `Accept`.
-    pub fn take(&mut self, hash: &B256) -> Option<Bytes> {
+    pub(crate) fn take(&mut self, hash: &B256) -> Option<Bytes> {
         self.remove(hash, GossipVerdict::Accept)
     }
 
     /// A pending commitment references `hash`: its held verdict is released as `Accept`; the
     /// list stays until the commitment is accepted.
-    pub fn claim(&mut self, hash: &B256) {
+    pub(crate) fn claim(&mut self, hash: &B256) {
         if let Some(v) = self.cache.peek_mut(hash).and_then(|e| e.verdict.take()) {
             self.released
                 .push((v.message_id, v.peer, GossipVerdict::Accept));
@@ -171,7 +146,7 @@ impl OrphanTxLists {
 
     /// Releases as `Ignore` every verdict held longer than `hold_for` (the list itself stays,
     /// under the caps, in case its commitment is only late). Returns how many.
-    pub fn expire(&mut self, now: Instant, hold_for: Duration) -> usize {
+    pub(crate) fn expire(&mut self, now: Instant, hold_for: Duration) -> usize {
         let mut expired = 0;
         for (_, entry) in self.cache.iter_mut() {
             if entry
@@ -190,238 +165,49 @@ impl OrphanTxLists {
     }
 
     /// The verdicts released since the last call.
-    pub fn take_released(&mut self) -> Vec<ReleasedVerdict> {
+    pub(crate) fn take_released(&mut self) -> Vec<ReleasedVerdict> {
         std::mem::take(&mut self.released)
     }
 
     /// Whether `hash` is held.
-    pub fn contains(&self, hash: &B256) -> bool {
+    pub(crate) fn contains(&self, hash: &B256) -> bool {
         self.cache.contains(hash)
     }
 
     /// The held tx list for `hash`, without removing it.
-    pub fn get(&self, hash: &B256) -> Option<Bytes> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, hash: &B256) -> Option<Bytes> {
         self.cache.peek(hash).map(|e| e.txlist.clone())
     }
 
     /// Number of held lists.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.cache.len()
     }
 
-    /// Whether the area is empty.
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
-    }
-
     /// Held bytes.
-    pub fn bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Bytes held for `peer`.
-    pub fn bytes_of(&self, peer: &PeerId) -> usize {
+    #[cfg(test)]
+    pub(crate) fn bytes_of(&self, peer: &PeerId) -> usize {
         self.per_peer.get(peer).copied().unwrap_or(0)
     }
 
     /// Peers with bytes held (bounded by the count cap).
-    pub fn peers(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn peers(&self) -> usize {
         self.per_peer.len()
-    }
-}
-
-/// The SDK's in-memory view of the chain.
-#[derive(Debug)]
-pub struct ChainState {
-    head: LocalHead,
-    head_window_end: U256,
-    recent: BTreeMap<u64, (Arc<SignedCommitment>, Address)>,
-    recent_cap: usize,
-    slot_signers: BoundedMap<(u64, Address), Arc<SignedCommitment>>,
-    eops: BoundedMap<U256, Arc<SignedCommitment>>,
-    /// Message ids seen (received or published).
-    pub seen: BoundedSet<MessageId>,
-    /// Commitments waiting for their parent or schedule.
-    pub pending: PendingBuffer,
-    /// Tx lists waiting for a commitment.
-    pub orphans: OrphanTxLists,
-    /// Accepted commitments whose tx list is missing.
-    awaiting_txlists: AwaitedTxLists,
-}
-
-impl ChainState {
-    /// State at the anchor (empty storage).
-    pub fn new(config: &P2pSdkConfig) -> Self {
-        let Anchor {
-            block_number,
-            preconfirmation_hash,
-        } = config.anchor;
-        Self {
-            head: LocalHead {
-                block_number,
-                preconfirmation_hash,
-                timestamp: None,
-            },
-            head_window_end: U256::ZERO,
-            recent: BTreeMap::new(),
-            recent_cap: config.dedupe.slot_signers.max(1),
-            slot_signers: BoundedMap::new(config.dedupe.slot_signers),
-            eops: BoundedMap::new(config.dedupe.slot_signers),
-            seen: BoundedSet::new(config.dedupe.seen_messages),
-            pending: PendingBuffer::new(config.pending.clone()),
-            orphans: OrphanTxLists::new(
-                config.orphan_txlists.max_count,
-                config.orphan_txlists.max_bytes,
-                config.orphan_txlists.max_bytes_per_peer,
-            ),
-            awaiting_txlists: AwaitedTxLists::new(config.dedupe.slot_signers),
-        }
-    }
-
-    /// Moves the head to a stored commitment (start-up from storage). Recent-commitment
-    /// memory starts empty.
-    pub fn set_head_from(&mut self, head: &SignedCommitment) -> bool {
-        let Ok(number) = u64::try_from(head.preconf().block_number) else {
-            return false;
-        };
-        self.head = LocalHead {
-            block_number: number,
-            preconfirmation_hash: Some(preconfirmation_hash(head.preconf())),
-            timestamp: u64::try_from(head.preconf().timestamp).ok(),
-        };
-        self.head_window_end = head.preconf().submission_window_end;
-        true
-    }
-
-    /// Records an accepted commitment: it becomes the head.
-    pub fn apply(&mut self, commitment: &SignedCommitment, accepted: &AcceptedCommitment) {
-        let preconf = commitment.preconf();
-        self.head = LocalHead {
-            block_number: accepted.block_number,
-            preconfirmation_hash: Some(preconfirmation_hash(preconf)),
-            timestamp: Some(accepted.timestamp),
-        };
-        self.head_window_end = preconf.submission_window_end;
-        // One copy shared by the three memories (each would otherwise hold its own ~400 B).
-        let shared = Arc::new(commitment.clone());
-        self.recent
-            .insert(accepted.block_number, (shared.clone(), accepted.signer));
-        while self.recent.len() > self.recent_cap {
-            self.recent.pop_first();
-        }
-        self.slot_signers
-            .insert_if_absent((accepted.slot, accepted.signer), shared.clone());
-        if preconf.eop {
-            self.eops
-                .insert_if_absent(preconf.submission_window_end, shared);
-        }
-    }
-
-    /// The head as a `PreconfHead` (§10.2).
-    pub fn preconf_head(&self) -> PreconfHead {
-        PreconfHead {
-            block_number: U256::from(self.head.block_number),
-            submission_window_end: self.head_window_end,
-        }
-    }
-
-    /// Notes that the tx list `hash` of block `number` is missing; when `dedupe.slot_signers`
-    /// are already missing, the one of the lowest block number is forgotten.
-    pub fn await_txlist(&mut self, hash: B256, number: u64) {
-        self.awaiting_txlists.insert(hash, number);
-    }
-
-    /// The block waiting for tx list `hash`, removing the note.
-    pub fn take_awaiting(&mut self, hash: &B256) -> Option<u64> {
-        self.awaiting_txlists.remove(hash)
-    }
-
-    /// Whether tx list `hash` is awaited.
-    pub fn is_awaited(&self, hash: &B256) -> bool {
-        self.awaiting_txlists.by_hash.contains_key(hash)
-    }
-
-    /// Missing tx lists: (hash, block number).
-    pub fn awaited(&self) -> Vec<(B256, u64)> {
-        self.awaiting_txlists
-            .by_hash
-            .iter()
-            .map(|(h, n)| (*h, *n))
-            .collect()
-    }
-
-    /// Number of missing tx lists.
-    pub fn awaited_len(&self) -> usize {
-        self.awaiting_txlists.by_hash.len()
-    }
-}
-
-/// Tx lists that accepted commitments reference and this node does not have: hash → block
-/// number, at most `cap` of them; when full, the one of the lowest block number is forgotten.
-/// Indexed both ways so that forgetting the oldest costs O(log n), not a scan: a peer that
-/// never sends tx lists fills it, and every further commitment would pay for the scan.
-#[derive(Debug)]
-struct AwaitedTxLists {
-    by_hash: foldhash::HashMap<B256, u64>,
-    by_number: BTreeSet<(u64, B256)>,
-    cap: usize,
-}
-
-impl AwaitedTxLists {
-    fn new(cap: usize) -> Self {
-        Self {
-            by_hash: foldhash::HashMap::default(),
-            by_number: BTreeSet::new(),
-            cap: cap.max(1),
-        }
-    }
-
-    fn insert(&mut self, hash: B256, number: u64) {
-        if let Some(previous) = self.by_hash.insert(hash, number) {
-            self.by_number.remove(&(previous, hash));
-        }
-        self.by_number.insert((number, hash));
-        while self.by_hash.len() > self.cap {
-            let Some((_, oldest)) = self.by_number.pop_first() else {
-                break;
-            };
-            self.by_hash.remove(&oldest);
-        }
-    }
-
-    fn remove(&mut self, hash: &B256) -> Option<u64> {
-        let number = self.by_hash.remove(hash)?;
-        self.by_number.remove(&(number, *hash));
-        Some(number)
-    }
-}
-
-impl ChainView for ChainState {
-    fn head(&self) -> LocalHead {
-        self.head
-    }
-
-    fn accepted_at(&self, block_number: u64) -> Option<(SignedCommitment, Address)> {
-        self.recent
-            .get(&block_number)
-            .map(|(commitment, signer)| (SignedCommitment::clone(commitment), *signer))
-    }
-
-    fn accepted_in_slot(&self, slot: u64, signer: Address) -> Option<SignedCommitment> {
-        self.slot_signers
-            .get(&(slot, signer))
-            .map(|c| SignedCommitment::clone(c))
-    }
-
-    fn eop_for_window(&self, window_end: U256) -> Option<SignedCommitment> {
-        self.eops
-            .get(&window_end)
-            .map(|c| SignedCommitment::clone(c))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use preconfirmation_net::MessageId as GossipMessageId;
+
     use super::*;
 
     fn held(n: u8, peer: PeerId) -> Option<HeldVerdict> {
@@ -437,37 +223,6 @@ mod tests {
             .into_iter()
             .map(|(id, _, v)| (id.0[0], v))
             .collect()
-    }
-
-    #[test]
-    fn awaited_tx_lists_forget_the_lowest_block_when_full() {
-        let mut awaited = AwaitedTxLists::new(3);
-        for (byte, number) in [(1u8, 12u64), (2, 10), (3, 11)] {
-            awaited.insert(B256::repeat_byte(byte), number);
-        }
-        awaited.insert(B256::repeat_byte(4), 13);
-        assert_eq!(awaited.by_hash.len(), 3);
-        assert!(
-            !awaited.by_hash.contains_key(&B256::repeat_byte(2)),
-            "block 10 forgotten"
-        );
-        // Awaited again for a newer block: one entry, at the new number.
-        awaited.insert(B256::repeat_byte(3), 14);
-        assert_eq!(awaited.by_hash.len(), 3);
-        awaited.insert(B256::repeat_byte(5), 15);
-        assert!(
-            !awaited.by_hash.contains_key(&B256::repeat_byte(1)),
-            "block 12 forgotten"
-        );
-        assert_eq!(awaited.remove(&B256::repeat_byte(3)), Some(14));
-        assert_eq!(awaited.remove(&B256::repeat_byte(3)), None);
-        assert_eq!(
-            awaited.by_number.len(),
-            awaited.by_hash.len(),
-            "indexes agree"
-        );
-        let left: Vec<_> = awaited.by_number.iter().map(|(n, _)| *n).collect();
-        assert_eq!(left, vec![13, 15]);
     }
 
     #[test]

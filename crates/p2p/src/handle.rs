@@ -1,98 +1,33 @@
-//! [`P2pSdk`]: the cheap cloneable handle. Every call becomes a [`Command`] to the manager
-//! task ([`crate::manager`]) that owns the state, or a read of what it shares (status,
-//! storage).
+//! [`P2pSdk`]: the cheap cloneable handle a sidecar holds. It only sends: every call becomes a
+//! [`Command`] to the manager task that owns the state, a request on the network handle, or a
+//! read of what the manager shares (status, storage, peer heads). The manager builds it
+//! (`P2pSdk::start`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libp2p::{Multiaddr, PeerId};
-use preconfirmation_net::{Keypair, MessageId as NetMessageId, P2pService};
+use preconfirmation_net::{MessageId as NetMessageId, P2pService};
 use preconfirmation_types::{
-    Address, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetRawTxListRequest,
+    GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse, GetRawTxListRequest,
     GetRawTxListResponse, GossipTopicKind, PreconfHead, RawTxListGossip, ReqRespKind,
-    SignedCommitment, TypesError, B256, U256,
+    SignedCommitment, B256, U256,
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::catchup::PeerSlots;
 use crate::config::P2pSdkConfig;
-use crate::error::StorageError;
 use crate::error::{P2pSdkError, Result};
-use crate::handlers::{BatchResult, Core};
-use crate::lookahead::Lookahead;
-use crate::manager::Manager;
+use crate::fetch::PeerSlots;
+use crate::messages::{Command, PublishReceipt};
 use crate::metrics;
 use crate::peer_view::{PeerHead, PeerHeads, ScheduleDisagreement};
 use crate::storage::SdkStorage;
-use crate::types::head_of;
-use crate::types::{HeadSyncStatus, PeerInfo, SdkEvent, SdkStatus};
-use crate::validation::{check_txlist, Validator};
-use crate::writer::{GroupPolicy, Writer};
-
-/// Capacity of the channel background tasks report back on.
-const INTERNAL_CHANNEL_CAPACITY: usize = 256;
-
-/// What [`P2pSdk::publish`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishReceipt {
-    /// Gossipsub id of the commitment message.
-    pub commitment_message_id: NetMessageId,
-    /// Gossipsub id of the tx list message, if one was sent.
-    pub txlist_message_id: Option<NetMessageId>,
-}
-
-pub(crate) enum Command {
-    Publish {
-        commitment: Box<SignedCommitment>,
-        txlist: Option<RawTxListGossip>,
-        reply: oneshot::Sender<Result<PublishReceipt>>,
-    },
-    PublishRawTxList {
-        txlist: RawTxListGossip,
-        reply: oneshot::Sender<Result<NetMessageId>>,
-    },
-    ScheduleUpdated,
-    CatchUp,
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
-}
-
-/// What the durable writer found for one write ([`crate::writer::PageOutcome`]), or why it
-/// was not written.
-pub(crate) type WriteOutcome = std::result::Result<crate::writer::PageOutcome, StorageError>;
-
-/// Reports from the SDK's own background tasks to the manager.
-pub(crate) enum Internal {
-    /// A fetched, signature-recovered catch-up page with the verified tx lists fetched for
-    /// it: validate and apply in memory; the reply carries the write for the write stage.
-    CatchUpPage {
-        peer: PeerId,
-        items: Vec<(SignedCommitment, std::result::Result<Address, TypesError>)>,
-        txlists: HashMap<B256, Bytes>,
-        /// Room in catch-up's write queue, held until the page is written.
-        permits: Vec<OwnedSemaphorePermit>,
-        /// The validation result, and the write's outcome once it is done (if any was made).
-        reply: oneshot::Sender<(BatchResult, Option<oneshot::Receiver<WriteOutcome>>)>,
-    },
-    /// The durable writer's outcome for write `id`: `Ok` with the write's other referenced tx
-    /// lists that storage already held.
-    Stored {
-        id: u64,
-        outcome: std::result::Result<HashSet<B256>, StorageError>,
-    },
-    TxListFetched {
-        hash: B256,
-        txlist: Bytes,
-    },
-    /// Verified tx lists a background task already stored durably: `(hash, block)`.
-    TxListsStored(Vec<(B256, u64)>),
-    SetSync(HeadSyncStatus),
-}
+use crate::types::{head_of, PeerInfo, SdkEvent, SdkStatus};
+use crate::validation::check_txlist;
 
 /// The stream of [`SdkEvent`]s for one subscriber.
 #[derive(Debug)]
@@ -101,6 +36,11 @@ pub struct SdkEvents {
 }
 
 impl SdkEvents {
+    /// A subscription on `rx`.
+    pub(crate) fn new(rx: broadcast::Receiver<SdkEvent>) -> Self {
+        Self { rx }
+    }
+
     /// The next event. [`P2pSdkError::Lagged`] says this subscriber fell more than
     /// `event_channel_capacity` events behind and lost the oldest (counted in
     /// `preconf_backpressure_total{queue="event"}`); the next call continues with what is left.
@@ -128,17 +68,29 @@ impl SdkEvents {
     }
 }
 
-struct Shared {
-    commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<SdkEvent>,
-    status: watch::Receiver<SdkStatus>,
-    net: P2pService,
-    storage: Arc<dyn SdkStorage>,
-    config: Arc<P2pSdkConfig>,
-    slots: PeerSlots,
-    peer_heads: PeerHeads,
-    schedule_disagreement: Arc<parking_lot::Mutex<Option<ScheduleDisagreement>>>,
-    task: parking_lot::Mutex<Option<JoinHandle<()>>>,
+/// What every clone of the handle shares: the manager's inbox and what the manager publishes
+/// for reading (status, events, peer heads, schedule disagreement).
+pub(crate) struct Shared {
+    /// The manager's command channel (bounded: `command_channel_capacity`).
+    pub(crate) commands: mpsc::Sender<Command>,
+    /// Where the manager's core emits events; new subscriptions start here.
+    pub(crate) events: broadcast::Sender<SdkEvent>,
+    /// The core's status, updated on every change.
+    pub(crate) status: watch::Receiver<SdkStatus>,
+    /// The network handle.
+    pub(crate) net: P2pService,
+    /// The storage the SDK writes and serves from.
+    pub(crate) storage: Arc<dyn SdkStorage>,
+    /// The configuration in force.
+    pub(crate) config: Arc<P2pSdkConfig>,
+    /// Request slots per peer and protocol, shared with the manager's fetches.
+    pub(crate) slots: PeerSlots,
+    /// The heads peers reported in the last catch-up round.
+    pub(crate) peer_heads: PeerHeads,
+    /// Whether every peer disagrees with the local schedule.
+    pub(crate) schedule_disagreement: Arc<parking_lot::Mutex<Option<ScheduleDisagreement>>>,
+    /// The manager task, awaited once at shutdown.
+    pub(crate) task: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Handle to a running SDK. Cheap to clone; every clone talks to the same manager task.
@@ -156,95 +108,16 @@ impl std::fmt::Debug for P2pSdk {
 }
 
 impl P2pSdk {
-    /// Starts the network and the SDK. Call it once the L2 execution engine is synced
-    /// (§10.3): catch-up starts at once from `storage`'s head (or the configured anchor).
-    ///
-    /// Returns the handle and a first event subscription (taken before anything can happen,
-    /// so no event is missed).
-    pub async fn start(
-        config: P2pSdkConfig,
-        storage: Arc<dyn SdkStorage>,
-        lookahead: Arc<dyn Lookahead>,
-        keypair: Option<Keypair>,
-    ) -> Result<(P2pSdk, SdkEvents)> {
-        config.validate()?;
-        let config = Arc::new(config);
-        let validator = Validator::from_config(&config, lookahead);
-        let (events_tx, events_rx) = broadcast::channel(config.event_channel_capacity);
-        let (status_tx, status_rx) = watch::channel(SdkStatus {
-            head_block_number: 0,
-            head_hash: None,
-            head_window_end: U256::ZERO,
-            sync: HeadSyncStatus::Idle,
-            pending_parent: 0,
-            pending_schedule: 0,
-            orphan_txlists: 0,
-            missing_txlists: 0,
-        });
-        let core = Core::new(
-            config.clone(),
-            validator,
-            storage.clone(),
-            events_tx.clone(),
-            status_tx,
-        )?;
-        let (net, net_events) = P2pService::start(config.effective_network(), keypair).await?;
-        let (commands_tx, commands_rx) = mpsc::channel(config.command_channel_capacity);
-        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CHANNEL_CAPACITY);
-        let (catchup_done_tx, catchup_done_rx) = mpsc::channel(1);
-        let slots = PeerSlots::new(config.catchup.max_requests_per_peer);
-        let peer_heads = PeerHeads::default();
-        let schedule_disagreement = core.schedule_disagreement();
-        let manager = Manager {
-            catchup_done: catchup_done_tx,
-            ticks: 0,
-            last_head: (0, Instant::now()),
-            last_head_check: Instant::now(),
-            txlist_due: VecDeque::new(),
-            writer: Writer::spawn(
-                Arc::downgrade(&storage),
-                internal_tx.clone(),
-                GroupPolicy::from_config(&config.catchup),
-            )?,
-            durable_waiters: VecDeque::new(),
-            core,
-            net: net.clone(),
-            storage: storage.clone(),
-            config: config.clone(),
-            status: status_rx.clone(),
-            internal_tx,
-            catchup_running: false,
-            catchup_rerun: false,
-            txlist_permits: Arc::new(Semaphore::new(config.catchup.parallel_txlists)),
-            slots: slots.clone(),
-            txlist_claims: Default::default(),
-            last_scores: Instant::now(),
-            peer_heads: peer_heads.clone(),
-        };
-        let task = tokio::spawn(manager.run(commands_rx, internal_rx, catchup_done_rx, net_events));
-        info!(peer_id = %net.local_peer_id(), "P2P SDK started");
-        let sdk = P2pSdk {
-            shared: Arc::new(Shared {
-                commands: commands_tx,
-                events: events_tx,
-                status: status_rx,
-                net,
-                storage,
-                config,
-                slots,
-                peer_heads,
-                schedule_disagreement,
-                task: parking_lot::Mutex::new(Some(task)),
-            }),
-        };
-        Ok((sdk, SdkEvents { rx: events_rx }))
+    /// The handle on what a freshly spawned manager shares.
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Another event subscription, starting now.
     pub fn subscribe(&self) -> SdkEvents {
-        SdkEvents {
-            rx: self.shared.events.subscribe(),
-        }
+        SdkEvents::new(self.shared.events.subscribe())
     }
 
     fn command(&self, command: Command) -> Result<()> {
@@ -385,7 +258,7 @@ impl P2pSdk {
 
     /// `Some` while every connected peer that delivered a commitment disagrees with the local
     /// schedule (the peers' signer is not the one the schedule elects): the local schedule is
-    /// the likely culprit, and peers are not penalised for it ([`crate::peer_view`]).
+    /// the likely culprit, and peers are not penalised for it.
     pub fn schedule_disagreement(&self) -> Option<ScheduleDisagreement> {
         self.shared.schedule_disagreement.lock().clone()
     }

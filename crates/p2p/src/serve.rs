@@ -1,7 +1,7 @@
 //! The req/resp server: answers peers' inbound requests (§10–§11, PROTOCOL-EXT.md) from the
 //! storage the SDK writes, so a node serves what it accepted and published. The manager runs
 //! each answer on the blocking pool, so a slow disk never stalls the SDK's single writer
-//! ([`crate::handlers::Core`]) or the network driver.
+//! (the core) or the network driver.
 
 use libp2p::PeerId;
 use preconfirmation_net::InboundRequest;

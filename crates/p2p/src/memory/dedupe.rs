@@ -15,7 +15,7 @@ use foldhash::{HashMap, HashSet};
 
 /// A set that forgets its oldest member beyond `capacity`.
 #[derive(Debug)]
-pub struct BoundedSet<K> {
+pub(crate) struct BoundedSet<K> {
     members: HashSet<K>,
     order: VecDeque<K>,
     capacity: usize,
@@ -23,7 +23,7 @@ pub struct BoundedSet<K> {
 
 impl<K: Eq + Hash + Clone> BoundedSet<K> {
     /// An empty set holding at most `capacity` (at least 1) keys.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             members: HashSet::default(),
             order: VecDeque::new(),
@@ -32,7 +32,7 @@ impl<K: Eq + Hash + Clone> BoundedSet<K> {
     }
 
     /// Inserts `key`; returns `false` if it was already present.
-    pub fn insert(&mut self, key: K) -> bool {
+    pub(crate) fn insert(&mut self, key: K) -> bool {
         if !self.members.insert(key.clone()) {
             return false;
         }
@@ -46,24 +46,27 @@ impl<K: Eq + Hash + Clone> BoundedSet<K> {
     }
 
     /// Whether `key` is remembered.
-    pub fn contains(&self, key: &K) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, key: &K) -> bool {
         self.members.contains(key)
     }
 
     /// Number of remembered keys.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.members.len()
     }
 
     /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 }
 
 /// A map that forgets its oldest entry beyond `capacity`.
 #[derive(Debug)]
-pub struct BoundedMap<K, V> {
+pub(crate) struct BoundedMap<K, V> {
     entries: HashMap<K, V>,
     order: VecDeque<K>,
     capacity: usize,
@@ -71,7 +74,7 @@ pub struct BoundedMap<K, V> {
 
 impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
     /// An empty map holding at most `capacity` (at least 1) entries.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             entries: HashMap::default(),
             order: VecDeque::new(),
@@ -80,7 +83,7 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
     }
 
     /// Inserts `value` under `key` unless present; returns the value already there.
-    pub fn insert_if_absent(&mut self, key: K, value: V) -> Option<&V> {
+    pub(crate) fn insert_if_absent(&mut self, key: K, value: V) -> Option<&V> {
         match self.entries.entry(key.clone()) {
             Entry::Occupied(_) => return self.entries.get(&key),
             Entry::Vacant(slot) => {
@@ -97,17 +100,19 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
     }
 
     /// The value under `key`.
-    pub fn get(&self, key: &K) -> Option<&V> {
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
         self.entries.get(key)
     }
 
     /// Number of entries.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether the map is empty.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

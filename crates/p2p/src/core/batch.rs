@@ -4,13 +4,13 @@
 //! the checks against the chain must run one at a time, in arrival order. So a batch (the
 //! gossiped commitments queued behind one another, up to `gossip_validation.batch_max`) is
 //! cut into chunks of `gossip_validation.chunk`: while the caller checks and applies one
-//! chunk's commitments on its own thread ([`crate::handlers::Core::finish_gossip_commitment`]),
+//! chunk's commitments on its own thread ([`Core::finish_gossip_commitment`]),
 //! the next chunk's are decoded and recovered on the rayon pool. Every message's id is
-//! recorded as seen first, in order, so a duplicate inside the batch is caught as before.
+//! recorded as seen first, in order, so a duplicate inside the batch is caught too.
 //!
 //! A chunk with fewer than `gossip_validation.parallel_from` new messages is staged on the
 //! caller's thread: a message that arrives alone (the live network's normal case) is
-//! validated at once, as it always was.
+//! validated at once.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use libp2p::PeerId;
 use preconfirmation_net::MessageId as GossipMessageId;
 use tokio::sync::oneshot;
 
-use crate::handlers::{Core, StagedCommitment};
+use super::gossip::StagedCommitment;
+use super::Core;
 use crate::metrics;
 use crate::validation::{unix_now, Validator};
 
@@ -104,6 +105,7 @@ impl GossipBatch {
     }
 
     /// Chunks whose signers were recovered on the pool.
+    #[cfg(any(test, feature = "test-utils"))]
     pub(crate) fn parallel_chunks(&self) -> u64 {
         self.parallel_chunks
     }

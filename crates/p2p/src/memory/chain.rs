@@ -1,0 +1,272 @@
+//! [`ChainState`]: what the SDK remembers about the chain between messages — the head, recent
+//! accepted commitments (for equivocation checks), EOP hand-offs, seen message ids, the pending
+//! buffer and tx lists waiting for their commitment. All of it is bounded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use preconfirmation_types::{
+    preconfirmation_hash, Address, PreconfHead, SignedCommitment, B256, U256,
+};
+
+use super::dedupe::{BoundedMap, BoundedSet};
+use super::orphans::OrphanTxLists;
+use super::pending::PendingBuffer;
+use crate::config::{Anchor, P2pSdkConfig};
+use crate::types::MessageId;
+use crate::validation::{AcceptedCommitment, ChainView, LocalHead};
+
+/// The SDK's in-memory view of the chain.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "test-utils"), allow(unreachable_pub))]
+pub struct ChainState {
+    head: LocalHead,
+    head_window_end: U256,
+    recent: BTreeMap<u64, (Arc<SignedCommitment>, Address)>,
+    recent_cap: usize,
+    slot_signers: BoundedMap<(u64, Address), Arc<SignedCommitment>>,
+    eops: BoundedMap<U256, Arc<SignedCommitment>>,
+    /// Message ids seen (received or published).
+    seen: BoundedSet<MessageId>,
+    /// Commitments waiting for their parent or schedule.
+    pending: PendingBuffer,
+    /// Tx lists waiting for a commitment.
+    orphans: OrphanTxLists,
+    /// Accepted commitments whose tx list is missing.
+    awaiting_txlists: AwaitedTxLists,
+}
+
+impl ChainState {
+    /// State at the anchor (empty storage).
+    #[cfg_attr(not(feature = "test-utils"), allow(unreachable_pub))]
+    pub fn new(config: &P2pSdkConfig) -> Self {
+        let Anchor {
+            block_number,
+            preconfirmation_hash,
+        } = config.anchor;
+        Self {
+            head: LocalHead {
+                block_number,
+                preconfirmation_hash,
+                timestamp: None,
+            },
+            head_window_end: U256::ZERO,
+            recent: BTreeMap::new(),
+            recent_cap: config.dedupe.slot_signers.max(1),
+            slot_signers: BoundedMap::new(config.dedupe.slot_signers),
+            eops: BoundedMap::new(config.dedupe.slot_signers),
+            seen: BoundedSet::new(config.dedupe.seen_messages),
+            pending: PendingBuffer::new(config.pending.clone()),
+            orphans: OrphanTxLists::new(
+                config.orphan_txlists.max_count,
+                config.orphan_txlists.max_bytes,
+                config.orphan_txlists.max_bytes_per_peer,
+            ),
+            awaiting_txlists: AwaitedTxLists::new(config.dedupe.slot_signers),
+        }
+    }
+
+    /// Moves the head to a stored commitment (start-up from storage). Recent-commitment
+    /// memory starts empty.
+    pub(crate) fn set_head_from(&mut self, head: &SignedCommitment) -> bool {
+        let Ok(number) = u64::try_from(head.preconf().block_number) else {
+            return false;
+        };
+        self.head = LocalHead {
+            block_number: number,
+            preconfirmation_hash: Some(preconfirmation_hash(head.preconf())),
+            timestamp: u64::try_from(head.preconf().timestamp).ok(),
+        };
+        self.head_window_end = head.preconf().submission_window_end;
+        true
+    }
+
+    /// Records message `id` as seen: `true` if it is new.
+    #[cfg_attr(not(feature = "test-utils"), allow(unreachable_pub))]
+    pub fn see(&mut self, id: MessageId) -> bool {
+        self.seen.insert(id)
+    }
+
+    /// The pending buffer.
+    pub(crate) fn pending(&self) -> &PendingBuffer {
+        &self.pending
+    }
+
+    /// The pending buffer, to insert, take and sweep.
+    pub(crate) fn pending_mut(&mut self) -> &mut PendingBuffer {
+        &mut self.pending
+    }
+
+    /// The holding area for tx lists.
+    pub(crate) fn orphans(&self) -> &OrphanTxLists {
+        &self.orphans
+    }
+
+    /// The holding area for tx lists, to insert, take and expire.
+    pub(crate) fn orphans_mut(&mut self) -> &mut OrphanTxLists {
+        &mut self.orphans
+    }
+
+    /// Records an accepted commitment: it becomes the head.
+    #[cfg_attr(not(feature = "test-utils"), allow(unreachable_pub))]
+    pub fn apply(&mut self, commitment: &SignedCommitment, accepted: &AcceptedCommitment) {
+        let preconf = commitment.preconf();
+        self.head = LocalHead {
+            block_number: accepted.block_number,
+            preconfirmation_hash: Some(preconfirmation_hash(preconf)),
+            timestamp: Some(accepted.timestamp),
+        };
+        self.head_window_end = preconf.submission_window_end;
+        // One copy shared by the three memories (each would otherwise hold its own ~400 B).
+        let shared = Arc::new(commitment.clone());
+        self.recent
+            .insert(accepted.block_number, (shared.clone(), accepted.signer));
+        while self.recent.len() > self.recent_cap {
+            self.recent.pop_first();
+        }
+        self.slot_signers
+            .insert_if_absent((accepted.slot, accepted.signer), shared.clone());
+        if preconf.eop {
+            self.eops
+                .insert_if_absent(preconf.submission_window_end, shared);
+        }
+    }
+
+    /// The head as a `PreconfHead` (§10.2).
+    pub(crate) fn preconf_head(&self) -> PreconfHead {
+        PreconfHead {
+            block_number: U256::from(self.head.block_number),
+            submission_window_end: self.head_window_end,
+        }
+    }
+
+    /// Notes that the tx list `hash` of block `number` is missing; when `dedupe.slot_signers`
+    /// are already missing, the one of the lowest block number is forgotten.
+    pub(crate) fn await_txlist(&mut self, hash: B256, number: u64) {
+        self.awaiting_txlists.insert(hash, number);
+    }
+
+    /// The block waiting for tx list `hash`, removing the note.
+    pub(crate) fn take_awaiting(&mut self, hash: &B256) -> Option<u64> {
+        self.awaiting_txlists.remove(hash)
+    }
+
+    /// Whether tx list `hash` is awaited.
+    pub(crate) fn is_awaited(&self, hash: &B256) -> bool {
+        self.awaiting_txlists.by_hash.contains_key(hash)
+    }
+
+    /// Missing tx lists: (hash, block number).
+    pub(crate) fn awaited(&self) -> Vec<(B256, u64)> {
+        self.awaiting_txlists
+            .by_hash
+            .iter()
+            .map(|(h, n)| (*h, *n))
+            .collect()
+    }
+
+    /// Number of missing tx lists.
+    pub(crate) fn awaited_len(&self) -> usize {
+        self.awaiting_txlists.by_hash.len()
+    }
+}
+
+/// Tx lists that accepted commitments reference and this node does not have: hash → block
+/// number, at most `cap` of them; when full, the one of the lowest block number is forgotten.
+/// Indexed both ways so that forgetting the oldest costs O(log n), not a scan: a peer that
+/// never sends tx lists fills it, and every further commitment would pay for the scan.
+#[derive(Debug)]
+struct AwaitedTxLists {
+    by_hash: foldhash::HashMap<B256, u64>,
+    by_number: BTreeSet<(u64, B256)>,
+    cap: usize,
+}
+
+impl AwaitedTxLists {
+    fn new(cap: usize) -> Self {
+        Self {
+            by_hash: foldhash::HashMap::default(),
+            by_number: BTreeSet::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn insert(&mut self, hash: B256, number: u64) {
+        if let Some(previous) = self.by_hash.insert(hash, number) {
+            self.by_number.remove(&(previous, hash));
+        }
+        self.by_number.insert((number, hash));
+        while self.by_hash.len() > self.cap {
+            let Some((_, oldest)) = self.by_number.pop_first() else {
+                break;
+            };
+            self.by_hash.remove(&oldest);
+        }
+    }
+
+    fn remove(&mut self, hash: &B256) -> Option<u64> {
+        let number = self.by_hash.remove(hash)?;
+        self.by_number.remove(&(number, *hash));
+        Some(number)
+    }
+}
+
+impl ChainView for ChainState {
+    fn head(&self) -> LocalHead {
+        self.head
+    }
+
+    fn accepted_at(&self, block_number: u64) -> Option<(SignedCommitment, Address)> {
+        self.recent
+            .get(&block_number)
+            .map(|(commitment, signer)| (SignedCommitment::clone(commitment), *signer))
+    }
+
+    fn accepted_in_slot(&self, slot: u64, signer: Address) -> Option<SignedCommitment> {
+        self.slot_signers
+            .get(&(slot, signer))
+            .map(|c| SignedCommitment::clone(c))
+    }
+
+    fn eop_for_window(&self, window_end: U256) -> Option<SignedCommitment> {
+        self.eops
+            .get(&window_end)
+            .map(|c| SignedCommitment::clone(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn awaited_tx_lists_forget_the_lowest_block_when_full() {
+        let mut awaited = AwaitedTxLists::new(3);
+        for (byte, number) in [(1u8, 12u64), (2, 10), (3, 11)] {
+            awaited.insert(B256::repeat_byte(byte), number);
+        }
+        awaited.insert(B256::repeat_byte(4), 13);
+        assert_eq!(awaited.by_hash.len(), 3);
+        assert!(
+            !awaited.by_hash.contains_key(&B256::repeat_byte(2)),
+            "block 10 forgotten"
+        );
+        // Awaited again for a newer block: one entry, at the new number.
+        awaited.insert(B256::repeat_byte(3), 14);
+        assert_eq!(awaited.by_hash.len(), 3);
+        awaited.insert(B256::repeat_byte(5), 15);
+        assert!(
+            !awaited.by_hash.contains_key(&B256::repeat_byte(1)),
+            "block 12 forgotten"
+        );
+        assert_eq!(awaited.remove(&B256::repeat_byte(3)), Some(14));
+        assert_eq!(awaited.remove(&B256::repeat_byte(3)), None);
+        assert_eq!(
+            awaited.by_number.len(),
+            awaited.by_hash.len(),
+            "indexes agree"
+        );
+        let left: Vec<_> = awaited.by_number.iter().map(|(n, _)| *n).collect();
+        assert_eq!(left, vec![13, 15]);
+    }
+}
