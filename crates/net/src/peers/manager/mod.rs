@@ -381,6 +381,13 @@ mod tests {
         max_response_bytes(&largest_request(kind))
     }
 
+    /// A manager of `cfg` (inbound requests identified by integers), and the instant it
+    /// started at.
+    pub(super) fn manager(cfg: &NetworkConfig) -> (PeerManager<u64>, Instant) {
+        let t0 = Instant::now();
+        (PeerManager::new(cfg, t0), t0)
+    }
+
     #[test]
     fn gossip_is_limited_per_peer_and_topic_in_messages_and_bytes() {
         use crate::config::{ByteRateLimit, GossipTopicLimit};
@@ -389,8 +396,7 @@ mod tests {
             messages: RateLimit::new(3, Duration::from_secs(10)),
             bytes: ByteRateLimit::new(1000, Duration::from_secs(10)),
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let (a, b) = (PeerId::random(), PeerId::random());
         let tx = GossipTopicKind::RawTxLists;
         // Bytes: 600 fit, 600 more do not (and take nothing); 400 still do.
@@ -444,9 +450,7 @@ mod tests {
 
     #[test]
     fn admission_limits_concurrency_and_rate() {
-        let cfg = NetworkConfig::default();
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&NetworkConfig::default());
         let peer = PeerId::random();
         let k = ReqRespKind::GetHead;
         let ids: Vec<u64> = (0..20).collect();
@@ -485,9 +489,7 @@ mod tests {
 
     #[test]
     fn a_finished_request_frees_exactly_its_own_slot() {
-        let cfg = NetworkConfig::default();
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&NetworkConfig::default());
         let peer = PeerId::random();
         let k = ReqRespKind::GetHead;
         assert_eq!(pm.admit(peer, k, 1, 64, t0), Admission::Allow);
@@ -505,9 +507,7 @@ mod tests {
 
     #[test]
     fn a_disconnect_keeps_that_peers_buckets_until_they_refill() {
-        let cfg = NetworkConfig::default();
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&NetworkConfig::default());
         let (gone, stays) = (PeerId::random(), PeerId::random());
         let k = ReqRespKind::GetHead;
         let mut id = 0;
@@ -576,8 +576,7 @@ mod tests {
         let cfg = NetworkConfig::default();
         let limits = cfg.rate_limit;
         assert!(limits.get_raw_txlist.burst > limits.get_head.burst);
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         let mut id = 0;
         // A catch-up burst of tx-list fetches far beyond the get_head limit is served, up to
@@ -610,8 +609,7 @@ mod tests {
             rate_limit: RateLimitConfig::uniform(3, Duration::from_secs(10)),
             ..Default::default()
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         let mut id = 0;
         for kind in ReqRespKind::ALL {
@@ -627,8 +625,7 @@ mod tests {
             crate::config::ByteRateLimit::new(5 * MIB, Duration::from_secs(10));
         cfg.rate_limit.get_raw_txlists = RateLimit::new(1, Duration::from_secs(3600));
         cfg.max_concurrent_inbound_per_protocol = 64;
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         let list = ReqRespKind::GetRawTxList;
         let batch = ReqRespKind::GetRawTxLists;
@@ -701,8 +698,7 @@ mod tests {
     fn first_refusal_in_a_window_is_not_penalised() {
         let cfg = NetworkConfig::default();
         assert_eq!(cfg.rate_limit_grace, 1);
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         assert!(!pm.refusal_penalised(peer, t0), "the first is free");
         assert!(pm.refusal_penalised(peer, t0 + Duration::from_secs(1)));
@@ -737,8 +733,7 @@ mod tests {
             ban_sustain: Duration::from_secs(30),
             ..Default::default()
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let bad = PeerId::random();
         let good = PeerId::random();
         assert!(pm.peers_to_ban([(bad, -6.0), (good, 1.0)], t0).is_empty());
