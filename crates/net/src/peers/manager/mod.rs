@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use libp2p::request_response::InboundRequestId;
 use libp2p::PeerId;
-use preconfirmation_types::{GossipTopicKind, ReqRespKind};
+use preconfirmation_types::ReqRespKind;
 
 use crate::config::{NetworkConfig, ScoringConfig};
 use crate::peers::score::AppScore;
-use crate::reqresp::rate_limiter::{Admission, GossipAdmission, RateLimiter};
+use crate::reqresp::rate_limiter::{Admission, RateLimiter};
 
 mod dial;
 
@@ -278,16 +278,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 
     // ---- gossip ----------------------------------------------------------------------------
 
-    /// Rate check of a gossip message of `len` bytes that `peer` delivered first on `kind`'s
-    /// topic: it must fit both the message and the byte bucket; only then is it counted.
-    pub(crate) fn admit_gossip(
-        &mut self,
-        peer: PeerId,
-        kind: GossipTopicKind,
-        len: usize,
-        now: Instant,
-    ) -> GossipAdmission {
-        self.limiter.admit_gossip(peer, kind, len, now)
+    /// The per-peer rate limits, which gossip is admitted by directly
+    /// ([`RateLimiter::admit_gossip`]); inbound requests go through [`Self::admit`], which also
+    /// holds their in-flight slot.
+    pub(crate) fn rate_limiter(&mut self) -> &mut RateLimiter {
+        &mut self.limiter
     }
 
     // ---- inbound requests ------------------------------------------------------------------
@@ -374,8 +369,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use preconfirmation_types::GossipTopicKind;
+
     use crate::config::{RateLimit, RateLimitConfig};
     use crate::reqresp::budget::{largest_request, max_response_bytes};
+    use crate::reqresp::rate_limiter::GossipAdmission;
 
     fn largest(kind: ReqRespKind) -> u64 {
         max_response_bytes(&largest_request(kind))
@@ -397,39 +395,42 @@ mod tests {
             bytes: ByteRateLimit::new(1000, Duration::from_secs(10)),
         };
         let (mut pm, t0) = manager(&cfg);
+        let gossip = |pm: &mut PeerManager<u64>, peer, kind, len, now| {
+            pm.rate_limiter().admit_gossip(peer, kind, len, now)
+        };
         let (a, b) = (PeerId::random(), PeerId::random());
         let tx = GossipTopicKind::RawTxLists;
         // Bytes: 600 fit, 600 more do not (and take nothing); 400 still do.
-        assert_eq!(pm.admit_gossip(a, tx, 600, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 600, t0), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, tx, 600, t0),
+            gossip(&mut pm, a, tx, 600, t0),
             GossipAdmission::TooManyBytes
         );
-        assert_eq!(pm.admit_gossip(a, tx, 400, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 400, t0), GossipAdmission::Allow);
         // Messages: the third is the last of the burst.
-        assert_eq!(pm.admit_gossip(a, tx, 0, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 0, t0), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, t0),
+            gossip(&mut pm, a, tx, 0, t0),
             GossipAdmission::TooManyMessages
         );
         // Another peer, another topic: their own buckets.
-        assert_eq!(pm.admit_gossip(b, tx, 1000, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, b, tx, 1000, t0), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, GossipTopicKind::Commitments, 382, t0),
+            gossip(&mut pm, a, GossipTopicKind::Commitments, 382, t0),
             GossipAdmission::Allow
         );
         // Refill: a third of the period gives back one message and a third of the bytes.
         let later = t0 + Duration::from_millis(3_400);
-        assert_eq!(pm.admit_gossip(a, tx, 300, later), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 300, later), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, later),
+            gossip(&mut pm, a, tx, 0, later),
             GossipAdmission::TooManyMessages
         );
         // A disconnect keeps the peer's buckets: a reconnect resumes them ...
         pm.on_disconnected(a, later);
         pm.on_connected(a, &"/ip4/127.0.0.1/tcp/1".parse().unwrap(), false, later);
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, later),
+            gossip(&mut pm, a, tx, 0, later),
             GossipAdmission::TooManyMessages,
             "no fresh burst for a reconnect"
         );
@@ -442,7 +443,7 @@ mod tests {
             "a's buckets are gone"
         );
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, later + Duration::from_secs(10)),
+            gossip(&mut pm, a, tx, 0, later + Duration::from_secs(10)),
             GossipAdmission::Allow
         );
         assert_eq!(GossipAdmission::TooManyBytes.label(), "bytes");
