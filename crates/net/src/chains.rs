@@ -5,9 +5,10 @@
 //! us: its topics and protocols are not ours. [`OtherChainWarnings`] names each such peer once
 //! in a WARN.
 
-use std::collections::{HashSet, VecDeque};
+use std::num::NonZeroUsize;
 
 use libp2p::{PeerId, StreamProtocol};
+use lru::LruCache;
 
 /// The distinct chain ids in `protocols` (`/taiko/<id>/…`), ascending; empty when the peer
 /// lists no protocol of this network.
@@ -33,32 +34,24 @@ pub fn on_other_chain(peer_chains: &[u64], ours: u64) -> bool {
 /// (and would be named again should it come back).
 #[derive(Debug)]
 pub(crate) struct OtherChainWarnings {
-    warned: HashSet<PeerId>,
-    order: VecDeque<PeerId>,
-    capacity: usize,
+    /// Never promoted on a repeat (`contains`), so the least recently used is the oldest.
+    warned: LruCache<PeerId, ()>,
 }
 
 impl OtherChainWarnings {
     /// At most `capacity` peers remembered (at least one).
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            warned: HashSet::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
+            warned: LruCache::sparse(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
         }
     }
 
     /// Records `peer`; `true` the first time (warn now), `false` after.
     pub(crate) fn first_time(&mut self, peer: PeerId) -> bool {
-        if !self.warned.insert(peer) {
+        if self.warned.contains(&peer) {
             return false;
         }
-        self.order.push_back(peer);
-        while self.order.len() > self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.warned.remove(&oldest);
-            }
-        }
+        self.warned.put(peer, ());
         true
     }
 

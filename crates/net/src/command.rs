@@ -61,22 +61,3 @@ pub(crate) enum Command {
         reply: oneshot::Sender<()>,
     },
 }
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Command::Publish { .. } => "Publish",
-            Command::Request { .. } => "Request",
-            Command::Validation { .. } => "Validation",
-            Command::Penalize { .. } => "Penalize",
-            Command::Dial { .. } => "Dial",
-            Command::Ban { .. } => "Ban",
-            Command::Peers { .. } => "Peers",
-            Command::ListenAddrs { .. } => "ListenAddrs",
-            Command::GossipPeers { .. } => "GossipPeers",
-            Command::StateSizes { .. } => "StateSizes",
-            Command::MeshSizes { .. } => "MeshSizes",
-            Command::Shutdown { .. } => "Shutdown",
-        })
-    }
-}

@@ -54,18 +54,21 @@ pub(crate) fn tcp_multiaddr(addr: SocketAddr) -> Multiaddr {
     Multiaddr::empty().with(ip).with(Protocol::Tcp(addr.port()))
 }
 
+/// An unbound socket of `addr`'s family, no reuse option set; IPv6 sockets are IPv6-only, as
+/// libp2p's are.
+fn socket_for(addr: SocketAddr, ty: Type, protocol: socket2::Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
+}
+
 /// Binds (and drops) a TCP socket on `addr` without `SO_REUSEPORT`: fails with `EADDRINUSE`
 /// if any socket listens on that port, whatever options it set. IPv6 sockets are IPv6-only,
 /// as libp2p's are.
 pub(crate) fn check_tcp_free(addr: SocketAddr) -> io::Result<()> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
+    let socket = socket_for(addr, Type::STREAM, socket2::Protocol::TCP)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())
 }
@@ -206,14 +209,7 @@ pub(crate) async fn listen(
 /// bound by anyone else fails with [`NetError::AddrInUse`].
 pub(crate) fn bind_udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket, NetError> {
     let bind = || -> io::Result<tokio::net::UdpSocket> {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
+        let socket = socket_for(addr, Type::DGRAM, socket2::Protocol::UDP)?;
         socket.bind(&addr.into())?;
         socket.set_nonblocking(true)?;
         tokio::net::UdpSocket::from_std(socket.into())

@@ -22,6 +22,21 @@ use crate::error::{NetError, RequestError};
 use crate::event::{GossipVerdict, NetworkEvent, PeerSnapshot, PeerStateSizes};
 use crate::reqresp::codec::{Request, Response};
 
+/// A typed req/resp call of a protocol with a request body: `$method` sends the [`Request`]
+/// variant `$request` and takes back the [`Response`] variant `$response`; any other response
+/// is [`RequestError::Decode`]. A macro because the methods differ only in their types.
+macro_rules! typed_request {
+    ($(#[$doc:meta])* $method:ident: $request:ident($req:ty) -> $response:ident($resp:ty)) => {
+        $(#[$doc])*
+        pub async fn $method(&self, peer: PeerId, request: $req) -> Result<$resp, RequestError> {
+            match self.request(peer, Request::$request(request)).await? {
+                Response::$response(r) => Ok(r),
+                _ => Err(RequestError::Decode("mismatched response".into())),
+            }
+        }
+    };
+}
+
 /// The stream of [`NetworkEvent`]s (a bounded channel from the driver).
 #[derive(Debug)]
 pub struct NetworkEvents {
@@ -164,45 +179,22 @@ impl P2pService {
         }
     }
 
-    /// `get_commitments_by_number` (§10.2).
-    pub async fn request_commitments(
-        &self,
-        peer: PeerId,
-        request: GetCommitmentsByNumberRequest,
-    ) -> Result<GetCommitmentsByNumberResponse, RequestError> {
-        match self
-            .request(peer, Request::GetCommitmentsByNumber(request))
-            .await?
-        {
-            Response::Commitments(r) => Ok(r),
-            _ => Err(RequestError::Decode("mismatched response".into())),
-        }
-    }
+    typed_request!(
+        /// `get_commitments_by_number` (§10.2).
+        request_commitments: GetCommitmentsByNumber(GetCommitmentsByNumberRequest)
+            -> Commitments(GetCommitmentsByNumberResponse)
+    );
 
-    /// `get_raw_txlist` (§11.2).
-    pub async fn request_raw_txlist(
-        &self,
-        peer: PeerId,
-        request: GetRawTxListRequest,
-    ) -> Result<GetRawTxListResponse, RequestError> {
-        match self.request(peer, Request::GetRawTxList(request)).await? {
-            Response::RawTxList(r) => Ok(r),
-            _ => Err(RequestError::Decode("mismatched response".into())),
-        }
-    }
+    typed_request!(
+        /// `get_raw_txlist` (§11.2).
+        request_raw_txlist: GetRawTxList(GetRawTxListRequest) -> RawTxList(GetRawTxListResponse)
+    );
 
-    /// `get_raw_txlists` (PROTOCOL-EXT.md). Only to peers that advertise it
-    /// ([`PeerSnapshot::extended`]); the Taiko reference does not.
-    pub async fn request_raw_txlists(
-        &self,
-        peer: PeerId,
-        request: GetRawTxListsRequest,
-    ) -> Result<GetRawTxListsResponse, RequestError> {
-        match self.request(peer, Request::GetRawTxLists(request)).await? {
-            Response::RawTxLists(r) => Ok(r),
-            _ => Err(RequestError::Decode("mismatched response".into())),
-        }
-    }
+    typed_request!(
+        /// `get_raw_txlists` (PROTOCOL-EXT.md). Only to peers that advertise it
+        /// ([`PeerSnapshot::extended`]); the Taiko reference does not.
+        request_raw_txlists: GetRawTxLists(GetRawTxListsRequest) -> RawTxLists(GetRawTxListsResponse)
+    );
 
     /// Reports the SDK's verdict on a gossip message (non-blocking). `Accept` forwards it and
     /// rewards the source; `Reject` drops it and penalises the source; `Ignore` drops it.

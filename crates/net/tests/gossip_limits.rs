@@ -10,7 +10,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::identity::Keypair;
-use libp2p::{noise, tcp, yamux, SwarmBuilder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use preconfirmation_net::config::GOSSIP_FRAMING_ALLOWANCE;
 use preconfirmation_net::gossip::mesh_config_builder;
@@ -48,18 +47,7 @@ async fn attacker(
     for k in GossipTopicKind::ALL {
         behaviour.subscribe(&topic(k)).expect("subscribe");
     }
-    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|_| behaviour)
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = bare_swarm_of(keypair, Duration::from_secs(60), |_| behaviour);
     swarm.dial(target).expect("dial");
     let (tx, mut rx) = mpsc::channel::<(GossipTopicKind, Vec<u8>, PublishReply)>(16);
     tokio::spawn(async move {

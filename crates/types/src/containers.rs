@@ -240,14 +240,9 @@ pub struct GetRawTxListsResponse {
 impl GetRawTxListsRequest {
     /// Wraps `hashes`; fails above [`crate::MAX_TXLISTS_PER_REQUEST`].
     pub fn new(hashes: Vec<B256>) -> crate::Result<Self> {
-        let len = hashes.len();
-        let raw_tx_list_hashes =
-            VariableList::new(hashes).map_err(|_| crate::TypesError::ListOverCap {
-                container: "GetRawTxListsRequest",
-                len,
-                cap: crate::MAX_TXLISTS_PER_REQUEST,
-            })?;
-        Ok(Self { raw_tx_list_hashes })
+        Ok(Self {
+            raw_tx_list_hashes: capped_list(hashes, "GetRawTxListsRequest")?,
+        })
     }
 }
 
@@ -255,13 +250,9 @@ impl GetRawTxListsResponse {
     /// Wraps `txlists`; fails above [`crate::MAX_TXLISTS_PER_REQUEST`] entries (the byte cap
     /// is the responder's to keep, see [`GetRawTxListsResponse::encoded_len_with`]).
     pub fn new(txlists: Vec<GetRawTxListResponse>) -> crate::Result<Self> {
-        let len = txlists.len();
-        let txlists = VariableList::new(txlists).map_err(|_| crate::TypesError::ListOverCap {
-            container: "GetRawTxListsResponse",
-            len,
-            cap: crate::MAX_TXLISTS_PER_REQUEST,
-        })?;
-        Ok(Self { txlists })
+        Ok(Self {
+            txlists: capped_list(txlists, "GetRawTxListsResponse")?,
+        })
     }
 
     /// SSZ length of a response holding entries whose tx lists are `txlist_lens` bytes long:
@@ -290,7 +281,7 @@ impl RawTxListGossip {
         let raw_tx_list_hash = raw_tx_list_hash(&txlist);
         Ok(Self {
             raw_tx_list_hash,
-            txlist: tx_list(txlist, "RawTxListGossip")?,
+            txlist: capped_list(txlist, "RawTxListGossip")?,
         })
     }
 }
@@ -298,11 +289,7 @@ impl RawTxListGossip {
 impl GetRawTxListResponse {
     /// Builds a response carrying `txlist`, computing its hash (§11.2).
     pub fn new(txlist: Vec<u8>) -> crate::Result<Self> {
-        let raw_tx_list_hash = raw_tx_list_hash(&txlist);
-        Ok(Self {
-            raw_tx_list_hash,
-            txlist: tx_list(txlist, "GetRawTxListResponse")?,
-        })
+        Self::from_verified(raw_tx_list_hash(&txlist), txlist)
     }
 
     /// Builds a response carrying `txlist` under `raw_tx_list_hash` without hashing it: for a
@@ -311,7 +298,7 @@ impl GetRawTxListResponse {
     pub fn from_verified(raw_tx_list_hash: B256, txlist: Vec<u8>) -> crate::Result<Self> {
         Ok(Self {
             raw_tx_list_hash,
-            txlist: tx_list(txlist, "GetRawTxListResponse")?,
+            txlist: capped_list(txlist, "GetRawTxListResponse")?,
         })
     }
 }
@@ -319,23 +306,23 @@ impl GetRawTxListResponse {
 impl GetCommitmentsByNumberResponse {
     /// Wraps `commitments`; fails above [`crate::MAX_COMMITMENTS_PER_RESPONSE`].
     pub fn new(commitments: Vec<SignedCommitment>) -> crate::Result<Self> {
-        let len = commitments.len();
-        let commitments =
-            VariableList::new(commitments).map_err(|_| crate::TypesError::ListOverCap {
-                container: "GetCommitmentsByNumberResponse",
-                len,
-                cap: crate::MAX_COMMITMENTS_PER_RESPONSE,
-            })?;
-        Ok(Self { commitments })
+        Ok(Self {
+            commitments: capped_list(commitments, "GetCommitmentsByNumberResponse")?,
+        })
     }
 }
 
-fn tx_list(bytes: Vec<u8>, container: &'static str) -> crate::Result<TxList> {
-    let len = bytes.len();
-    VariableList::new(bytes).map_err(|_| crate::TypesError::ListOverCap {
+/// `items` as `container`'s list field; [`crate::TypesError::ListOverCap`] above the list's
+/// type-level maximum `N` (each the spec constant, see `type_level_maxima_match_constants`).
+fn capped_list<T, N: typenum::Unsigned>(
+    items: Vec<T>,
+    container: &'static str,
+) -> crate::Result<VariableList<T, N>> {
+    let len = items.len();
+    VariableList::new(items).map_err(|_| crate::TypesError::ListOverCap {
         container,
         len,
-        cap: crate::MAX_TXLIST_BYTES,
+        cap: VariableList::<T, N>::max_len(),
     })
 }
 
@@ -455,6 +442,10 @@ mod tests {
         assert_eq!(
             VariableList::<SignedCommitment, MaxCommitmentsPerResponse>::max_len(),
             MAX_COMMITMENTS_PER_RESPONSE
+        );
+        assert_eq!(
+            VariableList::<B256, MaxTxListsPerRequest>::max_len(),
+            crate::MAX_TXLISTS_PER_REQUEST
         );
     }
 

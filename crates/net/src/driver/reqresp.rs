@@ -217,49 +217,35 @@ impl Driver {
             return;
         }
         let timeout = self.config.request_timeout;
-        let (event, answer): (InboundRequest, BoxFuture<'static, Option<Response>>) = match request
-        {
-            Request::GetHead => {
-                let (responder, rx) = Responder::new();
-                (
-                    InboundRequest::GetHead { peer, responder },
-                    rx.map(|r| r.ok().map(Response::Head)).boxed(),
-                )
-            }
+        let (event, answer) = match request {
+            Request::GetHead => to_sdk(Response::Head, |responder| InboundRequest::GetHead {
+                peer,
+                responder,
+            }),
             Request::GetCommitmentsByNumber(request) => {
-                let (responder, rx) = Responder::new();
-                (
+                to_sdk(Response::Commitments, |responder| {
                     InboundRequest::GetCommitmentsByNumber {
                         peer,
                         request,
                         responder,
-                    },
-                    rx.map(|r| r.ok().map(Response::Commitments)).boxed(),
-                )
+                    }
+                })
             }
             Request::Invalid(..) => return,
-            Request::GetRawTxList(request) => {
-                let (responder, rx) = Responder::new();
-                (
-                    InboundRequest::GetRawTxList {
-                        peer,
-                        request,
-                        responder,
-                    },
-                    rx.map(|r| r.ok().map(Response::RawTxList)).boxed(),
-                )
-            }
-            Request::GetRawTxLists(request) => {
-                let (responder, rx) = Responder::new();
-                (
-                    InboundRequest::GetRawTxLists {
-                        peer,
-                        request,
-                        responder,
-                    },
-                    rx.map(|r| r.ok().map(Response::RawTxLists)).boxed(),
-                )
-            }
+            Request::GetRawTxList(request) => to_sdk(Response::RawTxList, |responder| {
+                InboundRequest::GetRawTxList {
+                    peer,
+                    request,
+                    responder,
+                }
+            }),
+            Request::GetRawTxLists(request) => to_sdk(Response::RawTxLists, |responder| {
+                InboundRequest::GetRawTxLists {
+                    peer,
+                    request,
+                    responder,
+                }
+            }),
         };
         if !self.emit(NetworkEvent::InboundRequest(event), "inbound_request") {
             metrics::reqresp(kind, "inbound", "dropped");
@@ -319,6 +305,20 @@ impl Driver {
             }
         }
     }
+}
+
+/// An inbound request as the SDK gets it: the event `event` builds around a fresh
+/// [`Responder`], and the future of its answer as the [`Response`] variant `response` (`None`
+/// if the responder is dropped).
+fn to_sdk<T: Send + 'static>(
+    response: fn(T) -> Response,
+    event: impl FnOnce(Responder<T>) -> InboundRequest,
+) -> (InboundRequest, BoxFuture<'static, Option<Response>>) {
+    let (responder, rx) = Responder::new();
+    (
+        event(responder),
+        rx.map(move |r| r.ok().map(response)).boxed(),
+    )
 }
 
 /// The penalty reason (and metric label) of an inbound request the codec refused.

@@ -202,7 +202,10 @@ impl Driver {
             return;
         }
         let now = Instant::now();
-        let admission = self.peers.admit_gossip(propagation_source, kind, len, now);
+        let admission = self
+            .peers
+            .rate_limiter()
+            .admit_gossip(propagation_source, kind, len, now);
         if admission != GossipAdmission::Allow {
             // Over the peer's limits of the topic: neither delivered nor forwarded (Ignore
             // costs no gossipsub score); beyond the grace, one §7.1 penalty.

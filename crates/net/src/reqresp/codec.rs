@@ -410,6 +410,7 @@ impl libp2p::request_response::Codec for PreconfCodec {
 mod tests {
     use super::*;
     use futures::io::Cursor;
+    use futures::{StreamExt, TryStreamExt};
     use libp2p::request_response::Codec;
     use preconfirmation_types::{SignedCommitment, U256};
 
@@ -636,36 +637,16 @@ mod tests {
 
     /// Yields `bytes` one per `every`, then stays pending forever (never EOF): a silent
     /// (`bytes` empty) or trickling stream.
-    struct Trickle {
-        bytes: Vec<u8>,
-        every: Duration,
-        next: Option<Pin<Box<tokio::time::Sleep>>>,
+    fn trickle(bytes: Vec<u8>, every: Duration) -> impl AsyncRead + Unpin {
+        futures::stream::iter(bytes)
+            .then(move |byte| async move {
+                tokio::time::sleep(every).await;
+                Ok::<_, io::Error>([byte])
+            })
+            .chain(futures::stream::pending())
+            .boxed()
+            .into_async_read()
     }
-
-    impl AsyncRead for Trickle {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            let this = &mut *self;
-            if this.bytes.is_empty() || buf.is_empty() {
-                return Poll::Pending;
-            }
-            let every = this.every;
-            let sleep = this
-                .next
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.next = None;
-            buf[0] = this.bytes.remove(0);
-            Poll::Ready(Ok(1))
-        }
-    }
-
-    use std::future::Future;
 
     #[tokio::test(start_paused = true)]
     async fn silent_and_trickling_requests_time_out_as_invalid() {
@@ -673,11 +654,7 @@ mod tests {
         let mut codec = PreconfCodec::default().with_read_timeout(timeout);
         // Silent: nothing ever arrives.
         let p = proto(ReqRespKind::GetHead);
-        let mut silent = Trickle {
-            bytes: Vec::new(),
-            every: Duration::ZERO,
-            next: None,
-        };
+        let mut silent = trickle(Vec::new(), Duration::ZERO);
         // The outer bound (virtual time, the clock is paused) only turns a codec that never
         // gives up into a failure instead of a hang.
         let req = tokio::time::timeout(timeout * 2, codec.read_request(&p, &mut silent))
@@ -710,12 +687,8 @@ mod tests {
             .await
             .unwrap();
         assert!(bytes.len() > 6);
-        let mut trickle = Trickle {
-            bytes: bytes.clone(),
-            every: Duration::from_secs(1),
-            next: None,
-        };
-        let req = codec.read_request(&p, &mut trickle).await.unwrap();
+        let mut slow = trickle(bytes.clone(), Duration::from_secs(1));
+        let req = codec.read_request(&p, &mut slow).await.unwrap();
         assert!(
             matches!(
                 req,
@@ -730,11 +703,7 @@ mod tests {
             .unwrap();
         assert_eq!(req, request);
         // A trickle fast enough to finish within the timeout is an honest (if slow) request.
-        let mut quick = Trickle {
-            bytes,
-            every: Duration::from_millis(10),
-            next: None,
-        };
+        let mut quick = trickle(bytes, Duration::from_millis(10));
         assert_eq!(codec.read_request(&p, &mut quick).await.unwrap(), request);
         // Read timeouts map to a timeout for the requester's side.
         assert_eq!(

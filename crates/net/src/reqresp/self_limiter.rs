@@ -519,6 +519,20 @@ mod tests {
         OutboundPacer::new(politeness_config(), ext())
     }
 
+    /// A pacer on the defaults (without the start-up window), a peer it has not identified
+    /// (strict until identify says otherwise), and the time now.
+    fn strict_peer() -> (OutboundPacer, PeerId, Instant) {
+        (pacer(), PeerId::random(), Instant::now())
+    }
+
+    /// A pacer on `politeness`, a peer of ours it has identified, and the time now.
+    fn extended_peer(politeness: PolitenessConfig) -> (OutboundPacer, PeerId, Instant) {
+        let mut p = OutboundPacer::new(politeness, ext());
+        let peer = PeerId::random();
+        p.identified(peer, &[ext()]);
+        (p, peer, Instant::now())
+    }
+
     /// The largest response of `kind`'s largest request.
     fn max(kind: ReqRespKind) -> u64 {
         max_response_bytes(&largest_request(kind))
@@ -526,9 +540,7 @@ mod tests {
 
     #[test]
     fn strict_peer_gets_one_in_flight_and_eight_per_window() {
-        let mut p = pacer();
-        let peer = PeerId::random();
-        let t0 = Instant::now();
+        let (mut p, peer, t0) = strict_peer();
         let kind = ReqRespKind::GetRawTxList;
         let m = max(kind);
         // Not identified yet: strict. One in flight; no byte budget is assumed.
@@ -570,6 +582,20 @@ mod tests {
         assert!(p.peers[&peer].lanes[&kind].backoff_until.is_none());
     }
 
+    #[test]
+    fn extensions_are_never_sent_to_strict_peers() {
+        let (mut p, peer, t0) = strict_peer();
+        let kind = ReqRespKind::GetRawTxLists;
+        assert_eq!(p.admit(peer, kind, 4, t0), Err(Held::Unsupported));
+        assert_eq!(
+            p.identified(peer, &[StreamProtocol::new("/ipfs/ping/1.0.0")]),
+            PeerProfile::Strict
+        );
+        assert_eq!(p.admit(peer, kind, 4, t0), Err(Held::Unsupported));
+        assert_eq!(p.identified(peer, &[ext()]), PeerProfile::Extended);
+        assert_eq!(p.admit(peer, kind, 4, t0), Ok(4));
+    }
+
     /// State created for a peer after its connection closed (a request or an identify answer
     /// that raced the close) never gets `forget`; the prune tick treats a peer that is not
     /// connected as disconnected, once nothing is in flight to it, and drops it a window later.
@@ -604,27 +630,8 @@ mod tests {
     }
 
     #[test]
-    fn extensions_are_never_sent_to_strict_peers() {
-        let mut p = pacer();
-        let peer = PeerId::random();
-        let t0 = Instant::now();
-        let kind = ReqRespKind::GetRawTxLists;
-        assert_eq!(p.admit(peer, kind, 4, t0), Err(Held::Unsupported));
-        assert_eq!(
-            p.identified(peer, &[StreamProtocol::new("/ipfs/ping/1.0.0")]),
-            PeerProfile::Strict
-        );
-        assert_eq!(p.admit(peer, kind, 4, t0), Err(Held::Unsupported));
-        assert_eq!(p.identified(peer, &[ext()]), PeerProfile::Extended);
-        assert_eq!(p.admit(peer, kind, 4, t0), Ok(4));
-    }
-
-    #[test]
     fn extended_peer_gets_our_own_limits() {
-        let mut p = pacer();
-        let peer = PeerId::random();
-        p.identified(peer, &[ext()]);
-        let t0 = Instant::now();
+        let (mut p, peer, t0) = extended_peer(politeness_config());
         let kind = ReqRespKind::GetRawTxList;
         let m = max(kind);
         let burst = crate::RateLimitConfig::default().get(kind).burst as usize;
@@ -673,10 +680,7 @@ mod tests {
         // our copy over 2.5 s: a token every 833 ms, where the peer's comes every 667 ms.
         let mut politeness = politeness_config();
         politeness.extended_rate_limit.get_raw_txlists = RateLimit::new(3, Duration::from_secs(2));
-        let mut p = OutboundPacer::new(politeness, ext());
-        let peer = PeerId::random();
-        p.identified(peer, &[ext()]);
-        let t0 = Instant::now();
+        let (mut p, peer, t0) = extended_peer(politeness);
         let kind = ReqRespKind::GetRawTxLists;
         for _ in 0..3 {
             assert_eq!(p.admit(peer, kind, 4, t0), Ok(4));
@@ -719,7 +723,7 @@ mod tests {
 
     /// A peer of ours with a 10 MiB byte budget per 9.5 s (10 s with the margin: 1 MiB/s),
     /// generous request limits and in-flight counts, so only the byte mirror holds back.
-    fn byte_pacer(peer: PeerId) -> OutboundPacer {
+    fn byte_pacer() -> (OutboundPacer, PeerId, Instant) {
         let mut extended_rate_limit =
             crate::RateLimitConfig::uniform(1_000, Duration::from_secs(10));
         extended_rate_limit.response_bytes =
@@ -729,16 +733,12 @@ mod tests {
             extended_max_in_flight: 100,
             ..Default::default()
         };
-        let mut p = OutboundPacer::new(politeness, ext());
-        p.identified(peer, &[ext()]);
-        p
+        extended_peer(politeness)
     }
 
     #[test]
     fn byte_budget_is_mirrored_reserved_and_refunded() {
-        let peer = PeerId::random();
-        let mut p = byte_pacer(peer);
-        let t0 = Instant::now();
+        let (mut p, peer, t0) = byte_pacer();
         let batch = ReqRespKind::GetRawTxLists;
         let list = ReqRespKind::GetRawTxList;
         let page = ReqRespKind::GetCommitmentsByNumber;
@@ -774,13 +774,10 @@ mod tests {
 
     #[test]
     fn reservations_are_clamped_to_the_assumed_budget() {
-        let peer = PeerId::random();
         let mut politeness = politeness_config();
         politeness.extended_rate_limit.response_bytes =
             ByteRateLimit::new(3 * MIB, Duration::from_secs(10));
-        let mut p = OutboundPacer::new(politeness, ext());
-        p.identified(peer, &[ext()]);
-        let t0 = Instant::now();
+        let (mut p, peer, t0) = extended_peer(politeness);
         let batch = ReqRespKind::GetRawTxLists;
         // The peer clamps an 8 MiB reservation to its 3 MiB budget; so do we.
         assert_eq!(p.admit(peer, batch, max(batch), t0), Ok(3 * MIB));
@@ -794,10 +791,7 @@ mod tests {
 
     #[test]
     fn a_refusal_teaches_tighter_limits_for_the_connection() {
-        let mut p = pacer();
-        let peer = PeerId::random();
-        p.identified(peer, &[ext()]);
-        let t0 = Instant::now();
+        let (mut p, peer, t0) = extended_peer(politeness_config());
         let kind = ReqRespKind::GetCommitmentsByNumber;
         let m = max(kind);
         // Five pages accepted, the sixth refused (the peer runs 5 per window, not 256).

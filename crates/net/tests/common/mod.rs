@@ -72,7 +72,20 @@ pub async fn wait_connected(events: &mut NetworkEvents, peer: PeerId) -> Option<
 /// A bare libp2p swarm of a fresh identity over TCP (noise, yamux) running `behaviour`, whose
 /// idle connections stay up for 60 s: a peer that speaks only what a test gives it.
 pub fn bare_swarm<B: NetworkBehaviour>(behaviour: impl FnOnce(&Keypair) -> B) -> Swarm<B> {
-    SwarmBuilder::with_new_identity()
+    bare_swarm_of(
+        Keypair::generate_ed25519(),
+        Duration::from_secs(60),
+        behaviour,
+    )
+}
+
+/// Like [`bare_swarm`], with the identity `keypair` and idle connections kept up for `idle`.
+pub fn bare_swarm_of<B: NetworkBehaviour>(
+    keypair: Keypair,
+    idle: Duration,
+    behaviour: impl FnOnce(&Keypair) -> B,
+) -> Swarm<B> {
+    SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             tcp::Config::default(),
@@ -82,7 +95,7 @@ pub fn bare_swarm<B: NetworkBehaviour>(behaviour: impl FnOnce(&Keypair) -> B) ->
         .expect("tcp")
         .with_behaviour(behaviour)
         .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build()
 }
 
@@ -91,6 +104,13 @@ pub async fn connect(dialer: &P2pService, dialer_events: &mut NetworkEvents, tar
     dialer.dial(addr(target).await).await.expect("dial");
     let t = target.local_peer_id();
     wait_connected(dialer_events, t).await.expect("connected");
+}
+
+/// A fresh node on [`test_config`], connected to `target` (it has seen the connection).
+pub async fn start_connected_to(target: &P2pService) -> (P2pService, NetworkEvents) {
+    let (node, mut events) = start(test_config()).await;
+    connect(&node, &mut events, target).await;
+    (node, events)
 }
 
 pub fn head() -> PreconfHead {
@@ -214,6 +234,13 @@ pub async fn score_of(node: &P2pService, peer: PeerId) -> Option<f64> {
         .map(|p| p.score)
 }
 
+/// Asserts that `node`, connected to `peer`, scores it at 0 or above: `why` it has not been
+/// penalised.
+pub async fn assert_not_penalised(node: &P2pService, peer: PeerId, why: &str) {
+    let score = score_of(node, peer).await;
+    assert!(score.is_some_and(|s| s >= 0.0), "{why}: {score:?}");
+}
+
 /// Polls `node.peers()` until `peer`'s snapshot satisfies `pred`; `None` on timeout.
 pub async fn wait_peer(
     node: &P2pService,
@@ -262,18 +289,11 @@ impl NoPingPeer {
     }
 
     async fn start(node: &P2pService, accept_pings: bool) -> Self {
-        let mut swarm = SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("tcp")
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-            .build();
+        let mut swarm = bare_swarm_of(
+            Keypair::generate_ed25519(),
+            Duration::from_secs(120),
+            |_| libp2p_stream::Behaviour::new(),
+        );
         let peer_id = *swarm.local_peer_id();
         let mut control = swarm.behaviour().new_control();
         let mut incoming = match accept_pings {

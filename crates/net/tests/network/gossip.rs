@@ -65,8 +65,7 @@ async fn invalid_gossip_peer_is_banned() {
     let mut receiver_cfg = test_config();
     receiver_cfg.ban_period = Duration::from_secs(60);
     let (receiver, receiver_events) = start(receiver_cfg).await;
-    let (bad, mut bad_events) = start(test_config()).await;
-    connect(&bad, &mut bad_events, &receiver).await;
+    let (bad, _bad_events) = start_connected_to(&receiver).await;
     let bad_id = bad.local_peer_id();
     // The receiver's SDK rejects everything; forward its events to the test as well.
     let (ev_tx, mut ev_rx) = mpsc::channel(256);

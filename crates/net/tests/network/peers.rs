@@ -85,8 +85,7 @@ async fn inbound_slot_exhaustion() {
     let (victim, mut victim_events) = start(victim_cfg).await;
     let mut attackers = Vec::new();
     for _ in 0..INBOUND {
-        let (a, mut a_events) = start(test_config()).await;
-        connect(&a, &mut a_events, &victim).await;
+        let (a, a_events) = start_connected_to(&victim).await;
         attackers.push((a, a_events));
     }
     for _ in 0..INBOUND {
@@ -147,8 +146,7 @@ async fn inbound_connections_are_capped_per_ip() {
     let (victim, mut victim_events) = start(victim_cfg).await;
     let mut peers = Vec::new();
     for _ in 0..PER_IP {
-        let (p, mut p_events) = start(test_config()).await;
-        connect(&p, &mut p_events, &victim).await;
+        let (p, p_events) = start_connected_to(&victim).await;
         let id = p.local_peer_id();
         wait_connected(&mut victim_events, id)
             .await
@@ -172,8 +170,7 @@ async fn inbound_connections_are_capped_per_ip() {
     )
     .await
     .expect("disconnect seen");
-    let (again, mut again_events) = start(test_config()).await;
-    connect(&again, &mut again_events, &victim).await;
+    let (again, _again_events) = start_connected_to(&victim).await;
     assert!(wait_peer(&victim, again.local_peer_id(), |_| true)
         .await
         .is_some());
@@ -246,8 +243,7 @@ async fn silent_sockets_free_their_pending_slots_after_the_handshake_timeout() {
         );
     }
     // The slots are free again: an honest peer connects.
-    let (honest, mut honest_events) = start(test_config()).await;
-    connect(&honest, &mut honest_events, &victim).await;
+    let (honest, _honest_events) = start_connected_to(&victim).await;
     let id = honest.local_peer_id();
     wait_connected(&mut victim_events, id)
         .await

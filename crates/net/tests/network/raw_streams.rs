@@ -192,8 +192,7 @@ async fn oversize_prefix_refused_before_allocation() {
     .await
     .expect("oversize sender penalised");
     // The server stays healthy: an honest client is served.
-    let (client, mut client_events) = start(test_config()).await;
-    connect(&client, &mut client_events, &server).await;
+    let (client, _client_events) = start_connected_to(&server).await;
     assert_eq!(client.request_head(server_id).await.expect("head"), head());
 }
 
@@ -307,7 +306,6 @@ async fn slowloris_streams_are_penalised_then_banned() {
         .expect("peers")
         .contains(&raw_id));
     // An honest client is still served.
-    let (client, mut client_events) = start(test_config()).await;
-    connect(&client, &mut client_events, &server).await;
+    let (client, _client_events) = start_connected_to(&server).await;
     assert_eq!(client.request_head(server_id).await.expect("head"), head());
 }

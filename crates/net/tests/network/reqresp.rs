@@ -193,11 +193,12 @@ async fn catch_up_txlist_burst_is_served_by_default() {
         errors.iter().all(Vec::is_empty),
         "every fetch served: {errors:?}"
     );
-    let score = score_of(&server, client.local_peer_id()).await;
-    assert!(
-        score.is_some_and(|s| s >= 0.0),
-        "catching-up client not penalised: {score:?}"
-    );
+    assert_not_penalised(
+        &server,
+        client.local_peer_id(),
+        "catching-up client not penalised",
+    )
+    .await;
 }
 
 /// The server's response-byte budget (3 MiB here) holds one tx-list reservation (2 MiB + 36)
@@ -297,11 +298,7 @@ async fn response_bytes_are_reserved_then_refunded_down_to_what_is_sent() {
         "served bytes counted: {:?}",
         server.peers().await
     );
-    let score = score_of(&server, client_id).await;
-    assert!(
-        score.is_some_and(|s| s >= 0.0),
-        "a first refusal is not penalised: {score:?}"
-    );
+    assert_not_penalised(&server, client_id, "a first refusal is not penalised").await;
 }
 
 /// A peer of ours running tighter limits than we assume (2 `get_head` per window instead of
@@ -335,9 +332,10 @@ async fn refusal_teaches_the_requester_tighter_limits() {
             "held back, not sent: {held:?}"
         );
     }
-    let score = score_of(&server, client.local_peer_id()).await;
-    assert!(
-        score.is_some_and(|s| s >= 0.0),
-        "one refusal, forgiven; nothing more was sent: {score:?}"
-    );
+    assert_not_penalised(
+        &server,
+        client.local_peer_id(),
+        "one refusal, forgiven; nothing more was sent",
+    )
+    .await;
 }

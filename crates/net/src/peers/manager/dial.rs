@@ -221,6 +221,7 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 mod tests {
     use super::*;
     use crate::config::NetworkConfig;
+    use crate::peers::manager::tests::manager;
 
     /// A peer id, its address, and a config naming that address as the one static peer.
     fn one_static_peer() -> (PeerId, Multiaddr, NetworkConfig) {
@@ -247,8 +248,7 @@ mod tests {
     #[test]
     fn a_static_peer_is_redialled_a_backoff_after_it_disconnects() {
         let (peer, addr, cfg) = one_static_peer();
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         pm.on_connected(peer, &addr, true, t0);
         assert!(pm.due_static_dials(t0).is_empty(), "connected");
         let t1 = t0 + Duration::from_secs(100);
@@ -267,8 +267,7 @@ mod tests {
     #[test]
     fn a_peer_that_keeps_refusing_us_is_redialled_ever_more_rarely() {
         let (peer, addr, cfg) = one_static_peer();
-        let mut t = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t);
+        let (mut pm, mut t) = manager(&cfg);
         let mut waits = Vec::new();
         assert_eq!(
             pm.due_static_dials(t),
@@ -314,8 +313,7 @@ mod tests {
             remembered_departed_peers: 2,
             ..cfg
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         assert_eq!(pm.due_static_dials(t0), vec![addr.clone()]);
         // Exactly `stable_connection`: stable, no refusal; redialled after the initial 1 s.
         pm.on_connected(peer, &addr, true, t0);
@@ -365,14 +363,13 @@ mod tests {
     /// free, counting dials under way, and never while connected, dialling or banned.
     #[test]
     fn wants_dial_respects_the_target_the_outbound_slots_and_dials_under_way() {
-        let cfg = NetworkConfig {
-            target_peers: 3,
-            max_outbound_peers: 2,
+        let targets = |target_peers, max_outbound_peers| NetworkConfig {
+            target_peers,
+            max_outbound_peers,
             ..Default::default()
         };
-        let t0 = Instant::now();
+        let (mut pm, t0) = manager(&targets(3, 2));
         let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
         let fresh = PeerId::random();
         assert!(pm.wants_dial(&fresh, t0));
         // One outbound connected, one dial under way: the outbound slots are full.
@@ -390,14 +387,7 @@ mod tests {
         pm.on_connected(PeerId::random(), &addr, false, t0);
         assert!(pm.wants_dial(&fresh, t0), "2 connected < 3");
         // A dial under way counts towards the target too (outbound slots to spare here).
-        let mut spare: PeerManager<u64> = PeerManager::new(
-            &NetworkConfig {
-                target_peers: 3,
-                max_outbound_peers: 10,
-                ..Default::default()
-            },
-            t0,
-        );
+        let mut spare: PeerManager<u64> = PeerManager::new(&targets(3, 10), t0);
         for _ in 0..2 {
             spare.on_connected(PeerId::random(), &addr, false, t0);
         }
@@ -425,8 +415,7 @@ mod tests {
     fn a_static_peer_is_dropped_not_penalised_for_catch_up_disagreement() {
         let (peer, addr, cfg) = one_static_peer();
         let other = PeerId::random();
-        let mut t = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t);
+        let (mut pm, mut t) = manager(&cfg);
         assert_eq!(pm.due_static_dials(t), vec![addr.clone()]);
         assert_eq!(
             pm.drop_instead(peer, CATCHUP_DISAGREEMENT_REASON),
@@ -469,8 +458,7 @@ mod tests {
             static_peers: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
             ..Default::default()
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         assert_eq!(pm.due_static_dials(t0).len(), 1);
         assert!(pm.due_static_dials(t0).is_empty());
         assert_eq!(pm.due_static_dials(t0 + Duration::from_secs(1)).len(), 1);

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use libp2p::request_response::InboundRequestId;
 use libp2p::PeerId;
-use preconfirmation_types::{GossipTopicKind, ReqRespKind};
+use preconfirmation_types::ReqRespKind;
 
 use crate::config::{NetworkConfig, ScoringConfig};
 use crate::peers::score::AppScore;
-use crate::reqresp::rate_limiter::{Admission, GossipAdmission, RateLimiter};
+use crate::reqresp::rate_limiter::{Admission, RateLimiter};
 
 mod dial;
 
@@ -278,16 +278,11 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 
     // ---- gossip ----------------------------------------------------------------------------
 
-    /// Rate check of a gossip message of `len` bytes that `peer` delivered first on `kind`'s
-    /// topic: it must fit both the message and the byte bucket; only then is it counted.
-    pub(crate) fn admit_gossip(
-        &mut self,
-        peer: PeerId,
-        kind: GossipTopicKind,
-        len: usize,
-        now: Instant,
-    ) -> GossipAdmission {
-        self.limiter.admit_gossip(peer, kind, len, now)
+    /// The per-peer rate limits, which gossip is admitted by directly
+    /// ([`RateLimiter::admit_gossip`]); inbound requests go through [`Self::admit`], which also
+    /// holds their in-flight slot.
+    pub(crate) fn rate_limiter(&mut self) -> &mut RateLimiter {
+        &mut self.limiter
     }
 
     // ---- inbound requests ------------------------------------------------------------------
@@ -374,11 +369,21 @@ impl<I: Copy + Eq + std::hash::Hash> PeerManager<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use preconfirmation_types::GossipTopicKind;
+
     use crate::config::{RateLimit, RateLimitConfig};
     use crate::reqresp::budget::{largest_request, max_response_bytes};
+    use crate::reqresp::rate_limiter::GossipAdmission;
 
     fn largest(kind: ReqRespKind) -> u64 {
         max_response_bytes(&largest_request(kind))
+    }
+
+    /// A manager of `cfg` (inbound requests identified by integers), and the instant it
+    /// started at.
+    pub(super) fn manager(cfg: &NetworkConfig) -> (PeerManager<u64>, Instant) {
+        let t0 = Instant::now();
+        (PeerManager::new(cfg, t0), t0)
     }
 
     #[test]
@@ -389,41 +394,43 @@ mod tests {
             messages: RateLimit::new(3, Duration::from_secs(10)),
             bytes: ByteRateLimit::new(1000, Duration::from_secs(10)),
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
+        let gossip = |pm: &mut PeerManager<u64>, peer, kind, len, now| {
+            pm.rate_limiter().admit_gossip(peer, kind, len, now)
+        };
         let (a, b) = (PeerId::random(), PeerId::random());
         let tx = GossipTopicKind::RawTxLists;
         // Bytes: 600 fit, 600 more do not (and take nothing); 400 still do.
-        assert_eq!(pm.admit_gossip(a, tx, 600, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 600, t0), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, tx, 600, t0),
+            gossip(&mut pm, a, tx, 600, t0),
             GossipAdmission::TooManyBytes
         );
-        assert_eq!(pm.admit_gossip(a, tx, 400, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 400, t0), GossipAdmission::Allow);
         // Messages: the third is the last of the burst.
-        assert_eq!(pm.admit_gossip(a, tx, 0, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 0, t0), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, t0),
+            gossip(&mut pm, a, tx, 0, t0),
             GossipAdmission::TooManyMessages
         );
         // Another peer, another topic: their own buckets.
-        assert_eq!(pm.admit_gossip(b, tx, 1000, t0), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, b, tx, 1000, t0), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, GossipTopicKind::Commitments, 382, t0),
+            gossip(&mut pm, a, GossipTopicKind::Commitments, 382, t0),
             GossipAdmission::Allow
         );
         // Refill: a third of the period gives back one message and a third of the bytes.
         let later = t0 + Duration::from_millis(3_400);
-        assert_eq!(pm.admit_gossip(a, tx, 300, later), GossipAdmission::Allow);
+        assert_eq!(gossip(&mut pm, a, tx, 300, later), GossipAdmission::Allow);
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, later),
+            gossip(&mut pm, a, tx, 0, later),
             GossipAdmission::TooManyMessages
         );
         // A disconnect keeps the peer's buckets: a reconnect resumes them ...
         pm.on_disconnected(a, later);
         pm.on_connected(a, &"/ip4/127.0.0.1/tcp/1".parse().unwrap(), false, later);
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, later),
+            gossip(&mut pm, a, tx, 0, later),
             GossipAdmission::TooManyMessages,
             "no fresh burst for a reconnect"
         );
@@ -436,7 +443,7 @@ mod tests {
             "a's buckets are gone"
         );
         assert_eq!(
-            pm.admit_gossip(a, tx, 0, later + Duration::from_secs(10)),
+            gossip(&mut pm, a, tx, 0, later + Duration::from_secs(10)),
             GossipAdmission::Allow
         );
         assert_eq!(GossipAdmission::TooManyBytes.label(), "bytes");
@@ -444,9 +451,7 @@ mod tests {
 
     #[test]
     fn admission_limits_concurrency_and_rate() {
-        let cfg = NetworkConfig::default();
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&NetworkConfig::default());
         let peer = PeerId::random();
         let k = ReqRespKind::GetHead;
         let ids: Vec<u64> = (0..20).collect();
@@ -485,9 +490,7 @@ mod tests {
 
     #[test]
     fn a_finished_request_frees_exactly_its_own_slot() {
-        let cfg = NetworkConfig::default();
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&NetworkConfig::default());
         let peer = PeerId::random();
         let k = ReqRespKind::GetHead;
         assert_eq!(pm.admit(peer, k, 1, 64, t0), Admission::Allow);
@@ -505,9 +508,7 @@ mod tests {
 
     #[test]
     fn a_disconnect_keeps_that_peers_buckets_until_they_refill() {
-        let cfg = NetworkConfig::default();
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&NetworkConfig::default());
         let (gone, stays) = (PeerId::random(), PeerId::random());
         let k = ReqRespKind::GetHead;
         let mut id = 0;
@@ -576,8 +577,7 @@ mod tests {
         let cfg = NetworkConfig::default();
         let limits = cfg.rate_limit;
         assert!(limits.get_raw_txlist.burst > limits.get_head.burst);
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         let mut id = 0;
         // A catch-up burst of tx-list fetches far beyond the get_head limit is served, up to
@@ -610,8 +610,7 @@ mod tests {
             rate_limit: RateLimitConfig::uniform(3, Duration::from_secs(10)),
             ..Default::default()
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         let mut id = 0;
         for kind in ReqRespKind::ALL {
@@ -627,8 +626,7 @@ mod tests {
             crate::config::ByteRateLimit::new(5 * MIB, Duration::from_secs(10));
         cfg.rate_limit.get_raw_txlists = RateLimit::new(1, Duration::from_secs(3600));
         cfg.max_concurrent_inbound_per_protocol = 64;
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         let list = ReqRespKind::GetRawTxList;
         let batch = ReqRespKind::GetRawTxLists;
@@ -701,8 +699,7 @@ mod tests {
     fn first_refusal_in_a_window_is_not_penalised() {
         let cfg = NetworkConfig::default();
         assert_eq!(cfg.rate_limit_grace, 1);
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let peer = PeerId::random();
         assert!(!pm.refusal_penalised(peer, t0), "the first is free");
         assert!(pm.refusal_penalised(peer, t0 + Duration::from_secs(1)));
@@ -737,8 +734,7 @@ mod tests {
             ban_sustain: Duration::from_secs(30),
             ..Default::default()
         };
-        let t0 = Instant::now();
-        let mut pm: PeerManager<u64> = PeerManager::new(&cfg, t0);
+        let (mut pm, t0) = manager(&cfg);
         let bad = PeerId::random();
         let good = PeerId::random();
         assert!(pm.peers_to_ban([(bad, -6.0), (good, 1.0)], t0).is_empty());
