@@ -104,6 +104,7 @@ async fn a_peer_serving_badly_signed_pages_is_penalised_for_the_pages() {
 /// A fresh node catches up from a liar (tampered signatures on every commitment; tx lists right
 /// when `honest_txlists`, wrong otherwise) and an honest peer: it reaches the honest head with
 /// every tx list, and the liar ends with a negative score or banned.
+#[allow(clippy::unwrap_used)] // test code, shared by two tests
 async fn lying_peer_is_penalised_and_the_honest_chain_wins(honest_txlists: bool) {
     const N: usize = 300;
     let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, N as u64 + 10);
