@@ -307,8 +307,8 @@ impl RedbStore {
             Ok(reopened) => {
                 *db = Some(reopened);
                 self.latched.store(false, Ordering::Release);
-                let reopens = self.reopens.fetch_add(1, Ordering::AcqRel) + 1;
-                info!(path = %self.path.display(), reopens, "storage: database reopened");
+                self.reopens.fetch_add(1, Ordering::AcqRel);
+                info!(path = %self.path.display(), reopens = self.reopens(), "storage: database reopened");
             }
             Err(e) => {
                 warn!(
