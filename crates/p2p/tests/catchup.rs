@@ -254,7 +254,8 @@ async fn stale_head_is_rechecked_and_missed_blocks_are_fetched() {
 /// A peer that pruned old blocks (`retain_blocks`) answers an empty page for them although its
 /// head is higher: it is honest. The catching-up node asks it for its claimed head, finds it
 /// served, stops asking it for old pages without penalising it, and completes from the peer
-/// that has everything. (Without the probe the empty page counted as a lie and was penalised.)
+/// that has everything. (Without the probe, the empty page would count as a lie and be
+/// penalised.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pruned_peer_is_not_penalised() {
     const N: usize = 200;

@@ -102,8 +102,8 @@ async fn integration_smoke() {
 
 /// Two consecutive blocks may carry byte-identical tx lists (an empty list, say). The second
 /// list is a gossipsub duplicate of the first (message ids hash the payload) and is refused
-/// by gossipsub's publish; the second commitment must go out all the same. Failed (the
-/// publish returned "duplicate message" and B never heard of block 2) before.
+/// by gossipsub's publish; the second commitment must go out all the same, or B never hears of
+/// block 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_repeating_the_previous_tx_list_is_still_gossiped() {
     let (mut builder, a, mut b) = a_gossiping_to_b(1).await;
@@ -130,10 +130,11 @@ async fn a_block_repeating_the_previous_tx_list_is_still_gossiped() {
 }
 
 /// A local publish is durable before it is gossiped: A's disk takes 300 ms per write, and by
-/// the time B holds A's commitment, A's own storage holds it too. Gossiped first (and written
-/// meanwhile), a crash of A between the two left a commitment on the network that A no
-/// longer knew it had signed, and A would sign another for the same block after a restart:
-/// slashing evidence against its operator. Fails with the publish gossiped before the write.
+/// the time B holds A's commitment, A's own storage holds it too. Were it gossiped first (and
+/// written meanwhile), a crash of A between the two would leave a commitment on the network
+/// that A no longer knew it had signed, and A would sign another for the same block after a
+/// restart: slashing evidence against its operator. Fails with the publish gossiped before the
+/// write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_publish_reaches_the_disk_before_any_peer() {
     let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 100);
@@ -173,8 +174,7 @@ async fn a_local_publish_reaches_the_disk_before_any_peer() {
 /// After a restart, memory no longer holds the blocks below the head, but the disk does. A local
 /// publish for a stored block is judged against it: another commitment by the same signer is
 /// the equivocation it would be; the same commitment, the same block by another signer, or the
-/// same content under another signature are merely stale. (`check_local`; its guard had no
-/// p2p-level test, cargo mutants found.)
+/// same content under another signature are merely stale (`check_local`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_publish_below_the_head_is_judged_against_the_disk() {
     use p2p::{P2pSdkError, RejectReason};
