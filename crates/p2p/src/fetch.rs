@@ -683,11 +683,7 @@ mod tests {
     #[test]
     fn a_tx_list_is_claimed_by_one_fetch_at_a_time() {
         let claims = TxListClaims::default();
-        let (a, b, c) = (
-            B256::repeat_byte(1),
-            B256::repeat_byte(2),
-            B256::repeat_byte(3),
-        );
+        let [a, b, c] = [1, 2, 3].map(B256::repeat_byte);
         let (first, first_claim) = claims.claim(vec![(a, 1), (b, 2)]);
         assert_eq!(first, vec![(a, 1), (b, 2)]);
         let (second, second_claim) = claims.claim(vec![(b, 2), (c, 3)]);

@@ -817,11 +817,7 @@ mod tests {
     #[test]
     fn the_periodic_retry_leaves_tx_lists_in_their_grace_period_alone() {
         let now = Instant::now();
-        let (fresh, late, unqueued) = (
-            B256::repeat_byte(1),
-            B256::repeat_byte(2),
-            B256::repeat_byte(3),
-        );
+        let [fresh, late, unqueued] = [1, 2, 3].map(B256::repeat_byte);
         let due: VecDeque<_> = [
             (now + Duration::from_secs(2), fresh, None),
             (now - Duration::from_millis(1), late, None),

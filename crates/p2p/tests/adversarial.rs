@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use p2p::testkit::ChainBuilder;
 use p2p::{EvidenceKind, SdkEvent};
@@ -22,10 +24,7 @@ async fn equivocation_emits_event_with_both_commitments() {
     let mut c = start_node(sdk_config(), &builder).await;
     let (x, _x_events) = raw_node().await;
     connect(&c.sdk, &b.sdk).await;
-    b.sdk
-        .dial(x.listen_addrs().await.unwrap()[0].clone())
-        .await
-        .unwrap();
+    connect_raw(&b.sdk, &x).await;
     b.sdk.wait_for_gossip_peers(2, WAIT).await.expect("mesh");
     wait_live(&b.sdk).await;
     wait_live(&c.sdk).await;
@@ -73,12 +72,10 @@ async fn equivocation_emits_event_with_both_commitments() {
     wait_head(&c.sdk, 3).await;
     // C saw blocks 1..3 from B; had B forwarded the conflicting block 2, it would have arrived
     // before block 3 and C would have reported it too.
-    let mut saw_equivocation = false;
-    while let Ok(Ok(event)) =
-        tokio::time::timeout(std::time::Duration::from_millis(200), c.events.recv()).await
-    {
-        saw_equivocation |= matches!(event, SdkEvent::Equivocation { .. });
-    }
+    let saw_equivocation = events_until_quiet(&mut c.events, Duration::from_millis(200))
+        .await
+        .iter()
+        .any(|e| matches!(e, SdkEvent::Equivocation { .. }));
     assert!(
         !saw_equivocation,
         "the conflicting commitment was forwarded"
@@ -97,10 +94,7 @@ async fn invalid_publisher_is_penalised_then_banned() {
     let mut b = start_node(sdk_config(), &builder).await;
     let (x, mut x_events) = raw_node().await;
     connect(&b.sdk, &a.sdk).await;
-    b.sdk
-        .dial(x.listen_addrs().await.unwrap()[0].clone())
-        .await
-        .unwrap();
+    connect_raw(&b.sdk, &x).await;
     b.sdk.wait_for_gossip_peers(2, WAIT).await.expect("mesh");
     wait_live(&b.sdk).await;
     let x_id = x.local_peer_id();
@@ -132,11 +126,7 @@ async fn invalid_publisher_is_penalised_then_banned() {
     let banned = tokio::time::timeout(WAIT, async {
         loop {
             let block = builder.next_block(Some(vec![published as u8; 64]));
-            let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
-            a.sdk
-                .publish(block.commitment, txlist)
-                .await
-                .expect("honest publish");
+            publish_block(&a.sdk, &block).await;
             published += 1;
             wait_head(&b.sdk, published).await;
             while let Ok(Ok(event)) =
@@ -163,11 +153,7 @@ async fn invalid_publisher_is_penalised_then_banned() {
     // Honest traffic continues after the ban; by then a re-dial from X has been refused.
     for i in 0..3u8 {
         let block = builder.next_block(Some(vec![0xa0 + i; 64]));
-        let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
-        a.sdk
-            .publish(block.commitment, txlist)
-            .await
-            .expect("honest publish");
+        publish_block(&a.sdk, &block).await;
         published += 1;
         wait_head(&b.sdk, published).await;
     }
@@ -224,9 +210,8 @@ async fn schedule_unknown_flood() {
     let publish = |blocks: &[p2p::testkit::Block]| {
         let (sdk, blocks) = (publisher.sdk.clone(), blocks.to_vec());
         async move {
-            for b in blocks {
-                let txlist = b.txlist.as_ref().map(|t| t.txlist.to_vec());
-                sdk.publish(b.commitment, txlist).await.expect("publish");
+            for b in &blocks {
+                publish_block(&sdk, b).await;
             }
         }
     };
@@ -303,12 +288,8 @@ async fn a_txlist_riding_on_a_commitment_beyond_the_schedule_is_not_forwarded() 
     .expect("V starts");
     let (x, _x_events) = raw_node().await;
     let (w, mut w_events) = raw_node().await;
-    v.dial(x.listen_addrs().await.unwrap()[0].clone())
-        .await
-        .unwrap();
-    v.dial(w.listen_addrs().await.unwrap()[0].clone())
-        .await
-        .unwrap();
+    connect_raw(&v, &x).await;
+    connect_raw(&v, &w).await;
     v.wait_for_gossip_peers(2, WAIT).await.expect("mesh");
     wait_live(&v).await;
 

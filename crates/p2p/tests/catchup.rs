@@ -9,10 +9,8 @@ use std::time::Duration;
 use common::*;
 use p2p::testkit::ChainBuilder;
 use p2p::{HeadSyncStatus, MemoryStorage, SdkEvent};
-use preconfirmation_net::{GossipVerdict, InboundRequest, NetworkEvent};
-use preconfirmation_types::{
-    GetCommitmentsByNumberResponse, GetRawTxListResponse, PreconfHead, U256,
-};
+use preconfirmation_net::InboundRequest;
+use preconfirmation_types::{GetRawTxListResponse, PreconfHead, U256};
 
 const BLOCKS: usize = 1_000;
 
@@ -34,17 +32,10 @@ async fn late_joiner_catches_up_after_1000_commitments() {
     wait_live(&c.sdk).await;
 
     for block in &blocks {
-        let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
-        a.sdk
-            .publish(block.commitment.clone(), txlist)
-            .await
-            .expect("publish");
+        publish_block(&a.sdk, block).await;
     }
     for node in [&b, &c] {
-        wait_status(&node.sdk, |s| {
-            s.head_block_number == BLOCKS as u64 && s.missing_txlists == 0
-        })
-        .await;
+        wait_complete(&node.sdk, BLOCKS as u64).await;
     }
 
     // The late joiner, with a write queue of one byte: every page is larger than the whole
@@ -59,10 +50,7 @@ async fn late_joiner_catches_up_after_1000_commitments() {
     })
     .await;
     assert_eq!(target, (0, BLOCKS as u64));
-    let status = wait_status(&d.sdk, |s| {
-        s.head_block_number == BLOCKS as u64 && s.missing_txlists == 0
-    })
-    .await;
+    let status = wait_complete(&d.sdk, BLOCKS as u64).await;
     assert_eq!(
         status.head_hash,
         b.sdk.status().head_hash,
@@ -110,12 +98,10 @@ async fn lying_peer_is_penalised_and_the_honest_chain_wins(honest_txlists: bool)
     let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, N as u64 + 10);
     let blocks = builder.blocks(N, 128);
 
-    let honest_store = Arc::new(MemoryStorage::default());
-    seed(&honest_store, &blocks);
-    let honest = start_with_storage(sdk_config(), &builder, honest_store).await;
+    let honest = start_seeded(sdk_config(), &builder, &blocks).await;
 
     // The liar: a bare network node answering from a tampered copy of the chain.
-    let (liar, mut liar_events) = raw_node().await;
+    let (liar, liar_events) = raw_node().await;
     let tampered: Vec<_> = blocks
         .iter()
         .map(|b| {
@@ -132,97 +118,63 @@ async fn lying_peer_is_penalised_and_the_honest_chain_wins(honest_txlists: bool)
     } else {
         N as u64 + 500
     };
-    let liar_handle = liar.clone();
-    tokio::spawn(async move {
-        while let Some(event) = liar_events.recv().await {
-            match event {
-                NetworkEvent::InboundRequest(InboundRequest::GetHead { responder, .. }) => {
-                    responder.respond(PreconfHead {
-                        block_number: U256::from(claimed_head),
-                        ..Default::default()
-                    })
-                }
-                NetworkEvent::InboundRequest(InboundRequest::GetCommitmentsByNumber {
-                    request,
-                    responder,
-                    ..
-                }) => {
-                    let start = u64::try_from(request.start_block_number).unwrap_or(0) as usize;
-                    let page: Vec<_> = tampered
-                        .iter()
-                        .skip(start.saturating_sub(1))
-                        .take(request.max_count as usize)
-                        .cloned()
-                        .collect();
-                    responder.respond(GetCommitmentsByNumberResponse::new(page).unwrap());
-                }
-                NetworkEvent::InboundRequest(InboundRequest::GetRawTxList {
-                    request,
-                    responder,
-                    ..
-                }) => {
-                    let right = txlists
-                        .iter()
-                        .find(|t| t.raw_tx_list_hash == request.raw_tx_list_hash)
-                        .filter(|_| honest_txlists);
-                    let mut answer = match right {
-                        Some(t) => GetRawTxListResponse::new(t.txlist.to_vec()).unwrap(),
-                        None => GetRawTxListResponse::new(b"not it".to_vec()).unwrap(),
-                    };
-                    answer.raw_tx_list_hash = request.raw_tx_list_hash;
-                    responder.respond(answer);
-                }
-                NetworkEvent::Gossip {
-                    message_id, peer, ..
-                } => {
-                    let _ = liar_handle.report_validation(message_id, peer, GossipVerdict::Ignore);
-                }
-                _ => {}
-            }
+    serve_requests(liar.clone(), liar_events, move |request| match request {
+        InboundRequest::GetHead { responder, .. } => responder.respond(PreconfHead {
+            block_number: U256::from(claimed_head),
+            ..Default::default()
+        }),
+        InboundRequest::GetCommitmentsByNumber {
+            request, responder, ..
+        } => responder.respond(page_of(&tampered, &request)),
+        InboundRequest::GetRawTxList {
+            request, responder, ..
+        } => {
+            let right = txlists
+                .iter()
+                .find(|t| t.raw_tx_list_hash == request.raw_tx_list_hash)
+                .filter(|_| honest_txlists);
+            let bytes = match right {
+                Some(t) => t.txlist.to_vec(),
+                None => b"not it".to_vec(),
+            };
+            let mut answer = GetRawTxListResponse::new(bytes).expect("a tx list response");
+            answer.raw_tx_list_hash = request.raw_tx_list_hash;
+            responder.respond(answer);
         }
+        _ => {}
     });
 
     let mut config = sdk_config();
     config.catchup.page_size = 64;
     let mut fresh = start_node(config, &builder).await;
     // The liar first, so it is asked and used.
-    let liar_addr = liar.listen_addrs().await.unwrap()[0].clone();
-    fresh.sdk.dial(liar_addr).await.unwrap();
+    connect_raw(&fresh.sdk, &liar).await;
     connect(&fresh.sdk, &honest.sdk).await;
 
-    let status = wait_status(&fresh.sdk, |s| {
-        s.head_block_number == N as u64 && s.missing_txlists == 0
-    })
-    .await;
+    let status = wait_complete(&fresh.sdk, N as u64).await;
     assert_eq!(status.head_hash, honest.sdk.status().head_hash);
-    let t = blocks[N - 1].txlist.as_ref().unwrap();
+    let t = blocks[N - 1].txlist.as_ref().expect("a tx list");
     assert_eq!(
         fresh
             .sdk
             .raw_txlist(&t.raw_tx_list_hash)
-            .unwrap()
+            .expect("storage")
             .as_deref(),
         Some(&t.txlist[..])
     );
     // The liar was penalised: its score is negative, or it was banned outright.
     let liar_id = liar.local_peer_id();
-    let peers = fresh.sdk.peers().await.unwrap();
+    let peers = fresh.sdk.peers().await.expect("peers");
     let penalised = match peers.iter().find(|p| p.peer_id == liar_id) {
         Some(info) => info.score < 0.0,
-        None => {
-            let mut banned = false;
-            while let Ok(Ok(event)) =
-                tokio::time::timeout(std::time::Duration::from_millis(200), fresh.events.recv())
-                    .await
-            {
-                banned |= matches!(event, SdkEvent::PeerBanned { peer, .. } if peer == liar_id);
-            }
-            banned
-        }
+        None => events_until_quiet(&mut fresh.events, Duration::from_millis(200))
+            .await
+            .iter()
+            .any(|e| matches!(e, SdkEvent::PeerBanned { peer, .. } if *peer == liar_id)),
     };
     assert!(penalised, "the lying peer was neither penalised nor banned");
-    fresh.sdk.shutdown().await.unwrap();
-    honest.sdk.shutdown().await.unwrap();
+    fresh.sdk.shutdown().await.expect("shutdown");
+    honest.sdk.shutdown().await.expect("shutdown");
 }
 
 /// A node that is live and connected but missed the last blocks' gossip (no later block shows a
@@ -235,72 +187,48 @@ async fn stale_head_is_rechecked_and_missed_blocks_are_fetched() {
     let blocks = builder.blocks(N, 64);
 
     // A bare peer that never gossips; it serves an empty chain until `revealed` is set.
-    let (peer, mut peer_events) = raw_node().await;
+    let (peer, peer_events) = raw_node().await;
     let revealed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let heads_asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let served = blocks.clone();
+    let served: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+    let txlists: Vec<_> = blocks.iter().filter_map(|b| b.txlist.clone()).collect();
     let reveal = revealed.clone();
     let asked = heads_asked.clone();
-    let peer_handle = peer.clone();
-    tokio::spawn(async move {
-        while let Some(event) = peer_events.recv().await {
-            let shown = if reveal.load(std::sync::atomic::Ordering::Acquire) {
-                N
-            } else {
-                0
-            };
-            match event {
-                NetworkEvent::InboundRequest(InboundRequest::GetHead { responder, .. }) => {
-                    asked.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                    let head = served[..shown].last().map(|b| PreconfHead {
-                        block_number: b.commitment.preconf().block_number,
-                        submission_window_end: b.commitment.preconf().submission_window_end,
-                    });
-                    responder.respond(head.unwrap_or_default());
-                }
-                NetworkEvent::InboundRequest(InboundRequest::GetCommitmentsByNumber {
-                    request,
-                    responder,
-                    ..
-                }) => {
-                    let start = u64::try_from(request.start_block_number).unwrap_or(0) as usize;
-                    let page: Vec<_> = served[..shown]
-                        .iter()
-                        .skip(start.saturating_sub(1))
-                        .take(request.max_count as usize)
-                        .map(|b| b.commitment.clone())
-                        .collect();
-                    responder.respond(GetCommitmentsByNumberResponse::new(page).unwrap());
-                }
-                NetworkEvent::InboundRequest(InboundRequest::GetRawTxList {
-                    request,
-                    responder,
-                    ..
-                }) => {
-                    let found = served
-                        .iter()
-                        .filter_map(|b| b.txlist.as_ref())
-                        .find(|t| t.raw_tx_list_hash == request.raw_tx_list_hash);
-                    let bytes = found.map(|t| t.txlist.to_vec()).unwrap_or_default();
-                    responder.respond(GetRawTxListResponse::new(bytes).unwrap());
-                }
-                NetworkEvent::Gossip {
-                    message_id, peer, ..
-                } => {
-                    let _ = peer_handle.report_validation(message_id, peer, GossipVerdict::Ignore);
-                }
-                _ => {}
+    serve_requests(peer.clone(), peer_events, move |request| {
+        let shown = if reveal.load(std::sync::atomic::Ordering::Acquire) {
+            N
+        } else {
+            0
+        };
+        match request {
+            InboundRequest::GetHead { responder, .. } => {
+                asked.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                let head = served[..shown].last().map(|c| PreconfHead {
+                    block_number: c.preconf().block_number,
+                    submission_window_end: c.preconf().submission_window_end,
+                });
+                responder.respond(head.unwrap_or_default());
             }
+            InboundRequest::GetCommitmentsByNumber {
+                request, responder, ..
+            } => responder.respond(page_of(&served[..shown], &request)),
+            InboundRequest::GetRawTxList {
+                request, responder, ..
+            } => {
+                let found = txlists
+                    .iter()
+                    .find(|t| t.raw_tx_list_hash == request.raw_tx_list_hash);
+                let bytes = found.map(|t| t.txlist.to_vec()).unwrap_or_default();
+                responder.respond(GetRawTxListResponse::new(bytes).expect("a tx list response"));
+            }
+            _ => {}
         }
     });
 
     let mut config = sdk_config();
     config.catchup.stale_head_check = Duration::from_secs(1);
     let node = start_node(config, &builder).await;
-    node.sdk
-        .dial(peer.listen_addrs().await.unwrap()[0].clone())
-        .await
-        .unwrap();
+    connect_raw(&node.sdk, &peer).await;
     let status = wait_live(&node.sdk).await;
     assert_eq!(status.head_block_number, 0);
     // Start-up catch-up and the re-run the new connection triggers each ask once; both were
@@ -315,10 +243,7 @@ async fn stale_head_is_rechecked_and_missed_blocks_are_fetched() {
 
     // The peer now has blocks the node never received over gossip.
     revealed.store(true, std::sync::atomic::Ordering::Release);
-    let status = wait_status(&node.sdk, |s| {
-        s.head_block_number == N as u64 && s.missing_txlists == 0
-    })
-    .await;
+    let status = wait_complete(&node.sdk, N as u64).await;
     assert_eq!(
         status.head_hash,
         Some(preconfirmation_types::preconfirmation_hash(
@@ -330,7 +255,8 @@ async fn stale_head_is_rechecked_and_missed_blocks_are_fetched() {
 /// A peer that pruned old blocks (`retain_blocks`) answers an empty page for them although its
 /// head is higher: it is honest. The catching-up node asks it for its claimed head, finds it
 /// served, stops asking it for old pages without penalising it, and completes from the peer
-/// that has everything. (Without the probe the empty page counted as a lie and was penalised.)
+/// that has everything. (Without the probe, the empty page would count as a lie and be
+/// penalised.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pruned_peer_is_not_penalised() {
     const N: usize = 200;
@@ -338,9 +264,7 @@ async fn pruned_peer_is_not_penalised() {
     let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, N as u64 + 10);
     let blocks = builder.blocks(N, 64);
 
-    let full_store = Arc::new(MemoryStorage::default());
-    seed(&full_store, &blocks);
-    let full = start_with_storage(sdk_config(), &builder, full_store).await;
+    let full = start_seeded(sdk_config(), &builder, &blocks).await;
     let pruned_store = Arc::new(MemoryStorage::default());
     seed(&pruned_store, &blocks);
     assert!(p2p::SdkStorage::prune_below(&*pruned_store, PRUNED_BELOW).unwrap() > 0);
@@ -353,10 +277,7 @@ async fn pruned_peer_is_not_penalised() {
     let joiner = start_node(config, &builder).await;
     connect(&joiner.sdk, &pruned.sdk).await;
     connect(&joiner.sdk, &full.sdk).await;
-    wait_status(&joiner.sdk, |s| {
-        s.head_block_number == N as u64 && s.missing_txlists == 0
-    })
-    .await;
+    wait_complete(&joiner.sdk, N as u64).await;
     let score = joiner
         .sdk
         .peers()

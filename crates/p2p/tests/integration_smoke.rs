@@ -9,50 +9,54 @@ use std::time::Duration;
 
 use common::*;
 use p2p::testkit::{ChainBuilder, FaultyDisk};
-use p2p::{CommitmentSource, MemoryStorage, P2pSdk, SdkEvent, SdkStorage};
-use preconfirmation_types::{preconfirmation_hash, U256};
+use p2p::{CommitmentSource, MemoryStorage, P2pSdk, SdkEvent, SdkEvents, SdkStorage};
+use preconfirmation_types::{preconfirmation_hash, SignedCommitment, U256};
 
-/// Nodes A and B on `builder`'s chain, connected, B subscribed to A's gossip.
-async fn a_gossiping_to_b(builder: &ChainBuilder) -> (Node, Node) {
-    let a = start_node(sdk_config(), builder).await;
-    let b = start_node(sdk_config(), builder).await;
+/// A chain of `preconfers` (4 slots a window, room for 100 blocks in the past) and nodes A and
+/// B on it, connected, B subscribed to A's gossip.
+async fn a_gossiping_to_b(preconfers: u32) -> (ChainBuilder, Node, Node) {
+    let builder = ChainBuilder::in_the_past(chain(), preconfers, 4, 100);
+    let a = start_node(sdk_config(), &builder).await;
+    let b = start_node(sdk_config(), &builder).await;
     connect(&b.sdk, &a.sdk).await;
     a.sdk
         .wait_for_gossip_peers(1, WAIT)
         .await
         .expect("B subscribed");
-    (a, b)
+    (builder, a, b)
+}
+
+/// The first commitment event for block `number`: the commitment and where it came from.
+async fn wait_commitment(
+    events: &mut SdkEvents,
+    number: u64,
+) -> (SignedCommitment, CommitmentSource) {
+    wait_event(events, |e| match e {
+        SdkEvent::Commitment {
+            commitment, source, ..
+        } if commitment.preconf().block_number == U256::from(number) => {
+            Some((commitment.clone(), *source))
+        }
+        _ => None,
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_smoke() {
-    let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 100);
-    let (a, mut b) = a_gossiping_to_b(&builder).await;
+    let (mut builder, a, mut b) = a_gossiping_to_b(2).await;
 
     let txlist = b"a compressed tx list".to_vec();
     let block = builder.next_block(Some(txlist.clone()));
-    let receipt = a
-        .sdk
-        .publish(block.commitment.clone(), Some(txlist.clone()))
-        .await
-        .expect("publish");
+    let receipt = publish_block(&a.sdk, &block).await;
     assert!(receipt.txlist_message_id.is_some());
 
     // B accepts the commitment from A over gossip and has its tx list.
-    let (commitment, source) = wait_event(&mut b.events, |e| match e {
-        SdkEvent::Commitment {
-            commitment, source, ..
-        } => Some((commitment.clone(), *source)),
-        _ => None,
-    })
-    .await;
+    let (commitment, source) = wait_commitment(&mut b.events, 1).await;
     assert_eq!(commitment, block.commitment);
     assert_eq!(source, CommitmentSource::Gossip(a.sdk.local_peer_id()));
     let hash = block.commitment.preconf().raw_tx_list_hash;
-    wait_status(&b.sdk, |s| {
-        s.head_block_number == 1 && s.missing_txlists == 0
-    })
-    .await;
+    wait_complete(&b.sdk, 1).await;
     assert_eq!(
         b.sdk.raw_txlist(&hash).unwrap().as_deref(),
         Some(&txlist[..])
@@ -98,12 +102,11 @@ async fn integration_smoke() {
 
 /// Two consecutive blocks may carry byte-identical tx lists (an empty list, say). The second
 /// list is a gossipsub duplicate of the first (message ids hash the payload) and is refused
-/// by gossipsub's publish; the second commitment must go out all the same. Failed (the
-/// publish returned "duplicate message" and B never heard of block 2) before.
+/// by gossipsub's publish; the second commitment must go out all the same, or B never hears of
+/// block 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_repeating_the_previous_tx_list_is_still_gossiped() {
-    let mut builder = ChainBuilder::in_the_past(chain(), 1, 4, 100);
-    let (a, mut b) = a_gossiping_to_b(&builder).await;
+    let (mut builder, a, mut b) = a_gossiping_to_b(1).await;
     let txlist = b"the same tx list twice".to_vec();
     let first = builder.next_block(Some(txlist.clone()));
     let second = builder.next_block(Some(txlist.clone()));
@@ -111,43 +114,27 @@ async fn a_block_repeating_the_previous_tx_list_is_still_gossiped() {
         first.commitment.preconf().raw_tx_list_hash,
         second.commitment.preconf().raw_tx_list_hash
     );
-    let receipt = a
-        .sdk
-        .publish(first.commitment.clone(), Some(txlist.clone()))
-        .await
-        .expect("first publish");
+    let receipt = publish_block(&a.sdk, &first).await;
     assert!(receipt.txlist_message_id.is_some());
-    let receipt = a
-        .sdk
-        .publish(second.commitment.clone(), Some(txlist.clone()))
-        .await
-        .expect("the second publish succeeds");
+    let receipt = publish_block(&a.sdk, &second).await;
     assert_eq!(
         receipt.txlist_message_id, None,
         "the list itself went out once"
     );
     // B hears block 2 over gossip, not from catch-up.
-    let (number, source) = wait_event(&mut b.events, |e| match e {
-        SdkEvent::Commitment {
-            commitment, source, ..
-        } if commitment.preconf().block_number == U256::from(2u64) => Some((2u64, *source)),
-        _ => None,
-    })
-    .await;
-    assert_eq!(number, 2);
+    let (commitment, source) = wait_commitment(&mut b.events, 2).await;
+    assert_eq!(commitment, second.commitment);
     assert_eq!(source, CommitmentSource::Gossip(a.sdk.local_peer_id()));
-    let status = wait_status(&b.sdk, |s| {
-        s.head_block_number == 2 && s.missing_txlists == 0
-    })
-    .await;
+    let status = wait_complete(&b.sdk, 2).await;
     assert_eq!(status.head_block_number, 2);
 }
 
 /// A local publish is durable before it is gossiped: A's disk takes 300 ms per write, and by
-/// the time B holds A's commitment, A's own storage holds it too. Gossiped first (and written
-/// meanwhile), a crash of A between the two left a commitment on the network that A no
-/// longer knew it had signed, and A would sign another for the same block after a restart:
-/// slashing evidence against its operator. Fails with the publish gossiped before the write.
+/// the time B holds A's commitment, A's own storage holds it too. Were it gossiped first (and
+/// written meanwhile), a crash of A between the two would leave a commitment on the network
+/// that A no longer knew it had signed, and A would sign another for the same block after a
+/// restart: slashing evidence against its operator. Fails with the publish gossiped before the
+/// write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_publish_reaches_the_disk_before_any_peer() {
     let mut builder = ChainBuilder::in_the_past(chain(), 2, 4, 100);
@@ -187,8 +174,7 @@ async fn a_local_publish_reaches_the_disk_before_any_peer() {
 /// After a restart, memory no longer holds the blocks below the head, but the disk does. A local
 /// publish for a stored block is judged against it: another commitment by the same signer is
 /// the equivocation it would be; the same commitment, the same block by another signer, or the
-/// same content under another signature are merely stale. (`check_local`; its guard had no
-/// p2p-level test, cargo mutants found.)
+/// same content under another signature are merely stale (`check_local`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_publish_below_the_head_is_judged_against_the_disk() {
     use p2p::{P2pSdkError, RejectReason};
@@ -196,9 +182,7 @@ async fn a_local_publish_below_the_head_is_judged_against_the_disk() {
     let mut blocks = builder.blocks(1, 64);
     let before_two = builder.clone();
     blocks.extend(builder.blocks(3, 64));
-    let storage = Arc::new(MemoryStorage::default());
-    seed(&storage, &blocks);
-    let node = start_with_storage(sdk_config(), &builder, storage).await;
+    let node = start_seeded(sdk_config(), &builder, &blocks).await;
     wait_head(&node.sdk, 4).await;
 
     let stored = blocks[1].commitment.clone();

@@ -37,10 +37,7 @@ async fn plan_metrics_are_recorded() {
     let b = start_node(config, &builder).await;
     let (x, _x_events) = raw_node().await;
     connect(&b.sdk, &a.sdk).await;
-    b.sdk
-        .dial(x.listen_addrs().await.unwrap()[0].clone())
-        .await
-        .unwrap();
+    connect_raw(&b.sdk, &x).await;
     a.sdk.wait_for_gossip_peers(1, WAIT).await.unwrap();
     b.sdk.wait_for_gossip_peers(2, WAIT).await.unwrap();
 
@@ -115,14 +112,12 @@ async fn plan_metrics_are_recorded() {
         .iter()
         .chain(&[preconfirmation_net::metrics::PEERS_CONNECTED])
     {
-        assert!(
-            rendered.contains(&format!("# HELP {name} ")),
-            "no HELP for {name}:\n{rendered}"
-        );
-        assert!(
-            rendered.contains(&format!("# TYPE {name} ")),
-            "no TYPE for {name}:\n{rendered}"
-        );
+        for header in ["HELP", "TYPE"] {
+            assert!(
+                rendered.contains(&format!("# {header} {name} ")),
+                "no {header} for {name}:\n{rendered}"
+            );
+        }
     }
     a.sdk.shutdown().await.unwrap();
     b.sdk.shutdown().await.unwrap();

@@ -81,10 +81,7 @@ async fn a_missing_txlist_is_asked_of_the_commitment_s_sender_after_the_grace() 
     let mut config = sdk_config();
     config.catchup.txlist_gossip_grace = Duration::from_millis(100);
     let mut a = start_node(config, &builder).await;
-    a.sdk
-        .dial(x.listen_addrs().await.expect("addrs")[0].clone())
-        .await
-        .expect("dial");
+    connect_raw(&a.sdk, &x).await;
     a.sdk.wait_for_gossip_peers(1, WAIT).await.expect("mesh");
     wait_live(&a.sdk).await;
 

@@ -102,13 +102,24 @@ impl Core {
     /// Reports `held`'s verdict (a pending commitment's) as now due.
     pub(super) fn release_pending(&mut self, held: Option<HeldVerdict>, verdict: GossipVerdict) {
         if let Some(h) = held {
-            metrics::pending_verdict_released(verdict);
-            self.effects.push(Effect::PendingVerdict {
-                message_id: h.message_id,
-                peer: h.peer,
-                verdict,
-            });
+            self.pending_verdict_due(h.message_id, h.peer, verdict);
         }
+    }
+
+    /// Queues the verdict of a gossiped commitment that waited in the pending buffer, now due,
+    /// as an [`Effect::PendingVerdict`].
+    pub(super) fn pending_verdict_due(
+        &mut self,
+        message_id: GossipMessageId,
+        peer: PeerId,
+        verdict: GossipVerdict,
+    ) {
+        metrics::pending_verdict_released(verdict);
+        self.effects.push(Effect::PendingVerdict {
+            message_id,
+            peer,
+            verdict,
+        });
     }
 
     /// A gossiped `RawTxListGossip` from `peer` (§3.4). A tx list is forwarded only once a

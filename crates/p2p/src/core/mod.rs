@@ -214,12 +214,7 @@ impl Core {
             });
         }
         for (message_id, peer, verdict) in self.state.pending_mut().take_released() {
-            metrics::pending_verdict_released(verdict);
-            self.effects.push(Effect::PendingVerdict {
-                message_id,
-                peer,
-                verdict,
-            });
+            self.pending_verdict_due(message_id, peer, verdict);
         }
         std::mem::take(&mut self.effects)
     }

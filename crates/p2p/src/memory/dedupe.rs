@@ -1,4 +1,4 @@
-//! Bounded memory of what was seen (§7 dedupe): a FIFO-evicting set and map.
+//! Bounded memory of what was seen (§7 dedupe): a FIFO-evicting map, and a set over it.
 //!
 //! Both evict the oldest insertion once `capacity` is exceeded, so a flood of distinct keys can
 //! never grow them without bound.
@@ -11,56 +11,33 @@ use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::hash::Hash;
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 
 /// A set that forgets its oldest member beyond `capacity`.
 #[derive(Debug)]
-pub(crate) struct BoundedSet<K> {
-    members: HashSet<K>,
-    order: VecDeque<K>,
-    capacity: usize,
-}
+pub(crate) struct BoundedSet<K>(BoundedMap<K, ()>);
 
 impl<K: Eq + Hash + Clone> BoundedSet<K> {
     /// An empty set holding at most `capacity` (at least 1) keys.
     pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            members: HashSet::default(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
+        Self(BoundedMap::new(capacity))
     }
 
     /// Inserts `key`; returns `false` if it was already present.
     pub(crate) fn insert(&mut self, key: K) -> bool {
-        if !self.members.insert(key.clone()) {
-            return false;
-        }
-        self.order.push_back(key);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.members.remove(&old);
-            }
-        }
-        true
+        self.0.insert(key, ())
     }
 
     /// Whether `key` is remembered.
     #[cfg(test)]
     pub(crate) fn contains(&self, key: &K) -> bool {
-        self.members.contains(key)
+        self.0.get(key).is_some()
     }
 
     /// Number of remembered keys.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether nothing is remembered.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.0.len()
     }
 }
 
@@ -82,10 +59,11 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
         }
     }
 
-    /// Inserts `value` under `key` unless present; returns the value already there.
-    pub(crate) fn insert_if_absent(&mut self, key: K, value: V) -> Option<&V> {
+    /// Inserts `value` under `key` unless present; returns `false` if it was (the value there
+    /// stays).
+    pub(crate) fn insert(&mut self, key: K, value: V) -> bool {
         match self.entries.entry(key.clone()) {
-            Entry::Occupied(_) => return self.entries.get(&key),
+            Entry::Occupied(_) => return false,
             Entry::Vacant(slot) => {
                 slot.insert(value);
             }
@@ -96,7 +74,15 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
                 self.entries.remove(&old);
             }
         }
-        None
+        true
+    }
+
+    /// Inserts `value` under `key` unless present; returns the value already there.
+    pub(crate) fn insert_if_absent(&mut self, key: K, value: V) -> Option<&V> {
+        if self.insert(key.clone(), value) {
+            return None;
+        }
+        self.entries.get(&key)
     }
 
     /// The value under `key`.
@@ -109,12 +95,6 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
-
-    /// Whether the map is empty.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -124,9 +104,9 @@ mod tests {
     #[test]
     fn set_forgets_oldest() {
         let mut set = BoundedSet::new(2);
-        assert!(set.is_empty());
+        assert_eq!(set.len(), 0);
         assert!(set.insert(1));
-        assert!(!set.is_empty());
+        assert_eq!(set.len(), 1);
         assert!(!set.insert(1));
         assert!(set.insert(2));
         assert!(set.insert(3));
@@ -138,9 +118,9 @@ mod tests {
     #[test]
     fn map_keeps_first_value_and_forgets_oldest() {
         let mut map = BoundedMap::new(2);
-        assert!(map.is_empty());
+        assert_eq!(map.len(), 0);
         assert!(map.insert_if_absent("a", 1).is_none());
-        assert!(!map.is_empty());
+        assert_eq!(map.len(), 1);
         assert_eq!(map.insert_if_absent("a", 2), Some(&1));
         map.insert_if_absent("b", 2);
         map.insert_if_absent("c", 3);

@@ -218,6 +218,12 @@ mod tests {
         })
     }
 
+    /// Holds list `n` (`len` zero bytes) gossiped by `peer`, its verdict held.
+    fn gossiped(area: &mut OrphanTxLists, n: u8, len: usize, peer: PeerId) {
+        let txlist = Bytes::from(vec![0; len]);
+        area.insert(B256::repeat_byte(n), txlist, Some(peer), held(n, peer));
+    }
+
     fn verdicts(area: &mut OrphanTxLists) -> Vec<(u8, GossipVerdict)> {
         area.take_released()
             .into_iter()
@@ -247,19 +253,9 @@ mod tests {
     fn one_peer_evicts_only_its_own_lists() {
         let (honest, attacker) = (PeerId::random(), PeerId::random());
         let mut area = OrphanTxLists::new(100, 1_000, 300);
-        area.insert(
-            B256::repeat_byte(1),
-            Bytes::from(vec![0; 100]),
-            Some(honest),
-            held(1, honest),
-        );
+        gossiped(&mut area, 1, 100, honest);
         for i in 10..20u8 {
-            area.insert(
-                B256::repeat_byte(i),
-                Bytes::from(vec![0; 100]),
-                Some(attacker),
-                held(i, attacker),
-            );
+            gossiped(&mut area, i, 100, attacker);
         }
         assert!(
             area.contains(&B256::repeat_byte(1)),
@@ -274,12 +270,7 @@ mod tests {
         assert_eq!(released[0], (10, GossipVerdict::Ignore));
         assert!(released.iter().all(|(_, v)| *v == GossipVerdict::Ignore));
         // Over the quota alone: not held at all.
-        area.insert(
-            B256::repeat_byte(30),
-            Bytes::from(vec![0; 301]),
-            Some(attacker),
-            held(30, attacker),
-        );
+        gossiped(&mut area, 30, 301, attacker);
         assert!(!area.contains(&B256::repeat_byte(30)));
         assert_eq!(verdicts(&mut area), vec![(30, GossipVerdict::Ignore)]);
         // Taking a list frees its peer's quota.
@@ -294,12 +285,7 @@ mod tests {
         let mut area = OrphanTxLists::new(10, 1_000, 1_000);
         let t0 = Instant::now();
         for i in 1..=3u8 {
-            area.insert(
-                B256::repeat_byte(i),
-                Bytes::from(vec![0; 10]),
-                Some(peer),
-                held(i, peer),
-            );
+            gossiped(&mut area, i, 10, peer);
         }
         assert!(
             verdicts(&mut area).is_empty(),

@@ -346,12 +346,6 @@ impl PendingBuffer {
         self.entries.len()
     }
 
-    /// Whether the buffer is empty.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Number of entries waiting for `reason`.
     pub(crate) fn count(&self, reason: PendingReason) -> usize {
         match reason {
@@ -446,7 +440,7 @@ mod tests {
         assert_eq!(buf.sweep(8, Instant::now()), 1);
         assert!(!buf.references_txlist(&B256::repeat_byte(3)));
         assert_eq!(buf.count(PendingReason::ParentUnknown), 0);
-        assert!(buf.is_empty());
+        assert_eq!(buf.len(), 0);
     }
 
     #[test]
@@ -647,7 +641,7 @@ mod tests {
         assert_eq!(buf.lowest_number(), Some(3));
         let later = Instant::now() + Duration::from_secs(61);
         assert_eq!(buf.sweep(0, later), 2);
-        assert!(buf.is_empty());
+        assert_eq!(buf.len(), 0);
     }
 
     #[test]

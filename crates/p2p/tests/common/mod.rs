@@ -7,12 +7,17 @@ use std::time::Duration;
 
 use p2p::testkit::{Block, ChainBuilder};
 use p2p::{
-    HeadSyncStatus, MemoryStorage, P2pSdk, P2pSdkConfig, SdkEvent, SdkEvents, SdkStatus, SdkStorage,
+    HeadSyncStatus, MemoryStorage, P2pSdk, P2pSdkConfig, PublishReceipt, SdkEvent, SdkEvents,
+    SdkStatus, SdkStorage,
 };
 use preconfirmation_net::{
-    NetworkConfig, NetworkEvent, NetworkEvents, P2pService, RateLimitConfig,
+    GossipVerdict, InboundRequest, NetworkConfig, NetworkEvent, NetworkEvents, P2pService,
+    RateLimitConfig,
 };
-use preconfirmation_types::{Address, ChainSpec};
+use preconfirmation_types::{
+    Address, ChainSpec, GetCommitmentsByNumberRequest, GetCommitmentsByNumberResponse,
+    SignedCommitment,
+};
 use tokio::time::timeout;
 
 /// Bound of every wait.
@@ -88,6 +93,12 @@ pub async fn connect(a: &P2pSdk, b: &P2pSdk) {
     a.dial(addr).await.expect("dial");
 }
 
+/// `sdk` dials the bare network node `peer` ([`raw_node`]).
+pub async fn connect_raw(sdk: &P2pSdk, peer: &P2pService) {
+    let addr = peer.listen_addrs().await.expect("addrs")[0].clone();
+    sdk.dial(addr).await.expect("dial");
+}
+
 /// Waits for the first event matching `pred`.
 pub async fn wait_event<T>(
     events: &mut SdkEvents,
@@ -130,8 +141,31 @@ pub async fn wait_head(sdk: &P2pSdk, head: u64) -> SdkStatus {
     wait_status(sdk, |s| s.head_block_number >= head).await
 }
 
+/// Waits until the head is block `head` and every tx list up to it is stored.
+pub async fn wait_complete(sdk: &P2pSdk, head: u64) -> SdkStatus {
+    wait_status(sdk, |s| {
+        s.head_block_number == head && s.missing_txlists == 0
+    })
+    .await
+}
+
 pub async fn wait_live(sdk: &P2pSdk) -> SdkStatus {
     wait_status(sdk, |s| s.sync == HeadSyncStatus::Live).await
+}
+
+/// A node whose storage already holds `blocks` ([`seed`]).
+pub async fn start_seeded(config: P2pSdkConfig, builder: &ChainBuilder, blocks: &[Block]) -> Node {
+    let storage = Arc::new(MemoryStorage::default());
+    seed(&storage, blocks);
+    start_with_storage(config, builder, storage).await
+}
+
+/// Publishes `block` from `sdk`: its commitment and its tx list, if it has one.
+pub async fn publish_block(sdk: &P2pSdk, block: &Block) -> PublishReceipt {
+    let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
+    sdk.publish(block.commitment.clone(), txlist)
+        .await
+        .expect("publish")
 }
 
 /// Stores `blocks` directly (as if accepted earlier), tx lists included.
@@ -157,6 +191,55 @@ pub async fn raw_node() -> (P2pService, NetworkEvents) {
     P2pService::start(config, None)
         .await
         .expect("raw node starts")
+}
+
+/// Plays the bare network node `peer` as a scripted server: each inbound request goes to
+/// `answer`, each gossip message is reported `Ignore` (neither forwarded nor penalised), other
+/// events are dropped.
+pub fn serve_requests(
+    peer: P2pService,
+    mut events: NetworkEvents,
+    mut answer: impl FnMut(InboundRequest) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetworkEvent::InboundRequest(request) => answer(request),
+                NetworkEvent::Gossip {
+                    message_id,
+                    peer: from,
+                    ..
+                } => {
+                    let _ = peer.report_validation(message_id, from, GossipVerdict::Ignore);
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// The page of `chain` (block 1 first) that `request` asks for.
+pub fn page_of(
+    chain: &[SignedCommitment],
+    request: &GetCommitmentsByNumberRequest,
+) -> GetCommitmentsByNumberResponse {
+    let start = u64::try_from(request.start_block_number).unwrap_or(0) as usize;
+    let page = chain
+        .iter()
+        .skip(start.saturating_sub(1))
+        .take(request.max_count as usize)
+        .cloned()
+        .collect();
+    GetCommitmentsByNumberResponse::new(page).expect("a page within the cap")
+}
+
+/// The events that arrive on `events` until none has for `quiet`.
+pub async fn events_until_quiet(events: &mut SdkEvents, quiet: Duration) -> Vec<SdkEvent> {
+    let mut seen = Vec::new();
+    while let Ok(Ok(event)) = timeout(quiet, events.recv()).await {
+        seen.push(event);
+    }
+    seen
 }
 
 pub async fn wait_net_event(

@@ -161,7 +161,7 @@ fn gossip_for_a_window_that_ended_is_ignored_and_local_publish_refused() {
         "not forwarded, and Ignore: not penalised"
     );
     assert_eq!(h.core.head(), 0, "not accepted");
-    assert!(h.core.state.pending().is_empty(), "not buffered either");
+    assert_eq!(h.core.state.pending().len(), 0, "not buffered either");
     let signer = h.core.validator().recover_signer(&block.commitment);
     assert!(matches!(
         h.core.check_local(&block.commitment, signer),
