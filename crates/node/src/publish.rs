@@ -1,18 +1,9 @@
-//! A first block without writing a sidecar: `preconf-node publish`.
+//! `preconf-node publish`: the operator's half of a first block without writing a sidecar.
 //!
-//! Two halves, one on each side of the JSON-RPC:
-//! - in the node, [`draft_commitment`] (`preconf_draftCommitment`) fills the unsigned
-//!   commitment for the current slot from the node's own schedule and head: block number and
-//!   parent hash from the head, timestamp now, `submissionWindowEnd`, coinbase and prover from
-//!   the schedule, the chain's slasher;
-//! - on the operator's side, [`run`] reads a tx list from a file, asks the node for that draft,
-//!   and has the node sign and publish it (`preconf_publishCommitment` with the unsigned
-//!   commitment, under a JWT minted from the node's secret), then prints the block number and
-//!   hash.
-//!
-//! The node signs with its `preconfer_key_file`, so publishing works only on a node whose key is
-//! the preconfer of the current slot; anything else is refused by the node's own validation
-//! with the rule that failed (e.g. `wrong_signer`).
+//! [`run`] reads a tx list from a file, asks the node for the draft of the current slot's
+//! commitment (`preconf_draftCommitment`, see [`preconf_node_core::publish`]), and has the node
+//! sign and publish it (`preconf_publishCommitment` with the unsigned commitment, under a JWT
+//! minted from the node's secret), then prints the block number and hash.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,148 +13,30 @@ use clap::Args;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClientBuilder};
 use jsonrpsee::rpc_params;
-use p2p::Lookahead;
-use preconfirmation_types::{
-    preconfirmation_hash, raw_tx_list_hash, Address, PreconfCommitment, Preconfirmation,
-    WireMessage, B256, U256,
-};
-use serde::{Deserialize, Serialize};
-
-use crate::error::NodeError;
-use crate::node::NodeContext;
-use crate::rpc::{PublishedCommitment, DRAFT_COMMITMENT, NO_PEERS, PUBLISH_COMMITMENT};
-
-/// Gas limit of a drafted block when the caller names none: Taiko's usual L2 block gas limit.
-pub const DEFAULT_DRAFT_GAS_LIMIT: u64 = 30_000_000;
+use preconf_node_core::publish::{Draft, DEFAULT_DRAFT_GAS_LIMIT};
+use preconf_node_core::rpc::{PublishedCommitment, DRAFT_COMMITMENT, NO_PEERS, PUBLISH_COMMITMENT};
+use preconf_node_core::NodeError;
+use preconfirmation_types::raw_tx_list_hash;
 
 /// How often [`run`] drafts again when the current slot already has a block (then it waits for
 /// the next slot, at most one slot each time).
 const MAX_DRAFT_ATTEMPTS: u32 = 3;
 
-/// What `preconf_draftCommitment` answers: the unsigned commitment and its main fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Draft {
-    /// SSZ hex of the unsigned `PreconfCommitment` (317 bytes).
-    pub commitment: String,
-    /// Its block number: the head's plus one.
-    pub block_number: u64,
-    /// The L2 slot its timestamp falls in.
-    pub slot: u64,
-    /// Its timestamp (unix seconds).
-    pub timestamp: u64,
-    /// Its `submissionWindowEnd` (unix seconds).
-    pub submission_window_end: u64,
-    /// The preconfer the schedule names for the slot: the key that must sign it.
-    pub preconfer: Address,
-}
-
-/// Why no draft could be made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DraftError {
-    /// The schedule of the current slot is not known (yet): nobody may be named to sign.
-    #[error("the schedule of slot {slot} is not known (yet); see /status `schedule`")]
-    ScheduleUnknown {
-        /// The current slot.
-        slot: u64,
-    },
-    /// The clock is before the schedule's genesis.
-    #[error("now is before the schedule's genesis")]
-    BeforeGenesis,
-    /// The head block already sits in the current slot: one block per slot.
-    #[error("slot {slot} already has block {head}; the next slot starts in {wait_ms} ms")]
-    SlotTaken {
-        /// The current slot.
-        slot: u64,
-        /// The head block's number.
-        head: u64,
-        /// Milliseconds until the next slot (a bound, from the slot length).
-        wait_ms: u64,
-    },
-}
-
-/// The unsigned commitment for block `head + 1` in the slot containing `now`, committing to a
-/// tx list with `raw_tx_list_hash` and `gas_limit`.
-pub fn draft_commitment(
-    context: &NodeContext,
-    raw_tx_list_hash: B256,
-    gas_limit: u64,
-    now: u64,
-) -> Result<Draft, DraftError> {
-    let lookahead = context.schedule.lookahead();
-    let sdk_status = context.sdk.status();
-    let head = sdk_status.head_block_number;
-    let head_commitment = context
-        .sdk
-        .storage()
-        .commitment_by_number(head)
-        .ok()
-        .flatten();
-    // Never before the parent (monotonic timestamps), even if the parent's clock ran ahead.
-    let head_timestamp = head_commitment
-        .as_ref()
-        .and_then(|c| u64::try_from(c.preconf().timestamp).ok())
-        .unwrap_or(0);
-    let timestamp = now.max(head_timestamp);
-    let slot = lookahead
-        .slot_at(U256::from(timestamp))
-        .ok_or(DraftError::BeforeGenesis)?;
-    if head_commitment.is_some() && lookahead.slot_at(U256::from(head_timestamp)) == Some(slot) {
-        let slot_secs = context.config.lookahead.slot_duration_secs;
-        return Err(DraftError::SlotTaken {
-            slot,
-            head,
-            wait_ms: slot_secs.saturating_mul(1_000),
-        });
-    }
-    let schedule = lookahead
-        .schedule_for_slot(slot)
-        .ok_or(DraftError::ScheduleUnknown { slot })?;
-    let parent = head_commitment
-        .map(|c| preconfirmation_hash(c.preconf()))
-        .or(context.config.sdk.anchor.preconfirmation_hash)
-        .unwrap_or(B256::ZERO);
-    let chain = context.sdk.config().chain;
-    let unsigned = PreconfCommitment {
-        preconf: Preconfirmation {
-            eop: false,
-            block_number: U256::from(head.saturating_add(1)),
-            timestamp: U256::from(timestamp),
-            gas_limit: U256::from(gas_limit),
-            coinbase: schedule.coinbase.unwrap_or(schedule.signer),
-            anchor_block_number: U256::ZERO,
-            raw_tx_list_hash,
-            parent_preconfirmation_hash: parent,
-            submission_window_end: schedule.window_end,
-            prover_auth: schedule.prover.unwrap_or(Address::ZERO),
-            proposal_id: U256::ZERO,
-        },
-        slasher_address: chain.slasher_address,
-    };
-    Ok(Draft {
-        commitment: format!("0x{}", hex::encode(unsigned.to_ssz())),
-        block_number: head.saturating_add(1),
-        slot,
-        timestamp,
-        submission_window_end: u64::try_from(schedule.window_end).unwrap_or(u64::MAX),
-        preconfer: schedule.signer,
-    })
-}
-
 /// `preconf-node publish`: publish one block with a tx list through a running node.
 #[derive(Debug, Args)]
-pub struct PublishArgs {
+pub(crate) struct PublishArgs {
     /// The node's JSON-RPC URL.
     #[arg(long, default_value = "http://127.0.0.1:8552")]
-    pub rpc: String,
+    pub(crate) rpc: String,
     /// The node's JWT secret (`rpc.jwt_secret_file`, default `<data_dir>/jwt.hex`).
     #[arg(long)]
-    pub jwt_secret: PathBuf,
+    pub(crate) jwt_secret: PathBuf,
     /// File with the block's raw tx list: its bytes, or `0x`-prefixed hex text.
     #[arg(long)]
-    pub txlist: PathBuf,
+    pub(crate) txlist: PathBuf,
     /// The block's gas limit.
     #[arg(long, default_value_t = DEFAULT_DRAFT_GAS_LIMIT)]
-    pub gas_limit: u64,
+    pub(crate) gas_limit: u64,
 }
 
 /// Why `publish` failed, in words an operator acts on.
@@ -193,13 +66,13 @@ fn read_txlist(path: &PathBuf) -> Result<Vec<u8>, NodeError> {
 }
 
 /// Runs `preconf-node publish`: prints `block N hash 0x… signer 0x…` on success.
-pub async fn run(args: PublishArgs) -> Result<(), NodeError> {
+pub(crate) async fn run(args: PublishArgs) -> Result<(), NodeError> {
     let txlist = read_txlist(&args.txlist)?;
     let secret_text = std::fs::read_to_string(&args.jwt_secret)
         .map_err(|e| NodeError::io(&args.jwt_secret, e))?;
     let secret = JwtSecret::from_hex(secret_text.trim())
         .map_err(|e| failed(&args.jwt_secret.display().to_string(), e))?;
-    let iat = crate::schedule::unix_now();
+    let iat = preconf_node_core::clock::unix_now();
     let token = secret
         .encode(&Claims { iat, exp: None })
         .map_err(|e| failed("JWT", e))?;

@@ -14,7 +14,7 @@ mod common;
 use common::process::{write_config, Proc, WAIT};
 use common::{chain, node_config};
 use p2p::testkit::ChainBuilder;
-use preconf_node::{Node, NodeConfig};
+use preconf_node_core::{Node, NodeConfig};
 use preconfirmation_net::Multiaddr;
 
 const BIN: &str = env!("CARGO_BIN_EXE_preconf-node");

@@ -5,7 +5,7 @@
 //!
 //! `cargo test -p preconf-node --test strict_peers -- --nocapture`
 
-mod adversary;
+use preconf_devtools::testing::adversary;
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,10 @@
+//! `preconf-devtools`: the tools around the node, kept apart from what an operator runs.
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod devnet;
+mod devnet_ui;
+pub mod l1_dev;
+pub mod testbed;
+#[cfg(feature = "test-utils")]
+pub mod testing;
