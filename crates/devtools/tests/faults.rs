@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use adversary::*;
 use p2p::testkit::{ChainBuilder, FaultyDisk};
 use p2p::SdkStorage;
-use preconf_node_core::node::StorageLayer;
+use preconf_node_core::storage::StorageLayer;
 use preconf_node_core::Node;
 use preconfirmation_types::{GossipTopicKind, WireMessage};
 

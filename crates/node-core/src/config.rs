@@ -26,6 +26,7 @@ use toml::Value;
 
 use crate::config_docs;
 use crate::error::NodeError;
+pub use crate::logging::LogFormat;
 
 /// Configuration of one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,16 +80,6 @@ impl Default for NodeConfig {
             sdk: P2pSdkConfig::default(),
         }
     }
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The HTTP server.
@@ -472,7 +463,7 @@ impl NodeConfig {
                 reason: reason.into(),
             })
         };
-        crate::telemetry::parse_filter("log_filter", &self.log_filter)?;
+        crate::logging::parse_filter("log_filter", &self.log_filter)?;
         if self.lookahead.slot_duration_secs == 0 {
             return bad("lookahead.slot_duration_secs", "must be positive");
         }

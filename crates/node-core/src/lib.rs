@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The node adds what a long-running process needs around [`p2p::P2pSdk`]: a crash-safe
-//! [`redb_store::RedbStore`] implementing the SDK's storage trait (the SDK writes it, inbound
+//! [`storage::RedbStore`] implementing the SDK's storage trait (the SDK writes it, inbound
 //! req/resp is served from it), a persistent libp2p identity, layered configuration
 //! ([`config::NodeConfig`]: defaults < TOML file < flags < `PRECONF_*` env), an HTTP server for
 //! Prometheus metrics, health and status, and a JSON-RPC server so sidecars in any language can
@@ -36,22 +36,25 @@
 pub mod clock;
 pub mod config;
 mod config_docs;
+pub mod context;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod logging;
 pub mod node;
 pub mod publish;
-pub mod redb_store;
 pub mod rpc;
-pub mod rpc_auth;
 pub mod schedule;
+pub mod status;
+pub mod storage;
 pub mod telemetry;
 pub mod ui;
 
 pub use config::NodeConfig;
+pub use context::NodeContext;
 pub use error::NodeError;
-pub use node::{Node, NodeContext};
-pub use redb_store::RedbStore;
+pub use node::Node;
+pub use storage::RedbStore;
 
 /// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: how `run` and `testbed` learn to stop.
 ///

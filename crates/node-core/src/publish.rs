@@ -15,7 +15,7 @@ use preconfirmation_types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::node::NodeContext;
+use crate::context::NodeContext;
 
 /// Gas limit of a drafted block when the caller names none: Taiko's usual L2 block gas limit.
 pub const DEFAULT_DRAFT_GAS_LIMIT: u64 = 30_000_000;

@@ -1,4 +1,5 @@
-//! The process's Prometheus recorder, and the node's metric conventions.
+//! The process's Prometheus recorder, the node's metric conventions, and the status line a
+//! node logs every `log_status_interval` ([`StatusCounts`]).
 //!
 //! Every metric the node exports starts with `preconf_` (the network layer's with
 //! `preconf_net_`) and has a `# HELP` and a `# TYPE` line: [`install_prometheus`] registers
@@ -20,9 +21,7 @@
 //! or summary; a scrape does that too, but a node nobody scrapes would keep every sample. So
 //! [`install_prometheus`] runs upkeep every [`UPKEEP_INTERVAL`] on a thread of its own.
 
-use std::ffi::OsStr;
-use std::io::IsTerminal;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use p2p::metrics::{describe_all, MetricKind};
@@ -31,11 +30,9 @@ use p2p::{CommitmentSource, P2pSdkError, SdkEvent};
 use preconfirmation_types::GossipTopicKind;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-use crate::error::NodeError;
-use crate::node::NodeContext;
+use crate::clock::unix_now;
+use crate::context::NodeContext;
 use crate::schedule::{METRIC_L1_CALL_ERRORS, METRIC_L1_CALL_SECONDS, METRIC_L1_SCHEDULE_HEAD};
 
 /// The one prefix of every metric the node exports.
@@ -98,7 +95,7 @@ pub const DESCRIPTIONS: &[(&str, MetricKind, &str)] = &[
         "Time to answer a JSON-RPC call, by method.",
     ),
     (
-        crate::rpc_auth::METRIC_AUTH_FAILURES,
+        crate::rpc::auth::METRIC_AUTH_FAILURES,
         MetricKind::Counter,
         "Requests refused for their JWT (HTTP 401, or -32015 on a WebSocket), by reason.",
     ),
@@ -168,71 +165,6 @@ pub fn spawn_upkeep(
             }
         })
         .ok()
-}
-
-// ---- logs ----------------------------------------------------------------------------------
-
-/// Whether log lines get ANSI colours: only when stderr is a terminal, and never while
-/// `NO_COLOR` is set to anything but the empty string (<https://no-color.org>). Files,
-/// pipes and journald get plain text.
-pub fn use_ansi(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
-    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
-}
-
-/// `filter` (`log_filter`, `RUST_LOG` syntax) as a filter, or a config error naming `key`.
-pub fn parse_filter(key: &str, filter: &str) -> Result<EnvFilter, NodeError> {
-    EnvFilter::builder()
-        .parse(filter)
-        .map_err(|e| NodeError::Config {
-            key: key.into(),
-            reason: format!(
-                "{filter:?} is not a valid filter ({e}); RUST_LOG syntax, e.g. \"info,p2p=debug\""
-            ),
-        })
-}
-
-/// The logging of `preconf-node run`: `filter` is `log_filter` (`--log-filter`,
-/// `PRECONF_LOG_FILTER`, the file; default `info`) and decides alone. `RUST_LOG` is not read;
-/// when it is set, a line at start says so, so it is never silently ignored.
-pub fn init_node_logging(format: LogFormat, filter: &str) -> Result<(), NodeError> {
-    init_logging(format, parse_filter("log_filter", filter)?);
-    if let Some(rust_log) = std::env::var_os("RUST_LOG") {
-        tracing::info!(
-            rust_log = %rust_log.to_string_lossy(),
-            log_filter = filter,
-            "RUST_LOG is not read by `run`: its log filter is log_filter (--log-filter, \
-             PRECONF_LOG_FILTER or the config file)"
-        );
-    }
-    Ok(())
-}
-
-/// The logging of the other subcommands (`devnet`, `testbed`, `bench`, …), which have no
-/// filter setting of their own: `RUST_LOG` when it is set and valid, else `default`.
-pub fn init_tool_logging(format: LogFormat, default: &str) {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(rust_log) => EnvFilter::builder().parse(&rust_log).unwrap_or_else(|e| {
-            eprintln!("warning: RUST_LOG ignored ({e}); logging at {default:?}");
-            EnvFilter::new(default)
-        }),
-        Err(_) => EnvFilter::new(default),
-    };
-    init_logging(format, filter);
-}
-
-/// Installs the process's log subscriber on stderr, coloured only where [`use_ansi`] allows;
-/// does nothing when the process already has one.
-pub fn init_logging(format: LogFormat, filter: EnvFilter) {
-    let no_color = std::env::var_os("NO_COLOR");
-    let ansi = use_ansi(std::io::stderr().is_terminal(), no_color.as_deref());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 // ---- the status line -------------------------------------------------------------------------
@@ -317,9 +249,7 @@ async fn log_status(context: &NodeContext, counts: StatusCounts) {
         }
         None => None,
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_now();
     let head_age =
         head_age_secs(head_timestamp, now).map_or_else(|| "none".to_string(), |s| format!("{s}s"));
     let peers = context.sdk.peers().await.map_or(0, |p| p.len());
@@ -415,30 +345,6 @@ mod tests {
             Some(0),
             "a block ahead of our clock"
         );
-    }
-
-    #[test]
-    fn colours_only_on_a_terminal_without_no_color() {
-        assert!(use_ansi(true, None));
-        assert!(!use_ansi(false, None), "a file, a pipe, journald");
-        assert!(!use_ansi(true, Some(OsStr::new("1"))), "NO_COLOR=1");
-        assert!(
-            use_ansi(true, Some(OsStr::new(""))),
-            "an empty NO_COLOR does not count (no-color.org)"
-        );
-        assert!(!use_ansi(false, Some(OsStr::new("1"))));
-    }
-
-    #[test]
-    fn a_bad_filter_is_a_config_error_naming_its_key() {
-        assert!(parse_filter("log_filter", "info,p2p=debug,discv5=error").is_ok());
-        match parse_filter("log_filter", "p2p=loud") {
-            Err(NodeError::Config { key, reason }) => {
-                assert_eq!(key, "log_filter");
-                assert!(reason.contains("p2p=loud"), "{reason}");
-            }
-            other => panic!("expected a config error, got {other:?}"),
-        }
     }
 
     #[test]

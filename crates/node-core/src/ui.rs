@@ -32,8 +32,8 @@ use preconfirmation_types::{preconfirmation_hash, Address, B256};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{status_json, NodeStatus};
-use crate::node::NodeContext;
+use crate::context::NodeContext;
+use crate::status::{status_json, NodeStatus};
 
 /// How often the live feed sends a snapshot.
 pub const UI_REFRESH: Duration = Duration::from_secs(1);

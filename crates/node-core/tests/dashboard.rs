@@ -18,7 +18,7 @@ const METRIC_SOURCES: &[&str] = &[
     include_str!("../src/telemetry.rs"),
     include_str!("../src/schedule.rs"),
     include_str!("../src/rpc/metrics.rs"),
-    include_str!("../src/rpc_auth.rs"),
+    include_str!("../src/rpc/auth.rs"),
 ];
 
 /// The process's recorder, installed as the node installs it (one per test process).

@@ -12,7 +12,7 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use preconf_node_core::rpc;
-use preconf_node_core::rpc_auth::{self, UNAUTHORIZED};
+use preconf_node_core::rpc::auth::{self as rpc_auth, UNAUTHORIZED};
 use preconfirmation_types::{
     preconfirmation_hash, raw_tx_list_hash, recover_signer, secret_key_to_address,
     SignedCommitment, WireMessage, B256,

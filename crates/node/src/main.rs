@@ -172,9 +172,9 @@ impl RunArgs {
 }
 
 /// Logging of the subcommands without a filter setting: `RUST_LOG` when set, else `default`
-/// (`run` uses `log_filter` alone: see `telemetry::init_node_logging`).
+/// (`run` uses `log_filter` alone: see `logging::init_node_logging`).
 fn init_logging(format: LogFormat, default: &str) {
-    preconf_node_core::telemetry::init_tool_logging(format, default);
+    preconf_node_core::logging::init_tool_logging(format, default);
 }
 
 fn install_prometheus() -> Option<PrometheusHandle> {
@@ -189,7 +189,7 @@ async fn run(args: RunArgs) -> Result<(), NodeError> {
     // Logged absolute at start, and immune to a later change of working directory.
     config.data_dir =
         std::path::absolute(&config.data_dir).map_err(|e| NodeError::io(&config.data_dir, e))?;
-    preconf_node_core::telemetry::init_node_logging(config.log_format, &config.log_filter)?;
+    preconf_node_core::logging::init_node_logging(config.log_format, &config.log_filter)?;
     let mut node = Node::start(config, install_prometheus()).await?;
     // Nobody reads the start-up subscription here (RPC subscribers take their own): a held,
     // unread receiver would keep the SDK's whole event ring alive.

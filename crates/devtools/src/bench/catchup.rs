@@ -58,8 +58,8 @@ use super::util::{par_map, round, round_sig, signed_chain, threads_cpu_s, Genera
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use preconf_node_core::error::NodeError;
-use preconf_node_core::node::{open_node_storage, NodeStorage};
-use preconf_node_core::redb_store::RedbStore;
+use preconf_node_core::storage::redb_store::RedbStore;
+use preconf_node_core::storage::{open_node_storage, NodeStorage};
 
 /// Serving peers.
 pub const SERVING_PEERS: usize = 3;

@@ -21,7 +21,7 @@ use super::util::{par_map, round, signed_chain, RssSampler, MIB};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use preconf_node_core::error::NodeError;
-use preconf_node_core::redb_store::RedbStore;
+use preconf_node_core::storage::redb_store::RedbStore;
 
 /// Memory a buffered (pending) commitment costs beyond its SSZ bytes: the decoded struct,
 /// the entry's bookkeeping and the index maps.
@@ -62,7 +62,7 @@ pub struct MemoryArgs {
 }
 
 /// The memory a node with `config` may use above its idle size, in bytes: the SDK's caps,
-/// redb's page cache ([`preconf_node_core::redb_store::CACHE_BYTES`]), gossipsub's caches and slack.
+/// redb's page cache ([`preconf_node_core::storage::redb_store::CACHE_BYTES`]), gossipsub's caches and slack.
 pub fn budget_bytes(config: &P2pSdkConfig) -> usize {
     let pending = config.pending.max_bytes + config.pending.max_count * PENDING_ENTRY_OVERHEAD;
     let orphans = config.orphan_txlists.max_bytes;
@@ -71,7 +71,7 @@ pub fn budget_bytes(config: &P2pSdkConfig) -> usize {
     pending
         + orphans
         + dedupe
-        + preconf_node_core::redb_store::CACHE_BYTES
+        + preconf_node_core::storage::redb_store::CACHE_BYTES
         + GOSSIP_CACHE_ALLOWANCE
         + SLACK
 }

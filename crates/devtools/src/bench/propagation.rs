@@ -50,7 +50,7 @@ use super::util::{fsync_burst, median, percentile, process_cpu_s, round, signed_
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use preconf_node_core::error::NodeError;
-use preconf_node_core::redb_store::RedbStore;
+use preconf_node_core::storage::redb_store::RedbStore;
 
 /// Longest wait for one message to reach every node.
 pub const ROUND_TIMEOUT: Duration = Duration::from_secs(20);

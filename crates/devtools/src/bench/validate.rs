@@ -43,7 +43,7 @@ use rayon::prelude::*;
 use super::util::{median, round, signed_chain};
 use super::{failed, Report};
 use preconf_node_core::error::NodeError;
-use preconf_node_core::redb_store::RedbStore;
+use preconf_node_core::storage::redb_store::RedbStore;
 
 /// Interleaved repetitions of each measurement; the best counts. Seven: on this project's
 /// 2-core VM the N-thread baseline moved by a third between runs seconds apart.

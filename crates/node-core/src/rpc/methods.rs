@@ -11,8 +11,8 @@ use preconfirmation_types::{
 use serde::Serialize;
 use tracing::info;
 
-use crate::http;
-use crate::node::NodeContext;
+use crate::context::NodeContext;
+use crate::status;
 
 use super::errors::*;
 
@@ -77,7 +77,7 @@ pub(super) async fn publish_commitment(
     })?;
     let receipt = PublishedCommitment {
         hash: preconfirmation_hash(signed.preconf()),
-        block_number: http::u256_to_u64(signed.preconf().block_number),
+        block_number: status::u256_to_u64(signed.preconf().block_number),
         signer,
         commitment: to_hex(&signed.to_ssz()),
     };

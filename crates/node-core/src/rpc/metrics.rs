@@ -6,7 +6,7 @@
 //! up, so a client cannot add series. A subscription is counted once, when it is opened
 //! (`preconf_subscribe`); its notifications are not calls. Requests refused before they reach
 //! a method (an HTTP 401 for a bad JWT, a body over the limit) are not calls either; the 401s
-//! are counted by [`crate::rpc_auth::METRIC_AUTH_FAILURES`].
+//! are counted by [`crate::rpc::auth::METRIC_AUTH_FAILURES`].
 
 use std::future::Future;
 use std::time::{Duration, Instant};

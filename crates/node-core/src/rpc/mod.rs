@@ -15,7 +15,7 @@
 //! | `preconf_head` | — | [`HeadStatus`]: `{block_number, hash?, window_end}` |
 //! | `preconf_getCommitment` | block number (JSON number or `0x` hex quantity) or `preconfirmation_hash` (32-byte hex) | SSZ hex of the `SignedCommitment`, or `null` |
 //! | `preconf_getRawTxList` | `raw_tx_list_hash` | tx list hex, or `null` |
-//! | `preconf_status` | — | [`crate::http::NodeStatus`], as `GET /status` |
+//! | `preconf_status` | — | [`crate::status::NodeStatus`], as `GET /status` |
 //! | `preconf_subscribe` | kind | subscription id; notifications arrive as `preconf_subscription` |
 //! | `preconf_unsubscribe` | subscription id | `true` |
 //!
@@ -50,7 +50,7 @@
 //! | -32012 | [`NO_PEERS`] | stored, but no peer is subscribed yet so nothing was sent; peers fetch it on catch-up. `data` is the result the call would have had |
 //! | -32013 | [`BACKPRESSURE`] | a queue is full (SDK command queue, network queue, subscription queue); retry later |
 //! | -32014 | [`NO_PRECONFER_KEY`] | an unsigned commitment, but the node has no preconfer key |
-//! | -32015 | [`rpc_auth::UNAUTHORIZED`] | publishing needs a JWT here (the node holds a preconfer key, or `rpc.jwt_secret_file` is set) and the call had none, or its token's `iat` is more than 60 s from now. Over HTTP this comes with status **401**, as does any request whose `Authorization` header holds a bad token; on a WebSocket (which keeps its upgrade's token) it is the call's error. See [`crate::rpc_auth`] |
+//! | -32015 | [`auth::UNAUTHORIZED`] | publishing needs a JWT here (the node holds a preconfer key, or `rpc.jwt_secret_file` is set) and the call had none, or its token's `iat` is more than 60 s from now. Over HTTP this comes with status **401**, as does any request whose `Authorization` header holds a bad token; on a WebSocket (which keeps its upgrade's token) it is the call's error. See [`crate::rpc::auth`] |
 //! | -32000 | [`INTERNAL`] | storage failure, shutting down, other internal errors |
 //!
 //! JSON-RPC's own codes apply as usual (-32700 parse error, -32600 invalid request, -32601
@@ -60,7 +60,7 @@
 //!
 //! Every call is counted by method, with its error code and latency ([`metrics`]). A
 //! commitment the node publishes is logged at INFO (block, hash, tx-list size); a refused JWT
-//! at WARN with its reason ([`crate::rpc_auth`]).
+//! at WARN with its reason ([`crate::rpc::auth`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,18 +72,19 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug_span, info, Instrument};
 
+use crate::context::NodeContext;
 use crate::error::NodeError;
-use crate::http::{self, HeadStatus};
 use crate::identity::{load_or_create_jwt_secret, JWT_SECRET_FILE};
-use crate::node::NodeContext;
-use crate::rpc_auth::{self, AuthFailureLog, RpcAuth};
+use crate::status::{self, HeadStatus};
 
+pub mod auth;
 mod errors;
 pub use errors::to_hex;
 mod methods;
 pub mod metrics;
 mod subscriptions;
 
+use auth::{AuthFailureLog, RpcAuth};
 pub use errors::*;
 pub use methods::PublishedCommitment;
 use methods::*;
@@ -137,7 +138,7 @@ pub(super) struct RpcState {
 
 impl RpcState {
     /// Whether this call (its `extensions`) may use a guarded method; a refusal is logged and
-    /// answered with [`rpc_auth::UNAUTHORIZED`].
+    /// answered with [`auth::UNAUTHORIZED`].
     fn authorize(&self, extensions: &jsonrpsee::Extensions) -> Result<(), ErrorObjectOwned> {
         self.auth.check(extensions).map_err(|failure| {
             self.auth_log.refused(&failure, "call");
@@ -170,14 +171,14 @@ pub async fn serve(
         .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
         .set_message_buffer_capacity(message_buffer)
         .build();
-    let auth = Arc::new(rpc_auth_for(&context)?);
+    let auth = Arc::new(auth_for(&context)?);
     let auth_log = Arc::new(AuthFailureLog::default());
     let rpc_metrics = metrics::RpcMetricsLayer {
         max_response_bytes: usize::try_from(config.max_response_body_bytes).unwrap_or(usize::MAX),
     };
     let server = Server::builder()
         .set_config(server_config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(rpc_auth::layer(
+        .set_http_middleware(tower::ServiceBuilder::new().layer(auth::layer(
             auth.clone(),
             auth_log.clone(),
             config.max_request_body_bytes,
@@ -210,7 +211,7 @@ pub async fn serve(
 /// the port could sign in its name) or when `rpc.jwt_secret_file` is set explicitly (the
 /// operator's way to close publishing on a relaying node); the secret comes from that file, or
 /// `<data_dir>/jwt.hex`, created when missing. With neither, publishing is open.
-fn rpc_auth_for(context: &NodeContext) -> Result<RpcAuth, NodeError> {
+fn auth_for(context: &NodeContext) -> Result<RpcAuth, NodeError> {
     let explicit = context.config.rpc.jwt_secret_file.as_ref();
     if context.preconfer.is_none() && explicit.is_none() {
         return Ok(RpcAuth::Open);
@@ -249,7 +250,7 @@ fn module(
     })?;
     module.register_method(HEAD, |_, state, _| {
         let _span = debug_span!("rpc", method = HEAD).entered();
-        Ok::<HeadStatus, ErrorObjectOwned>(http::head_status(&state.node))
+        Ok::<HeadStatus, ErrorObjectOwned>(status::head_status(&state.node))
     })?;
     // Reads the head commitment from storage: off the async workers.
     module.register_blocking_method(DRAFT_COMMITMENT, |params, state, _| {
@@ -267,7 +268,7 @@ fn module(
             .await
     })?;
     module.register_async_method(STATUS, |_, state, _| async move {
-        http::status_json(&state.node)
+        status::status_json(&state.node)
             .instrument(debug_span!("rpc", method = STATUS))
             .await
             .map_err(|e| error(INTERNAL, e.to_string(), None::<()>))

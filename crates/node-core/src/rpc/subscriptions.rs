@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::http;
+use crate::status;
 
 use super::errors::*;
 use super::RpcState;
@@ -282,7 +282,7 @@ pub(super) fn notification(kind: Kind, event: &SdkEvent) -> Option<Box<RawValue>
             serde_json::value::to_raw_value(&CommitmentNotification {
                 commitment: to_hex(&commitment.to_ssz()),
                 hash: preconfirmation_hash(commitment.preconf()),
-                block_number: http::u256_to_u64(commitment.preconf().block_number),
+                block_number: status::u256_to_u64(commitment.preconf().block_number),
                 signer: *signer,
                 source,
                 peer,
@@ -297,8 +297,8 @@ pub(super) fn notification(kind: Kind, event: &SdkEvent) -> Option<Box<RawValue>
         }
         (Kind::Head, SdkEvent::HeadChanged { head, hash }) => {
             serde_json::value::to_raw_value(&HeadNotification {
-                block_number: http::u256_to_u64(head.block_number),
-                window_end: http::u256_to_u64(head.submission_window_end),
+                block_number: status::u256_to_u64(head.block_number),
+                window_end: status::u256_to_u64(head.submission_window_end),
                 hash: *hash,
             })
         }

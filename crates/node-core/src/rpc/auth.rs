@@ -79,10 +79,7 @@ pub const METRIC_AUTH_FAILURES: &str = "preconf_rpc_auth_failures_total";
 pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The methods that need a JWT when the node requires one.
-pub const GUARDED_METHODS: [&str; 2] = [
-    crate::rpc::PUBLISH_COMMITMENT,
-    crate::rpc::PUBLISH_RAW_TXLIST,
-];
+pub const GUARDED_METHODS: [&str; 2] = [super::PUBLISH_COMMITMENT, super::PUBLISH_RAW_TXLIST];
 
 /// Marks a request whose `Authorization` header carried a valid JWT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
