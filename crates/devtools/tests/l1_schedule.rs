@@ -20,7 +20,7 @@ use p2p::testkit::{deterministic_txlist, preconfer_key, ChainBuilder};
 use p2p::{Lookahead, P2pSdkError};
 use preconf_devtools::l1_dev::{find_anvil, Anvil, WhitelistStub};
 use preconf_node_core::config::ScheduleSource;
-use preconf_node_core::schedule::NodeSchedule;
+use preconf_node_core::schedule::L1Schedule;
 use preconf_node_core::{Node, NodeConfig};
 use preconfirmation_types::{recover_signer, secret_key_to_address, Address, U256};
 use tokio::net::{TcpListener, TcpStream};
@@ -528,9 +528,10 @@ async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
 
     // 6. An L1 that lies about time (its head an hour ahead of our clock) is not believed:
     //    the read is refused and shown, and no epoch of that future is learned.
-    let NodeSchedule::L1(late_schedule) = late.context().schedule.clone() else {
-        panic!("the late node reads L1");
-    };
+    let late_source = late.context().schedule.clone();
+    let late_schedule = late_source
+        .source::<L1Schedule>()
+        .expect("the late node reads L1");
     let warped = unix_now() + 3600;
     let future_epoch = (warped - genesis) / EPOCH_S;
     stub.setup(&[], &[(future_epoch, proposers[0])])

@@ -35,7 +35,6 @@
 
 pub mod clock;
 pub mod config;
-mod config_docs;
 pub mod context;
 pub mod error;
 pub mod http;

@@ -16,7 +16,7 @@ const METRIC_SOURCES: &[&str] = &[
     include_str!("../../p2p/src/metrics.rs"),
     include_str!("../../net/src/metrics.rs"),
     include_str!("../src/telemetry.rs"),
-    include_str!("../src/schedule.rs"),
+    include_str!("../src/schedule/l1_whitelist.rs"),
     include_str!("../src/rpc/metrics.rs"),
     include_str!("../src/rpc/auth.rs"),
 ];

@@ -1,19 +1,15 @@
-//! Where the node's preconfer schedule comes from (`lookahead.source`), and what `/status`
-//! shows of it.
+//! The `l1_whitelist` schedule source: Taiko's `PreconfWhitelist` contract on L1, read over
+//! JSON-RPC with alloy.
 //!
-//! - `static`: the round robin of `lookahead.preconfers` ([`RotatingLookahead`]), for
-//!   devnets. Known for every slot at once.
-//! - `l1_whitelist`: Taiko's `PreconfWhitelist` contract on L1, read over JSON-RPC with
-//!   alloy. One window per L1 epoch; the operator the contract names for an epoch signs
-//!   every L2 slot in it with its *sequencer* address. The reader polls the L1 head; on each
-//!   poll it reads, pinned to that head block, `getOperatorForCurrentEpoch()`,
-//!   `getOperatorForNextEpoch()` and each operator's `operators(proposer).sequencerAddress`,
-//!   records both epochs in a [`LearnedLookahead`] and calls
-//!   [`P2pSdk::schedule_updated`] when that changed anything, so commitments that waited as
-//!   "pending schedule" are validated. An epoch it never read stays unknown: its commitments
-//!   wait (bounded by the SDK's pending buffer) and are never accepted on trust. A failed or
-//!   slow read (each call is bounded by `l1.request_timeout`) is retried with a doubling wait
-//!   up to `l1.max_backoff`; gossip never waits for L1.
+//! One window per L1 epoch; the operator the contract names for an epoch signs every L2 slot
+//! in it with its *sequencer* address. The reader polls the L1 head; on each poll it reads,
+//! pinned to that head block, `getOperatorForCurrentEpoch()`, `getOperatorForNextEpoch()` and
+//! each operator's `operators(proposer).sequencerAddress`, records both epochs in a
+//! [`LearnedLookahead`] and calls [`P2pSdk::schedule_updated`] when that changed anything, so
+//! commitments that waited as "pending schedule" are validated. An epoch it never read stays
+//! unknown: its commitments wait (bounded by the SDK's pending buffer) and are never accepted
+//! on trust. A failed or slow read (each call is bounded by `l1.request_timeout`) is retried
+//! with a doubling wait up to `l1.max_backoff`; gossip never waits for L1.
 //!
 //! The interface and its meaning come from the public taiko-mono sources,
 //! `packages/protocol/contracts/layer1/preconf/impl/PreconfWhitelist.sol` and
@@ -28,7 +24,7 @@
 //!
 //! The URC era (`LookaheadStore`) is not implemented: there, windows are not epochs but runs
 //! of L1 slots each owned by the registered preconfer of a later slot, with a per-window end
-//! timestamp the store publishes. A source for it would implement [`Lookahead`] with
+//! timestamp the store publishes. A source for it would be a file beside this one implementing [`Lookahead`] with
 //! variable windows (the lookahead store's entries: committer, slot timestamp, and the
 //! previous entry's end as the window start) and feed it the same way.
 
@@ -40,15 +36,16 @@ use std::time::{Duration, Instant};
 use alloy::eips::BlockId;
 use alloy::providers::{Provider, ProviderBuilder, RootProvider};
 use alloy::sol;
-use p2p::{LearnedLookahead, Lookahead, P2pSdk, RotatingLookahead};
+use p2p::{LearnedLookahead, Lookahead, P2pSdk};
 use parking_lot::RwLock;
-use preconfirmation_types::{Address, U256};
-use serde::Serialize;
+use preconfirmation_types::Address;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::config::{L1Config, LookaheadConfig};
+use super::{ScheduleStatus, Source, SourceKind};
 use crate::clock::unix_now;
-use crate::config::{L1Config, LookaheadConfig, ScheduleSource};
 use crate::error::NodeError;
 
 sol! {
@@ -72,101 +69,6 @@ pub const METRIC_L1_CALL_SECONDS: &str = "preconf_l1_call_seconds";
 pub const METRIC_L1_CALL_ERRORS: &str = "preconf_l1_call_errors_total";
 /// Metric: the L1 block number the schedule was last read at.
 pub const METRIC_L1_SCHEDULE_HEAD: &str = "preconf_l1_schedule_head";
-
-/// The node's schedule: the [`Lookahead`] the SDK validates with, and what `/status` shows.
-#[derive(Debug, Clone)]
-pub enum NodeSchedule {
-    /// `lookahead.source = "static"`.
-    Static(Arc<RotatingLookahead>),
-    /// `lookahead.source = "l1_whitelist"`.
-    L1(Arc<L1Schedule>),
-}
-
-impl NodeSchedule {
-    /// Builds the configured source (no L1 call yet: the reader starts with [`Self::spawn`]).
-    pub fn from_config(lookahead: &LookaheadConfig, l1: &L1Config) -> Result<Self, NodeError> {
-        match lookahead.source {
-            ScheduleSource::Static => RotatingLookahead::new(
-                lookahead.preconfers.clone(),
-                lookahead.slots_per_window,
-                lookahead.genesis_timestamp,
-                lookahead.slot_duration_secs,
-            )
-            .map(|l| Self::Static(Arc::new(l)))
-            .ok_or_else(|| NodeError::Config {
-                key: "lookahead".into(),
-                reason: "empty schedule".into(),
-            }),
-            ScheduleSource::L1Whitelist => {
-                L1Schedule::new(l1, lookahead.slot_duration_secs).map(|s| Self::L1(Arc::new(s)))
-            }
-        }
-    }
-
-    /// The lookahead to give the SDK.
-    pub fn lookahead(&self) -> Arc<dyn Lookahead> {
-        match self {
-            Self::Static(l) => l.clone(),
-            Self::L1(s) => s.lookahead.clone(),
-        }
-    }
-
-    /// Starts the L1 reader (nothing for `static`).
-    pub fn spawn(
-        &self,
-        sdk: P2pSdk,
-        shutdown: CancellationToken,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        match self {
-            Self::Static(_) => None,
-            Self::L1(s) => Some(tokio::spawn(s.clone().run(sdk, shutdown))),
-        }
-    }
-
-    /// What `/status` shows, at unix second `now`.
-    pub fn status(&self, now: u64) -> ScheduleStatus {
-        match self {
-            Self::Static(l) => {
-                let window_len = l.slots_per_window().saturating_mul(l.slot_duration());
-                let at = |offset: u64| {
-                    let t = now.saturating_add(offset.saturating_mul(window_len));
-                    l.slot_at(U256::from(t)).and_then(|s| l.signer_for_slot(s))
-                };
-                ScheduleStatus {
-                    source: ScheduleSource::Static.as_str(),
-                    current_window: now
-                        .checked_sub(l.genesis())
-                        .and_then(|s| s.checked_div(window_len)),
-                    current_preconfer: at(0),
-                    next_preconfer: at(1),
-                    l1_head: None,
-                    l1_head_timestamp: None,
-                    last_error: None,
-                }
-            }
-            Self::L1(s) => s.status(now),
-        }
-    }
-}
-
-/// The schedule as `/status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScheduleStatus {
-    /// `static` or `l1_whitelist`.
-    pub source: &'static str,
-    /// The window (for `l1_whitelist`: the L1 epoch) containing now.
-    pub current_window: Option<u64>,
-    /// Who signs the current window; `null` when not known (yet).
-    pub current_preconfer: Option<Address>,
-    /// Who signs the next window; `null` when not known (yet).
-    pub next_preconfer: Option<Address>,
-    /// `l1_whitelist`: the L1 block the schedule was last read at.
-    pub l1_head: Option<u64>,
-    /// `l1_whitelist`: that block's timestamp.
-    pub l1_head_timestamp: Option<u64>,
-    /// `l1_whitelist`: the last read's error while reads fail, else `null`.
-    pub last_error: Option<String>,
-}
 
 /// One successful read of the whitelist, pinned to one L1 block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,21 +151,6 @@ impl L1Schedule {
     pub fn epoch_at(&self, timestamp: u64) -> Option<u64> {
         // One window per epoch (`new` sizes the windows so).
         self.lookahead.window_at(timestamp)
-    }
-
-    fn status(&self, now: u64) -> ScheduleStatus {
-        let read = *self.last_read.read();
-        let current_window = self.epoch_at(now);
-        let signer = |w: Option<u64>| w.and_then(|w| self.lookahead.signer_of_window(w));
-        ScheduleStatus {
-            source: ScheduleSource::L1Whitelist.as_str(),
-            current_window,
-            current_preconfer: signer(current_window),
-            next_preconfer: signer(current_window.and_then(|w| w.checked_add(1))),
-            l1_head: read.map(|r| r.l1_block),
-            l1_head_timestamp: read.map(|r| r.l1_timestamp),
-            last_error: self.last_error.read().clone(),
-        }
     }
 
     /// One bounded L1 call, timed and counted.
@@ -503,6 +390,90 @@ impl L1Schedule {
                 }
             }
         }
+    }
+}
+
+impl Source for L1Schedule {
+    fn lookahead(&self) -> Arc<dyn Lookahead> {
+        self.lookahead.clone()
+    }
+
+    fn spawn(self: Arc<Self>, sdk: P2pSdk, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+        Some(tokio::spawn(self.run(sdk, shutdown)))
+    }
+
+    fn status(&self, now: u64) -> ScheduleStatus {
+        let read = *self.last_read.read();
+        let current_window = self.epoch_at(now);
+        let signer = |w: Option<u64>| w.and_then(|w| self.lookahead.signer_of_window(w));
+        ScheduleStatus {
+            source: L1Whitelist.name(),
+            current_window,
+            current_preconfer: signer(current_window),
+            next_preconfer: signer(current_window.and_then(|w| w.checked_add(1))),
+            l1_head: read.map(|r| r.l1_block),
+            l1_head_timestamp: read.map(|r| r.l1_timestamp),
+            last_error: self.last_error.read().clone(),
+        }
+    }
+}
+
+/// `lookahead.source = "l1_whitelist"`: the `[l1]` table names the L1 and the contract.
+#[derive(Debug)]
+pub(super) struct L1Whitelist;
+
+impl SourceKind for L1Whitelist {
+    fn name(&self) -> &'static str {
+        "l1_whitelist"
+    }
+
+    fn validate(&self, lookahead: &LookaheadConfig, l1: &L1Config) -> Result<(), NodeError> {
+        let bad = |key: &str, reason: &str| {
+            Err(NodeError::Config {
+                key: key.into(),
+                reason: reason.into(),
+            })
+        };
+        if l1.whitelist_address == Address::ZERO {
+            return bad(
+                "l1.whitelist_address",
+                "lookahead.source = \"l1_whitelist\" needs the contract's address",
+            );
+        }
+        if !(l1.rpc_url.starts_with("http://") || l1.rpc_url.starts_with("https://")) {
+            return bad("l1.rpc_url", "must be an http:// or https:// URL");
+        }
+        let epoch = l1.epoch_secs();
+        if epoch == 0 || !epoch.is_multiple_of(lookahead.slot_duration_secs) {
+            return bad(
+                "l1.slots_per_epoch",
+                "an L1 epoch (slots_per_epoch × seconds_per_slot) must be a positive \
+                 multiple of lookahead.slot_duration_secs",
+            );
+        }
+        if l1.poll_interval.is_zero() || l1.request_timeout.is_zero() || l1.remembered_epochs < 2 {
+            return bad(
+                "l1",
+                "poll_interval and request_timeout must be positive, \
+                 remembered_epochs at least 2",
+            );
+        }
+        Ok(())
+    }
+
+    fn summary(&self, _lookahead: &LookaheadConfig, l1: &L1Config) -> String {
+        format!(
+            "l1_whitelist, contract {} on {}",
+            l1.whitelist_address, l1.rpc_url
+        )
+    }
+
+    fn build(
+        &self,
+        lookahead: &LookaheadConfig,
+        l1: &L1Config,
+    ) -> Result<Arc<dyn Source>, NodeError> {
+        Ok(Arc::new(L1Schedule::new(l1, lookahead.slot_duration_secs)?))
     }
 }
 

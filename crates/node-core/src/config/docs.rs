@@ -4,22 +4,23 @@
 //!
 //! The struct sources are compiled in; a small parser reads `pub struct Name {` blocks and
 //! their `/// doc` + `pub field: Type,` lines. A table's struct is found from its parent's field
-//! type, starting at [`NodeConfig`](crate::config::NodeConfig).
+//! type, starting at [`NodeConfig`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use toml::Value;
 
-use crate::config::NodeConfig;
+use super::NodeConfig;
 use crate::error::NodeError;
 
 /// Sources holding every struct reachable from `NodeConfig`.
 const SOURCES: &[&str] = &[
-    include_str!("config.rs"),
-    include_str!("../../p2p/src/config.rs"),
-    include_str!("../../net/src/config.rs"),
-    include_str!("../../types/src/chain.rs"),
+    include_str!("mod.rs"),
+    include_str!("../schedule/config.rs"),
+    include_str!("../../../p2p/src/config.rs"),
+    include_str!("../../../net/src/config.rs"),
+    include_str!("../../../types/src/chain.rs"),
 ];
 
 const ROOT: &str = "NodeConfig";
