@@ -22,6 +22,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use p2p::testkit::ChainBuilder;
 use p2p::{CommitmentSource, Lookahead, SdkEvent, SdkEvents};
 use parking_lot::Mutex;
+use preconf_node_core::config::{NodeConfig, ScheduleSource};
+use preconf_node_core::node::Node;
 use preconfirmation_net::Multiaddr;
 use preconfirmation_types::{
     preconfirmation_hash, secret_key_to_address, Address, ChainSpec, B256,
@@ -31,10 +33,8 @@ use rand::{RngCore, SeedableRng};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::error::ToolError;
 use crate::l1_dev::{locate_anvil, Anvil, WhitelistStub};
-use preconf_node_core::config::{NodeConfig, ScheduleSource};
-use preconf_node_core::error::NodeError;
-use preconf_node_core::node::Node;
 
 /// Chain id of devnets (not a public Taiko chain id).
 pub const DEVNET_CHAIN_ID: u64 = 167_999;
@@ -250,11 +250,8 @@ struct DevnetL1 {
 impl DevnetL1 {
     /// Starts anvil, deploys the contract for `builder`'s windows (one L1 epoch each) and makes
     /// the operator of every epoch from now to `epochs` ahead the preconfer `builder` elects.
-    async fn start(builder: &ChainBuilder, epochs: u64) -> Result<Self, NodeError> {
-        let bin = locate_anvil().map_err(|reason| NodeError::Config {
-            key: "devnet --l1".into(),
-            reason,
-        })?;
+    async fn start(builder: &ChainBuilder, epochs: u64) -> Result<Self, ToolError> {
+        let bin = locate_anvil().map_err(|reason| ToolError::config("devnet --l1", reason))?;
         let anvil = Anvil::start(&bin, 1).await?;
         let lookahead = builder.lookahead();
         let epoch_secs = lookahead.slots_per_window() * lookahead.slot_duration();
@@ -304,7 +301,7 @@ impl Launcher<'_> {
         index: usize,
         builder: &ChainBuilder,
         peers: Vec<Multiaddr>,
-    ) -> Result<(DevnetNode, Multiaddr), NodeError> {
+    ) -> Result<(DevnetNode, Multiaddr), ToolError> {
         let config = node_config(self.args, self.base, index, builder, peers, self.l1);
         start_node(
             config,
@@ -325,7 +322,7 @@ async fn start_node(
     prometheus: Option<PrometheusHandle>,
     published: Arc<Mutex<HashSet<B256>>>,
     observed: Arc<Mutex<Observed>>,
-) -> Result<(DevnetNode, Multiaddr), NodeError> {
+) -> Result<(DevnetNode, Multiaddr), ToolError> {
     let mut node = Node::start(config, prometheus).await?;
     let addr = node
         .sdk()
@@ -333,7 +330,7 @@ async fn start_node(
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| NodeError::Devnet(format!("node {index} has no listen address")))?
+        .ok_or_else(|| ToolError::Devnet(format!("node {index} has no listen address")))?
         .with(libp2p::multiaddr::Protocol::P2p(node.sdk().local_peer_id()));
     if let Some(events) = node.take_events() {
         tokio::spawn(collect(index, events, published, observed.clone()));
@@ -413,19 +410,19 @@ pub async fn run_devnet(
     args: &DevnetArgs,
     prometheus: Option<PrometheusHandle>,
     show_progress: bool,
-) -> Result<DevnetReport, NodeError> {
+) -> Result<DevnetReport, ToolError> {
     let started = Instant::now();
     if args.nodes < 2 || args.late_joiners >= args.nodes {
-        return Err(NodeError::Config {
-            key: "devnet.nodes".into(),
-            reason: "need at least 2 nodes and at least one that is not a late joiner".into(),
-        });
+        return Err(ToolError::config(
+            "devnet.nodes",
+            "need at least 2 nodes and at least one that is not a late joiner",
+        ));
     }
     if args.blocks == 0 || args.preconfers == 0 || args.slots_per_window == 0 {
-        return Err(NodeError::Config {
-            key: "devnet".into(),
-            reason: "blocks, preconfers and slots-per-window must be positive".into(),
-        });
+        return Err(ToolError::config(
+            "devnet",
+            "blocks, preconfers and slots-per-window must be positive",
+        ));
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
@@ -436,7 +433,7 @@ pub async fn run_devnet(
             temp = tempfile::Builder::new()
                 .prefix("preconf-devnet-")
                 .tempdir()
-                .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+                .map_err(|e| ToolError::io(&std::env::temp_dir(), e))?;
             temp.path().to_path_buf()
         }
     };
@@ -520,7 +517,7 @@ pub async fn run_devnet(
                 .is_some()
         }) {
             if Instant::now() >= deadline {
-                return Err(NodeError::Devnet(
+                return Err(ToolError::Devnet(
                     "nodes did not read the schedule from L1 in time".into(),
                 ));
             }
@@ -695,7 +692,7 @@ const L1_READ_WAIT: Duration = Duration::from_secs(20);
 
 /// `preconf-node devnet`: runs, prints a summary table (and the JSON line with `--json`), and
 /// fails when the network did not converge.
-pub async fn run(args: DevnetArgs, prometheus: Option<PrometheusHandle>) -> Result<(), NodeError> {
+pub async fn run(args: DevnetArgs, prometheus: Option<PrometheusHandle>) -> Result<(), ToolError> {
     let show = !args.json && std::io::stderr().is_terminal();
     if !args.json {
         println!(
@@ -712,7 +709,7 @@ pub async fn run(args: DevnetArgs, prometheus: Option<PrometheusHandle>) -> Resu
     let table = summary_table(&report, args.nodes - args.late_joiners);
     if args.json {
         eprint!("{table}");
-        let line = serde_json::to_string(&report).map_err(|e| NodeError::Devnet(e.to_string()))?;
+        let line = serde_json::to_string(&report).map_err(|e| ToolError::Devnet(e.to_string()))?;
         println!("{line}");
     } else {
         print!("{table}");
@@ -720,7 +717,7 @@ pub async fn run(args: DevnetArgs, prometheus: Option<PrometheusHandle>) -> Resu
     if report.converged && report.invalid_accepted == 0 {
         Ok(())
     } else {
-        Err(NodeError::Devnet(format!(
+        Err(ToolError::Devnet(format!(
             "not converged: heads {:?}, expected {} on every node",
             report.heads, report.blocks
         )))

@@ -17,13 +17,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
+use preconf_node_core::error::NodeError;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::devnet::Observed;
-use preconf_node_core::error::NodeError;
+use crate::error::ToolError;
 
 /// How often the devnet page gets a snapshot.
 pub(crate) const DEVNET_UI_REFRESH: Duration = Duration::from_millis(500);
@@ -156,7 +157,7 @@ pub(crate) async fn serve(
     blocks_total: u64,
     preconfers: u32,
     shutdown: CancellationToken,
-) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+) -> Result<(SocketAddr, JoinHandle<()>), ToolError> {
     let error = |e: std::io::Error| NodeError::Server {
         server: "devnet ui",
         addr,

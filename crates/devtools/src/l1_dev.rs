@@ -17,10 +17,11 @@ use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol;
 use alloy::sol_types::SolValue;
+use preconf_node_core::error::NodeError;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use preconf_node_core::error::NodeError;
+use crate::error::ToolError;
 
 /// Creation bytecode (hex) of the test whitelist contract.
 pub const WHITELIST_STUB_BIN: &str = include_str!("../../../testdata/l1/WhitelistScheduleStub.bin");
@@ -107,7 +108,7 @@ pub struct Anvil {
 impl Anvil {
     /// Starts `bin` on an ephemeral port of 127.0.0.1, mining a block every `block_time_s`
     /// seconds (so block timestamps follow the wall clock).
-    pub async fn start(bin: &Path, block_time_s: u64) -> Result<Self, NodeError> {
+    pub async fn start(bin: &Path, block_time_s: u64) -> Result<Self, ToolError> {
         let mut child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", "0", "--block-time"])
             .arg(block_time_s.to_string())
@@ -115,7 +116,7 @@ impl Anvil {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| NodeError::io(bin, e))?;
+            .map_err(|e| ToolError::io(bin, e))?;
         let stdout = child
             .stdout
             .take()
@@ -148,7 +149,7 @@ impl Anvil {
 
     /// Mines the next block at unix second `timestamp` (`evm_setNextBlockTimestamp` then
     /// `evm_mine`): L1 time jumps there.
-    pub async fn warp_to(&self, timestamp: u64) -> Result<(), NodeError> {
+    pub async fn warp_to(&self, timestamp: u64) -> Result<(), ToolError> {
         let provider = provider(&self.url)?;
         provider
             .raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), (timestamp,))
@@ -178,7 +179,7 @@ pub struct WhitelistStub {
 
 impl WhitelistStub {
     /// Deploys the contract on `anvil`: epochs of `epoch_secs` from `genesis` (unix seconds).
-    pub async fn deploy(anvil: &Anvil, genesis: u64, epoch_secs: u64) -> Result<Self, NodeError> {
+    pub async fn deploy(anvil: &Anvil, genesis: u64, epoch_secs: u64) -> Result<Self, ToolError> {
         let mut code = hex::decode(WHITELIST_STUB_BIN.trim())
             .map_err(|e| NodeError::l1("deploy", format!("bytecode: {e}")))?;
         code.extend((U256::from(genesis), U256::from(epoch_secs)).abi_encode_params());
@@ -209,7 +210,7 @@ impl WhitelistStub {
 
     fn contract(
         &self,
-    ) -> Result<WhitelistScheduleStub::WhitelistScheduleStubInstance<impl Provider>, NodeError>
+    ) -> Result<WhitelistScheduleStub::WhitelistScheduleStubInstance<impl Provider>, ToolError>
     {
         let provider = provider(&self.url)?;
         Ok(WhitelistScheduleStub::new(self.address, provider))
@@ -222,7 +223,7 @@ impl WhitelistStub {
         &self,
         operators: &[(Address, Address)],
         epochs: &[(u64, Address)],
-    ) -> Result<(), NodeError> {
+    ) -> Result<(), ToolError> {
         let contract = self.contract()?;
         let mut sent = Vec::new();
         for (proposer, sequencer) in operators {
@@ -257,24 +258,23 @@ impl WhitelistStub {
     }
 
     /// The epoch of the L1 head, as the contract computes it.
-    pub async fn current_epoch(&self) -> Result<u64, NodeError> {
+    pub async fn current_epoch(&self) -> Result<u64, ToolError> {
         let epoch = self
             .contract()?
             .currentEpoch()
             .call()
             .await
             .map_err(|e| NodeError::l1("currentEpoch", e))?;
-        u64::try_from(epoch).map_err(|e| NodeError::l1("currentEpoch", e))
+        Ok(u64::try_from(epoch).map_err(|e| NodeError::l1("currentEpoch", e))?)
     }
 }
 
 /// An HTTP provider for `url` with alloy's recommended fillers (gas, nonce, chain id), so
 /// the owner's transactions need no more than `from`.
-fn provider(url: &str) -> Result<impl Provider, NodeError> {
-    let url = url.parse().map_err(|e| NodeError::Config {
-        key: "l1.rpc_url".into(),
-        reason: format!("not a URL: {e}"),
-    })?;
+fn provider(url: &str) -> Result<impl Provider, ToolError> {
+    let url = url
+        .parse()
+        .map_err(|e| ToolError::config("l1.rpc_url", format!("not a URL: {e}")))?;
     Ok(ProviderBuilder::new().connect_http(url))
 }
 

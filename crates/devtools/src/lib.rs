@@ -4,7 +4,11 @@
 pub mod bench;
 pub mod devnet;
 mod devnet_ui;
+pub mod error;
 pub mod l1_dev;
+pub mod publish;
 pub mod testbed;
 #[cfg(feature = "test-utils")]
 pub mod testing;
+
+pub use error::ToolError;

@@ -68,27 +68,13 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
-    /// The devnet did not converge or could not run.
-    #[error("devnet: {0}")]
-    Devnet(String),
-    /// The testbed could not build its network or run its nodes.
-    #[error("testbed: {0}")]
-    Testbed(String),
-    /// `preconf-node publish` could not publish.
-    #[error("publish: {0}")]
-    Publish(String),
-    /// Stopped by SIGINT or SIGTERM before it finished.
-    #[error("interrupted")]
-    Interrupted,
 }
 
 impl NodeError {
-    /// The process exit code for this error: 2 for bad configuration, 130 when interrupted,
-    /// 1 otherwise.
+    /// The process exit code for this error: 2 for bad configuration, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Config { .. } => 2,
-            Self::Interrupted => 130,
             _ => 1,
         }
     }

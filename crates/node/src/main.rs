@@ -7,10 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use metrics_exporter_prometheus::PrometheusHandle;
 use preconf_devtools::bench;
 use preconf_devtools::devnet::{self, DevnetArgs};
+use preconf_devtools::ToolError;
 use preconf_node_core::config::{LogFormat, GENERIC_ENV_PREFIX, OVERRIDES};
 use preconf_node_core::{Node, NodeConfig, NodeError};
-
-mod publish;
 
 /// The process allocator: jemalloc, as reth and Lighthouse use. Under glibc malloc, clearing
 /// freshly faulted pages took 7.4 % of a catch-up's CPU samples; with jemalloc 2.4 %
@@ -36,7 +35,7 @@ enum Command {
     Run(RunArgs),
     /// Publish one block with a tx list through a running node that holds the preconfer key:
     /// the node fills the commitment for the current slot, signs and gossips it.
-    Publish(publish::PublishArgs),
+    Publish(preconf_devtools::publish::PublishArgs),
     /// Run a local multi-node network in this process and report whether it converges.
     Devnet(DevnetArgs),
     /// Many `run` processes on a shaped private network of Linux namespaces (root), measured.
@@ -228,7 +227,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(args).await.map_err(ToolError::from),
             Command::Devnet(args) => {
                 init_logging(LogFormat::Human, if args.verbose { "info" } else { "warn" });
                 devnet::run(args, install_prometheus()).await
@@ -241,10 +240,10 @@ fn main() -> ExitCode {
                 init_logging(LogFormat::Human, "error");
                 bench::run(args).await
             }
-            Command::Config(args) => config_command(args),
+            Command::Config(args) => config_command(args).map_err(ToolError::from),
             Command::Publish(args) => {
                 init_logging(LogFormat::Human, "warn");
-                publish::run(args).await
+                preconf_devtools::publish::run(args).await
             }
         }
     });

@@ -44,6 +44,8 @@ use p2p::{
     MemoryStorage, MemoryStorageLimits, P2pSdk, P2pSdkConfig, RotatingLookahead, SdkStorage,
     StorageError, StorageStats,
 };
+use preconf_node_core::storage::redb_store::RedbStore;
+use preconf_node_core::storage::{open_node_storage, NodeStorage};
 use preconfirmation_net::{Multiaddr, RateLimitConfig};
 use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use preconfirmation_types::reexports::secp256k1::Message;
@@ -57,9 +59,7 @@ use tokio::sync::oneshot;
 use super::util::{par_map, round, round_sig, signed_chain, threads_cpu_s, GeneratedBlock, MIB};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
-use preconf_node_core::error::NodeError;
-use preconf_node_core::storage::redb_store::RedbStore;
-use preconf_node_core::storage::{open_node_storage, NodeStorage};
+use crate::error::ToolError;
 
 /// Serving peers.
 pub const SERVING_PEERS: usize = 3;
@@ -126,12 +126,12 @@ pub(crate) struct ServerLoad {
 }
 
 /// Runs the bench.
-pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
+pub async fn run(args: CatchupArgs) -> Result<Report, ToolError> {
     if args.commitments == 0 || args.txlist_bytes == 0 {
-        return Err(NodeError::Config {
-            key: "bench.catchup".into(),
-            reason: "commitments and txlist-bytes must be positive".into(),
-        });
+        return Err(ToolError::config(
+            "bench.catchup",
+            "commitments and txlist-bytes must be positive",
+        ));
     }
     let chain = bench_chain();
     let n = args.commitments;
@@ -157,7 +157,7 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-catchup-")
         .tempdir()
-        .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+        .map_err(|e| ToolError::io(&std::env::temp_dir(), e))?;
     let outcome = catch_up(
         chain,
         &builder,
@@ -272,7 +272,7 @@ pub async fn run(args: CatchupArgs) -> Result<Report, NodeError> {
 /// Copies `total` bytes over one plain TCP connection on 127.0.0.1 (one writer task writing
 /// [`TCP_CHUNK`]-byte chunks, a reader reading to the end); MiB/s from connect to the last
 /// byte read.
-pub(crate) async fn tcp_copy_mib_per_s(total: u64) -> Result<f64, NodeError> {
+pub(crate) async fn tcp_copy_mib_per_s(total: u64) -> Result<f64, ToolError> {
     let io = |e: std::io::Error| failed("catchup", format!("tcp copy: {e}"));
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(io)?;
     let addr = listener.local_addr().map_err(io)?;
@@ -323,7 +323,7 @@ pub(crate) async fn tcp_copy_mib_per_s(total: u64) -> Result<f64, NodeError> {
 pub(crate) async fn ecrecover_limit(
     chain: ChainSpec,
     blocks: &[GeneratedBlock],
-) -> Result<f64, NodeError> {
+) -> Result<f64, ToolError> {
     let inputs: Vec<(B256, [u8; 65])> = blocks
         .iter()
         .map(|b| {
@@ -487,8 +487,8 @@ impl ServingPeer {
         config: P2pSdkConfig,
         storage: Arc<CountingStorage>,
         lookahead: Arc<RotatingLookahead>,
-    ) -> Result<Self, NodeError> {
-        let (started_tx, started_rx) = oneshot::channel::<Result<P2pSdk, NodeError>>();
+    ) -> Result<Self, ToolError> {
+        let (started_tx, started_rx) = oneshot::channel::<Result<P2pSdk, ToolError>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let sdk_storage = storage.clone();
         let runtime_name = name.clone();
@@ -553,7 +553,7 @@ impl ServingPeer {
     }
 
     /// Stops the SDK, then drops its runtime on the owning thread; waits for both.
-    pub(crate) async fn shutdown(&self) -> Result<(), NodeError> {
+    pub(crate) async fn shutdown(&self) -> Result<(), ToolError> {
         if let Some(stop) = self.stop.lock().take() {
             let _ = stop.send(());
         }
@@ -575,7 +575,7 @@ pub(crate) async fn start_servers(
     blocks: &[GeneratedBlock],
     requests_per_peer: Option<usize>,
     defaults: bool,
-) -> Result<Vec<ServingPeer>, NodeError> {
+) -> Result<Vec<ServingPeer>, ToolError> {
     let mut servers = Vec::with_capacity(SERVING_PEERS);
     for i in 0..SERVING_PEERS {
         let storage = MemoryStorage::new(MemoryStorageLimits {
@@ -622,7 +622,7 @@ pub(crate) async fn start_servers(
 }
 
 /// The dialable address of `sdk`.
-pub(crate) async fn addr_of(sdk: &P2pSdk) -> Result<Multiaddr, NodeError> {
+pub(crate) async fn addr_of(sdk: &P2pSdk) -> Result<Multiaddr, ToolError> {
     Ok(sdk
         .listen_addrs()
         .await?
@@ -644,7 +644,7 @@ pub(crate) async fn catch_up(
     timeout_s: u64,
     requests_per_peer: Option<usize>,
     defaults: bool,
-) -> Result<CatchUpOutcome, NodeError> {
+) -> Result<CatchUpOutcome, ToolError> {
     let mut peers = Vec::with_capacity(servers.len());
     for s in servers {
         peers.push(addr_of(s).await?);

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use p2p::testkit::ChainBuilder;
 use p2p::P2pSdkConfig;
+use preconf_node_core::storage::redb_store::RedbStore;
 use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage, B256, U256};
 
 use super::catchup::{addr_of, catch_up, start_servers};
 use super::util::{par_map, round, signed_chain, RssSampler, MIB};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
-use preconf_node_core::error::NodeError;
-use preconf_node_core::storage::redb_store::RedbStore;
+use crate::error::ToolError;
 
 /// Memory a buffered (pending) commitment costs beyond its SSZ bytes: the decoded struct,
 /// the entry's bookkeeping and the index maps.
@@ -77,12 +77,12 @@ pub fn budget_bytes(config: &P2pSdkConfig) -> usize {
 }
 
 /// Runs the bench.
-pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
+pub async fn run(args: MemoryArgs) -> Result<Report, ToolError> {
     if args.commitments == 0 || args.txlist_bytes == 0 {
-        return Err(NodeError::Config {
-            key: "bench.memory".into(),
-            reason: "commitments and txlist-bytes must be positive".into(),
-        });
+        return Err(ToolError::config(
+            "bench.memory",
+            "commitments and txlist-bytes must be positive",
+        ));
     }
     let chain = bench_chain();
     let n = args.commitments;
@@ -103,7 +103,7 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-memory-")
         .tempdir()
-        .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+        .map_err(|e| ToolError::io(&std::env::temp_dir(), e))?;
     let sampler = RssSampler::start();
     let result = async {
         // Phase 1: catch-up.
@@ -180,7 +180,7 @@ pub async fn run(args: MemoryArgs) -> Result<Report, NodeError> {
         let flood_peak = sampler.peak();
         let status = victim.status();
         let _ = victim.shutdown().await;
-        Ok::<_, NodeError>((
+        Ok::<_, ToolError>((
             catchup_start,
             catchup_peak,
             catchup_s,

@@ -21,7 +21,7 @@ pub mod validate;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
-use preconf_node_core::error::NodeError;
+use crate::error::ToolError;
 
 /// `preconf-node bench` arguments.
 #[derive(Debug, Args)]
@@ -113,7 +113,7 @@ impl MachineFacts {
 }
 
 /// Runs the bench `args` asks for and prints its report.
-pub async fn run(args: BenchArgs) -> Result<(), NodeError> {
+pub async fn run(args: BenchArgs) -> Result<(), ToolError> {
     let machine = MachineFacts::read();
     let (kind, report) = match args.kind {
         BenchKind::Validate(a) => ("validate", validate::run(a).await?),
@@ -154,6 +154,6 @@ fn print_report(kind: &str, machine: &MachineFacts, report: Report, json_only: b
 }
 
 /// A bench failed to run (not: missed its target).
-pub(crate) fn failed(kind: &str, reason: impl std::fmt::Display) -> NodeError {
-    NodeError::Devnet(format!("bench {kind}: {reason}"))
+pub(crate) fn failed(kind: &str, reason: impl std::fmt::Display) -> ToolError {
+    ToolError::Devnet(format!("bench {kind}: {reason}"))
 }

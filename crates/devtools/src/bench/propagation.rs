@@ -42,6 +42,7 @@ use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
 use p2p::testkit::ChainBuilder;
 use p2p::{P2pSdk, P2pSdkConfig, SdkEvent};
 use parking_lot::Mutex;
+use preconf_node_core::storage::redb_store::RedbStore;
 use preconfirmation_net::{GossipConfig, Keypair};
 use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
 use tokio::sync::mpsc;
@@ -49,8 +50,7 @@ use tokio::sync::mpsc;
 use super::util::{fsync_burst, median, percentile, process_cpu_s, round, signed_chain};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
-use preconf_node_core::error::NodeError;
-use preconf_node_core::storage::redb_store::RedbStore;
+use crate::error::ToolError;
 
 /// Longest wait for one message to reach every node.
 pub const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -152,12 +152,12 @@ impl Samples {
 }
 
 /// Runs the bench.
-pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
+pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
     if args.nodes < 2 || args.nodes > MAX_NODES || args.rounds == 0 {
-        return Err(NodeError::Config {
-            key: "bench.propagation.nodes".into(),
-            reason: format!("nodes must be in 2..={MAX_NODES} and rounds positive"),
-        });
+        return Err(ToolError::config(
+            "bench.propagation.nodes",
+            format!("nodes must be in 2..={MAX_NODES} and rounds positive"),
+        ));
     }
     let chain = bench_chain();
     let blocks_needed = (args.rounds + args.txlist_rounds) as u64 + 1;
@@ -176,7 +176,7 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-propagation-")
         .tempdir()
-        .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+        .map_err(|e| ToolError::io(&std::env::temp_dir(), e))?;
     let mut sdk_net = SdkNetwork::default();
     let mut bare_net = BareNetwork::default();
     let result = async {
@@ -215,7 +215,7 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
         }
         let after_commitment_rounds =
             after_commitment_rounds.or_else(|| recorder.as_ref().map(|r| r.render()));
-        Ok::<_, NodeError>((sdk, base, after_commitment_rounds))
+        Ok::<_, ToolError>((sdk, base, after_commitment_rounds))
     }
     .await;
     sdk_net.stop().await;
@@ -225,7 +225,7 @@ pub async fn run(args: PropagationArgs) -> Result<Report, NodeError> {
     // same time, each database on this machine's one disk (untimed, after the rounds).
     let (fsync_single_ms, fsync_burst_ms) =
         fsync_burst(data_dir.path(), args.nodes - 1, FSYNC_PROBE_REPEATS)
-            .map_err(|e| NodeError::io(data_dir.path(), e))?;
+            .map_err(|e| ToolError::io(data_dir.path(), e))?;
 
     let mut c = sdk.commitment_ms;
     let mut t = sdk.txlist_ms;
@@ -387,7 +387,7 @@ impl SdkNetwork {
         chain: ChainSpec,
         builder: &ChainBuilder,
         data_dir: &std::path::Path,
-    ) -> Result<(), NodeError> {
+    ) -> Result<(), ToolError> {
         let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
         for index in 0..args.nodes {
             let mut config = P2pSdkConfig::new(chain);
@@ -444,7 +444,7 @@ impl SdkNetwork {
         nodes: usize,
         publisher: usize,
         block: &super::util::GeneratedBlock,
-    ) -> Result<(), NodeError> {
+    ) -> Result<(), ToolError> {
         let key = match &block.txlist {
             Some(t) => preconfirmation_types::raw_tx_list_hash(t),
             None => preconfirmation_types::preconfirmation_hash(block.commitment.preconf()),
@@ -482,7 +482,7 @@ fn bare_gossipsub(
     g: &GossipConfig,
     max_transmit: usize,
     keypair: &Keypair,
-) -> Result<gossipsub::Behaviour, NodeError> {
+) -> Result<gossipsub::Behaviour, ToolError> {
     let mut builder = preconfirmation_net::gossip::mesh_config_builder(g, max_transmit);
     builder.validation_mode(ValidationMode::Strict);
     let config = builder
@@ -503,7 +503,7 @@ struct BareNetwork {
 
 impl BareNetwork {
     /// Starts `args.nodes` bare swarms dialled in the bench topology.
-    async fn start(&mut self, args: &PropagationArgs, chain: ChainSpec) -> Result<(), NodeError> {
+    async fn start(&mut self, args: &PropagationArgs, chain: ChainSpec) -> Result<(), ToolError> {
         let net = P2pSdkConfig::new(chain).effective_network();
         let topics = [
             IdentTopic::new(GossipTopicKind::Commitments.topic(chain.chain_id)),
@@ -596,7 +596,7 @@ impl BareNetwork {
         nodes: usize,
         publisher: usize,
         block: &super::util::GeneratedBlock,
-    ) -> Result<(), NodeError> {
+    ) -> Result<(), ToolError> {
         let (kind, data) = match &block.txlist {
             Some(t) => (
                 GossipTopicKind::RawTxLists,

@@ -34,6 +34,7 @@ use p2p::gossip_path::GossipPath;
 use p2p::state::ChainState;
 use p2p::testkit::ChainBuilder;
 use p2p::{MessageId, P2pSdkConfig, ValidationOutcome, Validator};
+use preconf_node_core::storage::redb_store::RedbStore;
 use preconfirmation_net::GossipVerdict;
 use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use preconfirmation_types::reexports::secp256k1::Message;
@@ -42,8 +43,7 @@ use rayon::prelude::*;
 
 use super::util::{median, round, signed_chain};
 use super::{failed, Report};
-use preconf_node_core::error::NodeError;
-use preconf_node_core::storage::redb_store::RedbStore;
+use crate::error::ToolError;
 
 /// Interleaved repetitions of each measurement; the best counts. Seven: on this project's
 /// 2-core VM the N-thread baseline moved by a third between runs seconds apart.
@@ -78,13 +78,13 @@ pub(crate) fn bench_chain() -> ChainSpec {
 }
 
 /// Runs the bench.
-pub async fn run(args: ValidateArgs) -> Result<Report, NodeError> {
+pub async fn run(args: ValidateArgs) -> Result<Report, ToolError> {
     for (key, value) in [("count", args.count), ("threads", args.threads)] {
         if value == 0 {
-            return Err(NodeError::Config {
-                key: format!("bench.validate.{key}"),
-                reason: "must be positive".into(),
-            });
+            return Err(ToolError::config(
+                format!("bench.validate.{key}"),
+                "must be positive",
+            ));
         }
     }
     // The node's own metrics recorder, as `run` installs it: the SDK path then does its
@@ -95,7 +95,7 @@ pub async fn run(args: ValidateArgs) -> Result<Report, NodeError> {
         .map_err(|e| failed("validate", e))?
 }
 
-fn measure(count: usize, threads: usize) -> Result<Report, NodeError> {
+fn measure(count: usize, threads: usize) -> Result<Report, ToolError> {
     if threads > 1 {
         // The SDK recovers a batch's signers on the global rayon pool, as in a node (where it
         // has a thread per core): here it gets exactly `threads`.
@@ -193,7 +193,7 @@ fn breakdown(
     config: &P2pSdkConfig,
     lookahead: Arc<dyn p2p::Lookahead>,
     wire: &[Vec<u8>],
-) -> Result<Vec<(&'static str, f64)>, NodeError> {
+) -> Result<Vec<(&'static str, f64)>, ToolError> {
     let validator = Validator::from_config(config, lookahead);
     let mut state = ChainState::new(config);
     let now = p2p::validation::unix_now();
@@ -235,7 +235,7 @@ fn breakdown(
 
 /// Seconds (wall clock) for bare ecrecover of every digest: on this thread, or with
 /// `threads` > 1 in equal shares on the global rayon pool (which then has `threads` threads).
-fn baseline(digests: &[(B256, [u8; 65])], threads: usize) -> Result<f64, NodeError> {
+fn baseline(digests: &[(B256, [u8; 65])], threads: usize) -> Result<f64, ToolError> {
     let started = Instant::now();
     let ok = if threads > 1 {
         let share = digests.len().div_ceil(threads).max(1);
@@ -319,11 +319,11 @@ fn interleaved(
     wire: &[Vec<u8>],
     digests: &[(B256, [u8; 65])],
     threads: usize,
-) -> Result<InterleavedRun, NodeError> {
+) -> Result<InterleavedRun, ToolError> {
     let data_dir = tempfile::Builder::new()
         .prefix("preconf-bench-validate-")
         .tempdir()
-        .map_err(|e| NodeError::io(&std::env::temp_dir(), e))?;
+        .map_err(|e| ToolError::io(&std::env::temp_dir(), e))?;
     let storage = Arc::new(RedbStore::open(data_dir.path(), config.chain.limits)?);
     let mut path =
         GossipPath::new(config.clone(), storage, lookahead).map_err(|e| failed("validate", e))?;

@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use preconf_node_core::config::NodeConfig;
 use tracing::warn;
 
-use preconf_node_core::config::NodeConfig;
-use preconf_node_core::error::NodeError;
-
 use super::netns::{data_ip, mgmt_ip, Network};
+use crate::error::ToolError;
 
 /// libp2p TCP and discv5 UDP port of every node (each node has its own address): the
 /// production default.
@@ -89,18 +88,16 @@ impl Fleet {
         index: usize,
         config: &NodeConfig,
         extra: &[String],
-    ) -> Result<(), NodeError> {
+    ) -> Result<(), ToolError> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
         let config_path = dir.join("node.toml");
-        let toml = toml::to_string(config).map_err(|e| NodeError::Config {
-            key: "testbed".into(),
-            reason: format!("node config as TOML: {e}"),
-        })?;
-        std::fs::write(&config_path, toml).map_err(|e| NodeError::io(&config_path, e))?;
+        let toml = toml::to_string(config)
+            .map_err(|e| ToolError::config("testbed", format!("node config as TOML: {e}")))?;
+        std::fs::write(&config_path, toml).map_err(|e| ToolError::io(&config_path, e))?;
         let log = dir.join("node.log");
-        let log_file = File::create(&log).map_err(|e| NodeError::io(&log, e))?;
-        let exe = std::env::current_exe().map_err(|e| NodeError::Testbed(e.to_string()))?;
+        let log_file = File::create(&log).map_err(|e| ToolError::io(&log, e))?;
+        let exe = std::env::current_exe().map_err(|e| ToolError::Testbed(e.to_string()))?;
         // The node owns its data dir and runs unprivileged, and dies with the testbed even
         // when the testbed is SIGKILLed (no cleanup of ours runs then).
         for path in [dir.as_path(), config_path.as_path()] {
@@ -109,7 +106,7 @@ impl Fleet {
                 Some(nix::unistd::Uid::from_raw(NODE_UID)),
                 Some(nix::unistd::Gid::from_raw(NODE_GID)),
             )
-            .map_err(|e| NodeError::Testbed(format!("chown {}: {e}", path.display())))?;
+            .map_err(|e| ToolError::Testbed(format!("chown {}: {e}", path.display())))?;
         }
         let mut command = Command::new("ip");
         command
@@ -131,16 +128,16 @@ impl Fleet {
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .map_err(|e| NodeError::Testbed(format!("starting node {index}: {e}")))?;
+            .map_err(|e| ToolError::Testbed(format!("starting node {index}: {e}")))?;
         self.nodes.push(NodeProcess { index, child, log });
         Ok(())
     }
 
     /// The first node that has exited, as an error.
-    pub fn check_alive(&mut self) -> Result<(), NodeError> {
+    pub fn check_alive(&mut self) -> Result<(), ToolError> {
         for node in &mut self.nodes {
             if let Some(reason) = node.exited() {
-                return Err(NodeError::Testbed(reason));
+                return Err(ToolError::Testbed(reason));
             }
         }
         Ok(())

@@ -30,6 +30,7 @@ use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use p2p::testkit::{deterministic_txlist, ChainBuilder};
 use parking_lot::Mutex;
+use preconf_node_core::rpc;
 use preconfirmation_types::{
     preconfirmation_hash, raw_tx_list_hash, secret_key_to_address, Address, ChainSpec, WireMessage,
     B256,
@@ -43,10 +44,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::bench::util as bench_util;
+use crate::error::ToolError;
 use fleet::Fleet;
 use netns::Network;
-use preconf_node_core::error::NodeError;
-use preconf_node_core::rpc;
 
 /// Most (node, block) pairs still missing at the end that the report lists.
 const MISSING_REPORTED: usize = 10;
@@ -181,17 +181,11 @@ pub struct ClassReport {
 }
 
 /// Parses `MBIT:PERCENT,…` into one rate per node (`nodes` in all, shuffled with `seed`).
-pub fn uplinks(args: &TestbedArgs) -> Result<Vec<u32>, NodeError> {
-    let bad = |reason: String| NodeError::Config {
-        key: "testbed.uplink_mix".into(),
-        reason,
-    };
+pub fn uplinks(args: &TestbedArgs) -> Result<Vec<u32>, ToolError> {
+    let bad = |reason: String| ToolError::config("testbed.uplink_mix", reason);
     let Some(mix) = &args.uplink_mix else {
         if args.uplink_mbit == 0 {
-            return Err(NodeError::Config {
-                key: "testbed.uplink_mbit".into(),
-                reason: "must be positive".into(),
-            });
+            return Err(ToolError::config("testbed.uplink_mbit", "must be positive"));
         }
         return Ok(vec![args.uplink_mbit; args.nodes]);
     };
@@ -242,9 +236,9 @@ pub fn uplinks(args: &TestbedArgs) -> Result<Vec<u32>, NodeError> {
 }
 
 /// Runs the testbed: the network, the nodes, the blocks; prints the table and the JSON.
-pub async fn run(args: TestbedArgs) -> Result<(), NodeError> {
+pub async fn run(args: TestbedArgs) -> Result<(), ToolError> {
     if !nix::unistd::geteuid().is_root() {
-        return Err(NodeError::Testbed(
+        return Err(ToolError::Testbed(
             "needs root: it creates network namespaces, veth links and tc qdiscs (run it with \
              sudo)"
                 .into(),
@@ -257,28 +251,28 @@ pub async fn run(args: TestbedArgs) -> Result<(), NodeError> {
     }
     let late = usize::from(args.late_joiner);
     if args.nodes > netns::MAX_NODES || args.nodes < args.preconfers as usize + 2 + late {
-        return Err(NodeError::Config {
-            key: "testbed.nodes".into(),
-            reason: format!(
+        return Err(ToolError::config(
+            "testbed.nodes",
+            format!(
                 "{} nodes: need the bootnode, {} preconfers, one more{} and at most {}",
                 args.nodes,
                 args.preconfers,
                 if late > 0 { " and the late joiner" } else { "" },
                 netns::MAX_NODES
             ),
-        });
+        ));
     }
     if args.blocks == 0 || args.preconfers == 0 || args.slots_per_window == 0 {
-        return Err(NodeError::Config {
-            key: "testbed".into(),
-            reason: "blocks, preconfers and slots-per-window must be positive".into(),
-        });
+        return Err(ToolError::config(
+            "testbed",
+            "blocks, preconfers and slots-per-window must be positive",
+        ));
     }
     if args.slot_secs == 0 || args.txlist_bytes == 0 {
-        return Err(NodeError::Config {
-            key: "testbed".into(),
-            reason: "slot-secs and txlist-bytes must be positive".into(),
-        });
+        return Err(ToolError::config(
+            "testbed",
+            "slot-secs and txlist-bytes must be positive",
+        ));
     }
     let rates = uplinks(&args)?;
     let cancel = CancellationToken::new();
@@ -292,7 +286,7 @@ pub async fn run(args: TestbedArgs) -> Result<(), NodeError> {
             let result = controller_thread(args, rates, thread_cancel);
             let _ = done_tx.send(result);
         })
-        .map_err(|e| NodeError::Testbed(format!("controller thread: {e}")))?;
+        .map_err(|e| ToolError::Testbed(format!("controller thread: {e}")))?;
     let mut done_rx = done_rx;
     let result = tokio::select! {
         r = &mut done_rx => r,
@@ -302,11 +296,11 @@ pub async fn run(args: TestbedArgs) -> Result<(), NodeError> {
             done_rx.await
         }
     };
-    let report = result.map_err(|_| NodeError::Testbed("controller thread died".into()))??;
+    let report = result.map_err(|_| ToolError::Testbed("controller thread died".into()))??;
     println!("{}", table(&report));
     println!(
         "{}",
-        serde_json::to_string(&report).map_err(|e| NodeError::Testbed(e.to_string()))?
+        serde_json::to_string(&report).map_err(|e| ToolError::Testbed(e.to_string()))?
     );
     Ok(())
 }
@@ -315,7 +309,7 @@ fn controller_thread(
     args: TestbedArgs,
     rates: Vec<u32>,
     cancel: CancellationToken,
-) -> Result<TestbedReport, NodeError> {
+) -> Result<TestbedReport, ToolError> {
     let started = Instant::now();
     let mut network = Network::create(&rates)?;
     network.enter_switch()?;
@@ -323,12 +317,12 @@ fn controller_thread(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| NodeError::Testbed(format!("runtime: {e}")))?;
+        .map_err(|e| ToolError::Testbed(format!("runtime: {e}")))?;
     let mut fleet = Fleet::default();
     let outcome = runtime.block_on(async {
         tokio::select! {
             r = drive(&args, &rates, &network, &data, &mut fleet, started) => r,
-            () = cancel.cancelled() => Err(NodeError::Interrupted),
+            () = cancel.cancelled() => Err(ToolError::Interrupted),
         }
     });
     // Nodes first (they live in the namespaces), then the namespaces, then the data.
@@ -346,24 +340,24 @@ struct DataDir {
 }
 
 impl DataDir {
-    fn new(given: Option<&std::path::Path>) -> Result<Self, NodeError> {
+    fn new(given: Option<&std::path::Path>) -> Result<Self, ToolError> {
         let data = Self::create(given)?;
         // The nodes run unprivileged ([`fleet::NODE_UID`]) and must reach their own dirs
         // inside: let others traverse (not list) it.
         use std::os::unix::fs::PermissionsExt;
         let path = &data.path;
         let mode = std::fs::metadata(path)
-            .map_err(|e| NodeError::io(path, e))?
+            .map_err(|e| ToolError::io(path, e))?
             .permissions()
             .mode();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o111))
-            .map_err(|e| NodeError::io(path, e))?;
+            .map_err(|e| ToolError::io(path, e))?;
         Ok(data)
     }
 
-    fn create(given: Option<&std::path::Path>) -> Result<Self, NodeError> {
+    fn create(given: Option<&std::path::Path>) -> Result<Self, ToolError> {
         if let Some(path) = given {
-            std::fs::create_dir_all(path).map_err(|e| NodeError::io(path, e))?;
+            std::fs::create_dir_all(path).map_err(|e| ToolError::io(path, e))?;
             return Ok(Self {
                 path: path.to_path_buf(),
                 _temp: None,
@@ -378,7 +372,7 @@ impl DataDir {
         let temp = tempfile::Builder::new()
             .prefix("preconf-testbed-")
             .tempdir_in(&parent)
-            .map_err(|e| NodeError::io(&parent, e))?;
+            .map_err(|e| ToolError::io(&parent, e))?;
         Ok(Self {
             path: temp.path().to_path_buf(),
             _temp: Some(temp),
@@ -431,7 +425,7 @@ async fn drive(
     data: &DataDir,
     fleet: &mut Fleet,
     started: Instant,
-) -> Result<TestbedReport, NodeError> {
+) -> Result<TestbedReport, ToolError> {
     let chain = ChainSpec::new(TESTBED_CHAIN_ID, Address::repeat_byte(0x51));
     let now = preconf_node_core::clock::unix_now();
     let window_secs = args.slots_per_window * args.slot_secs;
@@ -466,10 +460,10 @@ async fn drive(
     let status: Value = boot
         .request(rpc::STATUS, rpc_params![])
         .await
-        .map_err(|e| NodeError::Testbed(format!("bootnode status: {e}")))?;
+        .map_err(|e| ToolError::Testbed(format!("bootnode status: {e}")))?;
     let enr = status["enr"]
         .as_str()
-        .ok_or_else(|| NodeError::Testbed("the bootnode has no ENR (discovery off?)".into()))?
+        .ok_or_else(|| ToolError::Testbed("the bootnode has no ENR (discovery off?)".into()))?
         .to_string();
     let late_index = args.late_joiner.then_some(args.nodes - 1);
     let initial = args.nodes - usize::from(args.late_joiner);
@@ -496,7 +490,7 @@ async fn drive(
     let want = 6.min(initial - 1);
     let min_peers = wait_for_peers(&clients, want, timeout, fleet).await?;
     if args.fail_after_start {
-        return Err(NodeError::Testbed(
+        return Err(ToolError::Testbed(
             "failing on purpose after start (--fail-after-start)".into(),
         ));
     }
@@ -658,7 +652,7 @@ async fn drive(
         let status: Value = client
             .request(rpc::STATUS, rpc_params![])
             .await
-            .map_err(|e| NodeError::Testbed(format!("status: {e}")))?;
+            .map_err(|e| ToolError::Testbed(format!("status: {e}")))?;
         enrs.push(status["enr"].as_str().unwrap_or_default().to_string());
     }
 
@@ -766,26 +760,26 @@ fn data_rx_bytes(fleet: &Fleet, except: Option<usize>) -> u64 {
 async fn rpc_client(
     node: &mut fleet::NodeProcess,
     timeout: Duration,
-) -> Result<HttpClient, NodeError> {
+) -> Result<HttpClient, ToolError> {
     let url = format!("http://{}", node.rpc_addr());
     let client = HttpClientBuilder::default()
         .max_request_size(16 << 20)
         .request_timeout(Duration::from_secs(10))
         .build(&url)
-        .map_err(|e| NodeError::Testbed(format!("rpc client {url}: {e}")))?;
+        .map_err(|e| ToolError::Testbed(format!("rpc client {url}: {e}")))?;
     let deadline = Instant::now() + timeout;
     loop {
         match client.request::<Value, _>(rpc::HEAD, rpc_params![]).await {
             Ok(_) => return Ok(client),
             Err(e) if Instant::now() >= deadline => {
-                return Err(NodeError::Testbed(format!(
+                return Err(ToolError::Testbed(format!(
                     "node {} RPC did not answer within {timeout:?}: {e}",
                     node.index
                 )))
             }
             Err(_) => {
                 if let Some(reason) = node.exited() {
-                    return Err(NodeError::Testbed(reason));
+                    return Err(ToolError::Testbed(reason));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
@@ -795,7 +789,7 @@ async fn rpc_client(
 
 /// Subscribes to `node`'s commitments and tx-list hashes; each arrival is recorded with the
 /// time it reached the controller. The client lives as long as the returned value.
-async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<WsClient, NodeError> {
+async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<WsClient, ToolError> {
     let url = format!("ws://{}", node.rpc_addr());
     // Bounded retries: with many namespaces starting at once, a first connection can fail
     // before the neighbour entry settles.
@@ -804,7 +798,7 @@ async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<Ws
         match WsClientBuilder::default().build(&url).await {
             Ok(client) => break client,
             Err(e) if attempt >= WS_CONNECT_ATTEMPTS => {
-                return Err(NodeError::Testbed(format!("websocket {url}: {e}")))
+                return Err(ToolError::Testbed(format!("websocket {url}: {e}")))
             }
             Err(e) => {
                 attempt += 1;
@@ -818,7 +812,7 @@ async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<Ws
         let mut sub: Subscription<Value> = client
             .subscribe(rpc::SUBSCRIBE, rpc_params![kind], rpc::UNSUBSCRIBE)
             .await
-            .map_err(|e| NodeError::Testbed(format!("subscribe {kind} on node {index}: {e}")))?;
+            .map_err(|e| ToolError::Testbed(format!("subscribe {kind} on node {index}: {e}")))?;
         let observations = observations.clone();
         tokio::spawn(async move {
             while let Some(Ok(note)) = sub.next().await {
@@ -861,7 +855,7 @@ async fn wait_for_peers(
     want: usize,
     timeout: Duration,
     fleet: &mut Fleet,
-) -> Result<usize, NodeError> {
+) -> Result<usize, ToolError> {
     let deadline = Instant::now() + timeout;
     loop {
         fleet.check_alive()?;
@@ -870,14 +864,14 @@ async fn wait_for_peers(
             let status: Value = client
                 .request(rpc::STATUS, rpc_params![])
                 .await
-                .map_err(|e| NodeError::Testbed(format!("status: {e}")))?;
+                .map_err(|e| ToolError::Testbed(format!("status: {e}")))?;
             fewest = fewest.min(status["peers"]["count"].as_u64().unwrap_or(0) as usize);
         }
         if fewest >= want {
             return Ok(fewest);
         }
         if Instant::now() >= deadline {
-            return Err(NodeError::Testbed(format!(
+            return Err(ToolError::Testbed(format!(
                 "discovery: a node still has {fewest} peers after {timeout:?} (want {want})"
             )));
         }

@@ -35,7 +35,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tracing::{debug, warn};
 
-use preconf_node_core::error::NodeError;
+use crate::error::ToolError;
 
 /// Prefix of every namespace a testbed creates; followed by the testbed's pid.
 pub const NAMESPACE_PREFIX: &str = "pctb";
@@ -69,7 +69,7 @@ fn neighbour(ip: impl Into<IpAddr>, mac: &str, dev: &str) -> String {
 }
 
 /// Runs `lines` with `ip -n NS -batch -`.
-fn ip_batch(ns: &str, lines: &[String]) -> Result<(), NodeError> {
+fn ip_batch(ns: &str, lines: &[String]) -> Result<(), ToolError> {
     run("ip", &["-n", ns, "-batch", "-"], Some(&lines.join("\n")))
 }
 
@@ -103,9 +103,9 @@ pub struct Network {
 impl Network {
     /// Builds the switch and one namespace per entry of `uplinks_mbit` (node `i`'s uplink
     /// rate). On error, what was built is removed before returning.
-    pub fn create(uplinks_mbit: &[u32]) -> Result<Self, NodeError> {
+    pub fn create(uplinks_mbit: &[u32]) -> Result<Self, ToolError> {
         if uplinks_mbit.is_empty() || uplinks_mbit.len() > MAX_NODES {
-            return Err(NodeError::Testbed(format!(
+            return Err(ToolError::Testbed(format!(
                 "{} nodes; the testbed runs 1 to {MAX_NODES}",
                 uplinks_mbit.len()
             )));
@@ -215,11 +215,11 @@ impl Network {
 
     /// Moves the calling thread (only it) into the switch namespace, where the management
     /// network reaches every node. Threads it spawns afterwards start there too.
-    pub fn enter_switch(&self) -> Result<(), NodeError> {
+    pub fn enter_switch(&self) -> Result<(), ToolError> {
         let path = Path::new(NETNS_DIR).join(self.switch());
-        let file = File::open(&path).map_err(|e| NodeError::io(&path, e))?;
+        let file = File::open(&path).map_err(|e| ToolError::io(&path, e))?;
         setns(&file, CloneFlags::CLONE_NEWNET)
-            .map_err(|e| NodeError::Testbed(format!("setns into {}: {e}", path.display())))
+            .map_err(|e| ToolError::Testbed(format!("setns into {}: {e}", path.display())))
     }
 
     /// Kills whatever still runs in the namespaces and deletes them. Idempotent.
@@ -234,7 +234,7 @@ impl Network {
         }
     }
 
-    fn add_namespace(&mut self, name: &str) -> Result<(), NodeError> {
+    fn add_namespace(&mut self, name: &str) -> Result<(), ToolError> {
         ip(&["netns", "add", name])?;
         self.namespaces.push(name.to_string());
         Ok(())
@@ -249,7 +249,7 @@ impl Drop for Network {
 
 /// Shapes the egress of `dev` in `ns` to `mbit` with a token bucket filter: bucket of 10 ms at
 /// the rate (at least 16 KiB), queue of [`UPLINK_QUEUE_MS`].
-fn shape(ns: &str, dev: &str, mbit: u32) -> Result<(), NodeError> {
+fn shape(ns: &str, dev: &str, mbit: u32) -> Result<(), ToolError> {
     let burst = (u64::from(mbit) * 1_000_000 / 8 / 100).max(16 * 1024);
     tc(&[
         "-n",
@@ -335,21 +335,21 @@ fn remove_namespace(name: &str) {
 }
 
 /// Runs `ip ARGS`; its stderr becomes the error.
-fn ip(args: &[&str]) -> Result<(), NodeError> {
+fn ip(args: &[&str]) -> Result<(), ToolError> {
     run("ip", args, None)
 }
 
 /// Runs `tc ARGS`.
-fn tc(args: &[&str]) -> Result<(), NodeError> {
+fn tc(args: &[&str]) -> Result<(), ToolError> {
     run("tc", args, None)
 }
 
 /// Runs `program ARGS`, writing `input` to its stdin when given; its stderr becomes the error.
-fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), NodeError> {
+fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), ToolError> {
     use std::io::Write as _;
     use std::process::Stdio;
     let failed = |e: std::io::Error| {
-        NodeError::Testbed(format!("{program}: {e} (the testbed needs iproute2)"))
+        ToolError::Testbed(format!("{program}: {e} (the testbed needs iproute2)"))
     };
     let mut child = Command::new(program)
         .args(args)
@@ -369,7 +369,7 @@ fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), NodeErro
     if out.status.success() {
         Ok(())
     } else {
-        Err(NodeError::Testbed(format!(
+        Err(ToolError::Testbed(format!(
             "`{program} {}` failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()

@@ -15,8 +15,9 @@ use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use preconf_node_core::publish::{Draft, DEFAULT_DRAFT_GAS_LIMIT};
 use preconf_node_core::rpc::{PublishedCommitment, DRAFT_COMMITMENT, NO_PEERS, PUBLISH_COMMITMENT};
-use preconf_node_core::NodeError;
 use preconfirmation_types::raw_tx_list_hash;
+
+use crate::error::ToolError;
 
 /// How often [`run`] drafts again when the current slot already has a block (then it waits for
 /// the next slot, at most one slot each time).
@@ -24,32 +25,32 @@ const MAX_DRAFT_ATTEMPTS: u32 = 3;
 
 /// `preconf-node publish`: publish one block with a tx list through a running node.
 #[derive(Debug, Args)]
-pub(crate) struct PublishArgs {
+pub struct PublishArgs {
     /// The node's JSON-RPC URL.
     #[arg(long, default_value = "http://127.0.0.1:8552")]
-    pub(crate) rpc: String,
+    pub rpc: String,
     /// The node's JWT secret (`rpc.jwt_secret_file`, default `<data_dir>/jwt.hex`).
     #[arg(long)]
-    pub(crate) jwt_secret: PathBuf,
+    pub jwt_secret: PathBuf,
     /// File with the block's raw tx list: its bytes, or `0x`-prefixed hex text.
     #[arg(long)]
-    pub(crate) txlist: PathBuf,
+    pub txlist: PathBuf,
     /// The block's gas limit.
     #[arg(long, default_value_t = DEFAULT_DRAFT_GAS_LIMIT)]
-    pub(crate) gas_limit: u64,
+    pub gas_limit: u64,
 }
 
 /// Why `publish` failed, in words an operator acts on.
-fn failed(what: &str, reason: impl std::fmt::Display) -> NodeError {
-    NodeError::Publish(format!("{what}: {reason}"))
+fn failed(what: &str, reason: impl std::fmt::Display) -> ToolError {
+    ToolError::Publish(format!("{what}: {reason}"))
 }
 
 /// Reads a tx list file: raw bytes, or hex text with a `0x` prefix. A file larger than the hex
 /// form of a tx list at the cap is refused before it is read.
-fn read_txlist(path: &PathBuf) -> Result<Vec<u8>, NodeError> {
+fn read_txlist(path: &PathBuf) -> Result<Vec<u8>, ToolError> {
     let cap = 2 + 2 * preconfirmation_types::MAX_TXLIST_BYTES as u64 + 1;
     let len = std::fs::metadata(path)
-        .map_err(|e| NodeError::io(path, e))?
+        .map_err(|e| ToolError::io(path, e))?
         .len();
     if len > cap {
         return Err(failed(
@@ -57,7 +58,7 @@ fn read_txlist(path: &PathBuf) -> Result<Vec<u8>, NodeError> {
             format!("{len} bytes: larger than any tx list (cap {cap} as hex)"),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| NodeError::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
     match bytes.strip_prefix(b"0x") {
         Some(hex_text) => hex::decode(hex_text.trim_ascii())
             .map_err(|e| failed(&format!("{}", path.display()), format!("bad hex: {e}"))),
@@ -66,10 +67,10 @@ fn read_txlist(path: &PathBuf) -> Result<Vec<u8>, NodeError> {
 }
 
 /// Runs `preconf-node publish`: prints `block N hash 0x… signer 0x…` on success.
-pub(crate) async fn run(args: PublishArgs) -> Result<(), NodeError> {
+pub async fn run(args: PublishArgs) -> Result<(), ToolError> {
     let txlist = read_txlist(&args.txlist)?;
     let secret_text = std::fs::read_to_string(&args.jwt_secret)
-        .map_err(|e| NodeError::io(&args.jwt_secret, e))?;
+        .map_err(|e| ToolError::io(&args.jwt_secret, e))?;
     let secret = JwtSecret::from_hex(secret_text.trim())
         .map_err(|e| failed(&args.jwt_secret.display().to_string(), e))?;
     let iat = preconf_node_core::clock::unix_now();
