@@ -3,9 +3,9 @@
 
 pub mod bench;
 pub mod devnet;
-mod devnet_ui;
 pub mod error;
 pub mod l1_dev;
+pub mod loopback;
 pub mod publish;
 pub mod testbed;
 #[cfg(feature = "test-utils")]

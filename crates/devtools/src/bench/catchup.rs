@@ -60,6 +60,7 @@ use super::util::{par_map, round, round_sig, signed_chain, threads_cpu_s, Genera
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::ToolError;
+use crate::loopback;
 
 /// Serving peers.
 pub const SERVING_PEERS: usize = 3;
@@ -356,12 +357,6 @@ pub(crate) async fn ecrecover_limit(
     Ok(count as f64 / elapsed.0.max(1e-9))
 }
 
-fn listen_addr() -> Multiaddr {
-    "/ip4/127.0.0.1/tcp/0"
-        .parse()
-        .unwrap_or_else(|_| Multiaddr::empty())
-}
-
 /// A serving peer's storage: the chain in memory, counting the SSZ bytes read for serving
 /// (`commitments_from` results and tx lists); every other method is forwarded as is.
 pub(crate) struct CountingStorage {
@@ -596,15 +591,7 @@ pub(crate) async fn start_servers(
                     .map_err(|e| failed("catchup", e))?;
             }
         }
-        let mut config = P2pSdkConfig::new(chain);
-        config.network.listen_addr = listen_addr();
-        config.network.discovery_enabled = false;
-        config.network.max_connections_per_ip =
-            preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
-        config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
-            100_000,
-            std::time::Duration::from_secs(1),
-        );
+        let mut config = loopback::sdk_config(chain);
         if !defaults {
             config.network.rate_limit =
                 RateLimitConfig::uniform(SERVER_RATE_BURST, Duration::from_secs(1));
@@ -651,15 +638,7 @@ pub(crate) async fn catch_up(
     }
     // The stack `preconf-node run` builds; the stats below come from its redb store.
     let NodeStorage { store, storage, .. } = open_node_storage(data_dir, chain.limits, None)?;
-    let mut config = P2pSdkConfig::new(chain);
-    config.network.listen_addr = listen_addr();
-    config.network.discovery_enabled = false;
-    config.network.max_connections_per_ip =
-        preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
-    config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
-        100_000,
-        std::time::Duration::from_secs(1),
-    );
+    let mut config = loopback::sdk_config(chain);
     config.network.static_peers = peers;
     if !defaults {
         // The servers' limits are raised (see `start_servers`); the catching-up node is told

@@ -22,6 +22,7 @@ use super::util::{par_map, round, signed_chain, RssSampler, MIB};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::ToolError;
+use crate::loopback;
 
 /// Memory a buffered (pending) commitment costs beyond its SSZ bytes: the decoded struct,
 /// the entry's bookkeeping and the index maps.
@@ -126,18 +127,9 @@ pub async fn run(args: MemoryArgs) -> Result<Report, ToolError> {
 
         // Phase 2: the flood, into a node that holds the chain (restarted on its storage).
         let store = std::sync::Arc::new(RedbStore::open(data_dir.path(), chain.limits)?);
-        let mut node_config = P2pSdkConfig::new(chain);
-        node_config.network.listen_addr = "/ip4/127.0.0.1/tcp/0"
-            .parse()
-            .unwrap_or_else(|_| libp2p::Multiaddr::empty());
-        node_config.network.discovery_enabled = false;
-        node_config.network.max_connections_per_ip =
-            preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
-        // The flood measures the buffers' caps, not the per-peer gossip limit: lifted.
-        node_config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
-            100_000,
-            std::time::Duration::from_secs(1),
-        );
+        // The flood measures the buffers' caps, not the per-peer gossip limit: the loopback
+        // preset lifts it.
+        let mut node_config = loopback::sdk_config(chain);
         node_config.catchup.enabled = false;
         let (victim, _events) =
             p2p::P2pSdk::start(node_config, store, builder.lookahead(), None).await?;

@@ -51,6 +51,7 @@ use super::util::{fsync_burst, median, percentile, process_cpu_s, round, signed_
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::ToolError;
+use crate::loopback;
 
 /// Longest wait for one message to reach every node.
 pub const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -331,12 +332,6 @@ fn metric_value(text: &str, name: &str) -> Option<f64> {
 
 type Seen = Arc<Mutex<HashMap<(usize, B256), Instant>>>;
 
-fn listen_addr() -> Multiaddr {
-    "/ip4/127.0.0.1/tcp/0"
-        .parse()
-        .unwrap_or_else(|_| Multiaddr::empty())
-}
-
 fn dial_targets(index: usize) -> impl Iterator<Item = usize> {
     DIAL_OFFSETS
         .iter()
@@ -390,17 +385,9 @@ impl SdkNetwork {
     ) -> Result<(), ToolError> {
         let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
         for index in 0..args.nodes {
-            let mut config = P2pSdkConfig::new(chain);
+            let mut config = loopback::sdk_config(chain);
             // Blocks of a chain built in the past: the lower time bound is lifted.
             config.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
-            config.network.listen_addr = listen_addr();
-            config.network.discovery_enabled = false;
-            config.network.max_connections_per_ip =
-                preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
-            config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
-                100_000,
-                std::time::Duration::from_secs(1),
-            );
             config.catchup.enabled = false;
             let storage = RedbStore::open(&data_dir.join(format!("node{index}")), chain.limits)?;
             let (sdk, mut events) =
@@ -532,7 +519,7 @@ impl BareNetwork {
                 .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
                 .build();
             swarm
-                .listen_on(listen_addr())
+                .listen_on(loopback::listen_addr())
                 .map_err(|e| failed("propagation", e))?;
             let addr = tokio::time::timeout(PEER_TIMEOUT, async {
                 loop {

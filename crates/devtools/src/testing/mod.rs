@@ -1,6 +1,8 @@
-//! Shared helpers of the node's integration tests: in-process nodes on 127.0.0.1 with real
-//! redb data dirs, one Prometheus recorder per test process, a minimal HTTP GET, and key files.
-//! Every wait is bounded by [`WAIT`].
+//! The integration-test harness (feature `test-utils`), shared by the tests of the node
+//! library, of these tools and of the binary: in-process nodes on 127.0.0.1 with real redb data
+//! dirs ([`node_config`] is the [`loopback`](crate::loopback) preset), one Prometheus recorder
+//! per test process, a minimal HTTP GET, key files, an in-memory serving peer, and the hostile
+//! peers of [`adversary`]. Every wait is bounded by [`WAIT`].
 
 pub mod adversary;
 
@@ -17,8 +19,11 @@ use p2p::testkit::ChainBuilder;
 use preconf_node_core::{Node, NodeConfig};
 use preconfirmation_net::Multiaddr;
 use preconfirmation_types::reexports::secp256k1::SecretKey;
-use preconfirmation_types::{secret_key_to_address, Address, ChainSpec};
+use preconfirmation_types::{Address, ChainSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::loopback;
+pub use crate::loopback::node_config;
 
 /// Bound of every wait.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -43,39 +48,6 @@ pub fn prometheus() -> PrometheusHandle {
                 .expect("first and only recorder of this test process")
         })
         .clone()
-}
-
-/// A node config for `builder`'s chain in `dir`: HTTP and RPC on ephemeral loopback ports,
-/// libp2p on an ephemeral loopback port, no discovery, fast heartbeats, `peers` as static peers.
-pub fn node_config(dir: &Path, builder: &ChainBuilder, peers: Vec<Multiaddr>) -> NodeConfig {
-    let lookahead = builder.lookahead();
-    let mut c = NodeConfig {
-        data_dir: dir.to_path_buf(),
-        ..NodeConfig::default()
-    };
-    c.http.addr = ([127, 0, 0, 1], 0).into();
-    c.rpc.addr = ([127, 0, 0, 1], 0).into();
-    c.lookahead.preconfers = builder.keys().iter().map(secret_key_to_address).collect();
-    c.lookahead.slots_per_window = lookahead.slots_per_window();
-    c.lookahead.genesis_timestamp = lookahead.genesis();
-    c.lookahead.slot_duration_secs = lookahead.slot_duration();
-    c.sdk.chain = *builder.chain();
-    c.sdk.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
-    c.sdk.network.discovery_enabled = false;
-    c.sdk.network.max_connections_per_ip =
-        preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
-    c.sdk.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
-        100_000,
-        std::time::Duration::from_secs(1),
-    );
-    c.sdk.network.static_peers = peers;
-    c.sdk.network.static_peer_backoff = Duration::from_millis(200);
-    c.sdk.network.gossip.heartbeat_interval = Duration::from_millis(200);
-    c.sdk.catchup.peer_wait = Duration::from_secs(2);
-    c.sdk.catchup.retry_backoff = Duration::from_millis(200);
-    // The test chains are built in the past and replayed over gossip.
-    c.sdk.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
-    c
 }
 
 /// Starts a node with the shared recorder.
@@ -199,16 +171,8 @@ pub async fn serving_peer(
             )
             .expect("fill tx lists");
     }
-    let mut config = p2p::P2pSdkConfig::new(*builder.chain());
+    let mut config = loopback::sdk_config(*builder.chain());
     config.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
-    config.network.listen_addr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
-    config.network.discovery_enabled = false;
-    config.network.max_connections_per_ip =
-        preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
-    config.network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
-        100_000,
-        std::time::Duration::from_secs(1),
-    );
     config.network.rate_limit = rate_limit;
     config.catchup.enabled = false;
     let (sdk, events) = p2p::P2pSdk::start(config, storage, builder.lookahead(), None)

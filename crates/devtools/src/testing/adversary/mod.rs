@@ -61,19 +61,12 @@ pub fn attack_config(
 /// A bare network config for [`GossipPeer`]s on the test chain.
 pub fn attacker_network(chain: &ChainSpec) -> NetworkConfig {
     let mut c = NetworkConfig {
-        discovery_enabled: false,
-        max_connections_per_ip: preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP,
-        // Tests publish blocks far faster than one per 2 s slot.
-        gossip_rate_limit: preconfirmation_net::GossipRateLimitConfig::uniform(
-            100_000,
-            Duration::from_secs(1),
-        ),
         chain_id: chain.chain_id,
         limits: chain.limits,
         request_timeout: Duration::from_secs(5),
-        // 127.0.0.1, ephemeral ports: never the production 0.0.0.0:9222.
-        ..NetworkConfig::loopback()
+        ..NetworkConfig::default()
     };
+    crate::loopback::network(&mut c);
     c.gossip.heartbeat_interval = Duration::from_millis(200);
     // The attacker must not ban its victims for refusing it.
     c.ban_sustain = Duration::from_secs(3600);

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::devnet::Observed;
+use super::Observed;
 use crate::error::ToolError;
 
 /// How often the devnet page gets a snapshot.

@@ -11,6 +11,8 @@
 //! in this process with one clock. With `--json` the last stdout line is one JSON object
 //! ([`DevnetReport`]); the exit code is non-zero when the network did not converge.
 
+mod ui;
+
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -35,6 +37,7 @@ use tracing::{info, warn};
 
 use crate::error::ToolError;
 use crate::l1_dev::{locate_anvil, Anvil, WhitelistStub};
+use crate::loopback;
 
 /// Chain id of devnets (not a public Taiko chain id).
 pub const DEVNET_CHAIN_ID: u64 = 167_999;
@@ -185,6 +188,9 @@ struct DevnetNode {
     node: Node,
 }
 
+/// Node `index`'s config: the [`loopback`] preset with the devnet's own settings (HTTP only with
+/// `--http`, no JSON-RPC, static peers and catch-up retried every 250 ms) and, with `--l1`, the
+/// schedule read from the local L1.
 fn node_config(
     args: &DevnetArgs,
     base: &std::path::Path,
@@ -194,38 +200,11 @@ fn node_config(
     l1: Option<&DevnetL1>,
 ) -> NodeConfig {
     let lookahead = builder.lookahead();
-    let mut config = NodeConfig {
-        data_dir: base.join(format!("node-{index}")),
-        ..NodeConfig::default()
-    };
+    let mut config = loopback::node_config(&base.join(format!("node-{index}")), builder, peers);
     config.http.enabled = args.http;
-    config.http.addr = ([127, 0, 0, 1], 0).into();
     config.rpc.enabled = false;
-    config.lookahead.preconfers = builder.keys().iter().map(secret_key_to_address).collect();
-    config.lookahead.slots_per_window = lookahead.slots_per_window();
-    config.lookahead.genesis_timestamp = lookahead.genesis();
-    config.lookahead.slot_duration_secs = lookahead.slot_duration();
-    config.sdk.chain = *builder.chain();
-    config.sdk.anchor = Default::default();
-    let network = &mut config.sdk.network;
-    network.listen_addr = "/ip4/127.0.0.1/tcp/0"
-        .parse()
-        .unwrap_or_else(|_| Multiaddr::empty());
-    network.discovery_enabled = false;
-    network.max_connections_per_ip = preconfirmation_net::config::LOOPBACK_MAX_CONNECTIONS_PER_IP;
-    network.gossip_rate_limit = preconfirmation_net::GossipRateLimitConfig::uniform(
-        100_000,
-        std::time::Duration::from_secs(1),
-    );
-    network.static_peers = peers;
-    network.static_peer_backoff = Duration::from_millis(250);
-    network.gossip.heartbeat_interval = Duration::from_millis(200);
-    config.sdk.catchup.peer_wait = Duration::from_secs(2);
+    config.sdk.network.static_peer_backoff = Duration::from_millis(250);
     config.sdk.catchup.retry_backoff = Duration::from_millis(250);
-    if l1.is_none() {
-        // The static devnet replays a chain built in the past, faster than its slots.
-        config.sdk.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
-    }
     if let Some(l1) = l1 {
         config.lookahead.source = ScheduleSource::L1Whitelist;
         config.lookahead.preconfers = Vec::new();
@@ -237,6 +216,8 @@ fn node_config(
         config.l1.poll_interval = Duration::from_millis(250);
         config.l1.request_timeout = Duration::from_secs(1);
         config.l1.max_backoff = Duration::from_secs(2);
+        // Blocks follow the wall clock: no replay, the default window-end grace.
+        config.sdk.rules.window_end_grace = NodeConfig::default().sdk.rules.window_end_grace;
     }
     config
 }
@@ -465,7 +446,7 @@ pub async fn run_devnet(
     info!(nodes = args.nodes, initial, seed, base = %base.display(), "devnet starting");
     let ui_shutdown = tokio_util::sync::CancellationToken::new();
     let ui = if args.ui {
-        let (addr, task) = crate::devnet_ui::serve(
+        let (addr, task) = ui::serve(
             args.ui_addr,
             observed.clone(),
             args.blocks,
