@@ -42,15 +42,15 @@ use libp2p::multiaddr::Protocol;
 use p2p::testkit::ChainBuilder;
 use p2p::{
     MemoryStorage, MemoryStorageLimits, P2pSdk, P2pSdkConfig, RotatingLookahead, SdkStorage,
-    StorageError, StorageStats,
 };
-use preconf_node_core::storage::redb_store::RedbStore;
-use preconf_node_core::storage::{open_node_storage, NodeStorage};
+use preconf_node_core::storage::{
+    open_node_storage, Layered, NodeStorage, RedbStore, Served, StorageHooks,
+};
 use preconfirmation_net::{Multiaddr, RateLimitConfig};
 use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use preconfirmation_types::reexports::secp256k1::Message;
 use preconfirmation_types::reexports::ssz::Encode;
-use preconfirmation_types::{raw_tx_list_hash, signing_hash, ChainSpec, SignedCommitment, B256};
+use preconfirmation_types::{raw_tx_list_hash, signing_hash, ChainSpec, B256};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -357,101 +357,25 @@ pub(crate) async fn ecrecover_limit(
     Ok(count as f64 / elapsed.0.max(1e-9))
 }
 
-/// A serving peer's storage: the chain in memory, counting the SSZ bytes read for serving
-/// (`commitments_from` results and tx lists); every other method is forwarded as is.
-pub(crate) struct CountingStorage {
-    inner: MemoryStorage,
-    served: AtomicU64,
-}
+/// Counts the SSZ bytes a serving peer's storage reads for serving (`commitments_from` results
+/// and tx lists); lookups that serve nothing (`has_txlist`, the start-up scan) do not count.
+#[derive(Debug, Default)]
+pub(crate) struct ServedBytes(AtomicU64);
 
-impl CountingStorage {
-    fn new(inner: MemoryStorage) -> Self {
-        Self {
-            inner,
-            served: AtomicU64::new(0),
-        }
-    }
-
+impl ServedBytes {
     /// SSZ bytes read for serving so far.
-    pub(crate) fn served(&self) -> u64 {
-        self.served.load(Ordering::Relaxed)
-    }
-
-    fn count(&self, bytes: usize) {
-        self.served.fetch_add(bytes as u64, Ordering::Relaxed);
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
-impl SdkStorage for CountingStorage {
-    fn put_commitments(&self, commitments: &[SignedCommitment]) -> Result<(), StorageError> {
-        self.inner.put_commitments(commitments)
-    }
-
-    fn put_txlist(&self, hash: B256, block_number: u64, txlist: Bytes) -> Result<(), StorageError> {
-        self.inner.put_txlist(hash, block_number, txlist)
-    }
-
-    fn put_txlists(&self, txlists: &[(B256, u64, Bytes)]) -> Result<(), StorageError> {
-        self.inner.put_txlists(txlists)
-    }
-
-    fn put_page(
-        &self,
-        commitments: &[SignedCommitment],
-        txlists: &[(B256, u64, Bytes)],
-    ) -> Result<(), StorageError> {
-        self.inner.put_page(commitments, txlists)
-    }
-
-    fn commitment_by_number(
-        &self,
-        block_number: u64,
-    ) -> Result<Option<SignedCommitment>, StorageError> {
-        self.inner.commitment_by_number(block_number)
-    }
-
-    fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError> {
-        self.inner.commitment_by_hash(hash)
-    }
-
-    fn commitments_from(
-        &self,
-        start: u64,
-        max: usize,
-    ) -> Result<Vec<SignedCommitment>, StorageError> {
-        let commitments = self.inner.commitments_from(start, max)?;
-        self.count(commitments.iter().map(Encode::ssz_bytes_len).sum());
-        Ok(commitments)
-    }
-
-    fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
-        let txlist = self.inner.txlist(hash)?;
-        if let Some(t) = &txlist {
-            self.count(t.len());
-        }
-        Ok(txlist)
-    }
-
-    /// Forwarded uncounted: an existence check serves no bytes.
-    fn has_txlist(&self, hash: &B256) -> Result<bool, StorageError> {
-        self.inner.has_txlist(hash)
-    }
-
-    fn head(&self) -> Result<Option<SignedCommitment>, StorageError> {
-        self.inner.head()
-    }
-
-    fn prune_below(&self, block_number: u64) -> Result<u64, StorageError> {
-        self.inner.prune_below(block_number)
-    }
-
-    fn stats(&self) -> Result<StorageStats, StorageError> {
-        self.inner.stats()
-    }
-
-    /// Forwarded, so the start-up scan is not counted as serving.
-    fn owed_txlists(&self, scan_blocks: u64) -> Result<Vec<(B256, u64)>, StorageError> {
-        self.inner.owed_txlists(scan_blocks)
+impl StorageHooks for ServedBytes {
+    fn served(&self, read: Served<'_>) {
+        let bytes = match read {
+            Served::Commitments(commitments) => commitments.iter().map(Encode::ssz_bytes_len).sum(),
+            Served::Txlist(txlist) => txlist.len(),
+        };
+        self.0.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
 
@@ -461,7 +385,7 @@ impl SdkStorage for CountingStorage {
 pub(crate) struct ServingPeer {
     sdk: P2pSdk,
     name: String,
-    storage: Arc<CountingStorage>,
+    served: Arc<ServedBytes>,
     /// Tells the owning thread to stop the SDK and drop the runtime (so does dropping it).
     stop: parking_lot::Mutex<Option<oneshot::Sender<()>>>,
     thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -476,16 +400,17 @@ impl Deref for ServingPeer {
 }
 
 impl ServingPeer {
-    /// Starts the SDK on a new runtime in a new thread, both named `name`.
+    /// Starts the SDK, serving `storage`, on a new runtime in a new thread, both named `name`.
     async fn start(
         name: String,
         config: P2pSdkConfig,
-        storage: Arc<CountingStorage>,
+        storage: MemoryStorage,
         lookahead: Arc<RotatingLookahead>,
     ) -> Result<Self, ToolError> {
         let (started_tx, started_rx) = oneshot::channel::<Result<P2pSdk, ToolError>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let sdk_storage = storage.clone();
+        let served = Arc::new(ServedBytes::default());
+        let sdk_storage = Arc::new(Layered::new(Arc::new(storage), served.clone()));
         let runtime_name = name.clone();
         let thread = std::thread::Builder::new()
             .name(name.clone())
@@ -526,7 +451,7 @@ impl ServingPeer {
         Ok(Self {
             sdk,
             name,
-            storage,
+            served,
             stop: parking_lot::Mutex::new(Some(stop_tx)),
             thread: parking_lot::Mutex::new(Some(thread)),
         })
@@ -544,7 +469,7 @@ impl ServingPeer {
 
     /// SSZ bytes read from its storage for serving so far.
     pub(crate) fn served_bytes(&self) -> u64 {
-        self.storage.served()
+        self.served.get()
     }
 
     /// Stops the SDK, then drops its runtime on the owning thread; waits for both.
@@ -600,7 +525,6 @@ pub(crate) async fn start_servers(
         if let Some(n) = requests_per_peer {
             config.network.max_concurrent_inbound_per_protocol = n.max(1);
         }
-        let storage = Arc::new(CountingStorage::new(storage));
         servers.push(
             ServingPeer::start(format!("srv{i}"), config, storage, builder.lookahead()).await?,
         );

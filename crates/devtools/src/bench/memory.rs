@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use p2p::testkit::ChainBuilder;
 use p2p::P2pSdkConfig;
-use preconf_node_core::storage::redb_store::RedbStore;
+use preconf_node_core::RedbStore;
 use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage, B256, U256};
 
 use super::catchup::{addr_of, catch_up, start_servers};

@@ -42,7 +42,7 @@ use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
 use p2p::testkit::ChainBuilder;
 use p2p::{P2pSdk, P2pSdkConfig, SdkEvent};
 use parking_lot::Mutex;
-use preconf_node_core::storage::redb_store::RedbStore;
+use preconf_node_core::RedbStore;
 use preconfirmation_net::{GossipConfig, Keypair};
 use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
 use tokio::sync::mpsc;

@@ -34,7 +34,7 @@ use p2p::gossip_path::GossipPath;
 use p2p::state::ChainState;
 use p2p::testkit::ChainBuilder;
 use p2p::{MessageId, P2pSdkConfig, ValidationOutcome, Validator};
-use preconf_node_core::storage::redb_store::RedbStore;
+use preconf_node_core::RedbStore;
 use preconfirmation_net::GossipVerdict;
 use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use preconfirmation_types::reexports::secp256k1::Message;
