@@ -17,6 +17,10 @@
 
 pub mod fleet;
 pub mod netns;
+mod report;
+mod watch;
+
+pub use report::{ClassReport, TestbedReport};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,12 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
-use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use p2p::testkit::{deterministic_txlist, ChainBuilder};
-use parking_lot::Mutex;
 use preconf_node_core::rpc;
 use preconfirmation_types::{
     preconfirmation_hash, raw_tx_list_hash, secret_key_to_address, Address, ChainSpec, WireMessage,
@@ -38,21 +39,21 @@ use preconfirmation_types::{
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::bench::util as bench_util;
 use crate::error::ToolError;
 use fleet::Fleet;
 use netns::Network;
+use report::{percentile, round2, table};
+use watch::{
+    data_rx_bytes, rpc_client, subscribe, tx_bytes, wait_caught_up, wait_for_peers, Observations,
+    Shared,
+};
 
 /// Most (node, block) pairs still missing at the end that the report lists.
 const MISSING_REPORTED: usize = 10;
-
-/// Connection attempts of the controller's WebSocket to one node, 500 ms apart.
-const WS_CONNECT_ATTEMPTS: u32 = 10;
 
 /// Chain id of the testbed's L2.
 pub const TESTBED_CHAIN_ID: u64 = 167_100;
@@ -115,69 +116,6 @@ pub struct TestbedArgs {
     /// `enrs` show what each advertised.
     #[arg(long)]
     pub listen_any: bool,
-}
-
-/// The last line of `preconf-node testbed`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TestbedReport {
-    /// Node processes.
-    pub nodes: usize,
-    /// `"50mbit"` or the mix as given.
-    pub uplink: String,
-    /// Bytes of each tx list.
-    pub txlist_bytes: usize,
-    /// Blocks published.
-    pub blocks: u64,
-    /// Publish → a node's acceptance of the commitment, over every (block, node) pair of the
-    /// nodes running at publish time, the publisher excluded.
-    pub commitment_p50_ms: f64,
-    /// See `commitment_p50_ms`.
-    pub commitment_p99_ms: f64,
-    /// Publish → a node's storing the tx list.
-    pub txlist_p50_ms: f64,
-    /// See `txlist_p50_ms`.
-    pub txlist_p99_ms: f64,
-    /// Every commitment and tx list reached every node.
-    pub reached_all: bool,
-    /// When not: up to 10 of what is missing where (`node N block B: commitment|tx list|both`).
-    pub missing: Vec<String>,
-    /// Median bytes the publisher's uplink sent in the slot of its block, per tx list.
-    pub publisher_bytes_per_txlist: u64,
-    /// `publisher_bytes_per_txlist` / `txlist_bytes`.
-    pub publisher_copies: f64,
-    /// Data-network bytes received by the nodes during publishing / (receivers × bytes
-    /// published) − 1: copies of a message a node received beyond the first (framing
-    /// included).
-    pub duplicates_per_msg: f64,
-    /// The late joiner holds every block and tx list (`null` without one).
-    pub late_joiner_caught_up: Option<bool>,
-    /// Uplink (Mbit/s) of each preconfer's node, in rotation order.
-    pub publisher_mbit: Vec<u32>,
-    /// Fewest peers of a node when publishing began (no node has static peers: each was
-    /// found through discv5 from the bootnode's ENR).
-    pub min_peers: usize,
-    /// Per uplink class: its nodes' tx-list and commitment p99.
-    pub classes: Vec<ClassReport>,
-    /// Publishes refused by the node (`pending`: the publisher did not hold the parent yet).
-    pub publish_errors: u64,
-    /// Every node's ENR (`enr:-…`) at the end, as its `/status` (`preconf_status`) gives
-    /// it, in node order: the addresses it advertised.
-    pub enrs: Vec<String>,
-    /// Wall time of the run.
-    pub elapsed_s: f64,
-}
-
-/// Figures of the nodes of one uplink rate.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClassReport {
-    /// Uplink, Mbit/s.
-    pub mbit: u32,
-    /// Nodes of this class.
-    pub nodes: usize,
-    /// Tx-list p99 at these nodes.
-    pub txlist_p99_ms: f64,
-    /// Commitment p99 at these nodes.
-    pub commitment_p99_ms: f64,
 }
 
 /// Parses `MBIT:PERCENT,…` into one rate per node (`nodes` in all, shuffled with `seed`).
@@ -379,31 +317,6 @@ impl DataDir {
         })
     }
 }
-
-/// When each node accepted each commitment and tx list (by hash).
-#[derive(Debug, Default)]
-struct Observations {
-    commitments: HashMap<B256, HashMap<usize, Instant>>,
-    txlists: HashMap<B256, HashMap<usize, Instant>>,
-    /// Commitment hash → its tx list's hash, filled before each publish: a commitment that
-    /// arrives by catch-up with its tx list stored alongside announces the tx list only as
-    /// `txlist_available` (no `rawTxListHashes` notification).
-    txlist_of: HashMap<B256, B256>,
-}
-
-impl Observations {
-    /// When `node` accepted commitment `hash`.
-    fn commitment_at(&self, hash: &B256, node: usize) -> Option<Instant> {
-        self.commitments.get(hash)?.get(&node).copied()
-    }
-
-    /// When `node` stored tx list `hash`.
-    fn txlist_at(&self, hash: &B256, node: usize) -> Option<Instant> {
-        self.txlists.get(hash)?.get(&node).copied()
-    }
-}
-
-type Shared = Arc<Mutex<Observations>>;
 
 /// One block as published.
 struct Published {
@@ -733,224 +646,6 @@ async fn drive(
     })
 }
 
-/// Bytes node `index`'s uplink has sent.
-fn tx_bytes(fleet: &Fleet, index: usize) -> u64 {
-    fleet
-        .nodes
-        .iter()
-        .find(|n| n.index == index)
-        .and_then(|n| netns::link_bytes(n.pid(), "eth0"))
-        .map(|b| b.tx)
-        .unwrap_or(0)
-}
-
-/// Bytes all nodes but `except` received on the data network.
-fn data_rx_bytes(fleet: &Fleet, except: Option<usize>) -> u64 {
-    fleet
-        .nodes
-        .iter()
-        .filter(|n| Some(n.index) != except)
-        .filter_map(|n| netns::link_bytes(n.pid(), "eth0"))
-        .map(|b| b.rx)
-        .sum()
-}
-
-/// An HTTP JSON-RPC client of `node`, once its RPC answers (bounded by `timeout`); an error
-/// at once, with the end of its log, if the process exits first (e.g. a bad `--set`).
-async fn rpc_client(
-    node: &mut fleet::NodeProcess,
-    timeout: Duration,
-) -> Result<HttpClient, ToolError> {
-    let url = format!("http://{}", node.rpc_addr());
-    let client = HttpClientBuilder::default()
-        .max_request_size(16 << 20)
-        .request_timeout(Duration::from_secs(10))
-        .build(&url)
-        .map_err(|e| ToolError::Testbed(format!("rpc client {url}: {e}")))?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        match client.request::<Value, _>(rpc::HEAD, rpc_params![]).await {
-            Ok(_) => return Ok(client),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(ToolError::Testbed(format!(
-                    "node {} RPC did not answer within {timeout:?}: {e}",
-                    node.index
-                )))
-            }
-            Err(_) => {
-                if let Some(reason) = node.exited() {
-                    return Err(ToolError::Testbed(reason));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-        }
-    }
-}
-
-/// Subscribes to `node`'s commitments and tx-list hashes; each arrival is recorded with the
-/// time it reached the controller. The client lives as long as the returned value.
-async fn subscribe(node: &fleet::NodeProcess, observations: Shared) -> Result<WsClient, ToolError> {
-    let url = format!("ws://{}", node.rpc_addr());
-    // Bounded retries: with many namespaces starting at once, a first connection can fail
-    // before the neighbour entry settles.
-    let mut attempt = 0;
-    let client = loop {
-        match WsClientBuilder::default().build(&url).await {
-            Ok(client) => break client,
-            Err(e) if attempt >= WS_CONNECT_ATTEMPTS => {
-                return Err(ToolError::Testbed(format!("websocket {url}: {e}")))
-            }
-            Err(e) => {
-                attempt += 1;
-                warn!(%url, error = %e, attempt, "websocket connect failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
-    let index = node.index;
-    for (kind, is_txlist) in [("commitments", false), ("rawTxListHashes", true)] {
-        let mut sub: Subscription<Value> = client
-            .subscribe(rpc::SUBSCRIBE, rpc_params![kind], rpc::UNSUBSCRIBE)
-            .await
-            .map_err(|e| ToolError::Testbed(format!("subscribe {kind} on node {index}: {e}")))?;
-        let observations = observations.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(note)) = sub.next().await {
-                let at = Instant::now();
-                let Some(hash) = note["hash"].as_str().and_then(|h| h.parse::<B256>().ok()) else {
-                    continue;
-                };
-                let mut obs = observations.lock();
-                if is_txlist {
-                    obs.txlists
-                        .entry(hash)
-                        .or_default()
-                        .entry(index)
-                        .or_insert(at);
-                    continue;
-                }
-                obs.commitments
-                    .entry(hash)
-                    .or_default()
-                    .entry(index)
-                    .or_insert(at);
-                if note["txlist_available"] == Value::Bool(true) {
-                    if let Some(txlist) = obs.txlist_of.get(&hash).copied() {
-                        obs.txlists
-                            .entry(txlist)
-                            .or_default()
-                            .entry(index)
-                            .or_insert(at);
-                    }
-                }
-            }
-        });
-    }
-    Ok(client)
-}
-
-/// Waits until every node has at least `want` peers; returns the fewest any node has then.
-async fn wait_for_peers(
-    clients: &[HttpClient],
-    want: usize,
-    timeout: Duration,
-    fleet: &mut Fleet,
-) -> Result<usize, ToolError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        fleet.check_alive()?;
-        let mut fewest = usize::MAX;
-        for client in clients {
-            let status: Value = client
-                .request(rpc::STATUS, rpc_params![])
-                .await
-                .map_err(|e| ToolError::Testbed(format!("status: {e}")))?;
-            fewest = fewest.min(status["peers"]["count"].as_u64().unwrap_or(0) as usize);
-        }
-        if fewest >= want {
-            return Ok(fewest);
-        }
-        if Instant::now() >= deadline {
-            return Err(ToolError::Testbed(format!(
-                "discovery: a node still has {fewest} peers after {timeout:?} (want {want})"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Whether the late joiner reaches head `number` with `txlists` tx lists and none owed before
-/// `deadline`.
-async fn wait_caught_up(client: &HttpClient, number: u64, txlists: u64, deadline: Instant) -> bool {
-    loop {
-        if let Ok(status) = client.request::<Value, _>(rpc::STATUS, rpc_params![]).await {
-            let head = status["head"]["block_number"].as_u64().unwrap_or(0);
-            let stored = status["storage"]["txlists"].as_u64().unwrap_or(0);
-            let owed = status["pending"]["missing_txlists"].as_u64().unwrap_or(1);
-            if head >= number && stored >= txlists && owed == 0 {
-                return true;
-            }
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The nearest-rank `p` quantile (0..1) of `values` in ms, to 0.01; sorts them.
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    round2(bench_util::percentile(values, p * 100.0))
-}
-
-fn round2(x: f64) -> f64 {
-    bench_util::round(x, 2)
-}
-
-/// The human-readable summary printed before the JSON line.
-fn table(r: &TestbedReport) -> String {
-    let mut out = format!(
-        "testbed: {} processes, uplink {}, {} blocks with {} B tx lists, {:.1} s\n\
-         {:<28}{:>10}{:>10}\n\
-         {:<28}{:>10.1}{:>10.1}\n\
-         {:<28}{:>10.1}{:>10.1}\n",
-        r.nodes,
-        r.uplink,
-        r.blocks,
-        r.txlist_bytes,
-        r.elapsed_s,
-        "",
-        "p50 ms",
-        "p99 ms",
-        "commitment",
-        r.commitment_p50_ms,
-        r.commitment_p99_ms,
-        "tx list",
-        r.txlist_p50_ms,
-        r.txlist_p99_ms,
-    );
-    for c in &r.classes {
-        out.push_str(&format!(
-            "  {:>5} Mbit/s ({:>2} nodes){:>7}{:>10.1}  (tx list p99; commitment p99 {:.1})\n",
-            c.mbit, c.nodes, "", c.txlist_p99_ms, c.commitment_p99_ms
-        ));
-    }
-    out.push_str(&format!(
-        "reached all: {}   publisher uplink per tx list: {} B ({:.2}×)   duplicates/msg: {:.2}\n\
-         late joiner caught up: {}   publish errors: {}   preconfers' uplinks (Mbit/s): {:?}",
-        r.reached_all,
-        r.publisher_bytes_per_txlist,
-        r.publisher_copies,
-        r.duplicates_per_msg,
-        r.late_joiner_caught_up
-            .map_or("n/a".to_string(), |b| b.to_string()),
-        r.publish_errors,
-        r.publisher_mbit
-    ));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -994,13 +689,5 @@ mod tests {
             uplinks(&args(&["--nodes", "6", "--uplink-mbit", "25"])).expect("uniform"),
             vec![25; 6]
         );
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&mut v, 0.5), 50.0);
-        assert_eq!(percentile(&mut v, 0.99), 99.0);
-        assert_eq!(percentile(&mut [], 0.99), 0.0);
     }
 }
