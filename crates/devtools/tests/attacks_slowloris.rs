@@ -17,20 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adversary::*;
-use p2p::testkit::ChainBuilder;
 use preconfirmation_types::{
-    ChainSpec, GetCommitmentsByNumberRequest, GetRawTxListRequest, WireMessage, B256, U256,
+    GetCommitmentsByNumberRequest, GetRawTxListRequest, WireMessage, B256, U256,
 };
-
-fn chain() -> ChainSpec {
-    common::chain()
-}
-
-/// 3 preconfers rotating every 4 one-second slots, 2000 slots of history (publishing ahead of
-/// real time stays within the future-drift rule).
-fn builder() -> ChainBuilder {
-    ChainBuilder::in_the_past(chain(), 3, 4, 2000)
-}
 
 /// A valid request of `proto`, length prefix included (what the trickle sends, byte by byte).
 fn valid_request(proto: Proto) -> Vec<u8> {

@@ -11,20 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adversary::*;
-use p2p::testkit::{ChainBuilder, FaultyDisk};
+use p2p::testkit::FaultyDisk;
 use p2p::SdkStorage;
 use preconf_node_core::storage::StorageLayer;
 use preconf_node_core::Node;
 use preconfirmation_types::{GossipTopicKind, WireMessage};
-
-fn builder() -> ChainBuilder {
-    ChainBuilder::in_the_past(common::chain(), 3, 4, 2000)
-}
-
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
-}
 
 /// Waits until `/ready` answers `status` — for 503, naming the `storage` condition (a store
 /// that fails writes leaves the node alive: `/health` stays 200); returns `ok` when ready,

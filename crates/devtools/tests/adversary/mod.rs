@@ -1,6 +1,7 @@
-//! The adversary harness of [`preconf_devtools::testing::adversary`], plus what must live in
-//! the test binary itself: its global allocator, which counts the bytes allocated (`cap`, no
-//! limit set), and [`RssSampler`], which reads it.
+//! The adversary harness of [`preconf_devtools::testing::adversary`], plus what the attack and
+//! fault tests share: the chain they run on, one-at-a-time runs, honest traffic during an
+//! attack, and what must live in the test binary itself: its global allocator, which counts the
+//! bytes allocated (`cap`, no limit set), and [`RssSampler`], which reads it.
 //!
 //! RSS alone cannot see a zeroed allocation that is never touched (calloc'd pages are not
 //! resident), so a node that honoured a 4 GiB length prefix with `vec![0; n]` would pass an RSS
@@ -9,9 +10,72 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use p2p::testkit::ChainBuilder;
+use p2p::SdkEvents;
 pub use preconf_devtools::testing::adversary::*;
+use preconfirmation_types::{ChainSpec, U256};
+
+/// A chain with 3 preconfers rotating every 4 one-second slots, 2000 slots of history so tests
+/// can publish far ahead of real time without hitting the future-drift rule.
+pub fn builder() -> ChainBuilder {
+    ChainBuilder::in_the_past(preconf_devtools::testing::chain(), 3, 4, 2000)
+}
+
+/// The test chain.
+pub fn chain() -> ChainSpec {
+    preconf_devtools::testing::chain()
+}
+
+/// Attack and fault tests run one at a time: each gets the machine (2 cores in CI) to itself,
+/// so its RSS and latency figures are its own.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// Publishes honest blocks from node 0 (each waited for on every honest node, latency
+/// recorded) until `done` resolves; returns its output and the latencies.
+pub async fn honest_traffic_until<T: Send + 'static>(
+    honest: &mut Honest,
+    done: tokio::task::JoinHandle<T>,
+) -> (T, Vec<Duration>) {
+    let mut latencies = Vec::new();
+    // At least one honest commitment during the attack, whatever happens.
+    latencies.push(honest.publish().await);
+    while !done.is_finished() {
+        latencies.push(honest.publish().await);
+        // Pacing of the honest publisher (one block per 200 ms), not synchronisation.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (done.await.expect("join"), latencies)
+}
+
+/// Spawns a wait for `attacker`'s ban on `events`, timed from now.
+pub fn ban_watch(
+    mut events: SdkEvents,
+    attacker: libp2p::PeerId,
+) -> tokio::task::JoinHandle<Duration> {
+    let since = Instant::now();
+    tokio::spawn(async move { wait_banned(&mut events, attacker, since).await })
+}
+
+/// The victim is alive: it answers an honest peer's `get_head` with its head.
+pub async fn assert_serves_head(honest: &Honest, victim: usize, asker: usize) {
+    let victim_id = honest.node(victim).sdk().local_peer_id();
+    let head = tokio::time::timeout(
+        preconf_devtools::testing::WAIT,
+        honest.node(asker).sdk().request_head(victim_id),
+    )
+    .await
+    .expect("get_head answered within the bound")
+    .expect("get_head answered");
+    assert_eq!(
+        head.block_number,
+        U256::from(honest.node(victim).sdk().status().head_block_number)
+    );
+}
 
 /// Samples this process's resident set every 20 ms on a thread until dropped.
 pub struct RssSampler {
