@@ -485,11 +485,11 @@ async fn txlist_amplification() {
     honest.shutdown().await;
 }
 
-/// Finding: the victim dropped a peer's byte budget when it disconnected, so an amplifier that
-/// redialled with the same key whenever its budget ran dry got a fresh burst each time, and
-/// PROTOCOL-EXT's per-peer egress cap did not hold. The same 2 MiB list, the same 8 MiB per
-/// 10 s budget; the attacker reconnects (same key) after every refusal, for 8 s or until it
-/// can no longer connect: what it receives stays within burst + rate × time.
+/// A peer's byte budget outlives its connection: an amplifier that redials with the same key
+/// whenever its budget runs dry gets no fresh burst, so PROTOCOL-EXT's per-peer egress cap
+/// holds. The same 2 MiB list, the same 8 MiB per 10 s budget; the attacker reconnects (same
+/// key) after every refusal, for 8 s or until it can no longer connect: what it receives stays
+/// within burst + rate × time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txlist_amplification_across_reconnects() {
     let _serial = serial().await;

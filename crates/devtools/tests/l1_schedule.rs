@@ -1,4 +1,4 @@
-//! The schedule read from a real local L1 (issue 17): anvil (pinned, from npm; see
+//! The schedule read from a real local L1: anvil (pinned, from npm; see
 //! `scripts/install-anvil`) runs the test whitelist contract, a node with
 //! `lookahead.source = "l1_whitelist"` reads it through a TCP relay the test can cut, and a
 //! second node with the same schedule written statically (the truth) gossips to it.
@@ -229,10 +229,9 @@ async fn whitelist_on_anvil(anvil: &Anvil) -> (WhitelistStub, u64, [Address; 2],
     (stub, genesis, proposers, sequencers)
 }
 
-/// Finding: with the L1 RPC unreachable, a catching-up node could not name the signers of
-/// its peer's pages, took that for an invalid page, and penalised the honest peer on every
-/// round until it banned it. Now the pages wait as pending, unscored: a late node whose L1 is
-/// cut is served 3 epochs by an honest peer, whose score never drops below 0 and which is
+/// With the L1 RPC unreachable, a catching-up node cannot name the signers of its peer's pages;
+/// the pages wait as pending, unscored, rather than counting as invalid: a late node whose L1
+/// is cut is served 3 epochs by an honest peer, whose score never drops below 0 and which is
 /// never banned (ban after 1 s below the threshold); once L1 is back the node catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_l1_never_costs_an_honest_peer_its_score() {

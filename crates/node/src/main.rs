@@ -1,4 +1,16 @@
-//! The `preconf-node` command line: `run`, `publish`, `devnet`, `testbed`, `bench`, `config`.
+//! The `preconf-node` command line: parses the flags and hands each subcommand to the library
+//! that implements it.
+//!
+//! | subcommand | runs |
+//! |---|---|
+//! | `run` | a node: [`preconf_node_core::Node`], configured from file, environment and flags |
+//! | `config` | print the default or minimal TOML, check a file ([`preconf_node_core::config`]) |
+//! | `publish` | one block through a running node ([`preconf_devtools::publish`]) |
+//! | `devnet` | a local network in this process ([`preconf_devtools::devnet`]) |
+//! | `testbed` | many `run` processes on a shaped network ([`preconf_devtools::testbed`]) |
+//! | `bench` | end-to-end benches ([`preconf_devtools::bench`]) |
+//!
+//! The binary's own tests (`crates/node/tests`) spawn it as a child process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +25,7 @@ use preconf_node_core::{Node, NodeConfig, NodeError};
 
 /// The process allocator: jemalloc, as reth and Lighthouse use. Under glibc malloc, clearing
 /// freshly faulted pages took 7.4 % of a catch-up's CPU samples; with jemalloc 2.4 %
-/// (BENCHMARKS.md, catch-up, 2026-12-03).
+/// (BENCHMARKS.md, catch-up).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -1,4 +1,4 @@
-//! Health that tells the truth (issue 34): `/health` is alive, `/ready` names every condition
+//! Health that tells the truth: `/health` is alive, `/ready` names every condition
 //! that keeps the node from being useful; `/status` shows the chain, the schedule, whether this
 //! node is the preconfer now, the head's age and the peers by chain; a wrong
 //! `lookahead.preconfers` list is reported once instead of banning the static peer, and a peer

@@ -67,9 +67,9 @@ pub struct ValidateArgs {
     pub threads: usize,
 }
 
-/// Target ratio on one core (issue 16).
+/// Target ratio on one core.
 pub const TARGET_ONE_CORE: f64 = 0.9;
-/// Target ratio on N cores (issue 16).
+/// Target ratio on N cores.
 pub const TARGET_N_CORES: f64 = 0.8;
 
 /// The bench chain spec.
