@@ -8,7 +8,7 @@
 //! | module | what it holds | subcommand |
 //! |---|---|---|
 //! | [`devnet`] | a whole network of real nodes in one process, a driver that publishes through them, the live devnet page | `devnet` |
-//! | [`bench`] | end-to-end benches against same-run baselines: validation, propagation, catch-up, memory | `bench` |
+//! | [`bench`](mod@bench) | end-to-end benches against same-run baselines: validation, propagation, catch-up, memory | `bench` |
 //! | [`testbed`] | many `preconf-node run` processes in Linux network namespaces on shaped links, measured | `testbed` |
 //! | [`publish`] | the operator's half of publishing one block through a running node's JSON-RPC | `publish` |
 //! | [`l1_dev`] | a local L1: anvil and the test `PreconfWhitelist` contract | `devnet --l1` |
