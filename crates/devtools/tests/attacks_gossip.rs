@@ -311,7 +311,8 @@ async fn unknown_parent_flood_short() {
     unknown_parent_flood(5_000).await;
 }
 
-/// `cargo test -p preconf-node --test attacks unknown_parent_flood_100k -- --ignored --nocapture`
+/// `cargo test -p preconf-devtools --test attacks_gossip unknown_parent_flood_100k --
+/// --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: 100 000 commitments"]
 async fn unknown_parent_flood_100k() {

@@ -1,13 +1,14 @@
-//! Slowloris against a real in-process node on 127.0.0.1 (harness: `adversary/mod.rs`): one
-//! peer id keeps req/resp streams open and silent, or trickles a valid request one byte per
-//! second, on every req/resp protocol; a few bare TCP sockets that never start a handshake sit
-//! alongside. Asserts that the victim never panics (keeps answering), stays under the RSS cap,
-//! keeps serving honest peers (honest commitments published during the attack reach every
-//! honest node), penalises the attacker (`slow_request`: every stream still incomplete after
-//! the read timeout) and bans it within the documented bound, and loses no acknowledged
-//! commitment. Prints a `RELIABILITY` line (run with `--nocapture`) for RELIABILITY.md.
+//! Slowloris against a real in-process node on 127.0.0.1 (harness:
+//! `preconf_devtools::testing::adversary`): one peer id keeps req/resp streams open and silent, or
+//! trickles a valid request one byte per second, on every req/resp protocol; a few bare TCP sockets
+//! that never start a handshake sit alongside. Asserts that the victim never panics (keeps
+//! answering), stays under the RSS cap, keeps serving honest peers (honest commitments published
+//! during the attack reach every honest node), penalises the attacker (`slow_request`: every stream
+//! still incomplete after the read timeout) and bans it within the documented bound, and loses no
+//! acknowledged commitment. Prints a `RELIABILITY` line (run with `--nocapture`) for
+//! RELIABILITY.md.
 //!
-//! `cargo test -p preconf-node --test attacks_slowloris -- --nocapture`
+//! `cargo test -p preconf-devtools --test attacks_slowloris -- --nocapture`
 
 mod adversary;
 mod common;

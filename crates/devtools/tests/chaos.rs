@@ -1,6 +1,7 @@
 //! The adversary nobody scripted: a seeded generator draws hostile behaviours at random and
 //! drives 1–8 hostile peers with them, over real libp2p on 127.0.0.1, against 3 honest nodes on
-//! redb (see `adversary/mod.rs` for the peers). After every case it checks the invariants:
+//! redb (see `preconf_devtools::testing::adversary` for the peers). After every case it checks
+//! the invariants:
 //!
 //! 1. every honest node is alive and answers another's `get_head` with its head;
 //! 2. the process stays under the RSS cap (and its allocations near their baseline after);
@@ -10,7 +11,7 @@
 //!    forwarded that no accepted commitment references), nor is stored anywhere.
 //!
 //! A failure prints the seed, the case and its action list; the same seed replays it:
-//! `CHAOS_SEED=<seed> CHAOS_CASES=<n> cargo test -p preconf-node --test chaos -- --nocapture`.
+//! `CHAOS_SEED=<seed> CHAOS_CASES=<n> cargo test -p preconf-devtools --test chaos -- --nocapture`.
 //! `cargo test` runs [`DEFAULT_CASES`] cases from a fixed seed; the `--ignored` soak runs for
 //! `CHAOS_SOAK_SECS` (default one hour) from a seed of the clock, printing it first.
 
@@ -721,7 +722,7 @@ async fn chaos_cases_keep_every_invariant() {
     assert!(actions >= cases, "every case acted");
 }
 
-/// `cargo test -p preconf-node --test chaos chaos_soak -- --ignored --nocapture`
+/// `cargo test -p preconf-devtools --test chaos chaos_soak -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak: an hour of random cases"]
 async fn chaos_soak() {

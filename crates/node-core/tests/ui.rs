@@ -4,7 +4,7 @@
 //! move.
 //!
 //! Browser test: `apt-get install chromium` then
-//! `cargo test -p preconf-node --test ui -- --ignored`.
+//! `cargo test -p preconf-node-core --test ui -- --ignored`.
 
 mod common;
 
@@ -189,7 +189,7 @@ fn shown_head(dom: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a Chromium: apt-get install chromium; cargo test -p preconf-node --test ui -- --ignored"]
+#[ignore = "needs a Chromium: apt-get install chromium; cargo test -p preconf-node-core --test ui -- --ignored"]
 async fn headless_chromium_renders_the_page_and_the_head_advances() {
     let browser = chromium().expect("a chromium binary on PATH");
     let dir = tempfile::tempdir().expect("tempdir");
