@@ -40,11 +40,7 @@ impl ToolError {
 
     /// A configuration value of the tool is wrong: `key` and why.
     pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        NodeError::Config {
-            key: key.into(),
-            reason: reason.into(),
-        }
-        .into()
+        NodeError::config(key, reason).into()
     }
 }
 

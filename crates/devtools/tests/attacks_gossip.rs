@@ -96,11 +96,10 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
         "{} invalid commitments (bad signature / wrong signer / wrong slasher / broken parent)",
         sent.load(std::sync::atomic::Ordering::Relaxed)
     );
-    report(
+    rss.report(
         "invalid_gossip",
         &volume,
         Some(time_to_ban),
-        &rss,
         &latencies,
         lost,
     );
@@ -162,7 +161,7 @@ async fn replay_of_old_commitments_is_ignored() {
     }
     let lost = honest.assert_nothing_lost().await;
     let volume = format!("{replayed} replays of 10 old commitments from 4 peer ids");
-    report("replay", &volume, None, &rss, &latencies, lost);
+    rss.report("replay", &volume, None, &latencies, lost);
     honest.shutdown().await;
 }
 
@@ -222,11 +221,10 @@ async fn equivocation_is_reported_and_not_forwarded() {
         );
     }
     let lost = honest.assert_nothing_lost().await;
-    report(
+    rss.report(
         "equivocation",
         &format!("{PAIRS} conflicting pairs (same signer, same block number)"),
         None,
-        &rss,
         &latencies,
         lost,
     );
@@ -294,11 +292,10 @@ async fn unknown_parent_flood(count: u64) {
         "RELIABILITY unknown_parent_flood sent={sent} in {:.1}s max_pending={max_pending} cap={cap}",
         flood_time.as_secs_f64()
     );
-    report(
+    rss.report(
         "unknown_parent_flood",
         &format!("{sent} signed unknown-parent commitments"),
         None,
-        &rss,
         &latencies,
         lost,
     );
@@ -453,7 +450,7 @@ async fn junk_txlist_flood_of(per_attacker: usize) {
         "{sent} unique valid-hash tx lists of 64 KiB from {ATTACKERS} peer ids; victim held at \
          most {victim_max}, third node {third_max}; RSS growth {growth_mib} MiB"
     );
-    report("junk_txlist_flood", &volume, None, &rss, &latencies, lost);
+    rss.report("junk_txlist_flood", &volume, None, &latencies, lost);
     honest.shutdown().await;
 }
 
@@ -527,11 +524,10 @@ async fn gossip_byte_flood() {
         sent / 4,
         (sent / 4) as f64 / time_to_ban.as_secs_f64()
     );
-    report(
+    rss.report(
         "gossip_byte_flood",
         &volume,
         Some(time_to_ban),
-        &rss,
         &latencies,
         lost,
     );

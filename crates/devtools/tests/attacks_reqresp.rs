@@ -343,14 +343,7 @@ async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
         "RELIABILITY lying_peer caught_up={:.1}s",
         caught_up.as_secs_f64()
     );
-    report(
-        "lying_peer",
-        "5 liars (bad signatures, gaps, fork, bad tx lists, empty pages behind head 1e6) vs 1 honest, 30 blocks",
-        Some(banned),
-        &rss,
-        &latencies,
-        lost,
-    );
+    rss.report("lying_peer", "5 liars (bad signatures, gaps, fork, bad tx lists, empty pages behind head 1e6) vs 1 honest, 30 blocks", Some(banned), &latencies, lost);
     v.shutdown().await;
     honest.shutdown().await;
 }
@@ -474,11 +467,10 @@ async fn txlist_amplification() {
         budget.burst_bytes >> 20,
         budget.period.as_secs()
     );
-    report(
+    rss.report(
         "txlist_amplification",
         &volume,
         Some(time_to_ban),
-        &rss,
         &latencies,
         lost,
     );

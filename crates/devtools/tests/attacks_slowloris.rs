@@ -189,13 +189,6 @@ async fn slowloris_silent_and_trickling_streams_are_penalised_then_banned() {
     let volume = format!(
         "{opened} streams (silent + 1 byte/s trickles on 3 protocols) + 8 silent TCP sockets"
     );
-    report(
-        "slowloris",
-        &volume,
-        Some(time_to_ban),
-        &rss,
-        &latencies,
-        lost,
-    );
+    rss.report("slowloris", &volume, Some(time_to_ban), &latencies, lost);
     honest.shutdown().await;
 }

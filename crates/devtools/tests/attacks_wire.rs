@@ -91,14 +91,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
         "{} malformed streams over 6 protocols + 20 garbage TCP connections",
         streams.load(std::sync::atomic::Ordering::Relaxed)
     );
-    report(
-        "malformed",
-        &volume,
-        Some(time_to_ban),
-        &rss,
-        &latencies,
-        lost,
-    );
+    rss.report("malformed", &volume, Some(time_to_ban), &latencies, lost);
     honest.shutdown().await;
 }
 
@@ -152,11 +145,10 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
         "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
         streams.load(std::sync::atomic::Ordering::Relaxed)
     );
-    report(
+    rss.report(
         "oversize_prefix",
         &volume,
         Some(time_to_ban),
-        &rss,
         &latencies,
         lost,
     );
@@ -209,14 +201,7 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
         "{} get_head requests ({answered} answered, {refused} refused)",
         answered + refused
     );
-    report(
-        "flood_one_id",
-        &volume,
-        Some(time_to_ban),
-        &rss,
-        &latencies,
-        lost,
-    );
+    rss.report("flood_one_id", &volume, Some(time_to_ban), &latencies, lost);
     honest.shutdown().await;
 }
 
@@ -285,11 +270,10 @@ async fn flood_from_many_peer_ids_bans_each_one() {
         "{} get_commitments_by_number (256 each) from {IDS} peer ids",
         sent.load(std::sync::atomic::Ordering::Relaxed)
     );
-    report(
+    rss.report(
         "flood_many_ids",
         &volume,
         Some(time_to_ban),
-        &rss,
         &latencies,
         lost,
     );
@@ -587,7 +571,7 @@ async fn peer_id_churn(ids: usize) {
         series_before.len(),
         series_after.len()
     );
-    report("peer_id_churn", &volume, None, &rss, &latencies, lost);
+    rss.report("peer_id_churn", &volume, None, &latencies, lost);
     honest.shutdown().await;
 }
 
@@ -697,14 +681,7 @@ async fn inbound_slot_exhaustion() {
         max_inbound - inbound_now,
         full.connected
     );
-    report(
-        "inbound_slot_exhaustion",
-        &volume,
-        None,
-        &rss,
-        &latencies,
-        lost,
-    );
+    rss.report("inbound_slot_exhaustion", &volume, None, &latencies, lost);
     newcomer.shutdown().await;
     honest.shutdown().await;
 }

@@ -162,11 +162,10 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
         "RELIABILITY disk_full unhealthy_to_recovered={:.1}s",
         recovered.as_secs_f64()
     );
-    report(
+    rss.report(
         "disk_full",
         "3 blocks while every write fails (ENOSPC injected under redb)",
         None,
-        &rss,
         &latencies,
         lost,
     );
@@ -457,11 +456,10 @@ async fn partition_3_plus_3_diverges_then_heals() {
         "RELIABILITY partition healed_after={:.1}s",
         healed.as_secs_f64()
     );
-    report(
+    rss.report(
         "partition",
         "6 nodes split 3+3 for 6 s; 5 blocks on one side, 1 orphan on the other",
         None,
-        &rss,
         &latencies,
         lost,
     );

@@ -87,6 +87,14 @@ impl NodeError {
         }
     }
 
+    /// A wrong configuration value: its dotted `key` and why.
+    pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Config {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// An L1 JSON-RPC failure of `call`.
     pub fn l1(call: &'static str, reason: impl std::fmt::Display) -> Self {
         Self::L1 {

@@ -121,39 +121,13 @@ fn assert_401<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) {
 /// `POST /` of a JSON-RPC `body` with an optional `Authorization` value, over HTTP/1.1 with
 /// `Connection: close`; the body is read to EOF.
 async fn http_post(addr: SocketAddr, body: &str, authorization: Option<&str>) -> HttpResponse {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    tokio::time::timeout(WAIT, async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect to the RPC server");
-        let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("send request");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read response");
-        let text = String::from_utf8(raw).expect("utf-8 response");
-        let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|c| c.parse().ok())
-            .expect("status line");
-        HttpResponse {
-            status,
-            headers: lines.map(str::to_string).collect(),
-            body: body.to_string(),
-        }
-    })
-    .await
-    .expect("HTTP response within the bound")
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http_request(addr, &request).await
 }
 
 /// A JSON-RPC 2.0 call as text.

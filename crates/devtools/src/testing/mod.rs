@@ -93,11 +93,20 @@ impl HttpResponse {
 
 /// `GET path` over HTTP/1.1 with `Connection: close`; the body is read to EOF.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// Sends `request` (a whole HTTP/1.1 request with `Connection: close`) to `addr` and reads the
+/// response to EOF.
+pub async fn http_request(addr: SocketAddr, request: &str) -> HttpResponse {
     tokio::time::timeout(WAIT, async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
             .expect("connect to the HTTP server");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream
             .write_all(request.as_bytes())
             .await

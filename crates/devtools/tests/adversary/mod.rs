@@ -156,36 +156,39 @@ impl Drop for RssSampler {
 /// honouring one 4 GiB prefix or buffering 100 000 commitments unboundedly would take.
 pub const RSS_CAP_MIB: u64 = 1024;
 
-/// Prints the measurement line RELIABILITY.md is built from.
-#[allow(clippy::too_many_arguments)]
-pub fn report(
-    family: &str,
-    volume: &str,
-    ban: Option<Duration>,
-    rss: &RssSampler,
-    honest: &[Duration],
-    lost: usize,
-) {
-    let peak = rss.peak_mib();
-    assert!(peak < RSS_CAP_MIB, "{family}: RSS {peak} MiB over the cap");
-    let allocated = rss.peak_allocated_mib();
-    assert!(
-        allocated < RSS_CAP_MIB,
-        "{family}: {allocated} MiB allocated at the peak, over the cap (resident or not)"
-    );
-    let max = honest.iter().max().copied().unwrap_or_default();
-    let mean = if honest.is_empty() {
-        Duration::ZERO
-    } else {
-        honest.iter().sum::<Duration>() / honest.len() as u32
-    };
-    println!(
-        "RELIABILITY family={family} volume=\"{volume}\" time_to_ban={} peak_rss_mib={peak} \
-         honest_latency_ms_mean={} honest_latency_ms_max={} honest_samples={} \
-         lost_commitments_and_txlists={lost} peak_allocated_mib={allocated}",
-        ban.map_or_else(|| "n/a".into(), |d| format!("{:.1}s", d.as_secs_f64())),
-        mean.as_millis(),
-        max.as_millis(),
-        honest.len(),
-    );
+impl RssSampler {
+    /// Prints the measurement line RELIABILITY.md is built from, after checking the peaks
+    /// against [`RSS_CAP_MIB`].
+    pub fn report(
+        &self,
+        family: &str,
+        volume: &str,
+        ban: Option<Duration>,
+        honest: &[Duration],
+        lost: usize,
+    ) {
+        let rss = self;
+        let peak = rss.peak_mib();
+        assert!(peak < RSS_CAP_MIB, "{family}: RSS {peak} MiB over the cap");
+        let allocated = rss.peak_allocated_mib();
+        assert!(
+            allocated < RSS_CAP_MIB,
+            "{family}: {allocated} MiB allocated at the peak, over the cap (resident or not)"
+        );
+        let max = honest.iter().max().copied().unwrap_or_default();
+        let mean = if honest.is_empty() {
+            Duration::ZERO
+        } else {
+            honest.iter().sum::<Duration>() / honest.len() as u32
+        };
+        println!(
+            "RELIABILITY family={family} volume=\"{volume}\" time_to_ban={} peak_rss_mib={peak} \
+             honest_latency_ms_mean={} honest_latency_ms_max={} honest_samples={} \
+             lost_commitments_and_txlists={lost} peak_allocated_mib={allocated}",
+            ban.map_or_else(|| "n/a".into(), |d| format!("{:.1}s", d.as_secs_f64())),
+            mean.as_millis(),
+            max.as_millis(),
+            honest.len(),
+        );
+    }
 }

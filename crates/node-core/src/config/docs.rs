@@ -343,24 +343,25 @@ pub(crate) fn leaf_keys() -> Vec<String> {
     out
 }
 
+/// Every leaf of `table` under `path`, as (dotted key, value).
+#[cfg(test)]
+pub(crate) fn table_leaves(table: &toml::Table, path: &str, out: &mut Vec<(String, Value)>) {
+    for (key, value) in table {
+        let full = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match value {
+            Value::Table(t) => table_leaves(t, &full, out),
+            v => out.push((full, v.clone())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every key of the default config, as dotted paths.
-    fn leaf_keys(table: &toml::Table, path: &str, out: &mut Vec<String>) {
-        for (key, value) in table {
-            let full = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            match value {
-                Value::Table(t) => leaf_keys(t, &full, out),
-                _ => out.push(full),
-            }
-        }
-    }
 
     #[test]
     fn every_default_key_is_documented() {
@@ -368,8 +369,9 @@ mod tests {
         let Ok(Value::Table(defaults)) = Value::try_from(NodeConfig::default()) else {
             panic!("defaults serialise to a table")
         };
-        let mut keys = Vec::new();
-        leaf_keys(&defaults, "", &mut keys);
+        let mut leaves = Vec::new();
+        table_leaves(&defaults, "", &mut leaves);
+        let keys: Vec<String> = leaves.into_iter().map(|(key, _)| key).collect();
         assert!(keys.len() > 40, "expected the whole tree, got {keys:?}");
         for key in keys {
             let mut name = ROOT.to_string();

@@ -247,35 +247,35 @@ impl NodeConfig {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), NodeError> {
-        let bad = |key: &str, reason: &str| {
-            Err(NodeError::Config {
-                key: key.into(),
-                reason: reason.into(),
-            })
-        };
         crate::logging::parse_filter("log_filter", &self.log_filter)?;
         crate::schedule::validate(&self.lookahead, &self.l1)?;
         if self.rpc.max_connections == 0
             || self.rpc.subscription_buffer == 0
             || self.rpc.subscription_buffer_bytes == 0
         {
-            return bad(
+            return Err(NodeError::config(
                 "rpc",
                 "max_connections and subscription_buffer must be positive",
-            );
+            ));
         }
         let txlist_hex = 2 * self.sdk.chain.limits.max_txlist_bytes as u64 + 1024;
         if u64::from(self.rpc.max_request_body_bytes) < txlist_hex {
-            return bad(
+            return Err(NodeError::config(
                 "rpc.max_request_body_bytes",
-                &format!("must hold a hex tx list of the cap: at least {txlist_hex}"),
-            );
+                format!("must hold a hex tx list of the cap: at least {txlist_hex}"),
+            ));
         }
         if self.storage.prune_chunk_blocks == 0 {
-            return bad("storage.prune_chunk_blocks", "must be positive");
+            return Err(NodeError::config(
+                "storage.prune_chunk_blocks",
+                "must be positive",
+            ));
         }
         if self.storage.prune_interval.is_zero() {
-            return bad("storage.prune_interval", "must be positive");
+            return Err(NodeError::config(
+                "storage.prune_interval",
+                "must be positive",
+            ));
         }
         self.sdk.validate().map_err(|e| NodeError::Config {
             key: "sdk".into(),

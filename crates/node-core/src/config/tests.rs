@@ -392,20 +392,6 @@ fn insert(tree: &mut toml::Table, key: &str, value: Value) {
     table.insert(last.to_string(), value);
 }
 
-fn leaves(table: &toml::Table, path: &str, out: &mut Vec<(String, Value)>) {
-    for (key, value) in table {
-        let full = if path.is_empty() {
-            key.clone()
-        } else {
-            format!("{path}.{key}")
-        };
-        match value {
-            Value::Table(t) => leaves(t, &full, out),
-            v => out.push((full, v.clone())),
-        }
-    }
-}
-
 /// One load: source name, file, flags, environment.
 type Case<'a> = (
     String,
@@ -455,7 +441,7 @@ fn every_config_key_overrides_alone() {
 
     let keys = docs::leaf_keys();
     let mut default_leaves = Vec::new();
-    leaves(&defaults, "", &mut default_leaves);
+    docs::table_leaves(&defaults, "", &mut default_leaves);
     assert!(keys.len() > 40, "expected the whole tree, got {keys:?}");
     for (key, _) in &default_leaves {
         assert!(
@@ -532,9 +518,9 @@ fn every_config_key_overrides_alone() {
             };
             assert_eq!(lookup(&got, key), Some(&value), "{key} from {source}");
             let mut got_leaves = Vec::new();
-            leaves(&got, "", &mut got_leaves);
+            docs::table_leaves(&got, "", &mut got_leaves);
             let mut want_leaves = Vec::new();
-            leaves(&expected, "", &mut want_leaves);
+            docs::table_leaves(&expected, "", &mut want_leaves);
             let changed: Vec<_> = got_leaves
                 .iter()
                 .filter(|l| !want_leaves.contains(l))

@@ -428,35 +428,32 @@ impl SourceKind for L1Whitelist {
     }
 
     fn validate(&self, lookahead: &LookaheadConfig, l1: &L1Config) -> Result<(), NodeError> {
-        let bad = |key: &str, reason: &str| {
-            Err(NodeError::Config {
-                key: key.into(),
-                reason: reason.into(),
-            })
-        };
         if l1.whitelist_address == Address::ZERO {
-            return bad(
+            return Err(NodeError::config(
                 "l1.whitelist_address",
                 "lookahead.source = \"l1_whitelist\" needs the contract's address",
-            );
+            ));
         }
         if !(l1.rpc_url.starts_with("http://") || l1.rpc_url.starts_with("https://")) {
-            return bad("l1.rpc_url", "must be an http:// or https:// URL");
+            return Err(NodeError::config(
+                "l1.rpc_url",
+                "must be an http:// or https:// URL",
+            ));
         }
         let epoch = l1.epoch_secs();
         if epoch == 0 || !epoch.is_multiple_of(lookahead.slot_duration_secs) {
-            return bad(
+            return Err(NodeError::config(
                 "l1.slots_per_epoch",
                 "an L1 epoch (slots_per_epoch × seconds_per_slot) must be a positive \
                  multiple of lookahead.slot_duration_secs",
-            );
+            ));
         }
         if l1.poll_interval.is_zero() || l1.request_timeout.is_zero() || l1.remembered_epochs < 2 {
-            return bad(
+            return Err(NodeError::config(
                 "l1",
                 "poll_interval and request_timeout must be positive, \
                  remembered_epochs at least 2",
-            );
+            ));
         }
         Ok(())
     }

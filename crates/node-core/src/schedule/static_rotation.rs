@@ -20,20 +20,17 @@ impl SourceKind for StaticRotation {
     }
 
     fn validate(&self, lookahead: &LookaheadConfig, _l1: &L1Config) -> Result<(), NodeError> {
-        let bad = |key: &str, reason: &str| {
-            Err(NodeError::Config {
-                key: key.into(),
-                reason: reason.into(),
-            })
-        };
         if lookahead.preconfers.is_empty() {
-            return bad(
+            return Err(NodeError::config(
                 "lookahead.preconfers",
                 "no preconfer addresses: set the schedule's addresses (rotation order)",
-            );
+            ));
         }
         if lookahead.slots_per_window == 0 {
-            return bad("lookahead.slots_per_window", "must be positive");
+            return Err(NodeError::config(
+                "lookahead.slots_per_window",
+                "must be positive",
+            ));
         }
         Ok(())
     }
