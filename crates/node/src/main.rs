@@ -1,36 +1,39 @@
-//! The `preconf-node` command line: `run`, `publish`, `devnet`, `testbed`, `bench`, `config`.
+//! The `preconf-node` command line: parses the flags and hands each subcommand to the library
+//! that implements it.
+//!
+//! | subcommand | runs |
+//! |---|---|
+//! | `run` | a node: [`preconf_node_core::Node`], configured from file, environment and flags |
+//! | `config` | print the default or minimal TOML, check a file ([`preconf_node_core::config`]) |
+//! | `publish` | one block through a running node ([`preconf_devtools::publish`]) |
+//! | `devnet` | a local network in this process ([`preconf_devtools::devnet`]) |
+//! | `testbed` | many `run` processes on a shaped network ([`preconf_devtools::testbed`]) |
+//! | `bench` | end-to-end benches ([`preconf_devtools::bench`]) |
+//!
+//! The binary's own tests (`crates/node/tests`) spawn it as a child process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use metrics_exporter_prometheus::PrometheusHandle;
-use preconf_node::bench;
-use preconf_node::config::{LogFormat, GENERIC_ENV_PREFIX, OVERRIDES};
-use preconf_node::devnet::{self, DevnetArgs};
-use preconf_node::{Node, NodeConfig, NodeError};
+use preconf_devtools::bench;
+use preconf_devtools::devnet::{self, DevnetArgs};
+use preconf_devtools::ToolError;
+use preconf_node_core::config::{LogFormat, GENERIC_ENV_PREFIX, OVERRIDES};
+use preconf_node_core::{Node, NodeConfig, NodeError};
 
 /// The process allocator: jemalloc, as reth and Lighthouse use. Under glibc malloc, clearing
 /// freshly faulted pages took 7.4 % of a catch-up's CPU samples; with jemalloc 2.4 %
-/// (BENCHMARKS.md, catch-up, 2026-12-03).
+/// (BENCHMARKS.md, catch-up).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// `--version`: the crate version, the commit built and the build date (crates/node/build.rs).
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("PRECONF_GIT_COMMIT"),
-    ", built ",
-    env!("PRECONF_BUILD_DATE"),
-    ")"
-);
-
 #[derive(Debug, Parser)]
 #[command(
     name = "preconf-node",
-    version = VERSION,
+    version = preconf_node_core::telemetry::VERSION_LINE,
     about = "Taiko preconfirmation P2P node"
 )]
 struct Cli {
@@ -44,11 +47,11 @@ enum Command {
     Run(RunArgs),
     /// Publish one block with a tx list through a running node that holds the preconfer key:
     /// the node fills the commitment for the current slot, signs and gossips it.
-    Publish(preconf_node::publish::PublishArgs),
+    Publish(preconf_devtools::publish::PublishArgs),
     /// Run a local multi-node network in this process and report whether it converges.
     Devnet(DevnetArgs),
     /// Many `run` processes on a shaped private network of Linux namespaces (root), measured.
-    Testbed(preconf_node::testbed::TestbedArgs),
+    Testbed(preconf_devtools::testbed::TestbedArgs),
     /// Benchmarks of the hot paths against this machine's limits (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Configuration helpers: print the defaults, print the keys an operator sets, check a file.
@@ -79,6 +82,15 @@ enum ConfigAction {
     },
 }
 
+/// `--log-format`: the values of [`LogFormat`].
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Flags of `run`. Each beats its `PRECONF_*` variable, which beats the config file (clap's
 /// order; see `NodeConfig` docs).
 #[derive(Debug, Args)]
@@ -91,7 +103,7 @@ struct RunArgs {
     data_dir: Option<String>,
     /// Log format [env PRECONF_LOG_FORMAT].
     #[arg(long, value_enum)]
-    log_format: Option<LogFormat>,
+    log_format: Option<LogFormatArg>,
     /// Log filter, `RUST_LOG` syntax, e.g. `info,p2p=debug` [env PRECONF_LOG_FILTER; default
     /// `info`]. `run` does not read `RUST_LOG`: this filter decides (a bad one exits with 2).
     #[arg(long)]
@@ -157,7 +169,7 @@ impl RunArgs {
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
         if let Some(nat) = &self.nat {
-            out.extend(preconf_node::config::nat_overrides(nat)?);
+            out.extend(preconf_node_core::config::nat_overrides(nat)?);
         }
         for pair in &self.set {
             let (key, value) = pair.split_once('=').ok_or_else(|| NodeError::Config {
@@ -171,29 +183,29 @@ impl RunArgs {
 }
 
 /// Logging of the subcommands without a filter setting: `RUST_LOG` when set, else `default`
-/// (`run` uses `log_filter` alone: see `telemetry::init_node_logging`).
+/// (`run` uses `log_filter` alone: see `logging::init_node_logging`).
 fn init_logging(format: LogFormat, default: &str) {
-    preconf_node::telemetry::init_tool_logging(format, default);
+    preconf_node_core::logging::init_tool_logging(format, default);
 }
 
 fn install_prometheus() -> Option<PrometheusHandle> {
-    preconf_node::telemetry::install_prometheus()
+    preconf_node_core::telemetry::install_prometheus()
 }
 
 async fn run(args: RunArgs) -> Result<(), NodeError> {
-    preconf_node::ignore_hangup();
+    preconf_node_core::ignore_hangup();
     let env = std::env::vars()
         .filter(|(k, _)| k.starts_with(GENERIC_ENV_PREFIX) || OVERRIDES.iter().any(|o| o.env == k));
     let mut config = NodeConfig::load(args.config.as_deref(), &args.overrides()?, env)?;
     // Logged absolute at start, and immune to a later change of working directory.
     config.data_dir =
         std::path::absolute(&config.data_dir).map_err(|e| NodeError::io(&config.data_dir, e))?;
-    preconf_node::telemetry::init_node_logging(config.log_format, &config.log_filter)?;
+    preconf_node_core::logging::init_node_logging(config.log_format, &config.log_filter)?;
     let mut node = Node::start(config, install_prometheus()).await?;
     // Nobody reads the start-up subscription here (RPC subscribers take their own): a held,
     // unread receiver would keep the SDK's whole event ring alive.
     drop(node.take_events());
-    preconf_node::wait_for_signal().await;
+    preconf_node_core::wait_for_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
@@ -227,23 +239,23 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(args).await.map_err(ToolError::from),
             Command::Devnet(args) => {
                 init_logging(LogFormat::Human, if args.verbose { "info" } else { "warn" });
                 devnet::run(args, install_prometheus()).await
             }
             Command::Testbed(args) => {
                 init_logging(LogFormat::Human, "warn");
-                preconf_node::testbed::run(args).await
+                preconf_devtools::testbed::run(args).await
             }
             Command::Bench(args) => {
                 init_logging(LogFormat::Human, "error");
                 bench::run(args).await
             }
-            Command::Config(args) => config_command(args),
+            Command::Config(args) => config_command(args).map_err(ToolError::from),
             Command::Publish(args) => {
                 init_logging(LogFormat::Human, "warn");
-                preconf_node::publish::run(args).await
+                preconf_devtools::publish::run(args).await
             }
         }
     });

@@ -89,7 +89,7 @@ fn validate_prints_its_keys() {
     // One pair per stretch of each of the runs: 200 messages are one stretch.
     assert_eq!(
         json["paired_stretches"].as_u64(),
-        Some(preconf_node::bench::validate::REPEATS as u64),
+        Some(preconf_devtools::bench::validate::REPEATS as u64),
         "{json}"
     );
     assert_positive(&json, &["ratio_paired_median"]);

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::http_get;
 
-use preconf_node::devnet::{run_devnet, DevnetArgs};
+use preconf_devtools::devnet::{run_devnet, DevnetArgs};
 
 fn small() -> DevnetArgs {
     DevnetArgs {

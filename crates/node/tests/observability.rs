@@ -19,7 +19,7 @@ use common::{builder, http_get, node_config, to_hex};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::rpc_params;
-use preconf_node::{rpc, NodeConfig};
+use preconf_node_core::{rpc, NodeConfig};
 use preconfirmation_types::WireMessage;
 use serde_json::Value;
 
@@ -201,7 +201,7 @@ fn check_exposition(text: &str) -> BTreeMap<String, Vec<String>> {
             })
             .unwrap_or(name);
         assert!(
-            family.starts_with(preconf_node::telemetry::METRIC_PREFIX),
+            family.starts_with(preconf_node_core::telemetry::METRIC_PREFIX),
             "{family} lacks the preconf_ prefix"
         );
         assert!(help.contains(&family), "{family} has no # HELP:\n{text}");

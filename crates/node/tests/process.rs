@@ -14,7 +14,7 @@ mod common;
 use common::process::{write_config, Proc, WAIT};
 use common::{chain, node_config};
 use p2p::testkit::ChainBuilder;
-use preconf_node::{Node, NodeConfig};
+use preconf_node_core::{Node, NodeConfig};
 use preconfirmation_net::Multiaddr;
 
 const BIN: &str = env!("CARGO_BIN_EXE_preconf-node");
@@ -234,9 +234,9 @@ async fn restart_keeps_identity_and_data_and_sigkill_loses_nothing_acknowledged(
     publisher.shutdown().await;
 }
 
-/// Finding: a local publish reached the wire before the disk, so a node that crashed in
-/// between no longer knew it had signed block N and signed another (slashing evidence against
-/// its operator). The real binary, holding the preconfer key, signs and publishes block 1 over
+/// A local publish reaches the disk before the wire, so a node that crashes in between still
+/// knows it signed block N and never signs another (slashing evidence against its operator).
+/// The real binary, holding the preconfer key, signs and publishes block 1 over
 /// JSON-RPC (JWT) to an in-process peer, is SIGKILLed as soon as the call returns, and
 /// restarts on the same data dir: a different commitment for block 1 is refused as an
 /// equivocation, and the peer holds the first commitment only, never a second. (The ordering

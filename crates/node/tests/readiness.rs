@@ -1,4 +1,4 @@
-//! Health that tells the truth (issue 34): `/health` is alive, `/ready` names every condition
+//! Health that tells the truth: `/health` is alive, `/ready` names every condition
 //! that keeps the node from being useful; `/status` shows the chain, the schedule, whether this
 //! node is the preconfer now, the head's age and the peers by chain; a wrong
 //! `lookahead.preconfers` list is reported once instead of banning the static peer, and a peer
@@ -7,7 +7,7 @@
 //! Real nodes on 127.0.0.1 with real HTTP; the misconfigured nodes are the real binary, whose
 //! JSON logs are read.
 
-mod adversary;
+use preconf_devtools::testing::adversary;
 mod common;
 
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::process::{write_config, Proc};
 use common::{chain, http_get, node_config, p2p_addr, start, write_key_file, WAIT};
 use p2p::testkit::{preconfer_key, ChainBuilder};
-use preconf_node::Node;
+use preconf_node_core::Node;
 use preconfirmation_types::{secret_key_to_address, Address};
 use serde_json::{json, Value};
 
@@ -152,7 +152,7 @@ async fn ready_names_an_unknown_schedule_and_a_first_node_may_be_ready_alone() {
         .expect("addr");
     let mut config = node_config(&dir.path().join("l1"), &builder, Vec::new());
     config.http.ready_min_peers = 0;
-    config.lookahead.source = preconf_node::config::ScheduleSource::L1Whitelist;
+    config.lookahead.source = preconf_node_core::config::ScheduleSource::L1Whitelist;
     config.l1.rpc_url = format!("http://{closed}");
     config.l1.whitelist_address = Address::repeat_byte(0x77);
     config.l1.request_timeout = Duration::from_millis(200);
@@ -262,7 +262,7 @@ async fn status_shows_chain_schedule_preconfer_head_age_and_peers_by_chain() {
     let rpc: Value = jsonrpsee::http_client::HttpClientBuilder::default()
         .build(format!("http://{}", p.rpc_addr().expect("rpc")))
         .expect("client")
-        .request(preconf_node::rpc::STATUS, jsonrpsee::rpc_params![])
+        .request(preconf_node_core::rpc::STATUS, jsonrpsee::rpc_params![])
         .await
         .expect("preconf_status");
     assert_eq!(rpc["chain_id"], json!(167_001));

@@ -5,7 +5,7 @@
 //!
 //! `cargo test -p preconf-node --test strict_peers -- --nocapture`
 
-mod adversary;
+use preconf_devtools::testing::adversary;
 mod common;
 
 use std::time::{Duration, Instant};
@@ -237,9 +237,9 @@ async fn catch_up_5000_from_default_peers_is_never_penalised() {
     ours_b.shutdown().await.ok();
 }
 
-/// Finding: against the strict reference (8 requests per protocol per 10 s; the 9th bans for
-/// the life of its process), a node restarted within seconds of a full burst started a fresh
-/// budget and was banned, and its tx-list fetches asked for some lists twice. The real binary
+/// Against the strict reference (8 requests per protocol per 10 s; the 9th bans for the life of
+/// its process), a node restarted within seconds of a full burst keeps to the budget its last
+/// process spent, and its tx-list fetches ask for no list twice. The real binary
 /// catches up 12 blocks from a strict peer alone, is SIGKILLed once the peer has answered
 /// some tx lists, and restarts at once on the same data dir (same peer id): the peer never
 /// bans it, it ends with every block and tx list, and no list was asked for twice except

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use preconf_node::NodeConfig;
+use preconf_node_core::NodeConfig;
 
 use super::http_get;
 

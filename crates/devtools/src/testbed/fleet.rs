@@ -1,0 +1,209 @@
+//! The node processes of a testbed: one `preconf-node run` per namespace, each with its own
+//! data dir, config file, identity and log, stopped (SIGTERM, then SIGKILL) on drop.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use preconf_node_core::config::NodeConfig;
+use tracing::warn;
+
+use super::netns::{data_ip, mgmt_ip, Network};
+use crate::error::ToolError;
+
+/// libp2p TCP and discv5 UDP port of every node (each node has its own address): the
+/// production default.
+pub const P2P_PORT: u16 = preconfirmation_net::config::DEFAULT_P2P_PORT;
+/// JSON-RPC port on the management network.
+pub const RPC_PORT: u16 = 8545;
+/// HTTP (`/metrics`, `/status`) port on the management network.
+pub const HTTP_PORT: u16 = 8080;
+/// How long a node gets to stop after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// One running node process.
+#[derive(Debug)]
+pub struct NodeProcess {
+    /// Its index (namespace `…-n<index>`).
+    pub index: usize,
+    child: Child,
+    log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Its pid (the `ip netns exec` process execs the node, so this is the node).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its JSON-RPC address on the management network.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        SocketAddr::from((mgmt_ip(self.index), RPC_PORT))
+    }
+
+    /// `Some(reason)` once the process has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "node {} exited ({status}); last log lines:\n{}",
+                self.index,
+                log_tail(&self.log, 8)
+            )),
+            Ok(None) => None,
+            Err(e) => Some(format!("node {}: {e}", self.index)),
+        }
+    }
+}
+
+/// The last `lines` lines of a log file.
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The uid the testbed's nodes run as (`nobody`): root builds the namespaces, the nodes need
+/// none of it.
+pub const NODE_UID: u32 = 65534;
+/// The gid the testbed's nodes run as (`nogroup`).
+pub const NODE_GID: u32 = 65534;
+
+/// The node processes; all stopped on drop.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// The running nodes, in start order.
+    pub nodes: Vec<NodeProcess>,
+}
+
+impl Fleet {
+    /// Starts node `index` in its namespace with `config` written next to its data, plus
+    /// `extra` `--set KEY=VALUE` overrides.
+    pub fn start(
+        &mut self,
+        network: &Network,
+        index: usize,
+        config: &NodeConfig,
+        extra: &[String],
+    ) -> Result<(), ToolError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
+        let config_path = dir.join("node.toml");
+        let toml = toml::to_string(config)
+            .map_err(|e| ToolError::config("testbed", format!("node config as TOML: {e}")))?;
+        std::fs::write(&config_path, toml).map_err(|e| ToolError::io(&config_path, e))?;
+        let log = dir.join("node.log");
+        let log_file = File::create(&log).map_err(|e| ToolError::io(&log, e))?;
+        let exe = std::env::current_exe().map_err(|e| ToolError::Testbed(e.to_string()))?;
+        // The node owns its data dir and runs unprivileged, and dies with the testbed even
+        // when the testbed is SIGKILLed (no cleanup of ours runs then).
+        for path in [dir.as_path(), config_path.as_path()] {
+            nix::unistd::chown(
+                path,
+                Some(nix::unistd::Uid::from_raw(NODE_UID)),
+                Some(nix::unistd::Gid::from_raw(NODE_GID)),
+            )
+            .map_err(|e| ToolError::Testbed(format!("chown {}: {e}", path.display())))?;
+        }
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &network.node(index)])
+            .arg("setpriv")
+            .arg(format!("--reuid={NODE_UID}"))
+            .arg(format!("--regid={NODE_GID}"))
+            .args(["--clear-groups", "--pdeathsig", "KILL", "--"])
+            .arg(exe)
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path);
+        for set in extra {
+            command.arg("--set").arg(set);
+        }
+        let child = command
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| ToolError::Testbed(format!("starting node {index}: {e}")))?;
+        self.nodes.push(NodeProcess { index, child, log });
+        Ok(())
+    }
+
+    /// The first node that has exited, as an error.
+    pub fn check_alive(&mut self) -> Result<(), ToolError> {
+        for node in &mut self.nodes {
+            if let Some(reason) = node.exited() {
+                return Err(ToolError::Testbed(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERM to every node, then SIGKILL to those still running after [`STOP_GRACE`].
+    pub fn stop(&mut self) {
+        for node in &self.nodes {
+            let _ = kill(Pid::from_raw(node.pid() as i32), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        for node in &mut self.nodes {
+            loop {
+                match node.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() >= deadline => {
+                        warn!(node = node.index, "node did not stop; killing it");
+                        let _ = node.child.kill();
+                        let _ = node.child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        self.nodes.clear();
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The config of node `index`: defaults, with its data dir, its addresses, the static
+/// rotating schedule and `bootnodes`. With `listen_any` the p2p addresses stay the defaults
+/// (`0.0.0.0`/`::`, port [`P2P_PORT`], no ENR address): the node finds its own.
+pub fn node_config(
+    data_dir: PathBuf,
+    index: usize,
+    chain: preconfirmation_types::ChainSpec,
+    lookahead: &p2p::RotatingLookahead,
+    preconfers: Vec<preconfirmation_types::Address>,
+    bootnodes: Vec<String>,
+    listen_any: bool,
+) -> NodeConfig {
+    let mut c = NodeConfig {
+        data_dir,
+        ..NodeConfig::default()
+    };
+    c.http.addr = SocketAddr::from((mgmt_ip(index), HTTP_PORT));
+    c.rpc.addr = SocketAddr::from((mgmt_ip(index), RPC_PORT));
+    c.sdk.chain = chain;
+    if !listen_any {
+        c.sdk.network.listen_addr = format!("/ip4/{}/tcp/{P2P_PORT}", data_ip(index))
+            .parse()
+            .unwrap_or_else(|_| c.sdk.network.listen_addr.clone());
+        c.sdk.network.discv5_port = Some(P2P_PORT);
+    }
+    c.sdk.network.discovery_enabled = true;
+    c.sdk.network.bootnodes = bootnodes;
+    c.lookahead.preconfers = preconfers;
+    c.lookahead.slots_per_window = lookahead.slots_per_window();
+    c.lookahead.genesis_timestamp = lookahead.genesis();
+    c.lookahead.slot_duration_secs = lookahead.slot_duration();
+    c.log_filter = "warn,preconf_node=info,p2p=info".into();
+    c
+}

@@ -1,0 +1,119 @@
+//! The settings of the schedule sources: `[lookahead]` (which source, and the static
+//! rotation) and `[l1]` (the L1 the `l1_whitelist` source reads).
+
+use std::time::Duration;
+
+use preconfirmation_net::config::duration;
+use preconfirmation_types::Address;
+use serde::{Deserialize, Serialize};
+
+/// Where the preconfer schedule comes from.
+///
+/// `static`: a round robin from this file — slot `s` (of `slot_duration_secs` from
+/// `genesis_timestamp`) belongs to `preconfers[(s / slots_per_window) % len]` (devnets).
+/// `l1_whitelist`: read from Taiko's `PreconfWhitelist` contract on L1 (see [`L1Config`]):
+/// one window per L1 epoch, L2 slots of `slot_duration_secs` from the beacon genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookaheadConfig {
+    /// Schedule source: `static` (this table's round robin) or `l1_whitelist` (the `[l1]`
+    /// table). Default `static`.
+    pub source: ScheduleSource,
+    /// `static` only: preconfer addresses in rotation order. Required for `static`: the node
+    /// refuses to start without.
+    pub preconfers: Vec<Address>,
+    /// `static` only: slots each preconfer owns in a row. Default 4.
+    pub slots_per_window: u64,
+    /// `static` only: unix second of slot 0 (`l1_whitelist` uses
+    /// `l1.beacon_genesis_timestamp`). Default 0.
+    pub genesis_timestamp: u64,
+    /// L2 slot length in seconds (both sources; with `l1_whitelist` it must divide the L1
+    /// epoch). Default 2.
+    pub slot_duration_secs: u64,
+}
+
+impl Default for LookaheadConfig {
+    fn default() -> Self {
+        Self {
+            source: ScheduleSource::Static,
+            preconfers: Vec::new(),
+            slots_per_window: 4,
+            genesis_timestamp: 0,
+            slot_duration_secs: 2,
+        }
+    }
+}
+
+/// Where the preconfer schedule comes from (`lookahead.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleSource {
+    /// The round robin of `lookahead.preconfers`.
+    Static,
+    /// Taiko's `PreconfWhitelist` contract on L1.
+    L1Whitelist,
+}
+
+/// 1606824023: the Ethereum mainnet beacon chain's genesis time (unix seconds).
+pub const MAINNET_BEACON_GENESIS_TIMESTAMP: u64 = 1_606_824_023;
+
+/// The L1 node and contract the schedule is read from (`lookahead.source = "l1_whitelist"`).
+///
+/// Every epoch (`slots_per_epoch` L1 slots of `seconds_per_slot` from
+/// `beacon_genesis_timestamp`) has one operator, whose sequencer address signs every L2 slot
+/// of the epoch; its `submissionWindowEnd` is the first second after the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct L1Config {
+    /// L1 execution node JSON-RPC over HTTP(S). Default `http://127.0.0.1:8545`.
+    pub rpc_url: String,
+    /// Address of the `PreconfWhitelist` contract. Required for `l1_whitelist`.
+    pub whitelist_address: Address,
+    /// Unix second of the beacon chain's genesis (slot 0). Default 1606824023 (mainnet).
+    pub beacon_genesis_timestamp: u64,
+    /// L1 slot length in seconds. Default 12.
+    pub seconds_per_slot: u64,
+    /// L1 slots per epoch. Default 32.
+    pub slots_per_epoch: u64,
+    /// How often the L1 head is polled; a new epoch is read within one poll of its first L1
+    /// block. Default 2000 ms.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Longest wait for one L1 JSON-RPC call. Default 3000 ms.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Longest wait between retries after failed reads (the wait doubles from
+    /// `poll_interval` up to this). Default 30 000 ms.
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    /// Epochs whose operator is remembered (the newest). Default 64.
+    pub remembered_epochs: usize,
+    /// Past epochs read per poll for validation that asked for them (a catching-up node's
+    /// old blocks), each at an L1 block inside the epoch: the L1 node must still hold that
+    /// state (an archive node for old epochs). Default 8.
+    pub past_epochs_per_poll: usize,
+}
+
+impl Default for L1Config {
+    fn default() -> Self {
+        Self {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            whitelist_address: Address::ZERO,
+            beacon_genesis_timestamp: MAINNET_BEACON_GENESIS_TIMESTAMP,
+            seconds_per_slot: 12,
+            slots_per_epoch: 32,
+            poll_interval: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(30),
+            remembered_epochs: 64,
+            past_epochs_per_poll: 8,
+        }
+    }
+}
+
+impl L1Config {
+    /// Seconds per L1 epoch.
+    pub fn epoch_secs(&self) -> u64 {
+        self.seconds_per_slot.saturating_mul(self.slots_per_epoch)
+    }
+}
