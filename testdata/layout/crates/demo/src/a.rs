@@ -1,0 +1,3 @@
+//! Half of a cycle.
+use crate::b::B;
+pub struct A(B);
