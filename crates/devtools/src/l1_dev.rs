@@ -1,7 +1,8 @@
 //! A local L1 for `devnet --l1` and the L1 schedule tests: a real anvil process on
-//! 127.0.0.1 and the test whitelist contract (`testdata/l1/WhitelistScheduleStub.sol`, the
-//! view interface of Taiko's `PreconfWhitelist`; its bytecode compiled by
-//! `testdata/l1/compile.sh`) deployed on it.
+//! 127.0.0.1 and the test contracts deployed on it — the whitelist
+//! (`testdata/l1/WhitelistScheduleStub.sol`, the view interface of Taiko's `PreconfWhitelist`)
+//! and the lookahead store (`testdata/l1/LookaheadStoreStub.sol`, the reader-facing ABI of
+//! Taiko's `LookaheadStore`); their bytecode is compiled by `testdata/l1/compile.sh`.
 //!
 //! anvil comes from the npm registry, pinned, installed by `scripts/install-anvil`; it is
 //! found at `$ANVIL_BIN`, then in this checkout's `.tools/`, then on `PATH`
@@ -26,6 +27,10 @@ use crate::error::ToolError;
 /// Creation bytecode (hex) of the test whitelist contract.
 pub const WHITELIST_STUB_BIN: &str = include_str!("../../../testdata/l1/WhitelistScheduleStub.bin");
 
+/// Creation bytecode (hex) of the test lookahead store contract.
+pub const LOOKAHEAD_STORE_STUB_BIN: &str =
+    include_str!("../../../testdata/l1/LookaheadStoreStub.bin");
+
 /// The anvil version `scripts/install-anvil` pins.
 pub const ANVIL_VERSION: &str = "1.7.1";
 
@@ -41,6 +46,62 @@ sol! {
         function assignEpoch(uint256 epoch, address proposer) external;
         function currentEpoch() external view returns (uint256);
     }
+
+    /// The test lookahead store's owner functions and its `getProposerContext` calculator
+    /// (its reader-facing views are the node's `ILookaheadStore`).
+    #[sol(rpc)]
+    interface LookaheadStoreStub {
+        struct LookaheadSlot {
+            address committer;
+            uint256 timestamp;
+            bytes32 registrationRoot;
+            uint256 validatorLeafIndex;
+        }
+        struct LookaheadData {
+            uint256 slotIndex;
+            bytes32 registrationRoot;
+            LookaheadSlot[] currLookahead;
+            LookaheadSlot[] nextLookahead;
+            bytes commitmentSignature;
+        }
+        struct ProposerContext {
+            bool isFallback;
+            address proposer;
+            uint256 submissionWindowStart;
+            uint256 submissionWindowEnd;
+            LookaheadSlot lookaheadSlot;
+        }
+        function postLookahead(uint256 epochTimestamp, LookaheadSlot[] slots) external;
+        function blacklistOperator(bytes32 root) external;
+        function unblacklistOperator(bytes32 root) external;
+        function getProposerContext(LookaheadData data, uint256 epochTimestamp) external view returns (ProposerContext);
+    }
+}
+
+/// Deploys `bytecode_hex` with constructor arguments `args` (ABI-encoded) from the anvil
+/// owner; returns the contract's address.
+pub async fn deploy(anvil: &Anvil, bytecode_hex: &str, args: &[u8]) -> Result<Address, ToolError> {
+    let mut code = hex::decode(bytecode_hex.trim())
+        .map_err(|e| NodeError::l1("deploy", format!("bytecode: {e}")))?;
+    code.extend_from_slice(args);
+    let provider = provider(&anvil.url)?;
+    let tx = TransactionRequest::default()
+        .from(anvil.owner)
+        .with_deploy_code(code);
+    let receipt = tokio::time::timeout(L1_WAIT, async {
+        provider
+            .send_transaction(tx)
+            .await
+            .map_err(|e| NodeError::l1("deploy", e))?
+            .get_receipt()
+            .await
+            .map_err(|e| NodeError::l1("deploy", e))
+    })
+    .await
+    .map_err(|_| NodeError::l1("deploy", "no receipt"))??;
+    Ok(receipt
+        .contract_address
+        .ok_or_else(|| NodeError::l1("deploy", "receipt without a contract address"))?)
 }
 
 /// The anvil binary: `$ANVIL_BIN`, this checkout's `.tools/` (what `scripts/install-anvil`
@@ -180,27 +241,8 @@ pub struct WhitelistStub {
 impl WhitelistStub {
     /// Deploys the contract on `anvil`: epochs of `epoch_secs` from `genesis` (unix seconds).
     pub async fn deploy(anvil: &Anvil, genesis: u64, epoch_secs: u64) -> Result<Self, ToolError> {
-        let mut code = hex::decode(WHITELIST_STUB_BIN.trim())
-            .map_err(|e| NodeError::l1("deploy", format!("bytecode: {e}")))?;
-        code.extend((U256::from(genesis), U256::from(epoch_secs)).abi_encode_params());
-        let provider = provider(&anvil.url)?;
-        let tx = TransactionRequest::default()
-            .from(anvil.owner)
-            .with_deploy_code(code);
-        let receipt = tokio::time::timeout(L1_WAIT, async {
-            provider
-                .send_transaction(tx)
-                .await
-                .map_err(|e| NodeError::l1("deploy", e))?
-                .get_receipt()
-                .await
-                .map_err(|e| NodeError::l1("deploy", e))
-        })
-        .await
-        .map_err(|_| NodeError::l1("deploy", "no receipt"))??;
-        let address = receipt
-            .contract_address
-            .ok_or_else(|| NodeError::l1("deploy", "receipt without a contract address"))?;
+        let args = (U256::from(genesis), U256::from(epoch_secs)).abi_encode_params();
+        let address = deploy(anvil, WHITELIST_STUB_BIN, &args).await?;
         Ok(Self {
             url: anvil.url.clone(),
             owner: anvil.owner,
@@ -271,7 +313,7 @@ impl WhitelistStub {
 
 /// An HTTP provider for `url` with alloy's recommended fillers (gas, nonce, chain id), so
 /// the owner's transactions need no more than `from`.
-fn provider(url: &str) -> Result<impl Provider, ToolError> {
+pub fn provider(url: &str) -> Result<impl Provider, ToolError> {
     let url = url
         .parse()
         .map_err(|e| ToolError::config("l1.rpc_url", format!("not a URL: {e}")))?;
