@@ -77,6 +77,11 @@ fn list(epoch: u64, entries: &[LookaheadEntry]) -> EpochLookahead {
     EpochLookahead::new(epoch, entries).expect("a valid list")
 }
 
+/// Why `window_at` finds no window at `time`.
+fn unresolved(time: u64, curr: &EpochLookahead, next: Option<&EpochLookahead>) -> Unresolved {
+    window_at(time, curr, next).expect_err("no window")
+}
+
 #[test]
 fn the_hashes_buckets_and_storage_words_of_the_worked_examples() {
     let v = vectors();
@@ -169,24 +174,18 @@ fn an_entry_at_slot_0_owns_one_l1_slot_and_an_entry_at_the_last_slot_leaves_no_t
         (Address::with_last_byte(2), false)
     );
     // An L2 time after the last L1 slot is in the tail: it needs the next list.
-    assert_eq!(
-        window_at(e + 373, &curr, None),
-        Err(Unresolved::NeedsNextEpoch)
-    );
+    assert_eq!(unresolved(e + 373, &curr, None), Unresolved::NeedsNextEpoch);
 }
 
 #[test]
 fn the_tail_waits_for_the_next_epochs_list_and_never_takes_another_epochs() {
     let e = 384 * 10;
     let curr = list(e, &[entry(1, e + 36)]);
-    assert_eq!(
-        window_at(e + 37, &curr, None),
-        Err(Unresolved::NeedsNextEpoch)
-    );
+    assert_eq!(unresolved(e + 37, &curr, None), Unresolved::NeedsNextEpoch);
     let later = list(e + 768, &[entry(3, e + 768 + 12)]);
     assert_eq!(
-        window_at(e + 37, &curr, Some(&later)),
-        Err(Unresolved::NeedsNextEpoch)
+        unresolved(e + 37, &curr, Some(&later)),
+        Unresolved::NeedsNextEpoch
     );
     let next = list(e + 384, &[entry(2, e + 384 + 24)]);
     let w = window_at(e + 37, &curr, Some(&next)).unwrap();
@@ -199,14 +198,11 @@ fn the_tail_waits_for_the_next_epochs_list_and_never_takes_another_epochs() {
 fn a_time_outside_the_lists_epoch_has_no_window() {
     let e = 384 * 10;
     let curr = list(e, &[entry(1, e + 36)]);
-    assert_eq!(window_at(e - 1, &curr, None), Err(Unresolved::WrongEpoch));
-    assert_eq!(window_at(e + 384, &curr, None), Err(Unresolved::WrongEpoch));
+    assert_eq!(unresolved(e - 1, &curr, None), Unresolved::WrongEpoch);
+    assert_eq!(unresolved(e + 384, &curr, None), Unresolved::WrongEpoch);
     assert!(window_at(e + 383, &curr, Some(&list(e + 384, &[]))).is_ok());
     let empty = list(e, &[]);
-    assert_eq!(
-        window_at(e + 384, &empty, None),
-        Err(Unresolved::WrongEpoch)
-    );
+    assert_eq!(unresolved(e + 384, &empty, None), Unresolved::WrongEpoch);
 }
 
 #[test]
