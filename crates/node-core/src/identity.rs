@@ -195,13 +195,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preconfer.key");
         let hex_key = format!("0x{}\n", "11".repeat(32));
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .unwrap();
-        fs::write(&path, &hex_key).unwrap();
+        create_private_file(&path, hex_key.as_bytes()).unwrap();
         let from_file = load_preconfer_key(Some(&path), None).unwrap().unwrap();
         let from_env = load_preconfer_key(None, Some("11".repeat(32)))
             .unwrap()
@@ -223,13 +217,7 @@ mod tests {
     fn garbage_key_file_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(NODE_KEY_FILE);
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .unwrap();
-        fs::write(&path, b"short").unwrap();
+        create_private_file(&path, b"short").unwrap();
         assert!(matches!(
             load_or_create_node_key(dir.path()),
             Err(NodeError::KeyFileInvalid { .. })

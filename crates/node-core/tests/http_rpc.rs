@@ -6,18 +6,24 @@ mod common;
 use std::net::SocketAddr;
 
 use alloy_rpc_types_engine::{Claims, JwtSecret};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use common::*;
 use jsonrpsee::core::client::{ClientT, Error as ClientError, Subscription, SubscriptionClientT};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use p2p::testkit::ChainBuilder;
 use preconf_node_core::rpc;
 use preconf_node_core::rpc::auth::{self as rpc_auth, UNAUTHORIZED};
+use preconf_node_core::{Node, NodeConfig};
+use preconfirmation_types::reexports::secp256k1::SecretKey;
 use preconfirmation_types::{
     preconfirmation_hash, raw_tx_list_hash, recover_signer, secret_key_to_address,
     SignedCommitment, WireMessage, B256,
 };
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
 fn http_client(addr: SocketAddr) -> HttpClient {
     HttpClientBuilder::default()
@@ -143,19 +149,53 @@ async fn next_notification(sub: &mut Subscription<Value>) -> Value {
         .expect("notification decodes")
 }
 
-fn rpc_addr(node: &preconf_node_core::Node) -> SocketAddr {
+/// A node with no peers in a fresh data dir (`config.data_dir`), its loopback config changed
+/// by `configure`; the data dir lives as long as the returned guard.
+async fn lone_node(
+    builder: &ChainBuilder,
+    configure: impl FnOnce(&mut NodeConfig),
+) -> (TempDir, Node) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = node_config(dir.path(), builder, Vec::new());
+    configure(&mut config);
+    (dir, start(config).await)
+}
+
+/// The preconfer `builder` elects for its next slot.
+fn elected_key(builder: &ChainBuilder) -> SecretKey {
+    builder
+        .key_for_slot(builder.next_slot())
+        .copied()
+        .expect("elected key")
+}
+
+/// A subscription of `kind` over `ws`.
+async fn subscribe(ws: &WsClient, kind: &str) -> Subscription<Value> {
+    ws.subscribe(rpc::SUBSCRIBE, rpc_params![kind], rpc::UNSUBSCRIBE)
+        .await
+        .unwrap_or_else(|e| panic!("subscribe {kind}: {e}"))
+}
+
+/// The head's block number as `client` reads it (`preconf_head` is open to all).
+async fn head_number(client: &impl ClientT) -> Value {
+    let head: Value = client
+        .request(rpc::HEAD, rpc_params![])
+        .await
+        .expect("head is open");
+    head["block_number"].clone()
+}
+
+fn rpc_addr(node: &Node) -> SocketAddr {
     node.rpc_addr().expect("RPC enabled")
 }
 
-fn http_addr(node: &preconf_node_core::Node) -> SocketAddr {
+fn http_addr(node: &Node) -> SocketAddr {
     node.http_addr().expect("HTTP enabled")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_status_and_metrics() {
-    let builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let (_dir, node) = lone_node(&builder(), |_| {}).await;
     let addr = http_addr(&node);
 
     let health = http_get(addr, "/health").await;
@@ -246,26 +286,10 @@ async fn publish_over_rpc_reaches_the_other_node() {
 
     // B's sidecar subscribes over WebSocket before anything is published.
     let ws = ws_client(rpc_addr(&b)).await;
-    let mut commitments: Subscription<Value> = ws
-        .subscribe(rpc::SUBSCRIBE, rpc_params!["commitments"], rpc::UNSUBSCRIBE)
-        .await
-        .expect("subscribe commitments");
-    let mut txlists: Subscription<Value> = ws
-        .subscribe(rpc::SUBSCRIBE, rpc_params!["rawTxLists"], rpc::UNSUBSCRIBE)
-        .await
-        .expect("subscribe rawTxLists");
-    let mut txlist_hashes: Subscription<Value> = ws
-        .subscribe(
-            rpc::SUBSCRIBE,
-            rpc_params!["rawTxListHashes"],
-            rpc::UNSUBSCRIBE,
-        )
-        .await
-        .expect("subscribe rawTxListHashes");
-    let mut heads: Subscription<Value> = ws
-        .subscribe(rpc::SUBSCRIBE, rpc_params!["head"], rpc::UNSUBSCRIBE)
-        .await
-        .expect("subscribe head");
+    let mut commitments = subscribe(&ws, "commitments").await;
+    let mut txlists = subscribe(&ws, "rawTxLists").await;
+    let mut txlist_hashes = subscribe(&ws, "rawTxListHashes").await;
+    let mut heads = subscribe(&ws, "head").await;
 
     // A's sidecar publishes over plain HTTP.
     let txlist = b"a compressed tx list over json-rpc".to_vec();
@@ -361,8 +385,7 @@ async fn publish_over_rpc_reaches_the_other_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_params_get_documented_codes_and_the_node_keeps_serving() {
     let mut builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let (_dir, node) = lone_node(&builder, |_| {}).await;
     let client = http_client(rpc_addr(&node));
     let publish = |params| {
         let client = client.clone();
@@ -403,10 +426,7 @@ async fn malformed_params_get_documented_codes_and_the_node_keeps_serving() {
 
     // Valid SSZ signed by the wrong preconfer: validation rejects it with the reason.
     let unsigned_next = builder.next_unsigned(Some(b"second"));
-    let elected = builder
-        .key_for_slot(builder.next_slot())
-        .copied()
-        .expect("elected key");
+    let elected = elected_key(&builder);
     let other = builder
         .keys()
         .iter()
@@ -474,10 +494,8 @@ async fn malformed_params_get_documented_codes_and_the_node_keeps_serving() {
             .await,
     );
     assert_eq!(code, rpc::INVALID_PARAMS);
-    let mut heads: Subscription<Value> = ws
-        .subscribe(rpc::SUBSCRIBE, rpc_params!["head"], rpc::UNSUBSCRIBE)
-        .await
-        .expect("a valid subscription on the same connection");
+    // A valid subscription on the same connection.
+    let mut heads = subscribe(&ws, "head").await;
 
     // The node still serves: the valid block 1 is stored; with no peer it is not sent (-32012),
     // and the error carries what the call would have returned.
@@ -505,15 +523,11 @@ async fn malformed_params_get_documented_codes_and_the_node_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_commitment_is_signed_with_the_configured_key() {
     let builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = builder
-        .key_for_slot(builder.next_slot())
-        .copied()
-        .expect("elected key");
-    let key_file = write_key_file(dir.path(), &key);
-    let mut config = node_config(dir.path(), &builder, Vec::new());
-    config.preconfer_key_file = Some(key_file);
-    let node = start(config).await;
+    let key = elected_key(&builder);
+    let (dir, node) = lone_node(&builder, |c| {
+        c.preconfer_key_file = Some(write_key_file(&c.data_dir, &key));
+    })
+    .await;
     let preconfer = secret_key_to_address(&key);
 
     let status = http_get(http_addr(&node), "/status").await;
@@ -548,13 +562,8 @@ async fn unsigned_commitment_is_signed_with_the_configured_key() {
             .await,
         "another secret",
     );
-    let head: Value = open
-        .request(rpc::HEAD, rpc_params![])
-        .await
-        .expect("head is open");
-    assert_eq!(head["block_number"], json!(0), "nothing was published");
-    let secret_hex = std::fs::read_to_string(dir.path().join("jwt.hex")).expect("secret created");
-    let secret = JwtSecret::from_hex(secret_hex.trim()).expect("a 32-byte hex secret");
+    assert_eq!(head_number(&open).await, json!(0), "nothing was published");
+    let secret = read_secret(&dir.path().join("jwt.hex"));
     let client = http_client_with_jwt(rpc_addr(&node), &secret);
     // Alone, the node stores and reports that nobody heard it (-32012) with the receipt.
     let (code, _, data) = code_of(
@@ -596,14 +605,11 @@ async fn unsigned_commitment_is_signed_with_the_configured_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_may_publish_only_while_its_token_is_fresh() {
     let builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = builder
-        .key_for_slot(builder.next_slot())
-        .copied()
-        .expect("elected key");
-    let mut config = node_config(dir.path(), &builder, Vec::new());
-    config.preconfer_key_file = Some(write_key_file(dir.path(), &key));
-    let node = start(config).await;
+    let key = elected_key(&builder);
+    let (dir, node) = lone_node(&builder, |c| {
+        c.preconfer_key_file = Some(write_key_file(&c.data_dir, &key));
+    })
+    .await;
     let secret = read_secret(&dir.path().join("jwt.hex"));
     let iat = unix_now() - 56;
     let ws = ws_client_with_jwt(rpc_addr(&node), &secret, iat).await;
@@ -636,11 +642,8 @@ async fn a_websocket_may_publish_only_while_its_token_is_fresh() {
         .await,
     );
     assert_eq!(code, UNAUTHORIZED);
-    let head: Value = ws
-        .request(rpc::HEAD, rpc_params![])
-        .await
-        .expect("read-only calls stay open");
-    assert_eq!(head["block_number"], json!(0), "nothing was published");
+    // Read-only calls stay open.
+    assert_eq!(head_number(&ws).await, json!(0), "nothing was published");
     // A new connection with a fresh token publishes again.
     let fresh = ws_client_with_jwt(rpc_addr(&node), &secret, unix_now()).await;
     assert_published(
@@ -659,11 +662,11 @@ async fn a_websocket_may_publish_only_while_its_token_is_fresh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_jwt_secret_guards_publishing_without_a_preconfer_key() {
     let mut builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, node) = lone_node(&builder, |c| {
+        c.rpc.jwt_secret_file = Some(c.data_dir.join("rpc-secret.hex"));
+    })
+    .await;
     let secret_file = dir.path().join("rpc-secret.hex");
-    let mut config = node_config(dir.path(), &builder, Vec::new());
-    config.rpc.jwt_secret_file = Some(secret_file.clone());
-    let node = start(config).await;
     let txlist = b"relayed tx list".to_vec();
     let block = builder.next_block(Some(txlist.clone()));
     let commitment = to_hex(&block.commitment.to_ssz());
@@ -689,11 +692,7 @@ async fn a_configured_jwt_secret_guards_publishing_without_a_preconfer_key() {
             .await,
         "another secret",
     );
-    let head: Value = open
-        .request(rpc::HEAD, rpc_params![])
-        .await
-        .expect("head is open");
-    assert_eq!(head["block_number"], json!(0), "nothing was published");
+    assert_eq!(head_number(&open).await, json!(0), "nothing was published");
 
     let client = http_client_with_jwt(rpc_addr(&node), &read_secret(&secret_file));
     assert_published(
@@ -711,11 +710,7 @@ async fn a_configured_jwt_secret_guards_publishing_without_a_preconfer_key() {
             .await,
         "commitment with the JWT",
     );
-    let head: Value = open
-        .request(rpc::HEAD, rpc_params![])
-        .await
-        .expect("head is open");
-    assert_eq!(head["block_number"], json!(1));
+    assert_eq!(head_number(&open).await, json!(1));
     node.shutdown().await;
 }
 
@@ -727,31 +722,18 @@ async fn a_configured_jwt_secret_guards_publishing_without_a_preconfer_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_failures_are_http_401_with_their_reason() {
     let builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, node) = lone_node(&builder, |c| {
+        c.rpc.jwt_secret_file = Some(c.data_dir.join("rpc-secret.hex"));
+    })
+    .await;
     let secret_file = dir.path().join("rpc-secret.hex");
-    let mut config = node_config(dir.path(), &builder, Vec::new());
-    config.rpc.jwt_secret_file = Some(secret_file.clone());
-    let node = start(config).await;
     let addr = rpc_addr(&node);
     let secret = read_secret(&secret_file);
     let token = |secret: &JwtSecret, iat: u64| secret.encode(&Claims { iat, exp: None }).unwrap();
     let now = unix_now();
     let good = token(&secret, now);
     // `{"alg":"none","typ":"JWT"}` . `{"iat":now}` . (no signature)
-    let b64 = |s: &str| {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in s.as_bytes().chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            }
-        }
-        out
-    };
+    let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
     let alg_none = format!(
         "{}.{}.",
         b64(r#"{"alg":"none","typ":"JWT"}"#),
@@ -826,9 +808,7 @@ async fn jwt_failures_are_http_401_with_their_reason() {
 /// a histogram; a batch's calls one by one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_calls_are_counted_by_method_error_code_and_latency() {
-    let builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let (_dir, node) = lone_node(&builder(), |_| {}).await;
     let addr = rpc_addr(&node);
     let before = prometheus().render();
     let value = |text: &str, series: &str| -> f64 {
@@ -850,26 +830,24 @@ async fn rpc_calls_are_counted_by_method_error_code_and_latency() {
     let after = prometheus().render();
     // Counters are global to the test process: compare the growth of this test's series.
     let grew = |series: &str| value(&after, series) - value(&before, series);
-    assert!(
-        grew(r#"preconf_rpc_calls_total{method="preconf_head"}"#) >= 3.0,
-        "{after}"
-    );
-    assert!(
-        grew(r#"preconf_rpc_calls_total{method="other"}"#) >= 1.0,
-        "{after}"
-    );
-    assert!(
-        grew(r#"preconf_rpc_errors_total{method="other",code="-32601"}"#) >= 1.0,
-        "{after}"
-    );
-    assert!(
-        grew(r#"preconf_rpc_errors_total{method="preconf_getCommitment",code="-32602"}"#) >= 1.0,
-        "{after}"
-    );
-    assert!(
-        grew(r#"preconf_rpc_call_seconds_count{method="preconf_head"}"#) >= 3.0,
-        "{after}"
-    );
+    for (series, at_least) in [
+        (r#"preconf_rpc_calls_total{method="preconf_head"}"#, 3.0),
+        (r#"preconf_rpc_calls_total{method="other"}"#, 1.0),
+        (
+            r#"preconf_rpc_errors_total{method="other",code="-32601"}"#,
+            1.0,
+        ),
+        (
+            r#"preconf_rpc_errors_total{method="preconf_getCommitment",code="-32602"}"#,
+            1.0,
+        ),
+        (
+            r#"preconf_rpc_call_seconds_count{method="preconf_head"}"#,
+            3.0,
+        ),
+    ] {
+        assert!(grew(series) >= at_least, "{series}:\n{after}");
+    }
     assert!(
         !after.contains("preconf_madeUpMethod"),
         "a client cannot add series"
@@ -879,9 +857,7 @@ async fn rpc_calls_are_counted_by_method_error_code_and_latency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_stop_on_shutdown() {
-    let builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = start(node_config(dir.path(), &builder, Vec::new())).await;
+    let (_dir, node) = lone_node(&builder(), |_| {}).await;
     let http = http_addr(&node);
     let rpc_addr = rpc_addr(&node);
     assert_eq!(http_get(http, "/health").await.status, 200);
@@ -898,19 +874,10 @@ async fn servers_stop_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_over_its_byte_cap_is_closed() {
     let mut builder = builder();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = node_config(dir.path(), &builder, Vec::new());
-    config.rpc.subscription_buffer_bytes = 512;
-    let node = start(config).await;
+    let (_dir, node) = lone_node(&builder, |c| c.rpc.subscription_buffer_bytes = 512).await;
     let ws = ws_client(rpc_addr(&node)).await;
-    let mut txlists: Subscription<Value> = ws
-        .subscribe(rpc::SUBSCRIBE, rpc_params!["rawTxLists"], rpc::UNSUBSCRIBE)
-        .await
-        .expect("subscribe rawTxLists");
-    let mut heads: Subscription<Value> = ws
-        .subscribe(rpc::SUBSCRIBE, rpc_params!["head"], rpc::UNSUBSCRIBE)
-        .await
-        .expect("subscribe head");
+    let mut txlists = subscribe(&ws, "rawTxLists").await;
+    let mut heads = subscribe(&ws, "head").await;
     let block = builder.next_block(Some(vec![0x5a; 4096]));
     let txlist = block.txlist.as_ref().map(|t| t.txlist.to_vec());
     // Alone, the node stores it and reports that nobody heard it.

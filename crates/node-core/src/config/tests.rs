@@ -16,6 +16,18 @@ fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
     path
 }
 
+/// Loads `text` as the config file, with no flags and no environment.
+fn load_file(text: &str) -> Result<NodeConfig, NodeError> {
+    let dir = tempfile::tempdir().unwrap();
+    NodeConfig::load(Some(&write(&dir, text)), &[], Vec::new())
+}
+
+/// A config file whose `[sdk.network]` holds `line` is refused with an error naming `key`.
+fn assert_network_line_refused(line: &str, key: &str) {
+    let err = load_file(&format!("{}[sdk.network]\n{line}\n", preconfers_toml())).unwrap_err();
+    assert!(err.to_string().contains(key), "{err}");
+}
+
 #[test]
 fn nat_extip_sets_the_enr_address_and_the_defaults_listen_everywhere() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,24 +132,12 @@ fn named_env_and_typed_values() {
 
 #[test]
 fn bad_value_names_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        &dir,
-        &format!("{}[sdk.network]\nmax_peers = \"many\"\n", preconfers_toml()),
-    );
-    let err = NodeConfig::load(Some(&path), &[], Vec::new()).unwrap_err();
-    assert!(err.to_string().contains("sdk.network.max_peers"), "{err}");
+    assert_network_line_refused("max_peers = \"many\"", "sdk.network.max_peers");
 }
 
 #[test]
 fn unknown_key_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        &dir,
-        &format!("{}[sdk.network]\nmax_peer = 3\n", preconfers_toml()),
-    );
-    let err = NodeConfig::load(Some(&path), &[], Vec::new()).unwrap_err();
-    assert!(err.to_string().contains("sdk.network.max_peer"), "{err}");
+    assert_network_line_refused("max_peer = 3", "sdk.network.max_peer");
 }
 
 #[test]
@@ -148,10 +148,8 @@ fn missing_preconfers_is_a_clear_error() {
 
 #[test]
 fn broken_toml_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(&dir, "[sdk\nmax = ");
     assert!(matches!(
-        NodeConfig::load(Some(&path), &[], Vec::new()),
+        load_file("[sdk\nmax = "),
         Err(NodeError::Config { .. })
     ));
 }

@@ -513,6 +513,8 @@ where
 #[cfg(test)]
 mod tests {
     use alloy_rpc_types_engine::Claims;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     use super::*;
 
@@ -522,22 +524,7 @@ mod tests {
 
     /// An unsigned JWT (`alg: none`) with this payload.
     fn alg_none(iat: u64) -> String {
-        let enc = |json: &str| {
-            const ALPHABET: &[u8] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            let bytes = json.as_bytes();
-            let mut out = String::new();
-            for chunk in bytes.chunks(3) {
-                let n = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
-                for i in 0..=chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                }
-            }
-            out
-        };
+        let enc = |json: &str| URL_SAFE_NO_PAD.encode(json);
         format!(
             "{}.{}.",
             enc(r#"{"alg":"none","typ":"JWT"}"#),

@@ -83,28 +83,25 @@ pub(super) async fn publish_commitment(
     };
     // 0 when the commitment comes without its tx list (an EOP, or a list published alone).
     let txlist_bytes = txlist.as_ref().map_or(0, Vec::len);
-    match node.sdk.publish(signed, txlist).await {
-        Ok(_) => {
-            info!(
-                block = receipt.block_number,
-                hash = %receipt.hash,
-                txlist_bytes,
-                signer = %receipt.signer,
-                "published commitment"
-            );
-            Ok(receipt)
-        }
-        Err(e @ P2pSdkError::Network(NetError::NoPeers)) => {
-            // Stored: peers fetch it on catch-up. The caller hears `NO_PEERS`.
-            info!(
-                block = receipt.block_number,
-                hash = %receipt.hash,
-                txlist_bytes,
-                signer = %receipt.signer,
-                "published commitment (stored; no peer subscribed yet)"
-            );
-            Err(sdk_error(e, Some(receipt)))
-        }
+    let outcome = node.sdk.publish(signed, txlist).await;
+    // `NoPeers`: stored, and peers fetch it on catch-up; the caller hears `NO_PEERS`.
+    let stored_only = matches!(outcome, Err(P2pSdkError::Network(NetError::NoPeers)));
+    if outcome.is_ok() || stored_only {
+        let what = if stored_only {
+            "published commitment (stored; no peer subscribed yet)"
+        } else {
+            "published commitment"
+        };
+        info!(
+            block = receipt.block_number,
+            hash = %receipt.hash,
+            txlist_bytes,
+            signer = %receipt.signer,
+            "{what}"
+        );
+    }
+    match outcome {
+        Ok(_) => Ok(receipt),
         Err(e) => Err(sdk_error(e, Some(receipt))),
     }
 }

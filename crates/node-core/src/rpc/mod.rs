@@ -297,7 +297,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use jsonrpsee::server::SubscriptionCloseResponse;
-    use p2p::P2pSdkError;
+    use p2p::{P2pSdkError, SdkEvents};
     use preconfirmation_net::NetError;
     use preconfirmation_types::{Address, B256};
     use serde_json::value::RawValue;
@@ -308,8 +308,8 @@ mod tests {
     const WAIT: Duration = Duration::from_secs(30);
 
     /// A lone SDK (no peers, catch-up off) on loopback, with `event_capacity` events buffered
-    /// per subscriber.
-    async fn lone_sdk(event_capacity: usize) -> (P2pSdk, ChainBuilder) {
+    /// per subscriber, and its events subscribed before `blocks` blocks are published.
+    async fn lone_sdk(event_capacity: usize, blocks: usize) -> (P2pSdk, SdkEvents) {
         let chain = ChainSpec::new(167_001, Address::repeat_byte(0x51));
         let builder = ChainBuilder::in_the_past(chain, 3, 4, 50);
         let mut config = P2pSdkConfig::new(chain);
@@ -326,12 +326,14 @@ mod tests {
         )
         .await
         .expect("sdk starts");
-        (sdk, builder)
+        let events = sdk.subscribe();
+        publish_blocks(&sdk, builder, blocks).await;
+        (sdk, events)
     }
 
     /// Publishes `count` blocks locally; with no peer each is stored and announced as an event,
     /// and the call reports `NoPeers`.
-    async fn publish_blocks(sdk: &P2pSdk, builder: &mut ChainBuilder, count: usize) {
+    async fn publish_blocks(sdk: &P2pSdk, mut builder: ChainBuilder, count: usize) {
         for block in builder.blocks(count, 64) {
             let txlist = block.txlist.map(|t| t.txlist.to_vec());
             match sdk.publish(block.commitment, txlist).await {
@@ -341,7 +343,17 @@ mod tests {
         }
     }
 
-    fn close_code(close: SubscriptionCloseResponse) -> i64 {
+    /// Runs the pump of `kind` until it closes the subscription (bounded by [`WAIT`]) and
+    /// returns the code of its closing error.
+    async fn close_code(
+        kind: Kind,
+        events: SdkEvents,
+        queue: SubscriptionQueue,
+        sdk: &P2pSdk,
+    ) -> i64 {
+        let close = tokio::time::timeout(WAIT, pump(kind, events, queue, sdk.clone()))
+            .await
+            .expect("the pump gives up instead of waiting");
         match close {
             SubscriptionCloseResponse::NotifErr(e) => serde_json::to_value(&e)
                 .expect("error serialises")["code"]
@@ -363,15 +375,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscription_queue_over_its_bytes_closes_the_subscription() {
-        let (sdk, mut builder) = lone_sdk(64).await;
-        let events = sdk.subscribe();
+        let (sdk, events) = lone_sdk(64, 2).await;
         // Room for one commitment notification (about 1 KiB of JSON), not two.
         let (queue, mut unread) = queue(1024, 1_500);
-        publish_blocks(&sdk, &mut builder, 2).await;
-        let close = tokio::time::timeout(WAIT, pump(Kind::Commitments, events, queue, sdk.clone()))
-            .await
-            .expect("the pump gives up instead of waiting");
-        assert_eq!(close_code(close), i64::from(BACKPRESSURE));
+        let code = close_code(Kind::Commitments, events, queue, &sdk).await;
+        assert_eq!(code, i64::from(BACKPRESSURE));
         assert!(unread.try_recv().is_ok(), "the first one was queued");
         assert!(unread.try_recv().is_err(), "the second one was not");
         sdk.shutdown().await.expect("shutdown");
@@ -379,10 +387,8 @@ mod tests {
 
     #[tokio::test]
     async fn txlist_notifications_read_the_bytes_from_storage() {
-        let (sdk, mut builder) = lone_sdk(64).await;
-        let events = sdk.subscribe();
+        let (sdk, events) = lone_sdk(64, 1).await;
         let (queue, mut unread) = queue(1024, usize::MAX);
-        publish_blocks(&sdk, &mut builder, 1).await;
         let pump = tokio::spawn(pump(Kind::RawTxLists, events, queue, sdk.clone()));
         let note = tokio::time::timeout(WAIT, unread.recv())
             .await
@@ -399,14 +405,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_subscription_queue_closes_the_subscription() {
-        let (sdk, mut builder) = lone_sdk(64).await;
-        let events = sdk.subscribe();
+        let (sdk, events) = lone_sdk(64, 2).await;
         let (queue, mut unread) = queue(1, usize::MAX);
-        publish_blocks(&sdk, &mut builder, 2).await;
-        let close = tokio::time::timeout(WAIT, pump(Kind::Commitments, events, queue, sdk.clone()))
-            .await
-            .expect("the pump gives up instead of waiting");
-        assert_eq!(close_code(close), i64::from(BACKPRESSURE));
+        let code = close_code(Kind::Commitments, events, queue, &sdk).await;
+        assert_eq!(code, i64::from(BACKPRESSURE));
         // The one queued notification is the first commitment.
         let first = unread.try_recv().expect("one notification queued");
         let first: serde_json::Value = serde_json::from_str(first.get()).expect("JSON");
@@ -418,14 +420,10 @@ mod tests {
     #[tokio::test]
     async fn a_lagging_subscriber_is_closed() {
         // Each block yields a tx list, a commitment and a head event: 6 events overflow 2.
-        let (sdk, mut builder) = lone_sdk(2).await;
-        let events = sdk.subscribe();
+        let (sdk, events) = lone_sdk(2, 2).await;
         let (queue, _unread) = queue(1024, usize::MAX);
-        publish_blocks(&sdk, &mut builder, 2).await;
-        let close = tokio::time::timeout(WAIT, pump(Kind::Head, events, queue, sdk.clone()))
-            .await
-            .expect("the pump gives up instead of waiting");
-        assert_eq!(close_code(close), i64::from(BACKPRESSURE));
+        let code = close_code(Kind::Head, events, queue, &sdk).await;
+        assert_eq!(code, i64::from(BACKPRESSURE));
         sdk.shutdown().await.expect("shutdown");
     }
 

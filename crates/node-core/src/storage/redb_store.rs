@@ -25,8 +25,8 @@ use preconfirmation_types::{
     preconfirmation_hash, ChainLimits, SignedCommitment, WireMessage, B256,
 };
 use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, TableHandle,
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, TableHandle,
 };
 
 use parking_lot::{Mutex, RwLock};
@@ -139,6 +139,15 @@ redb_failure!(
     redb::CommitError
 );
 
+/// The block number `index` files `hash` under, read within `tx`.
+fn number_by_hash(
+    tx: &ReadTransaction,
+    index: TableDefinition<'_, &[u8; 32], u64>,
+    hash: &B256,
+) -> Result<Option<u64>, Failure> {
+    Ok(tx.open_table(index)?.get(&hash.0)?.map(|v| v.value()))
+}
+
 impl From<StorageError> for Failure {
     fn from(error: StorageError) -> Self {
         Self::Store(error)
@@ -222,6 +231,17 @@ impl RedbStore {
     fn decode(&self, bytes: &[u8]) -> Result<SignedCommitment, StorageError> {
         SignedCommitment::decode_capped(bytes, &self.limits)
             .map_err(|e| StorageError::Corrupt(e.to_string()))
+    }
+
+    /// The commitment stored under block `number`, read within `tx`.
+    fn commitment_at(
+        &self,
+        tx: &ReadTransaction,
+        number: u64,
+    ) -> Result<Option<SignedCommitment>, Failure> {
+        let table = tx.open_table(COMMITMENTS)?;
+        let found = table.get(number)?;
+        Ok(found.map(|bytes| self.decode(bytes.value())).transpose()?)
     }
 
     /// Runs `op` on the database (reopened first if it is latched and the backoff has
@@ -466,24 +486,16 @@ impl SdkStorage for RedbStore {
         &self,
         block_number: u64,
     ) -> Result<Option<SignedCommitment>, StorageError> {
-        self.with_db(|db| {
-            let tx = db.begin_read()?;
-            let table = tx.open_table(COMMITMENTS)?;
-            let found = table.get(block_number)?;
-            Ok(found.map(|bytes| self.decode(bytes.value())).transpose()?)
-        })
+        self.with_db(|db| self.commitment_at(&db.begin_read()?, block_number))
     }
 
     fn commitment_by_hash(&self, hash: &B256) -> Result<Option<SignedCommitment>, StorageError> {
         self.with_db(|db| {
             let tx = db.begin_read()?;
-            let by_hash = tx.open_table(NUMBER_BY_HASH)?;
-            let Some(number) = by_hash.get(&hash.0)?.map(|v| v.value()) else {
-                return Ok(None);
-            };
-            let table = tx.open_table(COMMITMENTS)?;
-            let found = table.get(number)?;
-            Ok(found.map(|bytes| self.decode(bytes.value())).transpose()?)
+            match number_by_hash(&tx, NUMBER_BY_HASH, hash)? {
+                Some(number) => self.commitment_at(&tx, number),
+                None => Ok(None),
+            }
         })
     }
 
@@ -516,8 +528,7 @@ impl SdkStorage for RedbStore {
     fn txlist(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
         self.with_db(|db| {
             let tx = db.begin_read()?;
-            let numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
-            let Some(number) = numbers.get(&hash.0)?.map(|v| v.value()) else {
+            let Some(number) = number_by_hash(&tx, TXLIST_NUMBER_BY_HASH, hash)? else {
                 return Ok(None);
             };
             let bytes = tx.open_table(TXLIST_BYTES_BY_BLOCK)?;
@@ -530,8 +541,7 @@ impl SdkStorage for RedbStore {
     fn has_txlist(&self, hash: &B256) -> Result<bool, StorageError> {
         self.with_db(|db| {
             let tx = db.begin_read()?;
-            let numbers = tx.open_table(TXLIST_NUMBER_BY_HASH)?;
-            Ok(numbers.get(&hash.0)?.is_some())
+            Ok(number_by_hash(&tx, TXLIST_NUMBER_BY_HASH, hash)?.is_some())
         })
     }
 
@@ -617,8 +627,32 @@ mod tests {
         chain.blocks(count, 64)
     }
 
+    /// The signed commitments of `count` chained blocks.
+    fn commitments(count: usize) -> Vec<SignedCommitment> {
+        blocks(count).into_iter().map(|b| b.commitment).collect()
+    }
+
     fn open(dir: &Path) -> RedbStore {
         RedbStore::open(dir, ChainLimits::default()).unwrap()
+    }
+
+    /// Stores `blocks`' commitments, then each one's tx list under its block number.
+    fn put_blocks(store: &RedbStore, blocks: &[p2p::testkit::Block]) {
+        let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
+        store.put_commitments(&commitments).unwrap();
+        for (i, b) in blocks.iter().enumerate() {
+            let txlist = b.txlist.as_ref().unwrap().txlist.to_vec();
+            store
+                .put_txlist(raw_tx_list_hash(&txlist), i as u64 + 1, txlist.into())
+                .unwrap();
+        }
+    }
+
+    /// A store opened in a fresh temporary dir, which lives as long as the returned guard.
+    fn fresh() -> (tempfile::TempDir, RedbStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        (dir, store)
     }
 
     #[test]
@@ -627,14 +661,7 @@ mod tests {
         let blocks = blocks(10);
         let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
         {
-            let store = open(dir.path());
-            store.put_commitments(&commitments).unwrap();
-            for (i, b) in blocks.iter().enumerate() {
-                let txlist = b.txlist.as_ref().unwrap().txlist.to_vec();
-                store
-                    .put_txlist(raw_tx_list_hash(&txlist), i as u64 + 1, txlist.into())
-                    .unwrap();
-            }
+            put_blocks(&open(dir.path()), &blocks);
         }
         let store = open(dir.path());
         assert_eq!(store.head().unwrap(), commitments.last().cloned());
@@ -676,8 +703,7 @@ mod tests {
     /// shows that the bytes table is not read.
     #[test]
     fn has_txlist_reads_only_the_hash_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
+        let (_dir, store) = fresh();
         let txlist = Bytes::from_static(&[3u8; 48]);
         let hash = raw_tx_list_hash(&txlist);
         assert!(!store.has_txlist(&hash).unwrap());
@@ -703,8 +729,7 @@ mod tests {
 
     #[test]
     fn commitments_from_stops_at_a_gap() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
+        let (_dir, store) = fresh();
         let blocks = blocks(6);
         let some: Vec<_> = [0, 1, 2, 4, 5]
             .iter()
@@ -716,17 +741,10 @@ mod tests {
 
     #[test]
     fn prune_removes_old_blocks_and_their_txlists() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
+        let (_dir, store) = fresh();
         let blocks = blocks(8);
         let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
-        store.put_commitments(&commitments).unwrap();
-        for (i, b) in blocks.iter().enumerate() {
-            let txlist = b.txlist.as_ref().unwrap().txlist.to_vec();
-            store
-                .put_txlist(raw_tx_list_hash(&txlist), i as u64 + 1, txlist.into())
-                .unwrap();
-        }
+        put_blocks(&store, &blocks);
         assert_eq!(store.prune_below(5).unwrap(), 4);
         assert_eq!(store.commitment_by_number(4).unwrap(), None);
         let gone = preconfirmation_hash(commitments[0].preconf());
@@ -745,9 +763,8 @@ mod tests {
     #[test]
     fn prune_keeps_a_list_a_kept_block_repeats() {
         for list_first in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let store = open(dir.path());
-            let mut commitments: Vec<_> = blocks(5).into_iter().map(|b| b.commitment).collect();
+            let (_dir, store) = fresh();
+            let mut commitments: Vec<_> = commitments(5);
             let txlist = b"repeated in block 5".to_vec();
             let hash = raw_tx_list_hash(&txlist);
             for i in [0, 4] {
@@ -836,8 +853,7 @@ mod tests {
 
     #[test]
     fn a_txlist_shared_by_two_blocks_is_stored_once_under_the_later() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
+        let (_dir, store) = fresh();
         let txlist = Bytes::from_static(&[9u8; 32]);
         let hash = raw_tx_list_hash(&txlist);
         store.put_txlist(hash, 5, txlist.clone()).unwrap();
@@ -860,9 +876,8 @@ mod tests {
     /// `a_full_disk_is_reopened_and_writes_resume` in `tests/faults.rs`.)
     #[test]
     fn a_latched_database_is_reopened_after_the_backoff_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        let commitments: Vec<_> = blocks(3).into_iter().map(|b| b.commitment).collect();
+        let (_dir, store) = fresh();
+        let commitments: Vec<_> = commitments(3);
         store.put_commitments(&commitments[..2]).unwrap();
         let latched = Failure::Redb(redb::Error::PreviousIo);
         assert!(latched.latches());
@@ -920,9 +935,8 @@ mod tests {
     /// once it is back the next attempt reopens it with everything stored.
     #[test]
     fn a_failed_reopen_is_retried_after_the_backoff() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        let commitments: Vec<_> = blocks(2).into_iter().map(|b| b.commitment).collect();
+        let (dir, store) = fresh();
+        let commitments: Vec<_> = commitments(2);
         store.put_commitments(&commitments).unwrap();
         let moved = dir.path().join("moved.redb");
         std::fs::rename(store.path(), &moved).unwrap();

@@ -77,6 +77,17 @@ fn list(epoch: u64, entries: &[LookaheadEntry]) -> EpochLookahead {
     EpochLookahead::new(epoch, entries).expect("a valid list")
 }
 
+/// Who signs at `t`, whether as the fallback, and the end of `t`'s window.
+fn resolved(known: &KnownEpochs, t: u64) -> (Address, bool, u64) {
+    let r = known.resolve(t).expect("resolved");
+    (r.signer, r.is_fallback, r.window.end)
+}
+
+/// Why `window_at` finds no window at `time`.
+fn unresolved(time: u64, curr: &EpochLookahead, next: Option<&EpochLookahead>) -> Unresolved {
+    window_at(time, curr, next).expect_err("no window")
+}
+
 #[test]
 fn the_hashes_buckets_and_storage_words_of_the_worked_examples() {
     let v = vectors();
@@ -169,24 +180,18 @@ fn an_entry_at_slot_0_owns_one_l1_slot_and_an_entry_at_the_last_slot_leaves_no_t
         (Address::with_last_byte(2), false)
     );
     // An L2 time after the last L1 slot is in the tail: it needs the next list.
-    assert_eq!(
-        window_at(e + 373, &curr, None),
-        Err(Unresolved::NeedsNextEpoch)
-    );
+    assert_eq!(unresolved(e + 373, &curr, None), Unresolved::NeedsNextEpoch);
 }
 
 #[test]
 fn the_tail_waits_for_the_next_epochs_list_and_never_takes_another_epochs() {
     let e = 384 * 10;
     let curr = list(e, &[entry(1, e + 36)]);
-    assert_eq!(
-        window_at(e + 37, &curr, None),
-        Err(Unresolved::NeedsNextEpoch)
-    );
+    assert_eq!(unresolved(e + 37, &curr, None), Unresolved::NeedsNextEpoch);
     let later = list(e + 768, &[entry(3, e + 768 + 12)]);
     assert_eq!(
-        window_at(e + 37, &curr, Some(&later)),
-        Err(Unresolved::NeedsNextEpoch)
+        unresolved(e + 37, &curr, Some(&later)),
+        Unresolved::NeedsNextEpoch
     );
     let next = list(e + 384, &[entry(2, e + 384 + 24)]);
     let w = window_at(e + 37, &curr, Some(&next)).unwrap();
@@ -199,14 +204,11 @@ fn the_tail_waits_for_the_next_epochs_list_and_never_takes_another_epochs() {
 fn a_time_outside_the_lists_epoch_has_no_window() {
     let e = 384 * 10;
     let curr = list(e, &[entry(1, e + 36)]);
-    assert_eq!(window_at(e - 1, &curr, None), Err(Unresolved::WrongEpoch));
-    assert_eq!(window_at(e + 384, &curr, None), Err(Unresolved::WrongEpoch));
+    assert_eq!(unresolved(e - 1, &curr, None), Unresolved::WrongEpoch);
+    assert_eq!(unresolved(e + 384, &curr, None), Unresolved::WrongEpoch);
     assert!(window_at(e + 383, &curr, Some(&list(e + 384, &[]))).is_ok());
     let empty = list(e, &[]);
-    assert_eq!(
-        window_at(e + 384, &empty, None),
-        Err(Unresolved::WrongEpoch)
-    );
+    assert_eq!(unresolved(e + 384, &empty, None), Unresolved::WrongEpoch);
 }
 
 #[test]
@@ -285,6 +287,9 @@ fn knowledge(epoch: u64, entries: &[LookaheadEntry], fallback: Option<u8>) -> Ep
 fn known_epochs_resolve_only_what_they_know() {
     let e = 384 * 10;
     let mut known = KnownEpochs::new(EpochClock::new(0), 4);
+    let fallback = Address::with_last_byte(0xf0);
+    // Entry 1's list for epoch `e`, with the fallback preconfer known.
+    let with_fallback = || knowledge(e, &[entry(1, e + 36)], Some(0xf0));
     assert!(known.is_empty());
     assert_eq!(known.resolve(e + 1), None, "nothing known");
     assert_eq!(
@@ -292,37 +297,22 @@ fn known_epochs_resolve_only_what_they_know() {
         Learned::Updated
     );
     assert_eq!(known.len(), 1);
-    let r = known.resolve(e + 30).unwrap();
     assert_eq!(
-        (r.signer, r.is_fallback, r.window.end),
+        resolved(&known, e + 30),
         (Address::with_last_byte(1), false, e + 36)
     );
     assert_eq!(known.resolve(e + 37), None, "the tail needs the next list");
     // The next epoch posted empty: the tail is the fallback's, and the fallback is not known.
     assert_eq!(known.learn(knowledge(e + 384, &[], None)), Learned::Updated);
     assert_eq!(known.resolve(e + 37), None, "the fallback is not known yet");
-    assert_eq!(
-        known.learn(knowledge(e, &[entry(1, e + 36)], Some(0xf0))),
-        Learned::Updated
-    );
-    let r = known.resolve(e + 37).unwrap();
-    assert_eq!(
-        (r.signer, r.is_fallback, r.window.end),
-        (Address::with_last_byte(0xf0), true, e + 372)
-    );
-    assert_eq!(
-        known.learn(knowledge(e, &[entry(1, e + 36)], Some(0xf0))),
-        Learned::Unchanged
-    );
+    assert_eq!(known.learn(with_fallback()), Learned::Updated);
+    assert_eq!(resolved(&known, e + 37), (fallback, true, e + 372));
+    assert_eq!(known.learn(with_fallback()), Learned::Unchanged);
     // Blacklisted now: the fallback signs the entry's window.
-    let mut blacklisted = knowledge(e, &[entry(1, e + 36)], Some(0xf0));
+    let mut blacklisted = with_fallback();
     blacklisted.blacklisted.insert(B256::with_last_byte(1));
     assert_eq!(known.learn(blacklisted), Learned::Updated);
-    let r = known.resolve(e + 30).unwrap();
-    assert_eq!(
-        (r.signer, r.is_fallback, r.window.end),
-        (Address::with_last_byte(0xf0), true, e + 36)
-    );
+    assert_eq!(resolved(&known, e + 30), (fallback, true, e + 36));
     // A reorg replaced the list.
     assert_eq!(
         known.learn(knowledge(e, &[entry(2, e + 48)], Some(0xf0))),
