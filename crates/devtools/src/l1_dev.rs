@@ -47,36 +47,16 @@ sol! {
         function currentEpoch() external view returns (uint256);
     }
 
-    /// The test lookahead store's owner functions and its `getProposerContext` calculator
-    /// (its reader-facing views are the node's `ILookaheadStore`).
-    #[sol(rpc)]
-    interface LookaheadStoreStub {
-        struct LookaheadSlot {
-            address committer;
-            uint256 timestamp;
-            bytes32 registrationRoot;
-            uint256 validatorLeafIndex;
-        }
-        struct LookaheadData {
-            uint256 slotIndex;
-            bytes32 registrationRoot;
-            LookaheadSlot[] currLookahead;
-            LookaheadSlot[] nextLookahead;
-            bytes commitmentSignature;
-        }
-        struct ProposerContext {
-            bool isFallback;
-            address proposer;
-            uint256 submissionWindowStart;
-            uint256 submissionWindowEnd;
-            LookaheadSlot lookaheadSlot;
-        }
-        function postLookahead(uint256 epochTimestamp, LookaheadSlot[] slots) external;
-        function blacklistOperator(bytes32 root) external;
-        function unblacklistOperator(bytes32 root) external;
-        function getProposerContext(LookaheadData data, uint256 epochTimestamp) external view returns (ProposerContext);
-    }
 }
+
+sol!(
+    /// The test lookahead store, bound from its compiled ABI: its owner functions
+    /// (`postLookahead`, `blacklistOperator`, ...), its `getProposerContext` calculator and the
+    /// reader-facing views the node's `ILookaheadStore` also declares.
+    #[sol(rpc)]
+    LookaheadStoreStub,
+    "../../testdata/l1/LookaheadStoreStub.abi.json"
+);
 
 /// Deploys `bytecode_hex` with constructor arguments `args` (ABI-encoded) from the anvil
 /// owner; returns the contract's address.

@@ -26,48 +26,53 @@ use preconf_node_core::schedule::lookahead_window::{
     decode_storage_word, lookahead_hash, lookahead_storage_slot, window_at, EpochClock,
     EpochLookahead, LookaheadEntry, Proposer,
 };
-use serde::Deserialize;
 
 const VECTORS: &str = include_str!("../../../testdata/lookahead/windows.json");
 
-#[derive(Deserialize)]
-struct Vectors {
-    beacon_genesis: u64,
-    lists: BTreeMap<u64, Vec<VectorEntry>>,
-    hashes: Vec<VectorHash>,
-    cases: Vec<VectorCase>,
+/// `testdata/lookahead/windows.json`, read untyped (node-core's unit tests read it typed).
+fn vectors() -> serde_json::Value {
+    serde_json::from_str(VECTORS).expect("vectors parse")
 }
 
-#[derive(Deserialize)]
-struct VectorEntry {
-    committer: Address,
-    timestamp: u64,
-    registration_root: B256,
-    validator_leaf_index: u64,
+fn u64_of(v: &serde_json::Value) -> u64 {
+    v.as_u64().expect("a number")
 }
 
-#[derive(Deserialize)]
-struct VectorHash {
-    epoch: u64,
-    hash: FixedBytes<26>,
+fn parsed<T: std::str::FromStr>(v: &serde_json::Value) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    v.as_str().expect("a string").parse().expect("parses")
 }
 
-#[derive(Deserialize)]
-struct VectorCase {
-    t: u64,
-    blacklisted: Vec<B256>,
-    note: String,
-}
-
-fn entries(list: &[VectorEntry]) -> Vec<LookaheadEntry> {
-    list.iter()
+fn entries(list: &serde_json::Value) -> Vec<LookaheadEntry> {
+    list.as_array()
+        .expect("a list")
+        .iter()
         .map(|e| LookaheadEntry {
-            committer: e.committer,
-            timestamp: U256::from(e.timestamp),
-            registration_root: e.registration_root,
-            validator_leaf_index: U256::from(e.validator_leaf_index),
+            committer: parsed(&e["committer"]),
+            timestamp: U256::from(u64_of(&e["timestamp"])),
+            registration_root: parsed(&e["registration_root"]),
+            validator_leaf_index: U256::from(u64_of(&e["validator_leaf_index"])),
         })
         .collect()
+}
+
+/// Sets or clears `roots` on the store's blacklist, and waits until it is mined.
+async fn blacklist(
+    contract: &LookaheadStoreStub::LookaheadStoreStubInstance<impl Provider>,
+    owner: Address,
+    roots: &[B256],
+    on: bool,
+) {
+    for root in roots {
+        let pending = if on {
+            contract.blacklistOperator(*root).from(owner).send().await
+        } else {
+            contract.unblacklistOperator(*root).from(owner).send().await
+        };
+        pending.expect("blacklist").watch().await.expect("mined");
+    }
 }
 
 fn abi_slots(list: &[LookaheadEntry]) -> Vec<LookaheadStoreStub::LookaheadSlot> {
@@ -91,7 +96,7 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
         eprintln!("skipped: anvil not found (run scripts/install-anvil); CI unset");
         return;
     };
-    let vectors: Vectors = serde_json::from_str(VECTORS).expect("vectors parse");
+    let vectors = vectors();
     let anvil = Anvil::start(&bin, 1).await.expect("anvil starts");
     let l1 = provider(&anvil.url).expect("provider");
 
@@ -118,10 +123,11 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
     let contract = LookaheadStoreStub::new(store, &l1);
     let reader = ILookaheadStore::new(store, &l1);
 
-    let lists: BTreeMap<u64, Vec<LookaheadEntry>> = vectors
-        .lists
+    let lists: BTreeMap<u64, Vec<LookaheadEntry>> = vectors["lists"]
+        .as_object()
+        .expect("lists")
         .iter()
-        .map(|(epoch, list)| (*epoch, entries(list)))
+        .map(|(epoch, list)| (epoch.parse().expect("an epoch"), entries(list)))
         .collect();
     for (epoch, list) in &lists {
         contract
@@ -136,26 +142,23 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
     }
 
     // The stored hashes, and the ring-buffer word where the node looks for it.
-    for h in &vectors.hashes {
+    for h in vectors["hashes"].as_array().expect("hashes") {
+        let (epoch, hash) = (u64_of(&h["epoch"]), parsed::<FixedBytes<26>>(&h["hash"]));
         let stored = reader
-            .getLookaheadHash(U256::from(h.epoch))
+            .getLookaheadHash(U256::from(epoch))
             .call()
             .await
             .expect("getLookaheadHash");
-        assert_eq!(stored, h.hash, "stored hash of epoch {}", h.epoch);
-        assert_eq!(lookahead_hash(h.epoch, &lists[&h.epoch]), h.hash);
+        assert_eq!(stored, hash, "stored hash of epoch {epoch}");
+        assert_eq!(lookahead_hash(epoch, &lists[&epoch]), hash);
         let word = l1
-            .get_storage_at(
-                store,
-                U256::from_be_bytes(lookahead_storage_slot(h.epoch).0),
-            )
+            .get_storage_at(store, U256::from_be_bytes(lookahead_storage_slot(epoch).0))
             .await
             .expect("eth_getStorageAt");
         assert_eq!(
             decode_storage_word(B256::from(word)),
-            (h.epoch, h.hash),
-            "ring-buffer word of epoch {}",
-            h.epoch
+            (epoch, hash),
+            "ring-buffer word of epoch {epoch}"
         );
     }
     let never = reader
@@ -186,26 +189,24 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
     }
 
     // Every worked example: the node's window against the contract's calculator.
-    let clock = EpochClock::new(vectors.beacon_genesis);
+    let clock = EpochClock::new(u64_of(&vectors["beacon_genesis"]));
     let checked: BTreeMap<u64, EpochLookahead> = lists
         .iter()
         .map(|(epoch, list)| (*epoch, EpochLookahead::new(*epoch, list).unwrap()))
         .collect();
-    for case in &vectors.cases {
-        for root in &case.blacklisted {
-            contract
-                .blacklistOperator(*root)
-                .from(anvil.owner)
-                .send()
-                .await
-                .expect("blacklist")
-                .watch()
-                .await
-                .expect("mined");
-        }
-        let epoch = clock.epoch_of(case.t).expect("epoch");
+    for case in vectors["cases"].as_array().expect("cases") {
+        let t = u64_of(&case["t"]);
+        let note = case["note"].as_str().unwrap_or_default();
+        let roots: Vec<B256> = case["blacklisted"]
+            .as_array()
+            .expect("blacklisted")
+            .iter()
+            .map(parsed)
+            .collect();
+        blacklist(&contract, anvil.owner, &roots, true).await;
+        let epoch = clock.epoch_of(t).expect("epoch");
         let next_epoch = epoch + 384;
-        let ours = window_at(case.t, &checked[&epoch], checked.get(&next_epoch)).expect(&case.note);
+        let ours = window_at(t, &checked[&epoch], checked.get(&next_epoch)).expect(note);
         let slot_index = match ours.proposer {
             Proposer::Entry { .. } if ours.end < next_epoch => lists[&epoch]
                 .iter()
@@ -225,7 +226,7 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
             .call()
             .await
             .expect("getProposerContext");
-        let (signer, is_fallback) = ours.proposer.signer(!case.blacklisted.is_empty(), fallback);
+        let (signer, is_fallback) = ours.proposer.signer(!roots.is_empty(), fallback);
         assert_eq!(
             (
                 theirs.submissionWindowStart,
@@ -239,21 +240,9 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
                 signer,
                 is_fallback
             ),
-            "t = {}: {}",
-            case.t,
-            case.note
+            "t = {t}: {note}"
         );
-        for root in &case.blacklisted {
-            contract
-                .unblacklistOperator(*root)
-                .from(anvil.owner)
-                .send()
-                .await
-                .expect("unblacklist")
-                .watch()
-                .await
-                .expect("mined");
-        }
+        blacklist(&contract, anvil.owner, &roots, false).await;
     }
     anvil.stop().await;
 }
