@@ -26,9 +26,7 @@ use preconfirmation_types::{WireMessage, B256, U256};
 /// publisher banned, none stored or forwarded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_gossip_is_rejected_penalised_then_banned() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     honest.publish().await;
     let victim = honest.node(1).sdk().local_peer_id();
     let x = GossipPeer::start(&chain(), None).await;
@@ -90,20 +88,15 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
         }
     }
     drop(x);
-    assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost().await;
-    let volume = format!(
-        "{} invalid commitments (bad signature / wrong signer / wrong slasher / broken parent)",
-        sent.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    rss.report(
-        "invalid_gossip",
-        &volume,
-        Some(time_to_ban),
-        &latencies,
-        lost,
-    );
-    honest.shutdown().await;
+    let volume = || {
+        format!(
+            "{} invalid commitments (bad signature / wrong signer / wrong slasher / broken \
+             parent)",
+            sent.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    };
+    rss.close_scenario(honest, "invalid_gossip", time_to_ban, &latencies, volume)
+        .await;
 }
 
 /// Old valid commitments replayed on gossip (after the victim's duplicate window): ignored
@@ -171,9 +164,7 @@ async fn replay_of_old_commitments_is_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equivocation_is_reported_and_not_forwarded() {
     const PAIRS: usize = 8;
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     let mut latencies = vec![honest.publish().await];
     let x = GossipPeer::start(&chain(), None).await;
     x.connect(honest.node(1)).await;
@@ -235,9 +226,7 @@ async fn equivocation_is_reported_and_not_forwarded() {
 /// Validly signed commitments whose parent nobody has, up to 1024 blocks ahead: buffered as
 /// pending (never penalised, §4.2) under the count cap; honest blocks keep flowing.
 async fn unknown_parent_flood(count: u64) {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     let mut latencies = vec![honest.publish().await];
     let cap = honest.node(1).sdk().config().pending.max_count;
     let x = GossipPeer::start(&chain(), None).await;

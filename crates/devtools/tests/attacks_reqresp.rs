@@ -246,9 +246,7 @@ async fn lying_head_is_bounded() {
 /// lists, every liar is penalised, and the one that keeps claiming a higher head is banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lying_peer_pages_are_refused_liars_penalised_and_banned() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(2, |_, _| {}).await;
     let mut latencies = Vec::new();
     for _ in 0..30 {
         latencies.push(honest.publish().await);
@@ -409,15 +407,11 @@ async fn store_largest_txlist(
 /// pulls less than the default's 6.4 MiB/s refill, which it would be allowed to keep doing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txlist_amplification() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), small_budget_on_node_1).await;
+    let (_serial, rss, mut honest) = start_scenario(3, small_budget_on_node_1).await;
     // A block whose tx list is at the 2 MiB cap, stored on the victim.
     let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
     let victim = honest.node(1).sdk().local_peer_id();
-    let x = Arc::new(RawPeer::spawn(chain().chain_id));
-    x.connect(honest.node(1)).await;
-    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let (x, banned) = raw_attacker(&honest).await;
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
@@ -446,9 +440,8 @@ async fn txlist_amplification() {
             }
         })
     };
-    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
-    x.wait_disconnected(victim).await;
-    attack.abort();
+    let (time_to_ban, latencies) =
+        traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
     let elapsed = started.elapsed().as_secs_f64();
     let received = received.load(std::sync::atomic::Ordering::Relaxed);
     let requests = requests.load(std::sync::atomic::Ordering::Relaxed);
@@ -458,23 +451,23 @@ async fn txlist_amplification() {
         (received as f64) <= allowed,
         "egress {received} B over the byte budget's {allowed:.0} B in {elapsed:.1} s"
     );
-    assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost().await;
-    let volume = format!(
-        "{requests} get_raw_txlist requests of 32 B for a 2 MiB tx list; {:.1} MiB served in \
-         {elapsed:.1} s (budget {} MiB per {} s)",
-        received as f64 / (1 << 20) as f64,
-        budget.burst_bytes >> 20,
-        budget.period.as_secs()
-    );
-    rss.report(
+    let volume = || {
+        format!(
+            "{requests} get_raw_txlist requests of 32 B for a 2 MiB tx list; {:.1} MiB served \
+             in {elapsed:.1} s (budget {} MiB per {} s)",
+            received as f64 / (1 << 20) as f64,
+            budget.burst_bytes >> 20,
+            budget.period.as_secs()
+        )
+    };
+    rss.close_scenario(
+        honest,
         "txlist_amplification",
-        &volume,
-        Some(time_to_ban),
+        time_to_ban,
         &latencies,
-        lost,
-    );
-    honest.shutdown().await;
+        volume,
+    )
+    .await;
 }
 
 /// A peer's byte budget outlives its connection: an amplifier that redials with the same key

@@ -116,15 +116,8 @@ async fn slowloris_silent_and_trickling_streams_are_penalised_then_banned() {
         })
     };
 
-    let mut latencies = vec![honest.publish().await];
-    while !banned.is_finished() {
-        latencies.push(honest.publish().await);
-        // Pacing of the honest publisher (one block per 200 ms), not synchronisation.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let time_to_ban = banned.await.expect("join");
-    x.wait_disconnected(victim).await;
-    attack.abort();
+    let (time_to_ban, mut latencies) =
+        traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
     let (time_to_penalty, first_score) = penalised
         .await
         .expect("join")
@@ -134,27 +127,8 @@ async fn slowloris_silent_and_trickling_streams_are_penalised_then_banned() {
         time_to_ban < Duration::from_secs(60),
         "banned within the documented bound"
     );
-    assert!(
-        honest
-            .node(1)
-            .sdk()
-            .peers()
-            .await
-            .expect("peers")
-            .iter()
-            .all(|p| p.peer_id != x.peer_id),
-        "the attacker is gone"
-    );
-
-    // The victim is alive: it answers an honest get_head with its head.
-    let head = tokio::time::timeout(common::WAIT, honest.node(2).sdk().request_head(victim))
-        .await
-        .expect("get_head answered within the bound")
-        .expect("get_head answered");
-    assert_eq!(
-        head.block_number,
-        U256::from(honest.node(1).sdk().status().head_block_number)
-    );
+    assert_attacker_gone(&honest, 1, x.peer_id).await;
+    assert_serves_head(&honest, 1, 2).await;
     latencies.push(honest.publish().await);
     let lost = honest.assert_nothing_lost().await;
 

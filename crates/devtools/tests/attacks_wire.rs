@@ -26,9 +26,7 @@ use preconfirmation_types::{
 /// gossipsub, identify push, ping), plus garbage on raw TCP instead of a libp2p handshake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let port = tcp_port(honest.node(1)).await;
 
@@ -40,9 +38,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     }
     assert_eq!(tcp_closed, 20, "every garbage TCP connection is closed");
 
-    let x = Arc::new(RawPeer::spawn(chain().chain_id));
-    x.connect(honest.node(1)).await;
-    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let (x, banned) = raw_attacker(&honest).await;
     let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
@@ -70,43 +66,28 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
             }
         })
     };
-    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
-    x.wait_disconnected(victim).await;
-    attack.abort();
-    assert!(
-        honest
-            .node(1)
-            .sdk()
-            .peers()
-            .await
-            .expect("peers")
-            .iter()
-            .all(|p| p.peer_id != x.peer_id),
-        "the attacker is gone"
-    );
-    assert_serves_head(&honest, 1, 2).await;
+    let (time_to_ban, latencies) =
+        traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
+    assert_attacker_gone(&honest, 1, x.peer_id).await;
     honest.publish().await;
-    let lost = honest.assert_nothing_lost().await;
-    let volume = format!(
-        "{} malformed streams over 6 protocols + 20 garbage TCP connections",
-        streams.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    rss.report("malformed", &volume, Some(time_to_ban), &latencies, lost);
-    honest.shutdown().await;
+    let volume = || {
+        format!(
+            "{} malformed streams over 6 protocols + 20 garbage TCP connections",
+            streams.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    };
+    rss.close_scenario(honest, "malformed", time_to_ban, &latencies, volume)
+        .await;
 }
 
 /// Varint length prefixes of 4 GiB, u64::MAX and cap + 1 on every req/resp protocol and on
 /// gossipsub: refused before any body byte is read (no allocation), penalised, banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_prefix_is_refused_without_allocating_then_banned() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let limits = chain().limits;
-    let x = Arc::new(RawPeer::spawn(chain().chain_id));
-    x.connect(honest.node(1)).await;
-    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let (x, banned) = raw_attacker(&honest).await;
     let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
@@ -136,36 +117,25 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
             }
         })
     };
-    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
-    x.wait_disconnected(victim).await;
-    attack.abort();
-    assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost().await;
-    let volume = format!(
-        "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
-        streams.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    rss.report(
-        "oversize_prefix",
-        &volume,
-        Some(time_to_ban),
-        &latencies,
-        lost,
-    );
-    honest.shutdown().await;
+    let (time_to_ban, latencies) =
+        traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
+    let volume = || {
+        format!(
+            "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
+            streams.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    };
+    rss.close_scenario(honest, "oversize_prefix", time_to_ban, &latencies, volume)
+        .await;
 }
 
 /// `get_head` requests far above the rate limit (8 per 10 s) from one peer id: the surplus is
 /// refused and penalised, the flooder banned, honest peers still get answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     let victim = honest.node(1).sdk().local_peer_id();
-    let x = Arc::new(RawPeer::spawn(chain().chain_id));
-    x.connect(honest.node(1)).await;
-    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    let (x, banned) = raw_attacker(&honest).await;
     let counts = Arc::new([
         std::sync::atomic::AtomicU64::new(0),
         std::sync::atomic::AtomicU64::new(0),
@@ -185,9 +155,8 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
             }
         })
     };
-    let (time_to_ban, latencies) = honest_traffic_until(&mut honest, banned).await;
-    x.wait_disconnected(victim).await;
-    attack.abort();
+    let (time_to_ban, latencies) =
+        traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
     let answered = counts[0].load(std::sync::atomic::Ordering::Relaxed);
     let refused = counts[1].load(std::sync::atomic::Ordering::Relaxed);
     assert!(refused > 0, "requests above the limit were refused");
@@ -195,14 +164,14 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
         answered <= 8 + 2 * time_to_ban.as_secs() + 2,
         "{answered} answered: more than the 8 per 10 s limit allows"
     );
-    assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost().await;
-    let volume = format!(
-        "{} get_head requests ({answered} answered, {refused} refused)",
-        answered + refused
-    );
-    rss.report("flood_one_id", &volume, Some(time_to_ban), &latencies, lost);
-    honest.shutdown().await;
+    let volume = || {
+        format!(
+            "{} get_head requests ({answered} answered, {refused} refused)",
+            answered + refused
+        )
+    };
+    rss.close_scenario(honest, "flood_one_id", time_to_ban, &latencies, volume)
+        .await;
 }
 
 /// A flood of full-page requests from 16 peer ids at once (each its own swarm), each with 3
@@ -213,9 +182,7 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_from_many_peer_ids_bans_each_one() {
     const IDS: usize = 16;
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(3, builder(), |_, _| {}).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let mut attackers = Vec::new();
     let mut bans = Vec::new();
@@ -264,20 +231,14 @@ async fn flood_from_many_peer_ids_bans_each_one() {
         x.wait_disconnected(victim).await;
         task.abort();
     }
-    assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost().await;
-    let volume = format!(
-        "{} get_commitments_by_number (256 each) from {IDS} peer ids",
-        sent.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    rss.report(
-        "flood_many_ids",
-        &volume,
-        Some(time_to_ban),
-        &latencies,
-        lost,
-    );
-    honest.shutdown().await;
+    let volume = || {
+        format!(
+            "{} get_commitments_by_number (256 each) from {IDS} peer ids",
+            sent.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    };
+    rss.close_scenario(honest, "flood_many_ids", time_to_ban, &latencies, volume)
+        .await;
 }
 
 /// The harness's memory check is real: a zeroed 1 GiB allocation that is never touched does
@@ -562,17 +523,17 @@ async fn peer_id_churn(ids: usize) {
     // retained scores: 17.2 MiB; with `retain_score`: 12.4 MiB, see RELIABILITY.md).
     let growth = allocated_bytes().saturating_sub(allocated_before);
     let allocated_growth_kib = growth >> 10;
-    assert_serves_head(&honest, 1, 2).await;
-    let lost = honest.assert_nothing_lost().await;
-    let volume = format!(
-        "{ids} peer ids in {churn_secs:.0} s (batches of {BATCH}); victim per-peer state \
+    let volume = || {
+        format!(
+            "{ids} peer ids in {churn_secs:.0} s (batches of {BATCH}); victim per-peer state \
          back to {after:?}; metric series {} → {}; allocated \
          growth {allocated_growth_kib} KiB",
-        series_before.len(),
-        series_after.len()
-    );
-    rss.report("peer_id_churn", &volume, None, &latencies, lost);
-    honest.shutdown().await;
+            series_before.len(),
+            series_after.len()
+        )
+    };
+    rss.close_scenario(honest, "peer_id_churn", None, &latencies, volume)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,27 +36,26 @@ async fn devnet_with_a_late_joiner_converges() {
     assert!(report.gossip_latency_ms.max >= report.gossip_latency_ms.p50);
 }
 
+/// `preconf-node devnet` with 3 nodes and 2 preconfers: `blocks` blocks every `block_time_ms`,
+/// tx lists of `txlist_bytes`, keys from `seed`.
+fn devnet(blocks: u32, block_time_ms: u32, txlist_bytes: u32, seed: u32) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_preconf-node"));
+    command.args(["devnet", "--nodes", "3", "--preconfers", "2"]);
+    for (flag, value) in [
+        ("--blocks", blocks),
+        ("--block-time-ms", block_time_ms),
+        ("--txlist-bytes", txlist_bytes),
+        ("--seed", seed),
+    ] {
+        command.arg(flag).arg(value.to_string());
+    }
+    command
+}
+
 #[test]
 fn devnet_json_is_the_last_stdout_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_preconf-node"))
-        .args([
-            "devnet",
-            "--nodes",
-            "3",
-            "--preconfers",
-            "2",
-            "--blocks",
-            "12",
-        ])
-        .args([
-            "--block-time-ms",
-            "100",
-            "--txlist-bytes",
-            "512",
-            "--seed",
-            "1",
-            "--json",
-        ])
+    let out = devnet(12, 100, 512, 1)
+        .arg("--json")
         .output()
         .expect("run devnet");
     assert!(
@@ -97,24 +96,7 @@ async fn devnet_ui_serves_the_page_and_a_snapshot_that_advances() {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_preconf-node"))
-        .args([
-            "devnet",
-            "--nodes",
-            "3",
-            "--preconfers",
-            "2",
-            "--blocks",
-            "30",
-        ])
-        .args([
-            "--block-time-ms",
-            "200",
-            "--txlist-bytes",
-            "256",
-            "--seed",
-            "3",
-        ])
+    let mut child = devnet(30, 200, 256, 3)
         .args([
             "--ui",
             "--ui-addr",

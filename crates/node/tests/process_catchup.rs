@@ -39,6 +39,15 @@ fn paced_limits() -> RateLimitConfig {
     limits
 }
 
+/// The hash of the commitment `server` holds at `number`, as `/status` spells it.
+fn served_hash(server: &p2p::P2pSdk, number: u64) -> String {
+    let commitment = server
+        .commitment_by_number(number)
+        .expect("server storage")
+        .expect("server holds the block");
+    preconfirmation_hash(commitment.preconf()).to_string()
+}
+
 async fn sigkill_during_catch_up(blocks: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut builder = ChainBuilder::in_the_past(chain(), 3, 4, blocks as u64 + 100);
@@ -99,17 +108,9 @@ async fn sigkill_during_catch_up(blocks: usize) {
         "reported head {last_reported} before SIGKILL, {head_after} after restart"
     );
     assert!(head_after <= target);
-    let expected = server
-        .commitment_by_number(head_after)
-        .expect("server storage")
-        .expect("server holds the head");
     assert_eq!(
         status["head"]["hash"].as_str(),
-        Some(
-            preconfirmation_hash(expected.preconf())
-                .to_string()
-                .as_str()
-        ),
+        Some(served_hash(&server, head_after).as_str()),
         "the restarted head is the served commitment"
     );
     peak_rss_kib = peak_rss_kib.max(node.rss_kib());
@@ -133,17 +134,9 @@ async fn sigkill_during_catch_up(blocks: usize) {
     .expect("the restarted node catches up within the bound");
     let finish = resumed.elapsed();
     assert_eq!(head_of(&final_status), target);
-    let expected = server
-        .commitment_by_number(target)
-        .expect("server storage")
-        .expect("server holds its head");
     assert_eq!(
         final_status["head"]["hash"].as_str(),
-        Some(
-            preconfirmation_hash(expected.preconf())
-                .to_string()
-                .as_str()
-        ),
+        Some(served_hash(&server, target).as_str()),
     );
     assert_eq!(final_status["storage_error"], serde_json::Value::Null);
     assert_eq!(final_status["storage"]["commitments"], target);

@@ -35,6 +35,17 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// The start of an attack scenario: the machine to itself ([`serial`]), the RSS sampler
+/// running, and `n` honest nodes on [`builder`]'s chain, each config adjusted by `tweak`.
+pub async fn start_scenario(
+    n: usize,
+    tweak: impl Fn(usize, &mut preconf_node_core::NodeConfig),
+) -> (tokio::sync::MutexGuard<'static, ()>, RssSampler, Honest) {
+    let serial = serial().await;
+    let rss = RssSampler::start();
+    (serial, rss, Honest::start(n, builder(), tweak).await)
+}
+
 /// Publishes honest blocks from node 0 (each waited for on every honest node, latency
 /// recorded) until `done` resolves; returns its output and the latencies.
 pub async fn honest_traffic_until<T: Send + 'static>(
@@ -74,6 +85,44 @@ pub async fn assert_serves_head(honest: &Honest, victim: usize, asker: usize) {
     assert_eq!(
         head.block_number,
         U256::from(honest.node(victim).sdk().status().head_block_number)
+    );
+}
+
+/// Publishes honest blocks until `banned` resolves, then waits until `attacker` is gone from
+/// `victim` and stops `attack`; returns the time to ban and the honest latencies.
+pub async fn traffic_until_banned(
+    honest: &mut Honest,
+    banned: tokio::task::JoinHandle<Duration>,
+    attacker: &RawPeer,
+    victim: libp2p::PeerId,
+    attack: tokio::task::JoinHandle<()>,
+) -> (Duration, Vec<Duration>) {
+    let (time_to_ban, latencies) = honest_traffic_until(honest, banned).await;
+    attacker.wait_disconnected(victim).await;
+    attack.abort();
+    (time_to_ban, latencies)
+}
+
+/// A raw attacker connected to the victim (node 1), and a watch for its ban timed from now.
+pub async fn raw_attacker(honest: &Honest) -> (Arc<RawPeer>, tokio::task::JoinHandle<Duration>) {
+    let x = Arc::new(RawPeer::spawn(chain().chain_id));
+    x.connect(honest.node(1)).await;
+    let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
+    (x, banned)
+}
+
+/// `attacker` is no longer among node `victim`'s peers.
+pub async fn assert_attacker_gone(honest: &Honest, victim: usize, attacker: libp2p::PeerId) {
+    assert!(
+        honest
+            .node(victim)
+            .sdk()
+            .peers()
+            .await
+            .expect("peers")
+            .iter()
+            .all(|p| p.peer_id != attacker),
+        "the attacker is gone"
     );
 }
 
@@ -157,6 +206,24 @@ impl Drop for RssSampler {
 pub const RSS_CAP_MIB: u64 = 1024;
 
 impl RssSampler {
+    /// The closing checks every attack scenario shares: node 1 (the victim) still answers
+    /// node 2's `get_head` and no acknowledged commitment is lost; then the `RELIABILITY` line
+    /// (its `volume` built once the checks passed, the peaks checked by [`Self::report`]) and
+    /// the honest nodes' shutdown.
+    pub async fn close_scenario(
+        &self,
+        honest: Honest,
+        family: &str,
+        time_to_ban: impl Into<Option<Duration>>,
+        latencies: &[Duration],
+        volume: impl FnOnce() -> String,
+    ) {
+        assert_serves_head(&honest, 1, 2).await;
+        let lost = honest.assert_nothing_lost().await;
+        self.report(family, &volume(), time_to_ban.into(), latencies, lost);
+        honest.shutdown().await;
+    }
+
     /// Prints the measurement line RELIABILITY.md is built from, after checking the peaks
     /// against [`RSS_CAP_MIB`].
     pub fn report(
