@@ -206,26 +206,27 @@ pub async fn run(args: MemoryArgs) -> Result<Report, ToolError> {
         mib(cap),
     );
     report.figure("within_caps", "both phases within caps", within);
-    report.figure(
-        "flood_peak_rss_mib",
-        "flood: peak RSS MiB",
-        mib(m.flood_peak as usize),
-    );
-    report.figure(
-        "flood_growth_mib",
-        "flood: growth MiB",
-        mib(m.flood_peak.saturating_sub(m.flood_start) as usize),
-    );
-    report.figure(
-        "catchup_peak_rss_mib",
-        "catch-up: peak RSS MiB",
-        mib(m.catchup_peak as usize),
-    );
-    report.figure(
-        "catchup_growth_mib",
-        "catch-up: growth MiB",
-        mib(m.catchup_peak.saturating_sub(m.catchup_start) as usize),
-    );
+    let phases = [
+        ("flood_peak_rss_mib", "flood: peak RSS MiB", m.flood_peak),
+        (
+            "flood_growth_mib",
+            "flood: growth MiB",
+            m.flood_peak.saturating_sub(m.flood_start),
+        ),
+        (
+            "catchup_peak_rss_mib",
+            "catch-up: peak RSS MiB",
+            m.catchup_peak,
+        ),
+        (
+            "catchup_growth_mib",
+            "catch-up: growth MiB",
+            m.catchup_peak.saturating_sub(m.catchup_start),
+        ),
+    ];
+    for (key, label, bytes) in phases {
+        report.figure(key, label, mib(bytes as usize));
+    }
     report.figure("budget_mib", "configured caps MiB", mib(budget));
     report.figure("flood_messages", "flood messages published", m.published);
     report.figure(
