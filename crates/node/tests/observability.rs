@@ -55,6 +55,16 @@ impl Node {
         }
     }
 
+    /// A node on the test config written into `dir`, logging `format` at INFO, with `env`.
+    fn spawn_in(dir: &Path, format: &str, env: &[(&str, &str)]) -> Node {
+        let path = write(dir, "node.toml", &config(dir));
+        Node::spawn(
+            &path,
+            &["--log-format", format, "--log-filter", "info"],
+            env,
+        )
+    }
+
     /// Reads lines until `done(all lines so far)` holds; panics with them after [`WAIT`].
     fn wait_until(&mut self, what: &str, mut done: impl FnMut(&[String]) -> bool) {
         let deadline = Instant::now() + WAIT;
@@ -525,12 +535,7 @@ fn a_bad_log_filter_is_a_config_error_naming_the_key() {
 #[test]
 fn the_log_filter_decides_and_rust_log_is_named_not_obeyed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "node.toml", &config(dir.path()));
-    let mut node = Node::spawn(
-        &path,
-        &["--log-format", "json", "--log-filter", "info"],
-        &[("RUST_LOG", "error")],
-    );
+    let mut node = Node::spawn_in(dir.path(), "json", &[("RUST_LOG", "error")]);
     node.wait_until("started at INFO despite RUST_LOG=error", is_started);
     let lines = node.json();
     let notice = lines
@@ -545,12 +550,7 @@ fn the_log_filter_decides_and_rust_log_is_named_not_obeyed() {
 #[test]
 fn no_colour_codes_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "node.toml", &config(dir.path()));
-    let mut node = Node::spawn(
-        &path,
-        &["--log-format", "human", "--log-filter", "info"],
-        &[],
-    );
+    let mut node = Node::spawn_in(dir.path(), "human", &[]);
     node.wait_until("node started", is_started);
     assert!(node.seen.len() > 1, "{:?}", node.seen);
     for line in &node.seen {
