@@ -438,8 +438,8 @@ async fn txlist_amplification() {
     let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let (x, banned) = raw_attacker(&honest).await;
-    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let received = Counter::default();
+    let requests = Counter::default();
     let started = Instant::now();
     let attack = {
         let (x, received, requests) = (x.clone(), received.clone(), requests.clone());
@@ -447,9 +447,9 @@ async fn txlist_amplification() {
             let request = txlist_request(hash);
             while x.is_connected(&victim) {
                 for r in two_txlist_requests(&x, victim, &request) {
-                    requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    requests.add(1);
                     if let Ok(Ok(body)) = r.await {
-                        received.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        received.add(body.len() as u64);
                     }
                 }
             }
@@ -458,8 +458,8 @@ async fn txlist_amplification() {
     let (time_to_ban, latencies) =
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let received = received.load(std::sync::atomic::Ordering::Relaxed);
-    let requests = requests.load(std::sync::atomic::Ordering::Relaxed);
+    let received = received.get();
+    let requests = requests.get();
     let allowed = egress_bound(budget, elapsed);
     assert!(received > 0, "some tx lists were served before the limit");
     assert!(

@@ -39,7 +39,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     assert_eq!(tcp_closed, 20, "every garbage TCP connection is closed");
 
     let (x, banned) = raw_attacker(&honest).await;
-    let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let streams = Counter::default();
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
         tokio::spawn(async move {
@@ -61,7 +61,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
                     .collect();
                 for outcome in outcomes {
                     let _ = tokio::time::timeout(Duration::from_secs(2), outcome).await;
-                    streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    streams.add(1);
                 }
             }
         })
@@ -73,7 +73,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     let volume = || {
         format!(
             "{} malformed streams over 6 protocols + 20 garbage TCP connections",
-            streams.load(std::sync::atomic::Ordering::Relaxed)
+            streams.get()
         )
     };
     rss.close_scenario(honest, "malformed", time_to_ban, &latencies, volume)
@@ -88,7 +88,7 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
     let victim = honest.node(1).sdk().local_peer_id();
     let limits = chain().limits;
     let (x, banned) = raw_attacker(&honest).await;
-    let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let streams = Counter::default();
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
         tokio::spawn(async move {
@@ -112,7 +112,7 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
                         Step::Silence(Duration::from_millis(50)),
                     ];
                     let _ = x.exchange(victim, *proto, script).await;
-                    streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    streams.add(1);
                 }
             }
         })
@@ -122,7 +122,7 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
     let volume = || {
         format!(
             "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
-            streams.load(std::sync::atomic::Ordering::Relaxed)
+            streams.get()
         )
     };
     rss.close_scenario(honest, "oversize_prefix", time_to_ban, &latencies, volume)
@@ -136,10 +136,7 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
     let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let (x, banned) = raw_attacker(&honest).await;
-    let counts = Arc::new([
-        std::sync::atomic::AtomicU64::new(0),
-        std::sync::atomic::AtomicU64::new(0),
-    ]);
+    let counts = [Counter::default(), Counter::default()];
     let attack = {
         let (x, counts) = (x.clone(), counts.clone());
         tokio::spawn(async move {
@@ -149,16 +146,15 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
                 let b = x.send(victim, Proto::GetHead, vec![Step::Write(varint(0))]);
                 for r in [a, b] {
                     let answered = matches!(r.await, Ok(Ok(ref body)) if !body.is_empty());
-                    counts[usize::from(!answered)]
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    counts[usize::from(!answered)].add(1);
                 }
             }
         })
     };
     let (time_to_ban, latencies) =
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
-    let answered = counts[0].load(std::sync::atomic::Ordering::Relaxed);
-    let refused = counts[1].load(std::sync::atomic::Ordering::Relaxed);
+    let answered = counts[0].get();
+    let refused = counts[1].get();
     assert!(refused > 0, "requests above the limit were refused");
     assert!(
         answered <= 8 + 2 * time_to_ban.as_secs() + 2,
@@ -186,7 +182,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
     let victim = honest.node(1).sdk().local_peer_id();
     let mut attackers = Vec::new();
     let mut bans = Vec::new();
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Counter::default();
     for _ in 0..IDS {
         let x = Arc::new(RawPeer::spawn(chain().chain_id));
         x.connect(honest.node(1)).await;
@@ -213,7 +209,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
                         .collect();
                     for r in in_flight {
                         let _ = tokio::time::timeout(Duration::from_secs(30), r).await;
-                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        sent.add(1);
                     }
                 }
             }),
@@ -234,7 +230,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
     let volume = || {
         format!(
             "{} get_commitments_by_number (256 each) from {IDS} peer ids",
-            sent.load(std::sync::atomic::Ordering::Relaxed)
+            sent.get()
         )
     };
     rss.close_scenario(honest, "flood_many_ids", time_to_ban, &latencies, volume)

@@ -17,6 +17,22 @@ use p2p::SdkEvents;
 pub use preconf_devtools::testing::adversary::*;
 use preconfirmation_types::{ChainSpec, U256};
 
+/// A count an attack task adds to and the scenario reads after it, for its `volume` line.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A chain with 3 preconfers rotating every 4 one-second slots, 2000 slots of history so tests
 /// can publish far ahead of real time without hitting the future-drift rule.
 pub fn builder() -> ChainBuilder {
