@@ -88,13 +88,9 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
         }
     }
     drop(x);
-    let volume = || {
-        format!(
-            "{} invalid commitments (bad signature / wrong signer / wrong slasher / broken \
-             parent)",
-            sent.get()
-        )
-    };
+    let volume = sent.volume(
+        "invalid commitments (bad signature / wrong signer / wrong slasher / broken parent)",
+    );
     rss.close_scenario(honest, "invalid_gossip", time_to_ban, &latencies, volume)
         .await;
 }

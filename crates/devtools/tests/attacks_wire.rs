@@ -70,12 +70,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
     assert_attacker_gone(&honest, 1, x.peer_id).await;
     honest.publish().await;
-    let volume = || {
-        format!(
-            "{} malformed streams over 6 protocols + 20 garbage TCP connections",
-            streams.get()
-        )
-    };
+    let volume = streams.volume("malformed streams over 6 protocols + 20 garbage TCP connections");
     rss.close_scenario(honest, "malformed", time_to_ban, &latencies, volume)
         .await;
 }
@@ -119,12 +114,7 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
     };
     let (time_to_ban, latencies) =
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
-    let volume = || {
-        format!(
-            "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
-            streams.get()
-        )
-    };
+    let volume = streams.volume("streams announcing 4 GiB / u64::MAX / cap+1 bodies");
     rss.close_scenario(honest, "oversize_prefix", time_to_ban, &latencies, volume)
         .await;
 }
@@ -227,12 +217,8 @@ async fn flood_from_many_peer_ids_bans_each_one() {
         x.wait_disconnected(victim).await;
         task.abort();
     }
-    let volume = || {
-        format!(
-            "{} get_commitments_by_number (256 each) from {IDS} peer ids",
-            sent.get()
-        )
-    };
+    let what = format!("get_commitments_by_number (256 each) from {IDS} peer ids");
+    let volume = sent.volume(&what);
     rss.close_scenario(honest, "flood_many_ids", time_to_ban, &latencies, volume)
         .await;
 }

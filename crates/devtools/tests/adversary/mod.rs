@@ -31,6 +31,11 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// A `volume` line for [`RssSampler::close_scenario`]: the count at closing, then `what`.
+    pub fn volume<'a>(&'a self, what: &'a str) -> impl FnOnce() -> String + 'a {
+        move || format!("{} {what}", self.get())
+    }
 }
 
 /// A chain with 3 preconfers rotating every 4 one-second slots, 2000 slots of history so tests
