@@ -436,8 +436,7 @@ async fn txlist_amplification() {
     let (_serial, rss, mut honest) = start_scenario(3, small_budget_on_node_1).await;
     // A block whose tx list is at the 2 MiB cap, stored on the victim.
     let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
-    let victim = honest.node(1).sdk().local_peer_id();
-    let (x, banned) = raw_attacker(&honest).await;
+    let (victim, x, banned) = raw_attacker(&honest).await;
     let received = Counter::default();
     let requests = Counter::default();
     let started = Instant::now();

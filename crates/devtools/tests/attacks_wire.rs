@@ -27,7 +27,6 @@ use preconfirmation_types::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
-    let victim = honest.node(1).sdk().local_peer_id();
     let port = tcp_port(honest.node(1)).await;
 
     // Below libp2p: garbage instead of multistream-select; the node closes each socket.
@@ -38,7 +37,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     }
     assert_eq!(tcp_closed, 20, "every garbage TCP connection is closed");
 
-    let (x, banned) = raw_attacker(&honest).await;
+    let (victim, x, banned) = raw_attacker(&honest).await;
     let streams = Counter::default();
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
@@ -79,10 +78,9 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
 /// gossipsub: refused before any body byte is read (no allocation), penalised, banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_prefix_is_refused_without_allocating_then_banned() {
-    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
-    let victim = honest.node(1).sdk().local_peer_id();
     let limits = chain().limits;
-    let (x, banned) = raw_attacker(&honest).await;
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
+    let (victim, x, banned) = raw_attacker(&honest).await;
     let streams = Counter::default();
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
@@ -124,8 +122,7 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
     let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
-    let victim = honest.node(1).sdk().local_peer_id();
-    let (x, banned) = raw_attacker(&honest).await;
+    let (victim, x, banned) = raw_attacker(&honest).await;
     let counts = [Counter::default(), Counter::default()];
     let attack = {
         let (x, counts) = (x.clone(), counts.clone());

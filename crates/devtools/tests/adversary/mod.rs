@@ -124,12 +124,20 @@ pub async fn traffic_until_banned(
     (time_to_ban, latencies)
 }
 
-/// A raw attacker connected to the victim (node 1), and a watch for its ban timed from now.
-pub async fn raw_attacker(honest: &Honest) -> (Arc<RawPeer>, tokio::task::JoinHandle<Duration>) {
+/// The victim's (node 1's) peer id, a raw attacker connected to it, and a watch for the
+/// attacker's ban timed from now.
+pub async fn raw_attacker(
+    honest: &Honest,
+) -> (
+    libp2p::PeerId,
+    Arc<RawPeer>,
+    tokio::task::JoinHandle<Duration>,
+) {
+    let victim = honest.node(1).sdk().local_peer_id();
     let x = Arc::new(RawPeer::spawn(chain().chain_id));
     x.connect(honest.node(1)).await;
     let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
-    (x, banned)
+    (victim, x, banned)
 }
 
 /// `attacker` is no longer among node `victim`'s peers.
