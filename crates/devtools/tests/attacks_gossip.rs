@@ -100,8 +100,7 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
 /// does not move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_of_old_commitments_is_ignored() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
+    let (_serial, rss) = serial_rss().await;
     let mut honest = Honest::start(3, builder(), |_, c| {
         c.sdk.network.gossip.duplicate_cache_time = Duration::from_millis(500);
     })

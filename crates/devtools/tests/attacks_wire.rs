@@ -225,8 +225,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
 /// attack test asserts under the cap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_allocation_check_sees_what_rss_cannot() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
+    let (_serial, rss) = serial_rss().await;
     let before = rss_kib();
     let untouched = vec![0u8; 1 << 30];
     let allocated = rss.peak_allocated_mib();

@@ -86,8 +86,7 @@ fn missing_at(b: &Node, honest: &Honest) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
+    let (_serial, rss) = serial_rss().await;
     let mut honest = Honest::start(2, builder(), |_, _| {}).await;
     let full = Arc::new(AtomicBool::new(false));
     // Node B, with the faulty volume, joins A.
@@ -353,8 +352,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
 /// peers redial, side 2 catches up, drains its pending commitment, and all six agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_3_plus_3_diverges_then_heals() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
+    let (_serial, rss) = serial_rss().await;
     let mut honest = Honest::start(6, builder(), |_, _| {}).await;
     let mut latencies = vec![honest.publish().await];
     let ids: Vec<_> = honest

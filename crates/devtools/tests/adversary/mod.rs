@@ -62,9 +62,14 @@ pub async fn start_scenario(
     n: usize,
     tweak: impl Fn(usize, &mut preconf_node_core::NodeConfig),
 ) -> (tokio::sync::MutexGuard<'static, ()>, RssSampler, Honest) {
-    let serial = serial().await;
-    let rss = RssSampler::start();
+    let (serial, rss) = serial_rss().await;
     (serial, rss, Honest::start(n, builder(), tweak).await)
+}
+
+/// The one-at-a-time lock, then an RSS sampler started once it is held.
+pub async fn serial_rss() -> (tokio::sync::MutexGuard<'static, ()>, RssSampler) {
+    let serial = serial().await;
+    (serial, RssSampler::start())
 }
 
 /// Publishes honest blocks from node 0 (each waited for on every honest node, latency
