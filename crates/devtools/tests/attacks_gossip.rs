@@ -59,7 +59,7 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
         };
         invalid.push(signed.to_ssz());
     }
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Counter::default();
     let attack = {
         let sent = sent.clone();
         tokio::spawn(async move {
@@ -67,7 +67,7 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
                 if !x.publish_commitment(bytes).await {
                     break;
                 }
-                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                sent.add(1);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             x
@@ -88,13 +88,9 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
         }
     }
     drop(x);
-    let volume = || {
-        format!(
-            "{} invalid commitments (bad signature / wrong signer / wrong slasher / broken \
-             parent)",
-            sent.load(std::sync::atomic::Ordering::Relaxed)
-        )
-    };
+    let volume = sent.volume(
+        "invalid commitments (bad signature / wrong signer / wrong slasher / broken parent)",
+    );
     rss.close_scenario(honest, "invalid_gossip", time_to_ban, &latencies, volume)
         .await;
 }
@@ -104,8 +100,7 @@ async fn invalid_gossip_is_rejected_penalised_then_banned() {
 /// does not move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_of_old_commitments_is_ignored() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
+    let (_serial, rss) = serial_rss().await;
     let mut honest = Honest::start(3, builder(), |_, c| {
         c.sdk.network.gossip.duplicate_cache_time = Duration::from_millis(500);
     })
@@ -341,7 +336,7 @@ async fn junk_txlist_flood_of(per_attacker: usize) {
     }
     let baseline_kib = rss_kib();
     let rss = RssSampler::start();
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Counter::default();
     let attack = {
         let sent = sent.clone();
         tokio::spawn(async move {
@@ -358,7 +353,7 @@ async fn junk_txlist_flood_of(per_attacker: usize) {
                         if !x.publish_txlist(junk.to_ssz()).await {
                             break;
                         }
-                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        sent.add(1);
                         // Pacing of the attacker, not synchronisation.
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
@@ -394,7 +389,7 @@ async fn junk_txlist_flood_of(per_attacker: usize) {
     watch.0.store(true, std::sync::atomic::Ordering::Relaxed);
     let (third_max, victim_max) = watch.1.await.expect("join");
     let growth_mib = rss.peak_mib().saturating_sub(baseline_kib / 1024);
-    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    let sent = sent.get();
     assert!(
         sent >= (ATTACKERS * per_attacker_lists / 2) as u64,
         "the flood was sent: {sent}"
@@ -470,7 +465,7 @@ async fn gossip_byte_flood() {
     attacker.connect(honest.node(1)).await;
     let ban = ban_watch(honest.node(1).sdk().subscribe(), attacker.peer_id);
     let rss = RssSampler::start();
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Counter::default();
     let attack = {
         let sent = sent.clone();
         tokio::spawn(async move {
@@ -481,7 +476,7 @@ async fn gossip_byte_flood() {
                 if !attacker.publish_txlist(junk.to_ssz()).await {
                     break; // banned: nobody takes it any more
                 }
-                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                sent.add(1);
             }
             attacker
         })
@@ -498,7 +493,7 @@ async fn gossip_byte_flood() {
         .await
         .expect("the flooder is banned")
         .expect("join");
-    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    let sent = sent.get();
     let held = honest.node(1).sdk().status().orphan_txlists;
     drop(attacker);
     assert_serves_head(&honest, 1, 2).await;

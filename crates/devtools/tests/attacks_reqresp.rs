@@ -101,6 +101,36 @@ fn fork_chain(len: u64) -> Vec<SignedCommitment> {
     out
 }
 
+/// `nodes` honest nodes (under the serial lock) that published 30 blocks, and those blocks.
+async fn honest_chain(
+    nodes: usize,
+) -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    Honest,
+    Vec<SignedCommitment>,
+) {
+    let serial = serial().await;
+    let mut honest = Honest::start(nodes, builder(), |_, _| {}).await;
+    for _ in 0..30 {
+        honest.publish().await;
+    }
+    let chain_blocks = honest.acknowledged.clone();
+    (serial, honest, chain_blocks)
+}
+
+/// Waits until `v` holds 30 blocks and asserts they are `chain_blocks`.
+async fn assert_holds_chain(v: &preconf_node_core::Node, chain_blocks: &[SignedCommitment]) {
+    wait_head(v, 30).await;
+    for c in chain_blocks {
+        let n = u64::try_from(c.preconf().block_number).expect("u64");
+        assert_eq!(
+            v.sdk().commitment_by_number(n).expect("read").as_ref(),
+            Some(c),
+            "block {n} is the honest chain's"
+        );
+    }
+}
+
 /// A fresh node with no anchor hash takes its first block's parent on trust, so the first
 /// block decides its chain. Two honest nodes hold 30 blocks; a liar serves a validly signed
 /// 31-block fork and, claiming the best head, would be asked for block 1 first. The peers vote
@@ -110,12 +140,7 @@ fn fork_chain(len: u64) -> Vec<SignedCommitment> {
 /// the agreed block (without that check the fork won again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_longer_fork_does_not_win_the_first_block_without_an_anchor_hash() {
-    let _serial = serial().await;
-    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
-    for _ in 0..30 {
-        honest.publish().await;
-    }
-    let chain_blocks = honest.acknowledged.clone();
+    let (_serial, honest, chain_blocks) = honest_chain(2).await;
     let fork = fork_chain(31);
     let mut liars = Vec::new();
     let mut statics = Vec::new();
@@ -143,15 +168,7 @@ async fn a_longer_fork_does_not_win_the_first_block_without_an_anchor_hash() {
     config.sdk.catchup.first_block_wait = common::WAIT;
     let v = common::start(config).await;
     let mut v_events = v.sdk().subscribe();
-    wait_head(&v, 30).await;
-    for c in &chain_blocks {
-        let n = u64::try_from(c.preconf().block_number).expect("u64");
-        assert_eq!(
-            v.sdk().commitment_by_number(n).expect("read").as_ref(),
-            Some(c),
-            "block {n} is the honest chain's"
-        );
-    }
+    assert_holds_chain(&v, &chain_blocks).await;
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), v_events.recv()).await {
         if let SdkEvent::Commitment { commitment, .. } = e {
             assert!(!fork.contains(&commitment), "a fork block was announced");
@@ -173,12 +190,7 @@ async fn a_longer_fork_does_not_win_the_first_block_without_an_anchor_hash() {
 /// round ends (`Live`) within 10 s, and it holds exactly the honest chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lying_head_is_bounded() {
-    let _serial = serial().await;
-    let mut honest = Honest::start(1, builder(), |_, _| {}).await;
-    for _ in 0..30 {
-        honest.publish().await;
-    }
-    let chain_blocks = honest.acknowledged.clone();
+    let (_serial, honest, chain_blocks) = honest_chain(1).await;
     let mut liars = Vec::new();
     let mut statics = Vec::new();
     for claim in [u64::MAX - 1, 1 << 40] {
@@ -227,15 +239,7 @@ async fn lying_head_is_bounded() {
         grown_mib < 64,
         "allocations grew {grown_mib} MiB on a lying head claim"
     );
-    wait_head(&v, 30).await;
-    for c in &chain_blocks {
-        let n = u64::try_from(c.preconf().block_number).expect("u64");
-        assert_eq!(
-            v.sdk().commitment_by_number(n).expect("read").as_ref(),
-            Some(c),
-            "block {n} is the honest chain's"
-        );
-    }
+    assert_holds_chain(&v, &chain_blocks).await;
     v.shutdown().await;
     honest.shutdown().await;
 }
@@ -363,6 +367,28 @@ fn egress_bound(budget: preconfirmation_net::ByteRateLimit, elapsed: f64) -> f64
     budget.burst_bytes as f64 + rate * elapsed + 2.0 * (3 << 20) as f64
 }
 
+/// A `get_raw_txlist` request body for `hash`.
+fn txlist_request(hash: B256) -> Vec<u8> {
+    let mut request = varint(32);
+    request.extend_from_slice(hash.as_slice());
+    request
+}
+
+/// `request` on `get_raw_txlist` from `x` to `victim`, twice at once; the two replies.
+fn two_txlist_requests(
+    x: &RawPeer,
+    victim: libp2p::PeerId,
+    request: &[u8],
+) -> [tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>; 2] {
+    [(); 2].map(|()| {
+        x.send(
+            victim,
+            Proto::GetRawTxList,
+            vec![Step::Write(request.to_vec())],
+        )
+    })
+}
+
 /// Publishes from node 0 a block whose tx list is at the 2 MiB cap and waits until node
 /// `victim` stores the list; returns the list's hash and the victim's response-byte budget.
 async fn store_largest_txlist(
@@ -410,31 +436,19 @@ async fn txlist_amplification() {
     let (_serial, rss, mut honest) = start_scenario(3, small_budget_on_node_1).await;
     // A block whose tx list is at the 2 MiB cap, stored on the victim.
     let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
-    let victim = honest.node(1).sdk().local_peer_id();
-    let (x, banned) = raw_attacker(&honest).await;
-    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (victim, x, banned) = raw_attacker(&honest).await;
+    let received = Counter::default();
+    let requests = Counter::default();
     let started = Instant::now();
     let attack = {
         let (x, received, requests) = (x.clone(), received.clone(), requests.clone());
         tokio::spawn(async move {
-            let mut request = varint(32);
-            request.extend_from_slice(hash.as_slice());
+            let request = txlist_request(hash);
             while x.is_connected(&victim) {
-                let a = x.send(
-                    victim,
-                    Proto::GetRawTxList,
-                    vec![Step::Write(request.clone())],
-                );
-                let b = x.send(
-                    victim,
-                    Proto::GetRawTxList,
-                    vec![Step::Write(request.clone())],
-                );
-                for r in [a, b] {
-                    requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                for r in two_txlist_requests(&x, victim, &request) {
+                    requests.add(1);
                     if let Ok(Ok(body)) = r.await {
-                        received.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        received.add(body.len() as u64);
                     }
                 }
             }
@@ -443,8 +457,8 @@ async fn txlist_amplification() {
     let (time_to_ban, latencies) =
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let received = received.load(std::sync::atomic::Ordering::Relaxed);
-    let requests = requests.load(std::sync::atomic::Ordering::Relaxed);
+    let received = received.get();
+    let requests = requests.get();
     let allowed = egress_bound(budget, elapsed);
     assert!(received > 0, "some tx lists were served before the limit");
     assert!(
@@ -482,8 +496,7 @@ async fn txlist_amplification_across_reconnects() {
     let (hash, budget) = store_largest_txlist(&mut honest, 1).await;
     let victim = honest.node(1).sdk().local_peer_id();
     let key = libp2p::identity::Keypair::generate_ed25519();
-    let mut request = varint(32);
-    request.extend_from_slice(hash.as_slice());
+    let request = txlist_request(hash);
     let started = Instant::now();
     let mut received = 0u64;
     let mut connections = 0;
@@ -495,18 +508,8 @@ async fn txlist_amplification_across_reconnects() {
         connections += 1;
         // Two at a time until one is refused: the budget is empty.
         loop {
-            let a = x.send(
-                victim,
-                Proto::GetRawTxList,
-                vec![Step::Write(request.clone())],
-            );
-            let b = x.send(
-                victim,
-                Proto::GetRawTxList,
-                vec![Step::Write(request.clone())],
-            );
             let mut refused = false;
-            for r in [a, b] {
+            for r in two_txlist_requests(&x, victim, &request) {
                 match tokio::time::timeout(common::WAIT, r).await {
                     Ok(Ok(Ok(body))) if !body.is_empty() => received += body.len() as u64,
                     _ => refused = true,

@@ -13,7 +13,6 @@
 mod adversary;
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,7 +88,7 @@ async fn slowloris_silent_and_trickling_streams_are_penalised_then_banned() {
             .expect("attacker penalised within the bound")
         })
     };
-    let streams = Arc::new(AtomicU64::new(0));
+    let streams = Counter::default();
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
         tokio::spawn(async move {
@@ -102,14 +101,14 @@ async fn slowloris_silent_and_trickling_streams_are_penalised_then_banned() {
                 pace.tick().await;
                 for proto in Proto::REQRESP {
                     drop(x.send(victim, proto, vec![Step::Silence(Duration::from_secs(20))]));
-                    streams.fetch_add(1, Ordering::Relaxed);
+                    streams.add(1);
                     if proto != Proto::GetHead {
                         let trickle = Step::Trickle {
                             bytes: valid_request(proto),
                             every: Duration::from_secs(1),
                         };
                         drop(x.send(victim, proto, vec![trickle]));
-                        streams.fetch_add(1, Ordering::Relaxed);
+                        streams.add(1);
                     }
                 }
             }
@@ -151,7 +150,7 @@ async fn slowloris_silent_and_trickling_streams_are_penalised_then_banned() {
         }
         closed
     };
-    let opened = streams.load(Ordering::Relaxed);
+    let opened = streams.get();
     println!(
         "RELIABILITY slowloris detail: streams_opened={opened} time_to_first_penalty={:.1}s \
          first_score={first_score:.2} time_to_ban={:.1}s silent_tcp_sockets=8 \

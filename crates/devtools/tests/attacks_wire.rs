@@ -27,7 +27,6 @@ use preconfirmation_types::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
-    let victim = honest.node(1).sdk().local_peer_id();
     let port = tcp_port(honest.node(1)).await;
 
     // Below libp2p: garbage instead of multistream-select; the node closes each socket.
@@ -38,8 +37,8 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
     }
     assert_eq!(tcp_closed, 20, "every garbage TCP connection is closed");
 
-    let (x, banned) = raw_attacker(&honest).await;
-    let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (victim, x, banned) = raw_attacker(&honest).await;
+    let streams = Counter::default();
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
         tokio::spawn(async move {
@@ -61,7 +60,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
                     .collect();
                 for outcome in outcomes {
                     let _ = tokio::time::timeout(Duration::from_secs(2), outcome).await;
-                    streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    streams.add(1);
                 }
             }
         })
@@ -70,12 +69,7 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
     assert_attacker_gone(&honest, 1, x.peer_id).await;
     honest.publish().await;
-    let volume = || {
-        format!(
-            "{} malformed streams over 6 protocols + 20 garbage TCP connections",
-            streams.load(std::sync::atomic::Ordering::Relaxed)
-        )
-    };
+    let volume = streams.volume("malformed streams over 6 protocols + 20 garbage TCP connections");
     rss.close_scenario(honest, "malformed", time_to_ban, &latencies, volume)
         .await;
 }
@@ -84,11 +78,10 @@ async fn malformed_bytes_on_every_protocol_are_penalised_then_banned() {
 /// gossipsub: refused before any body byte is read (no allocation), penalised, banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_prefix_is_refused_without_allocating_then_banned() {
-    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
-    let victim = honest.node(1).sdk().local_peer_id();
     let limits = chain().limits;
-    let (x, banned) = raw_attacker(&honest).await;
-    let streams = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
+    let (victim, x, banned) = raw_attacker(&honest).await;
+    let streams = Counter::default();
     let attack = {
         let (x, streams) = (x.clone(), streams.clone());
         tokio::spawn(async move {
@@ -112,19 +105,14 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
                         Step::Silence(Duration::from_millis(50)),
                     ];
                     let _ = x.exchange(victim, *proto, script).await;
-                    streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    streams.add(1);
                 }
             }
         })
     };
     let (time_to_ban, latencies) =
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
-    let volume = || {
-        format!(
-            "{} streams announcing 4 GiB / u64::MAX / cap+1 bodies",
-            streams.load(std::sync::atomic::Ordering::Relaxed)
-        )
-    };
+    let volume = streams.volume("streams announcing 4 GiB / u64::MAX / cap+1 bodies");
     rss.close_scenario(honest, "oversize_prefix", time_to_ban, &latencies, volume)
         .await;
 }
@@ -134,12 +122,8 @@ async fn oversize_prefix_is_refused_without_allocating_then_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
     let (_serial, rss, mut honest) = start_scenario(3, |_, _| {}).await;
-    let victim = honest.node(1).sdk().local_peer_id();
-    let (x, banned) = raw_attacker(&honest).await;
-    let counts = Arc::new([
-        std::sync::atomic::AtomicU64::new(0),
-        std::sync::atomic::AtomicU64::new(0),
-    ]);
+    let (victim, x, banned) = raw_attacker(&honest).await;
+    let counts = [Counter::default(), Counter::default()];
     let attack = {
         let (x, counts) = (x.clone(), counts.clone());
         tokio::spawn(async move {
@@ -149,16 +133,15 @@ async fn flood_from_one_peer_id_is_rate_limited_then_banned() {
                 let b = x.send(victim, Proto::GetHead, vec![Step::Write(varint(0))]);
                 for r in [a, b] {
                     let answered = matches!(r.await, Ok(Ok(ref body)) if !body.is_empty());
-                    counts[usize::from(!answered)]
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    counts[usize::from(!answered)].add(1);
                 }
             }
         })
     };
     let (time_to_ban, latencies) =
         traffic_until_banned(&mut honest, banned, &x, victim, attack).await;
-    let answered = counts[0].load(std::sync::atomic::Ordering::Relaxed);
-    let refused = counts[1].load(std::sync::atomic::Ordering::Relaxed);
+    let answered = counts[0].get();
+    let refused = counts[1].get();
     assert!(refused > 0, "requests above the limit were refused");
     assert!(
         answered <= 8 + 2 * time_to_ban.as_secs() + 2,
@@ -186,7 +169,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
     let victim = honest.node(1).sdk().local_peer_id();
     let mut attackers = Vec::new();
     let mut bans = Vec::new();
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Counter::default();
     for _ in 0..IDS {
         let x = Arc::new(RawPeer::spawn(chain().chain_id));
         x.connect(honest.node(1)).await;
@@ -213,7 +196,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
                         .collect();
                     for r in in_flight {
                         let _ = tokio::time::timeout(Duration::from_secs(30), r).await;
-                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        sent.add(1);
                     }
                 }
             }),
@@ -231,12 +214,8 @@ async fn flood_from_many_peer_ids_bans_each_one() {
         x.wait_disconnected(victim).await;
         task.abort();
     }
-    let volume = || {
-        format!(
-            "{} get_commitments_by_number (256 each) from {IDS} peer ids",
-            sent.load(std::sync::atomic::Ordering::Relaxed)
-        )
-    };
+    let what = format!("get_commitments_by_number (256 each) from {IDS} peer ids");
+    let volume = sent.volume(&what);
     rss.close_scenario(honest, "flood_many_ids", time_to_ban, &latencies, volume)
         .await;
 }
@@ -246,8 +225,7 @@ async fn flood_from_many_peer_ids_bans_each_one() {
 /// attack test asserts under the cap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_allocation_check_sees_what_rss_cannot() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
+    let (_serial, rss) = serial_rss().await;
     let before = rss_kib();
     let untouched = vec![0u8; 1 << 30];
     let allocated = rss.peak_allocated_mib();

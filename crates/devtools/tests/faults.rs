@@ -52,28 +52,15 @@ async fn wait_ready(node: &Node, status: u16) -> String {
 /// accepts nothing it cannot store, answers 503 on `/ready` and names the error on
 /// `/status`; when the disk has room again the next block makes it catch up on what it
 /// missed, and it is healthy again. Nothing acknowledged is lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
-    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
-    let full = Arc::new(AtomicBool::new(false));
-    // Node B, with the faulty volume, joins A.
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Starts node B in `dir`, joined to A (with `layer` over its storage, if any), and waits
+/// until A meshes with both its peers.
+async fn start_b(honest: &Honest, dir: &std::path::Path, layer: Option<StorageLayer>) -> Node {
     let config = attack_config(
-        dir.path(),
+        dir,
         &honest.builder,
         vec![common::p2p_addr(honest.node(0)).await],
     );
-    let layer: StorageLayer = {
-        let full = full.clone();
-        Box::new(move |inner| {
-            let mut disk = FaultyDisk::over(inner);
-            disk.full = full.clone();
-            Arc::new(disk) as Arc<dyn SdkStorage>
-        })
-    };
-    let b = Node::start_with_storage_layer(config, Some(common::prometheus()), Some(layer))
+    let b = Node::start_with_storage_layer(config, Some(common::prometheus()), layer)
         .await
         .expect("B starts");
     honest
@@ -82,6 +69,37 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
         .wait_for_gossip_peers(2, common::WAIT)
         .await
         .expect("mesh");
+    b
+}
+
+/// How many of the commitments honest acknowledged `b` does not hold.
+fn missing_at(b: &Node, honest: &Honest) -> usize {
+    honest
+        .acknowledged
+        .iter()
+        .filter(|c| {
+            let number = u64::try_from(c.preconf().block_number).expect("u64");
+            b.sdk().commitment_by_number(number).expect("read").as_ref() != Some(*c)
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
+    let (_serial, rss) = serial_rss().await;
+    let mut honest = Honest::start(2, builder(), |_, _| {}).await;
+    let full = Arc::new(AtomicBool::new(false));
+    // Node B, with the faulty volume, joins A.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layer: StorageLayer = {
+        let full = full.clone();
+        Box::new(move |inner| {
+            let mut disk = FaultyDisk::over(inner);
+            disk.full = full.clone();
+            Arc::new(disk) as Arc<dyn SdkStorage>
+        })
+    };
+    let b = start_b(&honest, dir.path(), Some(layer)).await;
     let mut latencies = Vec::new();
     for _ in 0..5 {
         latencies.push(honest.publish().await);
@@ -134,13 +152,7 @@ async fn disk_full_node_keeps_serving_reports_unhealthy_and_recovers() {
     wait_head(&b, n).await;
     assert_eq!(wait_ready(&b, 200).await, "ok");
     let recovered = fault_started.elapsed();
-    let mut lost = honest.assert_nothing_lost().await;
-    for c in &honest.acknowledged {
-        let number = u64::try_from(c.preconf().block_number).expect("u64");
-        if b.sdk().commitment_by_number(number).expect("read").as_ref() != Some(c) {
-            lost += 1;
-        }
-    }
+    let mut lost = honest.assert_nothing_lost().await + missing_at(&b, &honest);
     assert_eq!(lost, 0, "B lost a commitment");
     // And every tx list, those owed while the disk was full included (a failed write once
     // made B forget what it owed until a restart).
@@ -243,20 +255,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
     };
     let _serial = serial().await;
     let mut honest = Honest::start(2, builder(), |_, _| {}).await;
-    let config = attack_config(
-        &tmpfs.path().join("node-b"),
-        &honest.builder,
-        vec![common::p2p_addr(honest.node(0)).await],
-    );
-    let b = Node::start(config, Some(common::prometheus()))
-        .await
-        .expect("B starts");
-    honest
-        .node(0)
-        .sdk()
-        .wait_for_gossip_peers(2, common::WAIT)
-        .await
-        .expect("mesh");
+    let b = start_b(&honest, &tmpfs.path().join("node-b"), None).await;
     for _ in 0..3 {
         honest.publish().await;
     }
@@ -335,13 +334,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
     // Nothing acknowledged is lost: what B stored before and everything honest since.
     let n = honest.builder.next_number() - 1;
     wait_head(&b, n).await;
-    let mut lost = honest.assert_nothing_lost().await;
-    for c in &honest.acknowledged {
-        let number = u64::try_from(c.preconf().block_number).expect("u64");
-        if b.sdk().commitment_by_number(number).expect("read").as_ref() != Some(c) {
-            lost += 1;
-        }
-    }
+    let lost = honest.assert_nothing_lost().await + missing_at(&b, &honest);
     assert_eq!(lost, 0, "B lost a commitment");
     println!(
         "RELIABILITY real_disk_full resumed_after={:.1}s reopens={}",
@@ -359,8 +352,7 @@ async fn a_full_disk_is_reopened_and_writes_resume() {
 /// peers redial, side 2 catches up, drains its pending commitment, and all six agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_3_plus_3_diverges_then_heals() {
-    let _serial = serial().await;
-    let rss = RssSampler::start();
+    let (_serial, rss) = serial_rss().await;
     let mut honest = Honest::start(6, builder(), |_, _| {}).await;
     let mut latencies = vec![honest.publish().await];
     let ids: Vec<_> = honest

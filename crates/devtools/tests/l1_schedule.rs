@@ -64,6 +64,16 @@ struct Relay {
 }
 
 impl Relay {
+    /// A relay to `anvil`'s RPC port.
+    async fn to_anvil(anvil: &Anvil) -> Self {
+        let target: SocketAddr = anvil
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("anvil addr");
+        Relay::start(target).await
+    }
+
     async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
         let addr = listener.local_addr().expect("relay addr");
@@ -206,12 +216,14 @@ fn l1_config(
     config
 }
 
-/// anvil with the whitelist stub, epochs aligned to a genesis 60 s ago and operator `e % 2`
-/// assigned for the next 12 epochs; returns the stub, the genesis, the proposers and their
-/// sequencers.
-async fn whitelist_on_anvil(anvil: &Anvil) -> (WhitelistStub, u64, [Address; 2], [Address; 2]) {
+/// Starts anvil with the whitelist stub, epochs aligned to a genesis 60 s ago and operator
+/// `e % 2` assigned for the next 12 epochs; returns anvil, the stub, the genesis, the proposers
+/// and their sequencers, or `None` (the test skips) where there is no anvil binary.
+async fn whitelist_on_anvil() -> Option<(Anvil, WhitelistStub, u64, [Address; 2], [Address; 2])> {
+    let anvil_bin = anvil_or_skip()?;
+    let anvil = Anvil::start(&anvil_bin, 1).await.expect("anvil starts");
     let genesis = unix_now() - 60;
-    let stub = WhitelistStub::deploy(anvil, genesis, EPOCH_S)
+    let stub = WhitelistStub::deploy(&anvil, genesis, EPOCH_S)
         .await
         .expect("contract deploys");
     let proposers = [Address::repeat_byte(0xa1), Address::repeat_byte(0xb2)];
@@ -226,7 +238,7 @@ async fn whitelist_on_anvil(anvil: &Anvil) -> (WhitelistStub, u64, [Address; 2],
     )
     .await
     .expect("operators set");
-    (stub, genesis, proposers, sequencers)
+    Some((anvil, stub, genesis, proposers, sequencers))
 }
 
 /// With the L1 RPC unreachable, a catching-up node cannot name the signers of its peer's pages;
@@ -235,11 +247,9 @@ async fn whitelist_on_anvil(anvil: &Anvil) -> (WhitelistStub, u64, [Address; 2],
 /// never banned (ban after 1 s below the threshold); once L1 is back the node catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_l1_never_costs_an_honest_peer_its_score() {
-    let Some(anvil_bin) = anvil_or_skip() else {
+    let Some((anvil, stub, genesis, _, _)) = whitelist_on_anvil().await else {
         return;
     };
-    let anvil = Anvil::start(&anvil_bin, 1).await.expect("anvil starts");
-    let (stub, genesis, _, _) = whitelist_on_anvil(&anvil).await;
     let mut builder = ChainBuilder::new(chain(), 2, EPOCH_S / L2_SLOT_S, genesis, L2_SLOT_S);
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let honest = start(node_config(dirs[0].path(), &builder, vec![])).await;
@@ -260,12 +270,7 @@ async fn an_unreachable_l1_never_costs_an_honest_peer_its_score() {
         );
     }
     assert_eq!(honest.sdk().status().head_block_number, 3);
-    let target: SocketAddr = anvil
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("anvil addr");
-    let mut relay = Relay::start(target).await;
+    let mut relay = Relay::to_anvil(&anvil).await;
     relay.cut().await;
     let mut base = node_config(dirs[1].path(), &builder, vec![p2p_addr(&honest).await]);
     base.sdk.network.ban_sustain = Duration::from_secs(1);
@@ -325,18 +330,11 @@ async fn an_unreachable_l1_never_costs_an_honest_peer_its_score() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_follows_the_l1_whitelist_across_epochs_and_outages() {
-    let Some(anvil_bin) = anvil_or_skip() else {
+    let Some((anvil, stub, genesis, proposers, sequencers)) = whitelist_on_anvil().await else {
         return;
     };
-    let anvil = Anvil::start(&anvil_bin, 1).await.expect("anvil starts");
-    let (stub, genesis, proposers, sequencers) = whitelist_on_anvil(&anvil).await;
 
-    let target: SocketAddr = anvil
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("anvil addr");
-    let mut relay = Relay::start(target).await;
+    let mut relay = Relay::to_anvil(&anvil).await;
 
     // The truth, written statically: windows of 6 one-second slots, operator e % 2.
     let mut builder = ChainBuilder::new(chain(), 2, EPOCH_S / L2_SLOT_S, genesis, L2_SLOT_S);

@@ -7,14 +7,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use alloy_rpc_types_engine::{Claims, JwtSecret};
-use common::process::{write_config, WAIT};
+use common::process::{stderr_lines, write_config, WAIT};
 use common::{builder, http_get, node_config, to_hex};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
@@ -48,20 +47,22 @@ impl Node {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn preconf-node");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = stderr_lines(&mut child);
         Node {
             child,
             lines,
             seen: Vec::new(),
         }
+    }
+
+    /// A node on the test config written into `dir`, logging `format` at INFO, with `env`.
+    fn spawn_in(dir: &Path, format: &str, env: &[(&str, &str)]) -> Node {
+        let path = write(dir, "node.toml", &config(dir));
+        Node::spawn(
+            &path,
+            &["--log-format", format, "--log-filter", "info"],
+            env,
+        )
     }
 
     /// Reads lines until `done(all lines so far)` holds; panics with them after [`WAIT`].
@@ -534,12 +535,7 @@ fn a_bad_log_filter_is_a_config_error_naming_the_key() {
 #[test]
 fn the_log_filter_decides_and_rust_log_is_named_not_obeyed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "node.toml", &config(dir.path()));
-    let mut node = Node::spawn(
-        &path,
-        &["--log-format", "json", "--log-filter", "info"],
-        &[("RUST_LOG", "error")],
-    );
+    let mut node = Node::spawn_in(dir.path(), "json", &[("RUST_LOG", "error")]);
     node.wait_until("started at INFO despite RUST_LOG=error", is_started);
     let lines = node.json();
     let notice = lines
@@ -554,12 +550,7 @@ fn the_log_filter_decides_and_rust_log_is_named_not_obeyed() {
 #[test]
 fn no_colour_codes_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "node.toml", &config(dir.path()));
-    let mut node = Node::spawn(
-        &path,
-        &["--log-format", "human", "--log-filter", "info"],
-        &[],
-    );
+    let mut node = Node::spawn_in(dir.path(), "human", &[]);
     node.wait_until("node started", is_started);
     assert!(node.seen.len() > 1, "{:?}", node.seen);
     for line in &node.seen {

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::process::{write_config, Proc};
+use common::process::{run_to_end, write_config, Proc};
 use common::{chain, node_config};
 use p2p::testkit::ChainBuilder;
 
@@ -148,11 +148,7 @@ fn a_data_dir_that_is_a_file_is_named() {
     c.rpc.enabled = false;
     let path = dir.path().join("node.toml");
     write_config(&path, &c);
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = run_to_end(&path);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     let last = err.trim().lines().last().unwrap_or_default();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::process::{write_config, Proc, WAIT};
+use common::process::{run_to_end, write_config, Proc, WAIT};
 use common::{chain, node_config};
 use p2p::testkit::ChainBuilder;
 use preconf_node_core::{Node, NodeConfig};
@@ -64,11 +64,7 @@ fn bad_config_is_one_line_naming_the_key_and_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.toml");
     std::fs::write(&path, "[sdk.network]\nmax_peers = \"many\"\n").expect("write");
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = run_to_end(&path);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).expect("utf8");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -150,11 +146,7 @@ fn second_process_on_the_same_data_dir_is_refused() {
     c.rpc.enabled = false;
     write_config(&path, &c);
     let _first = Proc::spawn(&path, &[], &[]);
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = run_to_end(&path);
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).expect("utf8");
     assert!(stderr.contains("data dir locked"), "{stderr}");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::process::{head_of, write_config, Proc, WAIT};
-use common::{chain, node_config, serving_peer};
+use common::{chain, node_config, put_txlist, serving_peer};
 use p2p::testkit::ChainBuilder;
 use preconfirmation_net::{RateLimit, RateLimitConfig};
 use preconfirmation_types::preconfirmation_hash;
@@ -215,15 +215,8 @@ async fn owed_txlists_survive_sigkill() {
     // The tx lists become available; nothing else happens on the network.
     let storage = server.storage();
     for block in &generated {
-        let t = block.txlist.as_ref().expect("tx list");
-        let number = u64::try_from(block.commitment.preconf().block_number).expect("u64");
-        storage
-            .put_txlist(
-                t.raw_tx_list_hash,
-                number,
-                bytes::Bytes::from(t.txlist.to_vec()),
-            )
-            .expect("server stores the tx lists");
+        assert!(block.txlist.is_some(), "tx list");
+        put_txlist(&*storage, block);
     }
 
     let started = Instant::now();

@@ -13,10 +13,63 @@ use std::time::{Duration, Instant};
 use adversary::strict::StrictPeer;
 use adversary::*;
 use common::process::{head_of, write_config, Proc};
-use p2p::testkit::ChainBuilder;
+use p2p::testkit::{Block, ChainBuilder};
 use preconfirmation_net::RateLimitConfig;
+use preconfirmation_types::SignedCommitment;
 
 const BLOCKS: usize = 200;
+
+/// What a strict peer serves of a chain: its commitments and tx lists.
+struct Served {
+    commitments: Vec<SignedCommitment>,
+    txlists: Vec<Vec<u8>>,
+}
+
+impl Served {
+    /// A strict peer serving it.
+    async fn spawn(&self) -> StrictPeer {
+        StrictPeer::spawn(
+            common::chain().chain_id,
+            self.commitments.clone(),
+            self.txlists.clone(),
+        )
+        .await
+    }
+}
+
+/// A chain of `count` blocks in the past with tx lists of `txlist_bytes`, and what a strict peer
+/// serves of it.
+fn strict_chain(count: usize, txlist_bytes: usize) -> (ChainBuilder, Vec<Block>, Served) {
+    let mut builder = ChainBuilder::in_the_past(common::chain(), 3, 4, count as u64 + 100);
+    let blocks = builder.blocks(count, txlist_bytes);
+    let commitments = blocks.iter().map(|b| b.commitment.clone()).collect();
+    let txlists = blocks
+        .iter()
+        .filter_map(|b| b.txlist.as_ref().map(|t| t.txlist.to_vec()))
+        .collect();
+    let served = Served {
+        commitments,
+        txlists,
+    };
+    (builder, blocks, served)
+}
+
+/// Waits up to `bound` until `node` holds `count` blocks and owes no tx list.
+async fn caught_up(
+    node: &preconf_node_core::Node,
+    count: usize,
+    bound: Duration,
+) -> Result<(), tokio::time::error::Elapsed> {
+    let mut status = node.sdk().watch_status();
+    tokio::time::timeout(bound, async {
+        status
+            .wait_for(|s| s.head_block_number >= count as u64 && s.missing_txlists == 0)
+            .await
+            .map(|_| ())
+            .expect("status")
+    })
+    .await
+}
 
 /// A fresh node catches up 200 blocks from two strict peers plus one peer of ours (default
 /// limits). Its catch-up pages are small (4 commitments) so that about 50 page requests are
@@ -27,20 +80,13 @@ const BLOCKS: usize = 200;
 /// both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_from_strict_peers_is_never_refused() {
-    let chain = common::chain();
-    let mut builder = ChainBuilder::in_the_past(chain, 3, 4, BLOCKS as u64 + 100);
-    let blocks = builder.blocks(BLOCKS, 512);
-    let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
-    let txlists: Vec<Vec<u8>> = blocks
-        .iter()
-        .filter_map(|b| b.txlist.as_ref().map(|t| t.txlist.to_vec()))
-        .collect();
-    assert_eq!(txlists.len(), BLOCKS);
+    let (builder, blocks, served) = strict_chain(BLOCKS, 512);
+    assert_eq!(served.txlists.len(), BLOCKS);
 
     let (ours, _ours_events, ours_addr) =
         common::serving_peer(&builder, &blocks, RateLimitConfig::default()).await;
-    let strict_a = StrictPeer::spawn(chain.chain_id, commitments.clone(), txlists.clone()).await;
-    let strict_b = StrictPeer::spawn(chain.chain_id, commitments.clone(), txlists.clone()).await;
+    let strict_a = served.spawn().await;
+    let strict_b = served.spawn().await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = attack_config(
@@ -55,23 +101,16 @@ async fn catch_up_from_strict_peers_is_never_refused() {
 
     // Every commitment and every tx list, within a bound that leaves room for two strict
     // windows of pacing.
-    let mut status = node.sdk().watch_status();
-    tokio::time::timeout(Duration::from_secs(120), async {
-        status
-            .wait_for(|s| s.head_block_number >= BLOCKS as u64 && s.missing_txlists == 0)
-            .await
-            .map(|_| ())
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "caught up with every tx list; status {:?}, bans {:?} {:?}",
-            *node.sdk().watch_status().borrow(),
-            strict_a.bans(),
-            strict_b.bans()
-        )
-    })
-    .expect("status");
+    caught_up(&node, BLOCKS, Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "caught up with every tx list; status {:?}, bans {:?} {:?}",
+                *node.sdk().watch_status().borrow(),
+                strict_a.bans(),
+                strict_b.bans()
+            )
+        });
     let elapsed = started.elapsed();
     for block in &blocks {
         let number = u64::try_from(block.commitment.preconf().block_number).expect("u64");
@@ -168,19 +207,12 @@ async fn catch_up_from_strict_peers_is_never_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_5000_from_default_peers_is_never_penalised() {
     const N: usize = 5_000;
-    let chain = common::chain();
-    let mut builder = ChainBuilder::in_the_past(chain, 3, 4, N as u64 + 100);
-    let blocks = builder.blocks(N, 64);
-    let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
-    let txlists: Vec<Vec<u8>> = blocks
-        .iter()
-        .filter_map(|b| b.txlist.as_ref().map(|t| t.txlist.to_vec()))
-        .collect();
+    let (builder, blocks, served) = strict_chain(N, 64);
     let (ours_a, _ea, addr_a) =
         common::serving_peer(&builder, &blocks, RateLimitConfig::default()).await;
     let (ours_b, _eb, addr_b) =
         common::serving_peer(&builder, &blocks, RateLimitConfig::default()).await;
-    let single = StrictPeer::spawn(chain.chain_id, commitments, txlists).await;
+    let single = served.spawn().await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = common::node_config(
@@ -191,16 +223,9 @@ async fn catch_up_5000_from_default_peers_is_never_penalised() {
     config.rpc.enabled = false;
     let started = Instant::now();
     let node = common::start(config).await;
-    let mut status = node.sdk().watch_status();
-    tokio::time::timeout(Duration::from_secs(180), async {
-        status
-            .wait_for(|s| s.head_block_number >= N as u64 && s.missing_txlists == 0)
-            .await
-            .map(|_| ())
-    })
-    .await
-    .expect("caught up within the bound")
-    .expect("status");
+    caught_up(&node, N, Duration::from_secs(180))
+        .await
+        .expect("caught up within the bound");
     let elapsed = started.elapsed();
     let stats = node.sdk().storage().stats().expect("stats");
     assert_eq!(stats.commitments, N as u64);
@@ -247,15 +272,8 @@ async fn catch_up_5000_from_default_peers_is_never_penalised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_mid_burst_is_never_banned_and_asks_for_each_tx_list_once() {
     const COUNT: usize = 12;
-    let chain = common::chain();
-    let mut builder = ChainBuilder::in_the_past(chain, 3, 4, COUNT as u64 + 100);
-    let blocks = builder.blocks(COUNT, 256);
-    let commitments: Vec<_> = blocks.iter().map(|b| b.commitment.clone()).collect();
-    let txlists: Vec<Vec<u8>> = blocks
-        .iter()
-        .filter_map(|b| b.txlist.as_ref().map(|t| t.txlist.to_vec()))
-        .collect();
-    let strict = StrictPeer::spawn(chain.chain_id, commitments, txlists).await;
+    let (builder, _, served) = strict_chain(COUNT, 256);
+    let strict = served.spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config_path = dir.path().join("node.toml");
     let mut c = common::node_config(

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -26,17 +26,18 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Whether the root-only tests run here; panics in CI without root.
-fn root_or_skip(test: &str) -> bool {
+/// The testbed lock where the root-only tests run here, `None` (the test skips) where they do
+/// not; panics in CI without root.
+fn serial_root(test: &str) -> Option<MutexGuard<'static, ()>> {
     if is_root() {
-        return true;
+        return Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()));
     }
     assert!(
         std::env::var_os("CI").is_none(),
         "{test}: CI must run the testbed tests as root"
     );
     eprintln!("{test}: skipped (needs root)");
-    false
+    None
 }
 
 /// A small, quick testbed: 6 processes, 2 preconfers, 64 KiB tx lists.
@@ -147,15 +148,18 @@ fn fake_stale_namespaces() -> Vec<String> {
     names
 }
 
-/// A testbed of 1 000 blocks, returned once its first five nodes run (bounded wait).
-fn long_run(dir: &Path) -> Child {
-    let child = testbed(dir, &["--blocks", "1000"]).spawn().expect("spawn");
+/// A testbed of 1 000 blocks, returned once its first five nodes run (bounded wait), with its
+/// data dir (kept until the guard drops) and its pid.
+fn long_run() -> (tempfile::TempDir, PathBuf, Child, u32) {
+    let (keep, dir) = data_dir();
+    let child = testbed(&dir, &["--blocks", "1000"]).spawn().expect("spawn");
     let deadline = Instant::now() + RUN_LIMIT;
-    while processes_using(dir).len() < 5 {
+    while processes_using(&dir).len() < 5 {
         assert!(Instant::now() < deadline, "nodes never started");
         std::thread::sleep(Duration::from_millis(100));
     }
-    child
+    let pid = child.id();
+    (keep, dir, child, pid)
 }
 
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
@@ -167,15 +171,11 @@ fn data_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-#[test]
-fn six_processes_converge_with_a_late_joiner_and_leave_nothing_behind() {
-    if !root_or_skip("six_processes_converge") {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stale = fake_stale_namespaces();
-    let (_keep, dir) = data_dir();
-    let child = testbed(&dir, &["--blocks", "6"]).spawn().expect("spawn");
+/// Runs a testbed with `extra` that must succeed; its data dir (kept until the guard drops),
+/// pid, output and final JSON report.
+fn successful_run(extra: &[&str]) -> (tempfile::TempDir, PathBuf, u32, Output, Value) {
+    let (keep, dir) = data_dir();
+    let child = testbed(&dir, extra).spawn().expect("spawn");
     let pid = child.id();
     let out = finish(child);
     assert!(
@@ -184,6 +184,16 @@ fn six_processes_converge_with_a_late_joiner_and_leave_nothing_behind() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = last_json(&out);
+    (keep, dir, pid, out, report)
+}
+
+#[test]
+fn six_processes_converge_with_a_late_joiner_and_leave_nothing_behind() {
+    let Some(_serial) = serial_root("six_processes_converge") else {
+        return;
+    };
+    let stale = fake_stale_namespaces();
+    let (_keep, dir, pid, out, report) = successful_run(&["--blocks", "6"]);
     assert_eq!(report["nodes"], 6);
     assert_eq!(report["blocks"], 6, "{report}");
     assert_eq!(report["publish_errors"], 0, "{report}");
@@ -218,24 +228,11 @@ fn six_processes_converge_with_a_late_joiner_and_leave_nothing_behind() {
 /// discovery must still form the mesh.
 #[test]
 fn nodes_listening_everywhere_advertise_their_own_address_and_form_the_mesh() {
-    if !root_or_skip("nodes_listening_everywhere") {
+    let Some(_serial) = serial_root("nodes_listening_everywhere") else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_keep, dir) = data_dir();
-    let child = testbed(
-        &dir,
-        &["--listen-any", "--blocks", "3", "--late-joiner", "false"],
-    )
-    .spawn()
-    .expect("spawn");
-    let out = finish(child);
-    assert!(
-        out.status.success(),
-        "testbed failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = last_json(&out);
+    };
+    let (_keep, dir, _, _, report) =
+        successful_run(&["--listen-any", "--blocks", "3", "--late-joiner", "false"]);
     // The mesh: every node found four or more peers through discv5 before the first block,
     // and every block reached every node.
     assert!(
@@ -288,13 +285,10 @@ fn nodes_listening_everywhere_advertise_their_own_address_and_form_the_mesh() {
 
 #[test]
 fn ctrl_c_removes_every_namespace_and_process() {
-    if !root_or_skip("ctrl_c_removes") {
+    let Some(_serial) = serial_root("ctrl_c_removes") else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_keep, dir) = data_dir();
-    let child = long_run(&dir);
-    let pid = child.id();
+    };
+    let (_keep, dir, child, pid) = long_run();
     assert!(
         !namespaces_of(pid).is_empty(),
         "namespaces exist while it runs"
@@ -326,10 +320,9 @@ fn failing_run(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
 
 #[test]
 fn an_error_removes_every_namespace_and_process() {
-    if !root_or_skip("an_error_removes") {
+    let Some(_serial) = serial_root("an_error_removes") else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (_keep, dir, stderr) = failing_run(&["--fail-after-start"]);
     assert!(stderr.contains("failing on purpose"), "{stderr}");
     // It got as far as running every node before failing.
@@ -340,10 +333,9 @@ fn an_error_removes_every_namespace_and_process() {
 /// node's own error, not a wait for an RPC that will never answer, and everything is removed.
 #[test]
 fn a_node_that_cannot_start_is_reported_with_its_log() {
-    if !root_or_skip("a_node_that_cannot_start") {
+    let Some(_serial) = serial_root("a_node_that_cannot_start") else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (_keep, _dir, stderr) = failing_run(&["--set", "sdk.no_such_key=1"]);
     assert!(stderr.contains("node 0 exited"), "{stderr}");
     assert!(
@@ -355,13 +347,10 @@ fn a_node_that_cannot_start_is_reported_with_its_log() {
 
 #[test]
 fn a_killed_testbed_is_cleaned_by_the_next_start() {
-    if !root_or_skip("a_killed_testbed") {
+    let Some(_serial) = serial_root("a_killed_testbed") else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_keep, dir) = data_dir();
-    let child = long_run(&dir);
-    let pid = child.id();
+    };
+    let (_keep, dir, child, pid) = long_run();
     // The nodes run unprivileged (the testbed itself, also naming the dir, is root; so is a
     // node's `ip netns exec` / `setpriv` wrapper until it execs the node).
     let nodes: Vec<u32> = processes_using(&dir)

@@ -50,13 +50,16 @@ use preconfirmation_net::{Multiaddr, RateLimitConfig};
 use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use preconfirmation_types::reexports::secp256k1::Message;
 use preconfirmation_types::reexports::ssz::Encode;
-use preconfirmation_types::{raw_tx_list_hash, signing_hash, ChainSpec, B256};
+use preconfirmation_types::{raw_tx_list_hash, ChainSpec};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use super::util::{par_map, round, round_sig, signed_chain, threads_cpu_s, GeneratedBlock, MIB};
+use super::util::{
+    check_chain_args, par_map, recover_inputs, round, round_sig, signed_chain, threads_cpu_s,
+    GeneratedBlock, MIB,
+};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::ToolError;
@@ -128,12 +131,7 @@ pub(crate) struct ServerLoad {
 
 /// Runs the bench.
 pub async fn run(args: CatchupArgs) -> Result<Report, ToolError> {
-    if args.commitments == 0 || args.txlist_bytes == 0 {
-        return Err(ToolError::config(
-            "bench.catchup",
-            "commitments and txlist-bytes must be positive",
-        ));
-    }
+    check_chain_args("bench.catchup", args.commitments, args.txlist_bytes)?;
     let chain = bench_chain();
     let n = args.commitments;
     let (builder, blocks) = tokio::task::spawn_blocking(move || {
@@ -325,15 +323,7 @@ pub(crate) async fn ecrecover_limit(
     chain: ChainSpec,
     blocks: &[GeneratedBlock],
 ) -> Result<f64, ToolError> {
-    let inputs: Vec<(B256, [u8; 65])> = blocks
-        .iter()
-        .map(|b| {
-            (
-                signing_hash(&chain.domain, &b.commitment.commitment),
-                b.commitment.signature.0,
-            )
-        })
-        .collect();
+    let inputs = recover_inputs(&chain, blocks);
     let count = inputs.len();
     let elapsed = tokio::task::spawn_blocking(move || {
         let started = Instant::now();

@@ -18,7 +18,7 @@ use preconf_node_core::RedbStore;
 use preconfirmation_types::{GossipTopicKind, SignedCommitment, WireMessage, B256, U256};
 
 use super::catchup::{addr_of, catch_up, start_servers};
-use super::util::{par_map, round, signed_chain, RssSampler, MIB};
+use super::util::{check_chain_args, par_map, round, signed_chain, RssSampler, MIB};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::ToolError;
@@ -79,12 +79,7 @@ pub fn budget_bytes(config: &P2pSdkConfig) -> usize {
 
 /// Runs the bench.
 pub async fn run(args: MemoryArgs) -> Result<Report, ToolError> {
-    if args.commitments == 0 || args.txlist_bytes == 0 {
-        return Err(ToolError::config(
-            "bench.memory",
-            "commitments and txlist-bytes must be positive",
-        ));
-    }
+    check_chain_args("bench.memory", args.commitments, args.txlist_bytes)?;
     let chain = bench_chain();
     let n = args.commitments;
     let messages = args.messages;
@@ -172,7 +167,7 @@ pub async fn run(args: MemoryArgs) -> Result<Report, ToolError> {
         let flood_peak = sampler.peak();
         let status = victim.status();
         let _ = victim.shutdown().await;
-        Ok::<_, ToolError>((
+        Ok::<_, ToolError>(Phases {
             catchup_start,
             catchup_peak,
             catchup_s,
@@ -182,31 +177,21 @@ pub async fn run(args: MemoryArgs) -> Result<Report, ToolError> {
             published,
             status,
             first_error,
-        ))
+        })
     }
     .await;
     for s in &servers {
         let _ = s.shutdown().await;
     }
-    let (
-        catchup_start,
-        catchup_peak,
-        catchup_s,
-        flood_start,
-        flood_peak,
-        flood_s,
-        published,
-        status,
-        first_error,
-    ) = result?;
-    let catchup_cap = catchup_start as usize + budget;
-    let flood_cap = flood_start as usize + budget;
-    let within = (catchup_peak as usize) <= catchup_cap && (flood_peak as usize) <= flood_cap;
+    let m = result?;
+    let catchup_cap = m.catchup_start as usize + budget;
+    let flood_cap = m.flood_start as usize + budget;
+    let within = (m.catchup_peak as usize) <= catchup_cap && (m.flood_peak as usize) <= flood_cap;
     let (peak, cap) =
-        if flood_peak as f64 / flood_cap as f64 >= catchup_peak as f64 / catchup_cap as f64 {
-            (flood_peak as usize, flood_cap)
+        if m.flood_peak as f64 / flood_cap as f64 >= m.catchup_peak as f64 / catchup_cap as f64 {
+            (m.flood_peak as usize, flood_cap)
         } else {
-            (catchup_peak as usize, catchup_cap)
+            (m.catchup_peak as usize, catchup_cap)
         };
     let mib = |b: usize| round(b as f64 / MIB, 1);
     let mut report = Report::default();
@@ -221,38 +206,62 @@ pub async fn run(args: MemoryArgs) -> Result<Report, ToolError> {
         mib(cap),
     );
     report.figure("within_caps", "both phases within caps", within);
-    report.figure(
-        "flood_peak_rss_mib",
-        "flood: peak RSS MiB",
-        mib(flood_peak as usize),
-    );
-    report.figure(
-        "flood_growth_mib",
-        "flood: growth MiB",
-        mib(flood_peak.saturating_sub(flood_start) as usize),
-    );
-    report.figure(
-        "catchup_peak_rss_mib",
-        "catch-up: peak RSS MiB",
-        mib(catchup_peak as usize),
-    );
-    report.figure(
-        "catchup_growth_mib",
-        "catch-up: growth MiB",
-        mib(catchup_peak.saturating_sub(catchup_start) as usize),
-    );
+    let phases = [
+        ("flood_peak_rss_mib", "flood: peak RSS MiB", m.flood_peak),
+        (
+            "flood_growth_mib",
+            "flood: growth MiB",
+            m.flood_peak.saturating_sub(m.flood_start),
+        ),
+        (
+            "catchup_peak_rss_mib",
+            "catch-up: peak RSS MiB",
+            m.catchup_peak,
+        ),
+        (
+            "catchup_growth_mib",
+            "catch-up: growth MiB",
+            m.catchup_peak.saturating_sub(m.catchup_start),
+        ),
+    ];
+    for (key, label, bytes) in phases {
+        report.figure(key, label, mib(bytes as usize));
+    }
     report.figure("budget_mib", "configured caps MiB", mib(budget));
-    report.figure("flood_messages", "flood messages published", published);
+    report.figure("flood_messages", "flood messages published", m.published);
     report.figure(
         "pending_after_flood",
         "pending (parent unknown) after flood",
-        status.pending_parent,
+        m.status.pending_parent,
     );
-    report.extra("flood_s", round(flood_s, 3));
-    report.extra("flood_first_publish_error", first_error.unwrap_or_default());
-    report.extra("catchup_s", round(catchup_s, 3));
+    report.extra("flood_s", round(m.flood_s, 3));
+    report.extra(
+        "flood_first_publish_error",
+        m.first_error.unwrap_or_default(),
+    );
+    report.extra("catchup_s", round(m.catchup_s, 3));
     report.extra("catchup_commitments", n);
     Ok(report)
+}
+
+/// What the two phases measured.
+struct Phases {
+    /// RSS bytes when the catch-up began, and its peak during it.
+    catchup_start: u64,
+    catchup_peak: u64,
+    /// Seconds the catch-up took.
+    catchup_s: f64,
+    /// RSS bytes when the flood began, and its peak during it and the drain after.
+    flood_start: u64,
+    flood_peak: u64,
+    /// Seconds the flood took to publish.
+    flood_s: f64,
+    /// Flood messages published.
+    published: usize,
+    /// The flooded node's status after the drain.
+    status: p2p::SdkStatus,
+    /// The first publish error of the flood.
+    first_error: Option<String>,
 }
 
 /// `count` distinct, validly signed commitments for the slot after the chain's tip whose

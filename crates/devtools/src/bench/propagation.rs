@@ -47,7 +47,9 @@ use preconfirmation_net::{GossipConfig, Keypair};
 use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
 use tokio::sync::mpsc;
 
-use super::util::{fsync_burst, median, percentile, process_cpu_s, round, signed_chain};
+use super::util::{
+    fsync_burst, median, percentile, process_cpu_s, round, signed_chain, GeneratedBlock,
+};
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::ToolError;
@@ -198,15 +200,22 @@ pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
             }
             let publisher = round % args.nodes;
             let sdk_round = RoundClock::start();
-            sdk_net
-                .round(&mut sdk, args.nodes, publisher, block)
-                .await?;
+            let sent = sdk_net.publish(publisher, block).await?;
+            let txlist_round = block.txlist.is_some();
+            sent.record(&sdk_net.seen, &mut sdk, args.nodes, publisher, txlist_round)
+                .await;
             let sdk_round = sdk_round.stop();
             tokio::time::sleep(ROUND_GAP).await;
             let bare_round = RoundClock::start();
-            bare_net
-                .round(&mut base, args.nodes, publisher, block)
-                .await?;
+            let sent = bare_net.publish(publisher, block)?;
+            sent.record(
+                &bare_net.seen,
+                &mut base,
+                args.nodes,
+                publisher,
+                txlist_round,
+            )
+            .await;
             let bare_round = bare_round.stop();
             if round < args.rounds {
                 sdk.commitment_rounds.push(sdk_round);
@@ -366,6 +375,32 @@ async fn wait_round(
     }
 }
 
+/// One published message: the key whose arrival times are the round's latencies, a key that
+/// must arrive too before the round ends, and when it was published.
+struct Sent {
+    key: B256,
+    then: Option<B256>,
+    t0: Instant,
+}
+
+impl Sent {
+    /// Waits for the message at every node but `publisher` and records the latencies.
+    async fn record(
+        self,
+        seen: &Seen,
+        samples: &mut Samples,
+        nodes: usize,
+        publisher: usize,
+        txlist_round: bool,
+    ) {
+        let (lat, missing) = wait_round(seen, nodes, publisher, self.key, self.t0).await;
+        if let Some(then) = self.then {
+            let _ = wait_round(seen, nodes, publisher, then, self.t0).await;
+        }
+        samples.record(txlist_round, lat, missing);
+    }
+}
+
 /// The SDK network: its nodes and when each saw each message.
 #[derive(Default)]
 struct SdkNetwork {
@@ -424,14 +459,8 @@ impl SdkNetwork {
         Ok(())
     }
 
-    /// Publishes `block` from `publisher` and records when every other node announced it.
-    async fn round(
-        &self,
-        samples: &mut Samples,
-        nodes: usize,
-        publisher: usize,
-        block: &super::util::GeneratedBlock,
-    ) -> Result<(), ToolError> {
+    /// Publishes `block` from `publisher`; the keys every other node must announce.
+    async fn publish(&self, publisher: usize, block: &GeneratedBlock) -> Result<Sent, ToolError> {
         let key = match &block.txlist {
             Some(t) => preconfirmation_types::raw_tx_list_hash(t),
             None => preconfirmation_types::preconfirmation_hash(block.commitment.preconf()),
@@ -440,14 +469,12 @@ impl SdkNetwork {
         self.nodes[publisher]
             .publish(block.commitment.clone(), block.txlist.clone())
             .await?;
-        let (lat, missing) = wait_round(&self.seen, nodes, publisher, key, t0).await;
         // A tx list round counts once the commitment has arrived everywhere too.
-        if block.txlist.is_some() {
-            let ckey = preconfirmation_types::preconfirmation_hash(block.commitment.preconf());
-            let _ = wait_round(&self.seen, nodes, publisher, ckey, t0).await;
-        }
-        samples.record(block.txlist.is_some(), lat, missing);
-        Ok(())
+        let then = block
+            .txlist
+            .is_some()
+            .then(|| preconfirmation_types::preconfirmation_hash(block.commitment.preconf()));
+        Ok(Sent { key, then, t0 })
     }
 
     async fn stop(&mut self) {
@@ -576,14 +603,8 @@ impl BareNetwork {
         Ok(())
     }
 
-    /// Publishes `block`'s payload from `publisher` and records when every other swarm got it.
-    async fn round(
-        &self,
-        samples: &mut Samples,
-        nodes: usize,
-        publisher: usize,
-        block: &super::util::GeneratedBlock,
-    ) -> Result<(), ToolError> {
+    /// Publishes `block`'s payload from `publisher`; the key every other swarm must get.
+    fn publish(&self, publisher: usize, block: &GeneratedBlock) -> Result<Sent, ToolError> {
         let (kind, data) = match &block.txlist {
             Some(t) => (
                 GossipTopicKind::RawTxLists,
@@ -596,9 +617,11 @@ impl BareNetwork {
         let key = preconfirmation_types::reexports::alloy_primitives::keccak256(&data);
         let t0 = Instant::now();
         let _ = self.handles[publisher].send(BareCommand::Publish(kind, data));
-        let (lat, missing) = wait_round(&self.seen, nodes, publisher, key, t0).await;
-        samples.record(block.txlist.is_some(), lat, missing);
-        Ok(())
+        Ok(Sent {
+            key,
+            then: None,
+            t0,
+        })
     }
 
     async fn stop(&mut self) {

@@ -5,7 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use p2p::testkit::{deterministic_txlist, ChainBuilder};
-use preconfirmation_types::{sign, Bytes65, PreconfCommitment, SignedCommitment, SIGNATURE_LEN};
+use preconfirmation_types::{
+    sign, signing_hash, Bytes65, ChainSpec, PreconfCommitment, SignedCommitment, B256,
+    SIGNATURE_LEN,
+};
+
+use crate::error::ToolError;
 
 /// How often the RSS sampler reads `/proc/self/status`.
 pub(crate) const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
@@ -300,6 +305,37 @@ pub(crate) fn fsync_burst(
     single.sort_by(f64::total_cmp);
     burst.sort_by(f64::total_cmp);
     Ok((percentile(&single, 50.0), percentile(&burst, 50.0)))
+}
+
+/// Refuses a chain bench asked for no commitments or empty tx lists.
+pub(crate) fn check_chain_args(
+    bench: &'static str,
+    commitments: usize,
+    txlist_bytes: usize,
+) -> Result<(), ToolError> {
+    if commitments == 0 || txlist_bytes == 0 {
+        return Err(ToolError::config(
+            bench,
+            "commitments and txlist-bytes must be positive",
+        ));
+    }
+    Ok(())
+}
+
+/// Each commitment's signing digest and signature: the input of a bare ecrecover.
+pub(crate) fn recover_inputs(
+    chain: &ChainSpec,
+    blocks: &[GeneratedBlock],
+) -> Vec<(B256, [u8; 65])> {
+    blocks
+        .iter()
+        .map(|b| {
+            (
+                signing_hash(&chain.domain, &b.commitment.commitment),
+                b.commitment.signature.0,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,10 +37,10 @@ use preconf_node_core::RedbStore;
 use preconfirmation_net::GossipVerdict;
 use preconfirmation_types::reexports::secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use preconfirmation_types::reexports::secp256k1::Message;
-use preconfirmation_types::{signing_hash, Address, ChainSpec, GossipTopicKind, WireMessage, B256};
+use preconfirmation_types::{Address, ChainSpec, GossipTopicKind, WireMessage, B256};
 use rayon::prelude::*;
 
-use super::util::{median, round, signed_chain};
+use super::util::{median, recover_inputs, round, signed_chain};
 use super::{failed, Report};
 use crate::error::ToolError;
 
@@ -107,15 +107,7 @@ fn measure(count: usize, threads: usize) -> Result<Report, ToolError> {
     let mut builder = ChainBuilder::in_the_past(chain, PRECONFERS, 1, count as u64 + 1);
     let blocks = signed_chain(&mut builder, count, 64);
     let wire: Vec<Vec<u8>> = blocks.iter().map(|b| b.commitment.to_ssz()).collect();
-    let digests: Vec<(B256, [u8; 65])> = blocks
-        .iter()
-        .map(|b| {
-            (
-                signing_hash(&chain.domain, &b.commitment.commitment),
-                b.commitment.signature.0,
-            )
-        })
-        .collect();
+    let digests = recover_inputs(&chain, &blocks);
     // The bench replays a chain built in the past: the lower time bound is lifted
     // (`window_end_grace`), every other setting is the default.
     let mut config = P2pSdkConfig::new(chain);

@@ -149,6 +149,21 @@ pub fn to_hex(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
+/// Stores `block`'s tx list, if it has one, in `storage`.
+pub fn put_txlist(storage: &dyn p2p::SdkStorage, block: &p2p::testkit::Block) {
+    let Some(txlist) = &block.txlist else {
+        return;
+    };
+    let number = u64::try_from(block.commitment.preconf().block_number).expect("u64");
+    storage
+        .put_txlist(
+            txlist.raw_tx_list_hash,
+            number,
+            bytes::Bytes::from(txlist.txlist.to_vec()),
+        )
+        .expect("store the tx list");
+}
+
 /// An in-process serving peer (an SDK on in-memory storage, no catch-up of its own) holding
 /// `blocks`, each with its tx list, and answering with `rate_limit`. Returns it, its events
 /// and its dialable address.
@@ -168,17 +183,7 @@ pub async fn serving_peer(
         storage.put_commitments(&commitments).expect("fill");
     }
     for block in blocks {
-        let Some(txlist) = &block.txlist else {
-            continue;
-        };
-        let number = u64::try_from(block.commitment.preconf().block_number).expect("u64");
-        storage
-            .put_txlist(
-                txlist.raw_tx_list_hash,
-                number,
-                bytes::Bytes::from(txlist.txlist.to_vec()),
-            )
-            .expect("fill tx lists");
+        put_txlist(&*storage, block);
     }
     let mut config = loopback::sdk_config(*builder.chain());
     config.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;

@@ -17,6 +17,27 @@ use p2p::SdkEvents;
 pub use preconf_devtools::testing::adversary::*;
 use preconfirmation_types::{ChainSpec, U256};
 
+/// A count an attack task adds to and the scenario reads after it, for its `volume` line.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// A `volume` line for [`RssSampler::close_scenario`]: the count at closing, then `what`.
+    pub fn volume<'a>(&'a self, what: &'a str) -> impl FnOnce() -> String + 'a {
+        move || format!("{} {what}", self.get())
+    }
+}
+
 /// A chain with 3 preconfers rotating every 4 one-second slots, 2000 slots of history so tests
 /// can publish far ahead of real time without hitting the future-drift rule.
 pub fn builder() -> ChainBuilder {
@@ -41,9 +62,14 @@ pub async fn start_scenario(
     n: usize,
     tweak: impl Fn(usize, &mut preconf_node_core::NodeConfig),
 ) -> (tokio::sync::MutexGuard<'static, ()>, RssSampler, Honest) {
-    let serial = serial().await;
-    let rss = RssSampler::start();
+    let (serial, rss) = serial_rss().await;
     (serial, rss, Honest::start(n, builder(), tweak).await)
+}
+
+/// The one-at-a-time lock, then an RSS sampler started once it is held.
+pub async fn serial_rss() -> (tokio::sync::MutexGuard<'static, ()>, RssSampler) {
+    let serial = serial().await;
+    (serial, RssSampler::start())
 }
 
 /// Publishes honest blocks from node 0 (each waited for on every honest node, latency
@@ -103,12 +129,20 @@ pub async fn traffic_until_banned(
     (time_to_ban, latencies)
 }
 
-/// A raw attacker connected to the victim (node 1), and a watch for its ban timed from now.
-pub async fn raw_attacker(honest: &Honest) -> (Arc<RawPeer>, tokio::task::JoinHandle<Duration>) {
+/// The victim's (node 1's) peer id, a raw attacker connected to it, and a watch for the
+/// attacker's ban timed from now.
+pub async fn raw_attacker(
+    honest: &Honest,
+) -> (
+    libp2p::PeerId,
+    Arc<RawPeer>,
+    tokio::task::JoinHandle<Duration>,
+) {
+    let victim = honest.node(1).sdk().local_peer_id();
     let x = Arc::new(RawPeer::spawn(chain().chain_id));
     x.connect(honest.node(1)).await;
     let banned = ban_watch(honest.node(1).sdk().subscribe(), x.peer_id);
-    (x, banned)
+    (victim, x, banned)
 }
 
 /// `attacker` is no longer among node `victim`'s peers.

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,29 @@ pub fn head_of(status: &serde_json::Value) -> u64 {
     status["head"]["block_number"]
         .as_u64()
         .expect("head.block_number")
+}
+
+/// Runs `run --config <path>` to its end (a failing start); its output.
+pub fn run_to_end(path: &Path) -> Output {
+    Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(path)
+        .output()
+        .expect("run")
+}
+
+/// The child's stderr (piped), line by line, read on a thread of its own.
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
 }
 
 /// A running `preconf-node run`.
@@ -78,15 +101,7 @@ impl Proc {
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn preconf-node");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = stderr_lines(&mut child);
         let deadline = Instant::now() + WAIT;
         let mut early = Vec::new();
         loop {

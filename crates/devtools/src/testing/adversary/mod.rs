@@ -18,6 +18,27 @@
 //!
 //! Every wait is bounded; tests print one `RELIABILITY …` line with their measurements.
 
+/// A `request_response::Codec` method of the side a double never takes: it fails with `$why`.
+/// `read NAME -> TYPE` reads a message of TYPE; `write NAME(TYPE)` writes one.
+macro_rules! refused_codec_method {
+    (read $name:ident -> $out:ty, $why:literal) => {
+        async fn $name<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<$out>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            Err(io::Error::other($why))
+        }
+    };
+    (write $name:ident($msg:ty), $why:literal) => {
+        async fn $name<T>(&mut self, _: &StreamProtocol, _: &mut T, _: $msg) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            Err(io::Error::other($why))
+        }
+    };
+}
+
 pub mod strict;
 
 use std::collections::{HashMap, HashSet};
@@ -344,12 +365,7 @@ impl request_response::Codec for RawCodec {
     type Request = Vec<Step>;
     type Response = Vec<u8>;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<Step>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        Err(io::Error::other("a raw peer serves nothing"))
-    }
+    refused_codec_method!(read read_request -> Vec<Step>, "a raw peer serves nothing");
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
@@ -388,17 +404,7 @@ impl request_response::Codec for RawCodec {
         Ok(())
     }
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        Err(io::Error::other("a raw peer serves nothing"))
-    }
+    refused_codec_method!(write write_response(Vec<u8>), "a raw peer serves nothing");
 }
 
 #[derive(NetworkBehaviour)]

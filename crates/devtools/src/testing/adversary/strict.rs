@@ -103,24 +103,9 @@ impl request_response::Codec for StrictCodec {
         })
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        Err(io::Error::other("the strict peer asks nothing"))
-    }
+    refused_codec_method!(read read_response -> Vec<u8>, "the strict peer asks nothing");
 
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: StrictRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        Err(io::Error::other("the strict peer asks nothing"))
-    }
+    refused_codec_method!(write write_request(StrictRequest), "the strict peer asks nothing");
 
     async fn write_response<T>(
         &mut self,
