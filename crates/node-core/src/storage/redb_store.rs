@@ -739,6 +739,21 @@ mod tests {
         assert_eq!(store.commitments_from(1, 100).unwrap().len(), 3);
     }
 
+    /// A read asks for at most 64 responses' worth, however many the caller wants (a peer's
+    /// `max_count` is capped before it gets here; this bounds every other caller).
+    #[test]
+    fn commitments_from_reads_at_most_64_responses_worth() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = ChainLimits {
+            max_commitments_per_response: 2,
+            ..ChainLimits::default()
+        };
+        let store = RedbStore::open(dir.path(), limits).unwrap();
+        store.put_commitments(&commitments(130)).unwrap();
+        assert_eq!(store.commitments_from(1, usize::MAX).unwrap().len(), 128);
+        assert_eq!(store.commitments_from(1, 5).unwrap().len(), 5);
+    }
+
     #[test]
     fn prune_removes_old_blocks_and_their_txlists() {
         let (_dir, store) = fresh();
