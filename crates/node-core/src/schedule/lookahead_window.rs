@@ -260,7 +260,7 @@ pub fn window_at(
     if t < epoch || t - epoch >= SECONDS_PER_EPOCH {
         return Err(Unresolved::WrongEpoch);
     }
-    let fallback_end = epoch + LAST_SLOT_OFFSET;
+    let fallback_end = epoch.saturating_add(LAST_SLOT_OFFSET);
     let Some(&(last, _)) = curr.entries.last() else {
         return Ok(Window {
             start: epoch,
@@ -283,7 +283,7 @@ pub fn window_at(
         });
     }
     let next = next.ok_or(Unresolved::NeedsNextEpoch)?;
-    if next.epoch != epoch + SECONDS_PER_EPOCH {
+    if Some(next.epoch) != epoch.checked_add(SECONDS_PER_EPOCH) {
         return Err(Unresolved::NeedsNextEpoch);
     }
     Ok(match next.entries.first() {

@@ -212,6 +212,18 @@ fn a_time_outside_the_lists_epoch_has_no_window() {
 }
 
 #[test]
+fn the_last_epochs_of_u64_resolve_without_overflow() {
+    let e = u64::MAX / 384 * 384;
+    let empty = list(e, &[]);
+    assert_eq!(window_at(e + 1, &empty, None).map(|w| w.end), Ok(u64::MAX));
+    let curr = list(e, &[entry(1, e + 12)]);
+    assert_eq!(
+        window_at(e + 13, &curr, Some(&empty)),
+        Err(Unresolved::NeedsNextEpoch)
+    );
+}
+
+#[test]
 fn a_list_the_store_could_not_hold_is_refused() {
     let e = 384 * 10;
     let too_long: Vec<_> = (0..33).map(|i| entry(1, e + i)).collect();
