@@ -226,7 +226,10 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
             .call()
             .await
             .expect("getProposerContext");
-        let (signer, is_fallback) = ours.proposer.signer(!roots.is_empty(), fallback);
+        let (signer, is_fallback) = ours
+            .proposer
+            .signer(!roots.is_empty(), Some(fallback))
+            .expect("the fallback is known");
         assert_eq!(
             (
                 theirs.submissionWindowStart,

@@ -207,11 +207,12 @@ pub enum Proposer {
 
 impl Proposer {
     /// The signer: the committer, or the fallback when the list names nobody or the entry's
-    /// operator is blacklisted now (§4.1 items 4 and 5). Returns `(signer, is_fallback)`.
-    pub fn signer(&self, blacklisted: bool, fallback: Address) -> (Address, bool) {
+    /// operator is blacklisted now (§4.1 items 4 and 5). Returns `(signer, is_fallback)`;
+    /// `None` when the fallback signs and is not known.
+    pub fn signer(&self, blacklisted: bool, fallback: Option<Address>) -> Option<(Address, bool)> {
         match self {
-            Self::Entry { committer, .. } if !blacklisted => (*committer, false),
-            _ => (fallback, true),
+            Self::Entry { committer, .. } if !blacklisted => Some((*committer, false)),
+            _ => fallback.map(|fallback| (fallback, true)),
         }
     }
 
@@ -434,10 +435,7 @@ impl KnownEpochs {
             .proposer
             .registration_root()
             .is_some_and(|root| curr.blacklisted.contains(&root));
-        let (signer, is_fallback) = match window.proposer {
-            Proposer::Entry { committer, .. } if !blacklisted => (committer, false),
-            _ => (curr.fallback?, true),
-        };
+        let (signer, is_fallback) = window.proposer.signer(blacklisted, curr.fallback)?;
         Some(Resolved {
             window,
             signer,

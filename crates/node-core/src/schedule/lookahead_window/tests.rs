@@ -136,7 +136,8 @@ fn every_worked_example_resolves_to_its_window_and_signer() {
             .is_some_and(|root| case.blacklisted.contains(&root));
         let (signer, is_fallback) = window
             .proposer
-            .signer(blacklisted, v.fallback[&window.epoch]);
+            .signer(blacklisted, Some(v.fallback[&window.epoch]))
+            .expect("the fallback is known");
         assert_eq!(
             (signer, is_fallback),
             (case.signer, case.is_fallback),
@@ -176,8 +177,8 @@ fn an_entry_at_slot_0_owns_one_l1_slot_and_an_entry_at_the_last_slot_leaves_no_t
     let w = window_at(e + 1, &curr, None).unwrap();
     assert_eq!((w.start, w.end), (e, e + 372));
     assert_eq!(
-        w.proposer.signer(false, Address::ZERO),
-        (Address::with_last_byte(2), false)
+        w.proposer.signer(false, None),
+        Some((Address::with_last_byte(2), false))
     );
     // An L2 time after the last L1 slot is in the tail: it needs the next list.
     assert_eq!(unresolved(e + 373, &curr, None), Unresolved::NeedsNextEpoch);
@@ -277,11 +278,21 @@ fn a_blacklisted_owner_or_an_empty_list_is_signed_by_the_fallback() {
         registration_root: B256::with_last_byte(9),
     };
     assert_eq!(
-        owner.signer(false, fallback),
-        (Address::with_last_byte(1), false)
+        owner.signer(false, Some(fallback)),
+        Some((Address::with_last_byte(1), false))
     );
-    assert_eq!(owner.signer(true, fallback), (fallback, true));
-    assert_eq!(Proposer::Fallback.signer(false, fallback), (fallback, true));
+    assert_eq!(owner.signer(true, Some(fallback)), Some((fallback, true)));
+    assert_eq!(
+        Proposer::Fallback.signer(false, Some(fallback)),
+        Some((fallback, true))
+    );
+    // An unknown fallback leaves only its own windows unsigned.
+    assert_eq!(
+        owner.signer(false, None),
+        Some((Address::with_last_byte(1), false))
+    );
+    assert_eq!(owner.signer(true, None), None);
+    assert_eq!(Proposer::Fallback.signer(false, None), None);
     assert_eq!(owner.registration_root(), Some(B256::with_last_byte(9)));
     assert_eq!(Proposer::Fallback.registration_root(), None);
 }
