@@ -96,7 +96,7 @@ pub fn draft_commitment(
         });
     }
     let schedule = lookahead
-        .schedule_for_slot(slot)
+        .schedule_at(timestamp)
         .ok_or(DraftError::ScheduleUnknown { slot })?;
     let parent = head_commitment
         .map(|c| preconfirmation_hash(c.preconf()))

@@ -160,7 +160,9 @@ mod writer;
 pub use config::P2pSdkConfig;
 pub use error::{P2pSdkError, Result};
 pub use handle::{P2pSdk, SdkEvents};
-pub use lookahead::{LearnedLookahead, Lookahead, RotatingLookahead, SlotSchedule};
+pub use lookahead::{
+    LearnedLookahead, Lookahead, RotatingLookahead, SlotSchedule, WindowEndOutOfRange,
+};
 pub use messages::PublishReceipt;
 pub use peer_view::{PeerHead, ScheduleDisagreement};
 pub use storage::{MemoryStorage, MemoryStorageLimits, SdkStorage, StorageError, StorageStats};

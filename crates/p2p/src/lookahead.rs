@@ -10,7 +10,10 @@
 //! Time model: L2 slots of `slot_duration` seconds from `genesis`. A block belongs to the slot
 //! containing its `timestamp`. A *window* is a run of consecutive slots owned by one preconfer;
 //! its `submissionWindowEnd` is the timestamp at which the window ends (exclusive), the same for
-//! every block of the window.
+//! every block of the window. Validation asks by time ([`Lookahead::schedule_at`],
+//! [`Lookahead::schedule_for_window_end`]), so a schedule with other window edges — Taiko's
+//! L1 lookahead, whose variable windows `(start, end]` end on an L1 slot — implements those
+//! two and keeps the slots only as the keys of per-slot dedupe.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +67,38 @@ pub trait Lookahead: Send + Sync + 'static {
     fn window_end_for_slot(&self, slot: u64) -> Option<U256> {
         self.schedule_for_slot(slot).map(|s| s.window_end)
     }
+
+    /// The schedule of the window unix second `timestamp` (a block's) lies in; `None` when not
+    /// known (yet). By default the schedule of the slot containing it. A schedule whose window
+    /// edges fall inside slots (Taiko's L1 lookahead: windows `(start, end]` ending on an L1
+    /// slot, where a block timed exactly at `end` is still the window's) answers by time.
+    fn schedule_at(&self, timestamp: u64) -> Option<SlotSchedule> {
+        self.schedule_for_slot(self.slot_at(U256::from(timestamp))?)
+    }
+
+    /// The schedule of the window a commitment names by its `submissionWindowEnd` (§4.2 items
+    /// 1 and 3: the preconfer of the slot that holds it). `Err` when `window_end` cannot be a
+    /// window's end at all (before genesis, past `u64`); `Ok(None)` when not known (yet).
+    ///
+    /// By default windows end exclusively — the end is the first second after the window, as
+    /// the fixed windows here and `testdata/vectors.json` have it — so the window is the one
+    /// holding `window_end − 1`. A schedule whose windows end inclusively (the L1 lookahead)
+    /// resolves `window_end` itself.
+    fn schedule_for_window_end(
+        &self,
+        window_end: U256,
+    ) -> Result<Option<SlotSchedule>, WindowEndOutOfRange> {
+        let slot = window_end
+            .checked_sub(U256::from(1))
+            .and_then(|last_second| self.slot_at(last_second))
+            .ok_or(WindowEndOutOfRange)?;
+        Ok(self.schedule_for_slot(slot))
+    }
 }
+
+/// A `submissionWindowEnd` no window of the schedule can have (before genesis, past `u64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowEndOutOfRange;
 
 /// The time geometry both lookaheads share: slots of `slot_duration` seconds from `genesis`,
 /// windows of `slots_per_window` slots, a window's end the first second after it.
@@ -336,6 +370,17 @@ impl<T: Lookahead + ?Sized> Lookahead for std::sync::Arc<T> {
 
     fn schedule_for_slot(&self, slot: u64) -> Option<SlotSchedule> {
         (**self).schedule_for_slot(slot)
+    }
+
+    fn schedule_at(&self, timestamp: u64) -> Option<SlotSchedule> {
+        (**self).schedule_at(timestamp)
+    }
+
+    fn schedule_for_window_end(
+        &self,
+        window_end: U256,
+    ) -> Result<Option<SlotSchedule>, WindowEndOutOfRange> {
+        (**self).schedule_for_window_end(window_end)
     }
 }
 

@@ -194,21 +194,19 @@ impl Validator {
             return reject(RejectReason::MissingTxList);
         }
 
-        // Signature, and the slots: the block's own (from its timestamp: per-slot dedupe,
-        // hand-off) and its window's. §4.2 items 1 and 3 look the preconfer up for the slot
-        // containing `submissionWindowEnd`. The window end is exclusive — the first second
-        // after the window, as testdata/vectors.json has it — so that slot is the one
-        // containing `submissionWindowEnd − 1`, the window's last; the schedule's window end
-        // for it must then equal `submissionWindowEnd` exactly: lookup and check agree.
+        // Signature, and the block's slot (from its timestamp: per-slot dedupe). §4.2 items 1
+        // and 3 look the preconfer up by `submissionWindowEnd`; the schedule knows whether its
+        // windows end exclusively (fixed windows: the window holding `end − 1`) or inclusively
+        // (the L1 lookahead), and its window end for it must then equal `submissionWindowEnd`
+        // exactly: lookup and check agree.
         let signer = signer.map_err(|e| O::reject(RejectReason::BadSignature(e)))?;
         let Some(slot) = self.lookahead.slot_at(preconf.timestamp) else {
             return reject(RejectReason::TimestampOutOfRange);
         };
-        let window_slot = preconf
-            .submission_window_end
-            .checked_sub(U256::from(1))
-            .and_then(|last_second| self.lookahead.slot_at(last_second));
-        let Some(window_slot) = window_slot else {
+        let Ok(window) = self
+            .lookahead
+            .schedule_for_window_end(preconf.submission_window_end)
+        else {
             return reject(RejectReason::WindowEndOutOfRange(
                 preconf.submission_window_end,
             ));
@@ -248,10 +246,7 @@ impl Validator {
         }
 
         // Schedule (§4.2 items 1, 3, 5) with EOP hand-off (§5).
-        let schedules = self
-            .lookahead
-            .schedule_for_slot(window_slot)
-            .zip(self.lookahead.schedule_for_slot(slot));
+        let schedules = window.zip(self.lookahead.schedule_at(timestamp));
         let Some((window, own)) = schedules else {
             if number == head.block_number + 1 && !links_to(&head, signed) {
                 // §4.2: with the schedule unknown only the link is checked, and nothing is
