@@ -207,7 +207,7 @@ fn l1_config(
     config.lookahead.slot_duration_secs = L2_SLOT_S;
     config.l1.rpc_url = rpc_url;
     config.l1.whitelist_address = stub.address;
-    config.l1.beacon_genesis_timestamp = genesis;
+    config.l1.beacon_genesis_timestamp = Some(genesis);
     config.l1.seconds_per_slot = L1_SLOT_S;
     config.l1.slots_per_epoch = L1_SLOTS_PER_EPOCH;
     config.l1.poll_interval = Duration::from_millis(200);

@@ -210,7 +210,7 @@ fn node_config(
         config.lookahead.preconfers = Vec::new();
         config.l1.rpc_url = l1.anvil.url.clone();
         config.l1.whitelist_address = l1.stub.address;
-        config.l1.beacon_genesis_timestamp = lookahead.genesis();
+        config.l1.beacon_genesis_timestamp = Some(lookahead.genesis());
         config.l1.seconds_per_slot = lookahead.slot_duration();
         config.l1.slots_per_epoch = lookahead.slots_per_window();
         config.l1.poll_interval = Duration::from_millis(250);

@@ -1,5 +1,5 @@
 //! The settings of the schedule sources: `[lookahead]` (which source, and the static
-//! rotation) and `[l1]` (the L1 the `l1_whitelist` source reads).
+//! rotation) and `[l1]` (the L1 the `l1_whitelist` and `l1_lookahead` sources read).
 
 use std::time::Duration;
 
@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 /// `genesis_timestamp`) belongs to `preconfers[(s / slots_per_window) % len]` (devnets).
 /// `l1_whitelist`: read from Taiko's `PreconfWhitelist` contract on L1 (see [`L1Config`]):
 /// one window per L1 epoch, L2 slots of `slot_duration_secs` from the beacon genesis.
+/// `l1_lookahead`: Taiko's permissionless schedule, the lists `LookaheadStore` posts on L1,
+/// verified against the store's hashes, with the whitelist's operator as the fallback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LookaheadConfig {
-    /// Schedule source: `static` (this table's round robin) or `l1_whitelist` (the `[l1]`
-    /// table). Default `static`.
+    /// Schedule source: `static` (this table's round robin), `l1_whitelist` or
+    /// `l1_lookahead` (both read the L1 of the `[l1]` table). Default `static`.
     pub source: ScheduleSource,
     /// `static` only: preconfer addresses in rotation order. Required for `static`: the node
     /// refuses to start without.
@@ -52,25 +54,37 @@ pub enum ScheduleSource {
     Static,
     /// Taiko's `PreconfWhitelist` contract on L1.
     L1Whitelist,
+    /// Taiko's `LookaheadStore` on L1 (permissionless: URC operators' variable windows).
+    L1Lookahead,
 }
 
 /// 1606824023: the Ethereum mainnet beacon chain's genesis time (unix seconds).
 pub const MAINNET_BEACON_GENESIS_TIMESTAMP: u64 = 1_606_824_023;
 
-/// The L1 node and contract the schedule is read from (`lookahead.source = "l1_whitelist"`).
+/// The L1 node and contracts the schedule is read from (`lookahead.source = "l1_whitelist"`
+/// or `"l1_lookahead"`).
 ///
-/// Every epoch (`slots_per_epoch` L1 slots of `seconds_per_slot` from
+/// `l1_whitelist`: every epoch (`slots_per_epoch` L1 slots of `seconds_per_slot` from
 /// `beacon_genesis_timestamp`) has one operator, whose sequencer address signs every L2 slot
 /// of the epoch; its `submissionWindowEnd` is the first second after the epoch.
+///
+/// `l1_lookahead`: the lists of `lookahead_store_address`, 12 s slots and 32-slot epochs as
+/// on every Ethereum chain; each window `(start, end]` ends on its owner's L1 slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct L1Config {
     /// L1 execution node JSON-RPC over HTTP(S). Default `http://127.0.0.1:8545`.
     pub rpc_url: String,
-    /// Address of the `PreconfWhitelist` contract. Required for `l1_whitelist`.
+    /// Address of the `PreconfWhitelist` contract. Required for `l1_whitelist`; for
+    /// `l1_lookahead` unset means the one the store names (`preconfWhitelist()`).
     pub whitelist_address: Address,
-    /// Unix second of the beacon chain's genesis (slot 0). Default 1606824023 (mainnet).
-    pub beacon_genesis_timestamp: u64,
+    /// Address of Taiko's `LookaheadStore` (its proxy). Required for `l1_lookahead`.
+    pub lookahead_store_address: Address,
+    /// Unix second of the beacon chain's genesis (slot 0), the origin of epochs and slots.
+    /// Unset: by the chain id the L1 node reports (mainnet, Holesky, Helder and Hoodi have
+    /// their own; any other chain, anvil included, counts from 0) for `l1_lookahead`, and
+    /// mainnet's 1606824023 for `l1_whitelist`.
+    pub beacon_genesis_timestamp: Option<u64>,
     /// L1 slot length in seconds. Default 12.
     pub seconds_per_slot: u64,
     /// L1 slots per epoch. Default 32.
@@ -92,6 +106,16 @@ pub struct L1Config {
     /// old blocks), each at an L1 block inside the epoch: the L1 node must still hold that
     /// state (an archive node for old epochs). Default 8.
     pub past_epochs_per_poll: usize,
+    /// `l1_lookahead`: most L1 JSON-RPC calls one poll makes; what is left waits for the next
+    /// poll, so a slow or lying L1 delays the schedule but cannot make the node flood it.
+    /// Default 64.
+    pub max_calls_per_poll: usize,
+    /// `l1_lookahead`: most blocks one `eth_getLogs` spans (an epoch's post lies in the 32
+    /// blocks of the epoch before it; more only on chains with faster blocks). Default 256.
+    pub max_log_range_blocks: u64,
+    /// `l1_lookahead`: most stored blocks looked at again when an L1 reorg replaces an
+    /// epoch's list, to report those accepted under the old one. Default 512.
+    pub reorg_recheck_blocks: u64,
 }
 
 impl Default for L1Config {
@@ -99,7 +123,8 @@ impl Default for L1Config {
         Self {
             rpc_url: "http://127.0.0.1:8545".into(),
             whitelist_address: Address::ZERO,
-            beacon_genesis_timestamp: MAINNET_BEACON_GENESIS_TIMESTAMP,
+            lookahead_store_address: Address::ZERO,
+            beacon_genesis_timestamp: None,
             seconds_per_slot: 12,
             slots_per_epoch: 32,
             poll_interval: Duration::from_secs(2),
@@ -107,6 +132,9 @@ impl Default for L1Config {
             max_backoff: Duration::from_secs(30),
             remembered_epochs: 64,
             past_epochs_per_poll: 8,
+            max_calls_per_poll: 64,
+            max_log_range_blocks: 256,
+            reorg_recheck_blocks: 512,
         }
     }
 }
@@ -115,5 +143,12 @@ impl L1Config {
     /// Seconds per L1 epoch.
     pub fn epoch_secs(&self) -> u64 {
         self.seconds_per_slot.saturating_mul(self.slots_per_epoch)
+    }
+
+    /// The beacon genesis `l1_whitelist` counts epochs from: the configured one, else
+    /// mainnet's.
+    pub fn whitelist_genesis(&self) -> u64 {
+        self.beacon_genesis_timestamp
+            .unwrap_or(MAINNET_BEACON_GENESIS_TIMESTAMP)
     }
 }

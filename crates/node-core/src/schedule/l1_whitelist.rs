@@ -22,11 +22,8 @@
 //! removed by the owner is removed at once, so the next epoch's operator is read again each
 //! poll and replaced if it changed.
 //!
-//! The URC era (`LookaheadStore`) is not implemented: there, windows are not epochs but runs
-//! of L1 slots each owned by the registered preconfer of a later slot, with a per-window end
-//! timestamp the store publishes. A source for it would be a file beside this one implementing [`Lookahead`] with
-//! variable windows (the lookahead store's entries: committer, slot timestamp, and the
-//! previous entry's end as the window start) and feed it the same way.
+//! The permissionless schedule (`LookaheadStore`, variable windows) is the `l1_lookahead`
+//! source beside this one; it shares this file's bounded call and its whitelist interface.
 
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +46,8 @@ use crate::clock::unix_now;
 use crate::error::NodeError;
 
 sol! {
-    /// The view functions of Taiko's `PreconfWhitelist` the node reads (see the module docs).
+    /// The view functions of Taiko's `PreconfWhitelist` the node reads (see the module docs);
+    /// `l1_lookahead` reads its fallback preconfer from them too.
     #[sol(rpc)]
     interface IPreconfWhitelist {
         function getOperatorForCurrentEpoch() external view returns (address);
@@ -61,6 +59,44 @@ sol! {
             address sequencerAddress
         );
     }
+}
+
+/// One L1 call bounded by `timeout`, its latency recorded and its failure counted
+/// ([`METRIC_L1_CALL_SECONDS`], [`METRIC_L1_CALL_ERRORS`]).
+pub(super) async fn timed_call<T, E: std::fmt::Display>(
+    timeout: Duration,
+    name: &'static str,
+    call: impl IntoFuture<Output = Result<T, E>>,
+) -> Result<T, NodeError> {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(timeout, call.into_future()).await;
+    metrics::histogram!(METRIC_L1_CALL_SECONDS, "call" => name)
+        .record(started.elapsed().as_secs_f64());
+    let (kind, reason) = match outcome {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(e)) => ("rpc", e.to_string()),
+        Err(_) => ("timeout", format!("no answer within {timeout:?}")),
+    };
+    metrics::counter!(METRIC_L1_CALL_ERRORS, "call" => name, "error" => kind).increment(1);
+    Err(NodeError::L1 { call: name, reason })
+}
+
+/// Refuses `[l1]` settings every L1 source needs and that parse but cannot work.
+pub(super) fn validate_l1_common(l1: &L1Config) -> Result<(), NodeError> {
+    if !(l1.rpc_url.starts_with("http://") || l1.rpc_url.starts_with("https://")) {
+        return Err(NodeError::config(
+            "l1.rpc_url",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    if l1.poll_interval.is_zero() || l1.request_timeout.is_zero() || l1.remembered_epochs < 2 {
+        return Err(NodeError::config(
+            "l1",
+            "poll_interval and request_timeout must be positive, \
+             remembered_epochs at least 2",
+        ));
+    }
+    Ok(())
 }
 
 /// Metric: L1 JSON-RPC call latency, label `call`.
@@ -117,7 +153,7 @@ impl L1Schedule {
         let slots_per_window = epoch.checked_div(slot_duration_secs).unwrap_or(0);
         let lookahead = LearnedLookahead::new(
             slots_per_window,
-            config.beacon_genesis_timestamp,
+            config.whitelist_genesis(),
             slot_duration_secs,
             config.remembered_epochs,
         )
@@ -159,20 +195,7 @@ impl L1Schedule {
         name: &'static str,
         call: impl IntoFuture<Output = Result<T, E>>,
     ) -> Result<T, NodeError> {
-        let started = Instant::now();
-        let outcome = tokio::time::timeout(self.config.request_timeout, call.into_future()).await;
-        metrics::histogram!(METRIC_L1_CALL_SECONDS, "call" => name)
-            .record(started.elapsed().as_secs_f64());
-        let (kind, reason) = match outcome {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) => ("rpc", e.to_string()),
-            Err(_) => (
-                "timeout",
-                format!("no answer within {:?}", self.config.request_timeout),
-            ),
-        };
-        metrics::counter!(METRIC_L1_CALL_ERRORS, "call" => name, "error" => kind).increment(1);
-        Err(NodeError::L1 { call: name, reason })
+        timed_call(self.config.request_timeout, name, call).await
     }
 
     /// The sequencer of `proposer` at `at`, `None` for the zero address.
@@ -275,7 +298,7 @@ impl L1Schedule {
         let slot_secs = self.config.seconds_per_slot.max(1);
         let start = epoch
             .checked_mul(epoch_secs)
-            .and_then(|s| s.checked_add(self.config.beacon_genesis_timestamp))
+            .and_then(|s| s.checked_add(self.config.whitelist_genesis()))
             .ok_or_else(|| NodeError::l1("eth_getBlockByNumber", "epoch out of range"))?;
         let end = start.saturating_add(epoch_secs);
         let last_second = end - 1;
@@ -411,6 +434,11 @@ impl Source for L1Schedule {
             current_window,
             current_preconfer: signer(current_window),
             next_preconfer: signer(current_window.and_then(|w| w.checked_add(1))),
+            current_window_end: current_window
+                .and_then(|w| w.checked_add(1))
+                .and_then(|w| w.checked_mul(self.config.epoch_secs()))
+                .and_then(|s| s.checked_add(self.config.whitelist_genesis())),
+            current_is_fallback: None,
             l1_head: read.map(|r| r.l1_block),
             l1_head_timestamp: read.map(|r| r.l1_timestamp),
             last_error: self.last_error.read().clone(),
@@ -434,25 +462,13 @@ impl SourceKind for L1Whitelist {
                 "lookahead.source = \"l1_whitelist\" needs the contract's address",
             ));
         }
-        if !(l1.rpc_url.starts_with("http://") || l1.rpc_url.starts_with("https://")) {
-            return Err(NodeError::config(
-                "l1.rpc_url",
-                "must be an http:// or https:// URL",
-            ));
-        }
+        validate_l1_common(l1)?;
         let epoch = l1.epoch_secs();
         if epoch == 0 || !epoch.is_multiple_of(lookahead.slot_duration_secs) {
             return Err(NodeError::config(
                 "l1.slots_per_epoch",
                 "an L1 epoch (slots_per_epoch × seconds_per_slot) must be a positive \
                  multiple of lookahead.slot_duration_secs",
-            ));
-        }
-        if l1.poll_interval.is_zero() || l1.request_timeout.is_zero() || l1.remembered_epochs < 2 {
-            return Err(NodeError::config(
-                "l1",
-                "poll_interval and request_timeout must be positive, \
-                 remembered_epochs at least 2",
             ));
         }
         Ok(())
@@ -484,7 +500,7 @@ mod tests {
     fn schedule() -> L1Schedule {
         let config = L1Config {
             whitelist_address: Address::repeat_byte(9),
-            beacon_genesis_timestamp: 1000,
+            beacon_genesis_timestamp: Some(1000),
             seconds_per_slot: 2,
             slots_per_epoch: 4,
             ..L1Config::default()

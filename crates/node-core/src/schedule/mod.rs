@@ -9,15 +9,16 @@
 //! |---|---|---|
 //! | `static` | `static_rotation.rs` | the round robin of `lookahead.preconfers` (devnets) |
 //! | `l1_whitelist` | `l1_whitelist.rs` | Taiko's `PreconfWhitelist` contract on L1, one window per epoch |
+//! | `l1_lookahead` | `l1_lookahead/` | Taiko's permissionless `LookaheadStore` on L1: variable windows, whitelist fallback |
 //!
-//! `lookahead_window` (the windows of Taiko's permissionless `LookaheadStore` lists) and
-//! `lookahead_l1` (reading and verifying those lists on L1) are the parts of the coming
-//! `l1_lookahead` source built so far; it is not registered yet.
+//! `lookahead_window` computes the windows of a `LookaheadStore` list (pure arithmetic) and
+//! `lookahead_l1` decodes and verifies a posted list; `l1_lookahead` reads L1 with them.
 //!
 //! A new source is a new file implementing both traits, a variant of [`ScheduleSource`] and
 //! its arm in [`ScheduleSource::kind`], the one place sources are registered.
 
 mod config;
+pub mod l1_lookahead;
 mod l1_whitelist;
 pub mod lookahead_l1;
 pub mod lookahead_window;
@@ -85,6 +86,7 @@ impl ScheduleSource {
         match self {
             Self::Static => &static_rotation::StaticRotation,
             Self::L1Whitelist => &l1_whitelist::L1Whitelist,
+            Self::L1Lookahead => &l1_lookahead::L1LookaheadKind,
         }
     }
 
@@ -145,18 +147,25 @@ impl NodeSchedule {
 /// The schedule as `/status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScheduleStatus {
-    /// `static` or `l1_whitelist`.
+    /// `static`, `l1_whitelist` or `l1_lookahead`.
     pub source: &'static str,
-    /// The window (for `l1_whitelist`: the L1 epoch) containing now.
+    /// The window containing now: for `static` its number, for `l1_whitelist` the L1 epoch's
+    /// number, for `l1_lookahead` the L1 epoch's first second.
     pub current_window: Option<u64>,
     /// Who signs the current window; `null` when not known (yet).
     pub current_preconfer: Option<Address>,
     /// Who signs the next window; `null` when not known (yet).
     pub next_preconfer: Option<Address>,
-    /// `l1_whitelist`: the L1 block the schedule was last read at.
+    /// The current window's end (its `submissionWindowEnd`); `null` when not known (yet).
+    pub current_window_end: Option<u64>,
+    /// `l1_lookahead`: whether the whitelist's fallback preconfer signs the current window
+    /// (an epoch without opted-in operators, a tail before an empty list, a blacklisted
+    /// owner); `null` for the other sources or when not known.
+    pub current_is_fallback: Option<bool>,
+    /// L1 sources: the L1 block the schedule was last read at.
     pub l1_head: Option<u64>,
-    /// `l1_whitelist`: that block's timestamp.
+    /// L1 sources: that block's timestamp.
     pub l1_head_timestamp: Option<u64>,
-    /// `l1_whitelist`: the last read's error while reads fail, else `null`.
+    /// L1 sources: the last read's error while reads fail, else `null`.
     pub last_error: Option<String>,
 }

@@ -86,6 +86,11 @@ impl Source for Rotation {
                 .and_then(|s| s.checked_div(window_len)),
             current_preconfer: at(0),
             next_preconfer: at(1),
+            current_window_end: l
+                .slot_at(U256::from(now))
+                .and_then(|s| l.window_end_for_slot(s))
+                .and_then(|end| u64::try_from(end).ok()),
+            current_is_fallback: None,
             l1_head: None,
             l1_head_timestamp: None,
             last_error: None,
