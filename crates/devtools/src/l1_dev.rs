@@ -150,9 +150,20 @@ impl Anvil {
     /// Starts `bin` on an ephemeral port of 127.0.0.1, mining a block every `block_time_s`
     /// seconds (so block timestamps follow the wall clock).
     pub async fn start(bin: &Path, block_time_s: u64) -> Result<Self, ToolError> {
+        Self::spawn(bin, &["--block-time".into(), block_time_s.to_string()]).await
+    }
+
+    /// Starts `bin` with its genesis block at unix second `genesis_timestamp` and no timed
+    /// mining: a block per transaction (at least a second after its parent) and per
+    /// [`Self::warp_to`], so a test moves L1 time where it wants it, the past included.
+    pub async fn start_at(bin: &Path, genesis_timestamp: u64) -> Result<Self, ToolError> {
+        Self::spawn(bin, &["--timestamp".into(), genesis_timestamp.to_string()]).await
+    }
+
+    async fn spawn(bin: &Path, args: &[String]) -> Result<Self, ToolError> {
         let mut child = Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", "0", "--block-time"])
-            .arg(block_time_s.to_string())
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -200,6 +211,28 @@ impl Anvil {
             .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
             .await
             .map_err(|e| NodeError::l1("evm_mine", e))?;
+        Ok(())
+    }
+
+    /// Snapshots the chain (`evm_snapshot`); [`Self::revert`] goes back to it, which is how a
+    /// test makes an L1 reorg: blocks after the snapshot vanish and others take their place.
+    pub async fn snapshot(&self) -> Result<String, ToolError> {
+        let id: serde_json::Value = provider(&self.url)?
+            .raw_request("evm_snapshot".into(), ())
+            .await
+            .map_err(|e| NodeError::l1("evm_snapshot", e))?;
+        Ok(id.as_str().map_or_else(|| id.to_string(), str::to_string))
+    }
+
+    /// Reverts the chain to snapshot `id` (`evm_revert`).
+    pub async fn revert(&self, id: &str) -> Result<(), ToolError> {
+        let reverted: bool = provider(&self.url)?
+            .raw_request("evm_revert".into(), (id,))
+            .await
+            .map_err(|e| NodeError::l1("evm_revert", e))?;
+        if !reverted {
+            return Err(NodeError::l1("evm_revert", format!("no snapshot {id}")).into());
+        }
         Ok(())
     }
 

@@ -73,6 +73,7 @@ pub struct L1LookaheadSource {
     provider: RootProvider,
     last_read: RwLock<Option<LookaheadRead>>,
     last_error: RwLock<Option<String>>,
+    last_refused: RwLock<Option<String>>,
 }
 
 impl L1LookaheadSource {
@@ -98,6 +99,7 @@ impl L1LookaheadSource {
             provider,
             last_read: RwLock::new(None),
             last_error: RwLock::new(None),
+            last_refused: RwLock::new(None),
         })
     }
 
@@ -111,6 +113,11 @@ impl L1LookaheadSource {
         *self.last_read.read()
     }
 
+    /// The list the last poll refused, if it refused one (the epoch stays unknown).
+    pub fn last_refused(&self) -> Option<String> {
+        self.last_refused.read().clone()
+    }
+
     /// One poll (see the module docs); returns what it read. The schedule is updated as the
     /// poll goes, so what it verified before a failure counts.
     pub async fn poll_once(&self, sdk: Option<&P2pSdk>) -> Result<LookaheadRead, NodeError> {
@@ -122,6 +129,7 @@ impl L1LookaheadSource {
         );
         let read = reader.poll(sdk).await?;
         *self.last_read.write() = Some(read);
+        *self.last_refused.write() = reader.refused().map(str::to_string);
         Ok(read)
     }
 
@@ -187,7 +195,11 @@ impl Source for L1LookaheadSource {
             current_is_fallback: current.map(|c| c.is_fallback),
             l1_head: read.map(|r| r.l1_block),
             l1_head_timestamp: read.map(|r| r.l1_timestamp),
-            last_error: self.last_error.read().clone(),
+            last_error: self
+                .last_error
+                .read()
+                .clone()
+                .or_else(|| self.last_refused()),
         }
     }
 }

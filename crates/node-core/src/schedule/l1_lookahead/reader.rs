@@ -5,10 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::IntoFuture;
 
 use alloy::eips::BlockId;
-use alloy::primitives::FixedBytes;
+use alloy::primitives::{FixedBytes, B256, U256};
 use alloy::providers::{Provider, RootProvider};
 use p2p::P2pSdk;
-use preconfirmation_types::{preconfirmation_hash, recover_signer, Address};
+use preconfirmation_types::{preconfirmation_hash, recover_signer, Address, SignedCommitment};
 use tracing::{debug, warn};
 
 use super::schedule::{LookaheadSchedule, EPOCH_REACH_SECS};
@@ -41,6 +41,13 @@ pub struct LookaheadRead {
     pub changed: bool,
 }
 
+impl Reader<'_> {
+    /// The last list the poll refused (a log that does not match the stored hash, …).
+    pub(super) fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+}
+
 /// The block a group of reads is pinned to.
 #[derive(Debug, Clone, Copy)]
 struct At {
@@ -65,6 +72,8 @@ pub(super) struct Reader<'a> {
     store: ILookaheadStore::ILookaheadStoreInstance<RootProvider>,
     calls_left: usize,
     timestamps: HashMap<u64, u64>,
+    /// The last list this poll refused, for `/status`.
+    refused: Option<String>,
 }
 
 impl<'a> Reader<'a> {
@@ -81,6 +90,7 @@ impl<'a> Reader<'a> {
             store,
             calls_left: config.max_calls_per_poll,
             timestamps: HashMap::new(),
+            refused: None,
         }
     }
 
@@ -216,7 +226,7 @@ impl<'a> Reader<'a> {
             .call(
                 "getLookaheadHash",
                 store
-                    .getLookaheadHash(alloy::primitives::U256::from(epoch))
+                    .getLookaheadHash(U256::from(epoch))
                     .block(block)
                     .call(),
             )
@@ -249,8 +259,8 @@ impl<'a> Reader<'a> {
                         };
                         metrics::counter!(METRIC_LISTS_REFUSED, "reason" => reason).increment(1);
                         warn!(epoch, error = %problem, "an epoch's lookahead does not verify; it stays unknown");
-                        self.unlearn(epoch, known.is_some(), sdk);
-                        return Err(NodeError::l1("eth_getLogs", problem));
+                        self.refused = Some(format!("epoch {epoch}: {problem}"));
+                        return Ok(self.unlearn(epoch, known.is_some(), sdk));
                     }
                 }
             }
@@ -419,55 +429,82 @@ impl<'a> Reader<'a> {
             .await
     }
 
-    /// After `epoch`'s list changed: every stored block in the times that list decides (the
-    /// epoch and the tail before it) is checked against the schedule as it is now; each whose
-    /// signer or window end no longer fits is counted and logged. At most
-    /// `l1.reorg_recheck_blocks` blocks are read, newest first.
+    /// After `epoch`'s list changed: the stored blocks accepted under the old list that the
+    /// new one does not allow are counted ([`METRIC_ACCEPTED_UNDER_OLD_LIST`]) and logged.
     fn report_old_acceptances(&self, epoch: u64, sdk: &P2pSdk) {
-        let low = epoch.saturating_sub(EPOCH_REACH_SECS);
-        let high = epoch.saturating_add(SECONDS_PER_EPOCH);
-        let domain = sdk.config().chain.domain;
-        let Ok(mut number) = u64::try_from(sdk.head().block_number) else {
+        let Ok(head) = u64::try_from(sdk.head().block_number) else {
             return;
         };
-        for _ in 0..self.config.reorg_recheck_blocks {
-            let Ok(Some(commitment)) = sdk.commitment_by_number(number) else {
-                break;
-            };
-            let preconf = commitment.preconf();
-            let Ok(timestamp) = u64::try_from(preconf.timestamp) else {
-                break;
-            };
-            if timestamp <= low {
-                break;
-            }
-            if timestamp < high {
-                let fits = match (
-                    recover_signer(&domain, &commitment),
-                    self.schedule.resolve(timestamp),
-                ) {
-                    (Ok(signer), Some(now)) => {
-                        now.signer == signer
-                            && preconf.submission_window_end
-                                == alloy::primitives::U256::from(now.window.end)
-                    }
-                    _ => false,
-                };
-                if !fits {
-                    metrics::counter!(METRIC_ACCEPTED_UNDER_OLD_LIST).increment(1);
-                    warn!(
-                        block_number = number,
-                        hash = %preconfirmation_hash(preconf),
-                        timestamp,
-                        epoch,
-                        "a block accepted under an epoch's old lookahead does not fit the new one"
-                    );
-                }
-            }
-            let Some(previous) = number.checked_sub(1) else {
-                break;
-            };
-            number = previous;
+        let misfits = misfits(
+            self.schedule,
+            epoch,
+            head,
+            &sdk.config().chain.domain,
+            self.config.reorg_recheck_blocks,
+            |number| sdk.commitment_by_number(number).ok().flatten(),
+        );
+        for (block_number, hash, timestamp) in misfits {
+            metrics::counter!(METRIC_ACCEPTED_UNDER_OLD_LIST).increment(1);
+            warn!(
+                block_number,
+                %hash,
+                timestamp,
+                epoch,
+                "a block accepted under an epoch's old lookahead does not fit the new one"
+            );
         }
     }
 }
+
+/// The stored blocks, from `head` down, in the times `epoch`'s list decides (the epoch and the
+/// tail before it), whose signer or window end the schedule as it is now does not allow
+/// (or cannot judge any more): `(block number, preconfirmation hash, timestamp)`. At most
+/// `max_blocks` are read (`lookup`), newest first; the walk ends below those times.
+pub(super) fn misfits(
+    schedule: &LookaheadSchedule,
+    epoch: u64,
+    head: u64,
+    domain: &B256,
+    max_blocks: u64,
+    lookup: impl Fn(u64) -> Option<SignedCommitment>,
+) -> Vec<(u64, B256, u64)> {
+    let low = epoch.saturating_sub(EPOCH_REACH_SECS);
+    let high = epoch.saturating_add(SECONDS_PER_EPOCH);
+    let mut found = Vec::new();
+    let mut number = head;
+    for _ in 0..max_blocks {
+        let Some(commitment) = lookup(number) else {
+            break;
+        };
+        let preconf = commitment.preconf();
+        let Ok(timestamp) = u64::try_from(preconf.timestamp) else {
+            break;
+        };
+        if timestamp <= low {
+            break;
+        }
+        if timestamp < high {
+            let fits = match (
+                recover_signer(domain, &commitment),
+                schedule.resolve(timestamp),
+            ) {
+                (Ok(signer), Some(now)) => {
+                    now.signer == signer
+                        && preconf.submission_window_end == U256::from(now.window.end)
+                }
+                _ => false,
+            };
+            if !fits {
+                found.push((number, preconfirmation_hash(preconf), timestamp));
+            }
+        }
+        let Some(previous) = number.checked_sub(1) else {
+            break;
+        };
+        number = previous;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests;

@@ -164,10 +164,7 @@ fn an_unknown_epoch_and_its_next_are_wanted_up_to_the_epoch_after_the_clocks() {
     schedule.want_around(schedule.clock().unwrap(), 3_840_400, now);
     assert_eq!(schedule.take_wanted(8), vec![3_840_384]);
     // Known epochs are not wanted; learning one takes it off the list.
-    assert_eq!(
-        schedule.learn(knowledge(3_839_616, &[])),
-        Learned::Updated
-    );
+    assert_eq!(schedule.learn(knowledge(3_839_616, &[])), Learned::Updated);
     schedule.want_around(schedule.clock().unwrap(), 3_839_700, now);
     assert_eq!(schedule.take_wanted(8), vec![3_840_000]);
     schedule.want(3_000_000);
