@@ -360,3 +360,46 @@ async fn the_source_follows_the_store_through_windows_late_posts_blacklists_and_
     assert_eq!(at(&restarted, E_C + 1), Some((f_c, E_C + 372, true)));
     l1.anvil.stop().await;
 }
+
+/// `devnet --l1 --lookahead`: anvil with the store and whitelist, lists posted each epoch
+/// before, every node on `l1_lookahead`; blocks signed by their window's owner converge on
+/// every node, the late joiner catches up, and the report names each window's signer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_lookahead_converges_with_a_late_joiner() {
+    if find_anvil().is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but anvil is missing"
+        );
+        eprintln!("skipped: anvil not found (run scripts/install-anvil); CI unset");
+        return;
+    }
+    let args = preconf_devtools::devnet::DevnetArgs {
+        nodes: 3,
+        preconfers: 2,
+        blocks: 12,
+        late_joiners: 1,
+        txlist_bytes: 1024,
+        seed: Some(36),
+        converge_timeout_secs: 60,
+        l1: true,
+        lookahead: true,
+        ..Default::default()
+    };
+    let report = preconf_devtools::devnet::run_devnet(&args, None, false)
+        .await
+        .expect("devnet --l1 --lookahead runs");
+    assert_eq!(report.schedule, "l1_lookahead");
+    assert!(report.converged, "{report:?}");
+    assert!(report.late_joiner_caught_up, "{report:?}");
+    let last = *report.heads.iter().max().expect("heads");
+    assert!(last >= 10, "blocks were published: {report:?}");
+    assert_eq!(report.heads, vec![last; 3]);
+    assert_eq!(report.invalid_accepted, 0);
+    assert_eq!(
+        report.windows.iter().map(|w| w.blocks).sum::<u64>(),
+        last,
+        "every block is in a reported window"
+    );
+    assert!(report.windows.iter().all(|w| w.start < w.end));
+}

@@ -11,7 +11,10 @@
 //! in this process with one clock. With `--json` the last stdout line is one JSON object
 //! ([`DevnetReport`]); the exit code is non-zero when the network did not converge.
 
+mod lookahead;
 mod ui;
+
+pub use lookahead::DevnetWindow;
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use metrics_exporter_prometheus::PrometheusHandle;
-use p2p::testkit::ChainBuilder;
+use p2p::testkit::{Block, ChainBuilder};
 use p2p::{CommitmentSource, Lookahead, SdkEvent, SdkEvents};
 use parking_lot::Mutex;
 use preconf_node_core::config::{NodeConfig, ScheduleSource};
@@ -101,6 +104,13 @@ pub struct DevnetArgs {
     /// follow the wall clock (one per slot, `--block-time-ms` is ignored).
     #[arg(long)]
     pub l1: bool,
+    /// With `--l1`: Taiko's permissionless schedule instead of the whitelist. The local L1 gets
+    /// the test `LookaheadStore`; each epoch a sparse list of the preconfers (every fourth
+    /// epoch none: the whitelist's fallback signs it), posted during the epoch before; every
+    /// node runs `lookahead.source = "l1_lookahead"`; a block every 2 s slot, signed by the
+    /// owner of its window. The report lists each window, its owner and its blocks.
+    #[arg(long, requires = "l1")]
+    pub lookahead: bool,
 }
 
 impl Default for DevnetArgs {
@@ -123,6 +133,7 @@ impl Default for DevnetArgs {
             ui_linger_secs: 600,
             verbose: false,
             l1: false,
+            lookahead: false,
         }
     }
 }
@@ -157,8 +168,11 @@ pub struct DevnetReport {
     pub invalid_accepted: u64,
     /// Wall time of the whole run in seconds.
     pub elapsed_s: f64,
-    /// Where the nodes took the schedule from: `static` or `l1_whitelist` (`--l1`).
+    /// Where the nodes took the schedule from: `static`, `l1_whitelist` (`--l1`) or
+    /// `l1_lookahead` (`--l1 --lookahead`).
     pub schedule: &'static str,
+    /// `--lookahead`: every window blocks were published in, oldest first.
+    pub windows: Vec<DevnetWindow>,
 }
 
 /// Most (block, preconfer) entries kept for the UI's rotation strip.
@@ -198,6 +212,7 @@ fn node_config(
     builder: &ChainBuilder,
     peers: Vec<Multiaddr>,
     l1: Option<&DevnetL1>,
+    lookahead_l1: Option<&lookahead::LookaheadL1>,
 ) -> NodeConfig {
     let lookahead = builder.lookahead();
     let mut config = loopback::node_config(&base.join(format!("node-{index}")), builder, peers);
@@ -218,6 +233,9 @@ fn node_config(
         config.l1.max_backoff = Duration::from_secs(2);
         // Blocks follow the wall clock: no replay, the default window-end grace.
         config.sdk.rules.window_end_grace = NodeConfig::default().sdk.rules.window_end_grace;
+    }
+    if let Some(l1) = lookahead_l1 {
+        lookahead::configure(&mut config, l1);
     }
     config
 }
@@ -267,6 +285,7 @@ impl DevnetL1 {
 struct Launcher<'a> {
     args: &'a DevnetArgs,
     l1: Option<&'a DevnetL1>,
+    lookahead_l1: Option<&'a lookahead::LookaheadL1>,
     base: &'a std::path::Path,
     initial: usize,
     prometheus: Option<PrometheusHandle>,
@@ -283,7 +302,15 @@ impl Launcher<'_> {
         builder: &ChainBuilder,
         peers: Vec<Multiaddr>,
     ) -> Result<(DevnetNode, Multiaddr), ToolError> {
-        let config = node_config(self.args, self.base, index, builder, peers, self.l1);
+        let config = node_config(
+            self.args,
+            self.base,
+            index,
+            builder,
+            peers,
+            self.l1,
+            self.lookahead_l1,
+        );
         start_node(
             config,
             index,
@@ -363,6 +390,28 @@ async fn collect(
     }
 }
 
+/// The next block of the rotation (`--l1`: of the slot now, the chain following the wall
+/// clock) and the index of the key that signs it.
+fn rotation_block(
+    args: &DevnetArgs,
+    builder: &mut ChainBuilder,
+    txlist: Vec<u8>,
+) -> (Block, usize) {
+    if args.l1 {
+        let lookahead = builder.lookahead();
+        let now = preconf_node_core::clock::unix_now();
+        let current = now.saturating_sub(lookahead.genesis()) / lookahead.slot_duration();
+        while builder.next_slot() < current {
+            builder.skip_slot();
+        }
+    }
+    let key_index = builder
+        .key_for_slot(builder.next_slot())
+        .and_then(|k| builder.keys().iter().position(|x| x == k))
+        .unwrap_or(0);
+    (builder.next_block(Some(txlist)), key_index)
+}
+
 /// Longest a publisher waits for the parent of the block it is about to publish.
 const PARENT_WAIT: Duration = Duration::from_secs(5);
 
@@ -419,7 +468,10 @@ pub async fn run_devnet(
         }
     };
     let chain = ChainSpec::new(DEVNET_CHAIN_ID, Address::repeat_byte(0x51));
-    let mut builder = if args.l1 {
+    let mut builder = if args.lookahead {
+        // Real time, 2 s slots; the keys sign by the L1 lookahead, not by this rotation.
+        ChainBuilder::new(chain, args.preconfers, 1, 0, lookahead::SLOT_SECS)
+    } else if args.l1 {
         // Real time: 1 s slots from a genesis a few windows ago, one block per slot.
         let now = preconf_node_core::clock::unix_now();
         let window = args.slots_per_window;
@@ -433,7 +485,21 @@ pub async fn run_devnet(
             args.blocks + 1,
         )
     };
-    let l1 = if args.l1 {
+    let signers: Vec<Address> = builder.keys().iter().map(secret_key_to_address).collect();
+    // Epochs for every block, the convergence wait and margin.
+    let lookahead_epochs =
+        (args.blocks * lookahead::SLOT_SECS + args.converge_timeout_secs) / 384 + 3;
+    let lookahead_l1 = if args.lookahead {
+        Some(lookahead::LookaheadL1::start(&signers, lookahead_epochs).await?)
+    } else {
+        None
+    };
+    let driver_schedule = lookahead_l1.as_ref().map(|_| {
+        let now = preconf_node_core::clock::unix_now();
+        lookahead::schedule(&signers, now - now % 384, lookahead_epochs)
+    });
+    let mut windows = std::collections::BTreeMap::new();
+    let l1 = if args.l1 && !args.lookahead {
         // Epochs for every block, the convergence wait and margin.
         let epochs = (args.blocks + args.converge_timeout_secs) / args.slots_per_window + 4;
         Some(DevnetL1::start(&builder, epochs).await?)
@@ -464,6 +530,7 @@ pub async fn run_devnet(
     let launcher = Launcher {
         args,
         l1: l1.as_ref(),
+        lookahead_l1: lookahead_l1.as_ref(),
         base: &base,
         initial,
         prometheus,
@@ -485,7 +552,7 @@ pub async fn run_devnet(
             .wait_for_gossip_peers(1, Duration::from_secs(10))
             .await?;
     }
-    if l1.is_some() {
+    if args.l1 {
         // Every node has read the current epoch's operator from L1 before the first block.
         let deadline = Instant::now() + L1_READ_WAIT;
         while !nodes.iter().all(|n| {
@@ -518,7 +585,9 @@ pub async fn run_devnet(
     );
 
     let late_at = args.blocks / 3;
-    let block_time = if args.l1 {
+    let block_time = if args.lookahead {
+        Duration::from_secs(lookahead::SLOT_SECS)
+    } else if args.l1 {
         Duration::from_secs(builder.lookahead().slot_duration())
     } else {
         Duration::from_millis(args.block_time_ms.max(1))
@@ -536,24 +605,28 @@ pub async fn run_devnet(
                 addrs.push(addr);
             }
         }
-        if args.l1 {
-            // The block of the slot now (the chain follows the wall clock).
-            let lookahead = builder.lookahead();
-            let now = preconf_node_core::clock::unix_now();
-            let current = now.saturating_sub(lookahead.genesis()) / lookahead.slot_duration();
-            while builder.next_slot() < current {
-                builder.skip_slot();
-            }
-        }
-        let slot = builder.next_slot();
-        let key_index = builder
-            .key_for_slot(slot)
-            .and_then(|k| builder.keys().iter().position(|x| x == k))
-            .unwrap_or(0);
-        let publisher = key_index % initial;
         let mut txlist = vec![0u8; args.txlist_bytes];
         rng.fill_bytes(&mut txlist);
-        let block = builder.next_block(Some(txlist.clone()));
+        let (block, key_index) = if let Some(schedule) = &driver_schedule {
+            let now = preconf_node_core::clock::unix_now();
+            let t = now - now % lookahead::SLOT_SECS;
+            match lookahead::block_at(&mut builder, schedule, t, txlist.clone()) {
+                Some((block, resolved, key_index)) => {
+                    lookahead::record(&mut windows, &resolved);
+                    (block, key_index)
+                }
+                None => {
+                    warn!(
+                        t,
+                        "the devnet's schedule names no key for this slot; skipped"
+                    );
+                    continue;
+                }
+            }
+        } else {
+            rotation_block(args, &mut builder, txlist.clone())
+        };
+        let publisher = key_index % initial;
         let number = u64::try_from(block.commitment.preconf().block_number).unwrap_or_default();
         // A preconfer builds on its own head: wait (bounded) until the publishing node holds
         // the parent, as a real preconfer's sidecar would before it signs the next block.
@@ -641,7 +714,14 @@ pub async fn run_devnet(
         gossip_latency_ms,
         invalid_accepted,
         elapsed_s: round2(started.elapsed().as_secs_f64()),
-        schedule: if args.l1 { "l1_whitelist" } else { "static" },
+        schedule: if args.lookahead {
+            "l1_lookahead"
+        } else if args.l1 {
+            "l1_whitelist"
+        } else {
+            "static"
+        },
+        windows: windows.into_values().collect(),
     };
     if let Some(task) = ui {
         if args.ui_linger_secs > 0 {
@@ -664,6 +744,9 @@ pub async fn run_devnet(
     }
     if let Some(l1) = l1 {
         l1.anvil.stop().await;
+    }
+    if let Some(l1) = lookahead_l1 {
+        l1.stop().await;
     }
     Ok(report)
 }
@@ -728,5 +811,26 @@ fn summary_table(report: &DevnetReport, initial: usize) -> String {
         "gossip latency ms: p50 {:.2}  p99 {:.2}  max {:.2}  elapsed {:.1} s",
         l.p50, l.p99, l.max, report.elapsed_s
     );
+    if !report.windows.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<44} {:>6}",
+            "window (start, end]", "signer", "blocks"
+        );
+        for w in &report.windows {
+            let owner = if w.fallback {
+                format!("{} (fallback)", w.signer)
+            } else {
+                w.signer.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "{:<24} {:<44} {:>6}",
+                format!("({}, {}]", w.start, w.end),
+                owner,
+                w.blocks
+            );
+        }
+    }
     out
 }
