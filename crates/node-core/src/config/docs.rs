@@ -181,7 +181,7 @@ const MINIMAL: &[(&str, &str)] = &[
     ),
     (
         "lookahead.source",
-        "\"l1_whitelist\" on a real network, \"static\" on a devnet",
+        "\"l1_lookahead\" or \"l1_whitelist\" on a real network, \"static\" on a devnet",
     ),
     (
         "lookahead.preconfers",
@@ -197,8 +197,12 @@ const MINIMAL: &[(&str, &str)] = &[
         "l1_whitelist: the chain's PreconfWhitelist contract",
     ),
     (
+        "l1.lookahead_store_address",
+        "l1_lookahead: the chain's LookaheadStore (proxy)",
+    ),
+    (
         "l1.beacon_genesis_timestamp",
-        "l1_whitelist: your L1's beacon genesis (mainnet's by default)",
+        "your L1's beacon genesis (unset: by chain id; l1_whitelist: mainnet's)",
     ),
 ];
 

@@ -293,6 +293,8 @@ const SPECIAL: &[(&str, &str)] = &[
     ("sdk.network.enr.address6", r#""2001:db8::9""#),
     ("sdk.network.enr.tcp_port", "30303"),
     ("sdk.network.enr.udp_port", "30304"),
+    // Unset by default (taken from the L1's chain id).
+    ("l1.beacon_genesis_timestamp", "1742213400"),
     // Up: the default is the smallest valid frame cap (the largest message + framing).
     ("sdk.network.gossip.max_transmit_size", "2098213"),
     // A share between 0 and 1 whose default is 0: up, not down.
@@ -309,8 +311,8 @@ const NOT_ALONE: &[&str] = &[
     // The default is the protocol maximum (higher is refused) and equals the default
     // `sdk.catchup.page_size`, which must not exceed it (lower is refused).
     "sdk.chain.limits.max_commitments_per_response",
-    // The only other value, `l1_whitelist`, also needs `l1.whitelist_address` (refused
-    // without it, as `l1_whitelist_needs_the_contract` checks).
+    // The other values need their contract's address too (`l1_whitelist_needs_the_contract`,
+    // `l1_lookahead_needs_the_store_and_slots_that_divide_an_l1_slot` check them).
     "lookahead.source",
 ];
 
@@ -419,6 +421,34 @@ fn l1_whitelist_needs_the_contract() {
         .unwrap_err()
         .to_string()
         .contains("l1.rpc_url"));
+}
+
+#[test]
+fn l1_lookahead_needs_the_store_and_slots_that_divide_an_l1_slot() {
+    let mut config = NodeConfig::default();
+    config.lookahead.source = ScheduleSource::L1Lookahead;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("l1.lookahead_store_address"), "{err}");
+    config.l1.lookahead_store_address = Address::repeat_byte(1);
+    assert!(config.validate().is_ok(), "no whitelist or genesis needed");
+    config.lookahead.slot_duration_secs = 5;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("lookahead.slot_duration_secs"), "{err}");
+    config.lookahead.slot_duration_secs = 3;
+    assert!(config.validate().is_ok(), "3 s divides the 12 s L1 slot");
+    config.l1.max_log_range_blocks = 31;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("max_log_range_blocks"), "{err}");
+    config.l1.max_log_range_blocks = 32;
+    config.l1.max_calls_per_poll = 7;
+    assert!(
+        config.validate().is_err(),
+        "fewer calls than one epoch's reads"
+    );
+    config.l1.max_calls_per_poll = 8;
+    config.l1.rpc_url = "ws://127.0.0.1:8545".into();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("l1.rpc_url"), "{err}");
 }
 
 /// Sets every leaf key on its own from every source (a file holding that key, plus
