@@ -108,7 +108,8 @@ pub struct L1Config {
     pub past_epochs_per_poll: usize,
     /// `l1_lookahead`: most L1 JSON-RPC calls one poll makes; what is left waits for the next
     /// poll, so a slow or lying L1 delays the schedule but cannot make the node flood it.
-    /// Default 64.
+    /// A poll on a new L1 head needs 3 + 2 × (2 + the operators listed) for the current
+    /// and next epochs (a poll on an unchanged head none of those). Default 128.
     pub max_calls_per_poll: usize,
     /// `l1_lookahead`: most blocks one `eth_getLogs` spans (an epoch's post lies in the 32
     /// blocks of the epoch before it; more only on chains with faster blocks). Default 256.
@@ -132,7 +133,7 @@ impl Default for L1Config {
             max_backoff: Duration::from_secs(30),
             remembered_epochs: 64,
             past_epochs_per_poll: 8,
-            max_calls_per_poll: 64,
+            max_calls_per_poll: 128,
             max_log_range_blocks: 256,
             reorg_recheck_blocks: 512,
         }

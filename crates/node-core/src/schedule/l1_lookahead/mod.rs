@@ -74,6 +74,7 @@ pub struct L1LookaheadSource {
     last_read: RwLock<Option<LookaheadRead>>,
     last_error: RwLock<Option<String>>,
     last_refused: RwLock<Option<String>>,
+    whitelist: RwLock<Option<Address>>,
 }
 
 impl L1LookaheadSource {
@@ -100,6 +101,7 @@ impl L1LookaheadSource {
             last_read: RwLock::new(None),
             last_error: RwLock::new(None),
             last_refused: RwLock::new(None),
+            whitelist: RwLock::new(None),
         })
     }
 
@@ -126,8 +128,12 @@ impl L1LookaheadSource {
             &self.provider,
             &self.schedule,
             ILookaheadStore::new(self.config.lookahead_store_address, self.provider.clone()),
+            self.last_read(),
+            *self.whitelist.read(),
         );
-        let read = reader.poll(sdk).await?;
+        let polled = reader.poll(sdk).await;
+        *self.whitelist.write() = reader.whitelist_address();
+        let read = polled?;
         *self.last_read.write() = Some(read);
         *self.last_refused.write() = reader.refused().map(str::to_string);
         Ok(read)

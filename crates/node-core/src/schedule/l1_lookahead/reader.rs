@@ -35,6 +35,8 @@ pub struct LookaheadRead {
     pub l1_block: u64,
     /// Its timestamp.
     pub l1_timestamp: u64,
+    /// Its hash: a poll that finds the same head block (number and hash) reads nothing again.
+    pub l1_block_hash: B256,
     /// The epoch containing it (its first second).
     pub epoch: u64,
     /// Whether the schedule changed.
@@ -45,6 +47,11 @@ impl Reader<'_> {
     /// The last list the poll refused (a log that does not match the stored hash, …).
     pub(super) fn refused(&self) -> Option<&str> {
         self.refused.as_deref()
+    }
+
+    /// The whitelist address, if the poll knows it.
+    pub(super) fn whitelist_address(&self) -> Option<Address> {
+        self.whitelist
     }
 }
 
@@ -74,6 +81,10 @@ pub(super) struct Reader<'a> {
     timestamps: HashMap<u64, u64>,
     /// The last list this poll refused, for `/status`.
     refused: Option<String>,
+    /// The previous poll's head: unchanged, the current and next epochs are not read again.
+    previous: Option<LookaheadRead>,
+    /// The whitelist address, once known (configured, or read from the store once).
+    whitelist: Option<Address>,
 }
 
 impl<'a> Reader<'a> {
@@ -82,6 +93,8 @@ impl<'a> Reader<'a> {
         provider: &'a RootProvider,
         schedule: &'a LookaheadSchedule,
         store: ILookaheadStore::ILookaheadStoreInstance<RootProvider>,
+        previous: Option<LookaheadRead>,
+        whitelist: Option<Address>,
     ) -> Self {
         Self {
             config,
@@ -91,6 +104,8 @@ impl<'a> Reader<'a> {
             calls_left: config.max_calls_per_poll,
             timestamps: HashMap::new(),
             refused: None,
+            previous,
+            whitelist: whitelist.or(Some(config.whitelist_address).filter(|a| *a != Address::ZERO)),
         }
     }
 
@@ -147,7 +162,17 @@ impl<'a> Reader<'a> {
         let number = self
             .call("eth_blockNumber", provider.get_block_number())
             .await?;
-        let timestamp = self.block_timestamp(number).await?;
+        let head_block = self
+            .call(
+                "eth_getBlockByNumber",
+                provider.get_block_by_number(number.into()),
+            )
+            .await?
+            .ok_or_else(|| {
+                NodeError::l1("eth_getBlockByNumber", format!("block {number} not found"))
+            })?;
+        let (timestamp, hash) = (head_block.header.timestamp, head_block.header.hash);
+        self.timestamps.insert(number, timestamp);
         let local = now();
         if timestamp > local.saturating_add(SECONDS_PER_L1_SLOT) {
             return Err(NodeError::l1(
@@ -164,13 +189,19 @@ impl<'a> Reader<'a> {
         metrics::gauge!(METRIC_L1_SCHEDULE_HEAD).set(number as f64);
         let head = At { number, timestamp };
         let whitelist = self.whitelist(head).await?;
-        let mut changed = self
-            .refresh(epoch, head, FallbackOf::CurrentEpoch, whitelist, sdk)
-            .await?;
-        if let Some(next) = clock.next(epoch) {
+        let mut changed = false;
+        let same_head = self
+            .previous
+            .is_some_and(|p| p.l1_block == number && p.l1_block_hash == hash);
+        if !same_head {
             changed |= self
-                .refresh(next, head, FallbackOf::NextEpoch, whitelist, sdk)
+                .refresh(epoch, head, FallbackOf::CurrentEpoch, whitelist, sdk)
                 .await?;
+            if let Some(next) = clock.next(epoch) {
+                changed |= self
+                    .refresh(next, head, FallbackOf::NextEpoch, whitelist, sdk)
+                    .await?;
+            }
         }
         for past in self.schedule.take_wanted(self.config.past_epochs_per_poll) {
             if past >= epoch {
@@ -190,25 +221,30 @@ impl<'a> Reader<'a> {
         Ok(LookaheadRead {
             l1_block: number,
             l1_timestamp: timestamp,
+            l1_block_hash: hash,
             epoch,
             changed,
         })
     }
 
-    /// The whitelist the fallback comes from: the configured one, else the store's.
+    /// The whitelist the fallback comes from: the configured one, else the store's (an
+    /// immutable of the store: read once).
     async fn whitelist(&mut self, head: At) -> Result<Address, NodeError> {
-        if self.config.whitelist_address != Address::ZERO {
-            return Ok(self.config.whitelist_address);
+        if let Some(address) = self.whitelist {
+            return Ok(address);
         }
         let store = self.store.clone();
-        self.call(
-            "preconfWhitelist",
-            store
-                .preconfWhitelist()
-                .block(BlockId::number(head.number))
-                .call(),
-        )
-        .await
+        let address = self
+            .call(
+                "preconfWhitelist",
+                store
+                    .preconfWhitelist()
+                    .block(BlockId::number(head.number))
+                    .call(),
+            )
+            .await?;
+        self.whitelist = Some(address);
+        Ok(address)
     }
 
     /// Reads `epoch` at block `at` and teaches the schedule; returns whether it changed.
