@@ -83,6 +83,7 @@ pub use errors::to_hex;
 mod methods;
 pub mod metrics;
 mod subscriptions;
+pub mod txlist;
 
 use auth::{AuthFailureLog, RpcAuth};
 pub use errors::*;
