@@ -2,7 +2,8 @@
 //!
 //! When the node holds a preconfer key, anyone who can reach the RPC port could otherwise make
 //! it sign and gossip commitments in the preconfer's name. So, as execution clients guard
-//! their engine API, `preconf_publishCommitment` and `preconf_publishRawTxList` then require
+//! their engine API, the publishing methods ([`GUARDED_METHODS`]: `preconf_publishCommitment`,
+//! `preconf_publishRawTxList` and Taiko's `preconf_publishBlock`) then require
 //! `Authorization: Bearer <JWT>`: HS256 over the shared secret in `rpc.jwt_secret_file`
 //! (default `<data_dir>/jwt.hex`, created at first start, mode 0600), with an `iat` claim
 //! within ±60 s of the node's clock (alloy's engine-API [`JwtSecret::validate`]). The same
@@ -79,7 +80,11 @@ pub const METRIC_AUTH_FAILURES: &str = "preconf_rpc_auth_failures_total";
 pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The methods that need a JWT when the node requires one.
-pub const GUARDED_METHODS: [&str; 2] = [super::PUBLISH_COMMITMENT, super::PUBLISH_RAW_TXLIST];
+pub const GUARDED_METHODS: [&str; 3] = [
+    super::PUBLISH_COMMITMENT,
+    super::PUBLISH_RAW_TXLIST,
+    super::PUBLISH_BLOCK,
+];
 
 /// Marks a request whose `Authorization` header carried a valid JWT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -674,6 +679,16 @@ mod tests {
         assert!(calls_guarded_method(
             call("preconf_publishRawTxList").as_bytes()
         ));
+        assert!(calls_guarded_method(
+            call("preconf_publishBlock").as_bytes()
+        ));
+        for read in [
+            "preconf_getStatus",
+            "preconf_tip",
+            "preconf_getPreconfSlotInfo",
+        ] {
+            assert!(!calls_guarded_method(call(read).as_bytes()), "{read}");
+        }
         assert!(!calls_guarded_method(call("preconf_head").as_bytes()));
         let batch = format!(
             "[{},{}]",

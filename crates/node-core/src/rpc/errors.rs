@@ -21,6 +21,23 @@ pub const NO_PRECONFER_KEY: i32 = -32014;
 /// Anything else: storage failure, shutdown, internal errors.
 pub const INTERNAL: i32 = -32000;
 
+/// `preconf_publishBlock`: the commitment does not decode, or fails a check that is not one
+/// of the codes below (hash, window end, slasher, signature, other validation).
+pub const INVALID_COMMITMENT: i32 = -32001;
+/// `preconf_publishBlock`: the tx list is over the cap, does not hash to `txListHash`, or is
+/// not a zlib-compressed RLP list of transactions.
+pub const INVALID_TX_LIST: i32 = -32002;
+/// `preconf_publishBlock`: stale (at or below the node's head) or not yet placeable (its
+/// parent is unknown here).
+pub const NOT_SYNCED: i32 = -32003;
+/// `preconf_publishBlock`: the commitment's submission window has ended.
+pub const SUBMISSION_WINDOW_EXPIRED: i32 = -32004;
+/// `preconf_publishBlock`: the signer is not the one the schedule names for the timestamp.
+pub const INVALID_SIGNER: i32 = -32005;
+/// `preconf_publishBlock`, `preconf_getPreconfSlotInfo`: the schedule cannot answer for
+/// that timestamp (not learned yet, or before the schedule's genesis).
+pub const LOOKAHEAD_UNAVAILABLE: i32 = -32006;
+
 pub(super) fn error(
     code: i32,
     message: impl Into<String>,

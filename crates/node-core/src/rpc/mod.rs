@@ -19,6 +19,17 @@
 //! | `preconf_subscribe` | kind | subscription id; notifications arrive as `preconf_subscription` |
 //! | `preconf_unsubscribe` | subscription id | `true` |
 //!
+//! Beside them, the four methods of Taiko's preconfirmation driver, with that API's shapes
+//! (one positional parameter, camelCase objects, `U256` as a `0x` hex quantity) and error
+//! codes, so a sidecar written for Taiko's client works unchanged (see `sidecar.rs`):
+//!
+//! | method | params | result |
+//! |---|---|---|
+//! | `preconf_publishBlock` | `{commitment, txListHash, txList}` | [`PublishedBlock`]: `{commitmentHash, txListHash}` |
+//! | `preconf_getStatus` | — | [`DriverStatus`]: `{isSyncedWithInbox, eventSyncTip, preconfTip, peerCount, peerId}` |
+//! | `preconf_tip` | — | the head block number (`U256`) |
+//! | `preconf_getPreconfSlotInfo` | timestamp (`U256`) | [`PreconfSlotInfo`]: `{signer, submissionWindowEnd}` |
+//!
 //! `preconf_publishCommitment` takes the SSZ of a `SignedCommitment` (382 bytes) or, when the
 //! node has a preconfer key (`preconfer_key_file`), of an unsigned `PreconfCommitment`
 //! (317 bytes), which the node signs under the chain's domain. The optional tx list is the
@@ -53,6 +64,21 @@
 //! | -32015 | [`auth::UNAUTHORIZED`] | publishing needs a JWT here (the node holds a preconfer key, or `rpc.jwt_secret_file` is set) and the call had none, or its token's `iat` is more than 60 s from now. Over HTTP this comes with status **401**, as does any request whose `Authorization` header holds a bad token; on a WebSocket (which keeps its upgrade's token) it is the call's error. See [`crate::rpc::auth`] |
 //! | -32000 | [`INTERNAL`] | storage failure, shutting down, other internal errors |
 //!
+//! Taiko's driver methods answer with that API's codes instead, each with `data.reason`:
+//!
+//! | code | constant | meaning |
+//! |---|---|---|
+//! | -32000 | [`INTERNAL`] | shutting down, a full queue (`backpressure`), other internal errors |
+//! | -32001 | [`INVALID_COMMITMENT`] | not a `SignedCommitment` (`malformed`), `raw_txlist_hash_mismatch`, `bad_signature`, `wrong_slasher`, `wrong_window_end`, other validation (the SDK's label) |
+//! | -32002 | [`INVALID_TX_LIST`] | `txlist_too_large`, `txlist_hash_mismatch`, `txlist_inflates_beyond_cap`, `txlist_bad_zlib`, `txlist_bad_rlp` |
+//! | -32003 | [`NOT_SYNCED`] | `stale` (at or below the head), `parent_unknown` |
+//! | -32004 | [`SUBMISSION_WINDOW_EXPIRED`] | `window_ended` (more than `sdk.rules.window_end_grace` ago) |
+//! | -32005 | [`INVALID_SIGNER`] | `wrong_signer` |
+//! | -32006 | [`LOOKAHEAD_UNAVAILABLE`] | `schedule_unknown` for the timestamp |
+//!
+//! Their bad parameters (malformed JSON object, bad hex, a timestamp that is no `u64`) are
+//! -32602 as elsewhere.
+//!
 //! JSON-RPC's own codes apply as usual (-32700 parse error, -32600 invalid request, -32601
 //! unknown method, and jsonrpsee's limits on body size and connections).
 //!
@@ -82,12 +108,15 @@ mod errors;
 pub use errors::to_hex;
 mod methods;
 pub mod metrics;
+mod sidecar;
 mod subscriptions;
+pub mod txlist;
 
 use auth::{AuthFailureLog, RpcAuth};
 pub use errors::*;
 pub use methods::PublishedCommitment;
 use methods::*;
+pub use sidecar::{DriverStatus, PreconfSlotInfo, PublishedBlock};
 use subscriptions::*;
 pub use subscriptions::{
     CommitmentNotification, EquivocationNotification, HeadNotification, RawTxListHashNotification,
@@ -115,8 +144,17 @@ pub const SUBSCRIPTION_NOTIFICATION: &str = "preconf_subscription";
 /// `preconf_unsubscribe`.
 pub const UNSUBSCRIBE: &str = "preconf_unsubscribe";
 
+/// `preconf_publishBlock` (Taiko's driver API).
+pub const PUBLISH_BLOCK: &str = "preconf_publishBlock";
+/// `preconf_getStatus` (Taiko's driver API).
+pub const GET_STATUS: &str = "preconf_getStatus";
+/// `preconf_tip` (Taiko's driver API).
+pub const TIP: &str = "preconf_tip";
+/// `preconf_getPreconfSlotInfo` (Taiko's driver API).
+pub const GET_PRECONF_SLOT_INFO: &str = "preconf_getPreconfSlotInfo";
+
 /// Every method this server has (the `method` label of its [`metrics`]).
-pub const METHODS: [&str; 9] = [
+pub const METHODS: [&str; 13] = [
     PUBLISH_COMMITMENT,
     PUBLISH_RAW_TXLIST,
     HEAD,
@@ -126,6 +164,10 @@ pub const METHODS: [&str; 9] = [
     STATUS,
     SUBSCRIBE,
     UNSUBSCRIBE,
+    PUBLISH_BLOCK,
+    GET_STATUS,
+    TIP,
+    GET_PRECONF_SLOT_INFO,
 ];
 
 /// What the RPC handlers share.
@@ -272,6 +314,25 @@ fn module(
             .instrument(debug_span!("rpc", method = STATUS))
             .await
             .map_err(|e| error(INTERNAL, e.to_string(), None::<()>))
+    })?;
+    module.register_async_method(PUBLISH_BLOCK, |params, state, ext| async move {
+        state.authorize(&ext)?;
+        sidecar::publish_block(params, &state.node)
+            .instrument(debug_span!("rpc", method = PUBLISH_BLOCK))
+            .await
+    })?;
+    module.register_async_method(GET_STATUS, |_, state, _| async move {
+        sidecar::get_status(&state.node)
+            .instrument(debug_span!("rpc", method = GET_STATUS))
+            .await
+    })?;
+    module.register_method(TIP, |_, state, _| {
+        let _span = debug_span!("rpc", method = TIP).entered();
+        Ok::<_, ErrorObjectOwned>(sidecar::tip(&state.node))
+    })?;
+    module.register_method(GET_PRECONF_SLOT_INFO, |params, state, _| {
+        let _span = debug_span!("rpc", method = GET_PRECONF_SLOT_INFO).entered();
+        sidecar::get_preconf_slot_info(params, &state.node)
     })?;
     module.register_subscription(
         SUBSCRIBE,
