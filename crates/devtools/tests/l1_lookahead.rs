@@ -403,3 +403,106 @@ async fn devnet_lookahead_converges_with_a_late_joiner() {
     );
     assert!(report.windows.iter().all(|w| w.start < w.end));
 }
+
+/// `preconf_getPreconfSlotInfo` of a real node on `l1_lookahead` (a sidecar's request over
+/// HTTP) answers every worked example of `testdata/lookahead/windows.json`, from the lists it
+/// read on L1: the epochs of the examples are past ones, read once the first lookup asked for
+/// them (until then the node answers -32006, lookahead unavailable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_preconf_slot_info_answers_the_worked_examples() {
+    let Some(bin) = find_anvil() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but anvil is missing"
+        );
+        eprintln!("skipped: anvil not found (run scripts/install-anvil); CI unset");
+        return;
+    };
+    let v = vectors();
+    let fallback: Vec<(u64, Address)> = v["fallback"]
+        .as_object()
+        .expect("fallbacks")
+        .iter()
+        .map(|(e, a)| (e.parse::<u64>().expect("epoch") / 384, parsed(a)))
+        .collect();
+    let anvil = Anvil::start_at(&bin, E_A - 384 + 20)
+        .await
+        .expect("anvil starts");
+    let whitelist = WhitelistStub::deploy(&anvil, 0, 384)
+        .await
+        .expect("whitelist");
+    let operators: Vec<(Address, Address)> = fallback.iter().map(|(_, f)| (*f, *f)).collect();
+    whitelist
+        .setup(&operators, &fallback)
+        .await
+        .expect("whitelist setup");
+    let store = deploy(
+        &anvil,
+        LOOKAHEAD_STORE_STUB_BIN,
+        &whitelist.address.abi_encode(),
+    )
+    .await
+    .expect("store deploys");
+    let l1 = L1 { anvil, store };
+    // Each list posted during the epoch before its own, as `Inbox.propose` posts it.
+    l1.post(E_A, vector_list(&v, E_A)).await;
+    l1.anvil.warp_to(E_A + 10).await.expect("warp");
+    l1.post(E_B, vector_list(&v, E_B)).await;
+    l1.anvil.warp_to(E_B + 5).await.expect("warp");
+    l1.post(E_C, vector_list(&v, E_C)).await;
+    l1.anvil.warp_to(E_C + 5).await.expect("warp");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let builder = preconf_devtools::testing::builder();
+    let mut config = preconf_devtools::testing::node_config(dir.path(), &builder, Vec::new());
+    config.lookahead.source = preconf_node_core::config::ScheduleSource::L1Lookahead;
+    config.lookahead.preconfers = Vec::new();
+    config.lookahead.slot_duration_secs = 2;
+    config.l1.rpc_url = l1.anvil.url.clone();
+    config.l1.lookahead_store_address = l1.store;
+    config.l1.poll_interval = std::time::Duration::from_millis(100);
+    config.rpc.enabled = true;
+    config.sdk.catchup.enabled = false;
+    let node = preconf_devtools::testing::start(config).await;
+    let addr = node.rpc_addr().expect("RPC enabled");
+
+    for case in v["cases"].as_array().expect("cases") {
+        if !case["blacklisted"].as_array().expect("list").is_empty() {
+            continue; // a live blacklist: checked by the source test above
+        }
+        let t = u64_of(&case["t"]);
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1,
+            "method": "preconf_getPreconfSlotInfo", "params": [U256::from(t)],
+        })
+        .to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let answer = loop {
+            let request = format!(
+                "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let response = preconf_devtools::testing::http_request(addr, &request).await;
+            let json: serde_json::Value = serde_json::from_str(&response.body).expect("JSON");
+            if json["error"]["code"] != -32006 || std::time::Instant::now() >= deadline {
+                break json;
+            }
+            // The node reads the epoch this lookup asked for at its next poll.
+            let mut status = node.sdk().watch_status();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(200), status.changed()).await;
+        };
+        let expected = serde_json::json!({
+            "signer": parsed::<Address>(&case["signer"]),
+            "submissionWindowEnd": U256::from(u64_of(&case["end"])),
+        });
+        assert_eq!(
+            answer["result"], expected,
+            "t = {t}: {} ({answer})",
+            case["note"]
+        );
+    }
+    node.shutdown().await;
+    l1.anvil.stop().await;
+}
