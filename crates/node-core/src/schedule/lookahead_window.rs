@@ -446,3 +446,5 @@ impl KnownEpochs {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod vectors;

@@ -265,11 +265,6 @@ impl SourceKind for L1LookaheadKind {
     }
 }
 
-/// The chain id the L1 node reports, for its beacon genesis.
-async fn chain_id(provider: &RootProvider, timeout: std::time::Duration) -> Result<u64, NodeError> {
-    super::l1_whitelist::timed_call(timeout, "eth_chainId", provider.get_chain_id()).await
-}
-
 /// Unix seconds now, for the head-from-the-future check.
 fn now() -> u64 {
     unix_now()
