@@ -318,6 +318,24 @@ fn known_epochs_keep_the_newest_and_refuse_older_ones_when_full() {
     assert_eq!(KnownEpochs::new(EpochClock::new(0), 0).capacity, 2);
 }
 
+#[test]
+fn known_epochs_count_what_they_remember() {
+    let e = 384 * 10;
+    let mut known = KnownEpochs::new(EpochClock::new(0), 4);
+    assert!(known.is_empty());
+    assert_eq!(known.len(), 0);
+    known.learn(knowledge(e, &[], Some(1)));
+    assert!(!known.is_empty(), "one epoch is remembered");
+    assert_eq!(known.len(), 1);
+    known.learn(knowledge(e + 384, &[entry(1, e + 384 + 12)], Some(1)));
+    assert_eq!(known.len(), 2);
+    assert!(known.forget(e));
+    assert!(!known.is_empty(), "the other epoch is still remembered");
+    assert!(known.forget(e + 384));
+    assert!(known.is_empty(), "everything was forgotten");
+    assert_eq!(known.len(), 0);
+}
+
 fn generated_list(epoch: u64) -> impl Strategy<Value = Vec<LookaheadEntry>> {
     proptest::collection::btree_set(0u64..32, 0..=32).prop_map(move |slots| {
         slots
