@@ -272,7 +272,13 @@ impl<'a> Reader<'a> {
                 } else {
                     self.posted_logs(epoch, at).await?
                 };
-                match verify_posted_list(epoch, stored, at.timestamp, &logs) {
+                match verify_posted_list(
+                    epoch,
+                    stored,
+                    at.timestamp,
+                    &logs,
+                    self.config.max_logs_per_epoch,
+                ) {
                     Ok(PostedList::Verified(list)) => list,
                     Ok(PostedList::NeverPosted) => EpochLookahead::new(epoch, &[])
                         .map_err(|e| NodeError::l1("getLookaheadHash", e))?,
