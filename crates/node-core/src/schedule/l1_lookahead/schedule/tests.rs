@@ -141,6 +141,31 @@ fn an_unknown_epoch_and_its_next_are_wanted_up_to_the_epoch_after_the_clocks() {
 }
 
 #[test]
+fn lookups_want_at_most_the_capacity_the_lowest_epochs() {
+    let schedule = LookaheadSchedule::new(2, 2, Some(0));
+    let clock = schedule.clock().unwrap();
+    let now = 3_840_100;
+    schedule.want_around(clock, 3_000_000, now);
+    schedule.want_around(clock, 2_000_000, now);
+    assert_eq!(
+        schedule.take_wanted(8),
+        vec![1_999_872, 2_000_256],
+        "two epochs of the lower lookup; the two higher dropped"
+    );
+}
+
+#[test]
+fn what_the_reader_verified_is_what_it_reads_back() {
+    let schedule = LookaheadSchedule::new(2, 8, Some(0));
+    assert_eq!(schedule.epoch(3_840_000), None);
+    let learned = knowledge(3_840_000, &[]);
+    schedule.learn(learned.clone());
+    assert_eq!(schedule.epoch(3_840_000), Some(learned));
+    assert!(schedule.forget(3_840_000));
+    assert_eq!(schedule.epoch(3_840_000), None);
+}
+
+#[test]
 fn a_lookup_that_fails_wants_its_epoch() {
     let schedule = LookaheadSchedule::new(2, 4, Some(0));
     assert!(schedule.schedule_at(3_840_100).is_none());
