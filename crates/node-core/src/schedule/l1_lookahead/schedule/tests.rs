@@ -75,6 +75,11 @@ fn a_window_end_past_u64_is_out_of_range_and_an_unknown_one_is_not() {
         Err(WindowEndOutOfRange),
         "before the beacon genesis"
     );
+    assert_eq!(
+        late.schedule_for_window_end(U256::from(1_000u64)),
+        Ok(None),
+        "the genesis itself is a time: unknown, not out of range"
+    );
 }
 
 #[test]
