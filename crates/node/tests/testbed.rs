@@ -382,13 +382,13 @@ fn a_killed_testbed_is_cleaned_by_the_next_start() {
     };
     let (_keep, dir, child, pid) = long_run();
     // The nodes run unprivileged (the testbed itself, also naming the dir, is root; so is a
-    // node's `ip netns exec` / `setpriv` wrapper until it execs the node).
+    // node being started, a fork of the testbed with its command line, until it execs `run`).
     let nodes: Vec<u32> = processes_using(&dir)
         .into_iter()
         .filter(|p| *p != pid)
         .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|comm| comm.trim_end() == "preconf-node")
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"run".as_slice()))
         })
         .collect();
     assert!(!nodes.is_empty(), "nodes running");

@@ -3,10 +3,12 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use preconf_node_core::config::NodeConfig;
@@ -14,7 +16,7 @@ use preconf_node_core::logging::LogFormat;
 use tracing::warn;
 
 use super::hops::DELIVERY_LOG_TARGET;
-use super::netns::{data_ip, mgmt_ip, Network};
+use super::netns::{data_ip, mgmt_ip, Network, NETNS_DIR};
 use crate::error::ToolError;
 
 /// libp2p TCP and discv5 UDP port of every node (each node has its own address): the
@@ -37,7 +39,7 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Its pid (the `ip netns exec` process execs the node, so this is the node).
+    /// Its pid (the node is started directly, so this is the node).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -64,6 +66,25 @@ impl NodeProcess {
             Err(e) => Some(format!("node {}: {e}", self.index)),
         }
     }
+}
+
+/// In a forked child before exec: joins the network namespace `netns`, drops to
+/// [`NODE_UID`]/[`NODE_GID`] with no supplementary groups, asks for SIGKILL when its parent
+/// dies, and fails if that parent (`testbed_pid`) has already gone.
+fn enter_unprivileged(netns: &File, testbed_pid: i32) -> std::io::Result<()> {
+    let io = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
+    setns(netns, CloneFlags::CLONE_NEWNET).map_err(io)?;
+    nix::unistd::setgroups(&[]).map_err(io)?;
+    let gid = nix::unistd::Gid::from_raw(NODE_GID);
+    nix::unistd::setresgid(gid, gid, gid).map_err(io)?;
+    let uid = nix::unistd::Uid::from_raw(NODE_UID);
+    nix::unistd::setresuid(uid, uid, uid).map_err(io)?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io)?;
+    if nix::unistd::getppid().as_raw() != testbed_pid {
+        // ESRCH: no such process, the testbed (no allocation here, after fork).
+        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// The last `lines` lines of a log file.
@@ -115,17 +136,22 @@ impl Fleet {
             )
             .map_err(|e| ToolError::Testbed(format!("chown {}: {e}", path.display())))?;
         }
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &network.node(index)])
-            .arg("setpriv")
-            .arg(format!("--reuid={NODE_UID}"))
-            .arg(format!("--regid={NODE_GID}"))
-            .args(["--clear-groups", "--pdeathsig", "KILL", "--"])
-            .arg(exe)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path);
+        // The node is started straight into its namespace, as nobody, with the parent-death
+        // signal set *after* dropping root (a uid change clears it) and then a check that its
+        // parent is still this testbed: a testbed killed while it starts a node cannot leave
+        // that node running (`ip netns exec` + `setpriv` left a window where it could).
+        let netns_path = Path::new(NETNS_DIR).join(network.node(index));
+        let netns = File::open(&netns_path).map_err(|e| ToolError::io(&netns_path, e))?;
+        let testbed_pid = std::process::id() as i32;
+        let mut command = Command::new(exe);
+        command.arg("run").arg("--config").arg(&config_path);
+        // SAFETY: the closure runs in the forked child before exec and only makes system
+        // calls (no allocation, no locks): setns, setgroups, setresgid, setresuid, prctl,
+        // getppid. The only unsafe block outside tests, allowed here alone.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || enter_unprivileged(&netns, testbed_pid));
+        }
         for set in extra {
             command.arg("--set").arg(set);
         }

@@ -41,7 +41,8 @@ use crate::error::ToolError;
 pub const NAMESPACE_PREFIX: &str = "pctb";
 
 /// Where iproute2 keeps named network namespaces.
-const NETNS_DIR: &str = "/run/netns";
+/// Where `ip netns` keeps its named network namespaces.
+pub const NETNS_DIR: &str = "/run/netns";
 
 /// Most nodes: one /24 per network, minus the controller's address.
 pub const MAX_NODES: usize = 64;
