@@ -19,8 +19,8 @@ use preconfirmation_net::{Keypair, NetworkConfig};
 use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage};
 use tokio::sync::{mpsc, oneshot};
 
+use super::deliveries::{dial_targets, Seen, Sent, PEER_TIMEOUT};
 use super::failed;
-use super::propagation::{dial_targets, Seen, Sent, PEER_TIMEOUT};
 use super::util::GeneratedBlock;
 use crate::error::ToolError;
 use crate::loopback;

@@ -15,6 +15,7 @@
 pub(crate) mod bare;
 pub mod catchup;
 pub(crate) mod cpu;
+pub(crate) mod deliveries;
 pub mod memory;
 pub mod propagation;
 pub(crate) mod util;

@@ -41,22 +41,20 @@
 //! Topology (both networks): node `i` dials nodes `i − 1, i − 2, i − 4, i − 8, i − 16`, a
 //! connected graph with diameter O(log N).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use p2p::testkit::ChainBuilder;
 use p2p::{P2pSdk, SdkEvent, WRITER_THREAD};
-use parking_lot::Mutex;
 use preconf_node_core::RedbStore;
 use preconfirmation_net::{Multiaddr, NET_THREAD};
-use preconfirmation_types::{ChainSpec, GossipTopicKind, B256};
+use preconfirmation_types::{ChainSpec, GossipTopicKind};
 use serde_json::{Map, Value};
-use tokio::sync::Notify;
 
 use super::bare::{BareNetwork, BARE_THREAD};
 use super::cpu::{CpuDelta, CpuSnapshot, ThreadGroup};
+use super::deliveries::{dial_targets, Seen, Sent, PEER_TIMEOUT};
 use super::util::{
     fsync_burst, median, percentile, process_cpu_s, round, signed_chain, GeneratedBlock, MIB,
 };
@@ -65,10 +63,6 @@ use super::{failed, Report};
 use crate::error::ToolError;
 use crate::loopback;
 
-/// Longest wait for one message to reach every node.
-pub const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
-/// Longest wait for a node to see gossip peers at start-up.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time given to the meshes to settle after every node has peers (heartbeats graft).
 pub const MESH_SETTLE: Duration = Duration::from_secs(3);
 /// Pause between rounds so rounds never overlap.
@@ -77,8 +71,6 @@ pub const ROUND_GAP: Duration = Duration::from_millis(100);
 pub const FSYNC_PROBE_REPEATS: usize = 10;
 /// Most nodes a run may start.
 pub const MAX_NODES: usize = 128;
-/// Dial offsets: node `i` dials `i − d` for each `d`.
-pub const DIAL_OFFSETS: [usize; 5] = [1, 2, 4, 8, 16];
 /// Name of the threads of the runtime the SDK nodes are started on (workers and blocking
 /// pool): their tasks are the SDK's own.
 pub const SDK_THREAD: &str = "p2p-sdk";
@@ -275,20 +267,14 @@ pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
             let txlist_round = block.txlist.is_some();
             let clock = RoundClock::start();
             let sent = sdk_net.publish(publisher, block).await?;
-            sent.record(&sdk_net.seen, &mut sdk, args.nodes, publisher, txlist_round)
-                .await;
+            let (latencies, missing) = sent.delivered(&sdk_net.seen, args.nodes, publisher).await;
+            sdk.record(txlist_round, latencies, missing);
             let sdk_busy = clock.busy_cores();
             tokio::time::sleep(ROUND_GAP).await;
             let clock = RoundClock::start();
             let sent = bare_net.publish(publisher, block)?;
-            sent.record(
-                &bare_net.seen,
-                &mut base,
-                args.nodes,
-                publisher,
-                txlist_round,
-            )
-            .await;
+            let (latencies, missing) = sent.delivered(&bare_net.seen, args.nodes, publisher).await;
+            base.record(txlist_round, latencies, missing);
             if !txlist_round {
                 sdk.commitment_busy_cores.push(sdk_busy);
                 base.commitment_busy_cores.push(clock.busy_cores());
@@ -501,101 +487,6 @@ fn metric_value(text: &str, name: &str) -> Option<f64> {
         let rest = line.strip_prefix(base)?.strip_prefix(labels)?;
         rest.strip_prefix(' ')?.trim().parse().ok()
     })
-}
-
-/// When each node of a network first had each message, and a wake-up for whoever waits on it.
-#[derive(Clone, Default)]
-pub(crate) struct Seen {
-    inner: Arc<SeenInner>,
-}
-
-#[derive(Default)]
-struct SeenInner {
-    at: Mutex<HashMap<(usize, B256), Instant>>,
-    changed: Notify,
-}
-
-impl Seen {
-    /// Node `node` has the message `key` now (a later copy changes nothing).
-    pub(crate) fn record(&self, node: usize, key: B256) {
-        self.inner
-            .at
-            .lock()
-            .entry((node, key))
-            .or_insert_with(Instant::now);
-        self.inner.changed.notify_waiters();
-    }
-
-    /// Waits (at most [`ROUND_TIMEOUT`] from `t0`) until every node but `publisher` has `key`;
-    /// the latencies in ms from `t0`, and how many nodes were still missing it.
-    async fn wait(
-        &self,
-        nodes: usize,
-        publisher: usize,
-        key: B256,
-        t0: Instant,
-    ) -> (Vec<f64>, usize) {
-        let deadline = tokio::time::Instant::from_std(t0 + ROUND_TIMEOUT);
-        loop {
-            // Registered before the look, so a record in between still wakes this wait.
-            let changed = self.inner.changed.notified();
-            let (lat, missing) = {
-                let at = self.inner.at.lock();
-                let lat: Vec<f64> = (0..nodes)
-                    .filter(|i| *i != publisher)
-                    .filter_map(|i| at.get(&(i, key)))
-                    .map(|seen| seen.saturating_duration_since(t0).as_secs_f64() * 1e3)
-                    .collect();
-                let missing = nodes - 1 - lat.len();
-                (lat, missing)
-            };
-            if missing == 0 || tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return (lat, missing);
-            }
-        }
-    }
-}
-
-/// The nodes node `index` dials.
-pub(crate) fn dial_targets(index: usize) -> impl Iterator<Item = usize> {
-    DIAL_OFFSETS
-        .iter()
-        .filter_map(move |d| index.checked_sub(*d))
-}
-
-/// One published message: the key whose arrival times are the round's latencies, a key that
-/// must arrive too before the round ends, and when it was published.
-pub(crate) struct Sent {
-    key: B256,
-    then: Option<B256>,
-    t0: Instant,
-}
-
-impl Sent {
-    /// A message published now.
-    pub(crate) fn now(key: B256, then: Option<B256>) -> Self {
-        Self {
-            key,
-            then,
-            t0: Instant::now(),
-        }
-    }
-
-    /// Waits for the message at every node but `publisher` and records the latencies.
-    async fn record(
-        self,
-        seen: &Seen,
-        samples: &mut Samples,
-        nodes: usize,
-        publisher: usize,
-        txlist_round: bool,
-    ) {
-        let (lat, missing) = seen.wait(nodes, publisher, self.key, self.t0).await;
-        if let Some(then) = self.then {
-            let _ = seen.wait(nodes, publisher, then, self.t0).await;
-        }
-        samples.record(txlist_round, lat, missing);
-    }
 }
 
 /// The SDK network: the runtime its nodes run on, its nodes, and when each saw each message.
