@@ -13,133 +13,20 @@
 //!
 //! Skipped, with one line saying so, only when anvil is absent and `CI` is unset.
 
-use std::collections::BTreeMap;
-
 use alloy::primitives::{Address, FixedBytes, B256, U256};
-use alloy::sol_types::SolValue;
 use p2p::Lookahead;
-use preconf_devtools::l1_dev::{
-    deploy, find_anvil, provider, Anvil, LookaheadStoreStub, WhitelistStub,
-    LOOKAHEAD_STORE_STUB_BIN,
+use preconf_devtools::l1_dev::find_anvil;
+use preconf_devtools::testing::lookahead::{
+    parsed, slot, u64_of, vector_fallbacks, vector_list, vectors, LookaheadL1,
 };
 use preconf_node_core::schedule::l1_lookahead::L1LookaheadSource;
-use preconf_node_core::schedule::{L1Config, Source};
-
-const VECTORS: &str = include_str!("../../../testdata/lookahead/windows.json");
+use preconf_node_core::schedule::Source;
 
 const E_A: u64 = 3_840_000;
 const E_B: u64 = E_A + 384;
 const E_C: u64 = E_B + 384;
 const E_D: u64 = E_C + 384;
 const E_E: u64 = E_D + 384;
-
-fn vectors() -> serde_json::Value {
-    serde_json::from_str(VECTORS).expect("vectors parse")
-}
-
-fn u64_of(v: &serde_json::Value) -> u64 {
-    v.as_u64().expect("a number")
-}
-
-fn parsed<T: std::str::FromStr>(v: &serde_json::Value) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    v.as_str().expect("a string").parse().expect("parses")
-}
-
-fn slot(committer: Address, timestamp: u64, root: B256) -> LookaheadStoreStub::LookaheadSlot {
-    LookaheadStoreStub::LookaheadSlot {
-        committer,
-        timestamp: U256::from(timestamp),
-        registrationRoot: root,
-        validatorLeafIndex: U256::ZERO,
-    }
-}
-
-/// The vectors' list of `epoch`, as the store takes it.
-fn vector_list(v: &serde_json::Value, epoch: u64) -> Vec<LookaheadStoreStub::LookaheadSlot> {
-    v["lists"][epoch.to_string()]
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|e| LookaheadStoreStub::LookaheadSlot {
-            committer: parsed(&e["committer"]),
-            timestamp: U256::from(u64_of(&e["timestamp"])),
-            registrationRoot: parsed(&e["registration_root"]),
-            validatorLeafIndex: U256::from(u64_of(&e["validator_leaf_index"])),
-        })
-        .collect()
-}
-
-struct L1 {
-    anvil: Anvil,
-    store: Address,
-}
-
-impl L1 {
-    fn contract(
-        &self,
-    ) -> LookaheadStoreStub::LookaheadStoreStubInstance<impl alloy::providers::Provider> {
-        LookaheadStoreStub::new(self.store, provider(&self.anvil.url).expect("provider"))
-    }
-
-    /// Posts `list` as `epoch`'s, as `Inbox.propose` would, and waits until it is mined.
-    async fn post(&self, epoch: u64, list: Vec<LookaheadStoreStub::LookaheadSlot>) {
-        self.contract()
-            .postLookahead(U256::from(epoch), list)
-            .from(self.anvil.owner)
-            .send()
-            .await
-            .expect("post")
-            .watch()
-            .await
-            .expect("mined");
-    }
-
-    async fn blacklist(&self, root: B256, on: bool) {
-        let contract = self.contract();
-        let pending = if on {
-            contract
-                .blacklistOperator(root)
-                .from(self.anvil.owner)
-                .send()
-                .await
-        } else {
-            contract
-                .unblacklistOperator(root)
-                .from(self.anvil.owner)
-                .send()
-                .await
-        };
-        pending.expect("blacklist").watch().await.expect("mined");
-    }
-
-    /// Stores `hash` as `epoch`'s without a `LookaheadPosted` log.
-    async fn set_hash(&self, epoch: u64, hash: FixedBytes<26>) {
-        self.contract()
-            .setLookaheadHash(U256::from(epoch), hash)
-            .from(self.anvil.owner)
-            .send()
-            .await
-            .expect("setLookaheadHash")
-            .watch()
-            .await
-            .expect("mined");
-    }
-
-    fn source(&self) -> L1LookaheadSource {
-        let config = L1Config {
-            rpc_url: self.anvil.url.clone(),
-            lookahead_store_address: self.store,
-            // Unset: the store names its whitelist, the chain id (31337) names genesis 0.
-            whitelist_address: Address::ZERO,
-            beacon_genesis_timestamp: None,
-            ..L1Config::default()
-        };
-        L1LookaheadSource::new(&config, 2).expect("a valid source")
-    }
-}
 
 /// Polls once and returns the source's `(signer, window end, is fallback)` at `t`.
 async fn poll(source: &L1LookaheadSource) {
@@ -164,37 +51,13 @@ async fn the_source_follows_the_store_through_windows_late_posts_blacklists_and_
         return;
     };
     let v = vectors();
-    let fallback: BTreeMap<u64, Address> = v["fallback"]
-        .as_object()
-        .expect("fallbacks")
-        .iter()
-        .map(|(e, a)| (e.parse().expect("epoch"), parsed(a)))
-        .collect();
+    let fallback = vector_fallbacks(&v);
     let (f_a, f_b, f_c) = (fallback[&E_A], fallback[&E_B], fallback[&E_C]);
     let (f_d, f_e) = (Address::with_last_byte(0xfd), Address::with_last_byte(0xfe));
 
     // L1 starts in the epoch before A; the whitelist names a fallback for each epoch.
-    let anvil = Anvil::start_at(&bin, E_A - 384 + 20)
-        .await
-        .expect("anvil starts");
-    let whitelist = WhitelistStub::deploy(&anvil, 0, 384)
-        .await
-        .expect("whitelist");
     let picks = [(E_A, f_a), (E_B, f_b), (E_C, f_c), (E_D, f_d), (E_E, f_e)];
-    let operators: Vec<(Address, Address)> = picks.iter().map(|(_, f)| (*f, *f)).collect();
-    let epochs: Vec<(u64, Address)> = picks.iter().map(|(e, f)| (e / 384, *f)).collect();
-    whitelist
-        .setup(&operators, &epochs)
-        .await
-        .expect("whitelist setup");
-    let store = deploy(
-        &anvil,
-        LOOKAHEAD_STORE_STUB_BIN,
-        &whitelist.address.abi_encode(),
-    )
-    .await
-    .expect("store deploys");
-    let l1 = L1 { anvil, store };
+    let l1 = LookaheadL1::start(&bin, E_A - 384 + 20, &picks).await;
     let source = l1.source();
     let (a1, a2, b1) = (
         Address::with_last_byte(0xa1),
@@ -419,31 +282,8 @@ async fn get_preconf_slot_info_answers_the_worked_examples() {
         return;
     };
     let v = vectors();
-    let fallback: Vec<(u64, Address)> = v["fallback"]
-        .as_object()
-        .expect("fallbacks")
-        .iter()
-        .map(|(e, a)| (e.parse::<u64>().expect("epoch") / 384, parsed(a)))
-        .collect();
-    let anvil = Anvil::start_at(&bin, E_A - 384 + 20)
-        .await
-        .expect("anvil starts");
-    let whitelist = WhitelistStub::deploy(&anvil, 0, 384)
-        .await
-        .expect("whitelist");
-    let operators: Vec<(Address, Address)> = fallback.iter().map(|(_, f)| (*f, *f)).collect();
-    whitelist
-        .setup(&operators, &fallback)
-        .await
-        .expect("whitelist setup");
-    let store = deploy(
-        &anvil,
-        LOOKAHEAD_STORE_STUB_BIN,
-        &whitelist.address.abi_encode(),
-    )
-    .await
-    .expect("store deploys");
-    let l1 = L1 { anvil, store };
+    let picks: Vec<(u64, Address)> = vector_fallbacks(&v).into_iter().collect();
+    let l1 = LookaheadL1::start(&bin, E_A - 384 + 20, &picks).await;
     // Each list posted during the epoch before its own, as `Inbox.propose` posts it.
     l1.post(E_A, vector_list(&v, E_A)).await;
     l1.anvil.warp_to(E_A + 10).await.expect("warp");
@@ -458,8 +298,7 @@ async fn get_preconf_slot_info_answers_the_worked_examples() {
     config.lookahead.source = preconf_node_core::config::ScheduleSource::L1Lookahead;
     config.lookahead.preconfers = Vec::new();
     config.lookahead.slot_duration_secs = 2;
-    config.l1.rpc_url = l1.anvil.url.clone();
-    config.l1.lookahead_store_address = l1.store;
+    config.l1 = l1.l1_config();
     config.l1.poll_interval = std::time::Duration::from_millis(100);
     config.rpc.enabled = true;
     config.sdk.catchup.enabled = false;

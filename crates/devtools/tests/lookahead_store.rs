@@ -19,31 +19,14 @@ use preconf_devtools::l1_dev::{
     deploy, find_anvil, provider, Anvil, LookaheadStoreStub, WhitelistStub,
     LOOKAHEAD_STORE_STUB_BIN,
 };
+use preconf_devtools::testing::lookahead::{parsed, u64_of, vectors};
 use preconf_node_core::schedule::lookahead_l1::{
-    posted_filter, verify_posted_list, ILookaheadStore, PostedList, PostedLog,
+    posted_filter, verify_posted_list, ILookaheadStore, PostedList, PostedLog, MAX_LOGS_PER_EPOCH,
 };
 use preconf_node_core::schedule::lookahead_window::{
     decode_storage_word, lookahead_hash, lookahead_storage_slot, window_at, EpochClock,
     EpochLookahead, LookaheadEntry, Proposer,
 };
-
-const VECTORS: &str = include_str!("../../../testdata/lookahead/windows.json");
-
-/// `testdata/lookahead/windows.json`, read untyped (node-core's unit tests read it typed).
-fn vectors() -> serde_json::Value {
-    serde_json::from_str(VECTORS).expect("vectors parse")
-}
-
-fn u64_of(v: &serde_json::Value) -> u64 {
-    v.as_u64().expect("a number")
-}
-
-fn parsed<T: std::str::FromStr>(v: &serde_json::Value) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    v.as_str().expect("a string").parse().expect("parses")
-}
 
 fn entries(list: &serde_json::Value) -> Vec<LookaheadEntry> {
     list.as_array()
@@ -178,7 +161,7 @@ async fn the_node_reads_and_resolves_lists_exactly_as_the_store_holds_them() {
         let posted: Vec<PostedLog> = logs.iter().filter_map(PostedLog::decode).collect();
         assert_eq!(posted.len(), 1, "one post for epoch {epoch}");
         let stored = lookahead_hash(*epoch, list);
-        let verified = verify_posted_list(*epoch, stored, u64::MAX, &posted);
+        let verified = verify_posted_list(*epoch, stored, u64::MAX, &posted, MAX_LOGS_PER_EPOCH);
         assert_eq!(
             verified,
             Ok(PostedList::Verified(

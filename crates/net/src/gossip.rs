@@ -12,6 +12,12 @@ use preconfirmation_types::GossipTopicKind;
 use crate::config::{GossipConfig, NetworkConfig, GOSSIP_FRAMING_ALLOWANCE};
 use crate::error::NetError;
 
+/// `tracing` target of one DEBUG line per gossip message this node receives first (gossipsub
+/// hands each message on once, whoever else sends it later): its `topic`, message `id` and the
+/// `peer` it came from. Off at the default filter; `preconf-node testbed` turns it on to measure
+/// how many hops each message travelled to each node.
+pub const DELIVERY_LOG_TARGET: &str = "preconf_net::delivery";
+
 /// Message id (§7 "stable message id from payload hash"), identical to the deployed
 /// reference's for every payload: [`preconfirmation_types::gossip_message_id`] (the first 20
 /// bytes of `sha256(0x01000000 ‖ decompressed)` for a payload that is valid snappy, else of

@@ -18,6 +18,7 @@ use common::{builder, http_get, node_config, to_hex};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::rpc_params;
+use p2p::testkit::ChainBuilder;
 use preconf_node_core::{rpc, NodeConfig};
 use preconfirmation_types::WireMessage;
 use serde_json::Value;
@@ -154,7 +155,13 @@ fn status_sum(lines: &[String], field: &str) -> u64 {
 
 /// A config for `builder()`'s chain in `dir`, status lines every second.
 fn config(dir: &Path) -> NodeConfig {
-    let mut c = node_config(&dir.join("data"), &builder(), Vec::new());
+    config_of(dir, &builder())
+}
+
+/// A config for `chain` in `dir`: nodes of one network share their chain's schedule (a
+/// builder made a second later has another genesis).
+fn config_of(dir: &Path, chain: &ChainBuilder) -> NodeConfig {
+    let mut c = node_config(&dir.join("data"), chain, Vec::new());
     c.log_status_interval = Duration::from_secs(1);
     c
 }
@@ -224,7 +231,11 @@ fn check_exposition(text: &str) -> BTreeMap<String, Vec<String>> {
 async fn a_publishing_pair_logs_each_block_and_its_status_and_exports_described_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut chain = builder();
-    let a_path = write(dir.path(), "a.toml", &config(&dir.path().join("a")));
+    let a_path = write(
+        dir.path(),
+        "a.toml",
+        &config_of(&dir.path().join("a"), &chain),
+    );
     let json = ["--log-format", "json", "--log-filter", "info"];
     let mut a = Node::spawn(&a_path, &json, &[]);
     a.wait_until("A started", is_started);
@@ -235,7 +246,7 @@ async fn a_publishing_pair_logs_each_block_and_its_status_and_exports_described_
         status["listen_addrs"][0].as_str().expect("listen addr"),
         status["peer_id"].as_str().expect("peer id")
     );
-    let mut b_config = config(&dir.path().join("b"));
+    let mut b_config = config_of(&dir.path().join("b"), &chain);
     b_config.sdk.network.static_peers = vec![a_addr.parse().expect("multiaddr")];
     let b_path = write(dir.path(), "b.toml", &b_config);
     let mut b = Node::spawn(&b_path, &json, &[]);

@@ -205,8 +205,38 @@ fn six_processes_converge_with_a_late_joiner_and_leave_nothing_behind() {
             "{key}: {report}"
         );
     }
+    // Each p99 has its floor beside it, from the hops every message took: read from the
+    // nodes' own delivery lines, so at least one hop to every node that got it by gossip.
+    for key in [
+        "txlist_floor_ms",
+        "commitment_floor_ms",
+        "txlist_p99_over_floor",
+        "publisher_payload_copies",
+    ] {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {report}"
+        );
+    }
+    assert!(
+        report["txlist_depth_max"].as_u64().is_some_and(|d| d >= 1),
+        "{report}"
+    );
+    assert!(
+        report["commitment_depth_p99"]
+            .as_u64()
+            .is_some_and(|d| d >= 1),
+        "{report}"
+    );
+    let class = &report["classes"][0];
+    assert!(
+        class["txlist_floor_ms"].as_f64().is_some_and(|v| v > 0.0),
+        "{report}"
+    );
     // The table came before the JSON.
-    assert!(String::from_utf8_lossy(&out.stdout).contains("reached all: true"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("reached all: true"), "{table}");
+    assert!(table.contains("floor ms"), "{table}");
     // No node has static peers, only the bootnode's ENR: every node holding four or more
     // peers before the first block means discv5 found the others.
     assert!(

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use preconf_node_core::config::NodeConfig;
+use preconf_node_core::logging::LogFormat;
 use tracing::warn;
 
+use super::hops::DELIVERY_LOG_TARGET;
 use super::netns::{data_ip, mgmt_ip, Network};
 use crate::error::ToolError;
 
@@ -43,6 +45,11 @@ impl NodeProcess {
     /// Its JSON-RPC address on the management network.
     pub fn rpc_addr(&self) -> SocketAddr {
         SocketAddr::from((mgmt_ip(self.index), RPC_PORT))
+    }
+
+    /// Its log file (JSON lines: [`node_config`]).
+    pub fn log(&self) -> &Path {
+        &self.log
     }
 
     /// `Some(reason)` once the process has exited.
@@ -174,7 +181,7 @@ impl Drop for Fleet {
 }
 
 /// The config of node `index`: defaults, with its data dir, its addresses, the static
-/// rotating schedule and `bootnodes`. With `listen_any` the p2p addresses stay the defaults
+/// rotating schedule, `bootnodes` and JSON logs that name where each gossip message came from. With `listen_any` the p2p addresses stay the defaults
 /// (`0.0.0.0`/`::`, port [`P2P_PORT`], no ENR address): the node finds its own.
 pub fn node_config(
     data_dir: PathBuf,
@@ -204,6 +211,8 @@ pub fn node_config(
     c.lookahead.slots_per_window = lookahead.slots_per_window();
     c.lookahead.genesis_timestamp = lookahead.genesis();
     c.lookahead.slot_duration_secs = lookahead.slot_duration();
-    c.log_filter = "warn,preconf_node=info,p2p=info".into();
+    // JSON lines, with each first gossip delivery: the hops each message took (`hops`).
+    c.log_format = LogFormat::Json;
+    c.log_filter = format!("warn,preconf_node=info,p2p=info,{DELIVERY_LOG_TARGET}=debug");
     c
 }

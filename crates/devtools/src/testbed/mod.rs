@@ -9,13 +9,19 @@
 //! `rawTxListHashes` subscriptions to time when each node accepted each message (all
 //! processes share one clock). One node joins late and must catch up.
 //!
+//! Each latency percentile is printed beside its floor: what the links alone impose given the
+//! copies the publisher sent and the hops the message took ([`hops`]), so a reader sees how far
+//! each figure is from physics.
+//!
 //! Output: a progress bar, a table, and as the last line the JSON [`TestbedReport`].
 //!
 //! Needs root (namespaces, veths, qdiscs) and iproute2. Everything it creates is named
 //! `pctb<pid>-…` and removed on exit, on Ctrl-C and on error; leftovers of a run that was
 //! killed are removed at the next start.
 
+mod figures;
 pub mod fleet;
+mod hops;
 pub mod netns;
 mod report;
 mod watch;
@@ -33,27 +39,33 @@ use jsonrpsee::rpc_params;
 use p2p::testkit::{deterministic_txlist, ChainBuilder};
 use preconf_node_core::rpc;
 use preconfirmation_types::{
-    preconfirmation_hash, raw_tx_list_hash, secret_key_to_address, Address, ChainSpec, WireMessage,
-    B256,
+    gossip_message_id, preconfirmation_hash, raw_tx_list_hash, secret_key_to_address, Address,
+    ChainSpec, RawTxListGossip, WireMessage, B256,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::ToolError;
 use fleet::Fleet;
+use hops::Deliveries;
+use netns::LinkBytes;
 use netns::Network;
-use report::{percentile, round2, table};
+use report::{round2, table};
 use watch::{
-    data_rx_bytes, rpc_client, subscribe, tx_bytes, wait_caught_up, wait_for_peers, Observations,
+    data_rx_bytes, rpc_client, subscribe, uplink, wait_caught_up, wait_for_peers, Observations,
     Shared,
 };
 
 /// Most (node, block) pairs still missing at the end that the report lists.
 const MISSING_REPORTED: usize = 10;
+
+/// Bytes of headers around each TCP segment on a data link: Ethernet (14), IPv4 (20) and TCP
+/// with the timestamp option Linux sets (32). The nodes speak IPv4 there.
+pub const FRAME_HEADER_BYTES: u64 = 66;
 
 /// Chain id of the testbed's L2.
 pub const TESTBED_CHAIN_ID: u64 = 167_100;
@@ -62,7 +74,8 @@ pub const TESTBED_CHAIN_ID: u64 = 167_100;
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestbedArgs {
     /// Node processes, 3 to 64 (one bootnode, the preconfers, the others, one late joiner).
-    #[arg(long, default_value_t = 24)]
+    /// 12 is what two cores host with CPU to spare (BENCHMARKS.md); 24 and 64 are stress runs.
+    #[arg(long, default_value_t = 12)]
     pub nodes: usize,
     /// Uplink of every node, Mbit/s (tbf on its egress).
     #[arg(long, default_value_t = 50)]
@@ -323,12 +336,26 @@ struct Published {
     number: u64,
     hash: B256,
     txlist_hash: B256,
+    /// Gossip message ids (lowercase hex) of the commitment and of the tx list.
+    commitment_id: String,
+    txlist_id: String,
     publisher: usize,
     at: Instant,
     /// Nodes running when it was published.
     present: Vec<usize>,
-    tx_before: u64,
-    tx_after: u64,
+    /// The publisher's uplink counters just before the publish, and at the next publish.
+    sent_before: LinkBytes,
+    sent_after: Option<LinkBytes>,
+}
+
+impl Published {
+    /// What the publisher's uplink sent in the slot of this block: (bytes, TCP payload bytes).
+    fn sent(&self) -> (u64, u64) {
+        let after = self.sent_after.unwrap_or(self.sent_before);
+        let bytes = after.tx.saturating_sub(self.sent_before.tx);
+        let packets = after.tx_packets.saturating_sub(self.sent_before.tx_packets);
+        (bytes, bytes.saturating_sub(packets * FRAME_HEADER_BYTES))
+    }
 }
 
 async fn drive(
@@ -465,33 +492,41 @@ async fn drive(
         let signed = builder.sign_next(unsigned);
         let hash = preconfirmation_hash(signed.preconf());
         let txlist_hash = raw_tx_list_hash(&txlist);
+        let commitment_ssz = signed.to_ssz();
+        // The ids the nodes' delivery lines name: of the payloads the publisher gossips.
+        let commitment_id = hex::encode(gossip_message_id(&commitment_ssz));
+        let txlist_id = RawTxListGossip::new(txlist.clone())
+            .map(|g| hex::encode(gossip_message_id(&g.to_ssz())))
+            .map_err(|e| ToolError::Testbed(format!("tx list gossip: {e}")))?;
         observations.lock().txlist_of.insert(hash, txlist_hash);
         let present: Vec<usize> = fleet.nodes.iter().map(|n| n.index).collect();
-        let tx_before = tx_bytes(fleet, publisher);
+        let sent_before = uplink(fleet, publisher);
         let at = Instant::now();
         let result: Result<Value, _> = clients[publisher]
             .request(
                 rpc::PUBLISH_COMMITMENT,
-                rpc_params![rpc::to_hex(&signed.to_ssz()), rpc::to_hex(&txlist)],
+                rpc_params![rpc::to_hex(&commitment_ssz), rpc::to_hex(&txlist)],
             )
             .await;
         match result {
             Ok(_) => {
                 builder.advance(&signed);
                 if let Some(last) = published.last_mut() {
-                    if last.tx_after == 0 {
-                        last.tx_after = tx_bytes(fleet, last.publisher);
+                    if last.sent_after.is_none() {
+                        last.sent_after = Some(uplink(fleet, last.publisher));
                     }
                 }
                 published.push(Published {
                     number: builder.next_number() - 1,
                     hash,
                     txlist_hash,
+                    commitment_id,
+                    txlist_id,
                     publisher,
                     at,
                     present,
-                    tx_before,
-                    tx_after: 0,
+                    sent_before,
+                    sent_after: None,
                 });
             }
             Err(e) => {
@@ -504,7 +539,7 @@ async fn drive(
     // The last block's publisher bytes: until it reached everyone (below) or the next slot.
     tokio::time::sleep(slot_duration).await;
     if let Some(last) = published.last_mut() {
-        last.tx_after = tx_bytes(fleet, last.publisher);
+        last.sent_after = Some(uplink(fleet, last.publisher));
     }
     progress.finish_and_clear();
 
@@ -559,49 +594,45 @@ async fn drive(
         (None, _) => None,
     };
     drop(subscriptions);
-    // What each node advertises, from its status (the JSON of `/status`).
+    // What each node advertises, and its peer id, from its status (the JSON of `/status`).
     let mut enrs = Vec::with_capacity(fleet.nodes.len());
-    for client in clients.iter().chain(late_client.as_ref()) {
+    let mut node_of: HashMap<String, usize> = HashMap::new();
+    let indexes = (0..initial).chain(late_index.filter(|_| late_client.is_some()));
+    for (client, index) in clients.iter().chain(late_client.as_ref()).zip(indexes) {
         let status: Value = client
             .request(rpc::STATUS, rpc_params![])
             .await
             .map_err(|e| ToolError::Testbed(format!("status: {e}")))?;
         enrs.push(status["enr"].as_str().unwrap_or_default().to_string());
-    }
-
-    // Figures.
-    let obs = observations.lock();
-    let mut commitment_ms = Vec::new();
-    let mut txlist_ms = Vec::new();
-    let mut per_class: HashMap<u32, (Vec<f64>, Vec<f64>)> = HashMap::new();
-    for p in &published {
-        for &node in &p.present {
-            if node == p.publisher || Some(node) == late_index {
-                continue;
-            }
-            let class = per_class.entry(rates[node]).or_default();
-            if let Some(t) = obs.commitment_at(&p.hash, node) {
-                let ms = t.saturating_duration_since(p.at).as_secs_f64() * 1e3;
-                commitment_ms.push(ms);
-                class.1.push(ms);
-            }
-            if let Some(t) = obs.txlist_at(&p.txlist_hash, node) {
-                let ms = t.saturating_duration_since(p.at).as_secs_f64() * 1e3;
-                txlist_ms.push(ms);
-                class.0.push(ms);
-            }
+        if let Some(peer_id) = status["peer_id"].as_str() {
+            node_of.insert(peer_id.to_string(), index);
         }
     }
-    drop(obs);
-    let mut publisher_bytes: Vec<u64> = published
-        .iter()
-        .map(|p| p.tx_after.saturating_sub(p.tx_before))
-        .collect();
-    publisher_bytes.sort_unstable();
-    let publisher_bytes_per_txlist = publisher_bytes
-        .get(publisher_bytes.len() / 2)
-        .copied()
-        .unwrap_or(0);
+    let deliveries = Deliveries::read(fleet.nodes.iter().map(|n| (n.index, n.log())));
+
+    for p in &published {
+        let (bytes, payload) = p.sent();
+        debug!(
+            block = p.number,
+            publisher = p.publisher,
+            bytes,
+            payload,
+            "publisher uplink in the slot of its block"
+        );
+    }
+    // Figures.
+    let figures = {
+        let obs = observations.lock();
+        figures::figures(&figures::Run {
+            txlist_bytes: args.txlist_bytes,
+            rates,
+            published: &published,
+            observations: &obs,
+            deliveries: &deliveries,
+            node_of: &node_of,
+            late_index,
+        })
+    };
     let receivers = regular.len().saturating_sub(1).max(1) as f64;
     let payload = published.len() as f64 * args.txlist_bytes as f64;
     let duplicates_per_msg = if payload > 0.0 {
@@ -609,16 +640,6 @@ async fn drive(
     } else {
         0.0
     };
-    let mut classes: Vec<ClassReport> = per_class
-        .into_iter()
-        .map(|(mbit, (mut t, mut c))| ClassReport {
-            mbit,
-            nodes: rates.iter().filter(|&&r| r == mbit).count(),
-            txlist_p99_ms: percentile(&mut t, 0.99),
-            commitment_p99_ms: percentile(&mut c, 0.99),
-        })
-        .collect();
-    classes.sort_by_key(|c| c.mbit);
     Ok(TestbedReport {
         nodes: args.nodes,
         uplink: args
@@ -627,19 +648,28 @@ async fn drive(
             .unwrap_or_else(|| format!("{}mbit", args.uplink_mbit)),
         txlist_bytes: args.txlist_bytes,
         blocks: published.len() as u64,
-        commitment_p50_ms: percentile(&mut commitment_ms.clone(), 0.5),
-        commitment_p99_ms: percentile(&mut commitment_ms, 0.99),
-        txlist_p50_ms: percentile(&mut txlist_ms.clone(), 0.5),
-        txlist_p99_ms: percentile(&mut txlist_ms, 0.99),
+        commitment_p50_ms: figures.commitment_p50_ms,
+        commitment_p99_ms: figures.commitment_p99_ms,
+        commitment_floor_ms: figures.commitment_floor_ms,
+        txlist_p50_ms: figures.txlist_p50_ms,
+        txlist_p99_ms: figures.txlist_p99_ms,
+        txlist_floor_ms: figures.txlist_floor_ms,
+        txlist_p99_over_floor: figures.txlist_p99_over_floor,
+        txlist_depth_p50: figures.txlist_depth_p50,
+        txlist_depth_p99: figures.txlist_depth_p99,
+        txlist_depth_max: figures.txlist_depth_max,
+        commitment_depth_p99: figures.commitment_depth_p99,
+        depth_unknown: figures.depth_unknown,
         reached_all,
         missing,
-        publisher_bytes_per_txlist,
-        publisher_copies: round2(publisher_bytes_per_txlist as f64 / args.txlist_bytes as f64),
+        publisher_bytes_per_txlist: figures.publisher_bytes_per_txlist,
+        publisher_copies: figures.publisher_copies,
+        publisher_payload_copies: figures.publisher_payload_copies,
         duplicates_per_msg: round2(duplicates_per_msg),
         late_joiner_caught_up,
         publisher_mbit: rates[1..=args.preconfers as usize].to_vec(),
         min_peers,
-        classes,
+        classes: figures.classes,
         publish_errors,
         enrs,
         elapsed_s: round2(started.elapsed().as_secs_f64()),

@@ -377,20 +377,22 @@ fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), ToolErro
     }
 }
 
-/// Bytes sent (`tx`) and received (`rx`) on `dev` in the network namespace of process `pid`,
-/// from `/proc/<pid>/net/dev`.
+/// Bytes sent (`tx`) and received (`rx`), and packets sent, on `dev` in the network namespace
+/// of process `pid`, from `/proc/<pid>/net/dev`.
 pub fn link_bytes(pid: u32, dev: &str) -> Option<LinkBytes> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
     parse_net_dev(&text, dev)
 }
 
-/// Bytes counted on one interface.
+/// What one interface counted, frames whole (Ethernet, IP and TCP headers included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkBytes {
-    /// Received.
+    /// Bytes received.
     pub rx: u64,
-    /// Sent.
+    /// Bytes sent.
     pub tx: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
 }
 
 fn parse_net_dev(text: &str, dev: &str) -> Option<LinkBytes> {
@@ -407,6 +409,7 @@ fn parse_net_dev(text: &str, dev: &str) -> Option<LinkBytes> {
         Some(LinkBytes {
             rx: *fields.first()?,
             tx: *fields.get(8)?,
+            tx_packets: *fields.get(9)?,
         })
     })
 }
@@ -425,12 +428,17 @@ mod tests {
             parse_net_dev(text, "eth0"),
             Some(LinkBytes {
                 rx: 5_000_000,
-                tx: 7_000_000
+                tx: 7_000_000,
+                tx_packets: 5000,
             })
         );
         assert_eq!(
             parse_net_dev(text, "lo"),
-            Some(LinkBytes { rx: 100, tx: 100 })
+            Some(LinkBytes {
+                rx: 100,
+                tx: 100,
+                tx_packets: 2
+            })
         );
         assert_eq!(parse_net_dev(text, "eth1"), None);
     }

@@ -20,18 +20,50 @@ pub struct TestbedReport {
     pub commitment_p50_ms: f64,
     /// See `commitment_p50_ms`.
     pub commitment_p99_ms: f64,
+    /// The floor beside `commitment_p99_ms`: the same percentile of each delivery's floor
+    /// (`txlist_floor_ms`, for a commitment of `SIGNED_COMMITMENT_SSZ_LEN` bytes, its publisher
+    /// copies counted as the nodes that got their first copy from it).
+    pub commitment_floor_ms: f64,
     /// Publish → a node's storing the tx list.
     pub txlist_p50_ms: f64,
     /// See `txlist_p50_ms`.
     pub txlist_p99_ms: f64,
+    /// The floor beside `txlist_p99_ms`: the same percentile, over the (block, node) samples
+    /// of known depth, of each one's floor = `publisher_copies` × `txlist_bytes` ÷ the
+    /// publisher's uplink + (its depth − 1) × `txlist_bytes` ÷ the fastest uplink: what the
+    /// links alone impose.
+    pub txlist_floor_ms: f64,
+    /// `txlist_p99_ms` / `txlist_floor_ms`.
+    pub txlist_p99_over_floor: f64,
+    /// Hops a tx list took to the nodes (delivery depth, 1 = straight from the publisher):
+    /// each node's path back to the publisher through the peer it got the list from first,
+    /// read from the nodes' own delivery log lines. Median over the samples of known depth.
+    pub txlist_depth_p50: u32,
+    /// See `txlist_depth_p50`; the 99th percentile.
+    pub txlist_depth_p99: u32,
+    /// See `txlist_depth_p50`; the deepest.
+    pub txlist_depth_max: u32,
+    /// Hops a commitment took (as `txlist_depth_p50`), 99th percentile.
+    pub commitment_depth_p99: u32,
+    /// (block, node) samples of either topic whose depth is unknown: the node got it other
+    /// than by gossip, or from a node that did.
+    pub depth_unknown: usize,
     /// Every commitment and tx list reached every node.
     pub reached_all: bool,
     /// When not: up to 10 of what is missing where (`node N block B: commitment|tx list|both`).
     pub missing: Vec<String>,
-    /// Median bytes the publisher's uplink sent in the slot of its block, per tx list.
+    /// Median bytes the publisher's uplink sent in the slot of its block, per tx list: the
+    /// `eth0` transmit counter of its namespace (`/proc/<pid>/net/dev`) from just before the
+    /// publish to the next block's publish, whole frames (Ethernet, IP and TCP headers, TCP
+    /// acknowledgements, the commitment and gossip control included).
     pub publisher_bytes_per_txlist: u64,
-    /// `publisher_bytes_per_txlist` / `txlist_bytes`.
+    /// `publisher_bytes_per_txlist` / `txlist_bytes`: the copies of its tx list the
+    /// publisher's link carried, on the wire.
     pub publisher_copies: f64,
+    /// The same, TCP payload only: the slot's transmitted bytes less
+    /// [`FRAME_HEADER_BYTES`](super::FRAME_HEADER_BYTES) per packet sent, / `txlist_bytes`
+    /// (median over blocks).
+    pub publisher_payload_copies: f64,
     /// Data-network bytes received by the nodes during publishing / (receivers × bytes
     /// published) − 1: copies of a message a node received beyond the first (framing
     /// included).
@@ -63,8 +95,12 @@ pub struct ClassReport {
     pub nodes: usize,
     /// Tx-list p99 at these nodes.
     pub txlist_p99_ms: f64,
+    /// Its floor (as `TestbedReport::txlist_floor_ms`, over these nodes' samples).
+    pub txlist_floor_ms: f64,
     /// Commitment p99 at these nodes.
     pub commitment_p99_ms: f64,
+    /// Its floor (as `TestbedReport::commitment_floor_ms`).
+    pub commitment_floor_ms: f64,
 }
 
 /// The nearest-rank `p` quantile (0..1) of `values` in ms, to 0.01; sorts them.
@@ -81,9 +117,9 @@ pub(super) fn round2(x: f64) -> f64 {
 pub(super) fn table(r: &TestbedReport) -> String {
     let mut out = format!(
         "testbed: {} processes, uplink {}, {} blocks with {} B tx lists, {:.1} s\n\
-         {:<28}{:>10}{:>10}\n\
-         {:<28}{:>10.1}{:>10.1}\n\
-         {:<28}{:>10.1}{:>10.1}\n",
+         {:<28}{:>10}{:>10}{:>10}\n\
+         {:<28}{:>10.1}{:>10.1}{:>10.1}\n\
+         {:<28}{:>10.1}{:>10.1}{:>10.1}\n",
         r.nodes,
         r.uplink,
         r.blocks,
@@ -92,25 +128,47 @@ pub(super) fn table(r: &TestbedReport) -> String {
         "",
         "p50 ms",
         "p99 ms",
+        "floor ms",
         "commitment",
         r.commitment_p50_ms,
         r.commitment_p99_ms,
+        r.commitment_floor_ms,
         "tx list",
         r.txlist_p50_ms,
         r.txlist_p99_ms,
+        r.txlist_floor_ms,
     );
     for c in &r.classes {
         out.push_str(&format!(
-            "  {:>5} Mbit/s ({:>2} nodes){:>7}{:>10.1}  (tx list p99; commitment p99 {:.1})\n",
-            c.mbit, c.nodes, "", c.txlist_p99_ms, c.commitment_p99_ms
+            "  {:>5} Mbit/s ({:>2} nodes){:>7}{:>10.1}{:>10.1}  (tx list; commitment p99 {:.1}, \
+             floor {:.1})\n",
+            c.mbit,
+            c.nodes,
+            "",
+            c.txlist_p99_ms,
+            c.txlist_floor_ms,
+            c.commitment_p99_ms,
+            c.commitment_floor_ms
         ));
     }
     out.push_str(&format!(
-        "reached all: {}   publisher uplink per tx list: {} B ({:.2}×)   duplicates/msg: {:.2}\n\
+        "tx list p99 / floor: {:.2}   hops (delivery depth): tx list p50 {}, p99 {}, max {}; \
+         commitment p99 {}; unknown {}\n",
+        r.txlist_p99_over_floor,
+        r.txlist_depth_p50,
+        r.txlist_depth_p99,
+        r.txlist_depth_max,
+        r.commitment_depth_p99,
+        r.depth_unknown,
+    ));
+    out.push_str(&format!(
+        "reached all: {}   publisher uplink per tx list: {} B ({:.2}× on the wire, {:.2}× TCP \
+         payload)   duplicates/msg: {:.2}\n\
          late joiner caught up: {}   publish errors: {}   preconfers' uplinks (Mbit/s): {:?}",
         r.reached_all,
         r.publisher_bytes_per_txlist,
         r.publisher_copies,
+        r.publisher_payload_copies,
         r.duplicates_per_msg,
         r.late_joiner_caught_up
             .map_or("n/a".to_string(), |b| b.to_string()),

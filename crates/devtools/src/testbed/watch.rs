@@ -48,15 +48,15 @@ impl Observations {
 
 pub(super) type Shared = Arc<Mutex<Observations>>;
 
-/// Bytes node `index`'s uplink has sent.
-pub(super) fn tx_bytes(fleet: &Fleet, index: usize) -> u64 {
+/// What node `index`'s data link has counted (its uplink: `tx`, `tx_packets`); zero when it
+/// cannot be read.
+pub(super) fn uplink(fleet: &Fleet, index: usize) -> netns::LinkBytes {
     fleet
         .nodes
         .iter()
         .find(|n| n.index == index)
         .and_then(|n| netns::link_bytes(n.pid(), "eth0"))
-        .map(|b| b.tx)
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 /// Bytes all nodes but `except` received on the data network.

@@ -2,9 +2,11 @@
 //! library, of these tools and of the binary: in-process nodes on 127.0.0.1 with real redb data
 //! dirs ([`node_config`] is the [`loopback`](crate::loopback) preset), one Prometheus recorder
 //! per test process, a minimal HTTP GET, key files, an in-memory serving peer, and the hostile
-//! peers of [`adversary`]. Every wait is bounded by [`WAIT`].
+//! peers of [`adversary`], the permissionless schedule's test L1 ([`lookahead`]). Every wait
+//! is bounded by [`WAIT`].
 
 pub mod adversary;
+pub mod lookahead;
 
 use std::io::Write;
 use std::net::SocketAddr;

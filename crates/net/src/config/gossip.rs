@@ -119,6 +119,11 @@ pub struct GossipConfig {
     /// D_lo of the tx-list topic. Default 2.
     pub txlist_mesh_n_low: usize,
     /// D_hi of the tx-list topic. Default 4.
+    ///
+    /// 3 (= D) measured no fewer publisher copies in `preconf-node testbed` (12, 24 and 64
+    /// nodes, BENCHMARKS.md): a publisher's tx-list mesh holds 3 peers already, and its fourth
+    /// copy is the answer to the IWANT its own IHAVE draws (`gossip_lazy`), which gossipsub
+    /// cannot turn off for one topic only.
     pub txlist_mesh_n_high: usize,
 }
 

@@ -14,6 +14,7 @@ use super::{Connected, Driver};
 use crate::behaviour::BehaviourEvent;
 use crate::chains::{chain_ids, on_other_chain};
 use crate::event::{Direction, GossipVerdict, NetworkEvent};
+use crate::gossip::DELIVERY_LOG_TARGET;
 use crate::metrics;
 use crate::ping;
 use crate::reqresp::rate_limiter::GossipAdmission;
@@ -194,6 +195,13 @@ impl Driver {
             self.ignore_gossip(&message_id, &propagation_source);
             return;
         };
+        debug!(
+            target: DELIVERY_LOG_TARGET,
+            topic = kind.label(),
+            id = %message_id,
+            peer = %propagation_source,
+            "gossip received first"
+        );
         let len = message.data.len();
         metrics::gossip_in(kind, len);
         if len > self.config.limits.max_gossip_len(kind) {

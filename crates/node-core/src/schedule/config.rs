@@ -114,6 +114,10 @@ pub struct L1Config {
     /// `l1_lookahead`: most blocks one `eth_getLogs` spans (an epoch's post lies in the 32
     /// blocks of the epoch before it; more only on chains with faster blocks). Default 256.
     pub max_log_range_blocks: u64,
+    /// `l1_lookahead`: most `LookaheadPosted` logs one `eth_getLogs` answer may carry for an
+    /// epoch; a longer answer is refused whole (an honest one carries one, a few around a
+    /// reorg). Default 8.
+    pub max_logs_per_epoch: usize,
     /// `l1_lookahead`: most stored blocks looked at again when an L1 reorg replaces an
     /// epoch's list, to report those accepted under the old one. Default 512.
     pub reorg_recheck_blocks: u64,
@@ -135,6 +139,7 @@ impl Default for L1Config {
             past_epochs_per_poll: 8,
             max_calls_per_poll: 128,
             max_log_range_blocks: 256,
+            max_logs_per_epoch: super::lookahead_l1::MAX_LOGS_PER_EPOCH,
             reorg_recheck_blocks: 512,
         }
     }

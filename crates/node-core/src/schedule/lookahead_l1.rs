@@ -44,8 +44,9 @@ sol! {
     }
 }
 
-/// Most `LookaheadPosted` logs one answer may carry: an honest answer for one epoch carries one
-/// (two or three around a reorg). A longer answer is refused whole.
+/// Default of `l1.max_logs_per_epoch`, the most `LookaheadPosted` logs one answer may carry:
+/// an honest answer for one epoch carries one (two or three around a reorg). A longer answer
+/// is refused whole.
 pub const MAX_LOGS_PER_EPOCH: usize = 8;
 
 /// What the store says about one epoch, after checking.
@@ -64,7 +65,7 @@ pub enum PostedList {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListProblem {
     /// The RPC returned more logs than an epoch can have.
-    #[error("{0} LookaheadPosted logs for one epoch, more than {MAX_LOGS_PER_EPOCH}")]
+    #[error("{0} LookaheadPosted logs for one epoch, more than allowed (l1.max_logs_per_epoch)")]
     TooManyLogs(usize),
     /// No log's list hashes to the stored hash (a stale or lying log source).
     #[error("no LookaheadPosted log matches the stored hash {stored}")]
@@ -112,12 +113,14 @@ impl PostedLog {
 }
 
 /// The list of `epoch` given the hash the store holds (read at `head_timestamp`) and the logs
-/// the RPC returned: the first log that is for this epoch, not removed, and hashes to `stored`.
+/// the RPC returned (at most `max_logs`): the first log that is for this epoch, not removed,
+/// and hashes to `stored`.
 pub fn verify_posted_list(
     epoch: u64,
     stored: FixedBytes<26>,
     head_timestamp: u64,
     logs: &[PostedLog],
+    max_logs: usize,
 ) -> Result<PostedList, ListProblem> {
     if stored == FixedBytes::ZERO {
         return Ok(if head_timestamp >= epoch {
@@ -126,7 +129,7 @@ pub fn verify_posted_list(
             PostedList::Pending
         });
     }
-    if logs.len() > MAX_LOGS_PER_EPOCH {
+    if logs.len() > max_logs {
         return Err(ListProblem::TooManyLogs(logs.len()));
     }
     let matching = logs.iter().find(|log| {
@@ -204,7 +207,13 @@ mod tests {
         let stored = lookahead_hash(epoch, &list);
         let forged = log(epoch, vec![entry(3, epoch + 12)]);
         let honest = log(epoch, list.clone());
-        let verified = verify_posted_list(epoch, stored, epoch, &[forged.clone(), honest.clone()]);
+        let verified = verify_posted_list(
+            epoch,
+            stored,
+            epoch,
+            &[forged.clone(), honest.clone()],
+            MAX_LOGS_PER_EPOCH,
+        );
         assert_eq!(
             verified,
             Ok(PostedList::Verified(
@@ -212,17 +221,25 @@ mod tests {
             ))
         );
         assert_eq!(
-            verify_posted_list(epoch, stored, epoch, std::slice::from_ref(&forged)),
+            verify_posted_list(
+                epoch,
+                stored,
+                epoch,
+                std::slice::from_ref(&forged),
+                MAX_LOGS_PER_EPOCH
+            ),
             Err(ListProblem::NoMatchingLog { stored })
         );
         // Removed by a reorg, or for another epoch: never used.
         let mut removed = honest.clone();
         removed.removed = true;
-        assert!(verify_posted_list(epoch, stored, epoch, &[removed]).is_err());
+        assert!(verify_posted_list(epoch, stored, epoch, &[removed], MAX_LOGS_PER_EPOCH).is_err());
         let mut other_epoch = honest.clone();
         other_epoch.epoch = U256::from(epoch + 384);
-        assert!(verify_posted_list(epoch, stored, epoch, &[other_epoch]).is_err());
-        assert!(verify_posted_list(epoch, stored, epoch, &[]).is_err());
+        assert!(
+            verify_posted_list(epoch, stored, epoch, &[other_epoch], MAX_LOGS_PER_EPOCH).is_err()
+        );
+        assert!(verify_posted_list(epoch, stored, epoch, &[], MAX_LOGS_PER_EPOCH).is_err());
     }
 
     #[test]
@@ -231,20 +248,26 @@ mod tests {
         let none = FixedBytes::ZERO;
         let list = [log(epoch, vec![entry(1, epoch)])];
         assert_eq!(
-            verify_posted_list(epoch, none, epoch - 1, &list),
+            verify_posted_list(epoch, none, epoch - 1, &list, MAX_LOGS_PER_EPOCH),
             Ok(PostedList::Pending)
         );
         assert_eq!(
-            verify_posted_list(epoch, none, epoch, &list),
+            verify_posted_list(epoch, none, epoch, &list, MAX_LOGS_PER_EPOCH),
             Ok(PostedList::NeverPosted)
         );
         assert_eq!(
-            verify_posted_list(epoch, none, epoch + 1, &[]),
+            verify_posted_list(epoch, none, epoch + 1, &[], MAX_LOGS_PER_EPOCH),
             Ok(PostedList::NeverPosted)
         );
         // Posted empty: verified, and empty.
         let empty = lookahead_hash(epoch, &[]);
-        let posted = verify_posted_list(epoch, empty, epoch - 100, &[log(epoch, vec![])]);
+        let posted = verify_posted_list(
+            epoch,
+            empty,
+            epoch - 100,
+            &[log(epoch, vec![])],
+            MAX_LOGS_PER_EPOCH,
+        );
         assert!(matches!(posted, Ok(PostedList::Verified(l)) if l.is_empty()));
     }
 
@@ -255,15 +278,21 @@ mod tests {
         let stored = lookahead_hash(epoch, &list);
         let flood = vec![log(epoch, list.clone()); MAX_LOGS_PER_EPOCH + 1];
         assert_eq!(
-            verify_posted_list(epoch, stored, epoch, &flood),
+            verify_posted_list(epoch, stored, epoch, &flood, MAX_LOGS_PER_EPOCH),
             Err(ListProblem::TooManyLogs(MAX_LOGS_PER_EPOCH + 1))
         );
         let just_enough = vec![log(epoch, list.clone()); MAX_LOGS_PER_EPOCH];
-        assert!(verify_posted_list(epoch, stored, epoch, &just_enough).is_ok());
+        assert!(verify_posted_list(epoch, stored, epoch, &just_enough, MAX_LOGS_PER_EPOCH).is_ok());
         let backwards = vec![entry(1, epoch + 24), entry(2, epoch + 12)];
         let stored = lookahead_hash(epoch, &backwards);
         assert_eq!(
-            verify_posted_list(epoch, stored, epoch, &[log(epoch, backwards)]),
+            verify_posted_list(
+                epoch,
+                stored,
+                epoch,
+                &[log(epoch, backwards)],
+                MAX_LOGS_PER_EPOCH
+            ),
             Err(ListProblem::Malformed(LookaheadListError::NotIncreasing(1)))
         );
     }

@@ -382,9 +382,8 @@ impl KnownEpochs {
             Some(old) if old.list != knowledge.list => Learned::ListReplaced,
             _ => Learned::Updated,
         };
-        if outcome == Learned::Updated
-            && !self.epochs.contains_key(&epoch)
-            && self.epochs.len() >= self.capacity
+        // Older than the oldest remembered: not a known epoch, so nothing is replaced.
+        if self.epochs.len() >= self.capacity
             && self
                 .epochs
                 .keys()
@@ -446,3 +445,5 @@ impl KnownEpochs {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod vectors;

@@ -29,8 +29,8 @@
 //!
 //! **Bounded.** At most `l1.remembered_epochs` epochs are kept and as many wanted, at most
 //! `l1.past_epochs_per_poll` past epochs read per poll, `l1.max_calls_per_poll` calls per
-//! poll, `l1.max_log_range_blocks` blocks per log query and
-//! `lookahead_l1::MAX_LOGS_PER_EPOCH` logs per answer, [`PAST_EPOCH_BLOCK_STEPS`] block
+//! poll, `l1.max_log_range_blocks` blocks per log query and `l1.max_logs_per_epoch` logs per
+//! answer, [`PAST_EPOCH_BLOCK_STEPS`] block
 //! lookups per timestamp search. A slow or lying L1
 //! delays the schedule; it cannot grow memory or get a peer penalised.
 
@@ -233,6 +233,12 @@ impl SourceKind for L1LookaheadKind {
                 "must divide the 12 s L1 slot, so that L2 slots never straddle a window's end",
             ));
         }
+        if l1.max_logs_per_epoch == 0 {
+            return Err(NodeError::config(
+                "l1.max_logs_per_epoch",
+                "must be positive: an epoch's post is one log",
+            ));
+        }
         if l1.max_calls_per_poll < 8 || l1.max_log_range_blocks < 32 {
             return Err(NodeError::config(
                 "l1",
@@ -263,11 +269,6 @@ impl SourceKind for L1LookaheadKind {
             lookahead.slot_duration_secs,
         )?))
     }
-}
-
-/// The chain id the L1 node reports, for its beacon genesis.
-async fn chain_id(provider: &RootProvider, timeout: std::time::Duration) -> Result<u64, NodeError> {
-    super::l1_whitelist::timed_call(timeout, "eth_chainId", provider.get_chain_id()).await
 }
 
 /// Unix seconds now, for the head-from-the-future check.

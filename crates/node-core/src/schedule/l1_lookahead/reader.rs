@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use super::schedule::{LookaheadSchedule, EPOCH_REACH_SECS};
 use super::{
-    chain_id, now, METRIC_ACCEPTED_UNDER_OLD_LIST, METRIC_LISTS_REFUSED, METRIC_LISTS_REPLACED,
+    now, METRIC_ACCEPTED_UNDER_OLD_LIST, METRIC_LISTS_REFUSED, METRIC_LISTS_REPLACED,
     PAST_EPOCH_BLOCK_STEPS,
 };
 use crate::error::NodeError;
@@ -125,10 +125,8 @@ impl<'a> Reader<'a> {
         timed_call(self.config.request_timeout, name, call).await
     }
 
-    async fn block_timestamp(&mut self, number: u64) -> Result<u64, NodeError> {
-        if let Some(ts) = self.timestamps.get(&number) {
-            return Ok(*ts);
-        }
+    /// Block `number`'s timestamp and hash (the timestamp remembered for this poll).
+    async fn block(&mut self, number: u64) -> Result<(u64, B256), NodeError> {
         let provider = self.provider.clone();
         let block = self
             .call(
@@ -143,7 +141,14 @@ impl<'a> Reader<'a> {
         if self.timestamps.len() < 4 * PAST_EPOCH_BLOCK_STEPS {
             self.timestamps.insert(number, ts);
         }
-        Ok(ts)
+        Ok((ts, block.header.hash))
+    }
+
+    async fn block_timestamp(&mut self, number: u64) -> Result<u64, NodeError> {
+        match self.timestamps.get(&number) {
+            Some(ts) => Ok(*ts),
+            None => Ok(self.block(number).await?.0),
+        }
     }
 
     /// The poll: the head, the current and next epochs, then the past epochs validation wants.
@@ -151,7 +156,8 @@ impl<'a> Reader<'a> {
         let clock = match self.schedule.clock() {
             Some(clock) => clock,
             None => {
-                let id = chain_id(self.provider, self.config.request_timeout).await?;
+                let provider = self.provider.clone();
+                let id = self.call("eth_chainId", provider.get_chain_id()).await?;
                 self.schedule.set_genesis(beacon_genesis(id));
                 self.schedule
                     .clock()
@@ -162,17 +168,7 @@ impl<'a> Reader<'a> {
         let number = self
             .call("eth_blockNumber", provider.get_block_number())
             .await?;
-        let head_block = self
-            .call(
-                "eth_getBlockByNumber",
-                provider.get_block_by_number(number.into()),
-            )
-            .await?
-            .ok_or_else(|| {
-                NodeError::l1("eth_getBlockByNumber", format!("block {number} not found"))
-            })?;
-        let (timestamp, hash) = (head_block.header.timestamp, head_block.header.hash);
-        self.timestamps.insert(number, timestamp);
+        let (timestamp, hash) = self.block(number).await?;
         let local = now();
         if timestamp > local.saturating_add(SECONDS_PER_L1_SLOT) {
             return Err(NodeError::l1(
@@ -276,7 +272,13 @@ impl<'a> Reader<'a> {
                 } else {
                     self.posted_logs(epoch, at).await?
                 };
-                match verify_posted_list(epoch, stored, at.timestamp, &logs) {
+                match verify_posted_list(
+                    epoch,
+                    stored,
+                    at.timestamp,
+                    &logs,
+                    self.config.max_logs_per_epoch,
+                ) {
                     Ok(PostedList::Verified(list)) => list,
                     Ok(PostedList::NeverPosted) => EpochLookahead::new(epoch, &[])
                         .map_err(|e| NodeError::l1("getLookaheadHash", e))?,

@@ -1,68 +1,10 @@
 //! The window rules against the worked examples of L1-LOOKAHEAD.md §7 (`testdata/lookahead`)
 //! and against generated lists.
 
+use super::vectors::*;
 use super::*;
 use proptest::prelude::*;
-use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
-
-const VECTORS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/lookahead/windows.json"
-));
-
-#[derive(Deserialize)]
-struct Vectors {
-    l1_chain_id: u64,
-    beacon_genesis: u64,
-    lists: BTreeMap<u64, Vec<VectorEntry>>,
-    fallback: BTreeMap<u64, Address>,
-    hashes: Vec<VectorHash>,
-    cases: Vec<VectorCase>,
-}
-
-#[derive(Deserialize)]
-struct VectorEntry {
-    committer: Address,
-    timestamp: u64,
-    registration_root: B256,
-    validator_leaf_index: u64,
-}
-
-#[derive(Deserialize)]
-struct VectorHash {
-    epoch: u64,
-    hash: FixedBytes<26>,
-    bucket: u64,
-    storage_slot: Option<B256>,
-    storage_word: Option<B256>,
-}
-
-#[derive(Deserialize)]
-struct VectorCase {
-    t: u64,
-    blacklisted: Vec<B256>,
-    start: u64,
-    end: u64,
-    signer: Address,
-    is_fallback: bool,
-    note: String,
-}
-
-fn vectors() -> Vectors {
-    serde_json::from_str(VECTORS).expect("testdata/lookahead/windows.json parses")
-}
-
-fn entries(list: &[VectorEntry]) -> Vec<LookaheadEntry> {
-    list.iter()
-        .map(|e| LookaheadEntry {
-            committer: e.committer,
-            timestamp: U256::from(e.timestamp),
-            registration_root: e.registration_root,
-            validator_leaf_index: U256::from(e.validator_leaf_index),
-        })
-        .collect()
-}
 
 fn entry(committer: u8, timestamp: u64) -> LookaheadEntry {
     LookaheadEntry {
@@ -374,6 +316,24 @@ fn known_epochs_keep_the_newest_and_refuse_older_ones_when_full() {
     );
     assert!(known.get(e + 384 * 2).is_none());
     assert_eq!(KnownEpochs::new(EpochClock::new(0), 0).capacity, 2);
+}
+
+#[test]
+fn known_epochs_count_what_they_remember() {
+    let e = 384 * 10;
+    let mut known = KnownEpochs::new(EpochClock::new(0), 4);
+    assert!(known.is_empty());
+    assert_eq!(known.len(), 0);
+    known.learn(knowledge(e, &[], Some(1)));
+    assert!(!known.is_empty(), "one epoch is remembered");
+    assert_eq!(known.len(), 1);
+    known.learn(knowledge(e + 384, &[entry(1, e + 384 + 12)], Some(1)));
+    assert_eq!(known.len(), 2);
+    assert!(known.forget(e));
+    assert!(!known.is_empty(), "the other epoch is still remembered");
+    assert!(known.forget(e + 384));
+    assert!(known.is_empty(), "everything was forgotten");
+    assert_eq!(known.len(), 0);
 }
 
 fn generated_list(epoch: u64) -> impl Strategy<Value = Vec<LookaheadEntry>> {

@@ -65,18 +65,19 @@ fn a_replaced_list_reports_only_the_blocks_it_no_longer_allows() {
         (12, block(1, 12, E + 30, E + 36)),
         (13, block(2, 13, E + 100, E + 120)),
         (14, block(3, 14, E + 400, E + 756)), // the next epoch: not this list's
+        (15, block(1, 15, E + 384, E + 999)), // the next epoch's first second: not this list's
     ]
     .into_iter()
     .collect();
     let lookup = |n: u64| stored.get(&n).cloned();
     assert!(
-        misfits(&schedule, E, 14, &B256::ZERO, 64, lookup).is_empty(),
+        misfits(&schedule, E, 15, &B256::ZERO, 64, lookup).is_empty(),
         "every block fits the list it was accepted under"
     );
 
     // A reorg gives a3 the second window.
     learn(&schedule, E, &[entry(a1, E + 36), entry(a3, E + 120)]);
-    let found: Vec<u64> = misfits(&schedule, E, 14, &B256::ZERO, 64, lookup)
+    let found: Vec<u64> = misfits(&schedule, E, 15, &B256::ZERO, 64, lookup)
         .into_iter()
         .map(|(n, _, _)| n)
         .collect();
@@ -84,7 +85,7 @@ fn a_replaced_list_reports_only_the_blocks_it_no_longer_allows() {
 
     // A window end moved: the first entry now ends later.
     learn(&schedule, E, &[entry(a1, E + 48), entry(a2, E + 120)]);
-    let found: Vec<u64> = misfits(&schedule, E, 14, &B256::ZERO, 64, lookup)
+    let found: Vec<u64> = misfits(&schedule, E, 15, &B256::ZERO, 64, lookup)
         .into_iter()
         .map(|(n, _, _)| n)
         .collect();
@@ -93,13 +94,13 @@ fn a_replaced_list_reports_only_the_blocks_it_no_longer_allows() {
     // Gone: nothing of the epoch can be judged any more, and the walk is bounded.
     assert!(schedule.forget(E));
     assert_eq!(
-        misfits(&schedule, E, 14, &B256::ZERO, 64, lookup).len(),
+        misfits(&schedule, E, 15, &B256::ZERO, 64, lookup).len(),
         3,
         "blocks 13, 12 and 11"
     );
     assert_eq!(
-        misfits(&schedule, E, 14, &B256::ZERO, 2, lookup).len(),
+        misfits(&schedule, E, 15, &B256::ZERO, 3, lookup).len(),
         1,
-        "two blocks read: 14 and 13"
+        "three blocks read: 15, 14 and 13"
     );
 }

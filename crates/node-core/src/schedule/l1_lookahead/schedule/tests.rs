@@ -2,7 +2,7 @@
 //! window end, a block timed at its window's end accepted by the real validator, and what is
 //! wanted when an epoch is unknown.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, FixedBytes, B256};
@@ -12,54 +12,16 @@ use preconfirmation_types::{
     secret_key_from_bytes, secret_key_to_address, sign, PreconfCommitment, Preconfirmation,
     SignedCommitment, U256,
 };
-use serde::Deserialize;
 
 use super::*;
+use crate::schedule::lookahead_window::vectors::{entries, vectors, Vectors};
 use crate::schedule::lookahead_window::{EpochLookahead, LookaheadEntry};
-
-const VECTORS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/lookahead/windows.json"
-));
-
-#[derive(Deserialize)]
-struct Vectors {
-    beacon_genesis: u64,
-    lists: BTreeMap<u64, Vec<VectorEntry>>,
-    fallback: BTreeMap<u64, Address>,
-    cases: Vec<VectorCase>,
-}
-
-#[derive(Deserialize)]
-struct VectorEntry {
-    committer: Address,
-    timestamp: u64,
-    registration_root: B256,
-    validator_leaf_index: u64,
-}
-
-#[derive(Deserialize)]
-struct VectorCase {
-    t: u64,
-    blacklisted: Vec<B256>,
-    end: u64,
-    signer: Address,
-    note: String,
-}
 
 /// A schedule of 2 s L2 slots that verified every list of the vectors, with `blacklisted`.
 fn vector_schedule(v: &Vectors, blacklisted: &[B256]) -> LookaheadSchedule {
     let schedule = LookaheadSchedule::new(2, 8, Some(v.beacon_genesis));
     for (epoch, list) in &v.lists {
-        let entries: Vec<LookaheadEntry> = list
-            .iter()
-            .map(|e| LookaheadEntry {
-                committer: e.committer,
-                timestamp: U256::from(e.timestamp),
-                registration_root: e.registration_root,
-                validator_leaf_index: U256::from(e.validator_leaf_index),
-            })
-            .collect();
+        let entries = entries(list);
         let learned = schedule.learn(EpochKnowledge {
             list: EpochLookahead::new(*epoch, &entries).expect("a vector list is valid"),
             hash: FixedBytes::ZERO,
@@ -73,7 +35,7 @@ fn vector_schedule(v: &Vectors, blacklisted: &[B256]) -> LookaheadSchedule {
 
 #[test]
 fn the_worked_examples_answer_by_time_and_by_their_window_end() {
-    let v: Vectors = serde_json::from_str(VECTORS).expect("the vectors parse");
+    let v = vectors();
     for case in &v.cases {
         let schedule = vector_schedule(&v, &case.blacklisted);
         let at = schedule.schedule_at(case.t).expect(&case.note);
@@ -113,11 +75,16 @@ fn a_window_end_past_u64_is_out_of_range_and_an_unknown_one_is_not() {
         Err(WindowEndOutOfRange),
         "before the beacon genesis"
     );
+    assert_eq!(
+        late.schedule_for_window_end(U256::from(1_000u64)),
+        Ok(None),
+        "the genesis itself is a time: unknown, not out of range"
+    );
 }
 
 #[test]
 fn slots_count_from_the_genesis_and_a_slot_answers_for_its_last_second() {
-    let v: Vectors = serde_json::from_str(VECTORS).expect("the vectors parse");
+    let v = vectors();
     let schedule = vector_schedule(&v, &[]);
     // Slot [3_840_034, 3_840_036) ends inside A1's window; [3_840_036, 3_840_038) mostly in A2's.
     assert_eq!(schedule.slot_at(U256::from(3_840_035u64)), Some(1_920_017));
@@ -176,6 +143,31 @@ fn an_unknown_epoch_and_its_next_are_wanted_up_to_the_epoch_after_the_clocks() {
     }
     assert_eq!(schedule.take_wanted(2), vec![384_000, 384_384]);
     assert_eq!(schedule.take_wanted(8).len(), 2);
+}
+
+#[test]
+fn lookups_want_at_most_the_capacity_the_lowest_epochs() {
+    let schedule = LookaheadSchedule::new(2, 2, Some(0));
+    let clock = schedule.clock().unwrap();
+    let now = 3_840_100;
+    schedule.want_around(clock, 3_000_000, now);
+    schedule.want_around(clock, 2_000_000, now);
+    assert_eq!(
+        schedule.take_wanted(8),
+        vec![1_999_872, 2_000_256],
+        "two epochs of the lower lookup; the two higher dropped"
+    );
+}
+
+#[test]
+fn what_the_reader_verified_is_what_it_reads_back() {
+    let schedule = LookaheadSchedule::new(2, 8, Some(0));
+    assert_eq!(schedule.epoch(3_840_000), None);
+    let learned = knowledge(3_840_000, &[]);
+    schedule.learn(learned.clone());
+    assert_eq!(schedule.epoch(3_840_000), Some(learned));
+    assert!(schedule.forget(3_840_000));
+    assert_eq!(schedule.epoch(3_840_000), None);
 }
 
 #[test]
