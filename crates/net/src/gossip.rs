@@ -66,8 +66,9 @@ impl Topics {
 
 /// A gossipsub config builder with this crate's mesh parameters (§7), frame cap
 /// (`max_transmit_size`, normally [`GossipConfig::max_transmit_size`]) and content-addressed
-/// message ids. [`build_gossipsub`] adds the per-topic caps, manual validation and scoring;
-/// benchmarks use it bare, so a baseline runs the very same mesh.
+/// message ids. [`build_gossipsub`] adds the per-topic settings ([`per_topic_settings`]),
+/// manual validation and scoring; benchmarks use it with the per-topic settings and nothing
+/// else, so a baseline runs the very same meshes.
 pub fn mesh_config_builder(g: &GossipConfig, max_transmit_size: usize) -> gossipsub::ConfigBuilder {
     let mut builder = gossipsub::ConfigBuilder::default();
     builder
@@ -88,6 +89,33 @@ pub fn mesh_config_builder(g: &GossipConfig, max_transmit_size: usize) -> gossip
         .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
         .mesh_outbound_min(mesh_outbound_min(g.mesh_n, g.mesh_n_low));
     builder
+}
+
+/// Adds each topic's own settings to `builder`: the tx-list topic's mesh degrees
+/// ([`GossipConfig::txlist_mesh_n`] and its siblings) and each topic's frame cap
+/// ([`topic_transmit_size`]). [`gossipsub_config`] adds them; a benchmark's bare baseline adds
+/// them too, so it runs the very same meshes.
+pub fn per_topic_settings(
+    builder: &mut gossipsub::ConfigBuilder,
+    config: &NetworkConfig,
+    topics: &Topics,
+) {
+    let g = &config.gossip;
+    let txlists = topics.topic(GossipTopicKind::RawTxLists).hash();
+    builder
+        .mesh_n_for_topic(g.txlist_mesh_n, txlists.clone())
+        .mesh_n_low_for_topic(g.txlist_mesh_n_low, txlists.clone())
+        .mesh_n_high_for_topic(g.txlist_mesh_n_high, txlists.clone())
+        .mesh_outbound_min_for_topic(
+            mesh_outbound_min(g.txlist_mesh_n, g.txlist_mesh_n_low),
+            txlists,
+        );
+    for kind in GossipTopicKind::ALL {
+        builder.max_transmit_size_for_topic(
+            topic_transmit_size(config, kind),
+            topics.topic(kind).hash(),
+        );
+    }
 }
 
 /// gossipsub requires mesh_outbound_min <= mesh_n / 2 and < mesh_n_low.
@@ -119,21 +147,7 @@ pub fn gossipsub_config(
         ));
     }
     let mut builder = mesh_config_builder(g, g.max_transmit_size);
-    let txlists = topics.topic(GossipTopicKind::RawTxLists).hash();
-    builder
-        .mesh_n_for_topic(g.txlist_mesh_n, txlists.clone())
-        .mesh_n_low_for_topic(g.txlist_mesh_n_low, txlists.clone())
-        .mesh_n_high_for_topic(g.txlist_mesh_n_high, txlists.clone())
-        .mesh_outbound_min_for_topic(
-            mesh_outbound_min(g.txlist_mesh_n, g.txlist_mesh_n_low),
-            txlists,
-        );
-    for kind in GossipTopicKind::ALL {
-        builder.max_transmit_size_for_topic(
-            topic_transmit_size(config, kind),
-            topics.topic(kind).hash(),
-        );
-    }
+    per_topic_settings(&mut builder, config, topics);
     // Nothing is forwarded before the SDK reports Accept; unreported messages expire.
     builder.validate_messages();
     builder.validation_mode(if g.signed_messages {
@@ -284,6 +298,44 @@ mod tests {
         assert_eq!(params.retain_score, config.scoring.retain_score);
         let kp = Keypair::generate_secp256k1();
         build_gossipsub(&config, &kp, &topics).unwrap();
+    }
+
+    /// A bare config with the per-topic settings has the node's meshes: the tx-list topic's
+    /// own degrees, the commitment topic's the global ones, and each topic's frame cap.
+    #[test]
+    fn per_topic_settings_give_a_bare_config_the_nodes_meshes() {
+        let mut config = NetworkConfig::default();
+        config.gossip.txlist_mesh_n = 5;
+        config.gossip.txlist_mesh_n_low = 3;
+        config.gossip.txlist_mesh_n_high = 7;
+        let topics = Topics::new(config.chain_id);
+        let mut builder = mesh_config_builder(&config.gossip, config.gossip.max_transmit_size);
+        per_topic_settings(&mut builder, &config, &topics);
+        let bare = builder.build().unwrap();
+        let node = gossipsub_config(&config, &topics).unwrap();
+        let txlists = topics.topic(GossipTopicKind::RawTxLists).hash();
+        let commitments = topics.topic(GossipTopicKind::Commitments).hash();
+        for built in [&bare, &node] {
+            assert_eq!(built.mesh_n_for_topic(&txlists), 5);
+            assert_eq!(built.mesh_n_low_for_topic(&txlists), 3);
+            assert_eq!(built.mesh_n_high_for_topic(&txlists), 7);
+            assert_eq!(built.mesh_n_for_topic(&commitments), config.gossip.mesh_n);
+            assert_eq!(
+                built.mesh_n_high_for_topic(&commitments),
+                config.gossip.mesh_n_high
+            );
+            for kind in GossipTopicKind::ALL {
+                assert_eq!(
+                    built.max_transmit_size_for_topic(&topics.topic(kind).hash()),
+                    topic_transmit_size(&config, kind)
+                );
+            }
+        }
+        // Without them the tx-list topic would run the global degree.
+        let global = mesh_config_builder(&config.gossip, config.gossip.max_transmit_size)
+            .build()
+            .unwrap();
+        assert_eq!(global.mesh_n_for_topic(&txlists), config.gossip.mesh_n);
     }
 
     #[test]

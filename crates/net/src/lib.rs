@@ -20,7 +20,9 @@
 //!
 //! One task, the driver, owns the libp2p `Swarm`. The SDK holds cloneable [`P2pService`]
 //! handles and one [`NetworkEvents`] stream; both cross to the driver over bounded channels.
-//! discv5 runs in a task of its own and hands the driver the peers it finds.
+//! discv5 runs in a task of its own and hands the driver the peers it finds. By default
+//! ([`NetworkConfig::own_thread`]) the driver, the swarm's connection tasks and discv5 run on
+//! one thread of their own, [`NET_THREAD`], apart from the SDK's runtime.
 //!
 //! ```text
 //!  P2pService ──Command──►  driver task (one tokio::select! loop)  ──NetworkEvent──► NetworkEvents
@@ -198,7 +200,7 @@ pub use config::{
     PolitenessConfig, RateLimit, RateLimitConfig, ScoringConfig,
 };
 pub use discovery::{enr_multiaddr, enr_peer_id};
-pub use driver::IDENTIFY_PROTOCOL;
+pub use driver::{IDENTIFY_PROTOCOL, NET_THREAD};
 pub use error::{CodecError, NetError, RequestError};
 pub use event::{
     Direction, GossipVerdict, InboundRequest, NetworkEvent, PeerSnapshot, PeerStateSizes, Responder,

@@ -75,8 +75,9 @@ pub struct P2pService {
 
 impl P2pService {
     /// Starts the network: listens, subscribes to both topics, starts discv5 and spawns the
-    /// driver task on the current tokio runtime. Without `keypair` a fresh secp256k1 key is
-    /// generated.
+    /// driver, on a thread of its own ([`crate::NET_THREAD`]) or, without
+    /// [`NetworkConfig::own_thread`], as a task of the current tokio runtime. Without
+    /// `keypair` a fresh secp256k1 key is generated.
     pub async fn start(
         config: NetworkConfig,
         keypair: Option<Keypair>,

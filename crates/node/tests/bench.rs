@@ -35,7 +35,9 @@ fn run_bench(args: &[&str], keys: &[&str]) -> serde_json::Value {
 
 /// `json[key]` as a number; panics (naming the key) if it is not one.
 fn number(json: &serde_json::Value, key: &str) -> f64 {
-    json[key]
+    // `outer.inner` names a key of a nested object.
+    let value = key.split('.').fold(json, |v, k| &v[k]);
+    value
         .as_f64()
         .unwrap_or_else(|| panic!("{key} is a number in {json}"))
 }
@@ -112,8 +114,10 @@ fn validate_with_threads_recovers_on_the_pool() {
 }
 
 /// Both networks delivered everything, the SDK ran on redb with the rounds interleaved, and
-/// the figures are sane: positive, and the ratio is the two p99s'. Which network is faster is
-/// a timing figure and is not asserted (see `validate_prints_its_keys`).
+/// the figures are sane: positive, each network's CPU per delivery is the sum of its split
+/// (the SDK's network thread, its runtime and its writer all did work), and each ratio is its
+/// two figures'. Which network is faster is a timing figure and is not asserted (see
+/// `validate_prints_its_keys`).
 #[test]
 fn propagation_prints_its_keys() {
     let json = run_bench(
@@ -130,6 +134,13 @@ fn propagation_prints_its_keys() {
             "--json",
         ],
         &[
+            "cpu_us_per_commitment",
+            "baseline_cpu_us_per_commitment",
+            "cpu_ratio",
+            "gossip_transport_cpu_ratio",
+            "cpu_us_per_mib_txlist",
+            "baseline_cpu_us_per_mib_txlist",
+            "harness_cpu_share",
             "p50_ms",
             "p99_ms",
             "max_ms",
@@ -144,6 +155,10 @@ fn propagation_prints_its_keys() {
     assert_positive(
         &json,
         &[
+            "cpu_us_per_commitment",
+            "baseline_cpu_us_per_commitment",
+            "cpu_us_per_mib_txlist",
+            "baseline_cpu_us_per_mib_txlist",
             "p50_ms",
             "p99_ms",
             "baseline_p99_ms",
@@ -155,21 +170,59 @@ fn propagation_prints_its_keys() {
             // What the shared disk adds, probed after the rounds.
             "fsync_single_ms",
             "fsync_burst_ms",
-            // What a commitment round cost the machine, each network.
-            "round_cpu_ms",
-            "baseline_round_cpu_ms",
+            // How busy the machine was through a commitment round, each network.
             "round_busy_cores",
             "baseline_round_busy_cores",
         ],
     );
+    for (total, split, groups) in [
+        (
+            "cpu_us_per_commitment",
+            "cpu_split_us_per_commitment",
+            &["gossip_transport", "sdk", "writer"][..],
+        ),
+        (
+            "baseline_cpu_us_per_commitment",
+            "baseline_cpu_split_us_per_commitment",
+            &["gossip_transport"][..],
+        ),
+        (
+            "cpu_us_per_mib_txlist",
+            "cpu_split_us_per_mib_txlist",
+            &["gossip_transport", "sdk", "writer"][..],
+        ),
+    ] {
+        let parts = &json[split];
+        for group in groups {
+            assert!(
+                number(parts, group) > 0.0,
+                "{split}.{group} positive in {json}"
+            );
+        }
+        let sum: f64 = groups.iter().map(|g| number(parts, g)).sum();
+        // Each part and the total are rounded to 0.1 µs.
+        assert!(
+            (sum - number(&json, total)).abs() <= 0.1 * (groups.len() as f64 + 1.0),
+            "{total} is the sum of {split} in {json}"
+        );
+    }
+    let share = number(&json, "harness_cpu_share");
+    assert!((0.0..1.0).contains(&share), "harness_cpu_share in {json}");
     // Each p99 is rounded to 0.01 ms, a few percent of a small figure.
     assert_ratio(&json, "ratio_p99", "p99_ms", "baseline_p99_ms", 0.05);
     assert_ratio(
         &json,
-        "round_cpu_ratio",
-        "round_cpu_ms",
-        "baseline_round_cpu_ms",
-        0.05,
+        "cpu_ratio",
+        "cpu_us_per_commitment",
+        "baseline_cpu_us_per_commitment",
+        0.01,
+    );
+    assert_ratio(
+        &json,
+        "gossip_transport_cpu_ratio",
+        "cpu_split_us_per_commitment.gossip_transport",
+        "baseline_cpu_split_us_per_commitment.gossip_transport",
+        0.01,
     );
 }
 

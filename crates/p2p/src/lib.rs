@@ -170,6 +170,7 @@ pub use types::{
     CommitmentSource, EvidenceKind, HeadSyncStatus, MessageId, PeerInfo, SdkEvent, SdkStatus,
 };
 pub use validation::{PendingReason, RejectReason, ValidationOutcome, Validator};
+pub use writer::WRITER_THREAD;
 
 /// The README's snippet compiles as a doctest.
 #[cfg(doctest)]

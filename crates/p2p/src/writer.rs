@@ -79,7 +79,7 @@ impl GroupPolicy {
 }
 
 /// Name of the writer's thread.
-const WRITER_THREAD: &str = "p2p-writer";
+pub const WRITER_THREAD: &str = "p2p-writer";
 
 /// Handle to the writer; cheap to clone. The writer's thread ends when every handle is dropped.
 #[derive(Debug, Clone)]
@@ -249,7 +249,9 @@ pub(crate) fn write_group(
         let mut present = HashSet::new();
         let mut missing = Vec::new();
         for (hash, number) in page {
-            if storage.txlist(&hash)?.is_some() {
+            // A look-up in the index: the list's bytes (up to 2 MiB) are neither read nor
+            // copied.
+            if storage.has_txlist(&hash)? {
                 present.insert(hash);
             } else {
                 missing.push((hash, number));

@@ -31,10 +31,11 @@ pub const MESSAGE_DOMAIN_INVALID_SNAPPY: [u8; 4] = [0, 0, 0, 0];
 /// The gossip message id of `payload` (see the module docs).
 pub fn gossip_message_id(payload: &[u8]) -> [u8; MESSAGE_ID_LEN] {
     let mut hasher = Sha256::new();
-    match snappy_decompress_bounded(payload) {
+    let mut small = [0u8; SMALL_DECOMPRESSED_LEN];
+    match snappy_decompress_bounded(payload, &mut small) {
         Some(decompressed) => {
             hasher.update(MESSAGE_DOMAIN_VALID_SNAPPY);
-            hasher.update(&decompressed);
+            hasher.update(decompressed.as_ref());
         }
         None => {
             hasher.update(MESSAGE_DOMAIN_INVALID_SNAPPY);
@@ -47,14 +48,46 @@ pub fn gossip_message_id(payload: &[u8]) -> [u8; MESSAGE_ID_LEN] {
     id
 }
 
+/// Declared lengths up to this are decompressed into a buffer on the stack. A raw SSZ payload
+/// (§2) read as snappy declares a length of a few bytes (its first bytes as a varint: a
+/// commitment's `eop` byte declares 0 or 1): every gossiped commitment tries this, and fails.
+const SMALL_DECOMPRESSED_LEN: usize = 256;
+
+/// Bytes decompressed into the caller's stack buffer, or onto the heap.
+enum Decompressed<'a> {
+    Small(&'a [u8]),
+    Large(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Decompressed<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Self::Small(bytes) => bytes,
+            Self::Large(bytes) => bytes,
+        }
+    }
+}
+
 /// `payload` decompressed as raw snappy, when it is valid and declares at most
-/// [`MAX_GOSSIP_SIZE_BYTES`]; the declaration is checked before the buffer is allocated.
-fn snappy_decompress_bounded(payload: &[u8]) -> Option<Vec<u8>> {
+/// [`MAX_GOSSIP_SIZE_BYTES`]; the declaration is checked before any buffer is used, and a
+/// small one is decompressed into `small` instead of the heap.
+fn snappy_decompress_bounded<'a>(
+    payload: &[u8],
+    small: &'a mut [u8; SMALL_DECOMPRESSED_LEN],
+) -> Option<Decompressed<'a>> {
     let declared = snap::raw::decompress_len(payload).ok()?;
     if declared > MAX_GOSSIP_SIZE_BYTES {
         return None;
     }
-    snap::raw::Decoder::new().decompress_vec(payload).ok()
+    let mut decoder = snap::raw::Decoder::new();
+    if declared <= SMALL_DECOMPRESSED_LEN {
+        let written = decoder.decompress(payload, &mut small[..declared]).ok()?;
+        return Some(Decompressed::Small(&small[..written]));
+    }
+    decoder
+        .decompress_vec(payload)
+        .ok()
+        .map(Decompressed::Large)
 }
 
 #[cfg(test)]
@@ -102,6 +135,34 @@ mod tests {
             gossip_message_id(&[3, 0x08, b'x', b'y', b'z']),
             sha20(&[&[1, 0, 0, 0], b"xyz"])
         );
+    }
+
+    /// Valid snappy on either side of the stack buffer's size hashes its decompressed bytes;
+    /// a short stream declaring a small length falls back to the raw bytes.
+    #[test]
+    fn small_and_large_streams_hash_what_they_decompress_to() {
+        for len in [
+            1,
+            SMALL_DECOMPRESSED_LEN - 1,
+            SMALL_DECOMPRESSED_LEN,
+            SMALL_DECOMPRESSED_LEN + 1,
+            4096,
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let compressed = snap::raw::Encoder::new().compress_vec(&plain).unwrap();
+            assert_eq!(
+                gossip_message_id(&compressed),
+                sha20(&[&[1, 0, 0, 0], &plain]),
+                "{len} bytes"
+            );
+            // Cut short: the declared length is not met.
+            let cut = &compressed[..compressed.len() - 1];
+            assert_eq!(
+                gossip_message_id(cut),
+                sha20(&[&[0, 0, 0, 0], cut]),
+                "{len} bytes"
+            );
+        }
     }
 
     #[test]

@@ -10,9 +10,10 @@
 use alloy_primitives::{keccak256, Address, B256};
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use secp256k1::{Message, PublicKey, SecretKey};
-use ssz::Encode;
 
-use crate::constants::{BYTES32_LEN, PRECONF_COMMITMENT_SSZ_LEN, SIGNATURE_LEN};
+use crate::constants::{
+    BYTES32_LEN, PRECONFIRMATION_SSZ_LEN, PRECONF_COMMITMENT_SSZ_LEN, SIGNATURE_LEN,
+};
 use crate::containers::{Bytes65, PreconfCommitment, Preconfirmation, SignedCommitment};
 use crate::error::{Result, TypesError};
 
@@ -25,15 +26,46 @@ const SECP256K1_HALF_ORDER: [u8; 32] = [
 /// `keccak256(SSZ(Preconfirmation))`: the value a child's `parentPreconfirmationHash` carries
 /// (§4.2). The signature is not part of it.
 pub fn preconfirmation_hash(preconf: &Preconfirmation) -> B256 {
-    keccak256(preconf.as_ssz_bytes())
+    let mut ssz = [0u8; PRECONFIRMATION_SSZ_LEN];
+    write_preconf_ssz(preconf, &mut ssz);
+    keccak256(ssz)
 }
 
 /// `keccak256(domain ‖ SSZ(commitment))`, the digest a preconfer signs (§4.1).
 pub fn signing_hash(domain: &B256, commitment: &PreconfCommitment) -> B256 {
-    let mut preimage = Vec::with_capacity(BYTES32_LEN + PRECONF_COMMITMENT_SSZ_LEN);
-    preimage.extend_from_slice(domain.as_slice());
-    commitment.ssz_append(&mut preimage);
-    keccak256(&preimage)
+    const PREFIX: usize = BYTES32_LEN;
+    const SLASHER: usize = PREFIX + PRECONFIRMATION_SSZ_LEN;
+    let mut preimage = [0u8; BYTES32_LEN + PRECONF_COMMITMENT_SSZ_LEN];
+    preimage[..PREFIX].copy_from_slice(domain.as_slice());
+    let mut preconf = [0u8; PRECONFIRMATION_SSZ_LEN];
+    write_preconf_ssz(&commitment.preconf, &mut preconf);
+    preimage[PREFIX..SLASHER].copy_from_slice(&preconf);
+    preimage[SLASHER..].copy_from_slice(commitment.slasher_address.as_slice());
+    keccak256(preimage)
+}
+
+/// Writes `SSZ(preconf)` into `out`: the fixed-size container's fields in order, as the
+/// derived SSZ encoder lays them out (a bool as one byte, a `uint256` as 32 little-endian
+/// bytes, addresses and hashes as they are). Both hashes of every gossiped commitment are
+/// taken over it: on the stack, with no heap buffer and no encoder per field.
+fn write_preconf_ssz(preconf: &Preconfirmation, out: &mut [u8; PRECONFIRMATION_SSZ_LEN]) {
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&[u8::from(preconf.eop)]);
+    put(&preconf.block_number.to_le_bytes::<32>());
+    put(&preconf.timestamp.to_le_bytes::<32>());
+    put(&preconf.gas_limit.to_le_bytes::<32>());
+    put(preconf.coinbase.as_slice());
+    put(&preconf.anchor_block_number.to_le_bytes::<32>());
+    put(preconf.raw_tx_list_hash.as_slice());
+    put(preconf.parent_preconfirmation_hash.as_slice());
+    put(&preconf.submission_window_end.to_le_bytes::<32>());
+    put(preconf.prover_auth.as_slice());
+    put(&preconf.proposal_id.to_le_bytes::<32>());
+    debug_assert_eq!(at, PRECONFIRMATION_SSZ_LEN);
 }
 
 /// Signs `commitment` under `domain` (§4.1). libsecp256k1 always produces low `s`; `v` is the
@@ -179,6 +211,7 @@ pub fn secret_key_from_bytes(bytes: [u8; 32]) -> Result<SecretKey> {
 mod tests {
     use super::*;
     use alloy_primitives::U256;
+    use ssz::Encode;
 
     fn key(byte: u8) -> SecretKey {
         secret_key_from_bytes([byte; 32]).unwrap()
@@ -215,6 +248,44 @@ mod tests {
         preimage.extend(c.as_ssz_bytes());
         assert_eq!(signing_hash(&domain, &c), keccak256(preimage));
         assert_ne!(signing_hash(&domain, &c), signing_hash(&B256::ZERO, &c));
+    }
+
+    /// The stack encoding both hashes use is the derived SSZ, byte for byte: each field holds
+    /// a value of its own (a field written in the wrong place or order shows), with `eop` both
+    /// ways and `uint256`s at their extremes.
+    #[test]
+    fn the_fixed_encoding_is_the_derived_ssz() {
+        use alloy_primitives::U256;
+        for (eop, big) in [(false, U256::MAX), (true, U256::from(1u8) << 200)] {
+            let preconf = Preconfirmation {
+                eop,
+                block_number: big,
+                timestamp: U256::from(0x0102_0304_0506_0708u64),
+                gas_limit: U256::from(30_000_000u64),
+                coinbase: Address::repeat_byte(0xc0),
+                anchor_block_number: U256::from(77u8),
+                raw_tx_list_hash: B256::repeat_byte(0xab),
+                parent_preconfirmation_hash: B256::repeat_byte(0xcd),
+                submission_window_end: U256::from(1_700_000_123u64),
+                prover_auth: Address::repeat_byte(0x9a),
+                proposal_id: U256::from(5u8) << 128,
+            };
+            let mut fixed = [0u8; PRECONFIRMATION_SSZ_LEN];
+            write_preconf_ssz(&preconf, &mut fixed);
+            assert_eq!(fixed.as_slice(), preconf.as_ssz_bytes().as_slice());
+            assert_eq!(
+                preconfirmation_hash(&preconf),
+                keccak256(preconf.as_ssz_bytes())
+            );
+            let commitment = PreconfCommitment {
+                preconf,
+                slasher_address: Address::repeat_byte(0x51),
+            };
+            let domain = B256::repeat_byte(7);
+            let mut preimage = domain.to_vec();
+            preimage.extend(commitment.as_ssz_bytes());
+            assert_eq!(signing_hash(&domain, &commitment), keccak256(preimage));
+        }
     }
 
     #[test]

@@ -1,64 +1,68 @@
-//! `bench propagation`: publish → accepted at every other node, N SDK nodes on 127.0.0.1 over
-//! real TCP (noise, yamux, gossipsub), against N bare rust-libp2p gossipsub swarms with the
-//! same mesh parameters, topology and payload sizes, in the same run.
+//! `bench propagation`: what delivering a message to one node costs, in CPU time and in
+//! latency, for N SDK nodes on 127.0.0.1 over real TCP (noise, yamux, gossipsub), against N
+//! bare rust-libp2p gossipsub swarms with the same meshes, topology and payload sizes, in the
+//! same run.
 //!
-//! SDK nodes run `P2pSdk` on the node's own redb storage, one database per node in a temp dir
-//! (all on this machine's one disk). A sample is (node, message): the time from the
-//! publisher's `publish` call to that node's `SdkEvent::Commitment` (commitment rounds) or
-//! `SdkEvent::RawTxList` (tx list rounds) — events come once the write is durable, so each
-//! sample includes that node's fsync. The baseline sample is the time to gossipsub's
-//! `Event::Message` at each bare swarm; bare swarms forward at once (no application
-//! validation) and score nobody. Both networks run side by side and the rounds interleave
-//! (an SDK round, then the same round on the bare network), so load and noise hit both alike.
+//! **CPU per delivered message (the headline).** Every part of each network runs on threads
+//! named for it, and the bench reads each thread's CPU clock ([`super::cpu`]) at the start and
+//! end of the commitment rounds and of the tx-list rounds. The SDK's CPU splits into
+//! gossipsub and transport (the network thread of each node, [`NET_THREAD`]: the swarm, every
+//! connection's noise, yamux, gossipsub and req/resp, identify, ping), the SDK itself (its
+//! tasks on the runtime the SDK nodes are started on, [`SDK_THREAD`], and the rayon pool,
+//! [`RAYON_THREAD`]: validation, state, events) and the durable writer ([`WRITER_THREAD`]);
+//! the baseline's is its swarms' threads ([`BARE_THREAD`]). Divided by the deliveries (one
+//! per node but the publisher, per message), that is `cpu_us_per_commitment` and
+//! `baseline_cpu_us_per_commitment` with their splits, and, over the tx-list rounds and their
+//! MiB delivered, `cpu_us_per_mib_txlist`. Both networks are measured over the same stretch
+//! of time (the rounds interleave), so each counts its idle work (heartbeats, pings) alike.
+//! What runs on neither network's threads (the bench's own tasks) is reported apart
+//! (`harness_cpu_share`).
 //!
-//! The process runs the node's metrics recorder, so the SDK does its metrics work as in a
-//! node, and the report says where an SDK delivery's extra time went, from the SDK's own
-//! metrics over the commitment rounds: `commitment_write_mean_ms` (a write queued by the
-//! core until durable; every node's database shares this machine's disk), of which
+//! **Latency.** A sample is (node, message): the time from the publisher's `publish` call to
+//! that node's `SdkEvent::Commitment` (commitment rounds) or `SdkEvent::RawTxList` (tx list
+//! rounds) — events come once the write is durable, so each sample includes that node's
+//! fsync. The baseline sample is the time to gossipsub's `Event::Message` at each bare swarm.
+//! The rounds interleave (an SDK round, then the same round on the bare network), so load and
+//! noise hit both alike. With 32 nodes on a 2-core machine every hop queues for CPU
+//! (`round_busy_cores`: process CPU time over a round's wall time), so the latency ratio
+//! follows the CPU ratio: it is reported, labelled CPU-bound.
+//!
+//! SDK nodes run `P2pSdk` with default settings on the node's own redb storage, one database
+//! per node in a temp dir (all on this machine's one disk). The process runs the node's
+//! metrics recorder, so the SDK does its metrics work as in a node, and the report says where
+//! an SDK delivery's extra time went, from the SDK's own metrics over the commitment rounds:
+//! `commitment_write_mean_ms` (a write queued by the core until durable), of which
 //! `commitment_transaction_mean_ms` is the transaction itself (pages and fsync), and
 //! `gossip_queue_mean_ms` (a gossiped commitment's wait between the driver and the manager).
-//! What a commitment round costs the machine is reported too: the process's CPU time over the
-//! round (publish → the last node has it), median over the rounds, for each network
-//! (`round_cpu_ms`, `baseline_round_cpu_ms`, their `round_cpu_ratio`), and that CPU time over
-//! the round's wall time (`round_busy_cores`, `baseline_round_busy_cores`): near the machine's
-//! core count, the nodes queue for CPU at every hop and latency grows with the CPU a round
-//! needs. After the rounds it probes what the shared disk adds: `fsync_single_ms`, one lone 4 KiB
+//! After the rounds it probes what the shared disk adds: `fsync_single_ms`, one lone 4 KiB
 //! write made durable, and `fsync_burst_ms`, the time until the last of N − 1 such writes
-//! started together (one file each, in the same temp dir) is durable — what a round's
-//! commits meet when the message reaches every node at about the same time.
+//! started together (one file each, in the same temp dir) is durable.
 //!
 //! Topology (both networks): node `i` dials nodes `i − 1, i − 2, i − 4, i − 8, i − 16`, a
 //! connected graph with diameter O(log N).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
 use p2p::testkit::ChainBuilder;
-use p2p::{P2pSdk, P2pSdkConfig, SdkEvent};
-use parking_lot::Mutex;
+use p2p::{P2pSdk, SdkEvent, WRITER_THREAD};
 use preconf_node_core::RedbStore;
-use preconfirmation_net::{GossipConfig, Keypair};
-use preconfirmation_types::{ChainSpec, GossipTopicKind, RawTxListGossip, WireMessage, B256};
-use tokio::sync::mpsc;
+use preconfirmation_net::{Multiaddr, NET_THREAD};
+use preconfirmation_types::{ChainSpec, GossipTopicKind};
+use serde_json::{Map, Value};
 
+use super::bare::{BareNetwork, BARE_THREAD};
+use super::cpu::{CpuDelta, CpuSnapshot, ThreadGroup};
+use super::deliveries::{dial_targets, Seen, Sent, PEER_TIMEOUT};
 use super::util::{
-    fsync_burst, median, percentile, process_cpu_s, round, signed_chain, GeneratedBlock,
+    fsync_burst, median, percentile, process_cpu_s, round, signed_chain, GeneratedBlock, MIB,
 };
 use super::validate::{bench_chain, PRECONFERS};
 use super::{failed, Report};
 use crate::error::ToolError;
 use crate::loopback;
 
-/// Longest wait for one message to reach every node.
-pub const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
-/// Longest wait for a node to see gossip peers at start-up.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time given to the meshes to settle after every node has peers (heartbeats graft).
 pub const MESH_SETTLE: Duration = Duration::from_secs(3);
 /// Pause between rounds so rounds never overlap.
@@ -67,8 +71,42 @@ pub const ROUND_GAP: Duration = Duration::from_millis(100);
 pub const FSYNC_PROBE_REPEATS: usize = 10;
 /// Most nodes a run may start.
 pub const MAX_NODES: usize = 128;
-/// Dial offsets: node `i` dials `i − d` for each `d`.
-pub const DIAL_OFFSETS: [usize; 5] = [1, 2, 4, 8, 16];
+/// Name of the threads of the runtime the SDK nodes are started on (workers and blocking
+/// pool): their tasks are the SDK's own.
+pub const SDK_THREAD: &str = "p2p-sdk";
+/// Name (before `-<index>`) of the rayon pool's threads, on which the SDK recovers the
+/// signers of a burst of commitments.
+pub const RAYON_THREAD: &str = "p2p-rayon";
+/// How long an idle blocking thread of the SDK's runtime lives: longer than a run, so none
+/// ends (and takes its CPU time out of the per-thread accounting) within the rounds.
+pub const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(3600);
+/// Target: the SDK's gossipsub + transport CPU per delivered commitment over the bare
+/// network's.
+pub const TARGET_GOSSIP_TRANSPORT_RATIO: f64 = 1.1;
+/// Target: the SDK's whole CPU per delivered commitment over the bare network's.
+pub const TARGET_CPU_RATIO: f64 = 1.3;
+
+/// Where the SDK network's CPU goes, by thread name.
+const SDK_GROUPS: [ThreadGroup; 3] = [
+    ThreadGroup {
+        key: "gossip_transport",
+        names: &[NET_THREAD],
+    },
+    ThreadGroup {
+        key: "sdk",
+        names: &[SDK_THREAD, RAYON_THREAD],
+    },
+    ThreadGroup {
+        key: "writer",
+        names: &[WRITER_THREAD],
+    },
+];
+
+/// Where the bare network's CPU goes, by thread name.
+const BARE_GROUPS: [ThreadGroup; 1] = [ThreadGroup {
+    key: "gossip_transport",
+    names: &[BARE_THREAD],
+}];
 
 /// Arguments of `bench propagation`.
 #[derive(Debug, Clone, Args)]
@@ -85,6 +123,11 @@ pub struct PropagationArgs {
     /// Bytes of each tx list.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub txlist_bytes: usize,
+    /// Variant: each SDK node's network runs as tasks of the SDK's runtime
+    /// (`network.own_thread` false) and the bare swarms share one runtime of as many threads:
+    /// what the network's own threads cost. The SDK's network CPU then counts under `sdk`.
+    #[arg(long)]
+    pub net_on_sdk_runtime: bool,
 }
 
 /// Latencies in ms of the commitment and tx list samples, and samples missing at timeout.
@@ -93,53 +136,8 @@ struct Samples {
     commitment_ms: Vec<f64>,
     txlist_ms: Vec<f64>,
     missing: usize,
-    /// What each commitment round cost the process.
-    commitment_rounds: Vec<RoundCost>,
-}
-
-/// The process's CPU time and the wall-clock time over one round, from the publish until the
-/// last node had the message (the other network idles meanwhile, its heartbeats included).
-#[derive(Debug, Clone, Copy)]
-struct RoundCost {
-    cpu_s: f64,
-    wall_s: f64,
-}
-
-impl RoundCost {
-    /// Medians over `rounds`: CPU ms per round, and cores busy (CPU time / wall time).
-    fn medians(rounds: &[RoundCost]) -> (f64, f64) {
-        (
-            median(rounds.iter().map(|r| r.cpu_s * 1e3).collect()),
-            median(
-                rounds
-                    .iter()
-                    .map(|r| r.cpu_s / r.wall_s.max(1e-9))
-                    .collect(),
-            ),
-        )
-    }
-}
-
-/// The clocks at a round's start, read again at its end for its [`RoundCost`].
-struct RoundClock {
-    cpu_s: f64,
-    at: Instant,
-}
-
-impl RoundClock {
-    fn start() -> Self {
-        Self {
-            cpu_s: process_cpu_s(),
-            at: Instant::now(),
-        }
-    }
-
-    fn stop(self) -> RoundCost {
-        RoundCost {
-            cpu_s: process_cpu_s() - self.cpu_s,
-            wall_s: self.at.elapsed().as_secs_f64(),
-        }
-    }
+    /// Cores busy over each commitment round: process CPU time over the round's wall time.
+    commitment_busy_cores: Vec<f64>,
 }
 
 impl Samples {
@@ -154,6 +152,67 @@ impl Samples {
     }
 }
 
+/// The process's CPU clock and the wall clock at a round's start, read again at its end for
+/// the cores the round kept busy.
+struct RoundClock {
+    cpu_s: f64,
+    at: Instant,
+}
+
+impl RoundClock {
+    fn start() -> Self {
+        Self {
+            cpu_s: process_cpu_s(),
+            at: Instant::now(),
+        }
+    }
+
+    /// Cores busy since the start: process CPU time over wall time.
+    fn busy_cores(self) -> f64 {
+        (process_cpu_s() - self.cpu_s) / self.at.elapsed().as_secs_f64().max(1e-9)
+    }
+}
+
+/// CPU time by thread group over the commitment rounds and over the tx-list rounds.
+struct PhaseCpu {
+    commitments: CpuDelta,
+    txlists: CpuDelta,
+}
+
+/// Each group's CPU microseconds per `unit` (a delivery, or a MiB delivered), and their sum.
+fn split_per(delta: &CpuDelta, groups: &[ThreadGroup], units: f64) -> (Map<String, Value>, f64) {
+    let mut split = Map::new();
+    let mut total = 0.0;
+    for group in groups {
+        let us = delta.group_s(group) * 1e6 / units.max(1e-9);
+        total += us;
+        split.insert(group.key.into(), round(us, 1).into());
+    }
+    (split, total)
+}
+
+/// The share of the process's CPU time in `delta` that ran on neither network's threads.
+fn harness_share(delta: &CpuDelta) -> f64 {
+    let networks: f64 = SDK_GROUPS
+        .iter()
+        .chain(BARE_GROUPS.iter())
+        .map(|g| delta.group_s(g))
+        .sum();
+    let process = delta.process_s();
+    if process <= 0.0 {
+        return 0.0;
+    }
+    ((process - networks) / process).max(0.0)
+}
+
+/// Names the global rayon pool's threads [`RAYON_THREAD`]`-<i>` (as many as rayon's default)
+/// so their CPU time counts as the SDK's; a pool built before keeps its names.
+fn name_rayon_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("{RAYON_THREAD}-{i}"))
+        .build_global();
+}
+
 /// Runs the bench.
 pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
     if args.nodes < 2 || args.nodes > MAX_NODES || args.rounds == 0 {
@@ -162,6 +221,7 @@ pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
             format!("nodes must be in 2..={MAX_NODES} and rounds positive"),
         ));
     }
+    name_rayon_pool();
     let chain = bench_chain();
     let blocks_needed = (args.rounds + args.txlist_rounds) as u64 + 1;
     let mut builder = ChainBuilder::in_the_past(chain, PRECONFERS, 1, blocks_needed);
@@ -186,57 +246,154 @@ pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
         sdk_net
             .start(&args, chain, &builder, data_dir.path())
             .await?;
-        bare_net.start(&args, chain).await?;
+        bare_net
+            .start(args.nodes, chain, args.net_on_sdk_runtime)
+            .await?;
         // Both meshes settle at once after every node has peers (heartbeats graft).
         tokio::time::sleep(MESH_SETTLE).await;
         let mut sdk = Samples::default();
         let mut base = Samples::default();
         let mut after_commitment_rounds = None;
+        let started = CpuSnapshot::take();
+        let mut commitments_cpu = None;
         for (round, block) in blocks.iter().enumerate() {
             if round == args.rounds {
                 // Every commitment round's writes were durable before its events: the SDK's
                 // figures so far are the commitments' alone.
                 after_commitment_rounds = recorder.as_ref().map(|r| r.render());
+                commitments_cpu = Some(CpuSnapshot::take());
             }
             let publisher = round % args.nodes;
-            let sdk_round = RoundClock::start();
-            let sent = sdk_net.publish(publisher, block).await?;
             let txlist_round = block.txlist.is_some();
-            sent.record(&sdk_net.seen, &mut sdk, args.nodes, publisher, txlist_round)
-                .await;
-            let sdk_round = sdk_round.stop();
+            let clock = RoundClock::start();
+            let sent = sdk_net.publish(publisher, block).await?;
+            let (latencies, missing) = sent.delivered(&sdk_net.seen, args.nodes, publisher).await;
+            sdk.record(txlist_round, latencies, missing);
+            let sdk_busy = clock.busy_cores();
             tokio::time::sleep(ROUND_GAP).await;
-            let bare_round = RoundClock::start();
+            let clock = RoundClock::start();
             let sent = bare_net.publish(publisher, block)?;
-            sent.record(
-                &bare_net.seen,
-                &mut base,
-                args.nodes,
-                publisher,
-                txlist_round,
-            )
-            .await;
-            let bare_round = bare_round.stop();
-            if round < args.rounds {
-                sdk.commitment_rounds.push(sdk_round);
-                base.commitment_rounds.push(bare_round);
+            let (latencies, missing) = sent.delivered(&bare_net.seen, args.nodes, publisher).await;
+            base.record(txlist_round, latencies, missing);
+            if !txlist_round {
+                sdk.commitment_busy_cores.push(sdk_busy);
+                base.commitment_busy_cores.push(clock.busy_cores());
             }
             tokio::time::sleep(ROUND_GAP).await;
         }
+        let ended = CpuSnapshot::take();
+        let commitments_end = commitments_cpu.unwrap_or_else(|| ended.clone());
+        let cpu = PhaseCpu {
+            commitments: commitments_end.since(&started),
+            txlists: ended.since(&commitments_end),
+        };
         let after_commitment_rounds =
             after_commitment_rounds.or_else(|| recorder.as_ref().map(|r| r.render()));
-        Ok::<_, ToolError>((sdk, base, after_commitment_rounds))
+        Ok::<_, ToolError>((sdk, base, cpu, after_commitment_rounds))
     }
     .await;
     sdk_net.stop().await;
     bare_net.stop().await;
-    let (sdk, base, after_commitment_rounds) = result?;
+    let (sdk, base, cpu, after_commitment_rounds) = result?;
     // What the disk adds: every node but the publisher commits a round's message at about the
     // same time, each database on this machine's one disk (untimed, after the rounds).
     let (fsync_single_ms, fsync_burst_ms) =
         fsync_burst(data_dir.path(), args.nodes - 1, FSYNC_PROBE_REPEATS)
             .map_err(|e| ToolError::io(data_dir.path(), e))?;
 
+    let mut report = Report::default();
+    report_cpu(&mut report, &args, &sdk, &base, &cpu);
+    report_latency(&mut report, &args, sdk, base);
+    report.extra("fsync_single_ms", round(fsync_single_ms, 3));
+    report.extra("fsync_burst_ms", round(fsync_burst_ms, 3));
+    report.extra("storage", "redb");
+    report.extra("interleaved", true);
+    report.extra("txlist_bytes", args.txlist_bytes);
+    report.extra("net_own_thread", !args.net_on_sdk_runtime);
+    if let Some(text) = after_commitment_rounds {
+        report_sdk_metrics(&mut report, &text);
+    }
+    Ok(report)
+}
+
+/// The CPU figures: per delivered commitment and per MiB of tx list delivered, each network
+/// and each group, and the ratios held to the targets.
+fn report_cpu(
+    report: &mut Report,
+    args: &PropagationArgs,
+    sdk: &Samples,
+    base: &Samples,
+    cpu: &PhaseCpu,
+) {
+    let deliveries = sdk.commitment_ms.len() as f64;
+    let base_deliveries = base.commitment_ms.len() as f64;
+    let (split, total) = split_per(&cpu.commitments, &SDK_GROUPS, deliveries);
+    let (base_split, base_total) = split_per(&cpu.commitments, &BARE_GROUPS, base_deliveries);
+    let gossip = split["gossip_transport"].as_f64().unwrap_or(0.0);
+    let base_gossip = base_split["gossip_transport"].as_f64().unwrap_or(0.0);
+    report.figure(
+        "cpu_us_per_commitment",
+        "SDK CPU µs per commitment delivered to one node",
+        round(total, 1),
+    );
+    report.figure(
+        "baseline_cpu_us_per_commitment",
+        "bare gossipsub CPU µs per commitment delivered",
+        round(base_total, 1),
+    );
+    report.figure(
+        "cpu_ratio",
+        &format!("CPU per commitment SDK / bare (target <= {TARGET_CPU_RATIO})"),
+        round(total / base_total.max(1e-9), 3),
+    );
+    report.figure(
+        "gossip_transport_cpu_ratio",
+        &format!(
+            "gossipsub + transport CPU per commitment SDK / bare (target <= \
+             {TARGET_GOSSIP_TRANSPORT_RATIO})"
+        ),
+        round(gossip / base_gossip.max(1e-9), 3),
+    );
+    for (key, value) in &split {
+        report
+            .table
+            .push((format!("  SDK {key} µs per commitment"), value.to_string()));
+    }
+    report.extra("cpu_split_us_per_commitment", Value::Object(split));
+    report.extra(
+        "baseline_cpu_split_us_per_commitment",
+        Value::Object(base_split),
+    );
+    let mib = args.txlist_bytes as f64 / MIB;
+    let txlist_units = sdk.txlist_ms.len() as f64 * mib;
+    let base_txlist_units = base.txlist_ms.len() as f64 * mib;
+    if txlist_units > 0.0 && base_txlist_units > 0.0 {
+        let (split, total) = split_per(&cpu.txlists, &SDK_GROUPS, txlist_units);
+        let (base_split, base_total) = split_per(&cpu.txlists, &BARE_GROUPS, base_txlist_units);
+        report.figure(
+            "cpu_us_per_mib_txlist",
+            "SDK CPU µs per MiB of tx list delivered to one node",
+            round(total, 1),
+        );
+        report.figure(
+            "baseline_cpu_us_per_mib_txlist",
+            "bare gossipsub CPU µs per MiB of tx list delivered",
+            round(base_total, 1),
+        );
+        report.extra("cpu_split_us_per_mib_txlist", Value::Object(split));
+        report.extra(
+            "baseline_cpu_split_us_per_mib_txlist",
+            Value::Object(base_split),
+        );
+    }
+    report.extra(
+        "harness_cpu_share",
+        round(harness_share(&cpu.commitments), 3),
+    );
+}
+
+/// The latency figures (CPU-bound on a small machine: see the module docs).
+fn report_latency(report: &mut Report, args: &PropagationArgs, sdk: Samples, base: Samples) {
     let mut c = sdk.commitment_ms;
     let mut t = sdk.txlist_ms;
     let mut b = base.commitment_ms;
@@ -246,7 +403,6 @@ pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
     }
     let p99 = percentile(&c, 99.0);
     let base_p99 = percentile(&b, 99.0);
-    let mut report = Report::default();
     report.figure(
         "p50_ms",
         "commitment p50 ms",
@@ -265,7 +421,7 @@ pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
     );
     report.figure(
         "ratio_p99",
-        "p99 ratio SDK / bare (target <= 1.3)",
+        "p99 ratio SDK / bare (CPU-bound: follows the CPU ratio)",
         round(p99 / base_p99.max(1e-3), 3),
     );
     report.figure(
@@ -285,46 +441,40 @@ pub async fn run(args: PropagationArgs) -> Result<Report, ToolError> {
         sdk.missing + base.missing,
     );
     report.extra("baseline_p50_ms", round(percentile(&b, 50.0), 2));
-    // What a commitment round costs the machine: with every node in this process on this
-    // machine's cores, a round that keeps them all busy waits for CPU at every hop.
-    let (sdk_cpu_ms, sdk_busy) = RoundCost::medians(&sdk.commitment_rounds);
-    let (base_cpu_ms, base_busy) = RoundCost::medians(&base.commitment_rounds);
-    report.extra("round_cpu_ms", round(sdk_cpu_ms, 2));
-    report.extra("baseline_round_cpu_ms", round(base_cpu_ms, 2));
+    // With every node in this process on this machine's cores, a round that keeps them all
+    // busy waits for CPU at every hop.
     report.extra(
-        "round_cpu_ratio",
-        round(sdk_cpu_ms / base_cpu_ms.max(1e-3), 3),
+        "round_busy_cores",
+        round(median(sdk.commitment_busy_cores), 2),
     );
-    report.extra("round_busy_cores", round(sdk_busy, 2));
-    report.extra("baseline_round_busy_cores", round(base_busy, 2));
-    report.extra("fsync_single_ms", round(fsync_single_ms, 3));
-    report.extra("fsync_burst_ms", round(fsync_burst_ms, 3));
-    report.extra("storage", "redb");
-    report.extra("interleaved", true);
-    report.extra("txlist_bytes", args.txlist_bytes);
+    report.extra(
+        "baseline_round_busy_cores",
+        round(median(base.commitment_busy_cores), 2),
+    );
     report.extra("samples", c.len());
     report.extra("txlist_samples", t.len());
-    if let Some(text) = after_commitment_rounds {
-        let mean_ms = |name: &str, labels: &str| {
-            let sum = metric_value(&text, &format!("{name}_sum{labels}"))?;
-            let count = metric_value(&text, &format!("{name}_count{labels}"))?;
-            (count > 0.0).then(|| round(sum / count * 1e3, 3))
-        };
-        // Every node's write of a commitment round: queued by the core → durable.
-        if let Some(ms) = mean_ms(p2p::metrics::DURABLE_WRITE, "") {
-            report.extra("commitment_write_mean_ms", ms);
-        }
-        // Of which the transaction itself (its pages and fsync).
-        if let Some(ms) = mean_ms(p2p::metrics::DURABLE_TRANSACTION, "") {
-            report.extra("commitment_transaction_mean_ms", ms);
-        }
-        // Driver → SDK manager, per gossiped commitment.
-        let commitments = format!("{{topic=\"{}\"}}", GossipTopicKind::Commitments.label());
-        if let Some(ms) = mean_ms(p2p::metrics::GOSSIP_QUEUE, &commitments) {
-            report.extra("gossip_queue_mean_ms", ms);
-        }
+}
+
+/// Where an SDK delivery's time went, from the SDK's own metrics (Prometheus `text`).
+fn report_sdk_metrics(report: &mut Report, text: &str) {
+    let mean_ms = |name: &str, labels: &str| {
+        let sum = metric_value(text, &format!("{name}_sum{labels}"))?;
+        let count = metric_value(text, &format!("{name}_count{labels}"))?;
+        (count > 0.0).then(|| round(sum / count * 1e3, 3))
+    };
+    // Every node's write of a commitment round: queued by the core → durable.
+    if let Some(ms) = mean_ms(p2p::metrics::DURABLE_WRITE, "") {
+        report.extra("commitment_write_mean_ms", ms);
     }
-    Ok(report)
+    // Of which the transaction itself (its pages and fsync).
+    if let Some(ms) = mean_ms(p2p::metrics::DURABLE_TRANSACTION, "") {
+        report.extra("commitment_transaction_mean_ms", ms);
+    }
+    // Driver → SDK manager, per gossiped commitment.
+    let commitments = format!("{{topic=\"{}\"}}", GossipTopicKind::Commitments.label());
+    if let Some(ms) = mean_ms(p2p::metrics::GOSSIP_QUEUE, &commitments) {
+        report.extra("gossip_queue_mean_ms", ms);
+    }
 }
 
 /// The value of the sample `name` (with its labels, if any, as rendered) in Prometheus text.
@@ -339,78 +489,19 @@ fn metric_value(text: &str, name: &str) -> Option<f64> {
     })
 }
 
-type Seen = Arc<Mutex<HashMap<(usize, B256), Instant>>>;
-
-fn dial_targets(index: usize) -> impl Iterator<Item = usize> {
-    DIAL_OFFSETS
-        .iter()
-        .filter_map(move |d| index.checked_sub(*d))
-}
-
-/// Waits until `seen` holds `key` for every node but `publisher`; returns the latencies.
-async fn wait_round(
-    seen: &Seen,
-    nodes: usize,
-    publisher: usize,
-    key: B256,
-    t0: Instant,
-) -> (Vec<f64>, usize) {
-    let deadline = t0 + ROUND_TIMEOUT;
-    loop {
-        let (lat, missing) = {
-            let seen = seen.lock();
-            let mut lat = Vec::with_capacity(nodes);
-            for i in (0..nodes).filter(|i| *i != publisher) {
-                if let Some(at) = seen.get(&(i, key)) {
-                    lat.push(at.saturating_duration_since(t0).as_secs_f64() * 1e3);
-                }
-            }
-            let missing = nodes - 1 - lat.len();
-            (lat, missing)
-        };
-        if missing == 0 || Instant::now() >= deadline {
-            return (lat, missing);
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// One published message: the key whose arrival times are the round's latencies, a key that
-/// must arrive too before the round ends, and when it was published.
-struct Sent {
-    key: B256,
-    then: Option<B256>,
-    t0: Instant,
-}
-
-impl Sent {
-    /// Waits for the message at every node but `publisher` and records the latencies.
-    async fn record(
-        self,
-        seen: &Seen,
-        samples: &mut Samples,
-        nodes: usize,
-        publisher: usize,
-        txlist_round: bool,
-    ) {
-        let (lat, missing) = wait_round(seen, nodes, publisher, self.key, self.t0).await;
-        if let Some(then) = self.then {
-            let _ = wait_round(seen, nodes, publisher, then, self.t0).await;
-        }
-        samples.record(txlist_round, lat, missing);
-    }
-}
-
-/// The SDK network: its nodes and when each saw each message.
+/// The SDK network: the runtime its nodes run on, its nodes, and when each saw each message.
 #[derive(Default)]
 struct SdkNetwork {
+    runtime: Option<tokio::runtime::Runtime>,
     nodes: Vec<P2pSdk>,
     seen: Seen,
 }
 
 impl SdkNetwork {
-    /// Starts `args.nodes` SDK nodes, each on its own redb store under `data_dir`, dialled
-    /// in the bench topology; returns once each has a gossip peer.
+    /// Starts `args.nodes` SDK nodes with default settings (on loopback, catch-up off), each
+    /// on its own redb store under `data_dir`, on a runtime of [`SDK_THREAD`] threads (as
+    /// many as cores, as a node's), dialled in the bench topology; returns once each has a
+    /// gossip peer.
     async fn start(
         &mut self,
         args: &PropagationArgs,
@@ -418,15 +509,27 @@ impl SdkNetwork {
         builder: &ChainBuilder,
         data_dir: &std::path::Path,
     ) -> Result<(), ToolError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(SDK_THREAD)
+            .thread_keep_alive(BLOCKING_KEEP_ALIVE)
+            .enable_all()
+            .build()
+            .map_err(|e| failed("propagation", format!("runtime: {e}")))?;
+        let sdk_runtime = runtime.handle().clone();
+        self.runtime = Some(runtime);
         let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
         for index in 0..args.nodes {
             let mut config = loopback::sdk_config(chain);
             // Blocks of a chain built in the past: the lower time bound is lifted.
             config.rules.window_end_grace = p2p::testkit::REPLAY_WINDOW_END_GRACE;
             config.catchup.enabled = false;
+            config.network.own_thread = !args.net_on_sdk_runtime;
             let storage = RedbStore::open(&data_dir.join(format!("node{index}")), chain.limits)?;
-            let (sdk, mut events) =
-                P2pSdk::start(config, Arc::new(storage), builder.lookahead(), None).await?;
+            let lookahead = builder.lookahead();
+            let (sdk, mut events) = sdk_runtime
+                .spawn(P2pSdk::start(config, Arc::new(storage), lookahead, None))
+                .await
+                .map_err(|e| failed("propagation", e))??;
             let addr = sdk
                 .listen_addrs()
                 .await?
@@ -447,7 +550,7 @@ impl SdkNetwork {
                         Ok(_) | Err(p2p::P2pSdkError::Lagged { .. }) => continue,
                         Err(_) => return,
                     };
-                    seen.lock().entry((index, key)).or_insert_with(Instant::now);
+                    seen.record(index, key);
                 }
             });
             self.nodes.push(sdk);
@@ -459,175 +562,47 @@ impl SdkNetwork {
         Ok(())
     }
 
-    /// Publishes `block` from `publisher`; the keys every other node must announce.
+    /// Publishes `block` from `publisher` (on the SDK's runtime, as its sidecar would call
+    /// it); the keys every other node must announce.
     async fn publish(&self, publisher: usize, block: &GeneratedBlock) -> Result<Sent, ToolError> {
         let key = match &block.txlist {
             Some(t) => preconfirmation_types::raw_tx_list_hash(t),
             None => preconfirmation_types::preconfirmation_hash(block.commitment.preconf()),
         };
-        let t0 = Instant::now();
-        self.nodes[publisher]
-            .publish(block.commitment.clone(), block.txlist.clone())
-            .await?;
         // A tx list round counts once the commitment has arrived everywhere too.
         let then = block
             .txlist
             .is_some()
             .then(|| preconfirmation_types::preconfirmation_hash(block.commitment.preconf()));
-        Ok(Sent { key, then, t0 })
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| failed("propagation", "SDK network not started"))?;
+        let sdk = self.nodes[publisher].clone();
+        let (commitment, txlist) = (block.commitment.clone(), block.txlist.clone());
+        let sent = Sent::now(key, then);
+        runtime
+            .spawn(async move { sdk.publish(commitment, txlist).await })
+            .await
+            .map_err(|e| failed("propagation", e))??;
+        Ok(sent)
     }
 
     async fn stop(&mut self) {
         for sdk in self.nodes.drain(..) {
             let _ = sdk.shutdown().await;
         }
-    }
-}
-
-/// Commands to a bare swarm's task.
-enum BareCommand {
-    Publish(GossipTopicKind, Vec<u8>),
-    Dial(Multiaddr),
-}
-
-/// The bare gossipsub config: the SDK's mesh parameters, signed messages, the same message
-/// id and frame cap; no application validation, no scoring.
-fn bare_gossipsub(
-    g: &GossipConfig,
-    max_transmit: usize,
-    keypair: &Keypair,
-) -> Result<gossipsub::Behaviour, ToolError> {
-    let mut builder = preconfirmation_net::gossip::mesh_config_builder(g, max_transmit);
-    builder.validation_mode(ValidationMode::Strict);
-    let config = builder
-        .build()
-        .map_err(|e| failed("propagation", format!("gossipsub config: {e}")))?;
-    gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), config)
-        .map_err(|e| failed("propagation", format!("gossipsub: {e}")))
-}
-
-/// The bare gossipsub network: a command channel and task per swarm, and when each saw each
-/// message.
-#[derive(Default)]
-struct BareNetwork {
-    handles: Vec<mpsc::UnboundedSender<BareCommand>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    seen: Seen,
-}
-
-impl BareNetwork {
-    /// Starts `args.nodes` bare swarms dialled in the bench topology.
-    async fn start(&mut self, args: &PropagationArgs, chain: ChainSpec) -> Result<(), ToolError> {
-        let net = P2pSdkConfig::new(chain).effective_network();
-        let topics = [
-            IdentTopic::new(GossipTopicKind::Commitments.topic(chain.chain_id)),
-            IdentTopic::new(GossipTopicKind::RawTxLists.topic(chain.chain_id)),
-        ];
-        let mut addrs: Vec<Multiaddr> = Vec::with_capacity(args.nodes);
-        for index in 0..args.nodes {
-            let keypair = Keypair::generate_secp256k1();
-            let mut behaviour =
-                bare_gossipsub(&net.gossip, net.gossip.max_transmit_size, &keypair)?;
-            for t in &topics {
-                behaviour
-                    .subscribe(t)
-                    .map_err(|e| failed("propagation", format!("subscribe: {e}")))?;
-            }
-            let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-                .with_tokio()
-                .with_tcp(
-                    tcp::Config::default().nodelay(true),
-                    noise::Config::new,
-                    yamux::Config::default,
-                )
-                .map_err(|e| failed("propagation", e))?
-                .with_behaviour(|_| behaviour)
-                .map_err(|e| failed("propagation", e))?
-                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-                .build();
-            swarm
-                .listen_on(loopback::listen_addr())
-                .map_err(|e| failed("propagation", e))?;
-            let addr = tokio::time::timeout(PEER_TIMEOUT, async {
-                loop {
-                    if let SwarmEvent::NewListenAddr { address, .. } =
-                        swarm.select_next_some().await
-                    {
-                        return address;
-                    }
-                }
-            })
-            .await
-            .map_err(|_| failed("propagation", "bare swarm did not listen"))?;
-            let (tx, mut rx) = mpsc::unbounded_channel::<BareCommand>();
-            let seen = self.seen.clone();
-            let topics = topics.clone();
-            self.tasks.push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        command = rx.recv() => match command {
-                            Some(BareCommand::Publish(kind, data)) => {
-                                let topic =
-                                    &topics[usize::from(kind == GossipTopicKind::RawTxLists)];
-                                let _ = swarm.behaviour_mut().publish(topic.clone(), data);
-                            }
-                            Some(BareCommand::Dial(addr)) => {
-                                let _ = swarm.dial(addr);
-                            }
-                            None => return,
-                        },
-                        event = swarm.select_next_some() => {
-                            if let SwarmEvent::Behaviour(gossipsub::Event::Message {
-                                message, ..
-                            }) = event
-                            {
-                                let at = Instant::now();
-                                let key = preconfirmation_types::reexports::alloy_primitives::keccak256(
-                                    &message.data,
-                                );
-                                seen.lock().entry((index, key)).or_insert(at);
-                            }
-                        }
-                    }
-                }
-            }));
-            for target in dial_targets(index) {
-                let _ = tx.send(BareCommand::Dial(addrs[target].clone()));
-            }
-            self.handles.push(tx);
-            addrs.push(addr);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
-        // The SDK nodes waited for gossip peers; bare swarms report none: give their dials
-        // the same second.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        Ok(())
     }
+}
 
-    /// Publishes `block`'s payload from `publisher`; the key every other swarm must get.
-    fn publish(&self, publisher: usize, block: &GeneratedBlock) -> Result<Sent, ToolError> {
-        let (kind, data) = match &block.txlist {
-            Some(t) => (
-                GossipTopicKind::RawTxLists,
-                RawTxListGossip::new(t.clone())
-                    .map_err(|e| failed("propagation", e))?
-                    .to_ssz(),
-            ),
-            None => (GossipTopicKind::Commitments, block.commitment.to_ssz()),
-        };
-        let key = preconfirmation_types::reexports::alloy_primitives::keccak256(&data);
-        let t0 = Instant::now();
-        let _ = self.handles[publisher].send(BareCommand::Publish(kind, data));
-        Ok(Sent {
-            key,
-            then: None,
-            t0,
-        })
-    }
-
-    async fn stop(&mut self) {
-        self.handles.clear();
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+impl Drop for SdkNetwork {
+    fn drop(&mut self) {
+        // A runtime may not be dropped on an async thread: it is let go in the background.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }

@@ -221,6 +221,13 @@ pub struct NetworkConfig {
     /// second one left fresh nodes with a single peer for 30 s.
     #[serde(with = "duration")]
     pub discovery_min_interval: Duration,
+    /// Whether the network — the swarm with every connection's noise, yamux, gossipsub and
+    /// req/resp work, and discv5 — runs on a thread of its own (named `p2p-net`, see
+    /// [`crate::NET_THREAD`]) with a one-thread tokio runtime, rather than as tasks on the
+    /// runtime that starts it. Default true: the thread's CPU clock is then the network's
+    /// own, which a profile or `preconf-node bench propagation` reads per thread name, and
+    /// the SDK's tasks never wait behind a burst of decryption on a shared worker.
+    pub own_thread: bool,
     /// Capacity of the command channel handle → driver. Default 1024.
     pub command_channel_capacity: usize,
     /// Capacity of the event channel driver → SDK. When full, gossip is dropped (reported
@@ -294,6 +301,7 @@ impl Default for NetworkConfig {
             enr: EnrConfig::default(),
             discovery_interval: Duration::from_secs(30),
             discovery_min_interval: Duration::from_secs(1),
+            own_thread: true,
             command_channel_capacity: 1024,
             event_channel_capacity: 1024,
             idle_connection_timeout: Duration::from_secs(30),

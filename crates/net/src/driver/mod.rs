@@ -99,19 +99,63 @@ fn transport_err(e: impl std::fmt::Display) -> NetError {
     NetError::Transport(e.to_string())
 }
 
-/// Builds the swarm, starts listening and discovery, and spawns the driver.
-pub(crate) async fn spawn(
-    config: NetworkConfig,
-    keypair: Keypair,
-) -> Result<
-    (
-        mpsc::Sender<Command>,
-        PeerId,
-        Option<discovery::LocalEnr>,
-        mpsc::Receiver<NetworkEvent>,
-    ),
-    NetError,
-> {
+/// Name of the thread the network runs on when [`NetworkConfig::own_thread`] is set.
+pub const NET_THREAD: &str = "p2p-net";
+
+/// What a started network gives its handle: the command channel, our peer id, our ENR (with
+/// discovery) and the event channel.
+type Started = (
+    mpsc::Sender<Command>,
+    PeerId,
+    Option<discovery::LocalEnr>,
+    mpsc::Receiver<NetworkEvent>,
+);
+
+/// Builds the swarm, starts listening and discovery, and spawns the driver: on a thread of
+/// its own ([`NET_THREAD`], with a one-thread runtime on which the swarm, its connections and
+/// discv5 run) when [`NetworkConfig::own_thread`] is set, else as a task of the current
+/// runtime.
+pub(crate) async fn spawn(config: NetworkConfig, keypair: Keypair) -> Result<Started, NetError> {
+    if !config.own_thread {
+        let (driver, started) = build(config, keypair).await?;
+        tokio::spawn(driver.run_in_span());
+        return Ok(started);
+    }
+    let (started_tx, started_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(NET_THREAD.into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = started_tx.send(Err(NetError::Transport(format!("runtime: {e}"))));
+                    return;
+                }
+            };
+            // Every socket, timer and connection task of the network belongs to this runtime:
+            // the swarm is built inside it.
+            runtime.block_on(async move {
+                match build(config, keypair).await {
+                    Ok((driver, started)) => {
+                        if started_tx.send(Ok(started)).is_ok() {
+                            driver.run_in_span().await;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .map_err(|e| NetError::Transport(format!("network thread: {e}")))?;
+    started_rx.await.map_err(|_| NetError::Shutdown)?
+}
+
+/// Builds the swarm, starts listening and discovery; the driver and what its handle needs.
+async fn build(config: NetworkConfig, keypair: Keypair) -> Result<(Driver, Started), NetError> {
     config.validate()?;
     let local_peer_id = keypair.public().to_peer_id();
     let topics = Topics::new(config.chain_id);
@@ -229,12 +273,16 @@ pub(crate) async fn spawn(
         other_chain_warnings: OtherChainWarnings::new(config.remembered_departed_peers),
         config,
     };
-    let span = info_span!("p2p_net", peer = %local_peer_id);
-    tokio::spawn(driver.run().instrument(span));
-    Ok((cmd_tx, local_peer_id, local_enr, ev_rx))
+    Ok((driver, (cmd_tx, local_peer_id, local_enr, ev_rx)))
 }
 
 impl Driver {
+    /// [`Self::run`] in a span naming our peer.
+    async fn run_in_span(self) {
+        let span = info_span!("p2p_net", peer = %self.swarm.local_peer_id());
+        self.run().instrument(span).await
+    }
+
     fn tick_interval(&self) -> Duration {
         (self.config.ban_sustain / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
     }

@@ -77,11 +77,13 @@ impl Core {
         source: CommitmentSource,
         held: Option<HeldVerdict>,
     ) -> ValidationOutcome {
-        self.process_commitment_since(signed, signer, source, held, Instant::now())
+        self.process_commitment_since(signed, signer, source, held, Instant::now(), unix_now())
     }
 
     /// [`Self::process_commitment`] of a commitment that first arrived at `arrived` (a
-    /// recheck of a pending entry keeps its first arrival, so `max_age` still sweeps it).
+    /// recheck of a pending entry keeps its first arrival, so `max_age` still sweeps it),
+    /// validated at `now` (unix seconds: a gossiped commitment's first stage read the clock
+    /// moments ago, and one read serves both stages).
     pub(super) fn process_commitment_since(
         &mut self,
         signed: SignedCommitment,
@@ -89,13 +91,14 @@ impl Core {
         source: CommitmentSource,
         held: Option<HeldVerdict>,
         arrived: Instant,
+        now: u64,
     ) -> ValidationOutcome {
         let number = signed.preconf().block_number;
         // Per message, so debug (see `on_gossip_txlist`).
         let _span = debug_span!("commitment", ?source, block = %number).entered();
-        let outcome =
-            self.validator
-                .validate_commitment(&signed, signer.clone(), &self.state, unix_now());
+        let outcome = self
+            .validator
+            .validate_commitment(&signed, signer.clone(), &self.state, now);
         let outcome = self.weigh_verdict(source, outcome);
         trace!(outcome = outcome.label(), "validated");
         match &outcome {
@@ -378,6 +381,7 @@ impl Core {
                 source,
                 entry.held,
                 arrived,
+                unix_now(),
             );
             accepted |= matches!(outcome, ValidationOutcome::Accept(_));
             if !matches!(outcome, ValidationOutcome::Pending(_)) {

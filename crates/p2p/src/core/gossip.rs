@@ -71,6 +71,7 @@ impl Core {
         let StagedCommitment {
             peer,
             message_id,
+            now,
             stage,
         } = staged;
         let (signed, signer) = match stage {
@@ -85,13 +86,21 @@ impl Core {
                 return Some(GossipVerdict::Ignore);
             }
         };
+        // One read of each clock serves the held verdict, the arrival and the checks.
+        let arrived = Instant::now();
         let held = HeldVerdict {
             message_id,
             peer,
-            since: Instant::now(),
+            since: arrived,
         };
-        let outcome =
-            self.process_commitment(signed, signer, CommitmentSource::Gossip(peer), Some(held));
+        let outcome = self.process_commitment_since(
+            signed,
+            signer,
+            CommitmentSource::Gossip(peer),
+            Some(held),
+            arrived,
+            now,
+        );
         self.counters.gossip_received(topic, outcome.label());
         match outcome {
             ValidationOutcome::Pending(_) => None,
@@ -194,6 +203,8 @@ impl Core {
 pub(crate) struct StagedCommitment {
     pub(crate) peer: PeerId,
     pub(crate) message_id: GossipMessageId,
+    /// When the first stage ran (unix seconds); the second stage checks against it too.
+    now: u64,
     stage: std::result::Result<
         (SignedCommitment, std::result::Result<Address, TypesError>),
         RejectReason,
@@ -218,6 +229,7 @@ impl StagedCommitment {
         Self {
             peer,
             message_id,
+            now,
             stage,
         }
     }

@@ -2,7 +2,7 @@
 //! accepted commitments (for equivocation checks), EOP hand-offs, seen message ids, the pending
 //! buffer and tx lists waiting for their commitment. All of it is bounded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use preconfirmation_types::{
@@ -22,8 +22,7 @@ use crate::validation::{AcceptedCommitment, ChainView, LocalHead};
 pub struct ChainState {
     head: LocalHead,
     head_window_end: U256,
-    recent: BTreeMap<u64, (Arc<SignedCommitment>, Address)>,
-    recent_cap: usize,
+    recent: RecentCommitments,
     slot_signers: BoundedMap<(u64, Address), Arc<SignedCommitment>>,
     eops: BoundedMap<U256, Arc<SignedCommitment>>,
     /// Message ids seen (received or published).
@@ -51,8 +50,7 @@ impl ChainState {
                 timestamp: None,
             },
             head_window_end: U256::ZERO,
-            recent: BTreeMap::new(),
-            recent_cap: config.dedupe.slot_signers.max(1),
+            recent: RecentCommitments::new(config.dedupe.slot_signers),
             slot_signers: BoundedMap::new(config.dedupe.slot_signers),
             eops: BoundedMap::new(config.dedupe.slot_signers),
             seen: BoundedSet::new(config.dedupe.seen_messages),
@@ -120,10 +118,7 @@ impl ChainState {
         // One copy shared by the three memories (each would otherwise hold its own ~400 B).
         let shared = Arc::new(commitment.clone());
         self.recent
-            .insert(accepted.block_number, (shared.clone(), accepted.signer));
-        while self.recent.len() > self.recent_cap {
-            self.recent.pop_first();
-        }
+            .insert(accepted.block_number, shared.clone(), accepted.signer);
         self.slot_signers
             .insert_if_absent((accepted.slot, accepted.signer), shared.clone());
         if preconf.eop {
@@ -168,6 +163,63 @@ impl ChainState {
     /// Number of missing tx lists.
     pub(crate) fn awaited_len(&self) -> usize {
         self.awaiting_txlists.by_hash.len()
+    }
+}
+
+/// The last `cap` accepted commitments by block number (for equivocation checks), the lowest
+/// number forgotten first: a map kept sorted in a ring. Accepted blocks extend the head, so
+/// each insert lands at the back and each eviction leaves the front — both ends stay in cache,
+/// where a tree of `dedupe.slot_signers` entries walked its nodes for every block; any other
+/// order is still kept sorted (an insert in the middle shifts the shorter side).
+#[derive(Debug)]
+struct RecentCommitments {
+    entries: VecDeque<(u64, Arc<SignedCommitment>, Address)>,
+    cap: usize,
+}
+
+impl RecentCommitments {
+    fn new(cap: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Where `number` is, or would go, in the sorted ring.
+    fn position(&self, number: u64) -> Result<usize, usize> {
+        // Consecutive numbers: the index is the distance from the front.
+        if let Some(&(front, _, _)) = self.entries.front() {
+            if let Some(at) = number
+                .checked_sub(front)
+                .and_then(|d| usize::try_from(d).ok())
+            {
+                if self.entries.get(at).is_some_and(|e| e.0 == number) {
+                    return Ok(at);
+                }
+            }
+        }
+        self.entries.binary_search_by_key(&number, |e| e.0)
+    }
+
+    /// Remembers `commitment` (signed by `signer`) at `number`, replacing what was there;
+    /// beyond `cap` entries the lowest numbers are forgotten.
+    fn insert(&mut self, number: u64, commitment: Arc<SignedCommitment>, signer: Address) {
+        match self.entries.back() {
+            Some(&(last, _, _)) if number <= last => match self.position(number) {
+                Ok(at) => self.entries[at] = (number, commitment, signer),
+                Err(at) => self.entries.insert(at, (number, commitment, signer)),
+            },
+            _ => self.entries.push_back((number, commitment, signer)),
+        }
+        while self.entries.len() > self.cap {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The commitment remembered at `number` and its signer.
+    fn get(&self, number: u64) -> Option<(&Arc<SignedCommitment>, Address)> {
+        let at = self.position(number).ok()?;
+        self.entries.get(at).map(|(_, c, signer)| (c, *signer))
     }
 }
 
@@ -218,8 +270,8 @@ impl ChainView for ChainState {
 
     fn accepted_at(&self, block_number: u64) -> Option<(SignedCommitment, Address)> {
         self.recent
-            .get(&block_number)
-            .map(|(commitment, signer)| (SignedCommitment::clone(commitment), *signer))
+            .get(block_number)
+            .map(|(commitment, signer)| (SignedCommitment::clone(commitment), signer))
     }
 
     fn accepted_in_slot(&self, slot: u64, signer: Address) -> Option<SignedCommitment> {
@@ -238,6 +290,34 @@ impl ChainView for ChainState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ring answers like the sorted map it replaces: by number whatever the order of the
+    /// inserts, the same number replaced, the lowest numbers forgotten beyond the cap.
+    #[test]
+    fn recent_commitments_keep_the_highest_numbers_in_order() {
+        let entry = |n: u64| {
+            let mut c = SignedCommitment::default();
+            c.commitment.preconf.block_number = U256::from(n);
+            (Arc::new(c), Address::repeat_byte(n as u8))
+        };
+        let mut recent = RecentCommitments::new(4);
+        let mut model = std::collections::BTreeMap::new();
+        // In order, a gap, out of order below the back, a replacement, then past the cap.
+        for n in [10u64, 11, 12, 15, 13, 11, 16, 17, 9, 18] {
+            let (c, signer) = entry(n);
+            recent.insert(n, c.clone(), signer);
+            model.insert(n, (c, signer));
+            while model.len() > 4 {
+                model.pop_first();
+            }
+            for probe in 0..20u64 {
+                let got = recent.get(probe).map(|(c, s)| (c.clone(), s));
+                assert_eq!(got, model.get(&probe).cloned(), "after {n}, number {probe}");
+            }
+        }
+        let kept: Vec<u64> = recent.entries.iter().map(|e| e.0).collect();
+        assert_eq!(kept, vec![15, 16, 17, 18]);
+    }
 
     #[test]
     fn awaited_tx_lists_forget_the_lowest_block_when_full() {
