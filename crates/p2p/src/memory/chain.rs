@@ -2,7 +2,7 @@
 //! accepted commitments (for equivocation checks), EOP hand-offs, seen message ids, the pending
 //! buffer and tx lists waiting for their commitment. All of it is bounded.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use preconfirmation_types::{
@@ -225,12 +225,18 @@ impl RecentCommitments {
 
 /// Tx lists that accepted commitments reference and this node does not have: hash → block
 /// number, at most `cap` of them; when full, the one of the lowest block number is forgotten.
-/// Indexed both ways so that forgetting the oldest costs O(log n), not a scan: a peer that
-/// never sends tx lists fills it, and every further commitment would pay for the scan.
+///
+/// The order is a ring sorted by `(number, hash)`: accepted blocks extend the head, so an
+/// insert lands at the back and forgetting the oldest leaves the front, both in cache (a tree
+/// of `dedupe.slot_signers` entries walked its nodes for every commitment whose list is
+/// missing, and a peer that never sends tx lists makes that every commitment). A list that
+/// arrives is only removed from the map; its entry in the ring goes stale (the map no longer
+/// holds that hash at that number) and is skipped when it reaches the front, and the ring is
+/// compacted once stale entries make it twice the cap, so no removal shifts the ring.
 #[derive(Debug)]
 struct AwaitedTxLists {
     by_hash: foldhash::HashMap<B256, u64>,
-    by_number: BTreeSet<(u64, B256)>,
+    by_number: VecDeque<(u64, B256)>,
     cap: usize,
 }
 
@@ -238,28 +244,56 @@ impl AwaitedTxLists {
     fn new(cap: usize) -> Self {
         Self {
             by_hash: foldhash::HashMap::default(),
-            by_number: BTreeSet::new(),
+            by_number: VecDeque::new(),
             cap: cap.max(1),
         }
     }
 
+    /// Whether the ring's `entry` is still what the map holds.
+    fn is_live(&self, entry: &(u64, B256)) -> bool {
+        self.by_hash.get(&entry.1) == Some(&entry.0)
+    }
+
     fn insert(&mut self, hash: B256, number: u64) {
-        if let Some(previous) = self.by_hash.insert(hash, number) {
-            self.by_number.remove(&(previous, hash));
+        let entry = (number, hash);
+        self.by_hash.insert(hash, number);
+        // An equal entry already in the ring (live, or stale and now live again) stays.
+        match self.by_number.back() {
+            Some(last) if entry == *last => {}
+            Some(last) if entry < *last => {
+                let at = self.by_number.partition_point(|e| *e < entry);
+                if self.by_number.get(at) != Some(&entry) {
+                    self.by_number.insert(at, entry);
+                }
+            }
+            _ => self.by_number.push_back(entry),
         }
-        self.by_number.insert((number, hash));
         while self.by_hash.len() > self.cap {
-            let Some((_, oldest)) = self.by_number.pop_first() else {
+            let Some(oldest) = self.by_number.pop_front() else {
                 break;
             };
-            self.by_hash.remove(&oldest);
+            if self.is_live(&oldest) {
+                self.by_hash.remove(&oldest.1);
+            }
+        }
+        if self.by_number.len() > 2 * self.cap {
+            let by_hash = &self.by_hash;
+            self.by_number.retain(|e| by_hash.get(&e.1) == Some(&e.0));
         }
     }
 
     fn remove(&mut self, hash: &B256) -> Option<u64> {
-        let number = self.by_hash.remove(hash)?;
-        self.by_number.remove(&(number, *hash));
-        Some(number)
+        self.by_hash.remove(hash)
+    }
+
+    /// The live entries in order (tests).
+    #[cfg(test)]
+    fn live(&self) -> Vec<(u64, B256)> {
+        self.by_number
+            .iter()
+            .filter(|e| self.is_live(e))
+            .copied()
+            .collect()
     }
 }
 
@@ -289,6 +323,8 @@ impl ChainView for ChainState {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     /// The ring answers like the sorted map it replaces: by number whatever the order of the
@@ -341,12 +377,54 @@ mod tests {
         );
         assert_eq!(awaited.remove(&B256::repeat_byte(3)), Some(14));
         assert_eq!(awaited.remove(&B256::repeat_byte(3)), None);
-        assert_eq!(
-            awaited.by_number.len(),
-            awaited.by_hash.len(),
-            "indexes agree"
-        );
-        let left: Vec<_> = awaited.by_number.iter().map(|(n, _)| *n).collect();
+        assert_eq!(awaited.live().len(), awaited.by_hash.len(), "indexes agree");
+        let left: Vec<_> = awaited.live().iter().map(|(n, _)| *n).collect();
         assert_eq!(left, vec![13, 15]);
+    }
+
+    /// The ring with its stale entries answers like a map plus a sorted set (the structure
+    /// it replaces) over a seeded stream of inserts in and out of order, repeats and
+    /// removals; it never holds more than twice the cap.
+    #[test]
+    fn awaited_tx_lists_answer_like_a_sorted_set() {
+        let cap = 8;
+        let mut awaited = AwaitedTxLists::new(cap);
+        let mut by_hash = std::collections::HashMap::new();
+        let mut by_number = BTreeSet::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for step in 0..20_000u64 {
+            let hash = B256::repeat_byte(next(24) as u8);
+            if next(4) == 0 {
+                let model = by_hash.remove(&hash);
+                if let Some(n) = model {
+                    by_number.remove(&(n, hash));
+                }
+                assert_eq!(awaited.remove(&hash), model, "step {step}");
+            } else {
+                // Mostly rising numbers, sometimes below the back.
+                let number = step / 4 + next(6);
+                if let Some(previous) = by_hash.insert(hash, number) {
+                    by_number.remove(&(previous, hash));
+                }
+                by_number.insert((number, hash));
+                while by_hash.len() > cap {
+                    let Some((_, oldest)) = by_number.pop_first() else {
+                        break;
+                    };
+                    by_hash.remove(&oldest);
+                }
+                awaited.insert(hash, number);
+            }
+            let model: Vec<_> = by_number.iter().copied().collect();
+            assert_eq!(awaited.live(), model, "step {step}");
+            assert_eq!(awaited.by_hash.len(), by_hash.len(), "step {step}");
+            assert!(awaited.by_number.len() <= 2 * cap + 1, "step {step}");
+        }
     }
 }
