@@ -94,11 +94,23 @@ pub fn to_hex(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
-/// Decodes `0x`-prefixed hex of at most `max_len` bytes; the length is checked before decoding.
+/// Decodes `0x`-prefixed hex of at most `max_len` bytes; the length is checked before decoding,
+/// and too long is invalid params.
 pub(super) fn parse_hex(
     name: &str,
     text: &str,
     max_len: usize,
+) -> Result<Vec<u8>, ErrorObjectOwned> {
+    parse_hex_capped(name, text, max_len, invalid)
+}
+
+/// [`parse_hex`] with the error for too long made by `too_long` from its message; bad hex is
+/// invalid params.
+pub(super) fn parse_hex_capped(
+    name: &str,
+    text: &str,
+    max_len: usize,
+    too_long: impl FnOnce(String) -> ErrorObjectOwned,
 ) -> Result<Vec<u8>, ErrorObjectOwned> {
     let digits = text
         .strip_prefix("0x")
@@ -106,10 +118,10 @@ pub(super) fn parse_hex(
     if digits.len() % 2 != 0 {
         return Err(invalid(format!("{name}: odd number of hex digits")));
     }
-    if digits.len() / 2 > max_len {
-        return Err(invalid(format!(
-            "{name}: {} bytes exceed the {max_len}-byte limit",
-            digits.len() / 2
+    let len = digits.len() / 2;
+    if len > max_len {
+        return Err(too_long(format!(
+            "{name}: {len} bytes exceed the {max_len}-byte limit"
         )));
     }
     hex::decode(digits).map_err(|e| invalid(format!("{name}: {e}")))

@@ -15,7 +15,7 @@
 //! compares with the node's head instead of the inbox's confirmed tip.
 
 use jsonrpsee::types::{ErrorObjectOwned, Params};
-use p2p::{HeadSyncStatus, Lookahead, P2pSdkError, RejectReason};
+use p2p::{HeadSyncStatus, Lookahead, P2pSdkError, RejectReason, SlotSchedule};
 use preconfirmation_net::NetError;
 use preconfirmation_types::reexports::alloy_primitives::keccak256;
 use preconfirmation_types::{
@@ -92,22 +92,8 @@ fn capped_hex(
     max_len: usize,
     over: (i32, &'static str),
 ) -> Result<Vec<u8>, ErrorObjectOwned> {
-    let digits = text
-        .strip_prefix("0x")
-        .ok_or_else(|| invalid(format!("{name}: hex must start with 0x")))?;
-    if digits.len() % 2 != 0 {
-        return Err(invalid(format!("{name}: odd number of hex digits")));
-    }
-    let len = digits.len() / 2;
-    if len > max_len {
-        let (code, reason) = over;
-        return Err(refuse(
-            code,
-            reason,
-            format!("{name}: {len} bytes exceed the {max_len}-byte limit"),
-        ));
-    }
-    hex::decode(digits).map_err(|e| invalid(format!("{name}: {e}")))
+    let (code, reason) = over;
+    parse_hex_capped(name, text, max_len, |message| refuse(code, reason, message))
 }
 
 /// `preconf_publishBlock({commitment, txListHash, txList})`: checks in the order of Taiko's
@@ -184,11 +170,7 @@ pub(super) async fn publish_block(
             format!("timestamp {} does not fit in 64 bits", preconf.timestamp),
         )
     })?;
-    let schedule = node
-        .schedule
-        .lookahead()
-        .schedule_at(timestamp)
-        .ok_or_else(|| schedule_unknown(timestamp))?;
+    let schedule = schedule_at(node, timestamp)?;
     if signer != schedule.signer {
         return Err(refuse(
             INVALID_SIGNER,
@@ -283,12 +265,19 @@ pub(super) async fn publish_block(
     Ok(published)
 }
 
-fn schedule_unknown(timestamp: u64) -> ErrorObjectOwned {
-    refuse(
-        LOOKAHEAD_UNAVAILABLE,
-        "schedule_unknown",
-        format!("the schedule does not know who may sign at timestamp {timestamp} (yet)"),
-    )
+/// The configured schedule's window holding `timestamp`; unknown is the driver's
+/// lookahead-unavailable error.
+fn schedule_at(node: &NodeContext, timestamp: u64) -> Result<SlotSchedule, ErrorObjectOwned> {
+    node.schedule
+        .lookahead()
+        .schedule_at(timestamp)
+        .ok_or_else(|| {
+            refuse(
+                LOOKAHEAD_UNAVAILABLE,
+                "schedule_unknown",
+                format!("the schedule does not know who may sign at timestamp {timestamp} (yet)"),
+            )
+        })
 }
 
 /// Maps what the SDK refused, by kind, to the driver's codes.
@@ -368,11 +357,7 @@ pub(super) fn get_preconf_slot_info(
             }),
         )
     })?;
-    let schedule = node
-        .schedule
-        .lookahead()
-        .schedule_at(timestamp)
-        .ok_or_else(|| schedule_unknown(timestamp))?;
+    let schedule = schedule_at(node, timestamp)?;
     Ok(PreconfSlotInfo {
         signer: schedule.signer,
         submission_window_end: schedule.window_end,
