@@ -146,6 +146,15 @@ impl Default for L1Config {
 }
 
 impl L1Config {
+    /// The wait before the next read after a failed one that followed a wait of `wait`:
+    /// doubled, at least `poll_interval`, at most `max_backoff` (or `poll_interval` if that
+    /// is longer).
+    pub fn backoff_after(&self, wait: Duration) -> Duration {
+        wait.max(self.poll_interval)
+            .saturating_mul(2)
+            .min(self.max_backoff.max(self.poll_interval))
+    }
+
     /// Seconds per L1 epoch.
     pub fn epoch_secs(&self) -> u64 {
         self.seconds_per_slot.saturating_mul(self.slots_per_epoch)
@@ -156,5 +165,36 @@ impl L1Config {
     pub fn whitelist_genesis(&self) -> u64 {
         self.beacon_genesis_timestamp
             .unwrap_or(MAINNET_BEACON_GENESIS_TIMESTAMP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_the_poll_interval_up_to_its_cap() {
+        let config = L1Config {
+            poll_interval: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(10),
+            ..L1Config::default()
+        };
+        let mut wait = Duration::ZERO;
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            wait = config.backoff_after(wait);
+            seen.push(wait.as_secs());
+        }
+        assert_eq!(seen, vec![4, 8, 10, 10, 10]);
+        // A cap below the poll interval never waits less than the poll interval.
+        let config = L1Config {
+            poll_interval: Duration::from_secs(20),
+            max_backoff: Duration::from_secs(5),
+            ..L1Config::default()
+        };
+        assert_eq!(
+            config.backoff_after(Duration::ZERO),
+            Duration::from_secs(20)
+        );
     }
 }

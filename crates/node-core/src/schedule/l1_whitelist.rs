@@ -406,10 +406,7 @@ impl L1Schedule {
                 Err(e) => {
                     warn!(error = %e, retry_in = ?wait, "L1 schedule read failed");
                     *self.last_error.write() = Some(e.to_string());
-                    wait = wait
-                        .max(self.config.poll_interval)
-                        .saturating_mul(2)
-                        .min(self.config.max_backoff.max(self.config.poll_interval));
+                    wait = self.config.backoff_after(wait);
                 }
             }
         }

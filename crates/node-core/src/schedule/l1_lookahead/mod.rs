@@ -169,10 +169,7 @@ impl L1LookaheadSource {
                     if sdk.schedule_updated().is_err() {
                         return;
                     }
-                    wait = wait
-                        .max(self.config.poll_interval)
-                        .saturating_mul(2)
-                        .min(self.config.max_backoff.max(self.config.poll_interval));
+                    wait = self.config.backoff_after(wait);
                 }
             }
         }
