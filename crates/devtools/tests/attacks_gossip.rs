@@ -350,8 +350,16 @@ async fn junk_txlist_flood_of(per_attacker: usize) {
                             .copy_from_slice(&((a * per_attacker_lists + i) as u64).to_le_bytes());
                         let junk = preconfirmation_types::RawTxListGossip::new(bytes)
                             .expect("junk within the cap");
-                        if !x.publish_txlist(junk.to_ssz()).await {
-                            break;
+                        // A refused publish (the victim reads slower than the attackers
+                        // send, so gossipsub's queue to it is full) is tried again after a
+                        // pause, as a real attacker would; a victim gone for a second ends it.
+                        let mut refused = 0;
+                        while !x.publish_txlist(junk.to_ssz()).await {
+                            refused += 1;
+                            if refused > 50 {
+                                return x;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                         sent.add(1);
                         // Pacing of the attacker, not synchronisation.

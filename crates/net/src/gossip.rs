@@ -226,6 +226,7 @@ pub fn score_params(
             .collect(),
         app_specific_weight: s.app_specific_weight,
         ip_colocation_factor_weight: s.ip_colocation_factor_weight,
+        slow_peer_weight: s.slow_peer_weight,
         retain_score: s.retain_score,
         ..PeerScoreParams::default()
     };
@@ -268,6 +269,17 @@ mod tests {
         // The term reaches −20 at a counter of √10 ≈ 3.2: four invalid messages.
         let c: f64 = 4.0;
         assert!(s.invalid_message_deliveries_weight * s.topic_weight * c * c <= -20.0);
+    }
+
+    /// A peer whose send queue overflows is not scored by default (§7.1 names no such
+    /// penalty), and the configured weight is the one gossipsub gets.
+    #[test]
+    fn slow_peers_are_not_scored_unless_configured() {
+        let mut config = NetworkConfig::default();
+        let topics = Topics::new(config.chain_id);
+        assert_eq!(score_params(&config, &topics).0.slow_peer_weight, 0.0);
+        config.scoring.slow_peer_weight = -0.2;
+        assert_eq!(score_params(&config, &topics).0.slow_peer_weight, -0.2);
     }
 
     #[test]

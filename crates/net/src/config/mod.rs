@@ -374,6 +374,11 @@ impl NetworkConfig {
                 "thresholds must satisfy graylist < publish < gossip <= 0".into(),
             ));
         }
+        if s.slow_peer_weight.is_nan() || s.slow_peer_weight > 0.0 {
+            return Err(NetError::Config(
+                "scoring.slow_peer_weight must be zero or negative".into(),
+            ));
+        }
         if s.app_score_min > 0.0 || s.app_score_max < 0.0 {
             return Err(NetError::Config("app score bounds must contain 0".into()));
         }

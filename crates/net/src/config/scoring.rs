@@ -62,6 +62,13 @@ pub struct ScoringConfig {
     pub app_score_max: f64,
     /// IP colocation weight (not in §7.1). Default 0: devnets run many nodes per IP.
     pub ip_colocation_factor_weight: f64,
+    /// Weight of gossipsub's slow-peer penalty, charged for each message a peer's full send
+    /// queue made us drop (not in §7.1; zero or negative). Default 0: a peer that reads
+    /// slowly loses what its queue cannot hold but is not scored, so a node on a thin link
+    /// is never pruned or banned by the peers that outpace it (with gossipsub's own default,
+    /// −0.2 per dropped message decaying ×0.2 a second, a peer missing 25 messages a second
+    /// sits at the ban threshold, and one that keeps that up for `ban_sustain` is banned).
+    pub slow_peer_weight: f64,
     /// Below this, no gossip is emitted to / accepted from the peer (§7.1 "drop"). Default −1.
     pub gossip_threshold: f64,
     /// Below this, we neither publish to the peer nor keep it in the mesh (§7.1 "prune").
@@ -103,6 +110,7 @@ impl Default for ScoringConfig {
             app_score_min: -10.0,
             app_score_max: 10.0,
             ip_colocation_factor_weight: 0.0,
+            slow_peer_weight: 0.0,
             retain_score: Duration::from_secs(60),
             gossip_threshold: -1.0,
             publish_threshold: -2.0,
@@ -116,6 +124,18 @@ impl Default for ScoringConfig {
 mod tests {
     use crate::config::NetworkConfig;
     use crate::error::NetError;
+
+    #[test]
+    fn a_positive_or_nan_slow_peer_weight_is_refused() {
+        for weight in [0.5, f64::NAN] {
+            let mut c = NetworkConfig::default();
+            c.scoring.slow_peer_weight = weight;
+            assert!(matches!(c.validate(), Err(NetError::Config(_))), "{weight}");
+        }
+        let mut c = NetworkConfig::default();
+        c.scoring.slow_peer_weight = -0.2;
+        assert!(c.validate().is_ok());
+    }
 
     #[test]
     fn bad_thresholds_are_refused() {
