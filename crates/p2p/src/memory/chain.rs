@@ -355,6 +355,58 @@ mod tests {
         assert_eq!(kept, vec![15, 16, 17, 18]);
     }
 
+    /// What `apply` records is what the equivocation checks read back through `ChainView`:
+    /// the commitment and its signer at its number, in its (slot, signer), and an EOP under
+    /// its window end; nothing at numbers, slots or windows never applied.
+    #[test]
+    fn applied_commitments_answer_the_chain_view() {
+        let mut state = ChainState::new(&P2pSdkConfig::default());
+        let signer = Address::repeat_byte(0x5e);
+        let commitment = |number: u64, eop: bool| {
+            let mut c = SignedCommitment::default();
+            c.commitment.preconf.block_number = U256::from(number);
+            c.commitment.preconf.timestamp = U256::from(1_000 + number);
+            c.commitment.preconf.submission_window_end = U256::from(100 + number);
+            c.commitment.preconf.eop = eop;
+            c
+        };
+        let accepted = |number: u64| AcceptedCommitment {
+            signer,
+            block_number: number,
+            slot: 40 + number,
+            timestamp: 1_000 + number,
+        };
+        let (first, last) = (commitment(1, false), commitment(2, true));
+        state.apply(&first, &accepted(1));
+        state.apply(&last, &accepted(2));
+
+        assert_eq!(state.accepted_at(1), Some((first.clone(), signer)));
+        assert_eq!(state.accepted_at(2), Some((last.clone(), signer)));
+        assert_eq!(state.accepted_at(3), None);
+        assert_eq!(state.accepted_in_slot(41, signer), Some(first));
+        assert_eq!(state.accepted_in_slot(42, signer), Some(last.clone()));
+        assert_eq!(state.accepted_in_slot(42, Address::ZERO), None);
+        // Only the EOP commitment closes its window.
+        assert_eq!(state.eop_for_window(U256::from(102)), Some(last.clone()));
+        assert_eq!(state.eop_for_window(U256::from(101)), None);
+        // The last one applied is the head.
+        assert_eq!(
+            state.head(),
+            LocalHead {
+                block_number: 2,
+                preconfirmation_hash: Some(preconfirmation_hash(last.preconf())),
+                timestamp: Some(1_002),
+            }
+        );
+        assert_eq!(
+            state.preconf_head(),
+            PreconfHead {
+                block_number: U256::from(2),
+                submission_window_end: U256::from(102),
+            }
+        );
+    }
+
     #[test]
     fn awaited_tx_lists_forget_the_lowest_block_when_full() {
         let mut awaited = AwaitedTxLists::new(3);
@@ -380,6 +432,31 @@ mod tests {
         assert_eq!(awaited.live().len(), awaited.by_hash.len(), "indexes agree");
         let left: Vec<_> = awaited.live().iter().map(|(n, _)| *n).collect();
         assert_eq!(left, vec![13, 15]);
+    }
+
+    /// Lists that arrive leave stale entries behind; the ring keeps them (no removal shifts
+    /// it) until they make it longer than twice the cap, then holds only the live entries.
+    #[test]
+    fn awaited_tx_lists_compact_past_twice_the_cap() {
+        let cap = 3;
+        let mut awaited = AwaitedTxLists::new(cap);
+        // Each list awaited then received: the map stays empty, the ring grows by one.
+        for n in 1..=2 * cap as u64 {
+            let hash = B256::repeat_byte(n as u8);
+            awaited.insert(hash, n);
+            assert_eq!(awaited.remove(&hash), Some(n));
+            assert_eq!(
+                awaited.by_number.len(),
+                n as usize,
+                "{n} stale entries kept"
+            );
+        }
+        assert!(awaited.live().is_empty());
+        // One more entry makes it 2 * cap + 1: compacted to the one live entry.
+        let last = B256::repeat_byte(0x77);
+        awaited.insert(last, 7);
+        assert_eq!(awaited.by_number, VecDeque::from([(7, last)]));
+        assert_eq!(awaited.live(), vec![(7, last)]);
     }
 
     /// The ring with its stale entries answers like a map plus a sorted set (the structure
