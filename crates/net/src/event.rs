@@ -178,6 +178,10 @@ pub struct PeerSnapshot {
     /// SSZ bytes of the responses we sent it (all protocols) since its current connection
     /// opened: what it took of our egress, e.g. for a serving node's MiB/s out.
     pub served_bytes: u64,
+    /// Gossip messages we dropped for it since its current connection opened, because its
+    /// send queue stayed full (it reads slower than we send). Counted, not scored
+    /// (`scoring.slow_peer_weight`).
+    pub gossip_dropped: u64,
     /// The chains it serves, from the `/taiko/<chain id>/…` protocols it listed to identify
     /// ([`crate::chains::chain_ids`]); empty until identify has answered (or when it lists
     /// no protocol of this network). A peer whose list lacks our chain is on another one.

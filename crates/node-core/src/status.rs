@@ -201,6 +201,9 @@ pub struct PeerStatus {
     pub ping_rtt_ms: Option<f64>,
     /// Response bytes served to it on its current connection(s).
     pub served_bytes: u64,
+    /// Gossip messages dropped for it because its send queue stayed full (a slow reader);
+    /// counted, not scored.
+    pub gossip_dropped: u64,
     /// The chains its identify protocols name; empty until identified.
     pub chain_ids: Vec<u64>,
 }
@@ -430,6 +433,7 @@ pub(crate) async fn status_json(context: &NodeContext) -> Result<NodeStatus, Nod
             profile: if p.extended { "extended" } else { "strict" },
             ping_rtt_ms: p.ping_rtt.map(|d| d.as_secs_f64() * 1e3),
             served_bytes: p.served_bytes,
+            gossip_dropped: p.gossip_dropped,
             chain_ids: p.chain_ids,
         })
         .collect();

@@ -332,6 +332,7 @@ impl P2pSdk {
                 extended: p.extended,
                 ping_rtt: p.ping_rtt,
                 served_bytes: p.served_bytes,
+                gossip_dropped: p.gossip_dropped,
             })
             .collect())
     }

@@ -169,6 +169,9 @@ pub struct PeerInfo {
     pub ping_rtt: Option<Duration>,
     /// SSZ bytes of the responses this node served it on its current connection(s).
     pub served_bytes: u64,
+    /// Gossip messages dropped for it on its current connection(s) because its send queue
+    /// stayed full (it reads slower than this node sends); counted, not scored.
+    pub gossip_dropped: u64,
 }
 
 /// A snapshot of the SDK for `/status` pages and tests.

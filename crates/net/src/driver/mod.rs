@@ -84,6 +84,8 @@ struct Connected {
     ping_unsupported: bool,
     /// SSZ bytes of the responses we sent it on its current connection(s).
     served_bytes: u64,
+    /// Gossip messages dropped for it because its send queue stayed full.
+    gossip_dropped: u64,
     /// The chains its identify protocols name ([`crate::chains::chain_ids`]).
     chain_ids: Vec<u64>,
 }
@@ -373,6 +375,7 @@ impl Driver {
                         ping_rtt: c.ping_rtt,
                         ping_unsupported: c.ping_unsupported,
                         served_bytes: c.served_bytes,
+                        gossip_dropped: c.gossip_dropped,
                         extended: self.pacer.profile(peer) == PeerProfile::Extended,
                         chain_ids: c.chain_ids.clone(),
                     })

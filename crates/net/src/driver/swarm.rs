@@ -54,6 +54,7 @@ impl Driver {
                         ping_rtt: None,
                         ping_unsupported: false,
                         served_bytes: 0,
+                        gossip_dropped: 0,
                         chain_ids: Vec::new(),
                     },
                 );
@@ -183,13 +184,30 @@ impl Driver {
     }
 
     fn on_gossip(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
-            propagation_source,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
+        let (propagation_source, message_id, message) = match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => (propagation_source, message_id, message),
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                // Messages that found the peer's send queue full, or waited in it too long:
+                // counted on its snapshot, never scored (§7.1 names no such penalty).
+                let dropped = failed_messages
+                    .priority
+                    .saturating_add(failed_messages.non_priority)
+                    as u64;
+                debug!(peer = %peer_id, dropped, "gossip dropped for a slow peer");
+                if let Some(c) = self.connected.get_mut(&peer_id) {
+                    c.gossip_dropped = c.gossip_dropped.saturating_add(dropped);
+                }
+                return;
+            }
+            // Subscriptions and the rest: gossipsub keeps them; nothing to do here.
+            _ => return,
         };
         let Some(kind) = self.topics.kind(&message.topic) else {
             self.ignore_gossip(&message_id, &propagation_source);
