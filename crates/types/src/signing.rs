@@ -37,18 +37,18 @@ pub fn signing_hash(domain: &B256, commitment: &PreconfCommitment) -> B256 {
     const SLASHER: usize = PREFIX + PRECONFIRMATION_SSZ_LEN;
     let mut preimage = [0u8; BYTES32_LEN + PRECONF_COMMITMENT_SSZ_LEN];
     preimage[..PREFIX].copy_from_slice(domain.as_slice());
-    let mut preconf = [0u8; PRECONFIRMATION_SSZ_LEN];
-    write_preconf_ssz(&commitment.preconf, &mut preconf);
-    preimage[PREFIX..SLASHER].copy_from_slice(&preconf);
+    write_preconf_ssz(&commitment.preconf, &mut preimage[PREFIX..SLASHER]);
     preimage[SLASHER..].copy_from_slice(commitment.slasher_address.as_slice());
     keccak256(preimage)
 }
 
-/// Writes `SSZ(preconf)` into `out`: the fixed-size container's fields in order, as the
-/// derived SSZ encoder lays them out (a bool as one byte, a `uint256` as 32 little-endian
+/// Writes `SSZ(preconf)` into `out`, which is [`PRECONFIRMATION_SSZ_LEN`] bytes long (a
+/// fixed-size buffer, or the slice of the signing preimage it fills): the fixed-size
+/// container's fields in order, as the derived SSZ encoder lays them out (a bool as one byte, a `uint256` as 32 little-endian
 /// bytes, addresses and hashes as they are). Both hashes of every gossiped commitment are
 /// taken over it: on the stack, with no heap buffer and no encoder per field.
-fn write_preconf_ssz(preconf: &Preconfirmation, out: &mut [u8; PRECONFIRMATION_SSZ_LEN]) {
+fn write_preconf_ssz(preconf: &Preconfirmation, out: &mut [u8]) {
+    debug_assert_eq!(out.len(), PRECONFIRMATION_SSZ_LEN);
     let mut at = 0;
     let mut put = |bytes: &[u8]| {
         out[at..at + bytes.len()].copy_from_slice(bytes);
