@@ -16,7 +16,7 @@ use preconf_node_core::logging::LogFormat;
 use tracing::warn;
 
 use super::hops::DELIVERY_LOG_TARGET;
-use super::netns::{data_ip, mgmt_ip, Network, NETNS_DIR};
+use super::netns::{data_ip, mgmt_ip, Network};
 use crate::error::ToolError;
 
 /// libp2p TCP and discv5 UDP port of every node (each node has its own address): the
@@ -140,8 +140,7 @@ impl Fleet {
         // signal set *after* dropping root (a uid change clears it) and then a check that its
         // parent is still this testbed: a testbed killed while it starts a node cannot leave
         // that node running (`ip netns exec` + `setpriv` left a window where it could).
-        let netns_path = Path::new(NETNS_DIR).join(network.node(index));
-        let netns = File::open(&netns_path).map_err(|e| ToolError::io(&netns_path, e))?;
+        let netns = network.open_node(index)?;
         let testbed_pid = std::process::id() as i32;
         let mut command = Command::new(exe);
         command.arg("run").arg("--config").arg(&config_path);
@@ -207,8 +206,9 @@ impl Drop for Fleet {
 }
 
 /// The config of node `index`: defaults, with its data dir, its addresses, the static
-/// rotating schedule, `bootnodes` and JSON logs that name where each gossip message came from. With `listen_any` the p2p addresses stay the defaults
-/// (`0.0.0.0`/`::`, port [`P2P_PORT`], no ENR address): the node finds its own.
+/// rotating schedule, `bootnodes` and JSON logs that name where each gossip message came
+/// from. With `listen_any` the p2p addresses stay the defaults (`0.0.0.0`/`::`, port
+/// [`P2P_PORT`], no ENR address): the node finds its own.
 pub fn node_config(
     data_dir: PathBuf,
     index: usize,

@@ -41,8 +41,7 @@ use crate::error::ToolError;
 pub const NAMESPACE_PREFIX: &str = "pctb";
 
 /// Where iproute2 keeps named network namespaces.
-/// Where `ip netns` keeps its named network namespaces.
-pub const NETNS_DIR: &str = "/run/netns";
+const NETNS_DIR: &str = "/run/netns";
 
 /// Most nodes: one /24 per network, minus the controller's address.
 pub const MAX_NODES: usize = 64;
@@ -217,10 +216,14 @@ impl Network {
     /// Moves the calling thread (only it) into the switch namespace, where the management
     /// network reaches every node. Threads it spawns afterwards start there too.
     pub fn enter_switch(&self) -> Result<(), ToolError> {
-        let path = Path::new(NETNS_DIR).join(self.switch());
-        let file = File::open(&path).map_err(|e| ToolError::io(&path, e))?;
+        let file = open_namespace(&self.switch())?;
         setns(&file, CloneFlags::CLONE_NEWNET)
-            .map_err(|e| ToolError::Testbed(format!("setns into {}: {e}", path.display())))
+            .map_err(|e| ToolError::Testbed(format!("setns into {}: {e}", self.switch())))
+    }
+
+    /// Node `index`'s namespace, opened: a process `setns`es into it.
+    pub fn open_node(&self, index: usize) -> Result<File, ToolError> {
+        open_namespace(&self.node(index))
     }
 
     /// Kills whatever still runs in the namespaces and deletes them. Idempotent.
@@ -246,6 +249,12 @@ impl Drop for Network {
     fn drop(&mut self) {
         self.remove();
     }
+}
+
+/// The named network namespace `name`, opened.
+fn open_namespace(name: &str) -> Result<File, ToolError> {
+    let path = Path::new(NETNS_DIR).join(name);
+    File::open(&path).map_err(|e| ToolError::io(&path, e))
 }
 
 /// Shapes the egress of `dev` in `ns` to `mbit` with a token bucket filter: bucket of 10 ms at
